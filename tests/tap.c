@@ -1,0 +1,54 @@
+#include "tests/tap.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static int n_run, n_failed;
+
+static bool vok(bool cond, const char *fmt, va_list ap)
+{
+	n_run++;
+	if (!cond)
+		n_failed++;
+	printf("%sok %d - ", cond ? "" : "not ", n_run);
+	vprintf(fmt, ap);
+	printf("\n");
+	fflush(stdout);
+	return cond;
+}
+
+bool ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	bool r = vok(cond, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+bool ok_int(long long got, long long want, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	bool r = vok(got == want, fmt, ap);
+	va_end(ap);
+	if (!r)
+		printf("# got %lld, want %lld\n", got, want);
+	return r;
+}
+
+void diag(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("# ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+int tap_done(void)
+{
+	printf("1..%d\n", n_run);
+	return n_failed ? 1 : 0;
+}

@@ -1,0 +1,16 @@
+/* tests/tap.h: a minimal TAP producer for the unit tests.
+ * ok(cond, fmt...) prints "ok N - msg" or "not ok N - msg"; tap_done() prints the
+ * plan and returns the exit status (non-zero if any test failed). */
+#ifndef BK_TESTS_TAP_H
+#define BK_TESTS_TAP_H
+
+#include <stdbool.h>
+
+bool ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define is_int(got, want, ...) ok_int((long long)(got), (long long)(want), __VA_ARGS__)
+bool ok_int(long long got, long long want, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int tap_done(void);
+
+#endif

@@ -1,0 +1,68 @@
+/* Unit tests for store/codec: varint and string round trips, caps and
+ * truncation detection. */
+#include <errno.h>
+#include <string.h>
+
+#include "store/codec.h"
+#include "store/error.h"
+#include "tests/tap.h"
+
+int main(void)
+{
+	BkEnc e;
+	bk_enc_init(&e, 1 << 20);
+	const uint64_t vals[] = { 0, 1, 127, 128, 300, 1ull << 35, UINT64_MAX };
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		bk_enc_varint(&e, vals[i]);
+	bk_enc_svarint(&e, -5);
+	bk_enc_svarint(&e, INT64_MIN);
+	bk_enc_cstr(&e, "hello");
+	bk_enc_u32(&e, 0xdeadbeef);
+	is_int(bk_enc_finish(&e), 0, "encoder ok");
+
+	BkDec d;
+	bk_dec_init(&d, e.buf, e.len);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		ok(bk_dec_varint(&d) == vals[i], "varint %zu round trips", i);
+	is_int(bk_dec_svarint(&d), -5, "svarint -5");
+	ok(bk_dec_svarint(&d) == INT64_MIN, "svarint min");
+	size_t n;
+	const uint8_t *s = bk_dec_str(&d, 100, &n);
+	ok(s && n == 5 && memcmp(s, "hello", 5) == 0, "string round trips");
+	ok(bk_dec_u32(&d) == 0xdeadbeef, "u32 round trips");
+	ok(bk_dec_done(&d), "all consumed");
+
+	/* every truncation is detected */
+	bool all = true;
+	for (size_t cut = 0; cut < e.len; cut++) {
+		bk_dec_init(&d, e.buf, cut);
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+			bk_dec_varint(&d);
+		bk_dec_svarint(&d);
+		bk_dec_svarint(&d);
+		bk_dec_str(&d, 100, &n);
+		bk_dec_u32(&d);
+		if (bk_dec_error(&d) != BK_E_CORRUPT)
+			all = false;
+	}
+	ok(all, "every truncation fails with BK_E_CORRUPT");
+
+	/* string over its cap */
+	bk_dec_init(&d, e.buf, e.len);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]) + 2; i++)
+		bk_dec_varint(&d);
+	ok(bk_dec_str(&d, 4, &n) == NULL && bk_dec_error(&d) == BK_E_CORRUPT, "string cap enforced");
+
+	/* over-long varint */
+	const uint8_t bad[11] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01 };
+	bk_dec_init(&d, bad, sizeof(bad));
+	bk_dec_varint(&d);
+	ok(bk_dec_error(&d) == BK_E_CORRUPT, "11-byte varint rejected");
+
+	bk_enc_release(&e);
+	bk_enc_init(&e, 8);
+	bk_enc_bytes(&e, "123456789", 9);
+	is_int(bk_enc_finish(&e), -E2BIG, "encoder cap enforced");
+	bk_enc_release(&e);
+	return tap_done();
+}
