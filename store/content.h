@@ -6,14 +6,23 @@
  * size below it. A file's root node is kept inline in its tree entry; it has at
  * most BK_CONTENT_MAX_REFS refs. Node boundaries are content-defined (a node ends
  * after a ref whose id's first two bytes, read little-endian, are 0 mod
- * BK_CONTENT_AVG_REFS, or at BK_CONTENT_MAX_REFS), so an insertion rewrites only a
- * few nodes. Reading at any offset costs one blob fetch per level: O(log n).
+ * BK_CONTENT_AVG_REFS, provided the node already holds at least
+ * BK_CONTENT_MIN_REFS refs; or at BK_CONTENT_MAX_REFS), so an insertion rewrites
+ * only a few nodes. The minimum guarantees a fan-out of at least
+ * BK_CONTENT_MIN_REFS even when every id is a boundary (a long run of one
+ * repeated chunk, such as zero pages, has one id), so the depth stays within
+ * BK_CONTENT_MAX_LEVEL. Reading at any offset costs one blob fetch per level:
+ * O(log n). Boundaries are the builder's policy only: decoders do not check them.
  *
  * Content-list blob format (version 1):
  *   u8 version=1, u8 level, varint count (1..BK_CONTENT_MAX_REFS),
  *   count x { id[32], varint size (> 0) }
+ * The same encoding holds a root inline in a tree entry, where count 0 (at level
+ * 0 only) stands for an empty stream; such a node is never stored as a blob.
  * Decoders reject: unknown version (BK_E_VERSION), level > BK_CONTENT_MAX_LEVEL,
  * count out of range, zero size, sum overflowing 2^63, trailing bytes (BK_E_CORRUPT).
+ * bk_content_node_decode() does not see the end of its input (it may be inline in
+ * a tree): callers decoding a whole blob check bk_dec_done() for trailing bytes.
  *
  * Memory: the builder holds at most BK_CONTENT_MAX_REFS refs per level, so it is
  * bounded whatever the stream size. Thread-safety: objects are single-threaded.
@@ -28,6 +37,7 @@
 
 #define BK_CONTENT_MAX_REFS 1024u
 #define BK_CONTENT_AVG_REFS 256u
+#define BK_CONTENT_MIN_REFS 64u
 #define BK_CONTENT_MAX_LEVEL 8u
 
 typedef struct {

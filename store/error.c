@@ -32,6 +32,21 @@ int bk_errorf_code(int code, const char *fmt, ...)
 	return code;
 }
 
+int bk_error_wrap(int code, const char *fmt, ...)
+{
+	char old[sizeof(detail)], prefix[512];
+	memcpy(old, detail, sizeof(old));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	if (old[0])
+		snprintf(detail, sizeof(detail), "%s: %s", prefix, old);
+	else
+		snprintf(detail, sizeof(detail), "%s: %s", prefix, bk_strerror(code));
+	return code;
+}
+
 const char *bk_error_detail(void) { return detail; }
 
 void bk_error_clear(void) { detail[0] = '\0'; }

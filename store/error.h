@@ -32,6 +32,10 @@ int bk_errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Same, but appends ": <strerror(code)>" to the message. */
 int bk_errorf_code(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Prefixes the current detail with more context: "<fmt...>: <old detail>"
+ * (or just the prefix if there was none). Returns code. */
+int bk_error_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The last detail recorded on this thread, or "" if none. Borrowed: valid until
  * the next bk_errorf*() or bk_error_clear() on this thread. */
 const char *bk_error_detail(void);

@@ -16,7 +16,10 @@
  *   }
  * Decoders reject unknown versions (BK_E_VERSION), unsorted or duplicate names,
  * bad names, unknown types, a file whose content size differs from its size, and
- * trailing bytes (BK_E_CORRUPT). A tree blob is at most BK_TREE_MAX_BYTES.
+ * trailing bytes (BK_E_CORRUPT); also mode bits beyond 07777, uid/gid beyond 32
+ * bits, size >= 2^63 (an off_t), and an empty symlink target or one holding NUL.
+ * A tree blob is at most BK_TREE_MAX_BYTES. Fields that do not belong to an
+ * entry's type (rdev, link, subtree, content) are neither encoded nor decoded.
  *
  * Ownership: a decoded BkTree is one owned object (names, targets and content refs
  * included), freed by bk_tree_free(). Thread-safety: none needed (pure).
@@ -65,13 +68,15 @@ typedef struct {
 BkTree *bk_tree_new(void); /* empty tree, or NULL on ENOMEM */
 void bk_tree_free(BkTree *t); /* frees everything; accepts NULL */
 /* Appends an entry, taking ownership of e->name, e->link and e->content.refs
- * (even on failure). Order does not matter: bk_tree_encode sorts. */
+ * (even on failure; those fields of *e are cleared). Order does not matter:
+ * bk_tree_encode sorts. */
 int bk_tree_add(BkTree *t, BkTreeEntry *e);
 /* Sorts entries, rejects duplicates/bad names (BK_E_USAGE naming the entry), and
  * encodes into e. */
 int bk_tree_encode(BkTree *t, BkEnc *e);
 int bk_tree_decode(const uint8_t *p, size_t n, BkTree **ret);
-/* Binary search by name; NULL if absent. Borrowed from t. */
+/* Binary search by name; NULL if absent. Borrowed from t. t must be sorted: a
+ * decoded tree, or one encoded since its last bk_tree_add. */
 const BkTreeEntry *bk_tree_find(const BkTree *t, const char *name);
 
 #endif

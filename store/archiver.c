@@ -1,0 +1,368 @@
+#include "store/archiver.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/tree.h"
+#include "store/util.h"
+
+struct BkChunkStream {
+	BkRepo *repo;
+	BkWriter *writer;
+	BkContentBuilder *builder;
+	uint8_t *buf;
+	size_t cap, start, end; /* window buf[start..end) begins at a chunk boundary */
+	uint64_t size;
+};
+
+int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
+{
+	BkChunkStream *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->repo = r;
+	s->writer = w;
+	s->cap = BK_MAX((size_t)4 << 20, 4 * r->cdc.max);
+	s->buf = malloc(s->cap);
+	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
+	if (e < 0) {
+		bk_chunk_stream_free(s);
+		return e;
+	}
+	*ret = s;
+	return 0;
+}
+
+void bk_chunk_stream_free(BkChunkStream *s)
+{
+	if (!s)
+		return;
+	bk_content_builder_free(s->builder);
+	free(s->buf);
+	free(s);
+}
+
+/* Cuts every chunk the window holds (all of it at eof). */
+static int cut(BkChunkStream *s, bool eof)
+{
+	for (;;) {
+		size_t n = bk_fastcdc_next(&s->repo->cdc, s->buf + s->start, s->end - s->start, eof);
+		if (n == 0)
+			break;
+		uint8_t id[32];
+		int e = bk_writer_put(s->writer, BK_BLOB_DATA, s->buf + s->start, n, id);
+		if (e < 0)
+			return e;
+		if ((e = bk_content_builder_add(s->builder, id, n)) < 0)
+			return e;
+		s->start += n;
+		s->size += n;
+	}
+	if (s->start > 0 && (s->start == s->end || s->end == s->cap)) {
+		memmove(s->buf, s->buf + s->start, s->end - s->start);
+		s->end -= s->start;
+		s->start = 0;
+	}
+	return 0;
+}
+
+int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		size_t n = BK_MIN(len, s->cap - s->end);
+		memcpy(s->buf + s->end, p, n);
+		s->end += n;
+		p += n;
+		len -= n;
+		int e = cut(s, false);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, void *ud,
+			    uint64_t base, uint64_t total)
+{
+	uint64_t done = 0, last = 0;
+	for (;;) {
+		ssize_t n = read(fd, s->buf + s->end, s->cap - s->end);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bk_errorf_code(-errno, "read");
+		}
+		if (n == 0)
+			return 0;
+		s->end += (size_t)n;
+		done += (uint64_t)n;
+		int e = cut(s, false);
+		if (e < 0)
+			return e;
+		if (progress && done - last >= (4u << 20)) {
+			progress(ud, base + done, total);
+			last = done;
+		}
+	}
+}
+
+int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *ret_size)
+{
+	int e = cut(s, true);
+	if (e == 0)
+		e = bk_content_builder_finish(s->builder, ret_root);
+	bk_content_builder_free(s->builder);
+	s->builder = NULL;
+	if (e == 0) {
+		*ret_size = s->size;
+		e = bk_content_builder_new(bk_writer_put, s->writer, &s->builder);
+	}
+	s->start = s->end = 0;
+	s->size = 0;
+	return e;
+}
+
+int bk_archive_commit(BkRepo *r, BkWriter *w, const BkArchiveOpts *o, const uint8_t root[32],
+		      uint64_t logical_bytes, uint64_t files, uint64_t started_us,
+		      uint8_t ret_id[32])
+{
+	int e = bk_writer_flush(w);
+	if (e < 0)
+		return e;
+	BkSnapshot s = {
+		.time_us = bk_now_us(),
+		.host = (char *)(o->host ? o->host : ""),
+		.name = (char *)o->name,
+		.kind = (char *)(o->kind ? o->kind : "files"),
+		.ntags = o->ntags,
+		.tags = (char **)o->tags,
+		.logical_bytes = logical_bytes,
+		.new_bytes = bk_writer_stats(w)->stored_bytes,
+		.files = files,
+		.duration_us = bk_mono_us() - started_us,
+		.has_parent = o->parent != NULL,
+		.nmeta = o->nmeta,
+		.meta = (BkKv *)o->meta,
+	};
+	memcpy(s.root, root, 32);
+	if (o->parent)
+		memcpy(s.parent, o->parent, 32);
+	BkEnc enc;
+	bk_enc_init(&enc, BK_RECORD_MAX);
+	e = bk_snapshot_encode(&s, &enc);
+	if (e == 0)
+		e = bk_enc_finish(&enc);
+	if (e == 0)
+		e = bk_repo_put_record(r, "snapshots", BK_BLOB_SNAPSHOT, enc.buf, enc.len, ret_id);
+	bk_enc_release(&enc);
+	return e;
+}
+
+/* ---- files and directories ---- */
+
+typedef struct {
+	BkRepo *repo;
+	BkWriter *writer;
+	BkChunkStream *stream;
+	const BkArchiveOpts *o;
+	uint64_t bytes, files;
+	char path[PATH_MAX];
+} Walk;
+
+/* Encodes and stores one directory; what names it in errors. */
+static int put_tree(BkWriter *writer, BkTree *t, const char *what, uint8_t ret_id[32])
+{
+	BkEnc enc;
+	bk_enc_init(&enc, BK_TREE_MAX_BYTES);
+	int e = bk_tree_encode(t, &enc);
+	if (e == 0)
+		e = bk_enc_finish(&enc);
+	if (e == -E2BIG)
+		e = bk_errorf(-E2BIG, "%s: directory too large for one tree", what);
+	else if (e < 0)
+		e = bk_error_wrap(e, "%s", what);
+	if (e == 0)
+		e = bk_writer_put(writer, BK_BLOB_TREE, enc.buf, enc.len, ret_id);
+	bk_enc_release(&enc);
+	return e;
+}
+
+static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_name, BkTree *parent);
+
+static int walk_dir(Walk *w, int fd, uint8_t ret_id[32])
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return bk_errorf_code(-errno, "open directory %s", w->path);
+	}
+	BkTree *t = bk_tree_new();
+	int e = t ? 0 : -ENOMEM;
+	struct dirent *de;
+	size_t plen = strlen(w->path);
+	while (e == 0) {
+		errno = 0;
+		if (!(de = readdir(d))) {
+			if (errno)
+				e = bk_errorf_code(-errno, "read directory %s", w->path);
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (plen + 1 + strlen(de->d_name) >= sizeof(w->path)) {
+			e = bk_errorf(-ENAMETOOLONG, "%s/%s: path too long", w->path, de->d_name);
+			break;
+		}
+		snprintf(w->path + plen, sizeof(w->path) - plen, "/%s", de->d_name);
+		e = walk_entry(w, dirfd(d), de->d_name, de->d_name, t);
+		w->path[plen] = '\0';
+	}
+	if (e == 0)
+		e = put_tree(w->writer, t, w->path, ret_id);
+	bk_tree_free(t);
+	closedir(d);
+	return e;
+}
+
+static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_name, BkTree *parent)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return bk_errorf_code(-errno, "stat %s", w->path);
+	BkTreeEntry e = {
+		.mode = st.st_mode & 07777,
+		.uid = st.st_uid,
+		.gid = st.st_gid,
+		.mtime_sec = st.st_mtim.tv_sec,
+		.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec,
+	};
+	int r = 0;
+	if (S_ISREG(st.st_mode)) {
+		e.type = BK_NODE_FILE;
+		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		if (fd < 0 && errno == EPERM)
+			fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return bk_errorf_code(-errno, "open %s", w->path);
+		r = bk_chunk_stream_read_fd(w->stream, fd, w->o->progress, w->o->progress_ud, w->bytes, 0);
+		close(fd);
+		if (r < 0)
+			return bk_error_wrap(r, "%s", w->path);
+		if ((r = bk_chunk_stream_finish(w->stream, &e.content, &e.size)) < 0)
+			return r;
+		w->bytes += e.size;
+		w->files++;
+	} else if (S_ISDIR(st.st_mode)) {
+		e.type = BK_NODE_DIR;
+		int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return bk_errorf_code(-errno, "open directory %s", w->path);
+		if ((r = walk_dir(w, fd, e.subtree)) < 0)
+			return r;
+	} else if (S_ISLNK(st.st_mode)) {
+		e.type = BK_NODE_SYMLINK;
+		char target[PATH_MAX];
+		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return bk_errorf_code(-errno, "readlink %s", w->path);
+		target[n] = '\0';
+		if (!(e.link = strdup(target)))
+			return -ENOMEM;
+		e.size = (uint64_t)n;
+	} else {
+		e.type = S_ISFIFO(st.st_mode)  ? BK_NODE_FIFO
+			 : S_ISCHR(st.st_mode) ? BK_NODE_CHR
+			 : S_ISBLK(st.st_mode) ? BK_NODE_BLK
+					       : BK_NODE_SOCK;
+		e.rdev = st.st_rdev;
+	}
+	if (!(e.name = strdup(entry_name))) {
+		free(e.link);
+		bk_content_node_release(&e.content);
+		return -ENOMEM;
+	}
+	return bk_tree_add(parent, &e);
+}
+
+int bk_archive_paths(BkRepo *r, const char *const *paths, size_t n, const BkArchiveOpts *o,
+		     uint8_t ret_id[32])
+{
+	uint64_t started = bk_mono_us();
+	Walk w = { .repo = r, .o = o };
+	BkTree *root = bk_tree_new();
+	int e = root ? bk_writer_new(r, &w.writer) : -ENOMEM;
+	if (e == 0)
+		e = bk_chunk_stream_new(r, w.writer, &w.stream);
+	for (size_t i = 0; e == 0 && i < n; i++) {
+		size_t len = strlen(paths[i]);
+		while (len > 1 && paths[i][len - 1] == '/')
+			len--;
+		if (len >= sizeof(w.path)) {
+			e = bk_errorf(-ENAMETOOLONG, "path too long: %s", paths[i]);
+			break;
+		}
+		memcpy(w.path, paths[i], len);
+		w.path[len] = '\0';
+		const char *base = strrchr(w.path, '/');
+		base = base && base[1] ? base + 1 : w.path;
+		if (!strcmp(base, "/") || !strcmp(base, ".") || !strcmp(base, ".."))
+			base = "root";
+		e = walk_entry(&w, AT_FDCWD, w.path, base, root);
+	}
+	uint8_t root_id[32];
+	if (e == 0)
+		e = put_tree(w.writer, root, "the paths given", root_id);
+	if (e == 0)
+		e = bk_archive_commit(r, w.writer, o, root_id, w.bytes, w.files, started, ret_id);
+	bk_tree_free(root);
+	bk_chunk_stream_free(w.stream);
+	bk_writer_free(w.writer);
+	return e;
+}
+
+int bk_archive_fd(BkRepo *r, int fd, const char *filename, const BkArchiveOpts *o,
+		  uint8_t ret_id[32])
+{
+	uint64_t started = bk_mono_us();
+	BkWriter *writer = NULL;
+	BkChunkStream *stream = NULL;
+	BkTree *root = bk_tree_new();
+	int e = root ? bk_writer_new(r, &writer) : -ENOMEM;
+	if (e == 0)
+		e = bk_chunk_stream_new(r, writer, &stream);
+	if (e == 0)
+		e = bk_chunk_stream_read_fd(stream, fd, o->progress, o->progress_ud, 0, 0);
+	BkTreeEntry ent = {
+		.type = BK_NODE_FILE,
+		.mode = 0600,
+		.uid = (uint32_t)getuid(),
+		.gid = (uint32_t)getgid(),
+		.mtime_sec = bk_now_us() / 1000000,
+	};
+	if (e == 0)
+		e = bk_chunk_stream_finish(stream, &ent.content, &ent.size);
+	if (e == 0) {
+		ent.name = strdup(filename);
+		e = ent.name ? bk_tree_add(root, &ent) : -ENOMEM;
+	}
+	uint8_t root_id[32];
+	if (e == 0)
+		e = put_tree(writer, root, filename, root_id);
+	if (e == 0)
+		e = bk_archive_commit(r, writer, o, root_id, ent.size, 1, started, ret_id);
+	bk_tree_free(root);
+	bk_chunk_stream_free(stream);
+	bk_writer_free(writer);
+	return e;
+}

@@ -1,0 +1,67 @@
+/* store/archiver.h: turning input into snapshots (reader -> chunker -> writer).
+ *
+ * BkChunkStream is the push interface every reader uses (files, stdin, tar
+ * streams from BASE_BACKUP, WAL): bytes go in, in reads of any size; content-
+ * defined chunks go out to the writer; finish() returns the content root. Cut
+ * points depend only on the bytes (store/fastcdc.h), memory is bounded by one
+ * window (a few max-size chunks) plus the content builder.
+ *
+ * bk_archive_paths() backs up files and directories: each PATH becomes an entry
+ * of the snapshot's root tree named by its last component (two PATHs with the
+ * same last component are refused). bk_archive_fd() backs up one stream (stdin)
+ * as a root tree holding one file. Both write the snapshot record last, after
+ * every pack is durable and indexed (invariant 1).
+ *
+ * Thread-safety: one archive per thread; several processes may archive at once.
+ */
+#ifndef BK_STORE_ARCHIVER_H
+#define BK_STORE_ARCHIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/content.h"
+#include "store/repo.h"
+#include "store/snapshot.h"
+#include "store/writer.h"
+
+typedef void (*BkProgressFn)(void *ud, uint64_t done, uint64_t total /* 0 = unknown */);
+
+typedef struct {
+	const char *name;         /* snapshot name, required */
+	const char *kind;         /* "files", "stdin", ... */
+	const char *host;
+	const char *const *tags;
+	size_t ntags;
+	const BkKv *meta;
+	size_t nmeta;
+	const uint8_t *parent;    /* id of the previous snapshot of this name, or NULL */
+	BkProgressFn progress;
+	void *progress_ud;
+} BkArchiveOpts;
+
+typedef struct BkChunkStream BkChunkStream;
+
+/* The writer is borrowed for the stream's life. */
+int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret);
+void bk_chunk_stream_free(BkChunkStream *s); /* accepts NULL */
+int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len);
+/* Reads fd to its end through the stream; *ret_bytes gets the bytes read. */
+int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, void *ud,
+			    uint64_t base, uint64_t total);
+/* Cuts the last chunk and returns the content root (owned by the caller) and
+ * total size. The stream is then reset for the next file. */
+int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *ret_size);
+
+/* Writes a snapshot record for root tree `root` after flushing w; fills stats
+ * from w. *ret_snap (optional) receives the record, owned by the caller. */
+int bk_archive_commit(BkRepo *r, BkWriter *w, const BkArchiveOpts *o, const uint8_t root[32],
+		      uint64_t logical_bytes, uint64_t files, uint64_t started_us,
+		      uint8_t ret_id[32]);
+
+int bk_archive_paths(BkRepo *r, const char *const *paths, size_t n, const BkArchiveOpts *o,
+		     uint8_t ret_id[32]);
+int bk_archive_fd(BkRepo *r, int fd, const char *filename, const BkArchiveOpts *o,
+		  uint8_t ret_id[32]);
+
+#endif

@@ -1,0 +1,190 @@
+/* The local-directory backend: see store/backend.h. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/backend.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/util.h"
+
+typedef struct {
+	BkBackend base;
+	char *root;
+} Local;
+
+static int full_path(Local *l, const char *name, char out[PATH_MAX])
+{
+	if (snprintf(out, PATH_MAX, "%s/%s", l->root, name) >= PATH_MAX)
+		return bk_errorf(-ENAMETOOLONG, "object name too long: %s", name);
+	return 0;
+}
+
+static int ensure_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = (size_t)(slash - path);
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	struct stat st;
+	if (stat(dir, &st) == 0)
+		return 0;
+	int r = bk_mkdir_p(dir, 0770);
+	if (r < 0)
+		return r;
+	return bk_fsync_parent(dir);
+}
+
+static int local_put(BkBackend *b, const char *name, const void *data, size_t len, bool create_only)
+{
+	Local *l = (Local *)b;
+	char path[PATH_MAX];
+	int r = full_path(l, name, path);
+	if (r == 0)
+		r = ensure_parent(path);
+	if (r == 0)
+		r = bk_write_atomic(path, data, len, 0660, create_only);
+	return r;
+}
+
+static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool create_only)
+{
+	Local *l = (Local *)b;
+	char path[PATH_MAX];
+	int r = full_path(l, name, path);
+	if (r == 0)
+		r = ensure_parent(path);
+	if (r == 0)
+		r = bk_commit_file(tmp, path, create_only);
+	return r;
+}
+
+static int local_get(BkBackend *b, const char *name, uint64_t off, size_t len, void *buf,
+		     size_t *ret_n)
+{
+	Local *l = (Local *)b;
+	char path[PATH_MAX];
+	int r = full_path(l, name, path);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
+	r = bk_pread_all(fd, buf, len, off, ret_n);
+	close(fd);
+	if (r < 0)
+		return bk_errorf_code(r, "read %s", path);
+	return 0;
+}
+
+static int local_size(BkBackend *b, const char *name, uint64_t *ret_size)
+{
+	Local *l = (Local *)b;
+	char path[PATH_MAX];
+	int r = full_path(l, name, path);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "stat %s", path);
+	*ret_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* Recursive listing; skips in-progress temp files (names containing ".tmp"). */
+static int list_dir(Local *l, const char *rel, BkListFn cb, void *ud)
+{
+	char path[PATH_MAX];
+	int r = full_path(l, rel, path);
+	if (r < 0)
+		return r;
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "list %s", path);
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp"))
+			continue;
+		char child[PATH_MAX];
+		if (snprintf(child, sizeof(child), "%s/%s", rel, de->d_name) >= (int)sizeof(child)) {
+			r = bk_errorf(-ENAMETOOLONG, "name too long under %s", rel);
+			break;
+		}
+		char cpath[PATH_MAX];
+		if ((r = full_path(l, child, cpath)) < 0)
+			break;
+		struct stat st;
+		if (lstat(cpath, &st) < 0) {
+			if (errno == ENOENT)
+				continue; /* removed meanwhile */
+			r = bk_errorf_code(-errno, "stat %s", cpath);
+			break;
+		}
+		if (S_ISDIR(st.st_mode))
+			r = list_dir(l, child, cb, ud);
+		else if (S_ISREG(st.st_mode))
+			r = cb(ud, child, (uint64_t)st.st_size);
+		if (r < 0)
+			break;
+		errno = 0;
+	}
+	if (r == 0 && errno != 0)
+		r = bk_errorf_code(-errno, "list %s", path);
+	closedir(d);
+	return r;
+}
+
+static int local_list(BkBackend *b, const char *prefix, BkListFn cb, void *ud)
+{
+	return list_dir((Local *)b, prefix, cb, ud);
+}
+
+static int local_remove(BkBackend *b, const char *name)
+{
+	Local *l = (Local *)b;
+	char path[PATH_MAX];
+	int r = full_path(l, name, path);
+	if (r < 0)
+		return r;
+	if (unlink(path) < 0)
+		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "remove %s", path);
+	return bk_fsync_parent(path);
+}
+
+static void local_free(BkBackend *b)
+{
+	Local *l = (Local *)b;
+	free(l->root);
+	free(l);
+}
+
+static const BkBackendOps local_ops = {
+	.kind = "local",
+	.put = local_put,
+	.put_file = local_put_file,
+	.get = local_get,
+	.size = local_size,
+	.list = local_list,
+	.remove = local_remove,
+	.free = local_free,
+};
+
+int bk_backend_local_new(const char *root, BkBackend **ret)
+{
+	Local *l = calloc(1, sizeof(*l));
+	if (!l || !(l->root = strdup(root))) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->base.ops = &local_ops;
+	*ret = &l->base;
+	return 0;
+}

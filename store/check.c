@@ -1,0 +1,274 @@
+#include "store/check.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/content.h"
+#include "store/error.h"
+#include "store/idset.h"
+#include "store/pack.h"
+#include "store/restorer.h"
+#include "store/util.h"
+
+typedef struct {
+	BkRepo *r;
+	bool read_data;
+	BkReportFn cb;
+	void *ud;
+	int problems;
+	uint64_t packs, blobs;
+} Check;
+
+static void report(Check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(Check *c, const char *fmt, ...)
+{
+	char line[1400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	c->problems++;
+	if (c->cb)
+		c->cb(c->ud, line);
+}
+
+static int check_slot(void *ud, const char *slot, BkSecretKind kind, int64_t created, int status)
+{
+	(void)kind;
+	(void)created;
+	if (status < 0)
+		report(ud, "key slot %s: %s", slot, bk_error_detail());
+	return 0;
+}
+
+/* Hashes a whole pack and compares with its name. */
+static int hash_pack(Check *c, const char *name, const uint8_t id[32], uint64_t size)
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	uint8_t *buf = malloc(1 << 20);
+	if (!buf)
+		return -ENOMEM;
+	int e = 0;
+	for (uint64_t off = 0; off < size;) {
+		size_t n, want = (size_t)BK_MIN((uint64_t)(1 << 20), size - off);
+		if ((e = bk_backend_get(c->r->be, name, off, want, buf, &n)) < 0)
+			break;
+		if (n != want) {
+			e = bk_errorf(BK_E_CORRUPT, "short read");
+			break;
+		}
+		crypto_generichash_update(&st, buf, n);
+		off += n;
+	}
+	free(buf);
+	if (e < 0)
+		return e;
+	uint8_t sum[32];
+	crypto_generichash_final(&st, sum, 32);
+	if (memcmp(sum, id, 32) != 0)
+		report(c, "pack %s: contents do not match its name (damaged)", name);
+	return 0;
+}
+
+static int check_pack(void *ud, const char *name, uint64_t size)
+{
+	Check *c = ud;
+	uint8_t id[32];
+	if (bk_pack_name_parse(name, id) < 0) {
+		report(c, "%s: not a pack name", name);
+		return 0;
+	}
+	c->packs++;
+	if (c->read_data) {
+		int e = hash_pack(c, name, id, size);
+		if (e < 0 && e != BK_E_CORRUPT)
+			return e;
+	}
+	BkPackEntry *ents;
+	size_t n;
+	BkSealer *s = bk_repo_sealer(c->r);
+	int e = s ? bk_pack_read_trailer(c->r->be, name, size, s, c->r->keys, &ents, &n) : -ENOMEM;
+	if (e < 0) {
+		if (e == -ENOMEM || e == -EIO)
+			return e;
+		report(c, "%s", bk_error_detail());
+		return 0;
+	}
+	uint64_t isize;
+	uint32_t icount;
+	e = bk_index_get_pack(c->r->index, id, &isize, &icount);
+	if (e == -ENOENT)
+		report(c, "pack %s is not in the index (run 'bunker repair index')", name);
+	else if (e == 0 && (isize != size || icount != n))
+		report(c, "pack %s: index says %llu bytes and %u blobs, pack has %llu and %zu", name,
+		       (unsigned long long)isize, icount, (unsigned long long)size, n);
+	for (size_t i = 0; i < n; i++) {
+		c->blobs++;
+		BkBlobLoc loc;
+		if (bk_index_get(c->r->index, ents[i].id, &loc) == -ENOENT)
+			report(c, "pack %s offset %u: blob %s is not in the index", name, ents[i].offset,
+			       bk_id_hex(ents[i].id).s);
+		if (!c->read_data)
+			continue;
+		uint8_t *sealed = malloc(ents[i].sealed_len), *plain = NULL;
+		size_t got, plen;
+		if (!sealed) {
+			free(ents);
+			return -ENOMEM;
+		}
+		e = bk_backend_get(c->r->be, name, ents[i].offset, ents[i].sealed_len, sealed, &got);
+		if (e == 0 && got == ents[i].sealed_len)
+			e = bk_open(s, c->r->keys, ents[i].type, ents[i].id, sealed, got, ents[i].plain_len,
+				    &plain, &plen);
+		else if (e == 0)
+			e = bk_errorf(BK_E_CORRUPT, "truncated");
+		if (e < 0)
+			report(c, "pack %s offset %u: %s", name, ents[i].offset, bk_error_detail());
+		free(plain);
+		free(sealed);
+	}
+	free(ents);
+	return 0;
+}
+
+static int check_index_pack(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count)
+{
+	(void)count;
+	Check *c = ud;
+	char name[80];
+	bk_pack_name(pack, name);
+	uint64_t real;
+	int e = bk_backend_size(c->r->be, name, &real);
+	if (e == -ENOENT)
+		report(c, "index lists pack %s, which is missing", name);
+	else if (e < 0)
+		return e;
+	else if (real != size)
+		report(c, "pack %s: %llu bytes, index says %llu", name, (unsigned long long)real,
+		       (unsigned long long)size);
+	return 0;
+}
+
+/* Trees already verified, so shared subtrees are walked once. */
+typedef struct {
+	Check *c;
+	BkIdSet seen;
+	const char *snap;
+} Walk;
+
+static int check_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	(void)size;
+	Walk *w = ud;
+	BkBlobLoc loc;
+	int e = bk_index_get(w->c->r->index, id, &loc);
+	if (e == -ENOENT)
+		report(w->c, "snapshot %s: data blob %s at offset %llu is missing", w->snap,
+		       bk_id_hex(id).s, (unsigned long long)offset);
+	else if (e < 0)
+		return e;
+	return 0;
+}
+
+static int walk_tree(Walk *w, const uint8_t id[32])
+{
+	int added = bk_idset_add(&w->seen, id);
+	if (added <= 0)
+		return added;
+	BkTree *t;
+	int e = bk_tree_load(w->c->r, id, &t);
+	if (e < 0) {
+		report(w->c, "snapshot %s: %s", w->snap, bk_error_detail());
+		return e == -ENOMEM ? e : 0;
+	}
+	for (size_t i = 0; e == 0 && i < t->count; i++) {
+		const BkTreeEntry *ent = &t->entries[i];
+		if (ent->type == BK_NODE_DIR) {
+			e = walk_tree(w, ent->subtree);
+		} else if (ent->type == BK_NODE_FILE) {
+			e = bk_content_walk(&ent->content, bk_repo_read_blob, w->c->r, check_chunk, w);
+			if (e < 0 && e != -ENOMEM) {
+				report(w->c, "snapshot %s: file %s: %s", w->snap, ent->name, bk_error_detail());
+				e = 0;
+			}
+		}
+	}
+	bk_tree_free(t);
+	return e;
+}
+
+static int check_snapshot(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	Walk *w = ud;
+	uint8_t id[32];
+	const char *slash = strrchr(name, '/');
+	if (!slash || bk_unhex(id, 32, slash + 1) < 0) {
+		report(w->c, "%s: not a snapshot name", name);
+		return 0;
+	}
+	BkSnapshot *s;
+	int e = bk_snapshot_load(w->c->r, id, &s);
+	if (e < 0) {
+		report(w->c, "%s", bk_error_detail());
+		return e == -ENOMEM ? e : 0;
+	}
+	w->snap = name + 10;
+	e = walk_tree(w, s->root);
+	bk_snapshot_free(s);
+	return e;
+}
+
+int bk_check(BkRepo *r, bool read_data, BkReportFn cb, void *ud)
+{
+	Check c = { .r = r, .read_data = read_data, .cb = cb, .ud = ud };
+	int e = bk_repo_key_list(r, check_slot, &c);
+	if (e == 0)
+		e = bk_backend_list(r->be, "data", check_pack, &c);
+	if (e == 0)
+		e = bk_index_foreach_pack(r->index, check_index_pack, &c);
+	Walk w = { .c = &c };
+	if (e == 0)
+		e = bk_backend_list(r->be, "snapshots", check_snapshot, &w);
+	bk_idset_release(&w.seen);
+	return e < 0 ? e : c.problems;
+}
+
+static int repair_pack(void *ud, const char *name, uint64_t size)
+{
+	Check *c = ud;
+	uint8_t id[32];
+	if (bk_pack_name_parse(name, id) < 0)
+		return 0;
+	BkPackEntry *ents;
+	size_t n;
+	BkSealer *s = bk_repo_sealer(c->r);
+	int e = s ? bk_pack_read_trailer(c->r->be, name, size, s, c->r->keys, &ents, &n) : -ENOMEM;
+	if (e < 0) {
+		if (e == -ENOMEM)
+			return e;
+		report(c, "%s (skipped)", bk_error_detail());
+		return 0;
+	}
+	e = bk_index_add_pack(c->r->index, id, size, ents, n);
+	free(ents);
+	c->packs++;
+	c->blobs += n;
+	return e;
+}
+
+int bk_repair_index(BkRepo *r, BkReportFn cb, void *ud, uint64_t *ret_packs, uint64_t *ret_blobs)
+{
+	Check c = { .r = r, .cb = cb, .ud = ud };
+	int e = bk_index_clear(r->index);
+	if (e == 0)
+		e = bk_backend_list(r->be, "data", repair_pack, &c);
+	*ret_packs = c.packs;
+	*ret_blobs = c.blobs;
+	return e < 0 ? e : c.problems;
+}

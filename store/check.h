@@ -1,0 +1,26 @@
+/* store/check.h: verifying a repository, and rebuilding its index.
+ *
+ * bk_check() reports every problem it finds through cb (one line each, naming
+ * the object: pack and offset, snapshot, key slot) and returns how many it found
+ * (>= 0), or < 0 if it could not run at all. It checks: key slots' checksums;
+ * every pack's footer and authenticated trailer against the index, and the index
+ * against the packs on disk; every snapshot record; every tree, content list and
+ * data blob a snapshot references is indexed. With read_data it also hashes every
+ * pack (its name is its BLAKE2b-256) and opens every blob (authentication and id).
+ *
+ * bk_repair_index() drops the index and rebuilds it from the packs' trailers
+ * (invariant 3); unreadable packs are reported through cb and skipped.
+ */
+#ifndef BK_STORE_CHECK_H
+#define BK_STORE_CHECK_H
+
+#include <stdbool.h>
+
+#include "store/repo.h"
+
+typedef void (*BkReportFn)(void *ud, const char *problem);
+
+int bk_check(BkRepo *r, bool read_data, BkReportFn cb, void *ud);
+int bk_repair_index(BkRepo *r, BkReportFn cb, void *ud, uint64_t *ret_packs, uint64_t *ret_blobs);
+
+#endif

@@ -1,0 +1,198 @@
+#include "store/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/error.h"
+#include "store/util.h"
+
+int bk_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "open directory %s", path);
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return bk_errorf_code(r, "fsync directory %s", path);
+	return 0;
+}
+
+int bk_fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return bk_fsync_dir(".");
+	size_t n = (size_t)(slash - path);
+	if (n == 0)
+		return bk_fsync_dir("/");
+	if (n >= sizeof(dir))
+		return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return bk_fsync_dir(dir);
+}
+
+int bk_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(buf))
+		return bk_errorf(-ENAMETOOLONG, "bad directory path %s", path);
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return bk_errorf_code(-errno, "mkdir %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return bk_errorf_code(-errno, "mkdir %s", buf);
+	return 0;
+}
+
+int bk_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bk_pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *ret_n)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*ret_n = done;
+	return 0;
+}
+
+int bk_read_full(int fd, void *buf, size_t len, size_t *ret_n)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, (uint8_t *)buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*ret_n = done;
+	return 0;
+}
+
+int bk_commit_file(const char *tmp, const char *path, bool create_only)
+{
+	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "open %s", tmp);
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return bk_errorf_code(r, "fsync %s", tmp);
+	if (create_only) {
+		/* link() fails with EEXIST instead of replacing: no-replace rename */
+		if (link(tmp, path) < 0)
+			return errno == EEXIST ? -EEXIST : bk_errorf_code(-errno, "link %s", path);
+		unlink(tmp);
+	} else if (rename(tmp, path) < 0) {
+		return bk_errorf_code(-errno, "rename %s to %s", tmp, path);
+	}
+	return bk_fsync_parent(path);
+}
+
+int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool create_only)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+		return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "create %s", tmp);
+	int r = fchmod(fd, mode) < 0 ? -errno : 0;
+	if (r == 0)
+		r = bk_write_all(fd, data, len);
+	if (r < 0) {
+		bk_errorf_code(r, "write %s", tmp);
+	}
+	if (close(fd) < 0 && r == 0)
+		r = bk_errorf_code(-errno, "close %s", tmp);
+	if (r == 0)
+		r = bk_commit_file(tmp, path, create_only);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+		close(fd);
+		return bk_errorf_code(r, "stat %s", path);
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return bk_errorf(-EFBIG, "%s: larger than %zu bytes", path, max);
+	}
+	size_t want = (size_t)st.st_size;
+	uint8_t *buf = malloc(want + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t n;
+	int r = bk_read_full(fd, buf, want, &n);
+	close(fd);
+	if (r < 0) {
+		free(buf);
+		return bk_errorf_code(r, "read %s", path);
+	}
+	buf[n] = '\0';
+	*ret = buf;
+	*ret_len = n;
+	return 0;
+}
+
+char *bk_path_join(const char *a, const char *b)
+{
+	char *r;
+	if (asprintf(&r, "%s/%s", a, b) < 0)
+		return NULL;
+	return r;
+}

@@ -1,0 +1,48 @@
+/* store/fs.h: durable local file operations. Every local write in bunker goes
+ * through here, so durability rules live in one place (PITFALLS.md):
+ * write a temp file, fsync it, rename it into place, fsync the directory. A failed
+ * fsync fails the operation (it is never retried and trusted). Nothing is renamed
+ * into place on an error path.
+ *
+ * Errors: -errno with a detail naming the path. Thread-safety: stateless.
+ */
+#ifndef BK_STORE_FS_H
+#define BK_STORE_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* fsyncs the directory at path. */
+int bk_fsync_dir(const char *path);
+
+/* fsyncs the directory that contains path. */
+int bk_fsync_parent(const char *path);
+
+/* Creates dir and missing parents with mode; existing directories are fine. */
+int bk_mkdir_p(const char *path, mode_t mode);
+
+/* Writes data to path atomically and durably (temp file in the same directory,
+ * fsync, rename or no-replace link, fsync directory). With create_only, an
+ * existing path is left untouched and -EEXIST returned. */
+int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool create_only);
+
+/* Moves a complete, closed temp file into place durably (fsync file, rename,
+ * fsync directory). With create_only, -EEXIST if path exists (tmp is kept). */
+int bk_commit_file(const char *tmp, const char *path, bool create_only);
+
+/* Reads a whole file of at most max bytes into a malloc'd buffer (owned by the
+ * caller; NUL-terminated one past *ret_len for convenience). -EFBIG past max. */
+int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
+
+/* write()/pwrite() every byte, retrying on EINTR and short writes. */
+int bk_write_all(int fd, const void *buf, size_t len);
+int bk_pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *ret_n);
+/* read() until len bytes or end of file; *ret_n < len only at end of file. */
+int bk_read_full(int fd, void *buf, size_t len, size_t *ret_n);
+
+/* A path joined from parts with '/', malloc'd (owned by the caller), or NULL. */
+char *bk_path_join(const char *a, const char *b);
+
+#endif

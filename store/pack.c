@@ -1,0 +1,276 @@
+#include "store/pack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/codec.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/util.h"
+
+static const uint8_t header_magic[BK_PACK_HEADER_LEN] = { 'B', 'K', 'P', 'A', 'C', 'K', 0, 1 };
+static const char footer_magic[8] = { 'B', 'K', 'P', 'K', 'E', 'N', 'D', '1' };
+#define TRAILER_VERSION 1
+
+struct BkPackWriter {
+	char *tmp_dir, *tmp_path;
+	int fd;
+	uint64_t size;
+	BkPackEntry *entries;
+	size_t count, cap;
+	crypto_generichash_state hash;
+	int finished;
+};
+
+int bk_pack_writer_new(const char *tmp_dir, BkPackWriter **ret)
+{
+	BkPackWriter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->fd = -1;
+	w->tmp_dir = strdup(tmp_dir);
+	if (!w->tmp_dir) {
+		free(w);
+		return -ENOMEM;
+	}
+	*ret = w;
+	return 0;
+}
+
+void bk_pack_writer_free(BkPackWriter *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp_path && !w->finished)
+		unlink(w->tmp_path);
+	free(w->tmp_path);
+	free(w->tmp_dir);
+	free(w->entries);
+	free(w);
+}
+
+static int emit(BkPackWriter *w, const void *p, size_t n)
+{
+	int r = bk_write_all(w->fd, p, n);
+	if (r < 0)
+		return bk_errorf_code(r, "write pack %s", w->tmp_path);
+	crypto_generichash_update(&w->hash, p, n);
+	w->size += n;
+	return 0;
+}
+
+static int start(BkPackWriter *w)
+{
+	if (asprintf(&w->tmp_path, "%s/pack.tmp.XXXXXX", w->tmp_dir) < 0) {
+		w->tmp_path = NULL;
+		return -ENOMEM;
+	}
+	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+	if (w->fd < 0) {
+		int r = bk_errorf_code(-errno, "create %s", w->tmp_path);
+		free(w->tmp_path);
+		w->tmp_path = NULL;
+		return r;
+	}
+	fchmod(w->fd, 0660);
+	crypto_generichash_init(&w->hash, NULL, 0, 32);
+	return emit(w, header_magic, sizeof(header_magic));
+}
+
+int bk_pack_writer_add(BkPackWriter *w, BkBlobType type, const uint8_t id[32],
+		       const uint8_t *sealed, size_t sealed_len, size_t plain_len)
+{
+	int r;
+	if (w->finished)
+		return -EINVAL;
+	if (w->fd < 0 && (r = start(w)) < 0)
+		return r;
+	if (w->count == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 256;
+		BkPackEntry *e = realloc(w->entries, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		w->entries = e;
+		w->cap = cap;
+	}
+	BkPackEntry *e = &w->entries[w->count];
+	e->type = (uint8_t)type;
+	memcpy(e->id, id, 32);
+	e->offset = (uint32_t)w->size;
+	e->sealed_len = (uint32_t)sealed_len;
+	e->plain_len = (uint32_t)plain_len;
+	if ((r = emit(w, sealed, sealed_len)) < 0)
+		return r;
+	w->count++;
+	return 0;
+}
+
+uint64_t bk_pack_writer_size(const BkPackWriter *w) { return w->size; }
+size_t bk_pack_writer_count(const BkPackWriter *w) { return w->count; }
+const BkPackEntry *bk_pack_writer_entries(const BkPackWriter *w) { return w->entries; }
+
+int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t ret_pack_id[32],
+			  char **ret_tmp_path)
+{
+	if (w->count == 0 || w->finished)
+		return -EINVAL;
+	BkEnc e;
+	bk_enc_init(&e, (size_t)BK_PACK_MAX_ENTRIES * 64);
+	bk_enc_u8(&e, TRAILER_VERSION);
+	bk_enc_varint(&e, w->count);
+	for (size_t i = 0; i < w->count; i++) {
+		bk_enc_u8(&e, w->entries[i].type);
+		bk_enc_bytes(&e, w->entries[i].id, 32);
+		bk_enc_varint(&e, w->entries[i].offset);
+		bk_enc_varint(&e, w->entries[i].sealed_len);
+		bk_enc_varint(&e, w->entries[i].plain_len);
+	}
+	int r = bk_enc_finish(&e);
+	uint8_t *sealed = NULL;
+	if (r == 0 && !(sealed = malloc(bk_seal_bound(e.len))))
+		r = -ENOMEM;
+	if (r == 0) {
+		uint8_t tid[32], footer[BK_PACK_FOOTER_LEN];
+		size_t slen;
+		bk_blob_id(k, e.buf, e.len, tid);
+		bk_seal(s, k, BK_BLOB_TRAILER, tid, e.buf, e.len, sealed, &slen);
+		bk_put_le32(footer, (uint32_t)slen);
+		memcpy(footer + 4, tid, 32);
+		memcpy(footer + 36, footer_magic, 8);
+		if ((r = emit(w, sealed, slen)) == 0)
+			r = emit(w, footer, sizeof(footer));
+	}
+	free(sealed);
+	bk_enc_release(&e);
+	if (r < 0)
+		return r;
+	if (close(w->fd) < 0) {
+		w->fd = -1;
+		return bk_errorf_code(-errno, "close %s", w->tmp_path);
+	}
+	w->fd = -1;
+	crypto_generichash_final(&w->hash, ret_pack_id, 32);
+	char *path = strdup(w->tmp_path);
+	if (!path)
+		return -ENOMEM;
+	w->finished = 1;
+	*ret_tmp_path = path;
+	return 0;
+}
+
+void bk_pack_name(const uint8_t pack_id[32], char out[80])
+{
+	BkIdHex h = bk_id_hex(pack_id);
+	snprintf(out, 80, "data/%.2s/%s", h.s, h.s);
+}
+
+int bk_pack_name_parse(const char *name, uint8_t ret_id[32])
+{
+	if (strncmp(name, "data/", 5) != 0 || strlen(name) != 5 + 3 + BK_ID_HEX_LEN ||
+	    name[7] != '/' || strncmp(name + 5, name + 8, 2) != 0)
+		return -EINVAL;
+	return bk_unhex(ret_id, 32, name + 8);
+}
+
+int bk_pack_trailer_decode(const uint8_t *p, size_t len, uint64_t pack_size, BkPackEntry **ret,
+			   size_t *ret_n)
+{
+	BkDec d;
+	bk_dec_init(&d, p, len);
+	uint8_t version = bk_dec_u8(&d);
+	if (!bk_dec_error(&d) && version != TRAILER_VERSION)
+		return bk_errorf(BK_E_VERSION, "pack trailer version %u unknown", version);
+	uint64_t n = bk_dec_varint(&d);
+	/* each entry takes at least 36 bytes: bound the allocation by the input */
+	if (bk_dec_error(&d) || n == 0 || n > BK_PACK_MAX_ENTRIES || n > len / 36)
+		return bk_errorf(BK_E_CORRUPT, "pack trailer: bad entry count");
+	BkPackEntry *e = calloc((size_t)n, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	uint64_t end = BK_PACK_HEADER_LEN;
+	uint64_t limit = pack_size >= BK_PACK_FOOTER_LEN ? pack_size - BK_PACK_FOOTER_LEN : 0;
+	for (size_t i = 0; i < n; i++) {
+		e[i].type = bk_dec_u8(&d);
+		const uint8_t *id = bk_dec_bytes(&d, 32);
+		uint64_t off = bk_dec_varint(&d), sl = bk_dec_varint(&d), pl = bk_dec_varint(&d);
+		if (bk_dec_error(&d))
+			break;
+		if (e[i].type < BK_BLOB_DATA || e[i].type > BK_BLOB_WAL || e[i].type == BK_BLOB_TRAILER ||
+		    off < end || sl < BK_SEAL_OVERHEAD || sl > limit || off > limit - sl ||
+		    pl > BK_PACK_MAX_BLOB) {
+			free(e);
+			return bk_errorf(BK_E_CORRUPT, "pack trailer: entry %zu out of bounds", i);
+		}
+		memcpy(e[i].id, id, 32);
+		e[i].offset = (uint32_t)off;
+		e[i].sealed_len = (uint32_t)sl;
+		e[i].plain_len = (uint32_t)pl;
+		end = off + sl;
+	}
+	if (!bk_dec_done(&d)) {
+		free(e);
+		return bk_errorf(BK_E_CORRUPT, "pack trailer: malformed");
+	}
+	*ret = e;
+	*ret_n = (size_t)n;
+	return 0;
+}
+
+int bk_pack_read_trailer(BkBackend *be, const char *name, uint64_t size, BkSealer *s,
+			 const BkKeys *k, BkPackEntry **ret, size_t *ret_n)
+{
+	uint8_t footer[BK_PACK_FOOTER_LEN], head[BK_PACK_HEADER_LEN];
+	size_t n;
+	if (size < BK_PACK_HEADER_LEN + BK_PACK_FOOTER_LEN || size > BK_PACK_MAX_SIZE)
+		return bk_errorf(BK_E_CORRUPT, "pack %s: impossible size %llu", name,
+				 (unsigned long long)size);
+	int r = bk_backend_get(be, name, 0, sizeof(head), head, &n);
+	if (r < 0)
+		return r;
+	if (n != sizeof(head) || memcmp(head, header_magic, 6) != 0)
+		return bk_errorf(BK_E_CORRUPT, "pack %s: bad header magic", name);
+	if (head[7] != 1)
+		return bk_errorf(BK_E_VERSION, "pack %s: version %u unknown", name, head[7]);
+	r = bk_backend_get(be, name, size - BK_PACK_FOOTER_LEN, sizeof(footer), footer, &n);
+	if (r < 0)
+		return r;
+	if (n != sizeof(footer) || memcmp(footer + 36, footer_magic, 8) != 0)
+		return bk_errorf(BK_E_CORRUPT, "pack %s: bad footer at offset %llu", name,
+				 (unsigned long long)(size - BK_PACK_FOOTER_LEN));
+	uint32_t tlen = bk_get_le32(footer);
+	if (tlen < BK_SEAL_OVERHEAD || tlen > size - BK_PACK_HEADER_LEN - BK_PACK_FOOTER_LEN)
+		return bk_errorf(BK_E_CORRUPT, "pack %s: bad trailer length", name);
+	uint64_t toff = size - BK_PACK_FOOTER_LEN - tlen;
+	uint8_t *sealed = malloc(tlen);
+	if (!sealed)
+		return -ENOMEM;
+	r = bk_backend_get(be, name, toff, tlen, sealed, &n);
+	if (r == 0 && n != tlen)
+		r = bk_errorf(BK_E_CORRUPT, "pack %s: short read of trailer", name);
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	if (r == 0) {
+		r = bk_open(s, k, BK_BLOB_TRAILER, footer + 4, sealed, tlen, (size_t)BK_PACK_MAX_ENTRIES * 64,
+			    &plain, &plen);
+		if (r < 0)
+			r = bk_error_wrap(r, "pack %s: trailer at offset %llu", name,
+					  (unsigned long long)toff);
+	}
+	free(sealed);
+	if (r == 0) {
+		r = bk_pack_trailer_decode(plain, plen, toff + BK_PACK_FOOTER_LEN, ret, ret_n);
+		if (r < 0)
+			r = bk_error_wrap(r, "pack %s", name);
+	}
+	free(plain);
+	return r;
+}

@@ -1,0 +1,410 @@
+#include "store/repo.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/util.h"
+
+#define CONFIG_MAX 4096
+
+void bk_repo_params_default(BkRepoParams *p)
+{
+	*p = (BkRepoParams){ .chunk_min = 16 << 10, .chunk_avg = 64 << 10, .chunk_max = 256 << 10,
+			     .zstd_level = 3 };
+}
+
+/* ---- config ---- */
+
+static int config_encode(const uint8_t id[BK_REPO_ID_LEN], const BkRepoParams *p, char *out,
+			 size_t cap)
+{
+	char idhex[2 * BK_REPO_ID_LEN + 1];
+	bk_hex(idhex, id, BK_REPO_ID_LEN);
+	int n = snprintf(out, cap,
+			 "bunker-repository %d\nid %s\nchunk-min %" PRIu32 "\nchunk-avg %" PRIu32
+			 "\nchunk-max %" PRIu32 "\ncompression zstd:%d\n",
+			 BK_REPO_VERSION, idhex, p->chunk_min, p->chunk_avg, p->chunk_max,
+			 p->zstd_level);
+	uint8_t sum[32];
+	crypto_generichash(sum, 32, (const uint8_t *)out, (size_t)n, NULL, 0);
+	return n + snprintf(out + n, cap - (size_t)n, "checksum %s\n", bk_id_hex(sum).s);
+}
+
+static int config_decode(const char *text, size_t len, uint8_t id[BK_REPO_ID_LEN], BkRepoParams *p)
+{
+	const char *sumline = strstr(text, "checksum ");
+	if (!sumline || strlen(text) != len)
+		return bk_errorf(BK_E_CORRUPT, "config: no checksum line");
+	uint8_t sum[32], want[32];
+	crypto_generichash(sum, 32, (const uint8_t *)text, (size_t)(sumline - text), NULL, 0);
+	char hex[65];
+	if (sscanf(sumline, "checksum %64s", hex) != 1 || bk_unhex(want, 32, hex) < 0 ||
+	    sodium_memcmp(sum, want, 32) != 0)
+		return bk_errorf(BK_E_CORRUPT, "config: checksum mismatch");
+	int version;
+	char idhex[64];
+	int level;
+	if (sscanf(text, "bunker-repository %d\n", &version) != 1)
+		return bk_errorf(BK_E_CORRUPT, "config: not a bunker repository");
+	if (version != BK_REPO_VERSION)
+		return bk_errorf(BK_E_VERSION, "config: repository format %d unknown (this build knows %d)",
+				 version, BK_REPO_VERSION);
+	if (sscanf(text,
+		   "bunker-repository %*d\nid %33s\nchunk-min %" SCNu32 "\nchunk-avg %" SCNu32
+		   "\nchunk-max %" SCNu32 "\ncompression zstd:%d\n",
+		   idhex, &p->chunk_min, &p->chunk_avg, &p->chunk_max, &level) != 5 ||
+	    bk_unhex(id, BK_REPO_ID_LEN, idhex) < 0 || level < 0 || level > 19)
+		return bk_errorf(BK_E_CORRUPT, "config: malformed");
+	p->zstd_level = level;
+	return 0;
+}
+
+/* ---- thread-local sealer ---- */
+
+static pthread_key_t sealer_key;
+static pthread_once_t sealer_once = PTHREAD_ONCE_INIT;
+
+static void sealer_destroy(void *p) { bk_sealer_free(p); }
+static void sealer_key_init(void) { pthread_key_create(&sealer_key, sealer_destroy); }
+
+BkSealer *bk_repo_sealer(BkRepo *r)
+{
+	pthread_once(&sealer_once, sealer_key_init);
+	BkSealer *s = pthread_getspecific(sealer_key);
+	if (!s && bk_sealer_new(r->params.zstd_level, &s) == 0)
+		pthread_setspecific(sealer_key, s);
+	return s;
+}
+
+/* ---- open / create ---- */
+
+static int repo_alloc(const char *path, BkRepo **ret)
+{
+	BkRepo *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->path = strdup(path);
+	r->tmp_dir = bk_path_join(path, "tmp");
+	if (!r->path || !r->tmp_dir) {
+		bk_repo_close(r);
+		return -ENOMEM;
+	}
+	int e = bk_backend_local_new(path, &r->be);
+	if (e < 0) {
+		bk_repo_close(r);
+		return e;
+	}
+	*ret = r;
+	return 0;
+}
+
+static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const uint8_t id[16])
+{
+	int e = bk_keys_new(master, id, &r->keys);
+	if (e < 0)
+		return e;
+	e = bk_fastcdc_init(&r->cdc, r->keys->chunker_seed, r->params.chunk_min, r->params.chunk_avg,
+			    r->params.chunk_max);
+	if (e < 0)
+		return bk_errorf(BK_E_CORRUPT, "config: invalid chunk sizes");
+	char *idx = bk_path_join(r->path, "index");
+	if (!idx)
+		return -ENOMEM;
+	e = bk_index_open(idx, &r->index);
+	free(idx);
+	if (e == 0)
+		e = bk_mkdir_p(r->tmp_dir, 0770);
+	return e;
+}
+
+int bk_repo_create(const char *path, const BkSecret *secret, const BkRepoParams *p, BkRepo **ret)
+{
+	BkFastCdc probe;
+	uint8_t zero[32] = { 0 };
+	if (bk_fastcdc_init(&probe, zero, p->chunk_min, p->chunk_avg, p->chunk_max) < 0)
+		return bk_errorf(BK_E_USAGE, "invalid chunk sizes %u/%u/%u", p->chunk_min, p->chunk_avg,
+				 p->chunk_max);
+	struct stat st;
+	char *cfg = bk_path_join(path, "config");
+	if (!cfg)
+		return -ENOMEM;
+	int exists = stat(cfg, &st) == 0;
+	free(cfg);
+	if (exists)
+		return bk_errorf(-EEXIST, "%s already holds a repository", path);
+	int e = bk_mkdir_p(path, 0770);
+	if (e < 0)
+		return e;
+
+	BkRepo *r;
+	if ((e = repo_alloc(path, &r)) < 0)
+		return e;
+	r->params = *p;
+	uint8_t id[BK_REPO_ID_LEN];
+	randombytes_buf(id, sizeof(id));
+	uint8_t *master = sodium_malloc(BK_KEY_LEN);
+	if (!master) {
+		bk_repo_close(r);
+		return -ENOMEM;
+	}
+	randombytes_buf(master, BK_KEY_LEN);
+	e = repo_finish_open(r, master, id);
+	sodium_free(master);
+	char slot[17];
+	if (e == 0)
+		e = bk_repo_key_add(r, secret, slot);
+	char text[CONFIG_MAX];
+	/* config last: a directory without it is not a repository yet */
+	if (e == 0) {
+		int n = config_encode(id, p, text, sizeof(text));
+		e = bk_backend_put(r->be, "config", text, (size_t)n, true);
+	}
+	if (e < 0) {
+		bk_repo_close(r);
+		return e;
+	}
+	*ret = r;
+	return 0;
+}
+
+typedef struct {
+	BkRepo *r;
+	const BkSecret *secret;
+	const uint8_t *id;
+	uint8_t *master;
+	int found, corrupt, intact;
+} SlotTry;
+
+static int try_slot(void *ud, const char *name, uint64_t size)
+{
+	SlotTry *t = ud;
+	if (t->found || size > 4096)
+		return 0;
+	uint8_t *buf;
+	size_t len;
+	int e = bk_backend_get_all(t->r->be, name, 4096, &buf, &len);
+	if (e < 0)
+		return e;
+	e = bk_keyslot_open(buf, len, t->secret, t->id, t->master);
+	free(buf);
+	if (e == 0)
+		t->found = 1;
+	else if (e == BK_E_CORRUPT || e == BK_E_VERSION)
+		t->corrupt++;
+	else if (e != BK_E_BADKEY)
+		return e;
+	return 0;
+}
+
+int bk_repo_open(const char *path, const BkSecret *secret, BkRepo **ret)
+{
+	BkRepo *r;
+	int e = repo_alloc(path, &r);
+	if (e < 0)
+		return e;
+	uint8_t *text;
+	size_t len;
+	e = bk_backend_get_all(r->be, "config", CONFIG_MAX, &text, &len);
+	if (e == -ENOENT)
+		e = bk_errorf(-ENOENT, "%s is not a bunker repository (no config)", path);
+	uint8_t id[BK_REPO_ID_LEN];
+	if (e == 0) {
+		e = config_decode((char *)text, len, id, &r->params);
+		free(text);
+	}
+	uint8_t *master = sodium_malloc(BK_KEY_LEN);
+	if (e == 0 && !master)
+		e = -ENOMEM;
+	if (e == 0) {
+		SlotTry t = { .r = r, .secret = secret, .id = id, .master = master };
+		e = bk_backend_list(r->be, "keys", try_slot, &t);
+		if (e == 0 && !t.found)
+			e = t.corrupt ? bk_errorf(BK_E_CORRUPT, "%s: %d damaged key slot(s) and no other slot opens with this %s",
+						  path, t.corrupt, secret->kind == BK_SECRET_KEYFILE ? "key file" : "passphrase")
+				      : bk_errorf(BK_E_BADKEY, "%s: wrong %s", path,
+						  secret->kind == BK_SECRET_KEYFILE ? "key file" : "passphrase");
+	}
+	if (e == 0)
+		e = repo_finish_open(r, master, id);
+	if (master)
+		sodium_free(master);
+	if (e < 0) {
+		bk_repo_close(r);
+		return e;
+	}
+	*ret = r;
+	return 0;
+}
+
+void bk_repo_close(BkRepo *r)
+{
+	if (!r)
+		return;
+	bk_index_close(r->index);
+	bk_backend_free(r->be);
+	bk_keys_free(r->keys);
+	free(r->tmp_dir);
+	free(r->path);
+	free(r);
+}
+
+/* ---- key slots ---- */
+
+int bk_repo_key_add(BkRepo *r, const BkSecret *secret, char ret_slot[17])
+{
+	uint8_t slot[BK_KEYSLOT_LEN], sid[8];
+	int e = bk_keyslot_create(secret, r->keys->master, r->keys->repo_id, slot);
+	if (e < 0)
+		return e;
+	randombytes_buf(sid, sizeof(sid));
+	bk_hex(ret_slot, sid, sizeof(sid));
+	char name[32];
+	snprintf(name, sizeof(name), "keys/%s", ret_slot);
+	return bk_backend_put(r->be, name, slot, sizeof(slot), true);
+}
+
+typedef struct {
+	BkRepo *r;
+	BkKeyFn cb;
+	void *ud;
+	int intact;
+	const char *skip;
+} KeyList;
+
+static int list_slot(void *ud, const char *name, uint64_t size)
+{
+	KeyList *l = ud;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int e = size > 4096 ? BK_E_CORRUPT : bk_backend_get_all(l->r->be, name, 4096, &buf, &len);
+	if (e < 0 && e != BK_E_CORRUPT)
+		return e;
+	if (e == 0)
+		e = bk_keyslot_verify(buf, len);
+	BkSecretKind kind = 0;
+	int64_t created = 0;
+	if (e == 0) {
+		bk_keyslot_info(buf, &kind, &created);
+		if (!l->skip || strcmp(name + 5, l->skip) != 0)
+			l->intact++;
+	}
+	free(buf);
+	return l->cb ? l->cb(l->ud, name + 5, kind, created, e) : 0;
+}
+
+int bk_repo_key_list(BkRepo *r, BkKeyFn cb, void *ud)
+{
+	KeyList l = { .r = r, .cb = cb, .ud = ud };
+	return bk_backend_list(r->be, "keys", list_slot, &l);
+}
+
+int bk_repo_key_remove(BkRepo *r, const char *slot)
+{
+	char name[64];
+	if (strlen(slot) != 16 || strspn(slot, "0123456789abcdef") != 16)
+		return bk_errorf(-ENOENT, "no key slot %s", slot);
+	snprintf(name, sizeof(name), "keys/%s", slot);
+	uint64_t size;
+	if (bk_backend_size(r->be, name, &size) == -ENOENT)
+		return bk_errorf(-ENOENT, "no key slot %s", slot);
+	KeyList l = { .r = r, .skip = slot };
+	int e = bk_backend_list(r->be, "keys", list_slot, &l);
+	if (e < 0)
+		return e;
+	if (l.intact == 0)
+		return bk_errorf(-EBUSY, "key slot %s is the last intact one: add another first", slot);
+	return bk_backend_remove(r->be, name);
+}
+
+/* ---- blobs and records ---- */
+
+int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t **ret,
+		      size_t *ret_len)
+{
+	BkRepo *r = repo;
+	BkBlobLoc loc;
+	int e = bk_index_get(r->index, id, &loc);
+	if (e == -ENOENT)
+		return bk_errorf(-ENOENT, "blob %s is not in the index", bk_id_hex(id).s);
+	if (e < 0)
+		return e;
+	char pname[80];
+	bk_pack_name(loc.pack, pname);
+	if (loc.type != type)
+		return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: type %u, expected %u",
+				 bk_id_hex(id).s, pname, loc.offset, loc.type, type);
+	uint8_t *sealed = malloc(loc.sealed_len);
+	if (!sealed)
+		return -ENOMEM;
+	size_t n;
+	e = bk_backend_get(r->be, pname, loc.offset, loc.sealed_len, sealed, &n);
+	if (e == -ENOENT)
+		e = bk_errorf(BK_E_CORRUPT, "pack %s is missing (blob %s)", pname, bk_id_hex(id).s);
+	else if (e == 0 && n != loc.sealed_len)
+		e = bk_errorf(BK_E_CORRUPT, "pack %s: truncated at offset %u", pname, loc.offset);
+	BkSealer *s = bk_repo_sealer(r);
+	if (e == 0 && !s)
+		e = -ENOMEM;
+	if (e == 0) {
+		e = bk_open(s, r->keys, type, id, sealed, n, loc.plain_len, ret, ret_len);
+		if (e < 0)
+			bk_error_wrap(e, "pack %s offset %u", pname, loc.offset);
+		else if (*ret_len != loc.plain_len) {
+			free(*ret);
+			e = bk_errorf(BK_E_CORRUPT, "pack %s offset %u: blob %s has the wrong length",
+				      pname, loc.offset, bk_id_hex(id).s);
+		}
+	}
+	free(sealed);
+	return e;
+}
+
+int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *plain,
+		       size_t len, uint8_t ret_id[32])
+{
+	BkSealer *s = bk_repo_sealer(r);
+	if (!s)
+		return -ENOMEM;
+	uint8_t id[32];
+	bk_blob_id(r->keys, plain, len, id);
+	uint8_t *sealed = malloc(bk_seal_bound(len));
+	if (!sealed)
+		return -ENOMEM;
+	size_t slen;
+	bk_seal(s, r->keys, type, id, plain, len, sealed, &slen);
+	char name[128];
+	snprintf(name, sizeof(name), "%s/%s", dir, bk_id_hex(id).s);
+	int e = bk_backend_put(r->be, name, sealed, slen, true);
+	free(sealed);
+	if (e == -EEXIST)
+		e = 0; /* same id = same plaintext: already stored */
+	if (e == 0)
+		memcpy(ret_id, id, 32);
+	return e;
+}
+
+int bk_repo_get_record(BkRepo *r, const char *dir, BkBlobType type, const uint8_t id[32],
+		       uint8_t **ret, size_t *ret_len)
+{
+	char name[128];
+	snprintf(name, sizeof(name), "%s/%s", dir, bk_id_hex(id).s);
+	uint8_t *sealed;
+	size_t slen;
+	int e = bk_backend_get_all(r->be, name, bk_seal_bound(BK_RECORD_MAX), &sealed, &slen);
+	if (e < 0)
+		return e;
+	BkSealer *s = bk_repo_sealer(r);
+	e = s ? bk_open(s, r->keys, type, id, sealed, slen, BK_RECORD_MAX, ret, ret_len) : -ENOMEM;
+	if (e < 0 && e != -ENOMEM)
+		bk_error_wrap(e, "record %s", name);
+	free(sealed);
+	return e;
+}

@@ -1,0 +1,386 @@
+#include "store/restorer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "store/content.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/util.h"
+
+int bk_snapshot_load(BkRepo *r, const uint8_t id[32], BkSnapshot **ret)
+{
+	uint8_t *plain;
+	size_t len;
+	int e = bk_repo_get_record(r, "snapshots", BK_BLOB_SNAPSHOT, id, &plain, &len);
+	if (e == -ENOENT)
+		return bk_errorf(-ENOENT, "no snapshot %s", bk_id_hex(id).s);
+	if (e < 0)
+		return e;
+	e = bk_snapshot_decode(plain, len, ret);
+	free(plain);
+	if (e < 0)
+		bk_error_wrap(e, "snapshot %s", bk_id_hex(id).s);
+	return e;
+}
+
+typedef struct {
+	BkRepo *r;
+	BkSnapshotFn cb;
+	void *ud;
+} ForEach;
+
+static int each_record(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	ForEach *f = ud;
+	uint8_t id[32];
+	const char *slash = strrchr(name, '/');
+	if (!slash || bk_unhex(id, 32, slash + 1) < 0)
+		return 0; /* not a record name: ignore */
+	BkSnapshot *s;
+	int e = bk_snapshot_load(f->r, id, &s);
+	if (e < 0)
+		return e;
+	return f->cb(f->ud, id, s);
+}
+
+int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud)
+{
+	ForEach f = { r, cb, ud };
+	return bk_backend_list(r->be, "snapshots", each_record, &f);
+}
+
+typedef struct {
+	const char *spec, *name;
+	bool latest;
+	int matches;
+	int64_t best_time;
+	uint8_t id[32];
+} Resolve;
+
+static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
+{
+	Resolve *rs = ud;
+	bool named = !rs->name || strcmp(s->name, rs->name) == 0;
+	if (named && rs->latest) {
+		if (!rs->matches || s->time_us > rs->best_time) {
+			rs->best_time = s->time_us;
+			memcpy(rs->id, id, 32);
+		}
+		rs->matches = 1;
+	} else if (named && strncmp(bk_id_hex(id).s, rs->spec, strlen(rs->spec)) == 0) {
+		rs->matches++;
+		memcpy(rs->id, id, 32);
+	}
+	bk_snapshot_free(s);
+	return 0;
+}
+
+int bk_snapshot_resolve(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32])
+{
+	Resolve rs = { .spec = spec, .name = name, .latest = strcmp(spec, "latest") == 0 };
+	if (!rs.latest) {
+		size_t n = strlen(spec);
+		if (n < 4 || n > BK_ID_HEX_LEN || strspn(spec, "0123456789abcdef") != n)
+			return bk_errorf(BK_E_USAGE, "'%s' is not a snapshot id, id prefix or 'latest'", spec);
+	}
+	int e = bk_snapshot_foreach(r, resolve_one, &rs);
+	if (e < 0)
+		return e;
+	if (rs.matches == 0)
+		return bk_errorf(-ENOENT, "no snapshot matches '%s'%s%s", spec, name ? " named " : "",
+				 name ? name : "");
+	if (rs.matches > 1)
+		return bk_errorf(BK_E_USAGE, "snapshot prefix '%s' is ambiguous", spec);
+	memcpy(ret_id, rs.id, 32);
+	return 0;
+}
+
+int bk_tree_load(BkRepo *r, const uint8_t id[32], BkTree **ret)
+{
+	uint8_t *plain;
+	size_t len;
+	int e = bk_repo_read_blob(r, BK_BLOB_TREE, id, &plain, &len);
+	if (e < 0)
+		return e;
+	e = bk_tree_decode(plain, len, ret);
+	free(plain);
+	if (e < 0)
+		bk_error_wrap(e, "tree %s", bk_id_hex(id).s);
+	return e;
+}
+
+int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree **ret_tree,
+		   const BkTreeEntry **ret_entry)
+{
+	BkTree *t;
+	int e = bk_tree_load(r, root, &t);
+	if (e < 0)
+		return e;
+	const BkTreeEntry *ent = NULL;
+	char part[BK_TREE_NAME_MAX + 1];
+	const char *p = path;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, "/");
+		if (n > BK_TREE_NAME_MAX) {
+			bk_tree_free(t);
+			return bk_errorf(-ENOENT, "%s: no such path in snapshot", path);
+		}
+		memcpy(part, p, n);
+		part[n] = '\0';
+		p += n;
+		if (ent) { /* descend into the previous component */
+			if (ent->type != BK_NODE_DIR) {
+				bk_tree_free(t);
+				return bk_errorf(-ENOTDIR, "%s: not a directory in snapshot", path);
+			}
+			BkTree *sub;
+			e = bk_tree_load(r, ent->subtree, &sub);
+			bk_tree_free(t);
+			if (e < 0)
+				return e;
+			t = sub;
+		}
+		ent = bk_tree_find(t, part);
+		if (!ent) {
+			bk_tree_free(t);
+			return bk_errorf(-ENOENT, "%s: no such path in snapshot", path);
+		}
+	}
+	*ret_tree = t;
+	*ret_entry = ent;
+	return 0;
+}
+
+/* ---- content ---- */
+
+typedef struct {
+	BkRepo *r;
+	int fd;
+	bool sparse;     /* fd is a regular file: seek over zero chunks */
+	uint64_t done;
+	const BkRestoreOpts *o;
+	uint64_t *progress_done;
+} Sink;
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	if (n == 0 || p[0] != 0)
+		return n == 0;
+	return memcmp(p, p + 1, n - 1) == 0;
+}
+
+static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	(void)offset;
+	Sink *s = ud;
+	uint8_t *data;
+	size_t len;
+	int e = bk_repo_read_blob(s->r, BK_BLOB_DATA, id, &data, &len);
+	if (e < 0)
+		return e;
+	if (len != size) {
+		free(data);
+		return bk_errorf(BK_E_CORRUPT, "chunk %s: %zu bytes, content list says %llu",
+				 bk_id_hex(id).s, len, (unsigned long long)size);
+	}
+	if (s->sparse && all_zero(data, len)) {
+		if (lseek(s->fd, (off_t)len, SEEK_CUR) < 0)
+			e = -errno;
+	} else {
+		e = bk_write_all(s->fd, data, len);
+	}
+	free(data);
+	if (e < 0)
+		return bk_errorf_code(e, "write");
+	s->done += len;
+	if (s->progress_done) {
+		*s->progress_done += len;
+		if (s->o->progress)
+			s->o->progress(s->o->progress_ud, *s->progress_done, 0);
+	}
+	return 0;
+}
+
+int bk_content_write(BkRepo *r, const BkContentNode *root, int fd)
+{
+	Sink s = { .r = r, .fd = fd };
+	return bk_content_walk(root, bk_repo_read_blob, r, sink_chunk, &s);
+}
+
+/* ---- restore ---- */
+
+typedef struct {
+	BkRepo *r;
+	const BkRestoreOpts *o;
+	uint64_t done;
+	char path[PATH_MAX];
+} Restore;
+
+static int set_meta(Restore *rs, int dirfd, const char *name, const BkTreeEntry *e)
+{
+	if (rs->o->restore_owner &&
+	    fchownat(dirfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return bk_errorf_code(-errno, "chown %s", rs->path);
+	if (e->type != BK_NODE_SYMLINK && fchmodat(dirfd, name, e->mode & 07777, 0) < 0)
+		return bk_errorf_code(-errno, "chmod %s", rs->path);
+	struct timespec ts[2] = { { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
+				  { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec } };
+	if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return bk_errorf_code(-errno, "set times of %s", rs->path);
+	return 0;
+}
+
+static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
+{
+	char tmp[BK_TREE_NAME_MAX + 32];
+	snprintf(tmp, sizeof(tmp), ".%.200s.bunker-restore.%d", e->name, (int)getpid());
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "create %s", rs->path);
+	Sink s = { .r = rs->r, .fd = fd, .sparse = true, .o = rs->o, .progress_done = &rs->done };
+	int r = bk_content_walk(&e->content, bk_repo_read_blob, rs->r, sink_chunk, &s);
+	if (r < 0)
+		bk_error_wrap(r, "%s", rs->path);
+	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
+		r = bk_errorf_code(-errno, "truncate %s", rs->path);
+	if (r == 0 && fsync(fd) < 0)
+		r = bk_errorf_code(-errno, "fsync %s", rs->path);
+	close(fd);
+	if (r == 0)
+		r = set_meta(rs, dirfd, tmp, e);
+	if (r == 0 && renameat(dirfd, tmp, dirfd, e->name) < 0)
+		r = bk_errorf_code(-errno, "rename into %s", rs->path);
+	if (r < 0)
+		unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e);
+
+static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32])
+{
+	BkTree *t;
+	int r = bk_tree_load(rs->r, tree_id, &t);
+	if (r < 0)
+		return r;
+	size_t plen = strlen(rs->path);
+	for (size_t i = 0; r == 0 && i < t->count; i++) {
+		snprintf(rs->path + plen, sizeof(rs->path) - plen, "/%s", t->entries[i].name);
+		r = restore_entry(rs, dirfd, &t->entries[i]);
+		rs->path[plen] = '\0';
+	}
+	bk_tree_free(t);
+	return r;
+}
+
+static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
+{
+	int r = 0;
+	switch (e->type) {
+	case BK_NODE_FILE:
+		return restore_file(rs, dirfd, e);
+	case BK_NODE_DIR: {
+		if (mkdirat(dirfd, e->name, 0700) < 0 && errno != EEXIST)
+			return bk_errorf_code(-errno, "mkdir %s", rs->path);
+		int fd = openat(dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return bk_errorf_code(-errno, "open directory %s", rs->path);
+		r = restore_tree(rs, fd, e->subtree);
+		close(fd);
+		break;
+	}
+	case BK_NODE_SYMLINK:
+		unlinkat(dirfd, e->name, 0);
+		if (symlinkat(e->link, dirfd, e->name) < 0)
+			return bk_errorf_code(-errno, "symlink %s", rs->path);
+		break;
+	case BK_NODE_FIFO:
+		unlinkat(dirfd, e->name, 0);
+		if (mkfifoat(dirfd, e->name, e->mode & 07777) < 0)
+			return bk_errorf_code(-errno, "mkfifo %s", rs->path);
+		break;
+	default: /* devices and sockets: recreated only by root, skipped otherwise */
+		if (!rs->o->restore_owner)
+			return 0;
+		unlinkat(dirfd, e->name, 0);
+		mode_t type = e->type == BK_NODE_CHR ? S_IFCHR : e->type == BK_NODE_BLK ? S_IFBLK : S_IFSOCK;
+		if (mknodat(dirfd, e->name, type | (e->mode & 07777), (dev_t)e->rdev) < 0)
+			return bk_errorf_code(-errno, "mknod %s", rs->path);
+		break;
+	}
+	if (r == 0)
+		r = set_meta(rs, dirfd, e->name, e);
+	return r;
+}
+
+/* Restores one included entry at its own path below target, creating the
+ * directories above it. */
+static int restore_included(Restore *rs, const char *target, const char *path,
+			    const BkTreeEntry *ent)
+{
+	char parent[PATH_MAX];
+	int n = snprintf(parent, sizeof(parent), "%s/%s", target, path);
+	if (n >= (int)sizeof(parent))
+		return bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
+	while (n > 0 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	*strrchr(parent, '/') = '\0';
+	int e = bk_mkdir_p(parent, 0700);
+	if (e < 0)
+		return e;
+	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return bk_errorf_code(-errno, "open %s", parent);
+	if (snprintf(rs->path, sizeof(rs->path), "%s/%s", parent, ent->name) >= (int)sizeof(rs->path))
+		e = bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
+	else
+		e = restore_entry(rs, pfd, ent);
+	close(pfd);
+	return e;
+}
+
+int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkRestoreOpts *o)
+{
+	Restore rs = { .r = r, .o = o };
+	int e = bk_mkdir_p(target, 0700);
+	if (e < 0)
+		return e;
+	int dirfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return bk_errorf_code(-errno, "open %s", target);
+	snprintf(rs.path, sizeof(rs.path), "%s", target);
+	if (o->nincludes == 0) {
+		e = restore_tree(&rs, dirfd, s->root);
+	} else {
+		for (size_t i = 0; e == 0 && i < o->nincludes; i++) {
+			BkTree *t;
+			const BkTreeEntry *ent;
+			e = bk_tree_lookup(r, s->root, o->includes[i], &t, &ent);
+			if (e < 0)
+				break;
+			if (!ent) {
+				e = restore_tree(&rs, dirfd, s->root);
+			} else {
+				e = restore_included(&rs, target, o->includes[i], ent);
+			}
+			bk_tree_free(t);
+		}
+	}
+	if (e == 0 && fsync(dirfd) < 0)
+		e = bk_errorf_code(-errno, "fsync %s", target);
+	close(dirfd);
+	return e;
+}

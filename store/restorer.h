@@ -1,0 +1,59 @@
+/* store/restorer.h: reading snapshots back: listing and resolving them, walking
+ * their trees, streaming a file's bytes, and restoring to a directory.
+ *
+ * Every byte comes through bk_repo_read_blob(): authenticated and id-checked
+ * (invariant 4). A restored file is written under a temporary name and renamed
+ * into place only when all of its bytes were verified, so a corrupt repository
+ * never leaves a wrong file under the real name. Runs of zero bytes are written
+ * as holes (sparse files stay sparse).
+ *
+ * Thread-safety: functions may run concurrently on one BkRepo.
+ */
+#ifndef BK_STORE_RESTORER_H
+#define BK_STORE_RESTORER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/repo.h"
+#include "store/snapshot.h"
+#include "store/tree.h"
+
+int bk_snapshot_load(BkRepo *r, const uint8_t id[32], BkSnapshot **ret);
+
+/* Calls cb for every snapshot (unordered); cb takes ownership of s. A record that
+ * fails to load stops the listing with its error. */
+typedef int (*BkSnapshotFn)(void *ud, const uint8_t id[32], BkSnapshot *s);
+int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud);
+
+/* Resolves "latest", a full id or a unique id prefix (at least 4 hex digits),
+ * optionally narrowed to snapshots named name. -ENOENT if none matches,
+ * BK_E_USAGE if a prefix is ambiguous. */
+int bk_snapshot_resolve(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32]);
+
+/* Finds path ("a/b/c", "" or "/" for the root) below tree root. On success
+ * *ret_tree owns the tree holding the entry and *ret_entry points into it;
+ * for the root itself *ret_entry is NULL and *ret_tree is the root tree.
+ * -ENOENT (with detail) if absent. */
+int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree **ret_tree,
+		   const BkTreeEntry **ret_entry);
+
+/* Loads tree blob id. */
+int bk_tree_load(BkRepo *r, const uint8_t id[32], BkTree **ret);
+
+/* Writes a file's content to fd (a pipe or file), verified chunk by chunk. */
+int bk_content_write(BkRepo *r, const BkContentNode *root, int fd);
+
+typedef struct {
+	const char *const *includes; /* paths inside the snapshot; none = everything */
+	size_t nincludes;
+	bool restore_owner;          /* chown (needs root) */
+	void (*progress)(void *ud, uint64_t done, uint64_t total);
+	void *progress_ud;
+} BkRestoreOpts;
+
+/* Restores snapshot s into target (created if missing). */
+int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkRestoreOpts *o);
+
+#endif

@@ -1,0 +1,44 @@
+/* store/writer.h: writing blobs into packs, deduplicated.
+ *
+ * A BkWriter owns its open pack: puts seal blobs (zstd, then XChaCha20-Poly1305)
+ * and append them; a blob already in the index or in this writer's open pack is
+ * skipped (no compression, no sealing). At ~16 MiB the pack is finished and
+ * committed: pack fsync'd and renamed into place with its directory fsync'd, then
+ * the index commit (invariant 1). bk_writer_flush() does the same for a partial
+ * pack and must be called before any record that references the blobs is
+ * written. Freeing an unflushed writer drops its temp pack: nothing references
+ * it yet.
+ *
+ * Several writers (threads or processes) may write at once; each owns its packs,
+ * LMDB serialises index commits. A blob written by two writers concurrently is
+ * stored twice; the index keeps the first, the other copy is garbage for prune.
+ *
+ * Memory: one pack's entries plus the in-flight blob: bounded.
+ * Thread-safety: one thread per writer.
+ */
+#ifndef BK_STORE_WRITER_H
+#define BK_STORE_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/repo.h"
+
+typedef struct BkWriter BkWriter;
+
+typedef struct {
+	uint64_t blobs, new_blobs;       /* puts, and those actually stored */
+	uint64_t bytes, new_bytes;       /* plaintext bytes put / newly stored */
+	uint64_t stored_bytes;           /* sealed bytes written to packs */
+	uint64_t packs;
+} BkWriterStats;
+
+int bk_writer_new(BkRepo *r, BkWriter **ret);
+void bk_writer_free(BkWriter *w); /* accepts NULL */
+/* Stores a blob (matches BkPutBlobFn with ud = writer). */
+int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, uint8_t ret_id[32]);
+/* Commits the open pack, if any. */
+int bk_writer_flush(BkWriter *w);
+const BkWriterStats *bk_writer_stats(const BkWriter *w);
+
+#endif

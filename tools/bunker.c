@@ -1,0 +1,561 @@
+/* bunker: the command-line interface. Parses options, calls libbunker, prints,
+ * and chooses the exit code (see usage()). Secrets never come from argv. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/archiver.h"
+#include "store/check.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/keyslot.h"
+#include "store/repo.h"
+#include "store/restorer.h"
+#include "store/util.h"
+#include "tools/cli.h"
+
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_BADKEY = 4, EXIT_CORRUPT = 5 };
+
+static const char usage_text[] =
+	"usage: bunker [options] COMMAND [args]\n"
+	"\n"
+	"commands:\n"
+	"  init [--chunk-size AVG]            create a repository (AVG: 16K, 32K, 64K...)\n"
+	"  key add [--new-key-file F | --new-password-file F]\n"
+	"  key list | key remove SLOT\n"
+	"  backup [--name N] [--tag T]... PATH...\n"
+	"  backup --stdin --name N [--stdin-filename F]\n"
+	"  snapshots [--name N] [--json]\n"
+	"  ls SNAPSHOT [PATH]                 list a snapshot's files\n"
+	"  cat SNAPSHOT [PATH]                write a stream or one file to stdout\n"
+	"  restore SNAPSHOT --target DIR [--include PATH]...\n"
+	"  check [--read-data]                verify the repository\n"
+	"  repair index                       rebuild the index from the packs\n"
+	"  stats [--json]\n"
+	"\n"
+	"SNAPSHOT is an id, a unique id prefix (4+ hex digits) or 'latest' (narrowed by --name).\n"
+	"\n"
+	"options:\n"
+	"  --repo PATH             repository (or BUNKER_REPO)\n"
+	"  --key-file F            key file (or BUNKER_KEY_FILE)\n"
+	"  --password-file F       passphrase in a file (or BUNKER_PASSWORD_FILE)\n"
+	"  --password-command CMD  passphrase printed by a command (or BUNKER_PASSWORD_COMMAND)\n"
+	"  --new-key-file F        with init or key add: create a random key file F (mode 0600)\n"
+	"  --json                  machine-readable output\n"
+	"  -q, --quiet             no progress line\n"
+	"Without any of these secrets, the passphrase is asked on the terminal.\n"
+	"\n"
+	"exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase or key,\n"
+	"            5 corruption found\n";
+
+/* ---- errors and exit codes ---- */
+
+static int exit_code(int e)
+{
+	switch (e) {
+	case 0: return EXIT_OK;
+	case BK_E_BADKEY: return EXIT_BADKEY;
+	case BK_E_CORRUPT:
+	case BK_E_VERSION: return EXIT_CORRUPT;
+	case BK_E_USAGE: return EXIT_USAGE;
+	case -ENOENT: return EXIT_NOTFOUND;
+	default: return EXIT_ERR;
+	}
+}
+
+int cli_fail(int e, const char *fmt, ...)
+{
+	char what[512] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(what, sizeof(what), fmt, ap);
+		va_end(ap);
+	}
+	const char *d = bk_error_detail();
+	if (!d[0])
+		d = bk_strerror(e);
+	fprintf(stderr, "bunker: %s%s%s\n", what, what[0] ? ": " : "", d);
+	return exit_code(e);
+}
+
+int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "bunker: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'bunker --help')\n");
+	return EXIT_USAGE;
+}
+
+/* ---- options ---- */
+
+enum {
+	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
+	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
+	OPT_CHUNK, OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{ "repo", required_argument, NULL, OPT_REPO },
+	{ "key-file", required_argument, NULL, OPT_KEYFILE },
+	{ "password-file", required_argument, NULL, OPT_PWFILE },
+	{ "password-command", required_argument, NULL, OPT_PWCMD },
+	{ "new-key-file", required_argument, NULL, OPT_NEWKEY },
+	{ "new-password-file", required_argument, NULL, OPT_NEWPW },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "tag", required_argument, NULL, OPT_TAG },
+	{ "stdin", no_argument, NULL, OPT_STDIN },
+	{ "stdin-filename", required_argument, NULL, OPT_STDIN_NAME },
+	{ "target", required_argument, NULL, OPT_TARGET },
+	{ "include", required_argument, NULL, OPT_INCLUDE },
+	{ "read-data", no_argument, NULL, OPT_READ_DATA },
+	{ "chunk-size", required_argument, NULL, OPT_CHUNK },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+#define MAX_LIST 256
+
+Cli cli;
+
+static int add_list(const char **list, size_t *n, const char *v, const char *what)
+{
+	if (*n >= MAX_LIST)
+		return usage_error("too many %s options", what);
+	list[(*n)++] = v;
+	return 0;
+}
+
+/* ---- secrets ---- */
+
+static int read_tty_passphrase(const char *prompt, char *buf, size_t cap)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -ENXIO;
+	struct termios old, raw;
+	bool restore = tcgetattr(fd, &old) == 0;
+	if (restore) {
+		raw = old;
+		raw.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &raw);
+	}
+	if (write(fd, prompt, strlen(prompt)) < 0) {
+		/* nothing to do: the read below still works */
+	}
+	size_t n = 0;
+	char c;
+	while (n + 1 < cap && read(fd, &c, 1) == 1 && c != '\n')
+		buf[n++] = c;
+	buf[n] = '\0';
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	if (write(fd, "\n", 1) < 0) {
+		/* ignore */
+	}
+	close(fd);
+	return (int)n;
+}
+
+static int passphrase_from_file(const char *path, BkSecret **ret)
+{
+	uint8_t *buf;
+	size_t len;
+	int e = bk_read_file(path, 4096, &buf, &len);
+	if (e < 0)
+		return e == -ENOENT ? bk_errorf(-ENOENT, "password file %s does not exist", path)
+				    : bk_error_wrap(e, "password file %s", path);
+	size_t n = strcspn((char *)buf, "\r\n");
+	e = n == 0 ? bk_errorf(BK_E_USAGE, "password file %s is empty", path)
+		   : bk_secret_new(BK_SECRET_PASSPHRASE, buf, n, ret);
+	sodium_memzero(buf, len);
+	free(buf);
+	return e;
+}
+
+static int passphrase_from_command(const char *cmd, BkSecret **ret)
+{
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return bk_errorf_code(-errno, "password command");
+	char *buf = sodium_malloc(4096);
+	if (!buf) {
+		pclose(p);
+		return -ENOMEM;
+	}
+	size_t n = fread(buf, 1, 4095, p);
+	int status = pclose(p);
+	buf[n] = '\0';
+	n = strcspn(buf, "\r\n");
+	int e;
+	if (status != 0)
+		e = bk_errorf(BK_E_USAGE, "password command failed (status %d)", status);
+	else if (n == 0)
+		e = bk_errorf(BK_E_USAGE, "password command printed nothing");
+	else
+		e = bk_secret_new(BK_SECRET_PASSPHRASE, buf, n, ret);
+	sodium_free(buf);
+	return e;
+}
+
+static int secret_from_tty(bool confirm, BkSecret **ret)
+{
+	char *a = sodium_malloc(1024), *b = sodium_malloc(1024);
+	int e = a && b ? 0 : -ENOMEM;
+	if (e == 0) {
+		int n = read_tty_passphrase("passphrase: ", a, 1024);
+		if (n < 0)
+			e = bk_errorf(BK_E_USAGE, "no key or passphrase given (use --key-file, --password-file or --password-command)");
+		else if (n == 0)
+			e = bk_errorf(BK_E_USAGE, "empty passphrase");
+		else if (confirm && (read_tty_passphrase("again: ", b, 1024) < 0 || strcmp(a, b) != 0))
+			e = bk_errorf(BK_E_USAGE, "passphrases do not match");
+		else
+			e = bk_secret_new(BK_SECRET_PASSPHRASE, a, (size_t)n, ret);
+	}
+	if (a)
+		sodium_free(a);
+	if (b)
+		sodium_free(b);
+	return e;
+}
+
+/* The secret that opens the repository (or, for init, creates its first slot). */
+static int get_secret(bool creating, BkSecret **ret)
+{
+	if (creating && cli.new_key_file)
+		return bk_keyfile_create(cli.new_key_file, ret);
+	if (cli.key_file)
+		return bk_secret_from_keyfile(cli.key_file, ret);
+	if (cli.password_file)
+		return passphrase_from_file(cli.password_file, ret);
+	if (cli.password_command)
+		return passphrase_from_command(cli.password_command, ret);
+	return secret_from_tty(creating, ret);
+}
+
+int cli_open_repo(BkRepo **ret)
+{
+	if (!cli.repo)
+		return bk_errorf(BK_E_USAGE, "no repository given (use --repo or BUNKER_REPO)");
+	BkSecret *s;
+	int e = get_secret(false, &s);
+	if (e < 0)
+		return e;
+	e = bk_repo_open(cli.repo, s, ret);
+	bk_secret_free(s);
+	return e;
+}
+
+/* ---- progress ---- */
+
+static uint64_t progress_started, progress_last;
+
+void cli_progress(void *ud, uint64_t done, uint64_t total)
+{
+	(void)ud;
+	if (cli.quiet || !isatty(STDERR_FILENO))
+		return;
+	uint64_t now = bk_mono_us();
+	if (!progress_started)
+		progress_started = now;
+	if (now - progress_last < 200000)
+		return;
+	progress_last = now;
+	double secs = (double)(now - progress_started) / 1e6;
+	double rate = secs > 0 ? (double)done / 1e6 / secs : 0;
+	if (total)
+		fprintf(stderr, "\r%.1f / %.1f MB  %.1f MB/s  ETA %.0fs   ", (double)done / 1e6,
+			(double)total / 1e6, rate, rate > 0 ? ((double)(total - done) / 1e6) / rate : 0);
+	else
+		fprintf(stderr, "\r%.1f MB  %.1f MB/s   ", (double)done / 1e6, rate);
+}
+
+void cli_progress_end(void)
+{
+	if (progress_last && !cli.quiet && isatty(STDERR_FILENO))
+		fprintf(stderr, "\r\033[K");
+	progress_started = progress_last = 0;
+}
+
+/* ---- commands ---- */
+
+static int parse_size(const char *s, uint32_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end || v == 0 || v > (64u << 20))
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int cmd_init(void)
+{
+	if (cli.nargs)
+		return usage_error("init takes no arguments");
+	if (!cli.repo)
+		return usage_error("no repository given (use --repo or BUNKER_REPO)");
+	BkRepoParams p;
+	bk_repo_params_default(&p);
+	if (cli.chunk_size) {
+		uint32_t avg;
+		if (parse_size(cli.chunk_size, &avg) < 0 || (avg & (avg - 1)) || avg < 4096 ||
+		    avg > (4u << 20))
+			return usage_error("--chunk-size %s: want a power of two from 4K to 4M", cli.chunk_size);
+		p.chunk_avg = avg;
+		p.chunk_min = avg / 4;
+		p.chunk_max = avg * 4;
+	}
+	BkSecret *s;
+	int e = get_secret(true, &s);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	BkRepo *r;
+	e = bk_repo_create(cli.repo, s, &p, &r);
+	bk_secret_free(s);
+	if (e < 0)
+		return cli_fail(e, "init %s", cli.repo);
+	printf("created repository %s (chunks %u/%u/%u bytes, zstd:%d)\n", cli.repo, p.chunk_min,
+	       p.chunk_avg, p.chunk_max, p.zstd_level);
+	bk_repo_close(r);
+	return 0;
+}
+
+static int print_slot(void *ud, const char *slot, BkSecretKind kind, int64_t created, int status)
+{
+	(void)ud;
+	char when[64] = "?";
+	time_t t = (time_t)(created / 1000000);
+	struct tm tm;
+	if (status == 0 && gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s  %-10s  %s%s\n", slot,
+	       status < 0 ? "damaged" : kind == BK_SECRET_KEYFILE ? "key-file" : "passphrase", when,
+	       status < 0 ? "  (run 'bunker check')" : "");
+	return 0;
+}
+
+static int cmd_key(void)
+{
+	if (cli.nargs < 1)
+		return usage_error("key needs add, list or remove");
+	const char *sub = cli.args[0];
+	BkRepo *r;
+	int e;
+	if (!strcmp(sub, "add")) {
+		if (cli.nargs != 1)
+			return usage_error("key add takes no arguments");
+		BkSecret *s = NULL;
+		if (cli.new_key_file)
+			e = 0;
+		else if (cli.new_password_file)
+			e = passphrase_from_file(cli.new_password_file, &s);
+		else
+			e = 0;
+		if (e < 0)
+			return cli_fail(e, NULL);
+		if ((e = cli_open_repo(&r)) < 0) {
+			bk_secret_free(s);
+			return cli_fail(e, NULL);
+		}
+		if (cli.new_key_file)
+			e = bk_keyfile_create(cli.new_key_file, &s);
+		else if (!s)
+			e = secret_from_tty(true, &s);
+		char slot[17];
+		if (e == 0)
+			e = bk_repo_key_add(r, s, slot);
+		bk_secret_free(s);
+		bk_repo_close(r);
+		if (e < 0)
+			return cli_fail(e, "key add");
+		printf("added key slot %s\n", slot);
+		return 0;
+	}
+	if (!strcmp(sub, "list")) {
+		if ((e = cli_open_repo(&r)) < 0)
+			return cli_fail(e, NULL);
+		e = bk_repo_key_list(r, print_slot, NULL);
+		bk_repo_close(r);
+		return e < 0 ? cli_fail(e, "key list") : 0;
+	}
+	if (!strcmp(sub, "remove")) {
+		if (cli.nargs != 2)
+			return usage_error("key remove needs one SLOT");
+		if ((e = cli_open_repo(&r)) < 0)
+			return cli_fail(e, NULL);
+		e = bk_repo_key_remove(r, cli.args[1]);
+		bk_repo_close(r);
+		if (e < 0)
+			return cli_fail(e, "key remove");
+		printf("removed key slot %s\n", cli.args[1]);
+		return 0;
+	}
+	return usage_error("unknown key command '%s'", sub);
+}
+
+static int cmd_backup(void)
+{
+	if (cli.use_stdin ? cli.nargs != 0 : cli.nargs == 0)
+		return usage_error(cli.use_stdin ? "backup --stdin takes no PATH" : "backup needs a PATH or --stdin");
+	if (cli.use_stdin && !cli.name)
+		return usage_error("backup --stdin needs --name");
+	char defname[PATH_MAX];
+	const char *name = cli.name;
+	if (!name) {
+		const char *p = cli.args[0];
+		size_t len = strlen(p);
+		while (len > 1 && p[len - 1] == '/')
+			len--;
+		const char *base = p;
+		for (size_t i = 0; i + 1 < len; i++)
+			if (p[i] == '/')
+				base = p + i + 1;
+		snprintf(defname, sizeof(defname), "files/%.*s", (int)(len - (size_t)(base - p)), base);
+		name = defname;
+	}
+	for (size_t i = 0; i < cli.nargs; i++) {
+		struct stat st;
+		if (lstat(cli.args[i], &st) < 0)
+			return cli_fail(bk_errorf_code(-errno, "%s", cli.args[i]), "backup");
+	}
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	uint8_t parent[32];
+	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
+	BkArchiveOpts o = {
+		.name = name,
+		.kind = cli.use_stdin ? "stdin" : "files",
+		.host = host,
+		.tags = cli.tags,
+		.ntags = cli.ntags,
+		.parent = has_parent ? parent : NULL,
+		.progress = cli_progress,
+	};
+	uint8_t id[32];
+	uint64_t t0 = bk_mono_us();
+	if (cli.use_stdin)
+		e = bk_archive_fd(r, STDIN_FILENO, cli.stdin_name ? cli.stdin_name : "stdin", &o, id);
+	else
+		e = bk_archive_paths(r, cli.args, cli.nargs, &o, id);
+	cli_progress_end();
+	if (e < 0) {
+		bk_repo_close(r);
+		return cli_fail(e, "backup");
+	}
+	BkSnapshot *s;
+	e = bk_snapshot_load(r, id, &s);
+	bk_repo_close(r);
+	if (e < 0)
+		return cli_fail(e, "backup");
+	double secs = (double)(bk_mono_us() - t0) / 1e6;
+	double saved = s->logical_bytes ? 100.0 * (1.0 - (double)s->new_bytes / (double)s->logical_bytes) : 0;
+	if (cli.json)
+		printf("{\"snapshot\":\"%s\",\"name\":\"%s\",\"logical_bytes\":%" PRIu64
+		       ",\"stored_bytes\":%" PRIu64 ",\"files\":%" PRIu64 ",\"seconds\":%.3f}\n",
+		       bk_id_hex(id).s, name, s->logical_bytes, s->new_bytes, s->files, secs);
+	else
+		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored, dedup and compression saved %.1f%%, %.1f MB/s\n",
+		       bk_id_hex(id).s, name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
+		       saved, secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
+	bk_snapshot_free(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	cli.repo = getenv("BUNKER_REPO");
+	cli.key_file = getenv("BUNKER_KEY_FILE");
+	cli.password_file = getenv("BUNKER_PASSWORD_FILE");
+	cli.password_command = getenv("BUNKER_PASSWORD_COMMAND");
+	static const char *tags[MAX_LIST], *includes[MAX_LIST];
+	cli.tags = tags;
+	cli.includes = includes;
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+		int e = 0;
+		switch (c) {
+		case OPT_REPO: cli.repo = optarg; break;
+		case OPT_KEYFILE: cli.key_file = optarg; break;
+		case OPT_PWFILE: cli.password_file = optarg; break;
+		case OPT_PWCMD: cli.password_command = optarg; break;
+		case OPT_NEWKEY: cli.new_key_file = optarg; break;
+		case OPT_NEWPW: cli.new_password_file = optarg; break;
+		case OPT_JSON: cli.json = true; break;
+		case 'q': cli.quiet = true; break;
+		case OPT_NAME: cli.name = optarg; break;
+		case OPT_TAG: e = add_list(tags, &cli.ntags, optarg, "--tag"); break;
+		case OPT_STDIN: cli.use_stdin = true; break;
+		case OPT_STDIN_NAME: cli.stdin_name = optarg; break;
+		case OPT_TARGET: cli.target = optarg; break;
+		case OPT_INCLUDE: e = add_list(includes, &cli.nincludes, optarg, "--include"); break;
+		case OPT_READ_DATA: cli.read_data = true; break;
+		case OPT_CHUNK: cli.chunk_size = optarg; break;
+		case 'h':
+		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;
+		case '?':
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+		if (e)
+			return e;
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[optind];
+	cli.args = (const char *const *)argv + optind + 1;
+	cli.nargs = (size_t)(argc - optind - 1);
+	if (bk_crypto_init() < 0)
+		return cli_fail(-EIO, NULL);
+
+	static const struct {
+		const char *name;
+		int (*fn)(void);
+	} cmds[] = {
+		{ "init", cmd_init },       { "key", cmd_key },         { "backup", cmd_backup },
+		{ "snapshots", cmd_snapshots }, { "ls", cmd_ls },         { "cat", cmd_cat },
+		{ "restore", cmd_restore }, { "check", cmd_check },     { "repair", cmd_repair },
+		{ "stats", cmd_stats },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cmds); i++)
+		if (!strcmp(cmd, cmds[i].name))
+			return cmds[i].fn();
+	return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,41 @@
+/* tools/cli.h: what the bunker CLI's command files share: parsed options, the
+ * repository opener, progress output and error reporting. Program code only. */
+#ifndef BK_TOOLS_CLI_H
+#define BK_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/repo.h"
+
+typedef struct {
+	const char *repo, *key_file, *password_file, *password_command;
+	const char *new_key_file, *new_password_file;
+	const char *name, *stdin_name, *target, *chunk_size;
+	const char **tags, **includes;
+	size_t ntags, nincludes;
+	bool json, quiet, use_stdin, read_data;
+	const char *const *args; /* positional arguments after the command */
+	size_t nargs;
+} Cli;
+
+extern Cli cli;
+
+/* Prints "bunker: <what>: <detail>" on stderr and returns the exit code for e. */
+int cli_fail(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a usage error and returns exit code 2. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_open_repo(BkRepo **ret);
+void cli_progress(void *ud, uint64_t done, uint64_t total);
+void cli_progress_end(void);
+
+int cmd_snapshots(void);
+int cmd_ls(void);
+int cmd_cat(void);
+int cmd_restore(void);
+int cmd_check(void);
+int cmd_repair(void);
+int cmd_stats(void);
+
+#endif

@@ -1,0 +1,386 @@
+/* bunker's commands that read a repository: snapshots, ls, cat, restore, check,
+ * repair, stats. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/check.h"
+#include "store/error.h"
+#include "store/restorer.h"
+#include "store/util.h"
+#include "tools/cli.h"
+
+/* ---- snapshots ---- */
+
+typedef struct {
+	uint8_t id[32];
+	BkSnapshot *s;
+} Item;
+
+typedef struct {
+	Item *items;
+	size_t n, cap;
+	const char *name;
+} List;
+
+static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
+{
+	List *l = ud;
+	if (l->name && strcmp(l->name, s->name) != 0) {
+		bk_snapshot_free(s);
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		Item *p = realloc(l->items, cap * sizeof(*p));
+		if (!p) {
+			bk_snapshot_free(s);
+			return -ENOMEM;
+		}
+		l->items = p;
+		l->cap = cap;
+	}
+	memcpy(l->items[l->n].id, id, 32);
+	l->items[l->n++].s = s;
+	return 0;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const Item *x = a, *y = b;
+	return x->s->time_us < y->s->time_us ? -1 : x->s->time_us > y->s->time_us;
+}
+
+static void list_release(List *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		bk_snapshot_free(l->items[i].s);
+	free(l->items);
+}
+
+static void format_time(int64_t us, char out[32])
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* JSON string escaping for names, hosts and tags. */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+int cmd_snapshots(void)
+{
+	if (cli.nargs)
+		return usage_error("snapshots takes no arguments");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	List l = { .name = cli.name };
+	e = bk_snapshot_foreach(r, collect, &l);
+	bk_repo_close(r);
+	if (e < 0) {
+		list_release(&l);
+		return cli_fail(e, "snapshots");
+	}
+	qsort(l.items, l.n, sizeof(Item), by_time);
+	if (cli.json)
+		printf("[");
+	for (size_t i = 0; i < l.n; i++) {
+		const BkSnapshot *s = l.items[i].s;
+		char when[32];
+		format_time(s->time_us, when);
+		if (cli.json) {
+			printf("%s{\"id\":\"%s\",\"time\":\"%s\",\"time_us\":%" PRId64 ",\"name\":", i ? "," : "",
+			       bk_id_hex(l.items[i].id).s, when, s->time_us);
+			json_str(s->name);
+			printf(",\"kind\":");
+			json_str(s->kind);
+			printf(",\"host\":");
+			json_str(s->host);
+			printf(",\"tags\":[");
+			for (size_t t = 0; t < s->ntags; t++) {
+				printf(t ? "," : "");
+				json_str(s->tags[t]);
+			}
+			printf("],\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
+			       ",\"files\":%" PRIu64 ",\"duration_us\":%" PRIu64 ",\"meta\":{",
+			       s->logical_bytes, s->new_bytes, s->files, s->duration_us);
+			for (size_t m = 0; m < s->nmeta; m++) {
+				printf(m ? "," : "");
+				json_str(s->meta[m].key);
+				putchar(':');
+				json_str(s->meta[m].value);
+			}
+			printf("}}");
+		} else {
+			printf("%.16s  %s  %-24s %10.1f MB  %8.1f MB new", bk_id_hex(l.items[i].id).s, when,
+			       s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6);
+			for (size_t t = 0; t < s->ntags; t++)
+				printf("%s%s", t ? "," : "  tags: ", s->tags[t]);
+			putchar('\n');
+		}
+	}
+	if (cli.json)
+		printf("]\n");
+	list_release(&l);
+	return 0;
+}
+
+/* Opens the repository and resolves args[0] as a snapshot. */
+static int open_snapshot(BkRepo **ret_repo, BkSnapshot **ret_snap)
+{
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	uint8_t id[32];
+	e = bk_snapshot_resolve(r, cli.args[0], cli.name, id);
+	if (e == 0)
+		e = bk_snapshot_load(r, id, ret_snap);
+	if (e < 0) {
+		bk_repo_close(r);
+		return cli_fail(e, "snapshot %s", cli.args[0]);
+	}
+	*ret_repo = r;
+	return 0;
+}
+
+/* ---- ls ---- */
+
+static const char type_char[] = "?-dlpcbs";
+
+static int ls_tree(BkRepo *r, const uint8_t id[32], char *path, size_t cap)
+{
+	BkTree *t;
+	int e = bk_tree_load(r, id, &t);
+	if (e < 0)
+		return e;
+	size_t plen = strlen(path);
+	for (size_t i = 0; e == 0 && i < t->count; i++) {
+		const BkTreeEntry *ent = &t->entries[i];
+		snprintf(path + plen, cap - plen, "%s%s", plen ? "/" : "", ent->name);
+		char when[32];
+		format_time(ent->mtime_sec * 1000000, when);
+		printf("%c%04o %6u %6u %12" PRIu64 " %s %s%s%s\n", type_char[ent->type <= 7 ? ent->type : 0],
+		       ent->mode, ent->uid, ent->gid, ent->size, when, path,
+		       ent->type == BK_NODE_SYMLINK ? " -> " : "", ent->type == BK_NODE_SYMLINK ? ent->link : "");
+		if (ent->type == BK_NODE_DIR)
+			e = ls_tree(r, ent->subtree, path, cap);
+		path[plen] = '\0';
+	}
+	bk_tree_free(t);
+	return e;
+}
+
+int cmd_ls(void)
+{
+	if (cli.nargs < 1 || cli.nargs > 2)
+		return usage_error("ls needs SNAPSHOT [PATH]");
+	BkRepo *r;
+	BkSnapshot *s;
+	int x = open_snapshot(&r, &s);
+	if (x)
+		return x;
+	const char *sub = cli.nargs == 2 ? cli.args[1] : "";
+	BkTree *t;
+	const BkTreeEntry *ent;
+	int e = bk_tree_lookup(r, s->root, sub, &t, &ent);
+	char path[8192];
+	snprintf(path, sizeof(path), "%s", sub);
+	while (strlen(path) > 0 && path[strlen(path) - 1] == '/')
+		path[strlen(path) - 1] = '\0';
+	if (e == 0) {
+		if (!ent)
+			e = ls_tree(r, s->root, path, sizeof(path));
+		else if (ent->type == BK_NODE_DIR)
+			e = ls_tree(r, ent->subtree, path, sizeof(path));
+		else
+			printf("%c%04o %6u %6u %12" PRIu64 " %s\n", type_char[ent->type <= 7 ? ent->type : 0],
+			       ent->mode, ent->uid, ent->gid, ent->size, path);
+		bk_tree_free(t);
+	}
+	bk_snapshot_free(s);
+	bk_repo_close(r);
+	return e < 0 ? cli_fail(e, "ls") : 0;
+}
+
+/* ---- cat ---- */
+
+int cmd_cat(void)
+{
+	if (cli.nargs < 1 || cli.nargs > 2)
+		return usage_error("cat needs SNAPSHOT [PATH]");
+	BkRepo *r;
+	BkSnapshot *s;
+	int x = open_snapshot(&r, &s);
+	if (x)
+		return x;
+	BkTree *t = NULL;
+	const BkTreeEntry *ent = NULL;
+	int e;
+	if (cli.nargs == 2) {
+		e = bk_tree_lookup(r, s->root, cli.args[1], &t, &ent);
+	} else {
+		e = bk_tree_load(r, s->root, &t);
+		if (e == 0 && t->count == 1)
+			ent = &t->entries[0];
+		else if (e == 0)
+			e = bk_errorf(BK_E_USAGE, "snapshot holds %zu entries: name the file to cat", t->count);
+	}
+	if (e == 0 && (!ent || ent->type != BK_NODE_FILE))
+		e = bk_errorf(BK_E_USAGE, "%s is not a file", cli.nargs == 2 ? cli.args[1] : "the snapshot");
+	if (e == 0)
+		e = bk_content_write(r, &ent->content, STDOUT_FILENO);
+	bk_tree_free(t);
+	bk_snapshot_free(s);
+	bk_repo_close(r);
+	return e < 0 ? cli_fail(e, "cat") : 0;
+}
+
+/* ---- restore ---- */
+
+int cmd_restore(void)
+{
+	if (cli.nargs != 1)
+		return usage_error("restore needs one SNAPSHOT");
+	if (!cli.target)
+		return usage_error("restore needs --target DIR");
+	BkRepo *r;
+	BkSnapshot *s;
+	int x = open_snapshot(&r, &s);
+	if (x)
+		return x;
+	BkRestoreOpts o = {
+		.includes = cli.includes,
+		.nincludes = cli.nincludes,
+		.restore_owner = geteuid() == 0,
+		.progress = cli_progress,
+	};
+	int e = bk_restore(r, s, cli.target, &o);
+	cli_progress_end();
+	if (e == 0 && !cli.quiet)
+		fprintf(stderr, "restored %s to %s\n", s->name, cli.target);
+	bk_snapshot_free(s);
+	bk_repo_close(r);
+	return e < 0 ? cli_fail(e, "restore") : 0;
+}
+
+/* ---- check, repair ---- */
+
+static void print_problem(void *ud, const char *problem)
+{
+	(void)ud;
+	printf("error: %s\n", problem);
+	fflush(stdout);
+}
+
+int cmd_check(void)
+{
+	if (cli.nargs)
+		return usage_error("check takes no arguments");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	e = bk_check(r, cli.read_data, print_problem, NULL);
+	bk_repo_close(r);
+	if (e < 0)
+		return cli_fail(e, "check");
+	if (e > 0) {
+		fprintf(stderr, "bunker: check found %d problem%s\n", e, e == 1 ? "" : "s");
+		return 5;
+	}
+	printf("no problems found%s\n", cli.read_data ? " (all data read and verified)" : "");
+	return 0;
+}
+
+int cmd_repair(void)
+{
+	if (cli.nargs != 1 || strcmp(cli.args[0], "index") != 0)
+		return usage_error("repair needs 'index'");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	uint64_t packs, blobs;
+	e = bk_repair_index(r, print_problem, NULL, &packs, &blobs);
+	bk_repo_close(r);
+	if (e < 0)
+		return cli_fail(e, "repair index");
+	printf("index rebuilt: %" PRIu64 " packs, %" PRIu64 " blobs%s\n", packs, blobs,
+	       e ? " (some packs were unreadable: see above)" : "");
+	return e ? 5 : 0;
+}
+
+/* ---- stats ---- */
+
+typedef struct {
+	uint64_t snapshots, logical;
+} Totals;
+
+static int add_totals(void *ud, const uint8_t id[32], BkSnapshot *s)
+{
+	(void)id;
+	Totals *t = ud;
+	t->snapshots++;
+	t->logical += s->logical_bytes;
+	bk_snapshot_free(s);
+	return 0;
+}
+
+static int add_pack(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count)
+{
+	(void)pack;
+	(void)count;
+	*(uint64_t *)ud += size;
+	return 0;
+}
+
+int cmd_stats(void)
+{
+	if (cli.nargs)
+		return usage_error("stats takes no arguments");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	Totals t = { 0 };
+	uint64_t stored = 0, packs = 0, blobs = 0;
+	e = bk_snapshot_foreach(r, add_totals, &t);
+	if (e == 0)
+		e = bk_index_foreach_pack(r->index, add_pack, &stored);
+	if (e == 0)
+		e = bk_index_stat(r->index, &packs, &blobs);
+	bk_repo_close(r);
+	if (e < 0)
+		return cli_fail(e, "stats");
+	double ratio = stored ? (double)t.logical / (double)stored : 0;
+	if (cli.json)
+		printf("{\"snapshots\":%" PRIu64 ",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
+		       ",\"packs\":%" PRIu64 ",\"blobs\":%" PRIu64 ",\"ratio\":%.3f}\n",
+		       t.snapshots, t.logical, stored, packs, blobs, ratio);
+	else
+		printf("snapshots:     %" PRIu64 "\nlogical bytes: %.1f MB\nstored bytes:  %.1f MB in %" PRIu64
+		       " packs, %" PRIu64 " blobs\nreduction:     %.2fx\n",
+		       t.snapshots, (double)t.logical / 1e6, (double)stored / 1e6, packs, blobs, ratio);
+	return 0;
+}
