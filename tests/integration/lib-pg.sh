@@ -65,12 +65,12 @@ pg_start() {
 	if [ "$(id -u)" = 0 ]; then
 		# The server user must reach DIR: open every parent for traversal
 		# (mktemp -d makes 0700 directories) and hand DIR over.
-		local d=$dir
-		while [ "$d" != / ]; do
-			d=$(dirname "$d")
-			[ -d "$d" ] && chmod o+x "$d" 2>/dev/null
-		done
 		chown postgres: "$dir" "$PG_SOCKDIR"
+		local d=$dir
+		while ! runuser -u postgres -- test -x "$dir" && [ "$d" != / ]; do
+			d=$(dirname "$d")
+			chmod o+x "$d" 2>/dev/null || break
+		done
 	fi
 
 	pg_as_server "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 \
