@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,21 @@
 #include "store/tree.h"
 #include "store/util.h"
 
+/* Chunks are hashed, deduplicated, compressed and sealed by a pool of worker
+ * threads while this thread reads and cuts; results are taken back in stream
+ * order, so the content list is the same whatever the timing. */
+#define MAX_WORKERS 8
+#define RING 32 /* chunks in flight */
+
+typedef struct {
+	uint8_t *data;
+	size_t len, cap;
+	uint8_t id[32];
+	int state; /* FREE, QUEUED, RUNNING, DONE */
+	int err;
+} Job;
+enum { FREE, QUEUED, RUNNING, DONE };
+
 struct BkChunkStream {
 	BkRepo *repo;
 	BkWriter *writer;
@@ -23,7 +39,88 @@ struct BkChunkStream {
 	uint8_t *buf;
 	size_t cap, start, end; /* window buf[start..end) begins at a chunk boundary */
 	uint64_t size;
+
+	pthread_mutex_t lock;
+	pthread_cond_t queued, done;
+	Job jobs[RING];
+	uint64_t head, tail; /* jobs[head % RING] is the oldest in flight */
+	uint64_t next_run;   /* the next queued job a worker takes */
+	pthread_t threads[MAX_WORKERS];
+	size_t nthreads;
+	bool stopping;
 };
+
+static void *worker(void *arg)
+{
+	BkChunkStream *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!s->stopping && s->next_run == s->tail)
+			pthread_cond_wait(&s->queued, &s->lock);
+		if (s->stopping)
+			break;
+		Job *j = &s->jobs[s->next_run++ % RING];
+		j->state = RUNNING;
+		pthread_mutex_unlock(&s->lock);
+		int e = bk_writer_put(s->writer, BK_BLOB_DATA, j->data, j->len, j->id);
+		pthread_mutex_lock(&s->lock);
+		j->err = e;
+		j->state = DONE;
+		pthread_cond_broadcast(&s->done);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Waits for the oldest job and adds its chunk to the content list. */
+static int consume_one(BkChunkStream *s)
+{
+	Job *j = &s->jobs[s->head % RING];
+	pthread_mutex_lock(&s->lock);
+	while (j->state != DONE)
+		pthread_cond_wait(&s->done, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	int e = j->err;
+	if (e == 0)
+		e = bk_content_builder_add(s->builder, j->id, j->len);
+	j->state = FREE;
+	s->head++;
+	return e;
+}
+
+static int drain(BkChunkStream *s)
+{
+	int first = 0;
+	while (s->head != s->tail) {
+		int e = consume_one(s);
+		if (e < 0 && !first)
+			first = e;
+	}
+	return first;
+}
+
+static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
+{
+	int e = 0;
+	if (s->tail - s->head == RING && (e = consume_one(s)) < 0)
+		return e;
+	Job *j = &s->jobs[s->tail % RING];
+	if (len > j->cap) {
+		uint8_t *p = realloc(j->data, len);
+		if (!p)
+			return -ENOMEM;
+		j->data = p;
+		j->cap = len;
+	}
+	memcpy(j->data, data, len);
+	j->len = len;
+	pthread_mutex_lock(&s->lock);
+	j->state = QUEUED;
+	s->tail++;
+	pthread_cond_signal(&s->queued);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
 
 int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
 {
@@ -33,8 +130,18 @@ int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
 	s->repo = r;
 	s->writer = w;
 	s->cap = BK_MAX((size_t)4 << 20, 4 * r->cdc.max);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->queued, NULL);
+	pthread_cond_init(&s->done, NULL);
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t want = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (size_t)cpus;
+	while (e == 0 && s->nthreads < want) {
+		e = -pthread_create(&s->threads[s->nthreads], NULL, worker, s);
+		if (e == 0)
+			s->nthreads++;
+	}
 	if (e < 0) {
 		bk_chunk_stream_free(s);
 		return e;
@@ -47,6 +154,18 @@ void bk_chunk_stream_free(BkChunkStream *s)
 {
 	if (!s)
 		return;
+	drain(s);
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->queued);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	for (size_t i = 0; i < RING; i++)
+		free(s->jobs[i].data);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->queued);
+	pthread_cond_destroy(&s->done);
 	bk_content_builder_free(s->builder);
 	free(s->buf);
 	free(s);
@@ -59,11 +178,8 @@ static int cut(BkChunkStream *s, bool eof)
 		size_t n = bk_fastcdc_next(&s->repo->cdc, s->buf + s->start, s->end - s->start, eof);
 		if (n == 0)
 			break;
-		uint8_t id[32];
-		int e = bk_writer_put(s->writer, BK_BLOB_DATA, s->buf + s->start, n, id);
+		int e = submit(s, s->buf + s->start, n);
 		if (e < 0)
-			return e;
-		if ((e = bk_content_builder_add(s->builder, id, n)) < 0)
 			return e;
 		s->start += n;
 		s->size += n;
@@ -120,6 +236,9 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
 int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *ret_size)
 {
 	int e = cut(s, true);
+	int d = drain(s);
+	if (e == 0)
+		e = d;
 	if (e == 0)
 		e = bk_content_builder_finish(s->builder, ret_root);
 	bk_content_builder_free(s->builder);

@@ -1,20 +1,36 @@
 #include "store/writer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/error.h"
 #include "store/idset.h"
 #include "store/pack.h"
 #include "store/util.h"
 
+#define MAX_SLOTS 16
+/* Ids of blobs not yet known to be indexed. Past this many, everything is
+ * flushed and the set starts over, which bounds its memory (~8 MiB). */
+#define PENDING_MAX (64u << 10)
+
+/* An open pack with its sealing buffer, used by one thread at a time. */
+typedef struct {
+	BkPackWriter *pack;
+	uint8_t *sealed;
+	size_t cap;
+	bool busy;
+} Slot;
+
 struct BkWriter {
 	BkRepo *repo;
-	BkPackWriter *pack;
-	BkIdSet pending; /* ids in the open pack */
-	uint8_t *sealed;
-	size_t sealed_cap;
+	pthread_mutex_t lock;
+	pthread_cond_t slot_free;
+	BkIdSet pending; /* ids in open or committed packs of this writer */
+	Slot slots[MAX_SLOTS];
+	int error;       /* sticky: a failed commit fails every later flush */
 	BkWriterStats stats;
 };
 
@@ -24,6 +40,8 @@ int bk_writer_new(BkRepo *r, BkWriter **ret)
 	if (!w)
 		return -ENOMEM;
 	w->repo = r;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->slot_free, NULL);
 	*ret = w;
 	return 0;
 }
@@ -32,47 +50,129 @@ void bk_writer_free(BkWriter *w)
 {
 	if (!w)
 		return;
-	bk_pack_writer_free(w->pack);
+	for (size_t i = 0; i < MAX_SLOTS; i++) {
+		bk_pack_writer_free(w->slots[i].pack);
+		free(w->slots[i].sealed);
+	}
 	bk_idset_release(&w->pending);
-	free(w->sealed);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->slot_free);
 	free(w);
 }
 
 const BkWriterStats *bk_writer_stats(const BkWriter *w) { return &w->stats; }
 
-int bk_writer_flush(BkWriter *w)
+/* Finishes and commits a slot's pack: pack durable first, then the index
+ * (invariant 1). Called by the thread that holds the slot. */
+static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
 {
-	if (!w->pack || bk_pack_writer_count(w->pack) == 0)
+	*ret_size = 0;
+	if (!s->pack || bk_pack_writer_count(s->pack) == 0)
 		return 0;
 	BkRepo *r = w->repo;
-	BkSealer *s = bk_repo_sealer(r);
-	if (!s)
+	BkSealer *sealer = bk_repo_sealer(r);
+	if (!sealer)
 		return -ENOMEM;
 	uint8_t pack_id[32];
 	char *tmp = NULL, name[80];
-	int e = bk_pack_writer_finish(w->pack, s, r->keys, pack_id, &tmp);
+	int e = bk_pack_writer_finish(s->pack, sealer, r->keys, pack_id, &tmp);
 	if (e < 0)
 		return e;
-	uint64_t size = bk_pack_writer_size(w->pack);
+	uint64_t size = bk_pack_writer_size(s->pack);
 	bk_pack_name(pack_id, name);
-	/* order matters: the pack is durable before the index points at it */
 	e = bk_backend_put_file(r->be, name, tmp, true);
 	if (e == -EEXIST) /* identical bytes can only come from an identical pack */
 		e = 0;
 	if (e == 0)
-		e = bk_index_add_pack(r->index, pack_id, size, bk_pack_writer_entries(w->pack),
-				      bk_pack_writer_count(w->pack));
+		e = bk_index_add_pack(r->index, pack_id, size, bk_pack_writer_entries(s->pack),
+				      bk_pack_writer_count(s->pack));
 	if (e < 0)
 		unlink(tmp);
 	free(tmp);
-	if (e == 0) {
+	bk_pack_writer_free(s->pack);
+	s->pack = NULL;
+	*ret_size = size;
+	return e;
+}
+
+static void account_commit(BkWriter *w, int e, uint64_t size)
+{
+	if (e < 0 && !w->error)
+		w->error = e;
+	if (e == 0 && size) {
 		w->stats.packs++;
 		w->stats.stored_bytes += size;
 	}
-	bk_pack_writer_free(w->pack);
-	w->pack = NULL;
-	bk_idset_clear(&w->pending);
+}
+
+/* With the lock held: waits for every slot, commits them all, and forgets the
+ * pending ids (they are all indexed now). */
+static int flush_locked(BkWriter *w)
+{
+	for (size_t i = 0; i < MAX_SLOTS; i++)
+		while (w->slots[i].busy)
+			pthread_cond_wait(&w->slot_free, &w->lock);
+	for (size_t i = 0; i < MAX_SLOTS; i++) {
+		uint64_t size;
+		int e = commit_slot(w, &w->slots[i], &size);
+		account_commit(w, e, size);
+	}
+	if (!w->error)
+		bk_idset_clear(&w->pending);
+	return w->error;
+}
+
+int bk_writer_flush(BkWriter *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int e = flush_locked(w);
+	pthread_mutex_unlock(&w->lock);
 	return e;
+}
+
+/* With the lock held: a free slot, waiting for one if all are busy. */
+static Slot *take_slot(BkWriter *w)
+{
+	for (;;) {
+		for (size_t i = 0; i < MAX_SLOTS; i++)
+			if (!w->slots[i].busy) {
+				w->slots[i].busy = true;
+				return &w->slots[i];
+			}
+		pthread_cond_wait(&w->slot_free, &w->lock);
+	}
+}
+
+static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32],
+		     const void *data, size_t len)
+{
+	BkRepo *r = w->repo;
+	size_t bound = bk_seal_bound(len);
+	if (bound > s->cap) {
+		uint8_t *b = realloc(s->sealed, bound);
+		if (!b)
+			return -ENOMEM;
+		s->sealed = b;
+		s->cap = bound;
+	}
+	BkSealer *sealer = bk_repo_sealer(r);
+	if (!sealer)
+		return -ENOMEM;
+	size_t slen;
+	bk_seal(sealer, r->keys, type, id, data, len, s->sealed, &slen);
+	int e = 0;
+	if (s->pack && bk_pack_writer_size(s->pack) + slen > BK_PACK_TARGET) {
+		uint64_t size;
+		e = commit_slot(w, s, &size);
+		pthread_mutex_lock(&w->lock);
+		account_commit(w, e, size);
+		pthread_mutex_unlock(&w->lock);
+		if (e < 0)
+			return e;
+	}
+	if (!s->pack && (e = bk_pack_writer_new(r->tmp_dir, &s->pack)) < 0)
+		return e;
+	return bk_pack_writer_add(s->pack, type, id, s->sealed, slen, len);
 }
 
 int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, uint8_t ret_id[32])
@@ -82,48 +182,42 @@ int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, u
 	if (len > BK_PACK_MAX_BLOB)
 		return bk_errorf(-EFBIG, "blob of %zu bytes is larger than the %u allowed", len,
 				 BK_PACK_MAX_BLOB);
-	uint8_t id[32];
-	bk_blob_id(r->keys, data, len, id);
+	bk_blob_id(r->keys, data, len, ret_id);
+
+	pthread_mutex_lock(&w->lock);
 	w->stats.blobs++;
 	w->stats.bytes += len;
-	if (bk_idset_has(&w->pending, id)) {
-		memcpy(ret_id, id, 32);
+	bool known = bk_idset_has(&w->pending, ret_id);
+	pthread_mutex_unlock(&w->lock);
+	if (known)
 		return 0;
-	}
 	BkBlobLoc loc;
-	int e = bk_index_get(r->index, id, &loc);
-	if (e == 0) {
-		memcpy(ret_id, id, 32);
-		return 0;
-	}
+	int e = bk_index_get(r->index, ret_id, &loc);
 	if (e != -ENOENT)
-		return e;
+		return e; /* 0: already stored */
 
-	size_t bound = bk_seal_bound(len);
-	if (bound > w->sealed_cap) {
-		uint8_t *b = realloc(w->sealed, bound);
-		if (!b)
-			return -ENOMEM;
-		w->sealed = b;
-		w->sealed_cap = bound;
+	pthread_mutex_lock(&w->lock);
+	if (w->pending.count >= PENDING_MAX && (e = flush_locked(w)) < 0) {
+		pthread_mutex_unlock(&w->lock);
+		return e;
 	}
-	BkSealer *s = bk_repo_sealer(r);
-	if (!s)
-		return -ENOMEM;
-	size_t slen;
-	bk_seal(s, r->keys, type, id, data, len, w->sealed, &slen);
-
-	if (w->pack && bk_pack_writer_size(w->pack) + slen > BK_PACK_TARGET &&
-	    (e = bk_writer_flush(w)) < 0)
+	e = bk_idset_add(&w->pending, ret_id);
+	if (e <= 0) { /* another thread is storing it, or out of memory */
+		pthread_mutex_unlock(&w->lock);
 		return e;
-	if (!w->pack && (e = bk_pack_writer_new(r->tmp_dir, &w->pack)) < 0)
-		return e;
-	if ((e = bk_pack_writer_add(w->pack, type, id, w->sealed, slen, len)) < 0)
-		return e;
-	if ((e = bk_idset_add(&w->pending, id)) < 0)
-		return e;
+	}
+	Slot *s = take_slot(w);
 	w->stats.new_blobs++;
 	w->stats.new_bytes += len;
-	memcpy(ret_id, id, 32);
-	return 0;
+	pthread_mutex_unlock(&w->lock);
+
+	e = seal_into(w, s, type, ret_id, data, len);
+
+	pthread_mutex_lock(&w->lock);
+	if (e < 0 && !w->error)
+		w->error = e;
+	s->busy = false;
+	pthread_cond_broadcast(&w->slot_free);
+	pthread_mutex_unlock(&w->lock);
+	return e;
 }

@@ -13,8 +13,11 @@
  * LMDB serialises index commits. A blob written by two writers concurrently is
  * stored twice; the index keeps the first, the other copy is garbage for prune.
  *
- * Memory: one pack's entries plus the in-flight blob: bounded.
- * Thread-safety: one thread per writer.
+ * Memory: bounded: at most a few open packs' entries (one per thread putting at
+ * once), their sealing buffers, and a set of recently stored ids that is
+ * flushed and cleared when it reaches a fixed size.
+ * Thread-safety: bk_writer_put may be called from many threads at once; each
+ * seals and appends to a pack of its own. flush and free: one thread.
  */
 #ifndef BK_STORE_WRITER_H
 #define BK_STORE_WRITER_H
