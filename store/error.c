@@ -6,7 +6,8 @@
 
 static _Thread_local char detail[1024];
 
-static int vset(int code, bool with_code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int vset(int code, bool with_code, const char *fmt,
+						       va_list ap)
 {
 	int n = vsnprintf(detail, sizeof(detail), fmt, ap);
 	if (with_code && n >= 0 && (size_t)n < sizeof(detail))

@@ -256,8 +256,6 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 		bk_error_wrap(r, "%s", rs->path);
 	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
 		r = bk_errorf_code(-errno, "truncate %s", rs->path);
-	if (r == 0 && fsync(fd) < 0)
-		r = bk_errorf_code(-errno, "fsync %s", rs->path);
 	close(fd);
 	if (r == 0)
 		r = set_meta(rs, dirfd, tmp, e);
@@ -379,8 +377,9 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 			bk_tree_free(t);
 		}
 	}
-	if (e == 0 && fsync(dirfd) < 0)
-		e = bk_errorf_code(-errno, "fsync %s", target);
+	/* one syncfs for the whole restore instead of an fsync per file */
+	if (e == 0 && syncfs(dirfd) < 0)
+		e = bk_errorf_code(-errno, "sync %s", target);
 	close(dirfd);
 	return e;
 }

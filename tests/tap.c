@@ -5,7 +5,7 @@
 
 static int n_run, n_failed;
 
-static bool vok(bool cond, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static bool vok(bool cond, const char *fmt, va_list ap)
 {
 	n_run++;
 	if (!cond)
