@@ -460,8 +460,10 @@ int bk_archive_fd(BkRepo *r, int fd, const char *filename, const BkArchiveOpts *
 	int e = root ? bk_writer_new(r, &writer) : -ENOMEM;
 	if (e == 0)
 		e = bk_chunk_stream_new(r, writer, &stream);
+	struct stat st;
+	uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	if (e == 0)
-		e = bk_chunk_stream_read_fd(stream, fd, o->progress, o->progress_ud, 0, 0);
+		e = bk_chunk_stream_read_fd(stream, fd, o->progress, o->progress_ud, 0, total);
 	BkTreeEntry ent = {
 		.type = BK_NODE_FILE,
 		.mode = 0600,

@@ -209,7 +209,7 @@ static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t of
 	if (s->progress_done) {
 		*s->progress_done += len;
 		if (s->o->progress)
-			s->o->progress(s->o->progress_ud, *s->progress_done, 0);
+			s->o->progress(s->o->progress_ud, *s->progress_done, s->o->total);
 	}
 	return 0;
 }

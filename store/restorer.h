@@ -49,6 +49,7 @@ typedef struct {
 	const char *const *includes; /* paths inside the snapshot; none = everything */
 	size_t nincludes;
 	bool restore_owner;          /* chown (needs root) */
+	uint64_t total;              /* bytes expected, for progress (0 = unknown) */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 } BkRestoreOpts;

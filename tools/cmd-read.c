@@ -273,6 +273,7 @@ int cmd_restore(void)
 		.includes = cli.includes,
 		.nincludes = cli.nincludes,
 		.restore_owner = geteuid() == 0,
+		.total = cli.nincludes ? 0 : s->logical_bytes,
 		.progress = cli_progress,
 	};
 	int e = bk_restore(r, s, cli.target, &o);
