@@ -70,4 +70,11 @@ int bk_open(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	    const uint8_t *sealed, size_t sealed_len, size_t max_len, uint8_t **ret_plain,
 	    size_t *ret_len);
 
+/* Like bk_open, but for records named by something other than their content
+ * (the id is then the keyed hash of the object's name, bound as associated data):
+ * authenticates without recomputing the id from the plaintext. */
+int bk_open_named(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+		  const uint8_t *sealed, size_t sealed_len, size_t max_len, uint8_t **ret_plain,
+		  size_t *ret_len);
+
 #endif

@@ -408,3 +408,40 @@ int bk_repo_get_record(BkRepo *r, const char *dir, BkBlobType type, const uint8_
 	free(sealed);
 	return e;
 }
+
+int bk_repo_put_named(BkRepo *r, const char *name, BkBlobType type, const void *plain,
+		      size_t len)
+{
+	BkSealer *s = bk_repo_sealer(r);
+	if (!s)
+		return -ENOMEM;
+	uint8_t id[32];
+	bk_blob_id(r->keys, name, strlen(name), id);
+	uint8_t *sealed = malloc(bk_seal_bound(len));
+	if (!sealed)
+		return -ENOMEM;
+	size_t slen;
+	bk_seal(s, r->keys, type, id, plain, len, sealed, &slen);
+	int e = bk_backend_put(r->be, name, sealed, slen, true);
+	free(sealed);
+	return e;
+}
+
+int bk_repo_get_named(BkRepo *r, const char *name, BkBlobType type, uint8_t **ret,
+		      size_t *ret_len)
+{
+	uint8_t *sealed;
+	size_t slen;
+	int e = bk_backend_get_all(r->be, name, bk_seal_bound(BK_RECORD_MAX), &sealed, &slen);
+	if (e < 0)
+		return e;
+	BkSealer *s = bk_repo_sealer(r);
+	uint8_t id[32];
+	bk_blob_id(r->keys, name, strlen(name), id);
+	e = s ? bk_open_named(s, r->keys, type, id, sealed, slen, BK_RECORD_MAX, ret, ret_len)
+	      : -ENOMEM;
+	if (e < 0 && e != -ENOMEM)
+		bk_error_wrap(e, "record %s", name);
+	free(sealed);
+	return e;
+}

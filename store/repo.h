@@ -81,6 +81,15 @@ int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *
 int bk_repo_get_record(BkRepo *r, const char *dir, BkBlobType type, const uint8_t id[32],
 		       uint8_t **ret, size_t *ret_len);
 
+/* Named records: objects found by name rather than by content (the WAL archive,
+ * cluster records). Sealed with id = keyed hash of the name, so a record moved to
+ * another name fails to open. put is create-only: -EEXIST if the name is taken.
+ * get: -ENOENT if absent. */
+int bk_repo_put_named(BkRepo *r, const char *name, BkBlobType type, const void *plain,
+		      size_t len);
+int bk_repo_get_named(BkRepo *r, const char *name, BkBlobType type, uint8_t **ret,
+		      size_t *ret_len);
+
 /* The calling thread's sealer (zstd contexts), created on first use, freed at
  * thread exit. NULL only on out-of-memory. */
 BkSealer *bk_repo_sealer(BkRepo *r);

@@ -15,6 +15,7 @@ typedef enum {
 	BK_BLOB_TRAILER = 5,  /* a pack trailer: store/pack.h */
 	BK_BLOB_WAL = 6,      /* a WAL record (PostgreSQL) */
 	BK_BLOB_KEY = 7,      /* a wrapped master key in a key slot */
+	BK_BLOB_CLUSTER = 8,  /* a PostgreSQL cluster record (system identifier) */
 } BkBlobType;
 
 /* Callbacks through which the pure codecs store and fetch blobs without knowing

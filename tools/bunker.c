@@ -45,6 +45,10 @@ static const char usage_text[] =
 	"  repair index                       rebuild the index from the packs\n"
 	"  stats [--json]\n"
 	"\n"
+	"PostgreSQL (--cluster NAME, default main):\n"
+	"  pg wal-push PATH                   archive_command: store one WAL file\n"
+	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
+	"\n"
 	"SNAPSHOT is an id, a unique id prefix (4+ hex digits) or 'latest' (narrowed by --name).\n"
 	"\n"
 	"options:\n"
@@ -107,7 +111,7 @@ int usage_error(const char *fmt, ...)
 enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
-	OPT_CHUNK, OPT_HELP,
+	OPT_CHUNK, OPT_CLUSTER, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -127,6 +131,7 @@ static const struct option long_opts[] = {
 	{ "include", required_argument, NULL, OPT_INCLUDE },
 	{ "read-data", no_argument, NULL, OPT_READ_DATA },
 	{ "chunk-size", required_argument, NULL, OPT_CHUNK },
+	{ "cluster", required_argument, NULL, OPT_CLUSTER },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -499,6 +504,7 @@ int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	cli.repo = getenv("BUNKER_REPO");
+	cli.cluster = "main";
 	cli.key_file = getenv("BUNKER_KEY_FILE");
 	cli.password_file = getenv("BUNKER_PASSWORD_FILE");
 	cli.password_command = getenv("BUNKER_PASSWORD_COMMAND");
@@ -526,6 +532,7 @@ int main(int argc, char **argv)
 		case OPT_INCLUDE: e = add_list(includes, &cli.nincludes, optarg, "--include"); break;
 		case OPT_READ_DATA: cli.read_data = true; break;
 		case OPT_CHUNK: cli.chunk_size = optarg; break;
+		case OPT_CLUSTER: cli.cluster = optarg; break;
 		case 'h':
 		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;
 		case '?':
@@ -552,7 +559,7 @@ int main(int argc, char **argv)
 		{ "init", cmd_init },       { "key", cmd_key },         { "backup", cmd_backup },
 		{ "snapshots", cmd_snapshots }, { "ls", cmd_ls },         { "cat", cmd_cat },
 		{ "restore", cmd_restore }, { "check", cmd_check },     { "repair", cmd_repair },
-		{ "stats", cmd_stats },
+		{ "stats", cmd_stats },     { "pg", cmd_pg },
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cmds); i++)
 		if (!strcmp(cmd, cmds[i].name))

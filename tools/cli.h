@@ -12,7 +12,7 @@
 typedef struct {
 	const char *repo, *key_file, *password_file, *password_command;
 	const char *new_key_file, *new_password_file;
-	const char *name, *stdin_name, *target, *chunk_size;
+	const char *name, *stdin_name, *target, *chunk_size, *cluster;
 	const char **tags, **includes;
 	size_t ntags, nincludes;
 	bool json, quiet, use_stdin, read_data;
@@ -37,5 +37,6 @@ int cmd_restore(void);
 int cmd_check(void);
 int cmd_repair(void);
 int cmd_stats(void);
+int cmd_pg(void);
 
 #endif

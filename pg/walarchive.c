@@ -1,0 +1,373 @@
+#include "pg/walarchive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/archiver.h"
+#include "store/codec.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/restorer.h"
+#include "store/util.h"
+
+#define WAL_RECORD_VERSION 1
+#define CLUSTER_RECORD_VERSION 1
+#define WAL_FILE_MAX (1ull << 32) /* segments are at most 1 GiB; history files small */
+
+void bk_wal_record_release(BkWalRecord *w) { bk_content_node_release(&w->content); }
+
+bool bk_cluster_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	return n >= 1 && n <= BK_CLUSTER_NAME_MAX && name[0] != '.' &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+static int check_cluster(const char *cluster)
+{
+	if (!bk_cluster_name_valid(cluster))
+		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s' (1-64 of A-Z a-z 0-9 _ . -)",
+				 cluster);
+	return 0;
+}
+
+/* ---- cluster records ---- */
+
+int bk_cluster_get(BkRepo *r, const char *cluster, uint64_t *ret_sysid, uint32_t *ret_seg_size)
+{
+	char name[128];
+	snprintf(name, sizeof(name), "clusters/%s", cluster);
+	uint8_t *p;
+	size_t len;
+	int e = bk_repo_get_named(r, name, BK_BLOB_CLUSTER, &p, &len);
+	if (e < 0)
+		return e;
+	BkDec d;
+	bk_dec_init(&d, p, len);
+	uint8_t v = bk_dec_u8(&d);
+	size_t n;
+	const uint8_t *cl = bk_dec_str(&d, BK_CLUSTER_NAME_MAX, &n);
+	uint64_t sysid = bk_dec_u64(&d);
+	uint32_t seg = bk_dec_u32(&d);
+	if (!bk_dec_error(&d) && v != CLUSTER_RECORD_VERSION)
+		e = bk_errorf(BK_E_VERSION, "%s: version %u unknown", name, v);
+	else if (!bk_dec_done(&d) || n != strlen(cluster) || memcmp(cl, cluster, n) != 0)
+		e = bk_errorf(BK_E_CORRUPT, "%s: malformed", name);
+	free(p);
+	if (e == 0) {
+		*ret_sysid = sysid;
+		*ret_seg_size = seg;
+	}
+	return e;
+}
+
+int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size)
+{
+	uint64_t have;
+	uint32_t have_seg;
+	int e = bk_cluster_get(r, cluster, &have, &have_seg);
+	if (e == -ENOENT) {
+		BkEnc enc;
+		bk_enc_init(&enc, 256);
+		bk_enc_u8(&enc, CLUSTER_RECORD_VERSION);
+		bk_enc_cstr(&enc, cluster);
+		bk_enc_u64(&enc, sysid);
+		bk_enc_u32(&enc, seg_size);
+		char name[128];
+		snprintf(name, sizeof(name), "clusters/%s", cluster);
+		e = bk_enc_finish(&enc);
+		if (e == 0)
+			e = bk_repo_put_named(r, name, BK_BLOB_CLUSTER, enc.buf, enc.len);
+		bk_enc_release(&enc);
+		if (e != -EEXIST)
+			return e;
+		/* another process claimed it first: compare with theirs */
+		e = bk_cluster_get(r, cluster, &have, &have_seg);
+	}
+	if (e < 0)
+		return e;
+	if (have != sysid)
+		return bk_errorf(BK_E_MISMATCH,
+				 "cluster '%s' belongs to system %llu, this WAL is from system %llu "
+				 "(use another --cluster name for another server)",
+				 cluster, (unsigned long long)have, (unsigned long long)sysid);
+	return 0;
+}
+
+/* ---- WAL records ---- */
+
+static int encode_record(const BkWalRecord *w, BkEnc *enc)
+{
+	bk_enc_u8(enc, WAL_RECORD_VERSION);
+	bk_enc_cstr(enc, w->name);
+	bk_enc_varint(enc, w->size);
+	bk_enc_u64(enc, w->sysid);
+	bk_enc_u32(enc, w->tli);
+	bk_enc_svarint(enc, w->pushed_us);
+	int e = bk_content_node_encode(&w->content, enc);
+	return e < 0 ? e : bk_enc_finish(enc);
+}
+
+int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
+{
+	BkDec d;
+	bk_dec_init(&d, p, len);
+	BkWalRecord w = { 0 };
+	uint8_t v = bk_dec_u8(&d);
+	if (!bk_dec_error(&d) && v != WAL_RECORD_VERSION)
+		return bk_errorf(BK_E_VERSION, "WAL record version %u unknown", v);
+	size_t n;
+	const uint8_t *name = bk_dec_str(&d, BK_WAL_NAME_MAX - 1, &n);
+	if (name)
+		memcpy(w.name, name, n);
+	w.size = bk_dec_varint(&d);
+	w.sysid = bk_dec_u64(&d);
+	w.tli = bk_dec_u32(&d);
+	w.pushed_us = bk_dec_svarint(&d);
+	if (bk_dec_error(&d))
+		return bk_errorf(BK_E_CORRUPT, "WAL record: malformed");
+	int e = bk_content_node_decode(&d, &w.content);
+	if (e < 0)
+		return e;
+	if (!bk_dec_done(&d) || bk_content_node_size(&w.content) != w.size || memchr(w.name, 0, n)) {
+		bk_content_node_release(&w.content);
+		return bk_errorf(BK_E_CORRUPT, "WAL record: malformed");
+	}
+	*ret = w;
+	return 0;
+}
+
+static void record_name(char out[160], const char *cluster, const char *file)
+{
+	snprintf(out, 160, "wal/%s/%s", cluster, file);
+}
+
+int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRecord *ret)
+{
+	int e = check_cluster(cluster);
+	if (e < 0)
+		return e;
+	BkWalName wn;
+	if (bk_wal_name_parse(name, &wn) < 0)
+		return -ENOENT; /* never archived: not a WAL file name */
+	char obj[160];
+	record_name(obj, cluster, name);
+	uint8_t *p;
+	size_t len;
+	if ((e = bk_repo_get_named(r, obj, BK_BLOB_WAL, &p, &len)) < 0)
+		return e;
+	e = bk_wal_record_decode(p, len, ret);
+	free(p);
+	if (e < 0)
+		return bk_error_wrap(e, "%s", obj);
+	if (strcmp(ret->name, name) != 0) {
+		bk_wal_record_release(ret);
+		return bk_errorf(BK_E_CORRUPT, "%s: holds the record of %s", obj, ret->name);
+	}
+	return 0;
+}
+
+/* Stores a file's bytes; fills w->content and w->size. */
+static int store_fd(BkRepo *r, int fd, BkWalRecord *w)
+{
+	BkWriter *writer = NULL;
+	BkChunkStream *stream = NULL;
+	int e = bk_writer_new(r, &writer);
+	if (e == 0)
+		e = bk_chunk_stream_new(r, writer, &stream);
+	uint8_t *buf = e == 0 ? malloc(1 << 20) : NULL;
+	if (e == 0 && !buf)
+		e = -ENOMEM;
+	while (e == 0) {
+		size_t n;
+		if ((e = bk_read_full(fd, buf, 1 << 20, &n)) < 0 || n == 0)
+			break;
+		e = bk_chunk_stream_push(stream, buf, n);
+	}
+	free(buf);
+	if (e == 0)
+		e = bk_chunk_stream_finish(stream, &w->content, &w->size);
+	bk_chunk_stream_free(stream);
+	if (e == 0)
+		e = bk_writer_flush(writer); /* packs durable and indexed before the record */
+	bk_writer_free(writer);
+	return e;
+}
+
+/* Compares the file with the archived copy, chunk by chunk (authenticated reads). */
+typedef struct {
+	BkRepo *r;
+	int fd;
+	uint8_t *buf;
+	bool differs;
+} Compare;
+
+static int compare_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	Compare *c = ud;
+	uint8_t *data;
+	size_t len, n;
+	int e = bk_repo_read_blob(c->r, BK_BLOB_DATA, id, &data, &len);
+	if (e < 0)
+		return e;
+	if (len != size) {
+		free(data);
+		return bk_errorf(BK_E_CORRUPT, "chunk %s: wrong length", bk_id_hex(id).s);
+	}
+	e = bk_pread_all(c->fd, c->buf, len, offset, &n);
+	if (e == 0 && (n != len || memcmp(data, c->buf, len) != 0))
+		c->differs = true;
+	free(data);
+	return e < 0 ? bk_errorf_code(e, "read") : c->differs ? -ECANCELED : 0;
+}
+
+static int compare_with_archive(BkRepo *r, const char *cluster, const char *name, int fd)
+{
+	BkWalRecord have;
+	int e = bk_wal_record_get(r, cluster, name, &have);
+	if (e < 0)
+		return e;
+	struct stat st;
+	Compare c = { .r = r, .fd = fd, .buf = malloc(r->cdc.max) };
+	if (!c.buf)
+		e = -ENOMEM;
+	else if (fstat(fd, &st) < 0)
+		e = bk_errorf_code(-errno, "stat %s", name);
+	else if ((uint64_t)st.st_size != have.size)
+		c.differs = true;
+	else
+		e = bk_content_walk(&have.content, bk_repo_read_blob, r, compare_chunk, &c);
+	if (c.differs)
+		e = bk_errorf(BK_E_MISMATCH,
+			      "%s is already archived for cluster '%s' with different contents",
+			      name, cluster);
+	free(c.buf);
+	bk_wal_record_release(&have);
+	return e;
+}
+
+int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored)
+{
+	*ret_stored = false;
+	int e = check_cluster(cluster);
+	if (e < 0)
+		return e;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	BkWalName wn;
+	if (bk_wal_name_parse(base, &wn) < 0)
+		return bk_errorf(BK_E_USAGE, "%s: not a WAL file name", path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? bk_errorf(BK_E_USAGE, "%s does not exist", path)
+				       : bk_errorf_code(-errno, "open %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > WAL_FILE_MAX) {
+		close(fd);
+		return bk_errorf(BK_E_USAGE, "%s: not a regular file of a WAL file's size", path);
+	}
+
+	char obj[160];
+	record_name(obj, cluster, base);
+	uint64_t exists;
+	if (bk_backend_size(r->be, obj, &exists) == 0) { /* a retry, or a conflict */
+		e = compare_with_archive(r, cluster, base, fd);
+		close(fd);
+		return e;
+	}
+
+	BkWalRecord w = { .pushed_us = bk_now_us(), .tli = wn.tli };
+	snprintf(w.name, sizeof(w.name), "%s", base);
+	if (wn.kind == BK_WAL_SEGMENT || wn.kind == BK_WAL_PARTIAL) {
+		uint8_t head[BK_WAL_LONG_HEADER_SIZE];
+		size_t n;
+		BkWalHeader h;
+		e = bk_pread_all(fd, head, sizeof(head), 0, &n);
+		if (e < 0)
+			e = bk_errorf_code(e, "read %s", path);
+		else if ((e = bk_wal_header_parse(head, n, base, &h)) < 0)
+			e = bk_error_wrap(e, "%s", path);
+		else if (wn.kind == BK_WAL_SEGMENT && (uint64_t)st.st_size != h.seg_size)
+			e = bk_errorf(BK_E_USAGE, "%s: %llu bytes, the segment size is %u", path,
+				      (unsigned long long)st.st_size, h.seg_size);
+		else
+			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size);
+		w.sysid = h.sysid;
+	}
+	if (e == 0)
+		e = store_fd(r, fd, &w);
+	BkEnc enc;
+	bk_enc_init(&enc, BK_RECORD_MAX);
+	if (e == 0)
+		e = encode_record(&w, &enc);
+	if (e == 0)
+		e = bk_repo_put_named(r, obj, BK_BLOB_WAL, enc.buf, enc.len);
+	bk_enc_release(&enc);
+	if (e == -EEXIST) /* a concurrent push of the same name won: same bytes? */
+		e = compare_with_archive(r, cluster, base, fd);
+	else if (e == 0)
+		*ret_stored = true;
+	bk_wal_record_release(&w);
+	close(fd);
+	return e;
+}
+
+int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest)
+{
+	BkWalRecord w;
+	int e = bk_wal_record_get(r, cluster, name, &w);
+	if (e < 0)
+		return e;
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.bunker-tmp.XXXXXX", dest) >= (int)sizeof(tmp)) {
+		bk_wal_record_release(&w);
+		return bk_errorf(-ENAMETOOLONG, "%s: path too long", dest);
+	}
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		bk_wal_record_release(&w);
+		return bk_errorf_code(-errno, "create %s", tmp);
+	}
+	fchmod(fd, 0600);
+	e = bk_content_write(r, &w.content, fd);
+	if (e < 0)
+		bk_error_wrap(e, "%s", name);
+	if (close(fd) < 0 && e == 0)
+		e = bk_errorf_code(-errno, "close %s", tmp);
+	if (e == 0 && rename(tmp, dest) < 0)
+		e = bk_errorf_code(-errno, "rename %s to %s", tmp, dest);
+	if (e < 0)
+		unlink(tmp);
+	bk_wal_record_release(&w);
+	return e;
+}
+
+typedef struct {
+	BkWalNameFn cb;
+	void *ud;
+} Each;
+
+static int each_name(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	Each *x = ud;
+	const char *base = strrchr(name, '/');
+	return x->cb(x->ud, base ? base + 1 : name);
+}
+
+int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud)
+{
+	int e = check_cluster(cluster);
+	if (e < 0)
+		return e;
+	char dir[128];
+	snprintf(dir, sizeof(dir), "wal/%s", cluster);
+	Each x = { cb, ud };
+	return bk_backend_list(r->be, dir, each_name, &x);
+}

@@ -1,0 +1,68 @@
+/* pg/walarchive.h: the WAL archive: PostgreSQL's archive_command and
+ * restore_command on top of the store.
+ *
+ * Each archived file (segment, .partial, .history, .backup) is chunked into the
+ * store like any stream and described by one WAL record, a named record at
+ * "wal/<cluster>/<file name>" (store/repo.h), written create-only after its packs
+ * are durable and indexed. A cluster record at "clusters/<cluster>" holds the
+ * system identifier seen in the first segment pushed; segments of any other
+ * system are refused, so two clusters never share an archive by accident.
+ *
+ * WAL record format (version 1):
+ *   u8 version=1 | str file name | varint size | u64 system id (0: not a segment)
+ *   | u32 timeline | svarint pushed_us | content node (store/content.h)
+ * A re-pushed file is compared byte by byte with the archived copy.
+ * Cluster record format (version 1): u8 version=1 | str cluster | u64 system id
+ *   | u32 wal segment size
+ *
+ * Contracts (invariant 2, PITFALLS.md):
+ * - push returns 0 only once the file is durable. The same name with the same
+ *   bytes again returns 0 (*ret_stored false); with different bytes BK_E_MISMATCH.
+ * - fetch writes the exact bytes to a temporary file beside dest and renames it
+ *   into place; on any failure nothing is left at dest. -ENOENT (no detail) for a
+ *   file the archive does not have, including .history files PostgreSQL probes.
+ *
+ * Thread-safety: as the repository (any number of processes may push at once).
+ */
+#ifndef BK_PG_WALARCHIVE_H
+#define BK_PG_WALARCHIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pg/wal.h"
+#include "store/content.h"
+#include "store/repo.h"
+
+#define BK_CLUSTER_NAME_MAX 64
+
+typedef struct {
+	char name[BK_WAL_NAME_MAX];
+	uint64_t size, sysid;
+	uint32_t tli;
+	int64_t pushed_us;
+	BkContentNode content; /* owned */
+} BkWalRecord;
+
+void bk_wal_record_release(BkWalRecord *w);
+int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret);
+
+/* Cluster names: 1..64 of [A-Za-z0-9_.-], not starting with '.'. */
+bool bk_cluster_name_valid(const char *name);
+
+/* The cluster's system identifier and segment size: -ENOENT before the first
+ * segment was pushed. */
+int bk_cluster_get(BkRepo *r, const char *cluster, uint64_t *ret_sysid, uint32_t *ret_seg_size);
+/* Records the cluster's identity, or checks it against the one recorded:
+ * BK_E_MISMATCH naming both identifiers if they differ. */
+int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size);
+
+int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored);
+int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest);
+int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRecord *ret);
+
+/* Calls cb with every archived file name of the cluster (unordered). */
+typedef int (*BkWalNameFn)(void *ud, const char *name);
+int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud);
+
+#endif
