@@ -1,0 +1,658 @@
+#include "pg/replication.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pg/wal.h"
+#include "store/error.h"
+#include "store/util.h"
+
+#define LABEL_MAX 1000
+#define SLOT_NAME_MAX 63
+#define DETAIL_MAX 700
+
+struct BkPgRepl {
+	PGconn *conn;
+	bool broken;    /* a command failed midway: the protocol state is unknown */
+	bool streaming; /* inside START_REPLICATION's COPY BOTH */
+	char *copybuf;  /* the last message handed out by stream_recv (PQfreemem) */
+};
+
+static void pqclearp(PGresult **res)
+{
+	if (*res)
+		PQclear(*res);
+}
+#define _cleanup_pqclear_ _cleanup_(pqclearp)
+
+static void pqfreep(char **p)
+{
+	if (*p)
+		PQfreemem(*p);
+}
+#define _cleanup_pqfree_ _cleanup_(pqfreep)
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* The one place where libpq's and the server's errors become bunker errors: the
+ * server's primary message when there is one, else libpq's, on one line. */
+static int remote_error(BkPgRepl *c, const PGresult *res, const char *what)
+{
+	const char *msg = NULL;
+	char buf[DETAIL_MAX];
+	size_t n = 0;
+
+	if (c)
+		c->broken = true;
+	if (res)
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if ((!msg || !*msg) && res)
+		msg = PQresultErrorMessage(res);
+	if ((!msg || !*msg) && c && c->conn)
+		msg = PQerrorMessage(c->conn);
+	if (!msg || !*msg) {
+		if (res)
+			msg = PQresStatus(PQresultStatus(res));
+		else
+			msg = "connection lost";
+	}
+	for (const char *s = msg; *s && n < sizeof(buf) - 1; s++) {
+		char ch = *s == '\n' || *s == '\t' || *s == '\r' ? ' ' : *s;
+		if (ch == ' ' && (n == 0 || buf[n - 1] == ' '))
+			continue;
+		buf[n++] = ch;
+	}
+	while (n > 0 && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
+	return bk_errorf(BK_E_REMOTE, "%s: %s", what, buf);
+}
+
+/* Library code never prints: libpq's default would write NOTICEs to stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+static int protocol_error(BkPgRepl *c, const char *what, const char *msg)
+{
+	c->broken = true;
+	return bk_errorf(BK_E_CORRUPT, "%s: %s", what, msg);
+}
+
+static int check_ready(BkPgRepl *c, const char *what)
+{
+	if (c->broken)
+		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
+	if (c->streaming)
+		return bk_errorf(BK_E_USAGE, "%s: connection is streaming wal", what);
+	return 0;
+}
+
+int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
+{
+	const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
+	const char *vals[] = {conninfo, "true", "bunker", NULL};
+
+	BkPgRepl *c = calloc(1, sizeof(*c));
+	if (!c)
+		return bk_errorf(-ENOMEM, "connect: out of memory");
+	c->conn = PQconnectdbParams(keys, vals, 1);
+	if (!c->conn) {
+		free(c);
+		return bk_errorf(-ENOMEM, "connect: out of memory");
+	}
+	if (PQstatus(c->conn) != CONNECTION_OK) {
+		int r = remote_error(c, NULL, "connect");
+		bk_pgrepl_close(c);
+		return r;
+	}
+	PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
+	*ret = c;
+	return 0;
+}
+
+void bk_pgrepl_close(BkPgRepl *c)
+{
+	if (!c)
+		return;
+	if (c->copybuf)
+		PQfreemem(c->copybuf);
+	PQfinish(c->conn);
+	free(c);
+}
+
+int bk_pgrepl_server_version(const BkPgRepl *c) { return PQserverVersion(c->conn); }
+
+static bool parse_u64(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*ret = v;
+	return true;
+}
+
+static bool parse_tli(const char *s, uint32_t *ret)
+{
+	uint64_t v;
+	if (!parse_u64(s, &v) || v == 0 || v > UINT32_MAX)
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+/* Checks a result's shape; NULL cells are rejected unless nulls_ok. */
+static int check_tuples(BkPgRepl *c, const PGresult *res, const char *what, int min_rows,
+                        int max_rows, int min_fields)
+{
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+		return remote_error(c, res, what);
+	int rows = PQntuples(res);
+	if (rows < min_rows || (max_rows >= 0 && rows > max_rows) || PQnfields(res) < min_fields) {
+		c->broken = true;
+		return bk_errorf(BK_E_CORRUPT, "%s: unexpected reply of %d rows and %d fields", what,
+		                 rows, PQnfields(res));
+	}
+	return 0;
+}
+
+int bk_pgrepl_identify_system(BkPgRepl *c, BkPgReplSystem *ret)
+{
+	const char *what = "identify system";
+	int r = check_ready(c, what);
+	if (r < 0)
+		return r;
+	_cleanup_pqclear_ PGresult *res = PQexec(c->conn, "IDENTIFY_SYSTEM");
+	r = check_tuples(c, res, what, 1, 1, 3);
+	if (r < 0)
+		return r;
+	BkPgReplSystem s;
+	if (PQgetisnull(res, 0, 0) || !parse_u64(PQgetvalue(res, 0, 0), &s.sysid) ||
+	    PQgetisnull(res, 0, 1) || !parse_tli(PQgetvalue(res, 0, 1), &s.tli) ||
+	    PQgetisnull(res, 0, 2) || bk_wal_lsn_parse(PQgetvalue(res, 0, 2), &s.xlogpos) < 0)
+		return protocol_error(c, what, "malformed reply");
+	*ret = s;
+	return 0;
+}
+
+/* Reads a (recptr, tli) result as BASE_BACKUP sends it at its start and end. */
+static int read_lsn_result(BkPgRepl *c, const PGresult *res, const char *what, uint64_t *lsn,
+                           uint32_t *tli)
+{
+	int r = check_tuples(c, res, what, 1, 1, 2);
+	if (r < 0)
+		return r;
+	if (PQgetisnull(res, 0, 0) || bk_wal_lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0 ||
+	    PQgetisnull(res, 0, 1) || !parse_tli(PQgetvalue(res, 0, 1), tli))
+		return protocol_error(c, what, "malformed wal location");
+	return 0;
+}
+
+static bool label_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > LABEL_MAX)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '\\')
+			return false;
+	return true;
+}
+
+typedef struct {
+	BkPgRepl *c;
+	const BkPgReplBackupCallbacks *cb;
+	void *ctx;
+	char name[256];
+	bool in_archive;
+	uint64_t total, bytes;
+	unsigned archives;
+} Backup;
+
+static int end_archive(Backup *b)
+{
+	if (!b->in_archive)
+		return 0;
+	b->in_archive = false;
+	if (b->cb->archive_end) {
+		int r = b->cb->archive_end(b->ctx, b->name);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One CopyData message of the PostgreSQL 15 base backup stream. */
+static int backup_message(Backup *b, const uint8_t *m, size_t len)
+{
+	const char *what = "base backup";
+	int r;
+	switch (m[0]) {
+	case 'n': {
+		/* new archive: archive name, tablespace location (both NUL-terminated) */
+		const char *name = (const char *)m + 1;
+		const char *nul1 = memchr(name, '\0', len - 1);
+		if (!nul1)
+			return protocol_error(b->c, what, "malformed new-archive message");
+		const char *loc = nul1 + 1;
+		size_t rest = len - (size_t)(loc - (const char *)m);
+		const char *nul2 = rest ? memchr(loc, '\0', rest) : NULL;
+		if (!nul2 || nul2 != (const char *)m + len - 1 || nul1 == name ||
+		    (size_t)(nul1 - name) >= sizeof(b->name))
+			return protocol_error(b->c, what, "malformed new-archive message");
+		r = end_archive(b);
+		if (r < 0)
+			return r;
+		memcpy(b->name, name, (size_t)(nul1 - name) + 1);
+		b->in_archive = true;
+		b->archives++;
+		if (b->cb->archive_start)
+			return b->cb->archive_start(b->ctx, b->name, loc);
+		return 0;
+	}
+	case 'd':
+		if (!b->in_archive)
+			return protocol_error(b->c, what, "archive data before any archive");
+		b->bytes += len - 1;
+		if (b->cb->archive_data && len > 1)
+			return b->cb->archive_data(b->ctx, m + 1, len - 1);
+		return 0;
+	case 'p':
+		if (len != 9)
+			return protocol_error(b->c, what, "malformed progress message");
+		if (b->cb->progress)
+			return b->cb->progress(b->ctx, get_be64(m + 1), b->total);
+		return 0;
+	case 'm': return protocol_error(b->c, what, "server sent a manifest that was not requested");
+	default: {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "unknown copy message type 0x%02x", m[0]);
+		return protocol_error(b->c, what, msg);
+	}
+	}
+}
+
+int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
+                          const BkPgReplBackupCallbacks *cb, void *ctx,
+                          BkPgReplBackupResult *ret)
+{
+	static const BkPgReplBackupOptions defaults = {0};
+	static const BkPgReplBackupCallbacks no_callbacks = {0};
+	const char *what = "base backup";
+	int r = check_ready(c, what);
+	if (r < 0)
+		return r;
+	if (!opt)
+		opt = &defaults;
+	if (!cb)
+		cb = &no_callbacks;
+
+	int version = PQserverVersion(c->conn);
+	if (version < 150000)
+		return bk_errorf(BK_E_VERSION, "%s: server version %d is older than postgresql 15", what,
+		                 version);
+	const char *label = opt->label ? opt->label : "bunker";
+	if (!label_ok(label))
+		return bk_errorf(BK_E_USAGE, "%s: label must be 1 to %d printable ascii characters", what,
+		                 LABEL_MAX);
+	if (opt->max_rate_kb != 0 && (opt->max_rate_kb < 32 || opt->max_rate_kb > 1048576))
+		return bk_errorf(BK_E_USAGE, "%s: max rate %u kB/s outside 32..1048576", what,
+		                 opt->max_rate_kb);
+
+	/* The replication grammar's strings know only '' as an escape. */
+	char quoted[2 * LABEL_MAX + 1];
+	size_t q = 0;
+	for (const char *s = label; *s; s++) {
+		if (*s == '\'')
+			quoted[q++] = '\'';
+		quoted[q++] = *s;
+	}
+	quoted[q] = '\0';
+	char rate[48] = "";
+	if (opt->max_rate_kb)
+		snprintf(rate, sizeof(rate), ", MAX_RATE %u", opt->max_rate_kb);
+	char cmd[sizeof(quoted) + 256];
+	snprintf(cmd, sizeof(cmd),
+	         "BASE_BACKUP ( LABEL '%s', PROGRESS, CHECKPOINT '%s', WAIT %s, MANIFEST 'no', "
+	         "TABLESPACE_MAP%s )",
+	         quoted, opt->fast_checkpoint ? "fast" : "spread", opt->no_wait ? "false" : "true",
+	         rate);
+
+	if (!PQsendQuery(c->conn, cmd))
+		return remote_error(c, NULL, what);
+
+	BkPgReplBackupResult out = {0};
+	Backup b = {.c = c, .cb = cb, .ctx = ctx};
+	{
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		r = read_lsn_result(c, res, what, &out.start_lsn, &out.start_tli);
+		if (r < 0)
+			return r;
+	}
+	int n_tablespaces;
+	{
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		r = check_tuples(c, res, what, 1, -1, 3);
+		if (r < 0)
+			return r;
+		n_tablespaces = PQntuples(res);
+		for (int i = 0; i < n_tablespaces; i++) {
+			uint64_t kb;
+			if (PQgetisnull(res, i, 2))
+				continue;
+			if (!parse_u64(PQgetvalue(res, i, 2), &kb) || kb > (UINT64_MAX >> 11) - b.total / 1024)
+				return protocol_error(c, what, "malformed tablespace size");
+			b.total += kb * 1024;
+		}
+	}
+	{
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		if (!res || PQresultStatus(res) != PGRES_COPY_OUT)
+			return remote_error(c, res, what);
+	}
+	for (;;) {
+		_cleanup_pqfree_ char *buf = NULL;
+		int n = PQgetCopyData(c->conn, &buf, 0);
+		if (n == -1)
+			break;
+		if (n == -2 || n == 0 || !buf)
+			return remote_error(c, NULL, what);
+		r = backup_message(&b, (const uint8_t *)buf, (size_t)n);
+		if (r < 0) {
+			c->broken = true;
+			return r;
+		}
+	}
+	r = end_archive(&b);
+	if (r < 0) {
+		c->broken = true;
+		return r;
+	}
+	{
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		r = read_lsn_result(c, res, what, &out.end_lsn, &out.end_tli);
+		if (r < 0)
+			return r;
+	}
+	for (;;) {
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		if (!res)
+			break;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return remote_error(c, res, what);
+	}
+	if (b.archives != (unsigned)n_tablespaces) {
+		c->broken = true;
+		return bk_errorf(BK_E_CORRUPT, "%s: %u archives received for %d tablespaces", what,
+		                 b.archives, n_tablespaces);
+	}
+	if (out.end_lsn < out.start_lsn)
+		return protocol_error(c, what, "end location before start location");
+	out.total_estimate = b.total;
+	out.bytes = b.bytes;
+	out.archives = b.archives;
+	*ret = out;
+	return 0;
+}
+
+/* ---- streaming ---------------------------------------------------------------- */
+
+int bk_pgrepl_msg_parse(const void *buf, size_t len, BkPgReplMsg *ret)
+{
+	const uint8_t *m = buf;
+	BkPgReplMsg msg = {0};
+	if (len == 0)
+		return bk_errorf(BK_E_CORRUPT, "replication message: empty");
+	switch (m[0]) {
+	case 'w':
+		if (len < 25)
+			return bk_errorf(BK_E_CORRUPT, "replication message: xlogdata of %zu bytes", len);
+		msg.kind = BK_PGREPL_MSG_XLOG;
+		msg.data_start = get_be64(m + 1);
+		msg.wal_end = get_be64(m + 9);
+		msg.send_time = (int64_t)get_be64(m + 17);
+		msg.data = m + 25;
+		msg.len = len - 25;
+		if (msg.len > UINT64_MAX - msg.data_start)
+			return bk_errorf(BK_E_CORRUPT, "replication message: xlogdata beyond the wal space");
+		break;
+	case 'k':
+		if (len != 18)
+			return bk_errorf(BK_E_CORRUPT, "replication message: keepalive of %zu bytes", len);
+		msg.kind = BK_PGREPL_MSG_KEEPALIVE;
+		msg.wal_end = get_be64(m + 1);
+		msg.send_time = (int64_t)get_be64(m + 9);
+		if (m[17] > 1)
+			return bk_errorf(BK_E_CORRUPT, "replication message: bad keepalive reply flag");
+		msg.reply_requested = m[17] == 1;
+		break;
+	default:
+		return bk_errorf(BK_E_CORRUPT, "replication message: unknown type 0x%02x", m[0]);
+	}
+	*ret = msg;
+	return 0;
+}
+
+void bk_pgrepl_status_encode(uint8_t out[BK_PGREPL_STATUS_LEN], uint64_t write, uint64_t flush,
+                             uint64_t apply, int64_t now_pg_us, bool reply_requested)
+{
+	out[0] = 'r';
+	put_be64(out + 1, write);
+	put_be64(out + 9, flush);
+	put_be64(out + 17, apply);
+	put_be64(out + 25, (uint64_t)now_pg_us);
+	out[33] = reply_requested ? 1 : 0;
+}
+
+static bool slot_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > SLOT_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+int bk_pgrepl_stream_start(BkPgRepl *c, const char *slot, uint32_t tli, uint64_t start_lsn)
+{
+	const char *what = "start replication";
+	int r = check_ready(c, what);
+	if (r < 0)
+		return r;
+	if (slot && !slot_ok(slot))
+		return bk_errorf(BK_E_USAGE, "%s: invalid slot name", what);
+	if (tli == 0)
+		return bk_errorf(BK_E_USAGE, "%s: timeline 0 is not valid", what);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "START_REPLICATION %s%s%sPHYSICAL %X/%X TIMELINE %u",
+	         slot ? "SLOT " : "", slot ? slot : "", slot ? " " : "", (uint32_t)(start_lsn >> 32),
+	         (uint32_t)start_lsn, tli);
+	_cleanup_pqclear_ PGresult *res = PQexec(c->conn, cmd);
+	if (!res || PQresultStatus(res) != PGRES_COPY_BOTH)
+		return remote_error(c, res, what);
+	c->streaming = true;
+	return 0;
+}
+
+/* Checks one result after the end of the COPY BOTH stream: an optional
+ * (next_tli, next_tli_startpos) row, then START_REPLICATION's completion. */
+static int stream_result(BkPgRepl *c, const PGresult *res, const char *what, uint32_t *next_tli,
+                         uint64_t *next_lsn)
+{
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK) {
+		if (PQntuples(res) != 1 || PQnfields(res) < 2 || PQgetisnull(res, 0, 0) ||
+		    PQgetisnull(res, 0, 1) || !parse_tli(PQgetvalue(res, 0, 0), next_tli) ||
+		    bk_wal_lsn_parse(PQgetvalue(res, 0, 1), next_lsn) < 0)
+			return protocol_error(c, what, "malformed end-of-timeline reply");
+		return 0;
+	}
+	if (st != PGRES_COMMAND_OK)
+		return remote_error(c, res, what);
+	return 0;
+}
+
+/* Reads every remaining result after the stream ended. */
+static int stream_finish_results(BkPgRepl *c, const char *what, uint32_t *next_tli,
+                                 uint64_t *next_lsn)
+{
+	for (;;) {
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		if (!res)
+			break;
+		int r = stream_result(c, res, what, next_tli, next_lsn);
+		if (r < 0)
+			return r;
+	}
+	c->streaming = false;
+	return 0;
+}
+
+/* PQgetCopyData said the stream ended. Either the server sent CopyDone (libpq is
+ * then in COPY IN: answer with ours) or it failed (the error is the next result). */
+static int stream_ended(BkPgRepl *c, const char *what, uint32_t *next_tli, uint64_t *next_lsn)
+{
+	{
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		if (!res)
+			return remote_error(c, NULL, what);
+		if (PQresultStatus(res) == PGRES_COPY_IN) {
+			if (PQputCopyEnd(c->conn, NULL) <= 0 || PQflush(c->conn) != 0)
+				return remote_error(c, NULL, what);
+		} else {
+			int r = stream_result(c, res, what, next_tli, next_lsn);
+			if (r < 0)
+				return r;
+		}
+	}
+	return stream_finish_results(c, what, next_tli, next_lsn);
+}
+
+int bk_pgrepl_stream_recv(BkPgRepl *c, int timeout_ms, BkPgReplMsg *ret)
+{
+	const char *what = "receive wal";
+	if (c->broken)
+		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
+	if (!c->streaming)
+		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
+	if (c->copybuf) {
+		PQfreemem(c->copybuf);
+		c->copybuf = NULL;
+	}
+	uint64_t deadline = timeout_ms >= 0 ? bk_mono_us() + (uint64_t)timeout_ms * 1000 : 0;
+	for (;;) {
+		char *buf = NULL;
+		int n = PQgetCopyData(c->conn, &buf, 1);
+		if (n > 0) {
+			c->copybuf = buf;
+			int r = bk_pgrepl_msg_parse(buf, (size_t)n, ret);
+			if (r < 0)
+				c->broken = true;
+			return r < 0 ? r : 1;
+		}
+		if (buf)
+			PQfreemem(buf);
+		if (n == -2)
+			return remote_error(c, NULL, what);
+		if (n == -1) {
+			BkPgReplMsg msg = {.kind = BK_PGREPL_MSG_END};
+			int r = stream_ended(c, what, &msg.next_tli, &msg.next_lsn);
+			if (r < 0)
+				return r;
+			*ret = msg;
+			return 1;
+		}
+		/* n == 0: nothing complete buffered; wait for the socket. */
+		int wait_ms = -1;
+		if (timeout_ms >= 0) {
+			uint64_t now = bk_mono_us();
+			if (now >= deadline)
+				return 0;
+			wait_ms = (int)((deadline - now + 999) / 1000);
+		}
+		struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
+		if (pfd.fd < 0)
+			return remote_error(c, NULL, what);
+		int pr = poll(&pfd, 1, wait_ms);
+		if (pr < 0) {
+			if (errno == EINTR)
+				continue;
+			c->broken = true;
+			return bk_errorf_code(-errno, "%s: poll", what);
+		}
+		if (pr == 0)
+			return 0;
+		if (!PQconsumeInput(c->conn))
+			return remote_error(c, NULL, what);
+	}
+}
+
+int bk_pgrepl_stream_status(BkPgRepl *c, uint64_t write, uint64_t flush, uint64_t apply,
+                            bool reply_requested)
+{
+	const char *what = "send wal status";
+	if (c->broken)
+		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
+	if (!c->streaming)
+		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
+	uint8_t msg[BK_PGREPL_STATUS_LEN];
+	bk_pgrepl_status_encode(msg, write, flush, apply, bk_now_us() - BK_PGREPL_EPOCH_OFFSET_US,
+	                        reply_requested);
+	if (PQputCopyData(c->conn, (const char *)msg, (int)sizeof(msg)) <= 0 || PQflush(c->conn) != 0)
+		return remote_error(c, NULL, what);
+	return 0;
+}
+
+int bk_pgrepl_stream_stop(BkPgRepl *c)
+{
+	const char *what = "stop replication";
+	if (c->broken)
+		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
+	if (!c->streaming)
+		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
+	if (c->copybuf) {
+		PQfreemem(c->copybuf);
+		c->copybuf = NULL;
+	}
+	if (PQputCopyEnd(c->conn, NULL) <= 0 || PQflush(c->conn) != 0)
+		return remote_error(c, NULL, what);
+	/* WAL already in flight is discarded until the server's CopyDone. */
+	for (;;) {
+		_cleanup_pqfree_ char *buf = NULL;
+		int n = PQgetCopyData(c->conn, &buf, 0);
+		if (n == -1)
+			break;
+		if (n < 0)
+			return remote_error(c, NULL, what);
+	}
+	uint32_t tli;
+	uint64_t lsn;
+	return stream_ended(c, what, &tli, &lsn);
+}

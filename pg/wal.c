@@ -1,0 +1,361 @@
+#include "pg/wal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store/error.h"
+#include "store/util.h"
+
+#define XLP_FIRST_IS_CONTRECORD 0x0001
+#define XLP_LONG_HEADER 0x0002
+#define XLP_BKP_REMOVABLE 0x0004
+#define XLP_FIRST_IS_OVERWRITE_CONTRECORD 0x0008
+#define XLP_ALL_FLAGS 0x000F
+
+bool bk_wal_seg_size_valid(uint32_t seg_size)
+{
+	return seg_size >= (1u << 20) && seg_size <= (1u << 30) && (seg_size & (seg_size - 1)) == 0;
+}
+
+static uint64_t segs_per_xlogid(uint32_t seg_size) { return UINT64_C(0x100000000) / seg_size; }
+
+/* Parses exactly n upper-case hex digits (PostgreSQL never writes lower case). */
+static bool parse_hex_upper(const char *s, size_t n, uint32_t *ret)
+{
+	uint32_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		uint32_t d;
+		if (c >= '0' && c <= '9')
+			d = (uint32_t)(c - '0');
+		else if (c >= 'A' && c <= 'F')
+			d = (uint32_t)(c - 'A' + 10);
+		else
+			return false;
+		v = (v << 4) | d;
+	}
+	*ret = v;
+	return true;
+}
+
+static int not_wal_name(const char *name)
+{
+	return bk_errorf(BK_E_USAGE, "%.64s: not a wal file name", name);
+}
+
+int bk_wal_name_parse(const char *name, BkWalName *ret)
+{
+	BkWalName n = {0};
+	size_t len = strlen(name);
+
+	if (len == 8 + 8 && strcmp(name + 8, ".history") == 0) {
+		if (!parse_hex_upper(name, 8, &n.tli))
+			return not_wal_name(name);
+		n.kind = BK_WAL_HISTORY;
+	} else if (len >= 24) {
+		if (!parse_hex_upper(name, 8, &n.tli) || !parse_hex_upper(name + 8, 8, &n.log) ||
+		    !parse_hex_upper(name + 16, 8, &n.seg))
+			return not_wal_name(name);
+		const char *rest = name + 24;
+		if (*rest == '\0')
+			n.kind = BK_WAL_SEGMENT;
+		else if (strcmp(rest, ".partial") == 0)
+			n.kind = BK_WAL_PARTIAL;
+		else if (strlen(rest) == 1 + 8 + 7 && rest[0] == '.' && strcmp(rest + 9, ".backup") == 0 &&
+		         parse_hex_upper(rest + 1, 8, &n.offset))
+			n.kind = BK_WAL_BACKUP_HISTORY;
+		else
+			return not_wal_name(name);
+	} else
+		return not_wal_name(name);
+
+	if (n.tli == 0)
+		return bk_errorf(BK_E_USAGE, "%s: timeline 0 is not valid", name);
+	*ret = n;
+	return 0;
+}
+
+int bk_wal_name_segno(const BkWalName *name, uint32_t seg_size, uint64_t *ret_segno)
+{
+	if (!bk_wal_seg_size_valid(seg_size))
+		return bk_errorf(BK_E_USAGE, "wal segment size %u is not valid", seg_size);
+	if (name->kind == BK_WAL_HISTORY)
+		return bk_errorf(BK_E_USAGE, "a timeline history file has no segment number");
+	uint64_t per = segs_per_xlogid(seg_size);
+	if (name->seg >= per)
+		return bk_errorf(BK_E_USAGE, "segment field %08X out of range for %u-byte segments",
+		                 name->seg, seg_size);
+	if (name->kind == BK_WAL_BACKUP_HISTORY && name->offset >= seg_size)
+		return bk_errorf(BK_E_USAGE, "backup offset %08X beyond a %u-byte segment", name->offset,
+		                 seg_size);
+	*ret_segno = (uint64_t)name->log * per + name->seg;
+	return 0;
+}
+
+/* Copies a formatted name of n bytes (snprintf's return) into the caller's buffer. */
+static int put_name(char *out, size_t size, const char *what, const char *tmp, int n)
+{
+	if (n < 0 || (size_t)n >= size)
+		return bk_errorf(-ENOSPC, "%s: buffer of %zu bytes too small", what, size);
+	memcpy(out, tmp, (size_t)n + 1);
+	return 0;
+}
+
+int bk_wal_segment_name(char *out, size_t size, uint32_t tli, uint64_t segno, uint32_t seg_size)
+{
+	if (tli == 0)
+		return bk_errorf(BK_E_USAGE, "timeline 0 is not valid");
+	if (!bk_wal_seg_size_valid(seg_size))
+		return bk_errorf(BK_E_USAGE, "wal segment size %u is not valid", seg_size);
+	uint64_t per = segs_per_xlogid(seg_size);
+	if (segno / per > UINT32_MAX)
+		return bk_errorf(BK_E_USAGE, "segment number %llu out of range",
+		                 (unsigned long long)segno);
+	char tmp[BK_WAL_NAME_MAX];
+	int n = snprintf(tmp, sizeof(tmp), "%08X%08X%08X", tli, (uint32_t)(segno / per),
+	                 (uint32_t)(segno % per));
+	return put_name(out, size, "wal segment name", tmp, n);
+}
+
+int bk_wal_segment_next(char *out, size_t size, const char *name, uint32_t seg_size)
+{
+	BkWalName n;
+	uint64_t segno;
+	int r = bk_wal_name_parse(name, &n);
+	if (r < 0)
+		return r;
+	if (n.kind != BK_WAL_SEGMENT && n.kind != BK_WAL_PARTIAL)
+		return bk_errorf(BK_E_USAGE, "%s: not a wal segment name", name);
+	r = bk_wal_name_segno(&n, seg_size, &segno);
+	if (r < 0)
+		return r;
+	if (segno == UINT64_MAX / seg_size)
+		return bk_errorf(BK_E_USAGE, "%s: last segment of the wal address space", name);
+	return bk_wal_segment_name(out, size, n.tli, segno + 1, seg_size);
+}
+
+int bk_wal_lsn_segment_name(char *out, size_t size, uint32_t tli, uint64_t lsn, uint32_t seg_size)
+{
+	if (!bk_wal_seg_size_valid(seg_size))
+		return bk_errorf(BK_E_USAGE, "wal segment size %u is not valid", seg_size);
+	return bk_wal_segment_name(out, size, tli, lsn / seg_size, seg_size);
+}
+
+int bk_wal_history_name(char *out, size_t size, uint32_t tli)
+{
+	if (tli == 0)
+		return bk_errorf(BK_E_USAGE, "timeline 0 is not valid");
+	char tmp[BK_WAL_NAME_MAX];
+	int n = snprintf(tmp, sizeof(tmp), "%08X.history", tli);
+	return put_name(out, size, "timeline history name", tmp, n);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Parses 1..8 hex digits at s[*pos..] stopping at the first non-hex byte (or at end
+ * when end is given). */
+static bool parse_lsn_half(const char *s, size_t len, size_t *pos, uint32_t *ret)
+{
+	uint32_t v = 0;
+	size_t i = *pos, start = *pos;
+	while (i < len && hexval(s[i]) >= 0) {
+		if (i - start == 8)
+			return false;
+		v = (v << 4) | (uint32_t)hexval(s[i]);
+		i++;
+	}
+	if (i == start)
+		return false;
+	*pos = i;
+	*ret = v;
+	return true;
+}
+
+/* Parses an LSN at the start of s[0..len); *ret_used gets the bytes consumed. */
+static bool parse_lsn_prefix(const char *s, size_t len, uint64_t *ret, size_t *ret_used)
+{
+	size_t pos = 0;
+	uint32_t hi, lo;
+	if (!parse_lsn_half(s, len, &pos, &hi))
+		return false;
+	if (pos >= len || s[pos] != '/')
+		return false;
+	pos++;
+	if (!parse_lsn_half(s, len, &pos, &lo))
+		return false;
+	*ret = ((uint64_t)hi << 32) | lo;
+	*ret_used = pos;
+	return true;
+}
+
+int bk_wal_lsn_parse(const char *s, uint64_t *ret_lsn)
+{
+	size_t len = strlen(s), used;
+	uint64_t lsn;
+	if (!parse_lsn_prefix(s, len, &lsn, &used) || used != len)
+		return bk_errorf(BK_E_USAGE, "\"%.40s\": not a wal location", s);
+	*ret_lsn = lsn;
+	return 0;
+}
+
+int bk_wal_lsn_format(char *out, size_t size, uint64_t lsn)
+{
+	char tmp[BK_WAL_LSN_MAX + 8];
+	int n = snprintf(tmp, sizeof(tmp), "%X/%X", (uint32_t)(lsn >> 32), (uint32_t)lsn);
+	return put_name(out, size, "wal location", tmp, n);
+}
+
+int bk_wal_magic_version(uint16_t magic)
+{
+	switch (magic) {
+	case 0xD10D: return 14;
+	case 0xD110: return 15;
+	case 0xD113: return 16;
+	case 0xD116: return 17;
+	default: return 0;
+	}
+}
+
+int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHeader *ret)
+{
+	const uint8_t *p = buf;
+	const char *what = name ? name : "wal segment";
+	BkWalHeader h;
+
+	if (len < BK_WAL_LONG_HEADER_SIZE)
+		return bk_errorf(BK_E_CORRUPT, "%s: %zu bytes, too short for a wal page header", what,
+		                 len);
+	h.magic = bk_get_le16(p);
+	h.info = bk_get_le16(p + 2);
+	h.tli = bk_get_le32(p + 4);
+	h.pageaddr = bk_get_le64(p + 8);
+	h.rem_len = bk_get_le32(p + 16);
+	h.sysid = bk_get_le64(p + 24);
+	h.seg_size = bk_get_le32(p + 32);
+	h.blcksz = bk_get_le32(p + 36);
+	h.pg_major = bk_wal_magic_version(h.magic);
+
+	if (h.pg_major == 0)
+		return bk_errorf(BK_E_CORRUPT, "%s: unknown wal page magic 0x%04X", what, h.magic);
+	if (!(h.info & XLP_LONG_HEADER))
+		return bk_errorf(BK_E_CORRUPT, "%s: first page lacks the long header flag (info 0x%04X)",
+		                 what, h.info);
+	if (h.info & ~XLP_ALL_FLAGS)
+		return bk_errorf(BK_E_CORRUPT, "%s: unknown wal page flags 0x%04X", what, h.info);
+	if (!bk_wal_seg_size_valid(h.seg_size))
+		return bk_errorf(BK_E_CORRUPT, "%s: invalid segment size %u in page header", what,
+		                 h.seg_size);
+	if (h.blcksz < 1024 || h.blcksz > 65536 || (h.blcksz & (h.blcksz - 1)) != 0)
+		return bk_errorf(BK_E_CORRUPT, "%s: invalid wal block size %u in page header", what,
+		                 h.blcksz);
+	if (h.tli == 0)
+		return bk_errorf(BK_E_CORRUPT, "%s: timeline 0 in page header", what);
+	if (h.pageaddr % h.seg_size != 0)
+		return bk_errorf(BK_E_CORRUPT, "%s: page address %X/%X is not a segment start", what,
+		                 (uint32_t)(h.pageaddr >> 32), (uint32_t)h.pageaddr);
+
+	if (name) {
+		BkWalName n;
+		uint64_t segno;
+		int r = bk_wal_name_parse(name, &n);
+		if (r < 0)
+			return r;
+		if (n.kind != BK_WAL_SEGMENT && n.kind != BK_WAL_PARTIAL)
+			return bk_errorf(BK_E_USAGE, "%s: not a wal segment name", name);
+		r = bk_wal_name_segno(&n, h.seg_size, &segno);
+		if (r < 0)
+			return bk_errorf(BK_E_CORRUPT, "%s: name does not fit the header's %u-byte segments",
+			                 name, h.seg_size);
+		if (h.pageaddr / h.seg_size != segno)
+			return bk_errorf(BK_E_CORRUPT,
+			                 "%s: page header is for wal location %X/%X, not this segment",
+			                 name, (uint32_t)(h.pageaddr >> 32), (uint32_t)h.pageaddr);
+		if (h.tli > n.tli)
+			return bk_errorf(BK_E_CORRUPT, "%s: page header timeline %u above the name's %u",
+			                 name, h.tli, n.tli);
+	}
+	*ret = h;
+	return 0;
+}
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTliSwitch *ret,
+                         size_t max, size_t *ret_n)
+{
+	const char *s = buf;
+	size_t pos = 0, n = 0, lineno = 0;
+	uint32_t last_tli = 0;
+	uint64_t last_lsn = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(s + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - s) : len;
+		size_t i = pos;
+		lineno++;
+		pos = nl ? end + 1 : len;
+
+		while (i < end && is_space(s[i]))
+			i++;
+		if (i == end || s[i] == '#')
+			continue;
+
+		uint64_t tli = 0;
+		size_t start = i;
+		while (i < end && s[i] >= '0' && s[i] <= '9') {
+			tli = tli * 10 + (uint64_t)(s[i] - '0');
+			if (tli > UINT32_MAX)
+				return bk_errorf(BK_E_CORRUPT, "history file line %zu: timeline out of range",
+				                 lineno);
+			i++;
+		}
+		if (i == start)
+			return bk_errorf(BK_E_CORRUPT, "history file line %zu: expected a timeline id",
+			                 lineno);
+		if (i == end || !is_space(s[i]))
+			return bk_errorf(BK_E_CORRUPT,
+			                 "history file line %zu: expected a switch point location", lineno);
+		while (i < end && is_space(s[i]))
+			i++;
+		uint64_t lsn;
+		size_t used;
+		if (!parse_lsn_prefix(s + i, end - i, &lsn, &used))
+			return bk_errorf(BK_E_CORRUPT,
+			                 "history file line %zu: expected a switch point location", lineno);
+		i += used;
+		if (i < end && !is_space(s[i]))
+			return bk_errorf(BK_E_CORRUPT, "history file line %zu: junk after switch point",
+			                 lineno);
+
+		if (tli == 0 || tli <= last_tli)
+			return bk_errorf(BK_E_CORRUPT,
+			                 "history file line %zu: timeline ids must be in increasing order",
+			                 lineno);
+		if (lsn < last_lsn)
+			return bk_errorf(BK_E_CORRUPT, "history file line %zu: switch point goes backwards",
+			                 lineno);
+		if (file_tli != 0 && tli >= file_tli)
+			return bk_errorf(BK_E_CORRUPT,
+			                 "history file line %zu: timeline %u not below the file's %u", lineno,
+			                 (uint32_t)tli, file_tli);
+		if (n == max)
+			return bk_errorf(-E2BIG, "history file: more than %zu timelines", max);
+		ret[n].tli = (uint32_t)tli;
+		ret[n].end_lsn = lsn;
+		n++;
+		last_tli = (uint32_t)tli;
+		last_lsn = lsn;
+	}
+	*ret_n = n;
+	return 0;
+}

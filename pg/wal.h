@@ -1,0 +1,146 @@
+/* pg/wal.h: PostgreSQL WAL file names, LSNs, segment page headers and timeline
+ * history files.
+ *
+ * Place in the data flow: `bunker pg wal-push` and the WAL streaming loop name,
+ * classify and check every WAL file before it is stored; wal-fetch and PITR map
+ * LSNs and timelines back to file names. Nothing here does I/O: every function
+ * works on caller-owned buffers, allocates nothing and is thread-safe.
+ *
+ * Names (as written by PostgreSQL, upper-case hex only, nothing else accepted):
+ *   segment          TTTTTTTTXXXXXXXXYYYYYYYY              (24 hex digits)
+ *   partial segment  TTTTTTTTXXXXXXXXYYYYYYYY.partial
+ *   timeline history TTTTTTTT.history
+ *   backup history   TTTTTTTTXXXXXXXXYYYYYYYY.OOOOOOOO.backup (OOOOOOOO: offset of the
+ *                    backup's start LSN inside the segment)
+ * TTTTTTTT is the timeline (never 0). XXXXXXXX/YYYYYYYY are the high and low parts
+ * of the segment number: segno = X * (2^32 / wal_segment_size) + Y, so the same
+ * name means a different segment number under a different wal_segment_size; that is
+ * why every segno conversion takes the segment size.
+ *
+ * LSNs are the 64-bit WAL positions written "%X/%X" ("16/B374D848").
+ *
+ * Page header: the first XLOG_BLCKSZ page of every segment starts with
+ * XLogLongPageHeaderData (layout stable since 9.x; the magic changes with each
+ * major version). Fields are in the server's byte order; bunker's supported
+ * platforms (x86-64, arm64) and PostgreSQL's on them are little-endian, and a
+ * big-endian file fails the magic check rather than being misread.
+ *   off  0 u16 xlp_magic     (0xD10D PG14, 0xD110 PG15, 0xD113 PG16, 0xD116 PG17)
+ *   off  2 u16 xlp_info      (XLP_LONG_HEADER 0x0002 must be set; bits outside 0x000F refused)
+ *   off  4 u32 xlp_tli       timeline of the first record on the page
+ *   off  8 u64 xlp_pageaddr  LSN of the page: segno * seg_size for a segment's first page
+ *   off 16 u32 xlp_rem_len
+ *   off 24 u64 xlp_sysid     pg_control's system identifier
+ *   off 32 u32 xlp_seg_size
+ *   off 36 u32 xlp_xlog_blcksz
+ *
+ * Errors: BK_E_USAGE for a name, LSN or size argument that is not valid (this
+ * includes "not a WAL file name"), BK_E_CORRUPT for bytes that fail a check (page
+ * header, history file), -ENOSPC when a caller's buffer is too small. Output
+ * parameters are left untouched on failure.
+ */
+#ifndef BK_PG_WAL_H
+#define BK_PG_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Buffer sizes (including the NUL) for names and LSNs written by this module. */
+#define BK_WAL_NAME_MAX 48  /* longest: backup history, 40 chars */
+#define BK_WAL_LSN_MAX 18   /* "FFFFFFFF/FFFFFFFF" */
+
+#define BK_WAL_SEG_SIZE_DEFAULT (16u * 1024 * 1024)
+#define BK_WAL_LONG_HEADER_SIZE 40
+
+typedef enum {
+	BK_WAL_SEGMENT = 1,    /* a complete segment */
+	BK_WAL_PARTIAL,        /* a segment's .partial (end of an old timeline, or a receiver's) */
+	BK_WAL_HISTORY,        /* a timeline's .history file */
+	BK_WAL_BACKUP_HISTORY, /* a .backup file written by pg_backup_stop */
+} BkWalKind;
+
+typedef struct {
+	BkWalKind kind;
+	uint32_t tli;
+	uint32_t log; /* XXXXXXXX (segment kinds only, else 0) */
+	uint32_t seg; /* YYYYYYYY (segment kinds only, else 0) */
+	uint32_t offset; /* OOOOOOOO (backup history only, else 0) */
+} BkWalName;
+
+/* True if size is a valid wal_segment_size: a power of two from 1 MiB to 1 GiB. */
+bool bk_wal_seg_size_valid(uint32_t seg_size);
+
+/* Parses and classifies a bare file name (no directory). BK_E_USAGE if it is none
+ * of the four kinds, for example "RECOVERYHISTORY" or lower-case hex. */
+int bk_wal_name_parse(const char *name, BkWalName *ret);
+
+/* The segment number of a segment-kind name (segment, partial, backup history);
+ * BK_E_USAGE for a history file, an invalid seg_size, or a YYYYYYYY field that is
+ * out of range for seg_size. */
+int bk_wal_name_segno(const BkWalName *name, uint32_t seg_size, uint64_t *ret_segno);
+
+/* Writes the 24-character segment name of (tli, segno) into out (size >= 25).
+ * BK_E_USAGE for tli 0, an invalid seg_size or a segno beyond the 64-bit LSN space. */
+int bk_wal_segment_name(char *out, size_t size, uint32_t tli, uint64_t segno, uint32_t seg_size);
+
+/* The segment name that follows name (a segment or partial name) on the same
+ * timeline. BK_E_USAGE past the last segment. */
+int bk_wal_segment_next(char *out, size_t size, const char *name, uint32_t seg_size);
+
+/* The segment that contains lsn on timeline tli. */
+int bk_wal_lsn_segment_name(char *out, size_t size, uint32_t tli, uint64_t lsn, uint32_t seg_size);
+
+/* "TTTTTTTT.history". BK_E_USAGE for tli 0. */
+int bk_wal_history_name(char *out, size_t size, uint32_t tli);
+
+/* Parses "X/Y" (1 to 8 hex digits each side, either case, nothing else). */
+int bk_wal_lsn_parse(const char *s, uint64_t *ret_lsn);
+
+/* Writes "%X/%X" as PostgreSQL does (upper case, no leading zeros). */
+int bk_wal_lsn_format(char *out, size_t size, uint64_t lsn);
+
+/* The PostgreSQL major version (14..17) whose WAL carries this page magic, or 0. */
+int bk_wal_magic_version(uint16_t magic);
+
+typedef struct {
+	uint16_t magic;
+	int pg_major;       /* from the magic */
+	uint16_t info;
+	uint32_t tli;       /* xlp_tli: may be lower than the name's timeline on the first
+	                       segment of a new timeline, which starts as a copy */
+	uint64_t pageaddr;
+	uint32_t rem_len;
+	uint64_t sysid;
+	uint32_t seg_size;
+	uint32_t blcksz;
+} BkWalHeader;
+
+/* Parses and checks the long page header at the start of a segment: buf holds at
+ * least the first BK_WAL_LONG_HEADER_SIZE bytes of the file. Checks: known magic,
+ * XLP_LONG_HEADER set and no unknown flag bits, valid segment and block sizes,
+ * timeline non-zero, pageaddr on a segment boundary. If name is not NULL it must be
+ * a segment or partial name, and the header must belong to it: pageaddr equals the
+ * name's segment under the header's segment size, and xlp_tli is not above the
+ * name's timeline. A recycled segment renamed into place, a file from another
+ * position or a truncated file fails with BK_E_CORRUPT. The caller compares sysid
+ * with the repository's (two clusters must never share an archive). */
+int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHeader *ret);
+
+/* One line of a timeline history file: timeline tli ended at end_lsn, where its
+ * child timeline forked off. */
+typedef struct {
+	uint32_t tli;
+	uint64_t end_lsn;
+} BkWalTliSwitch;
+
+/* Parses a timeline history file ("tli<TAB>X/Y<TAB>reason" lines; blank lines and
+ * '#' comments skipped) held in buf (not NUL-terminated). Entries are stored into
+ * ret[0..max) in file order and their count into *ret_n. Timelines must increase
+ * strictly and switch points must not decrease; if file_tli is not 0 (the timeline
+ * the file is named after), every entry must be below it. BK_E_CORRUPT on syntax or
+ * order errors, -E2BIG if there are more than max entries; on failure *ret_n is
+ * untouched and ret[] holds unspecified entries. */
+int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTliSwitch *ret,
+                         size_t max, size_t *ret_n);
+
+#endif
