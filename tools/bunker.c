@@ -48,6 +48,7 @@ static const char usage_text[] =
 	"PostgreSQL (--cluster NAME, default main):\n"
 	"  pg wal-push PATH                   archive_command: store one WAL file\n"
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
+	"  pg basebackup --dbname CONNINFO [--fast-checkpoint]\n"
 	"\n"
 	"SNAPSHOT is an id, a unique id prefix (4+ hex digits) or 'latest' (narrowed by --name).\n"
 	"\n"
@@ -111,7 +112,7 @@ int usage_error(const char *fmt, ...)
 enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
-	OPT_CHUNK, OPT_CLUSTER, OPT_HELP,
+	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -132,6 +133,8 @@ static const struct option long_opts[] = {
 	{ "read-data", no_argument, NULL, OPT_READ_DATA },
 	{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 	{ "cluster", required_argument, NULL, OPT_CLUSTER },
+	{ "dbname", required_argument, NULL, OPT_DBNAME },
+	{ "fast-checkpoint", no_argument, NULL, OPT_FAST },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -301,6 +304,26 @@ void cli_progress_end(void)
 }
 
 /* ---- commands ---- */
+
+int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us)
+{
+	BkSnapshot *s;
+	int e = bk_snapshot_load(r, id, &s);
+	if (e < 0)
+		return cli_fail(e, "snapshot %s", bk_id_hex(id).s);
+	double secs = (double)(bk_mono_us() - started_us) / 1e6;
+	double saved = s->logical_bytes ? 100.0 * (1.0 - (double)s->new_bytes / (double)s->logical_bytes) : 0;
+	if (cli.json)
+		printf("{\"snapshot\":\"%s\",\"name\":\"%s\",\"logical_bytes\":%" PRIu64
+		       ",\"stored_bytes\":%" PRIu64 ",\"files\":%" PRIu64 ",\"seconds\":%.3f}\n",
+		       bk_id_hex(id).s, s->name, s->logical_bytes, s->new_bytes, s->files, secs);
+	else
+		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored, dedup and compression saved %.1f%%, %.1f MB/s\n",
+		       bk_id_hex(id).s, s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
+		       saved, secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
+	bk_snapshot_free(s);
+	return 0;
+}
 
 static int parse_size(const char *s, uint32_t *ret)
 {
@@ -481,23 +504,9 @@ static int cmd_backup(void)
 		bk_repo_close(r);
 		return cli_fail(e, "backup");
 	}
-	BkSnapshot *s;
-	e = bk_snapshot_load(r, id, &s);
+	e = print_snapshot_summary(r, id, t0);
 	bk_repo_close(r);
-	if (e < 0)
-		return cli_fail(e, "backup");
-	double secs = (double)(bk_mono_us() - t0) / 1e6;
-	double saved = s->logical_bytes ? 100.0 * (1.0 - (double)s->new_bytes / (double)s->logical_bytes) : 0;
-	if (cli.json)
-		printf("{\"snapshot\":\"%s\",\"name\":\"%s\",\"logical_bytes\":%" PRIu64
-		       ",\"stored_bytes\":%" PRIu64 ",\"files\":%" PRIu64 ",\"seconds\":%.3f}\n",
-		       bk_id_hex(id).s, name, s->logical_bytes, s->new_bytes, s->files, secs);
-	else
-		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored, dedup and compression saved %.1f%%, %.1f MB/s\n",
-		       bk_id_hex(id).s, name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
-		       saved, secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
-	bk_snapshot_free(s);
-	return 0;
+	return e;
 }
 
 int main(int argc, char **argv)
@@ -533,6 +542,8 @@ int main(int argc, char **argv)
 		case OPT_READ_DATA: cli.read_data = true; break;
 		case OPT_CHUNK: cli.chunk_size = optarg; break;
 		case OPT_CLUSTER: cli.cluster = optarg; break;
+		case OPT_DBNAME: cli.dbname = optarg; break;
+		case OPT_FAST: cli.fast_checkpoint = true; break;
 		case 'h':
 		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;
 		case '?':

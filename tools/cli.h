@@ -12,10 +12,10 @@
 typedef struct {
 	const char *repo, *key_file, *password_file, *password_command;
 	const char *new_key_file, *new_password_file;
-	const char *name, *stdin_name, *target, *chunk_size, *cluster;
+	const char *name, *stdin_name, *target, *chunk_size, *cluster, *dbname;
 	const char **tags, **includes;
 	size_t ntags, nincludes;
-	bool json, quiet, use_stdin, read_data;
+	bool json, quiet, use_stdin, read_data, fast_checkpoint;
 	const char *const *args; /* positional arguments after the command */
 	size_t nargs;
 } Cli;
@@ -27,6 +27,8 @@ int cli_fail(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints a usage error and returns exit code 2. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open_repo(BkRepo **ret);
+/* Prints the one-line (or --json) summary of a snapshot just written. */
+int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us);
 void cli_progress(void *ud, uint64_t done, uint64_t total);
 void cli_progress_end(void);
 

@@ -2,9 +2,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "pg/basebackup.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
+#include "store/util.h"
 #include "tools/cli.h"
 
 static int wal_push(void)
@@ -40,6 +43,38 @@ static int wal_fetch(void)
 	return 0;
 }
 
+static int basebackup(void)
+{
+	if (cli.nargs != 1)
+		return usage_error("pg basebackup takes no arguments");
+	if (!cli.dbname)
+		return usage_error("pg basebackup needs --dbname CONNINFO");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	BkBaseBackupOpts o = {
+		.conninfo = cli.dbname,
+		.cluster = cli.cluster,
+		.host = host,
+		.fast_checkpoint = cli.fast_checkpoint,
+		.progress = cli_progress,
+	};
+	uint8_t id[32];
+	uint64_t t0 = bk_mono_us();
+	e = bk_pg_basebackup(r, &o, id);
+	cli_progress_end();
+	if (e < 0) {
+		bk_repo_close(r);
+		return cli_fail(e, "basebackup");
+	}
+	e = print_snapshot_summary(r, id, t0);
+	bk_repo_close(r);
+	return e;
+}
+
 int cmd_pg(void)
 {
 	if (cli.nargs < 1)
@@ -49,5 +84,7 @@ int cmd_pg(void)
 		return wal_push();
 	if (!strcmp(sub, "wal-fetch"))
 		return wal_fetch();
+	if (!strcmp(sub, "basebackup"))
+		return basebackup();
 	return usage_error("unknown pg command '%s'", sub);
 }

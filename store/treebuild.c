@@ -1,0 +1,166 @@
+#include "store/treebuild.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/codec.h"
+#include "store/error.h"
+#include "store/util.h"
+
+typedef struct Node Node;
+struct Node {
+	BkTreeEntry e;   /* for directories: metadata only */
+	bool explicit_;  /* its own entry arrived (directories) */
+	Node **kids;
+	size_t nkids, cap;
+};
+
+struct BkTreeBuilder {
+	Node root;
+};
+
+static void node_release(Node *n)
+{
+	for (size_t i = 0; i < n->nkids; i++) {
+		node_release(n->kids[i]);
+		free(n->kids[i]);
+	}
+	free(n->kids);
+	free(n->e.name);
+	free(n->e.link);
+	bk_content_node_release(&n->e.content);
+}
+
+int bk_tree_builder_new(BkTreeBuilder **ret)
+{
+	BkTreeBuilder *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->root.e.type = BK_NODE_DIR;
+	*ret = b;
+	return 0;
+}
+
+void bk_tree_builder_free(BkTreeBuilder *b)
+{
+	if (!b)
+		return;
+	node_release(&b->root);
+	free(b);
+}
+
+/* Entries of one directory usually arrive together: look at the newest first. */
+static Node *find_kid(Node *dir, const char *name, size_t len)
+{
+	for (size_t i = dir->nkids; i-- > 0;) {
+		Node *k = dir->kids[i];
+		if (strlen(k->e.name) == len && memcmp(k->e.name, name, len) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+static Node *add_kid(Node *dir, const char *name, size_t len)
+{
+	if (dir->nkids == dir->cap) {
+		size_t cap = dir->cap ? 2 * dir->cap : 8;
+		Node **k = realloc(dir->kids, cap * sizeof(*k));
+		if (!k)
+			return NULL;
+		dir->kids = k;
+		dir->cap = cap;
+	}
+	Node *n = calloc(1, sizeof(*n));
+	if (!n || !(n->e.name = strndup(name, len))) {
+		free(n);
+		return NULL;
+	}
+	n->e.type = BK_NODE_DIR;
+	n->e.mode = 0700;
+	dir->kids[dir->nkids++] = n;
+	return n;
+}
+
+static void entry_release(BkTreeEntry *e)
+{
+	free(e->name);
+	free(e->link);
+	bk_content_node_release(&e->content);
+	e->name = e->link = NULL;
+}
+
+int bk_tree_builder_add(BkTreeBuilder *b, const char *path, BkTreeEntry *e)
+{
+	Node *dir = &b->root;
+	const char *p = path;
+	for (;;) {
+		size_t len = strcspn(p, "/");
+		if (len == 0 || len > BK_TREE_NAME_MAX || (len == 1 && p[0] == '.') ||
+		    (len == 2 && p[0] == '.' && p[1] == '.')) {
+			entry_release(e);
+			return bk_errorf(BK_E_USAGE, "%s: invalid path", path);
+		}
+		Node *n = find_kid(dir, p, len);
+		if (p[len] == '\0') { /* the entry itself */
+			if (n && (n->explicit_ || n->e.type != BK_NODE_DIR || e->type != BK_NODE_DIR)) {
+				entry_release(e);
+				return bk_errorf(BK_E_USAGE, "%s: appears twice", path);
+			}
+			if (!n && !(n = add_kid(dir, p, len))) {
+				entry_release(e);
+				return -ENOMEM;
+			}
+			free(e->name);
+			e->name = n->e.name;
+			n->e = *e;
+			n->explicit_ = true;
+			*e = (BkTreeEntry){ 0 };
+			return 0;
+		}
+		if (!n && !(n = add_kid(dir, p, len))) {
+			entry_release(e);
+			return -ENOMEM;
+		}
+		if (n->e.type != BK_NODE_DIR) {
+			entry_release(e);
+			return bk_errorf(BK_E_USAGE, "%s: a parent is not a directory", path);
+		}
+		dir = n;
+		p += len + 1;
+	}
+}
+
+static int store_dir(Node *dir, BkPutBlobFn put, void *ud, uint8_t ret_id[32])
+{
+	BkTree *t = bk_tree_new();
+	if (!t)
+		return -ENOMEM;
+	int e = 0;
+	for (size_t i = 0; e == 0 && i < dir->nkids; i++) {
+		Node *k = dir->kids[i];
+		if (k->e.type == BK_NODE_DIR)
+			e = store_dir(k, put, ud, k->e.subtree);
+		if (e == 0) {
+			e = bk_tree_add(t, &k->e); /* ownership moves into t */
+			k->e = (BkTreeEntry){ .type = k->e.type };
+		}
+	}
+	BkEnc enc;
+	bk_enc_init(&enc, BK_TREE_MAX_BYTES);
+	if (e == 0)
+		e = bk_tree_encode(t, &enc);
+	if (e == 0)
+		e = bk_enc_finish(&enc);
+	if (e == 0)
+		e = put(ud, BK_BLOB_TREE, enc.buf, enc.len, ret_id);
+	bk_enc_release(&enc);
+	bk_tree_free(t);
+	return e;
+}
+
+int bk_tree_builder_finish(BkTreeBuilder *b, BkPutBlobFn put, void *ud, uint8_t ret_root[32])
+{
+	return store_dir(&b->root, put, ud, ret_root);
+}
