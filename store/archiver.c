@@ -256,7 +256,9 @@ int bk_archive_commit(BkRepo *r, BkWriter *w, const BkArchiveOpts *o, const uint
 		      uint64_t logical_bytes, uint64_t files, uint64_t started_us,
 		      uint8_t ret_id[32])
 {
-	int e = bk_writer_flush(w);
+	int e = o->before_commit ? o->before_commit(o->before_commit_ud) : 0;
+	if (e == 0)
+		e = bk_writer_flush(w);
 	if (e < 0)
 		return e;
 	BkSnapshot s = {

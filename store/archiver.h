@@ -38,6 +38,11 @@ typedef struct {
 	const uint8_t *parent;    /* id of the previous snapshot of this name, or NULL */
 	BkProgressFn progress;
 	void *progress_ud;
+	/* Called once the input is read, before the snapshot record is written; a
+	 * negative return aborts the backup with no record (for example when the
+	 * program that produced a stream failed). NULL: always commit. */
+	int (*before_commit)(void *ud);
+	void *before_commit_ud;
 } BkArchiveOpts;
 
 typedef struct BkChunkStream BkChunkStream;

@@ -49,6 +49,7 @@ static const char usage_text[] =
 	"  pg wal-push PATH                   archive_command: store one WAL file\n"
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
 	"  pg basebackup --dbname CONNINFO [--fast-checkpoint]\n"
+	"  pg dump --dbname CONNINFO          pg_dump of every database, and the globals\n"
 	"\n"
 	"SNAPSHOT is an id, a unique id prefix (4+ hex digits) or 'latest' (narrowed by --name).\n"
 	"\n"
@@ -92,7 +93,19 @@ int cli_fail(int e, const char *fmt, ...)
 	const char *d = bk_error_detail();
 	if (!d[0])
 		d = bk_strerror(e);
-	fprintf(stderr, "bunker: %s%s%s\n", what, what[0] ? ": " : "", d);
+	/* one line, whatever a server or library put in the message */
+	char line[1200];
+	size_t n = 0;
+	for (const char *p = d; *p && n + 1 < sizeof(line); p++) {
+		bool space = *p == '\n' || *p == '\t' || *p == '\r';
+		if (space && (n == 0 || line[n - 1] == ' '))
+			continue;
+		line[n++] = space ? ' ' : *p;
+	}
+	while (n > 0 && line[n - 1] == ' ')
+		n--;
+	line[n] = '\0';
+	fprintf(stderr, "bunker: %s%s%s\n", what, what[0] ? ": " : "", line);
 	return exit_code(e);
 }
 

@@ -1,10 +1,12 @@
 /* bunker pg ...: the PostgreSQL commands. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "pg/basebackup.h"
+#include "pg/dump.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
 #include "store/util.h"
@@ -75,6 +77,40 @@ static int basebackup(void)
 	return e;
 }
 
+static void dump_done(void *ud, const char *name, const uint8_t id[32])
+{
+	BkRepo *r = ud;
+	(void)name;
+	print_snapshot_summary(r, id, bk_mono_us());
+}
+
+static int dump(void)
+{
+	if (cli.nargs != 1)
+		return usage_error("pg dump takes no arguments");
+	if (!cli.dbname)
+		return usage_error("pg dump needs --dbname CONNINFO");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	BkDumpOpts o = {
+		.conninfo = cli.dbname,
+		.cluster = cli.cluster,
+		.host = host,
+		.bin_dir = getenv("BUNKER_PG_BIN"),
+		.done = dump_done,
+		.done_ud = r,
+		.progress = cli_progress,
+	};
+	e = bk_pg_dump(r, &o);
+	cli_progress_end();
+	bk_repo_close(r);
+	return e < 0 ? cli_fail(e, "dump") : 0;
+}
+
 int cmd_pg(void)
 {
 	if (cli.nargs < 1)
@@ -86,5 +122,7 @@ int cmd_pg(void)
 		return wal_fetch();
 	if (!strcmp(sub, "basebackup"))
 		return basebackup();
+	if (!strcmp(sub, "dump"))
+		return dump();
 	return usage_error("unknown pg command '%s'", sub);
 }

@@ -1,0 +1,217 @@
+#include "pg/dump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pg/walarchive.h"
+#include "store/error.h"
+#include "store/restorer.h"
+#include "store/util.h"
+
+#define CONNINFO_MAX 8192
+
+/* The conninfo with dbname replaced, as quoted key='value' pairs. */
+static int conninfo_for(const char *conninfo, const char *db, char *out, size_t cap)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (!opts) {
+		int e = bk_errorf(BK_E_USAGE, "bad connection string: %s", err ? err : "out of memory");
+		PQfreemem(err);
+		return e;
+	}
+	size_t n = 0;
+	int e = 0;
+	for (PQconninfoOption *o = opts; o->keyword && e == 0; o++) {
+		const char *v = !strcmp(o->keyword, "dbname") ? db : o->val;
+		if (!v)
+			continue;
+		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s='", n ? " " : "", o->keyword);
+		for (const char *c = v; *c && n < cap; c++) {
+			if (*c == '\'' || *c == '\\')
+				out[n++] = '\\';
+			if (n < cap)
+				out[n++] = *c;
+		}
+		if (n + 1 < cap)
+			out[n++] = '\'';
+		else
+			e = bk_errorf(-E2BIG, "connection string too long");
+	}
+	if (e == 0) {
+		if (n >= cap)
+			e = bk_errorf(-E2BIG, "connection string too long");
+		else
+			out[n] = '\0';
+	}
+	PQconninfoFree(opts);
+	return e;
+}
+
+/* The databases to dump, one per line into a malloc'd string. */
+static int list_databases(const char *conninfo, char **ret, char *version, size_t vcap,
+			  uint64_t *ret_sysid)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		int e = bk_errorf(BK_E_REMOTE, "connect: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return e;
+	}
+	snprintf(version, vcap, "%d", PQserverVersion(c));
+	*ret_sysid = 0;
+	PGresult *res = PQexec(c, "SELECT system_identifier FROM pg_control_system()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
+			"ORDER BY datname");
+	int e = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		e = bk_errorf(BK_E_REMOTE, "list databases: %s", PQerrorMessage(c));
+	} else {
+		size_t len = 0;
+		for (int i = 0; i < PQntuples(res); i++)
+			len += strlen(PQgetvalue(res, i, 0)) + 1;
+		char *s = malloc(len + 1), *p = s;
+		if (!s)
+			e = -ENOMEM;
+		for (int i = 0; s && i < PQntuples(res); i++)
+			p += sprintf(p, "%s\n", PQgetvalue(res, i, 0));
+		if (s) {
+			*p = '\0';
+			*ret = s;
+		}
+	}
+	PQclear(res);
+	PQfinish(c);
+	return e;
+}
+
+typedef struct {
+	pid_t pid;
+	const char *what;
+} Child;
+
+/* Reaps the dump program: its failure aborts the snapshot before it is written. */
+static int reap(void *ud)
+{
+	Child *c = ud;
+	int status;
+	while (waitpid(c->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return bk_errorf_code(-errno, "wait for %s", c->what);
+	c->pid = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFSIGNALED(status))
+		return bk_errorf(BK_E_REMOTE, "%s was killed by signal %d", c->what, WTERMSIG(status));
+	return bk_errorf(BK_E_REMOTE, "%s failed with exit code %d", c->what, WEXITSTATUS(status));
+}
+
+static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[], const char *name,
+			     const char *what, BkKv *meta, size_t nmeta, uint8_t ret_id[32])
+{
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return bk_errorf_code(-errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return bk_errorf_code(-errno, "fork");
+	}
+	if (pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "bunker: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	Child child = { pid, what };
+	uint8_t parent[32];
+	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
+	BkArchiveOpts ao = {
+		.name = name,
+		.kind = "pg-dump",
+		.host = o->host,
+		.meta = meta,
+		.nmeta = nmeta,
+		.parent = has_parent ? parent : NULL,
+		.progress = o->progress,
+		.progress_ud = o->progress_ud,
+		.before_commit = reap,
+		.before_commit_ud = &child,
+	};
+	int e = bk_archive_fd(r, pipefd[0], "dump", &ao, ret_id);
+	close(pipefd[0]);
+	if (child.pid) { /* failed before reaping: stop the program */
+		kill(child.pid, SIGTERM);
+		waitpid(child.pid, NULL, 0);
+	}
+	return e;
+}
+
+static void program(char *out, size_t cap, const char *bin_dir, const char *name)
+{
+	if (bin_dir)
+		snprintf(out, cap, "%s/%s", bin_dir, name);
+	else
+		snprintf(out, cap, "%s", name);
+}
+
+int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
+{
+	if (!bk_cluster_name_valid(o->cluster))
+		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
+	char version[16];
+	char *dbs = NULL;
+	uint64_t sysid = 0;
+	int e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid);
+	if (e < 0)
+		return e;
+	if (sysid)
+		e = bk_cluster_claim(r, o->cluster, sysid, 0);
+	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32];
+	if (!ci)
+		e = -ENOMEM;
+	snprintf(sysid_s, sizeof(sysid_s), "%llu", (unsigned long long)sysid);
+	for (char *db = dbs, *nl; e == 0 && db && (nl = strchr(db, '\n')); db = nl + 1) {
+		*nl = '\0';
+		if ((e = conninfo_for(o->conninfo, db, ci, CONNINFO_MAX)) < 0)
+			break;
+		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
+		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
+		snprintf(name, sizeof(name), "pg/%s/dump/%s", o->cluster, db);
+		BkKv meta[] = { { "database", db }, { "format", "custom" },
+				{ "server_version", version }, { "system_identifier", sysid_s } };
+		uint8_t id[32];
+		e = run_into_snapshot(r, o, argv, name, "pg_dump", meta, BK_ARRAY_SIZE(meta), id);
+		if (e < 0)
+			bk_error_wrap(e, "database %s", db);
+		else if (o->done)
+			o->done(o->done_ud, name, id);
+	}
+	if (e == 0 && (e = conninfo_for(o->conninfo, "postgres", ci, CONNINFO_MAX)) == 0) {
+		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
+		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };
+		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);
+		BkKv meta[] = { { "format", "plain" }, { "server_version", version },
+				{ "system_identifier", sysid_s } };
+		uint8_t id[32];
+		e = run_into_snapshot(r, o, argv, name, "pg_dumpall", meta, BK_ARRAY_SIZE(meta), id);
+		if (e == 0 && o->done)
+			o->done(o->done_ud, name, id);
+	}
+	free(ci);
+	free(dbs);
+	return e;
+}

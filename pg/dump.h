@@ -1,0 +1,35 @@
+/* pg/dump.h: logical dumps. For each database that accepts connections,
+ * pg_dump runs in the custom format without compression (so the store can
+ * deduplicate and compress it) and its output streams into a snapshot
+ * "pg/<cluster>/dump/<database>" (kind "pg-dump"); `pg_dumpall --globals-only`
+ * goes to "pg/<cluster>/globals". Restore with
+ *   bunker cat SNAPSHOT | pg_restore -d DB        (databases)
+ *   bunker cat SNAPSHOT | psql                    (globals)
+ * A pg_dump that fails (non-zero exit, or killed) fails the command and its
+ * snapshot is never written; the dumps that completed before it stay.
+ *
+ * The pg_dump and pg_dumpall programs are looked up in bin_dir (or PATH when
+ * NULL). The connection string is any libpq conninfo; the database name in it
+ * is replaced for each database.
+ */
+#ifndef BK_PG_DUMP_H
+#define BK_PG_DUMP_H
+
+#include "store/archiver.h"
+#include "store/repo.h"
+
+typedef struct {
+	const char *conninfo;
+	const char *cluster;
+	const char *host;
+	const char *bin_dir;
+	/* Called after each snapshot is written (for printing). */
+	void (*done)(void *ud, const char *name, const uint8_t id[32]);
+	void *done_ud;
+	BkProgressFn progress;
+	void *progress_ud;
+} BkDumpOpts;
+
+int bk_pg_dump(BkRepo *r, const BkDumpOpts *o);
+
+#endif
