@@ -50,6 +50,9 @@ static const char usage_text[] =
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
 	"  pg basebackup --dbname CONNINFO [--fast-checkpoint]\n"
 	"  pg dump --dbname CONNINFO          pg_dump of every database, and the globals\n"
+	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
+	"             --target-xid X | --target-name N] [--target-action promote|pause|shutdown]\n"
+	"                                     point-in-time restore of a base backup\n"
 	"\n"
 	"SNAPSHOT is an id, a unique id prefix (4+ hex digits) or 'latest' (narrowed by --name).\n"
 	"\n"
@@ -125,7 +128,8 @@ int usage_error(const char *fmt, ...)
 enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
-	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_HELP,
+	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME,
+	OPT_TACTION, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -148,6 +152,11 @@ static const struct option long_opts[] = {
 	{ "cluster", required_argument, NULL, OPT_CLUSTER },
 	{ "dbname", required_argument, NULL, OPT_DBNAME },
 	{ "fast-checkpoint", no_argument, NULL, OPT_FAST },
+	{ "target-time", required_argument, NULL, OPT_TTIME },
+	{ "target-lsn", required_argument, NULL, OPT_TLSN },
+	{ "target-xid", required_argument, NULL, OPT_TXID },
+	{ "target-name", required_argument, NULL, OPT_TNAME },
+	{ "target-action", required_argument, NULL, OPT_TACTION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -557,6 +566,11 @@ int main(int argc, char **argv)
 		case OPT_CLUSTER: cli.cluster = optarg; break;
 		case OPT_DBNAME: cli.dbname = optarg; break;
 		case OPT_FAST: cli.fast_checkpoint = true; break;
+		case OPT_TTIME: cli.target_time = optarg; break;
+		case OPT_TLSN: cli.target_lsn = optarg; break;
+		case OPT_TXID: cli.target_xid = optarg; break;
+		case OPT_TNAME: cli.target_name = optarg; break;
+		case OPT_TACTION: cli.target_action = optarg; break;
 		case 'h':
 		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;
 		case '?':

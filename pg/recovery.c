@@ -1,0 +1,435 @@
+#include "pg/recovery.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg/walarchive.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/restorer.h"
+#include "store/util.h"
+
+#define HISTORY_MAX (1u << 20)
+
+/* ---- the archive's names, sorted for lookups ---- */
+
+typedef struct {
+	char (*names)[BK_WAL_NAME_MAX];
+	size_t n, cap;
+} Names;
+
+static int add_name(void *ud, const char *name)
+{
+	Names *l = ud;
+	if (strlen(name) >= BK_WAL_NAME_MAX)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 1024;
+		void *p = realloc(l->names, cap * BK_WAL_NAME_MAX);
+		if (!p)
+			return -ENOMEM;
+		l->names = p;
+		l->cap = cap;
+	}
+	snprintf(l->names[l->n++], BK_WAL_NAME_MAX, "%s", name);
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+
+static bool has_name(const Names *l, const char *name)
+{
+	return l->n && bsearch(name, l->names, l->n, BK_WAL_NAME_MAX, cmp_name) != NULL;
+}
+
+/* A small archived file (a timeline history) read into memory. */
+static int read_small(BkRepo *r, const char *cluster, const char *name, char **ret, size_t *ret_len)
+{
+	BkWalRecord w;
+	int e = bk_wal_record_get(r, cluster, name, &w);
+	if (e < 0)
+		return e;
+	if (w.size > HISTORY_MAX) {
+		bk_wal_record_release(&w);
+		return bk_errorf(BK_E_CORRUPT, "%s: %llu bytes is too large for a history file", name,
+				 (unsigned long long)w.size);
+	}
+	int fd = memfd_create("bunker-history", MFD_CLOEXEC);
+	if (fd < 0) {
+		bk_wal_record_release(&w);
+		return bk_errorf_code(-errno, "memfd");
+	}
+	e = bk_content_write(r, &w.content, fd);
+	char *buf = NULL;
+	size_t n = 0;
+	if (e == 0 && !(buf = malloc(w.size + 1)))
+		e = -ENOMEM;
+	if (e == 0)
+		e = bk_pread_all(fd, buf, w.size, 0, &n);
+	close(fd);
+	bk_wal_record_release(&w);
+	if (e < 0) {
+		free(buf);
+		return e;
+	}
+	buf[n] = '\0';
+	*ret = buf;
+	*ret_len = n;
+	return 0;
+}
+
+int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
+		    BkWalChain *ret)
+{
+	BkWalChain c = { .seg_size = BK_WAL_SEG_SIZE_DEFAULT };
+	uint64_t sysid;
+	uint32_t seg;
+	if (bk_cluster_get(r, cluster, &sysid, &seg) == 0 && bk_wal_seg_size_valid(seg))
+		c.seg_size = seg;
+	Names l = { 0 };
+	int e = bk_wal_foreach(r, cluster, add_name, &l);
+	if (e < 0) {
+		free(l.names);
+		return e;
+	}
+	qsort(l.names, l.n, BK_WAL_NAME_MAX, cmp_name);
+
+	/* the newest timeline: the highest of any archived file, at least the backup's */
+	c.target_tli = tli;
+	for (size_t i = 0; i < l.n; i++) {
+		BkWalName wn;
+		if (bk_wal_name_parse(l.names[i], &wn) == 0 && wn.tli > c.target_tli)
+			c.target_tli = wn.tli;
+	}
+	c.ntl = 1;
+	c.tli[0] = c.target_tli;
+	if (c.target_tli > tli) {
+		char hname[BK_WAL_NAME_MAX], *text = NULL;
+		size_t len = 0;
+		bk_wal_history_name(hname, sizeof(hname), c.target_tli);
+		e = has_name(&l, hname) ? read_small(r, cluster, hname, &text, &len) : -ENOENT;
+		if (e == -ENOENT) {
+			snprintf(c.missing_history, sizeof(c.missing_history), "%s", hname);
+			e = 0;
+		} else if (e == 0) {
+			BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
+			size_t n;
+			e = bk_wal_history_parse(text, len, c.target_tli, sw, BK_ARRAY_SIZE(sw), &n);
+			if (e < 0)
+				bk_error_wrap(e, "%s", hname);
+			for (size_t i = 0; e == 0 && i < n; i++) {
+				c.tli[i] = sw[i].tli;
+				c.begin[i + 1] = sw[i].end_lsn;
+			}
+			if (e == 0) {
+				c.ntl = n + 1;
+				c.tli[n] = c.target_tli;
+			}
+		}
+		free(text);
+	}
+	/* the backup's timeline must be on the path, and its start inside its span */
+	bool on_path = false;
+	for (size_t i = 0; e == 0 && i < c.ntl; i++)
+		if (c.tli[i] == tli)
+			on_path = start_lsn >= c.begin[i] &&
+				  (i + 1 == c.ntl || start_lsn < c.begin[i + 1]);
+	if (e == 0 && !c.missing_history[0] && !on_path)
+		e = bk_errorf(BK_E_USAGE, "the backup (timeline %u) is not on the history of timeline %u",
+			      tli, c.target_tli);
+
+	/* the newest archived segment on the path */
+	uint64_t newest = 0;
+	bool any = false;
+	for (size_t i = 0; e == 0 && i < l.n; i++) {
+		BkWalName wn;
+		uint64_t segno;
+		if (bk_wal_name_parse(l.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
+		    bk_wal_name_segno(&wn, c.seg_size, &segno) < 0)
+			continue;
+		for (size_t t = 0; t < c.ntl; t++)
+			if (c.tli[t] == wn.tli && (!any || segno > newest)) {
+				newest = segno;
+				any = true;
+			}
+	}
+	uint64_t s = start_lsn / c.seg_size;
+	c.contiguous_end = s * c.seg_size;
+	for (; e == 0; s++) {
+		size_t t = c.ntl - 1;
+		while (t > 0 && c.begin[t] / c.seg_size > s)
+			t--;
+		char name[BK_WAL_NAME_MAX];
+		if (bk_wal_segment_name(name, sizeof(name), c.tli[t], s, c.seg_size) < 0)
+			break;
+		if (!has_name(&l, name)) {
+			snprintf(c.first_missing, sizeof(c.first_missing), "%s", name);
+			break;
+		}
+		c.segments++;
+		c.contiguous_end = (s + 1) * c.seg_size;
+	}
+	c.newest_archived_end = any ? (newest + 1) * c.seg_size : 0;
+	/* a missing segment past the newest archived one is not a gap, just the future */
+	if (c.first_missing[0] && c.contiguous_end >= c.newest_archived_end)
+		c.first_missing[0] = '\0';
+	free(l.names);
+	if (e == 0)
+		*ret = c;
+	return e;
+}
+
+/* ---- time ---- */
+
+int bk_pg_parse_time(const char *s, int64_t *ret_us)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%d", &tm);
+	if (p && (*p == ' ' || *p == 'T'))
+		p = strptime(p + 1, "%H:%M:%S", &tm);
+	else if (p && *p == '\0')
+		; /* a date alone: midnight */
+	else
+		p = NULL;
+	if (!p)
+		return bk_errorf(BK_E_USAGE, "'%s' is not a time (want YYYY-MM-DD HH:MM:SS[+ZZ])", s);
+	int64_t us = 0;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 6)
+				us = us * 10 + (*p - '0');
+		for (; digits < 6; digits++)
+			us *= 10;
+	}
+	while (*p == ' ')
+		p++;
+	int64_t offset = 0;
+	if (*p == 'Z' || !strcmp(p, "UTC")) {
+		p += *p == 'Z' ? 1 : 3;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0, n = 0;
+		if (sscanf(p + 1, "%2d%n", &hh, &n) != 1)
+			return bk_errorf(BK_E_USAGE, "'%s': bad time zone", s);
+		p += 1 + n;
+		if (*p == ':')
+			p++;
+		if (*p >= '0' && *p <= '9') {
+			if (sscanf(p, "%2d%n", &mm, &n) != 1)
+				return bk_errorf(BK_E_USAGE, "'%s': bad time zone", s);
+			p += n;
+		}
+		offset = sign * (hh * 3600 + mm * 60);
+	}
+	if (*p)
+		return bk_errorf(BK_E_USAGE, "'%s' is not a time (want YYYY-MM-DD HH:MM:SS[+ZZ])", s);
+	*ret_us = ((int64_t)timegm(&tm) - offset) * 1000000 + us;
+	return 0;
+}
+
+/* ---- restore ---- */
+
+typedef struct {
+	const char *name;
+	int64_t before_us;  /* 0: any */
+	uint64_t before_lsn; /* 0: any */
+	uint8_t id[32];
+	int64_t best;
+	bool found;
+} Pick;
+
+static int pick_one(void *ud, const uint8_t id[32], BkSnapshot *s)
+{
+	Pick *p = ud;
+	uint64_t stop = 0;
+	const char *v = bk_snapshot_meta(s, "stop_lsn");
+	bool fits = !strcmp(s->name, p->name) && !strcmp(s->kind, "pg-base") && v &&
+		    bk_wal_lsn_parse(v, &stop) == 0;
+	if (fits && p->before_us && s->time_us >= p->before_us)
+		fits = false;
+	if (fits && p->before_lsn && stop > p->before_lsn)
+		fits = false;
+	if (fits && (!p->found || s->time_us > p->best)) {
+		p->best = s->time_us;
+		memcpy(p->id, id, 32);
+		p->found = true;
+	}
+	bk_snapshot_free(s);
+	return 0;
+}
+
+/* Appends a setting to postgresql.auto.conf, quoted as PostgreSQL wants. */
+static int conf_line(FILE *f, const char *key, const char *value)
+{
+	fprintf(f, "%s = '", key);
+	for (const char *c = value; *c; c++)
+		fprintf(f, *c == '\'' ? "''" : *c == '\\' ? "\\\\" : "%c", *c);
+	fprintf(f, "'\n");
+	return ferror(f) ? -EIO : 0;
+}
+
+static int write_recovery_config(const BkPgRestoreOpts *o)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
+	FILE *f = fopen(path, "a");
+	if (!f)
+		return bk_errorf_code(-errno, "open %s", path);
+	char cmd[8192];
+	snprintf(cmd, sizeof(cmd), "%s %%f %%p", o->restore_command);
+	fprintf(f, "\n# added by bunker pg restore\n");
+	int e = conf_line(f, "restore_command", cmd);
+	if (e == 0)
+		e = conf_line(f, "recovery_target_timeline", "latest");
+	if (e == 0 && o->target_time)
+		e = conf_line(f, "recovery_target_time", o->target_time);
+	if (e == 0 && o->target_lsn)
+		e = conf_line(f, "recovery_target_lsn", o->target_lsn);
+	if (e == 0 && o->target_xid)
+		e = conf_line(f, "recovery_target_xid", o->target_xid);
+	if (e == 0 && o->target_name)
+		e = conf_line(f, "recovery_target_name", o->target_name);
+	if (e == 0 && (o->target_time || o->target_lsn || o->target_xid || o->target_name))
+		e = conf_line(f, "recovery_target_action", o->target_action ? o->target_action : "promote");
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		e = -errno;
+	if (fclose(f) != 0 && e == 0)
+		e = -errno;
+	if (e < 0)
+		return bk_errorf_code(e, "write %s", path);
+	snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
+	return bk_write_atomic(path, "", 0, 0600, false);
+}
+
+/* Moves tablespace contents to the locations in tablespace_map. */
+static int place_tablespaces(const BkPgRestoreOpts *o, const BkSnapshot *s)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/%s", o->target_dir, ".bunker-tablespaces");
+	struct stat st;
+	if (stat(dir, &st) < 0)
+		return 0;
+	const char *map = bk_snapshot_meta(s, "tablespace_map");
+	for (const char *line = map; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		char oid[32], loc[PATH_MAX];
+		if (sscanf(line, "%31s %4095[^\n]", oid, loc) == 2) {
+			char from[PATH_MAX + 64];
+			snprintf(from, sizeof(from), "%s/%s", dir, oid);
+			if (stat(loc, &st) == 0)
+				return bk_errorf(-EEXIST, "tablespace %s: %s already exists", oid, loc);
+			if (rename(from, loc) < 0)
+				return bk_errorf_code(-errno, "move tablespace %s to %s", oid, loc);
+		}
+		line += n + (nl ? 1 : 0);
+	}
+	if (rmdir(dir) < 0)
+		return bk_errorf_code(-errno, "tablespaces left in %s", dir);
+	return 0;
+}
+
+int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
+{
+	int ntargets = !!o->target_time + !!o->target_lsn + !!o->target_xid + !!o->target_name;
+	if (ntargets > 1)
+		return bk_errorf(BK_E_USAGE, "give at most one recovery target");
+	if (o->target_action && strcmp(o->target_action, "promote") &&
+	    strcmp(o->target_action, "pause") && strcmp(o->target_action, "shutdown"))
+		return bk_errorf(BK_E_USAGE, "--target-action must be promote, pause or shutdown");
+	if (!bk_cluster_name_valid(o->cluster))
+		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
+	char name[128];
+	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
+	Pick p = { .name = name };
+	int e = 0;
+	if (o->target_time && (e = bk_pg_parse_time(o->target_time, &p.before_us)) < 0)
+		return e;
+	if (o->target_lsn && bk_wal_lsn_parse(o->target_lsn, &p.before_lsn) < 0)
+		return bk_errorf(BK_E_USAGE, "'%s' is not an LSN (want X/Y)", o->target_lsn);
+
+	uint8_t id[32];
+	if (o->snapshot && strcmp(o->snapshot, "latest") != 0) {
+		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
+	} else {
+		e = bk_snapshot_foreach(r, pick_one, &p);
+		if (e == 0 && !p.found)
+			e = bk_errorf(-ENOENT, "no base backup of cluster '%s' ends before the target",
+				      o->cluster);
+		memcpy(id, p.id, 32);
+	}
+	BkSnapshot *s = NULL;
+	if (e == 0)
+		e = bk_snapshot_load(r, id, &s);
+	if (e < 0)
+		return e;
+	const char *start_s = bk_snapshot_meta(s, "start_lsn"), *stop_s = bk_snapshot_meta(s, "stop_lsn"),
+		   *tli_s = bk_snapshot_meta(s, "timeline");
+	uint64_t start, stop;
+	if (strcmp(s->kind, "pg-base") || !start_s || !stop_s || !tli_s ||
+	    bk_wal_lsn_parse(start_s, &start) < 0 || bk_wal_lsn_parse(stop_s, &stop) < 0)
+		e = bk_errorf(BK_E_USAGE, "snapshot %.16s is not a base backup", bk_id_hex(id).s);
+
+	BkWalChain c;
+	if (e == 0)
+		e = bk_pg_wal_chain(r, o->cluster, (uint32_t)strtoul(tli_s, NULL, 10), start, &c);
+	uint64_t need = BK_MAX(stop, p.before_lsn);
+	if (e == 0 && c.missing_history[0])
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing",
+			      c.missing_history);
+	else if (e == 0 && c.first_missing[0])
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", c.first_missing);
+	else if (e == 0 && c.contiguous_end <= need) {
+		char seg[BK_WAL_NAME_MAX];
+		size_t t = c.ntl - 1;
+		bk_wal_segment_name(seg, sizeof(seg), c.tli[t], c.contiguous_end / c.seg_size, c.seg_size);
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain incomplete: segment %s is not archived yet", seg);
+	}
+
+	struct stat st;
+	if (e == 0 && stat(o->target_dir, &st) == 0) {
+		char probe[PATH_MAX];
+		snprintf(probe, sizeof(probe), "%s/PG_VERSION", o->target_dir);
+		if (!S_ISDIR(st.st_mode) || access(probe, F_OK) == 0)
+			e = bk_errorf(-EEXIST, "%s already holds a data directory", o->target_dir);
+	}
+	if (e == 0) {
+		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
+				     .progress = o->progress, .progress_ud = o->progress_ud };
+		e = bk_restore(r, s, o->target_dir, &ro);
+	}
+	if (e == 0 && chmod(o->target_dir, 0700) < 0)
+		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);
+	if (e == 0 && o->restore_owner) {
+		char pv[PATH_MAX];
+		snprintf(pv, sizeof(pv), "%s/PG_VERSION", o->target_dir);
+		if (stat(pv, &st) == 0 && chown(o->target_dir, st.st_uid, st.st_gid) < 0)
+			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
+	}
+	if (e == 0)
+		e = place_tablespaces(o, s);
+	if (e == 0)
+		e = write_recovery_config(o);
+	if (e == 0 && o->restore_owner) {
+		char f[PATH_MAX];
+		stat(o->target_dir, &st);
+		snprintf(f, sizeof(f), "%s/recovery.signal", o->target_dir);
+		if (chown(f, st.st_uid, st.st_gid) < 0)
+			e = bk_errorf_code(-errno, "chown %s", f);
+	}
+	if (e < 0) {
+		bk_snapshot_free(s);
+		return e;
+	}
+	*ret_snap = s;
+	return 0;
+}

@@ -1,0 +1,68 @@
+/* pg/recovery.h: point-in-time restore: choosing a base backup, proving that the
+ * WAL chain from it to the target exists, and writing a data directory that
+ * PostgreSQL recovers from by calling `bunker pg wal-fetch`.
+ *
+ * The WAL chain follows the newest archived timeline's history: for each segment
+ * after the backup's start, the file expected is the one of the newest timeline on
+ * that history that had begun by the segment's start (as PostgreSQL's recovery
+ * picks it). A chain is complete up to a point when every such segment is
+ * archived, and the history files of every timeline after the first.
+ */
+#ifndef BK_PG_RECOVERY_H
+#define BK_PG_RECOVERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pg/wal.h"
+#include "store/repo.h"
+#include "store/snapshot.h"
+
+#define BK_MAX_TIMELINES 256
+
+typedef struct {
+	uint32_t seg_size;
+	uint32_t target_tli;           /* newest archived timeline */
+	size_t ntl;                    /* timelines on its history, oldest first */
+	uint32_t tli[BK_MAX_TIMELINES];
+	uint64_t begin[BK_MAX_TIMELINES]; /* LSN at which each began */
+	char missing_history[BK_WAL_NAME_MAX]; /* a history file the chain needs, or "" */
+	/* From the start segment on: the first segment missing ("" if none before the
+	 * newest archived one), and the end of contiguous WAL (LSN just past the last
+	 * contiguous segment). */
+	char first_missing[BK_WAL_NAME_MAX];
+	uint64_t contiguous_end;
+	uint64_t newest_archived_end; /* past the newest segment on the path */
+	uint64_t segments;            /* contiguous segments counted */
+} BkWalChain;
+
+/* Examines the archive of cluster from (tli, start_lsn) on. */
+int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
+		    BkWalChain *ret);
+
+typedef struct {
+	const char *cluster;
+	const char *snapshot;     /* id, prefix, or NULL/"latest": choose by target */
+	const char *target_dir;
+	const char *target_time;  /* at most one of these four */
+	const char *target_lsn;
+	const char *target_xid;
+	const char *target_name;
+	const char *target_action; /* promote (default), pause, shutdown */
+	const char *restore_command; /* the command PostgreSQL runs, without "%f %p" */
+	bool restore_owner;
+	void (*progress)(void *ud, uint64_t done, uint64_t total);
+	void *progress_ud;
+} BkPgRestoreOpts;
+
+/* Restores; on success *ret_snap is the base backup used (owned, free with
+ * bk_snapshot_free). BK_E_USAGE for bad options, -ENOENT if no base backup fits
+ * the target, BK_E_CORRUPT naming the first missing WAL segment or history file
+ * if the chain is broken (nothing is written then). */
+int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap);
+
+/* Parses PostgreSQL-style timestamps ("2026-11-22 03:04:05[.ffffff][+00|Z]",
+ * UTC if no zone) into microseconds since the epoch. */
+int bk_pg_parse_time(const char *s, int64_t *ret_us);
+
+#endif
