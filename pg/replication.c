@@ -388,16 +388,18 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 			return r;
 		}
 	}
-	r = end_archive(&b);
-	if (r < 0) {
-		c->broken = true;
-		return r;
-	}
+	/* The COPY ends the same way whether the server finished or failed: only the
+	 * end location proves the last archive complete. */
 	{
 		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
 		r = read_lsn_result(c, res, what, &out.end_lsn, &out.end_tli);
 		if (r < 0)
 			return r;
+	}
+	r = end_archive(&b);
+	if (r < 0) {
+		c->broken = true;
+		return r;
 	}
 	for (;;) {
 		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);

@@ -60,14 +60,18 @@ typedef struct {
 	uint32_t max_rate_kb; /* MAX_RATE in kB/s (32..1048576), 0 for unlimited */
 } BkPgReplBackupOptions;
 
-/* Each callback may be NULL; returning < 0 aborts the backup with that code. The
+/* Each callback may be NULL; returning < 0 aborts the backup with that code.
+ * archive_end runs only once its archive is known to be complete: when the next
+ * archive starts or, for the last one, once the server has sent the backup's end
+ * location; after a failure the archive in progress gets no archive_end. Even so,
+ * nothing received is a valid backup until bk_pgrepl_base_backup returns 0. The
  * main data directory arrives as "base.tar" with spclocation "", each tablespace
  * as "<oid>.tar" with its location. Archives are tar streams without the two
  * end-of-archive blocks (feed them to a BkTarParser without BK_TAR_REQUIRE_END);
  * backup_label and tablespace_map are files inside base.tar. Because the command
  * asks for TABLESPACE_MAP, base.tar's pg_tblspc/ is an empty directory: the links
- * are the "<oid> <location>" lines of tablespace_map (tablespace_map is absent when
- * there are no tablespaces). progress reports bytes sent so far against the
+ * are the "<oid> <location>" lines of tablespace_map (an empty file when there
+ * are no tablespaces). progress reports bytes sent so far against the
  * server's size estimate (0 if none). */
 typedef struct {
 	int (*archive_start)(void *ctx, const char *name, const char *spclocation);

@@ -10,7 +10,8 @@
  * pax ('x' extended headers: path, linkpath, size, mtime, uid, gid; 'g' global
  * headers are checked and ignored). Entry types: regular file ('0', '\0', '7'),
  * hard link ('1'), symlink ('2'), directory ('5'). Anything else (devices, fifos,
- * GNU sparse or multi-volume entries, pax sparse keys) is refused, never skipped.
+ * GNU sparse or multi-volume entries, pax sparse keys) is refused with
+ * -EOPNOTSUPP, never skipped.
  * Header checksums are verified. The archive ends at two zero blocks; zero padding
  * after them (tar's record blocking) is accepted, anything else is refused.
  * PostgreSQL's BASE_BACKUP omits the two end blocks, so the end marker is only
@@ -35,7 +36,9 @@
  * call). Any callback pointer may be NULL.
  *
  * Errors: BK_E_CORRUPT for malformed input (with the archive offset in the detail),
- * -ENAMETOOLONG or -E2BIG for a header over its cap, -ENOMEM. Errors are sticky.
+ * -EOPNOTSUPP for a valid but unsupported entry, -ENAMETOOLONG for a name over
+ * its cap, -E2BIG for an extended header over its cap, -ENOMEM; a callback's code
+ * as it returned it. Errors are sticky: every later push and finish returns it.
  *
  * Thread-safety: a parser is used by one thread at a time.
  */

@@ -53,6 +53,7 @@ static const char usage_text[] =
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
 	"             --target-xid X | --target-name N] [--target-action promote|pause|shutdown]\n"
 	"                                     point-in-time restore of a base backup\n"
+	"  pg info [--json]                   backups, WAL per timeline, gaps, RPO\n"
 	"\n"
 	"SNAPSHOT is an id, a unique id prefix (4+ hex digits) or 'latest' (narrowed by --name).\n"
 	"\n"

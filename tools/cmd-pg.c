@@ -3,14 +3,17 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "pg/basebackup.h"
 #include "pg/dump.h"
 #include "pg/recovery.h"
+#include "pg/wal.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
+#include "store/restorer.h"
 #include "store/util.h"
 #include "tools/cli.h"
 
@@ -213,6 +216,175 @@ static int restore(void)
 	return 0;
 }
 
+/* ---- info ---- */
+
+typedef struct {
+	const char *cluster;
+	char base[128], dump[128], globals[128];
+	BkRepo *r;
+	int first;
+} Info;
+
+static void json_kv(const char *k, const char *v, bool comma)
+{
+	printf("%s\"%s\":\"", comma ? "," : "", k);
+	for (; v && *v; v++)
+		printf(*v == '"' || *v == '\\' ? "\\%c" : (unsigned char)*v < 0x20 ? "\\u%04x" : "%c", *v);
+	putchar('"');
+}
+
+static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
+{
+	Info *in = ud;
+	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
+	bool dump = !strncmp(s->name, in->dump, strlen(in->dump)) || !strcmp(s->name, in->globals);
+	if (base || dump) {
+		char when[32], window[128] = "";
+		time_t t = (time_t)(s->time_us / 1000000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
+			   *tli = bk_snapshot_meta(s, "timeline");
+		uint64_t start_lsn, stop_lsn;
+		BkWalChain c;
+		if (base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
+		    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
+		    bk_pg_wal_chain(in->r, in->cluster, (uint32_t)strtoul(tli, NULL, 10), start_lsn, &c) == 0) {
+			char end[BK_WAL_LSN_MAX];
+			bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
+			if (c.missing_history[0])
+				snprintf(window, sizeof(window), "missing %s", c.missing_history);
+			else if (c.contiguous_end > stop_lsn)
+				snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
+					 c.first_missing[0] ? ", then missing " : "", c.first_missing);
+			else
+				snprintf(window, sizeof(window), "not restorable yet: WAL up to %s needed", stop);
+		}
+		if (cli.json) {
+			printf("%s{\"id\":\"%s\"", in->first++ ? "," : "", bk_id_hex(id).s);
+			json_kv("name", s->name, true);
+			json_kv("kind", s->kind, true);
+			json_kv("time", when, true);
+			printf(",\"logical_bytes\":%llu", (unsigned long long)s->logical_bytes);
+			if (base) {
+				json_kv("timeline", tli, true);
+				json_kv("start_lsn", start, true);
+				json_kv("stop_lsn", stop, true);
+				json_kv("restore_window", window, true);
+			}
+			printf("}");
+		} else if (base) {
+			printf("  base  %.16s  %s  timeline %s  %s .. %s  restorable to: %s\n",
+			       bk_id_hex(id).s, when, tli ? tli : "?", start ? start : "?", stop ? stop : "?",
+			       window);
+		} else {
+			printf("  dump  %.16s  %s  %-28s %10.1f MB\n", bk_id_hex(id).s, when, s->name,
+			       (double)s->logical_bytes / 1e6);
+		}
+	}
+	bk_snapshot_free(s);
+	return 0;
+}
+
+typedef struct {
+	uint32_t tli[BK_MAX_TIMELINES];
+	uint64_t first[BK_MAX_TIMELINES], last[BK_MAX_TIMELINES], count[BK_MAX_TIMELINES];
+	size_t n;
+	uint32_t seg_size;
+	char newest[BK_WAL_NAME_MAX];
+} WalStats;
+
+static int wal_stat(void *ud, const char *name)
+{
+	WalStats *w = ud;
+	BkWalName wn;
+	uint64_t segno;
+	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
+	    bk_wal_name_segno(&wn, w->seg_size, &segno) < 0)
+		return 0;
+	if (strcmp(name, w->newest) > 0)
+		snprintf(w->newest, sizeof(w->newest), "%s", name);
+	size_t i = 0;
+	while (i < w->n && w->tli[i] != wn.tli)
+		i++;
+	if (i == w->n) {
+		if (w->n == BK_MAX_TIMELINES)
+			return 0;
+		w->n++;
+		w->tli[i] = wn.tli;
+		w->first[i] = w->last[i] = segno;
+	}
+	w->count[i]++;
+	w->first[i] = BK_MIN(w->first[i], segno);
+	w->last[i] = BK_MAX(w->last[i], segno);
+	return 0;
+}
+
+static int info(void)
+{
+	if (cli.nargs != 1)
+		return usage_error("pg info takes no arguments");
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e < 0)
+		return cli_fail(e, NULL);
+	Info in = { .cluster = cli.cluster, .r = r };
+	snprintf(in.base, sizeof(in.base), "pg/%s/base", cli.cluster);
+	snprintf(in.dump, sizeof(in.dump), "pg/%s/dump/", cli.cluster);
+	snprintf(in.globals, sizeof(in.globals), "pg/%s/globals", cli.cluster);
+	uint64_t sysid = 0;
+	uint32_t seg = 0;
+	e = bk_cluster_get(r, cli.cluster, &sysid, &seg);
+	if (e == -ENOENT) {
+		bk_repo_close(r);
+		return cli_fail(bk_errorf(-ENOENT, "no cluster '%s' in this repository", cli.cluster), "pg info");
+	}
+	WalStats w = { .seg_size = bk_wal_seg_size_valid(seg) ? seg : BK_WAL_SEG_SIZE_DEFAULT };
+	if (e == 0)
+		e = bk_wal_foreach(r, cli.cluster, wal_stat, &w);
+	if (e == 0) {
+		if (cli.json)
+			printf("{\"cluster\":\"%s\",\"system_identifier\":\"%llu\",\"backups\":[", cli.cluster,
+			       (unsigned long long)sysid);
+		else
+			printf("cluster %s (system identifier %llu)\nbackups:\n", cli.cluster,
+			       (unsigned long long)sysid);
+		e = bk_snapshot_foreach(r, info_snapshot, &in);
+	}
+	if (e == 0) {
+		printf(cli.json ? "],\"timelines\":[" : "WAL:\n");
+		for (size_t i = 0; i < w.n; i++) {
+			char a[BK_WAL_NAME_MAX], b[BK_WAL_NAME_MAX];
+			bk_wal_segment_name(a, sizeof(a), w.tli[i], w.first[i], w.seg_size);
+			bk_wal_segment_name(b, sizeof(b), w.tli[i], w.last[i], w.seg_size);
+			uint64_t gaps = w.last[i] - w.first[i] + 1 - w.count[i];
+			if (cli.json)
+				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"segments\":%llu,\"missing\":%llu}",
+				       i ? "," : "", w.tli[i], a, b, (unsigned long long)w.count[i],
+				       (unsigned long long)gaps);
+			else
+				printf("  timeline %u: %s .. %s, %llu segments, %llu missing\n", w.tli[i], a, b,
+				       (unsigned long long)w.count[i], (unsigned long long)gaps);
+		}
+		BkWalRecord rec;
+		int64_t age_s = -1;
+		if (w.newest[0] && bk_wal_record_get(r, cli.cluster, w.newest, &rec) == 0) {
+			age_s = (bk_now_us() - rec.pushed_us) / 1000000;
+			bk_wal_record_release(&rec);
+		}
+		if (cli.json)
+			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld}\n", w.newest,
+			       (long long)age_s);
+		else if (age_s >= 0)
+			printf("newest WAL: %s, archived %llds ago (the current RPO)\n", w.newest, (long long)age_s);
+		else
+			printf("newest WAL: none archived\n");
+	}
+	bk_repo_close(r);
+	return e < 0 ? cli_fail(e, "pg info") : 0;
+}
+
 int cmd_pg(void)
 {
 	if (cli.nargs < 1)
@@ -228,5 +400,7 @@ int cmd_pg(void)
 		return dump();
 	if (!strcmp(sub, "restore"))
 		return restore();
+	if (!strcmp(sub, "info"))
+		return info();
 	return usage_error("unknown pg command '%s'", sub);
 }

@@ -10,7 +10,9 @@
 #                          PGHOST=127.0.0.1 PGPORT PGUSER=postgres PGDATABASE=postgres
 #                          PG_DATA (the data directory) PG_BIN (server binaries)
 #                          PG_DIR (DIR) PG_SOCKDIR PG_LOG (server log)
-#                        Returns non-zero (after printing the log) if it fails.
+#                        fsync is off (a test server need not survive power loss;
+#                        pg_conf_set fsync on if a test needs it). Returns non-zero
+#                        (after printing the log) if it fails. One server per shell.
 #   pg_stop              stop it (fast mode); safe to call twice or after a failed start
 #   pg_conf_set KEY VAL  set a server parameter in postgresql.conf (VAL is quoted
 #                        for you); takes effect at pg_reload or pg_restart
@@ -87,7 +89,6 @@ wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
 fsync = off
-synchronous_commit = off
 full_page_writes = on
 shared_buffers = 32MB
 max_connections = 30
@@ -119,7 +120,7 @@ EOF
 }
 
 pg_stop() {
-	[ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ] || return 0
+	[ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ] || return 0
 	pg_as_server "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null 2>&1
 }
 

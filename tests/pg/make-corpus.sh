@@ -1,0 +1,68 @@
+#!/bin/bash
+# tests/pg/make-corpus.sh: regenerates the seed corpora of the pg fuzz targets in
+# tests/pg/corpus/ (not run by the build; commit what it writes). Needs GNU tar and
+# PostgreSQL 15 (for a real WAL page header, through tests/integration/lib-pg.sh).
+set -eu
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out=$here/corpus
+tmp=$(mktemp -d)
+trap 'pg_stop 2>/dev/null; rm -rf "$tmp"' EXIT
+rm -rf "$out/pg-tar" "$out/pg-wal" "$out/pg-replmsg"
+mkdir -p "$out/pg-tar" "$out/pg-wal" "$out/pg-replmsg"
+
+# seed FILE PREFIX-BYTES-AS-PRINTF SOURCE: prefix + source bytes
+seed() {
+	{ printf "$2"; cat "$3"; } >"$1"
+}
+
+# ---- tar ----
+t=$tmp/tree
+mkdir -p "$t/global" "$t/base/1" "$t/$(printf 'u%.0s' $(seq 80))/$(printf 'v%.0s' $(seq 80))"
+printf '15\n' >"$t/PG_VERSION"
+head -c 1000 /dev/urandom >"$t/global/pg_control"
+: >"$t/base/1/empty"
+printf 'split\n' >"$t/$(printf 'u%.0s' $(seq 80))/$(printf 'v%.0s' $(seq 80))/w"
+ln -s global/pg_control "$t/link"
+ln "$t/PG_VERSION" "$t/hard"
+long=$t/$(printf 'L%.0s' $(seq 150))
+printf 'long\n' >"$long"
+ln -s "/$(printf 'K%.0s' $(seq 150))" "$t/longlink"
+tar --format=ustar -b1 --sort=name -cf "$tmp/ustar.tar" -C "$t" --exclude='LLL*' --exclude=longlink . 2>/dev/null
+tar --format=gnu -b1 --sort=name -cf "$tmp/gnu.tar" -C "$t" .
+tar --format=posix -b1 --sort=name -cf "$tmp/pax.tar" -C "$t" .
+head -c -1024 "$tmp/ustar.tar" >"$tmp/pgstyle.tar"
+head -c 1024 /dev/zero >"$tmp/empty.tar"
+seed "$out/pg-tar/ustar-whole" '\377\001' "$tmp/ustar.tar"
+seed "$out/pg-tar/ustar-bytewise" '\000\001' "$tmp/ustar.tar"
+seed "$out/pg-tar/gnu-longnames" '\111\001' "$tmp/gnu.tar"
+seed "$out/pg-tar/pax-longnames" '\003\001' "$tmp/pax.tar"
+seed "$out/pg-tar/pg-style-no-trailer" '\022\000' "$tmp/pgstyle.tar"
+seed "$out/pg-tar/empty-archive" '\001\001' "$tmp/empty.tar"
+head -c 700 "$tmp/gnu.tar" >"$tmp/trunc.tar"
+seed "$out/pg-tar/truncated-header" '\002\000' "$tmp/trunc.tar"
+
+# ---- wal ----
+. "$here/../integration/lib-pg.sh"
+pg_start "$tmp/pg" >/dev/null
+seg=$(pg_switch_wal)
+head -c 8192 "$PG_DATA/pg_wal/$seg" >"$tmp/page"
+pg_stop
+# mode 0 with name index 1 (000000010000000000000001) and without a name
+seed "$out/pg-wal/header-real-named" '\004' "$tmp/page"
+seed "$out/pg-wal/header-real-unnamed" '\000' "$tmp/page"
+printf '\001%s' "$(printf '1\t0/3000000\tno recovery target specified\n\n2\t0/5000000\tbefore 2000-01-01 00:00:00+00\n')" >"$out/pg-wal/history-two"
+printf '\015# comment\n1\t16/B374D848\tat restore point "x"\n' >"$out/pg-wal/history-file-tli-3"
+printf '\002000000010000000200000003' >"$out/pg-wal/name-segment"
+printf '\00200000001000000020000000A.partial' >"$out/pg-wal/name-partial"
+printf '\0020000001F.history' >"$out/pg-wal/name-history"
+printf '\002000000010000000000000002.00000028.backup' >"$out/pg-wal/name-backup"
+printf '\00316/B374D848' >"$out/pg-wal/lsn"
+printf '\003FFFFFFFF/FFFFFFFF' >"$out/pg-wal/lsn-max"
+
+# ---- replication messages ----
+printf 'w\000\000\000\000\003\000\000\000\000\000\000\000\003\000\100\000\000\000\000\000\000\000\000\001walbytes' >"$out/pg-replmsg/xlogdata"
+printf 'w\000\000\000\000\003\000\000\000\000\000\000\000\003\000\100\000\000\000\000\000\000\000\000\001' >"$out/pg-replmsg/xlogdata-empty"
+printf 'k\000\000\000\000\003\000\100\000\000\000\000\000\000\000\000\002\001' >"$out/pg-replmsg/keepalive"
+printf 'k\000\000\000\000\003\000\100\000\000\000\000\000\000\000\000\002\002' >"$out/pg-replmsg/keepalive-bad-flag"
+printf 'x' >"$out/pg-replmsg/unknown"
+ls -l "$out"/*

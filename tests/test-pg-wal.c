@@ -1,0 +1,408 @@
+/* tests/test-pg-wal.c: WAL names, LSNs, page headers and timeline history files.
+ *
+ * Without arguments: synthetic cases only. With
+ *   --segment FILE --name NAME --sysid N
+ * it also checks the first page of a real segment captured from a running
+ * PostgreSQL 15 (tests/pg/pg-live.sh passes these). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pg/wal.h"
+#include "store/error.h"
+#include "store/util.h"
+#include "tests/tap.h"
+
+#define MB (1024u * 1024u)
+
+static void test_names(void)
+{
+	BkWalName n;
+
+	is_int(bk_wal_name_parse("000000010000000200000003", &n), 0, "segment name parses");
+	ok(n.kind == BK_WAL_SEGMENT && n.tli == 1 && n.log == 2 && n.seg == 3 && n.offset == 0,
+	   "segment fields");
+	is_int(bk_wal_name_parse("0000000A00000002000000FF.partial", &n), 0, "partial parses");
+	ok(n.kind == BK_WAL_PARTIAL && n.tli == 10 && n.log == 2 && n.seg == 0xFF, "partial fields");
+	is_int(bk_wal_name_parse("0000001F.history", &n), 0, "history parses");
+	ok(n.kind == BK_WAL_HISTORY && n.tli == 31 && n.log == 0 && n.seg == 0, "history fields");
+	is_int(bk_wal_name_parse("000000010000000000000002.00000028.backup", &n), 0,
+	       "backup history parses");
+	ok(n.kind == BK_WAL_BACKUP_HISTORY && n.tli == 1 && n.seg == 2 && n.offset == 0x28,
+	   "backup history fields");
+
+	static const char *bad[] = {
+		"",
+		"0000000100000002000000",           /* short */
+		"0000000100000002000000031",        /* 25 digits */
+		"00000001000000020000000a",         /* lower case */
+		"000000000000000200000003",         /* timeline 0 */
+		"00000000.history",
+		"0000001f.history",
+		"00000001.History",
+		"1.history",
+		"000000010000000200000003.partia",
+		"000000010000000200000003.partial.x",
+		"000000010000000200000003.backup",
+		"000000010000000200000003.0000028.backup",
+		"000000010000000200000003.000000280.backup",
+		"000000010000000200000003.00000028.backupx",
+		"000000010000000200000003.0000002g.backup",
+		"00000001000000020000000G",
+		"RECOVERYHISTORY",
+		"RECOVERYXLOG",
+		"archive_status",
+		" 000000010000000200000003",
+		"000000010000000200000003 ",
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(bad); i++) {
+		BkWalName untouched = {.kind = (BkWalKind)99};
+		int r = bk_wal_name_parse(bad[i], &untouched);
+		ok(r == BK_E_USAGE && untouched.kind == (BkWalKind)99, "rejects \"%s\"", bad[i]);
+	}
+	ok(strstr(bk_error_detail(), "not a wal file name") != NULL, "detail names the problem: %s",
+	   bk_error_detail());
+}
+
+static void test_segno(void)
+{
+	char out[BK_WAL_NAME_MAX];
+	BkWalName n;
+	uint64_t segno;
+
+	ok(bk_wal_seg_size_valid(16 * MB) && bk_wal_seg_size_valid(MB) &&
+	       bk_wal_seg_size_valid(1024 * MB),
+	   "1 MiB, 16 MiB, 1 GiB segment sizes valid");
+	ok(!bk_wal_seg_size_valid(0) && !bk_wal_seg_size_valid(MB / 2) &&
+	       !bk_wal_seg_size_valid(3 * MB) && !bk_wal_seg_size_valid(2048u * MB),
+	   "0, 512 KiB, 3 MiB, 2 GiB segment sizes invalid");
+
+	is_int(bk_wal_segment_name(out, sizeof(out), 1, 0x1FF, 16 * MB), 0, "name of segno 0x1ff");
+	ok(strcmp(out, "0000000100000001000000FF") == 0, "16 MiB: segno 0x1ff -> %s", out);
+	is_int(bk_wal_segment_name(out, sizeof(out), 1, 0x1FF, 1024 * MB), 0, "1 GiB name");
+	ok(strcmp(out, "000000010000007F00000003") == 0, "1 GiB: segno 0x1ff -> %s", out);
+	is_int(bk_wal_segment_name(out, sizeof(out), 1, 0x1FF, MB), 0, "1 MiB name");
+	ok(strcmp(out, "0000000100000000000001FF") == 0, "1 MiB: segno 0x1ff -> %s", out);
+
+	/* round trips at every size */
+	static const uint64_t segnos[] = {0, 1, 255, 256, 4095, 4096, 123456789, 0xFFFFFFFFull};
+	for (uint32_t sz = MB; sz <= 1024 * MB && sz != 0; sz *= 2) {
+		bool all = true;
+		for (size_t i = 0; i < BK_ARRAY_SIZE(segnos); i++) {
+			if (bk_wal_segment_name(out, sizeof(out), 7, segnos[i], sz) < 0 ||
+			    bk_wal_name_parse(out, &n) < 0 || bk_wal_name_segno(&n, sz, &segno) < 0 ||
+			    segno != segnos[i] || n.tli != 7)
+				all = false;
+		}
+		ok(all, "segno -> name -> segno round trips at %u-byte segments", sz);
+	}
+
+	is_int(bk_wal_name_parse("000000010000000100000100", &n), 0, "parses");
+	is_int(bk_wal_name_segno(&n, 16 * MB, &segno), BK_E_USAGE,
+	       "segment field 0x100 out of range for 16 MiB");
+	is_int(bk_wal_name_segno(&n, MB, &segno), 0, "but fine for 1 MiB");
+	is_int(bk_wal_name_segno(&n, 3 * MB, &segno), BK_E_USAGE, "invalid size refused");
+	bk_wal_name_parse("00000001.history", &n);
+	is_int(bk_wal_name_segno(&n, 16 * MB, &segno), BK_E_USAGE, "history has no segno");
+	bk_wal_name_parse("000000010000000000000001.01000000.backup", &n);
+	is_int(bk_wal_name_segno(&n, 16 * MB, &segno), BK_E_USAGE,
+	       "backup offset beyond the segment refused");
+
+	is_int(bk_wal_segment_next(out, sizeof(out), "0000000100000001000000FF", 16 * MB), 0, "next");
+	ok(strcmp(out, "000000010000000200000000") == 0, "next wraps the low field: %s", out);
+	is_int(bk_wal_segment_next(out, sizeof(out), "000000030000000100000003", 1024 * MB), 0,
+	       "next 1 GiB");
+	ok(strcmp(out, "000000030000000200000000") == 0, "1 GiB next wraps at 4: %s", out);
+	is_int(bk_wal_segment_next(out, sizeof(out), "0000000100000000000000FE.partial", 16 * MB), 0,
+	       "next of a partial");
+	ok(strcmp(out, "0000000100000000000000FF") == 0, "next of partial is a segment: %s", out);
+	is_int(bk_wal_segment_next(out, sizeof(out), "00000001FFFFFFFF000000FF", 16 * MB), BK_E_USAGE,
+	       "no segment after the last one");
+	is_int(bk_wal_segment_next(out, sizeof(out), "00000001.history", 16 * MB), BK_E_USAGE,
+	       "history has no next");
+	is_int(bk_wal_segment_next(out, 24, "000000010000000000000001", 16 * MB), -ENOSPC,
+	       "buffer one byte short: -ENOSPC");
+
+	is_int(bk_wal_segment_name(out, sizeof(out), 0, 1, 16 * MB), BK_E_USAGE, "timeline 0");
+	is_int(bk_wal_segment_name(out, sizeof(out), 1, UINT64_MAX, 16 * MB), BK_E_USAGE,
+	       "segno beyond the lsn space");
+	is_int(bk_wal_lsn_segment_name(out, sizeof(out), 1, UINT64_C(0x16B374D848), 16 * MB), 0,
+	       "lsn -> segment");
+	ok(strcmp(out, "0000000100000016000000B3") == 0, "16/B374D848 is in %s", out);
+	is_int(bk_wal_lsn_segment_name(out, sizeof(out), 2, UINT64_C(0x1000000), 16 * MB), 0,
+	       "segment boundary");
+	ok(strcmp(out, "000000020000000000000001") == 0, "0/1000000 starts %s", out);
+
+	is_int(bk_wal_history_name(out, sizeof(out), 0x1F), 0, "history name");
+	ok(strcmp(out, "0000001F.history") == 0, "history name %s", out);
+	is_int(bk_wal_history_name(out, sizeof(out), 0), BK_E_USAGE, "history of timeline 0");
+}
+
+static void test_lsn(void)
+{
+	uint64_t lsn = 0;
+	char out[BK_WAL_LSN_MAX];
+
+	is_int(bk_wal_lsn_parse("16/B374D848", &lsn), 0, "parse 16/B374D848");
+	ok(lsn == UINT64_C(0x16B374D848), "value");
+	is_int(bk_wal_lsn_format(out, sizeof(out), lsn), 0, "format");
+	ok(strcmp(out, "16/B374D848") == 0, "formats back: %s", out);
+	is_int(bk_wal_lsn_parse("0/0", &lsn), 0, "0/0");
+	ok(lsn == 0, "zero");
+	bk_wal_lsn_format(out, sizeof(out), 0);
+	ok(strcmp(out, "0/0") == 0, "formats 0/0");
+	is_int(bk_wal_lsn_parse("FFFFFFFF/FFFFFFFF", &lsn), 0, "max");
+	ok(lsn == UINT64_MAX, "max value");
+	is_int(bk_wal_lsn_format(out, sizeof(out), lsn), 0, "format max into BK_WAL_LSN_MAX");
+	ok(strcmp(out, "FFFFFFFF/FFFFFFFF") == 0, "max formats: %s", out);
+	is_int(bk_wal_lsn_format(out, 17, lsn), -ENOSPC, "one byte short");
+	is_int(bk_wal_lsn_parse("abc/def0", &lsn), 0, "lower case accepted");
+	ok(lsn == UINT64_C(0xABC0000DEF0), "lower case value");
+	is_int(bk_wal_lsn_parse("00000001/00000002", &lsn), 0, "leading zeros accepted");
+	ok(lsn == UINT64_C(0x100000002), "leading zeros value");
+
+	static const char *bad[] = {"", "/", "1/", "/1", "123456789/0", "0/123456789", "1/2/3",
+	                            " 1/2", "1/2 ", "g/1", "1-2", "12", "+1/2", "1/-2", "0x1/2"};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(bad); i++) {
+		uint64_t untouched = 42;
+		ok(bk_wal_lsn_parse(bad[i], &untouched) == BK_E_USAGE && untouched == 42,
+		   "rejects lsn \"%s\"", bad[i]);
+	}
+}
+
+static void make_header(uint8_t *b, uint16_t magic, uint16_t info, uint32_t tli, uint64_t pageaddr,
+                        uint64_t sysid, uint32_t seg_size, uint32_t blcksz)
+{
+	memset(b, 0, 64);
+	bk_put_le16(b, magic);
+	bk_put_le16(b + 2, info);
+	bk_put_le32(b + 4, tli);
+	bk_put_le64(b + 8, pageaddr);
+	bk_put_le32(b + 16, 0);
+	bk_put_le64(b + 24, sysid);
+	bk_put_le32(b + 32, seg_size);
+	bk_put_le32(b + 36, blcksz);
+}
+
+static void test_header_synthetic(void)
+{
+	uint8_t b[64];
+	BkWalHeader h;
+	const uint64_t sysid = UINT64_C(7310000000000000001);
+	const uint64_t seg3 = UINT64_C(3) * 16 * MB;
+
+	make_header(b, 0xD110, 0x0002, 1, seg3, sysid, 16 * MB, 8192);
+	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "valid header without a name");
+	ok(h.magic == 0xD110 && h.pg_major == 15 && h.tli == 1 && h.pageaddr == seg3 &&
+	       h.sysid == sysid && h.seg_size == 16 * MB && h.blcksz == 8192,
+	   "fields read back");
+	is_int(bk_wal_header_parse(b, 40, "000000010000000000000003", &h), 0, "matches its name");
+	is_int(bk_wal_header_parse(b, 40, "000000010000000000000003.partial", &h), 0,
+	       "matches its partial name");
+	is_int(bk_wal_header_parse(b, 40, "000000020000000000000003", &h), 0,
+	       "lower page timeline than name (first segment of a new timeline)");
+
+	BkWalHeader untouched = {.sysid = 99};
+	is_int(bk_wal_header_parse(b, 40, "000000010000000000000004", &untouched), BK_E_CORRUPT,
+	       "header of segment 3 under the name of segment 4 (recycled file)");
+	ok(untouched.sysid == 99, "output untouched on failure");
+	ok(strstr(bk_error_detail(), "000000010000000000000004") != NULL, "detail: %s",
+	   bk_error_detail());
+	is_int(bk_wal_header_parse(b, 39, NULL, &h), BK_E_CORRUPT, "39 bytes too short");
+	is_int(bk_wal_header_parse(b, 0, NULL, &h), BK_E_CORRUPT, "empty");
+	is_int(bk_wal_header_parse(b, 40, "00000001.history", &h), BK_E_USAGE, "history name");
+	is_int(bk_wal_header_parse(b, 40, "garbage", &h), BK_E_USAGE, "garbage name");
+
+	make_header(b, 0xD110, 0x0002, 2, seg3, sysid, 16 * MB, 8192);
+	is_int(bk_wal_header_parse(b, 40, "000000010000000000000003", &h), BK_E_CORRUPT,
+	       "page timeline above the name's");
+
+	/* 1 GiB segments: segment 3 of the 1 GiB layout is named ...00000003 too, but
+	 * the address differs; the check must use the header's segment size. */
+	make_header(b, 0xD110, 0x0002, 1, UINT64_C(5) * 1024 * MB, sysid, 1024 * MB, 8192);
+	is_int(bk_wal_header_parse(b, 40, "000000010000000100000001", &h), 0,
+	       "1 GiB segment 5 is 00000001/00000001");
+	is_int(bk_wal_header_parse(b, 40, "000000010000000000000005", &h), BK_E_CORRUPT,
+	       "and not 00000000/00000005");
+
+	struct {
+		uint16_t magic, info;
+		uint32_t tli;
+		uint64_t addr;
+		uint32_t seg, blck;
+		const char *what;
+	} bad[] = {
+		{0xD10F, 2, 1, seg3, 16 * MB, 8192, "unknown magic"},
+		{0x10D1, 2, 1, seg3, 16 * MB, 8192, "byte-swapped magic"},
+		{0xD110, 0, 1, seg3, 16 * MB, 8192, "short header flag"},
+		{0xD110, 1, 1, seg3, 16 * MB, 8192, "contrecord without long header"},
+		{0xD110, 0x12, 1, seg3, 16 * MB, 8192, "unknown flag bit"},
+		{0xD110, 2, 0, seg3, 16 * MB, 8192, "timeline 0"},
+		{0xD110, 2, 1, seg3 + 8192, 16 * MB, 8192, "page address inside a segment"},
+		{0xD110, 2, 1, seg3, 3 * MB, 8192, "3 MiB segments"},
+		{0xD110, 2, 1, 0, 0, 8192, "zero segment size"},
+		{0xD110, 2, 1, seg3, 16 * MB, 1000, "block size 1000"},
+		{0xD110, 2, 1, seg3, 16 * MB, 0, "block size 0"},
+		{0xD110, 2, 1, seg3, 16 * MB, 128 * 1024, "block size 128 KiB"},
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(bad); i++) {
+		make_header(b, bad[i].magic, bad[i].info, bad[i].tli, bad[i].addr, sysid, bad[i].seg,
+		            bad[i].blck);
+		is_int(bk_wal_header_parse(b, 40, NULL, &h), BK_E_CORRUPT, "rejects %s", bad[i].what);
+	}
+
+	/* other majors and flags that are legal */
+	make_header(b, 0xD116, 0x0007, 1, seg3, sysid, 16 * MB, 8192);
+	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "PG17 magic with all old flags");
+	is_int(h.pg_major, 17, "pg 17");
+	make_header(b, 0xD110, 0x000A, 1, seg3, sysid, 16 * MB, 8192);
+	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "overwrite-contrecord flag accepted");
+	is_int(bk_wal_magic_version(0xD10D), 14, "0xD10D is 14");
+	is_int(bk_wal_magic_version(0xD113), 16, "0xD113 is 16");
+	is_int(bk_wal_magic_version(0), 0, "0 is unknown");
+}
+
+static void test_history(void)
+{
+	BkWalTliSwitch sw[8];
+	size_t n = 99;
+	const char *good = "1\t0/3000000\tno recovery target specified\n"
+	                   "\n"
+	                   "# a comment\n"
+	                   "  2\t0/5000000\tbefore 2000-01-01 00:00:00+00\n"
+	                   "5 16/B374D848 at restore point \"x\"";
+	is_int(bk_wal_history_parse(good, strlen(good), 6, sw, 8, &n), 0, "history parses");
+	is_int(n, 3, "three entries");
+	ok(sw[0].tli == 1 && sw[0].end_lsn == 0x3000000 && sw[1].tli == 2 &&
+	       sw[1].end_lsn == 0x5000000 && sw[2].tli == 5 && sw[2].end_lsn == UINT64_C(0x16B374D848),
+	   "entries read back");
+	is_int(bk_wal_history_parse("", 0, 2, sw, 8, &n), 0, "empty file");
+	is_int(n, 0, "no entries");
+	const char crlf[] = "1\t0/3000000\tx\r\n";
+	is_int(bk_wal_history_parse(crlf, strlen(crlf), 0, sw, 8, &n), 0, "crlf line");
+
+	struct {
+		const char *text;
+		uint32_t file_tli;
+		size_t max;
+		int want;
+		const char *what;
+	} bad[] = {
+		{"2\t0/3000000\n1\t0/4000000\n", 0, 8, BK_E_CORRUPT, "decreasing timelines"},
+		{"1\t0/3000000\n1\t0/4000000\n", 0, 8, BK_E_CORRUPT, "repeated timeline"},
+		{"1\t0/5000000\n2\t0/4000000\n", 0, 8, BK_E_CORRUPT, "switch point going back"},
+		{"x\t0/3000000\n", 0, 8, BK_E_CORRUPT, "non-numeric timeline"},
+		{"1\n", 0, 8, BK_E_CORRUPT, "missing switch point"},
+		{"1\t\n", 0, 8, BK_E_CORRUPT, "empty switch point"},
+		{"1\t03000000\n", 0, 8, BK_E_CORRUPT, "switch point without slash"},
+		{"1\t0/3000000x\n", 0, 8, BK_E_CORRUPT, "junk after switch point"},
+		{"1x\t0/3000000\n", 0, 8, BK_E_CORRUPT, "junk after timeline"},
+		{"0\t0/3000000\n", 0, 8, BK_E_CORRUPT, "timeline 0"},
+		{"99999999999\t0/3000000\n", 0, 8, BK_E_CORRUPT, "timeline overflow"},
+		{"1\t0/3000000\n2\t0/4000000\n", 2, 8, BK_E_CORRUPT, "entry not below file's timeline"},
+		{"1\t0/3000000\n2\t0/4000000\n", 0, 1, -E2BIG, "more entries than room"},
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(bad); i++) {
+		n = 77;
+		int r = bk_wal_history_parse(bad[i].text, strlen(bad[i].text), bad[i].file_tli, sw,
+		                             bad[i].max, &n);
+		ok(r == bad[i].want && n == 77, "history: rejects %s (%d: %s)", bad[i].what, r,
+		   bk_error_detail());
+	}
+	/* not NUL-terminated: the parser must stay inside len */
+	char *heap = malloc(11);
+	memcpy(heap, "1\t0/300000", 10);
+	heap[10] = '0';
+	is_int(bk_wal_history_parse(heap, 10, 0, sw, 8, &n), 0, "unterminated buffer, 10 bytes");
+	ok(n == 1 && sw[0].end_lsn == 0x300000, "stops at len, not at a NUL");
+	free(heap);
+}
+
+static int read_prefix(const char *path, uint8_t *buf, size_t len, size_t *ret_n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = 0;
+	while (n < len) {
+		ssize_t r = read(fd, buf + n, len - n);
+		if (r < 0) {
+			close(fd);
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	*ret_n = n;
+	return 0;
+}
+
+static void test_real_segment(const char *path, const char *name, uint64_t sysid)
+{
+	static uint8_t page[8192];
+	size_t n = 0;
+	BkWalHeader h;
+	char next[BK_WAL_NAME_MAX];
+
+	diag("real segment %s (%s), system identifier %" PRIu64, path, name, sysid);
+	if (!ok(read_prefix(path, page, sizeof(page), &n) == 0 && n == sizeof(page),
+	        "read the first page of the real segment"))
+		return;
+	int r = bk_wal_header_parse(page, n, name, &h);
+	is_int(r, 0, "real header parses under its name (%s)", r ? bk_error_detail() : "ok");
+	ok(h.magic == 0xD110 && h.pg_major == 15, "postgresql 15 magic 0x%04X", h.magic);
+	ok(h.sysid == sysid, "system identifier matches pg_controldata (%" PRIu64 ")", h.sysid);
+	is_int(h.seg_size, 16 * MB, "16 MiB segments");
+	is_int(h.blcksz, 8192, "8 KiB wal blocks");
+	is_int(h.tli, 1, "timeline 1");
+	ok(h.info & 0x0002, "long header flag");
+
+	uint64_t segno;
+	BkWalName wn;
+	bk_wal_name_parse(name, &wn);
+	bk_wal_name_segno(&wn, h.seg_size, &segno);
+	ok(h.pageaddr == segno * h.seg_size, "page address is the segment's start");
+
+	is_int(bk_wal_segment_next(next, sizeof(next), name, 16 * MB), 0, "next name");
+	is_int(bk_wal_header_parse(page, n, next, &h), BK_E_CORRUPT,
+	       "real header refused under the next segment's name");
+	page[0] ^= 0x01;
+	is_int(bk_wal_header_parse(page, n, name, &h), BK_E_CORRUPT, "flipped magic bit refused");
+	page[0] ^= 0x01;
+	page[2] &= (uint8_t)~0x02;
+	is_int(bk_wal_header_parse(page, n, name, &h), BK_E_CORRUPT, "cleared long flag refused");
+	page[2] |= 0x02;
+	page[33] ^= 0x10;
+	is_int(bk_wal_header_parse(page, n, name, &h), BK_E_CORRUPT, "changed segment size refused");
+	page[33] ^= 0x10;
+	is_int(bk_wal_header_parse(page, n, name, &h), 0, "restored header parses again");
+}
+
+int main(int argc, char **argv)
+{
+	const char *segment = NULL, *name = NULL;
+	uint64_t sysid = 0;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--segment") == 0)
+			segment = argv[i + 1];
+		else if (strcmp(argv[i], "--name") == 0)
+			name = argv[i + 1];
+		else if (strcmp(argv[i], "--sysid") == 0)
+			sysid = strtoull(argv[i + 1], NULL, 10);
+	}
+
+	test_names();
+	test_segno();
+	test_lsn();
+	test_header_synthetic();
+	test_history();
+	if (segment && name)
+		test_real_segment(segment, name, sysid);
+	return tap_done();
+}
