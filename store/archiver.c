@@ -29,6 +29,11 @@ typedef struct {
 	uint8_t id[32];
 	int state; /* FREE, QUEUED, RUNNING, DONE */
 	int err;
+	/* an end-of-file marker instead of a chunk: done is called with the file's
+	 * content root once every chunk before it was consumed */
+	BkFileDoneFn done;
+	void *done_ud;
+	uint64_t file_size;
 } Job;
 enum { FREE, QUEUED, RUNNING, DONE };
 
@@ -48,6 +53,7 @@ struct BkChunkStream {
 	pthread_t threads[MAX_WORKERS];
 	size_t nthreads;
 	bool stopping;
+	int err; /* a failed chunk of the file being consumed */
 };
 
 static void *worker(void *arg)
@@ -60,6 +66,8 @@ static void *worker(void *arg)
 		if (s->stopping)
 			break;
 		Job *j = &s->jobs[s->next_run++ % RING];
+		if (j->state != QUEUED)
+			continue; /* an end-of-file marker */
 		j->state = RUNNING;
 		pthread_mutex_unlock(&s->lock);
 		int e = bk_writer_put(s->writer, BK_BLOB_DATA, j->data, j->len, j->id);
@@ -72,6 +80,25 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* Ends the current file's content list and hands its root to the marker's
+ * callback. */
+static int end_file(BkChunkStream *s, Job *j)
+{
+	BkContentNode root = { 0 };
+	int e = s->err;
+	if (e == 0)
+		e = bk_content_builder_finish(s->builder, &root);
+	bk_content_builder_free(s->builder);
+	s->builder = NULL;
+	int d = j->done(j->done_ud, e == 0 ? &root : NULL, j->file_size);
+	if (e == 0)
+		e = d;
+	bk_content_node_release(&root);
+	int n = bk_content_builder_new(bk_writer_put, s->writer, &s->builder);
+	s->err = 0;
+	return e < 0 ? e : n;
+}
+
 /* Waits for the oldest job and adds its chunk to the content list. */
 static int consume_one(BkChunkStream *s)
 {
@@ -80,9 +107,17 @@ static int consume_one(BkChunkStream *s)
 	while (j->state != DONE)
 		pthread_cond_wait(&s->done, &s->lock);
 	pthread_mutex_unlock(&s->lock);
-	int e = j->err;
-	if (e == 0)
-		e = bk_content_builder_add(s->builder, j->id, j->len);
+	int e;
+	if (j->done) {
+		e = end_file(s, j);
+		j->done = NULL;
+	} else {
+		e = j->err;
+		if (e == 0 && s->err == 0)
+			e = bk_content_builder_add(s->builder, j->id, j->len);
+		if (e < 0 && s->err == 0)
+			s->err = e; /* the file is lost; its end marker reports it */
+	}
 	j->state = FREE;
 	s->head++;
 	return e;
@@ -233,23 +268,50 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
 	}
 }
 
-int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *ret_size)
+int bk_chunk_stream_end_file(BkChunkStream *s, BkFileDoneFn done, void *ud)
 {
 	int e = cut(s, true);
-	int d = drain(s);
-	if (e == 0)
-		e = d;
-	if (e == 0)
-		e = bk_content_builder_finish(s->builder, ret_root);
-	bk_content_builder_free(s->builder);
-	s->builder = NULL;
-	if (e == 0) {
-		*ret_size = s->size;
-		e = bk_content_builder_new(bk_writer_put, s->writer, &s->builder);
-	}
+	if (e == 0 && s->tail - s->head == RING)
+		e = consume_one(s);
+	if (e < 0)
+		return e;
+	Job *j = &s->jobs[s->tail % RING];
+	j->done = done;
+	j->done_ud = ud;
+	j->file_size = s->size;
+	pthread_mutex_lock(&s->lock);
+	j->state = DONE; /* nothing for the workers to do */
+	s->tail++;
+	pthread_mutex_unlock(&s->lock);
 	s->start = s->end = 0;
 	s->size = 0;
-	return e;
+	return 0;
+}
+
+int bk_chunk_stream_drain(BkChunkStream *s) { return drain(s); }
+
+typedef struct {
+	BkContentNode *root;
+	uint64_t *size;
+} SyncDone;
+
+static int take_root(void *ud, BkContentNode *root, uint64_t size)
+{
+	SyncDone *d = ud;
+	if (!root)
+		return 0;
+	*d->root = *root;
+	*root = (BkContentNode){ 0 };
+	*d->size = size;
+	return 0;
+}
+
+int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *ret_size)
+{
+	SyncDone d = { ret_root, ret_size };
+	int e = bk_chunk_stream_end_file(s, take_root, &d);
+	int r = drain(s);
+	return e < 0 ? e : r;
 }
 
 int bk_archive_commit(BkRepo *r, BkWriter *w, const BkArchiveOpts *o, const uint8_t root[32],
@@ -321,6 +383,28 @@ static int put_tree(BkWriter *writer, BkTree *t, const char *what, uint8_t ret_i
 
 static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_name, BkTree *parent);
 
+/* A file whose chunks are in flight: where its content root goes. The tree is
+ * not encoded before the stream is drained, so the pointer stays valid. */
+typedef struct {
+	Walk *w;
+	BkTree *tree;
+	size_t index;
+} PendingFile;
+
+static int file_done(void *ud, BkContentNode *root, uint64_t size)
+{
+	PendingFile *pf = ud;
+	if (root) {
+		BkTreeEntry *e = &pf->tree->entries[pf->index];
+		e->content = *root;
+		*root = (BkContentNode){ 0 };
+		e->size = size;
+		pf->w->bytes += size;
+	}
+	free(pf);
+	return 0;
+}
+
 static int walk_dir(Walk *w, int fd, uint8_t ret_id[32])
 {
 	DIR *d = fdopendir(fd);
@@ -349,6 +433,9 @@ static int walk_dir(Walk *w, int fd, uint8_t ret_id[32])
 		e = walk_entry(w, dirfd(d), de->d_name, de->d_name, t);
 		w->path[plen] = '\0';
 	}
+	int d_err = bk_chunk_stream_drain(w->stream); /* every file's content is known */
+	if (e == 0)
+		e = d_err;
 	if (e == 0)
 		e = put_tree(w->writer, t, w->path, ret_id);
 	bk_tree_free(t);
@@ -380,10 +467,21 @@ static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_na
 		close(fd);
 		if (r < 0)
 			return bk_error_wrap(r, "%s", w->path);
-		if ((r = bk_chunk_stream_finish(w->stream, &e.content, &e.size)) < 0)
+		/* the content arrives later (file_done), so small files overlap */
+		if (!(e.name = strdup(entry_name)))
+			return -ENOMEM;
+		PendingFile *pf = malloc(sizeof(*pf));
+		if (!pf) {
+			free(e.name);
+			return -ENOMEM;
+		}
+		*pf = (PendingFile){ .w = w, .tree = parent, .index = parent->count };
+		if ((r = bk_tree_add(parent, &e)) < 0) {
+			free(pf);
 			return r;
-		w->bytes += e.size;
+		}
 		w->files++;
+		return bk_chunk_stream_end_file(w->stream, file_done, pf);
 	} else if (S_ISDIR(st.st_mode)) {
 		e.type = BK_NODE_DIR;
 		int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -442,6 +540,9 @@ int bk_archive_paths(BkRepo *r, const char *const *paths, size_t n, const BkArch
 		e = walk_entry(&w, AT_FDCWD, w.path, base, root);
 	}
 	uint8_t root_id[32];
+	int d_err = w.stream ? bk_chunk_stream_drain(w.stream) : 0;
+	if (e == 0)
+		e = d_err;
 	if (e == 0)
 		e = put_tree(w.writer, root, "the paths given", root_id);
 	if (e == 0)

@@ -58,6 +58,14 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
  * total size. The stream is then reset for the next file. */
 int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *ret_size);
 
+/* The same without waiting: the file's chunks are still in flight, and done is
+ * called (on this thread, from a later call into the stream) once they are all
+ * stored, with the root (done may take it: set *root to zeros) and size. This
+ * lets small files overlap. bk_chunk_stream_drain() waits for everything. */
+typedef int (*BkFileDoneFn)(void *ud, BkContentNode *root, uint64_t size);
+int bk_chunk_stream_end_file(BkChunkStream *s, BkFileDoneFn done, void *ud);
+int bk_chunk_stream_drain(BkChunkStream *s);
+
 /* Writes a snapshot record for root tree `root` after flushing w; fills stats
  * from w. *ret_snap (optional) receives the record, owned by the caller. */
 int bk_archive_commit(BkRepo *r, BkWriter *w, const BkArchiveOpts *o, const uint8_t root[32],
