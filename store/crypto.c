@@ -165,6 +165,7 @@ static int open_sealed(BkSealer *s, const BkKeys *k, BkBlobType type, const uint
 			return -ENOMEM;
 		}
 		size_t d = ZSTD_decompressDCtx(s->dctx, plain, (size_t)fsz, msg + 1, payload);
+		sodium_memzero(msg, clen);
 		free(msg);
 		if (ZSTD_isError(d) || d != fsz) {
 			free(plain);
@@ -184,6 +185,7 @@ static int open_sealed(BkSealer *s, const BkKeys *k, BkBlobType type, const uint
 	if (check_id)
 		bk_blob_id(k, plain, plain_len, check);
 	if (check_id && sodium_memcmp(check, id, 32) != 0) {
+		sodium_memzero(plain, plain_len);
 		free(plain);
 		return bk_errorf(BK_E_CORRUPT, "blob %s: content does not match its id", bk_id_hex(id).s);
 	}

@@ -50,23 +50,33 @@ void bk_secret_free(BkSecret *s)
 
 int bk_secret_from_keyfile(const char *path, BkSecret **ret)
 {
+	/* one open: the mode checked is the mode of the file read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? bk_errorf(-ENOENT, "key file %s does not exist", path)
+				       : bk_errorf_code(-errno, "key file %s", path);
 	struct stat st;
-	if (stat(path, &st) < 0)
-		return bk_errorf_code(-errno, "key file %s", path);
-	if (st.st_mode & 077)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return bk_errorf(-EINVAL, "key file %s is not a regular file", path);
+	}
+	if (st.st_mode & 077) {
+		close(fd);
 		return bk_errorf(-EPERM, "key file %s is readable by other users (mode %04o): chmod 600 it",
 				 path, (unsigned)(st.st_mode & 07777));
-	uint8_t *buf;
+	}
+	uint8_t buf[257];
 	size_t len;
-	int r = bk_read_file(path, 256, &buf, &len);
+	int r = bk_read_full(fd, buf, sizeof(buf) - 1, &len);
+	close(fd);
 	if (r < 0)
-		return r == -ENOENT ? bk_errorf(r, "key file %s does not exist", path) : r;
+		return bk_errorf_code(r, "read key file %s", path);
+	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	uint8_t key[BK_KEYFILE_LEN];
 	r = len == 2 * BK_KEYFILE_LEN ? bk_unhex(key, sizeof(key), (char *)buf) : -EINVAL;
-	sodium_memzero(buf, len);
-	free(buf);
+	sodium_memzero(buf, sizeof(buf));
 	if (r < 0)
 		return bk_errorf(BK_E_BADKEY, "key file %s: not a bunker key file (64 hex digits)", path);
 	r = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), ret);
@@ -181,7 +191,8 @@ int bk_keyslot_open(const uint8_t *slot, size_t len, const BkSecret *secret,
 	if (r < 0)
 		return r;
 	if (slot[OFF_KIND] != (uint8_t)secret->kind)
-		return BK_E_BADKEY;
+		return bk_errorf(BK_E_BADKEY, "key slot is for a %s",
+				 slot[OFF_KIND] == BK_SECRET_KEYFILE ? "key file" : "passphrase");
 	uint8_t *wk = sodium_malloc(32);
 	if (!wk)
 		return -ENOMEM;
@@ -191,7 +202,7 @@ int bk_keyslot_open(const uint8_t *slot, size_t len, const BkSecret *secret,
 		make_ad(ad, slot, repo_id);
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(master, NULL, NULL, slot + OFF_WRAPPED, 48,
 							       ad, sizeof(ad), slot + OFF_NONCE, wk) != 0)
-			r = BK_E_BADKEY;
+			r = bk_errorf(BK_E_BADKEY, "key slot: wrong passphrase or key file");
 	}
 	sodium_free(wk);
 	return r;

@@ -81,7 +81,8 @@ static int start(BkPackWriter *w)
 		w->tmp_path = NULL;
 		return r;
 	}
-	fchmod(w->fd, 0660);
+	if (fchmod(w->fd, 0660) < 0)
+		return bk_errorf_code(-errno, "chmod %s", w->tmp_path);
 	crypto_generichash_init(&w->hash, NULL, 0, 32);
 	return emit(w, header_magic, sizeof(header_magic));
 }
@@ -90,8 +91,11 @@ int bk_pack_writer_add(BkPackWriter *w, BkBlobType type, const uint8_t id[32],
 		       const uint8_t *sealed, size_t sealed_len, size_t plain_len)
 {
 	int r;
-	if (w->finished)
-		return -EINVAL;
+	if (w->finished || type < BK_BLOB_DATA || type > BK_BLOB_WAL || type == BK_BLOB_TRAILER ||
+	    plain_len > BK_PACK_MAX_BLOB || sealed_len < BK_SEAL_OVERHEAD)
+		return bk_errorf(-EINVAL, "pack writer: invalid blob");
+	if (w->size + sealed_len > BK_PACK_MAX_SIZE / 2 || w->count >= BK_PACK_MAX_ENTRIES)
+		return bk_errorf(-EFBIG, "pack writer: pack full");
 	if (w->fd < 0 && (r = start(w)) < 0)
 		return r;
 	if (w->count == w->cap) {
@@ -176,7 +180,8 @@ void bk_pack_name(const uint8_t pack_id[32], char out[80])
 int bk_pack_name_parse(const char *name, uint8_t ret_id[32])
 {
 	if (strncmp(name, "data/", 5) != 0 || strlen(name) != 5 + 3 + BK_ID_HEX_LEN ||
-	    name[7] != '/' || strncmp(name + 5, name + 8, 2) != 0)
+	    name[7] != '/' || strncmp(name + 5, name + 8, 2) != 0 ||
+	    strspn(name + 8, "0123456789abcdef") != BK_ID_HEX_LEN)
 		return -EINVAL;
 	return bk_unhex(ret_id, 32, name + 8);
 }
@@ -205,7 +210,7 @@ int bk_pack_trailer_decode(const uint8_t *p, size_t len, uint64_t pack_size, BkP
 		if (bk_dec_error(&d))
 			break;
 		if (e[i].type < BK_BLOB_DATA || e[i].type > BK_BLOB_WAL || e[i].type == BK_BLOB_TRAILER ||
-		    off < end || sl < BK_SEAL_OVERHEAD || sl > limit || off > limit - sl ||
+		    off > UINT32_MAX || sl > UINT32_MAX || off < end || sl < BK_SEAL_OVERHEAD || sl > limit || off > limit - sl ||
 		    pl > BK_PACK_MAX_BLOB) {
 			free(e);
 			return bk_errorf(BK_E_CORRUPT, "pack trailer: entry %zu out of bounds", i);
@@ -236,7 +241,7 @@ int bk_pack_read_trailer(BkBackend *be, const char *name, uint64_t size, BkSeale
 	int r = bk_backend_get(be, name, 0, sizeof(head), head, &n);
 	if (r < 0)
 		return r;
-	if (n != sizeof(head) || memcmp(head, header_magic, 6) != 0)
+	if (n != sizeof(head) || memcmp(head, header_magic, 7) != 0)
 		return bk_errorf(BK_E_CORRUPT, "pack %s: bad header magic", name);
 	if (head[7] != 1)
 		return bk_errorf(BK_E_VERSION, "pack %s: version %u unknown", name, head[7]);

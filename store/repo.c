@@ -217,8 +217,11 @@ int bk_repo_open(const char *path, const BkSecret *secret, BkRepo **ret)
 		e = bk_errorf(-ENOENT, "%s is not a bunker repository (no config)", path);
 	uint8_t id[BK_REPO_ID_LEN];
 	if (e == 0) {
-		e = config_decode((char *)text, len, id, &r->params);
+		char copy[CONFIG_MAX + 1]; /* the object is not NUL-terminated */
+		memcpy(copy, text, len);
+		copy[len] = '\0';
 		free(text);
+		e = config_decode(copy, len, id, &r->params);
 	}
 	uint8_t *master = sodium_malloc(BK_KEY_LEN);
 	if (e == 0 && !master)
