@@ -1,5 +1,6 @@
 /* The local-directory backend: see store/backend.h. */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,7 +18,20 @@
 typedef struct {
 	BkBackend base;
 	char *root;
+	/* Files and directories are given to the owner of the repository's root
+	 * when a privileged process writes (root backing up a repository that
+	 * postgres's archive_command also writes): one owner for everything. */
+	bool chown_new;
+	uid_t uid;
+	gid_t gid;
 } Local;
+
+static int give(Local *l, const char *path)
+{
+	if (l->chown_new && lchown(path, l->uid, l->gid) < 0)
+		return bk_errorf_code(-errno, "chown %s", path);
+	return 0;
+}
 
 static int full_path(Local *l, const char *name, char out[PATH_MAX])
 {
@@ -26,20 +40,34 @@ static int full_path(Local *l, const char *name, char out[PATH_MAX])
 	return 0;
 }
 
-static int ensure_parent(const char *path)
+/* Creates the missing directories between the root and path's parent. */
+static int ensure_parent(Local *l, const char *path)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
-	size_t n = (size_t)(slash - path);
+	size_t n = (size_t)(slash - path), rootlen = strlen(l->root);
 	memcpy(dir, path, n);
 	dir[n] = '\0';
 	struct stat st;
 	if (stat(dir, &st) == 0)
 		return 0;
-	int r = bk_mkdir_p(dir, 0770);
-	if (r < 0)
-		return r;
-	return bk_fsync_parent(dir);
+	for (size_t i = rootlen + 1; i <= n; i++) {
+		if (dir[i] != '/' && dir[i] != '\0')
+			continue;
+		char c = dir[i];
+		dir[i] = '\0';
+		if (mkdir(dir, 0770) == 0) {
+			int r = give(l, dir);
+			if (r == 0)
+				r = bk_fsync_parent(dir);
+			if (r < 0)
+				return r;
+		} else if (errno != EEXIST) {
+			return bk_errorf_code(-errno, "mkdir %s", dir);
+		}
+		dir[i] = c;
+	}
+	return 0;
 }
 
 static int local_put(BkBackend *b, const char *name, const void *data, size_t len, bool create_only)
@@ -48,9 +76,11 @@ static int local_put(BkBackend *b, const char *name, const void *data, size_t le
 	char path[PATH_MAX];
 	int r = full_path(l, name, path);
 	if (r == 0)
-		r = ensure_parent(path);
+		r = ensure_parent(l, path);
 	if (r == 0)
 		r = bk_write_atomic(path, data, len, 0660, create_only);
+	if (r == 0)
+		r = give(l, path);
 	return r;
 }
 
@@ -60,7 +90,9 @@ static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool 
 	char path[PATH_MAX];
 	int r = full_path(l, name, path);
 	if (r == 0)
-		r = ensure_parent(path);
+		r = ensure_parent(l, path);
+	if (r == 0)
+		r = give(l, tmp);
 	if (r == 0)
 		r = bk_commit_file(tmp, path, create_only);
 	return r;
@@ -185,6 +217,12 @@ int bk_backend_local_new(const char *root, BkBackend **ret)
 		return -ENOMEM;
 	}
 	l->base.ops = &local_ops;
+	struct stat st;
+	if (stat(root, &st) == 0 && geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0)) {
+		l->chown_new = true;
+		l->uid = st.st_uid;
+		l->gid = st.st_gid;
+	}
 	*ret = &l->base;
 	return 0;
 }

@@ -53,8 +53,10 @@ int bk_backend_remove(BkBackend *b, const char *name);
 void bk_backend_free(BkBackend *b); /* accepts NULL */
 
 /* A backend over a local directory (the repository root). Files are created with
- * mode 0640 and directories 0750 ... modified by the process umask: repository
- * files stay usable by every user of the group that shares it. */
+ * mode 0660 and directories 0770 (less the umask). When root writes into a
+ * repository whose root directory belongs to another user (postgres), new files
+ * and directories are given to that user, so archive_command and restore_command
+ * keep working on everything root wrote. */
 int bk_backend_local_new(const char *root, BkBackend **ret);
 
 #endif

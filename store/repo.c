@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/error.h"
 #include "store/fs.h"
@@ -106,6 +107,27 @@ static int repo_alloc(const char *path, BkRepo **ret)
 	return 0;
 }
 
+/* When root opens another user's repository, the index and tmp/ that LMDB and
+ * mkdir just created must belong to that user too (see backend.h). */
+static int give_to_owner(BkRepo *r, const char *idx, const char *tmp)
+{
+	struct stat st;
+	if (geteuid() != 0 || stat(r->path, &st) < 0 || (st.st_uid == 0 && st.st_gid == 0))
+		return 0;
+	const char *paths[] = { idx, tmp };
+	const char *files[] = { "data.mdb", "lock.mdb" };
+	for (size_t i = 0; i < 2; i++)
+		if (lchown(paths[i], st.st_uid, st.st_gid) < 0)
+			return bk_errorf_code(-errno, "chown %s", paths[i]);
+	for (size_t i = 0; i < 2; i++) {
+		char p[4096];
+		snprintf(p, sizeof(p), "%s/%s", idx, files[i]);
+		if (lchown(p, st.st_uid, st.st_gid) < 0 && errno != ENOENT)
+			return bk_errorf_code(-errno, "chown %s", p);
+	}
+	return 0;
+}
+
 static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const uint8_t id[16])
 {
 	int e = bk_keys_new(master, id, &r->keys);
@@ -119,9 +141,11 @@ static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const u
 	if (!idx)
 		return -ENOMEM;
 	e = bk_index_open(idx, &r->index);
-	free(idx);
 	if (e == 0)
 		e = bk_mkdir_p(r->tmp_dir, 0770);
+	if (e == 0)
+		e = give_to_owner(r, idx, r->tmp_dir);
+	free(idx);
 	return e;
 }
 
