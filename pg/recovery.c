@@ -156,11 +156,14 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		if (bk_wal_name_parse(l.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
 		    bk_wal_name_segno(&wn, c.seg_size, &segno) < 0)
 			continue;
-		for (size_t t = 0; t < c.ntl; t++)
-			if (c.tli[t] == wn.tli && (!any || segno > newest)) {
+		for (size_t t = 0; t < c.ntl; t++) {
+			/* a timeline's segments past its switch point are not on the path */
+			bool in_span = t + 1 == c.ntl || segno <= c.begin[t + 1] / c.seg_size;
+			if (c.tli[t] == wn.tli && in_span && (!any || segno > newest)) {
 				newest = segno;
 				any = true;
 			}
+		}
 	}
 	uint64_t s = start_lsn / c.seg_size;
 	c.contiguous_end = s * c.seg_size;
@@ -238,33 +241,86 @@ int bk_pg_parse_time(const char *s, int64_t *ret_us)
 
 /* ---- restore ---- */
 
+/* The base backups of a cluster, to choose from. */
+typedef struct {
+	uint8_t id[32];
+	int64_t time_us;
+	uint64_t start, stop;
+	uint32_t tli;
+} Candidate;
+
 typedef struct {
 	const char *name;
-	int64_t before_us;  /* 0: any */
-	uint64_t before_lsn; /* 0: any */
-	uint8_t id[32];
-	int64_t best;
-	bool found;
-} Pick;
+	Candidate *c;
+	size_t n, cap;
+} Candidates;
 
-static int pick_one(void *ud, const uint8_t id[32], BkSnapshot *s)
+static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
-	Pick *p = ud;
-	uint64_t stop = 0;
-	const char *v = bk_snapshot_meta(s, "stop_lsn");
-	bool fits = !strcmp(s->name, p->name) && !strcmp(s->kind, "pg-base") && v &&
-		    bk_wal_lsn_parse(v, &stop) == 0;
-	if (fits && p->before_us && s->time_us >= p->before_us)
-		fits = false;
-	if (fits && p->before_lsn && stop > p->before_lsn)
-		fits = false;
-	if (fits && (!p->found || s->time_us > p->best)) {
-		p->best = s->time_us;
-		memcpy(p->id, id, 32);
-		p->found = true;
-	}
+	Candidates *l = ud;
+	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
+		   *tli = bk_snapshot_meta(s, "timeline");
+	Candidate c = { .time_us = s->time_us };
+	bool base = !strcmp(s->name, l->name) && !strcmp(s->kind, "pg-base") && start && stop && tli &&
+		    bk_wal_lsn_parse(start, &c.start) == 0 && bk_wal_lsn_parse(stop, &c.stop) == 0;
+	if (base)
+		c.tli = (uint32_t)strtoul(tli, NULL, 10);
 	bk_snapshot_free(s);
+	if (!base)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		Candidate *p = realloc(l->c, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->c = p;
+		l->cap = cap;
+	}
+	memcpy(c.id, id, 32);
+	l->c[l->n++] = c;
 	return 0;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+	const Candidate *x = a, *y = b;
+	return x->time_us > y->time_us ? -1 : x->time_us < y->time_us;
+}
+
+/* Chooses the base backup for a target: the newest one on the newest timeline's
+ * history that ended before a time or LSN target. An xid or a restore point cannot
+ * be placed without reading WAL, so for those the oldest backup on the history is
+ * taken (it reaches any later point); give a SNAPSHOT to start from a newer one. */
+static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64_t before_us,
+			 uint64_t before_lsn, bool oldest, uint8_t ret_id[32])
+{
+	Candidates l = { .name = name };
+	int e = bk_snapshot_foreach(r, collect, &l);
+	if (e == 0)
+		qsort(l.c, l.n, sizeof(*l.c), newest_first);
+	bool found = false;
+	for (size_t k = 0; e == 0 && k < l.n; k++) {
+		const Candidate *c = &l.c[oldest ? l.n - 1 - k : k];
+		if ((before_us && c->time_us >= before_us) || (before_lsn && c->stop > before_lsn))
+			continue;
+		BkWalChain chain;
+		int x = bk_pg_wal_chain(r, cluster, c->tli, c->start, &chain);
+		if (x == BK_E_USAGE)
+			continue; /* not on the newest timeline's history */
+		if (x < 0) {
+			e = x;
+			break;
+		}
+		memcpy(ret_id, c->id, 32);
+		found = true;
+		break;
+	}
+	free(l.c);
+	if (e == 0 && !found)
+		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", cluster,
+			      before_us || before_lsn ? "ends before the target"
+						    : "is on the newest timeline's history");
+	return e;
 }
 
 /* Appends a setting to postgresql.auto.conf, quoted as PostgreSQL wants. */
@@ -350,23 +406,20 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
 	char name[128];
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
-	Pick p = { .name = name };
+	int64_t before_us = 0;
+	uint64_t before_lsn = 0;
 	int e = 0;
-	if (o->target_time && (e = bk_pg_parse_time(o->target_time, &p.before_us)) < 0)
+	if (o->target_time && (e = bk_pg_parse_time(o->target_time, &before_us)) < 0)
 		return e;
-	if (o->target_lsn && bk_wal_lsn_parse(o->target_lsn, &p.before_lsn) < 0)
+	if (o->target_lsn && bk_wal_lsn_parse(o->target_lsn, &before_lsn) < 0)
 		return bk_errorf(BK_E_USAGE, "'%s' is not an LSN (want X/Y)", o->target_lsn);
 
 	uint8_t id[32];
-	if (o->snapshot && strcmp(o->snapshot, "latest") != 0) {
+	if (o->snapshot && strcmp(o->snapshot, "latest") != 0)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
-	} else {
-		e = bk_snapshot_foreach(r, pick_one, &p);
-		if (e == 0 && !p.found)
-			e = bk_errorf(-ENOENT, "no base backup of cluster '%s' ends before the target",
-				      o->cluster);
-		memcpy(id, p.id, 32);
-	}
+	else
+		e = choose_backup(r, o->cluster, name, before_us, before_lsn,
+				  o->target_xid || o->target_name, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);
@@ -382,7 +435,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalChain c;
 	if (e == 0)
 		e = bk_pg_wal_chain(r, o->cluster, (uint32_t)strtoul(tli_s, NULL, 10), start, &c);
-	uint64_t need = BK_MAX(stop, p.before_lsn);
+	uint64_t need = BK_MAX(stop, before_lsn);
 	if (e == 0 && c.missing_history[0])
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing",
 			      c.missing_history);

@@ -42,7 +42,11 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 
 typedef struct {
 	const char *cluster;
-	const char *snapshot;     /* id, prefix, or NULL/"latest": choose by target */
+	const char *snapshot;     /* id, prefix, or NULL/"latest": the newest base backup
+				   * on the newest timeline's history that ended before a
+				   * time or LSN target; for an xid or name target, the
+				   * oldest such backup (those cannot be placed without
+				   * reading WAL) */
 	const char *target_dir;
 	const char *target_time;  /* at most one of these four */
 	const char *target_lsn;

@@ -161,6 +161,8 @@ pg_sysid() {
 }
 
 pg_switch_wal() {
-	# A record first, so that the switch cannot be a no-op at a segment start.
-	pg_sql "select pg_walfile_name(pg_switch_wal()) from (select txid_current()) t"
+	# A record first (its own statement: txid_current() alone writes none), so
+	# that the switch cannot be a no-op at a segment start.
+	pg_sql "select pg_logical_emit_message(false, 'bunker', 'switch')" >/dev/null
+	pg_sql "select pg_walfile_name(pg_switch_wal())"
 }

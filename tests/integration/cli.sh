@@ -1,0 +1,229 @@
+#!/bin/bash
+# cli.sh: the command line's contract: exit codes (0 ok, 1 error, 2 usage, 3 not found,
+# 4 wrong passphrase or key, 5 corruption), every way of giving a secret, key slots,
+# snapshot resolution, JSON output, and errors on exactly one line of stderr.
+. "$SRCDIR/tests/integration/lib.sh"
+it_init cli
+
+R=$T/repo
+PW=$T/pw
+printf 'wrong passphrase\n' >"$T/bad"
+chmod 600 "$T/bad"
+B() { "$BUNKER" -q --repo "$R" "$@"; }
+
+t_rc 0 "init with --password-file" B --password-file "$PW" init
+t_true "init says it created the repository" grep -q "created repository" "$OUT"
+t_rc 1 "init on an existing repository fails (exit 1)" B --password-file "$PW" init
+t_one_line_error "... with one error line"
+t_rc 0 "... and the repository still opens" B --password-file "$PW" snapshots
+
+# ---- passphrases: right and wrong, from every source ----
+t_rc 0 "right passphrase via --password-file" B --password-file "$PW" check
+t_rc 4 "wrong passphrase via --password-file exits 4" B --password-file "$T/bad" check
+t_one_line_error "... one error line"
+t_true "... that says the passphrase is wrong" grep -q -i 'wrong passphrase' "$ERR"
+t_rc 0 "right passphrase via --password-command" B --password-command "cat '$PW'" check
+t_rc 4 "wrong passphrase via --password-command exits 4" B --password-command 'echo nope' check
+t_one_line_error "... one error line"
+t_rc 0 "right passphrase via BUNKER_PASSWORD_FILE" env BUNKER_PASSWORD_FILE="$PW" "$BUNKER" -q --repo "$R" check
+t_rc 4 "wrong passphrase via BUNKER_PASSWORD_FILE exits 4" env BUNKER_PASSWORD_FILE="$T/bad" "$BUNKER" -q --repo "$R" check
+t_one_line_error "... one error line"
+t_rc 0 "right passphrase via BUNKER_PASSWORD_COMMAND" env BUNKER_PASSWORD_COMMAND="cat '$PW'" "$BUNKER" -q --repo "$R" check
+t_rc 4 "wrong passphrase via BUNKER_PASSWORD_COMMAND exits 4" env BUNKER_PASSWORD_COMMAND='echo nope' "$BUNKER" -q --repo "$R" check
+t_rc 0 "BUNKER_REPO names the repository" env BUNKER_REPO="$R" BUNKER_PASSWORD_FILE="$PW" "$BUNKER" -q check
+t_rc 0 "--password-file overrides a wrong BUNKER_PASSWORD_FILE" env BUNKER_PASSWORD_FILE="$T/bad" "$BUNKER" -q --repo "$R" --password-file "$PW" check
+printf 'correct horse battery staple' >"$T/pw-nonl"
+t_rc 0 "a passphrase file without a trailing newline is the same passphrase" B --password-file "$T/pw-nonl" check
+printf 'correct horse battery staple \n' >"$T/pw-space"
+t_rc 4 "a trailing space is part of the passphrase (exit 4)" B --password-file "$T/pw-space" check
+t_rc 3 "a password file that does not exist: exit 3" B --password-file "$T/missing-pw" check
+t_one_line_error "... one error line"
+: >"$T/empty-pw"
+rc_empty=$(B --password-file "$T/empty-pw" check >/dev/null 2>"$T/e.err"; echo $?)
+if [ "$rc_empty" != 0 ] && [ "$rc_empty" != 4 ] && [ "$(wc -l <"$T/e.err")" = 1 ]; then
+	ok "an empty password file is refused as such (exit $rc_empty, one line)"
+else
+	not_ok "an empty password file is refused as such" "exit $rc_empty: $(cat "$T/e.err")"
+fi
+t_rc 2 "a failing --password-command: exit 2" B --password-command 'exit 3' check
+t_one_line_error "... one error line"
+t_rc 2 "no secret and no terminal: exit 2" setsid "$BUNKER" -q --repo "$R" check </dev/null
+t_one_line_error "... one error line"
+
+# no secret ever appears in any output so far
+if grep -l -F -e 'correct horse' -e 'nope' "$T"/.err.* "$T"/.out.* >"$T/leaks"; then
+	not_ok "no passphrase is ever printed" "$(cat "$T/leaks")" "$(xargs grep -H -F -e "correct horse" -e nope <"$T/leaks" | head -n 5)"
+else
+	ok "no passphrase is ever printed"
+fi
+
+# ---- the repository ----
+t_rc 3 "a repository that does not exist: exit 3" "$BUNKER" -q --repo "$T/no-such-repo" --password-file "$PW" snapshots
+t_one_line_error "... one error line"
+t_true "... naming the path" grep -q -F "$T/no-such-repo" "$ERR"
+mkdir "$T/not-a-repo"
+t_rc 3 "a directory that is not a repository: exit 3" "$BUNKER" -q --repo "$T/not-a-repo" --password-file "$PW" snapshots
+t_one_line_error "... one error line"
+t_rc 2 "no repository given: exit 2" "$BUNKER" -q --password-file "$PW" snapshots
+t_one_line_error "... one error line"
+
+# ---- usage ----
+t_rc 2 "unknown command: exit 2" B --password-file "$PW" frobnicate
+t_one_line_error "... one error line"
+t_true "... naming the command" grep -q frobnicate "$ERR"
+t_rc 2 "unknown option: exit 2" B --password-file "$PW" --frobnicate snapshots
+t_one_line_error "... one error line"
+t_true "... naming the option" grep -q -e '--frobnicate' "$ERR"
+t_rc 2 "unknown option after the command: exit 2" B --password-file "$PW" snapshots --frobnicate
+t_one_line_error "... one error line"
+t_rc 2 "an option missing its argument: exit 2" B --password-file "$PW" snapshots --name
+t_one_line_error "... one error line"
+t_rc 2 "no command: exit 2" "$BUNKER"
+t_rc 0 "--help exits 0" "$BUNKER" --help
+t_true "... and prints the usage on stdout" grep -q '^usage: bunker' "$OUT"
+t_rc 2 "backup without a path: exit 2" B --password-file "$PW" backup
+t_one_line_error "... one error line"
+t_rc 2 "backup --stdin without --name: exit 2" B --password-file "$PW" backup --stdin
+t_one_line_error "... one error line"
+t_rc 2 "restore without --target: exit 2" B --password-file "$PW" restore latest
+t_one_line_error "... one error line"
+t_rc 2 "init --chunk-size that is not a power of two: exit 2" "$BUNKER" -q --repo "$T/r2" --password-file "$PW" init --chunk-size 3000
+t_one_line_error "... one error line"
+t_is "$(test -e "$T/r2/config" && echo made || echo none)" none "... and no repository is made"
+t_rc 3 "backup of a path that does not exist: exit 3" B --password-file "$PW" backup "$T/nothing-here"
+t_one_line_error "... one error line"
+
+# ---- snapshots, resolution, json ----
+export BUNKER_PASSWORD_FILE=$PW
+t_rc 0 "snapshots --json of an empty repository" B snapshots --json
+t_is "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])))' "$OUT" 2>&1)" "[]" "... is an empty JSON array"
+
+mkdir -p "$T/src"
+ids=()
+for i in 1 2 3; do
+	printf 'version %d\n' "$i" >"$T/a$i"
+	B backup --json --stdin --name "alpha" --tag "v$i" <"$T/a$i" >"$T/j"
+	ids+=("$(snap_id_of "$T/j")")
+	printf 'beta %d\n' "$i" | B backup --json --stdin --name beta --stdin-filename b.txt >"$T/j"
+	bids+=("$(snap_id_of "$T/j")")
+done
+t_rc 0 "snapshots --json" B snapshots --json
+t_rc 0 "... parses (python3 -m json.tool)" python3 -m json.tool "$OUT"
+summary=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(len(d), sorted(set(s["name"] for s in d)), [s["tags"] for s in d if s["name"] == "alpha"],
+      all(len(s["id"]) == 64 for s in d))
+' "$T/.out.$_t_out_n" 2>&1)
+t_is "$summary" "6 ['alpha', 'beta'] [['v1'], ['v2'], ['v3']] True" "... lists 6 snapshots with names, tags and ids, oldest first"
+t_rc 0 "snapshots --name alpha --json" B snapshots --name alpha --json
+t_is "$(python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))))' "$OUT")" \
+	"${ids[*]}" "... lists exactly alpha's snapshots in order"
+t_rc 0 "snapshots (text) lists every snapshot" B snapshots
+t_is "$(grep -c . "$OUT")" 6 "... one line each"
+weird='we"ird\name	tab'
+printf 'x' | B backup --stdin --name "$weird" >/dev/null
+t_is "$(B snapshots --json | python3 -c 'import json,sys; print([s["name"] for s in json.load(sys.stdin)][-1] == sys.argv[1])' "$weird" 2>&1)" \
+	True "snapshots --json escapes quotes, backslashes and tabs in names"
+
+t_is "$(B cat latest --name alpha)" "version 3" "latest --name alpha is alpha's newest"
+t_is "$(B cat latest --name beta)" "beta 3" "latest --name beta is beta's newest"
+t_is "$(B cat latest)" "x" "latest without --name is the newest of all"
+t_is "$(B cat "${ids[0]}")" "version 1" "a full id resolves"
+t_is "$(B cat "${ids[1]:0:12}")" "version 2" "a 12-digit prefix resolves"
+# the shortest prefix unique among our snapshots (4 digits almost surely)
+for n in 4 5 6 7 8; do
+	p=${ids[0]:0:$n}
+	[ "$(B snapshots --json | grep -o "\"id\":\"$p" | wc -l)" = 1 ] && break
+done
+t_is "$(B cat "$p")" "version 1" "a unique $n-digit prefix resolves"
+t_rc 0 "restore by an 8-digit prefix" B restore "${ids[2]:0:8}" --target "$T/rp"
+t_is "$(cat "$T/rp/stdin" 2>&1)" "version 3" "restore by prefix restores that snapshot (stdin name 'stdin')"
+t_rc 0 "restore of beta" B restore "${bids[0]:0:10}" --target "$T/rb"
+t_is "$(cat "$T/rb/b.txt" 2>&1)" "beta 1" "... under its --stdin-filename"
+t_rc 2 "a 3-digit prefix is refused: exit 2" B cat "${ids[0]:0:3}"
+t_one_line_error "... one error line"
+absent=$(printf '%064d' 0)
+for id in "${ids[@]}" "${bids[@]}"; do [ "${id:0:4}" = 0000 ] && absent=$(printf 'f%063d' 0); done
+t_rc 3 "a snapshot id that does not exist: exit 3" B cat "$absent"
+t_one_line_error "... one error line"
+t_rc 3 "a prefix that matches nothing: exit 3" B restore "${absent:0:8}" --target "$T/nothing"
+t_one_line_error "... one error line"
+t_is "$(test -e "$T/nothing" && find "$T/nothing" -type f | wc -l || echo 0)" 0 "... and restores nothing"
+t_rc 3 "latest --name of a name with no snapshot: exit 3" B cat latest --name gamma
+t_one_line_error "... one error line"
+t_rc 3 "ls of a snapshot that does not exist: exit 3" B ls "$absent"
+t_rc 2 "something that is not an id: exit 2" B cat not-an-id
+t_one_line_error "... one error line"
+
+# ---- key slots ----
+S0=$(ls "$R/keys")
+t_rc 0 "key list" B key list
+t_is "$(grep -c . "$OUT")" 1 "... one slot"
+t_true "... the passphrase slot by its id" grep -q "^$S0 .*passphrase" "$OUT"
+
+printf 'second passphrase\n' >"$T/pw2"
+chmod 600 "$T/pw2"
+t_rc 0 "key add --new-password-file" B key add --new-password-file "$T/pw2"
+S2=$(sed -n 's/^added key slot \([0-9a-f]\{16\}\)$/\1/p' "$OUT")
+t_is "${#S2}" 16 "... prints the new slot id"
+t_rc 0 "the new passphrase opens the repository" "$BUNKER" -q --repo "$R" --password-file "$T/pw2" cat latest --name alpha
+t_is "$(cat "$OUT")" "version 3" "... and reads it"
+t_rc 0 "the old passphrase still opens it" B check
+
+t_rc 0 "key add --new-key-file" B key add --new-key-file "$T/key1"
+S3=$(sed -n 's/^added key slot \([0-9a-f]\{16\}\)$/\1/p' "$OUT")
+t_is "$(stat -c %a "$T/key1")" 600 "... creates the key file with mode 0600"
+t_rc 0 "the key file opens the repository" "$BUNKER" -q --repo "$R" --key-file "$T/key1" cat latest --name beta
+t_is "$(cat "$OUT")" "beta 3" "... and reads it"
+t_rc 0 "BUNKER_KEY_FILE opens it too" env -u BUNKER_PASSWORD_FILE BUNKER_KEY_FILE="$T/key1" "$BUNKER" -q --repo "$R" check
+t_rc 1 "key add --new-key-file refuses to overwrite an existing file" B key add --new-key-file "$T/key1"
+t_one_line_error "... one error line"
+t_rc 0 "key list" B key list
+t_is "$(grep -c . "$OUT")" 3 "... three slots"
+t_true "... the key-file slot shown as such" grep -q "^$S3 .*key-file" "$OUT"
+
+# a wrong key file: valid format, other key
+( umask 077; openssl rand -hex 32 >"$T/key-other" )
+t_rc 4 "a key file that opens no slot: exit 4" "$BUNKER" -q --repo "$R" --key-file "$T/key-other" check
+t_one_line_error "... one error line"
+( umask 077; printf 'this is not a key\n' >"$T/key-junk" )
+t_rc 4 "a file that is not a key file: exit 4" "$BUNKER" -q --repo "$R" --key-file "$T/key-junk" check
+t_one_line_error "... one error line"
+t_rc 3 "a key file that does not exist: exit 3" "$BUNKER" -q --repo "$R" --key-file "$T/key-none" check
+t_one_line_error "... one error line"
+cp -p "$T/key1" "$T/key-loose"
+chmod 0644 "$T/key-loose"
+"$BUNKER" -q --repo "$R" --key-file "$T/key-loose" check >/dev/null 2>"$T/loose.err"
+rc=$?
+ERR=$T/loose.err
+if [ $rc != 0 ]; then ok "a key file with mode 0644 is refused (exit $rc)"; else not_ok "a key file with mode 0644 is refused" "exit 0"; fi
+t_one_line_error "... one error line"
+t_true "... that says why (mode or permissions)" grep -q -i -E 'mode|permission|readable' "$ERR"
+chmod 0640 "$T/key-loose"
+t_rc 1 "a key file with mode 0640 (group-readable) is refused too" "$BUNKER" -q --repo "$R" --key-file "$T/key-loose" check
+
+# remove slots
+t_rc 0 "key remove of the first passphrase's slot" B --password-file "$T/pw2" key remove "$S0"
+t_rc 4 "the removed passphrase no longer opens the repository: exit 4" B --password-file "$PW" check
+t_rc 0 "the second passphrase still does" B --password-file "$T/pw2" check
+t_rc 3 "key remove of a slot that does not exist: exit 3" B --password-file "$T/pw2" key remove 0123456789abcdef
+t_one_line_error "... one error line"
+t_rc 0 "key remove of the key-file slot" B --password-file "$T/pw2" key remove "$S3"
+t_rc 4 "the key file no longer opens the repository: exit 4" "$BUNKER" -q --repo "$R" --key-file "$T/key1" check
+t_rc 1 "removing the last slot is refused (exit 1)" B --password-file "$T/pw2" key remove "$S2"
+t_one_line_error "... one error line"
+t_true "... and says it is the last" grep -q -i 'last' "$ERR"
+t_rc 0 "... and the last slot still opens the repository" B --password-file "$T/pw2" cat latest --name alpha
+t_is "$(cat "$OUT")" "version 3" "... with everything in it"
+t_is "$(ls "$R/keys")" "$S2" "only the last slot is left in keys/"
+
+# a repository made with a key file from the start
+t_rc 0 "init --new-key-file" "$BUNKER" -q --repo "$T/rk" --new-key-file "$T/key-init" init
+t_is "$(stat -c %a "$T/key-init" 2>&1)" 600 "... makes the key file 0600"
+printf 'k\n' | "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" backup --stdin --name k >/dev/null
+t_is "$("$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" cat latest 2>&1)" "k" "... and it opens that repository"
+t_rc 4 "the other repository's key file does not: exit 4" "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-other" check
+t_rc 4 "a passphrase does not open a key-file repository: exit 4" "$BUNKER" -q --repo "$T/rk" --password-file "$PW" check
+
+done_testing

@@ -1,0 +1,102 @@
+#!/bin/bash
+# pg-archive.sh: `bunker pg wal-push` as a real PostgreSQL 15 server's archive_command
+# under pgbench load (with checkpoints and forced segment switches), then a clean shutdown. Every file
+# the server marked archived (archive_status/*.done) comes back byte-exact through
+# `bunker pg wal-fetch` (compared with the copy the server keeps: wal_keep_size is
+# large), the archive holds exactly those files, there is no gap between the first and
+# the last archived segment, the archiver never failed, and `bunker check` is clean.
+# BUNKER_TEST_QUICK=1 shortens the load.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-archive
+
+scale=5 secs=15 min_segs=8
+[ "$QUICK" = 1 ] && scale=2 secs=6 min_segs=4
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
+
+t_true "pgbench -i -s $scale" "$PG_BIN/pgbench" -i -s "$scale" -q postgres
+"$PG_BIN/pgbench" -T "$secs" -c 4 -j 2 -n postgres >"$T/pgbench.log" 2>&1 &
+bench=$!
+at_exit "kill $bench"
+switches=0
+while kill -0 "$bench" 2>/dev/null; do
+	sleep 3
+	# a checkpoint first: the full-page images after it make the WAL grow faster
+	pg_sql checkpoint >/dev/null
+	pitr_switch_wal >/dev/null && switches=$((switches + 1))
+done
+wait "$bench"
+t_is "$?" 0 "pgbench -T $secs -c 4 with $switches forced switches" || diag "$(tail -n 5 "$T/pgbench.log")"
+diag "$(grep -E '^(tps|number of transactions actually)' "$T/pgbench.log")"
+last=$(pitr_switch_wal)
+t_true "the last segment ($last) is archived" pitr_wait_archived "$last" 120
+stats=$(pg_sql "select archived_count, failed_count, last_archived_wal from pg_stat_archiver")
+pg_stop
+t_true "the server stopped cleanly" test ! -e "$PG_DATA/postmaster.pid"
+IFS='|' read -r archived_count failed_count last_archived <<<"$stats"
+t_is "$failed_count" 0 "archive_command never failed (pg_stat_archiver.failed_count)"
+ready=$(ls "$PG_DATA/pg_wal/archive_status" | grep '\.ready$')
+t_is "$ready" "" "nothing is left waiting for archiving after the shutdown"
+
+# What the server archived.
+ls "$PG_DATA/pg_wal/archive_status" | sed -n 's/\.done$//p' | LC_ALL=C sort >"$T/done.list"
+segs=$(grep -cE '^[0-9A-F]{24}$' "$T/done.list")
+t_is "$(wc -l <"$T/done.list")" "$archived_count" \
+	"every file counted by pg_stat_archiver still has its .done ($archived_count)"
+t_true "at least $min_segs segments were archived ($segs)" test "$segs" -ge "$min_segs"
+first=$(grep -E '^[0-9A-F]{24}$' "$T/done.list" | head -n 1)
+lastseg=$(grep -E '^[0-9A-F]{24}$' "$T/done.list" | tail -n 1)
+t_is "$lastseg" "$last_archived" "the newest .done segment is pg_stat_archiver's last_archived_wal"
+
+# The archive holds exactly those files (one record per archived file).
+ls "$REPO/wal/main" | LC_ALL=C sort >"$T/repo.list"
+t_is "$(cat "$T/repo.list")" "$(cat "$T/done.list")" "the archive's files are the server's archived files"
+
+# next_seg NAME: the segment after NAME (16 MiB segments: 256 per log file).
+next_seg() {
+	local tli=${1:0:8} log=$((16#${1:8:8})) seg=$((16#${1:16:8}))
+	seg=$((seg + 1))
+	if [ "$seg" = 256 ]; then
+		seg=0
+		log=$((log + 1))
+	fi
+	printf '%s%08X%08X' "$tli" "$log" "$seg"
+}
+
+# Every segment from the first to the last fetches, byte-exact.
+mkdir "$SRV/fetch"
+chown postgres: "$SRV/fetch"
+name=$first n=0 missing= differ= nocopy=0
+while :; do
+	n=$((n + 1))
+	if ! bkp pg wal-fetch "$name" "$SRV/fetch/$name" 2>"$T/fetch.err"; then
+		missing+="$name($(head -c 200 "$T/fetch.err")) "
+	elif [ -f "$PG_DATA/pg_wal/$name" ]; then
+		cmp -s "$SRV/fetch/$name" "$PG_DATA/pg_wal/$name" || differ+="$name "
+	else
+		nocopy=$((nocopy + 1))
+	fi
+	rm -f "$SRV/fetch/$name"
+	[ "$name" = "$lastseg" ] && break
+	[ "$n" -gt 100000 ] && break
+	name=$(next_seg "$name")
+done
+t_is "$missing" "" "no gap: all $n segments from $first to $lastseg fetch"
+t_is "$differ" "" "every fetched segment equals the server's copy"
+t_is "$nocopy" 0 "the server kept every segment to compare with"
+t_is "$n" "$segs" "the server archived each segment of that range once"
+
+# The other archived files (the base backup's .backup history file, if any).
+differ=
+for name in $(grep -vE '^[0-9A-F]{24}$' "$T/done.list"); do
+	if ! bkp pg wal-fetch "$name" "$SRV/fetch/$name" ||
+		! cmp -s "$SRV/fetch/$name" "$PG_DATA/pg_wal/$name"; then
+		differ+="$name "
+	fi
+done
+t_is "$differ" "" "the other archived files fetch byte-exact"
+
+t_rc 0 "bunker check after the archiving" bkp check
+
+done_testing

@@ -1,0 +1,133 @@
+#!/bin/bash
+# pg-basebackup.sh: `bunker pg basebackup` of a real PostgreSQL 15 server while pgbench
+# writes to it, with the WAL archived by `bunker pg wal-push`. The backup is restored
+# with `bunker pg restore SNAPSHOT` (no target: to the end of the archive) and started:
+# it reaches consistency, amcheck finds nothing wrong (bt_index_check with
+# heapallindexed on every btree index, verify_heapam on every table), pgbench's
+# invariant holds (sum of account, teller and branch balances = sum of history deltas)
+# and its tables equal the original server's final state. Then dedup: with the data
+# unchanged but for a few rows, another base backup stores little (its stored_bytes
+# against its logical_bytes and against the first backup's).
+# BUNKER_TEST_QUICK=1 shortens the load.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-basebackup
+
+scale=5 secs=20 blob_mb=20
+[ "$QUICK" = 1 ] && scale=2 secs=8
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
+
+t_true "pgbench -i -s $scale" "$PG_BIN/pgbench" -i -s "$scale" -q postgres
+# Incompressible data (TOAST without compression), so stored bytes mean something.
+pg_psql >/dev/null <<EOF
+create table blobs (id int primary key, b bytea);
+alter table blobs alter column b set storage external;
+insert into blobs
+  select g, (select decode(string_agg(md5(i::text || ':' || g || ':' || random()), ''), 'hex')
+             from generate_series(1, 65536) i)
+  from generate_series(1, $blob_mb) g;
+EOF
+t_is "$(pg_sql "select sum(length(b)) from blobs")" $((blob_mb * 1048576)) "$blob_mb MiB of random bytes in table blobs"
+
+# json_field JSON KEY: a number or string field of a one-line json object
+json_field() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n 1; }
+
+"$PG_BIN/pgbench" -T "$secs" -c 4 -j 2 -n postgres >"$T/pgbench.log" 2>&1 &
+bench=$!
+at_exit "kill $bench"
+sleep 3
+b1=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b1.err")
+t_is "$?" 0 "pg basebackup while pgbench runs" || diag "$(cat "$T/b1.err")"
+if kill -0 "$bench" 2>/dev/null; then
+	ok "the backup ended while pgbench was still writing"
+else
+	not_ok "the backup ended while pgbench was still writing" "pgbench ended first: lengthen the load"
+fi
+wait "$bench"
+t_is "$?" 0 "pgbench -T $secs -c 4" || diag "$(tail -n 5 "$T/pgbench.log")"
+diag "$(grep -E '^tps' "$T/pgbench.log")"
+id1=$(json_field "$b1" snapshot)
+stored1=$(json_field "$b1" stored_bytes)
+logical1=$(json_field "$b1" logical_bytes)
+t_is "${#id1}" 64 "basebackup --json prints the snapshot id"
+diag "backup under load: logical $logical1, stored $stored1"
+meta=$(bkp snapshots --json --name pg/main/base)
+t_true "the snapshot records start and stop LSNs and the timeline" \
+	grep -q '"timeline":"1","start_lsn":"[0-9A-F]*/[0-9A-F]*","stop_lsn":"[0-9A-F]*/[0-9A-F]*"' <<<"$meta"
+
+# Quiet the server (no autovacuum churn), settle hint bits, then a baseline backup,
+# a few changed rows, and one more backup.
+pg_sql "alter system set autovacuum = off" >/dev/null
+pg_reload
+pg_sql "vacuum (freeze, analyze)" >/dev/null
+pg_sql checkpoint >/dev/null
+b2=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b2.err")
+t_is "$?" 0 "a baseline base backup after the load" || diag "$(cat "$T/b2.err")"
+pg_psql >/dev/null <<EOF
+update pgbench_accounts set abalance = abalance + 7 where aid in (11, 22, 33, 44, 55, 66, 77, 88);
+update pgbench_tellers set tbalance = tbalance + 56 where tid = 3;
+update pgbench_branches set bbalance = bbalance + 56 where bid = 1;
+insert into pgbench_history (tid, bid, aid, delta, mtime) values (3, 1, 11, 56, now());
+EOF
+b3=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b3.err")
+t_is "$?" 0 "a base backup after changing a few rows" || diag "$(cat "$T/b3.err")"
+stored3=$(json_field "$b3" stored_bytes)
+logical3=$(json_field "$b3" logical_bytes)
+diag "after a few changes: logical $logical3, stored $stored3"
+t_true "the first backup stored the random table (stored $stored1 >= 80% of $blob_mb MiB)" \
+	test "$stored1" -ge $((blob_mb * 1048576 * 8 / 10))
+t_true "the last backup stores under 30% of its logical bytes ($stored3 of $logical3)" \
+	test $((stored3 * 100)) -lt $((logical3 * 30))
+t_true "the last backup stores under 30% of what the first stored ($stored3 vs $stored1)" \
+	test $((stored3 * 100)) -lt $((stored1 * 30))
+
+last=$(pitr_switch_wal)
+t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
+
+# The original's final state.
+state_sql="select (select count(*) from pgbench_history) || ' ' ||
+  (select sum(delta) from pgbench_history) || ' ' ||
+  (select md5(string_agg(aid || ':' || abalance, ',' order by aid)) from pgbench_accounts) || ' ' ||
+  (select md5(string_agg(tid || ':' || tbalance, ',' order by tid)) from pgbench_tellers) || ' ' ||
+  (select md5(string_agg(bid || ':' || bbalance, ',' order by bid)) from pgbench_branches) || ' ' ||
+  (select md5(string_agg(md5(b), ',' order by id)) from blobs)"
+want=$(pg_sql "$state_sql")
+pg_stop
+
+# ---- restore the backup taken under load ----
+t_rc 0 "pg restore of the backup taken under load" bkp pg restore "$id1" --target "$SRV/r"
+if pitr_start "$SRV/r" && pitr_wait_recovered 180; then
+	ok "the restored server recovers and promotes"
+	t_true "it reached a consistent recovery state" \
+		grep -q "consistent recovery state reached" "$R_LOG"
+	t_true "it restored the backup's WAL from the archive" grep -q 'restored log file' "$R_LOG"
+	rsql "create extension amcheck" >/dev/null
+	n=$(rsql "select count(*) from (select bt_index_check(c.oid, true)
+	    from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am a on a.oid = c.relam
+	    where a.amname = 'btree' and c.relnamespace = 'public'::regnamespace) x" 2>"$T/amcheck.err")
+	t_true "bt_index_check (heapallindexed) passes on every btree index ($n)" \
+		test "${n:-0}" -ge 4 || diag "$(cat "$T/amcheck.err")"
+	bad=$(rsql "select c.relname || ': ' || v.msg from pg_class c, verify_heapam(c.oid) v
+	    where c.relkind = 'r' and c.relnamespace = 'public'::regnamespace" 2>&1)
+	t_is "$bad" "" "verify_heapam finds no corruption in any table"
+	inv=$(rsql "select (select sum(abalance) from pgbench_accounts) || ' ' ||
+	    (select sum(tbalance) from pgbench_tellers) || ' ' ||
+	    (select sum(bbalance) from pgbench_branches) || ' ' ||
+	    (select sum(delta) from pgbench_history)")
+	read -r sa st sb sh <<<"$inv"
+	t_true "pgbench invariant: accounts = tellers = branches = history ($inv)" \
+		test -n "$sh" -a "$sa" = "$st" -a "$st" = "$sb" -a "$sb" = "$sh"
+	t_true "some transactions happened ($(rsql "select count(*) from pgbench_history") in history)" \
+		test "$(rsql "select count(*) from pgbench_history")" -gt 100
+	t_is "$(rsql "$state_sql")" "$want" "the restored tables equal the original's final state"
+	errs=$(grep -E 'PANIC|FATAL|invalid (record|page|checkpoint)' "$R_LOG" | grep -v 'the database system is' | head -n 5)
+	t_is "$errs" "" "no errors in the restored server's log"
+	pitr_stop
+else
+	not_ok "the restored server recovers and promotes" "$(pitr_log_tail 25)"
+fi
+
+t_rc 0 "bunker check" bkp check
+
+done_testing

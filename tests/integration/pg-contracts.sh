@@ -1,0 +1,200 @@
+#!/bin/bash
+# pg-contracts.sh: the archive_command and restore_command contracts of
+# `bunker pg wal-push` and `bunker pg wal-fetch` (DESIGN.md invariant 2, PITFALLS.md),
+# case by case, on real segments of real clusters:
+#   push: the same name and bytes again exits 0 (also from another path); the same
+#   name with other bytes fails with one line and the archive keeps the first copy; a
+#   segment of another system is refused for the cluster and accepted under another
+#   --cluster; a missing file, a short file and a file with a non-WAL name fail.
+#   fetch: a missing segment or .history exits 3, silently, leaving nothing at DEST (no
+#   temporary file either); a fetch replaces an existing DEST with the exact bytes; a
+#   DEST in a missing directory fails.
+#   kill -9 of a push at several moments: the name is then either absent or complete,
+#   a retry exits 0, the file fetches byte-exact and `bunker check` is clean.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-contracts
+
+S=$SRV/segs F=$SRV/fetch
+mkdir -p "$S" "$F"
+chown postgres: "$S" "$F"
+
+# ---- cluster A: a few real segments ----
+pg_start "$T/a" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pg_conf_set wal_keep_size 1GB
+pg_reload
+pg_sql "create table t as select g, md5(g::text) from generate_series(1, 20000) g" >/dev/null
+s1=$(pitr_switch_wal)
+pg_sql "insert into t select g, md5(g::text) from generate_series(1, 20000) g" >/dev/null
+s2=$(pitr_switch_wal)
+s3=$(pitr_switch_wal)
+sysid_a=$(pg_sysid)
+for s in "$s1" "$s2" "$s3"; do cp "$PG_DATA/pg_wal/$s" "$S/$s"; done
+pg_stop
+chown -R postgres: "$S"
+diag "cluster A ($sysid_a): $s1 $s2 $s3"
+
+# ---- push contracts ----
+t_rc 0 "wal-push $s2" bkp pg wal-push "$S/$s2"
+t_rc 0 "wal-push $s3" bkp pg wal-push "$S/$s3"
+t_rc 0 "wal-push of $s2 again, same bytes: exit 0" bkp pg wal-push "$S/$s2"
+mkdir "$S/other"
+cp "$S/$s2" "$S/other/$s2"
+chown -R postgres: "$S/other"
+t_rc 0 "wal-push of the same bytes from another path: exit 0" bkp pg wal-push "$S/other/$s2"
+
+flip_byte "$S/other/$s2" 100000
+t_fails "wal-push of $s2 with one byte changed fails" bkp pg wal-push "$S/other/$s2"
+t_one_line_error "with a one-line message"
+t_true "the message names the file" grep -q "$s2" "$ERR"
+t_rc 0 "wal-fetch $s2 after the refused push" bkp pg wal-fetch "$s2" "$F/$s2"
+t_cmp "$F/$s2" "$S/$s2" "the archive kept the first copy"
+rm -f "$F/$s2"
+# a difference in the last byte, and a difference in length (.partial: any size)
+cp "$S/$s2" "$S/other/$s2"
+flip_byte "$S/other/$s2" $(($(file_size "$S/$s2") - 1))
+t_fails "wal-push of $s2 with its last byte changed fails" bkp pg wal-push "$S/other/$s2"
+cp "$S/$s3" "$S/$s3.partial"
+chown postgres: "$S/$s3.partial"
+t_rc 0 "wal-push of a .partial" bkp pg wal-push "$S/$s3.partial"
+head -c 1000000 "$S/$s3" >"$S/other/$s3.partial"
+chown postgres: "$S/other/$s3.partial"
+t_fails "wal-push of a shorter .partial of the same name fails" \
+	bkp pg wal-push "$S/other/$s3.partial"
+
+t_fails "wal-push of a missing file fails" bkp pg wal-push "$S/000000010000000000000042"
+t_one_line_error "with a one-line message"
+head -c 8192 "$S/$s1" >"$S/other/$s1"
+chown postgres: "$S/other/$s1"
+t_fails "wal-push of a segment cut short fails" bkp pg wal-push "$S/other/$s1"
+t_rc 3 "and it is not archived" bkp pg wal-fetch "$s1" "$F/$s1"
+cp "$S/$s1" "$S/other/not-a-wal-name"
+t_fails "wal-push of a file whose name is not a WAL name fails" bkp pg wal-push "$S/other/not-a-wal-name"
+
+# ---- another system ----
+# Cluster B: another initdb, another system identifier; its first segment's name is
+# not yet in cluster main (A's first segment was never pushed).
+pg_as_server "$PG_BIN/initdb" -D "$SRV/b" -U postgres -A trust --no-sync --no-instructions \
+	>"$T/initdb-b.log" 2>&1 || { echo "Bail out! initdb B failed"; exit 1; }
+sysid_b=$(pg_as_server "$PG_BIN/pg_controldata" -D "$SRV/b" | sed -n 's/^Database system identifier: *//p')
+b1=$(ls "$SRV/b/pg_wal" | grep -E '^[0-9A-F]{24}$' | head -n 1)
+t_true "cluster B has another system identifier ($sysid_b)" test "$sysid_b" != "$sysid_a"
+t_fails "wal-push of B's $b1 into cluster main (A's) is refused" bkp pg wal-push "$SRV/b/pg_wal/$b1"
+t_one_line_error "with a one-line message"
+t_true "the message names the other system" grep -q "$sysid_b" "$ERR" || diag "$(cat "$ERR")"
+t_rc 3 "cluster main has no $b1 after the refusal" bkp pg wal-fetch "$b1" "$F/$b1"
+t_rc 0 "wal-push of B's $b1 with --cluster other is accepted" \
+	bkp --cluster other pg wal-push "$SRV/b/pg_wal/$b1"
+t_rc 0 "wal-fetch --cluster other $b1" bkp --cluster other pg wal-fetch "$b1" "$F/$b1"
+t_cmp "$F/$b1" "$SRV/b/pg_wal/$b1" "B's segment comes back from cluster other"
+rm -f "$F/$b1"
+t_fails "A's $s1 into cluster other (B's) is refused" bkp --cluster other pg wal-push "$S/$s1"
+t_rc 0 "A's $s1 into cluster main is accepted" bkp pg wal-push "$S/$s1"
+
+# ---- fetch contracts ----
+ls -A "$F" >"$T/f.before"
+t_rc 3 "wal-fetch of a segment the archive lacks exits 3" \
+	bkp pg wal-fetch 000000010000000000000077 "$F/RECOVERYXLOG"
+t_is "$(cat "$ERR")" "" "quietly"
+t_rc 3 "wal-fetch of a missing 00000002.history exits 3" \
+	bkp pg wal-fetch 00000002.history "$F/RECOVERYHISTORY"
+t_is "$(cat "$ERR")" "" "quietly"
+t_rc 3 "wal-fetch of a missing segment of a missing cluster exits 3" \
+	bkp --cluster nobody pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_is "$(ls -A "$F")" "$(cat "$T/f.before")" "nothing is left in the destination directory"
+
+for s in "$s1" "$s2" "$s3"; do
+	t_rc 0 "wal-fetch $s" bkp pg wal-fetch "$s" "$F/$s" && t_cmp "$F/$s" "$S/$s" "$s is byte-exact"
+done
+t_rc 0 "wal-fetch of the .partial" bkp pg wal-fetch "$s3.partial" "$F/p" &&
+	t_cmp "$F/p" "$S/$s3.partial" "the .partial is byte-exact"
+# PostgreSQL fetches into pg_wal/RECOVERYXLOG, which may exist from an earlier fetch.
+pg_as_server sh -c "head -c 5000 /dev/urandom >'$F/RECOVERYXLOG'"
+t_rc 0 "wal-fetch over an existing DEST" bkp pg wal-fetch "$s2" "$F/RECOVERYXLOG"
+t_cmp "$F/RECOVERYXLOG" "$S/$s2" "DEST now holds exactly the segment"
+t_fails "wal-fetch into a missing directory fails" bkp pg wal-fetch "$s2" "$F/no/such/dir/x"
+t_true "and creates nothing" test ! -e "$F/no"
+leftover=$(ls -A "$F" | grep -v -x -e "$s1" -e "$s2" -e "$s3" -e p -e RECOVERYXLOG)
+t_is "$leftover" "" "no temporary files are left beside DEST"
+rm -f "$F"/*
+
+# history files: any content, byte-exact
+printf '1\t0/5000130\tbefore 2000-01-01 00:00:00\n' >"$S/00000002.history"
+chown postgres: "$S/00000002.history"
+t_rc 0 "wal-push 00000002.history" bkp pg wal-push "$S/00000002.history"
+t_rc 0 "wal-fetch 00000002.history" bkp pg wal-fetch 00000002.history "$F/h" &&
+	t_cmp "$F/h" "$S/00000002.history" "the history file is byte-exact"
+printf '1\t0/6000000\tother\n' >"$S/other/00000002.history"
+chown postgres: "$S/other/00000002.history"
+t_fails "wal-push of another 00000002.history fails" bkp pg wal-push "$S/other/00000002.history"
+
+# ---- kill -9 during a push ----
+# Cluster C has 64 MiB segments. Its first segment's page header is kept and the rest
+# filled with random bytes, so a push takes long enough to be killed at several
+# moments; each attempt uses the next segment (header patched to its address).
+pg_as_server "$PG_BIN/initdb" -D "$SRV/c" -U postgres -A trust --no-sync --no-instructions \
+	--wal-segsize=64 >"$T/initdb-c.log" 2>&1 || { echo "Bail out! initdb C failed"; exit 1; }
+c1=$(ls "$SRV/c/pg_wal" | grep -E '^[0-9A-F]{24}$' | head -n 1)
+seg_mb=64
+# make_big K FILE: segment K of timeline 1 (64 MiB segments), random after the header
+make_big() {
+	local k=$1 out=$2 addr i
+	{
+		head -c 40 "$SRV/c/pg_wal/$c1"
+		gen_bytes $((1000 + k)) $((seg_mb * 1048576 - 40))
+	} >"$out"
+	addr=$((k * seg_mb * 1048576))
+	for i in 0 1 2 3 4 5 6 7; do
+		printf "\\x$(printf %02x $(((addr >> (8 * i)) & 255)))"
+	done | dd of="$out" bs=1 seek=8 count=8 conv=notrunc status=none
+	chown postgres: "$out"
+}
+big_name() { printf '00000001%08X%08X' 0 "$1"; }
+pushc() { setpriv --reuid=postgres --regid=postgres --init-groups \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" --cluster big pg wal-push "$1"; }
+
+make_big 1 "$S/$(big_name 1)"
+t0=$(date +%s%N)
+t_rc 0 "an uninterrupted push of a 64 MiB segment" pushc "$S/$(big_name 1)"
+dur_ms=$((($(date +%s%N) - t0) / 1000000))
+diag "a 64 MiB push takes $dur_ms ms"
+rm -f "$S/$(big_name 1)"
+
+bad_absent= bad_retry= bad_fetch= killed=0 pid=
+at_exit '[ -n "$pid" ] && kill -9 "$pid"'
+k=2
+for pct in 2 10 25 40 55 70 85 95 110; do
+	name=$(big_name $k)
+	make_big $k "$S/$name"
+	delay_ms=$((dur_ms * pct / 100))
+	pushc "$S/$name" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	[ $? = 137 ] && killed=$((killed + 1))
+	# after the kill the name is absent or complete, never partial
+	bkp --cluster big pg wal-fetch "$name" "$F/$name" >/dev/null 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		cmp -s "$F/$name" "$S/$name" || bad_absent+="$name@$pct%(partial) "
+	elif [ "$rc" != 3 ]; then
+		bad_absent+="$name@$pct%(exit $rc) "
+	fi
+	[ "$rc" != 0 ] && [ -e "$F/$name" ] && bad_absent+="$name@$pct%(left a file) "
+	rm -f "$F/$name"
+	pushc "$S/$name" >/dev/null 2>"$T/retry.err" || bad_retry+="$name@$pct%($(head -c 200 "$T/retry.err")) "
+	if ! bkp --cluster big pg wal-fetch "$name" "$F/$name" || ! cmp -s "$F/$name" "$S/$name"; then
+		bad_fetch+="$name@$pct% "
+	fi
+	rm -f "$F/$name" "$S/$name"
+	k=$((k + 1))
+done
+diag "$killed of 9 pushes were killed before they ended"
+t_true "at least 5 pushes were killed mid-way" test "$killed" -ge 5
+t_is "$bad_absent" "" "after each kill the segment is absent or complete"
+t_is "$bad_retry" "" "each retry exits 0"
+t_is "$bad_fetch" "" "each segment then fetches byte-exact"
+t_rc 0 "bunker check is clean after the kills" bkp check
+t_rc 0 "bunker check --read-data is clean" bkp check --read-data
+
+done_testing

@@ -1,0 +1,191 @@
+#!/bin/bash
+# pg-dump.sh: `bunker pg dump` of a real PostgreSQL 15 cluster. Database app has several
+# schemas (one with a non-ASCII name), text in many scripts with emoji and combining
+# marks, every byte value in a bytea, a sequence, a view, a function, comments and large
+# objects (1 MiB random, and an empty one); database "café db" has a name with a space
+# and UTF-8. The dumps restore with `bunker cat ... | pg_restore` into new databases that
+# equal the originals: plain pg_dump of both is identical (but for the \restrict
+# lines), as are the table contents and large objects by md5. The globals snapshot
+# holds the roles. A pg_dump that fails (a user without permission; a pg_dump that
+# writes some bytes then exits 1; one killed by a signal) fails the command and adds
+# no dump snapshot.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-dump
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+
+pg_sql "create role bunker_owner login" >/dev/null
+pg_sql "create role noperm login" >/dev/null
+pg_sql "create database app owner bunker_owner" >/dev/null
+pg_sql 'create database "café db"' >/dev/null
+lo_hex=$(gen_bytes 42 1048576 | od -An -v -tx1 | tr -d ' \n')
+pg_psql -d app >/dev/null <<EOF
+create schema s1;
+create schema "схема";
+create schema s3 authorization bunker_owner;
+create table s1.texts (id serial primary key, script text not null, body text not null);
+insert into s1.texts (script, body) values
+  ('latin', 'Ça va? Größe, façade, smørrebrød, Ångström, œuvre'),
+  ('greek', 'Ελληνικά: γειά σου κόσμε'),
+  ('cyrillic', 'Русский текст: съешь же ещё этих мягких французских булок'),
+  ('cjk', '日本語のテキスト、中文字符、한국어 문장'),
+  ('arabic', 'مرحبا بالعالم'),
+  ('hebrew', 'שלום עולם'),
+  ('devanagari', 'नमस्ते दुनिया'),
+  ('thai', 'สวัสดีชาวโลก'),
+  ('emoji', '🐘🚀 👩‍👩‍👧‍👦 🇫🇷 🏳️‍🌈 ✔︎'),
+  ('combining', 'e' || U&'\0301' || ' a' || U&'\030A' || ' Z' || U&'\0335\0336'),
+  ('controls', E'tab\there\nnewline and a backslash \\\\ and ''quotes'''),
+  ('astral', '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𓀀 𠜎');
+create table "схема"."таблица" ("ключ" int primary key, "значение" text);
+insert into "схема"."таблица" select g, repeat('ё', g % 50) || g from generate_series(1, 5000) g;
+create table s3.bytes (id int primary key, b bytea);
+alter table s3.bytes owner to bunker_owner;
+insert into s3.bytes values (1, (select string_agg(set_byte('\x00'::bytea, 0, g), ''::bytea order by g) from generate_series(0, 255) g));
+create sequence s1.counter start 1000;
+select nextval('s1.counter') from generate_series(1, 17);
+create view s1.v as select script, length(body) as len from s1.texts;
+create function s3.add(a int, b int) returns int language sql immutable as 'select a + b';
+comment on table s1.texts is 'Texte en plusieurs écritures — 多言語';
+create index on s1.texts (script);
+select lo_from_bytea(424242, decode('$lo_hex', 'hex'));
+select lo_from_bytea(424243, '');
+comment on large object 424242 is 'un gros objet';
+EOF
+t_is "$(pg_psql -d app -c "select count(*) from pg_largeobject_metadata")" 2 \
+	"database app has two large objects"
+pg_psql -d "café db" -c "create table t (x text); insert into t values ('dans la base « café db »')" >/dev/null
+
+t_rc 0 "pg dump" bkp --json pg dump --dbname "$(pitr_conninfo)"
+snaps=$(bkp snapshots --json)
+for n in pg/main/dump/app "pg/main/dump/café db" pg/main/dump/postgres pg/main/globals; do
+	t_true "snapshot $n exists" grep -qF "\"name\":\"$n\"" <<<"$snaps"
+done
+t_is "$(bkp cat latest --name pg/main/dump/app 2>/dev/null | head -c 5)" PGDMP "the dump is in pg_dump's custom format"
+
+# ---- restore into new databases and compare ----
+# plain_dump DB: pg_dump in plain format without the random \restrict lines
+plain_dump() {
+	"$PG_BIN/pg_dump" --no-owner -d "$1" | grep -v -e '^\\restrict ' -e '^\\unrestrict '
+}
+# contents DB: tables and large objects by md5
+contents() {
+	pg_psql -d "$1" <<'EOF'
+select 'texts', md5(string_agg(id || '|' || script || '|' || body, E'\n' order by id)) from s1.texts;
+select 'tabl', md5(string_agg("ключ" || '|' || "значение", E'\n' order by "ключ")) from "схема"."таблица";
+select 'bytes', md5(b), length(b) from s3.bytes;
+select 'seq', last_value from s1.counter;
+select 'lo', oid, md5(lo_get(oid)), length(lo_get(oid)), obj_description(oid, 'pg_largeobject') from pg_largeobject_metadata order by oid;
+select 'add', s3.add(2, 3);
+select 'v', count(*) from s1.v;
+EOF
+}
+
+pg_sql "create database app_restored" >/dev/null
+bkp cat latest --name pg/main/dump/app >"$T/app.dump"
+t_is "$?" 0 "bunker cat of the app dump"
+"$PG_BIN/pg_restore" --exit-on-error -d app_restored <"$T/app.dump" >"$T/pgr.log" 2>&1
+t_is "$?" 0 "pg_restore of the app dump into app_restored" || diag "$(head -n 10 "$T/pgr.log")"
+bkp cat latest --name pg/main/dump/app 2>/dev/null | "$PG_BIN/pg_restore" --list >"$T/toc" 2>&1
+t_is "$?" 0 "bunker cat | pg_restore --list reads the dump from a pipe"
+plain_dump app >"$T/app.sql"
+plain_dump app_restored >"$T/app_restored.sql"
+t_cmp "$T/app.sql" "$T/app_restored.sql" "plain pg_dump of app and app_restored are identical" ||
+	diag "$(diff "$T/app.sql" "$T/app_restored.sql" | head -n 20)"
+t_true "the plain dump has the emoji" grep -qF '👩‍👩‍👧‍👦' "$T/app_restored.sql"
+contents app >"$T/app.contents"
+contents app_restored >"$T/app_restored.contents"
+t_cmp "$T/app.contents" "$T/app_restored.contents" "tables, sequence and large objects match by md5"
+t_is "$(pg_psql -d app_restored -c "select md5(lo_get(424242))")" \
+	"$(gen_bytes 42 1048576 | md5sum | cut -c1-32)" "the 1 MiB large object is byte-exact"
+t_is "$(pg_psql -d app_restored -c "select body from s1.texts where script = 'emoji'")" \
+	'🐘🚀 👩‍👩‍👧‍👦 🇫🇷 🏳️‍🌈 ✔︎' "the emoji row reads back exactly"
+t_is "$(pg_psql -d app_restored -c "select tableowner from pg_tables where tablename = 'bytes'")" \
+	bunker_owner "object owners are restored"
+
+pg_sql "create database cafe_restored" >/dev/null
+bkp cat latest --name "pg/main/dump/café db" | "$PG_BIN/pg_restore" --exit-on-error -d cafe_restored 2>"$T/pgr2.log"
+t_is "$?" 0 "the dump of \"café db\" restores" || diag "$(head -n 5 "$T/pgr2.log")"
+t_is "$(pg_psql -d cafe_restored -c "select x from t")" "dans la base « café db »" "with its row"
+
+bkp cat latest --name pg/main/globals >"$T/globals.sql"
+t_is "$?" 0 "bunker cat of the globals"
+t_true "the globals create the roles" grep -q 'CREATE ROLE bunker_owner' "$T/globals.sql"
+
+# ---- failing dumps ----
+# count_dumps: how many snapshots are named pg/main/dump/*
+count_dumps() { bkp snapshots --json | grep -o '"name":"pg/main/dump/[^"]*"' | wc -l; }
+before=$(count_dumps)
+diag "$before dump snapshots so far"
+
+t_fails "pg dump as a user without permission on app's tables fails" \
+	bkp pg dump --dbname "$(pitr_conninfo) user=noperm"
+t_true "the message says why" grep -qi "permission denied" "$ERR" || diag "$(cat "$ERR")"
+t_true "bunker's own message names the database" grep -q "^bunker: .*database app" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_is "$(count_dumps)" "$before" "and adds no dump of app"
+
+fake=$T/fakebin
+mkdir "$fake"
+chmod 755 "$fake"
+ln -s "$PG_BIN/pg_dumpall" "$fake/pg_dumpall"
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+touch '$SRV/fake-ran'
+printf 'PGDMP'
+head -c 300000 /dev/zero
+echo "pg_dump: error: simulated failure" >&2
+exit 1
+EOF
+chmod 755 "$fake/pg_dump"
+before=$(count_dumps)
+BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump that writes then exits 1 fails" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_true "(the fake pg_dump ran)" test -e "$SRV/fake-ran"
+t_is "$(count_dumps)" "$before" "and adds no dump snapshot"
+
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+touch '$SRV/fake-ran-2'
+printf 'PGDMP'
+head -c 300000 /dev/zero
+kill -9 \$\$
+EOF
+before=$(count_dumps)
+BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump killed by a signal fails" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_true "(the killed pg_dump ran)" test -e "$SRV/fake-ran-2"
+t_is "$(count_dumps)" "$before" "and adds no dump snapshot"
+
+# A pg_dump that fails for the last database only (postgres): the dumps completed
+# before it stay, the failed one adds nothing.
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+case "\$*" in
+*"dbname='postgres'"*) printf 'PGDMP'; head -c 300000 /dev/zero; exit 1 ;;
+esac
+exec '$PG_BIN/pg_dump' "\$@"
+EOF
+count_named() { bkp snapshots --json | grep -o "\"name\":\"$1\"" | wc -l; }
+before_app=$(count_named pg/main/dump/app)
+before_pg=$(count_named pg/main/dump/postgres)
+BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump failing for database postgres fails" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(count_named pg/main/dump/app)" $((before_app + 1)) "the dump of app completed before it stays"
+t_is "$(count_named pg/main/dump/postgres)" "$before_pg" "no dump of postgres is added"
+
+# the same fake, exiting 0, does make snapshots: the counting above can see them
+cat >"$fake/pg_dump" <<'EOF'
+#!/bin/sh
+printf 'PGDMP'
+head -c 300000 /dev/zero
+exit 0
+EOF
+before=$(count_dumps)
+BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump that exits 0 succeeds" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_true "and adds dump snapshots" test "$(count_dumps)" -gt "$before"
+
+t_rc 0 "bunker check" bkp check
+
+done_testing

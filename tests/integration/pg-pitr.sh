@@ -1,0 +1,208 @@
+#!/bin/bash
+# pg-pitr.sh: point-in-time restores with `bunker pg restore` and a real PostgreSQL 15.
+# A server archives into the repository (archive_command = bunker pg wal-push); after a
+# base backup, row A is inserted, then a time, an LSN and a named restore point are
+# taken, then row B. A restore to each of these targets (and to A's xid) starts and
+# holds A and not B. A server restored to the restore point promotes to timeline 2,
+# archives into the same repository and cluster, and gets row C; a restore with no
+# target follows timeline 2 and holds A and C, not B. A second base backup, taken after
+# B, must not be chosen for targets before it. Targets no backup or no WAL can reach are
+# refused without writing. Finally a segment the chain needs is deleted from the
+# repository: pg restore refuses, naming it, and writes nothing.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-pitr
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
+
+pg_sql "create table t (id int primary key, tag text not null)" >/dev/null
+ts0=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+sleep 0.2
+t_rc 0 "pg basebackup" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
+id1=$(snap_id_of "$OUT")
+base_json=$(bkp snapshots --json --name pg/main/base)
+start_lsn=$(printf '%s' "$base_json" | sed -n 's/.*"start_lsn":"\([0-9A-F/]*\)".*/\1/p')
+t_true "the base backup records its start LSN ($start_lsn)" test -n "$start_lsn"
+
+# Two switches: the segment holding the backup, then one holding only a message, so
+# the chain has a segment in the middle that nothing else covers.
+seg_backup=$(pitr_switch_wal)
+seg_mid=$(pitr_switch_wal)
+diag "backup segment $seg_backup, middle segment $seg_mid"
+
+xid_a=$(pg_psql -c "begin" -c "insert into t values (1, 'A')" -c "select txid_current()" -c "commit" |
+	sed -n '/^[0-9][0-9]*$/p' | tail -n 1)
+sleep 1.2
+ts=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+lsn=$(pg_sql "select pg_current_wal_insert_lsn()")
+pg_sql "select pg_create_restore_point('before_b')" >/dev/null
+sleep 1.2
+pitr_switch_wal >/dev/null
+pg_sql "insert into t values (2, 'B')" >/dev/null
+last=$(pitr_switch_wal)
+t_true "the segment after B ($last) is archived" pitr_wait_archived "$last"
+diag "A in xid $xid_a; time $ts; lsn $lsn"
+# A second base backup, after B: no target before B may use it.
+t_rc 0 "a second pg basebackup, after B" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
+id2=$(snap_id_of "$OUT")
+t_true "the two backups have ids" test "${#id1}" = 64 -a "${#id2}" = 64 -a "$id1" != "$id2"
+last=$(pitr_switch_wal)
+t_true "the segment after the second backup ($last) is archived" pitr_wait_archived "$last"
+pg_stop
+
+# restore_to NAME WANT DESC SNAPSHOT [pg restore options...]: restore SNAPSHOT into
+# $SRV/NAME, start a server there, wait until it has left recovery and compare the
+# rows with WANT.
+restore_to() {
+	local name=$1 want=$2 desc=$3 snap=$4 got
+	shift 4
+	if ! t_rc 0 "$desc: pg restore ${snap:0:8} $*" bkp pg restore "$snap" --target "$SRV/$name" "$@"; then
+		return 1
+	fi
+	t_true "$desc: recovery.signal is in place" test -f "$SRV/$name/recovery.signal"
+	if ! pitr_start "$SRV/$name"; then
+		not_ok "$desc: the restored server starts" "$(pitr_log_tail 20)"
+		return 1
+	fi
+	if ! pitr_wait_recovered 120; then
+		not_ok "$desc: the restored server finishes recovery" "$(pitr_log_tail 20)"
+		pitr_stop
+		return 1
+	fi
+	got=$(rsql "select string_agg(tag, ',' order by id) from t")
+	t_is "$got" "$want" "$desc: the restored server holds exactly $want" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+}
+
+restore_to r-time A "to a time between A and B" latest --target-time "$ts"
+t_true "postgresql.auto.conf has the target time" \
+	grep -q "^recovery_target_time = '$ts'" "$SRV/r-time/postgresql.auto.conf" ||
+	diag "$(cat "$SRV/r-time/postgresql.auto.conf" 2>&1)"
+restore_to r-lsn A "to an LSN between A and B" latest --target-lsn "$lsn"
+restore_to r-name A "to a named restore point" "$id1" --target-name before_b
+restore_to r-xid A "to A's transaction id" "$id1" --target-xid "$xid_a"
+
+# `latest` with a target whose position bunker cannot know (a name): it must either
+# pick a backup that ends before the target or refuse; the backup after B is neither.
+rc=0
+bkp pg restore latest --target "$SRV/r-name-latest" --target-name before_b >/dev/null 2>"$T/nl.err" || rc=$?
+if [ "$rc" != 0 ]; then
+	t_true "latest --target-name: refused ($(head -c 200 "$T/nl.err")) and nothing written" \
+		test ! -e "$SRV/r-name-latest"
+elif pitr_start "$SRV/r-name-latest" && pitr_wait_recovered 60; then
+	t_is "$(rsql "select string_agg(tag, ',' order by id) from t")" A \
+		"latest --target-name: the restored server holds exactly A"
+	pitr_stop
+else
+	not_ok "latest --target-name before_b: the restored server reaches the restore point" \
+		"pg restore exit 0; $(grep -E 'FATAL|consistent|recovery stopping' "$R_LOG" | head -n 3)"
+	pitr_stop
+fi
+rm -rf "$SRV/r-name-latest" "$SRV/r-name-latest.sock"
+
+# Targets nothing can reach are refused before anything is written.
+t_fails "a time before the first backup is refused" \
+	bkp pg restore latest --target "$SRV/r-none" --target-time "$ts0"
+t_true "and nothing is written" test ! -e "$SRV/r-none"
+t_fails "an LSN past the archive is refused" \
+	bkp pg restore latest --target "$SRV/r-none" --target-lsn 0/7F000000
+t_true "and nothing is written" test ! -e "$SRV/r-none"
+
+# --target-action pause: the server stops replaying at the target and stays there.
+if t_rc 0 "to an LSN with --target-action pause: pg restore" \
+	bkp pg restore latest --target "$SRV/r-pause" --target-lsn "$lsn" --target-action pause &&
+	pitr_start "$SRV/r-pause"; then
+	state=
+	for i in $(seq 1 600); do
+		state=$(rsql "select pg_get_wal_replay_pause_state()" 2>/dev/null)
+		[ "$state" = paused ] && break
+		sleep 0.1
+	done
+	t_is "$state" paused "with --target-action pause the server pauses at the target" ||
+		diag "$(pitr_log_tail 20)"
+	t_is "$(rsql "select pg_is_in_recovery()")/$(rsql "select string_agg(tag, ',' order by id) from t")" \
+		"t/A" "paused in recovery, it holds A and not B"
+	pitr_stop
+else
+	not_ok "the paused server starts" "$(pitr_log_tail 20)"
+fi
+rm -rf "$SRV/r-time" "$SRV/r-lsn" "$SRV/r-xid" "$SRV/r-pause"
+
+# A restore into a directory that already holds a data directory is refused.
+before=$(tree_manifest "$SRV/r-name" | sha256sum)
+t_fails "pg restore into an existing data directory is refused" \
+	bkp pg restore latest --target "$SRV/r-name"
+t_is "$(tree_manifest "$SRV/r-name" | sha256sum)" "$before" "and leaves it untouched"
+rm -rf "$SRV/r-name"
+
+# ---- timeline 2 ----
+# Restore to the restore point and let that server promote (timeline 2) while it
+# archives into the same repository and cluster. Timeline 1 already has segments past
+# the branch point (B's): they are not on timeline 2's path.
+tl2_start() {
+	pitr_start "$SRV/tl2" -c archive_mode=on -c "archive_command=$(pitr_archive_command main)"
+}
+if t_rc 0 "to the restore point, for a new timeline: pg restore" \
+	bkp pg restore "$id1" --target "$SRV/tl2" --target-name before_b &&
+	tl2_start && pitr_wait_recovered 120; then
+	tli=$(rsql "select timeline_id from pg_control_checkpoint()")
+	t_is "$tli" 2 "the promoted server runs on timeline 2"
+	rsql "insert into t values (3, 'C')" >/dev/null
+	t_is "$(rsql "select string_agg(tag, ',' order by id) from t")" "A,C" \
+		"timeline 2 holds A and C"
+	seg2=$(rswitch_wal)
+	t_true "timeline 2's segment $seg2 is archived" rwait_archived "$seg2" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+	t_true "00000002.history is in the archive" test -f "$REPO/wal/main/00000002.history"
+	t_rc 0 "wal-fetch 00000002.history" bkp pg wal-fetch 00000002.history "$SRV/00000002.history"
+	t_cmp "$SRV/00000002.history" "$SRV/tl2/pg_wal/00000002.history" \
+		"the archived 00000002.history is the server's"
+else
+	not_ok "the restored server promotes with archiving on" "$(pitr_log_tail 20)"
+fi
+diag "archive: $(ls "$REPO/wal/main" | tr '\n' ' ')"
+
+# Now timeline 1's newest archived segment (B's, $last) is past timeline 2's newest
+# ($seg2). PostgreSQL recovers this fine (it never reads timeline 1 past the branch).
+restore_to r-early A,C "no target, timeline 1 archived further than timeline 2" "$id1"
+rm -rf "$SRV/r-early" "$SRV/r-early.sock"
+
+# Timeline 2 goes on past timeline 1's newest segment ($last).
+if tl2_start; then
+	for i in $(seq 1 10); do
+		seg2=$(rswitch_wal)
+		[[ "${seg2:8}" > "${last:8}" ]] && break
+	done
+	t_true "timeline 2 archives on to $seg2" rwait_archived "$seg2" || diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the timeline 2 server starts again" "$(pitr_log_tail 20)"
+fi
+rm -rf "$SRV/tl2"
+
+restore_to r-tl2 A,C "no target (follows timeline 2)" "$id1"
+t_true "the recovered server chose timeline 3" \
+	grep -q "selected new timeline ID: 3" "$SRV/r-tl2.log"
+rm -rf "$SRV/r-tl2"
+
+# `latest` must choose a backup on timeline 2's history: the second backup (timeline
+# 1, after the branch point) is not.
+restore_to r-latest A,C "latest, no target, a newer backup off timeline 2's history" latest
+rm -rf "$SRV/r-latest"
+
+# ---- a broken chain ----
+t_true "the middle segment $seg_mid is archived" test -f "$REPO/wal/main/$seg_mid"
+rm -f "$REPO/wal/main/$seg_mid"
+t_fails "pg restore with $seg_mid deleted from the archive is refused" \
+	bkp pg restore "$id1" --target "$SRV/r-broken"
+t_true "the error names $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
+t_one_line_error "the error is one line"
+t_true "nothing is written at --target" test ! -e "$SRV/r-broken"
+t_fails "pg restore to an LSN after the gap is refused too" \
+	bkp pg restore latest --target "$SRV/r-broken" --target-lsn "$lsn"
+t_true "the error names $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
+t_true "nothing is written at --target" test ! -e "$SRV/r-broken"
+
+done_testing
