@@ -198,6 +198,7 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		};
 		uint8_t parent[32];
 		bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
+	bk_error_clear(); /* no parent is not an error */
 		BkArchiveOpts ao = {
 			.name = name,
 			.kind = "pg-base",

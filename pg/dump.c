@@ -139,6 +139,7 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 	Child child = { pid, what };
 	uint8_t parent[32];
 	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
+	bk_error_clear(); /* no parent is not an error */
 	BkArchiveOpts ao = {
 		.name = name,
 		.kind = "pg-dump",

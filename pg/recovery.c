@@ -258,6 +258,8 @@ typedef struct {
 static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
 	Candidates *l = ud;
+	if (!s)
+		return 0; /* a damaged record cannot be restored from anyway */
 	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
 		   *tli = bk_snapshot_meta(s, "timeline");
 	Candidate c = { .time_us = s->time_us };

@@ -29,6 +29,7 @@ typedef struct {
 	uint8_t id[32];
 	int state; /* FREE, QUEUED, RUNNING, DONE */
 	int err;
+	char detail[512]; /* the worker thread's error detail, carried to the caller */
 	/* an end-of-file marker instead of a chunk: done is called with the file's
 	 * content root once every chunk before it was consumed */
 	BkFileDoneFn done;
@@ -71,6 +72,8 @@ static void *worker(void *arg)
 		j->state = RUNNING;
 		pthread_mutex_unlock(&s->lock);
 		int e = bk_writer_put(s->writer, BK_BLOB_DATA, j->data, j->len, j->id);
+		if (e < 0)
+			snprintf(j->detail, sizeof(j->detail), "%s", bk_error_detail());
 		pthread_mutex_lock(&s->lock);
 		j->err = e;
 		j->state = DONE;
@@ -113,6 +116,8 @@ static int consume_one(BkChunkStream *s)
 		j->done = NULL;
 	} else {
 		e = j->err;
+		if (e < 0) /* details are per thread: bring the worker's over */
+			bk_errorf(e, "%s", j->detail);
 		if (e == 0 && s->err == 0)
 			e = bk_content_builder_add(s->builder, j->id, j->len);
 		if (e < 0 && s->err == 0)

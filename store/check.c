@@ -23,17 +23,33 @@ typedef struct {
 	uint64_t packs, blobs;
 } Check;
 
+__attribute__((format(printf, 3, 0))) static void vsay(Check *c, bool problem, const char *fmt,
+							   va_list ap)
+{
+	char line[1400];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (problem)
+		c->problems++;
+	if (c->cb)
+		c->cb(c->ud, problem, line);
+}
+
 static void report(Check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(Check *c, const char *fmt, ...)
 {
-	char line[1400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsay(c, true, fmt, ap);
 	va_end(ap);
-	c->problems++;
-	if (c->cb)
-		c->cb(c->ud, line);
+}
+
+static void note(Check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(Check *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(c, false, fmt, ap);
+	va_end(ap);
 }
 
 static int check_slot(void *ud, const char *slot, BkSecretKind kind, int64_t created, int status)
@@ -102,15 +118,17 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 	uint64_t isize;
 	uint32_t icount;
 	e = bk_index_get_pack(c->r->index, id, &isize, &icount);
-	if (e == -ENOENT)
-		report(c, "pack %s is not in the index (run 'bunker repair index')", name);
+	bool indexed = e == 0;
+	if (e == -ENOENT) /* a crash between the pack and its index commit: garbage */
+		note(c, "pack %s is not in the index: left by an interrupted backup, nothing "
+			"references it ('repair index' would add it)", name);
 	else if (e == 0 && (isize != size || icount != n))
 		report(c, "pack %s: index says %llu bytes and %u blobs, pack has %llu and %zu", name,
 		       (unsigned long long)isize, icount, (unsigned long long)size, n);
 	for (size_t i = 0; i < n; i++) {
 		c->blobs++;
 		BkBlobLoc loc;
-		if (bk_index_get(c->r->index, ents[i].id, &loc) == -ENOENT)
+		if (indexed && bk_index_get(c->r->index, ents[i].id, &loc) == -ENOENT)
 			report(c, "pack %s offset %u: blob %s is not in the index", name, ents[i].offset,
 			       bk_id_hex(ents[i].id).s);
 		if (!c->read_data)

@@ -18,7 +18,9 @@
 
 #include "store/repo.h"
 
-typedef void (*BkReportFn)(void *ud, const char *problem);
+/* problem: true for a problem (counted), false for a note, such as a pack an
+ * interrupted backup left outside the index (harmless garbage, invariant 1). */
+typedef void (*BkReportFn)(void *ud, bool problem, const char *line);
 
 int bk_check(BkRepo *r, bool read_data, BkReportFn cb, void *ud);
 int bk_repair_index(BkRepo *r, BkReportFn cb, void *ud, uint64_t *ret_packs, uint64_t *ret_blobs);

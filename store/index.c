@@ -4,6 +4,7 @@
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "store/error.h"
 #include "store/fs.h"
@@ -23,6 +24,11 @@ struct BkIndex {
 static int lmdb_error(int rc, const BkIndex *x, const char *what)
 {
 	int code = rc == ENOMEM ? -ENOMEM : rc == MDB_MAP_FULL ? -ENOSPC : rc > 0 ? -rc : -EIO;
+	/* LMDB reports a short write (a full disk) as EIO: say what it was */
+	struct statvfs vfs;
+	if (rc == EIO && statvfs(x->dir, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (16u << 20))
+		return bk_errorf(-ENOSPC, "index %s: %s: no space left on device", x->dir, what);
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
 		code = BK_E_CORRUPT;
 	return bk_errorf(code, "index %s: %s: %s%s", x->dir, what, mdb_strerror(rc),

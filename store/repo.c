@@ -128,7 +128,8 @@ static int give_to_owner(BkRepo *r, const char *idx, const char *tmp)
 	return 0;
 }
 
-static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const uint8_t id[16])
+static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const uint8_t id[16],
+			    unsigned flags)
 {
 	int e = bk_keys_new(master, id, &r->keys);
 	if (e < 0)
@@ -141,6 +142,14 @@ static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const u
 	if (!idx)
 		return -ENOMEM;
 	e = bk_index_open(idx, &r->index);
+	if (e == BK_E_CORRUPT && (flags & BK_REPO_FRESH_INDEX)) {
+		char aside[4096];
+		snprintf(aside, sizeof(aside), "%s.damaged-%lld", idx, (long long)(bk_now_us() / 1000000));
+		if (rename(idx, aside) < 0)
+			e = bk_errorf_code(-errno, "move the damaged index %s aside", idx);
+		else
+			e = bk_index_open(idx, &r->index);
+	}
 	if (e == 0)
 		e = bk_mkdir_p(r->tmp_dir, 0770);
 	if (e == 0)
@@ -180,7 +189,7 @@ int bk_repo_create(const char *path, const BkSecret *secret, const BkRepoParams 
 		return -ENOMEM;
 	}
 	randombytes_buf(master, BK_KEY_LEN);
-	e = repo_finish_open(r, master, id);
+	e = repo_finish_open(r, master, id, 0);
 	sodium_free(master);
 	char slot[17];
 	if (e == 0)
@@ -230,6 +239,11 @@ static int try_slot(void *ud, const char *name, uint64_t size)
 
 int bk_repo_open(const char *path, const BkSecret *secret, BkRepo **ret)
 {
+	return bk_repo_open_ex(path, secret, 0, ret);
+}
+
+int bk_repo_open_ex(const char *path, const BkSecret *secret, unsigned flags, BkRepo **ret)
+{
 	BkRepo *r;
 	int e = repo_alloc(path, &r);
 	if (e < 0)
@@ -260,7 +274,7 @@ int bk_repo_open(const char *path, const BkSecret *secret, BkRepo **ret)
 						  secret->kind == BK_SECRET_KEYFILE ? "key file" : "passphrase");
 	}
 	if (e == 0)
-		e = repo_finish_open(r, master, id);
+		e = repo_finish_open(r, master, id, flags);
 	if (master)
 		sodium_free(master);
 	if (e < 0) {

@@ -58,6 +58,12 @@ int bk_repo_create(const char *path, const BkSecret *secret, const BkRepoParams 
 /* Opens a repository: BK_E_BADKEY if no slot opens with secret, -ENOENT (with a
  * detail) if path holds no repository. */
 int bk_repo_open(const char *path, const BkSecret *secret, BkRepo **ret);
+
+/* BK_REPO_FRESH_INDEX: if the index cannot be opened because its files are
+ * damaged, move them aside (index.damaged-<time>) and start an empty index, for
+ * `repair index` to fill. */
+#define BK_REPO_FRESH_INDEX 1u
+int bk_repo_open_ex(const char *path, const BkSecret *secret, unsigned flags, BkRepo **ret);
 void bk_repo_close(BkRepo *r); /* accepts NULL */
 
 /* Key slots. */

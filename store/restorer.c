@@ -47,6 +47,8 @@ static int each_record(void *ud, const char *name, uint64_t size)
 		return 0; /* not a record name: ignore */
 	BkSnapshot *s;
 	int e = bk_snapshot_load(f->r, id, &s);
+	if (e == BK_E_CORRUPT || e == BK_E_VERSION)
+		return f->cb(f->ud, id, NULL);
 	if (e < 0)
 		return e;
 	return f->cb(f->ud, id, s);
@@ -61,6 +63,7 @@ int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud)
 typedef struct {
 	const char *spec, *name;
 	bool latest;
+	unsigned damaged;
 	int matches;
 	int64_t best_time;
 	uint8_t id[32];
@@ -69,6 +72,10 @@ typedef struct {
 static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
 	Resolve *rs = ud;
+	if (!s) {
+		rs->damaged++;
+		return 0;
+	}
 	bool named = !rs->name || strcmp(s->name, rs->name) == 0;
 	if (named && rs->latest) {
 		if (!rs->matches || s->time_us > rs->best_time) {
@@ -86,13 +93,34 @@ static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
 
 int bk_snapshot_resolve(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32])
 {
+	return bk_snapshot_resolve_ex(r, spec, name, ret_id, NULL);
+}
+
+int bk_snapshot_resolve_ex(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32],
+			   unsigned *ret_damaged)
+{
 	Resolve rs = { .spec = spec, .name = name, .latest = strcmp(spec, "latest") == 0 };
+	if (ret_damaged)
+		*ret_damaged = 0;
 	if (!rs.latest) {
 		size_t n = strlen(spec);
 		if (n < 4 || n > BK_ID_HEX_LEN || strspn(spec, "0123456789abcdef") != n)
 			return bk_errorf(BK_E_USAGE, "'%s' is not a snapshot id, id prefix or 'latest'", spec);
+		if (n == BK_ID_HEX_LEN && !name) { /* a full id: no need to read the others */
+			uint64_t size;
+			char obj[128];
+			snprintf(obj, sizeof(obj), "snapshots/%s", spec);
+			int e = bk_backend_size(r->be, obj, &size);
+			if (e == -ENOENT)
+				return bk_errorf(-ENOENT, "no snapshot %s", spec);
+			if (e == 0)
+				bk_unhex(ret_id, 32, spec);
+			return e;
+		}
 	}
 	int e = bk_snapshot_foreach(r, resolve_one, &rs);
+	if (ret_damaged)
+		*ret_damaged = rs.damaged;
 	if (e < 0)
 		return e;
 	if (rs.matches == 0)

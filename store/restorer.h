@@ -23,14 +23,18 @@
 int bk_snapshot_load(BkRepo *r, const uint8_t id[32], BkSnapshot **ret);
 
 /* Calls cb for every snapshot (unordered); cb takes ownership of s. A record that
- * fails to load stops the listing with its error. */
+ * is damaged (BK_E_CORRUPT, BK_E_VERSION) does not stop the listing: cb gets
+ * s == NULL for it, with the reason in bk_error_detail(). Other errors stop it. */
 typedef int (*BkSnapshotFn)(void *ud, const uint8_t id[32], BkSnapshot *s);
 int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud);
 
 /* Resolves "latest", a full id or a unique id prefix (at least 4 hex digits),
  * optionally narrowed to snapshots named name. -ENOENT if none matches,
- * BK_E_USAGE if a prefix is ambiguous. */
+ * BK_E_USAGE if a prefix is ambiguous. A full id is checked directly; damaged
+ * records are skipped while searching (*ret_damaged, if not NULL, counts them). */
 int bk_snapshot_resolve(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32]);
+int bk_snapshot_resolve_ex(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32],
+			   unsigned *ret_damaged);
 
 /* Finds path ("a/b/c", "" or "/" for the root) below tree root. On success
  * *ret_tree owns the tree holding the entry and *ret_entry points into it;

@@ -1,6 +1,7 @@
 #include "store/writer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct BkWriter {
 	BkIdSet pending; /* ids in open or committed packs of this writer */
 	Slot slots[MAX_SLOTS];
 	int error;       /* sticky: a failed commit fails every later flush */
+	char error_detail[512];
 	BkWriterStats stats;
 };
 
@@ -81,11 +83,19 @@ static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
 	uint64_t size = bk_pack_writer_size(s->pack);
 	bk_pack_name(pack_id, name);
 	e = bk_backend_put_file(r->be, name, tmp, true);
+	bool placed = e == 0;
 	if (e == -EEXIST) /* identical bytes can only come from an identical pack */
 		e = 0;
 	if (e == 0)
 		e = bk_index_add_pack(r->index, pack_id, size, bk_pack_writer_entries(s->pack),
 				      bk_pack_writer_count(s->pack));
+	if (e < 0 && placed) {
+		/* nothing references it: take it back rather than leave garbage */
+		char why[512];
+		snprintf(why, sizeof(why), "%s", bk_error_detail());
+		bk_backend_remove(r->be, name);
+		bk_errorf(e, "%s", why);
+	}
 	if (e < 0)
 		unlink(tmp);
 	free(tmp);
@@ -95,10 +105,19 @@ static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
 	return e;
 }
 
+/* With the lock held: remembers the first failure and its detail (which is
+ * thread-local, and flush may run on another thread). */
+static void set_error(BkWriter *w, int e)
+{
+	if (e < 0 && !w->error) {
+		w->error = e;
+		snprintf(w->error_detail, sizeof(w->error_detail), "%s", bk_error_detail());
+	}
+}
+
 static void account_commit(BkWriter *w, int e, uint64_t size)
 {
-	if (e < 0 && !w->error)
-		w->error = e;
+	set_error(w, e);
 	if (e == 0 && size) {
 		w->stats.packs++;
 		w->stats.stored_bytes += size;
@@ -119,7 +138,7 @@ static int flush_locked(BkWriter *w)
 	}
 	if (!w->error)
 		bk_idset_clear(&w->pending);
-	return w->error;
+	return w->error ? bk_errorf(w->error, "%s", w->error_detail) : 0;
 }
 
 int bk_writer_flush(BkWriter *w)
@@ -214,8 +233,7 @@ int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, u
 	e = seal_into(w, s, type, ret_id, data, len);
 
 	pthread_mutex_lock(&w->lock);
-	if (e < 0 && !w->error)
-		w->error = e;
+	set_error(w, e);
 	s->busy = false;
 	pthread_cond_broadcast(&w->slot_free);
 	pthread_mutex_unlock(&w->lock);

@@ -284,13 +284,18 @@ static int get_secret(bool creating, BkSecret **ret)
 
 int cli_open_repo(BkRepo **ret)
 {
+	return cli_open_repo_ex(0, ret);
+}
+
+int cli_open_repo_ex(unsigned flags, BkRepo **ret)
+{
 	if (!cli.repo)
 		return bk_errorf(BK_E_USAGE, "no repository given (use --repo or BUNKER_REPO)");
 	BkSecret *s;
 	int e = get_secret(false, &s);
 	if (e < 0)
 		return e;
-	e = bk_repo_open(cli.repo, s, ret);
+	e = bk_repo_open_ex(cli.repo, s, flags, ret);
 	bk_secret_free(s);
 	return e;
 }
@@ -507,6 +512,7 @@ static int cmd_backup(void)
 	gethostname(host, sizeof(host) - 1);
 	uint8_t parent[32];
 	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
+	bk_error_clear(); /* no parent is not an error */
 	BkArchiveOpts o = {
 		.name = name,
 		.kind = cli.use_stdin ? "stdin" : "files",

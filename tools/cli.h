@@ -28,6 +28,7 @@ int cli_fail(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints a usage error and returns exit code 2. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open_repo(BkRepo **ret);
+int cli_open_repo_ex(unsigned flags, BkRepo **ret); /* flags: bk_repo_open_ex's */
 /* Prints the one-line (or --json) summary of a snapshot just written. */
 int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us);
 void cli_progress(void *ud, uint64_t done, uint64_t total);

@@ -236,6 +236,11 @@ static void json_kv(const char *k, const char *v, bool comma)
 static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
 	Info *in = ud;
+	if (!s) {
+		fprintf(stderr, "bunker: warning: snapshot %.16s is damaged: %s\n", bk_id_hex(id).s,
+			bk_error_detail());
+		return 0;
+	}
 	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
 	bool dump = !strncmp(s->name, in->dump, strlen(in->dump)) || !strcmp(s->name, in->globals);
 	if (base || dump) {

@@ -25,11 +25,24 @@ typedef struct {
 	Item *items;
 	size_t n, cap;
 	const char *name;
+	unsigned damaged;
 } List;
+
+/* Damaged records are reported and skipped: the others stay reachable. */
+static void warn_damaged(const uint8_t id[32])
+{
+	fprintf(stderr, "bunker: warning: snapshot %.16s is damaged: %s\n", bk_id_hex(id).s,
+		bk_error_detail());
+}
 
 static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
 	List *l = ud;
+	if (!s) {
+		warn_damaged(id);
+		l->damaged++;
+		return 0;
+	}
 	if (l->name && strcmp(l->name, s->name) != 0) {
 		bk_snapshot_free(s);
 		return 0;
@@ -142,7 +155,7 @@ int cmd_snapshots(void)
 	if (cli.json)
 		printf("]\n");
 	list_release(&l);
-	return 0;
+	return l.damaged ? 5 : 0;
 }
 
 /* Opens the repository and resolves args[0] as a snapshot. */
@@ -287,10 +300,10 @@ int cmd_restore(void)
 
 /* ---- check, repair ---- */
 
-static void print_problem(void *ud, const char *problem)
+static void print_problem(void *ud, bool problem, const char *line)
 {
 	(void)ud;
-	printf("error: %s\n", problem);
+	printf("%s: %s\n", problem ? "error" : "note", line);
 	fflush(stdout);
 }
 
@@ -319,7 +332,7 @@ int cmd_repair(void)
 	if (cli.nargs != 1 || strcmp(cli.args[0], "index") != 0)
 		return usage_error("repair needs 'index'");
 	BkRepo *r;
-	int e = cli_open_repo(&r);
+	int e = cli_open_repo_ex(BK_REPO_FRESH_INDEX, &r);
 	if (e < 0)
 		return cli_fail(e, NULL);
 	uint64_t packs, blobs;
@@ -340,8 +353,11 @@ typedef struct {
 
 static int add_totals(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
-	(void)id;
 	Totals *t = ud;
+	if (!s) {
+		warn_damaged(id);
+		return 0;
+	}
 	t->snapshots++;
 	t->logical += s->logical_bytes;
 	bk_snapshot_free(s);
