@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,29 +13,26 @@
 
 #include "store/error.h"
 #include "store/fs.h"
+#include "store/pipeline.h"
 #include "store/tree.h"
 #include "store/util.h"
 
-/* Chunks are hashed, deduplicated, compressed and sealed by a pool of worker
- * threads while this thread reads and cuts; results are taken back in stream
- * order, so the content list is the same whatever the timing. */
-#define MAX_WORKERS 8
+/* Chunks are hashed, deduplicated, compressed and sealed on the pipeline's worker
+ * threads while this thread reads and cuts; results come back in stream order,
+ * so the content list is the same whatever the timing. */
 #define RING 32 /* chunks in flight */
 
 typedef struct {
+	BkWriter *writer;
 	uint8_t *data;
 	size_t len, cap;
 	uint8_t id[32];
-	int state; /* FREE, QUEUED, RUNNING, DONE */
-	int err;
-	char detail[512]; /* the worker thread's error detail, carried to the caller */
 	/* an end-of-file marker instead of a chunk: done is called with the file's
 	 * content root once every chunk before it was consumed */
 	BkFileDoneFn done;
 	void *done_ud;
 	uint64_t file_size;
 } Job;
-enum { FREE, QUEUED, RUNNING, DONE };
 
 struct BkChunkStream {
 	BkRepo *repo;
@@ -45,46 +41,19 @@ struct BkChunkStream {
 	uint8_t *buf;
 	size_t cap, start, end; /* window buf[start..end) begins at a chunk boundary */
 	uint64_t size;
-
-	pthread_mutex_t lock;
-	pthread_cond_t queued, done;
-	Job jobs[RING];
-	uint64_t head, tail; /* jobs[head % RING] is the oldest in flight */
-	uint64_t next_run;   /* the next queued job a worker takes */
-	pthread_t threads[MAX_WORKERS];
-	size_t nthreads;
-	bool stopping;
+	BkPipeline *pipe;
 	int err; /* a failed chunk of the file being consumed */
 };
 
-static void *worker(void *arg)
+static int store_chunk(void *ctx, void *job)
 {
-	BkChunkStream *s = arg;
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (!s->stopping && s->next_run == s->tail)
-			pthread_cond_wait(&s->queued, &s->lock);
-		if (s->stopping)
-			break;
-		Job *j = &s->jobs[s->next_run++ % RING];
-		if (j->state != QUEUED)
-			continue; /* an end-of-file marker */
-		j->state = RUNNING;
-		pthread_mutex_unlock(&s->lock);
-		int e = bk_writer_put(s->writer, BK_BLOB_DATA, j->data, j->len, j->id);
-		if (e < 0)
-			snprintf(j->detail, sizeof(j->detail), "%s", bk_error_detail());
-		pthread_mutex_lock(&s->lock);
-		j->err = e;
-		j->state = DONE;
-		pthread_cond_broadcast(&s->done);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
+	(void)ctx;
+	Job *j = job;
+	return bk_writer_put(j->writer, BK_BLOB_DATA, j->data, j->len, j->id);
 }
 
 /* Ends the current file's content list and hands its root to the marker's
- * callback. */
+ * callback (with NULL if one of its chunks failed). */
 static int end_file(BkChunkStream *s, Job *j)
 {
 	BkContentNode root = { 0 };
@@ -105,33 +74,24 @@ static int end_file(BkChunkStream *s, Job *j)
 /* Waits for the oldest job and adds its chunk to the content list. */
 static int consume_one(BkChunkStream *s)
 {
-	Job *j = &s->jobs[s->head % RING];
-	pthread_mutex_lock(&s->lock);
-	while (j->state != DONE)
-		pthread_cond_wait(&s->done, &s->lock);
-	pthread_mutex_unlock(&s->lock);
 	int e;
+	Job *j = bk_pipeline_take(s->pipe, &e);
 	if (j->done) {
 		e = end_file(s, j);
 		j->done = NULL;
-	} else {
-		e = j->err;
-		if (e < 0) /* details are per thread: bring the worker's over */
-			bk_errorf(e, "%s", j->detail);
-		if (e == 0 && s->err == 0)
-			e = bk_content_builder_add(s->builder, j->id, j->len);
-		if (e < 0 && s->err == 0)
-			s->err = e; /* the file is lost; its end marker reports it */
+		return e;
 	}
-	j->state = FREE;
-	s->head++;
+	if (e == 0 && s->err == 0)
+		e = bk_content_builder_add(s->builder, j->id, j->len);
+	if (e < 0 && s->err == 0)
+		s->err = e; /* the file is lost; its end marker reports it */
 	return e;
 }
 
 static int drain(BkChunkStream *s)
 {
 	int first = 0;
-	while (s->head != s->tail) {
+	while (bk_pipeline_in_flight(s->pipe)) {
 		int e = consume_one(s);
 		if (e < 0 && !first)
 			first = e;
@@ -139,12 +99,25 @@ static int drain(BkChunkStream *s)
 	return first;
 }
 
+/* The next free job slot, consuming the oldest result if all are in flight. */
+static int next_job(BkChunkStream *s, Job **ret)
+{
+	Job *j;
+	while (!(j = bk_pipeline_next(s->pipe))) {
+		int e = consume_one(s);
+		if (e < 0)
+			return e;
+	}
+	*ret = j;
+	return 0;
+}
+
 static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 {
-	int e = 0;
-	if (s->tail - s->head == RING && (e = consume_one(s)) < 0)
+	Job *j;
+	int e = next_job(s, &j);
+	if (e < 0)
 		return e;
-	Job *j = &s->jobs[s->tail % RING];
 	if (len > j->cap) {
 		uint8_t *p = realloc(j->data, len);
 		if (!p)
@@ -154,11 +127,8 @@ static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 	}
 	memcpy(j->data, data, len);
 	j->len = len;
-	pthread_mutex_lock(&s->lock);
-	j->state = QUEUED;
-	s->tail++;
-	pthread_cond_signal(&s->queued);
-	pthread_mutex_unlock(&s->lock);
+	j->writer = s->writer;
+	bk_pipeline_submit(s->pipe, true);
 	return 0;
 }
 
@@ -170,18 +140,10 @@ int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
 	s->repo = r;
 	s->writer = w;
 	s->cap = BK_MAX((size_t)4 << 20, 4 * r->cdc.max);
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->queued, NULL);
-	pthread_cond_init(&s->done, NULL);
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t want = cpus < 1 ? 1 : cpus > MAX_WORKERS ? MAX_WORKERS : (size_t)cpus;
-	while (e == 0 && s->nthreads < want) {
-		e = -pthread_create(&s->threads[s->nthreads], NULL, worker, s);
-		if (e == 0)
-			s->nthreads++;
-	}
+	if (e == 0)
+		e = bk_pipeline_new(RING, sizeof(Job), store_chunk, NULL, &s->pipe);
 	if (e < 0) {
 		bk_chunk_stream_free(s);
 		return e;
@@ -194,18 +156,12 @@ void bk_chunk_stream_free(BkChunkStream *s)
 {
 	if (!s)
 		return;
-	drain(s);
-	pthread_mutex_lock(&s->lock);
-	s->stopping = true;
-	pthread_cond_broadcast(&s->queued);
-	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < s->nthreads; i++)
-		pthread_join(s->threads[i], NULL);
-	for (size_t i = 0; i < RING; i++)
-		free(s->jobs[i].data);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->queued);
-	pthread_cond_destroy(&s->done);
+	if (s->pipe) {
+		drain(s);
+		for (size_t i = 0; i < RING; i++)
+			free(((Job *)bk_pipeline_job(s->pipe, i))->data);
+		bk_pipeline_free(s->pipe);
+	}
 	bk_content_builder_free(s->builder);
 	free(s->buf);
 	free(s);
@@ -275,19 +231,16 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
 
 int bk_chunk_stream_end_file(BkChunkStream *s, BkFileDoneFn done, void *ud)
 {
+	Job *j = NULL;
 	int e = cut(s, true);
-	if (e == 0 && s->tail - s->head == RING)
-		e = consume_one(s);
+	if (e == 0)
+		e = next_job(s, &j);
 	if (e < 0)
 		return e;
-	Job *j = &s->jobs[s->tail % RING];
 	j->done = done;
 	j->done_ud = ud;
 	j->file_size = s->size;
-	pthread_mutex_lock(&s->lock);
-	j->state = DONE; /* nothing for the workers to do */
-	s->tail++;
-	pthread_mutex_unlock(&s->lock);
+	bk_pipeline_submit(s->pipe, false); /* a marker: nothing for the workers to do */
 	s->start = s->end = 0;
 	s->size = 0;
 	return 0;
