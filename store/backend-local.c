@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,9 +16,23 @@
 #include "store/fs.h"
 #include "store/util.h"
 
+/* Recently read objects stay open (packs are read blob by blob): a small cache
+ * of descriptors, each pinned while a read uses it. Objects are immutable, so
+ * a cached descriptor never shows stale bytes. */
+#define FD_CACHE 16
+
+typedef struct {
+	char name[96];
+	int fd, pins;
+	uint64_t used;
+} CachedFd;
+
 typedef struct {
 	BkBackend base;
 	char *root;
+	pthread_mutex_t lock;
+	CachedFd fds[FD_CACHE];
+	uint64_t clock;
 	/* Files and directories are given to the owner of the repository's root
 	 * when a privileged process writes (root backing up a repository that
 	 * postgres's archive_command also writes): one owner for everything. */
@@ -98,6 +113,23 @@ static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool 
 	return r;
 }
 
+/* A pinned descriptor for name from the cache, or -1 (and a slot to fill). */
+static CachedFd *cache_find(Local *l, const char *name)
+{
+	CachedFd *victim = NULL;
+	for (size_t i = 0; i < FD_CACHE; i++) {
+		CachedFd *c = &l->fds[i];
+		if (c->fd >= 0 && strcmp(c->name, name) == 0) {
+			c->pins++;
+			c->used = ++l->clock;
+			return c;
+		}
+		if (c->pins == 0 && (!victim || c->used < victim->used))
+			victim = c;
+	}
+	return victim; /* caller checks victim->name */
+}
+
 static int local_get(BkBackend *b, const char *name, uint64_t off, size_t len, void *buf,
 		     size_t *ret_n)
 {
@@ -106,13 +138,43 @@ static int local_get(BkBackend *b, const char *name, uint64_t off, size_t len, v
 	int r = full_path(l, name, path);
 	if (r < 0)
 		return r;
+	bool cacheable = strlen(name) < sizeof(l->fds[0].name);
+	pthread_mutex_lock(&l->lock);
+	CachedFd *c = cacheable ? cache_find(l, name) : NULL;
+	if (c && c->fd >= 0 && strcmp(c->name, name) == 0) {
+		int fd = c->fd;
+		pthread_mutex_unlock(&l->lock);
+		r = bk_pread_all(fd, buf, len, off, ret_n);
+		pthread_mutex_lock(&l->lock);
+		c->pins--;
+		pthread_mutex_unlock(&l->lock);
+		return r < 0 ? bk_errorf_code(r, "read %s", path) : 0;
+	}
+	pthread_mutex_unlock(&l->lock);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
 	r = bk_pread_all(fd, buf, len, off, ret_n);
-	close(fd);
-	if (r < 0)
+	if (r < 0) {
+		close(fd);
 		return bk_errorf_code(r, "read %s", path);
+	}
+	/* keep it open for the next read, in an unpinned slot */
+	pthread_mutex_lock(&l->lock);
+	c = cacheable ? cache_find(l, name) : NULL;
+	if (c && c->fd >= 0 && strcmp(c->name, name) == 0) {
+		c->pins--; /* another thread cached it meanwhile */
+	} else if (c && c->pins == 0) {
+		if (c->fd >= 0)
+			close(c->fd);
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		c->fd = fd;
+		c->used = ++l->clock;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (fd >= 0)
+		close(fd);
 	return 0;
 }
 
@@ -194,6 +256,10 @@ static int local_remove(BkBackend *b, const char *name)
 static void local_free(BkBackend *b)
 {
 	Local *l = (Local *)b;
+	for (size_t i = 0; i < FD_CACHE; i++)
+		if (l->fds[i].fd >= 0)
+			close(l->fds[i].fd);
+	pthread_mutex_destroy(&l->lock);
 	free(l->root);
 	free(l);
 }
@@ -217,6 +283,9 @@ int bk_backend_local_new(const char *root, BkBackend **ret)
 		return -ENOMEM;
 	}
 	l->base.ops = &local_ops;
+	pthread_mutex_init(&l->lock, NULL);
+	for (size_t i = 0; i < FD_CACHE; i++)
+		l->fds[i].fd = -1;
 	struct stat st;
 	if (stat(root, &st) == 0 && geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0)) {
 		l->chown_new = true;

@@ -13,6 +13,7 @@
 #include "store/content.h"
 #include "store/error.h"
 #include "store/fs.h"
+#include "store/pipeline.h"
 #include "store/util.h"
 
 int bk_snapshot_load(BkRepo *r, const uint8_t id[32], BkSnapshot **ret)
@@ -194,14 +195,44 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 
 /* ---- content ---- */
 
+/* Chunks are read, authenticated and decompressed on the pipeline's worker
+ * threads; this thread writes them in order. */
+#define READ_AHEAD 32
+
 typedef struct {
 	BkRepo *r;
+	uint8_t id[32];
+	uint64_t size;
+	uint8_t *data;
+	size_t len;
+} ReadJob;
+
+static int read_chunk(void *ctx, void *job)
+{
+	(void)ctx;
+	ReadJob *j = job;
+	return bk_repo_read_blob(j->r, BK_BLOB_DATA, j->id, &j->data, &j->len);
+}
+
+typedef struct {
+	BkRepo *r;
+	BkPipeline *pipe;
 	int fd;
 	bool sparse;     /* fd is a regular file: seek over zero chunks */
-	uint64_t done;
 	const BkRestoreOpts *o;
 	uint64_t *progress_done;
 } Sink;
+
+static int sink_open(Sink *s, BkRepo *r)
+{
+	*s = (Sink){ .r = r, .fd = -1 };
+	return bk_pipeline_new(READ_AHEAD, sizeof(ReadJob), read_chunk, NULL, &s->pipe);
+}
+
+static void sink_close(Sink *s)
+{
+	bk_pipeline_free(s->pipe); /* sink_content left nothing in flight */
+}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -210,42 +241,76 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return memcmp(p, p + 1, n - 1) == 0;
 }
 
+/* Takes the oldest chunk read and writes it out. */
+static int write_one(Sink *s)
+{
+	int e;
+	ReadJob *j = bk_pipeline_take(s->pipe, &e);
+	if (e == 0 && j->len != j->size)
+		e = bk_errorf(BK_E_CORRUPT, "chunk %s: %zu bytes, content list says %llu",
+			      bk_id_hex(j->id).s, j->len, (unsigned long long)j->size);
+	if (e == 0) {
+		if (s->sparse && all_zero(j->data, j->len))
+			e = lseek(s->fd, (off_t)j->len, SEEK_CUR) < 0 ? -errno : 0;
+		else
+			e = bk_write_all(s->fd, j->data, j->len);
+		if (e < 0)
+			e = bk_errorf_code(e, "write");
+	}
+	free(j->data);
+	j->data = NULL;
+	if (e == 0 && s->progress_done) {
+		*s->progress_done += j->len;
+		if (s->o->progress)
+			s->o->progress(s->o->progress_ud, *s->progress_done, s->o->total);
+	}
+	return e;
+}
+
 static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
 {
 	(void)offset;
 	Sink *s = ud;
-	uint8_t *data;
-	size_t len;
-	int e = bk_repo_read_blob(s->r, BK_BLOB_DATA, id, &data, &len);
-	if (e < 0)
-		return e;
-	if (len != size) {
-		free(data);
-		return bk_errorf(BK_E_CORRUPT, "chunk %s: %zu bytes, content list says %llu",
-				 bk_id_hex(id).s, len, (unsigned long long)size);
+	ReadJob *j;
+	while (!(j = bk_pipeline_next(s->pipe))) {
+		int e = write_one(s);
+		if (e < 0)
+			return e;
 	}
-	if (s->sparse && all_zero(data, len)) {
-		if (lseek(s->fd, (off_t)len, SEEK_CUR) < 0)
-			e = -errno;
-	} else {
-		e = bk_write_all(s->fd, data, len);
-	}
-	free(data);
-	if (e < 0)
-		return bk_errorf_code(e, "write");
-	s->done += len;
-	if (s->progress_done) {
-		*s->progress_done += len;
-		if (s->o->progress)
-			s->o->progress(s->o->progress_ud, *s->progress_done, s->o->total);
-	}
+	*j = (ReadJob){ .r = s->r, .size = size };
+	memcpy(j->id, id, 32);
+	bk_pipeline_submit(s->pipe, true);
 	return 0;
+}
+
+/* Writes a whole content to s->fd: every chunk verified, in order. */
+static int sink_content(Sink *s, const BkContentNode *root)
+{
+	int e = bk_content_walk(root, bk_repo_read_blob, s->r, sink_chunk, s);
+	while (e == 0 && bk_pipeline_in_flight(s->pipe))
+		e = write_one(s);
+	/* after a failure nothing more is written: a gap would be wrong bytes */
+	char why[1024];
+	snprintf(why, sizeof(why), "%s", bk_error_detail());
+	int x;
+	ReadJob *j;
+	while ((j = bk_pipeline_take(s->pipe, &x))) {
+		free(j->data);
+		j->data = NULL;
+	}
+	return e < 0 ? bk_errorf(e, "%s", why) : 0;
 }
 
 int bk_content_write(BkRepo *r, const BkContentNode *root, int fd)
 {
-	Sink s = { .r = r, .fd = fd };
-	return bk_content_walk(root, bk_repo_read_blob, r, sink_chunk, &s);
+	Sink s;
+	int e = sink_open(&s, r);
+	if (e < 0)
+		return e;
+	s.fd = fd;
+	e = sink_content(&s, root);
+	sink_close(&s);
+	return e;
 }
 
 /* ---- restore ---- */
@@ -254,6 +319,7 @@ typedef struct {
 	BkRepo *r;
 	const BkRestoreOpts *o;
 	uint64_t done;
+	Sink sink;
 	char path[PATH_MAX];
 } Restore;
 
@@ -278,8 +344,11 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return bk_errorf_code(-errno, "create %s", rs->path);
-	Sink s = { .r = rs->r, .fd = fd, .sparse = true, .o = rs->o, .progress_done = &rs->done };
-	int r = bk_content_walk(&e->content, bk_repo_read_blob, rs->r, sink_chunk, &s);
+	rs->sink.fd = fd;
+	rs->sink.sparse = true;
+	rs->sink.o = rs->o;
+	rs->sink.progress_done = &rs->done;
+	int r = sink_content(&rs->sink, &e->content);
 	if (r < 0)
 		bk_error_wrap(r, "%s", rs->path);
 	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
@@ -387,6 +456,10 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 	int dirfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return bk_errorf_code(-errno, "open %s", target);
+	if ((e = sink_open(&rs.sink, r)) < 0) {
+		close(dirfd);
+		return e;
+	}
 	snprintf(rs.path, sizeof(rs.path), "%s", target);
 	if (o->nincludes == 0) {
 		e = restore_tree(&rs, dirfd, s->root);
@@ -409,5 +482,6 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 	if (e == 0 && syncfs(dirfd) < 0)
 		e = bk_errorf_code(-errno, "sync %s", target);
 	close(dirfd);
+	sink_close(&rs.sink);
 	return e;
 }
