@@ -164,8 +164,10 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		e = bk_cluster_claim(r, o->cluster, sys.sysid, 0);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
+	/* relation files change in 8 KiB pages: a quarter of the repository's
+	 * chunk size (16 KiB by default) keeps an incremental backup small */
 	if (e == 0)
-		e = bk_chunk_stream_new(r, c.writer, &c.stream);
+		e = bk_chunk_stream_new_sized(r, c.writer, BK_BASEBACKUP_CHUNK_DIVISOR, &c.stream);
 	if (e == 0)
 		e = bk_tree_builder_new(&c.tree);
 	BkPgReplBackupResult res;

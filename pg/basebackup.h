@@ -24,6 +24,7 @@
 #include "store/repo.h"
 
 #define BK_TABLESPACE_DIR ".bunker-tablespaces"
+#define BK_BASEBACKUP_CHUNK_DIVISOR 4 /* chunk sizes: the repository's / 4 */
 
 typedef struct {
 	const char *conninfo;

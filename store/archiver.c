@@ -36,6 +36,7 @@ typedef struct {
 
 struct BkChunkStream {
 	BkRepo *repo;
+	BkFastCdc cdc; /* the repository's, or one with other sizes for this stream */
 	BkWriter *writer;
 	BkContentBuilder *builder;
 	uint8_t *buf;
@@ -134,12 +135,26 @@ static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 
 int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
 {
+	return bk_chunk_stream_new_sized(r, w, 1, ret);
+}
+
+int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkStream **ret)
+{
 	BkChunkStream *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->repo = r;
 	s->writer = w;
-	s->cap = BK_MAX((size_t)4 << 20, 4 * r->cdc.max);
+	s->cdc = r->cdc;
+	if (divisor > 1) { /* same seed, smaller sizes; never below 4 KiB average */
+		size_t avg = BK_MAX(r->cdc.avg / divisor, (size_t)4096);
+		int e = bk_fastcdc_init(&s->cdc, r->keys->chunker_seed, avg / 4, avg, avg * 4);
+		if (e < 0) {
+			free(s);
+			return bk_errorf(e, "chunk sizes for average %zu", avg);
+		}
+	}
+	s->cap = BK_MAX((size_t)4 << 20, 4 * s->cdc.max);
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
 	if (e == 0)
@@ -171,7 +186,7 @@ void bk_chunk_stream_free(BkChunkStream *s)
 static int cut(BkChunkStream *s, bool eof)
 {
 	for (;;) {
-		size_t n = bk_fastcdc_next(&s->repo->cdc, s->buf + s->start, s->end - s->start, eof);
+		size_t n = bk_fastcdc_next(&s->cdc, s->buf + s->start, s->end - s->start, eof);
 		if (n == 0)
 			break;
 		int e = submit(s, s->buf + s->start, n);

@@ -49,6 +49,10 @@ typedef struct BkChunkStream BkChunkStream;
 
 /* The writer is borrowed for the stream's life. */
 int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret);
+/* The same with chunk sizes divided by divisor (min, avg and max; the average
+ * never below 4 KiB): for data that changes in small blocks, such as relation
+ * files, which change in 8 KiB pages. Same secret seed. */
+int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkStream **ret);
 void bk_chunk_stream_free(BkChunkStream *s); /* accepts NULL */
 int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len);
 /* Reads fd to its end through the stream; *ret_bytes gets the bytes read. */
