@@ -23,7 +23,6 @@
 #define RING 32 /* chunks in flight */
 
 typedef struct {
-	BkWriter *writer;
 	uint8_t *data;
 	size_t len, cap;
 	uint8_t id[32];
@@ -46,11 +45,10 @@ struct BkChunkStream {
 	int err; /* a failed chunk of the file being consumed */
 };
 
-static int store_chunk(void *ctx, void *job)
+static int store_chunk(void *writer, void *job)
 {
-	(void)ctx;
 	Job *j = job;
-	return bk_writer_put(j->writer, BK_BLOB_DATA, j->data, j->len, j->id);
+	return bk_writer_put(writer, BK_BLOB_DATA, j->data, j->len, j->id);
 }
 
 /* Ends the current file's content list and hands its root to the marker's
@@ -128,7 +126,6 @@ static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 	}
 	memcpy(j->data, data, len);
 	j->len = len;
-	j->writer = s->writer;
 	bk_pipeline_submit(s->pipe, true);
 	return 0;
 }
@@ -158,7 +155,7 @@ int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkS
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
 	if (e == 0)
-		e = bk_pipeline_new(RING, sizeof(Job), store_chunk, NULL, &s->pipe);
+		e = bk_pipeline_new(RING, sizeof(Job), store_chunk, w, &s->pipe);
 	if (e < 0) {
 		bk_chunk_stream_free(s);
 		return e;

@@ -200,18 +200,16 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 #define READ_AHEAD 32
 
 typedef struct {
-	BkRepo *r;
 	uint8_t id[32];
 	uint64_t size;
 	uint8_t *data;
 	size_t len;
 } ReadJob;
 
-static int read_chunk(void *ctx, void *job)
+static int read_chunk(void *repo, void *job)
 {
-	(void)ctx;
 	ReadJob *j = job;
-	return bk_repo_read_blob(j->r, BK_BLOB_DATA, j->id, &j->data, &j->len);
+	return bk_repo_read_blob(repo, BK_BLOB_DATA, j->id, &j->data, &j->len);
 }
 
 typedef struct {
@@ -226,7 +224,7 @@ typedef struct {
 static int sink_open(Sink *s, BkRepo *r)
 {
 	*s = (Sink){ .r = r, .fd = -1 };
-	return bk_pipeline_new(READ_AHEAD, sizeof(ReadJob), read_chunk, NULL, &s->pipe);
+	return bk_pipeline_new(READ_AHEAD, sizeof(ReadJob), read_chunk, r, &s->pipe);
 }
 
 static void sink_close(Sink *s)
@@ -277,7 +275,7 @@ static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t of
 		if (e < 0)
 			return e;
 	}
-	*j = (ReadJob){ .r = s->r, .size = size };
+	*j = (ReadJob){ .size = size };
 	memcpy(j->id, id, 32);
 	bk_pipeline_submit(s->pipe, true);
 	return 0;
