@@ -196,25 +196,49 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 /* ---- content ---- */
 
 /* Chunks are read, authenticated and decompressed on the pipeline's worker
- * threads; this thread writes them in order. */
-#define READ_AHEAD 32
+ * threads; this thread writes them in order. A job is a batch of consecutive
+ * chunks, so that small chunks do not pay a thread hand-off each. */
+#define READ_AHEAD 16
+#define BATCH_CHUNKS 16
+#define BATCH_BYTES (512u << 10)
 
 typedef struct {
-	uint8_t id[32];
-	uint64_t size;
-	uint8_t *data;
-	size_t len;
+	size_t n;
+	uint64_t bytes;
+	uint8_t id[BATCH_CHUNKS][32];
+	uint64_t size[BATCH_CHUNKS];
+	uint8_t *data[BATCH_CHUNKS];
+	size_t len[BATCH_CHUNKS];
 } ReadJob;
 
-static int read_chunk(void *repo, void *job)
+static int read_chunks(void *repo, void *job)
 {
 	ReadJob *j = job;
-	return bk_repo_read_blob(repo, BK_BLOB_DATA, j->id, &j->data, &j->len);
+	for (size_t i = 0; i < j->n; i++) {
+		int e = bk_repo_read_blob(repo, BK_BLOB_DATA, j->id[i], &j->data[i], &j->len[i]);
+		if (e == 0 && j->len[i] != j->size[i])
+			e = bk_errorf(BK_E_CORRUPT, "chunk %s: %zu bytes, content list says %llu",
+				      bk_id_hex(j->id[i]).s, j->len[i], (unsigned long long)j->size[i]);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+static void job_release(ReadJob *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->data[i]);
+		j->data[i] = NULL;
+	}
+	j->n = 0;
+	j->bytes = 0;
 }
 
 typedef struct {
 	BkRepo *r;
 	BkPipeline *pipe;
+	ReadJob *filling; /* the batch being filled, not yet submitted */
 	int fd;
 	bool sparse;     /* fd is a regular file: seek over zero chunks */
 	const BkRestoreOpts *o;
@@ -224,7 +248,7 @@ typedef struct {
 static int sink_open(Sink *s, BkRepo *r)
 {
 	*s = (Sink){ .r = r, .fd = -1 };
-	return bk_pipeline_new(READ_AHEAD, sizeof(ReadJob), read_chunk, r, &s->pipe);
+	return bk_pipeline_new(READ_AHEAD, sizeof(ReadJob), read_chunks, r, &s->pipe);
 }
 
 static void sink_close(Sink *s)
@@ -239,45 +263,64 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return memcmp(p, p + 1, n - 1) == 0;
 }
 
-/* Takes the oldest chunk read and writes it out. */
+/* Takes the oldest batch read and writes it out. */
 static int write_one(Sink *s)
 {
 	int e;
 	ReadJob *j = bk_pipeline_take(s->pipe, &e);
-	if (e == 0 && j->len != j->size)
-		e = bk_errorf(BK_E_CORRUPT, "chunk %s: %zu bytes, content list says %llu",
-			      bk_id_hex(j->id).s, j->len, (unsigned long long)j->size);
-	if (e == 0) {
-		if (s->sparse && all_zero(j->data, j->len))
-			e = lseek(s->fd, (off_t)j->len, SEEK_CUR) < 0 ? -errno : 0;
+	for (size_t i = 0; e == 0 && i < j->n; i++) {
+		if (s->sparse && all_zero(j->data[i], j->len[i]))
+			e = lseek(s->fd, (off_t)j->len[i], SEEK_CUR) < 0 ? -errno : 0;
 		else
-			e = bk_write_all(s->fd, j->data, j->len);
+			e = bk_write_all(s->fd, j->data[i], j->len[i]);
 		if (e < 0)
 			e = bk_errorf_code(e, "write");
 	}
-	free(j->data);
-	j->data = NULL;
 	if (e == 0 && s->progress_done) {
-		*s->progress_done += j->len;
+		*s->progress_done += j->bytes;
 		if (s->o->progress)
 			s->o->progress(s->o->progress_ud, *s->progress_done, s->o->total);
 	}
+	job_release(j);
 	return e;
 }
 
-static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+/* A free batch to fill, writing out the oldest if all are in flight. */
+static int next_batch(Sink *s, ReadJob **ret)
 {
-	(void)offset;
-	Sink *s = ud;
 	ReadJob *j;
 	while (!(j = bk_pipeline_next(s->pipe))) {
 		int e = write_one(s);
 		if (e < 0)
 			return e;
 	}
-	*j = (ReadJob){ .size = size };
-	memcpy(j->id, id, 32);
-	bk_pipeline_submit(s->pipe, true);
+	*ret = j;
+	return 0;
+}
+
+static void submit_batch(Sink *s)
+{
+	if (s->filling && s->filling->n) {
+		bk_pipeline_submit(s->pipe, true);
+		s->filling = NULL;
+	}
+}
+
+static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	(void)offset;
+	Sink *s = ud;
+	if (!s->filling) {
+		int e = next_batch(s, &s->filling);
+		if (e < 0)
+			return e;
+	}
+	ReadJob *j = s->filling;
+	memcpy(j->id[j->n], id, 32);
+	j->size[j->n] = size;
+	j->bytes += size;
+	if (++j->n == BATCH_CHUNKS || j->bytes >= BATCH_BYTES)
+		submit_batch(s);
 	return 0;
 }
 
@@ -285,6 +328,12 @@ static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t of
 static int sink_content(Sink *s, const BkContentNode *root)
 {
 	int e = bk_content_walk(root, bk_repo_read_blob, s->r, sink_chunk, s);
+	if (e == 0)
+		submit_batch(s);
+	else if (s->filling) { /* never submitted: forget it */
+		job_release(s->filling);
+		s->filling = NULL;
+	}
 	while (e == 0 && bk_pipeline_in_flight(s->pipe))
 		e = write_one(s);
 	/* after a failure nothing more is written: a gap would be wrong bytes */
@@ -292,10 +341,8 @@ static int sink_content(Sink *s, const BkContentNode *root)
 	snprintf(why, sizeof(why), "%s", bk_error_detail());
 	int x;
 	ReadJob *j;
-	while ((j = bk_pipeline_take(s->pipe, &x))) {
-		free(j->data);
-		j->data = NULL;
-	}
+	while ((j = bk_pipeline_take(s->pipe, &x)))
+		job_release(j);
 	return e < 0 ? bk_errorf(e, "%s", why) : 0;
 }
 
