@@ -20,12 +20,15 @@
 /* Chunks are hashed, deduplicated, compressed and sealed on the pipeline's worker
  * threads while this thread reads and cuts; results come back in stream order,
  * so the content list is the same whatever the timing. */
-#define RING 32 /* chunks in flight */
+#define RING 16 /* jobs in flight */
+#define BATCH_CHUNKS 16       /* a job is a batch of consecutive chunks, so that */
+#define BATCH_BYTES (1u << 20) /* small chunks do not pay a thread hand-off each */
 
 typedef struct {
-	uint8_t *data;
-	size_t len, cap;
-	uint8_t id[32];
+	uint8_t *data; /* the batch's chunks back to back */
+	size_t bytes, cap, n;
+	size_t len[BATCH_CHUNKS];
+	uint8_t id[BATCH_CHUNKS][32];
 	/* an end-of-file marker instead of a chunk: done is called with the file's
 	 * content root once every chunk before it was consumed */
 	BkFileDoneFn done;
@@ -42,13 +45,21 @@ struct BkChunkStream {
 	size_t cap, start, end; /* window buf[start..end) begins at a chunk boundary */
 	uint64_t size;
 	BkPipeline *pipe;
-	int err; /* a failed chunk of the file being consumed */
+	Job *filling; /* the batch being filled, not yet submitted */
+	int err;      /* a failed chunk of the file being consumed */
 };
 
-static int store_chunk(void *writer, void *job)
+static int store_chunks(void *writer, void *job)
 {
 	Job *j = job;
-	return bk_writer_put(writer, BK_BLOB_DATA, j->data, j->len, j->id);
+	size_t off = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		int e = bk_writer_put(writer, BK_BLOB_DATA, j->data + off, j->len[i], j->id[i]);
+		if (e < 0)
+			return e;
+		off += j->len[i];
+	}
+	return 0;
 }
 
 /* Ends the current file's content list and hands its root to the marker's
@@ -80,16 +91,25 @@ static int consume_one(BkChunkStream *s)
 		j->done = NULL;
 		return e;
 	}
-	if (e == 0 && s->err == 0)
-		e = bk_content_builder_add(s->builder, j->id, j->len);
+	for (size_t i = 0; e == 0 && s->err == 0 && i < j->n; i++)
+		e = bk_content_builder_add(s->builder, j->id[i], j->len[i]);
 	if (e < 0 && s->err == 0)
 		s->err = e; /* the file is lost; its end marker reports it */
 	return e;
 }
 
+static void submit_batch(BkChunkStream *s)
+{
+	if (s->filling) {
+		bk_pipeline_submit(s->pipe, true);
+		s->filling = NULL;
+	}
+}
+
 static int drain(BkChunkStream *s)
 {
 	int first = 0;
+	submit_batch(s);
 	while (bk_pipeline_in_flight(s->pipe)) {
 		int e = consume_one(s);
 		if (e < 0 && !first)
@@ -111,22 +131,32 @@ static int next_job(BkChunkStream *s, Job **ret)
 	return 0;
 }
 
+/* Adds a chunk to the batch being filled; a full batch goes to the workers. */
 static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 {
-	Job *j;
-	int e = next_job(s, &j);
-	if (e < 0)
-		return e;
-	if (len > j->cap) {
-		uint8_t *p = realloc(j->data, len);
+	if (s->filling && s->filling->bytes + len > BATCH_BYTES)
+		submit_batch(s);
+	if (!s->filling) {
+		int e = next_job(s, &s->filling);
+		if (e < 0)
+			return e;
+		s->filling->n = s->filling->bytes = 0;
+		s->filling->done = NULL;
+	}
+	Job *j = s->filling;
+	if (j->bytes + len > j->cap) {
+		size_t cap = BK_MAX((size_t)BATCH_BYTES, j->bytes + len);
+		uint8_t *p = realloc(j->data, cap);
 		if (!p)
 			return -ENOMEM;
 		j->data = p;
-		j->cap = len;
+		j->cap = cap;
 	}
-	memcpy(j->data, data, len);
-	j->len = len;
-	bk_pipeline_submit(s->pipe, true);
+	memcpy(j->data + j->bytes, data, len);
+	j->len[j->n++] = len;
+	j->bytes += len;
+	if (j->n == BATCH_CHUNKS)
+		submit_batch(s);
 	return 0;
 }
 
@@ -155,7 +185,7 @@ int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkS
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
 	if (e == 0)
-		e = bk_pipeline_new(RING, sizeof(Job), store_chunk, w, &s->pipe);
+		e = bk_pipeline_new(RING, sizeof(Job), store_chunks, w, &s->pipe);
 	if (e < 0) {
 		bk_chunk_stream_free(s);
 		return e;
@@ -245,10 +275,12 @@ int bk_chunk_stream_end_file(BkChunkStream *s, BkFileDoneFn done, void *ud)
 {
 	Job *j = NULL;
 	int e = cut(s, true);
+	submit_batch(s);
 	if (e == 0)
 		e = next_job(s, &j);
 	if (e < 0)
 		return e;
+	j->n = j->bytes = 0;
 	j->done = done;
 	j->done_ud = ud;
 	j->file_size = s->size;
