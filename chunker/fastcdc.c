@@ -77,6 +77,12 @@ int bk_fastcdc_init(BkFastCdc *c, const uint8_t seed[32], size_t min, size_t avg
 	c->mask_l = spread_mask(bits - 2);
 	c->min = min;
 	c->avg = avg;
+	/* Normalisation switches masks at 13/16 of avg rather than at avg: with the
+	 * first min bytes skipped, switching at avg gives a mean chunk of ~1.14 x avg
+	 * (min = avg/4); at 13/16 the mean is ~0.99 x avg, what the user asked for. */
+	c->normal = avg - avg / 8 - avg / 16;
+	if (c->normal <= min)
+		c->normal = min + 1;
 	c->max = max;
 	return 0;
 }
@@ -129,7 +135,7 @@ size_t bk_fastcdc_next(const BkFastCdc *c, const uint8_t *buf, size_t len, bool 
 		return eof ? len : 0;
 
 	size_t end = len < c->max ? len : c->max;
-	size_t normal = end < c->avg ? end : c->avg;
+	size_t normal = end < c->normal ? end : c->normal;
 	uint64_t h = 0;
 	size_t cut = scan(c->gear, c->mask_s, buf, c->min, normal, &h);
 	if (!cut)

@@ -18,8 +18,10 @@
  * bytes, and a short last chunk needs end of stream.
  *
  * Sizes: the first min bytes of a chunk are skipped, a stricter mask applies up to
- * avg and a looser one after, so chunk lengths are not centred on avg: with
- * min = avg/4 and max = 4*avg the mean on random data is about 1.14 * avg.
+ * the normalisation point and a looser one after. The point is 13/16 of avg (not
+ * avg, as in the paper) so that with min = avg/4 and max = 4*avg the mean on
+ * random data is about 0.99 * avg. The gear expansion, the masks and this point are
+ * part of the repository format: changing them moves every cut point.
  */
 #ifndef BK_CHUNKER_FASTCDC_H
 #define BK_CHUNKER_FASTCDC_H
@@ -36,6 +38,7 @@ typedef struct {
 	uint64_t mask_s; /* stricter mask, used before avg */
 	uint64_t mask_l; /* looser mask, used after avg */
 	size_t min, avg, max;
+	size_t normal; /* where the stricter mask gives way to the looser one */
 } BkFastCdc;
 
 /* Fills c for the given sizes (min < avg < max, avg a power of two within
