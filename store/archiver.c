@@ -20,9 +20,9 @@
 /* Chunks are hashed, deduplicated, compressed and sealed on the pipeline's worker
  * threads while this thread reads and cuts; results come back in stream order,
  * so the content list is the same whatever the timing. */
-#define RING 16 /* jobs in flight */
+#define RING 8 /* jobs in flight */
 #define BATCH_CHUNKS 16       /* a job is a batch of consecutive chunks, so that */
-#define BATCH_BYTES (1u << 20) /* small chunks do not pay a thread hand-off each */
+#define BATCH_BYTES (512u << 10) /* small chunks do not pay a thread hand-off each */
 
 typedef struct {
 	uint8_t *data; /* the batch's chunks back to back */

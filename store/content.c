@@ -255,8 +255,8 @@ int bk_content_builder_finish(BkContentBuilder *b, BkContentNode *ret_root)
 			if (b->levels[j].count)
 				above = true;
 		Level *l = &b->levels[i];
-		if (!above && (l->count || i == 0)) {
-			/* The top: hand out its refs as the root (count <= MAX). */
+		if (!above && (l->count || i == 0) && l->count <= BK_CONTENT_ROOT_MAX) {
+			/* The top: hand out its refs as the root (count <= ROOT_MAX). */
 			BkContentNode root = { .level = (uint8_t)i, .count = l->count };
 			if (l->count) {
 				root.refs = TAKE_PTR(l->refs);

@@ -4,7 +4,7 @@
  * data chunks in stream order; at level n > 0 they are content-list blobs
  * (BK_BLOB_CLIST) whose nodes are at level n-1, and a ref's size is the total plain
  * size below it. A file's root node is kept inline in its tree entry; it has at
- * most BK_CONTENT_MAX_REFS refs. Node boundaries are content-defined (a node ends
+ * most BK_CONTENT_ROOT_MAX refs. Node boundaries are content-defined (a node ends
  * after a ref whose id's first two bytes, read little-endian, are 0 mod
  * BK_CONTENT_AVG_REFS, provided the node already holds at least
  * BK_CONTENT_MIN_REFS refs; or at BK_CONTENT_MAX_REFS), so an insertion rewrites
@@ -39,6 +39,10 @@
 #define BK_CONTENT_AVG_REFS 256u
 #define BK_CONTENT_MIN_REFS 64u
 #define BK_CONTENT_MAX_LEVEL 8u
+/* The root, kept inline in a tree entry, holds at most this many refs; a longer
+ * top level is stored as one more content list. This keeps what a tree builder
+ * holds per file small (bounded memory for base backups of many large files). */
+#define BK_CONTENT_ROOT_MAX 32u
 
 typedef struct {
 	uint8_t id[32];

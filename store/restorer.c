@@ -198,7 +198,7 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 /* Chunks are read, authenticated and decompressed on the pipeline's worker
  * threads; this thread writes them in order. A job is a batch of consecutive
  * chunks, so that small chunks do not pay a thread hand-off each. */
-#define READ_AHEAD 16
+#define READ_AHEAD 8
 #define BATCH_CHUNKS 16
 #define BATCH_BYTES (512u << 10)
 
