@@ -50,6 +50,7 @@ static const char usage_text[] =
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
 	"  pg basebackup --dbname CONNINFO [--fast-checkpoint]\n"
 	"  pg dump --dbname CONNINFO          pg_dump of every database, and the globals\n"
+	"                                     (pg_dump from BUNKER_PG_BIN if set, else PATH)\n"
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
 	"             --target-xid X | --target-name N] [--target-action promote|pause|shutdown]\n"
 	"                                     point-in-time restore of a base backup\n"

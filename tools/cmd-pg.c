@@ -50,18 +50,30 @@ static int wal_fetch(void)
 	return 0;
 }
 
-static int basebackup(void)
+/* What basebackup and dump share: no arguments, --dbname, the repository, and
+ * this host's name for the snapshot records. Returns an exit code if not 0. */
+static int pull_begin(const char *what, BkRepo **r, char host[256])
 {
 	if (cli.nargs != 1)
-		return usage_error("pg basebackup takes no arguments");
+		return usage_error("pg %s takes no arguments", what);
 	if (!cli.dbname)
-		return usage_error("pg basebackup needs --dbname CONNINFO");
-	BkRepo *r;
-	int e = cli_open_repo(&r);
+		return usage_error("pg %s needs --dbname CONNINFO", what);
+	int e = cli_open_repo(r);
 	if (e < 0)
 		return cli_fail(e, NULL);
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
+	host[0] = '\0';
+	gethostname(host, 255);
+	host[255] = '\0';
+	return 0;
+}
+
+static int basebackup(void)
+{
+	BkRepo *r;
+	char host[256];
+	int x = pull_begin("basebackup", &r, host);
+	if (x)
+		return x;
 	BkBaseBackupOpts o = {
 		.conninfo = cli.dbname,
 		.cluster = cli.cluster,
@@ -71,46 +83,44 @@ static int basebackup(void)
 	};
 	uint8_t id[32];
 	uint64_t t0 = bk_mono_us();
-	e = bk_pg_basebackup(r, &o, id);
+	int e = bk_pg_basebackup(r, &o, id);
 	cli_progress_end();
-	if (e < 0) {
-		bk_repo_close(r);
-		return cli_fail(e, "basebackup");
-	}
-	e = print_snapshot_summary(r, id, t0);
+	e = e < 0 ? cli_fail(e, "basebackup") : print_snapshot_summary(r, id, t0);
 	bk_repo_close(r);
 	return e;
 }
 
+typedef struct {
+	BkRepo *r;
+	uint64_t since; /* when the previous dump ended */
+} DumpPrint;
+
 static void dump_done(void *ud, const char *name, const uint8_t id[32])
 {
-	BkRepo *r = ud;
+	DumpPrint *p = ud;
 	(void)name;
-	print_snapshot_summary(r, id, bk_mono_us());
+	print_snapshot_summary(p->r, id, p->since);
+	p->since = bk_mono_us();
 }
 
 static int dump(void)
 {
-	if (cli.nargs != 1)
-		return usage_error("pg dump takes no arguments");
-	if (!cli.dbname)
-		return usage_error("pg dump needs --dbname CONNINFO");
 	BkRepo *r;
-	int e = cli_open_repo(&r);
-	if (e < 0)
-		return cli_fail(e, NULL);
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
+	char host[256];
+	int x = pull_begin("dump", &r, host);
+	if (x)
+		return x;
+	DumpPrint print = { r, bk_mono_us() };
 	BkDumpOpts o = {
 		.conninfo = cli.dbname,
 		.cluster = cli.cluster,
 		.host = host,
 		.bin_dir = getenv("BUNKER_PG_BIN"),
 		.done = dump_done,
-		.done_ud = r,
+		.done_ud = &print,
 		.progress = cli_progress,
 	};
-	e = bk_pg_dump(r, &o);
+	int e = bk_pg_dump(r, &o);
 	cli_progress_end();
 	bk_repo_close(r);
 	return e < 0 ? cli_fail(e, "dump") : 0;
