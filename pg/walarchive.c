@@ -179,6 +179,8 @@ static int store_fd(BkRepo *r, int fd, BkWalRecord *w)
 	BkWriter *writer = NULL;
 	BkChunkStream *stream = NULL;
 	int e = bk_writer_new(r, &writer);
+	if (e == 0) /* archive_command latency matters more than a few percent of size */
+		bk_writer_set_level(writer, BK_WAL_ZSTD_LEVEL);
 	if (e == 0)
 		e = bk_chunk_stream_new(r, writer, &stream);
 	uint8_t *buf = e == 0 ? malloc(1 << 20) : NULL;

@@ -35,6 +35,7 @@
 #include "store/repo.h"
 
 #define BK_CLUSTER_NAME_MAX 64
+#define BK_WAL_ZSTD_LEVEL 1 /* WAL is compressed faster than the repository's default */
 
 typedef struct {
 	char name[BK_WAL_NAME_MAX];

@@ -82,6 +82,8 @@ void bk_sealer_free(BkSealer *s)
 	free(s);
 }
 
+void bk_sealer_set_level(BkSealer *s, int zstd_level) { s->level = zstd_level; }
+
 size_t bk_seal_bound(size_t len) { return BK_SEAL_OVERHEAD + ZSTD_compressBound(len); }
 
 static void make_ad(uint8_t ad[BK_REPO_ID_LEN + 1 + 32], const BkKeys *k, BkBlobType type,

@@ -55,6 +55,8 @@ void bk_blob_id(const BkKeys *k, const void *data, size_t len, uint8_t ret_id[32
 typedef struct BkSealer BkSealer;
 int bk_sealer_new(int zstd_level, BkSealer **ret);
 void bk_sealer_free(BkSealer *s); /* accepts NULL */
+/* The zstd level the next bk_seal() uses (0: store raw). */
+void bk_sealer_set_level(BkSealer *s, int zstd_level);
 
 /* Upper bound of a sealed blob's size for len plaintext bytes. */
 size_t bk_seal_bound(size_t len);

@@ -31,6 +31,7 @@ struct BkWriter {
 	pthread_cond_t slot_free;
 	BkIdSet pending; /* ids in open or committed packs of this writer */
 	Slot slots[MAX_SLOTS];
+	int level;       /* zstd level */
 	int error;       /* sticky: a failed commit fails every later flush */
 	char error_detail[512];
 	BkWriterStats stats;
@@ -42,6 +43,7 @@ int bk_writer_new(BkRepo *r, BkWriter **ret)
 	if (!w)
 		return -ENOMEM;
 	w->repo = r;
+	w->level = r->params.zstd_level;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->slot_free, NULL);
 	*ret = w;
@@ -63,6 +65,8 @@ void bk_writer_free(BkWriter *w)
 }
 
 const BkWriterStats *bk_writer_stats(const BkWriter *w) { return &w->stats; }
+
+void bk_writer_set_level(BkWriter *w, int zstd_level) { w->level = zstd_level; }
 
 /* Finishes and commits a slot's pack: pack durable first, then the index
  * (invariant 1). Called by the thread that holds the slot. */
@@ -178,6 +182,7 @@ static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32]
 	if (!sealer)
 		return -ENOMEM;
 	size_t slen;
+	bk_sealer_set_level(sealer, w->level); /* the sealer is the thread's, shared by writers */
 	bk_seal(sealer, r->keys, type, id, data, len, s->sealed, &slen);
 	int e = 0;
 	if (s->pack && bk_pack_writer_size(s->pack) + slen > BK_PACK_TARGET) {

@@ -43,5 +43,7 @@ int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, u
 /* Commits the open pack, if any. */
 int bk_writer_flush(BkWriter *w);
 const BkWriterStats *bk_writer_stats(const BkWriter *w);
+/* The zstd level for this writer's blobs (default: the repository's). */
+void bk_writer_set_level(BkWriter *w, int zstd_level);
 
 #endif
