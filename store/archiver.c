@@ -278,8 +278,12 @@ int bk_chunk_stream_end_file(BkChunkStream *s, BkFileDoneFn done, void *ud)
 	submit_batch(s);
 	if (e == 0)
 		e = next_job(s, &j);
-	if (e < 0)
+	if (e < 0) { /* done is called exactly once, even when the file failed */
+		done(ud, NULL, 0);
+		s->start = s->end = 0;
+		s->size = 0;
 		return e;
+	}
 	j->n = j->bytes = 0;
 	j->done = done;
 	j->done_ud = ud;

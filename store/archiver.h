@@ -65,7 +65,8 @@ int bk_chunk_stream_finish(BkChunkStream *s, BkContentNode *ret_root, uint64_t *
 /* The same without waiting: the file's chunks are still in flight, and done is
  * called (on this thread, from a later call into the stream) once they are all
  * stored, with the root (done may take it: set *root to zeros) and size. This
- * lets small files overlap. bk_chunk_stream_drain() waits for everything. */
+ * lets small files overlap. bk_chunk_stream_drain() waits for everything. done
+ * is called exactly once per file, with root NULL if the file failed. */
 typedef int (*BkFileDoneFn)(void *ud, BkContentNode *root, uint64_t size);
 int bk_chunk_stream_end_file(BkChunkStream *s, BkFileDoneFn done, void *ud);
 int bk_chunk_stream_drain(BkChunkStream *s);
