@@ -151,27 +151,16 @@ int bk_wal_history_name(char *out, size_t size, uint32_t tli)
 	return put_name(out, size, "timeline history name", tmp, n);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parses 1..8 hex digits at s[*pos..] stopping at the first non-hex byte (or at end
  * when end is given). */
 static bool parse_lsn_half(const char *s, size_t len, size_t *pos, uint32_t *ret)
 {
 	uint32_t v = 0;
 	size_t i = *pos, start = *pos;
-	while (i < len && hexval(s[i]) >= 0) {
+	while (i < len && bk_hex_value(s[i]) >= 0) {
 		if (i - start == 8)
 			return false;
-		v = (v << 4) | (uint32_t)hexval(s[i]);
+		v = (v << 4) | (uint32_t)bk_hex_value(s[i]);
 		i++;
 	}
 	if (i == start)

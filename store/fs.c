@@ -76,11 +76,15 @@ int bk_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int bk_pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *ret_n)
+/* Reads until len bytes or end of file, retrying EINTR and short reads; with
+ * off < 0 from the file position (read), else at off (pread). */
+static int read_loop(int fd, void *buf, size_t len, int64_t off, size_t *ret_n)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		uint8_t *p = (uint8_t *)buf + done;
+		ssize_t n = off < 0 ? read(fd, p, len - done)
+				    : pread(fd, p, len - done, (off_t)((uint64_t)off + done));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -94,22 +98,14 @@ int bk_pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *ret_n)
 	return 0;
 }
 
+int bk_pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *ret_n)
+{
+	return read_loop(fd, buf, len, (int64_t)off, ret_n);
+}
+
 int bk_read_full(int fd, void *buf, size_t len, size_t *ret_n)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = read(fd, (uint8_t *)buf + done, len - done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*ret_n = done;
-	return 0;
+	return read_loop(fd, buf, len, -1, ret_n);
 }
 
 int bk_commit_file(const char *tmp, const char *path, bool create_only)

@@ -1,6 +1,7 @@
 #include "store/repo.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -408,23 +409,54 @@ int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t
 	return e;
 }
 
-int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *plain,
-		       size_t len, uint8_t ret_id[32])
+/* Seals plain under id and stores it, create-only, as object name. */
+static int seal_put(BkRepo *r, const char *name, BkBlobType type, const uint8_t id[32],
+		    const void *plain, size_t len)
 {
 	BkSealer *s = bk_repo_sealer(r);
 	if (!s)
 		return -ENOMEM;
-	uint8_t id[32];
-	bk_blob_id(r->keys, plain, len, id);
 	uint8_t *sealed = malloc(bk_seal_bound(len));
 	if (!sealed)
 		return -ENOMEM;
 	size_t slen;
 	bk_seal(s, r->keys, type, id, plain, len, sealed, &slen);
-	char name[128];
-	snprintf(name, sizeof(name), "%s/%s", dir, bk_id_hex(id).s);
 	int e = bk_backend_put(r->be, name, sealed, slen, true);
 	free(sealed);
+	return e;
+}
+
+/* Reads object name and opens it under id; named: id is the name's hash, so the
+ * content is not checked against it. */
+static int get_open(BkRepo *r, const char *name, BkBlobType type, const uint8_t id[32],
+		    bool named, uint8_t **ret, size_t *ret_len)
+{
+	uint8_t *sealed;
+	size_t slen;
+	int e = bk_backend_get_all(r->be, name, bk_seal_bound(BK_RECORD_MAX), &sealed, &slen);
+	if (e < 0)
+		return e;
+	BkSealer *s = bk_repo_sealer(r);
+	if (!s)
+		e = -ENOMEM;
+	else if (named)
+		e = bk_open_named(s, r->keys, type, id, sealed, slen, BK_RECORD_MAX, ret, ret_len);
+	else
+		e = bk_open(s, r->keys, type, id, sealed, slen, BK_RECORD_MAX, ret, ret_len);
+	if (e < 0 && e != -ENOMEM)
+		bk_error_wrap(e, "record %s", name);
+	free(sealed);
+	return e;
+}
+
+int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *plain,
+		       size_t len, uint8_t ret_id[32])
+{
+	uint8_t id[32];
+	bk_blob_id(r->keys, plain, len, id);
+	char name[128];
+	snprintf(name, sizeof(name), "%s/%s", dir, bk_id_hex(id).s);
+	int e = seal_put(r, name, type, id, plain, len);
 	if (e == -EEXIST)
 		e = 0; /* same id = same plaintext: already stored */
 	if (e == 0)
@@ -437,52 +469,21 @@ int bk_repo_get_record(BkRepo *r, const char *dir, BkBlobType type, const uint8_
 {
 	char name[128];
 	snprintf(name, sizeof(name), "%s/%s", dir, bk_id_hex(id).s);
-	uint8_t *sealed;
-	size_t slen;
-	int e = bk_backend_get_all(r->be, name, bk_seal_bound(BK_RECORD_MAX), &sealed, &slen);
-	if (e < 0)
-		return e;
-	BkSealer *s = bk_repo_sealer(r);
-	e = s ? bk_open(s, r->keys, type, id, sealed, slen, BK_RECORD_MAX, ret, ret_len) : -ENOMEM;
-	if (e < 0 && e != -ENOMEM)
-		bk_error_wrap(e, "record %s", name);
-	free(sealed);
-	return e;
+	return get_open(r, name, type, id, false, ret, ret_len);
 }
 
 int bk_repo_put_named(BkRepo *r, const char *name, BkBlobType type, const void *plain,
 		      size_t len)
 {
-	BkSealer *s = bk_repo_sealer(r);
-	if (!s)
-		return -ENOMEM;
 	uint8_t id[32];
 	bk_blob_id(r->keys, name, strlen(name), id);
-	uint8_t *sealed = malloc(bk_seal_bound(len));
-	if (!sealed)
-		return -ENOMEM;
-	size_t slen;
-	bk_seal(s, r->keys, type, id, plain, len, sealed, &slen);
-	int e = bk_backend_put(r->be, name, sealed, slen, true);
-	free(sealed);
-	return e;
+	return seal_put(r, name, type, id, plain, len);
 }
 
 int bk_repo_get_named(BkRepo *r, const char *name, BkBlobType type, uint8_t **ret,
 		      size_t *ret_len)
 {
-	uint8_t *sealed;
-	size_t slen;
-	int e = bk_backend_get_all(r->be, name, bk_seal_bound(BK_RECORD_MAX), &sealed, &slen);
-	if (e < 0)
-		return e;
-	BkSealer *s = bk_repo_sealer(r);
 	uint8_t id[32];
 	bk_blob_id(r->keys, name, strlen(name), id);
-	e = s ? bk_open_named(s, r->keys, type, id, sealed, slen, BK_RECORD_MAX, ret, ret_len)
-	      : -ENOMEM;
-	if (e < 0 && e != -ENOMEM)
-		bk_error_wrap(e, "record %s", name);
-	free(sealed);
-	return e;
+	return get_open(r, name, type, id, true, ret, ret_len);
 }

@@ -48,6 +48,9 @@ static inline void bk_closep(int *fd)
 /* Writes 2*len lowercase hex digits and a NUL into out (size >= 2*len+1). */
 void bk_hex(char *out, const uint8_t *in, size_t len);
 
+/* The value of one hex digit (either case), or -1. */
+int bk_hex_value(char c);
+
 /* Parses exactly 2*len hex digits from s into out; -EINVAL if s is not that. */
 int bk_unhex(uint8_t *out, size_t len, const char *s);
 
