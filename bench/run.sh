@@ -73,21 +73,7 @@ meta() { printf '%s\t%s\n' "$1" "$2" >> "$META"; }
 note() { log "note: $*"; printf '%s\n' "$*" >> "$NOTES"; }
 
 # ---------------------------------------------------------------- packages
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-ensure_pkgs() {  # ensure_pkgs PKG... : apt-get install whatever is missing
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-      || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq "${missing[@]}" >> "$LOG" 2>&1 \
-    || { $SUDO apt-get update -qq >> "$LOG" 2>&1 \
-         && $SUDO apt-get install -y -qq "${missing[@]}" >> "$LOG" 2>&1; }
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if command -v dpkg-query > /dev/null; then
   ensure_pkgs time zstd openssl python3 postgresql-15 || die "cannot install the base packages"
   for t in $TOOLS; do

@@ -1,0 +1,18 @@
+# bench/lib.sh: shell helpers shared by bench/run.sh and bench/pg-bench.sh.
+# Needs the caller's log function and $LOG.
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+ensure_pkgs() {  # ensure_pkgs PKG... : apt-get install whatever is missing
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq "${missing[@]}" >> "$LOG" 2>&1 \
+    || { $SUDO apt-get update -qq >> "$LOG" 2>&1 \
+         && $SUDO apt-get install -y -qq "${missing[@]}" >> "$LOG" 2>&1; }
+}
