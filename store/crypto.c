@@ -18,6 +18,8 @@ struct BkSealer {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	int level;
+	uint8_t *scratch;
+	size_t scratch_cap;
 };
 
 int bk_crypto_init(void)
@@ -79,7 +81,23 @@ void bk_sealer_free(BkSealer *s)
 		return;
 	ZSTD_freeCCtx(s->cctx);
 	ZSTD_freeDCtx(s->dctx);
+	if (s->scratch)
+		sodium_memzero(s->scratch, s->scratch_cap);
+	free(s->scratch);
 	free(s);
+}
+
+uint8_t *bk_sealer_scratch(BkSealer *s, size_t n)
+{
+	if (n > s->scratch_cap) {
+		size_t cap = n < (256u << 10) ? 256u << 10 : n;
+		uint8_t *p = realloc(s->scratch, cap);
+		if (!p)
+			return NULL;
+		s->scratch = p;
+		s->scratch_cap = cap;
+	}
+	return s->scratch;
 }
 
 void bk_sealer_set_level(BkSealer *s, int zstd_level) { s->level = zstd_level; }
@@ -126,86 +144,100 @@ int bk_seal(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	return 0;
 }
 
-static int open_sealed(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
-		       const uint8_t *sealed, size_t sealed_len, size_t max_len, bool check_id,
-		       uint8_t **ret_plain, size_t *ret_len)
+/* Authenticates sealed and decrypts its message into msg (clen bytes; may be
+ * sealed + 1 + BK_NONCE_LEN itself, in place), then decompresses or copies the
+ * payload into out (out_cap bytes) or, when out is NULL, into a buffer of exactly
+ * the plaintext's size (at most out_cap) that *ret_alloc receives. */
+static int open_core(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+		     bool check_id, const uint8_t *sealed, size_t sealed_len, uint8_t *msg,
+		     uint8_t *out, size_t out_cap, uint8_t **ret_alloc, size_t *ret_len)
 {
 	if (sealed_len < BK_SEAL_OVERHEAD)
 		return bk_errorf(BK_E_CORRUPT, "sealed blob too short (%zu bytes)", sealed_len);
 	if (sealed[0] != BK_SEAL_VERSION)
 		return bk_errorf(BK_E_VERSION, "sealed blob version %u unknown", sealed[0]);
 	size_t clen = sealed_len - 1 - BK_NONCE_LEN;
-	uint8_t *msg = malloc(clen);
-	if (!msg)
-		return -ENOMEM;
 	uint8_t ad[BK_REPO_ID_LEN + 1 + 32];
 	make_ad(ad, k, type, id);
 	unsigned long long mlen;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(msg, &mlen, NULL, sealed + 1 + BK_NONCE_LEN,
 						       clen, ad, sizeof(ad), sealed + 1,
-						       k->data_key) != 0) {
-		free(msg);
+						       k->data_key) != 0)
 		return bk_errorf(BK_E_CORRUPT, "blob %s: authentication failed", bk_id_hex(id).s);
-	}
 	uint8_t flags = msg[0];
-	size_t payload = (size_t)mlen - 1;
-	uint8_t *plain;
-	size_t plain_len;
-	if (flags & ~FLAG_ZSTD) {
-		free(msg);
+	const uint8_t *payload = msg + 1;
+	size_t payload_len = (size_t)mlen - 1, plain_len = payload_len;
+	if (flags & ~FLAG_ZSTD)
 		return bk_errorf(BK_E_VERSION, "blob %s: unknown flags 0x%02x", bk_id_hex(id).s, flags);
-	}
 	if (flags & FLAG_ZSTD) {
-		unsigned long long fsz = ZSTD_getFrameContentSize(msg + 1, payload);
-		if (fsz == ZSTD_CONTENTSIZE_ERROR || fsz == ZSTD_CONTENTSIZE_UNKNOWN || fsz > max_len) {
-			free(msg);
+		unsigned long long fsz = ZSTD_getFrameContentSize(payload, payload_len);
+		if (fsz == ZSTD_CONTENTSIZE_ERROR || fsz == ZSTD_CONTENTSIZE_UNKNOWN || fsz > out_cap)
 			return bk_errorf(BK_E_CORRUPT, "blob %s: bad compressed size", bk_id_hex(id).s);
-		}
-		plain = malloc(fsz ? (size_t)fsz : 1);
-		if (!plain) {
-			free(msg);
-			return -ENOMEM;
-		}
-		size_t d = ZSTD_decompressDCtx(s->dctx, plain, (size_t)fsz, msg + 1, payload);
-		sodium_memzero(msg, clen);
-		free(msg);
-		if (ZSTD_isError(d) || d != fsz) {
-			free(plain);
-			return bk_errorf(BK_E_CORRUPT, "blob %s: decompression failed", bk_id_hex(id).s);
-		}
-		plain_len = d;
+		plain_len = (size_t)fsz;
+	} else if (payload_len > out_cap) {
+		return bk_errorf(BK_E_CORRUPT, "blob %s: larger than expected", bk_id_hex(id).s);
+	}
+	uint8_t *plain = out ? out : malloc(plain_len ? plain_len : 1);
+	if (!plain)
+		return -ENOMEM;
+	int e = 0;
+	if (flags & FLAG_ZSTD) {
+		size_t d = ZSTD_decompressDCtx(s->dctx, plain, plain_len, payload, payload_len);
+		if (ZSTD_isError(d) || d != plain_len)
+			e = bk_errorf(BK_E_CORRUPT, "blob %s: decompression failed", bk_id_hex(id).s);
 	} else {
-		if (payload > max_len) {
-			free(msg);
-			return bk_errorf(BK_E_CORRUPT, "blob %s: larger than expected", bk_id_hex(id).s);
-		}
-		memmove(msg, msg + 1, payload);
-		plain = msg;
-		plain_len = payload;
+		memcpy(plain, payload, plain_len);
 	}
 	uint8_t check[32];
-	if (check_id)
+	if (e == 0 && check_id) {
 		bk_blob_id(k, plain, plain_len, check);
-	if (check_id && sodium_memcmp(check, id, 32) != 0) {
-		sodium_memzero(plain, plain_len);
-		free(plain);
-		return bk_errorf(BK_E_CORRUPT, "blob %s: content does not match its id", bk_id_hex(id).s);
+		if (sodium_memcmp(check, id, 32) != 0)
+			e = bk_errorf(BK_E_CORRUPT, "blob %s: content does not match its id",
+				      bk_id_hex(id).s);
 	}
-	*ret_plain = plain;
+	if (e < 0) {
+		if (!out)
+			free(plain);
+		return e;
+	}
+	if (!out)
+		*ret_alloc = plain;
 	*ret_len = plain_len;
 	return 0;
+}
+
+static int open_alloc(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+		      bool check_id, const uint8_t *sealed, size_t sealed_len, size_t max_len,
+		      uint8_t **ret_plain, size_t *ret_len)
+{
+	size_t cap = sealed_len ? sealed_len : 1;
+	uint8_t *msg = malloc(cap);
+	if (!msg)
+		return -ENOMEM;
+	int e = open_core(s, k, type, id, check_id, sealed, sealed_len, msg, NULL, max_len,
+			  ret_plain, ret_len);
+	sodium_memzero(msg, cap);
+	free(msg);
+	return e;
 }
 
 int bk_open(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	    const uint8_t *sealed, size_t sealed_len, size_t max_len, uint8_t **ret_plain,
 	    size_t *ret_len)
 {
-	return open_sealed(s, k, type, id, sealed, sealed_len, max_len, true, ret_plain, ret_len);
+	return open_alloc(s, k, type, id, true, sealed, sealed_len, max_len, ret_plain, ret_len);
 }
 
 int bk_open_named(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 		  const uint8_t *sealed, size_t sealed_len, size_t max_len, uint8_t **ret_plain,
 		  size_t *ret_len)
 {
-	return open_sealed(s, k, type, id, sealed, sealed_len, max_len, false, ret_plain, ret_len);
+	return open_alloc(s, k, type, id, false, sealed, sealed_len, max_len, ret_plain, ret_len);
+}
+
+int bk_open_into(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+		 uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap, size_t *ret_len)
+{
+	uint8_t *msg = sealed_len >= BK_SEAL_OVERHEAD ? sealed + 1 + BK_NONCE_LEN : sealed;
+	return open_core(s, k, type, id, true, sealed, sealed_len, msg, out, out_cap, NULL, ret_len);
 }

@@ -57,6 +57,9 @@ int bk_sealer_new(int zstd_level, BkSealer **ret);
 void bk_sealer_free(BkSealer *s); /* accepts NULL */
 /* The zstd level the next bk_seal() uses (0: store raw). */
 void bk_sealer_set_level(BkSealer *s, int zstd_level);
+/* A buffer of at least n bytes that lives as long as s (for sealed bytes being
+ * read); NULL when out of memory. */
+uint8_t *bk_sealer_scratch(BkSealer *s, size_t n);
 
 /* Upper bound of a sealed blob's size for len plaintext bytes. */
 size_t bk_seal_bound(size_t len);
@@ -71,6 +74,12 @@ int bk_seal(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 int bk_open(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	    const uint8_t *sealed, size_t sealed_len, size_t max_len, uint8_t **ret_plain,
 	    size_t *ret_len);
+
+/* Like bk_open, into out (at most out_cap bytes) without allocating: sealed is
+ * decrypted in place, so its bytes are spent. For the read paths that move a
+ * stream of chunks through reused buffers. */
+int bk_open_into(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+		 uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap, size_t *ret_len);
 
 /* Like bk_open, but for records named by something other than their content
  * (the id is then the keyed hash of the object's name, bound as associated data):

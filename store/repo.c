@@ -368,45 +368,84 @@ int bk_repo_key_remove(BkRepo *r, const char *slot)
 
 /* ---- blobs and records ---- */
 
+static int locate(BkRepo *r, BkBlobType type, const uint8_t id[32], BkBlobLoc *loc)
+{
+	int e = bk_index_get(r->index, id, loc);
+	if (e == -ENOENT)
+		return bk_errorf(-ENOENT, "blob %s is not in the index", bk_id_hex(id).s);
+	if (e < 0)
+		return e;
+	if (loc->type != type) {
+		char pname[80];
+		bk_pack_name(loc->pack, pname);
+		return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: type %u, expected %u",
+				 bk_id_hex(id).s, pname, loc->offset, loc->type, type);
+	}
+	return 0;
+}
+
+/* Reads the sealed bytes at loc into this thread's scratch and opens them into
+ * out (loc->plain_len bytes). */
+static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBlobLoc *loc,
+		    uint8_t *out)
+{
+	char pname[80];
+	bk_pack_name(loc->pack, pname);
+	BkSealer *s = bk_repo_sealer(r);
+	uint8_t *sealed = s ? bk_sealer_scratch(s, loc->sealed_len) : NULL;
+	if (!sealed)
+		return -ENOMEM;
+	size_t n, len;
+	int e = bk_backend_get(r->be, pname, loc->offset, loc->sealed_len, sealed, &n);
+	if (e == -ENOENT)
+		return bk_errorf(BK_E_CORRUPT, "pack %s is missing (blob %s)", pname, bk_id_hex(id).s);
+	if (e < 0)
+		return e;
+	if (n != loc->sealed_len)
+		return bk_errorf(BK_E_CORRUPT, "pack %s: truncated at offset %u", pname, loc->offset);
+	e = bk_open_into(s, r->keys, type, id, sealed, n, out, loc->plain_len, &len);
+	if (e < 0)
+		return bk_error_wrap(e, "pack %s offset %u", pname, loc->offset);
+	if (len != loc->plain_len)
+		return bk_errorf(BK_E_CORRUPT, "pack %s offset %u: blob %s has the wrong length", pname,
+				 loc->offset, bk_id_hex(id).s);
+	return 0;
+}
+
 int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t **ret,
 		      size_t *ret_len)
 {
 	BkRepo *r = repo;
 	BkBlobLoc loc;
-	int e = bk_index_get(r->index, id, &loc);
-	if (e == -ENOENT)
-		return bk_errorf(-ENOENT, "blob %s is not in the index", bk_id_hex(id).s);
+	int e = locate(r, type, id, &loc);
 	if (e < 0)
 		return e;
-	char pname[80];
-	bk_pack_name(loc.pack, pname);
-	if (loc.type != type)
-		return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: type %u, expected %u",
-				 bk_id_hex(id).s, pname, loc.offset, loc.type, type);
-	uint8_t *sealed = malloc(loc.sealed_len);
-	if (!sealed)
+	uint8_t *out = malloc(loc.plain_len ? loc.plain_len : 1);
+	if (!out)
 		return -ENOMEM;
-	size_t n;
-	e = bk_backend_get(r->be, pname, loc.offset, loc.sealed_len, sealed, &n);
-	if (e == -ENOENT)
-		e = bk_errorf(BK_E_CORRUPT, "pack %s is missing (blob %s)", pname, bk_id_hex(id).s);
-	else if (e == 0 && n != loc.sealed_len)
-		e = bk_errorf(BK_E_CORRUPT, "pack %s: truncated at offset %u", pname, loc.offset);
-	BkSealer *s = bk_repo_sealer(r);
-	if (e == 0 && !s)
-		e = -ENOMEM;
-	if (e == 0) {
-		e = bk_open(s, r->keys, type, id, sealed, n, loc.plain_len, ret, ret_len);
-		if (e < 0)
-			bk_error_wrap(e, "pack %s offset %u", pname, loc.offset);
-		else if (*ret_len != loc.plain_len) {
-			free(*ret);
-			e = bk_errorf(BK_E_CORRUPT, "pack %s offset %u: blob %s has the wrong length",
-				      pname, loc.offset, bk_id_hex(id).s);
-		}
+	if ((e = read_loc(r, type, id, &loc, out)) < 0) {
+		free(out);
+		return e;
 	}
-	free(sealed);
-	return e;
+	*ret = out;
+	*ret_len = loc.plain_len;
+	return 0;
+}
+
+int bk_repo_read_blob_into(BkRepo *r, BkBlobType type, const uint8_t id[32], uint8_t *out,
+			   size_t cap, size_t *ret_len)
+{
+	BkBlobLoc loc;
+	int e = locate(r, type, id, &loc);
+	if (e < 0)
+		return e;
+	if (loc.plain_len > cap)
+		return bk_errorf(BK_E_CORRUPT, "blob %s: %u bytes in the index, at most %zu expected",
+				 bk_id_hex(id).s, loc.plain_len, cap);
+	if ((e = read_loc(r, type, id, &loc, out)) < 0)
+		return e;
+	*ret_len = loc.plain_len;
+	return 0;
 }
 
 /* Seals plain under id and stores it, create-only, as object name. */

@@ -79,6 +79,10 @@ int bk_repo_key_remove(BkRepo *r, const char *slot);
  * offset if the stored bytes are wrong. Matches BkGetBlobFn with ud = repo. */
 int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t **ret,
 		      size_t *ret_len);
+/* Like bk_repo_read_blob, into out (cap bytes; a longer blob is BK_E_CORRUPT)
+ * through a per-thread scratch buffer: no allocation per blob. */
+int bk_repo_read_blob_into(BkRepo *r, BkBlobType type, const uint8_t id[32], uint8_t *out,
+			   size_t cap, size_t *ret_len);
 
 /* Writes a record (create-only; an existing identical record is fine). */
 int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *plain,

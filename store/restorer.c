@@ -201,24 +201,35 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 #define READ_AHEAD 8
 #define BATCH_CHUNKS 16
 #define BATCH_BYTES (512u << 10)
+#define WRITEBACK_BYTES (8u << 20)
 
 typedef struct {
 	size_t n;
 	uint64_t bytes;
 	uint8_t id[BATCH_CHUNKS][32];
 	uint64_t size[BATCH_CHUNKS];
-	uint8_t *data[BATCH_CHUNKS];
-	size_t len[BATCH_CHUNKS];
+	uint8_t *buf; /* the batch's chunks back to back; kept for the slot's next batch */
+	size_t cap;
 } ReadJob;
 
 static int read_chunks(void *repo, void *job)
 {
 	ReadJob *j = job;
-	for (size_t i = 0; i < j->n; i++) {
-		int e = bk_repo_read_blob(repo, BK_BLOB_DATA, j->id[i], &j->data[i], &j->len[i]);
-		if (e == 0 && j->len[i] != j->size[i])
+	if (j->bytes > j->cap) {
+		free(j->buf);
+		j->cap = j->bytes;
+		if (!(j->buf = malloc(j->cap))) {
+			j->cap = 0;
+			return -ENOMEM;
+		}
+	}
+	uint8_t *p = j->buf;
+	for (size_t i = 0; i < j->n; p += j->size[i], i++) {
+		size_t len;
+		int e = bk_repo_read_blob_into(repo, BK_BLOB_DATA, j->id[i], p, j->size[i], &len);
+		if (e == 0 && len != j->size[i])
 			e = bk_errorf(BK_E_CORRUPT, "chunk %s: %zu bytes, content list says %llu",
-				      bk_id_hex(j->id[i]).s, j->len[i], (unsigned long long)j->size[i]);
+				      bk_id_hex(j->id[i]).s, len, (unsigned long long)j->size[i]);
 		if (e < 0)
 			return e;
 	}
@@ -227,10 +238,6 @@ static int read_chunks(void *repo, void *job)
 
 static void job_release(ReadJob *j)
 {
-	for (size_t i = 0; i < j->n; i++) {
-		free(j->data[i]);
-		j->data[i] = NULL;
-	}
 	j->n = 0;
 	j->bytes = 0;
 }
@@ -241,6 +248,7 @@ typedef struct {
 	ReadJob *filling; /* the batch being filled, not yet submitted */
 	int fd;
 	bool sparse;     /* fd is a regular file: seek over zero chunks */
+	uint64_t unflushed; /* bytes written since writeback was last started */
 	const BkRestoreOpts *o;
 	uint64_t *progress_done;
 } Sink;
@@ -253,6 +261,8 @@ static int sink_open(Sink *s, BkRepo *r)
 
 static void sink_close(Sink *s)
 {
+	for (size_t i = 0; i < READ_AHEAD; i++)
+		free(((ReadJob *)bk_pipeline_job(s->pipe, i))->buf);
 	bk_pipeline_free(s->pipe); /* sink_content left nothing in flight */
 }
 
@@ -263,18 +273,40 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return memcmp(p, p + 1, n - 1) == 0;
 }
 
+/* Writes n bytes of a batch: a run of zero chunks in a regular file becomes a
+ * hole, the rest goes out in as few writes as possible. */
+static int write_run(Sink *s, const uint8_t *p, size_t n, bool zero)
+{
+	if (zero)
+		return lseek(s->fd, (off_t)n, SEEK_CUR) < 0 ? -errno : 0;
+	return bk_write_all(s->fd, p, n);
+}
+
 /* Takes the oldest batch read and writes it out. */
 static int write_one(Sink *s)
 {
 	int e;
 	ReadJob *j = bk_pipeline_take(s->pipe, &e);
-	for (size_t i = 0; e == 0 && i < j->n; i++) {
-		if (s->sparse && all_zero(j->data[i], j->len[i]))
-			e = lseek(s->fd, (off_t)j->len[i], SEEK_CUR) < 0 ? -errno : 0;
-		else
-			e = bk_write_all(s->fd, j->data[i], j->len[i]);
-		if (e < 0)
-			e = bk_errorf_code(e, "write");
+	const uint8_t *run = j->buf, *p = j->buf;
+	bool run_zero = false;
+	int w = 0;
+	for (size_t i = 0; e == 0 && w == 0 && i < j->n; p += j->size[i], i++) {
+		bool zero = s->sparse && all_zero(p, j->size[i]);
+		if (zero != run_zero && p > run) {
+			w = write_run(s, run, (size_t)(p - run), run_zero);
+			run = p;
+		}
+		run_zero = zero;
+	}
+	if (e == 0 && w == 0 && p > run)
+		w = write_run(s, run, (size_t)(p - run), run_zero);
+	if (w < 0)
+		e = bk_errorf_code(w, "write");
+	if (e == 0 && s->sparse && (s->unflushed += j->bytes) >= WRITEBACK_BYTES) {
+		/* start writing back now, on the kernel's threads, so that the final
+		 * sync finds little left to do */
+		sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		s->unflushed = 0;
 	}
 	if (e == 0 && s->progress_done) {
 		*s->progress_done += j->bytes;
@@ -398,6 +430,9 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 		bk_error_wrap(r, "%s", rs->path);
 	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
 		r = bk_errorf_code(-errno, "truncate %s", rs->path);
+	if (r == 0 && rs->sink.unflushed)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	rs->sink.unflushed = 0;
 	close(fd);
 	if (r == 0)
 		r = set_meta(rs, dirfd, tmp, e);

@@ -9,7 +9,8 @@
  * libsodium from the documented format) with unknown flags, bad zstd frames and
  * content that does not match its id refused; bk_open_named opens a record under
  * its name's id and still refuses another name, type, repository, a short cap and
- * every bit flip. */
+ * every bit flip. bk_open_into (in place, into a caller's buffer) is held to the
+ * same results as bk_open on every one of these inputs. */
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -94,22 +95,33 @@ static uint8_t *seal_alloc(BkSealer *s, const BkKeys *k, BkBlobType type, const 
 	return out;
 }
 
-/* Opens and checks the result; NULL plaintext on failure. */
+/* Opens and checks the result; NULL plaintext on failure. bk_open_into (on a
+ * copy, since it decrypts in place, into a buffer of max_len bytes) must agree
+ * with bk_open on every input: 3 when it does not. */
 static int open_check(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 		      const uint8_t *sealed, size_t sealed_len, size_t max_len, const void *want,
 		      size_t want_len)
 {
+	uint8_t *copy = malloc(sealed_len ? sealed_len : 1), *out = malloc(max_len ? max_len : 1);
+	size_t out_len = 0;
+	memcpy(copy, sealed, sealed_len);
+	int r_into = bk_open_into(s, k, type, id, copy, sealed_len, out, max_len, &out_len);
+	bool into_same = r_into == 0 && out_len == want_len &&
+			 (want_len == 0 || memcmp(out, want, want_len) == 0);
+	free(copy);
+	free(out);
+
 	uint8_t *plain = NULL;
 	size_t plen = 12345;
 	int r = bk_open(s, k, type, id, sealed, sealed_len, max_len, &plain, &plen);
 	if (r == 0) {
 		bool same = plen == want_len && (want_len == 0 || memcmp(plain, want, want_len) == 0);
 		free(plain);
-		return same ? 0 : 1;
+		return !same ? 1 : !into_same ? 3 : 0;
 	}
 	if (plain != NULL || plen != 12345) /* output untouched on failure */
 		return 2;
-	return r;
+	return r_into != r ? 3 : r;
 }
 
 /* Builds a sealed blob by hand from the documented format: u8 version | nonce |
