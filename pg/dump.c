@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pg/libpq.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
 #include "store/restorer.h"
@@ -176,7 +176,9 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	char version[16];
 	char *dbs = NULL;
 	uint64_t sysid = 0;
-	int e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid);
+	int e = bk_libpq_load();
+	if (e == 0)
+		e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid);
 	if (e < 0)
 		return e;
 	if (sysid)

@@ -2,11 +2,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "pg/libpq.h"
 #include "pg/wal.h"
 #include "store/error.h"
 #include "store/util.h"
@@ -112,6 +112,9 @@ int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
 {
 	const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
 	const char *vals[] = {conninfo, "true", "bunker", NULL};
+	int e = bk_libpq_load();
+	if (e < 0)
+		return e;
 
 	BkPgRepl *c = calloc(1, sizeof(*c));
 	if (!c)

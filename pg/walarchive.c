@@ -183,16 +183,8 @@ static int store_fd(BkRepo *r, int fd, BkWalRecord *w)
 		bk_writer_set_level(writer, BK_WAL_ZSTD_LEVEL);
 	if (e == 0)
 		e = bk_chunk_stream_new(r, writer, &stream);
-	uint8_t *buf = e == 0 ? malloc(1 << 20) : NULL;
-	if (e == 0 && !buf)
-		e = -ENOMEM;
-	while (e == 0) {
-		size_t n;
-		if ((e = bk_read_full(fd, buf, 1 << 20, &n)) < 0 || n == 0)
-			break;
-		e = bk_chunk_stream_push(stream, buf, n);
-	}
-	free(buf);
+	if (e == 0)
+		e = bk_chunk_stream_read_fd(stream, fd, NULL, NULL, 0, 0);
 	if (e == 0)
 		e = bk_chunk_stream_finish(stream, &w->content, &w->size);
 	bk_chunk_stream_free(stream);

@@ -18,11 +18,12 @@
 static const uint8_t header_magic[BK_PACK_HEADER_LEN] = { 'B', 'K', 'P', 'A', 'C', 'K', 0, 1 };
 static const char footer_magic[8] = { 'B', 'K', 'P', 'K', 'E', 'N', 'D', '1' };
 #define TRAILER_VERSION 1
+#define WRITEBACK_BYTES (1u << 20)
 
 struct BkPackWriter {
 	char *tmp_dir, *tmp_path;
 	int fd;
-	uint64_t size;
+	uint64_t size, unsynced;
 	BkPackEntry *entries;
 	size_t count, cap;
 	crypto_generichash_state hash;
@@ -65,6 +66,12 @@ static int emit(BkPackWriter *w, const void *p, size_t n)
 		return bk_errorf_code(r, "write pack %s", w->tmp_path);
 	crypto_generichash_update(&w->hash, p, n);
 	w->size += n;
+	if ((w->unsynced += n) >= WRITEBACK_BYTES) {
+		/* start writing back now, so that the fsync before the pack's commit
+		 * finds little left to do */
+		sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		w->unsynced = 0;
+	}
 	return 0;
 }
 
