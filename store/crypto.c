@@ -1,6 +1,7 @@
 #include "store/crypto.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,12 +21,32 @@ struct BkSealer {
 	int level;
 	uint8_t *scratch;
 	size_t scratch_cap;
+	/* nonces: a random prefix drawn when the sealer is made, then a counter,
+	 * so that sealing a blob costs no system call */
+	uint8_t nonce_prefix[BK_NONCE_LEN - 8];
+	uint64_t nonce_count;
+	unsigned forks; /* fork_count when the prefix was drawn */
 };
+
+/* A child of fork() holds a copy of every sealer: it must not reuse its parent's
+ * prefix and counter, so each sealer draws a new prefix after a fork. */
+static volatile unsigned fork_count;
+static void after_fork(void) { fork_count++; }
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, after_fork); }
+
+static void new_nonce_prefix(BkSealer *s)
+{
+	randombytes_buf(s->nonce_prefix, sizeof(s->nonce_prefix));
+	s->nonce_count = 0;
+	s->forks = fork_count;
+}
 
 int bk_crypto_init(void)
 {
 	if (sodium_init() < 0)
 		return bk_errorf(-EIO, "libsodium failed to initialise");
+	pthread_once(&atfork_once, register_atfork);
 	return 0;
 }
 
@@ -67,6 +88,7 @@ int bk_sealer_new(int zstd_level, BkSealer **ret)
 	s->cctx = ZSTD_createCCtx();
 	s->dctx = ZSTD_createDCtx();
 	s->level = zstd_level;
+	new_nonce_prefix(s);
 	if (!s->cctx || !s->dctx) {
 		bk_sealer_free(s);
 		return -ENOMEM;
@@ -133,7 +155,10 @@ int bk_seal(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	}
 	msg[0] = flags;
 	out[0] = BK_SEAL_VERSION;
-	randombytes_buf(out + 1, BK_NONCE_LEN);
+	if (s->forks != fork_count)
+		new_nonce_prefix(s);
+	memcpy(out + 1, s->nonce_prefix, sizeof(s->nonce_prefix));
+	bk_put_le64(out + 1 + sizeof(s->nonce_prefix), s->nonce_count++);
 
 	uint8_t ad[BK_REPO_ID_LEN + 1 + 32];
 	make_ad(ad, k, type, id);

@@ -9,6 +9,9 @@
  * Sealed blob format (version 1), BK_SEAL_OVERHEAD bytes more than its payload:
  *   u8 version=1 | nonce[24] | XChaCha20-Poly1305( u8 flags | payload ) incl. tag[16]
  * flags bit 0: payload is a zstd frame (with content size); otherwise raw.
+ * Nonce: a sealer's random 16-byte prefix (drawn when it is made, and again in a
+ * child after fork) then a little-endian 64-bit counter: unique without a system
+ * call per blob.
  * Associated data: repository id[16] | u8 blob type | blob id[32], so a blob moved
  * to another repository, id or type fails to open.
  *

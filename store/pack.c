@@ -18,12 +18,14 @@
 static const uint8_t header_magic[BK_PACK_HEADER_LEN] = { 'B', 'K', 'P', 'A', 'C', 'K', 0, 1 };
 static const char footer_magic[8] = { 'B', 'K', 'P', 'K', 'E', 'N', 'D', '1' };
 #define TRAILER_VERSION 1
-#define WRITEBACK_BYTES (1u << 20)
+#define BUF_SIZE (1u << 20)
 
 struct BkPackWriter {
 	char *tmp_dir, *tmp_path;
 	int fd;
-	uint64_t size, unsynced;
+	uint64_t size;
+	uint8_t *buf; /* bytes not yet written */
+	size_t buffered;
 	BkPackEntry *entries;
 	size_t count, cap;
 	crypto_generichash_state hash;
@@ -56,22 +58,40 @@ void bk_pack_writer_free(BkPackWriter *w)
 	free(w->tmp_path);
 	free(w->tmp_dir);
 	free(w->entries);
+	free(w->buf);
 	free(w);
 }
 
-static int emit(BkPackWriter *w, const void *p, size_t n)
+/* Writes out what is buffered, then starts writing it back, so that the fsync
+ * before the pack's commit finds little left to do. */
+static int flush_buf(BkPackWriter *w)
 {
-	int r = bk_write_all(w->fd, p, n);
+	if (w->buffered == 0)
+		return 0;
+	int r = bk_write_all(w->fd, w->buf, w->buffered);
 	if (r < 0)
 		return bk_errorf_code(r, "write pack %s", w->tmp_path);
+	w->buffered = 0;
+	sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return 0;
+}
+
+/* Appends to the pack through a buffer: one write per BUF_SIZE, not per blob. */
+static int emit(BkPackWriter *w, const void *p, size_t n)
+{
 	crypto_generichash_update(&w->hash, p, n);
 	w->size += n;
-	if ((w->unsynced += n) >= WRITEBACK_BYTES) {
-		/* start writing back now, so that the fsync before the pack's commit
-		 * finds little left to do */
-		sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		w->unsynced = 0;
+	if (w->buffered + n > BUF_SIZE) {
+		int r = flush_buf(w);
+		if (r < 0)
+			return r;
 	}
+	if (n > BUF_SIZE) {
+		int r = bk_write_all(w->fd, p, n);
+		return r < 0 ? bk_errorf_code(r, "write pack %s", w->tmp_path) : 0;
+	}
+	memcpy(w->buf + w->buffered, p, n);
+	w->buffered += n;
 	return 0;
 }
 
@@ -90,6 +110,8 @@ static int start(BkPackWriter *w)
 	}
 	if (fchmod(w->fd, 0660) < 0)
 		return bk_errorf_code(-errno, "chmod %s", w->tmp_path);
+	if (!w->buf && !(w->buf = malloc(BUF_SIZE)))
+		return -ENOMEM;
 	crypto_generichash_init(&w->hash, NULL, 0, 32);
 	return emit(w, header_magic, sizeof(header_magic));
 }
@@ -159,6 +181,8 @@ int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t
 		memcpy(footer + 36, footer_magic, 8);
 		if ((r = emit(w, sealed, slen)) == 0)
 			r = emit(w, footer, sizeof(footer));
+		if (r == 0)
+			r = flush_buf(w);
 	}
 	free(sealed);
 	bk_enc_release(&e);

@@ -1,7 +1,8 @@
 /* Unit tests for store/crypto: subkey derivation and blob ids pinned by golden
  * vectors; blob ids keyed; seal/open round trips (empty, small, 64 KiB
  * compressible and incompressible, uncompressed sealer); compression happens
- * when it helps and never grows a blob; fresh nonces; every single-bit flip of a
+ * when it helps and never grows a blob; fresh nonces (within a sealer, between
+ * sealers, and in a forked child holding a copy of its parent's sealer); every single-bit flip of a
  * small sealed blob and a sample of a 64 KiB one refused (BK_E_VERSION for the
  * version byte, BK_E_CORRUPT elsewhere) without returning data; every truncation
  * and an extension refused; wrong type, id, repository id or key refused; the
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "store/crypto.h"
@@ -303,6 +306,61 @@ static size_t flip_bits(BkSealer *s, const BkKeys *k, const uint8_t id[32], uint
 	return bad;
 }
 
+/* Nonces never repeat: within a sealer (a counter), between sealers (their
+ * random prefixes differ) and between a parent and the child it forks, which
+ * holds a copy of the parent's sealer. */
+static uint8_t *nonce_of(BkSealer *s, const BkKeys *k, uint8_t out[BK_NONCE_LEN])
+{
+	uint8_t id[32];
+	size_t len;
+	uint8_t *sealed = seal_alloc(s, k, BK_BLOB_DATA, "x", 1, id, &len);
+	memcpy(out, sealed + 1, BK_NONCE_LEN);
+	free(sealed);
+	return out;
+}
+
+static void test_nonces(BkSealer *s)
+{
+	BkKeys *k = fixed_keys(0x30, 0x40);
+	enum { N = 2000 };
+	uint8_t(*seen)[BK_NONCE_LEN] = malloc(N * BK_NONCE_LEN);
+	for (size_t i = 0; i < N; i++)
+		nonce_of(s, k, seen[i]);
+	size_t repeats = 0;
+	for (size_t i = 0; i < N; i++)
+		for (size_t j = i + 1; j < N; j++)
+			repeats += memcmp(seen[i], seen[j], BK_NONCE_LEN) == 0;
+	is_int(repeats, 0, "%d seals by one sealer: no nonce twice", N);
+
+	BkSealer *other = NULL;
+	uint8_t a[BK_NONCE_LEN], b[BK_NONCE_LEN];
+	bk_sealer_new(3, &other);
+	ok(memcmp(nonce_of(s, k, a), nonce_of(other, k, b), BK_NONCE_LEN - 8) != 0,
+	   "two sealers: different nonce prefixes");
+	bk_sealer_free(other);
+
+	int pipefd[2];
+	if (pipe(pipefd) < 0)
+		abort();
+	pid_t pid = fork();
+	if (pid == 0) { /* the child seals with its copy of the parent's sealer */
+		uint8_t n[BK_NONCE_LEN];
+		ssize_t w = write(pipefd[1], nonce_of(s, k, n), BK_NONCE_LEN);
+		_exit(w == BK_NONCE_LEN ? 0 : 1);
+	}
+	uint8_t child[BK_NONCE_LEN] = { 0 };
+	ssize_t got = read(pipefd[0], child, BK_NONCE_LEN);
+	waitpid(pid, NULL, 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	nonce_of(s, k, a); /* the parent's next nonce */
+	ok(got == BK_NONCE_LEN && memcmp(a, child, BK_NONCE_LEN) != 0 &&
+		   memcmp(a, child, BK_NONCE_LEN - 8) != 0,
+	   "after fork the child draws a new nonce prefix");
+	free(seen);
+	bk_keys_free(k);
+}
+
 static void test_tamper(BkSealer *s)
 {
 	BkKeys *k = fixed_keys(0x10, 0x20);
@@ -546,6 +604,7 @@ int main(void)
 	test_keys_and_ids();
 	test_golden_seals(s);
 	test_round_trips(s, s_raw);
+	test_nonces(s);
 	test_tamper(s);
 	test_binding(s);
 	test_hand_made(s);
