@@ -122,7 +122,9 @@ int bk_pack_writer_add(BkPackWriter *w, BkBlobType type, const uint8_t id[32],
 	int r;
 	if (w->finished || type < BK_BLOB_DATA || type > BK_BLOB_WAL || type == BK_BLOB_TRAILER ||
 	    plain_len > BK_PACK_MAX_BLOB || sealed_len < BK_SEAL_OVERHEAD)
-		return bk_errorf(-EINVAL, "pack writer: invalid blob");
+		return bk_errorf(-EINVAL,
+				 "pack writer: invalid blob (type %d, %zu bytes sealed, %zu plain%s)",
+				 (int)type, sealed_len, plain_len, w->finished ? ", pack finished" : "");
 	if (w->size + sealed_len > BK_PACK_MAX_SIZE / 2 || w->count >= BK_PACK_MAX_ENTRIES)
 		return bk_errorf(-EFBIG, "pack writer: pack full");
 	if (w->fd < 0 && (r = start(w)) < 0)

@@ -31,6 +31,7 @@ struct BkWriter {
 	pthread_cond_t slot_free;
 	BkIdSet pending; /* ids in open or committed packs of this writer */
 	Slot slots[MAX_SLOTS];
+	unsigned flushing; /* flushes waiting for the slots to be free */
 	int level;       /* zstd level */
 	int error;       /* sticky: a failed commit fails every later flush */
 	char error_detail[512];
@@ -128,13 +129,23 @@ static void account_commit(BkWriter *w, int e, uint64_t size)
 	}
 }
 
-/* With the lock held: waits for every slot, commits them all, and forgets the
- * pending ids (they are all indexed now). */
-static int flush_locked(BkWriter *w)
+static bool any_busy(const BkWriter *w)
 {
 	for (size_t i = 0; i < MAX_SLOTS; i++)
-		while (w->slots[i].busy)
-			pthread_cond_wait(&w->slot_free, &w->lock);
+		if (w->slots[i].busy)
+			return true;
+	return false;
+}
+
+/* With the lock held: waits until no slot is in use, commits them all, and
+ * forgets the pending ids (they are all indexed now). No slot is handed out
+ * while a flush waits: a slot taken meanwhile would be committed under the
+ * thread appending to it. */
+static int flush_locked(BkWriter *w)
+{
+	w->flushing++;
+	while (any_busy(w))
+		pthread_cond_wait(&w->slot_free, &w->lock);
 	for (size_t i = 0; i < MAX_SLOTS; i++) {
 		uint64_t size;
 		int e = commit_slot(w, &w->slots[i], &size);
@@ -142,6 +153,8 @@ static int flush_locked(BkWriter *w)
 	}
 	if (!w->error)
 		bk_idset_clear(&w->pending);
+	w->flushing--;
+	pthread_cond_broadcast(&w->slot_free);
 	return w->error ? bk_errorf(w->error, "%s", w->error_detail) : 0;
 }
 
@@ -153,11 +166,12 @@ int bk_writer_flush(BkWriter *w)
 	return e;
 }
 
-/* With the lock held: a free slot, waiting for one if all are busy. */
+/* With the lock held: a free slot, waiting for one if all are busy or a flush
+ * is waiting for them. */
 static Slot *take_slot(BkWriter *w)
 {
 	for (;;) {
-		for (size_t i = 0; i < MAX_SLOTS; i++)
+		for (size_t i = 0; !w->flushing && i < MAX_SLOTS; i++)
 			if (!w->slots[i].busy) {
 				w->slots[i].busy = true;
 				return &w->slots[i];

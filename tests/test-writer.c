@@ -1,0 +1,167 @@
+/* Unit tests for store/writer: several threads put blobs through one writer
+ * while another thread flushes it over and over (as the archiver's workers and a
+ * PENDING_MAX flush do during a large backup). A flush must never commit a pack
+ * that a putting thread is still appending to: every put must succeed, and every
+ * blob must read back from the repository afterwards, authenticated and with its
+ * own bytes. Also: the same blob put twice is stored once. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/keyslot.h"
+#include "store/repo.h"
+#include "store/util.h"
+#include "store/writer.h"
+#include "tests/tap.h"
+
+#define PUTTERS 3
+#define BLOBS 3000
+#define BLOB_MAX 3000
+
+static char tmp_root[] = "/tmp/bunker-test-writer.XXXXXX";
+
+typedef struct {
+	BkWriter *w;
+	unsigned seed;
+	uint8_t (*ids)[32];
+	size_t failed;
+	char first_error[512];
+} Putter;
+
+static atomic_int putting;
+
+/* Blob i of putter p: deterministic bytes, different for every (p, i). */
+static size_t make_blob(unsigned p, unsigned i, uint8_t *buf)
+{
+	size_t len = 1 + (i * 7919u + p * 104729u) % BLOB_MAX;
+	uint32_t x = (p + 1) * 2654435761u ^ (i + 1) * 40503u;
+	for (size_t k = 0; k < len; k++) {
+		x = x * 1103515245u + 12345u;
+		buf[k] = (uint8_t)(x >> 16);
+	}
+	memcpy(buf, &i, sizeof(i) < len ? sizeof(i) : len);
+	return len;
+}
+
+static void *put_all(void *arg)
+{
+	Putter *pt = arg;
+	uint8_t buf[BLOB_MAX];
+	for (unsigned i = 0; i < BLOBS; i++) {
+		size_t len = make_blob(pt->seed, i, buf);
+		int e = bk_writer_put(pt->w, BK_BLOB_DATA, buf, len, pt->ids[i]);
+		if (e < 0 && pt->failed++ == 0)
+			snprintf(pt->first_error, sizeof(pt->first_error), "%s", bk_error_detail());
+	}
+	return NULL;
+}
+
+static void *flush_loop(void *arg)
+{
+	BkWriter *w = arg;
+	while (putting)
+		bk_writer_flush(w);
+	return NULL;
+}
+
+static void test_flush_while_putting(BkRepo *r)
+{
+	BkWriter *w = NULL;
+	is_int(bk_writer_new(r, &w), 0, "writer");
+	Putter pt[PUTTERS];
+	pthread_t th[PUTTERS], flusher;
+	putting = 1;
+	pthread_create(&flusher, NULL, flush_loop, w);
+	for (unsigned p = 0; p < PUTTERS; p++) {
+		pt[p] = (Putter){ .w = w, .seed = p, .ids = calloc(BLOBS, 32) };
+		pthread_create(&th[p], NULL, put_all, &pt[p]);
+	}
+	for (unsigned p = 0; p < PUTTERS; p++)
+		pthread_join(th[p], NULL);
+	putting = 0;
+	pthread_join(flusher, NULL);
+	is_int(bk_writer_flush(w), 0, "final flush");
+
+	size_t failed = 0;
+	for (unsigned p = 0; p < PUTTERS; p++) {
+		failed += pt[p].failed;
+		if (pt[p].failed)
+			diag("putter %u: %s", p, pt[p].first_error);
+	}
+	is_int(failed, 0, "%d threads x %d puts while flushing: none failed", PUTTERS, BLOBS);
+
+	size_t unreadable = 0, wrong = 0;
+	uint8_t want[BLOB_MAX];
+	for (unsigned p = 0; p < PUTTERS; p++) {
+		for (unsigned i = 0; i < BLOBS; i++) {
+			size_t len = make_blob(p, i, want), got_len;
+			uint8_t *got;
+			if (bk_repo_read_blob(r, BK_BLOB_DATA, pt[p].ids[i], &got, &got_len) < 0) {
+				if (unreadable++ == 0)
+					diag("blob %u/%u: %s", p, i, bk_error_detail());
+				continue;
+			}
+			wrong += got_len != len || memcmp(got, want, len) != 0;
+			free(got);
+		}
+		free(pt[p].ids);
+	}
+	is_int(unreadable, 0, "every blob reads back");
+	is_int(wrong, 0, "every blob has its own bytes");
+	const BkWriterStats *st = bk_writer_stats(w);
+	ok(st->packs > 10, "many packs committed by the flushes (%llu)",
+	   (unsigned long long)st->packs);
+	bk_writer_free(w);
+}
+
+static void test_same_blob_twice(BkRepo *r)
+{
+	BkWriter *w = NULL;
+	bk_writer_new(r, &w);
+	uint8_t a[32], b[32];
+	static const char data[] = "the same bytes, put twice";
+	ok(bk_writer_put(w, BK_BLOB_DATA, data, sizeof(data), a) == 0 &&
+		   bk_writer_put(w, BK_BLOB_DATA, data, sizeof(data), b) == 0 && !memcmp(a, b, 32),
+	   "same blob twice: same id");
+	is_int(bk_writer_flush(w), 0, "flush");
+	const BkWriterStats *st = bk_writer_stats(w);
+	ok(st->blobs == 2 && st->new_blobs == 1, "stored once (%llu puts, %llu new)",
+	   (unsigned long long)st->blobs, (unsigned long long)st->new_blobs);
+	bk_writer_free(w);
+}
+
+int main(void)
+{
+	if (bk_crypto_init() < 0 || !mkdtemp(tmp_root)) {
+		ok(false, "set-up");
+		return tap_done();
+	}
+	char *path = bk_path_join(tmp_root, "repo");
+	static const uint8_t key[32] = { 1, 2, 3 };
+	BkSecret *secret = NULL;
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	BkRepo *r = NULL;
+	int e = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &secret);
+	if (e == 0)
+		e = bk_repo_create(path, secret, &params, &r);
+	is_int(e, 0, "repository created");
+	if (e == 0) {
+		test_flush_while_putting(r);
+		test_same_blob_twice(r);
+	}
+	bk_repo_close(r);
+	bk_secret_free(secret);
+	free(path);
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
+	if (system(cmd) != 0)
+		diag("could not remove %s", tmp_root);
+	return tap_done();
+}
