@@ -32,7 +32,105 @@ typedef struct {
 	bool capturing;
 	char *backup_label, *tablespace_map;
 	uint64_t files, bytes;
+	/* the cluster's newest earlier base backup, whose unchanged files are reused */
+	bool has_parent;
+	uint8_t parent_id[32], parent_root[32];
+	int64_t parent_start; /* its backup_label's mtime: the server's clock at its start */
+	BkTree *pdir;         /* the parent's tree for directory pdir_path, or NULL */
+	char pdir_path[BK_TAR_PATH_MAX];
+	bool pdir_loaded;
+	const BkTreeEntry *reuse; /* the parent's entry for the file being received */
+	uint64_t reused_files, reused_bytes;
 } Ctx;
+
+/* ---- unchanged files ----
+ *
+ * A file of base.tar is taken from the parent base backup without chunking or
+ * hashing its bytes (they are still received: the server sends everything) when
+ * bk_basebackup_unchanged() says so. The server's clock is the only one
+ * involved: tar mtimes and the parent's start (the mtime the server gave its
+ * backup_label, which it sends before any other file of base.tar). */
+
+bool bk_basebackup_unchanged(const BkTreeEntry *parent, int64_t parent_start, uint64_t size,
+			     int64_t mtime)
+{
+	return parent && parent->type == BK_NODE_FILE && parent->size == size &&
+	       parent->mtime_sec == mtime && mtime < parent_start;
+}
+
+/* The parent's entry at path (base.tar), or NULL. Directories arrive together in
+ * the tar stream, so one directory's tree at a time is enough. */
+static const BkTreeEntry *parent_entry(Ctx *c, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dlen = slash ? (size_t)(slash - path) : 0;
+	if (dlen >= sizeof(c->pdir_path))
+		return NULL;
+	if (!c->pdir_loaded || strlen(c->pdir_path) != dlen || strncmp(c->pdir_path, path, dlen)) {
+		bk_tree_free(c->pdir);
+		c->pdir = NULL;
+		memcpy(c->pdir_path, path, dlen);
+		c->pdir_path[dlen] = '\0';
+		c->pdir_loaded = true;
+		BkTree *t;
+		const BkTreeEntry *ent;
+		if (bk_tree_lookup(c->repo, c->parent_root, c->pdir_path, &t, &ent) == 0) {
+			if (!ent)
+				c->pdir = t;
+			else if (ent->type != BK_NODE_DIR || bk_tree_load(c->repo, ent->subtree, &c->pdir) < 0)
+				c->pdir = NULL;
+			if (ent)
+				bk_tree_free(t);
+		}
+		bk_error_clear(); /* not in the parent (or unreadable): the file is read */
+	}
+	return c->pdir ? bk_tree_find(c->pdir, slash ? slash + 1 : path) : NULL;
+}
+
+/* Finds the parent base backup and when it started; without one, or if it cannot
+ * be read, every file is read. */
+static void find_parent(Ctx *c, const char *name, uint64_t sysid)
+{
+	BkSnapshot *s = NULL;
+	BkTree *t = NULL;
+	const BkTreeEntry *label;
+	char want[32];
+	snprintf(want, sizeof(want), "%" PRIu64, sysid);
+	if (bk_snapshot_resolve(c->repo, "latest", name, c->parent_id) == 0 &&
+	    bk_snapshot_load(c->repo, c->parent_id, &s) == 0 &&
+	    !strcmp(bk_snapshot_meta(s, "system_identifier") ? bk_snapshot_meta(s, "system_identifier") : "", want) &&
+	    bk_tree_lookup(c->repo, s->root, "backup_label", &t, &label) == 0 && label &&
+	    label->type == BK_NODE_FILE) {
+		c->has_parent = true;
+		c->parent_start = label->mtime_sec;
+		memcpy(c->parent_root, s->root, 32);
+	}
+	bk_tree_free(t);
+	bk_snapshot_free(s);
+	bk_error_clear(); /* no parent is not an error */
+}
+
+/* A file whose chunks are in flight: its entry joins the tree once they are all
+ * stored, so that small files overlap instead of waiting for each other. */
+typedef struct {
+	Ctx *c;
+	BkTreeEntry entry;
+	char path[];
+} PendingFile;
+
+static int file_done(void *ud, BkContentNode *root, uint64_t size)
+{
+	PendingFile *pf = ud;
+	int e = 0;
+	if (root) {
+		pf->entry.content = *root;
+		*root = (BkContentNode){ 0 };
+		pf->entry.size = size;
+		e = bk_tree_builder_add(pf->c->tree, pf->path, &pf->entry);
+	}
+	free(pf);
+	return e;
+}
 
 static int entry_start(void *ud, const BkTarEntry *t)
 {
@@ -52,6 +150,12 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	c->capture_len = 0;
 	if (c->capturing && !(c->capture = realloc(c->capture, (size_t)t->size + 1)))
 		return -ENOMEM;
+	c->reuse = NULL;
+	if (c->has_parent && !c->prefix[0] && !c->capturing && t->type == BK_TAR_FILE) {
+		const BkTreeEntry *pe = parent_entry(c, t->path);
+		if (bk_basebackup_unchanged(pe, c->parent_start, t->size, t->mtime))
+			c->reuse = pe;
+	}
 	switch (t->type) {
 	case BK_TAR_FILE:
 		c->cur.type = BK_NODE_FILE;
@@ -79,7 +183,7 @@ static int entry_data(void *ud, const void *buf, size_t len)
 		c->capture_len += len;
 	}
 	c->bytes += len;
-	return bk_chunk_stream_push(c->stream, buf, len);
+	return c->reuse ? 0 : bk_chunk_stream_push(c->stream, buf, len);
 }
 
 static int entry_end(void *ud, const BkTarEntry *t)
@@ -89,21 +193,37 @@ static int entry_end(void *ud, const BkTarEntry *t)
 		return 0;
 	int e = 0;
 	if (c->cur.type == BK_NODE_FILE) {
-		e = bk_chunk_stream_finish(c->stream, &c->cur.content, &c->cur.size);
 		c->files++;
-		if (e == 0 && c->capturing) {
+		if (c->capturing) {
 			c->capture[c->capture_len] = '\0';
 			char **slot = !strcmp(t->path, "backup_label") ? &c->backup_label : &c->tablespace_map;
 			free(*slot);
-			*slot = strndup(c->capture, c->capture_len);
-			if (!*slot)
-				e = -ENOMEM;
+			if (!(*slot = strndup(c->capture, c->capture_len)))
+				return -ENOMEM;
+		}
+		if (c->reuse) {
+			const BkContentNode *from = &c->reuse->content;
+			BkContentRef *refs = malloc(from->count ? from->count * sizeof(*refs) : 1);
+			if (!refs)
+				return -ENOMEM;
+			memcpy(refs, from->refs, from->count * sizeof(*refs));
+			c->cur.content = (BkContentNode){ .level = from->level, .count = from->count, .refs = refs };
+			c->cur.size = c->reuse->size;
+			c->reused_files++;
+			c->reused_bytes += c->reuse->size;
+			c->reuse = NULL;
+		} else {
+			size_t n = strlen(c->path) + 1;
+			PendingFile *pf = malloc(sizeof(*pf) + n);
+			if (!pf)
+				return -ENOMEM;
+			*pf = (PendingFile){ .c = c, .entry = c->cur };
+			memcpy(pf->path, c->path, n);
+			c->cur = (BkTreeEntry){ 0 };
+			return bk_chunk_stream_end_file(c->stream, file_done, pf);
 		}
 	}
-	if (e == 0)
-		e = bk_tree_builder_add(c->tree, c->path, &c->cur);
-	else
-		free(c->cur.link);
+	e = bk_tree_builder_add(c->tree, c->path, &c->cur);
 	c->cur = (BkTreeEntry){ 0 };
 	return e;
 }
@@ -162,6 +282,10 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		e = bk_pgrepl_identify_system(conn, &sys);
 	if (e == 0)
 		e = bk_cluster_claim(r, o->cluster, sys.sysid, 0);
+	char name[128];
+	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
+	if (e == 0)
+		find_parent(&c, name, sys.sysid);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
 	/* relation files change in 8 KiB pages: a quarter of the repository's
@@ -177,14 +301,17 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 							    progress };
 		e = bk_pgrepl_base_backup(conn, &bo, &cb, &c, &res);
 	}
+	if (e == 0) /* every file's chunks stored, every entry in the tree */
+		e = bk_chunk_stream_drain(c.stream);
 	uint8_t root[32];
 	if (e == 0)
 		e = bk_tree_builder_finish(c.tree, bk_writer_put, c.writer, root);
 
-	char name[128], sysid[32], tli[16], stli[16], start[BK_WAL_LSN_MAX], stop[BK_WAL_LSN_MAX],
-		version[16];
+	char sysid[32], tli[16], stli[16], start[BK_WAL_LSN_MAX], stop[BK_WAL_LSN_MAX], version[16],
+		reused_files[24], reused_bytes[24];
 	if (e == 0) {
-		snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
+		snprintf(reused_files, sizeof(reused_files), "%" PRIu64, c.reused_files);
+		snprintf(reused_bytes, sizeof(reused_bytes), "%" PRIu64, c.reused_bytes);
 		snprintf(sysid, sizeof(sysid), "%" PRIu64, sys.sysid);
 		snprintf(tli, sizeof(tli), "%u", res.start_tli);
 		snprintf(stli, sizeof(stli), "%u", res.end_tli);
@@ -197,24 +324,23 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 			{ "stop_timeline", stli },      { "server_version", version },
 			{ "backup_label", c.backup_label ? c.backup_label : "" },
 			{ "tablespace_map", c.tablespace_map ? c.tablespace_map : "" },
+			{ "reused_files", reused_files }, { "reused_bytes", reused_bytes },
 		};
-		uint8_t parent[32];
-		bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
-	bk_error_clear(); /* no parent is not an error */
 		BkArchiveOpts ao = {
 			.name = name,
 			.kind = "pg-base",
 			.host = o->host,
 			.meta = meta,
 			.nmeta = BK_ARRAY_SIZE(meta),
-			.parent = has_parent ? parent : NULL,
+			.parent = c.has_parent ? c.parent_id : NULL,
 		};
 		e = bk_archive_commit(r, c.writer, &ao, root, c.bytes, c.files, started, ret_snap);
 	}
 	bk_pgrepl_close(conn);
 	bk_tar_parser_free(c.tar);
+	bk_chunk_stream_free(c.stream); /* before the tree: pending files go into it */
 	bk_tree_builder_free(c.tree);
-	bk_chunk_stream_free(c.stream);
+	bk_tree_free(c.pdir);
 	bk_writer_free(c.writer);
 	free(c.cur.link);
 	bk_content_node_release(&c.cur.content);

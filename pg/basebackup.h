@@ -13,6 +13,13 @@
  * The server's system identifier is checked against (or recorded as) the
  * cluster's (pg/walarchive.h), so a base backup and the WAL archive always belong
  * to the same system.
+ *
+ * Unchanged files: the server sends every byte of every file, but a file of the
+ * data directory that bk_basebackup_unchanged() finds unchanged since the
+ * cluster's previous base backup (the parent) is not chunked or hashed: its
+ * content is the parent's. The metadata then also holds reused_files and
+ * reused_bytes. Files of tablespaces are always read (their archives come before
+ * base.tar, whose backup_label dates the backup).
  */
 #ifndef BK_PG_BASEBACKUP_H
 #define BK_PG_BASEBACKUP_H
@@ -22,6 +29,7 @@
 
 #include "store/archiver.h"
 #include "store/repo.h"
+#include "store/tree.h"
 
 #define BK_TABLESPACE_DIR ".bunker-tablespaces"
 #define BK_BASEBACKUP_CHUNK_DIVISOR 4 /* chunk sizes: the repository's / 4 */
@@ -36,5 +44,16 @@ typedef struct {
 } BkBaseBackupOpts;
 
 int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32]);
+
+/* Whether a file of size bytes with tar mtime `mtime` (the server's clock, whole
+ * seconds) is the file the parent base backup holds as `parent` (NULL: none):
+ * same size, same mtime, and that mtime earlier than parent_start, the second
+ * in which the server started sending the parent's files (its backup_label's
+ * mtime). Any write since the parent read the file happened at parent_start or
+ * later, so it moved the mtime; a write within the second the parent read the
+ * file can therefore not go unseen. Assumes the server's clock does not go
+ * backwards. Pure. */
+bool bk_basebackup_unchanged(const BkTreeEntry *parent, int64_t parent_start, uint64_t size,
+			     int64_t mtime);
 
 #endif

@@ -7,7 +7,11 @@
 # invariant holds (sum of account, teller and branch balances = sum of history deltas)
 # and its tables equal the original server's final state. Then dedup: with the data
 # unchanged but for a few rows, another base backup stores little (its stored_bytes
-# against its logical_bytes and against the first backup's).
+# against its logical_bytes and against the first backup's), and it takes the files
+# unchanged since the one before from it (reused_files in its metadata) while the
+# files the changes wrote are read again: that last backup, restored on its own,
+# holds the changed rows (they were written before it started, so no WAL it
+# replays brings them back).
 # BUNKER_TEST_QUICK=1 shortens the load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-basebackup
@@ -62,6 +66,7 @@ pg_sql "alter system set autovacuum = off" >/dev/null
 pg_reload
 pg_sql "vacuum (freeze, analyze)" >/dev/null
 pg_sql checkpoint >/dev/null
+sleep 1 # files written in the second a backup starts are read again by the next one
 b2=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b2.err")
 t_is "$?" 0 "a baseline base backup after the load" || diag "$(cat "$T/b2.err")"
 pg_psql >/dev/null <<EOF
@@ -81,6 +86,17 @@ t_true "the last backup stores under 30% of its logical bytes ($stored3 of $logi
 	test $((stored3 * 100)) -lt $((logical3 * 30))
 t_true "the last backup stores under 30% of what the first stored ($stored3 vs $stored1)" \
 	test $((stored3 * 100)) -lt $((stored1 * 30))
+id3=$(json_field "$b3" snapshot)
+meta3=$(bkp snapshots --json --name pg/main/base | grep "$id3")
+reused3=$(json_field "$meta3" reused_files)
+reused_bytes3=$(json_field "$meta3" reused_bytes)
+diag "the last backup reused $reused3 files ($reused_bytes3 bytes) of the one before"
+t_true "the last backup reuses the unchanged files of the one before ($reused3 files)" \
+	test "${reused3:-0}" -ge 100
+t_true "... the untouched random table among them ($reused_bytes3 bytes >= $blob_mb MiB)" \
+	test "${reused_bytes3:-0}" -ge $((blob_mb * 1048576))
+meta2=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b2" snapshot)")
+diag "the baseline reused $(json_field "$meta2" reused_files) files of the backup under load"
 
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
@@ -126,6 +142,16 @@ if pitr_start "$SRV/r" && pitr_wait_recovered 180; then
 	pitr_stop
 else
 	not_ok "the restored server recovers and promotes" "$(pitr_log_tail 25)"
+fi
+
+# ---- restore the last backup: the rows changed before it started are there ----
+t_rc 0 "pg restore of the last backup (files reused from the one before)" \
+	bkp pg restore "$id3" --target "$SRV/r3"
+if pitr_start "$SRV/r3" && pitr_wait_recovered 180; then
+	t_is "$(rsql "$state_sql")" "$want" "its tables equal the original's final state"
+	pitr_stop
+else
+	not_ok "the last backup's restored server recovers" "$(pitr_log_tail 25)"
 fi
 
 t_rc 0 "bunker check" bkp check
