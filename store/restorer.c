@@ -13,6 +13,7 @@
 #include "store/content.h"
 #include "store/error.h"
 #include "store/fs.h"
+#include "store/pack.h"
 #include "store/pipeline.h"
 #include "store/util.h"
 
@@ -342,6 +343,9 @@ static int sink_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t of
 {
 	(void)offset;
 	Sink *s = ud;
+	if (size > BK_PACK_MAX_BLOB) /* no blob is larger: do not allocate for it */
+		return bk_errorf(BK_E_CORRUPT, "chunk %s: content list says %llu bytes", bk_id_hex(id).s,
+				 (unsigned long long)size);
 	if (!s->filling) {
 		int e = next_batch(s, &s->filling);
 		if (e < 0)
