@@ -10,28 +10,14 @@ import os
 import sys
 from collections import defaultdict
 
+from reportlib import fmt, print_other_load, print_run_header, ratio, read_meta, read_notes
+
 TOOLS = ("bunker", "pgbackrest")
 NAMES = {"bunker": "bunker", "pgbackrest": "pgBackRest"}
 # targets of the issue
 WALPUSH_P50_MS = 60.0
 SPEED_RATIO = 1.5
 INCR_RATIO = 1.0
-
-
-def fmt(x, digits=1):
-    if x is None:
-        return "n/a"
-    if isinstance(x, str):
-        return x
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}f}"
-
-
-def ratio(a, b):
-    if a is None or b is None or isinstance(a, str) or isinstance(b, str) or b == 0:
-        return None
-    return a / b
 
 
 def quantile(sorted_vals, q):
@@ -44,11 +30,8 @@ def quantile(sorted_vals, q):
 def main():
     out = sys.argv[1]
     rows = list(csv.DictReader(open(os.path.join(out, "pg-raw.tsv")), delimiter="\t"))
-    meta = {}
-    for line in open(os.path.join(out, "pg-meta.tsv")):
-        k, _, v = line.rstrip("\n").partition("\t")
-        meta[k] = v
-    notes = [n.strip() for n in open(os.path.join(out, "pg-notes.txt")) if n.strip()]
+    meta = read_meta(os.path.join(out, "pg-meta.tsv"))
+    notes = read_notes(os.path.join(out, "pg-notes.txt"))
 
     d = defaultdict(list)
     for r in rows:
@@ -73,16 +56,9 @@ def main():
 
     p = print
     timed_ops = [r for r in rows if r["op"] in ("push", "basebackup", "backup", "restore")]
-    wall = sum(float(r["seconds"]) for r in timed_ops)
-    other = sum(float(r["other_cpu_seconds"] or 0) for r in timed_ops)
-    worst = max(timed_ops, key=lambda r: float(r["other_cpu_seconds"] or 0) /
-                max(float(r["seconds"]), 1e-3), default=None)
-
     p("# bunker against pgBackRest on PostgreSQL 15")
     p()
-    p(f"- date: {meta.get('date', '?')}, total run time {meta.get('duration', '?')}")
-    p(f"- machine: {meta.get('machine', '?')}; disk {meta.get('disk', '?')}")
-    p(f"- scale: {meta.get('scale', '?')}")
+    print_run_header(p, meta)
     if "cluster" in meta:
         cb, zb, acc, notes_b = (int(x) for x in meta["cluster"].split())
         p(f"- cluster: {cb / 1e6:,.0f} MB without pg_wal (pgbench_accounts {acc / 1e6:,.0f} MB, "
@@ -94,15 +70,8 @@ def main():
           "repo1-cipher-type=aes-256-cbc, process-max=2, repo1-bundle=y"
           + (", repo1-block=y (beta=y)" if "block" in meta.get("pgbr-options", "") else ""))
     p(f"- postgresql: {meta.get('postgresql', '?')}")
-    if wall > 0:
-        busy = other / wall
-        p(f"- other load: while the tools ran, the rest of the machine kept {busy:.2f} CPUs "
-          f"busy on average (CPU busy time from /proc/stat minus the tool's own)")
-        if busy > 0.15:
-            wr = float(worst["other_cpu_seconds"]) / max(float(worst["seconds"]), 1e-3)
-            p(f"- **warning: the machine was not idle** ({busy:.2f} CPUs on average, up to "
-              f"{wr:.2f} during {worst['step']} {worst['tool']} {worst['op']} {worst['index']}); "
-              "speeds are unreliable, rerun on a quiet machine")
+    print_other_load(p, timed_ops,
+                     lambda r: f"{r['step']} {r['tool']} {r['op']} {r['index']}")
     p()
     p("MB = 10^6 bytes, MB/s = the cluster's size (data directory without pg_wal, apparent "
       "bytes) per wall-clock second of the command (process start-up included), peak RSS in "

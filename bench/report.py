@@ -9,6 +9,8 @@ import os
 import sys
 from collections import defaultdict
 
+from reportlib import fmt, print_other_load, print_run_header, ratio_fmt, read_meta, read_notes
+
 SERIES_TITLES = {
     "synthetic-random": "synthetic, random (incompressible)",
     "synthetic-text": "synthetic, text (compressible)",
@@ -26,56 +28,22 @@ def variant_order(v):
     return (fam.index(base) if base in fam else 9, size, v)
 
 
-def fmt(x, digits=1):
-    if x is None:
-        return "n/a"
-    if isinstance(x, str):
-        return x
-    if x >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}f}"
-
-
-def ratio_fmt(a, b):
-    if a is None or b is None or isinstance(a, str) or isinstance(b, str) or b == 0:
-        return "n/a"
-    return f"{a / b:.2f}x"
-
-
 def main():
     out, manifest = sys.argv[1], sys.argv[2]
     rows = list(csv.DictReader(open(os.path.join(out, "raw.tsv")), delimiter="\t"))
-    meta = []
-    for line in open(os.path.join(out, "meta.tsv")):
-        k, _, v = line.rstrip("\n").partition("\t")
-        meta.append((k, v))
-    notes = [n.strip() for n in open(os.path.join(out, "notes.txt")) if n.strip()]
+    m = read_meta(os.path.join(out, "meta.tsv"))
+    notes = read_notes(os.path.join(out, "notes.txt"))
     man = list(csv.DictReader(open(manifest), delimiter="\t"))
 
-    m = dict(meta)
     p = print
     timed = [r for r in rows if r["op"] in ("backup", "rebackup", "restore")]
-    wall = sum(float(r["seconds"]) for r in timed)
-    other = sum(float(r.get("other_cpu_seconds") or 0) for r in timed)
-    worst = max(timed, key=lambda r: float(r.get("other_cpu_seconds") or 0) /
-                max(float(r["seconds"]), 1e-3), default=None)
     p("# bunker benchmark")
     p()
-    p(f"- date: {m.get('date', '?')}, total run time {m.get('duration', '?')}")
-    p(f"- machine: {m.get('machine', '?')}; disk {m.get('disk', '?')}")
-    p(f"- scale: {m.get('scale', '?')}")
+    print_run_header(p, m)
     for k in ("bunker", "borg", "borg-64K", "restic", "zstd-openssl", "postgresql"):
         if k in m:
             p(f"- {k}: {m[k]}")
-    if wall > 0:
-        busy = other / wall
-        p(f"- other load: while the tools ran, the rest of the machine kept {busy:.2f} CPUs "
-          f"busy on average (CPU busy time from /proc/stat minus the tool's own)")
-        if busy > 0.15:
-            wr = float(worst["other_cpu_seconds"]) / max(float(worst["seconds"]), 1e-3)
-            p(f"- **warning: the machine was not idle** ({busy:.2f} CPUs on average, up to "
-              f"{wr:.2f} during {worst['series']} {worst['variant']} {worst['op']}); "
-              "speeds are unreliable, rerun on a quiet machine")
+    print_other_load(p, timed, lambda r: f"{r['series']} {r['variant']} {r['op']}")
     p()
     p("MB = 10^6 bytes, MB/s = logical (input) MB per wall-clock second, peak RSS in MiB "
       "(largest single process). new = first backup into an empty repository (dump 1); "
