@@ -93,17 +93,19 @@ static void find_parent(Ctx *c, const char *name, uint64_t sysid)
 {
 	BkSnapshot *s = NULL;
 	BkTree *t = NULL;
-	const BkTreeEntry *label;
+	const BkTreeEntry *label = NULL;
 	char want[32];
 	snprintf(want, sizeof(want), "%" PRIu64, sysid);
 	if (bk_snapshot_resolve(c->repo, "latest", name, c->parent_id) == 0 &&
-	    bk_snapshot_load(c->repo, c->parent_id, &s) == 0 &&
-	    !strcmp(bk_snapshot_meta(s, "system_identifier") ? bk_snapshot_meta(s, "system_identifier") : "", want) &&
-	    bk_tree_lookup(c->repo, s->root, "backup_label", &t, &label) == 0 && label &&
-	    label->type == BK_NODE_FILE) {
-		c->has_parent = true;
-		c->parent_start = label->mtime_sec;
-		memcpy(c->parent_root, s->root, 32);
+	    bk_snapshot_load(c->repo, c->parent_id, &s) == 0) {
+		const char *have = bk_snapshot_meta(s, "system_identifier");
+		if (have && !strcmp(have, want) &&
+		    bk_tree_lookup(c->repo, s->root, "backup_label", &t, &label) == 0 && label &&
+		    label->type == BK_NODE_FILE) {
+			c->has_parent = true;
+			c->parent_start = label->mtime_sec;
+			memcpy(c->parent_root, s->root, 32);
+		}
 	}
 	bk_tree_free(t);
 	bk_snapshot_free(s);
