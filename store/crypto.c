@@ -14,6 +14,7 @@
 #define KDF_CONTEXT "bunker01"
 enum { KDF_ID = 1, KDF_DATA = 2, KDF_CHUNKER = 3 };
 #define FLAG_ZSTD 0x01
+#define NONCE_POOL 170 /* nonces drawn per call to the system's generator (~4 KiB) */
 
 struct BkSealer {
 	ZSTD_CCtx *cctx;
@@ -21,32 +22,36 @@ struct BkSealer {
 	int level;
 	uint8_t *scratch;
 	size_t scratch_cap;
-	/* nonces: a random prefix drawn when the sealer is made, then a counter,
-	 * so that sealing a blob costs no system call */
-	uint8_t nonce_prefix[BK_NONCE_LEN - 8];
-	uint64_t nonce_count;
-	unsigned forks; /* fork_count when the prefix was drawn */
+	/* random nonces, drawn from the system's generator NONCE_POOL at a time, so
+	 * that sealing a blob mostly costs no system call */
+	uint8_t nonces[NONCE_POOL * BK_NONCE_LEN];
+	size_t nonces_left;
+	unsigned forks; /* fork_count when the pool was drawn */
 };
 
-/* A child of fork() holds a copy of every sealer: it must not reuse its parent's
- * prefix and counter, so each sealer draws a new prefix after a fork. */
+/* A child of fork() holds a copy of every sealer: it must not use the nonces its
+ * parent will use, so a sealer drops its pool after a fork. */
 static volatile unsigned fork_count;
 static void after_fork(void) { fork_count++; }
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void register_atfork(void) { pthread_atfork(NULL, NULL, after_fork); }
+static int atfork_error;
+static void register_atfork(void) { atfork_error = pthread_atfork(NULL, NULL, after_fork); }
 
-static void new_nonce_prefix(BkSealer *s)
+/* The next unused random nonce of the sealer's pool. */
+static const uint8_t *next_nonce(BkSealer *s)
 {
-	randombytes_buf(s->nonce_prefix, sizeof(s->nonce_prefix));
-	s->nonce_count = 0;
-	s->forks = fork_count;
+	if (s->nonces_left == 0 || s->forks != fork_count) {
+		randombytes_buf(s->nonces, sizeof(s->nonces));
+		s->nonces_left = NONCE_POOL;
+		s->forks = fork_count;
+	}
+	return s->nonces + (NONCE_POOL - s->nonces_left--) * BK_NONCE_LEN;
 }
 
 int bk_crypto_init(void)
 {
 	if (sodium_init() < 0)
 		return bk_errorf(-EIO, "libsodium failed to initialise");
-	pthread_once(&atfork_once, register_atfork);
 	return 0;
 }
 
@@ -88,7 +93,11 @@ int bk_sealer_new(int zstd_level, BkSealer **ret)
 	s->cctx = ZSTD_createCCtx();
 	s->dctx = ZSTD_createDCtx();
 	s->level = zstd_level;
-	new_nonce_prefix(s);
+	pthread_once(&atfork_once, register_atfork);
+	if (atfork_error) {
+		bk_sealer_free(s);
+		return bk_errorf(-atfork_error, "cannot register a fork handler");
+	}
 	if (!s->cctx || !s->dctx) {
 		bk_sealer_free(s);
 		return -ENOMEM;
@@ -113,9 +122,12 @@ uint8_t *bk_sealer_scratch(BkSealer *s, size_t n)
 {
 	if (n > s->scratch_cap) {
 		size_t cap = n < (256u << 10) ? 256u << 10 : n;
-		uint8_t *p = realloc(s->scratch, cap);
+		uint8_t *p = malloc(cap);
 		if (!p)
 			return NULL;
+		if (s->scratch) /* it held plaintext: wipe it rather than let realloc drop it */
+			sodium_memzero(s->scratch, s->scratch_cap);
+		free(s->scratch);
 		s->scratch = p;
 		s->scratch_cap = cap;
 	}
@@ -155,10 +167,7 @@ int bk_seal(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	}
 	msg[0] = flags;
 	out[0] = BK_SEAL_VERSION;
-	if (s->forks != fork_count)
-		new_nonce_prefix(s);
-	memcpy(out + 1, s->nonce_prefix, sizeof(s->nonce_prefix));
-	bk_put_le64(out + 1 + sizeof(s->nonce_prefix), s->nonce_count++);
+	memcpy(out + 1, next_nonce(s), BK_NONCE_LEN);
 
 	uint8_t ad[BK_REPO_ID_LEN + 1 + 32];
 	make_ad(ad, k, type, id);

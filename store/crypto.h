@@ -9,9 +9,9 @@
  * Sealed blob format (version 1), BK_SEAL_OVERHEAD bytes more than its payload:
  *   u8 version=1 | nonce[24] | XChaCha20-Poly1305( u8 flags | payload ) incl. tag[16]
  * flags bit 0: payload is a zstd frame (with content size); otherwise raw.
- * Nonce: a sealer's random 16-byte prefix (drawn when it is made, and again in a
- * child after fork) then a little-endian 64-bit counter: unique without a system
- * call per blob.
+ * Nonce: 24 random bytes for every blob (never a counter: a pattern in nonces
+ * would show where each blob starts in a pack). A sealer draws them from the
+ * system's generator 170 at a time and drops what is left after a fork.
  * Associated data: repository id[16] | u8 blob type | blob id[32], so a blob moved
  * to another repository, id or type fails to open.
  *
@@ -60,8 +60,8 @@ int bk_sealer_new(int zstd_level, BkSealer **ret);
 void bk_sealer_free(BkSealer *s); /* accepts NULL */
 /* The zstd level the next bk_seal() uses (0: store raw). */
 void bk_sealer_set_level(BkSealer *s, int zstd_level);
-/* A buffer of at least n bytes that lives as long as s (for sealed bytes being
- * read); NULL when out of memory. */
+/* A buffer of at least n bytes for sealed bytes being read, valid until the next
+ * call or bk_sealer_free(); NULL when out of memory. */
 uint8_t *bk_sealer_scratch(BkSealer *s, size_t n);
 
 /* Upper bound of a sealed blob's size for len plaintext bytes. */
@@ -78,9 +78,10 @@ int bk_open(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	    const uint8_t *sealed, size_t sealed_len, size_t max_len, uint8_t **ret_plain,
 	    size_t *ret_len);
 
-/* Like bk_open, into out (at most out_cap bytes) without allocating: sealed is
- * decrypted in place, so its bytes are spent. For the read paths that move a
- * stream of chunks through reused buffers. */
+/* Like bk_open, into out (at most out_cap bytes, not overlapping sealed) without
+ * allocating: sealed is decrypted in place, so its bytes are spent. On failure
+ * out's contents are unspecified (the caller must not use them). For the read
+ * paths that move a stream of chunks through reused buffers. */
 int bk_open_into(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 		 uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap, size_t *ret_len);
 

@@ -30,6 +30,7 @@ struct BkPackWriter {
 	size_t count, cap;
 	crypto_generichash_state hash;
 	int finished;
+	int failed; /* a write failed: the file no longer matches size and hash */
 };
 
 int bk_pack_writer_new(const char *tmp_dir, BkPackWriter **ret)
@@ -69,8 +70,10 @@ static int flush_buf(BkPackWriter *w)
 	if (w->buffered == 0)
 		return 0;
 	int r = bk_write_all(w->fd, w->buf, w->buffered);
-	if (r < 0)
+	if (r < 0) {
+		w->failed = 1;
 		return bk_errorf_code(r, "write pack %s", w->tmp_path);
+	}
 	w->buffered = 0;
 	sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	return 0;
@@ -88,6 +91,8 @@ static int emit(BkPackWriter *w, const void *p, size_t n)
 	}
 	if (n > BUF_SIZE) {
 		int r = bk_write_all(w->fd, p, n);
+		if (r < 0)
+			w->failed = 1;
 		return r < 0 ? bk_errorf_code(r, "write pack %s", w->tmp_path) : 0;
 	}
 	memcpy(w->buf + w->buffered, p, n);
@@ -108,10 +113,14 @@ static int start(BkPackWriter *w)
 		w->tmp_path = NULL;
 		return r;
 	}
-	if (fchmod(w->fd, 0660) < 0)
+	if (fchmod(w->fd, 0660) < 0) {
+		w->failed = 1;
 		return bk_errorf_code(-errno, "chmod %s", w->tmp_path);
-	if (!w->buf && !(w->buf = malloc(BUF_SIZE)))
+	}
+	if (!w->buf && !(w->buf = malloc(BUF_SIZE))) {
+		w->failed = 1;
 		return -ENOMEM;
+	}
 	crypto_generichash_init(&w->hash, NULL, 0, 32);
 	return emit(w, header_magic, sizeof(header_magic));
 }
@@ -120,6 +129,8 @@ int bk_pack_writer_add(BkPackWriter *w, BkBlobType type, const uint8_t id[32],
 		       const uint8_t *sealed, size_t sealed_len, size_t plain_len)
 {
 	int r;
+	if (w->failed)
+		return bk_errorf(-EIO, "pack writer: an earlier write to %s failed", w->tmp_path);
 	if (w->finished || type < BK_BLOB_DATA || type > BK_BLOB_WAL || type == BK_BLOB_TRAILER ||
 	    plain_len > BK_PACK_MAX_BLOB || sealed_len < BK_SEAL_OVERHEAD)
 		return bk_errorf(-EINVAL,
@@ -156,6 +167,8 @@ const BkPackEntry *bk_pack_writer_entries(const BkPackWriter *w) { return w->ent
 int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t ret_pack_id[32],
 			  char **ret_tmp_path)
 {
+	if (w->failed)
+		return bk_errorf(-EIO, "pack writer: an earlier write to %s failed", w->tmp_path);
 	if (w->count == 0 || w->finished)
 		return -EINVAL;
 	BkEnc e;

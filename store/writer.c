@@ -69,6 +69,14 @@ const BkWriterStats *bk_writer_stats(const BkWriter *w) { return &w->stats; }
 
 void bk_writer_set_level(BkWriter *w, int zstd_level) { w->level = zstd_level; }
 
+/* Abandons a slot's open pack (its temporary file is removed); what it held is
+ * not indexed, and the failure that led here is the writer's sticky error. */
+static void drop_pack(Slot *s)
+{
+	bk_pack_writer_free(s->pack);
+	s->pack = NULL;
+}
+
 /* Finishes and commits a slot's pack: pack durable first, then the index
  * (invariant 1). Called by the thread that holds the slot. */
 static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
@@ -83,8 +91,10 @@ static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
 	uint8_t pack_id[32];
 	char *tmp = NULL, name[80];
 	int e = bk_pack_writer_finish(s->pack, sealer, r->keys, pack_id, &tmp);
-	if (e < 0)
+	if (e < 0) { /* never index a pack that could not be written whole */
+		drop_pack(s);
 		return e;
+	}
 	uint64_t size = bk_pack_writer_size(s->pack);
 	bk_pack_name(pack_id, name);
 	e = bk_backend_put_file(r->be, name, tmp, true);
@@ -210,7 +220,9 @@ static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32]
 	}
 	if (!s->pack && (e = bk_pack_writer_new(r->tmp_dir, &s->pack)) < 0)
 		return e;
-	return bk_pack_writer_add(s->pack, type, id, s->sealed, slen, len);
+	if ((e = bk_pack_writer_add(s->pack, type, id, s->sealed, slen, len)) < 0)
+		drop_pack(s); /* its file may no longer match its entries: never commit it */
+	return e;
 }
 
 int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, uint8_t ret_id[32])

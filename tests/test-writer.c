@@ -3,9 +3,15 @@
  * PENDING_MAX flush do during a large backup). A flush must never commit a pack
  * that a putting thread is still appending to: every put must succeed, and every
  * blob must read back from the repository afterwards, authenticated and with its
- * own bytes. Also: the same blob put twice is stored once. */
+ * own bytes. Also: the same blob put twice is stored once; and when writing a pack
+ * fails midway (a file size limit makes write() fail after a partial write), the
+ * failure sticks, the pack is abandoned, and no id is indexed at a wrong place:
+ * every blob the index knows reads back with its own bytes. */
 #include <errno.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +142,80 @@ static void test_same_blob_twice(BkRepo *r)
 	bk_writer_free(w);
 }
 
+static size_t count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	size_t n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_write_failure(const char *path, const BkSecret *secret)
+{
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	params.zstd_level = 0; /* random bytes: sizes are what was written */
+	BkRepo *r = NULL;
+	BkWriter *w = NULL;
+	if (bk_repo_create(path, secret, &params, &r) < 0 || bk_writer_new(r, &w) < 0) {
+		ok(false, "repository for the write failure");
+		return;
+	}
+	enum { N = 101, LEN = 65536 };
+	uint8_t(*ids)[32] = calloc(N, 32), *buf = malloc(LEN);
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = (3u << 20) + 1000; /* a pack's third buffer flush fails partway */
+	signal(SIGXFSZ, SIG_IGN);
+	setrlimit(RLIMIT_FSIZE, &lim);
+	size_t puts = 0;
+	int failed = 0;
+	while (puts < N - 1 && !failed) {
+		for (size_t k = 0; k < LEN; k++)
+			buf[k] = (uint8_t)(k * 31 + puts * 7 + (k >> 8) * puts);
+		memcpy(buf, &puts, sizeof(puts));
+		failed = bk_writer_put(w, BK_BLOB_DATA, buf, LEN, ids[puts]) < 0;
+		puts++;
+	}
+	setrlimit(RLIMIT_FSIZE, &old); /* the disk has room again: nothing else fails */
+	int more = 0;
+	if (failed) { /* one more blob: it must not land in the damaged pack */
+		memset(buf, 0xee, LEN);
+		more = bk_writer_put(w, BK_BLOB_DATA, buf, LEN, ids[puts++]);
+	}
+	int flushed = bk_writer_flush(w);
+	ok(failed, "a write past the size limit fails a put (after %zu puts)", puts);
+	ok(flushed < 0, "the failure sticks: flush fails (%d; the put after it: %d)", flushed, more);
+	size_t indexed = 0, wrong = 0;
+	for (size_t i = 0; i < puts; i++) {
+		BkBlobLoc loc;
+		if (bk_index_get(r->index, ids[i], &loc) != 0)
+			continue;
+		indexed++;
+		uint8_t *got;
+		size_t got_len;
+		if (bk_repo_read_blob(r, BK_BLOB_DATA, ids[i], &got, &got_len) < 0) {
+			if (wrong++ == 0)
+				diag("blob %zu: %s", i, bk_error_detail());
+			continue;
+		}
+		free(got);
+	}
+	is_int(wrong, 0, "every blob the index knows reads back (%zu of %zu indexed)", indexed, puts);
+	char *tmp = bk_path_join(path, "tmp");
+	is_int(count_dir(tmp), 0, "the abandoned pack's temporary file is gone");
+	free(tmp);
+	free(ids);
+	free(buf);
+	bk_writer_free(w);
+	bk_repo_close(r);
+}
+
 int main(void)
 {
 	if (bk_crypto_init() < 0 || !mkdtemp(tmp_root)) {
@@ -155,6 +235,9 @@ int main(void)
 	if (e == 0) {
 		test_flush_while_putting(r);
 		test_same_blob_twice(r);
+		char *path2 = bk_path_join(tmp_root, "repo-write-failure");
+		test_write_failure(path2, secret);
+		free(path2);
 	}
 	bk_repo_close(r);
 	bk_secret_free(secret);
