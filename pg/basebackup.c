@@ -34,8 +34,9 @@ typedef struct {
 	uint64_t files, bytes;
 	/* the cluster's newest earlier base backup, whose unchanged files are reused */
 	bool has_parent;
+	bool reuse_ok; /* this backup follows the parent (bk_basebackup_label_follows) */
 	uint8_t parent_id[32], parent_root[32];
-	int64_t parent_start; /* its backup_label's mtime: the server's clock at its start */
+	BkParentBackup parent;
 	BkTree *pdir;         /* the parent's tree for directory pdir_path, or NULL */
 	char pdir_path[BK_TAR_PATH_MAX];
 	bool pdir_loaded;
@@ -87,23 +88,71 @@ static const BkTreeEntry *parent_entry(Ctx *c, const char *path)
 	return c->pdir ? bk_tree_find(c->pdir, slash ? slash + 1 : path) : NULL;
 }
 
+/* The value of a "KEY: value" line of a backup_label, into out; false if absent. */
+static bool label_field(const char *label, const char *key, char *out, size_t cap)
+{
+	size_t n = strlen(key);
+	for (const char *l = label; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		if (strncmp(l, key, n) || l[n] != ':' || l[n + 1] != ' ')
+			continue;
+		size_t len = strcspn(l + n + 2, "\n");
+		if (len >= cap)
+			return false;
+		memcpy(out, l + n + 2, len);
+		out[len] = '\0';
+		return true;
+	}
+	return false;
+}
+
+bool bk_basebackup_label_follows(const BkParentBackup *p, const char *label, int64_t mtime)
+{
+	char from[32], pfrom[32], tli[32], lsn[64];
+	uint64_t start;
+	if (!label_field(label, "BACKUP FROM", from, sizeof(from)) ||
+	    !label_field(p->label, "BACKUP FROM", pfrom, sizeof(pfrom)) || strcmp(from, pfrom) ||
+	    !label_field(label, "START TIMELINE", tli, sizeof(tli)) ||
+	    strtoul(tli, NULL, 10) != p->stop_tli ||
+	    !label_field(label, "START WAL LOCATION", lsn, sizeof(lsn)))
+		return false;
+	lsn[strcspn(lsn, " ")] = '\0'; /* "0/2000028 (file 000000010000000000000002)" */
+	return bk_wal_lsn_parse(lsn, &start) == 0 && start >= p->stop_lsn && mtime > p->start;
+}
+
+/* Whether every top-level ref of a parent's file is still in the index: a parent
+ * whose blobs went missing (which check reports) is not copied forward. */
+static bool refs_indexed(const Ctx *c, const BkContentNode *n)
+{
+	for (uint32_t i = 0; i < n->count; i++) {
+		BkBlobLoc loc;
+		if (bk_index_get(c->repo->index, n->refs[i].id, &loc) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* Finds the parent base backup and when it started; without one, or if it cannot
  * be read, every file is read. */
-static void find_parent(Ctx *c, const char *name, uint64_t sysid)
+static void find_parent(Ctx *c, const char *name, uint64_t sysid, bool no_reuse)
 {
 	BkSnapshot *s = NULL;
 	BkTree *t = NULL;
 	const BkTreeEntry *label = NULL;
 	char want[32];
 	snprintf(want, sizeof(want), "%" PRIu64, sysid);
-	if (bk_snapshot_resolve(c->repo, "latest", name, c->parent_id) == 0 &&
+	if (!no_reuse && bk_snapshot_resolve(c->repo, "latest", name, c->parent_id) == 0 &&
 	    bk_snapshot_load(c->repo, c->parent_id, &s) == 0) {
 		const char *have = bk_snapshot_meta(s, "system_identifier");
-		if (have && !strcmp(have, want) &&
+		const char *plabel = bk_snapshot_meta(s, "backup_label");
+		const char *stop = bk_snapshot_meta(s, "stop_lsn");
+		const char *stli = bk_snapshot_meta(s, "stop_timeline");
+		if (have && !strcmp(have, want) && plabel && stop && stli &&
+		    bk_wal_lsn_parse(stop, &c->parent.stop_lsn) == 0 &&
 		    bk_tree_lookup(c->repo, s->root, "backup_label", &t, &label) == 0 && label &&
-		    label->type == BK_NODE_FILE) {
+		    label->type == BK_NODE_FILE && (c->parent.label = strdup(plabel))) {
 			c->has_parent = true;
-			c->parent_start = label->mtime_sec;
+			c->parent.start = label->mtime_sec;
+			c->parent.stop_tli = (uint32_t)strtoul(stli, NULL, 10);
 			memcpy(c->parent_root, s->root, 32);
 		}
 	}
@@ -153,9 +202,10 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	if (c->capturing && !(c->capture = realloc(c->capture, (size_t)t->size + 1)))
 		return -ENOMEM;
 	c->reuse = NULL;
-	if (c->has_parent && !c->prefix[0] && !c->capturing && t->type == BK_TAR_FILE) {
+	if (c->reuse_ok && !c->prefix[0] && !c->capturing && t->type == BK_TAR_FILE) {
 		const BkTreeEntry *pe = parent_entry(c, t->path);
-		if (bk_basebackup_unchanged(pe, c->parent_start, t->size, t->mtime))
+		if (bk_basebackup_unchanged(pe, c->parent.start, t->size, t->mtime) &&
+		    refs_indexed(c, &pe->content))
 			c->reuse = pe;
 	}
 	switch (t->type) {
@@ -202,6 +252,10 @@ static int entry_end(void *ud, const BkTarEntry *t)
 			free(*slot);
 			if (!(*slot = strndup(c->capture, c->capture_len)))
 				return -ENOMEM;
+			/* the first entry of base.tar: from here on files may be reused */
+			if (slot == &c->backup_label && c->has_parent)
+				c->reuse_ok = bk_basebackup_label_follows(&c->parent, c->backup_label,
+									  c->cur.mtime_sec);
 		}
 		if (c->reuse) {
 			const BkContentNode *from = &c->reuse->content;
@@ -287,7 +341,7 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	char name[128];
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
 	if (e == 0)
-		find_parent(&c, name, sys.sysid);
+		find_parent(&c, name, sys.sysid, o->no_reuse);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
 	/* relation files change in 8 KiB pages: a quarter of the repository's
@@ -343,6 +397,7 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	bk_chunk_stream_free(c.stream); /* before the tree: pending files go into it */
 	bk_tree_builder_free(c.tree);
 	bk_tree_free(c.pdir);
+	free(c.parent.label);
 	bk_writer_free(c.writer);
 	free(c.cur.link);
 	bk_content_node_release(&c.cur.content);

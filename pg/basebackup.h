@@ -19,7 +19,12 @@
  * cluster's previous base backup (the parent) is not chunked or hashed: its
  * content is the parent's. The metadata then also holds reused_files and
  * reused_bytes. Files of tablespaces are always read (their archives come before
- * base.tar, whose backup_label dates the backup).
+ * base.tar, whose backup_label dates the backup). Nothing is reused when the
+ * labels show another server or history (label_matches() in basebackup.c: another
+ * BACKUP FROM, a START TIMELINE other than the one the parent stopped on, a START
+ * WAL LOCATION before the parent's stop, a clock that did not move forward: see
+ * bk_basebackup_label_follows()), when a parent file's blobs are not all in the
+ * index, or with no_reuse.
  */
 #ifndef BK_PG_BASEBACKUP_H
 #define BK_PG_BASEBACKUP_H
@@ -39,6 +44,7 @@ typedef struct {
 	const char *cluster;
 	const char *host;
 	bool fast_checkpoint;
+	bool no_reuse; /* read every file, take none from the previous base backup */
 	BkProgressFn progress;
 	void *progress_ud;
 } BkBaseBackupOpts;
@@ -55,5 +61,22 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
  * backwards. Pure. */
 bool bk_basebackup_unchanged(const BkTreeEntry *parent, int64_t parent_start, uint64_t size,
 			     int64_t mtime);
+
+/* What of the parent base backup decides whether files may be taken from it. */
+typedef struct {
+	char *label;       /* its backup_label (owned by whoever fills this) */
+	int64_t start;     /* its backup_label's tar mtime */
+	uint32_t stop_tli; /* the timeline it stopped on */
+	uint64_t stop_lsn;
+} BkParentBackup;
+
+/* Whether a base backup whose backup_label is `label`, stamped `mtime` by the
+ * server, follows the parent on the same server and history: the same BACKUP
+ * FROM, a START TIMELINE equal to the parent's stop timeline, a START WAL LOCATION
+ * at or after the parent's stop LSN, and an mtime later than the parent's start
+ * (the clock moved forward). After a failover (a new timeline), from another
+ * server of another role, or from one whose WAL positions are behind, no file is
+ * reused. Pure. */
+bool bk_basebackup_label_follows(const BkParentBackup *parent, const char *label, int64_t mtime);
 
 #endif

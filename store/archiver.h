@@ -55,7 +55,8 @@ int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret);
 int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkStream **ret);
 void bk_chunk_stream_free(BkChunkStream *s); /* accepts NULL */
 int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len);
-/* Reads fd to its end through the stream; *ret_bytes gets the bytes read. */
+/* Reads fd to its end through the stream, straight into its window; progress
+ * (optional) is called every 4 MiB with base + the bytes read so far, and total. */
 int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, void *ud,
 			    uint64_t base, uint64_t total);
 /* Cuts the last chunk and returns the content root (owned by the caller) and

@@ -16,7 +16,7 @@ typedef struct {
 	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action;
 	const char **tags, **includes;
 	size_t ntags, nincludes;
-	bool json, quiet, use_stdin, read_data, fast_checkpoint;
+	bool json, quiet, use_stdin, read_data, fast_checkpoint, no_reuse;
 	const char *const *args; /* positional arguments after the command */
 	size_t nargs;
 } Cli;

@@ -79,6 +79,7 @@ static int basebackup(void)
 		.cluster = cli.cluster,
 		.host = host,
 		.fast_checkpoint = cli.fast_checkpoint,
+		.no_reuse = cli.no_reuse,
 		.progress = cli_progress,
 	};
 	uint8_t id[32];

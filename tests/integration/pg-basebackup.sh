@@ -95,6 +95,10 @@ t_true "the last backup reuses the unchanged files of the one before ($reused3 f
 	test "${reused3:-0}" -ge 100
 t_true "... the untouched random table among them ($reused_bytes3 bytes >= $blob_mb MiB)" \
 	test "${reused_bytes3:-0}" -ge $((blob_mb * 1048576))
+b4=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --no-reuse 2>"$T/b4.err")
+t_is "$?" 0 "a base backup with --no-reuse" || diag "$(cat "$T/b4.err")"
+meta4=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b4" snapshot)")
+t_is "$(json_field "$meta4" reused_files)" 0 "--no-reuse reads every file"
 meta2=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b2" snapshot)")
 diag "the baseline reused $(json_field "$meta2" reused_files) files of the backup under load"
 
