@@ -119,16 +119,22 @@ bool bk_basebackup_label_follows(const BkParentBackup *p, const char *label, int
 	return bk_wal_lsn_parse(lsn, &start) == 0 && start >= p->stop_lsn && mtime > p->start;
 }
 
-/* Whether every top-level ref of a parent's file is still in the index: a parent
- * whose blobs went missing (which check reports) is not copied forward. */
-static bool refs_indexed(const Ctx *c, const BkContentNode *n)
+static int chunk_indexed(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
 {
-	for (uint32_t i = 0; i < n->count; i++) {
-		BkBlobLoc loc;
-		if (bk_index_get(c->repo->index, n->refs[i].id, &loc) != 0)
-			return false;
-	}
-	return true;
+	(void)size;
+	(void)offset;
+	BkBlobLoc loc;
+	return bk_index_get(((const Ctx *)ud)->repo->index, id, &loc) == 0 ? 0 : -ENOENT;
+}
+
+/* Whether every chunk of a parent's file (and every content list above them) is
+ * still in the index: a parent whose blobs went missing (which check reports) is
+ * not copied forward; the file is read and its chunks stored again. */
+static bool chunks_indexed(Ctx *c, const BkContentNode *n)
+{
+	int e = bk_content_walk(n, bk_repo_read_blob, c->repo, chunk_indexed, c);
+	bk_error_clear();
+	return e == 0;
 }
 
 /* Finds the parent base backup and when it started; without one, or if it cannot
@@ -205,7 +211,7 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	if (c->reuse_ok && !c->prefix[0] && !c->capturing && t->type == BK_TAR_FILE) {
 		const BkTreeEntry *pe = parent_entry(c, t->path);
 		if (bk_basebackup_unchanged(pe, c->parent.start, t->size, t->mtime) &&
-		    refs_indexed(c, &pe->content))
+		    chunks_indexed(c, &pe->content))
 			c->reuse = pe;
 	}
 	switch (t->type) {

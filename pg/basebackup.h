@@ -20,11 +20,10 @@
  * content is the parent's. The metadata then also holds reused_files and
  * reused_bytes. Files of tablespaces are always read (their archives come before
  * base.tar, whose backup_label dates the backup). Nothing is reused when the
- * labels show another server or history (label_matches() in basebackup.c: another
+ * labels show another server or history (bk_basebackup_label_follows(): another
  * BACKUP FROM, a START TIMELINE other than the one the parent stopped on, a START
- * WAL LOCATION before the parent's stop, a clock that did not move forward: see
- * bk_basebackup_label_follows()), when a parent file's blobs are not all in the
- * index, or with no_reuse.
+ * WAL LOCATION before the parent's stop, a clock that did not move forward), when a
+ * parent file's chunks are not all in the index, or with no_reuse.
  */
 #ifndef BK_PG_BASEBACKUP_H
 #define BK_PG_BASEBACKUP_H

@@ -14,7 +14,7 @@
 #define KDF_CONTEXT "bunker01"
 enum { KDF_ID = 1, KDF_DATA = 2, KDF_CHUNKER = 3 };
 #define FLAG_ZSTD 0x01
-#define NONCE_POOL 170 /* nonces drawn per call to the system's generator (~4 KiB) */
+#define NONCE_POOL 170 /* nonces per draw from the system's generator (~4 KiB) */
 
 struct BkSealer {
 	ZSTD_CCtx *cctx;
@@ -22,8 +22,8 @@ struct BkSealer {
 	int level;
 	uint8_t *scratch;
 	size_t scratch_cap;
-	/* random nonces, drawn from the system's generator NONCE_POOL at a time, so
-	 * that sealing a blob mostly costs no system call */
+	/* random nonces, NONCE_POOL per draw from the system's generator, so that
+	 * sealing a blob mostly costs no system call */
 	uint8_t nonces[NONCE_POOL * BK_NONCE_LEN];
 	size_t nonces_left;
 	unsigned forks; /* fork_count when the pool was drawn */
@@ -41,7 +41,12 @@ static void register_atfork(void) { atfork_error = pthread_atfork(NULL, NULL, af
 static const uint8_t *next_nonce(BkSealer *s)
 {
 	if (s->nonces_left == 0 || s->forks != fork_count) {
-		randombytes_buf(s->nonces, sizeof(s->nonces));
+		/* one 32-byte draw from the system (libsodium reads at most 256 bytes
+		 * per getrandom call), expanded with ChaCha20 */
+		uint8_t seed[randombytes_SEEDBYTES];
+		randombytes_buf(seed, sizeof(seed));
+		randombytes_buf_deterministic(s->nonces, sizeof(s->nonces), seed);
+		sodium_memzero(seed, sizeof(seed));
 		s->nonces_left = NONCE_POOL;
 		s->forks = fork_count;
 	}

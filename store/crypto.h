@@ -10,8 +10,9 @@
  *   u8 version=1 | nonce[24] | XChaCha20-Poly1305( u8 flags | payload ) incl. tag[16]
  * flags bit 0: payload is a zstd frame (with content size); otherwise raw.
  * Nonce: 24 random bytes for every blob (never a counter: a pattern in nonces
- * would show where each blob starts in a pack). A sealer draws them from the
- * system's generator 170 at a time and drops what is left after a fork.
+ * would show where each blob starts in a pack). A sealer expands one 32-byte
+ * draw from the system's generator into 170 of them (randombytes_buf_deterministic)
+ * and drops what is left after a fork.
  * Associated data: repository id[16] | u8 blob type | blob id[32], so a blob moved
  * to another repository, id or type fails to open.
  *

@@ -205,13 +205,16 @@ int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t
 		return r;
 	if (close(w->fd) < 0) {
 		w->fd = -1;
+		w->failed = 1;
 		return bk_errorf_code(-errno, "close %s", w->tmp_path);
 	}
 	w->fd = -1;
 	crypto_generichash_final(&w->hash, ret_pack_id, 32);
 	char *path = strdup(w->tmp_path);
-	if (!path)
+	if (!path) {
+		w->failed = 1;
 		return -ENOMEM;
+	}
 	w->finished = 1;
 	*ret_tmp_path = path;
 	return 0;

@@ -11,7 +11,8 @@
 # unchanged since the one before from it (reused_files in its metadata) while the
 # files the changes wrote are read again: that last backup, restored on its own,
 # holds the changed rows (they were written before it started, so no WAL it
-# replays brings them back).
+# replays brings them back). A backup after a pack was lost (and the index
+# repaired) stores again what the pack held instead of referencing it.
 # BUNKER_TEST_QUICK=1 shortens the load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-basebackup
@@ -67,8 +68,10 @@ pg_reload
 pg_sql "vacuum (freeze, analyze)" >/dev/null
 pg_sql checkpoint >/dev/null
 sleep 1 # files written in the second a backup starts are read again by the next one
+find "$REPO/data" -type f | sort > "$T/packs-before-b2"
 b2=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b2.err")
 t_is "$?" 0 "a baseline base backup after the load" || diag "$(cat "$T/b2.err")"
+find "$REPO/data" -type f | sort | comm -13 "$T/packs-before-b2" - > "$T/packs-of-b2"
 pg_psql >/dev/null <<EOF
 update pgbench_accounts set abalance = abalance + 7 where aid in (11, 22, 33, 44, 55, 66, 77, 88);
 update pgbench_tellers set tbalance = tbalance + 56 where tid = 3;
@@ -99,6 +102,25 @@ b4=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --no
 t_is "$?" 0 "a base backup with --no-reuse" || diag "$(cat "$T/b4.err")"
 meta4=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b4" snapshot)")
 t_is "$(json_field "$meta4" reused_files)" 0 "--no-reuse reads every file"
+# A lost pack (in a copy of the repository): after repair index, the next backup
+# must not copy forward a parent file whose chunks were in that pack, but read and
+# store them again, so that it restores whole. The pack: the largest the baseline
+# backup wrote (chunks of the random table, unchanged since; its content lists are
+# in another pack, so only a check of every chunk notices).
+cp -a "$REPO" "$T/bk/lost"
+lost_pack=$(xargs -r ls -S < "$T/packs-of-b2" | head -n 1)
+diag "losing $(basename "$lost_pack") ($(stat -c %s "$lost_pack") bytes)"
+rm -f "$T/bk/lost/${lost_pack#"$REPO"/}"
+bkl() { pg_as_server "$BUNKER" -q --repo "$T/bk/lost" --key-file "$KEY" "$@"; }
+t_rc 0 "repair index after losing the largest pack" bkl repair index
+b5=$(bkl --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b5.err")
+t_is "$?" 0 "a base backup into the repository that lost a pack" || diag "$(cat "$T/b5.err")"
+id5=$(json_field "$b5" snapshot)
+meta5=$(bkl snapshots --json --name pg/main/base 2>/dev/null | grep "$id5")
+diag "after the loss: reused $(json_field "$meta5" reused_files) files, stored $(json_field "$b5" stored_bytes) bytes"
+t_rc 0 "... and it restores whole (no reused file points into the lost pack)" \
+	bkl restore "$id5" --target "$SRV/r5"
+rm -rf "$SRV/r5" "$T/bk/lost"
 meta2=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b2" snapshot)")
 diag "the baseline reused $(json_field "$meta2" reused_files) files of the backup under load"
 
