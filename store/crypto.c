@@ -234,7 +234,8 @@ static int open_core(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_
 			e = bk_errorf(BK_E_CORRUPT, "blob %s: content does not match its id",
 				      bk_id_hex(id).s);
 	}
-	if (e < 0) {
+	if (e < 0) { /* nothing of a blob that failed is left readable */
+		sodium_memzero(plain, plain_len);
 		if (!out)
 			free(plain);
 		return e;

@@ -81,8 +81,8 @@ int bk_open(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 
 /* Like bk_open, into out (at most out_cap bytes, not overlapping sealed) without
  * allocating: sealed is decrypted in place, so its bytes are spent. On failure
- * out's contents are unspecified (the caller must not use them). For the read
- * paths that move a stream of chunks through reused buffers. */
+ * out holds no plaintext (it is wiped). For the read paths that move a stream of
+ * chunks through reused buffers. */
 int bk_open_into(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 		 uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap, size_t *ret_len);
 
