@@ -1,5 +1,9 @@
 # bench/lib.sh: shell helpers shared by bench/run.sh and bench/pg-bench.sh.
-# Needs the caller's log function and $LOG.
+# Needs $BENCH_TAG (the prefix of log lines), $LOG, and $NOTES before note is used.
+
+log() { printf '[%s %s] %s\n' "$BENCH_TAG" "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
+die() { log "error: $*"; exit 1; }
+note() { log "note: $*"; printf '%s\n' "$*" >> "$NOTES"; }
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

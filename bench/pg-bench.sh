@@ -26,9 +26,8 @@ mkdir -p "$OUTDIR"
 LOG="$OUTDIR/pg-run.log"
 : > "$LOG"
 T_START=$(date +%s.%N)
-
-log() { printf '[pg-bench %s] %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_TAG=pg-bench
+. "$HERE/lib.sh"
 secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}'; }
 
 # ---------------------------------------------------------------- configuration
@@ -57,7 +56,6 @@ NOTES="$OUTDIR/pg-notes.txt" # one note a line
 printf 'step\ttool\top\tindex\tbytes\tseconds\tpeak_rss_kib\tstatus\tcpu_seconds\tother_cpu_seconds\n' > "$RAW"
 : > "$META"; : > "$NOTES"
 meta() { printf '%s\t%s\n' "$1" "$2" >> "$META"; }
-note() { log "note: $*"; printf '%s\n' "$*" >> "$NOTES"; }
 rec() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
 
 # ---------------------------------------------------------------- cleanup
@@ -84,7 +82,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- packages
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if command -v dpkg-query > /dev/null; then
   ensure_pkgs time zstd python3 postgresql-15 || die "cannot install the base packages"
   ensure_pkgs pgbackrest || note "pgbackrest could not be installed: its rows are skipped"

@@ -10,7 +10,7 @@ import os
 import sys
 from collections import defaultdict
 
-from reportlib import fmt, print_other_load, print_run_header, ratio, read_meta, read_notes
+from reportlib import fmt, print_other_load, print_notes, print_run_header, ratio, read_meta, read_notes
 
 TOOLS = ("bunker", "pgbackrest")
 NAMES = {"bunker": "bunker", "pgbackrest": "pgBackRest"}
@@ -291,12 +291,7 @@ def main():
             ("basebackup incremental", (bb.get(("incr", "bunker")) or {}).get("rss")),
             ("restore", (rr.get("bunker") or {}).get("rss"))) if v is not None) + ".")
     p()
-    if notes:
-        p("## Notes")
-        p()
-        for n in notes:
-            p(f"- {n}")
-        p()
+    print_notes(p, notes)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import os
 import sys
 from collections import defaultdict
 
-from reportlib import fmt, print_other_load, print_run_header, ratio_fmt, read_meta, read_notes
+from reportlib import fmt, print_other_load, print_notes, print_run_header, ratio_fmt, read_meta, read_notes
 
 SERIES_TITLES = {
     "synthetic-random": "synthetic, random (incompressible)",
@@ -159,12 +159,7 @@ def main():
         p(open(chunker).read().rstrip())
         p("```")
         p()
-    if notes:
-        p("## Notes")
-        p()
-        for n in notes:
-            p(f"- {n}")
-        p()
+    print_notes(p, notes)
 
 
 if __name__ == "__main__":

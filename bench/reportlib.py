@@ -39,6 +39,16 @@ def read_notes(path):
     return [n.strip() for n in open(path) if n.strip()]
 
 
+def print_notes(p, notes):
+    """the report's closing Notes section, if there are notes"""
+    if notes:
+        p("## Notes")
+        p()
+        for n in notes:
+            p(f"- {n}")
+        p()
+
+
 def print_run_header(p, meta):
     """the date, machine and scale lines"""
     p(f"- date: {meta.get('date', '?')}, total run time {meta.get('duration', '?')}")

@@ -21,9 +21,8 @@ mkdir -p "$OUTDIR"
 LOG="$OUTDIR/run.log"
 : > "$LOG"
 T_START=$(date +%s.%N)
-
-log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_TAG=bench
+. "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- configuration
 SCALE=${BENCH_SCALE:-full}
@@ -70,10 +69,8 @@ CHUNKER_OUT="$OUTDIR/chunker.txt"
 printf 'series\tvariant\top\tindex\tbytes\tseconds\tpeak_rss_kib\tstatus\tcpu_seconds\tother_cpu_seconds\n' > "$RAW"
 : > "$META"; : > "$NOTES"; rm -f "$CHUNKER_OUT"
 meta() { printf '%s\t%s\n' "$1" "$2" >> "$META"; }
-note() { log "note: $*"; printf '%s\n' "$*" >> "$NOTES"; }
 
 # ---------------------------------------------------------------- packages
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if command -v dpkg-query > /dev/null; then
   ensure_pkgs time zstd openssl python3 postgresql-15 || die "cannot install the base packages"
   for t in $TOOLS; do

@@ -32,14 +32,8 @@ static int add_name(void *ud, const char *name)
 	Names *l = ud;
 	if (strlen(name) >= BK_WAL_NAME_MAX)
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 1024;
-		void *p = realloc(l->names, cap * BK_WAL_NAME_MAX);
-		if (!p)
-			return -ENOMEM;
-		l->names = p;
-		l->cap = cap;
-	}
+	if (bk_grow(&l->names, &l->cap, l->n, sizeof(*l->names), 1024) < 0)
+		return -ENOMEM;
 	snprintf(l->names[l->n++], BK_WAL_NAME_MAX, "%s", name);
 	return 0;
 }
@@ -270,14 +264,8 @@ static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 	bk_snapshot_free(s);
 	if (!base)
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		Candidate *p = realloc(l->c, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		l->c = p;
-		l->cap = cap;
-	}
+	if (bk_grow(&l->c, &l->cap, l->n, sizeof(*l->c), 16) < 0)
+		return -ENOMEM;
 	memcpy(c.id, id, 32);
 	l->c[l->n++] = c;
 	return 0;

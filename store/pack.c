@@ -140,14 +140,8 @@ int bk_pack_writer_add(BkPackWriter *w, BkBlobType type, const uint8_t id[32],
 		return bk_errorf(-EFBIG, "pack writer: pack full");
 	if (w->fd < 0 && (r = start(w)) < 0)
 		return r;
-	if (w->count == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 256;
-		BkPackEntry *e = realloc(w->entries, cap * sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		w->entries = e;
-		w->cap = cap;
-	}
+	if ((r = bk_grow(&w->entries, &w->cap, w->count, sizeof(*w->entries), 256)) < 0)
+		return r;
 	BkPackEntry *e = &w->entries[w->count];
 	e->type = (uint8_t)type;
 	memcpy(e->id, id, 32);

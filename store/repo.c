@@ -375,16 +375,18 @@ static int locate(BkRepo *r, BkBlobType type, const uint8_t id[32], BkBlobLoc *l
 		return bk_errorf(-ENOENT, "blob %s is not in the index", bk_id_hex(id).s);
 	if (e < 0)
 		return e;
+	bool wrong_type = loc->type != type;
+	/* the index is a cache, not authenticated: no allocation larger than a blob */
+	if (!wrong_type && loc->plain_len <= BK_PACK_MAX_BLOB &&
+	    loc->sealed_len <= bk_seal_bound(BK_PACK_MAX_BLOB))
+		return 0;
 	char pname[80];
 	bk_pack_name(loc->pack, pname);
-	if (loc->type != type)
+	if (wrong_type)
 		return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: type %u, expected %u",
 				 bk_id_hex(id).s, pname, loc->offset, loc->type, type);
-	/* the index is a cache, not authenticated: no allocation larger than a blob */
-	if (loc->plain_len > BK_PACK_MAX_BLOB || loc->sealed_len > bk_seal_bound(BK_PACK_MAX_BLOB))
-		return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: index says %u bytes",
-				 bk_id_hex(id).s, pname, loc->offset, loc->plain_len);
-	return 0;
+	return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: index says %u bytes",
+			 bk_id_hex(id).s, pname, loc->offset, loc->plain_len);
 }
 
 /* Reads the sealed bytes at loc into this thread's scratch and opens them into

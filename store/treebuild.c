@@ -64,14 +64,8 @@ static Node *find_kid(Node *dir, const char *name, size_t len)
 
 static Node *add_kid(Node *dir, const char *name, size_t len)
 {
-	if (dir->nkids == dir->cap) {
-		size_t cap = dir->cap ? 2 * dir->cap : 8;
-		Node **k = realloc(dir->kids, cap * sizeof(*k));
-		if (!k)
-			return NULL;
-		dir->kids = k;
-		dir->cap = cap;
-	}
+	if (bk_grow(&dir->kids, &dir->cap, dir->nkids, sizeof(*dir->kids), 8) < 0)
+		return NULL;
 	Node *n = calloc(1, sizeof(*n));
 	if (!n || !(n->e.name = strndup(name, len))) {
 		free(n);

@@ -57,3 +57,20 @@ uint64_t bk_mono_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
+
+int bk_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap ? 2 * *cap : first;
+	if (ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	void *old;
+	memcpy(&old, items, sizeof(old));
+	void *p = realloc(old, ncap * elem);
+	if (!p)
+		return -ENOMEM;
+	memcpy(items, &p, sizeof(p));
+	*cap = ncap;
+	return 0;
+}

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int n_run, n_failed;
 
@@ -51,4 +52,12 @@ int tap_done(void)
 {
 	printf("1..%d\n", n_run);
 	return n_failed ? 1 : 0;
+}
+
+void tap_remove_tree(const char *path)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		diag("could not remove %s", path);
 }

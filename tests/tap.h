@@ -12,5 +12,7 @@ bool ok_int(long long got, long long want, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
+/* Removes a test's temporary directory tree (a diag line if it cannot). */
+void tap_remove_tree(const char *path);
 
 #endif

@@ -4,11 +4,34 @@
 #include <string.h>
 
 #include "store/codec.h"
+#include "store/util.h"
 #include "store/error.h"
 #include "tests/tap.h"
 
+/* bk_grow (store/util.h): grows only when full, doubling from the first
+ * capacity, and keeps what the array held. */
+static void test_grow(void)
+{
+	uint32_t *a = NULL;
+	size_t cap = 0, grows = 0, bad = 0;
+	for (uint32_t n = 0; n < 1000; n++) {
+		size_t before = cap;
+		if (bk_grow(&a, &cap, n, sizeof(*a), 4) < 0)
+			break;
+		grows += cap != before;
+		a[n] = n * 7;
+	}
+	for (uint32_t n = 0; n < 1000; n++)
+		bad += a[n] != n * 7;
+	ok(cap == 1024 && grows == 9 && bad == 0,
+	   "bk_grow: 1000 elements in capacity %zu after %zu grows, all kept (%zu wrong)", cap,
+	   grows, bad);
+	free(a);
+}
+
 int main(void)
 {
+	test_grow();
 	BkEnc e;
 	bk_enc_init(&e, 1 << 20);
 	const uint64_t vals[] = { 0, 1, 127, 128, 300, 1ull << 35, UINT64_MAX };

@@ -419,9 +419,6 @@ int main(void)
 	test_passphrase();
 	test_keyfile_slot();
 	test_keyfiles();
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-	if (system(cmd) != 0)
-		diag("could not remove %s", tmp_root);
+	tap_remove_tree(tmp_root);
 	return tap_done();
 }

@@ -695,10 +695,7 @@ int main(void)
 	bk_backend_free(be);
 	bk_sealer_free(sealer);
 	bk_keys_free(keys);
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-	if (system(cmd) != 0)
-		diag("could not remove %s", tmp_root);
+	tap_remove_tree(tmp_root);
 	free(repo_dir);
 	free(tmp_dir);
 	return tap_done();

@@ -242,9 +242,6 @@ int main(void)
 	bk_repo_close(r);
 	bk_secret_free(secret);
 	free(path);
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
-	if (system(cmd) != 0)
-		diag("could not remove %s", tmp_root);
+	tap_remove_tree(tmp_root);
 	return tap_done();
 }

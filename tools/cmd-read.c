@@ -47,15 +47,9 @@ static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 		bk_snapshot_free(s);
 		return 0;
 	}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 64;
-		Item *p = realloc(l->items, cap * sizeof(*p));
-		if (!p) {
-			bk_snapshot_free(s);
-			return -ENOMEM;
-		}
-		l->items = p;
-		l->cap = cap;
+	if (bk_grow(&l->items, &l->cap, l->n, sizeof(*l->items), 64) < 0) {
+		bk_snapshot_free(s);
+		return -ENOMEM;
 	}
 	memcpy(l->items[l->n].id, id, 32);
 	l->items[l->n++].s = s;

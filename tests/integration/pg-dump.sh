@@ -129,33 +129,28 @@ fake=$T/fakebin
 mkdir "$fake"
 chmod 755 "$fake"
 ln -s "$PG_BIN/pg_dumpall" "$fake/pg_dumpall"
-cat >"$fake/pg_dump" <<EOF
+# fake_dump_fails WHAT ENDING: a pg_dump that writes the start of a dump, then runs
+# the shell line ENDING, must make `pg dump` fail and add no dump snapshot.
+nfake=0
+fake_dump_fails() {
+	nfake=$((nfake + 1))
+	local ran="$SRV/fake-ran-$nfake" before
+	cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
-touch '$SRV/fake-ran'
+touch '$ran'
 printf 'PGDMP'
 head -c 300000 /dev/zero
-echo "pg_dump: error: simulated failure" >&2
-exit 1
+$2
 EOF
-chmod 755 "$fake/pg_dump"
-before=$(count_dumps)
-BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump that writes then exits 1 fails" \
-	bkp pg dump --dbname "$(pitr_conninfo)"
-t_true "(the fake pg_dump ran)" test -e "$SRV/fake-ran"
-t_is "$(count_dumps)" "$before" "and adds no dump snapshot"
-
-cat >"$fake/pg_dump" <<EOF
-#!/bin/sh
-touch '$SRV/fake-ran-2'
-printf 'PGDMP'
-head -c 300000 /dev/zero
-kill -9 \$\$
-EOF
-before=$(count_dumps)
-BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump killed by a signal fails" \
-	bkp pg dump --dbname "$(pitr_conninfo)"
-t_true "(the killed pg_dump ran)" test -e "$SRV/fake-ran-2"
-t_is "$(count_dumps)" "$before" "and adds no dump snapshot"
+	chmod 755 "$fake/pg_dump"
+	before=$(count_dumps)
+	BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump that $1 fails" \
+		bkp pg dump --dbname "$(pitr_conninfo)"
+	t_true "(the fake pg_dump ran)" test -e "$ran"
+	t_is "$(count_dumps)" "$before" "and adds no dump snapshot"
+}
+fake_dump_fails "writes then exits 1" 'echo "pg_dump: error: simulated failure" >&2; exit 1'
+fake_dump_fails "is killed by a signal" 'kill -9 $$'
 
 # A pg_dump that fails for the last database only (postgres): the dumps completed
 # before it stay, the failed one adds nothing.
