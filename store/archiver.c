@@ -49,15 +49,21 @@ struct BkChunkStream {
 	int err;      /* a failed chunk of the file being consumed */
 };
 
-static int store_chunks(void *writer, void *job)
+static int store_chunks(void *stream, void *job)
 {
+	BkChunkStream *s = stream;
 	Job *j = job;
+	const uint8_t *data[BATCH_CHUNKS];
 	size_t off = 0;
 	for (size_t i = 0; i < j->n; i++) {
-		int e = bk_writer_put(writer, BK_BLOB_DATA, j->data + off, j->len[i], j->id[i]);
+		data[i] = j->data + off;
+		off += j->len[i];
+	}
+	bk_blob_ids(s->repo->keys, j->n, data, j->len, j->id); /* side by side */
+	for (size_t i = 0; i < j->n; i++) {
+		int e = bk_writer_put_id(s->writer, BK_BLOB_DATA, data[i], j->len[i], j->id[i]);
 		if (e < 0)
 			return e;
-		off += j->len[i];
 	}
 	return 0;
 }
@@ -185,7 +191,7 @@ int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkS
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
 	if (e == 0)
-		e = bk_pipeline_new(RING, sizeof(Job), store_chunks, w, &s->pipe);
+		e = bk_pipeline_new(RING, sizeof(Job), store_chunks, s, &s->pipe);
 	if (e < 0) {
 		bk_chunk_stream_free(s);
 		return e;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "store/blake2b.h"
 #include "store/error.h"
 #include "store/util.h"
 
@@ -57,6 +58,7 @@ int bk_crypto_init(void)
 {
 	if (sodium_init() < 0)
 		return bk_errorf(-EIO, "libsodium failed to initialise");
+	bk_blake2b_init();
 	return 0;
 }
 
@@ -88,6 +90,12 @@ void bk_keys_free(BkKeys *k)
 void bk_blob_id(const BkKeys *k, const void *data, size_t len, uint8_t ret_id[32])
 {
 	crypto_generichash(ret_id, 32, data, len, k->id_key, BK_KEY_LEN);
+}
+
+void bk_blob_ids(const BkKeys *k, size_t n, const uint8_t *const *data, const size_t *len,
+		 uint8_t (*ret_ids)[32])
+{
+	bk_blake2b_many(k->id_key, BK_KEY_LEN, n, data, len, ret_ids);
 }
 
 int bk_sealer_new(int zstd_level, BkSealer **ret)
@@ -275,9 +283,10 @@ int bk_open_named(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t i
 	return open_alloc(s, k, type, id, false, sealed, sealed_len, max_len, ret_plain, ret_len);
 }
 
-int bk_open_into(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
-		 uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap, size_t *ret_len)
+int bk_open_into_unverified(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+			    uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap,
+			    size_t *ret_len)
 {
 	uint8_t *msg = sealed_len >= BK_SEAL_OVERHEAD ? sealed + 1 + BK_NONCE_LEN : sealed;
-	return open_core(s, k, type, id, true, sealed, sealed_len, msg, out, out_cap, NULL, ret_len);
+	return open_core(s, k, type, id, false, sealed, sealed_len, msg, out, out_cap, NULL, ret_len);
 }

@@ -54,6 +54,10 @@ int bk_keys_new(const uint8_t master[BK_KEY_LEN], const uint8_t repo_id[BK_REPO_
 void bk_keys_free(BkKeys *k); /* wipes and frees; accepts NULL */
 
 void bk_blob_id(const BkKeys *k, const void *data, size_t len, uint8_t ret_id[32]);
+/* The ids of n blobs at once (ret_ids[i] = bk_blob_id of data[i], len[i]), several
+ * side by side in vector registers (store/blake2b.h): for batches of chunks. */
+void bk_blob_ids(const BkKeys *k, size_t n, const uint8_t *const *data, const size_t *len,
+		 uint8_t (*ret_ids)[32]);
 
 /* Per-thread zstd state plus scratch space. */
 typedef struct BkSealer BkSealer;
@@ -80,11 +84,15 @@ int bk_open(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 	    size_t *ret_len);
 
 /* Like bk_open, into out (at most out_cap bytes, not overlapping sealed) without
- * allocating: sealed is decrypted in place, so its bytes are spent. On failure
- * out holds no plaintext (it is wiped). For the read paths that move a stream of
- * chunks through reused buffers. */
-int bk_open_into(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
-		 uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap, size_t *ret_len);
+ * allocating, and without recomputing the id: the caller must compare
+ * bk_blob_ids() of the plaintext with id before using a byte of it (invariant 4),
+ * which it can do for a batch of blobs at once. sealed is decrypted in place, so
+ * its bytes are spent. On failure out holds no plaintext (it is wiped). For the
+ * read paths that move a stream of chunks through reused buffers
+ * (bk_repo_read_blobs_into). */
+int bk_open_into_unverified(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
+			    uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap,
+			    size_t *ret_len);
 
 /* Like bk_open, but for records named by something other than their content
  * (the id is then the keyed hash of the object's name, bound as associated data):

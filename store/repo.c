@@ -390,7 +390,7 @@ static int locate(BkRepo *r, BkBlobType type, const uint8_t id[32], BkBlobLoc *l
 }
 
 /* Reads the sealed bytes at loc into this thread's scratch and opens them into
- * out (loc->plain_len bytes). */
+ * out (loc->plain_len bytes), without checking the id: the callers do. */
 static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBlobLoc *loc,
 		    uint8_t *out)
 {
@@ -408,12 +408,34 @@ static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBl
 		return e;
 	if (n != loc->sealed_len)
 		return bk_errorf(BK_E_CORRUPT, "pack %s: truncated at offset %u", pname, loc->offset);
-	e = bk_open_into(s, r->keys, type, id, sealed, n, out, loc->plain_len, &len);
+	e = bk_open_into_unverified(s, r->keys, type, id, sealed, n, out, loc->plain_len, &len);
 	if (e < 0)
 		return bk_error_wrap(e, "pack %s offset %u", pname, loc->offset);
 	if (len != loc->plain_len)
 		return bk_errorf(BK_E_CORRUPT, "pack %s offset %u: blob %s has the wrong length", pname,
 				 loc->offset, bk_id_hex(id).s);
+	return 0;
+}
+
+/* Compares the ids of n blobs read back (plain[i], loc[i].plain_len bytes) with
+ * the ids they were read under (invariant 4). */
+static int check_ids(BkRepo *r, size_t n, const uint8_t (*ids)[32], const BkBlobLoc *loc,
+		     const uint8_t *const *plain)
+{
+	size_t len[BK_REPO_BATCH_MAX] = { 0 };
+	uint8_t got[BK_REPO_BATCH_MAX][32];
+	for (size_t i = 0; i < n; i++)
+		len[i] = loc[i].plain_len;
+	bk_blob_ids(r->keys, n, plain, len, got);
+	for (size_t i = 0; i < n; i++) {
+		if (sodium_memcmp(got[i], ids[i], 32) != 0) {
+			char pname[80];
+			bk_pack_name(loc[i].pack, pname);
+			return bk_errorf(BK_E_CORRUPT,
+					 "pack %s offset %u: blob %s: content does not match its id",
+					 pname, loc[i].offset, bk_id_hex(ids[i]).s);
+		}
+	}
 	return 0;
 }
 
@@ -428,7 +450,11 @@ int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t
 	uint8_t *out = malloc(loc.plain_len ? loc.plain_len : 1);
 	if (!out)
 		return -ENOMEM;
-	if ((e = read_loc(r, type, id, &loc, out)) < 0) {
+	const uint8_t *plain = out;
+	if ((e = read_loc(r, type, id, &loc, out)) == 0)
+		e = check_ids(r, 1, (const uint8_t(*)[32])id, &loc, &plain);
+	if (e < 0) {
+		sodium_memzero(out, loc.plain_len);
 		free(out);
 		return e;
 	}
@@ -437,20 +463,36 @@ int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t
 	return 0;
 }
 
-int bk_repo_read_blob_into(BkRepo *r, BkBlobType type, const uint8_t id[32], uint8_t *out,
-			   size_t cap, size_t *ret_len)
+int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t (*ids)[32],
+			    const uint64_t *sizes, uint8_t *out)
 {
-	BkBlobLoc loc;
-	int e = locate(r, type, id, &loc);
-	if (e < 0)
-		return e;
-	if (loc.plain_len > cap)
-		return bk_errorf(BK_E_CORRUPT, "blob %s: %u bytes in the index, at most %zu expected",
-				 bk_id_hex(id).s, loc.plain_len, cap);
-	if ((e = read_loc(r, type, id, &loc, out)) < 0)
-		return e;
-	*ret_len = loc.plain_len;
-	return 0;
+	if (n > BK_REPO_BATCH_MAX)
+		return bk_errorf(-EINVAL, "%zu blobs in one read, at most %d", n, BK_REPO_BATCH_MAX);
+	BkBlobLoc loc[BK_REPO_BATCH_MAX];
+	const uint8_t *plain[BK_REPO_BATCH_MAX];
+	uint8_t *p = out;
+	int e = 0;
+	for (size_t i = 0; e == 0 && i < n; i++) {
+		if ((e = locate(r, type, ids[i], &loc[i])) < 0)
+			break;
+		if (loc[i].plain_len != sizes[i]) {
+			char pname[80];
+			bk_pack_name(loc[i].pack, pname);
+			e = bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: %u bytes, %llu expected",
+				      bk_id_hex(ids[i]).s, pname, loc[i].offset, loc[i].plain_len,
+				      (unsigned long long)sizes[i]);
+			break;
+		}
+		if ((e = read_loc(r, type, ids[i], &loc[i], p)) < 0)
+			break;
+		plain[i] = p;
+		p += sizes[i];
+	}
+	if (e == 0)
+		e = check_ids(r, n, ids, loc, plain);
+	if (e < 0) /* nothing unverified is left readable */
+		sodium_memzero(out, (size_t)(p - out));
+	return e;
 }
 
 /* Seals plain under id and stores it, create-only, as object name. */

@@ -79,10 +79,13 @@ int bk_repo_key_remove(BkRepo *r, const char *slot);
  * offset if the stored bytes are wrong. Matches BkGetBlobFn with ud = repo. */
 int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t **ret,
 		      size_t *ret_len);
-/* Like bk_repo_read_blob, into out (cap bytes; a longer blob is BK_E_CORRUPT)
- * through a per-thread scratch buffer: no allocation per blob. */
-int bk_repo_read_blob_into(BkRepo *r, BkBlobType type, const uint8_t id[32], uint8_t *out,
-			   size_t cap, size_t *ret_len);
+/* Reads n <= BK_REPO_BATCH_MAX blobs of sizes[i] bytes each back to back into
+ * out, through a per-thread scratch buffer (no allocation per blob), and checks
+ * their ids all at once (bk_blob_ids) before returning. A blob of another size
+ * is BK_E_CORRUPT; on any failure out holds no plaintext. */
+#define BK_REPO_BATCH_MAX 64
+int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t (*ids)[32],
+			    const uint64_t *sizes, uint8_t *out);
 
 /* Writes a record (create-only; an existing identical record is fine). */
 int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *plain,

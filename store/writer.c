@@ -228,21 +228,27 @@ static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32]
 int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, uint8_t ret_id[32])
 {
 	BkWriter *w = writer;
+	bk_blob_id(w->repo->keys, data, len, ret_id);
+	return bk_writer_put_id(w, type, data, len, ret_id);
+}
+
+int bk_writer_put_id(BkWriter *w, BkBlobType type, const void *data, size_t len,
+		     const uint8_t id[32])
+{
 	BkRepo *r = w->repo;
 	if (len > BK_PACK_MAX_BLOB)
 		return bk_errorf(-EFBIG, "blob of %zu bytes is larger than the %u allowed", len,
 				 BK_PACK_MAX_BLOB);
-	bk_blob_id(r->keys, data, len, ret_id);
 
 	pthread_mutex_lock(&w->lock);
 	w->stats.blobs++;
 	w->stats.bytes += len;
-	bool known = bk_idset_has(&w->pending, ret_id);
+	bool known = bk_idset_has(&w->pending, id);
 	pthread_mutex_unlock(&w->lock);
 	if (known)
 		return 0;
 	BkBlobLoc loc;
-	int e = bk_index_get(r->index, ret_id, &loc);
+	int e = bk_index_get(r->index, id, &loc);
 	if (e != -ENOENT)
 		return e; /* 0: already stored */
 
@@ -251,7 +257,7 @@ int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, u
 		pthread_mutex_unlock(&w->lock);
 		return e;
 	}
-	e = bk_idset_add(&w->pending, ret_id);
+	e = bk_idset_add(&w->pending, id);
 	if (e <= 0) { /* another thread is storing it, or out of memory */
 		pthread_mutex_unlock(&w->lock);
 		return e;
@@ -261,7 +267,7 @@ int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, u
 	w->stats.new_bytes += len;
 	pthread_mutex_unlock(&w->lock);
 
-	e = seal_into(w, s, type, ret_id, data, len);
+	e = seal_into(w, s, type, id, data, len);
 
 	pthread_mutex_lock(&w->lock);
 	set_error(w, e);

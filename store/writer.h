@@ -40,6 +40,10 @@ int bk_writer_new(BkRepo *r, BkWriter **ret);
 void bk_writer_free(BkWriter *w); /* accepts NULL */
 /* Stores a blob (matches BkPutBlobFn with ud = writer). */
 int bk_writer_put(void *writer, BkBlobType type, const void *data, size_t len, uint8_t ret_id[32]);
+/* Stores a blob whose id the caller computed with bk_blob_id or bk_blob_ids (for
+ * batches of chunks hashed together). */
+int bk_writer_put_id(BkWriter *w, BkBlobType type, const void *data, size_t len,
+		     const uint8_t id[32]);
 /* Commits the open pack, if any. */
 int bk_writer_flush(BkWriter *w);
 const BkWriterStats *bk_writer_stats(const BkWriter *w);

@@ -6,7 +6,12 @@
  * own bytes. Also: the same blob put twice is stored once; and when writing a pack
  * fails midway (a file size limit makes write() fail after a partial write), the
  * failure sticks, the pack is abandoned, and no id is indexed at a wrong place:
- * every blob the index knows reads back with its own bytes. */
+ * every blob the index knows reads back with its own bytes. Batch reads
+ * (bk_repo_read_blobs_into): a batch reads back byte-exact; a batch holding an
+ * authentic blob stored under another blob's id (bk_writer_put_id with a wrong id,
+ * as a buggy writer could) fails naming the pack and offset, with nothing of the
+ * batch left in the output, also when the bad blob is not the first; a size
+ * other than the index's and too large a batch are refused. */
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -142,6 +147,77 @@ static void test_same_blob_twice(BkRepo *r)
 	bk_writer_free(w);
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static void test_batch_read(BkRepo *r)
+{
+	enum { N = 12, LEN = 5000 };
+	BkWriter *w;
+	if (bk_writer_new(r, &w) < 0) {
+		ok(false, "writer");
+		return;
+	}
+	uint8_t *data = malloc(N * LEN), *out = malloc((N + 1) * LEN);
+	uint8_t ids[N + 1][32];
+	uint64_t sizes[N + 1];
+	int e = 0;
+	for (unsigned i = 0; i < N; i++) {
+		sizes[i] = LEN;
+		for (size_t k = 0; k < LEN; k++)
+			data[i * LEN + k] = (uint8_t)(i * 31 + k * 7 + (k >> 8));
+		if (e == 0)
+			e = bk_writer_put(w, BK_BLOB_DATA, data + i * LEN, LEN, ids[i]);
+	}
+	/* blob N: the bytes of blob 0 with one changed, stored under the id of a
+	 * blob nobody wrote */
+	uint8_t bad[LEN], bad_id[32];
+	memcpy(bad, data, LEN);
+	bad[100] ^= 1;
+	bk_blob_id(r->keys, "never written", 13, bad_id);
+	if (e == 0)
+		e = bk_writer_put_id(w, BK_BLOB_DATA, bad, LEN, bad_id);
+	if (e == 0)
+		e = bk_writer_flush(w);
+	is_int(e, 0, "%d blobs and one under a wrong id stored", N);
+	memcpy(ids[N], bad_id, 32);
+	sizes[N] = LEN;
+
+	e = bk_repo_read_blobs_into(r, BK_BLOB_DATA, N, (const uint8_t(*)[32])ids, sizes, out);
+	ok(e == 0 && memcmp(out, data, N * LEN) == 0, "a batch of %d reads back byte-exact", N);
+
+	/* good, good, bad, good: the bad one is caught after the others were read */
+	uint8_t bids[4][32];
+	uint64_t bsizes[4] = { LEN, LEN, LEN, LEN };
+	memcpy(bids[0], ids[0], 32);
+	memcpy(bids[1], ids[1], 32);
+	memcpy(bids[2], bad_id, 32);
+	memcpy(bids[3], ids[2], 32);
+	memset(out, 0x55, 4 * LEN);
+	e = bk_repo_read_blobs_into(r, BK_BLOB_DATA, 4, (const uint8_t(*)[32])bids, bsizes, out);
+	const char *d = bk_error_detail();
+	ok(e == BK_E_CORRUPT && strstr(d, "does not match its id") && strstr(d, "pack ") &&
+		   strstr(d, "offset "),
+	   "a blob whose bytes are not its id's is refused, naming pack and offset (%s)", d);
+	ok(all_zero(out, 3 * LEN), "nothing of the failed batch is left in the output");
+
+	bsizes[1] = LEN - 1;
+	e = bk_repo_read_blobs_into(r, BK_BLOB_DATA, 2, (const uint8_t(*)[32])ids, bsizes, out);
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "expected"),
+	   "a size other than the index's is refused (%s)", bk_error_detail());
+	is_int(bk_repo_read_blobs_into(r, BK_BLOB_DATA, BK_REPO_BATCH_MAX + 1,
+				       (const uint8_t(*)[32])ids, sizes, out),
+	       -EINVAL, "a batch larger than BK_REPO_BATCH_MAX is refused");
+	free(data);
+	free(out);
+	bk_writer_free(w);
+}
+
 static size_t count_dir(const char *path)
 {
 	DIR *d = opendir(path);
@@ -235,6 +311,7 @@ int main(void)
 	if (e == 0) {
 		test_flush_while_putting(r);
 		test_same_blob_twice(r);
+		test_batch_read(r);
 		char *path2 = bk_path_join(tmp_root, "repo-write-failure");
 		test_write_failure(path2, secret);
 		free(path2);
