@@ -1,6 +1,8 @@
 #include "store/blake2b.h"
 
+#include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <string.h>
@@ -72,14 +74,16 @@ static inline void store64(uint8_t *p, uint64_t v)
 #undef TARGET
 #endif
 
-static unsigned chosen = 1;
+static _Atomic unsigned chosen = 1;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 unsigned bk_blake2b_lanes_supported(void)
 {
 #ifdef HAVE_LANES
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f"))
+	/* libgcc reports a feature only if the OS saves its registers (xgetbv); the
+	 * 8-lane code is compiled for avx512f and uses AVX2 instructions too */
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2"))
 		return 8;
 	if (__builtin_cpu_supports("avx2"))
 		return 4;
@@ -104,6 +108,7 @@ void bk_blake2b_many_lanes(unsigned lanes, const uint8_t *key, size_t keylen, si
 			   const uint8_t *const *msg, const size_t *len, uint8_t (*out)[32])
 {
 #ifdef HAVE_LANES
+	assert(keylen <= BK_BLAKE2B_KEY_MAX);
 	if (lanes == 4 || lanes == 8) {
 		_Alignas(64) uint8_t keyblock[128] = { 0 };
 		if (keylen)
@@ -129,7 +134,8 @@ void bk_blake2b_many_lanes(unsigned lanes, const uint8_t *key, size_t keylen, si
 void bk_blake2b_many(const uint8_t *key, size_t keylen, size_t n, const uint8_t *const *msg,
 		     const size_t *len, uint8_t (*out)[32])
 {
-	bk_blake2b_many_lanes(n > 1 ? chosen : 1, key, keylen, n, msg, len, out);
+	unsigned lanes = atomic_load_explicit(&chosen, memory_order_relaxed);
+	bk_blake2b_many_lanes(n > 1 ? lanes : 1, key, keylen, n, msg, len, out);
 }
 
 /* Runs lanes on messages of every length around the block and lane boundaries,
@@ -170,11 +176,11 @@ static void choose(void)
 		lanes = 4;
 	if (lanes == 4 && !lanes_agree(4))
 		lanes = 1;
-	chosen = lanes;
+	atomic_store_explicit(&chosen, lanes, memory_order_relaxed);
 }
 
 unsigned bk_blake2b_init(void)
 {
 	pthread_once(&init_once, choose);
-	return chosen;
+	return atomic_load_explicit(&chosen, memory_order_relaxed);
 }

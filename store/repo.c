@@ -411,9 +411,11 @@ static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBl
 	e = bk_open_into_unverified(s, r->keys, type, id, sealed, n, out, loc->plain_len, &len);
 	if (e < 0)
 		return bk_error_wrap(e, "pack %s offset %u", pname, loc->offset);
-	if (len != loc->plain_len)
+	if (len != loc->plain_len) {
+		sodium_memzero(out, len); /* unverified plaintext */
 		return bk_errorf(BK_E_CORRUPT, "pack %s offset %u: blob %s has the wrong length", pname,
 				 loc->offset, bk_id_hex(id).s);
+	}
 	return 0;
 }
 

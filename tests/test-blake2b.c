@@ -1,6 +1,7 @@
 /* Unit tests for store/blake2b: every lane count this CPU runs (1, 4, 8) gives
  * crypto_generichash's bytes for batches of 1 to 100 messages of lengths around
- * every block boundary (0, 1, 127, 128, 129, ..., 70 KiB), unkeyed and with
+ * every block boundary (0 as a NULL pointer, 1, 127, 128, 129, ..., 70 KiB, each
+ * in an allocation of its own size), unkeyed and with
  * 16-, 32- and 64-byte keys, messages of one batch in any order of length and
  * overlapping in memory; bk_blake2b_init agrees with the CPU's best (its
  * self-check passed) and bk_blob_ids gives bk_blob_id's ids. A lane that mixed up
@@ -20,8 +21,10 @@
 
 static uint8_t *pool;
 
-/* Hashes n messages of the given lengths (at pseudo-random places in the pool)
- * with lanes and compares each with libsodium; returns the mismatches. */
+/* Hashes n messages of the given lengths (copies of pseudo-random places in the
+ * pool, each in an allocation of exactly its size, so that ASan sees a read past
+ * a message's end; NULL for an empty one) with lanes and compares each with
+ * libsodium; returns the mismatches. */
 static int compare(unsigned lanes, const uint8_t *key, size_t keylen, size_t n,
 		   const size_t *len, uint32_t seed)
 {
@@ -29,7 +32,10 @@ static int compare(unsigned lanes, const uint8_t *key, size_t keylen, size_t n,
 	uint8_t got[MAXN][32], want[32];
 	for (size_t i = 0; i < n; i++) {
 		seed = seed * 1103515245u + 12345u;
-		msg[i] = pool + seed % (POOL - len[i]);
+		uint8_t *m = len[i] ? malloc(len[i]) : NULL;
+		if (m)
+			memcpy(m, pool + seed % (POOL - len[i]), len[i]);
+		msg[i] = m;
 	}
 	memset(got, 0xee, sizeof(got));
 	bk_blake2b_many_lanes(lanes, key, keylen, n, msg, len, got);
@@ -42,6 +48,8 @@ static int compare(unsigned lanes, const uint8_t *key, size_t keylen, size_t n,
 				     keylen, i, n, len[i]);
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		free((void *)msg[i]);
 	return bad;
 }
 
