@@ -471,7 +471,7 @@ int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t 
 	if (n > BK_REPO_BATCH_MAX)
 		return bk_errorf(-EINVAL, "%zu blobs in one read, at most %d", n, BK_REPO_BATCH_MAX);
 	BkBlobLoc loc[BK_REPO_BATCH_MAX];
-	const uint8_t *plain[BK_REPO_BATCH_MAX];
+	const uint8_t *plain[BK_REPO_BATCH_MAX] = { 0 };
 	uint8_t *p = out;
 	int e = 0;
 	for (size_t i = 0; e == 0 && i < n; i++) {
