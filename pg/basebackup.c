@@ -350,8 +350,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		find_parent(&c, name, sys.sysid, o->no_reuse);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
-	/* relation files change in 8 KiB pages: a quarter of the repository's
-	 * chunk size (16 KiB by default) keeps an incremental backup small */
+	/* relation files change in 8 KiB pages: half the repository's chunk size
+	 * (32 KiB by default) keeps an incremental backup small (docs/design.md) */
 	if (e == 0)
 		e = bk_chunk_stream_new_sized(r, c.writer, BK_BASEBACKUP_CHUNK_DIVISOR, &c.stream);
 	if (e == 0)

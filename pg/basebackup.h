@@ -36,7 +36,7 @@
 #include "store/tree.h"
 
 #define BK_TABLESPACE_DIR ".bunker-tablespaces"
-#define BK_BASEBACKUP_CHUNK_DIVISOR 4 /* chunk sizes: the repository's / 4 */
+#define BK_BASEBACKUP_CHUNK_DIVISOR 2 /* chunk sizes: the repository's / 2 */
 
 typedef struct {
 	const char *conninfo;
