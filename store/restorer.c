@@ -210,8 +210,8 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
  * with zeros and the file truncated to its size. Runs of whole zero blocks
  * become holes. */
 #define READ_AHEAD 8
-#define BATCH_CHUNKS 16
-#define BATCH_BYTES (512u << 10)
+#define BATCH_CHUNKS 64
+#define BATCH_BYTES (2u << 20)
 #define ALIGN 4096u
 
 typedef struct {
