@@ -409,6 +409,7 @@ static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBl
 	if (n != loc->sealed_len)
 		return bk_errorf(BK_E_CORRUPT, "pack %s: truncated at offset %u", pname, loc->offset);
 	e = bk_open_into_unverified(s, r->keys, type, id, sealed, n, out, loc->plain_len, &len);
+	sodium_memzero(sealed, n); /* decrypted in place: plaintext (compressed) */
 	if (e < 0)
 		return bk_error_wrap(e, "pack %s offset %u", pname, loc->offset);
 	if (len != loc->plain_len) {

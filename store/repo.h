@@ -79,10 +79,12 @@ int bk_repo_key_remove(BkRepo *r, const char *slot);
  * offset if the stored bytes are wrong. Matches BkGetBlobFn with ud = repo. */
 int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t **ret,
 		      size_t *ret_len);
-/* Reads n <= BK_REPO_BATCH_MAX blobs of sizes[i] bytes each back to back into
- * out, through a per-thread scratch buffer (no allocation per blob), and checks
- * their ids all at once (bk_blob_ids) before returning. A blob of another size
- * is BK_E_CORRUPT; on any failure out holds no plaintext. */
+/* Reads n blobs of sizes[i] bytes each back to back into out (at least the sum
+ * of sizes bytes), through a per-thread scratch buffer (no allocation per blob),
+ * and checks their ids all at once (bk_blob_ids) before returning. More than
+ * BK_REPO_BATCH_MAX blobs: -EINVAL. A blob the index gives another size is
+ * BK_E_CORRUPT, a blob whose bytes are not its id's is BK_E_CORRUPT naming its
+ * pack and offset; on any failure out holds no plaintext. */
 #define BK_REPO_BATCH_MAX 64
 int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t (*ids)[32],
 			    const uint64_t *sizes, uint8_t *out);

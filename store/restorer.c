@@ -213,6 +213,7 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 #define BATCH_CHUNKS 64
 #define BATCH_BYTES (2u << 20)
 #define ALIGN 4096u
+_Static_assert(BATCH_CHUNKS <= BK_REPO_BATCH_MAX, "a batch is read in one bk_repo_read_blobs_into");
 
 typedef struct {
 	size_t n;

@@ -1,11 +1,16 @@
 /* store/restorer.h: reading snapshots back: listing and resolving them, walking
  * their trees, streaming a file's bytes, and restoring to a directory.
  *
- * Every byte comes through bk_repo_read_blob(): authenticated and id-checked
- * (invariant 4). A restored file is written under a temporary name and renamed
- * into place only when all of its bytes were verified, so a corrupt repository
- * never leaves a wrong file under the real name. Runs of zero bytes are written
- * as holes (sparse files stay sparse).
+ * Every byte is authenticated and id-checked before it is written (invariant 4):
+ * trees and content lists through bk_repo_read_blob(), file data in batches of
+ * chunks through bk_repo_read_blobs_into(), which checks a batch's ids at once.
+ * A restored file is written under a temporary name and renamed into place only
+ * when all of its bytes were verified, so a corrupt repository never leaves a
+ * wrong file under the real name. Restored files are written with O_DIRECT in
+ * whole 4 KiB blocks where the file system takes it (through the page cache where
+ * it does not), whole zero blocks become holes (sparse files stay sparse), and one
+ * syncfs at the end makes the restore durable. bk_content_write() writes a plain
+ * stream (pipes, stdout).
  *
  * Thread-safety: functions may run concurrently on one BkRepo.
  */

@@ -5,7 +5,12 @@
  *   open-direct   openat with O_DIRECT fails with EINVAL (no O_DIRECT here)
  *   write-direct  pwrite to an O_DIRECT descriptor past offset 0 fails with EINVAL
  *   short         pwrite writes at most 4096 bytes at a time
- *   eio           pwrite at offset 8192 or later fails with EIO */
+ *   eio           pwrite at offset 8192 or later fails with EIO
+ *   strict        pwrite fails with EIO unless the descriptor has O_DIRECT and the
+ *                 buffer, length and offset are all multiples of 4096: proves the
+ *                 restore really writes directly, in whole aligned blocks (a file
+ *                 system would answer a misaligned direct write with EINVAL, which
+ *                 the restorer takes for "no O_DIRECT here" and falls back) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -16,6 +21,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +110,11 @@ static ssize_t fault_pwrite(const char *sym, int fd, const void *buf, size_t n, 
 		}
 		if (mode_is("short") && n > 4096)
 			n = 4096;
+		if (mode_is("strict") && (fl < 0 || !(fl & O_DIRECT) || (uintptr_t)buf % 4096 ||
+					  n % 4096 || off % 4096)) {
+			errno = EIO;
+			return -1;
+		}
 	}
 	return real(fd, buf, n, off);
 }

@@ -8,6 +8,7 @@
 #
 # TAP
 #   ok DESC / not_ok DESC [DIAG...]   emit one result (honours $TODO, see below)
+#   skip DESC                         emit a TAP skip
 #   t_true DESC CMD...                ok when CMD exits 0 (its stderr is shown if not)
 #   t_is GOT WANT DESC                ok when the strings are equal
 #   t_rc WANT DESC CMD...             run CMD, ok when its exit code is WANT; keeps
@@ -80,6 +81,11 @@ _tap_emit() { # STATUS DESC
 }
 
 ok() { _tap_emit ok "$1"; }
+
+skip() { # DESC: a TAP skip (counted as passed by TAP consumers)
+	_tap_n=$((_tap_n + 1))
+	printf 'ok %d # SKIP %s\n' "$_tap_n" "$1"
+}
 
 not_ok() {
 	local desc=$1

@@ -4,7 +4,9 @@
 # from file to file. Files of every size around the block and chunk edges, runs of
 # zeros inside and at the end, an all-zero file and many small files in a row come
 # back byte-exact and sparse where they were zero; and the same through the
-# fallbacks, forced by an LD_PRELOAD library (io-fault.c): a file system that
+# fallbacks, forced by an LD_PRELOAD library (io-fault.c): where the file system
+# takes O_DIRECT, every write of a restore is direct and in whole aligned blocks
+# (a misaligned one would quietly fall back to the page cache); a file system that
 # refuses O_DIRECT at open, one that refuses a direct write midway, short writes.
 # A write that fails (EIO) fails the restore with one line, exit 1, and leaves
 # no temporary file, and every file under its own name whole.
@@ -41,10 +43,18 @@ ok_if "[ $mixed -lt 2200000 ]" "a MiB of zeros inside a file is a hole ($mixed b
 
 SHIM=${IO_FAULT_LIB:-}
 if [ -z "$SHIM" ] || [ ! -f "$SHIM" ]; then
-	ok "# SKIP io-fault library not built (IO_FAULT_LIB)"
+	skip "io-fault library not built (IO_FAULT_LIB)"
 else
 	# ASan wants to come first; the shim only wraps libc calls
 	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+	if dd if=/dev/zero of="$T/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+		out=$T/out-strict
+		t_true "restore where every write must be direct and aligned" env LD_PRELOAD="$SHIM" \
+			IO_FAULT=strict IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out"
+		t_same_tree "$S" "$out/src" "strict: every file byte-exact"
+	else
+		skip "the file system under $T takes no O_DIRECT"
+	fi
 	for mode in open-direct write-direct short; do
 		out=$T/out-$mode
 		t_true "restore where $mode" env LD_PRELOAD="$SHIM" IO_FAULT=$mode IO_FAULT_PATH="$out" \
