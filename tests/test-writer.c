@@ -11,7 +11,8 @@
  * authentic blob stored under another blob's id (bk_writer_put_id with a wrong id,
  * as a buggy writer could) fails naming the pack and offset, with nothing of the
  * batch left in the output, also when the bad blob is not the first; a size
- * other than the index's and too large a batch are refused. */
+ * other than the index's and too large a batch are refused; check --read-data
+ * (which recomputes ids in groups too) reports that blob and nothing else. */
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/check.h"
 #include "store/error.h"
 #include "store/fs.h"
 #include "store/keyslot.h"
@@ -155,6 +157,18 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+typedef struct {
+	int problems;
+	char first[1400];
+} Findings;
+
+static void collect(void *ud, bool problem, const char *line)
+{
+	Findings *f = ud;
+	if (problem && f->problems++ == 0)
+		snprintf(f->first, sizeof(f->first), "%s", line);
+}
+
 static void test_batch_read(BkRepo *r)
 {
 	enum { N = 12, LEN = 5000 };
@@ -213,6 +227,15 @@ static void test_batch_read(BkRepo *r)
 	is_int(bk_repo_read_blobs_into(r, BK_BLOB_DATA, BK_REPO_BATCH_MAX + 1,
 				       (const uint8_t(*)[32])ids, sizes, out),
 	       -EINVAL, "a batch larger than BK_REPO_BATCH_MAX is refused");
+
+	/* check --read-data reads the packs by their own trailers: the same blob is
+	 * the one problem it finds */
+	Findings f = { 0 };
+	e = bk_check(r, true, collect, &f);
+	ok(e == 1 && f.problems == 1 && strstr(f.first, bk_id_hex(bad_id).s) &&
+		   strstr(f.first, "does not match its id") && strstr(f.first, "offset "),
+	   "check --read-data reports the blob under a wrong id, and only it (%d: %s)", f.problems,
+	   f.first);
 	free(data);
 	free(out);
 	bk_writer_free(w);
