@@ -119,12 +119,31 @@ bool bk_basebackup_label_follows(const BkParentBackup *p, const char *label, int
 	return bk_wal_lsn_parse(lsn, &start) == 0 && start >= p->stop_lsn && mtime > p->start;
 }
 
+/* Chunk ids looked up in the index a batch at a time (one read transaction). */
+typedef struct {
+	BkIndex *index;
+	size_t n;
+	uint8_t ids[256][32];
+} IdBatch;
+
+static int lookup_batch(IdBatch *b)
+{
+	bool found[256];
+	int e = bk_index_has_many(b->index, (const uint8_t(*)[32])b->ids, b->n, found);
+	for (size_t i = 0; e == 0 && i < b->n; i++)
+		if (!found[i])
+			e = -ENOENT;
+	b->n = 0;
+	return e;
+}
+
 static int chunk_indexed(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
 {
 	(void)size;
 	(void)offset;
-	BkBlobLoc loc;
-	return bk_index_get(((const Ctx *)ud)->repo->index, id, &loc) == 0 ? 0 : -ENOENT;
+	IdBatch *b = ud;
+	memcpy(b->ids[b->n++], id, 32);
+	return b->n == 256 ? lookup_batch(b) : 0;
 }
 
 /* Whether every chunk of a parent's file (and every content list above them) is
@@ -132,7 +151,15 @@ static int chunk_indexed(void *ud, const uint8_t id[32], uint64_t size, uint64_t
  * not copied forward; the file is read and its chunks stored again. */
 static bool chunks_indexed(Ctx *c, const BkContentNode *n)
 {
-	int e = bk_content_walk(n, bk_repo_read_blob, c->repo, chunk_indexed, c);
+	IdBatch *b = malloc(sizeof(*b));
+	if (!b)
+		return false;
+	b->index = c->repo->index;
+	b->n = 0;
+	int e = bk_content_walk(n, bk_repo_read_blob, c->repo, chunk_indexed, b);
+	if (e == 0 && b->n)
+		e = lookup_batch(b);
+	free(b);
 	bk_error_clear();
 	return e == 0;
 }

@@ -10,9 +10,10 @@
  *
  * bk_blake2b_init() runs the lanes on known inputs against libsodium once and
  * keeps to libsodium if they ever differ, so a miscompiled or unsupported vector
- * path cannot produce ids that differ from crypto_generichash's.
+ * path cannot produce ids that differ from crypto_generichash's. It runs at the
+ * first batch (processes that hash none, like wal-fetch, never pay for it).
  *
- * Pure functions over caller buffers; thread-safe after bk_blake2b_init().
+ * Pure functions over caller buffers; thread-safe; sodium_init() first.
  */
 #ifndef BK_STORE_BLAKE2B_H
 #define BK_STORE_BLAKE2B_H
@@ -22,9 +23,8 @@
 
 #define BK_BLAKE2B_KEY_MAX 64
 
-/* Chooses the vector implementation (checked against libsodium). Call once,
- * after sodium_init(), before the first bk_blake2b_many(); later calls do
- * nothing. Returns the lanes in use (1 = libsodium only). */
+/* Chooses the vector implementation (checked against libsodium) the first time;
+ * later calls return the choice. Returns the lanes in use (1 = libsodium only). */
 unsigned bk_blake2b_init(void);
 
 /* out[i] = crypto_generichash(32, msg[i], len[i], key, keylen) for i < n.

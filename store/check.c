@@ -92,69 +92,50 @@ static int hash_pack(Check *c, const char *name, const uint8_t id[32], uint64_t 
 }
 
 /* Reads, authenticates and opens every blob a pack's own trailer lists (not the
- * index's view of it), in groups whose ids are recomputed at once (bk_blob_ids),
- * and reports each blob that fails. */
+ * index's view of it), in groups whose ids are recomputed at once; a group that
+ * fails is read again blob by blob, to report each blob that fails. */
 #define GROUP_BYTES (4u << 20)
-static int verify_blobs(Check *c, const char *name, const BkPackEntry *ents, size_t n, BkSealer *s)
+static int verify_blobs(Check *c, const uint8_t pack[32], const BkPackEntry *ents, size_t n)
 {
 	uint8_t *out = NULL;
 	size_t cap = 0;
-	int e = 0;
-	for (size_t i = 0; e == 0 && i < n;) {
+	for (size_t i = 0; i < n;) {
+		BkBlobLoc loc[BK_REPO_BATCH_MAX];
+		uint8_t ids[BK_REPO_BATCH_MAX][32];
 		size_t k = 0, bytes = 0;
 		while (i + k < n && k < BK_REPO_BATCH_MAX &&
-		       (k == 0 || bytes + ents[i + k].plain_len <= GROUP_BYTES))
-			bytes += ents[i + k++].plain_len;
+		       (k == 0 || bytes + ents[i + k].plain_len <= GROUP_BYTES)) {
+			const BkPackEntry *en = &ents[i + k];
+			loc[k] = (BkBlobLoc){ .offset = en->offset, .sealed_len = en->sealed_len,
+					      .plain_len = en->plain_len, .type = en->type };
+			memcpy(loc[k].pack, pack, 32);
+			memcpy(ids[k++], en->id, 32);
+			bytes += en->plain_len;
+		}
 		if (bytes > cap) {
-			if (out)
-				sodium_memzero(out, cap);
-			free(out);
+			free(out); /* wiped by every failed read; holds verified bytes only */
 			cap = BK_MAX(bytes, (size_t)GROUP_BYTES);
 			if (!(out = malloc(cap)))
 				return -ENOMEM;
 		}
-		const uint8_t *plain[BK_REPO_BATCH_MAX];
-		size_t len[BK_REPO_BATCH_MAX], which[BK_REPO_BATCH_MAX], m = 0;
-		uint8_t *p = out;
-		for (size_t j = 0; j < k; p += ents[i + j].plain_len, j++) {
-			const BkPackEntry *en = &ents[i + j];
-			uint8_t *sealed = bk_sealer_scratch(s, en->sealed_len);
-			if (!sealed) {
-				e = -ENOMEM;
-				break;
+		if (bk_repo_read_locs_into(c->r, k, (const uint8_t(*)[32])ids, loc, out) < 0) {
+			for (size_t j = 0; j < k; j++) {
+				int e = bk_repo_read_locs_into(c->r, 1, (const uint8_t(*)[32])ids[j], &loc[j], out);
+				if (e == -ENOMEM) {
+					sodium_memzero(out, cap);
+					free(out);
+					return e;
+				}
+				if (e < 0)
+					report(c, "%s", bk_error_detail());
 			}
-			size_t got = 0, plen = 0;
-			int r = bk_backend_get(c->r->be, name, en->offset, en->sealed_len, sealed, &got);
-			if (r == 0 && got != en->sealed_len)
-				r = bk_errorf(BK_E_CORRUPT, "truncated");
-			if (r == 0)
-				r = bk_open_into_unverified(s, c->r->keys, en->type, en->id, sealed, got, p,
-							    en->plain_len, &plen);
-			sodium_memzero(sealed, got); /* decrypted in place */
-			if (r == 0 && plen != en->plain_len)
-				r = bk_errorf(BK_E_CORRUPT, "blob %s: %zu bytes, the trailer says %u",
-					      bk_id_hex(en->id).s, plen, en->plain_len);
-			if (r < 0) {
-				report(c, "pack %s offset %u: %s", name, en->offset, bk_error_detail());
-				continue;
-			}
-			plain[m] = p;
-			len[m] = plen;
-			which[m++] = i + j;
 		}
-		uint8_t ids[BK_REPO_BATCH_MAX][32];
-		if (e == 0)
-			bk_blob_ids(c->r->keys, m, plain, len, ids);
-		for (size_t j = 0; e == 0 && j < m; j++)
-			if (sodium_memcmp(ids[j], ents[which[j]].id, 32) != 0)
-				report(c, "pack %s offset %u: blob %s: content does not match its id", name,
-				       ents[which[j]].offset, bk_id_hex(ents[which[j]].id).s);
 		i += k;
 	}
 	if (out)
 		sodium_memzero(out, cap);
 	free(out);
-	return e;
+	return 0;
 }
 
 static int check_pack(void *ud, const char *name, uint64_t size)
@@ -198,7 +179,7 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 			report(c, "pack %s offset %u: blob %s is not in the index", name, ents[i].offset,
 			       bk_id_hex(ents[i].id).s);
 	}
-	if (c->read_data && (e = verify_blobs(c, name, ents, n, s)) < 0) {
+	if (c->read_data && (e = verify_blobs(c, id, ents, n)) < 0) {
 		free(ents);
 		return e;
 	}

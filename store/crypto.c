@@ -58,7 +58,6 @@ int bk_crypto_init(void)
 {
 	if (sodium_init() < 0)
 		return bk_errorf(-EIO, "libsodium failed to initialise");
-	bk_blake2b_init();
 	return 0;
 }
 
@@ -89,7 +88,8 @@ void bk_keys_free(BkKeys *k)
 
 void bk_blob_id(const BkKeys *k, const void *data, size_t len, uint8_t ret_id[32])
 {
-	crypto_generichash(ret_id, 32, data, len, k->id_key, BK_KEY_LEN);
+	const uint8_t *msg = data;
+	bk_blob_ids(k, 1, &msg, &len, (uint8_t(*)[32])ret_id);
 }
 
 void bk_blob_ids(const BkKeys *k, size_t n, const uint8_t *const *data, const size_t *len,

@@ -391,8 +391,7 @@ static int locate(BkRepo *r, BkBlobType type, const uint8_t id[32], BkBlobLoc *l
 
 /* Reads the sealed bytes at loc into this thread's scratch and opens them into
  * out (loc->plain_len bytes), without checking the id: the callers do. */
-static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBlobLoc *loc,
-		    uint8_t *out)
+static int read_loc(BkRepo *r, const uint8_t id[32], const BkBlobLoc *loc, uint8_t *out)
 {
 	char pname[80];
 	bk_pack_name(loc->pack, pname);
@@ -408,7 +407,7 @@ static int read_loc(BkRepo *r, BkBlobType type, const uint8_t id[32], const BkBl
 		return e;
 	if (n != loc->sealed_len)
 		return bk_errorf(BK_E_CORRUPT, "pack %s: truncated at offset %u", pname, loc->offset);
-	e = bk_open_into_unverified(s, r->keys, type, id, sealed, n, out, loc->plain_len, &len);
+	e = bk_open_into_unverified(s, r->keys, loc->type, id, sealed, n, out, loc->plain_len, &len);
 	sodium_memzero(sealed, n); /* decrypted in place: plaintext (compressed) */
 	if (e < 0)
 		return bk_error_wrap(e, "pack %s offset %u", pname, loc->offset);
@@ -454,7 +453,7 @@ int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t
 	if (!out)
 		return -ENOMEM;
 	const uint8_t *plain = out;
-	if ((e = read_loc(r, type, id, &loc, out)) == 0)
+	if ((e = read_loc(r, id, &loc, out)) == 0)
 		e = check_ids(r, 1, (const uint8_t(*)[32])id, &loc, &plain);
 	if (e < 0) {
 		sodium_memzero(out, loc.plain_len);
@@ -466,36 +465,46 @@ int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t
 	return 0;
 }
 
-int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t (*ids)[32],
-			    const uint64_t *sizes, uint8_t *out)
+int bk_repo_read_locs_into(BkRepo *r, size_t n, const uint8_t (*ids)[32], const BkBlobLoc *loc,
+			   uint8_t *out)
 {
 	if (n > BK_REPO_BATCH_MAX)
 		return bk_errorf(-EINVAL, "%zu blobs in one read, at most %d", n, BK_REPO_BATCH_MAX);
-	BkBlobLoc loc[BK_REPO_BATCH_MAX];
 	const uint8_t *plain[BK_REPO_BATCH_MAX] = { 0 };
 	uint8_t *p = out;
 	int e = 0;
 	for (size_t i = 0; e == 0 && i < n; i++) {
-		if ((e = locate(r, type, ids[i], &loc[i])) < 0)
-			break;
-		if (loc[i].plain_len != sizes[i]) {
-			char pname[80];
-			bk_pack_name(loc[i].pack, pname);
-			e = bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: %u bytes, %llu expected",
-				      bk_id_hex(ids[i]).s, pname, loc[i].offset, loc[i].plain_len,
-				      (unsigned long long)sizes[i]);
-			break;
-		}
-		if ((e = read_loc(r, type, ids[i], &loc[i], p)) < 0)
+		if ((e = read_loc(r, ids[i], &loc[i], p)) < 0)
 			break;
 		plain[i] = p;
-		p += sizes[i];
+		p += loc[i].plain_len;
 	}
 	if (e == 0)
 		e = check_ids(r, n, ids, loc, plain);
 	if (e < 0) /* nothing unverified is left readable */
 		sodium_memzero(out, (size_t)(p - out));
 	return e;
+}
+
+int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t (*ids)[32],
+			    const uint64_t *sizes, uint8_t *out)
+{
+	if (n > BK_REPO_BATCH_MAX)
+		return bk_errorf(-EINVAL, "%zu blobs in one read, at most %d", n, BK_REPO_BATCH_MAX);
+	BkBlobLoc loc[BK_REPO_BATCH_MAX];
+	for (size_t i = 0; i < n; i++) {
+		int e = locate(r, type, ids[i], &loc[i]);
+		if (e < 0)
+			return e;
+		if (loc[i].plain_len != sizes[i]) {
+			char pname[80];
+			bk_pack_name(loc[i].pack, pname);
+			return bk_errorf(BK_E_CORRUPT, "blob %s in pack %s at offset %u: %u bytes, %llu expected",
+					 bk_id_hex(ids[i]).s, pname, loc[i].offset, loc[i].plain_len,
+					 (unsigned long long)sizes[i]);
+		}
+	}
+	return bk_repo_read_locs_into(r, n, ids, loc, out);
 }
 
 /* Seals plain under id and stores it, create-only, as object name. */

@@ -88,6 +88,11 @@ int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t
 #define BK_REPO_BATCH_MAX 64
 int bk_repo_read_blobs_into(BkRepo *r, BkBlobType type, size_t n, const uint8_t (*ids)[32],
 			    const uint64_t *sizes, uint8_t *out);
+/* The same for blobs whose places the caller knows (loc[i]: pack, offset, sizes,
+ * type; from the index or from a pack's own trailer, as check does): out holds at
+ * least the sum of loc[i].plain_len bytes. */
+int bk_repo_read_locs_into(BkRepo *r, size_t n, const uint8_t (*ids)[32], const BkBlobLoc *loc,
+			   uint8_t *out);
 
 /* Writes a record (create-only; an existing identical record is fine). */
 int bk_repo_put_record(BkRepo *r, const char *dir, BkBlobType type, const void *plain,

@@ -37,27 +37,9 @@ void bk_tree_free(BkTree *t)
 	free(t);
 }
 
-static int grow(BkTree *t, size_t want)
-{
-	if (want <= t->cap)
-		return 0;
-	size_t cap = t->cap ? t->cap : 16;
-	while (cap < want) {
-		if (cap > SIZE_MAX / 2 / sizeof(BkTreeEntry))
-			return -ENOMEM;
-		cap *= 2;
-	}
-	BkTreeEntry *e = realloc(t->entries, cap * sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	t->entries = e;
-	t->cap = cap;
-	return 0;
-}
-
 int bk_tree_add(BkTree *t, BkTreeEntry *e)
 {
-	int r = grow(t, t->count + 1);
+	int r = bk_grow(&t->entries, &t->cap, t->count, sizeof(*t->entries), 16);
 	if (r < 0) {
 		entry_release(e);
 		return bk_errorf(r, "tree: no memory for entry %zu", t->count);
@@ -316,7 +298,7 @@ int bk_tree_decode(const uint8_t *p, size_t n, BkTree **ret)
 	int r = 0;
 	for (size_t i = 0; i < count; i++) {
 		/* Grows with what was actually decoded, not with the claimed count. */
-		r = grow(t, i + 1);
+		r = bk_grow(&t->entries, &t->cap, i, sizeof(*t->entries), 16);
 		if (r < 0) {
 			r = bk_errorf(r, "tree: no memory for %" PRIu64 " entries", count);
 			break;

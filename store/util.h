@@ -97,11 +97,11 @@ static inline uint64_t bk_get_le64(const uint8_t *p)
 
 /* Current wall-clock time in microseconds since the epoch, and a monotonic clock. */
 int64_t bk_now_us(void);
+uint64_t bk_mono_us(void);
 
 /* Makes room for element n of the array *items (capacity *cap, elements of elem
  * bytes): when n == *cap, doubles it (first: the initial capacity). 0, or -ENOMEM
  * with the array as it was. items is the address of the array pointer. */
 int bk_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first);
-uint64_t bk_mono_us(void);
 
 #endif

@@ -221,7 +221,7 @@ static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32]
 	if (!s->pack && (e = bk_pack_writer_new(r->tmp_dir, &s->pack)) < 0)
 		return e;
 	if ((e = bk_pack_writer_add(s->pack, type, id, s->sealed, slen, len)) < 0)
-		drop_pack(s); /* its file may no longer match its entries: never commit it */
+		drop_pack(s); /* now, so the add's own error (no space) is the one reported */
 	return e;
 }
 
