@@ -95,9 +95,12 @@ static void test_lanes(unsigned lanes)
 	for (size_t i = 0; i < 9; i++)
 		msg[i] = pool + (i % 2) * 10;
 	bk_blake2b_many_lanes(lanes, key, 32, 9, msg, len, got);
-	int same = 0;
-	for (size_t i = 0; i < 9; i++)
-		same += memcmp(got[i], got[i % 2], 32) == 0;
+	int same = 0; /* each aliased message against libsodium */
+	for (size_t i = 0; i < 9; i++) {
+		uint8_t want[32];
+		crypto_generichash(want, 32, msg[i], len[i], key, 32);
+		same += memcmp(got[i], want, 32) == 0;
+	}
 	ok(same == 9 && compare(lanes, key, 32, 9, len, 3) == 0,
 	   "lanes %u: equal messages give equal ids, equal lengths in one batch", lanes);
 }

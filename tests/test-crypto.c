@@ -340,11 +340,12 @@ static void test_nonces(BkSealer *s)
 		for (size_t j = i + 1; j < N; j++)
 			repeats += memcmp(seen[i], seen[j], BK_NONCE_LEN) == 0;
 	is_int(repeats, 0, "%d seals by one sealer: no nonce twice", N);
-	size_t shared = 0; /* a counter or a fixed prefix would show in the first bytes */
+	size_t shared = 0; /* a counter or a fixed part would show at one end or the other */
 	for (size_t i = 0; i < N; i++)
 		for (size_t j = i + 1; j < N; j++)
-			shared += memcmp(seen[i], seen[j], 4) == 0;
-	ok(shared < 3, "... and no pattern: %zu pairs share their first 4 bytes", shared);
+			shared += memcmp(seen[i], seen[j], 4) == 0 ||
+				  memcmp(seen[i] + BK_NONCE_LEN - 4, seen[j] + BK_NONCE_LEN - 4, 4) == 0;
+	ok(shared < 3, "... and no pattern: %zu pairs share their first or last 4 bytes", shared);
 
 	BkSealer *other = NULL;
 	uint8_t a[BK_NONCE_LEN], b[BK_NONCE_LEN];

@@ -37,6 +37,9 @@ t_is "$(pg_sql "select sum(length(b)) from blobs")" $((blob_mb * 1048576)) "$blo
 
 # json_field JSON KEY: a number or string field of a one-line json object
 json_field() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n 1; }
+# snap_line ID: the object of snapshot ID from a `snapshots --json` array on stdin
+# (the array is one line: one object a line first)
+snap_line() { sed 's/,{"id":/\n{"id":/g' | grep "\"id\":\"$1"; }
 
 "$PG_BIN/pgbench" -T "$secs" -c 4 -j 2 -n postgres >"$T/pgbench.log" 2>&1 &
 bench=$!
@@ -90,7 +93,7 @@ t_true "the last backup stores under 30% of its logical bytes ($stored3 of $logi
 t_true "the last backup stores under 30% of what the first stored ($stored3 vs $stored1)" \
 	test $((stored3 * 100)) -lt $((stored1 * 30))
 id3=$(json_field "$b3" snapshot)
-meta3=$(bkp snapshots --json --name pg/main/base | grep "$id3")
+meta3=$(bkp snapshots --json --name pg/main/base | snap_line "$id3")
 reused3=$(json_field "$meta3" reused_files)
 reused_bytes3=$(json_field "$meta3" reused_bytes)
 diag "the last backup reused $reused3 files ($reused_bytes3 bytes) of the one before"
@@ -100,7 +103,7 @@ t_true "... the untouched random table among them ($reused_bytes3 bytes >= $blob
 	test "${reused_bytes3:-0}" -ge $((blob_mb * 1048576))
 b4=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --no-reuse 2>"$T/b4.err")
 t_is "$?" 0 "a base backup with --no-reuse" || diag "$(cat "$T/b4.err")"
-meta4=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b4" snapshot)")
+meta4=$(bkp snapshots --json --name pg/main/base | snap_line "$(json_field "$b4" snapshot)")
 t_is "$(json_field "$meta4" reused_files)" 0 "--no-reuse reads every file"
 # A lost pack (in a copy of the repository): after repair index, the next backup
 # must not copy forward a parent file whose chunks were in that pack, but read and
@@ -109,19 +112,27 @@ t_is "$(json_field "$meta4" reused_files)" 0 "--no-reuse reads every file"
 # in another pack, so only a check of every chunk notices).
 cp -a "$REPO" "$T/bk/lost"
 lost_pack=$(xargs -r ls -S < "$T/packs-of-b2" | head -n 1)
+t_true "the baseline backup wrote a pack to lose" test -n "$lost_pack"
 diag "losing $(basename "$lost_pack") ($(stat -c %s "$lost_pack") bytes)"
 rm -f "$T/bk/lost/${lost_pack#"$REPO"/}"
 bkl() { pg_as_server "$BUNKER" -q --repo "$T/bk/lost" --key-file "$KEY" "$@"; }
 t_rc 0 "repair index after losing the largest pack" bkl repair index
+# the loss matters: the latest backup before it no longer restores
+if bkl restore "$(json_field "$b4" snapshot)" --target "$SRV/r4" >/dev/null 2>&1; then
+	not_ok "the lost pack held chunks of the base backups (the one before still restored)"
+else
+	ok "the lost pack held chunks of the base backups (the one before no longer restores)"
+fi
+rm -rf "$SRV/r4"
 b5=$(bkl --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b5.err")
 t_is "$?" 0 "a base backup into the repository that lost a pack" || diag "$(cat "$T/b5.err")"
 id5=$(json_field "$b5" snapshot)
-meta5=$(bkl snapshots --json --name pg/main/base 2>/dev/null | grep "$id5")
+meta5=$(bkl snapshots --json --name pg/main/base 2>/dev/null | snap_line "$id5")
 diag "after the loss: reused $(json_field "$meta5" reused_files) files, stored $(json_field "$b5" stored_bytes) bytes"
 t_rc 0 "... and it restores whole (no reused file points into the lost pack)" \
 	bkl restore "$id5" --target "$SRV/r5"
 rm -rf "$SRV/r5" "$T/bk/lost"
-meta2=$(bkp snapshots --json --name pg/main/base | grep "$(json_field "$b2" snapshot)")
+meta2=$(bkp snapshots --json --name pg/main/base | snap_line "$(json_field "$b2" snapshot)")
 diag "the baseline reused $(json_field "$meta2" reused_files) files of the backup under load"
 
 last=$(pitr_switch_wal)
