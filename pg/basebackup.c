@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "pg/recovery.h"
 #include "pg/replication.h"
 #include "pg/tar.h"
 #include "pg/wal.h"
@@ -358,6 +360,34 @@ static int progress(void *ud, uint64_t done, uint64_t total)
 	return 0;
 }
 
+/* Waits until the repository's WAL archive holds the chain pg restore needs from
+ * the backup's start to its stop (every segment, and the history files of any
+ * newer timeline), looking again after 10, 20, 40... ms (at most 100 ms apart). */
+static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
+			 const char *snap_name, const BkPgReplBackupResult *res, unsigned timeout_s)
+{
+	char what[256];
+	snprintf(what, sizeof(what), "snapshot %.16s (%s) is saved", bk_id_hex(snap).s, snap_name);
+	uint64_t deadline = bk_mono_us() + (uint64_t)timeout_s * 1000000;
+	long pause_ms = 10;
+	for (;;) {
+		BkWalChain ch;
+		int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, &ch);
+		if (e < 0)
+			return bk_error_wrap(e, "%s, but its WAL cannot be checked", what);
+		if (!ch.missing_history[0] && ch.contiguous_end >= res->end_lsn)
+			return 0;
+		if (bk_mono_us() >= deadline)
+			return bk_errorf(-ETIMEDOUT,
+					 "%s, but it cannot be restored yet: WAL file %s did not reach the "
+					 "repository within %u s (is archive_command pushing to it?)",
+					 what, ch.missing_history[0] ? ch.missing_history : ch.next_needed,
+					 timeout_s);
+		nanosleep(&(struct timespec){ .tv_nsec = pause_ms * 1000000 }, NULL);
+		pause_ms = BK_MIN(pause_ms * 2, 100L);
+	}
+}
+
 int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 {
 	uint64_t started = bk_mono_us();
@@ -375,6 +405,11 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
 	if (e == 0)
 		find_parent(&c, name, sys.sysid, o->no_reuse);
+	/* The backup's WAL is waited for in this repository when the cluster archives
+	 * into it (the server's own wait looks once a second); otherwise by the server. */
+	bool own_archive = false;
+	if (e == 0)
+		e = bk_wal_any(r, o->cluster, &own_archive);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
 	/* relation files change in 8 KiB pages: half the repository's chunk size
@@ -385,7 +420,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		e = bk_tree_builder_new(&c.tree);
 	BkPgReplBackupResult res;
 	if (e == 0) {
-		BkPgReplBackupOptions bo = { .label = "bunker", .fast_checkpoint = o->fast_checkpoint };
+		BkPgReplBackupOptions bo = { .label = "bunker", .fast_checkpoint = o->fast_checkpoint,
+					     .no_wait = own_archive };
 		static const BkPgReplBackupCallbacks cb = { archive_start, archive_data, archive_end,
 							    progress };
 		e = bk_pgrepl_base_backup(conn, &bo, &cb, &c, &res);
@@ -425,6 +461,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		};
 		e = bk_archive_commit(r, c.writer, &ao, root, c.bytes, c.files, started, ret_snap);
 	}
+	if (e == 0 && own_archive && o->archive_timeout_s)
+		e = wait_archived(r, o->cluster, ret_snap, name, &res, o->archive_timeout_s);
 	bk_pgrepl_close(conn);
 	bk_tar_parser_free(c.tar);
 	bk_chunk_stream_free(c.stream); /* before the tree: pending files go into it */

@@ -14,6 +14,14 @@
  * cluster's (pg/walarchive.h), so a base backup and the WAL archive always belong
  * to the same system.
  *
+ * A backup restores only with its WAL. When the repository already archives the
+ * cluster's WAL, the server is not asked to wait for the archiving (it looks only
+ * once a second); once the snapshot is written, bk_pg_basebackup() waits up to
+ * archive_timeout_s for the chain from the backup's start to its stop to be in the
+ * repository (pg/recovery.h) and fails with -ETIMEDOUT, naming the first missing
+ * file, if it is not (the snapshot stays: it restores once the WAL arrives).
+ * Otherwise the server waits for its archive_command as usual.
+ *
  * Unchanged files: the server sends every byte of every file, but a file of the
  * data directory that bk_basebackup_unchanged() finds unchanged since the
  * cluster's previous base backup (the parent) is not chunked or hashed: its
@@ -44,6 +52,9 @@ typedef struct {
 	const char *host;
 	bool fast_checkpoint;
 	bool no_reuse; /* read every file, take none from the previous base backup */
+	/* With WAL of the cluster in the repository: how long to wait, once the
+	 * snapshot is written, for the WAL it needs to arrive (0: not at all). */
+	unsigned archive_timeout_s;
 	BkProgressFn progress;
 	void *progress_ud;
 } BkBaseBackupOpts;

@@ -169,7 +169,7 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		if (bk_wal_segment_name(name, sizeof(name), c.tli[t], s, c.seg_size) < 0)
 			break;
 		if (!has_name(&l, name)) {
-			snprintf(c.first_missing, sizeof(c.first_missing), "%s", name);
+			snprintf(c.next_needed, sizeof(c.next_needed), "%s", name);
 			break;
 		}
 		c.segments++;
@@ -177,8 +177,8 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 	}
 	c.newest_archived_end = any ? (newest + 1) * c.seg_size : 0;
 	/* a missing segment past the newest archived one is not a gap, just the future */
-	if (c.first_missing[0] && c.contiguous_end >= c.newest_archived_end)
-		c.first_missing[0] = '\0';
+	if (c.next_needed[0] && c.contiguous_end < c.newest_archived_end)
+		snprintf(c.first_missing, sizeof(c.first_missing), "%s", c.next_needed);
 	free(l.names);
 	if (e == 0)
 		*ret = c;

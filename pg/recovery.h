@@ -31,6 +31,7 @@ typedef struct {
 	 * newest archived one), and the end of contiguous WAL (LSN just past the last
 	 * contiguous segment). */
 	char first_missing[BK_WAL_NAME_MAX];
+	char next_needed[BK_WAL_NAME_MAX]; /* the first segment missing, gap or not yet written */
 	uint64_t contiguous_end;
 	uint64_t newest_archived_end; /* past the newest segment on the path */
 	uint64_t segments;            /* contiguous segments counted */

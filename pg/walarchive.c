@@ -365,3 +365,17 @@ int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud)
 	Each x = { cb, ud };
 	return bk_backend_list(r->be, dir, each_name, &x);
 }
+
+static int found_one(void *ud, const char *name)
+{
+	(void)name;
+	*(bool *)ud = true;
+	return -ECANCELED; /* stops the listing: one is enough */
+}
+
+int bk_wal_any(BkRepo *r, const char *cluster, bool *ret)
+{
+	*ret = false;
+	int e = bk_wal_foreach(r, cluster, found_one, ret);
+	return e == -ECANCELED && *ret ? 0 : e;
+}

@@ -65,5 +65,7 @@ int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRec
 /* Calls cb with every archived file name of the cluster (unordered). */
 typedef int (*BkWalNameFn)(void *ud, const char *name);
 int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud);
+/* Whether the archive holds any file of the cluster (stops at the first). */
+int bk_wal_any(BkRepo *r, const char *cluster, bool *ret);
 
 #endif

@@ -48,7 +48,9 @@ static const char usage_text[] =
 	"PostgreSQL (--cluster NAME, default main):\n"
 	"  pg wal-push PATH                   archive_command: store one WAL file\n"
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
-	"  pg basebackup --dbname CONNINFO [--fast-checkpoint] [--no-reuse]\n"
+	"  pg basebackup --dbname CONNINFO [--fast-checkpoint] [--no-reuse] [--archive-timeout SECS]\n"
+	"                                     (waits SECS, default 60, for the backup's WAL\n"
+	"                                     when the cluster archives into the repository)\n"
 	"  pg dump --dbname CONNINFO          pg_dump of every database, and the globals\n"
 	"                                     (pg_dump from BUNKER_PG_BIN if set, else PATH)\n"
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
@@ -130,8 +132,8 @@ int usage_error(const char *fmt, ...)
 enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
-	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME,
-	OPT_TACTION, OPT_HELP,
+	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_ARCHIVE_TIMEOUT, OPT_TTIME,
+	OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -155,6 +157,7 @@ static const struct option long_opts[] = {
 	{ "dbname", required_argument, NULL, OPT_DBNAME },
 	{ "fast-checkpoint", no_argument, NULL, OPT_FAST },
 	{ "no-reuse", no_argument, NULL, OPT_NOREUSE },
+	{ "archive-timeout", required_argument, NULL, OPT_ARCHIVE_TIMEOUT },
 	{ "target-time", required_argument, NULL, OPT_TTIME },
 	{ "target-lsn", required_argument, NULL, OPT_TLSN },
 	{ "target-xid", required_argument, NULL, OPT_TXID },
@@ -576,6 +579,7 @@ int main(int argc, char **argv)
 		case OPT_DBNAME: cli.dbname = optarg; break;
 		case OPT_FAST: cli.fast_checkpoint = true; break;
 		case OPT_NOREUSE: cli.no_reuse = true; break;
+		case OPT_ARCHIVE_TIMEOUT: cli.archive_timeout = optarg; break;
 		case OPT_TTIME: cli.target_time = optarg; break;
 		case OPT_TLSN: cli.target_lsn = optarg; break;
 		case OPT_TXID: cli.target_xid = optarg; break;

@@ -71,6 +71,16 @@ static int basebackup(void)
 {
 	BkRepo *r;
 	char host[256];
+	unsigned long timeout = 60;
+	if (cli.archive_timeout) {
+		char *end;
+		errno = 0;
+		timeout = strtoul(cli.archive_timeout, &end, 10);
+		if (errno || end == cli.archive_timeout || *end || cli.archive_timeout[0] == '-' ||
+		    timeout > 86400)
+			return usage_error("--archive-timeout: '%s' is not a number of seconds (0..86400)",
+					   cli.archive_timeout);
+	}
 	int x = pull_begin("basebackup", &r, host);
 	if (x)
 		return x;
@@ -80,6 +90,7 @@ static int basebackup(void)
 		.host = host,
 		.fast_checkpoint = cli.fast_checkpoint,
 		.no_reuse = cli.no_reuse,
+		.archive_timeout_s = (unsigned)timeout,
 		.progress = cli_progress,
 	};
 	uint8_t id[32];

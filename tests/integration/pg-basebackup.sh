@@ -81,6 +81,7 @@ update pgbench_tellers set tbalance = tbalance + 56 where tid = 3;
 update pgbench_branches set bbalance = bbalance + 56 where bid = 1;
 insert into pgbench_history (tid, bid, aid, delta, mtime) values (3, 1, 11, 56, now());
 EOF
+sleep 1 # a backup in the second the one before started takes no file from it
 b3=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b3.err")
 t_is "$?" 0 "a base backup after changing a few rows" || diag "$(cat "$T/b3.err")"
 stored3=$(json_field "$b3" stored_bytes)
@@ -124,7 +125,9 @@ else
 	ok "the lost pack held chunks of the base backups (the one before no longer restores)"
 fi
 rm -rf "$SRV/r4"
-b5=$(bkl --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b5.err")
+# (its WAL goes to the other repository: no waiting for it here)
+b5=$(bkl --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --archive-timeout 0 \
+	2>"$T/b5.err")
 t_is "$?" 0 "a base backup into the repository that lost a pack" || diag "$(cat "$T/b5.err")"
 id5=$(json_field "$b5" snapshot)
 meta5=$(bkl snapshots --json --name pg/main/base 2>/dev/null | snap_line "$id5")
@@ -134,6 +137,45 @@ t_rc 0 "... and it restores whole (no reused file points into the lost pack)" \
 rm -rf "$SRV/r5" "$T/bk/lost"
 meta2=$(bkp snapshots --json --name pg/main/base | snap_line "$(json_field "$b2" snapshot)")
 diag "the baseline reused $(json_field "$meta2" reused_files) files of the backup under load"
+
+# ---- the backup's own WAL ----
+# The cluster archives into the repository, so basebackup waits there for the WAL its
+# backup needs (the server is not asked to wait: it looks once a second). With an
+# archive_command that takes 2 s, the stop segment must already be in the repository
+# when basebackup exits 0; with a failing one, basebackup exits 1 after
+# --archive-timeout with one line naming the segment, and keeps the snapshot, which
+# the segment completes once archiving works again.
+stop_segment() {  # stop_segment SNAPSHOT-ID: the WAL segment holding its stop LSN
+	local m
+	m=$(bkp snapshots --json --name pg/main/base | snap_line "$1")
+	pg_sql "select pg_walfile_name('$(json_field "$m" stop_lsn)')"
+}
+pg_conf_set archive_command "sleep 2 && $(pitr_archive_command)"
+pg_reload
+b6=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b6.err")
+t_is "$?" 0 "a base backup with a slow archive_command" || diag "$(cat "$T/b6.err")"
+seg6=$(stop_segment "$(json_field "$b6" snapshot)")
+t_rc 0 "its stop segment ($seg6) is in the repository when it exits" \
+	bkp pg wal-fetch "$seg6" "$SRV/seg6"
+n_before=$(bkp snapshots --name pg/main/base | grep -c .)
+pg_conf_set archive_command "false"
+pg_reload
+bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --archive-timeout 2 \
+	>"$T/b7.out" 2>"$T/b7.err"
+t_is "$?" 1 "with archiving failing, basebackup --archive-timeout 2 exits 1"
+t_is "$(grep -c . "$T/b7.err")" 1 "... with one line" || diag "$(cat "$T/b7.err")"
+id7=$(sed -n 's/.*snapshot \([0-9a-f]\{16\}\) (pg\/main\/base) is saved, but .*/\1/p' "$T/b7.err")
+t_is "${#id7}" 16 "... saying which snapshot is saved" || diag "$(cat "$T/b7.err")"
+seg7=$(stop_segment "$id7")
+t_true "... and naming the missing segment ($seg7)" \
+	grep -q "WAL file $seg7 did not reach the repository within 2 s" "$T/b7.err"
+t_is "$(bkp snapshots --name pg/main/base | grep -c .)" "$((n_before + 1))" "... and the snapshot is kept"
+pg_conf_set archive_command "$(pitr_archive_command)"
+pg_reload
+t_true "archiving works again and archives $seg7" pitr_wait_archived "$seg7" 120
+t_rc 0 "... which the repository then holds" bkp pg wal-fetch "$seg7" "$SRV/seg7"
+t_rc 2 "--archive-timeout takes a number of seconds" \
+	bkp pg basebackup --dbname "$(pitr_conninfo)" --archive-timeout 1x
 
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
