@@ -297,7 +297,8 @@ static int entry_end(void *ud, const BkTarEntry *t)
 			BkContentRef *refs = malloc(from->count ? from->count * sizeof(*refs) : 1);
 			if (!refs)
 				return -ENOMEM;
-			memcpy(refs, from->refs, from->count * sizeof(*refs));
+			if (from->count) /* an empty file has no refs */
+				memcpy(refs, from->refs, from->count * sizeof(*refs));
 			c->cur.content = (BkContentNode){ .level = from->level, .count = from->count, .refs = refs };
 			c->cur.size = c->reuse->size;
 			c->reused_files++;
