@@ -87,6 +87,15 @@ int bk_fastcdc_init(BkFastCdc *c, const uint8_t seed[32], size_t min, size_t avg
 	return 0;
 }
 
+int bk_fastcdc_init_fixed(BkFastCdc *c, size_t size)
+{
+	assert(c);
+	if (size < BK_FASTCDC_MIN_AVG || size > BK_FASTCDC_MAX_AVG || (size & (size - 1)) != 0)
+		return -EINVAL;
+	*c = (BkFastCdc){ .min = size, .avg = size, .max = size, .normal = size };
+	return 0;
+}
+
 /* Gear hash over buf[i..end), continuing from *hp, with cut condition
  * (h & m) == 0; returns the chunk length (position of the cutting byte + 1) or 0
  * with *hp updated. Two bytes per step (Xia et al. 2020): for bytes a, b,
@@ -130,6 +139,8 @@ size_t bk_fastcdc_next(const BkFastCdc *c, const uint8_t *buf, size_t len, bool 
 	assert(c);
 	assert(buf || len == 0);
 
+	if (c->min == c->max) /* fixed size */
+		return len >= c->max ? c->max : eof ? len : 0;
 	/* No cut can lie in the first min bytes: they are not even hashed. */
 	if (len <= c->min)
 		return eof ? len : 0;

@@ -17,6 +17,12 @@
  * returned as soon as they are in the window; the forced cut at max needs max
  * bytes, and a short last chunk needs end of stream.
  *
+ * Fixed-size cutting (bk_fastcdc_init_fixed) is the degenerate case min = avg =
+ * max: every chunk is max bytes but the last. It is for files that are only ever
+ * written in place in fixed pages (PostgreSQL's relation files): nothing shifts
+ * there, so content-defined cuts buy no dedup, and blocks aligned to the file's
+ * pages change exactly when one of their pages does.
+ *
  * Sizes: the first min bytes of a chunk are skipped, a stricter mask applies up to
  * the normalisation point and a looser one after. The point is 13/16 of avg (not
  * avg, as in the paper) so that with min = avg/4 and max = 4*avg the mean on
@@ -45,6 +51,10 @@ typedef struct {
  * [BK_FASTCDC_MIN_AVG, BK_FASTCDC_MAX_AVG]); the gear table is derived from seed
  * deterministically. Returns 0 or -EINVAL for invalid sizes. */
 int bk_fastcdc_init(BkFastCdc *c, const uint8_t seed[32], size_t min, size_t avg, size_t max);
+
+/* Fills c to cut every size bytes (min = avg = max = size, a power of two within
+ * [BK_FASTCDC_MIN_AVG, BK_FASTCDC_MAX_AVG]; no gear table). Returns 0 or -EINVAL. */
+int bk_fastcdc_init_fixed(BkFastCdc *c, size_t size);
 
 /* Looks for the next cut in buf[0..len), where buf starts at a chunk boundary.
  * Returns the length of the chunk (1..max) if a cut is found, or if eof is true

@@ -413,10 +413,10 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		e = bk_wal_any(r, o->cluster, &own_archive);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
-	/* relation files change in 8 KiB pages: half the repository's chunk size
-	 * (32 KiB by default) keeps an incremental backup small (docs/design.md) */
+	/* relation files are written in place in 8 KiB pages: blocks aligned to them
+	 * change only when one of their pages does (docs/design.md) */
 	if (e == 0)
-		e = bk_chunk_stream_new_sized(r, c.writer, BK_BASEBACKUP_CHUNK_DIVISOR, &c.stream);
+		e = bk_chunk_stream_new_blocks(r, c.writer, BK_BASEBACKUP_BLOCK, &c.stream);
 	if (e == 0)
 		e = bk_tree_builder_new(&c.tree);
 	BkPgReplBackupResult res;

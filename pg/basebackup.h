@@ -44,7 +44,8 @@
 #include "store/tree.h"
 
 #define BK_TABLESPACE_DIR ".bunker-tablespaces"
-#define BK_BASEBACKUP_CHUNK_DIVISOR 2 /* chunk sizes: the repository's / 2 */
+/* Files are cut into blocks of 4 pages from their start (docs/design.md). */
+#define BK_BASEBACKUP_BLOCK (32u << 10)
 
 typedef struct {
 	const char *conninfo;

@@ -166,27 +166,14 @@ static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 	return 0;
 }
 
-int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
-{
-	return bk_chunk_stream_new_sized(r, w, 1, ret);
-}
-
-int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkStream **ret)
+static int stream_new(BkRepo *r, BkWriter *w, const BkFastCdc *cdc, BkChunkStream **ret)
 {
 	BkChunkStream *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->repo = r;
 	s->writer = w;
-	s->cdc = r->cdc;
-	if (divisor > 1) { /* same seed, smaller sizes; never below 4 KiB average */
-		size_t avg = BK_MAX(r->cdc.avg / divisor, (size_t)4096);
-		int e = bk_fastcdc_init(&s->cdc, r->keys->chunker_seed, avg / 4, avg, avg * 4);
-		if (e < 0) {
-			free(s);
-			return bk_errorf(e, "chunk sizes for average %zu", avg);
-		}
-	}
+	s->cdc = *cdc;
 	s->cap = BK_MAX((size_t)4 << 20, 4 * s->cdc.max);
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
@@ -198,6 +185,18 @@ int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkS
 	}
 	*ret = s;
 	return 0;
+}
+
+int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret)
+{
+	return stream_new(r, w, &r->cdc, ret);
+}
+
+int bk_chunk_stream_new_blocks(BkRepo *r, BkWriter *w, size_t block, BkChunkStream **ret)
+{
+	BkFastCdc cdc;
+	int e = bk_fastcdc_init_fixed(&cdc, block);
+	return e < 0 ? bk_errorf(e, "block size %zu", block) : stream_new(r, w, &cdc, ret);
 }
 
 void bk_chunk_stream_free(BkChunkStream *s)

@@ -49,10 +49,10 @@ typedef struct BkChunkStream BkChunkStream;
 
 /* The writer is borrowed for the stream's life. */
 int bk_chunk_stream_new(BkRepo *r, BkWriter *w, BkChunkStream **ret);
-/* The same with chunk sizes divided by divisor (min, avg and max; the average
- * never below 4 KiB): for data that changes in small blocks, such as relation
- * files, which change in 8 KiB pages. Same secret seed. */
-int bk_chunk_stream_new_sized(BkRepo *r, BkWriter *w, unsigned divisor, BkChunkStream **ret);
+/* The same cutting every file into blocks of `block` bytes from its start (a
+ * power of two, 1 KiB..4 MiB; the last block shorter): for files written in place
+ * in fixed pages, such as relation files (chunker/fastcdc.h). */
+int bk_chunk_stream_new_blocks(BkRepo *r, BkWriter *w, size_t block, BkChunkStream **ret);
 void bk_chunk_stream_free(BkChunkStream *s); /* accepts NULL */
 int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len);
 /* Reads fd to its end through the stream, straight into its window; progress

@@ -695,6 +695,33 @@ static void test_eof(const uint8_t *data)
 	free(zero);
 }
 
+/* Fixed-size cutting: every block full but the last, from any read sizes, and
+ * invalid sizes refused. */
+static void test_fixed(const uint8_t *data)
+{
+	BkFastCdc c;
+	ok(bk_fastcdc_init_fixed(&c, 3 * KiB) == -EINVAL && bk_fastcdc_init_fixed(&c, 512) == -EINVAL &&
+		   bk_fastcdc_init_fixed(&c, 8 * MiB) == -EINVAL,
+	   "fixed: a size not a power of two or outside 1 KiB..4 MiB is refused");
+	ok(bk_fastcdc_init_fixed(&c, 32 * KiB) == 0, "fixed: 32 KiB blocks");
+	ok(bk_fastcdc_next(&c, data, 32 * KiB - 1, false) == 0 &&
+		   bk_fastcdc_next(&c, data, 32 * KiB - 1, true) == 32 * KiB - 1 &&
+		   bk_fastcdc_next(&c, data, 32 * KiB, false) == 32 * KiB &&
+		   bk_fastcdc_next(&c, data, 1 * MiB, true) == 32 * KiB &&
+		   bk_fastcdc_next(&c, data, 0, true) == 0,
+	   "fixed: need more below a block, the rest at eof, a block from a block on");
+	const size_t n = 10 * 32 * KiB + 12345;
+	Cuts cuts = { 0 };
+	bool fine = stream_chunk(&c, data, n, 0, false, 77, &cuts);
+	size_t full = 0;
+	for (size_t i = 0; i < cuts.n; i++)
+		full += cuts.v[i] == 32 * KiB;
+	ok(fine && cuts.n == 11 && full == 10 && cuts.v[10] == 12345,
+	   "fixed: a stream read in random sizes cuts at every 32 KiB from its start (%zu cuts)",
+	   cuts.n);
+	cuts_free(&cuts);
+}
+
 int main(void)
 {
 	uint8_t *data = xmalloc(BIG);
@@ -710,6 +737,7 @@ int main(void)
 	test_mean(data);
 	test_insertion(data);
 	test_eof(data);
+	test_fixed(data);
 
 	free(data);
 	return tap_done();
