@@ -374,6 +374,8 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 	for (;;) {
 		BkWalChain ch;
 		int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, &ch);
+		if (e == BK_E_USAGE) /* not on the newest timeline's history: no usage error */
+			e = -EINVAL;
 		if (e < 0)
 			return bk_error_wrap(e, "%s, but its WAL cannot be checked", what);
 		if (!ch.missing_history[0] && ch.contiguous_end >= res->end_lsn)
