@@ -55,8 +55,6 @@ META="$OUTDIR/pg-meta.tsv"   # key \t value for the report header
 NOTES="$OUTDIR/pg-notes.txt" # one note a line
 printf 'step\ttool\top\tindex\tbytes\tseconds\tpeak_rss_kib\tstatus\tcpu_seconds\tother_cpu_seconds\n' > "$RAW"
 : > "$META"; : > "$NOTES"
-meta() { printf '%s\t%s\n' "$1" "$2" >> "$META"; }
-rec() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
 
 # ---------------------------------------------------------------- cleanup
 . "$ROOT/tests/integration/lib-pg.sh"
@@ -126,10 +124,6 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 # ---------------------------------------------------------------- measuring
-HZ=$(getconf CLK_TCK)
-busy_jiffies() {  # all CPUs' busy time so far: user nice system irq softirq steal
-  awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat
-}
 MEASURE_QUIET=0
 # measure STEP TOOL OP INDEX BYTES CMD...: time one command run as the server's OS user;
 # its stdout goes to $WORK/stdout; 1 if it failed

@@ -68,7 +68,6 @@ NOTES="$OUTDIR/notes.txt" # one note a line
 CHUNKER_OUT="$OUTDIR/chunker.txt"
 printf 'series\tvariant\top\tindex\tbytes\tseconds\tpeak_rss_kib\tstatus\tcpu_seconds\tother_cpu_seconds\n' > "$RAW"
 : > "$META"; : > "$NOTES"; rm -f "$CHUNKER_OUT"
-meta() { printf '%s\t%s\n' "$1" "$2" >> "$META"; }
 
 # ---------------------------------------------------------------- packages
 if command -v dpkg-query > /dev/null; then
@@ -182,11 +181,6 @@ export RESTIC_PASSWORD_FILE="$WORK/restic-password" RESTIC_CACHE_DIR="$WORK/rest
 echo bench-password > "$RESTIC_PASSWORD_FILE"
 
 # ---------------------------------------------------------------- measuring
-HZ=$(getconf CLK_TCK)
-busy_jiffies() {  # all CPUs' busy time so far: user nice system irq softirq steal
-  awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat
-}
-rec() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RAW"; }
 
 # measure SERIES VARIANT OP INDEX BYTES CMD...: time one command; 1 if it failed
 measure() {
