@@ -361,9 +361,23 @@ static int progress(void *ud, uint64_t done, uint64_t total)
 	return 0;
 }
 
+/* Whether bunker, not the server, waits for the backup's WAL: when the cluster
+ * already archives into this repository and the server is a primary (a standby
+ * switches no segment at the backup's stop: there the server's rules apply). */
+static int wait_here(BkPgRepl *conn, BkRepo *r, const char *cluster, bool *ret)
+{
+	char standby[16];
+	*ret = false;
+	int e = bk_pgrepl_show(conn, "in_hot_standby", standby, sizeof(standby));
+	if (e == 0 && strcmp(standby, "off") == 0)
+		e = bk_wal_any(r, cluster, ret);
+	return e;
+}
+
 /* Waits until the repository's WAL archive holds the chain pg restore needs from
  * the backup's start to its stop (every segment, and the history files of any
- * newer timeline), looking again after 10, 20, 40... ms (at most 100 ms apart). */
+ * newer timeline): computes the chain, then looks for the one file it lacks (after
+ * 10, 20, 40, 80 ms, then every 100 ms) and computes it again once that is there. */
 static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 			 const char *snap_name, const BkPgReplBackupResult *res, unsigned timeout_s)
 {
@@ -380,14 +394,22 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 			return bk_error_wrap(e, "%s, but its WAL cannot be checked", what);
 		if (!ch.missing_history[0] && ch.contiguous_end >= res->end_lsn)
 			return 0;
-		if (bk_mono_us() >= deadline)
-			return bk_errorf(-ETIMEDOUT,
-					 "%s, but it cannot be restored yet: WAL file %s did not reach the "
-					 "repository within %u s (is archive_command pushing to it?)",
-					 what, ch.missing_history[0] ? ch.missing_history : ch.next_needed,
-					 timeout_s);
-		nanosleep(&(struct timespec){ .tv_nsec = pause_ms * 1000000 }, NULL);
-		pause_ms = BK_MIN(pause_ms * 2, 100L);
+		const char *need = ch.missing_history[0] ? ch.missing_history : ch.next_needed;
+		if (!need[0])
+			return bk_errorf(-EINVAL, "%s, but its WAL cannot be checked", what);
+		for (bool have = false; !have;) {
+			if (bk_mono_us() >= deadline)
+				return bk_errorf(-ETIMEDOUT,
+						 "%s, but it cannot be restored yet: WAL file %s did not "
+						 "reach the repository within %u s (is archive_command pushing "
+						 "to it? --archive-timeout 0 leaves the wait to the server)",
+						 what, need, timeout_s);
+			nanosleep(&(struct timespec){ .tv_nsec = pause_ms * 1000000 }, NULL);
+			pause_ms = BK_MIN(pause_ms * 2, 100L);
+			e = bk_wal_has(r, cluster, need, &have);
+			if (e < 0)
+				return bk_error_wrap(e, "%s, but its WAL cannot be checked", what);
+		}
 	}
 }
 
@@ -408,11 +430,11 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
 	if (e == 0)
 		find_parent(&c, name, sys.sysid, o->no_reuse);
-	/* The backup's WAL is waited for in this repository when the cluster archives
-	 * into it (the server's own wait looks once a second); otherwise by the server. */
-	bool own_archive = false;
-	if (e == 0)
-		e = bk_wal_any(r, o->cluster, &own_archive);
+	/* The backup's WAL is waited for here when the cluster archives into this
+	 * repository (the server's own wait looks once a second); else by the server. */
+	bool own_wait = false;
+	if (e == 0 && o->archive_timeout_s)
+		e = wait_here(conn, r, o->cluster, &own_wait);
 	if (e == 0)
 		e = bk_writer_new(r, &c.writer);
 	/* relation files are written in place in 8 KiB pages: blocks aligned to them
@@ -424,7 +446,7 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	BkPgReplBackupResult res;
 	if (e == 0) {
 		BkPgReplBackupOptions bo = { .label = "bunker", .fast_checkpoint = o->fast_checkpoint,
-					     .no_wait = own_archive };
+					     .no_wait = own_wait };
 		static const BkPgReplBackupCallbacks cb = { archive_start, archive_data, archive_end,
 							    progress };
 		e = bk_pgrepl_base_backup(conn, &bo, &cb, &c, &res);
@@ -464,9 +486,9 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		};
 		e = bk_archive_commit(r, c.writer, &ao, root, c.bytes, c.files, started, ret_snap);
 	}
-	if (e == 0 && own_archive && o->archive_timeout_s)
+	bk_pgrepl_close(conn); /* not held open while waiting */
+	if (e == 0 && own_wait)
 		e = wait_archived(r, o->cluster, ret_snap, name, &res, o->archive_timeout_s);
-	bk_pgrepl_close(conn);
 	bk_tar_parser_free(c.tar);
 	bk_chunk_stream_free(c.stream); /* before the tree: pending files go into it */
 	bk_tree_builder_free(c.tree);

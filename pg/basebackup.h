@@ -14,13 +14,16 @@
  * cluster's (pg/walarchive.h), so a base backup and the WAL archive always belong
  * to the same system.
  *
- * A backup restores only with its WAL. When the repository already archives the
- * cluster's WAL, the server is not asked to wait for the archiving (it looks only
- * once a second); once the snapshot is written, bk_pg_basebackup() waits up to
+ * A backup restores only with its WAL. When the repository already holds WAL of
+ * the cluster, the server is a primary and archive_timeout_s is not 0, the server
+ * is not asked to wait for the archiving (it looks only once a second): once the
+ * snapshot is written and the connection closed, bk_pg_basebackup() waits up to
  * archive_timeout_s for the chain from the backup's start to its stop to be in the
- * repository (pg/recovery.h) and fails with -ETIMEDOUT, naming the first missing
- * file, if it is not (the snapshot stays: it restores once the WAL arrives).
- * Otherwise the server waits for its archive_command as usual.
+ * repository (pg/recovery.h). If it is not, it fails (-ETIMEDOUT naming the file
+ * missing, or the error that kept it from checking) with *ret_snap already set: the
+ * snapshot stays, and restores once the WAL arrives. Otherwise the server waits
+ * for its archive_command as PostgreSQL's rules say (on a standby, only with
+ * archive_mode = always).
  *
  * Unchanged files: the server sends every byte of every file, but a file of the
  * data directory that bk_basebackup_unchanged() finds unchanged since the
@@ -54,7 +57,7 @@ typedef struct {
 	bool fast_checkpoint;
 	bool no_reuse; /* read every file, take none from the previous base backup */
 	/* With WAL of the cluster in the repository: how long to wait, once the
-	 * snapshot is written, for the WAL it needs to arrive (0: not at all). */
+	 * snapshot is written, for the WAL it needs to arrive (0: the server waits). */
 	unsigned archive_timeout_s;
 	BkProgressFn progress;
 	void *progress_ud;

@@ -203,6 +203,28 @@ int bk_pgrepl_identify_system(BkPgRepl *c, BkPgReplSystem *ret)
 	return 0;
 }
 
+int bk_pgrepl_show(BkPgRepl *c, const char *name, char *buf, size_t cap)
+{
+	const char *what = "show";
+	if (!name[0] || strspn(name, "abcdefghijklmnopqrstuvwxyz_.") != strlen(name) || strlen(name) > 64)
+		return bk_errorf(BK_E_USAGE, "show: bad setting name '%s'", name);
+	int r = check_ready(c, what);
+	if (r < 0)
+		return r;
+	char cmd[80];
+	snprintf(cmd, sizeof(cmd), "SHOW %s", name);
+	_cleanup_pqclear_ PGresult *res = PQexec(c->conn, cmd);
+	r = check_tuples(c, res, what, 1, 1, 1);
+	if (r < 0)
+		return r;
+	const char *v = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
+	size_t n = strlen(v);
+	if (n >= cap)
+		return bk_errorf(BK_E_CORRUPT, "show %s: value of %zu bytes", name, n);
+	memcpy(buf, v, n + 1);
+	return 0;
+}
+
 /* Reads a (recptr, tli) result as BASE_BACKUP sends it at its start and end. */
 static int read_lsn_result(BkPgRepl *c, const PGresult *res, const char *what, uint64_t *lsn,
                            uint32_t *tli)

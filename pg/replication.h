@@ -51,6 +51,10 @@ typedef struct {
 /* IDENTIFY_SYSTEM. */
 int bk_pgrepl_identify_system(BkPgRepl *c, BkPgReplSystem *ret);
 
+/* SHOW name: a setting's value as the server prints it (at most cap - 1 bytes,
+ * else BK_E_CORRUPT). Names are [a-z_.]. */
+int bk_pgrepl_show(BkPgRepl *c, const char *name, char *buf, size_t cap);
+
 /* ---- BASE_BACKUP (PostgreSQL 15 and later) ---------------------------------- */
 
 typedef struct {

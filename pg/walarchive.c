@@ -379,3 +379,16 @@ int bk_wal_any(BkRepo *r, const char *cluster, bool *ret)
 	int e = bk_wal_foreach(r, cluster, found_one, ret);
 	return e == -ECANCELED && *ret ? 0 : e;
 }
+
+int bk_wal_has(BkRepo *r, const char *cluster, const char *name, bool *ret)
+{
+	int e = check_cluster(cluster);
+	if (e < 0)
+		return e;
+	char obj[160];
+	uint64_t size;
+	record_name(obj, cluster, name);
+	e = bk_backend_size(r->be, obj, &size);
+	*ret = e == 0;
+	return e == -ENOENT ? 0 : e;
+}

@@ -67,5 +67,7 @@ typedef int (*BkWalNameFn)(void *ud, const char *name);
 int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud);
 /* Whether the archive holds any file of the cluster (stops at the first). */
 int bk_wal_any(BkRepo *r, const char *cluster, bool *ret);
+/* Whether the archive holds the file `name` of the cluster (one stat, no read). */
+int bk_wal_has(BkRepo *r, const char *cluster, const char *name, bool *ret);
 
 #endif

@@ -1,10 +1,11 @@
 /* store/archiver.h: turning input into snapshots (reader -> chunker -> writer).
  *
  * BkChunkStream is the push interface every reader uses (files, stdin, tar
- * streams from BASE_BACKUP, WAL): bytes go in, in reads of any size; content-
- * defined chunks go out to the writer; finish() returns the content root. Cut
- * points depend only on the bytes (store/fastcdc.h), memory is bounded by one
- * window (a few max-size chunks) plus the content builder.
+ * streams from BASE_BACKUP, WAL): bytes go in, in reads of any size; chunks go
+ * out to the writer; finish() returns the content root. Cut points depend only on
+ * the bytes (chunker/fastcdc.h): content-defined, or with
+ * bk_chunk_stream_new_blocks() fixed blocks from each file's start. Memory is
+ * bounded by one window (a few max-size chunks) plus the content builder.
  *
  * bk_archive_paths() backs up files and directories: each PATH becomes an entry
  * of the snapshot's root tree named by its last component (two PATHs with the

@@ -12,7 +12,10 @@
  * as a buggy writer could) fails naming the pack and offset, with nothing of the
  * batch left in the output, also when the bad blob is not the first; a size
  * other than the index's and too large a batch are refused; check --read-data
- * (which recomputes ids in groups too) reports that blob and nothing else. */
+ * (which recomputes ids in groups too) reports that blob and nothing else. A
+ * block-cut chunk stream (bk_chunk_stream_new_blocks, base backups) cuts every file
+ * into 32 KiB blocks from the file's own start, whatever the sizes of the pushes and
+ * wherever the file before it ended. */
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -24,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/archiver.h"
 #include "store/check.h"
 #include "store/error.h"
 #include "store/fs.h"
@@ -315,6 +319,68 @@ static void test_write_failure(const char *path, const BkSecret *secret)
 	bk_repo_close(r);
 }
 
+/* Pushes n bytes of data in pieces of 1, 2, 4 ... 65536 bytes, over and over. */
+static int push_pieces(BkChunkStream *st, const uint8_t *data, size_t n)
+{
+	size_t piece = 1;
+	for (size_t at = 0; at < n; at += piece, piece = piece >= 65536 ? 1 : piece * 2) {
+		int e = bk_chunk_stream_push(st, data + at, BK_MIN(piece, n - at));
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+static void test_block_stream(BkRepo *r)
+{
+	enum { BLOCK = 32768, A = 3 * BLOCK + 1696, B = BLOCK };
+	static uint8_t data[A + B];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	BkWriter *w = NULL;
+	BkChunkStream *st = NULL;
+	int e = bk_writer_new(r, &w);
+	if (e == 0)
+		e = bk_chunk_stream_new_blocks(r, w, BLOCK, &st);
+	is_int(e, 0, "blocks: a block-cut chunk stream");
+	if (e < 0)
+		goto out;
+	BkContentNode a = { 0 }, b = { 0 }, z = { 0 };
+	uint64_t sa = 0, sb = 0, sz = 1;
+	e = push_pieces(st, data, A);
+	if (e == 0)
+		e = bk_chunk_stream_finish(st, &a, &sa);
+	if (e == 0)
+		e = push_pieces(st, data + A, B);
+	if (e == 0)
+		e = bk_chunk_stream_finish(st, &b, &sb);
+	if (e == 0)
+		e = bk_chunk_stream_finish(st, &z, &sz);
+	is_int(e, 0, "blocks: three files pushed in pieces of 1 byte to 64 KiB");
+	bool sizes = a.level == 0 && a.count == 4 && b.level == 0 && b.count == 1 && z.count == 0 &&
+		     sa == A && sb == B && sz == 0;
+	for (size_t i = 0; sizes && i < a.count; i++)
+		sizes = a.refs[i].size == (i < 3 ? BLOCK : A - 3 * BLOCK);
+	sizes = sizes && b.refs[0].size == B;
+	ok(sizes, "blocks: %u refs for %u bytes (3 blocks and 1696 bytes), 1 for a file of one "
+		  "block, none for an empty file", (unsigned)a.count, (unsigned)A);
+	bool ids = sizes;
+	uint8_t want[32];
+	for (size_t i = 0; ids && i < a.count; i++) {
+		bk_blob_id(r->keys, data + i * BLOCK, a.refs[i].size, want);
+		ids = memcmp(want, a.refs[i].id, 32) == 0;
+	}
+	bk_blob_id(r->keys, data + A, B, want);
+	ok(ids && memcmp(want, b.refs[0].id, 32) == 0,
+	   "blocks: each ref is the id of its block, the second file's from its own start");
+	bk_content_node_release(&a);
+	bk_content_node_release(&b);
+	bk_content_node_release(&z);
+out:
+	bk_chunk_stream_free(st);
+	bk_writer_free(w);
+}
+
 int main(void)
 {
 	if (bk_crypto_init() < 0 || !mkdtemp(tmp_root)) {
@@ -335,6 +401,7 @@ int main(void)
 		test_flush_while_putting(r);
 		test_same_blob_twice(r);
 		test_batch_read(r);
+		test_block_stream(r);
 		char *path2 = bk_path_join(tmp_root, "repo-write-failure");
 		test_write_failure(path2, secret);
 		free(path2);

@@ -142,21 +142,33 @@ diag "the baseline reused $(json_field "$meta2" reused_files) files of the backu
 # The cluster archives into the repository, so basebackup waits there for the WAL its
 # backup needs (the server is not asked to wait: it looks once a second). With an
 # archive_command that takes 2 s, the stop segment must already be in the repository
-# when basebackup exits 0; with a failing one, basebackup exits 1 after
-# --archive-timeout with one line naming the segment, and keeps the snapshot, which
-# the segment completes once archiving works again.
-stop_segment() {  # stop_segment SNAPSHOT-ID: the WAL segment holding its stop LSN
+# when basebackup exits 0. Into a fresh repository (no WAL of the cluster) the server
+# waits instead: it exits 0, and the stop segment is in the main repository by then.
+# With a failing archive_command, basebackup exits 1 after --archive-timeout with one
+# line naming the first segment missing, and keeps the snapshot, which that segment
+# completes once archiving works again.
+segment_of() {  # segment_of SNAPSHOT-ID FIELD [REPO-CMD]: the WAL segment of its start_lsn or stop_lsn
 	local m
-	m=$(bkp snapshots --json --name pg/main/base | snap_line "$1")
-	pg_sql "select pg_walfile_name('$(json_field "$m" stop_lsn)')"
+	m=$(${3:-bkp} snapshots --json --name pg/main/base | snap_line "$1")
+	pg_sql "select pg_walfile_name('$(json_field "$m" "$2")')"
 }
 pg_conf_set archive_command "sleep 2 && $(pitr_archive_command)"
 pg_reload
 b6=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b6.err")
 t_is "$?" 0 "a base backup with a slow archive_command" || diag "$(cat "$T/b6.err")"
-seg6=$(stop_segment "$(json_field "$b6" snapshot)")
+seg6=$(segment_of "$(json_field "$b6" snapshot)" stop_lsn)
 t_rc 0 "its stop segment ($seg6) is in the repository when it exits" \
 	bkp pg wal-fetch "$seg6" "$SRV/seg6"
+bkf() { pg_as_server "$BUNKER" -q --repo "$T/bk/fresh" --key-file "$KEY" "$@"; }
+t_rc 0 "a fresh repository" bkf init
+bf=$(bkf --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --archive-timeout 5 \
+	2>"$T/bf.err")
+t_is "$?" 0 "a base backup into a repository without WAL of the cluster (the server waits)" ||
+	diag "$(cat "$T/bf.err")"
+segf=$(segment_of "$(json_field "$bf" snapshot)" stop_lsn bkf)
+t_rc 0 "... and its stop segment ($segf) is in the main repository when it exits" \
+	bkp pg wal-fetch "$segf" "$SRV/segf"
+rm -rf "$T/bk/fresh"
 n_before=$(bkp snapshots --name pg/main/base | grep -c .)
 pg_conf_set archive_command "false"
 pg_reload
@@ -166,8 +178,8 @@ t_is "$?" 1 "with archiving failing, basebackup --archive-timeout 2 exits 1"
 t_is "$(grep -c . "$T/b7.err")" 1 "... with one line" || diag "$(cat "$T/b7.err")"
 id7=$(sed -n 's/.*snapshot \([0-9a-f]\{16\}\) (pg\/main\/base) is saved, but .*/\1/p' "$T/b7.err")
 t_is "${#id7}" 16 "... saying which snapshot is saved" || diag "$(cat "$T/b7.err")"
-seg7=$(stop_segment "$id7")
-t_true "... and naming the missing segment ($seg7)" \
+seg7=$(segment_of "$id7" start_lsn)
+t_true "... and naming the first missing segment ($seg7)" \
 	grep -q "WAL file $seg7 did not reach the repository within 2 s" "$T/b7.err"
 t_is "$(bkp snapshots --name pg/main/base | grep -c .)" "$((n_before + 1))" "... and the snapshot is kept"
 pg_conf_set archive_command "$(pitr_archive_command)"
