@@ -352,6 +352,12 @@ static int write_recovery_config(const BkPgRestoreOpts *o)
 		e = -errno;
 	if (e < 0)
 		return bk_errorf_code(e, "write %s", path);
+	/* A standby's backup carries its standby.signal: left there, it would outrank
+	 * recovery.signal and keep the restored server a standby of the old primary,
+	 * waiting for it instead of recovering to the target. */
+	snprintf(path, sizeof(path), "%s/standby.signal", o->target_dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return bk_errorf_code(-errno, "remove %s", path);
 	snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
 	return bk_write_atomic(path, "", 0, 0600, false);
 }

@@ -1,0 +1,68 @@
+#!/bin/bash
+# pg-standby.sh: `bunker pg basebackup` from a streaming standby, while the primary
+# archives its WAL into the same repository with `bunker pg wal-push`. A standby
+# switches no segment at the backup's stop, so its stop segment reaches the archive
+# only when the primary finishes it: basebackup must leave that wait to the server's
+# rules (none without archive_mode = always) and exit 0 at once, not wait for the
+# repository (which, on an idle primary, would time out and exit 1). Once the primary
+# has archived that segment, the standby's backup restores with `bunker pg restore`
+# and the restored server has the rows the standby had replayed before the backup.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-standby
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
+pg_sql "create table t (id int primary key, v text)" >/dev/null
+pg_sql "insert into t select g, md5(g::text) from generate_series(1, 5000) g" >/dev/null
+seg=$(pitr_switch_wal)
+t_true "the primary archives into the repository ($seg)" pitr_wait_archived "$seg" 60
+
+# The standby: a copy of the primary that streams from it (pg_basebackup -R).
+pg_as_server "$PG_BIN/pg_basebackup" -h "$PG_SOCKDIR" -p "$PGPORT" -U postgres \
+	-D "$SRV/standby" -R -X stream -c fast >"$T/pg_basebackup.log" 2>&1
+t_is "$?" 0 "pg_basebackup -R makes a standby" || diag "$(tail -n 5 "$T/pg_basebackup.log")"
+if ! pitr_start "$SRV/standby" -c hot_standby=on; then
+	not_ok "the standby starts" "$(pitr_log_tail 20)"
+	done_testing
+	exit
+fi
+ok "the standby starts"
+t_is "$(rsql "select pg_is_in_recovery()")" t "... and is in recovery"
+
+pg_sql "insert into t select g, 'after' from generate_series(5001, 6000) g" >/dev/null
+lsn=$(pg_sql "select pg_current_wal_lsn()")
+for i in $(seq 1 300); do
+	[ "$(rsql "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
+	sleep 0.1
+done
+t_is "$(rsql "select count(*) from t")" 6000 "the standby replayed the primary's rows"
+
+standby_conninfo="host=$R_SOCK port=$R_PORT user=postgres dbname=postgres"
+start=$(date +%s)
+b=$(bkp --json pg basebackup --dbname "$standby_conninfo" --fast-checkpoint --archive-timeout 10 \
+	2>"$T/b.err")
+t_is "$?" 0 "pg basebackup from the standby exits 0" || diag "$(cat "$T/b.err")"
+secs=$(($(date +%s) - start))
+t_true "... without waiting for the repository (${secs} s)" test "$secs" -lt 10
+id=$(printf '%s' "$b" | sed -n 's/.*"snapshot":"\([0-9a-f]*\)".*/\1/p')
+t_is "${#id}" 64 "basebackup --json prints the snapshot id"
+meta=$(bkp snapshots --json --name pg/main/base)
+t_true "its backup_label says BACKUP FROM: standby" grep -q 'BACKUP FROM: standby' <<<"$meta"
+pitr_stop
+
+# Its stop segment is archived when the primary finishes it.
+last=$(pitr_switch_wal)
+t_true "the primary archives $last" pitr_wait_archived "$last" 60
+pg_stop
+
+t_rc 0 "pg restore of the standby's backup" bkp pg restore "$id" --target "$SRV/r"
+if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
+	ok "the restored server recovers and promotes"
+	t_is "$(rsql "select count(*) || ' ' || count(*) filter (where v = 'after') from t")" "6000 1000" \
+		"it has every row the standby had replayed"
+	pitr_stop
+else
+	not_ok "the restored server recovers and promotes" "$(pitr_log_tail 25)"
+fi
+
+done_testing
