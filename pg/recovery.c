@@ -346,6 +346,9 @@ static int write_recovery_config(const BkPgRestoreOpts *o)
 		e = conf_line(f, "recovery_target_name", o->target_name);
 	if (e == 0 && (o->target_time || o->target_lsn || o->target_xid || o->target_name))
 		e = conf_line(f, "recovery_target_action", o->target_action ? o->target_action : "promote");
+	/* a trial restore beside the original must not archive into its repository */
+	if (e == 0 && o->archive_mode && strcmp(o->archive_mode, "off") == 0)
+		e = conf_line(f, "archive_mode", "off");
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
 		e = -errno;
 	if (fclose(f) != 0 && e == 0)
@@ -398,6 +401,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (o->target_action && strcmp(o->target_action, "promote") &&
 	    strcmp(o->target_action, "pause") && strcmp(o->target_action, "shutdown"))
 		return bk_errorf(BK_E_USAGE, "--target-action must be promote, pause or shutdown");
+	if (o->archive_mode && strcmp(o->archive_mode, "preserve") && strcmp(o->archive_mode, "off"))
+		return bk_errorf(BK_E_USAGE, "--archive-mode must be preserve or off");
 	if (!bk_cluster_name_valid(o->cluster))
 		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
 	char name[128];

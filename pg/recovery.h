@@ -54,6 +54,7 @@ typedef struct {
 	const char *target_xid;
 	const char *target_name;
 	const char *target_action; /* promote (default), pause, shutdown */
+	const char *archive_mode;  /* preserve (default: the backup's setting) or off */
 	const char *restore_command; /* the command PostgreSQL runs, without "%f %p" */
 	bool restore_owner;
 	void (*progress)(void *ud, uint64_t done, uint64_t total);

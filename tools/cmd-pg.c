@@ -220,6 +220,7 @@ static int restore(void)
 		.target_xid = cli.target_xid,
 		.target_name = cli.target_name,
 		.target_action = cli.target_action,
+		.archive_mode = cli.archive_mode,
 		.restore_command = cmd,
 		.restore_owner = geteuid() == 0,
 		.progress = cli_progress,

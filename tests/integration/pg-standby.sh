@@ -7,6 +7,7 @@
 # repository (which, on an idle primary, would time out and exit 1). Once the primary
 # has archived that segment, the standby's backup restores with `bunker pg restore`
 # and the restored server has the rows the standby had replayed before the backup.
+# The restored configuration keeps archive_mode unless pg restore --archive-mode off.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-standby
 
@@ -56,6 +57,17 @@ t_true "the primary archives $last" pitr_wait_archived "$last" 60
 pg_stop
 
 t_rc 0 "pg restore of the standby's backup" bkp pg restore "$id" --target "$SRV/r"
+# archive_mode: kept from the backup by default (a restored primary goes on
+# archiving), off with --archive-mode off (a trial restore beside the original must
+# not archive into its repository); `postgres -C` reads the configuration files only.
+conf_archive_mode() { pg_as_server "$PG_BIN/postgres" -C archive_mode -D "$1" 2>&1; }
+t_is "$(conf_archive_mode "$SRV/r")" on "the restored configuration keeps archive_mode on"
+t_rc 0 "pg restore --archive-mode off" bkp pg restore "$id" --target "$SRV/r-off" --archive-mode off
+t_is "$(conf_archive_mode "$SRV/r-off")" off "... writes archive_mode = off"
+rm -rf "$SRV/r-off"
+t_rc 2 "--archive-mode takes preserve or off" \
+	bkp pg restore "$id" --target "$SRV/r-bad" --archive-mode maybe
+t_true "... and writes nothing" test ! -e "$SRV/r-bad"
 if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
 	ok "the restored server recovers and promotes"
 	t_is "$(rsql "select count(*) || ' ' || count(*) filter (where v = 'after') from t")" "6000 1000" \
