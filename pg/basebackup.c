@@ -413,6 +413,23 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 	}
 }
 
+/* After a backup nobody waited for here: tells o->warn if the repository lacks
+ * WAL the backup needs (a backup without its WAL does not restore). */
+static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, const uint8_t snap[32],
+			    const char *snap_name, const BkPgReplBackupResult *res)
+{
+	BkWalChain ch;
+	if (!o->warn || bk_pg_wal_chain(r, o->cluster, res->start_tli, res->start_lsn, &ch) < 0 ||
+	    (!ch.missing_history[0] && ch.contiguous_end >= res->end_lsn))
+		return;
+	char msg[512];
+	snprintf(msg, sizeof(msg),
+		 "snapshot %.16s (%s) needs WAL file %s, which is not in this repository: it "
+		 "restores once archive_command has stored that here",
+		 bk_id_hex(snap).s, snap_name, ch.missing_history[0] ? ch.missing_history : ch.next_needed);
+	o->warn(o->warn_ud, msg);
+}
+
 int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 {
 	uint64_t started = bk_mono_us();
@@ -489,6 +506,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	bk_pgrepl_close(conn); /* not held open while waiting */
 	if (e == 0 && own_wait)
 		e = wait_archived(r, o->cluster, ret_snap, name, &res, o->archive_timeout_s);
+	else if (e == 0)
+		warn_unarchived(r, o, ret_snap, name, &res);
 	bk_tar_parser_free(c.tar);
 	bk_chunk_stream_free(c.stream); /* before the tree: pending files go into it */
 	bk_tree_builder_free(c.tree);

@@ -23,7 +23,8 @@
  * missing, or the error that kept it from checking) with *ret_snap already set: the
  * snapshot stays, and restores once the WAL arrives. Otherwise the server waits
  * for its archive_command as PostgreSQL's rules say (on a standby, only with
- * archive_mode = always).
+ * archive_mode = always), and if the repository then lacks WAL the backup needs,
+ * o->warn is told which file (the backup restores once that is stored).
  *
  * Unchanged files: the server sends every byte of every file, but a file of the
  * data directory that bk_basebackup_unchanged() finds unchanged since the
@@ -61,6 +62,10 @@ typedef struct {
 	unsigned archive_timeout_s;
 	BkProgressFn progress;
 	void *progress_ud;
+	/* Called (optional) when the snapshot is saved but the repository lacks WAL it
+	 * needs and nothing waited for it here; msg names the first file missing. */
+	void (*warn)(void *ud, const char *msg);
+	void *warn_ud;
 } BkBaseBackupOpts;
 
 int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32]);

@@ -67,6 +67,13 @@ static int pull_begin(const char *what, BkRepo **r, char host[256])
 	return 0;
 }
 
+static void warn(void *ud, const char *msg)
+{
+	(void)ud;
+	cli_progress_end();
+	fprintf(stderr, "bunker: warning: %s\n", msg);
+}
+
 static int basebackup(void)
 {
 	BkRepo *r;
@@ -92,6 +99,7 @@ static int basebackup(void)
 		.no_reuse = cli.no_reuse,
 		.archive_timeout_s = (unsigned)timeout,
 		.progress = cli_progress,
+		.warn = warn,
 	};
 	uint8_t id[32];
 	uint64_t t0 = bk_mono_us();

@@ -146,7 +146,8 @@ diag "the baseline reused $(json_field "$meta2" reused_files) files of the backu
 # waits instead: it exits 0, and the stop segment is in the main repository by then.
 # With a failing archive_command, basebackup exits 1 after --archive-timeout with one
 # line naming the first segment missing, and keeps the snapshot, which that segment
-# completes once archiving works again.
+# completes once archiving works again. A backup nobody waited for here warns when the
+# repository lacks WAL it needs.
 segment_of() {  # segment_of SNAPSHOT-ID FIELD [REPO-CMD]: the WAL segment of its start_lsn or stop_lsn
 	local m
 	m=$(${3:-bkp} snapshots --json --name pg/main/base | snap_line "$1")
@@ -159,6 +160,7 @@ t_is "$?" 0 "a base backup with a slow archive_command" || diag "$(cat "$T/b6.er
 seg6=$(segment_of "$(json_field "$b6" snapshot)" stop_lsn)
 t_rc 0 "its stop segment ($seg6) is in the repository when it exits" \
 	bkp pg wal-fetch "$seg6" "$SRV/seg6"
+t_is "$(grep -c warning "$T/b6.err")" 0 "... and it warns of nothing"
 bkf() { pg_as_server "$BUNKER" -q --repo "$T/bk/fresh" --key-file "$KEY" "$@"; }
 t_rc 0 "a fresh repository" bkf init
 bf=$(bkf --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --archive-timeout 5 \
@@ -168,6 +170,10 @@ t_is "$?" 0 "a base backup into a repository without WAL of the cluster (the ser
 segf=$(segment_of "$(json_field "$bf" snapshot)" stop_lsn bkf)
 t_rc 0 "... and its stop segment ($segf) is in the main repository when it exits" \
 	bkp pg wal-fetch "$segf" "$SRV/segf"
+segf0=$(segment_of "$(json_field "$bf" snapshot)" start_lsn bkf)
+t_true "... and it warns that this repository lacks its WAL, from $segf0 on" \
+	grep -q "^bunker: warning: snapshot [0-9a-f]\{16\} (pg/main/base) needs WAL file $segf0, which is not in this repository" "$T/bf.err" ||
+	diag "$(cat "$T/bf.err")"
 rm -rf "$T/bk/fresh"
 n_before=$(bkp snapshots --name pg/main/base | grep -c .)
 pg_conf_set archive_command "false"

@@ -5,8 +5,9 @@
 # only when the primary finishes it: basebackup must leave that wait to the server's
 # rules (none without archive_mode = always) and exit 0 at once, not wait for the
 # repository (which, on an idle primary, would time out and exit 1). Once the primary
-# has archived that segment, the standby's backup restores with `bunker pg restore`
-# and the restored server has the rows the standby had replayed before the backup.
+# has archived that segment (basebackup warns that it is not there yet), the standby's
+# backup restores with `bunker pg restore` and the restored server has the rows the
+# standby had replayed before the backup.
 # The restored configuration keeps archive_mode unless pg restore --archive-mode off.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-standby
@@ -49,6 +50,10 @@ id=$(printf '%s' "$b" | sed -n 's/.*"snapshot":"\([0-9a-f]*\)".*/\1/p')
 t_is "${#id}" 64 "basebackup --json prints the snapshot id"
 meta=$(bkp snapshots --json --name pg/main/base)
 t_true "its backup_label says BACKUP FROM: standby" grep -q 'BACKUP FROM: standby' <<<"$meta"
+stop_seg=$(pg_sql "select pg_walfile_name('$(printf '%s' "$meta" | sed -n 's/.*"stop_lsn":"\([0-9A-F/]*\)".*/\1/p')')")
+t_true "... and it warns that WAL it needs ($stop_seg) is not in the repository yet" \
+	grep -q "^bunker: warning: snapshot .* needs WAL file $stop_seg, which is not in this repository" "$T/b.err" ||
+	diag "$(cat "$T/b.err")"
 pitr_stop
 
 # Its stop segment is archived when the primary finishes it.
