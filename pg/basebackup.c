@@ -392,9 +392,9 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 			e = -EINVAL;
 		if (e < 0)
 			return bk_error_wrap(e, "%s, but its WAL cannot be checked", what);
-		if (!ch.missing_history[0] && ch.contiguous_end >= res->end_lsn)
+		const char *need;
+		if (bk_pg_wal_chain_lacks(&ch, res->end_lsn, 0, &need) == BK_WAL_CHAIN_COMPLETE)
 			return 0;
-		const char *need = ch.missing_history[0] ? ch.missing_history : ch.next_needed;
 		if (!need[0])
 			return bk_errorf(-EINVAL, "%s, but its WAL cannot be checked", what);
 		for (bool have = false; !have;) {
@@ -418,15 +418,23 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, const uint8_t snap[32],
 			    const char *snap_name, const BkPgReplBackupResult *res)
 {
-	BkWalChain ch;
-	if (!o->warn || bk_pg_wal_chain(r, o->cluster, res->start_tli, res->start_lsn, &ch) < 0 ||
-	    (!ch.missing_history[0] && ch.contiguous_end >= res->end_lsn))
+	if (!o->warn)
 		return;
-	char msg[512];
-	snprintf(msg, sizeof(msg),
-		 "snapshot %.16s (%s) needs WAL file %s, which is not in this repository: it "
-		 "restores once archive_command has stored that here",
-		 bk_id_hex(snap).s, snap_name, ch.missing_history[0] ? ch.missing_history : ch.next_needed);
+	BkWalChain ch;
+	const char *lack;
+	char msg[1024];
+	int e = bk_pg_wal_chain(r, o->cluster, res->start_tli, res->start_lsn, &ch);
+	if (e < 0)
+		snprintf(msg, sizeof(msg), "snapshot %.16s (%s): its WAL cannot be checked: %s",
+			 bk_id_hex(snap).s, snap_name, bk_error_detail());
+	else if (bk_pg_wal_chain_lacks(&ch, res->end_lsn, 0, &lack) == BK_WAL_CHAIN_COMPLETE)
+		return;
+	else
+		snprintf(msg, sizeof(msg),
+			 "snapshot %.16s (%s) needs WAL file %s, which is not in this repository: "
+			 "it restores once that is stored here (archive_command pointing here, or "
+			 "bunker pg wal-push)",
+			 bk_id_hex(snap).s, snap_name, lack);
 	o->warn(o->warn_ud, msg);
 }
 

@@ -63,7 +63,8 @@ typedef struct {
 	BkProgressFn progress;
 	void *progress_ud;
 	/* Called (optional) when the snapshot is saved but the repository lacks WAL it
-	 * needs and nothing waited for it here; msg names the first file missing. */
+	 * needs, or it cannot be checked, and nothing waited for it here; msg names the
+	 * first file missing and is valid during the call only. */
 	void (*warn)(void *ud, const char *msg);
 	void *warn_ud;
 } BkBaseBackupOpts;

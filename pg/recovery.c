@@ -1,5 +1,6 @@
 #include "pg/recovery.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -185,6 +187,20 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 	return e;
 }
 
+BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_t target,
+				     const char **name)
+{
+	*name = NULL;
+	if (c->missing_history[0]) {
+		*name = c->missing_history;
+		return BK_WAL_CHAIN_NO_HISTORY;
+	}
+	if (c->contiguous_end >= stop && (!target || c->contiguous_end > target))
+		return BK_WAL_CHAIN_COMPLETE;
+	*name = c->first_missing[0] ? c->first_missing : c->next_needed;
+	return c->first_missing[0] ? BK_WAL_CHAIN_GAP : BK_WAL_CHAIN_NOT_YET;
+}
+
 /* ---- time ---- */
 
 int bk_pg_parse_time(const char *s, int64_t *ret_us)
@@ -323,13 +339,68 @@ static int conf_line(FILE *f, const char *key, const char *value)
 	return ferror(f) ? -EIO : 0;
 }
 
+/* Whether a configuration line sets a parameter bunker pg restore writes. */
+static bool managed_line(const char *line, size_t len, bool archive_off)
+{
+	size_t i = strspn(line, " \t"), k = i;
+	while (k < len && (isalnum((unsigned char)line[k]) || line[k] == '_' || line[k] == '.'))
+		k++;
+	size_t n = k - i;
+	const char *key = line + i;
+	if (n == 0 || (k < len && !strchr(" \t=", line[k])))
+		return false;
+	return (n == 15 && !strncasecmp(key, "restore_command", n)) ||
+	       (n >= 15 && !strncasecmp(key, "recovery_target", 15)) ||
+	       (archive_off && n == 12 && !strncasecmp(key, "archive_mode", n));
+}
+
+char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
+{
+	static const char mark[] = "#bunker# ";
+	size_t lines = 1;
+	for (const char *p = conf; *p; p++)
+		lines += *p == '\n';
+	char *out = malloc(strlen(conf) + lines * (sizeof(mark) - 1) + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (const char *p = conf; *p;) {
+		size_t len = strcspn(p, "\n");
+		if (managed_line(p, len, archive_off)) {
+			memcpy(o, mark, sizeof(mark) - 1);
+			o += sizeof(mark) - 1;
+		}
+		memcpy(o, p, len);
+		o += len;
+		p += len;
+		if (*p == '\n')
+			*o++ = *p++;
+	}
+	*o = '\0';
+	return out;
+}
+
 static int write_recovery_config(const BkPgRestoreOpts *o)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
-	FILE *f = fopen(path, "a");
-	if (!f)
+	bool archive_off = o->archive_mode && strcmp(o->archive_mode, "off") == 0;
+	uint8_t *old = NULL;
+	size_t old_len;
+	int r = bk_read_file(path, 1 << 20, &old, &old_len);
+	if (r < 0 && r != -ENOENT)
+		return bk_errorf_code(r, "read %s", path);
+	char *kept = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
+	free(old);
+	if (!kept)
+		return -ENOMEM;
+	/* rewritten in place: the file keeps the owner and mode the restore gave it */
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		free(kept);
 		return bk_errorf_code(-errno, "open %s", path);
+	}
+	fputs(kept, f);
+	free(kept);
 	char cmd[8192];
 	snprintf(cmd, sizeof(cmd), "%s %%f %%p", o->restore_command);
 	fprintf(f, "\n# added by bunker pg restore\n");
@@ -347,7 +418,7 @@ static int write_recovery_config(const BkPgRestoreOpts *o)
 	if (e == 0 && (o->target_time || o->target_lsn || o->target_xid || o->target_name))
 		e = conf_line(f, "recovery_target_action", o->target_action ? o->target_action : "promote");
 	/* a trial restore beside the original must not archive into its repository */
-	if (e == 0 && o->archive_mode && strcmp(o->archive_mode, "off") == 0)
+	if (e == 0 && archive_off)
 		e = conf_line(f, "archive_mode", "off");
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
 		e = -errno;
@@ -356,8 +427,8 @@ static int write_recovery_config(const BkPgRestoreOpts *o)
 	if (e < 0)
 		return bk_errorf_code(e, "write %s", path);
 	/* A standby's backup carries its standby.signal: left there, it would outrank
-	 * recovery.signal and keep the restored server a standby of the old primary,
-	 * waiting for it instead of recovering to the target. */
+	 * recovery.signal: without a target the server would never promote, and its
+	 * walreceiver would follow the live old primary (docs/design.md). */
 	snprintf(path, sizeof(path), "%s/standby.signal", o->target_dir);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return bk_errorf_code(-errno, "remove %s", path);
@@ -436,18 +507,21 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalChain c;
 	if (e == 0)
 		e = bk_pg_wal_chain(r, o->cluster, (uint32_t)strtoul(tli_s, NULL, 10), start, &c);
-	uint64_t need = BK_MAX(stop, before_lsn);
-	if (e == 0 && c.missing_history[0])
-		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing",
-			      c.missing_history);
-	else if (e == 0 && c.first_missing[0])
-		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", c.first_missing);
-	else if (e == 0 && c.contiguous_end <= need) {
-		char seg[BK_WAL_NAME_MAX];
-		size_t t = c.ntl - 1;
-		bk_wal_segment_name(seg, sizeof(seg), c.tli[t], c.contiguous_end / c.seg_size, c.seg_size);
-		e = bk_errorf(BK_E_CORRUPT, "WAL chain incomplete: segment %s is not archived yet", seg);
+	const char *lack = NULL;
+	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
+				  : BK_WAL_CHAIN_COMPLETE;
+	/* without an LSN target, recovery runs to the end of the archive (or to a time,
+	 * xid or name that may lie past a gap): a gap anywhere stops it short */
+	if (e == 0 && k == BK_WAL_CHAIN_COMPLETE && c.first_missing[0] && !before_lsn) {
+		k = BK_WAL_CHAIN_GAP;
+		lack = c.first_missing;
 	}
+	if (k == BK_WAL_CHAIN_NO_HISTORY)
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing", lack);
+	else if (k == BK_WAL_CHAIN_GAP)
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", lack);
+	else if (k == BK_WAL_CHAIN_NOT_YET)
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain incomplete: segment %s is not archived yet", lack);
 
 	struct stat st;
 	if (e == 0 && stat(o->target_dir, &st) == 0) {

@@ -41,6 +41,21 @@ typedef struct {
 int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
 		    BkWalChain *ret);
 
+/* What a chain lacks to replay from its start through the record that ends at stop
+ * (the segment holding stop - 1) and, when target is not 0, to read the record that
+ * starts at target (the segment holding target). The one rule for pg restore,
+ * pg info and basebackup's WAL wait. *name (borrowed from c) is the file: a history
+ * file, a segment missing before newer ones (a gap), or the next one not archived
+ * yet. */
+typedef enum {
+	BK_WAL_CHAIN_COMPLETE,
+	BK_WAL_CHAIN_NO_HISTORY,
+	BK_WAL_CHAIN_GAP,
+	BK_WAL_CHAIN_NOT_YET,
+} BkWalChainLack;
+BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_t target,
+				     const char **name);
+
 typedef struct {
 	const char *cluster;
 	const char *snapshot;     /* id, prefix, or NULL/"latest": the newest base backup
@@ -60,6 +75,14 @@ typedef struct {
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 } BkPgRestoreOpts;
+
+/* The postgresql.auto.conf a restore starts from: conf with every line that sets
+ * restore_command, a recovery_target* setting or (when archive_off) archive_mode
+ * commented out ("#bunker# " in front), so that the block an earlier restore left
+ * (in a backup of a server that was itself restored) neither adds a second target
+ * nor keeps an old one. Names compare as PostgreSQL's do (any case). Returns a
+ * malloc'd string, or NULL when out of memory. Pure. */
+char *bk_pg_auto_conf_clear(const char *conf, bool archive_off);
 
 /* Restores; on success *ret_snap is the base backup used (owned, free with
  * bk_snapshot_free). BK_E_USAGE for bad options, -ENOENT if no base backup fits

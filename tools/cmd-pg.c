@@ -289,9 +289,11 @@ static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
 		    bk_pg_wal_chain(in->r, in->cluster, (uint32_t)strtoul(tli, NULL, 10), start_lsn, &c) == 0) {
 			char end[BK_WAL_LSN_MAX];
 			bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
-			if (c.missing_history[0])
-				snprintf(window, sizeof(window), "missing %s", c.missing_history);
-			else if (c.contiguous_end > stop_lsn)
+			const char *lack;
+			BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
+			if (k == BK_WAL_CHAIN_NO_HISTORY)
+				snprintf(window, sizeof(window), "missing %s", lack);
+			else if (k == BK_WAL_CHAIN_COMPLETE)
 				snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
 					 c.first_missing[0] ? ", then missing " : "", c.first_missing);
 			else

@@ -64,12 +64,17 @@ pg_stop
 t_rc 0 "pg restore of the standby's backup" bkp pg restore "$id" --target "$SRV/r"
 # archive_mode: kept from the backup by default (a restored primary goes on
 # archiving), off with --archive-mode off (a trial restore beside the original must
-# not archive into its repository); `postgres -C` reads the configuration files only.
+# not archive into its repository); `postgres -C` reads the configuration files only
+# (pitr_start below forces archive_mode off on the command line, as every test
+# server here does).
 conf_archive_mode() { pg_as_server "$PG_BIN/postgres" -C archive_mode -D "$1" 2>&1; }
 t_is "$(conf_archive_mode "$SRV/r")" on "the restored configuration keeps archive_mode on"
 t_rc 0 "pg restore --archive-mode off" bkp pg restore "$id" --target "$SRV/r-off" --archive-mode off
 t_is "$(conf_archive_mode "$SRV/r-off")" off "... writes archive_mode = off"
 rm -rf "$SRV/r-off"
+t_rc 0 "pg restore --archive-mode preserve" bkp pg restore "$id" --target "$SRV/r-keep" --archive-mode preserve
+t_is "$(conf_archive_mode "$SRV/r-keep")" on "... keeps archive_mode on"
+rm -rf "$SRV/r-keep"
 t_rc 2 "--archive-mode takes preserve or off" \
 	bkp pg restore "$id" --target "$SRV/r-bad" --archive-mode maybe
 t_true "... and writes nothing" test ! -e "$SRV/r-bad"
