@@ -374,10 +374,23 @@ static int wait_here(BkPgRepl *conn, BkRepo *r, const char *cluster, bool *ret)
 	return e;
 }
 
-/* Waits until the repository's WAL archive holds the chain pg restore needs from
- * the backup's start to its stop (every segment, and the history files of any
- * newer timeline): computes the chain, then looks for the one file it lacks (after
- * 10, 20, 40, 80 ms, then every 100 ms) and computes it again once that is there. */
+/* The first file the repository lacks of the chain pg restore needs from the
+ * backup's start to its stop (every segment, and the history files of any newer
+ * timeline), or NULL if it lacks none; borrowed from *ch. */
+static int wal_lacking(BkRepo *r, const char *cluster, const BkPgReplBackupResult *res,
+		       BkWalChain *ch, const char **ret)
+{
+	int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, ch);
+	if (e == BK_E_USAGE) /* not on the newest timeline's history: no usage error */
+		e = -EINVAL;
+	if (e == 0 && bk_pg_wal_chain_lacks(ch, res->end_lsn, 0, ret) == BK_WAL_CHAIN_COMPLETE)
+		*ret = NULL;
+	return e;
+}
+
+/* Waits until the repository holds that chain: looks for the one file it lacks
+ * (after 10, 20, 40, 80 ms, then every 100 ms) and computes it again once that is
+ * there. */
 static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 			 const char *snap_name, const BkPgReplBackupResult *res, unsigned timeout_s)
 {
@@ -387,15 +400,13 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 	long pause_ms = 10;
 	for (;;) {
 		BkWalChain ch;
-		int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, &ch);
-		if (e == BK_E_USAGE) /* not on the newest timeline's history: no usage error */
-			e = -EINVAL;
+		const char *need;
+		int e = wal_lacking(r, cluster, res, &ch, &need);
 		if (e < 0)
 			return bk_error_wrap(e, "%s, but its WAL cannot be checked", what);
-		const char *need;
-		if (bk_pg_wal_chain_lacks(&ch, res->end_lsn, 0, &need) == BK_WAL_CHAIN_COMPLETE)
+		if (!need)
 			return 0;
-		if (!need[0])
+		if (!need[0]) /* no segment name past the chain's end */
 			return bk_errorf(-EINVAL, "%s, but its WAL cannot be checked", what);
 		for (bool have = false; !have;) {
 			if (bk_mono_us() >= deadline)
@@ -418,16 +429,15 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, const uint8_t snap[32],
 			    const char *snap_name, const BkPgReplBackupResult *res)
 {
-	if (!o->warn)
-		return;
 	BkWalChain ch;
 	const char *lack;
 	char msg[1024];
-	int e = bk_pg_wal_chain(r, o->cluster, res->start_tli, res->start_lsn, &ch);
-	if (e < 0)
+	if (!o->warn)
+		return;
+	if (wal_lacking(r, o->cluster, res, &ch, &lack) < 0)
 		snprintf(msg, sizeof(msg), "snapshot %.16s (%s): its WAL cannot be checked: %s",
 			 bk_id_hex(snap).s, snap_name, bk_error_detail());
-	else if (bk_pg_wal_chain_lacks(&ch, res->end_lsn, 0, &lack) == BK_WAL_CHAIN_COMPLETE)
+	else if (!lack)
 		return;
 	else
 		snprintf(msg, sizeof(msg),
