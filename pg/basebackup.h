@@ -60,6 +60,7 @@ typedef struct {
 	/* With WAL of the cluster in the repository: how long to wait, once the
 	 * snapshot is written, for the WAL it needs to arrive (0: the server waits). */
 	unsigned archive_timeout_s;
+	uint32_t max_rate_kb; /* the server sends at most this many kB/s (32..1048576; 0: no cap) */
 	BkProgressFn progress;
 	void *progress_ud;
 	/* Called (optional) when the snapshot is saved but the repository lacks WAL it

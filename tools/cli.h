@@ -12,7 +12,8 @@
 typedef struct {
 	const char *repo, *key_file, *password_file, *password_command;
 	const char *new_key_file, *new_password_file;
-	const char *name, *stdin_name, *target, *chunk_size, *cluster, *dbname, *archive_timeout;
+	const char *name, *stdin_name, *target, *chunk_size, *cluster, *dbname, *archive_timeout,
+		   *max_rate;
 	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode;
 	const char **tags, **includes;
 	size_t ntags, nincludes;

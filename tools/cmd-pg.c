@@ -1,4 +1,5 @@
 /* bunker pg ...: the PostgreSQL commands. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -88,6 +89,20 @@ static int basebackup(void)
 			return usage_error("--archive-timeout: '%s' is not a number of seconds (0..86400)",
 					   cli.archive_timeout);
 	}
+	unsigned long rate_kb = 0;
+	if (cli.max_rate) {
+		char *end;
+		errno = 0;
+		rate_kb = strtoul(cli.max_rate, &end, 10);
+		unsigned long scale = *end == 'M' ? 1024 : 1;
+		if (*end == 'k' || *end == 'M')
+			end++;
+		if (errno || end == cli.max_rate || *end || !isdigit((unsigned char)cli.max_rate[0]) ||
+		    rate_kb > 1048576 / scale || rate_kb * scale < 32)
+			return usage_error("--max-rate: '%s' is not a rate from 32 kB/s to 1 GB/s "
+					   "(kB/s, or with a suffix k or M)", cli.max_rate);
+		rate_kb *= scale;
+	}
 	int x = pull_begin("basebackup", &r, host);
 	if (x)
 		return x;
@@ -98,6 +113,7 @@ static int basebackup(void)
 		.fast_checkpoint = cli.fast_checkpoint,
 		.no_reuse = cli.no_reuse,
 		.archive_timeout_s = (unsigned)timeout,
+		.max_rate_kb = (uint32_t)rate_kb,
 		.progress = cli_progress,
 		.warn = warn,
 	};

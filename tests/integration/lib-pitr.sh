@@ -25,6 +25,14 @@
 #                          wait until the pg_start server has archived SEG
 #                          (archive_status/SEG.done, or pg_stat_archiver past it)
 #   pitr_last_archived     pg_stat_archiver.last_archived_wal of that server
+#   json_field JSON KEY    a number or string field of a one-line json object
+#   snap_line ID           the object of snapshot ID from a `snapshots --json` array
+#                          on stdin
+#   pitr_segment_of SNAPSHOT-ID FIELD [SQL-CMD [REPO-CMD]]
+#                          the WAL file holding the base backup's start_lsn or
+#                          stop_lsn (pg_walfile_name, by SQL-CMD, default pg_sql, on
+#                          the server's timeline), from the snapshot as REPO-CMD
+#                          (default bkp) lists it
 #
 # Servers on restored data directories (one at a time in $R_*):
 #   pitr_start DATA [-c K=V]...
@@ -112,6 +120,16 @@ pitr_switch_wal() {
 	# switch that follows cannot be a no-op at a segment's start.
 	pg_psql -c "select pg_logical_emit_message(false, 'bunker-test', 'switch')" \
 		-c "select pg_walfile_name(pg_switch_wal())" | tail -n 1
+}
+
+json_field() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n 1; }
+# (the array is one line: one object a line first)
+snap_line() { sed 's/,{"id":/\n{"id":/g' | grep "\"id\":\"$1"; }
+
+pitr_segment_of() {
+	local m
+	m=$(${4:-bkp} snapshots --json --name pg/main/base | snap_line "$1")
+	${3:-pg_sql} "select pg_walfile_name('$(json_field "$m" "$2")')"
 }
 
 pitr_last_archived() { pg_sql "select coalesce(last_archived_wal, '') from pg_stat_archiver"; }

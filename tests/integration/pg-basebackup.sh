@@ -35,12 +35,6 @@ insert into blobs
 EOF
 t_is "$(pg_sql "select sum(length(b)) from blobs")" $((blob_mb * 1048576)) "$blob_mb MiB of random bytes in table blobs"
 
-# json_field JSON KEY: a number or string field of a one-line json object
-json_field() { printf '%s' "$1" | sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n 1; }
-# snap_line ID: the object of snapshot ID from a `snapshots --json` array on stdin
-# (the array is one line: one object a line first)
-snap_line() { sed 's/,{"id":/\n{"id":/g' | grep "\"id\":\"$1"; }
-
 "$PG_BIN/pgbench" -T "$secs" -c 4 -j 2 -n postgres >"$T/pgbench.log" 2>&1 &
 bench=$!
 at_exit "kill $bench"
@@ -148,16 +142,11 @@ diag "the baseline reused $(json_field "$meta2" reused_files) files of the backu
 # line naming the first segment missing, and keeps the snapshot, which that segment
 # completes once archiving works again. A backup nobody waited for here warns when the
 # repository lacks WAL it needs.
-segment_of() {  # segment_of SNAPSHOT-ID FIELD [REPO-CMD]: the WAL segment of its start_lsn or stop_lsn
-	local m
-	m=$(${3:-bkp} snapshots --json --name pg/main/base | snap_line "$1")
-	pg_sql "select pg_walfile_name('$(json_field "$m" "$2")')"
-}
 pg_conf_set archive_command "sleep 2 && $(pitr_archive_command)"
 pg_reload
 b6=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b6.err")
 t_is "$?" 0 "a base backup with a slow archive_command" || diag "$(cat "$T/b6.err")"
-seg6=$(segment_of "$(json_field "$b6" snapshot)" stop_lsn)
+seg6=$(pitr_segment_of "$(json_field "$b6" snapshot)" stop_lsn)
 t_rc 0 "its stop segment ($seg6) is in the repository when it exits" \
 	bkp pg wal-fetch "$seg6" "$SRV/seg6"
 t_is "$(grep -c warning "$T/b6.err")" 0 "... and it warns of nothing"
@@ -167,10 +156,10 @@ bf=$(bkf --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --ar
 	2>"$T/bf.err")
 t_is "$?" 0 "a base backup into a repository without WAL of the cluster (the server waits)" ||
 	diag "$(cat "$T/bf.err")"
-segf=$(segment_of "$(json_field "$bf" snapshot)" stop_lsn bkf)
+segf=$(pitr_segment_of "$(json_field "$bf" snapshot)" stop_lsn pg_sql bkf)
 t_rc 0 "... and its stop segment ($segf) is in the main repository when it exits" \
 	bkp pg wal-fetch "$segf" "$SRV/segf"
-segf0=$(segment_of "$(json_field "$bf" snapshot)" start_lsn bkf)
+segf0=$(pitr_segment_of "$(json_field "$bf" snapshot)" start_lsn pg_sql bkf)
 t_true "... and it warns that this repository lacks its WAL, from $segf0 on" \
 	grep -q "^bunker: warning: snapshot [0-9a-f]\{16\} (pg/main/base) needs WAL file $segf0, which is not in this repository" "$T/bf.err" ||
 	diag "$(cat "$T/bf.err")"
@@ -184,7 +173,7 @@ t_is "$?" 1 "with archiving failing, basebackup --archive-timeout 2 exits 1"
 t_is "$(grep -c . "$T/b7.err")" 1 "... with one line" || diag "$(cat "$T/b7.err")"
 id7=$(sed -n 's/.*snapshot \([0-9a-f]\{16\}\) (pg\/main\/base) is saved, but .*/\1/p' "$T/b7.err")
 t_is "${#id7}" 16 "... saying which snapshot is saved" || diag "$(cat "$T/b7.err")"
-seg7=$(segment_of "$id7" start_lsn)
+seg7=$(pitr_segment_of "$id7" start_lsn)
 t_true "... and naming the first missing segment ($seg7)" \
 	grep -q "WAL file $seg7 did not reach the repository within 2 s" "$T/b7.err"
 t_is "$(bkp snapshots --name pg/main/base | grep -c .)" "$((n_before + 1))" "... and the snapshot is kept"
@@ -194,6 +183,10 @@ t_true "archiving works again and archives $seg7" pitr_wait_archived "$seg7" 120
 t_rc 0 "... which the repository then holds" bkp pg wal-fetch "$seg7" "$SRV/seg7"
 t_rc 2 "--archive-timeout takes a number of seconds" \
 	bkp pg basebackup --dbname "$(pitr_conninfo)" --archive-timeout 1x
+for rate in 31 1025M 2G 1.5M x; do
+	t_rc 2 "--max-rate $rate is refused: 32 kB/s to 1 GB/s, in kB/s or with a suffix k or M" \
+		bkp pg basebackup --dbname "$(pitr_conninfo)" --max-rate "$rate"
+done
 
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120

@@ -6,7 +6,9 @@
 # holds A and not B. A server restored to the restore point promotes to timeline 2,
 # archives into the same repository and cluster, and gets row C; a restore with no
 # target follows timeline 2 and holds A and C, not B. A second base backup, taken after
-# B, must not be chosen for targets before it. Targets no backup or no WAL can reach are
+# B, must not be chosen for targets before it. A base backup of the timeline 2 server,
+# slowed by --max-rate so that it spans segments, waits in the repository for its WAL
+# on timeline 2 and restores with A, C and D. Targets no backup or no WAL can reach are
 # refused without writing. Finally a segment the chain needs is deleted from the
 # repository: pg restore refuses, naming it, and writes nothing.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -180,7 +182,6 @@ if tl2_start; then
 else
 	not_ok "the timeline 2 server starts again" "$(pitr_log_tail 20)"
 fi
-rm -rf "$SRV/tl2"
 
 restore_to r-tl2 A,C "no target (follows timeline 2)" "$id1"
 t_true "the recovered server chose timeline 3" \
@@ -191,6 +192,56 @@ rm -rf "$SRV/r-tl2"
 # 1, after the branch point) is not.
 restore_to r-latest A,C "latest, no target, a newer backup off timeline 2's history" latest
 rm -rf "$SRV/r-latest"
+
+# ---- a base backup on timeline 2 ----
+# The timeline 2 server archives into the repository through an archive_command that
+# takes 1 s, so basebackup waits there for the backup's WAL: timeline 2's segments
+# (timeline 1 has none of those numbers). --max-rate 8M holds the server to 8 MiB/s:
+# a second after two segment switches it still streams, having sent no more than that
+# rate allows, and the backup starts and stops in different segments.
+if pitr_start "$SRV/tl2" -c archive_mode=on \
+	-c "archive_command=sleep 1 && $(pitr_archive_command main)"; then
+	bkp --json pg basebackup --dbname "host=$R_SOCK port=$R_PORT user=postgres dbname=postgres" \
+		--fast-checkpoint --max-rate 8M >"$T/tl2b.out" 2>"$T/tl2b.err" &
+	bpid=$!
+	phase=
+	for i in $(seq 1 600); do
+		phase=$(rsql "select phase from pg_stat_progress_basebackup" 2>/dev/null)
+		[ "$phase" = "streaming database files" ] && break
+		sleep 0.05
+	done
+	t_is "$phase" "streaming database files" "the timeline 2 server streams a base backup"
+	t0=$(date +%s%N)
+	rswitch_wal >/dev/null
+	rswitch_wal >/dev/null
+	sleep 1
+	p=$(rsql "select phase || ' ' || backup_streamed || ' ' || backup_total from pg_stat_progress_basebackup")
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	read -r phase streamed total <<<"${p/streaming database files/streaming}"
+	# PostgreSQL sleeps after each eighth of a second's bytes (up to 1 MiB ahead);
+	# the phase polls may see streaming start up to 500 ms late
+	t_true "... and still streams it ${ms} ms after two segment switches, having sent $streamed of $total bytes (--max-rate 8M)" \
+		test "$phase" = streaming -a "$streamed" -le $((8 * 1048576 * (ms + 500) / 1000 + 1048576))
+	wait "$bpid"
+	t_is "$?" 0 "pg basebackup of the timeline 2 server" || diag "$(cat "$T/tl2b.err")"
+	id_tl2=$(json_field "$(cat "$T/tl2b.out")" snapshot)
+	seg_a=$(pitr_segment_of "$id_tl2" start_lsn rsql)
+	seg_z=$(pitr_segment_of "$id_tl2" stop_lsn rsql)
+	t_true "it starts and stops on timeline 2, in different segments ($seg_a, $seg_z)" \
+		test "${seg_a:0:8}" = 00000002 -a "${seg_z:0:8}" = 00000002 -a "$seg_a" != "$seg_z"
+	t_true "its stop segment is in the repository when it exits" test -f "$REPO/wal/main/$seg_z"
+	t_is "$(grep -c warning "$T/tl2b.err")" 0 "... and it warns of nothing"
+	rsql "insert into t values (4, 'D')" >/dev/null
+	seg2=$(rswitch_wal)
+	t_true "timeline 2's segment $seg2 with D is archived" rwait_archived "$seg2" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the timeline 2 server starts for a base backup" "$(pitr_log_tail 20)"
+fi
+rm -rf "$SRV/tl2"
+restore_to r-tl2b A,C,D "latest, the base backup taken on timeline 2" latest
+rm -rf "$SRV/r-tl2b"
 
 # ---- a broken chain ----
 t_true "the middle segment $seg_mid is archived" test -f "$REPO/wal/main/$seg_mid"
