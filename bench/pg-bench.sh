@@ -260,6 +260,11 @@ cat "$WORK/init.out" >> "$LOG"
 meta bunker-repo "$(sed -n 's/.*(\(.*\)).*/\1/p' "$WORK/init.out" | head -1)"
 pg_as_server "$BUNKER" -q --repo "$BKW_REPO" --new-key-file "$BKW_KEY" init >> "$LOG" 2>&1 \
   || die "bunker init (wal-push repository) failed"
+# the second round's full backup goes into a repository of its own, which the archiver
+# also feeds, so that it too waits for its WAL there as in the first round
+BK2_REPO="$WORK/bunker/repo2"; BK2_KEY="$WORK/bunker/key2"
+pg_as_server "$BUNKER" -q --repo "$BK2_REPO" --new-key-file "$BK2_KEY" init >> "$LOG" 2>&1 \
+  || die "bunker init (second full backup's repository) failed"
 
 PGBR_CONF="$WORK/pgbr/pgbackrest.conf"
 PGBRW_CONF="$WORK/pgbr-wal/pgbackrest.conf"
@@ -311,7 +316,8 @@ if [ "$HAVE_PGBR" = 1 ]; then
   fi
 fi
 # both tools archive every segment from now on (bunker first)
-ac=$(printf "'%s' -q --repo '%s' --key-file '%s' pg wal-push %%p" "$BUNKER" "$BK_REPO" "$BK_KEY")
+ac=$(printf "'%s' -q --repo '%s' --key-file '%s' pg wal-push %%p && '%s' -q --repo '%s' --key-file '%s' pg wal-push %%p" \
+  "$BUNKER" "$BK_REPO" "$BK_KEY" "$BUNKER" "$BK2_REPO" "$BK2_KEY")
 [ "$HAVE_PGBR" = 1 ] && ac+=" && pgbackrest --config='$PGBR_CONF' --stanza=bench archive-push %p"
 pg_conf_set archive_command "$ac"
 pg_reload
@@ -392,10 +398,22 @@ rm -rf "$WORK/aside"/*
 
 # ---------------------------------------------------------------- 2. full base backups
 BK_OK=1 PGBR_OK=$HAVE_PGBR
-# backup STEP TOOL: one base backup, its repository growth and the tool's own account
+# backup STEP TOOL [ROUND]: one base backup, its repository growth and the tool's own
+# account. Round 2 (full only) is timed alone: bunker's goes into $BK2_REPO,
+# pgBackRest's is a second full backup in its repository.
 backup() {
-  local step=$1 tool=$2 bytes before after
+  local step=$1 tool=$2 round=${3:-1} bytes before after
   bytes=$(cluster_bytes)
+  if [ "$round" = 2 ]; then
+    if [ "$tool" = bunker ]; then
+      measure "$step" bunker basebackup 2 "$bytes" "$BUNKER" -q --repo "$BK2_REPO" \
+        --key-file "$BK2_KEY" pg basebackup --dbname "$CONNINFO" --fast-checkpoint || BK_OK=0
+    else
+      measure "$step" pgbackrest backup 2 "$bytes" pgbackrest --config="$PGBR_CONF" \
+        --stanza=bench --type=full backup || PGBR_OK=0
+    fi
+    return
+  fi
   if [ "$tool" = bunker ]; then
     before=$(du_b "$BK_REPO"); local bd; bd=$(du_b "$BK_REPO/data")
     if measure "$step" bunker basebackup 1 "$bytes" "$BUNKER" -q --json --repo "$BK_REPO" \
@@ -430,9 +448,12 @@ PY
   rec "$step" "$tool" repo-growth 0 "$((after - before))" 0 0 ok 0 0
   log "$step $tool: repository grew by $(( (after - before) / 1000 )) kB"
 }
-log "full base backups"
+log "full base backups, round 1 (bunker first)"
 backup full bunker
 [ "$PGBR_OK" = 1 ] && backup full pgbackrest
+log "full base backups, round 2 (pgBackRest first)"
+[ "$PGBR_OK" = 1 ] && backup full pgbackrest 2
+[ "$BK_OK" = 1 ] && backup full bunker 2
 
 # ---------------------------------------------------------------- 3. incremental
 log "light changes: pgbench -c 2 -j 2 -R $LIGHT_TPS -T $LIGHT_SECS"
