@@ -316,6 +316,17 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 {
 	BkWalRecord w;
 	int e = bk_wal_record_get(r, cluster, name, &w);
+	if (e == -ENOENT) {
+		/* not archived, unless the cluster itself is unknown here: then the
+		 * restore_command names the wrong repository or cluster */
+		uint64_t sysid;
+		uint32_t seg_size;
+		int c = bk_cluster_get(r, cluster, &sysid, &seg_size);
+		if (c == -ENOENT)
+			return bk_errorf(BK_E_USAGE, "cluster '%s' has no WAL in this repository",
+					 cluster);
+		return c < 0 ? c : -ENOENT;
+	}
 	if (e < 0)
 		return e;
 	char tmp[PATH_MAX];
@@ -330,8 +341,8 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 	}
 	fchmod(fd, 0600);
 	e = bk_content_write(r, &w.content, fd);
-	if (e < 0)
-		bk_error_wrap(e, "%s", name);
+	if (e == -ENOENT) /* a blob the record names is gone: not "not archived" */
+		e = BK_E_CORRUPT;
 	if (close(fd) < 0 && e == 0)
 		e = bk_errorf_code(-errno, "close %s", tmp);
 	if (e == 0 && rename(tmp, dest) < 0)

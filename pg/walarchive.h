@@ -19,8 +19,10 @@
  * - push returns 0 only once the file is durable. The same name with the same
  *   bytes again returns 0 (*ret_stored false); with different bytes BK_E_MISMATCH.
  * - fetch writes the exact bytes to a temporary file beside dest and renames it
- *   into place; on any failure nothing is left at dest. -ENOENT (no detail) for a
- *   file the archive does not have, including .history files PostgreSQL probes.
+ *   into place; on any failure nothing is left at dest. -ENOENT only for a file
+ *   the archive does not have, including .history files PostgreSQL probes; a
+ *   cluster with no WAL here at all is BK_E_USAGE (a wrong restore_command), a
+ *   blob the record names but the store lacks BK_E_CORRUPT.
  *
  * Thread-safety: as the repository (any number of processes may push at once).
  */

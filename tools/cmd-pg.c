@@ -34,20 +34,31 @@ static int wal_push(void)
 	return 0;
 }
 
+/* PostgreSQL takes a restore_command's exit status 1-125 for "not in the archive"
+ * and ends recovery there (a new timeline, all later WAL left behind); above 125
+ * it aborts recovery. So wal-fetch exits 3 only for a file the archive lacks. */
+#define EXIT_FETCH_FAILED 128
+
 static int wal_fetch(void)
 {
-	if (cli.nargs != 3)
-		return usage_error("pg wal-fetch needs NAME DEST");
+	if (cli.nargs != 3) {
+		usage_error("pg wal-fetch needs NAME DEST");
+		return EXIT_FETCH_FAILED;
+	}
 	BkRepo *r;
 	int e = cli_open_repo(&r);
-	if (e < 0)
-		return cli_fail(e, NULL);
+	if (e < 0) {
+		cli_fail(e, NULL);
+		return EXIT_FETCH_FAILED;
+	}
 	e = bk_wal_fetch(r, cli.cluster, cli.args[1], cli.args[2]);
 	bk_repo_close(r);
 	if (e == -ENOENT) /* PostgreSQL probes for files that do not exist: stay quiet */
 		return 3;
-	if (e < 0)
-		return cli_fail(e, "wal-fetch %s", cli.args[1]);
+	if (e < 0) {
+		cli_fail(e, "wal-fetch %s", cli.args[1]);
+		return EXIT_FETCH_FAILED;
+	}
 	return 0;
 }
 

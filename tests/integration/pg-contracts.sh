@@ -7,8 +7,10 @@
 #   segment of another system is refused for the cluster and accepted under another
 #   --cluster; a missing file, a short file and a file with a non-WAL name fail.
 #   fetch: a missing segment or .history exits 3, silently, leaving nothing at DEST (no
-#   temporary file either); a fetch replaces an existing DEST with the exact bytes; a
-#   DEST in a missing directory fails.
+#   temporary file either); every other failure (a cluster with no WAL here, no such
+#   repository, a wrong key, a bad call, packs gone) exits 128, so that PostgreSQL aborts recovery
+#   rather than end it early; a fetch replaces an existing DEST with the exact bytes;
+#   a DEST in a missing directory fails.
 #   kill -9 of a push at several moments: the name is then either absent or complete,
 #   a retry exits 0, the file fetches byte-exact and `bunker check` is clean.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -98,8 +100,22 @@ t_is "$(cat "$ERR")" "" "quietly"
 t_rc 3 "wal-fetch of a missing 00000002.history exits 3" \
 	bkp pg wal-fetch 00000002.history "$F/RECOVERYHISTORY"
 t_is "$(cat "$ERR")" "" "quietly"
-t_rc 3 "wal-fetch of a missing segment of a missing cluster exits 3" \
+# Any other failure exits 128: PostgreSQL takes 1-125 for "not in the archive" and
+# ends recovery there, above 125 it aborts recovery.
+t_rc 128 "wal-fetch for a cluster with no WAL in the repository exits 128" \
 	bkp --cluster nobody pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_true "naming the cluster" grep -q "^bunker: wal-fetch $s1: cluster 'nobody' has no WAL in this repository" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_rc 128 "wal-fetch from a repository that does not exist exits 128" \
+	pg_as_server "$BUNKER" -q --repo "$T/bk/none" --key-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+pg_as_server "$BUNKER" -q --repo "$T/bk/other" --new-key-file "$T/bk/other.key" init >/dev/null
+t_rc 128 "wal-fetch with a wrong key exits 128" \
+	pg_as_server "$BUNKER" -q --repo "$REPO" --key-file "$T/bk/other.key" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_rc 128 "wal-fetch without DEST exits 128" bkp pg wal-fetch "$s1"
+bkl() { pg_as_server "$BUNKER" -q --repo "$T/bk/lost" --key-file "$KEY" "$@"; }
+bkl init >/dev/null && bkl pg wal-push "$S/$s1" && rm -f "$T"/bk/lost/data/*/*
+t_rc 128 "wal-fetch of a segment whose packs are gone exits 128" bkl pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_true "naming it" grep -q "^bunker: wal-fetch $s1: .*$s1" "$ERR" || diag "$(cat "$ERR")"
 t_is "$(ls -A "$F")" "$(cat "$T/f.before")" "nothing is left in the destination directory"
 
 for s in "$s1" "$s2" "$s3"; do

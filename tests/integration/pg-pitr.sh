@@ -8,7 +8,8 @@
 # target follows timeline 2 and holds A and C, not B. A second base backup, taken after
 # B, must not be chosen for targets before it. A base backup of the timeline 2 server,
 # slowed by --max-rate so that it spans segments, waits in the repository for its WAL
-# on timeline 2 and restores with A, C and D. Targets no backup or no WAL can reach are
+# on timeline 2 and restores with A, C and D. A restore whose restore_command fails
+# for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
 # refused without writing. Finally a segment the chain needs is deleted from the
 # repository: pg restore refuses, naming it, and writes nothing.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -242,6 +243,31 @@ fi
 rm -rf "$SRV/tl2"
 restore_to r-tl2b A,C,D "latest, the base backup taken on timeline 2" latest
 rm -rf "$SRV/r-tl2b"
+
+# ---- a WAL file the archive holds but cannot read ----
+# PostgreSQL takes a restore_command exit status of 1-125 for "not in the archive" and
+# ends recovery there: with the record of $seg_mid unreadable, a server restored
+# without a target would come up without A. wal-fetch exits 128 instead, so recovery
+# aborts and the server stops, its log naming the failure.
+mode=$(stat -c %a "$REPO/wal/main/$seg_mid")
+chmod 000 "$REPO/wal/main/$seg_mid"
+if t_rc 0 "pg restore with $seg_mid unreadable (its name is in the archive)" \
+	bkp pg restore "$id1" --target "$SRV/r-eacces"; then
+	pitr_start "$SRV/r-eacces"
+	state=running
+	for i in $(seq 1 600); do
+		[ -f "$SRV/r-eacces/postmaster.pid" ] || { state=stopped; break; }
+		[ "$(rsql "select pg_is_in_recovery()" 2>/dev/null)" = f ] && { state=promoted; break; }
+		sleep 0.1
+	done
+	t_is "$state" stopped "with $seg_mid unreadable, recovery aborts rather than end early" ||
+		diag "$(pitr_log_tail 20)"
+	t_true "the server's log has wal-fetch's line naming $seg_mid" \
+		grep -q "bunker: wal-fetch $seg_mid: " "$R_LOG" || diag "$(pitr_log_tail 20)"
+	pitr_stop
+fi
+chmod "$mode" "$REPO/wal/main/$seg_mid"
+rm -rf "$SRV/r-eacces"
 
 # ---- a broken chain ----
 t_true "the middle segment $seg_mid is archived" test -f "$REPO/wal/main/$seg_mid"
