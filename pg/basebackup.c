@@ -380,9 +380,11 @@ static int wait_here(BkPgRepl *conn, BkRepo *r, const char *cluster, bool *ret)
 static int wal_lacking(BkRepo *r, const char *cluster, const BkPgReplBackupResult *res,
 		       BkWalChain *ch, const char **ret)
 {
-	int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, ch);
-	if (e == BK_E_USAGE) /* not on the newest timeline's history: no usage error */
-		e = -EINVAL;
+	int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, res->end_lsn,
+				BK_TLI_LATEST, ch);
+	if (e == 0 && !ch->on_path)
+		e = bk_errorf(-EINVAL, "the backup (timeline %u) is not on the history of timeline %u",
+			      res->start_tli, ch->target_tli);
 	if (e == 0 && bk_pg_wal_chain_lacks(ch, res->end_lsn, 0, ret) == BK_WAL_CHAIN_COMPLETE)
 		*ret = NULL;
 	return e;

@@ -84,7 +84,7 @@ static int read_small(BkRepo *r, const char *cluster, const char *name, char **r
 }
 
 int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
-		    BkWalChain *ret)
+		    uint64_t stop_lsn, uint32_t want_tli, BkWalChain *ret)
 {
 	BkWalChain c = { .seg_size = BK_WAL_SEG_SIZE_DEFAULT };
 	uint64_t sysid;
@@ -99,17 +99,37 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 	}
 	qsort(l.names, l.n, BK_WAL_NAME_MAX, cmp_name);
 
-	/* the newest timeline: the highest of any archived file, at least the backup's */
-	c.target_tli = tli;
+	uint32_t highest = tli; /* of any archived file */
 	for (size_t i = 0; i < l.n; i++) {
 		BkWalName wn;
-		if (bk_wal_name_parse(l.names[i], &wn) == 0 && wn.tli > c.target_tli)
-			c.target_tli = wn.tli;
+		if (bk_wal_name_parse(l.names[i], &wn) == 0 && wn.tli > highest)
+			highest = wn.tli;
+	}
+	char hname[BK_WAL_NAME_MAX];
+	if (want_tli == BK_TLI_CURRENT) {
+		c.target_tli = tli;
+	} else if (want_tli != BK_TLI_LATEST) {
+		c.target_tli = want_tli;
+		if (want_tli < tli)
+			e = bk_errorf(BK_E_USAGE, "the backup is on timeline %u, after timeline %u", tli,
+				      want_tli);
+	} else {
+		/* as PostgreSQL finds the newest timeline: the next while its history is
+		 * archived; WAL of a timeline past that means a history file is missing */
+		c.target_tli = tli;
+		for (;;) {
+			bk_wal_history_name(hname, sizeof(hname), c.target_tli + 1);
+			if (c.target_tli >= highest || !has_name(&l, hname))
+				break;
+			c.target_tli++;
+		}
+		if (c.target_tli < highest)
+			snprintf(c.missing_history, sizeof(c.missing_history), "%s", hname);
 	}
 	c.ntl = 1;
 	c.tli[0] = c.target_tli;
-	if (c.target_tli > tli) {
-		char hname[BK_WAL_NAME_MAX], *text = NULL;
+	if (e == 0 && !c.missing_history[0] && c.target_tli > tli) {
+		char *text = NULL;
 		size_t len = 0;
 		bk_wal_history_name(hname, sizeof(hname), c.target_tli);
 		e = has_name(&l, hname) ? read_small(r, cluster, hname, &text, &len) : -ENOENT;
@@ -133,15 +153,14 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		}
 		free(text);
 	}
-	/* the backup's timeline must be on the path, and its start inside its span */
-	bool on_path = false;
+	/* the backup's timeline must be on the path, and the backup inside its span:
+	 * recovery can reach consistency only before the path leaves it */
+	c.on_path = !!c.missing_history[0];
 	for (size_t i = 0; e == 0 && i < c.ntl; i++)
 		if (c.tli[i] == tli)
-			on_path = start_lsn >= c.begin[i] &&
-				  (i + 1 == c.ntl || start_lsn < c.begin[i + 1]);
-	if (e == 0 && !c.missing_history[0] && !on_path)
-		e = bk_errorf(BK_E_USAGE, "the backup (timeline %u) is not on the history of timeline %u",
-			      tli, c.target_tli);
+			c.on_path = start_lsn >= c.begin[i] &&
+				    (i + 1 == c.ntl || (start_lsn < c.begin[i + 1] &&
+							stop_lsn <= c.begin[i + 1]));
 
 	/* the newest archived segment on the path */
 	uint64_t newest = 0;
@@ -293,40 +312,91 @@ static int newest_first(const void *a, const void *b)
 	return x->time_us > y->time_us ? -1 : x->time_us < y->time_us;
 }
 
-/* Chooses the base backup for a target: the newest one on the newest timeline's
- * history that ended before a time or LSN target. An xid or a restore point cannot
- * be placed without reading WAL, so for those the oldest backup on the history is
- * taken (it reaches any later point); give a SNAPSHOT to start from a newer one. */
+/* Chooses the base backup for a target: the newest one on the history of the
+ * timeline recovery follows that ended before a time or LSN target. An xid or a
+ * restore point cannot be placed without reading WAL, so for those the oldest
+ * backup on the history is taken (it reaches any later point); give a SNAPSHOT to
+ * start from a newer one. When the timeline was not given and the newest backup
+ * is off the newest timeline's history (a restored copy promoted and archived
+ * here, or production went on from a restore), which history is wanted is not
+ * known: refuses, naming the --target-timeline that restores each. */
 static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64_t before_us,
-			 uint64_t before_lsn, bool oldest, uint8_t ret_id[32])
+			 uint64_t before_lsn, bool oldest, uint32_t want_tli, bool tli_given,
+			 uint8_t ret_id[32])
 {
 	Candidates l = { .name = name };
 	int e = bk_snapshot_foreach(r, collect, &l);
 	if (e == 0)
 		qsort(l.c, l.n, sizeof(*l.c), newest_first);
-	bool found = false;
+	const Candidate *newest = NULL, *pick = NULL, *newest_on = NULL;
+	uint32_t target = 0;
 	for (size_t k = 0; e == 0 && k < l.n; k++) {
-		const Candidate *c = &l.c[oldest ? l.n - 1 - k : k];
+		const Candidate *c = &l.c[k];
 		if ((before_us && c->time_us >= before_us) || (before_lsn && c->stop > before_lsn))
 			continue;
+		if (!newest)
+			newest = c;
 		BkWalChain chain;
-		int x = bk_pg_wal_chain(r, cluster, c->tli, c->start, &chain);
-		if (x == BK_E_USAGE)
-			continue; /* not on the newest timeline's history */
-		if (x < 0) {
-			e = x;
-			break;
+		e = bk_pg_wal_chain(r, cluster, c->tli, c->start, c->stop, want_tli, &chain);
+		if (e == BK_E_USAGE) { /* on a timeline after the one wanted */
+			e = 0;
+			continue;
 		}
-		memcpy(ret_id, c->id, 32);
-		found = true;
-		break;
+		if (e < 0)
+			break;
+		target = chain.target_tli;
+		if (!chain.on_path)
+			continue;
+		if (!newest_on)
+			newest_on = c;
+		pick = c; /* the oldest so far */
+		if (!oldest)
+			break;
 	}
-	free(l.c);
-	if (e == 0 && !found)
+	if (e == 0 && newest && newest != newest_on && !tli_given) {
+		if (newest_on)
+			e = bk_errorf(BK_E_USAGE,
+				      "the newest base backup, %.16s, is on timeline %u but not on the "
+				      "history of timeline %u, the newest archived: --target-timeline %u "
+				      "restores it, --target-timeline latest restores %.16s along timeline %u",
+				      bk_id_hex(newest->id).s, newest->tli, target, newest->tli,
+				      bk_id_hex(newest_on->id).s, target);
+		else
+			e = bk_errorf(BK_E_USAGE,
+				      "the newest base backup, %.16s, is on timeline %u but not on the "
+				      "history of timeline %u, the newest archived, nor is any other: "
+				      "--target-timeline %u restores it",
+				      bk_id_hex(newest->id).s, newest->tli, target, newest->tli);
+	} else if (e == 0 && pick) {
+		memcpy(ret_id, pick->id, 32);
+	} else if (e == 0) {
 		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", cluster,
 			      before_us || before_lsn ? "ends before the target"
-						    : "is on the newest timeline's history");
+						    : "is on the history of the timeline to follow");
+	}
+	free(l.c);
 	return e;
+}
+
+/* PostgreSQL's recovery_target_timeline: latest, current or a timeline id. */
+static int parse_timeline(const char *s, uint32_t *ret)
+{
+	if (!s || !strcmp(s, "latest")) {
+		*ret = BK_TLI_LATEST;
+		return 0;
+	}
+	if (!strcmp(s, "current")) {
+		*ret = BK_TLI_CURRENT;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || *end || errno || v == 0 || v >= BK_TLI_CURRENT)
+		return bk_errorf(BK_E_USAGE, "--target-timeline: '%s' is not latest, current or a "
+				 "timeline id", s);
+	*ret = (uint32_t)v;
+	return 0;
 }
 
 /* Appends a setting to postgresql.auto.conf, quoted as PostgreSQL wants. */
@@ -406,7 +476,8 @@ static int write_recovery_config(const BkPgRestoreOpts *o)
 	fprintf(f, "\n# added by bunker pg restore\n");
 	int e = conf_line(f, "restore_command", cmd);
 	if (e == 0)
-		e = conf_line(f, "recovery_target_timeline", "latest");
+		e = conf_line(f, "recovery_target_timeline",
+			      o->target_timeline ? o->target_timeline : "latest");
 	if (e == 0 && o->target_time)
 		e = conf_line(f, "recovery_target_time", o->target_time);
 	if (e == 0 && o->target_lsn)
@@ -486,12 +557,16 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (o->target_lsn && bk_wal_lsn_parse(o->target_lsn, &before_lsn) < 0)
 		return bk_errorf(BK_E_USAGE, "'%s' is not an LSN (want X/Y)", o->target_lsn);
 
+	uint32_t want_tli = BK_TLI_LATEST;
+	if ((e = parse_timeline(o->target_timeline, &want_tli)) < 0)
+		return e;
+
 	uint8_t id[32];
 	if (o->snapshot && strcmp(o->snapshot, "latest") != 0)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
 		e = choose_backup(r, o->cluster, name, before_us, before_lsn,
-				  o->target_xid || o->target_name, id);
+				  o->target_xid || o->target_name, want_tli, o->target_timeline, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);
@@ -505,8 +580,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s is not a base backup", bk_id_hex(id).s);
 
 	BkWalChain c;
+	uint32_t tli = tli_s ? (uint32_t)strtoul(tli_s, NULL, 10) : 0;
 	if (e == 0)
-		e = bk_pg_wal_chain(r, o->cluster, (uint32_t)strtoul(tli_s, NULL, 10), start, &c);
+		e = bk_pg_wal_chain(r, o->cluster, tli, start, stop, want_tli, &c);
+	if (e == 0 && !c.on_path)
+		e = bk_errorf(BK_E_USAGE, "snapshot %.16s (timeline %u) is not on the history of "
+			      "timeline %u%s", bk_id_hex(id).s, tli, c.target_tli,
+			      o->target_timeline ? "" : ", the newest archived (--target-timeline)");
 	const char *lack = NULL;
 	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
 				  : BK_WAL_CHAIN_COMPLETE;

@@ -2,10 +2,10 @@
  * WAL chain from it to the target exists, and writing a data directory that
  * PostgreSQL recovers from by calling `bunker pg wal-fetch`.
  *
- * The WAL chain follows the newest archived timeline's history: for each segment
- * after the backup's start, the file expected is the one of the newest timeline on
- * that history that had begun by the segment's start (as PostgreSQL's recovery
- * picks it). A chain is complete up to a point when every such segment is
+ * The WAL chain follows one timeline's history (by default the newest, found as
+ * PostgreSQL finds it): for each segment after the backup's start, the file
+ * expected is the one of the newest timeline on that history that had begun by the
+ * segment's start (as PostgreSQL's recovery picks it). A chain is complete up to a point when every such segment is
  * archived, and the history files of every timeline after the first.
  */
 #ifndef BK_PG_RECOVERY_H
@@ -20,9 +20,15 @@
 
 #define BK_MAX_TIMELINES 256
 
+/* Which timeline recovery follows (PostgreSQL's recovery_target_timeline). */
+#define BK_TLI_LATEST 0u           /* the newest: the next while its history is archived */
+#define BK_TLI_CURRENT UINT32_MAX  /* the backup's own */
+
 typedef struct {
 	uint32_t seg_size;
-	uint32_t target_tli;           /* newest archived timeline */
+	uint32_t target_tli;           /* the timeline recovery follows */
+	bool on_path;                  /* the backup, start to stop, is on its history
+					* (true too when a history file is missing) */
 	size_t ntl;                    /* timelines on its history, oldest first */
 	uint32_t tli[BK_MAX_TIMELINES];
 	uint64_t begin[BK_MAX_TIMELINES]; /* LSN at which each began */
@@ -37,9 +43,11 @@ typedef struct {
 	uint64_t segments;            /* contiguous segments counted */
 } BkWalChain;
 
-/* Examines the archive of cluster from (tli, start_lsn) on. */
+/* Examines the archive of cluster for the base backup (tli, start_lsn, stop_lsn)
+ * along timeline want_tli (a number, BK_TLI_LATEST or BK_TLI_CURRENT); BK_E_USAGE
+ * if want_tli is older than the backup's. */
 int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
-		    BkWalChain *ret);
+		    uint64_t stop_lsn, uint32_t want_tli, BkWalChain *ret);
 
 /* What a chain lacks to replay from its start through the record that ends at stop
  * (the segment holding stop - 1) and, when target is not 0, to read the record that
@@ -59,16 +67,19 @@ BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_
 typedef struct {
 	const char *cluster;
 	const char *snapshot;     /* id, prefix, or NULL/"latest": the newest base backup
-				   * on the newest timeline's history that ended before a
-				   * time or LSN target; for an xid or name target, the
-				   * oldest such backup (those cannot be placed without
-				   * reading WAL) */
+				   * on the history of the timeline to follow that ended
+				   * before a time or LSN target; for an xid or name
+				   * target, the oldest such backup (those cannot be placed
+				   * without reading WAL) */
 	const char *target_dir;
 	const char *target_time;  /* at most one of these four */
 	const char *target_lsn;
 	const char *target_xid;
 	const char *target_name;
 	const char *target_action; /* promote (default), pause, shutdown */
+	const char *target_timeline; /* latest, current or an id; NULL: latest, but
+				      * "latest" refuses when the newest backup is off
+				      * the newest timeline's history */
 	const char *archive_mode;  /* preserve (default: the backup's setting) or off */
 	const char *restore_command; /* the command PostgreSQL runs, without "%f %p" */
 	bool restore_owner;

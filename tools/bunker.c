@@ -57,6 +57,7 @@ static const char usage_text[] =
 	"                                     (pg_dump from BUNKER_PG_BIN if set, else PATH)\n"
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
 	"             --target-xid X | --target-name N] [--target-action promote|pause|shutdown]\n"
+	"             [--target-timeline latest|current|ID]\n"
 	"             [--archive-mode preserve|off]  (off: for a trial restore beside the original)\n"
 	"                                     point-in-time restore of a base backup\n"
 	"  pg info [--json]                   backups, WAL per timeline, gaps, RPO\n"
@@ -137,7 +138,7 @@ enum {
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
 	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
 	OPT_TTIME,
-	OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_ARCHIVE_MODE, OPT_HELP,
+	OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -168,6 +169,7 @@ static const struct option long_opts[] = {
 	{ "target-xid", required_argument, NULL, OPT_TXID },
 	{ "target-name", required_argument, NULL, OPT_TNAME },
 	{ "target-action", required_argument, NULL, OPT_TACTION },
+	{ "target-timeline", required_argument, NULL, OPT_TTIMELINE },
 	{ "archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -592,6 +594,7 @@ int main(int argc, char **argv)
 		case OPT_TXID: cli.target_xid = optarg; break;
 		case OPT_TNAME: cli.target_name = optarg; break;
 		case OPT_TACTION: cli.target_action = optarg; break;
+		case OPT_TTIMELINE: cli.target_timeline = optarg; break;
 		case OPT_ARCHIVE_MODE: cli.archive_mode = optarg; break;
 		case 'h':
 		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;

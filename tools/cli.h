@@ -14,7 +14,8 @@ typedef struct {
 	const char *new_key_file, *new_password_file;
 	const char *name, *stdin_name, *target, *chunk_size, *cluster, *dbname, *archive_timeout,
 		   *max_rate;
-	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode;
+	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode,
+		   *target_timeline;
 	const char **tags, **includes;
 	size_t ntags, nincludes;
 	bool json, quiet, use_stdin, read_data, fast_checkpoint, no_reuse;

@@ -255,6 +255,7 @@ static int restore(void)
 		.target_xid = cli.target_xid,
 		.target_name = cli.target_name,
 		.target_action = cli.target_action,
+		.target_timeline = cli.target_timeline,
 		.archive_mode = cli.archive_mode,
 		.restore_command = cmd,
 		.restore_owner = geteuid() == 0,
@@ -313,12 +314,15 @@ static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
 		BkWalChain c;
 		if (base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
 		    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
-		    bk_pg_wal_chain(in->r, in->cluster, (uint32_t)strtoul(tli, NULL, 10), start_lsn, &c) == 0) {
+		    bk_pg_wal_chain(in->r, in->cluster, (uint32_t)strtoul(tli, NULL, 10), start_lsn,
+				    stop_lsn, BK_TLI_LATEST, &c) == 0) {
 			char end[BK_WAL_LSN_MAX];
 			bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
 			const char *lack;
 			BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
-			if (k == BK_WAL_CHAIN_NO_HISTORY)
+			if (!c.on_path)
+				snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
+			else if (k == BK_WAL_CHAIN_NO_HISTORY)
 				snprintf(window, sizeof(window), "missing %s", lack);
 			else if (k == BK_WAL_CHAIN_COMPLETE)
 				snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,

@@ -115,7 +115,7 @@ t_rc 128 "wal-fetch without DEST exits 128" bkp pg wal-fetch "$s1"
 bkl() { pg_as_server "$BUNKER" -q --repo "$T/bk/lost" --key-file "$KEY" "$@"; }
 bkl init >/dev/null && bkl pg wal-push "$S/$s1" && rm -f "$T"/bk/lost/data/*/*
 t_rc 128 "wal-fetch of a segment whose packs are gone exits 128" bkl pg wal-fetch "$s1" "$F/RECOVERYXLOG"
-t_true "naming it" grep -q "^bunker: wal-fetch $s1: .*$s1" "$ERR" || diag "$(cat "$ERR")"
+t_true "naming the missing pack" grep -q "^bunker: wal-fetch $s1: pack data/.* is missing" "$ERR" || diag "$(cat "$ERR")"
 t_is "$(ls -A "$F")" "$(cat "$T/f.before")" "nothing is left in the destination directory"
 
 for s in "$s1" "$s2" "$s3"; do

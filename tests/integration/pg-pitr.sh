@@ -6,7 +6,8 @@
 # holds A and not B. A server restored to the restore point promotes to timeline 2,
 # archives into the same repository and cluster, and gets row C; a restore with no
 # target follows timeline 2 and holds A and C, not B. A second base backup, taken after
-# B, must not be chosen for targets before it. A base backup of the timeline 2 server,
+# B, must not be chosen for targets before it; with timeline 2 newer, `latest` refuses
+# to guess between the two histories, and --target-timeline picks either. A base backup of the timeline 2 server,
 # slowed by --max-rate so that it spans segments, waits in the repository for its WAL
 # on timeline 2 and restores with A, C and D. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
@@ -189,10 +190,27 @@ t_true "the recovered server chose timeline 3" \
 	grep -q "selected new timeline ID: 3" "$SRV/r-tl2.log"
 rm -rf "$SRV/r-tl2"
 
-# `latest` must choose a backup on timeline 2's history: the second backup (timeline
-# 1, after the branch point) is not.
-restore_to r-latest A,C "latest, no target, a newer backup off timeline 2's history" latest
+# The newest backup (the second, on timeline 1 after the branch point) is not on
+# timeline 2's history. Which history is wanted (the promoted copy's, or timeline 1
+# going on) is not known, so `latest` refuses, naming both choices, and writes
+# nothing. --target-timeline latest takes the newest backup on timeline 2's history
+# (A and C), --target-timeline 1 the second backup along timeline 1 (A and B).
+t_fails "latest, no target, the newest backup off timeline 2's history: refused" \
+	bkp pg restore latest --target "$SRV/r-latest"
+t_is "$RC" 2 "... with exit 2"
+t_true "... naming the backup and both --target-timeline choices" grep -q \
+	"the newest base backup, ${id2:0:16}, is on timeline 1 but not on the history of timeline 2, the newest archived: --target-timeline 1 restores it, --target-timeline latest restores ${id1:0:16} along timeline 2" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_true "... and writes nothing" test ! -e "$SRV/r-latest"
+restore_to r-latest A,C "latest --target-timeline latest" latest --target-timeline latest
 rm -rf "$SRV/r-latest"
+restore_to r-tl1 A,B "latest --target-timeline 1 (the second backup, along timeline 1)" \
+	latest --target-timeline 1
+t_true "... with recovery_target_timeline 1" \
+	grep -q "^recovery_target_timeline = '1'" "$SRV/r-tl1/postgresql.auto.conf"
+rm -rf "$SRV/r-tl1"
+t_rc 2 "--target-timeline x is refused" bkp pg restore latest --target "$SRV/r-x" --target-timeline x
+t_rc 2 "--target-timeline 0 is refused" bkp pg restore latest --target "$SRV/r-x" --target-timeline 0
 
 # ---- a base backup on timeline 2 ----
 # The timeline 2 server archives into the repository through an archive_command that
