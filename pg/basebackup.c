@@ -459,10 +459,16 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	BkPgRepl *conn = NULL;
 	BkPgReplSystem sys;
 	int e = bk_pgrepl_open(o->conninfo, &conn);
+	char seg_s[32];
+	uint32_t seg_size = 0;
 	if (e == 0)
 		e = bk_pgrepl_identify_system(conn, &sys);
 	if (e == 0)
-		e = bk_cluster_claim(r, o->cluster, sys.sysid, 0);
+		e = bk_pgrepl_show(conn, "wal_segment_size", seg_s, sizeof(seg_s));
+	if (e == 0)
+		e = bk_wal_seg_size_parse(seg_s, &seg_size);
+	if (e == 0)
+		e = bk_cluster_claim(r, o->cluster, sys.sysid, seg_size);
 	char name[128];
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
 	if (e == 0)

@@ -57,7 +57,7 @@ static int conninfo_for(const char *conninfo, const char *db, char *out, size_t 
 
 /* The databases to dump, one per line into a malloc'd string. */
 static int list_databases(const char *conninfo, char **ret, char *version, size_t vcap,
-			  uint64_t *ret_sysid)
+			  uint64_t *ret_sysid, uint32_t *ret_seg_size)
 {
 	PGconn *c = PQconnectdb(conninfo);
 	if (PQstatus(c) != CONNECTION_OK) {
@@ -67,8 +67,10 @@ static int list_databases(const char *conninfo, char **ret, char *version, size_
 	}
 	snprintf(version, vcap, "%d", PQserverVersion(c));
 	*ret_sysid = 0;
-	PGresult *res = PQexec(c, "SELECT system_identifier FROM pg_control_system()");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+	PGresult *res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
+				  "WHERE name = 'wal_segment_size') FROM pg_control_system()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    bk_wal_seg_size_parse(PQgetvalue(res, 0, 1), ret_seg_size) == 0)
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
@@ -176,13 +178,14 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	char version[16];
 	char *dbs = NULL;
 	uint64_t sysid = 0;
+	uint32_t seg_size = 0;
 	int e = bk_libpq_load();
 	if (e == 0)
-		e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid);
+		e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid, &seg_size);
 	if (e < 0)
 		return e;
 	if (sysid)
-		e = bk_cluster_claim(r, o->cluster, sysid, 0);
+		e = bk_cluster_claim(r, o->cluster, sysid, seg_size);
 	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32];
 	if (!ci)
 		e = -ENOMEM;

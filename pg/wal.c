@@ -1,7 +1,9 @@
 #include "pg/wal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/error.h"
@@ -16,6 +18,29 @@
 bool bk_wal_seg_size_valid(uint32_t seg_size)
 {
 	return seg_size >= (1u << 20) && seg_size <= (1u << 30) && (seg_size & (seg_size - 1)) == 0;
+}
+
+int bk_wal_seg_size_parse(const char *s, uint32_t *ret)
+{
+	static const struct {
+		const char *unit;
+		uint32_t shift;
+	} units[] = { { "", 0 }, { "B", 0 }, { "kB", 10 }, { "MB", 20 }, { "GB", 30 } };
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	bool num = isdigit((unsigned char)s[0]) && !errno && v <= (1u << 30);
+	for (size_t i = 0; num && i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) != 0 || v > ((1ull << 30) >> units[i].shift))
+			continue;
+		uint32_t size = (uint32_t)(v << units[i].shift);
+		if (!bk_wal_seg_size_valid(size))
+			break;
+		*ret = size;
+		return 0;
+	}
+	return bk_errorf(BK_E_CORRUPT, "wal_segment_size '%.32s' is not a power of two from 1 MB "
+			 "to 1 GB", s);
 }
 
 static uint64_t segs_per_xlogid(uint32_t seg_size) { return UINT64_C(0x100000000) / seg_size; }

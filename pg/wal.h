@@ -69,6 +69,9 @@ typedef struct {
 
 /* True if size is a valid wal_segment_size: a power of two from 1 MiB to 1 GiB. */
 bool bk_wal_seg_size_valid(uint32_t seg_size);
+/* Reads wal_segment_size as PostgreSQL shows it ("16MB", "1GB", "1024kB") or as
+ * pg_settings gives it (bytes); BK_E_CORRUPT unless it is a valid size. */
+int bk_wal_seg_size_parse(const char *s, uint32_t *ret);
 
 /* Parses and classifies a bare file name (no directory). BK_E_USAGE if it is none
  * of the four kinds, for example "RECOVERYHISTORY" or lower-case hex. */

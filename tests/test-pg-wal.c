@@ -384,6 +384,29 @@ static void test_real_segment(const char *path, const char *name, uint64_t sysid
 	is_int(bk_wal_header_parse(page, n, name, &h), 0, "restored header parses again");
 }
 
+static void test_seg_size_parse(void)
+{
+	static const struct {
+		const char *s;
+		uint32_t want; /* 0: refused */
+	} cases[] = {
+		{ "16MB", 16 * MB }, { "1MB", MB },	      { "1GB", 1024 * MB }, { "1024kB", MB },
+		{ "16777216", 16 * MB }, { "16777216B", 16 * MB }, { "2GB", 0 },   { "512kB", 0 },
+		{ "3MB", 0 },	 { "16mb", 0 },	      { "", 0 },	    { "MB", 0 },
+		{ "-16MB", 0 },	 { " 16MB", 0 },      { "16 MB", 0 },	    { "4294967312", 0 },
+		{ "18446744073709551616MB", 0 },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
+		uint32_t got = 7;
+		int e = bk_wal_seg_size_parse(cases[i].s, &got);
+		if (cases[i].want)
+			ok(e == 0 && got == cases[i].want, "wal_segment_size '%s' is %u", cases[i].s,
+			   cases[i].want);
+		else
+			ok(e == BK_E_CORRUPT && got == 7, "wal_segment_size '%s' is refused", cases[i].s);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *segment = NULL, *name = NULL;
@@ -398,6 +421,7 @@ int main(int argc, char **argv)
 	}
 
 	test_names();
+	test_seg_size_parse();
 	test_segno();
 	test_lsn();
 	test_header_synthetic();

@@ -13,6 +13,7 @@
 #                        fsync is off (a test server need not survive power loss;
 #                        pg_conf_set fsync on if a test needs it). Returns non-zero
 #                        (after printing the log) if it fails. One server per shell.
+#                        PG_INITDB_OPTS, if set, adds initdb options.
 #   pg_stop              stop it (fast mode); safe to call twice or after a failed start
 #   pg_conf_set KEY VAL  set a server parameter in postgresql.conf (VAL is quoted
 #                        for you); takes effect at pg_reload or pg_restart
@@ -75,8 +76,9 @@ pg_start() {
 		done
 	fi
 
+	# shellcheck disable=SC2086 # PG_INITDB_OPTS: more initdb options, word-split
 	pg_as_server "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 \
-		--no-sync --no-instructions >"$dir/initdb.log" 2>&1 || {
+		--no-sync --no-instructions ${PG_INITDB_OPTS:-} >"$dir/initdb.log" 2>&1 || {
 		cat "$dir/initdb.log" >&2
 		return 1
 	}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# pg-segsize.sh: a cluster with 1 MB WAL segments (initdb --wal-segsize=1; the other
+# tests use 16 MB). The repository first learns of the cluster from `pg dump`, before
+# any segment is pushed, and a second repository from `pg basebackup`: both must
+# record the server's segment size, since every WAL chain is computed with it (with
+# 16 MB assumed, basebackup's wait looked for segments that never come and pg restore
+# refused for a missing one). Then WAL is archived, a base backup taken and a row
+# added, and pg restore latest brings back a server with that row.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-segsize
+
+PG_INITDB_OPTS=--wal-segsize=1 pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+t_is "$(pg_sql "show wal_segment_size")" 1MB "the server has 1 MB segments"
+pg_conf_set archive_mode on
+pg_conf_set archive_command "true" # discarded until the repository knows the cluster
+pg_restart || { echo "Bail out! restart with archive_mode on failed"; exit 1; }
+pg_sql "create table t (id int primary key, v text)" >/dev/null
+pg_sql "insert into t select g, md5(g::text) from generate_series(1, 20000) g" >/dev/null
+
+t_rc 0 "pg dump claims the cluster in the repository" bkp pg dump --dbname "$(pitr_conninfo)"
+pg_conf_set archive_command "$(pitr_archive_command)"
+pg_reload
+seg=$(pitr_switch_wal)
+t_true "the server archives into the repository ($seg)" pitr_wait_archived "$seg"
+
+t_rc 0 "pg basebackup, waiting in the repository for its WAL" \
+	bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --archive-timeout 20
+pg_sql "insert into t values (0, 'after the backup')" >/dev/null
+seg=$(pitr_switch_wal)
+t_true "the segment with the new row ($seg) is archived" pitr_wait_archived "$seg"
+bkp pg info --json >"$T/info.json"
+t_true "pg info names 1 MB segments: the newest is $seg" grep -q "\"last\":\"$seg\"" "$T/info.json" ||
+	diag "$(cat "$T/info.json")"
+
+# The second repository learns of the cluster from a base backup (the server waits
+# for its own archiving into the first one).
+bk2() { pg_as_server "$BUNKER" -q --repo "$T/bk/two" --key-file "$KEY" "$@"; }
+t_rc 0 "a second repository" bk2 init
+b2=$(bk2 --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint)
+t_is "$?" 0 "pg basebackup claims the cluster there"
+id2=$(json_field "$b2" snapshot)
+first=$(pitr_segment_of "$id2" start_lsn pg_sql bk2)
+last=$(pitr_segment_of "$id2" stop_lsn pg_sql bk2)
+pushed=0
+for f in $(ls "$REPO/wal/main" | awk -v a="$first" -v z="$last" '$0 >= a && $0 <= z'); do
+	bkp pg wal-fetch "$f" "$SRV/$f" && bk2 pg wal-push "$SRV/$f" && pushed=$((pushed + 1))
+done
+t_true "its WAL, $first to $last, pushed there too ($pushed files)" test "$pushed" -ge 1
+bk2 pg info --json >"$T/info2.json"
+t_true "there, pg info finds the backup restorable" grep -q '"restore_window":"[0-9A-F/]* \.\. ' "$T/info2.json" ||
+	diag "$(cat "$T/info2.json")"
+pg_stop
+
+if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
+	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select count(*) || ' ' || max(v) filter (where id = 0) from t")" \
+			"20001 after the backup" "the restored server has every row, the new one too"
+	else
+		not_ok "the restored server recovers" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+done_testing
