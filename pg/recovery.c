@@ -449,7 +449,23 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
 	return out;
 }
 
-static int write_recovery_config(const BkPgRestoreOpts *o)
+/* target_us as PostgreSQL reads it whatever the server's TimeZone: in UTC, with
+ * the zone written out (bunker reads a time without a zone as UTC). */
+static void format_utc(char out[48], int64_t target_us)
+{
+	int64_t secs = target_us / 1000000, us = target_us % 1000000;
+	if (us < 0) {
+		secs--;
+		us += 1000000;
+	}
+	time_t t = (time_t)secs;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t n = strftime(out, 48, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(out + n, 48 - n, ".%06d+00", (int)us);
+}
+
+static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
@@ -478,8 +494,10 @@ static int write_recovery_config(const BkPgRestoreOpts *o)
 	if (e == 0)
 		e = conf_line(f, "recovery_target_timeline",
 			      o->target_timeline ? o->target_timeline : "latest");
+	char utc[48];
+	format_utc(utc, target_us);
 	if (e == 0 && o->target_time)
-		e = conf_line(f, "recovery_target_time", o->target_time);
+		e = conf_line(f, "recovery_target_time", utc);
 	if (e == 0 && o->target_lsn)
 		e = conf_line(f, "recovery_target_lsn", o->target_lsn);
 	if (e == 0 && o->target_xid)
@@ -626,7 +644,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (e == 0)
 		e = place_tablespaces(o, s);
 	if (e == 0)
-		e = write_recovery_config(o);
+		e = write_recovery_config(o, before_us);
 	if (e == 0 && o->restore_owner) {
 		char f[PATH_MAX];
 		stat(o->target_dir, &st);

@@ -83,6 +83,22 @@ restore_to r-time A "to a time between A and B" latest --target-time "$ts"
 t_true "postgresql.auto.conf has the target time" \
 	grep -q "^recovery_target_time = '$ts'" "$SRV/r-time/postgresql.auto.conf" ||
 	diag "$(cat "$SRV/r-time/postgresql.auto.conf" 2>&1)"
+# The same moment without a zone (bunker reads it as UTC) and a server whose TimeZone
+# is not UTC: postgresql.auto.conf must carry the zone, or PostgreSQL would read the
+# time in its own zone, 5 h 30 min off.
+if t_rc 0 "to that time without a zone: pg restore" \
+	bkp pg restore latest --target "$SRV/r-tz" --target-time "${ts%+00}"; then
+	t_true "postgresql.auto.conf has it in UTC, with the zone" \
+		grep -q "^recovery_target_time = '$ts'" "$SRV/r-tz/postgresql.auto.conf"
+	if pitr_start "$SRV/r-tz" -c TimeZone=Asia/Kolkata && pitr_wait_recovered 120; then
+		t_is "$(rsql "select string_agg(tag, ',' order by id) from t")" A \
+			"a server in Asia/Kolkata recovers to it and holds exactly A"
+	else
+		not_ok "a server in Asia/Kolkata recovers to that time" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+rm -rf "$SRV/r-tz" "$SRV/r-tz.sock"
 restore_to r-lsn A "to an LSN between A and B" latest --target-lsn "$lsn"
 restore_to r-name A "to a named restore point" "$id1" --target-name before_b
 restore_to r-xid A "to A's transaction id" "$id1" --target-xid "$xid_a"
