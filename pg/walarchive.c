@@ -273,7 +273,8 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	if (bk_backend_size(r->be, obj, &exists) == 0) { /* a retry, or a conflict */
 		e = compare_with_archive(r, cluster, base, fd);
 		close(fd);
-		return e;
+		/* a push killed before its record was durable may have left it visible */
+		return e < 0 ? e : bk_backend_sync(r->be, obj);
 	}
 
 	BkWalRecord w = { .pushed_us = bk_now_us(), .tli = wn.tli };

@@ -253,6 +253,20 @@ static int local_remove(BkBackend *b, const char *name)
 	return bk_fsync_parent(path);
 }
 
+static int local_sync(BkBackend *b, const char *name)
+{
+	char path[PATH_MAX];
+	int r = full_path((Local *)b, name, path);
+	int fd = r < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+	if (r == 0 && fd < 0)
+		r = errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
+	if (fd >= 0 && fsync(fd) < 0)
+		r = bk_errorf_code(-errno, "fsync %s", path);
+	if (fd >= 0)
+		close(fd);
+	return r < 0 ? r : bk_fsync_parent(path);
+}
+
 static void local_free(BkBackend *b)
 {
 	Local *l = (Local *)b;
@@ -270,6 +284,7 @@ static const BkBackendOps local_ops = {
 	.put_file = local_put_file,
 	.get = local_get,
 	.size = local_size,
+	.sync = local_sync,
 	.list = local_list,
 	.remove = local_remove,
 	.free = local_free,

@@ -26,6 +26,8 @@ int bk_backend_size(BkBackend *b, const char *name, uint64_t *ret_size)
 	return b->ops->size(b, name, ret_size);
 }
 
+int bk_backend_sync(BkBackend *b, const char *name) { return b->ops->sync(b, name); }
+
 int bk_backend_get_all(BkBackend *b, const char *name, size_t max, uint8_t **ret, size_t *ret_len)
 {
 	uint64_t size;

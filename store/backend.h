@@ -7,7 +7,9 @@
  *
  * Contract for every implementation:
  * - put is atomic and durable when it returns 0: readers see either nothing or
- *   every byte. With create_only, an existing object is left alone: -EEXIST.
+ *   every byte. With create_only, an existing object is left alone: -EEXIST, and
+ *   that object is durable too (its writer may have died between the two).
+ * - sync makes an object seen to exist durable, for the same reason.
  * - put_file moves a complete local temp file (a pack) in under name, same rules.
  * - get reads a byte range; a range past the end is short (*ret_n < len).
  * - list calls cb for every object under prefix; a failed or truncated listing
@@ -32,6 +34,7 @@ typedef struct {
 	int (*get)(BkBackend *b, const char *name, uint64_t off, size_t len, void *buf,
 		   size_t *ret_n);
 	int (*size)(BkBackend *b, const char *name, uint64_t *ret_size);
+	int (*sync)(BkBackend *b, const char *name);
 	int (*list)(BkBackend *b, const char *prefix, BkListFn cb, void *ud);
 	int (*remove)(BkBackend *b, const char *name);
 	void (*free)(BkBackend *b);
@@ -48,6 +51,7 @@ int bk_backend_get(BkBackend *b, const char *name, uint64_t off, size_t len, voi
 /* Reads a whole object of at most max bytes; *ret owned by the caller (free()). */
 int bk_backend_get_all(BkBackend *b, const char *name, size_t max, uint8_t **ret, size_t *ret_len);
 int bk_backend_size(BkBackend *b, const char *name, uint64_t *ret_size);
+int bk_backend_sync(BkBackend *b, const char *name);
 int bk_backend_list(BkBackend *b, const char *prefix, BkListFn cb, void *ud);
 int bk_backend_remove(BkBackend *b, const char *name);
 void bk_backend_free(BkBackend *b); /* accepts NULL */
