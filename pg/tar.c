@@ -275,7 +275,8 @@ static bool parse_decimal(const char *s, size_t n, uint64_t max, uint64_t *ret)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return false;
-		if (v > (max - (uint64_t)(s[i] - '0')) / 10)
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (d > max || v > (max - d) / 10)
 			return false;
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}

@@ -992,6 +992,22 @@ static void test_crafted(void)
 		ok(r == badpax[i].want && s.violations == 0, "pax: %s (%d: %s)", badpax[i].what, r, bk_error_detail());
 		sink_release(&s);
 	}
+	/* A one-digit length larger than what is left ("9 path=y", 8 bytes) must not
+	 * read on into the bytes an earlier pax header left in the buffer ("\n"). */
+	a.len = 0;
+	recs.len = 0;
+	buf_add(&recs, "9 path=x\n", 9);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "f1", .type = '0'});
+	recs.len = 0;
+	buf_add(&recs, "9 path=y", 8);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "f2", .type = '0'});
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	is_int(r, BK_E_CORRUPT, "pax: a one-digit length past the data is refused (%s)",
+	       r ? bk_error_detail() : "accepted");
+	sink_release(&s);
 	a.len = 0;
 	recs.len = 0;
 	pax_record(&recs, "path", "a\0b", 3);
