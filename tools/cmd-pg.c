@@ -173,7 +173,8 @@ static int dump(void)
 	return e < 0 ? cli_fail(e, "dump") : 0;
 }
 
-/* Appends s to out, single-quoted for /bin/sh. */
+/* Appends s to out for a restore_command: single-quoted for /bin/sh, and every
+ * '%' doubled, as PostgreSQL replaces %f, %p and %r in the command. */
 static void sh_quote(char *out, size_t cap, const char *s)
 {
 	size_t n = strlen(out);
@@ -183,6 +184,9 @@ static void sh_quote(char *out, size_t cap, const char *s)
 		if (*s == '\'') {
 			memcpy(out + n, "'\\''", 4);
 			n += 4;
+		} else if (*s == '%') {
+			memcpy(out + n, "%%", 2);
+			n += 2;
 		} else {
 			out[n++] = *s;
 		}

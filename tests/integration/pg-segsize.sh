@@ -5,7 +5,8 @@
 # record the server's segment size, since every WAL chain is computed with it (with
 # 16 MB assumed, basebackup's wait looked for segments that never come and pg restore
 # refused for a missing one). Then WAL is archived, a base backup taken and a row
-# added, and pg restore latest brings back a server with that row.
+# added, and pg restore latest brings back a server with that row (its key file's
+# name has a '%' that restore_command must escape).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-segsize
 
@@ -51,7 +52,10 @@ t_true "there, pg info finds the backup restorable" grep -q '"restore_window":"[
 	diag "$(cat "$T/info2.json")"
 pg_stop
 
-if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
+# restore_command carries the key file's path, in which PostgreSQL would replace %p
+pg_as_server cp "$KEY" "$T/bk/key%p"
+if t_rc 0 "pg restore latest, with a key file named key%p" pg_as_server "$BUNKER" -q \
+	--repo "$REPO" --key-file "$T/bk/key%p" pg restore latest --target "$SRV/r"; then
 	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
 		t_is "$(rsql "select count(*) || ' ' || max(v) filter (where id = 0) from t")" \
 			"20001 after the backup" "the restored server has every row, the new one too"
