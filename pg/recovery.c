@@ -1,6 +1,7 @@
 #include "pg/recovery.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pg/basebackup.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
 #include "store/fs.h"
@@ -525,31 +527,60 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us)
 	return bk_write_atomic(path, "", 0, 0600, false);
 }
 
-/* Moves tablespace contents to the locations in tablespace_map. */
-static int place_tablespaces(const BkPgRestoreOpts *o, const BkSnapshot *s)
+/* Calls fn for each tablespace in the backup's tablespace_map ("OID LOCATION"). */
+static int each_tablespace(const BkSnapshot *s,
+			   int (*fn)(void *ud, const char *oid, const char *loc), void *ud)
 {
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/%s", o->target_dir, ".bunker-tablespaces");
-	struct stat st;
-	if (stat(dir, &st) < 0)
-		return 0;
 	const char *map = bk_snapshot_meta(s, "tablespace_map");
-	for (const char *line = map; line && *line;) {
+	int e = 0;
+	for (const char *line = map; e == 0 && line && *line;) {
 		const char *nl = strchr(line, '\n');
 		size_t n = nl ? (size_t)(nl - line) : strlen(line);
 		char oid[32], loc[PATH_MAX];
-		if (sscanf(line, "%31s %4095[^\n]", oid, loc) == 2) {
-			char from[PATH_MAX + 64];
-			snprintf(from, sizeof(from), "%s/%s", dir, oid);
-			if (stat(loc, &st) == 0)
-				return bk_errorf(-EEXIST, "tablespace %s: %s already exists", oid, loc);
-			if (rename(from, loc) < 0)
-				return bk_errorf_code(-errno, "move tablespace %s to %s", oid, loc);
-		}
+		if (sscanf(line, "%31s %4095[^\n]", oid, loc) == 2)
+			e = fn(ud, oid, loc);
 		line += n + (nl ? 1 : 0);
 	}
-	if (rmdir(dir) < 0)
-		return bk_errorf_code(-errno, "tablespaces left in %s", dir);
+	return e;
+}
+
+/* A tablespace's location must be missing or an empty directory (as for
+ * pg_basebackup): checked before anything is written. */
+static int check_location(void *ud, const char *oid, const char *loc)
+{
+	(void)ud;
+	DIR *d = opendir(loc);
+	if (!d)
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "tablespace %s: %s", oid, loc);
+	bool empty = true;
+	for (struct dirent *de; empty && (de = readdir(d));)
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(d);
+	return empty ? 0 : bk_errorf(-EEXIST, "tablespace %s: %s is not empty", oid, loc);
+}
+
+typedef struct {
+	BkRepo *r;
+	const BkPgRestoreOpts *o;
+	const BkSnapshot *s;
+	struct stat owner; /* the data directory's */
+} Tablespaces;
+
+/* Restores a tablespace's files straight into its location, which is often on
+ * another file system than the data directory. */
+static int restore_tablespace(void *ud, const char *oid, const char *loc)
+{
+	Tablespaces *t = ud;
+	char from[64];
+	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
+	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from };
+	int e = bk_restore(t->r, t->s, loc, &ro);
+	if (e < 0)
+		return bk_error_wrap(e, "tablespace %s", oid);
+	if (chmod(loc, 0700) < 0)
+		return bk_errorf_code(-errno, "chmod %s", loc);
+	if (t->o->restore_owner && chown(loc, t->owner.st_uid, t->owner.st_gid) < 0)
+		return bk_errorf_code(-errno, "chown %s", loc);
 	return 0;
 }
 
@@ -628,9 +659,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (!S_ISDIR(st.st_mode) || access(probe, F_OK) == 0)
 			e = bk_errorf(-EEXIST, "%s already holds a data directory", o->target_dir);
 	}
+	if (e == 0)
+		e = each_tablespace(s, check_location, NULL);
 	if (e == 0) {
+		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
-				     .progress = o->progress, .progress_ud = o->progress_ud };
+				     .progress = o->progress, .progress_ud = o->progress_ud,
+				     .excludes = skip, .nexcludes = 1 };
 		e = bk_restore(r, s, o->target_dir, &ro);
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
@@ -641,8 +676,11 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (stat(pv, &st) == 0 && chown(o->target_dir, st.st_uid, st.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
 	}
+	Tablespaces ts = { .r = r, .o = o, .s = s };
+	if (e == 0 && stat(o->target_dir, &ts.owner) < 0)
+		e = bk_errorf_code(-errno, "stat %s", o->target_dir);
 	if (e == 0)
-		e = place_tablespaces(o, s);
+		e = each_tablespace(s, restore_tablespace, &ts);
 	if (e == 0)
 		e = write_recovery_config(o, before_us);
 	if (e == 0 && o->restore_owner) {

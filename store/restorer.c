@@ -520,7 +520,16 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 
 static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e);
 
-static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32])
+/* Whether a name at the top of the restore is left out. */
+static bool excluded(const BkRestoreOpts *o, const char *name)
+{
+	for (size_t i = 0; i < o->nexcludes; i++)
+		if (strcmp(o->excludes[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32], bool top)
 {
 	BkTree *t;
 	int r = bk_tree_load(rs->r, tree_id, &t);
@@ -528,6 +537,8 @@ static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32])
 		return r;
 	size_t plen = strlen(rs->path);
 	for (size_t i = 0; r == 0 && i < t->count; i++) {
+		if (top && excluded(rs->o, t->entries[i].name))
+			continue;
 		snprintf(rs->path + plen, sizeof(rs->path) - plen, "/%s", t->entries[i].name);
 		r = restore_entry(rs, dirfd, &t->entries[i]);
 		rs->path[plen] = '\0';
@@ -548,7 +559,7 @@ static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 		int fd = openat(dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return bk_errorf_code(-errno, "open directory %s", rs->path);
-		r = restore_tree(rs, fd, e->subtree);
+		r = restore_tree(rs, fd, e->subtree, false);
 		close(fd);
 		break;
 	}
@@ -616,8 +627,19 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 		return e;
 	}
 	snprintf(rs.path, sizeof(rs.path), "%s", target);
-	if (o->nincludes == 0) {
-		e = restore_tree(&rs, dirfd, s->root);
+	if (o->from) {
+		BkTree *t;
+		const BkTreeEntry *ent;
+		e = bk_tree_lookup(r, s->root, o->from, &t, &ent);
+		if (e == 0) {
+			if (ent && ent->type != BK_NODE_DIR)
+				e = bk_errorf(-ENOTDIR, "%s is not a directory in the snapshot", o->from);
+			else
+				e = restore_tree(&rs, dirfd, ent ? ent->subtree : s->root, true);
+			bk_tree_free(t);
+		}
+	} else if (o->nincludes == 0) {
+		e = restore_tree(&rs, dirfd, s->root, true);
 	} else {
 		for (size_t i = 0; e == 0 && i < o->nincludes; i++) {
 			BkTree *t;
@@ -626,7 +648,7 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 			if (e < 0)
 				break;
 			if (!ent) {
-				e = restore_tree(&rs, dirfd, s->root);
+				e = restore_tree(&rs, dirfd, s->root, true);
 			} else {
 				e = restore_included(&rs, target, o->includes[i], ent);
 			}

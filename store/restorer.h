@@ -57,6 +57,10 @@ int bk_content_write(BkRepo *r, const BkContentNode *root, int fd);
 typedef struct {
 	const char *const *includes; /* paths inside the snapshot; none = everything */
 	size_t nincludes;
+	const char *from;            /* a directory of the snapshot whose contents go
+				      * into target instead (NULL: the root) */
+	const char *const *excludes; /* names at the top left out (not with includes) */
+	size_t nexcludes;
 	bool restore_owner;          /* chown (needs root) */
 	uint64_t total;              /* bytes expected, for progress (0 = unknown) */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);

@@ -1,0 +1,58 @@
+#!/bin/bash
+# pg-tablespace.sh: a cluster with a tablespace on another file system (tmpfs under
+# /dev/shm; the data directory is on disk), backed up by `bunker pg basebackup` and
+# restored by `bunker pg restore`: the tablespace's files go straight to their
+# tablespace_map location (a rename across file systems fails), the restored server
+# reads the table stored there, and a location that is not empty is refused before
+# anything is written.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-tablespace
+
+SHM=$(mktemp -d /dev/shm/bunker-it-ts.XXXXXX) || { echo "Bail out! no /dev/shm"; exit 1; }
+at_exit "rm -rf '$SHM'"
+chown postgres: "$SHM"
+chmod 711 "$SHM"
+LOC=$SHM/ts
+pg_as_server mkdir "$LOC"
+t_true "the tablespace is on another file system than the data directory" \
+	test "$(stat -c %d "$SHM")" != "$(stat -c %d "$T")"
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
+pg_sql "create tablespace ts location '$LOC'" >/dev/null
+pg_sql "create table t (id int primary key, v text) tablespace ts" >/dev/null
+pg_sql "insert into t select g, md5(g::text) from generate_series(1, 10000) g" >/dev/null
+want=$(pg_sql "select count(*) || ':' || sum(id) from t")
+
+t_rc 0 "pg basebackup of a cluster with a tablespace" \
+	bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
+seg=$(pitr_switch_wal)
+t_true "its WAL is archived ($seg)" pitr_wait_archived "$seg"
+pg_stop
+mv "$LOC" "$SHM/ts.orig"
+
+# a location that is not empty: refused, nothing written
+pg_as_server mkdir "$LOC"
+pg_as_server touch "$LOC/stray"
+t_fails "pg restore with the tablespace's location not empty is refused" \
+	bkp pg restore latest --target "$SRV/r"
+t_true "naming it" grep -q "tablespace [0-9]*: $LOC is not empty" "$ERR" || diag "$(cat "$ERR")"
+t_true "and nothing is written" test ! -e "$SRV/r" -a "$(ls "$LOC")" = stray
+rm -rf "$LOC"
+
+if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
+	t_true "the tablespace's files are at its location" \
+		sh -c "ls -d '$LOC'/PG_15_* >/dev/null"
+	t_true "and not in the data directory" test ! -e "$SRV/r/.bunker-tablespaces"
+	t_is "$(stat -c %a "$LOC")" 700 "the location has mode 0700"
+	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select count(*) || ':' || sum(id) from t")" "$want" \
+			"the restored server reads the table in the tablespace"
+		t_is "$(rsql "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'")" \
+			"$LOC" "... at its location"
+	else
+		not_ok "the restored server recovers" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+done_testing
