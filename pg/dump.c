@@ -17,9 +17,13 @@
 
 #define CONNINFO_MAX 8192
 
-/* The conninfo with dbname replaced, as quoted key='value' pairs. */
-static int conninfo_for(const char *conninfo, const char *db, char *out, size_t cap)
+/* The conninfo with dbname replaced, as quoted key='value' pairs, without the
+ * password: that goes to *ret_password (malloc'd, NULL if none), for the child's
+ * environment, since a command line is visible to every local user. */
+static int conninfo_for(const char *conninfo, const char *db, char *out, size_t cap,
+			char **ret_password)
 {
+	*ret_password = NULL;
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
 	if (!opts) {
@@ -33,6 +37,12 @@ static int conninfo_for(const char *conninfo, const char *db, char *out, size_t 
 		const char *v = !strcmp(o->keyword, "dbname") ? db : o->val;
 		if (!v)
 			continue;
+		if (!strcmp(o->keyword, "password")) {
+			free(*ret_password);
+			if (!(*ret_password = strdup(v)))
+				e = -ENOMEM;
+			continue;
+		}
 		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s='", n ? " " : "", o->keyword);
 		for (const char *c = v; *c && n < cap; c++) {
 			if (*c == '\'' || *c == '\\')
@@ -52,7 +62,37 @@ static int conninfo_for(const char *conninfo, const char *db, char *out, size_t 
 			out[n] = '\0';
 	}
 	PQconninfoFree(opts);
+	if (e < 0) {
+		free(*ret_password);
+		*ret_password = NULL;
+	}
 	return e;
+}
+
+/* The environment for a dump program: ours, with PGPASSWORD set to password if
+ * given. The strings are borrowed but for the one malloc'd into *ret_pw. */
+static char **child_env(const char *password, char **ret_pw)
+{
+	extern char **environ;
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 2, sizeof(*env));
+	*ret_pw = NULL;
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!password || strncmp(environ[i], "PGPASSWORD=", 11) != 0)
+			env[k++] = environ[i];
+	if (password) {
+		if (asprintf(ret_pw, "PGPASSWORD=%s", password) < 0) {
+			free(env);
+			return NULL;
+		}
+		env[k++] = *ret_pw;
+	}
+	return env;
 }
 
 /* The databases to dump, one per line into a malloc'd string. */
@@ -118,25 +158,39 @@ static int reap(void *ud)
 	return bk_errorf(BK_E_REMOTE, "%s failed with exit code %d", c->what, WEXITSTATUS(status));
 }
 
-static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[], const char *name,
-			     const char *what, BkKv *meta, size_t nmeta, uint8_t ret_id[32])
+static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
+			     const char *password, const char *name, const char *what, BkKv *meta,
+			     size_t nmeta, uint8_t ret_id[32])
 {
+	char *pw_var;
+	char **env = child_env(password, &pw_var); /* built before fork: no malloc after */
+	if (!env)
+		return -ENOMEM;
 	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		free(env);
+		free(pw_var);
 		return bk_errorf_code(-errno, "pipe");
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
+		free(env);
+		free(pw_var);
 		return bk_errorf_code(-errno, "fork");
 	}
 	if (pid == 0) {
 		dup2(pipefd[1], STDOUT_FILENO);
 		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
+		execvpe(argv[0], argv, env);
 		fprintf(stderr, "bunker: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
+	if (pw_var)
+		explicit_bzero(pw_var, strlen(pw_var));
+	free(pw_var);
+	free(env);
 	close(pipefd[1]);
 	Child child = { pid, what };
 	uint8_t parent[32];
@@ -186,13 +240,14 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		return e;
 	if (sysid)
 		e = bk_cluster_claim(r, o->cluster, sysid, seg_size);
-	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32];
+	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32], *password = NULL;
 	if (!ci)
 		e = -ENOMEM;
 	snprintf(sysid_s, sizeof(sysid_s), "%llu", (unsigned long long)sysid);
 	for (char *db = dbs, *nl; e == 0 && db && (nl = strchr(db, '\n')); db = nl + 1) {
 		*nl = '\0';
-		if ((e = conninfo_for(o->conninfo, db, ci, CONNINFO_MAX)) < 0)
+		free(password);
+		if ((e = conninfo_for(o->conninfo, db, ci, CONNINFO_MAX, &password)) < 0)
 			break;
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
 		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
@@ -200,23 +255,28 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		BkKv meta[] = { { "database", db }, { "format", "custom" },
 				{ "server_version", version }, { "system_identifier", sysid_s } };
 		uint8_t id[32];
-		e = run_into_snapshot(r, o, argv, name, "pg_dump", meta, BK_ARRAY_SIZE(meta), id);
+		e = run_into_snapshot(r, o, argv, password, name, "pg_dump", meta,
+				      BK_ARRAY_SIZE(meta), id);
 		if (e < 0)
 			bk_error_wrap(e, "database %s", db);
 		else if (o->done)
 			o->done(o->done_ud, name, id);
 	}
-	if (e == 0 && (e = conninfo_for(o->conninfo, "postgres", ci, CONNINFO_MAX)) == 0) {
+	free(password);
+	password = NULL;
+	if (e == 0 && (e = conninfo_for(o->conninfo, "postgres", ci, CONNINFO_MAX, &password)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
 		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);
 		BkKv meta[] = { { "format", "plain" }, { "server_version", version },
 				{ "system_identifier", sysid_s } };
 		uint8_t id[32];
-		e = run_into_snapshot(r, o, argv, name, "pg_dumpall", meta, BK_ARRAY_SIZE(meta), id);
+		e = run_into_snapshot(r, o, argv, password, name, "pg_dumpall", meta,
+				      BK_ARRAY_SIZE(meta), id);
 		if (e == 0 && o->done)
 			o->done(o->done_ud, name, id);
 	}
+	free(password);
 	free(ci);
 	free(dbs);
 	return e;

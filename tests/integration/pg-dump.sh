@@ -8,7 +8,8 @@
 # lines), as are the table contents and large objects by md5. The globals snapshot
 # holds the roles. A pg_dump that fails (a user without permission; a pg_dump that
 # writes some bytes then exits 1; one killed by a signal) fails the command and adds
-# no dump snapshot.
+# no dump snapshot. A password in --dbname reaches the dump programs in PGPASSWORD,
+# not on their command lines.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
 
@@ -180,6 +181,25 @@ before=$(count_dumps)
 BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump that exits 0 succeeds" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_true "and adds dump snapshots" test "$(count_dumps)" -gt "$before"
+
+# A password in --dbname reaches pg_dump and pg_dumpall through PGPASSWORD, never
+# their command lines, which every local user can read (ps, /proc/PID/cmdline).
+for p in pg_dump pg_dumpall; do
+	rm -f "$fake/$p"
+	cat >"$fake/$p" <<EOF
+#!/bin/sh
+printf '%s\n' "\$*" >>'$SRV/args'
+printf '%s\n' "\${PGPASSWORD:-none}" >>'$SRV/env'
+exec '$PG_BIN/$p' "\$@"
+EOF
+	chmod 755 "$fake/$p"
+done
+BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a password in --dbname" \
+	bkp pg dump --dbname "$(pitr_conninfo) password=s3cr3t-pw"
+t_true "pg_dump and pg_dumpall both ran" grep -q -- --globals-only "$SRV/args"
+t_true "no command line holds the password" sh -c "! grep -q s3cr3t '$SRV/args'" ||
+	diag "$(cat "$SRV/args")"
+t_is "$(sort -u "$SRV/env")" s3cr3t-pw "every one had it in PGPASSWORD"
 
 t_rc 0 "bunker check" bkp check
 
