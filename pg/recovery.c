@@ -99,7 +99,8 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		free(l.names);
 		return e;
 	}
-	qsort(l.names, l.n, BK_WAL_NAME_MAX, cmp_name);
+	if (l.n) /* qsort wants an array, even of none */
+		qsort(l.names, l.n, BK_WAL_NAME_MAX, cmp_name);
 
 	uint32_t highest = tli; /* of any archived file */
 	for (size_t i = 0; i < l.n; i++) {
@@ -328,7 +329,7 @@ static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64
 {
 	Candidates l = { .name = name };
 	int e = bk_snapshot_foreach(r, collect, &l);
-	if (e == 0)
+	if (e == 0 && l.n)
 		qsort(l.c, l.n, sizeof(*l.c), newest_first);
 	const Candidate *newest = NULL, *pick = NULL, *newest_on = NULL;
 	uint32_t target = 0;

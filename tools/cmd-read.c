@@ -108,7 +108,8 @@ int cmd_snapshots(void)
 		list_release(&l);
 		return cli_fail(e, "snapshots");
 	}
-	qsort(l.items, l.n, sizeof(Item), by_time);
+	if (l.n) /* qsort wants an array, even of none */
+		qsort(l.items, l.n, sizeof(Item), by_time);
 	if (cli.json)
 		printf("[");
 	for (size_t i = 0; i < l.n; i++) {
