@@ -315,11 +315,14 @@ if [ "$HAVE_PGBR" = 1 ]; then
     HAVE_PGBR=0
   fi
 fi
-# both tools archive every segment from now on (bunker first)
-ac=$(printf "'%s' -q --repo '%s' --key-file '%s' pg wal-push %%p && '%s' -q --repo '%s' --key-file '%s' pg wal-push %%p" \
-  "$BUNKER" "$BK_REPO" "$BK_KEY" "$BUNKER" "$BK2_REPO" "$BK2_KEY")
-[ "$HAVE_PGBR" = 1 ] && ac+=" && pgbackrest --config='$PGBR_CONF' --stanza=bench archive-push %p"
-pg_conf_set archive_command "$ac"
+# both tools archive every segment from now on (bunker first); until the second
+# round of full backups is done, bunker's second repository gets them too
+push_to() { printf "'%s' -q --repo '%s' --key-file '%s' pg wal-push %%p" "$BUNKER" "$1" "$2"; }
+pgbr_push=""
+[ "$HAVE_PGBR" = 1 ] && pgbr_push=" && pgbackrest --config='$PGBR_CONF' --stanza=bench archive-push %p"
+ac="$(push_to "$BK_REPO" "$BK_KEY")$pgbr_push"
+ac2="$(push_to "$BK_REPO" "$BK_KEY") && $(push_to "$BK2_REPO" "$BK2_KEY")$pgbr_push"
+pg_conf_set archive_command "$ac2"
 pg_reload
 meta archive_command "$ac"
 if [ "$HAVE_PGBR" = 1 ]; then
@@ -454,6 +457,8 @@ backup full bunker
 log "full base backups, round 2 (pgBackRest first)"
 [ "$PGBR_OK" = 1 ] && backup full pgbackrest 2
 [ "$BK_OK" = 1 ] && backup full bunker 2
+pg_conf_set archive_command "$ac"
+pg_reload
 
 # ---------------------------------------------------------------- 3. incremental
 log "light changes: pgbench -c 2 -j 2 -R $LIGHT_TPS -T $LIGHT_SECS"

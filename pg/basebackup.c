@@ -380,8 +380,10 @@ static int wait_here(BkPgRepl *conn, BkRepo *r, const char *cluster, bool *ret)
 static int wal_lacking(BkRepo *r, const char *cluster, const BkPgReplBackupResult *res,
 		       BkWalChain *ch, const char **ret)
 {
+	/* along its own timeline: which one a restore follows is pg restore's question
+	 * (a promoted copy archiving here must not fail a production backup) */
 	int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, res->end_lsn,
-				BK_TLI_LATEST, ch);
+				BK_TLI_CURRENT, ch);
 	if (e == 0 && !ch->on_path)
 		e = bk_errorf(-EINVAL, "the backup (timeline %u) is not on the history of timeline %u",
 			      res->start_tli, ch->target_tli);

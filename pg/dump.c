@@ -109,9 +109,11 @@ static int list_databases(const char *conninfo, char **ret, char *version, size_
 	*ret_sysid = 0;
 	PGresult *res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
 				  "WHERE name = 'wal_segment_size') FROM pg_control_system()");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	    bk_wal_seg_size_parse(PQgetvalue(res, 0, 1), ret_seg_size) == 0)
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		if (bk_wal_seg_size_parse(PQgetvalue(res, 0, 1), ret_seg_size) < 0)
+			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_cluster_seg_size) */
+	}
 	PQclear(res);
 	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
 			"ORDER BY datname");

@@ -88,13 +88,12 @@ static int read_small(BkRepo *r, const char *cluster, const char *name, char **r
 int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
 		    uint64_t stop_lsn, uint32_t want_tli, BkWalChain *ret)
 {
-	BkWalChain c = { .seg_size = BK_WAL_SEG_SIZE_DEFAULT };
-	uint64_t sysid;
-	uint32_t seg;
-	if (bk_cluster_get(r, cluster, &sysid, &seg) == 0 && bk_wal_seg_size_valid(seg))
-		c.seg_size = seg;
+	BkWalChain c = { 0 };
+	int e = bk_cluster_seg_size(r, cluster, &c.seg_size);
+	if (e < 0)
+		return e;
 	Names l = { 0 };
-	int e = bk_wal_foreach(r, cluster, add_name, &l);
+	e = bk_wal_foreach(r, cluster, add_name, &l);
 	if (e < 0) {
 		free(l.names);
 		return e;
@@ -331,45 +330,45 @@ static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64
 	int e = bk_snapshot_foreach(r, collect, &l);
 	if (e == 0 && l.n)
 		qsort(l.c, l.n, sizeof(*l.c), newest_first);
-	const Candidate *newest = NULL, *pick = NULL, *newest_on = NULL;
+	size_t n = 0; /* those that ended before the target, newest first */
+	for (size_t k = 0; e == 0 && k < l.n; k++)
+		if (!(before_us && l.c[k].time_us >= before_us) && !(before_lsn && l.c[k].stop > before_lsn))
+			l.c[n++] = l.c[k];
+	const Candidate *pick = NULL;
+	int newest_on = -1; /* whether l.c[0] is on the path: -1 not known yet */
 	uint32_t target = 0;
-	for (size_t k = 0; e == 0 && k < l.n; k++) {
-		const Candidate *c = &l.c[k];
-		if ((before_us && c->time_us >= before_us) || (before_lsn && c->stop > before_lsn))
-			continue;
-		if (!newest)
-			newest = c;
+	for (size_t k = 0; e == 0 && k < n && !pick; k++) {
+		const Candidate *c = &l.c[oldest ? n - 1 - k : k];
 		BkWalChain chain;
 		e = bk_pg_wal_chain(r, cluster, c->tli, c->start, c->stop, want_tli, &chain);
 		if (e == BK_E_USAGE) { /* on a timeline after the one wanted */
 			e = 0;
 			continue;
 		}
-		if (e < 0)
-			break;
-		target = chain.target_tli;
-		if (!chain.on_path)
-			continue;
-		if (!newest_on)
-			newest_on = c;
-		pick = c; /* the oldest so far */
-		if (!oldest)
-			break;
+		if (e == 0 && c == &l.c[0]) {
+			newest_on = chain.on_path;
+			target = chain.target_tli;
+		}
+		if (e == 0 && chain.on_path)
+			pick = c;
 	}
-	if (e == 0 && newest && newest != newest_on && !tli_given) {
-		if (newest_on)
-			e = bk_errorf(BK_E_USAGE,
-				      "the newest base backup, %.16s, is on timeline %u but not on the "
-				      "history of timeline %u, the newest archived: --target-timeline %u "
-				      "restores it, --target-timeline latest restores %.16s along timeline %u",
-				      bk_id_hex(newest->id).s, newest->tli, target, newest->tli,
-				      bk_id_hex(newest_on->id).s, target);
-		else
-			e = bk_errorf(BK_E_USAGE,
-				      "the newest base backup, %.16s, is on timeline %u but not on the "
-				      "history of timeline %u, the newest archived, nor is any other: "
-				      "--target-timeline %u restores it",
-				      bk_id_hex(newest->id).s, newest->tli, target, newest->tli);
+	if (e == 0 && n && !tli_given && newest_on < 0) { /* oldest first, stopped before it */
+		BkWalChain chain;
+		e = bk_pg_wal_chain(r, cluster, l.c[0].tli, l.c[0].start, l.c[0].stop, want_tli, &chain);
+		if (e == 0) {
+			newest_on = chain.on_path;
+			target = chain.target_tli;
+		}
+	}
+	if (e == 0 && n && !tli_given && !newest_on) {
+		char other[160] = ", nor is any other";
+		if (pick)
+			snprintf(other, sizeof(other), ", --target-timeline latest restores %.16s along "
+				 "timeline %u", bk_id_hex(pick->id).s, target);
+		e = bk_errorf(BK_E_USAGE,
+			      "the newest base backup, %.16s, is on timeline %u but not on the history "
+			      "of timeline %u, the newest archived: --target-timeline %u restores it%s",
+			      bk_id_hex(l.c[0].id).s, l.c[0].tli, target, l.c[0].tli, other);
 	} else if (e == 0 && pick) {
 		memcpy(ret_id, pick->id, 32);
 	} else if (e == 0) {
@@ -468,7 +467,7 @@ static void format_utc(char out[48], int64_t target_us)
 	snprintf(out + n, 48 - n, ".%06d+00", (int)us);
 }
 
-static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us)
+static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, uint32_t want_tli)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
@@ -494,9 +493,12 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us)
 	snprintf(cmd, sizeof(cmd), "%s %%f %%p", o->restore_command);
 	fprintf(f, "\n# added by bunker pg restore\n");
 	int e = conf_line(f, "restore_command", cmd);
+	char tl[16]; /* as bunker read it: PostgreSQL would take "010" for octal */
+	snprintf(tl, sizeof(tl), "%u", want_tli);
 	if (e == 0)
-		e = conf_line(f, "recovery_target_timeline",
-			      o->target_timeline ? o->target_timeline : "latest");
+		e = conf_line(f, "recovery_target_timeline", want_tli == BK_TLI_LATEST    ? "latest"
+							     : want_tli == BK_TLI_CURRENT ? "current"
+											  : tl);
 	char utc[48];
 	format_utc(utc, target_us);
 	if (e == 0 && o->target_time)
@@ -550,7 +552,10 @@ static int each_tablespace(const BkSnapshot *s,
 static int check_location(void *ud, const char *oid, const char *loc)
 {
 	(void)ud;
+	struct stat st;
 	DIR *d = opendir(loc);
+	if (!d && errno == ENOENT && lstat(loc, &st) == 0)
+		return bk_errorf(-EEXIST, "tablespace %s: %s is a dangling symbolic link", oid, loc);
 	if (!d)
 		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "tablespace %s: %s", oid, loc);
 	bool empty = true;
@@ -575,7 +580,18 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	char from[64];
 	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
 	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from };
-	int e = bk_restore(t->r, t->s, loc, &ro);
+	/* the directories above it are made traversable (0755), as the server must get
+	 * through them; the location itself 0700 */
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", loc);
+	char *slash = strrchr(parent, '/');
+	int e = 0;
+	if (slash && slash != parent) {
+		*slash = '\0';
+		e = bk_mkdir_p(parent, 0755);
+	}
+	if (e == 0)
+		e = bk_restore(t->r, t->s, loc, &ro);
 	if (e < 0)
 		return bk_error_wrap(e, "tablespace %s", oid);
 	if (chmod(loc, 0700) < 0)
@@ -683,7 +699,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (e == 0)
 		e = each_tablespace(s, restore_tablespace, &ts);
 	if (e == 0)
-		e = write_recovery_config(o, before_us);
+		e = write_recovery_config(o, before_us, want_tli);
 	if (e == 0 && o->restore_owner) {
 		char f[PATH_MAX];
 		stat(o->target_dir, &st);

@@ -253,10 +253,13 @@ static int local_remove(BkBackend *b, const char *name)
 	return bk_fsync_parent(path);
 }
 
+/* Syncs the object and every directory from its own up to the repository's, as
+ * its writer may have died before syncing any of them (ensure_parent made them). */
 static int local_sync(BkBackend *b, const char *name)
 {
+	Local *l = (Local *)b;
 	char path[PATH_MAX];
-	int r = full_path((Local *)b, name, path);
+	int r = full_path(l, name, path);
 	int fd = r < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
 	if (r == 0 && fd < 0)
 		r = errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
@@ -264,7 +267,12 @@ static int local_sync(BkBackend *b, const char *name)
 		r = bk_errorf_code(-errno, "fsync %s", path);
 	if (fd >= 0)
 		close(fd);
-	return r < 0 ? r : bk_fsync_parent(path);
+	size_t root = strlen(l->root);
+	for (char *slash; r == 0 && (slash = strrchr(path, '/')) && (size_t)(slash - path) >= root;) {
+		r = bk_fsync_parent(path);
+		*slash = '\0';
+	}
+	return r;
 }
 
 static void local_free(BkBackend *b)

@@ -2,12 +2,73 @@
  * restore left in postgresql.auto.conf (a backup of a server that was itself
  * restored carries them) are commented out before pg restore appends its own, so a
  * restore never gets two recovery targets or an old one; every other line stays as
- * it was, and archive_mode only goes when --archive-mode off writes a new one. */
+ * it was, and archive_mode only goes when --archive-mode off writes a new one.
+ * And bk_cluster_seg_size (pg/walarchive.h): a cluster record written with segment
+ * size 0 takes the size of an archived segment (here a synthetic 1 MiB one). */
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pg/recovery.h"
+#include "pg/walarchive.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/keyslot.h"
+#include "store/util.h"
 #include "tests/tap.h"
+
+#define MIB (1024u * 1024u)
+
+static void test_seg_size_of_zero_record(void)
+{
+	char root[] = "/tmp/bunker-test-pg-recovery.XXXXXX";
+	if (bk_crypto_init() < 0 || !mkdtemp(root)) {
+		ok(false, "set-up");
+		return;
+	}
+	char *path = bk_path_join(root, "repo");
+	static const uint8_t key[32] = { 7 };
+	BkSecret *secret = NULL;
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	BkRepo *r = NULL;
+	const uint64_t sysid = UINT64_C(7310000000000000002);
+	int e = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &secret);
+	if (e == 0)
+		e = bk_repo_create(path, secret, &params, &r);
+	is_int(e, 0, "repository created");
+	uint32_t seg = 0;
+	if (e == 0) {
+		is_int(bk_cluster_claim(r, "c", sysid, 0), 0, "cluster recorded with segment size 0");
+		is_int(bk_cluster_seg_size(r, "c", &seg), 0, "its segment size is read");
+		is_int(seg, 16 * MIB, "16 MiB while no segment is archived");
+		/* segment 3 of a 1 MiB layout: a long page header, then zeros */
+		uint8_t *b = calloc(1, MIB);
+		bk_put_le16(b, 0xD110);
+		bk_put_le16(b + 2, 0x0002);
+		bk_put_le32(b + 4, 1);
+		bk_put_le64(b + 8, UINT64_C(3) * MIB);
+		bk_put_le64(b + 24, sysid);
+		bk_put_le32(b + 32, MIB);
+		bk_put_le32(b + 36, 8192);
+		char *f = bk_path_join(root, "000000010000000000000003");
+		int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+		ok(fd >= 0 && write(fd, b, MIB) == (ssize_t)MIB && close(fd) == 0, "segment written");
+		bool stored = false;
+		is_int(bk_wal_push(r, "c", f, &stored), 0, "a 1 MiB segment pushed (%s)",
+		       bk_error_detail());
+		is_int(bk_cluster_seg_size(r, "c", &seg), 0, "its segment size is read again");
+		is_int(seg, MIB, "1 MiB, the archived segment's");
+		free(f);
+		free(b);
+	}
+	bk_repo_close(r);
+	bk_secret_free(secret);
+	free(path);
+	tap_remove_tree(root);
+}
 
 static void check(const char *in, bool archive_off, const char *want, const char *what)
 {
@@ -54,5 +115,6 @@ int main(void)
 	check("archive_mode = 'on'\n", true, "#bunker# archive_mode = 'on'\n",
 	      "... and goes with it");
 	check("", false, "", "an empty file stays empty");
+	test_seg_size_of_zero_record();
 	return tap_done();
 }

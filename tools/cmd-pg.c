@@ -413,7 +413,9 @@ static int info(void)
 		bk_repo_close(r);
 		return cli_fail(bk_errorf(-ENOENT, "no cluster '%s' in this repository", cli.cluster), "pg info");
 	}
-	WalStats w = { .seg_size = bk_wal_seg_size_valid(seg) ? seg : BK_WAL_SEG_SIZE_DEFAULT };
+	WalStats w = { 0 };
+	if (e == 0)
+		e = bk_cluster_seg_size(r, cli.cluster, &w.seg_size);
 	if (e == 0)
 		e = bk_wal_foreach(r, cli.cluster, wal_stat, &w);
 	if (e == 0) {

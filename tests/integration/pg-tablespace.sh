@@ -42,7 +42,7 @@ rm -rf "$LOC"
 
 if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
 	t_true "the tablespace's files are at its location" \
-		sh -c "ls -d '$LOC'/PG_15_* >/dev/null"
+		sh -c "ls -d '$LOC'/PG_* >/dev/null"
 	t_true "and not in the data directory" test ! -e "$SRV/r/.bunker-tablespaces"
 	t_is "$(stat -c %a "$LOC")" 700 "the location has mode 0700"
 	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
