@@ -530,19 +530,38 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	return bk_write_atomic(path, "", 0, 0600, false);
 }
 
-/* Calls fn for each tablespace in the backup's tablespace_map ("OID LOCATION"). */
+/* Calls fn for each tablespace in the backup's tablespace_map: lines "OID PATH",
+ * where PostgreSQL escapes a newline, carriage return or backslash in PATH with a
+ * backslash. */
 static int each_tablespace(const BkSnapshot *s,
 			   int (*fn)(void *ud, const char *oid, const char *loc), void *ud)
 {
-	const char *map = bk_snapshot_meta(s, "tablespace_map");
+	const char *p = bk_snapshot_meta(s, "tablespace_map");
 	int e = 0;
-	for (const char *line = map; e == 0 && line && *line;) {
-		const char *nl = strchr(line, '\n');
-		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+	while (e == 0 && p && *p) {
 		char oid[32], loc[PATH_MAX];
-		if (sscanf(line, "%31s %4095[^\n]", oid, loc) == 2)
+		size_t n = strspn(p, "0123456789"), k = 0;
+		bool ok = n > 0 && n < sizeof(oid) && p[n] == ' ';
+		if (ok) {
+			memcpy(oid, p, n);
+			oid[n] = '\0';
+			p += n + 1;
+		}
+		for (; *p && *p != '\n'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (k + 1 < sizeof(loc))
+				loc[k++] = *p;
+			else
+				ok = false;
+		}
+		if (*p == '\n')
+			p++;
+		loc[k] = '\0';
+		if (!ok || k == 0 || loc[0] != '/')
+			e = bk_errorf(BK_E_CORRUPT, "tablespace_map: a line is not OID /PATH");
+		else
 			e = fn(ud, oid, loc);
-		line += n + (nl ? 1 : 0);
 	}
 	return e;
 }
