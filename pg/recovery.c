@@ -589,6 +589,7 @@ typedef struct {
 	const BkPgRestoreOpts *o;
 	const BkSnapshot *s;
 	struct stat owner; /* the data directory's */
+	uint64_t *done;    /* bytes restored so far, for progress */
 } Tablespaces;
 
 /* Restores a tablespace's files straight into its location, which is often on
@@ -598,7 +599,9 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	Tablespaces *t = ud;
 	char from[64];
 	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
-	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from };
+	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from,
+			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
+			     .progress_ud = t->o->progress_ud };
 	/* the directories above it are made traversable (0755), as the server must get
 	 * through them; the location itself 0700 */
 	char parent[PATH_MAX];
@@ -695,13 +698,14 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (!S_ISDIR(st.st_mode) || access(probe, F_OK) == 0)
 			e = bk_errorf(-EEXIST, "%s already holds a data directory", o->target_dir);
 	}
+	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
-				     .progress = o->progress, .progress_ud = o->progress_ud,
-				     .excludes = skip, .nexcludes = 1 };
+				     .done = &done, .progress = o->progress,
+				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1 };
 		e = bk_restore(r, s, o->target_dir, &ro);
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
@@ -712,7 +716,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (stat(pv, &st) == 0 && chown(o->target_dir, st.st_uid, st.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
 	}
-	Tablespaces ts = { .r = r, .o = o, .s = s };
+	Tablespaces ts = { .r = r, .o = o, .s = s, .done = &done };
 	if (e == 0 && stat(o->target_dir, &ts.owner) < 0)
 		e = bk_errorf_code(-errno, "stat %s", o->target_dir);
 	if (e == 0)

@@ -471,7 +471,7 @@ int bk_content_write(BkRepo *r, const BkContentNode *root, int fd)
 typedef struct {
 	BkRepo *r;
 	const BkRestoreOpts *o;
-	uint64_t done;
+	uint64_t *done;
 	Sink sink;
 	char path[PATH_MAX];
 } Restore;
@@ -502,7 +502,7 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 		return bk_errorf_code(-errno, "create %s", rs->path);
 	sink_start(&rs->sink, fd, true);
 	rs->sink.o = rs->o;
-	rs->sink.progress_done = &rs->done;
+	rs->sink.progress_done = rs->done;
 	int r = sink_content(&rs->sink, &e->content);
 	if (r < 0)
 		bk_error_wrap(r, "%s", rs->path);
@@ -615,7 +615,8 @@ static int restore_included(Restore *rs, const char *target, const char *path,
 
 int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkRestoreOpts *o)
 {
-	Restore rs = { .r = r, .o = o };
+	uint64_t done = 0;
+	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done };
 	int e = bk_mkdir_p(target, 0700);
 	if (e < 0)
 		return e;

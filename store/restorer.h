@@ -63,6 +63,8 @@ typedef struct {
 	size_t nexcludes;
 	bool restore_owner;          /* chown (needs root) */
 	uint64_t total;              /* bytes expected, for progress (0 = unknown) */
+	uint64_t *done;              /* bytes written, counted on from its value, so that
+				      * several restores report as one (NULL: from 0) */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 } BkRestoreOpts;
