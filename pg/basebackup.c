@@ -374,19 +374,19 @@ static int wait_here(BkPgRepl *conn, BkRepo *r, const char *cluster, bool *ret)
 	return e;
 }
 
-/* The first file the repository lacks of the chain pg restore needs from the
- * backup's start to its stop (every segment, and the history files of any newer
- * timeline), or NULL if it lacks none; borrowed from *ch. */
+/* The first segment the repository lacks from the backup's start to its stop, on
+ * the backup's own timeline (which one a restore follows is pg restore's
+ * question: a promoted copy archiving here must not fail a production backup),
+ * or NULL if it lacks none; borrowed from *ch. */
 static int wal_lacking(BkRepo *r, const char *cluster, const BkPgReplBackupResult *res,
 		       BkWalChain *ch, const char **ret)
 {
-	/* along its own timeline: which one a restore follows is pg restore's question
-	 * (a promoted copy archiving here must not fail a production backup) */
-	int e = bk_pg_wal_chain(r, cluster, res->start_tli, res->start_lsn, res->end_lsn,
-				BK_TLI_CURRENT, ch);
-	if (e == 0 && !ch->on_path)
-		e = bk_errorf(-EINVAL, "the backup (timeline %u) is not on the history of timeline %u",
-			      res->start_tli, ch->target_tli);
+	BkWalArchive a;
+	int e = bk_wal_archive_load(r, cluster, &a);
+	if (e == 0)
+		e = bk_pg_wal_chain(&a, res->start_tli, res->start_lsn, res->end_lsn, BK_TLI_CURRENT,
+				    ch);
+	bk_wal_archive_release(&a);
 	if (e == 0 && bk_pg_wal_chain_lacks(ch, res->end_lsn, 0, ret) == BK_WAL_CHAIN_COMPLETE)
 		*ret = NULL;
 	return e;

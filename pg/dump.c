@@ -112,7 +112,7 @@ static int list_databases(const char *conninfo, char **ret, char *version, size_
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		if (bk_wal_seg_size_parse(PQgetvalue(res, 0, 1), ret_seg_size) < 0)
-			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_cluster_seg_size) */
+			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_wal_archive_load) */
 	}
 	PQclear(res);
 	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "

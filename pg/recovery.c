@@ -24,29 +24,72 @@
 
 #define HISTORY_MAX (1u << 20)
 
-/* ---- the archive's names, sorted for lookups ---- */
-
-typedef struct {
-	char (*names)[BK_WAL_NAME_MAX];
-	size_t n, cap;
-} Names;
+/* ---- the archive, listed once ---- */
 
 static int add_name(void *ud, const char *name)
 {
-	Names *l = ud;
+	BkWalArchive *a = ud;
 	if (strlen(name) >= BK_WAL_NAME_MAX)
 		return 0;
-	if (bk_grow(&l->names, &l->cap, l->n, sizeof(*l->names), 1024) < 0)
+	if (bk_grow(&a->names, &a->cap, a->n, sizeof(*a->names), 1024) < 0)
 		return -ENOMEM;
-	snprintf(l->names[l->n++], BK_WAL_NAME_MAX, "%s", name);
+	snprintf(a->names[a->n++], BK_WAL_NAME_MAX, "%s", name);
 	return 0;
 }
 
 static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
 
-static bool has_name(const Names *l, const char *name)
+static bool has_name(const BkWalArchive *a, const char *name)
 {
-	return l->n && bsearch(name, l->names, l->n, BK_WAL_NAME_MAX, cmp_name) != NULL;
+	return a->n && bsearch(name, a->names, a->n, BK_WAL_NAME_MAX, cmp_name) != NULL;
+}
+
+/* The size of the first archived segment, or 0 if there is none. */
+static int archived_seg_size(const BkWalArchive *a, uint32_t *ret)
+{
+	*ret = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		BkWalName wn;
+		if (bk_wal_name_parse(a->names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT)
+			continue;
+		BkWalRecord w;
+		int e = bk_wal_record_get(a->r, a->cluster, a->names[i], &w);
+		if (e < 0)
+			return e;
+		if (w.size <= UINT32_MAX)
+			*ret = (uint32_t)w.size;
+		bk_wal_record_release(&w);
+		return 0;
+	}
+	return 0;
+}
+
+int bk_wal_archive_load(BkRepo *r, const char *cluster, BkWalArchive *ret)
+{
+	BkWalArchive a = { .r = r, .cluster = cluster };
+	uint64_t sysid;
+	int e = bk_cluster_get(r, cluster, &sysid, &a.seg_size);
+	if (e == -ENOENT)
+		e = 0;
+	if (e == 0)
+		e = bk_wal_foreach(r, cluster, add_name, &a);
+	if (e == 0 && a.n) /* qsort wants an array, even of none */
+		qsort(a.names, a.n, BK_WAL_NAME_MAX, cmp_name);
+	if (e == 0 && !bk_wal_seg_size_valid(a.seg_size))
+		e = archived_seg_size(&a, &a.seg_size);
+	if (e == 0 && !bk_wal_seg_size_valid(a.seg_size))
+		a.seg_size = BK_WAL_SEG_SIZE_DEFAULT;
+	if (e < 0)
+		bk_wal_archive_release(&a);
+	*ret = a; /* empty on failure: releasing it is harmless */
+	return e;
+}
+
+void bk_wal_archive_release(BkWalArchive *a)
+{
+	free(a->names);
+	a->names = NULL;
+	a->n = a->cap = 0;
 }
 
 /* A small archived file (a timeline history) read into memory. */
@@ -85,26 +128,15 @@ static int read_small(BkRepo *r, const char *cluster, const char *name, char **r
 	return 0;
 }
 
-int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
-		    uint64_t stop_lsn, uint32_t want_tli, BkWalChain *ret)
+int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
+		    uint32_t want_tli, BkWalChain *ret)
 {
-	BkWalChain c = { 0 };
-	int e = bk_cluster_seg_size(r, cluster, &c.seg_size);
-	if (e < 0)
-		return e;
-	Names l = { 0 };
-	e = bk_wal_foreach(r, cluster, add_name, &l);
-	if (e < 0) {
-		free(l.names);
-		return e;
-	}
-	if (l.n) /* qsort wants an array, even of none */
-		qsort(l.names, l.n, BK_WAL_NAME_MAX, cmp_name);
-
+	BkWalChain c = { .seg_size = a->seg_size };
+	int e = 0;
 	uint32_t highest = tli; /* of any archived file */
-	for (size_t i = 0; i < l.n; i++) {
+	for (size_t i = 0; i < a->n; i++) {
 		BkWalName wn;
-		if (bk_wal_name_parse(l.names[i], &wn) == 0 && wn.tli > highest)
+		if (bk_wal_name_parse(a->names[i], &wn) == 0 && wn.tli > highest)
 			highest = wn.tli;
 	}
 	char hname[BK_WAL_NAME_MAX];
@@ -121,7 +153,7 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		c.target_tli = tli;
 		for (;;) {
 			bk_wal_history_name(hname, sizeof(hname), c.target_tli + 1);
-			if (c.target_tli >= highest || !has_name(&l, hname))
+			if (c.target_tli >= highest || !has_name(a, hname))
 				break;
 			c.target_tli++;
 		}
@@ -134,7 +166,7 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		char *text = NULL;
 		size_t len = 0;
 		bk_wal_history_name(hname, sizeof(hname), c.target_tli);
-		e = has_name(&l, hname) ? read_small(r, cluster, hname, &text, &len) : -ENOENT;
+		e = has_name(a, hname) ? read_small(a->r, a->cluster, hname, &text, &len) : -ENOENT;
 		if (e == -ENOENT) {
 			snprintf(c.missing_history, sizeof(c.missing_history), "%s", hname);
 			e = 0;
@@ -167,10 +199,10 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 	/* the newest archived segment on the path */
 	uint64_t newest = 0;
 	bool any = false;
-	for (size_t i = 0; e == 0 && i < l.n; i++) {
+	for (size_t i = 0; e == 0 && i < a->n; i++) {
 		BkWalName wn;
 		uint64_t segno;
-		if (bk_wal_name_parse(l.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
+		if (bk_wal_name_parse(a->names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
 		    bk_wal_name_segno(&wn, c.seg_size, &segno) < 0)
 			continue;
 		for (size_t t = 0; t < c.ntl; t++) {
@@ -191,18 +223,14 @@ int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start
 		char name[BK_WAL_NAME_MAX];
 		if (bk_wal_segment_name(name, sizeof(name), c.tli[t], s, c.seg_size) < 0)
 			break;
-		if (!has_name(&l, name)) {
+		if (!has_name(a, name)) {
 			snprintf(c.next_needed, sizeof(c.next_needed), "%s", name);
 			break;
 		}
-		c.segments++;
 		c.contiguous_end = (s + 1) * c.seg_size;
 	}
-	c.newest_archived_end = any ? (newest + 1) * c.seg_size : 0;
 	/* a missing segment past the newest archived one is not a gap, just the future */
-	if (c.next_needed[0] && c.contiguous_end < c.newest_archived_end)
-		snprintf(c.first_missing, sizeof(c.first_missing), "%s", c.next_needed);
-	free(l.names);
+	c.gap = c.next_needed[0] && any && c.contiguous_end < (newest + 1) * c.seg_size;
 	if (e == 0)
 		*ret = c;
 	return e;
@@ -218,8 +246,8 @@ BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_
 	}
 	if (c->contiguous_end >= stop && (!target || c->contiguous_end > target))
 		return BK_WAL_CHAIN_COMPLETE;
-	*name = c->first_missing[0] ? c->first_missing : c->next_needed;
-	return c->first_missing[0] ? BK_WAL_CHAIN_GAP : BK_WAL_CHAIN_NOT_YET;
+	*name = c->next_needed;
+	return c->gap ? BK_WAL_CHAIN_GAP : BK_WAL_CHAIN_NOT_YET;
 }
 
 /* ---- time ---- */
@@ -322,12 +350,12 @@ static int newest_first(const void *a, const void *b)
  * is off the newest timeline's history (a restored copy promoted and archived
  * here, or production went on from a restore), which history is wanted is not
  * known: refuses, naming the --target-timeline that restores each. */
-static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64_t before_us,
+static int choose_backup(const BkWalArchive *a, const char *name, int64_t before_us,
 			 uint64_t before_lsn, bool oldest, uint32_t want_tli, bool tli_given,
 			 uint8_t ret_id[32])
 {
 	Candidates l = { .name = name };
-	int e = bk_snapshot_foreach(r, collect, &l);
+	int e = bk_snapshot_foreach(a->r, collect, &l);
 	if (e == 0 && l.n)
 		qsort(l.c, l.n, sizeof(*l.c), newest_first);
 	size_t n = 0; /* those that ended before the target, newest first */
@@ -340,7 +368,7 @@ static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64
 	for (size_t k = 0; e == 0 && k < n && !pick; k++) {
 		const Candidate *c = &l.c[oldest ? n - 1 - k : k];
 		BkWalChain chain;
-		e = bk_pg_wal_chain(r, cluster, c->tli, c->start, c->stop, want_tli, &chain);
+		e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
 		if (e == BK_E_USAGE) { /* on a timeline after the one wanted */
 			e = 0;
 			continue;
@@ -354,7 +382,7 @@ static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64
 	}
 	if (e == 0 && n && !tli_given && newest_on < 0) { /* oldest first, stopped before it */
 		BkWalChain chain;
-		e = bk_pg_wal_chain(r, cluster, l.c[0].tli, l.c[0].start, l.c[0].stop, want_tli, &chain);
+		e = bk_pg_wal_chain(a, l.c[0].tli, l.c[0].start, l.c[0].stop, want_tli, &chain);
 		if (e == 0) {
 			newest_on = chain.on_path;
 			target = chain.target_tli;
@@ -372,7 +400,7 @@ static int choose_backup(BkRepo *r, const char *cluster, const char *name, int64
 	} else if (e == 0 && pick) {
 		memcpy(ret_id, pick->id, 32);
 	} else if (e == 0) {
-		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", cluster,
+		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", a->cluster,
 			      before_us || before_lsn ? "ends before the target"
 						    : "is on the history of the timeline to follow");
 	}
@@ -588,7 +616,7 @@ typedef struct {
 	BkRepo *r;
 	const BkPgRestoreOpts *o;
 	const BkSnapshot *s;
-	struct stat owner; /* the data directory's */
+	struct stat owner; /* of the restored files, with restore_owner */
 	uint64_t *done;    /* bytes restored so far, for progress */
 } Tablespaces;
 
@@ -649,17 +677,22 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if ((e = parse_timeline(o->target_timeline, &want_tli)) < 0)
 		return e;
 
+	BkWalArchive wa;
+	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
+		return e;
 	uint8_t id[32];
 	if (o->snapshot && strcmp(o->snapshot, "latest") != 0)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
-		e = choose_backup(r, o->cluster, name, before_us, before_lsn,
-				  o->target_xid || o->target_name, want_tli, o->target_timeline, id);
+		e = choose_backup(&wa, name, before_us, before_lsn, o->target_xid || o->target_name,
+				  want_tli, o->target_timeline, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);
-	if (e < 0)
+	if (e < 0) {
+		bk_wal_archive_release(&wa);
 		return e;
+	}
 	const char *start_s = bk_snapshot_meta(s, "start_lsn"), *stop_s = bk_snapshot_meta(s, "stop_lsn"),
 		   *tli_s = bk_snapshot_meta(s, "timeline");
 	uint64_t start, stop;
@@ -670,7 +703,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalChain c;
 	uint32_t tli = tli_s ? (uint32_t)strtoul(tli_s, NULL, 10) : 0;
 	if (e == 0)
-		e = bk_pg_wal_chain(r, o->cluster, tli, start, stop, want_tli, &c);
+		e = bk_pg_wal_chain(&wa, tli, start, stop, want_tli, &c);
+	bk_wal_archive_release(&wa);
 	if (e == 0 && !c.on_path)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s (timeline %u) is not on the history of "
 			      "timeline %u%s", bk_id_hex(id).s, tli, c.target_tli,
@@ -680,9 +714,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 				  : BK_WAL_CHAIN_COMPLETE;
 	/* without an LSN target, recovery runs to the end of the archive (or to a time,
 	 * xid or name that may lie past a gap): a gap anywhere stops it short */
-	if (e == 0 && k == BK_WAL_CHAIN_COMPLETE && c.first_missing[0] && !before_lsn) {
+	if (e == 0 && k == BK_WAL_CHAIN_COMPLETE && c.gap && !before_lsn) {
 		k = BK_WAL_CHAIN_GAP;
-		lack = c.first_missing;
+		lack = c.next_needed;
 	}
 	if (k == BK_WAL_CHAIN_NO_HISTORY)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing", lack);
@@ -710,24 +744,25 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);
+	/* as root: the data directory, its tablespaces and recovery.signal go to the
+	 * owner of the restored files (PG_VERSION's) */
+	Tablespaces ts = { .r = r, .o = o, .s = s, .done = &done };
 	if (e == 0 && o->restore_owner) {
 		char pv[PATH_MAX];
 		snprintf(pv, sizeof(pv), "%s/PG_VERSION", o->target_dir);
-		if (stat(pv, &st) == 0 && chown(o->target_dir, st.st_uid, st.st_gid) < 0)
+		if (stat(pv, &ts.owner) < 0)
+			e = bk_errorf_code(-errno, "stat %s", pv);
+		else if (chown(o->target_dir, ts.owner.st_uid, ts.owner.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
 	}
-	Tablespaces ts = { .r = r, .o = o, .s = s, .done = &done };
-	if (e == 0 && stat(o->target_dir, &ts.owner) < 0)
-		e = bk_errorf_code(-errno, "stat %s", o->target_dir);
 	if (e == 0)
 		e = each_tablespace(s, restore_tablespace, &ts);
 	if (e == 0)
 		e = write_recovery_config(o, before_us, want_tli);
 	if (e == 0 && o->restore_owner) {
 		char f[PATH_MAX];
-		stat(o->target_dir, &st);
 		snprintf(f, sizeof(f), "%s/recovery.signal", o->target_dir);
-		if (chown(f, st.st_uid, st.st_gid) < 0)
+		if (chown(f, ts.owner.st_uid, ts.owner.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
 	if (e < 0) {

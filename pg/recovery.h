@@ -5,8 +5,10 @@
  * The WAL chain follows one timeline's history (by default the newest, found as
  * PostgreSQL finds it): for each segment after the backup's start, the file
  * expected is the one of the newest timeline on that history that had begun by the
- * segment's start (as PostgreSQL's recovery picks it). A chain is complete up to a point when every such segment is
- * archived, and the history files of every timeline after the first.
+ * segment's start (as PostgreSQL's recovery picks it). A chain is complete up to a
+ * point when every such segment is archived, and the history files of every
+ * timeline after the first. Chains are computed on a BkWalArchive, the cluster's
+ * archive listed once for any number of them.
  */
 #ifndef BK_PG_RECOVERY_H
 #define BK_PG_RECOVERY_H
@@ -24,6 +26,21 @@
 #define BK_TLI_LATEST 0u           /* the newest: the next while its history is archived */
 #define BK_TLI_CURRENT UINT32_MAX  /* the backup's own */
 
+/* The archive of one cluster: every file name (sorted) and the segment size
+ * (the cluster record's; where that says 0, written so by basebackup or dump
+ * before they asked the server, an archived segment's; else 16 MiB). */
+typedef struct {
+	BkRepo *r;
+	const char *cluster;
+	uint32_t seg_size;
+	char (*names)[BK_WAL_NAME_MAX];
+	size_t n, cap;
+} BkWalArchive;
+
+/* On failure *ret is empty (releasing it is harmless). */
+int bk_wal_archive_load(BkRepo *r, const char *cluster, BkWalArchive *ret);
+void bk_wal_archive_release(BkWalArchive *a);
+
 typedef struct {
 	uint32_t seg_size;
 	uint32_t target_tli;           /* the timeline recovery follows */
@@ -33,21 +50,19 @@ typedef struct {
 	uint32_t tli[BK_MAX_TIMELINES];
 	uint64_t begin[BK_MAX_TIMELINES]; /* LSN at which each began */
 	char missing_history[BK_WAL_NAME_MAX]; /* a history file the chain needs, or "" */
-	/* From the start segment on: the first segment missing ("" if none before the
-	 * newest archived one), and the end of contiguous WAL (LSN just past the last
-	 * contiguous segment). */
-	char first_missing[BK_WAL_NAME_MAX];
-	char next_needed[BK_WAL_NAME_MAX]; /* the first segment missing, gap or not yet written */
+	/* From the start segment on: the first segment missing, the end of contiguous
+	 * WAL (LSN just past the last contiguous segment), and whether that segment is
+	 * a gap (newer segments on the path are archived) or just not written yet. */
+	char next_needed[BK_WAL_NAME_MAX];
 	uint64_t contiguous_end;
-	uint64_t newest_archived_end; /* past the newest segment on the path */
-	uint64_t segments;            /* contiguous segments counted */
+	bool gap;
 } BkWalChain;
 
-/* Examines the archive of cluster for the base backup (tli, start_lsn, stop_lsn)
- * along timeline want_tli (a number, BK_TLI_LATEST or BK_TLI_CURRENT); BK_E_USAGE
- * if want_tli is older than the backup's. */
-int bk_pg_wal_chain(BkRepo *r, const char *cluster, uint32_t tli, uint64_t start_lsn,
-		    uint64_t stop_lsn, uint32_t want_tli, BkWalChain *ret);
+/* Examines the archive for the base backup (tli, start_lsn, stop_lsn) along
+ * timeline want_tli (a number, BK_TLI_LATEST or BK_TLI_CURRENT); BK_E_USAGE if
+ * want_tli is older than the backup's. */
+int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
+		    uint32_t want_tli, BkWalChain *ret);
 
 /* What a chain lacks to replay from its start through the record that ends at stop
  * (the segment holding stop - 1) and, when target is not 0, to read the record that

@@ -392,44 +392,6 @@ int bk_wal_any(BkRepo *r, const char *cluster, bool *ret)
 	return e == -ECANCELED && *ret ? 0 : e;
 }
 
-static int first_segment(void *ud, const char *name)
-{
-	BkWalName wn;
-	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT)
-		return 0;
-	snprintf(ud, BK_WAL_NAME_MAX, "%s", name);
-	return -ECANCELED;
-}
-
-int bk_cluster_seg_size(BkRepo *r, const char *cluster, uint32_t *ret)
-{
-	uint64_t sysid;
-	uint32_t seg = 0;
-	int e = bk_cluster_get(r, cluster, &sysid, &seg);
-	if (e < 0 && e != -ENOENT)
-		return e;
-	*ret = BK_WAL_SEG_SIZE_DEFAULT;
-	if (bk_wal_seg_size_valid(seg)) {
-		*ret = seg;
-		return 0;
-	}
-	/* recorded as 0 (by basebackup or dump before they asked the server): any
-	 * archived segment's size tells */
-	char name[BK_WAL_NAME_MAX] = "";
-	e = bk_wal_foreach(r, cluster, first_segment, name);
-	if (e < 0 && e != -ECANCELED)
-		return e;
-	BkWalRecord w;
-	if (!name[0] || (e = bk_wal_record_get(r, cluster, name, &w)) == -ENOENT)
-		return 0;
-	if (e < 0)
-		return e;
-	if (w.size <= UINT32_MAX && bk_wal_seg_size_valid((uint32_t)w.size))
-		*ret = (uint32_t)w.size;
-	bk_wal_record_release(&w);
-	return 0;
-}
-
 int bk_wal_has(BkRepo *r, const char *cluster, const char *name, bool *ret)
 {
 	int e = check_cluster(cluster);

@@ -59,10 +59,6 @@ int bk_cluster_get(BkRepo *r, const char *cluster, uint64_t *ret_sysid, uint32_t
 /* Records the cluster's identity, or checks it against the one recorded:
  * BK_E_MISMATCH naming both identifiers if they differ. */
 int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size);
-/* The WAL segment size to compute the cluster's chains with: the record's, or
- * when that is 0 (written so by basebackup or dump before they asked the
- * server) an archived segment's size, or BK_WAL_SEG_SIZE_DEFAULT. */
-int bk_cluster_seg_size(BkRepo *r, const char *cluster, uint32_t *ret);
 
 int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored);
 int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest);

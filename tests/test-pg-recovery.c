@@ -3,7 +3,7 @@
  * restored carries them) are commented out before pg restore appends its own, so a
  * restore never gets two recovery targets or an old one; every other line stays as
  * it was, and archive_mode only goes when --archive-mode off writes a new one.
- * And bk_cluster_seg_size (pg/walarchive.h): a cluster record written with segment
+ * And bk_wal_archive_load (pg/recovery.h): a cluster record written with segment
  * size 0 takes the size of an archived segment (here a synthetic 1 MiB one). */
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,9 +40,12 @@ static void test_seg_size_of_zero_record(void)
 		e = bk_repo_create(path, secret, &params, &r);
 	is_int(e, 0, "repository created");
 	uint32_t seg = 0;
+	BkWalArchive a;
 	if (e == 0) {
 		is_int(bk_cluster_claim(r, "c", sysid, 0), 0, "cluster recorded with segment size 0");
-		is_int(bk_cluster_seg_size(r, "c", &seg), 0, "its segment size is read");
+		is_int(bk_wal_archive_load(r, "c", &a), 0, "its segment size is read");
+		seg = a.seg_size;
+		bk_wal_archive_release(&a);
 		is_int(seg, 16 * MIB, "16 MiB while no segment is archived");
 		/* segment 3 of a 1 MiB layout: a long page header, then zeros */
 		uint8_t *b = calloc(1, MIB);
@@ -59,7 +62,9 @@ static void test_seg_size_of_zero_record(void)
 		bool stored = false;
 		is_int(bk_wal_push(r, "c", f, &stored), 0, "a 1 MiB segment pushed (%s)",
 		       bk_error_detail());
-		is_int(bk_cluster_seg_size(r, "c", &seg), 0, "its segment size is read again");
+		is_int(bk_wal_archive_load(r, "c", &a), 0, "its segment size is read again");
+		seg = a.seg_size;
+		bk_wal_archive_release(&a);
 		is_int(seg, MIB, "1 MiB, the archived segment's");
 		free(f);
 		free(b);

@@ -282,9 +282,8 @@ static int restore(void)
 /* ---- info ---- */
 
 typedef struct {
-	const char *cluster;
 	char base[128], dump[128], globals[128];
-	BkRepo *r;
+	BkWalArchive wa; /* listed once for every backup's window */
 	int first;
 } Info;
 
@@ -318,8 +317,8 @@ static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
 		BkWalChain c;
 		if (base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
 		    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
-		    bk_pg_wal_chain(in->r, in->cluster, (uint32_t)strtoul(tli, NULL, 10), start_lsn,
-				    stop_lsn, BK_TLI_LATEST, &c) == 0) {
+		    bk_pg_wal_chain(&in->wa, (uint32_t)strtoul(tli, NULL, 10), start_lsn, stop_lsn,
+				    BK_TLI_LATEST, &c) == 0) {
 			char end[BK_WAL_LSN_MAX];
 			bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
 			const char *lack;
@@ -330,7 +329,7 @@ static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
 				snprintf(window, sizeof(window), "missing %s", lack);
 			else if (k == BK_WAL_CHAIN_COMPLETE)
 				snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
-					 c.first_missing[0] ? ", then missing " : "", c.first_missing);
+					 c.gap ? ", then missing " : "", c.gap ? c.next_needed : "");
 			else
 				snprintf(window, sizeof(window), "not restorable yet: WAL up to %s needed", stop);
 		}
@@ -368,14 +367,13 @@ typedef struct {
 	char newest[BK_WAL_NAME_MAX];
 } WalStats;
 
-static int wal_stat(void *ud, const char *name)
+static void wal_stat(WalStats *w, const char *name)
 {
-	WalStats *w = ud;
 	BkWalName wn;
 	uint64_t segno;
 	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
 	    bk_wal_name_segno(&wn, w->seg_size, &segno) < 0)
-		return 0;
+		return;
 	if (strcmp(name, w->newest) > 0)
 		snprintf(w->newest, sizeof(w->newest), "%s", name);
 	size_t i = 0;
@@ -383,7 +381,7 @@ static int wal_stat(void *ud, const char *name)
 		i++;
 	if (i == w->n) {
 		if (w->n == BK_MAX_TIMELINES)
-			return 0;
+			return;
 		w->n++;
 		w->tli[i] = wn.tli;
 		w->first[i] = w->last[i] = segno;
@@ -391,7 +389,6 @@ static int wal_stat(void *ud, const char *name)
 	w->count[i]++;
 	w->first[i] = BK_MIN(w->first[i], segno);
 	w->last[i] = BK_MAX(w->last[i], segno);
-	return 0;
 }
 
 static int info(void)
@@ -402,7 +399,7 @@ static int info(void)
 	int e = cli_open_repo(&r);
 	if (e < 0)
 		return cli_fail(e, NULL);
-	Info in = { .cluster = cli.cluster, .r = r };
+	Info in = { 0 };
 	snprintf(in.base, sizeof(in.base), "pg/%s/base", cli.cluster);
 	snprintf(in.dump, sizeof(in.dump), "pg/%s/dump/", cli.cluster);
 	snprintf(in.globals, sizeof(in.globals), "pg/%s/globals", cli.cluster);
@@ -413,11 +410,11 @@ static int info(void)
 		bk_repo_close(r);
 		return cli_fail(bk_errorf(-ENOENT, "no cluster '%s' in this repository", cli.cluster), "pg info");
 	}
-	WalStats w = { 0 };
 	if (e == 0)
-		e = bk_cluster_seg_size(r, cli.cluster, &w.seg_size);
-	if (e == 0)
-		e = bk_wal_foreach(r, cli.cluster, wal_stat, &w);
+		e = bk_wal_archive_load(r, cli.cluster, &in.wa);
+	WalStats w = { .seg_size = in.wa.seg_size };
+	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
+		wal_stat(&w, in.wa.names[i]);
 	if (e == 0) {
 		if (cli.json)
 			printf("{\"cluster\":\"%s\",\"system_identifier\":\"%llu\",\"backups\":[", cli.cluster,
@@ -456,6 +453,7 @@ static int info(void)
 		else
 			printf("newest WAL: none archived\n");
 	}
+	bk_wal_archive_release(&in.wa);
 	bk_repo_close(r);
 	return e < 0 ? cli_fail(e, "pg info") : 0;
 }
