@@ -4,7 +4,10 @@
 # any segment is pushed, and a second repository from `pg basebackup`: both must
 # record the server's segment size, since every WAL chain is computed with it (with
 # 16 MB assumed, basebackup's wait looked for segments that never come and pg restore
-# refused for a missing one). Then WAL is archived, a base backup taken and a row
+# refused for a missing one). While a repository holds no segment, only that record
+# gives the size: a base backup's warning must name its start segment in 1 MB
+# segments (once segments are archived, their size would tell, and mask a record
+# written wrong). Then WAL is archived, a base backup taken and a row
 # added, and pg restore latest brings back a server with that row (its key file's
 # name has a '%' that restore_command must escape).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -19,6 +22,15 @@ pg_sql "create table t (id int primary key, v text)" >/dev/null
 pg_sql "insert into t select g, md5(g::text) from generate_series(1, 20000) g" >/dev/null
 
 t_rc 0 "pg dump claims the cluster in the repository" bkp pg dump --dbname "$(pitr_conninfo)"
+# No WAL is archived here yet, so nothing but the cluster record gives the segment
+# size: a base backup now warns that the repository lacks its start segment, named
+# in 1 MB segments (the server waits for its own archive_command).
+b0=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b0.err")
+t_is "$?" 0 "pg basebackup before any WAL is archived here"
+seg0=$(pitr_segment_of "$(json_field "$b0" snapshot)" start_lsn)
+t_true "it warns that the repository lacks $seg0, its start segment in 1 MB segments" \
+	grep -q "needs WAL file $seg0, which is not in this repository" "$T/b0.err" ||
+	diag "$(cat "$T/b0.err")"
 pg_conf_set archive_command "$(pitr_archive_command)"
 pg_reload
 seg=$(pitr_switch_wal)
@@ -30,17 +42,24 @@ pg_sql "insert into t values (0, 'after the backup')" >/dev/null
 seg=$(pitr_switch_wal)
 t_true "the segment with the new row ($seg) is archived" pitr_wait_archived "$seg"
 bkp pg info --json >"$T/info.json"
-t_true "pg info names 1 MB segments: the newest is $seg" grep -q "\"last\":\"$seg\"" "$T/info.json" ||
+# the end of $seg in 1 MB segments: (its number + 1) MiB into its 4 GiB log
+end=$(printf '%X/%X' $((16#${seg:8:8})) $(((16#${seg:16:8} + 1) * 1048576)))
+t_true "pg info: the newest WAL is $seg" grep -q "\"last\":\"$seg\"" "$T/info.json"
+t_true "pg info: the backup restores up to $end, the end of $seg in 1 MB segments" \
+	grep -q "\"restore_window\":\"[0-9A-F/]* \.\. $end\"" "$T/info.json" ||
 	diag "$(cat "$T/info.json")"
 
 # The second repository learns of the cluster from a base backup (the server waits
 # for its own archiving into the first one).
 bk2() { pg_as_server "$BUNKER" -q --repo "$T/bk/two" --key-file "$KEY" "$@"; }
 t_rc 0 "a second repository" bk2 init
-b2=$(bk2 --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint)
+b2=$(bk2 --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b2.err")
 t_is "$?" 0 "pg basebackup claims the cluster there"
 id2=$(json_field "$b2" snapshot)
 first=$(pitr_segment_of "$id2" start_lsn pg_sql bk2)
+t_true "it warns that the repository lacks $first, its start segment in 1 MB segments" \
+	grep -q "needs WAL file $first, which is not in this repository" "$T/b2.err" ||
+	diag "$(cat "$T/b2.err")"
 last=$(pitr_segment_of "$id2" stop_lsn pg_sql bk2)
 pushed=0
 for f in $(ls "$REPO/wal/main" | awk -v a="$first" -v z="$last" '$0 >= a && $0 <= z'); do
