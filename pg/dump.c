@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pg/conninfo.h"
 #include "pg/libpq.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
@@ -16,58 +17,6 @@
 #include "store/util.h"
 
 #define CONNINFO_MAX 8192
-
-/* The conninfo with dbname replaced, as quoted key='value' pairs, without the
- * password: that goes to *ret_password (malloc'd, NULL if none), for the child's
- * environment, since a command line is visible to every local user. */
-static int conninfo_for(const char *conninfo, const char *db, char *out, size_t cap,
-			char **ret_password)
-{
-	*ret_password = NULL;
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
-	if (!opts) {
-		int e = bk_errorf(BK_E_USAGE, "bad connection string: %s", err ? err : "out of memory");
-		PQfreemem(err);
-		return e;
-	}
-	size_t n = 0;
-	int e = 0;
-	for (PQconninfoOption *o = opts; o->keyword && e == 0; o++) {
-		const char *v = !strcmp(o->keyword, "dbname") ? db : o->val;
-		if (!v)
-			continue;
-		if (!strcmp(o->keyword, "password")) {
-			free(*ret_password);
-			if (!(*ret_password = strdup(v)))
-				e = -ENOMEM;
-			continue;
-		}
-		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s='", n ? " " : "", o->keyword);
-		for (const char *c = v; *c && n < cap; c++) {
-			if (*c == '\'' || *c == '\\')
-				out[n++] = '\\';
-			if (n < cap)
-				out[n++] = *c;
-		}
-		if (n + 1 < cap)
-			out[n++] = '\'';
-		else
-			e = bk_errorf(-E2BIG, "connection string too long");
-	}
-	if (e == 0) {
-		if (n >= cap)
-			e = bk_errorf(-E2BIG, "connection string too long");
-		else
-			out[n] = '\0';
-	}
-	PQconninfoFree(opts);
-	if (e < 0) {
-		free(*ret_password);
-		*ret_password = NULL;
-	}
-	return e;
-}
 
 /* The environment for a dump program: ours, with PGPASSWORD set to password if
  * given. The strings are borrowed but for the one malloc'd into *ret_pw. */
@@ -249,7 +198,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	for (char *db = dbs, *nl; e == 0 && db && (nl = strchr(db, '\n')); db = nl + 1) {
 		*nl = '\0';
 		free(password);
-		if ((e = conninfo_for(o->conninfo, db, ci, CONNINFO_MAX, &password)) < 0)
+		if ((e = bk_pg_conninfo_split(o->conninfo, db, ci, CONNINFO_MAX, &password)) < 0)
 			break;
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
 		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
@@ -266,7 +215,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	}
 	free(password);
 	password = NULL;
-	if (e == 0 && (e = conninfo_for(o->conninfo, "postgres", ci, CONNINFO_MAX, &password)) == 0) {
+	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", ci, CONNINFO_MAX, &password)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
 		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);

@@ -584,7 +584,7 @@ int main(int argc, char **argv)
 		case OPT_READ_DATA: cli.read_data = true; break;
 		case OPT_CHUNK: cli.chunk_size = optarg; break;
 		case OPT_CLUSTER: cli.cluster = optarg; break;
-		case OPT_DBNAME: cli.dbname = optarg; break;
+		case OPT_DBNAME: cli.dbname = cli.dbname_argv = optarg; break;
 		case OPT_FAST: cli.fast_checkpoint = true; break;
 		case OPT_NOREUSE: cli.no_reuse = true; break;
 		case OPT_ARCHIVE_TIMEOUT: cli.archive_timeout = optarg; break;

@@ -16,6 +16,7 @@ typedef struct {
 		   *max_rate;
 	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode,
 		   *target_timeline;
+	char *dbname_argv; /* --dbname's argument itself, in argv: cmd-pg.c hides a password */
 	const char **tags, **includes;
 	size_t ntags, nincludes;
 	bool json, quiet, use_stdin, read_data, fast_checkpoint, no_reuse;

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "pg/basebackup.h"
+#include "pg/conninfo.h"
 #include "pg/dump.h"
 #include "pg/recovery.h"
 #include "pg/wal.h"
@@ -62,15 +65,47 @@ static int wal_fetch(void)
 	return 0;
 }
 
-/* What basebackup and dump share: no arguments, --dbname, the repository, and
- * this host's name for the snapshot records. Returns an exit code if not 0. */
+/* A password in --dbname would stay visible to every local user (ps,
+ * /proc/PID/cmdline) for as long as the command runs: bunker works on a copy and
+ * overwrites its argument in place with the connection string without the
+ * password (cut to the argument's length, padded with spaces). */
+static int hide_password(void)
+{
+	size_t len = strlen(cli.dbname_argv), cap = 2 * len + 1024;
+	char *shown = malloc(cap), *password = NULL;
+	if (!shown)
+		return -ENOMEM;
+	int e = bk_pg_conninfo_split(cli.dbname, NULL, shown, cap, &password);
+	if (e == 0 && password) {
+		sodium_memzero(password, strlen(password));
+		char *copy = strdup(cli.dbname);
+		if (copy) {
+			cli.dbname = copy; /* kept for the process's life */
+			size_t n = strlen(shown);
+			memset(cli.dbname_argv, ' ', len);
+			memcpy(cli.dbname_argv, shown, n < len ? n : len);
+		} else {
+			e = -ENOMEM;
+		}
+	}
+	free(password);
+	free(shown);
+	return e;
+}
+
+/* What basebackup and dump share: no arguments, --dbname (its password hidden),
+ * the repository, and this host's name for the snapshot records. Returns an exit
+ * code if not 0. */
 static int pull_begin(const char *what, BkRepo **r, char host[256])
 {
 	if (cli.nargs != 1)
 		return usage_error("pg %s takes no arguments", what);
 	if (!cli.dbname)
 		return usage_error("pg %s needs --dbname CONNINFO", what);
-	int e = cli_open_repo(r);
+	int e = hide_password();
+	if (e < 0)
+		return cli_fail(e, "--dbname");
+	e = cli_open_repo(r);
 	if (e < 0)
 		return cli_fail(e, NULL);
 	host[0] = '\0';

@@ -183,13 +183,15 @@ BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump that exits 0 succeeds" \
 t_true "and adds dump snapshots" test "$(count_dumps)" -gt "$before"
 
 # A password in --dbname reaches pg_dump and pg_dumpall through PGPASSWORD, never
-# their command lines, which every local user can read (ps, /proc/PID/cmdline).
+# their command lines, which every local user can read (ps, /proc/PID/cmdline);
+# and bunker's own command line (their parent's) no longer shows it while it runs.
 for p in pg_dump pg_dumpall; do
 	rm -f "$fake/$p"
 	cat >"$fake/$p" <<EOF
 #!/bin/sh
 printf '%s\n' "\$*" >>'$SRV/args'
 printf '%s\n' "\${PGPASSWORD:-none}" >>'$SRV/env'
+tr '\\0' ' ' </proc/\$PPID/cmdline >>'$SRV/parent'; echo >>'$SRV/parent'
 exec '$PG_BIN/$p' "\$@"
 EOF
 	chmod 755 "$fake/$p"
@@ -200,6 +202,15 @@ t_true "pg_dump and pg_dumpall both ran" grep -q -- --globals-only "$SRV/args"
 t_true "no command line holds the password" sh -c "! grep -q s3cr3t '$SRV/args'" ||
 	diag "$(cat "$SRV/args")"
 t_is "$(sort -u "$SRV/env")" s3cr3t-pw "every one had it in PGPASSWORD"
+t_true "bunker's command line still names the server while the dumps run" \
+	sh -c "test -s '$SRV/parent' && ! grep -v 'pg dump --dbname .*host=' '$SRV/parent'"
+t_true "but no longer holds the password" sh -c "! grep -q s3cr3t '$SRV/parent'" ||
+	diag "$(cat "$SRV/parent")"
+
+# A connection string libpq rejects is a usage error before anything runs.
+t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x = y"
+t_true "naming the option, in one line" sh -c \
+	"test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: --dbname: bad connection string' '$ERR'"
 
 t_rc 0 "bunker check" bkp check
 
