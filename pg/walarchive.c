@@ -313,6 +313,15 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	return e;
 }
 
+/* An error at the destination: never -ENOENT, which means "not archived" (and
+ * would end recovery early), also when the destination's directory is missing. */
+static int dest_error(const char *op, const char *path)
+{
+	if (errno == ENOENT)
+		return bk_errorf(BK_E_USAGE, "%s %s: no such directory", op, path);
+	return bk_errorf_code(-errno, "%s %s", op, path);
+}
+
 int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest)
 {
 	BkWalRecord w;
@@ -338,7 +347,7 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		bk_wal_record_release(&w);
-		return bk_errorf_code(-errno, "create %s", tmp);
+		return dest_error("create", tmp);
 	}
 	fchmod(fd, 0600);
 	e = bk_content_write(r, &w.content, fd);
@@ -347,7 +356,7 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 	if (close(fd) < 0 && e == 0)
 		e = bk_errorf_code(-errno, "close %s", tmp);
 	if (e == 0 && rename(tmp, dest) < 0)
-		e = bk_errorf_code(-errno, "rename %s to %s", tmp, dest);
+		e = dest_error("rename to", dest);
 	if (e < 0)
 		unlink(tmp);
 	bk_wal_record_release(&w);

@@ -127,7 +127,10 @@ t_rc 0 "wal-fetch of the .partial" bkp pg wal-fetch "$s3.partial" "$F/p" &&
 pg_as_server sh -c "head -c 5000 /dev/urandom >'$F/RECOVERYXLOG'"
 t_rc 0 "wal-fetch over an existing DEST" bkp pg wal-fetch "$s2" "$F/RECOVERYXLOG"
 t_cmp "$F/RECOVERYXLOG" "$S/$s2" "DEST now holds exactly the segment"
-t_fails "wal-fetch into a missing directory fails" bkp pg wal-fetch "$s2" "$F/no/such/dir/x"
+# not 3: the segment is archived, and 3 would end recovery as if it were not
+t_rc 128 "wal-fetch into a missing directory exits 128" bkp pg wal-fetch "$s2" "$F/no/such/dir/x"
+t_true "naming the directory" grep -q "^bunker: wal-fetch $s2: create $F/no/such/dir/x.*: no such directory" "$ERR" ||
+	diag "$(cat "$ERR")"
 t_true "and creates nothing" test ! -e "$F/no"
 leftover=$(ls -A "$F" | grep -v -x -e "$s1" -e "$s2" -e "$s3" -e p -e RECOVERYXLOG)
 t_is "$leftover" "" "no temporary files are left beside DEST"
