@@ -228,6 +228,7 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 			break;
 		}
 		c.contiguous_end = (s + 1) * c.seg_size;
+		memcpy(c.last, name, sizeof(c.last));
 	}
 	/* a missing segment past the newest archived one is not a gap, just the future */
 	c.gap = c.next_needed[0] && any && c.contiguous_end < (newest + 1) * c.seg_size;
@@ -677,11 +678,16 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if ((e = parse_timeline(o->target_timeline, &want_tli)) < 0)
 		return e;
 
+	uint64_t sysid;
+	uint32_t seg_size;
+	if ((e = bk_cluster_get(r, o->cluster, &sysid, &seg_size)) == -ENOENT)
+		return bk_errorf(-ENOENT, "no cluster '%s' in this repository", o->cluster);
 	BkWalArchive wa;
-	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
+	if (e < 0 || (e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
 		return e;
 	uint8_t id[32];
-	if (o->snapshot && strcmp(o->snapshot, "latest") != 0)
+	bool chosen = !o->snapshot || !strcmp(o->snapshot, "latest");
+	if (!chosen)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
 		e = choose_backup(&wa, name, before_us, before_lsn, o->target_xid || o->target_name,
@@ -699,6 +705,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (strcmp(s->kind, "pg-base") || !start_s || !stop_s || !tli_s ||
 	    bk_wal_lsn_parse(start_s, &start) < 0 || bk_wal_lsn_parse(stop_s, &stop) < 0)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s is not a base backup", bk_id_hex(id).s);
+	/* the rule choose_backup applies; a SNAPSHOT given is checked the same way */
+	char when[48];
+	if (e == 0 && !chosen && before_us && s->time_us >= before_us) {
+		format_utc(when, s->time_us);
+		e = bk_errorf(BK_E_USAGE, "snapshot %.16s ended at %s, after the target time: recovery "
+			      "cannot stop inside its backup (latest picks one that ended before)",
+			      bk_id_hex(id).s, when);
+	} else if (e == 0 && !chosen && before_lsn && stop > before_lsn) {
+		e = bk_errorf(BK_E_USAGE, "snapshot %.16s stopped at %s, after the target LSN: recovery "
+			      "cannot stop inside its backup (latest picks one that ended before)",
+			      bk_id_hex(id).s, stop_s);
+	}
 
 	BkWalChain c;
 	uint32_t tli = tli_s ? (uint32_t)strtoul(tli_s, NULL, 10) : 0;
@@ -723,14 +741,34 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	else if (k == BK_WAL_CHAIN_GAP)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", lack);
 	else if (k == BK_WAL_CHAIN_NOT_YET)
-		e = bk_errorf(BK_E_CORRUPT, "WAL chain incomplete: segment %s is not archived yet", lack);
+		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
+	/* WAL past a time target must be archived too: a segment's records are older
+	 * than its push, and PostgreSQL fails a recovery that ends before its target */
+	BkWalRecord newest;
+	if (e == 0 && before_us && c.last[0] &&
+	    (e = bk_wal_record_get(r, o->cluster, c.last, &newest)) == 0) {
+		if (before_us > newest.pushed_us) {
+			format_utc(when, newest.pushed_us);
+			e = bk_errorf(-ENOENT, "the target time is after the newest WAL archived on the "
+				      "way, %s (archived at %s): recovery would end before reaching it",
+				      c.last, when);
+		}
+		bk_wal_record_release(&newest);
+	}
 
 	struct stat st;
 	if (e == 0 && stat(o->target_dir, &st) == 0) {
-		char probe[PATH_MAX];
-		snprintf(probe, sizeof(probe), "%s/PG_VERSION", o->target_dir);
-		if (!S_ISDIR(st.st_mode) || access(probe, F_OK) == 0)
-			e = bk_errorf(-EEXIST, "%s already holds a data directory", o->target_dir);
+		bool empty = false;
+		DIR *d = S_ISDIR(st.st_mode) ? opendir(o->target_dir) : NULL;
+		if (d) {
+			struct dirent *de;
+			empty = true;
+			while (empty && (de = readdir(d)))
+				empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+			closedir(d);
+		}
+		if (!empty)
+			e = bk_errorf(-EEXIST, "%s exists and is not an empty directory", o->target_dir);
 	}
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)

@@ -54,6 +54,7 @@ typedef struct {
 	 * WAL (LSN just past the last contiguous segment), and whether that segment is
 	 * a gap (newer segments on the path are archived) or just not written yet. */
 	char next_needed[BK_WAL_NAME_MAX];
+	char last[BK_WAL_NAME_MAX]; /* the segment that ends at contiguous_end, or "" */
 	uint64_t contiguous_end;
 	bool gap;
 } BkWalChain;
@@ -110,10 +111,15 @@ typedef struct {
  * malloc'd string, or NULL when out of memory. Pure. */
 char *bk_pg_auto_conf_clear(const char *conf, bool archive_off);
 
-/* Restores; on success *ret_snap is the base backup used (owned, free with
- * bk_snapshot_free). BK_E_USAGE for bad options, -ENOENT if no base backup fits
- * the target, BK_E_CORRUPT naming the first missing WAL segment or history file
- * if the chain is broken (nothing is written then). */
+/* Restores into a new or empty directory; on success *ret_snap is the base backup
+ * used (owned, free with bk_snapshot_free). Before anything is written it refuses:
+ * with BK_E_USAGE bad options and a SNAPSHOT that ended after a time or LSN target
+ * (recovery cannot stop inside its backup); with -ENOENT an unknown cluster, no
+ * base backup that fits the target, WAL not archived yet up to the target (or up to
+ * the backup's end), and a target time after the newest WAL archived on the way
+ * was (PostgreSQL would end recovery before reaching it: its records are older);
+ * with BK_E_CORRUPT a broken chain, naming the missing segment or history file;
+ * with -EEXIST a directory that is not empty. */
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap);
 
 /* Parses PostgreSQL-style timestamps ("2026-11-22 03:04:05[.ffffff][+00|Z]",

@@ -122,12 +122,36 @@ fi
 rm -rf "$SRV/r-name-latest" "$SRV/r-name-latest.sock"
 
 # Targets nothing can reach are refused before anything is written.
-t_fails "a time before the first backup is refused" \
+t_rc 3 "a time before the first backup is refused" \
 	bkp pg restore latest --target "$SRV/r-none" --target-time "$ts0"
 t_true "and nothing is written" test ! -e "$SRV/r-none"
-t_fails "an LSN past the archive is refused" \
+t_rc 3 "an LSN past the archive is refused as not archived yet" \
 	bkp pg restore latest --target "$SRV/r-none" --target-lsn 0/7F000000
 t_true "and nothing is written" test ! -e "$SRV/r-none"
+# A time after the newest archived WAL: PostgreSQL would replay to the end of the
+# archive and then fail ('recovery ended before configured recovery target').
+t_rc 3 "a time after the newest archived WAL is refused" \
+	bkp pg restore latest --target "$SRV/r-none" --target-time "2099-01-01 00:00:00+00"
+t_true "naming that WAL" grep -q "the target time is after the newest WAL archived on the way, $last" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "and nothing is written" test ! -e "$SRV/r-none"
+# A backup given by id that ended after the target: recovery cannot stop inside it
+# (before: exit 0, and the server came up with B, committed after the target).
+t_rc 2 "the second backup (after B) with a time between A and B is refused" \
+	bkp pg restore "$id2" --target "$SRV/r-none" --target-time "$ts"
+t_true "naming it" grep -q "snapshot ${id2:0:16} ended at .*, after the target time" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_rc 2 "so is it with an LSN between A and B" \
+	bkp pg restore "$id2" --target "$SRV/r-none" --target-lsn "$lsn"
+t_true "and nothing is written" test ! -e "$SRV/r-none"
+t_rc 3 "an unknown --cluster is refused" \
+	bkp --cluster mian pg restore latest --target "$SRV/r-none"
+t_true "naming it" grep -q "no cluster 'mian' in this repository" "$ERR" || diag "$(cat "$ERR")"
+# Only a new or empty directory: a file left there would end up in the data directory.
+mkdir -p "$SRV/r-full" && echo x >"$SRV/r-full/notes.txt"
+t_rc 1 "a directory that is not empty is refused" bkp pg restore latest --target "$SRV/r-full"
+t_is "$(ls -A "$SRV/r-full")" notes.txt "and nothing is written there"
+rm -rf "$SRV/r-full"
 
 # --target-action pause: the server stops replaying at the target and stays there.
 if t_rc 0 "to an LSN with --target-action pause: pg restore" \
