@@ -528,16 +528,32 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 		e = conf_line(f, "recovery_target_timeline", want_tli == BK_TLI_LATEST    ? "latest"
 							     : want_tli == BK_TLI_CURRENT ? "current"
 											  : tl);
+	/* The recovery settings a restored server's postgresql.conf (or a file it
+	 * includes) may still carry from an earlier recovery, which PostgreSQL ignores
+	 * outside recovery: a stale recovery_target = 'immediate' would end this one at
+	 * consistency, a second target fails it ("multiple recovery targets"), a
+	 * stale delay holds it back. Each is set here, where the last setting of a name
+	 * wins: the targets not wanted first to '' (an empty one after the one set
+	 * would fail too), then the one wanted. */
 	char utc[48];
 	format_utc(utc, target_us);
-	if (e == 0 && o->target_time)
-		e = conf_line(f, "recovery_target_time", utc);
-	if (e == 0 && o->target_lsn)
-		e = conf_line(f, "recovery_target_lsn", o->target_lsn);
-	if (e == 0 && o->target_xid)
-		e = conf_line(f, "recovery_target_xid", o->target_xid);
-	if (e == 0 && o->target_name)
-		e = conf_line(f, "recovery_target_name", o->target_name);
+	const char *targets[][2] = {
+		{ "recovery_target", NULL },
+		{ "recovery_target_time", o->target_time ? utc : NULL },
+		{ "recovery_target_lsn", o->target_lsn },
+		{ "recovery_target_xid", o->target_xid },
+		{ "recovery_target_name", o->target_name },
+	};
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(targets); i++)
+		if (!targets[i][1])
+			e = conf_line(f, targets[i][0], "");
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(targets); i++)
+		if (targets[i][1])
+			e = conf_line(f, targets[i][0], targets[i][1]);
+	if (e == 0)
+		e = conf_line(f, "recovery_target_inclusive", "on");
+	if (e == 0)
+		e = conf_line(f, "recovery_min_apply_delay", "0");
 	if (e == 0 && (o->target_time || o->target_lsn || o->target_xid || o->target_name))
 		e = conf_line(f, "recovery_target_action", o->target_action ? o->target_action : "promote");
 	/* a trial restore beside the original must not archive into its repository */

@@ -56,13 +56,15 @@ pg_stop
 
 # restore_to NAME WANT DESC SNAPSHOT [pg restore options...]: restore SNAPSHOT into
 # $SRV/NAME, start a server there, wait until it has left recovery and compare the
-# rows with WANT.
+# rows with WANT. STALE, if set, is appended to the restored postgresql.conf first:
+# the recovery settings an earlier recovery of the backed-up server left there.
 restore_to() {
 	local name=$1 want=$2 desc=$3 snap=$4 got
 	shift 4
 	if ! t_rc 0 "$desc: pg restore ${snap:0:8} $*" bkp pg restore "$snap" --target "$SRV/$name" "$@"; then
 		return 1
 	fi
+	[ -z "${STALE:-}" ] || printf '%s\n' "$STALE" >>"$SRV/$name/postgresql.conf"
 	t_true "$desc: recovery.signal is in place" test -f "$SRV/$name/recovery.signal"
 	if ! pitr_start "$SRV/$name"; then
 		not_ok "$desc: the restored server starts" "$(pitr_log_tail 20)"
@@ -99,7 +101,11 @@ if t_rc 0 "to that time without a zone: pg restore" \
 	pitr_stop
 fi
 rm -rf "$SRV/r-tz" "$SRV/r-tz.sock"
-restore_to r-lsn A "to an LSN between A and B" latest --target-lsn "$lsn"
+# with another target left in postgresql.conf (PostgreSQL: "multiple recovery targets")
+STALE="recovery_target_time = '2000-01-01 00:00:00+00'
+recovery_min_apply_delay = '1h'" \
+	restore_to r-lsn A "to an LSN between A and B, a stale target in postgresql.conf" \
+	latest --target-lsn "$lsn"
 restore_to r-name A "to a named restore point" "$id1" --target-name before_b
 restore_to r-xid A "to A's transaction id" "$id1" --target-xid "$xid_a"
 
@@ -242,7 +248,11 @@ t_true "... naming the backup and both --target-timeline choices" grep -q \
 	"the newest base backup, ${id2:0:16}, is on timeline 1 but not on the history of timeline 2, the newest archived: --target-timeline 1 restores it, --target-timeline latest restores ${id1:0:16} along timeline 2" \
 	"$ERR" || diag "$(cat "$ERR")"
 t_true "... and writes nothing" test ! -e "$SRV/r-latest"
-restore_to r-latest A,C "latest --target-timeline latest" latest --target-timeline latest
+# no target, and postgresql.conf still says to stop at consistency: all of the WAL
+STALE="recovery_target = 'immediate'
+recovery_target_action = 'promote'" \
+	restore_to r-latest A,C "latest --target-timeline latest, recovery_target = 'immediate' left in postgresql.conf" \
+	latest --target-timeline latest
 rm -rf "$SRV/r-latest"
 restore_to r-tl1 A,B "latest --target-timeline 01 (the second backup, along timeline 1)" \
 	latest --target-timeline 01
