@@ -71,15 +71,13 @@ static int ensure_parent(Local *l, const char *path)
 			continue;
 		char c = dir[i];
 		dir[i] = '\0';
-		if (mkdir(dir, 0770) == 0) {
-			int r = give(l, dir);
-			if (r == 0)
-				r = bk_fsync_parent(dir);
-			if (r < 0)
-				return r;
-		} else if (errno != EEXIST) {
-			return bk_errorf_code(-errno, "mkdir %s", dir);
-		}
+		int r = bk_mkdir(dir, 0770);
+		if (r == 0)
+			r = give(l, dir);
+		if (r == 0)
+			r = bk_fsync_parent(dir);
+		if (r < 0 && r != -EEXIST)
+			return r;
 		dir[i] = c;
 	}
 	return 0;

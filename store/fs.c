@@ -40,6 +40,19 @@ int bk_fsync_parent(const char *path)
 	return bk_fsync_dir(dir);
 }
 
+int bk_mkdir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0)
+		return errno == EEXIST ? -EEXIST : bk_errorf_code(-errno, "mkdir %s", path);
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return bk_errorf_code(-errno, "stat %s", path);
+	mode_t want = mode | (st.st_mode & S_ISGID);
+	if ((st.st_mode & 07777) != want && chmod(path, want) < 0)
+		return bk_errorf_code(-errno, "chmod %s", path);
+	return 0;
+}
+
 int bk_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];
@@ -47,17 +60,17 @@ int bk_mkdir_p(const char *path, mode_t mode)
 	if (n == 0 || n >= sizeof(buf))
 		return bk_errorf(-ENAMETOOLONG, "bad directory path %s", path);
 	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
+	int e = 0;
+	for (char *p = buf + 1; *p && (e == 0 || e == -EEXIST); p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return bk_errorf_code(-errno, "mkdir %s", buf);
+		e = bk_mkdir(buf, mode);
 		*p = '/';
 	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return bk_errorf_code(-errno, "mkdir %s", buf);
-	return 0;
+	if (e == 0 || e == -EEXIST)
+		e = bk_mkdir(buf, mode);
+	return e == -EEXIST ? 0 : e;
 }
 
 int bk_write_all(int fd, const void *buf, size_t len)

@@ -20,7 +20,13 @@ int bk_fsync_dir(const char *path);
 /* fsyncs the directory that contains path. */
 int bk_fsync_parent(const char *path);
 
-/* Creates dir and missing parents with mode; existing directories are fine. */
+/* Creates a directory with mode exactly, not masked by the umask (PostgreSQL runs
+ * archive_command with umask 077; a repository's directories stay open to the
+ * group that shares it, as its files), keeping a setgid bit inherited from the
+ * parent. 0, -EEXIST (without a message) or an error. */
+int bk_mkdir(const char *path, mode_t mode);
+
+/* Creates dir and missing parents with bk_mkdir; existing directories are fine. */
 int bk_mkdir_p(const char *path, mode_t mode);
 
 /* Writes data to path atomically and durably (temp file in the same directory,

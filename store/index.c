@@ -1,10 +1,14 @@
 #include "store/index.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "store/error.h"
 #include "store/fs.h"
@@ -57,6 +61,18 @@ int bk_index_open(const char *dir, BkIndex **ret)
 	if (rc != 0) {
 		r = lmdb_error(rc, x, "open");
 		goto fail;
+	}
+	/* LMDB creates its files with 0660 masked by the umask: like every file of
+	 * the repository they must stay open to the group that shares it */
+	for (int i = 0; i < 2; i++) {
+		char f[PATH_MAX];
+		struct stat st;
+		snprintf(f, sizeof(f), "%s/%s", dir, i ? "lock.mdb" : "data.mdb");
+		if (stat(f, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0660) != 0660 &&
+		    chmod(f, (st.st_mode & 07777) | 0660) < 0) {
+			r = bk_errorf_code(-errno, "chmod %s", f);
+			goto fail;
+		}
 	}
 	int dead;
 	mdb_reader_check(x->env, &dead); /* clear slots of crashed processes */

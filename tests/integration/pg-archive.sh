@@ -99,4 +99,9 @@ t_is "$differ" "" "the other archived files fetch byte-exact"
 
 t_rc 0 "bunker check after the archiving" bkp check
 
+# PostgreSQL runs archive_command with umask 077: what it created (wal/, clusters/,
+# data/xx/) must stay open to a group sharing the repository, as the files are.
+t_is "$(find "$REPO" -type d ! -perm -0770 -printf '%m %P\n')" "" "every directory is group-writable"
+t_is "$(find "$REPO" -type f ! -perm -0660 -printf '%m %P\n')" "" "every file is group-writable"
+
 done_testing
