@@ -317,9 +317,16 @@ static int restore(void)
 /* ---- info ---- */
 
 typedef struct {
+	uint8_t id[32];
+	BkSnapshot *s;
+} InfoSnap;
+
+typedef struct {
 	char base[128], dump[128], globals[128];
 	BkWalArchive wa; /* listed once for every backup's window */
 	int first;
+	InfoSnap *snaps; /* the cluster's backups and dumps, printed oldest first */
+	size_t n, cap;
 } Info;
 
 static void json_kv(const char *k, const char *v, bool comma)
@@ -330,7 +337,7 @@ static void json_kv(const char *k, const char *v, bool comma)
 	putchar('"');
 }
 
-static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
+static int info_collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
 	Info *in = ud;
 	if (!s) {
@@ -340,58 +347,94 @@ static int info_snapshot(void *ud, const uint8_t id[32], BkSnapshot *s)
 	}
 	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
 	bool dump = !strncmp(s->name, in->dump, strlen(in->dump)) || !strcmp(s->name, in->globals);
-	if (base || dump) {
-		char when[32], window[128] = "";
-		time_t t = (time_t)(s->time_us / 1000000);
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
-			   *tli = bk_snapshot_meta(s, "timeline");
-		uint64_t start_lsn, stop_lsn;
-		BkWalChain c;
-		if (base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
-		    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
-		    bk_pg_wal_chain(&in->wa, (uint32_t)strtoul(tli, NULL, 10), start_lsn, stop_lsn,
-				    BK_TLI_LATEST, &c) == 0) {
-			char end[BK_WAL_LSN_MAX];
-			bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
-			const char *lack;
-			BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
-			if (!c.on_path)
-				snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
-			else if (k == BK_WAL_CHAIN_NO_HISTORY)
-				snprintf(window, sizeof(window), "missing %s", lack);
-			else if (k == BK_WAL_CHAIN_COMPLETE)
-				snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
-					 c.gap ? ", then missing " : "", c.gap ? c.next_needed : "");
-			else
-				snprintf(window, sizeof(window), "not restorable yet: WAL up to %s needed", stop);
-		}
-		if (cli.json) {
-			printf("%s{\"id\":\"%s\"", in->first++ ? "," : "", bk_id_hex(id).s);
-			json_kv("name", s->name, true);
-			json_kv("kind", s->kind, true);
-			json_kv("time", when, true);
-			printf(",\"logical_bytes\":%llu", (unsigned long long)s->logical_bytes);
-			if (base) {
-				json_kv("timeline", tli, true);
-				json_kv("start_lsn", start, true);
-				json_kv("stop_lsn", stop, true);
-				json_kv("restore_window", window, true);
-			}
-			printf("}");
-		} else if (base) {
-			printf("  base  %.16s  %s  timeline %s  %s .. %s  restorable to: %s\n",
-			       bk_id_hex(id).s, when, tli ? tli : "?", start ? start : "?", stop ? stop : "?",
-			       window);
-		} else {
-			printf("  dump  %.16s  %s  %-28s %10.1f MB\n", bk_id_hex(id).s, when, s->name,
-			       (double)s->logical_bytes / 1e6);
-		}
+	if (!base && !dump) {
+		bk_snapshot_free(s);
+		return 0;
 	}
-	bk_snapshot_free(s);
+	if (bk_grow(&in->snaps, &in->cap, in->n, sizeof(*in->snaps), 16) < 0) {
+		bk_snapshot_free(s);
+		return -ENOMEM;
+	}
+	memcpy(in->snaps[in->n].id, id, 32);
+	in->snaps[in->n++].s = s;
 	return 0;
+}
+
+static int oldest_first(const void *a, const void *b)
+{
+	const InfoSnap *x = a, *y = b;
+	return x->s->time_us < y->s->time_us ? -1 : x->s->time_us > y->s->time_us;
+}
+
+static void iso_time(char out[32], int64_t us)
+{
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* One line (or JSON object) of pg info: a dump, or a base backup with the window
+ * it restores to: LSNs from its stop to the end of the WAL archived contiguously
+ * after it, and in time up to when the last segment of that WAL was archived (its
+ * records are older). */
+static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
+{
+	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
+	char when[32], until[32] = "", window[160] = "";
+	iso_time(when, s->time_us);
+	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
+		   *tli = bk_snapshot_meta(s, "timeline");
+	uint64_t start_lsn, stop_lsn;
+	BkWalChain c;
+	if (base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
+	    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
+	    bk_pg_wal_chain(&in->wa, (uint32_t)strtoul(tli, NULL, 10), start_lsn, stop_lsn,
+			    BK_TLI_LATEST, &c) == 0) {
+		char end[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
+		const char *lack;
+		BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
+		BkWalRecord last;
+		if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0] &&
+		    bk_wal_record_get(in->wa.r, in->wa.cluster, c.last, &last) == 0) {
+			iso_time(until, last.pushed_us);
+			bk_wal_record_release(&last);
+		}
+		if (!c.on_path)
+			snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
+		else if (k == BK_WAL_CHAIN_NO_HISTORY)
+			snprintf(window, sizeof(window), "missing %s", lack);
+		else if (k == BK_WAL_CHAIN_COMPLETE)
+			snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
+				 c.gap ? ", then missing " : "", c.gap ? c.next_needed : "");
+		else
+			snprintf(window, sizeof(window), "not restorable yet: WAL up to %s needed", stop);
+	}
+	if (cli.json) {
+		printf("%s{\"id\":\"%s\"", in->first++ ? "," : "", bk_id_hex(id).s);
+		json_kv("name", s->name, true);
+		json_kv("kind", s->kind, true);
+		json_kv("time", when, true);
+		printf(",\"logical_bytes\":%llu", (unsigned long long)s->logical_bytes);
+		if (base) {
+			json_kv("timeline", tli, true);
+			json_kv("start_lsn", start, true);
+			json_kv("stop_lsn", stop, true);
+			json_kv("restore_window", window, true);
+			json_kv("wal_archived_until", until, true);
+		}
+		printf("}");
+	} else if (base) {
+		printf("  base  %.16s  %s  timeline %s  %s .. %s  restorable to: %s", bk_id_hex(id).s,
+		       when, tli ? tli : "?", start ? start : "?", stop ? stop : "?", window);
+		if (until[0])
+			printf(" (in time: to the WAL archived at %s)", until);
+		putchar('\n');
+	} else {
+		printf("  dump  %.16s  %s  %-28s %10.1f MB\n", bk_id_hex(id).s, when, s->name,
+		       (double)s->logical_bytes / 1e6);
+	}
 }
 
 typedef struct {
@@ -457,8 +500,15 @@ static int info(void)
 		else
 			printf("cluster %s (system identifier %llu)\nbackups:\n", cli.cluster,
 			       (unsigned long long)sysid);
-		e = bk_snapshot_foreach(r, info_snapshot, &in);
+		e = bk_snapshot_foreach(r, info_collect, &in);
+		if (e == 0 && in.n)
+			qsort(in.snaps, in.n, sizeof(*in.snaps), oldest_first);
+		for (size_t i = 0; e == 0 && i < in.n; i++)
+			info_snapshot(&in, in.snaps[i].id, in.snaps[i].s);
 	}
+	for (size_t i = 0; i < in.n; i++)
+		bk_snapshot_free(in.snaps[i].s);
+	free(in.snaps);
 	if (e == 0) {
 		printf(cli.json ? "],\"timelines\":[" : "WAL:\n");
 		for (size_t i = 0; i < w.n; i++) {

@@ -54,6 +54,23 @@ last=$(pitr_switch_wal)
 t_true "the segment after the second backup ($last) is archived" pitr_wait_archived "$last"
 pg_stop
 
+# pg info: both backups, oldest first, each restorable to the end of $last, in time
+# up to when $last was archived (after the time target below); WAL without a gap.
+t_rc 0 "pg info" bkp pg info
+t_is "$(grep -o '^  base  [0-9a-f]*' "$OUT" | awk '{print $2}' | tr '\n' ' ')" "${id1:0:16} ${id2:0:16} " \
+	"pg info lists the two backups, oldest first" || diag "$(cat "$OUT")"
+hi=$((16#${last:8:8})) lo=$((16#${last:16:8} + 1)) # the LSN where 16 MB segment $last ends
+[ "$lo" = 256 ] && hi=$((hi + 1)) lo=0
+end_lsn=$(printf '%X/%X' "$hi" $((lo * 16777216)))
+t_is "$(grep -c "restorable to: [0-9A-F/]* \.\. $end_lsn (in time: to the WAL archived at 20" "$OUT")" 2 \
+	"each restores to $end_lsn, the end of $last, and names when that was archived" || diag "$(cat "$OUT")"
+t_true "timeline 1's WAL has no gap" grep -q "^  timeline 1: .*, 0 missing$" "$OUT"
+t_true "and the newest WAL is $last" grep -q "^newest WAL: $last, archived [0-9]*s ago" "$OUT"
+t_rc 0 "pg info --json" bkp pg info --json
+until=$(sed -n 's/.*"wal_archived_until":"\([^"]*\)".*/\1/p' "$OUT")
+t_true "where the WAL was archived after the time target ($until > $ts)" \
+	test "$(printf '%s\n%s\n' "${ts:0:10}T${ts:11:8}Z" "$until" | sort | tail -n 1)" = "$until"
+
 # restore_to NAME WANT DESC SNAPSHOT [pg restore options...]: restore SNAPSHOT into
 # $SRV/NAME, start a server there, wait until it has left recovery and compare the
 # rows with WANT. STALE, if set, is appended to the restored postgresql.conf first:
