@@ -411,8 +411,12 @@ static int cmd_init(void)
 	BkRepo *r;
 	e = bk_repo_create(cli.repo, s, &p, &r);
 	bk_secret_free(s);
-	if (e < 0)
+	if (e < 0) {
+		/* the key file this run made opens nothing: a retry must not meet it */
+		if (cli.new_key_file)
+			unlink(cli.new_key_file);
 		return cli_fail(e, "init %s", cli.repo);
+	}
 	printf("created repository %s (chunks %u/%u/%u bytes, zstd:%d)\n", cli.repo, p.chunk_min,
 	       p.chunk_avg, p.chunk_max, p.zstd_level);
 	bk_repo_close(r);
@@ -461,10 +465,13 @@ static int cmd_key(void)
 		else if (!s)
 			e = secret_from_tty(true, &s);
 		char slot[17];
+		bool made = e == 0 && cli.new_key_file;
 		if (e == 0)
 			e = bk_repo_key_add(r, s, slot);
 		bk_secret_free(s);
 		bk_repo_close(r);
+		if (e < 0 && made)
+			unlink(cli.new_key_file); /* it opens nothing */
 		if (e < 0)
 			return cli_fail(e, "key add");
 		printf("added key slot %s\n", slot);

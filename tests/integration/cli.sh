@@ -226,4 +226,10 @@ t_is "$("$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" cat latest 2>&1)" "
 t_rc 4 "the other repository's key file does not: exit 4" "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-other" check
 t_rc 4 "a passphrase does not open a key-file repository: exit 4" "$BUNKER" -q --repo "$T/rk" --password-file "$PW" check
 
+# an init that fails takes its new key file with it, so that a retry works
+: >"$T/not-a-dir"
+t_rc 1 "init under a file fails" "$BUNKER" -q --repo "$T/not-a-dir/r" --new-key-file "$T/key-failed" init
+t_true "... and leaves no key file" test ! -e "$T/key-failed"
+t_rc 0 "the same init elsewhere then works" "$BUNKER" -q --repo "$T/r-retry" --new-key-file "$T/key-failed" init
+
 done_testing
