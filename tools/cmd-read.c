@@ -2,6 +2,7 @@
  * repair, stats. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,10 @@ int cmd_cat(void)
 	bk_tree_free(t);
 	bk_snapshot_free(s);
 	bk_repo_close(r);
+	/* a reader that stopped early (| head, pg_restore -l): quietly, with the
+	 * status of a program SIGPIPE ended (bunker ignores the signal) */
+	if (e == -EPIPE)
+		return 128 + SIGPIPE;
 	return e < 0 ? cli_fail(e, "cat") : 0;
 }
 

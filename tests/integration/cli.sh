@@ -226,6 +226,13 @@ t_is "$("$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" cat latest 2>&1)" "
 t_rc 4 "the other repository's key file does not: exit 4" "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-other" check
 t_rc 4 "a passphrase does not open a key-file repository: exit 4" "$BUNKER" -q --repo "$T/rk" --password-file "$PW" check
 
+# cat into a reader that stops early: quiet, and the status SIGPIPE would give
+head -c 2000000 /dev/urandom >"$T/big"
+"$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" backup "$T/big" >/dev/null
+"$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" cat latest --name files/big 2>"$T/pipe.err" |
+	head -c 1 >/dev/null
+t_is "${PIPESTATUS[0]} $(cat "$T/pipe.err")" "141 " "cat | head -c 1: exit 141 and no message"
+
 # an init that fails takes its new key file with it, so that a retry works
 : >"$T/not-a-dir"
 t_rc 1 "init under a file fails" "$BUNKER" -q --repo "$T/not-a-dir/r" --new-key-file "$T/key-failed" init
