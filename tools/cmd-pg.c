@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -54,7 +55,18 @@ static int wal_fetch(void)
 		cli_fail(e, NULL);
 		return EXIT_FETCH_FAILED;
 	}
+	/* PostgreSQL stops a restore_command with SIGTERM (a shutdown during
+	 * recovery): held for the fetch, it can no longer leave the temporary file
+	 * beside DEST (which nothing would remove); it ends us once DEST is whole */
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGQUIT);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
 	e = bk_wal_fetch(r, cli.cluster, cli.args[1], cli.args[2]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	bk_repo_close(r);
 	if (e == -ENOENT) /* PostgreSQL probes for files that do not exist: stay quiet */
 		return 3;

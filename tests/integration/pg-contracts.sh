@@ -168,8 +168,11 @@ make_big() {
 	chown postgres: "$out"
 }
 big_name() { printf '00000001%08X%08X' 0 "$1"; }
-pushc() { setpriv --reuid=postgres --regid=postgres --init-groups \
-	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" --cluster big pg wal-push "$1"; }
+# As the server's user, bunker itself: setpriv execs it, so that a kill in the
+# background loops below reaches bunker (a shell function run with & is a subshell:
+# killing it would leave bunker running to the end).
+as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups "$BUNKER" -q --repo "$REPO" --key-file "$KEY")
+pushc() { "${as_pg[@]}" --cluster big pg wal-push "$1"; }
 
 make_big 1 "$S/$(big_name 1)"
 t0=$(date +%s%N)
@@ -191,7 +194,7 @@ while [ $attempts -lt 24 ] && { [ $attempts -lt 9 ] || [ $killed -lt 5 ]; }; do
 	name=$(big_name $k)
 	make_big $k "$S/$name"
 	delay_ms=$((dur_ms * pct / 100))
-	pushc "$S/$name" >/dev/null 2>&1 &
+	"${as_pg[@]}" --cluster big pg wal-push "$S/$name" >/dev/null 2>&1 &
 	pid=$!
 	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
 	kill -9 "$pid" 2>/dev/null
@@ -223,6 +226,42 @@ t_true "at least 5 pushes were killed mid-way" test "$killed" -ge 5
 t_is "$bad_absent" "" "after each kill the segment is absent or complete"
 t_is "$bad_retry" "" "each retry exits 0"
 t_is "$bad_fetch" "" "each segment then fetches byte-exact"
+
+# ---- SIGTERM during a fetch ----
+# PostgreSQL stops restore_command with SIGTERM when it shuts down during recovery:
+# the fetch may end, but must leave no temporary file beside DEST (nothing removes
+# it from pg_wal) and never a partial DEST.
+name=$(big_name $((k - 1)))
+make_big $((k - 1)) "$S/$name"
+t0=$(date +%s%N)
+"${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG"
+fetch_ms=$((($(date +%s%N) - t0) / 1000000))
+termed=0 bad_term= bad_tmp=
+for pct in 3 10 20 35 50 65 80 95 3 10 20 35 50 65 80 95; do
+	rm -f "$F/RECOVERYXLOG"
+	"${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG" 2>/dev/null &
+	pid=$!
+	delay_ms=$((fetch_ms * pct / 100))
+	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	[ "$rc" = 143 ] && termed=$((termed + 1))
+	if [ -e "$F/RECOVERYXLOG" ] && ! cmp -s "$F/RECOVERYXLOG" "$S/$name"; then
+		bad_term+="$pct%(partial DEST) "
+	fi
+	if ls -A "$F" | grep -q bunker-tmp; then
+		bad_tmp+="$pct% "
+		rm -f "$F"/*bunker-tmp*
+	fi
+done
+pid=
+diag "$termed of 16 fetches ($fetch_ms ms each) ended by SIGTERM"
+t_is "$bad_tmp" "" "SIGTERM during wal-fetch leaves no temporary file"
+t_is "$bad_term" "" "and never a partial DEST"
+t_true "at least 4 fetches got the signal" test "$termed" -ge 4
+rm -f "$F/RECOVERYXLOG" "$S/$name"
+
 t_rc 0 "bunker check is clean after the kills" bkp check
 t_rc 0 "bunker check --read-data is clean" bkp check --read-data
 
