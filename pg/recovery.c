@@ -237,6 +237,25 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	return e;
 }
 
+int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, uint64_t *ret_lsn)
+{
+	BkWalRecord w;
+	int e = bk_wal_record_get(a->r, a->cluster, segment, &w);
+	if (e < 0)
+		return e;
+	int fd = open(a->r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		e = bk_errorf_code(-errno, "temporary file in %s", a->r->tmp_dir);
+	if (e == 0)
+		e = bk_content_write(a->r, &w.content, fd);
+	if (e == 0)
+		e = bk_wal_last_record(fd, segment, ret_lsn);
+	if (fd >= 0)
+		close(fd);
+	bk_wal_record_release(&w);
+	return e;
+}
+
 BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_t target,
 				     const char **name)
 {
@@ -738,7 +757,6 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint32_t tli = tli_s ? (uint32_t)strtoul(tli_s, NULL, 10) : 0;
 	if (e == 0)
 		e = bk_pg_wal_chain(&wa, tli, start, stop, want_tli, &c);
-	bk_wal_archive_release(&wa);
 	if (e == 0 && !c.on_path)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s (timeline %u) is not on the history of "
 			      "timeline %u%s", bk_id_hex(id).s, tli, c.target_tli,
@@ -758,6 +776,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", lack);
 	else if (k == BK_WAL_CHAIN_NOT_YET)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
+	/* an LSN target in the newest segment archived needs a record at or after it
+	 * there: past the last one (after a pg_switch_wal(), say) PostgreSQL replays
+	 * to the end of the archive and fails */
+	uint64_t last_rec = 0;
+	if (e == 0 && before_lsn && c.last[0] && before_lsn >= c.contiguous_end - c.seg_size &&
+	    (e = bk_pg_wal_last_record(&wa, c.last, &last_rec)) == 0 && last_rec &&
+	    before_lsn > last_rec) {
+		char at[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(at, sizeof(at), last_rec);
+		e = bk_errorf(-ENOENT, "the target LSN is after the last record archived, at %s in "
+			      "%s: recovery would end before reaching it", at, c.last);
+	}
 	/* WAL past a time target must be archived too: a segment's records are older
 	 * than its push, and PostgreSQL fails a recovery that ends before its target */
 	BkWalRecord newest;
@@ -771,6 +801,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		}
 		bk_wal_record_release(&newest);
 	}
+	bk_wal_archive_release(&wa);
 
 	struct stat st;
 	if (e == 0 && stat(o->target_dir, &st) == 0) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/error.h"
 #include "store/util.h"
@@ -14,6 +15,12 @@
 #define XLP_BKP_REMOVABLE 0x0004
 #define XLP_FIRST_IS_OVERWRITE_CONTRECORD 0x0008
 #define XLP_ALL_FLAGS 0x000F
+
+#define SHORT_PAGE_HEADER 24 /* SizeOfXLogShortPHD (MAXALIGNed) */
+#define RECORD_HEADER 24     /* SizeOfXLogRecord */
+#define RM_XLOG_ID 0
+#define XLOG_SWITCH 0x40
+#define MAXALIGN8(x) (((x) + 7) & ~(uint64_t)7)
 
 bool bk_wal_seg_size_valid(uint32_t seg_size)
 {
@@ -371,5 +378,92 @@ int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTl
 		last_lsn = lsn;
 	}
 	*ret_n = n;
+	return 0;
+}
+
+/* ---- records ---- */
+
+typedef struct {
+	int fd;
+	BkWalHeader h;   /* the segment's first page */
+	uint8_t *page;   /* h.blcksz bytes: page `loaded` of the segment */
+	uint64_t loaded; /* page number + 1, 0 for none */
+} RecWalk;
+
+/* Loads page pno of the segment: false when it is not one of this segment's pages
+ * (zeros, or stale bytes of a recycled file). */
+static bool load_page(RecWalk *w, uint64_t pno)
+{
+	if (w->loaded == pno + 1)
+		return true;
+	ssize_t n = pread(w->fd, w->page, w->h.blcksz, (off_t)(pno * w->h.blcksz));
+	if (n != (ssize_t)w->h.blcksz || bk_get_le16(w->page) != w->h.magic ||
+	    bk_get_le64(w->page + 8) != w->h.pageaddr + pno * w->h.blcksz)
+		return false;
+	w->loaded = pno + 1;
+	return true;
+}
+
+/* Consumes n bytes of record data from *pos (a segment offset), copying them to
+ * out if not NULL and stepping over the page headers on the way. False when the
+ * data runs past the segment's end or into a page that is not the segment's. */
+static bool consume(RecWalk *w, uint64_t *pos, uint64_t n, uint8_t *out)
+{
+	while (n > 0) {
+		if (*pos % w->h.blcksz == 0) {
+			if (*pos >= w->h.seg_size || !load_page(w, *pos / w->h.blcksz))
+				return false;
+			*pos += SHORT_PAGE_HEADER;
+		}
+		uint64_t pno = *pos / w->h.blcksz, in = *pos % w->h.blcksz;
+		uint64_t take = BK_MIN(n, w->h.blcksz - in);
+		if (out) {
+			if (!load_page(w, pno))
+				return false;
+			memcpy(out, w->page + in, take);
+			out += take;
+		}
+		*pos += take;
+		n -= take;
+	}
+	return true;
+}
+
+int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
+{
+	RecWalk w = { .fd = fd };
+	uint8_t first[BK_WAL_LONG_HEADER_SIZE];
+	*ret_lsn = 0;
+	ssize_t n = pread(fd, first, sizeof(first), 0);
+	int e = bk_wal_header_parse(first, n < 0 ? 0 : (size_t)n, name, &w.h);
+	if (e < 0)
+		return e;
+	if (!(w.page = malloc(w.h.blcksz)))
+		return -ENOMEM;
+	uint64_t pos = BK_WAL_LONG_HEADER_SIZE;
+	bool ok = load_page(&w, 0);
+	/* the end of a record that began in the previous segment */
+	if (ok && (w.h.info & XLP_FIRST_IS_CONTRECORD))
+		ok = consume(&w, &pos, w.h.rem_len, NULL);
+	while (ok) {
+		pos = MAXALIGN8(pos);
+		if (pos % w.h.blcksz == 0) { /* a record starts after the next page header */
+			if (pos >= w.h.seg_size || !load_page(&w, pos / w.h.blcksz))
+				break;
+			pos += SHORT_PAGE_HEADER;
+		}
+		uint64_t start = pos;
+		uint8_t rec[RECORD_HEADER];
+		if (!consume(&w, &pos, RECORD_HEADER, rec))
+			break;
+		uint32_t tot_len = bk_get_le32(rec);
+		if (tot_len < RECORD_HEADER)
+			break; /* zeros: the end of the WAL written */
+		*ret_lsn = w.h.pageaddr + start;
+		if (rec[17] == RM_XLOG_ID && (rec[16] & 0xF0) == XLOG_SWITCH)
+			break;
+		ok = consume(&w, &pos, tot_len - RECORD_HEADER, NULL);
+	}
+	free(w.page);
 	return 0;
 }

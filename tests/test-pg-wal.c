@@ -384,6 +384,134 @@ static void test_real_segment(const char *path, const char *name, uint64_t sysid
 	is_int(bk_wal_header_parse(page, n, name, &h), 0, "restored header parses again");
 }
 
+/* ---- the last record of a segment: synthetic 1 MiB segments, 8 KiB pages ---- */
+
+typedef struct {
+	uint8_t seg[MB];
+	uint64_t pos, base; /* write offset in the segment; LSN of its start */
+} Gen;
+
+/* Writes n bytes of a record (left: its bytes not written yet, these included),
+ * with a short page header at each page start on the way (contrecord while left). */
+static void gen_put(Gen *g, const uint8_t *data, size_t n, size_t left)
+{
+	for (size_t i = 0; i < n && g->pos < sizeof(g->seg); i++, left--) {
+		if (g->pos % 8192 == 0) {
+			uint8_t *h = g->seg + g->pos;
+			bk_put_le16(h, 0xD110);
+			bk_put_le16(h + 2, 0x0001);
+			bk_put_le32(h + 4, 1);
+			bk_put_le64(h + 8, g->base + g->pos);
+			bk_put_le32(h + 16, (uint32_t)left);
+			g->pos += 24;
+		}
+		g->seg[g->pos++] = data ? data[i] : 0x5A;
+	}
+}
+
+/* Appends a record of tot_len bytes at the next 8-byte boundary (after a page
+ * header if that is a page start); returns its LSN. */
+static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
+{
+	g->pos = (g->pos + 7) & ~(uint64_t)7;
+	if (g->pos % 8192 == 0) { /* a page header with no continuation */
+		uint8_t *h = g->seg + g->pos;
+		bk_put_le16(h, 0xD110);
+		bk_put_le32(h + 4, 1);
+		bk_put_le64(h + 8, g->base + g->pos);
+		g->pos += 24;
+	}
+	uint64_t lsn = g->base + g->pos;
+	uint8_t hdr[24] = { 0 };
+	bk_put_le32(hdr, tot_len);
+	hdr[16] = info;
+	hdr[17] = rmid;
+	gen_put(g, hdr, sizeof(hdr), tot_len);
+	gen_put(g, NULL, tot_len - 24, tot_len - 24);
+	return lsn;
+}
+
+/* Appends one record that ends at offset `to` of the same page. */
+static void gen_fill_to(Gen *g, uint64_t to)
+{
+	uint64_t at = (g->pos + 7) & ~(uint64_t)7;
+	gen_record(g, (uint32_t)(to - at), 10, 0);
+}
+
+static void gen_start(Gen *g, uint32_t cont)
+{
+	memset(g->seg, 0, sizeof(g->seg));
+	g->base = 3 * MB;
+	make_header(g->seg, 0xD110, 0x0002 | (cont ? 0x0001 : 0), 1, g->base, 42, MB, 8192);
+	bk_put_le32(g->seg + 16, cont);
+	g->pos = 40;
+	gen_put(g, NULL, cont, cont);
+}
+
+static int last_of(Gen *g, uint64_t *ret)
+{
+	FILE *f = tmpfile();
+	if (!f || fwrite(g->seg, 1, sizeof(g->seg), f) != sizeof(g->seg) || fflush(f) != 0)
+		return -EIO;
+	int e = bk_wal_last_record(fileno(f), "000000010000000000000003", ret);
+	fclose(f);
+	return e;
+}
+
+static void test_last_record(void)
+{
+	static Gen g;
+	uint64_t got = 1;
+
+	/* a continuation, a record whose header is split by a page header, one over
+	 * several pages, then a switch: the rest of the segment is zeros */
+	gen_start(&g, 100);
+	gen_record(&g, 50, 10, 0);
+	gen_fill_to(&g, 8192 - 8); /* 8 bytes left on page 0 */
+	gen_record(&g, 200, 10, 0);
+	gen_record(&g, 20000, 10, 0);
+	uint64_t sw = gen_record(&g, 32, 0, 0x40);
+	is_int(last_of(&g, &got), 0, "a segment that ends with a switch");
+	ok(got == sw, "the last record is the switch (%" PRIx64 ", want %" PRIx64 ")", got, sw);
+
+	/* a switch-like info on another resource manager does not end the walk */
+	gen_start(&g, 0);
+	gen_record(&g, 32, 1, 0x40);
+	uint64_t after = gen_record(&g, 60, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment with no continuation, ending in zeros");
+	ok(got == after, "the last record is the one before the zeros");
+
+	/* a record that goes on into the next segment is the last one that begins here */
+	gen_start(&g, 0);
+	uint64_t lsn = 0;
+	while (g.pos < MB - 300)
+		lsn = gen_record(&g, 1000, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment full to its end");
+	ok(got == lsn && g.pos > MB - 300, "the last record is the one that runs past the end");
+
+	/* a page that is not this segment's (stale bytes of a recycled file) ends it */
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	gen_fill_to(&g, 8192 - 64);
+	gen_record(&g, 8192, 10, 0);
+	lsn = gen_record(&g, 40, 10, 0);
+	ok(g.pos == 2 * 8192, "(the record before the stale page ends at its start)");
+	bk_put_le64(g.seg + 2 * 8192 + 8, UINT64_C(99) * MB);
+	memset(g.seg + 2 * 8192 + 24, 0x33, 100);
+	is_int(last_of(&g, &got), 0, "a segment whose third page is stale");
+	ok(got == lsn, "the last record is the one that ends before it");
+
+	/* nothing begins in a segment that one record covers */
+	gen_start(&g, MB);
+	is_int(last_of(&g, &got), 0, "a segment inside one record");
+	ok(got == 0, "has no last record");
+
+	/* the first page must be this segment's */
+	gen_start(&g, 0);
+	bk_put_le64(g.seg + 8, 4 * MB);
+	is_int(last_of(&g, &got), BK_E_CORRUPT, "a first page of another segment is refused");
+}
+
 static void test_seg_size_parse(void)
 {
 	static const struct {
@@ -426,6 +554,7 @@ int main(int argc, char **argv)
 	test_lsn();
 	test_header_synthetic();
 	test_history();
+	test_last_record();
 	if (segment && name)
 		test_real_segment(segment, name, sysid);
 	return tap_done();

@@ -339,6 +339,8 @@ typedef struct {
 	int first;
 	InfoSnap *snaps; /* the cluster's backups and dumps, printed oldest first */
 	size_t n, cap;
+	char last[BK_WAL_NAME_MAX]; /* the segment last_rec was read from */
+	uint64_t last_rec;
 } Info;
 
 static void json_kv(const char *k, const char *v, bool comma)
@@ -387,9 +389,9 @@ static void iso_time(char out[32], int64_t us)
 }
 
 /* One line (or JSON object) of pg info: a dump, or a base backup with the window
- * it restores to: LSNs from its stop to the end of the WAL archived contiguously
- * after it, and in time up to when the last segment of that WAL was archived (its
- * records are older). */
+ * it restores to: LSNs from its stop to the last record of the WAL archived
+ * contiguously after it, and in time up to when the segment holding that record
+ * was archived (its records are older). */
 static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 {
 	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
@@ -403,16 +405,22 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 	    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
 	    bk_pg_wal_chain(&in->wa, (uint32_t)strtoul(tli, NULL, 10), start_lsn, stop_lsn,
 			    BK_TLI_LATEST, &c) == 0) {
-		char end[BK_WAL_LSN_MAX];
-		bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
 		const char *lack;
 		BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
+		uint64_t end_lsn = c.contiguous_end;
 		BkWalRecord last;
 		if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0] &&
 		    bk_wal_record_get(in->wa.r, in->wa.cluster, c.last, &last) == 0) {
 			iso_time(until, last.pushed_us);
 			bk_wal_record_release(&last);
+			if (strcmp(in->last, c.last) != 0 &&
+			    bk_pg_wal_last_record(&in->wa, c.last, &in->last_rec) == 0)
+				memcpy(in->last, c.last, sizeof(in->last));
+			if (!strcmp(in->last, c.last) && in->last_rec)
+				end_lsn = in->last_rec;
 		}
+		char end[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(end, sizeof(end), end_lsn);
 		if (!c.on_path)
 			snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
 		else if (k == BK_WAL_CHAIN_NO_HISTORY)

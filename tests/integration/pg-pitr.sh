@@ -52,24 +52,26 @@ id2=$(snap_id_of "$OUT")
 t_true "the two backups have ids" test "${#id1}" = 64 -a "${#id2}" = 64 -a "$id1" != "$id2"
 last=$(pitr_switch_wal)
 t_true "the segment after the second backup ($last) is archived" pitr_wait_archived "$last"
-pg_stop
 
-# pg info: both backups, oldest first, each restorable to the end of $last, in time
-# up to when $last was archived (after the time target below); WAL without a gap.
+# pg info: both backups, oldest first, each restorable to the last record archived
+# (in $last: the switch), in time up to when $last was archived (after the time
+# target below); WAL without a gap.
 t_rc 0 "pg info" bkp pg info
 t_is "$(grep -o '^  base  [0-9a-f]*' "$OUT" | awk '{print $2}' | tr '\n' ' ')" "${id1:0:16} ${id2:0:16} " \
 	"pg info lists the two backups, oldest first" || diag "$(cat "$OUT")"
-hi=$((16#${last:8:8})) lo=$((16#${last:16:8} + 1)) # the LSN where 16 MB segment $last ends
-[ "$lo" = 256 ] && hi=$((hi + 1)) lo=0
-end_lsn=$(printf '%X/%X' "$hi" $((lo * 16777216)))
-t_is "$(grep -c "restorable to: [0-9A-F/]* \.\. $end_lsn (in time: to the WAL archived at 20" "$OUT")" 2 \
-	"each restores to $end_lsn, the end of $last, and names when that was archived" || diag "$(cat "$OUT")"
+end_lsn=$(sed -n 's/.*restorable to: [0-9A-F/]* \.\. \([0-9A-F/]*\) (in time: to the WAL archived at 20.*/\1/p' "$OUT" | sort -u)
+t_is "$(pg_sql "select pg_walfile_name('${end_lsn:-0/0}')")" "$last" \
+	"both restore to the same LSN ($end_lsn), in $last, naming when that was archived" || diag "$(cat "$OUT")"
 t_true "timeline 1's WAL has no gap" grep -q "^  timeline 1: .*, 0 missing$" "$OUT"
 t_true "and the newest WAL is $last" grep -q "^newest WAL: $last, archived [0-9]*s ago" "$OUT"
 t_rc 0 "pg info --json" bkp pg info --json
 until=$(sed -n 's/.*"wal_archived_until":"\([^"]*\)".*/\1/p' "$OUT")
 t_true "where the WAL was archived after the time target ($until > $ts)" \
 	test "$(printf '%s\n%s\n' "${ts:0:10}T${ts:11:8}Z" "$until" | sort | tail -n 1)" = "$until"
+# Past that last record (the rest of $last after the switch) no target is reachable:
+# PostgreSQL would replay to the end of the archive and fail.
+past=$(pg_sql "select '${end_lsn:-0/0}'::pg_lsn + 8")
+pg_stop
 
 # restore_to NAME WANT DESC SNAPSHOT [pg restore options...]: restore SNAPSHOT into
 # $SRV/NAME, start a server there, wait until it has left recovery and compare the
@@ -123,6 +125,8 @@ STALE="recovery_target_time = '2000-01-01 00:00:00+00'
 recovery_min_apply_delay = '1h'" \
 	restore_to r-lsn A "to an LSN between A and B, a stale target in postgresql.conf" \
 	latest --target-lsn "$lsn"
+# the last record archived is a target like any other
+restore_to r-last A,B "to the last record archived ($end_lsn)" latest --target-lsn "$end_lsn"
 restore_to r-name A "to a named restore point" "$id1" --target-name before_b
 restore_to r-xid A "to A's transaction id" "$id1" --target-xid "$xid_a"
 
@@ -150,6 +154,11 @@ t_rc 3 "a time before the first backup is refused" \
 t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an LSN past the archive is refused as not archived yet" \
 	bkp pg restore latest --target "$SRV/r-none" --target-lsn 0/7F000000
+t_true "and nothing is written" test ! -e "$SRV/r-none"
+t_rc 3 "an LSN after the last record archived, in its segment's unused rest, is refused" \
+	bkp pg restore latest --target "$SRV/r-none" --target-lsn "$past"
+t_true "naming that record" grep -q "the target LSN is after the last record archived, at $end_lsn in $last" "$ERR" ||
+	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-none"
 # A time after the newest archived WAL: PostgreSQL would replay to the end of the
 # archive and then fail ('recovery ended before configured recovery target').
