@@ -252,7 +252,10 @@ int bk_repo_open_ex(const char *path, const BkSecret *secret, unsigned flags, Bk
 	uint8_t *text;
 	size_t len;
 	e = bk_backend_get_all(r->be, "config", CONFIG_MAX, &text, &len);
-	if (e == -ENOENT)
+	struct stat st;
+	if (e == -ENOENT && stat(path, &st) < 0)
+		e = bk_errorf_code(-errno, "repository %s", path);
+	else if (e == -ENOENT)
 		e = bk_errorf(-ENOENT, "%s is not a bunker repository (no config)", path);
 	uint8_t id[BK_REPO_ID_LEN];
 	if (e == 0) {

@@ -358,10 +358,14 @@ int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us)
 		printf("{\"snapshot\":\"%s\",\"name\":\"%s\",\"logical_bytes\":%" PRIu64
 		       ",\"stored_bytes\":%" PRIu64 ",\"files\":%" PRIu64 ",\"seconds\":%.3f}\n",
 		       bk_id_hex(id).s, s->name, s->logical_bytes, s->new_bytes, s->files, secs);
-	else
+	else if (saved >= 0)
 		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored, dedup and compression saved %.1f%%, %.1f MB/s\n",
 		       bk_id_hex(id).s, s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
 		       saved, secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
+	else /* a small input: the snapshot's own blobs outweigh it */
+		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored (tree and record included), %.1f MB/s\n",
+		       bk_id_hex(id).s, s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
+		       secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
 	bk_snapshot_free(s);
 	return 0;
 }

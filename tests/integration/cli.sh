@@ -59,11 +59,12 @@ fi
 
 # ---- the repository ----
 t_rc 3 "a repository that does not exist: exit 3" "$BUNKER" -q --repo "$T/no-such-repo" --password-file "$PW" snapshots
-t_one_line_error "... one error line"
-t_true "... naming the path" grep -q -F "$T/no-such-repo" "$ERR"
+t_is "$(cat "$ERR")" "bunker: repository $T/no-such-repo: No such file or directory" \
+	"... one error line, saying so"
 mkdir "$T/not-a-repo"
 t_rc 3 "a directory that is not a repository: exit 3" "$BUNKER" -q --repo "$T/not-a-repo" --password-file "$PW" snapshots
-t_one_line_error "... one error line"
+t_is "$(cat "$ERR")" "bunker: $T/not-a-repo is not a bunker repository (no config)" \
+	"... one error line, saying so"
 t_rc 2 "no repository given: exit 2" "$BUNKER" -q --password-file "$PW" snapshots
 t_one_line_error "... one error line"
 
