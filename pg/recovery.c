@@ -244,8 +244,10 @@ int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, uint64_t *
 	if (e < 0)
 		return e;
 	int fd = open(a->r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) /* a repository read-only here: in memory then (the segment's size) */
+		fd = memfd_create("bunker-wal", MFD_CLOEXEC);
 	if (fd < 0)
-		e = bk_errorf_code(-errno, "temporary file in %s", a->r->tmp_dir);
+		e = bk_errorf_code(-errno, "temporary file for %s", segment);
 	if (e == 0)
 		e = bk_content_write(a->r, &w.content, fd);
 	if (e == 0)

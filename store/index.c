@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct BkIndex {
 	MDB_env *env;
 	MDB_dbi blobs, packs;
 	char *dir;
+	bool readonly;
 };
 
 /* The one place LMDB's error codes are translated. */
@@ -36,7 +38,39 @@ static int lmdb_error(int rc, const BkIndex *x, const char *what)
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
 		code = BK_E_CORRUPT;
 	return bk_errorf(code, "index %s: %s: %s%s", x->dir, what, mdb_strerror(rc),
-			 code == BK_E_CORRUPT ? " (run 'bunker repair index')" : "");
+			 code == BK_E_CORRUPT ? " (run 'bunker repair index')"
+			 : x->readonly	      ? " (the repository is read-only here)"
+					      : "");
+}
+
+static bool cannot_write(int err) { return err == EACCES || err == EROFS || err == EPERM; }
+
+/* Opens the environment: read-write; where that is not allowed (a read-only mount,
+ * a repository of another user), read-only, with LMDB's reader locks if lock.mdb
+ * can be written, else without (nothing can write through this mount, and every
+ * blob read is authenticated and its id checked anyway). */
+static int env_open(BkIndex *x)
+{
+	static const unsigned modes[] = { 0, MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
+	int rc = 0;
+	for (size_t i = x->readonly ? 1 : 0; i < BK_ARRAY_SIZE(modes); i++) {
+		if (x->env)
+			mdb_env_close(x->env); /* LMDB: an env whose open failed is discarded */
+		x->env = NULL;
+		rc = mdb_env_create(&x->env);
+		if (rc == 0)
+			rc = mdb_env_set_mapsize(x->env, MAP_SIZE);
+		if (rc == 0)
+			rc = mdb_env_set_maxdbs(x->env, 4);
+		if (rc == 0)
+			rc = mdb_env_set_maxreaders(x->env, 1024);
+		if (rc == 0)
+			rc = mdb_env_open(x->env, x->dir, MDB_NOTLS | modes[i], 0660);
+		x->readonly = modes[i] != 0;
+		if (!cannot_write(rc))
+			break;
+	}
+	return rc == 0 ? 0 : lmdb_error(rc, x, "open");
 }
 
 int bk_index_open(const char *dir, BkIndex **ret)
@@ -46,25 +80,19 @@ int bk_index_open(const char *dir, BkIndex **ret)
 		free(x);
 		return -ENOMEM;
 	}
+	struct stat dst;
 	int r = bk_mkdir_p(dir, 0770);
+	if (r < 0 && cannot_write(-r) && stat(dir, &dst) == 0) { /* there, not ours to write */
+		x->readonly = true;
+		r = 0;
+	}
+	if (r == 0)
+		r = env_open(x);
 	if (r < 0)
 		goto fail;
-	int rc = mdb_env_create(&x->env);
-	if (rc == 0)
-		rc = mdb_env_set_mapsize(x->env, MAP_SIZE);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(x->env, 4);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(x->env, 1024);
-	if (rc == 0)
-		rc = mdb_env_open(x->env, dir, MDB_NOTLS, 0660);
-	if (rc != 0) {
-		r = lmdb_error(rc, x, "open");
-		goto fail;
-	}
 	/* LMDB creates its files with 0660 masked by the umask: like every file of
 	 * the repository they must stay open to the group that shares it */
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2 && !x->readonly; i++) {
 		char f[PATH_MAX];
 		struct stat st;
 		snprintf(f, sizeof(f), "%s/%s", dir, i ? "lock.mdb" : "data.mdb");
@@ -74,16 +102,17 @@ int bk_index_open(const char *dir, BkIndex **ret)
 			goto fail;
 		}
 	}
-	int dead;
+	int dead, rc;
 	mdb_reader_check(x->env, &dead); /* clear slots of crashed processes */
 	MDB_txn *txn;
-	if ((rc = mdb_txn_begin(x->env, NULL, 0, &txn)) != 0) {
+	if ((rc = mdb_txn_begin(x->env, NULL, x->readonly ? MDB_RDONLY : 0, &txn)) != 0) {
 		r = lmdb_error(rc, x, "begin");
 		goto fail;
 	}
-	rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &x->blobs);
+	unsigned create = x->readonly ? 0 : MDB_CREATE;
+	rc = mdb_dbi_open(txn, "blobs", create, &x->blobs);
 	if (rc == 0)
-		rc = mdb_dbi_open(txn, "packs", MDB_CREATE, &x->packs);
+		rc = mdb_dbi_open(txn, "packs", create, &x->packs);
 	if (rc == 0)
 		rc = mdb_txn_commit(txn);
 	else
@@ -98,6 +127,8 @@ fail:
 	bk_index_close(x);
 	return r;
 }
+
+bool bk_index_readonly(const BkIndex *x) { return x->readonly; }
 
 void bk_index_close(BkIndex *x)
 {

@@ -30,8 +30,11 @@ typedef struct {
 	uint8_t type;
 } BkBlobLoc;
 
-/* Opens (creating if missing) the environment in directory dir. */
+/* Opens (creating if missing) the environment in directory dir; read-only when
+ * it cannot be written (a read-only mount, another user's repository): then
+ * writes fail with an error that says so. */
 int bk_index_open(const char *dir, BkIndex **ret);
+bool bk_index_readonly(const BkIndex *x);
 void bk_index_close(BkIndex *x); /* accepts NULL */
 
 /* -ENOENT if the blob is not indexed. */

@@ -151,9 +151,10 @@ static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const u
 		else
 			e = bk_index_open(idx, &r->index);
 	}
-	if (e == 0)
+	/* a repository read-only here is read as it is: nothing to create or give */
+	if (e == 0 && !bk_index_readonly(r->index))
 		e = bk_mkdir_p(r->tmp_dir, 0770);
-	if (e == 0)
+	if (e == 0 && !bk_index_readonly(r->index))
 		e = give_to_owner(r, idx, r->tmp_dir);
 	free(idx);
 	return e;

@@ -364,6 +364,28 @@ fi
 chmod "$mode" "$REPO/wal/main/$seg_mid"
 rm -rf "$SRV/r-eacces"
 
+# ---- a repository read-only here (a read-only mount; another user's repository) ----
+# Reading needs no write: LMDB's index opens read-only, and the last record of a
+# segment is read in memory instead of in tmp/.
+mkdir "$T/bk/ro"
+if mount --bind -o ro "$REPO" "$T/bk/ro"; then
+	at_exit "umount '$T/bk/ro'"
+	bkro() { pg_as_server "$BUNKER" -q --repo "$T/bk/ro" --key-file "$KEY" "$@"; }
+	t_rc 0 "pg info from a read-only mount of the repository" bkro pg info
+	t_rc 0 "wal-fetch $last from it" bkro pg wal-fetch "$last" "$SRV/ro-$last"
+	bkp pg wal-fetch "$last" "$SRV/rw-$last"
+	t_cmp "$SRV/ro-$last" "$SRV/rw-$last" "the same bytes as from the repository itself"
+	t_rc 0 "pg restore to the last record on timeline 1 from it" \
+		bkro pg restore "$id2" --target "$SRV/r-ro" --target-lsn "$end_lsn" --target-timeline 1
+	t_true "writes the data directory" test -f "$SRV/r-ro/PG_VERSION"
+	t_rc 0 "check --read-data from it" bkro check --read-data
+	t_rc 1 "a backup into it fails" bkro backup "$SRV/r-ro/PG_VERSION"
+	t_true "saying why" grep -q "Read-only file system" "$ERR" || diag "$(cat "$ERR")"
+	rm -rf "$SRV/r-ro" "$SRV"/ro-* "$SRV"/rw-*
+else
+	not_ok "mount --bind -o ro of the repository (root is needed)"
+fi
+
 # ---- a broken chain ----
 t_true "the middle segment $seg_mid is archived" test -f "$REPO/wal/main/$seg_mid"
 rm -f "$REPO/wal/main/$seg_mid"
