@@ -15,8 +15,24 @@ int bk_pg_conninfo_split(const char *conninfo, const char *db, char *out, size_t
 	int e = bk_libpq_load();
 	if (e < 0)
 		return e;
+	/* a bare database name, as libpq takes one (expand_dbname): no '=', no URI */
+	char *named = NULL;
+	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
+	    strncmp(conninfo, "postgres://", 11) != 0) {
+		if (!(named = malloc(2 * strlen(conninfo) + 16)))
+			return -ENOMEM;
+		char *o = named + sprintf(named, "dbname='");
+		for (const char *c = conninfo; *c; c++) {
+			if (*c == '\'' || *c == '\\')
+				*o++ = '\\';
+			*o++ = *c;
+		}
+		strcpy(o, "'");
+		conninfo = named;
+	}
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	free(named);
 	if (!opts) {
 		e = bk_errorf(BK_E_USAGE, "bad connection string: %s", err ? err : "out of memory");
 		PQfreemem(err);

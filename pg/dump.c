@@ -48,7 +48,8 @@ static char **child_env(const char *password, char **ret_pw)
 static int list_databases(const char *conninfo, char **ret, char *version, size_t vcap,
 			  uint64_t *ret_sysid, uint32_t *ret_seg_size)
 {
-	PGconn *c = PQconnectdb(conninfo);
+	const char *keys[] = { "dbname", NULL }, *vals[] = { conninfo, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1); /* a bare name too, as basebackup */
 	if (PQstatus(c) != CONNECTION_OK) {
 		int e = bk_errorf(BK_E_REMOTE, "connect: %s", PQerrorMessage(c));
 		PQfinish(c);

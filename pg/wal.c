@@ -404,29 +404,39 @@ static bool load_page(RecWalk *w, uint64_t pno)
 	return true;
 }
 
-/* Consumes n bytes of record data from *pos (a segment offset), copying them to
- * out if not NULL and stepping over the page headers on the way. False when the
- * data runs past the segment's end or into a page that is not the segment's. */
-static bool consume(RecWalk *w, uint64_t *pos, uint64_t n, uint8_t *out)
+typedef enum { STEP_OK, STEP_END, STEP_TORN } Step;
+
+/* Consumes n bytes of a record from *pos (a segment offset), of which `left` bytes
+ * (these included) remain, copying them to out if not NULL and stepping over the
+ * page headers on the way. Each page the record goes on into must say so
+ * (XLP_FIRST_IS_CONTRECORD, xlp_rem_len = the bytes left): STEP_TORN, with *pos
+ * at that page's start, when it does not (the record was never finished, a crash
+ * cut it, and the page starts afresh: PostgreSQL 14+ marks it
+ * XLP_FIRST_IS_OVERWRITE_CONTRECORD); STEP_END past the segment's end, at a page
+ * that is not the segment's, or at a wrong xlp_rem_len. */
+static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_t *out)
 {
 	while (n > 0) {
 		if (*pos % w->h.blcksz == 0) {
 			if (*pos >= w->h.seg_size || !load_page(w, *pos / w->h.blcksz))
-				return false;
+				return STEP_END;
+			uint16_t info = bk_get_le16(w->page + 2);
+			if (!(info & XLP_FIRST_IS_CONTRECORD) || (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD))
+				return STEP_TORN;
+			if (bk_get_le32(w->page + 16) != left)
+				return STEP_END;
 			*pos += SHORT_PAGE_HEADER;
 		}
-		uint64_t pno = *pos / w->h.blcksz, in = *pos % w->h.blcksz;
-		uint64_t take = BK_MIN(n, w->h.blcksz - in);
+		uint64_t in = *pos % w->h.blcksz, take = BK_MIN(n, w->h.blcksz - in);
 		if (out) {
-			if (!load_page(w, pno))
-				return false;
-			memcpy(out, w->page + in, take);
+			memcpy(out, w->page + in, take); /* the page loaded is *pos's */
 			out += take;
 		}
 		*pos += take;
 		n -= take;
+		left -= take;
 	}
-	return true;
+	return STEP_OK;
 }
 
 int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
@@ -441,28 +451,35 @@ int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
 	if (!(w.page = malloc(w.h.blcksz)))
 		return -ENOMEM;
 	uint64_t pos = BK_WAL_LONG_HEADER_SIZE;
-	bool ok = load_page(&w, 0);
+	Step st = load_page(&w, 0) ? STEP_OK : STEP_END;
 	/* the end of a record that began in the previous segment */
-	if (ok && (w.h.info & XLP_FIRST_IS_CONTRECORD))
-		ok = consume(&w, &pos, w.h.rem_len, NULL);
-	while (ok) {
+	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD))
+		st = consume(&w, &pos, w.h.rem_len, w.h.rem_len, NULL);
+	for (;;) {
+		if (st == STEP_END)
+			break;
+		if (st == STEP_TORN) /* the next record starts after this page's header */
+			pos += SHORT_PAGE_HEADER;
 		pos = MAXALIGN8(pos);
 		if (pos % w.h.blcksz == 0) { /* a record starts after the next page header */
 			if (pos >= w.h.seg_size || !load_page(&w, pos / w.h.blcksz))
 				break;
 			pos += SHORT_PAGE_HEADER;
 		}
+		/* xl_tot_len is on the record's first page: a record starts 8-aligned */
 		uint64_t start = pos;
-		uint8_t rec[RECORD_HEADER];
-		if (!consume(&w, &pos, RECORD_HEADER, rec))
-			break;
-		uint32_t tot_len = bk_get_le32(rec);
+		uint32_t tot_len = bk_get_le32(w.page + pos % w.h.blcksz);
 		if (tot_len < RECORD_HEADER)
 			break; /* zeros: the end of the WAL written */
-		*ret_lsn = w.h.pageaddr + start;
+		uint8_t rec[RECORD_HEADER];
+		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec);
+		if (st == STEP_OK)
+			st = consume(&w, &pos, tot_len - RECORD_HEADER, tot_len - RECORD_HEADER, NULL);
+		if (st != STEP_OK)
+			continue;
+		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
 		if (rec[17] == RM_XLOG_ID && (rec[16] & 0xF0) == XLOG_SWITCH)
 			break;
-		ok = consume(&w, &pos, tot_len - RECORD_HEADER, NULL);
 	}
 	free(w.page);
 	return 0;

@@ -481,13 +481,58 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment with no continuation, ending in zeros");
 	ok(got == after, "the last record is the one before the zeros");
 
-	/* a record that goes on into the next segment is the last one that begins here */
+	/* a record that goes on into the next segment cannot be read without it: the
+	 * last one is the one before */
 	gen_start(&g, 0);
-	uint64_t lsn = 0;
-	while (g.pos < MB - 300)
+	uint64_t lsn = 0, prev = 0;
+	while (g.pos < MB - 300) {
+		prev = lsn;
 		lsn = gen_record(&g, 1000, 10, 0);
+	}
 	is_int(last_of(&g, &got), 0, "a segment full to its end");
-	ok(got == lsn && g.pos > MB - 300, "the last record is the one that runs past the end");
+	ok(got == prev && prev && g.pos > MB - 300, "the last record is the one before the one that "
+	   "runs past the end (%" PRIx64 ", want %" PRIx64 ")", got, prev);
+	/* likewise when even the header of the last one is cut by the end */
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	ok(g.pos <= MB - 16 - 24, "(room for a record before the last 16 bytes)");
+	uint64_t at = (g.pos + 7) & ~(uint64_t)7;
+	gen_fill_to(&g, MB - 16);
+	prev = g.base + at;
+	gen_record(&g, 100, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment whose last record header is cut");
+	ok(got == prev, "the last record is the one before it");
+
+	/* a record cut by a crash: the next page does not continue it (PostgreSQL 14+
+	 * marks it XLP_FIRST_IS_OVERWRITE_CONTRECORD) and starts afresh */
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	gen_fill_to(&g, 8192 - 104);
+	uint8_t hdr[24] = { 0 };
+	bk_put_le32(hdr, 3000);
+	hdr[17] = 10;
+	gen_put(&g, hdr, sizeof(hdr), 3000);
+	gen_put(&g, NULL, 80, 2976); /* to the page's end, no further */
+	uint8_t *h = g.seg + 8192;
+	bk_put_le16(h, 0xD110);
+	bk_put_le16(h + 2, 0x0008);
+	bk_put_le32(h + 4, 1);
+	bk_put_le64(h + 8, g.base + 8192);
+	g.pos = 8192 + 24;
+	gen_record(&g, 100, 0, 0x00);
+	lsn = gen_record(&g, 60, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment with a record cut by a crash");
+	ok(got == lsn, "the walk goes on after it, as recovery does (%" PRIx64 ", want %" PRIx64 ")",
+	   got, lsn);
+
+	/* a continuation page whose xlp_rem_len is not what the record has left */
+	gen_start(&g, 0);
+	prev = gen_record(&g, 40, 10, 0);
+	gen_record(&g, 20000, 10, 0);
+	bk_put_le32(g.seg + 8192 + 16, 7);
+	is_int(last_of(&g, &got), 0, "a segment with a wrong xlp_rem_len");
+	ok(got == prev, "ends the walk before that record");
 
 	/* a page that is not this segment's (stale bytes of a recycled file) ends it */
 	gen_start(&g, 0);

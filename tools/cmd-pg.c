@@ -413,9 +413,16 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		    bk_wal_record_get(in->wa.r, in->wa.cluster, c.last, &last) == 0) {
 			iso_time(until, last.pushed_us);
 			bk_wal_record_release(&last);
-			if (strcmp(in->last, c.last) != 0 &&
-			    bk_pg_wal_last_record(&in->wa, c.last, &in->last_rec) == 0)
-				memcpy(in->last, c.last, sizeof(in->last));
+			uint64_t rec;
+			if (strcmp(in->last, c.last) != 0) {
+				if (bk_pg_wal_last_record(&in->wa, c.last, &rec) == 0) {
+					memcpy(in->last, c.last, sizeof(in->last));
+					in->last_rec = rec;
+				} else {
+					fprintf(stderr, "bunker: warning: cannot read %s for the "
+						"last record archived: %s\n", c.last, bk_error_detail());
+				}
+			}
 			if (!strcmp(in->last, c.last) && in->last_rec)
 				end_lsn = in->last_rec;
 		}

@@ -207,6 +207,16 @@ t_true "bunker's command line still names the server while the dumps run" \
 t_true "but no longer holds the password" sh -c "! grep -q s3cr3t '$SRV/parent'" ||
 	diag "$(cat "$SRV/parent")"
 
+# --dbname may be a bare database name, as libpq takes it (the server from PGHOST
+# and PGPORT): the password check must not refuse it, and the dumps take their
+# databases' names in its place.
+t_rc 0 "pg dump --dbname postgres (a bare name)" \
+	env PGHOST="$PG_SOCKDIR" PGPORT="$PGPORT" "$(command -v runuser)" -u postgres -- \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname postgres
+t_rc 0 "pg basebackup --dbname postgres (a bare name)" \
+	env PGHOST="$PG_SOCKDIR" PGPORT="$PGPORT" "$(command -v runuser)" -u postgres -- \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --dbname postgres --fast-checkpoint
+
 # A connection string libpq rejects is a usage error before anything runs.
 t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x = y"
 t_true "naming the option, in one line" sh -c \

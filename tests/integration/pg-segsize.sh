@@ -70,6 +70,32 @@ t_true "its WAL, $first to $last, pushed there too ($pushed files)" test "$pushe
 bk2 pg info --json >"$T/info2.json"
 t_true "there, pg info finds the backup restorable" grep -q '"restore_window":"[0-9A-F/]* \.\. ' "$T/info2.json" ||
 	diag "$(cat "$T/info2.json")"
+
+# The newest segment archived filled up rather than being switched: its last record
+# goes on into the next segment, which is not archived, so the window ends at the
+# record before (bunker offered the one that goes on, and PostgreSQL failed).
+pg_sql "insert into t select g, repeat(md5(g::text), 8) from generate_series(100001, 110000) g" >/dev/null
+cur=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+hi=$((16#${cur:8:8})) lo=$((16#${cur:16:8} - 1)) # the segment before, 4096 to a 4 GiB log
+[ "$lo" -lt 0 ] && hi=$((hi - 1)) lo=4095
+filled=$(printf '%s%08X%08X' "${cur:0:8}" "$hi" "$lo")
+t_true "the filled segment $filled is archived" pitr_wait_archived "$filled"
+bkp pg info --json >"$T/info3.json"
+fend=$(sed 's/"restore_window"/\n&/g' "$T/info3.json" | tail -n 1 |
+	sed -n 's/^"restore_window":"[0-9A-F/]* \.\. \([0-9A-F/]*\)".*/\1/p')
+t_is "$(pg_sql "select pg_walfile_name('${fend:-0/0}')")" "$filled" \
+	"pg info: the window ends in $filled ($fend)" || diag "$(cat "$T/info3.json")"
+# (with the server still up: its shutdown would archive the rest)
+if t_rc 0 "pg restore to that end" bkp pg restore latest --target "$SRV/r-filled" --target-lsn "$fend"; then
+	if pitr_start "$SRV/r-filled" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select count(*) from t")" 20001 \
+			"the restored server reaches it and promotes, without the insert not yet committed"
+	else
+		not_ok "the restored server reaches the window's end" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+rm -rf "$SRV/r-filled"
 pg_stop
 
 # restore_command carries the key file's path, in which PostgreSQL would replace %p
@@ -78,7 +104,7 @@ if t_rc 0 "pg restore latest, with a key file named key%p" pg_as_server "$BUNKER
 	--repo "$REPO" --key-file "$T/bk/key%p" pg restore latest --target "$SRV/r"; then
 	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
 		t_is "$(rsql "select count(*) || ' ' || max(v) filter (where id = 0) from t")" \
-			"20001 after the backup" "the restored server has every row, the new one too"
+			"30001 after the backup" "the restored server has every row, the new ones too"
 	else
 		not_ok "the restored server recovers" "$(pitr_log_tail 20)"
 	fi
