@@ -65,8 +65,8 @@ typedef struct {
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret);
 
-/* The LSN of the last record that begins in archived segment `segment` (0 if none
- * does): fetched into an unnamed temporary file in the repository's tmp/ (in
+/* The LSN of the last record that lies whole in archived segment `segment` (0 if
+ * none does): fetched into an unnamed temporary file in the repository's tmp/ (in
  * memory when the repository is read-only here) and walked with
  * bk_wal_last_record. */
 int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, uint64_t *ret_lsn);
