@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "store/repo.h"
+#include "store/snapshot.h"
 
 typedef struct {
 	const char *repo, *key_file, *password_file, *password_command;
@@ -36,6 +37,26 @@ int cli_open_repo_ex(unsigned flags, BkRepo **ret); /* flags: bk_repo_open_ex's 
 int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us);
 void cli_progress(void *ud, uint64_t done, uint64_t total);
 void cli_progress_end(void);
+
+/* The repository's snapshots that keep(ud, s) accepts (all when keep is NULL),
+ * loaded and sorted oldest first; a damaged record is warned about on stderr and
+ * counted. Release with cli_snapshots_release (also after a failure). */
+typedef struct {
+	uint8_t id[32];
+	BkSnapshot *s;
+} CliSnap;
+typedef struct {
+	CliSnap *items;
+	size_t n, cap;
+	unsigned damaged;
+} CliSnaps;
+int cli_snapshots_load(BkRepo *r, bool (*keep)(void *ud, const BkSnapshot *s), void *ud,
+		       CliSnaps *ret);
+void cli_snapshots_release(CliSnaps *l);
+/* "2026-11-22T03:04:05Z" */
+void cli_format_time(int64_t us, char out[32]);
+/* Prints s as a JSON string, quoted and escaped. */
+void cli_json_str(const char *s);
 
 int cmd_snapshots(void);
 int cmd_ls(void);

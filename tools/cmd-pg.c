@@ -329,63 +329,30 @@ static int restore(void)
 /* ---- info ---- */
 
 typedef struct {
-	uint8_t id[32];
-	BkSnapshot *s;
-} InfoSnap;
-
-typedef struct {
 	char base[128], dump[128], globals[128];
 	BkWalArchive wa; /* listed once for every backup's window */
 	int first;
-	InfoSnap *snaps; /* the cluster's backups and dumps, printed oldest first */
-	size_t n, cap;
 	char last[BK_WAL_NAME_MAX]; /* the segment last_rec was read from */
 	uint64_t last_rec;
 } Info;
 
 static void json_kv(const char *k, const char *v, bool comma)
 {
-	printf("%s\"%s\":\"", comma ? "," : "", k);
-	for (; v && *v; v++)
-		printf(*v == '"' || *v == '\\' ? "\\%c" : (unsigned char)*v < 0x20 ? "\\u%04x" : "%c", *v);
-	putchar('"');
+	printf("%s\"%s\":", comma ? "," : "", k);
+	cli_json_str(v ? v : "");
 }
 
-static int info_collect(void *ud, const uint8_t id[32], BkSnapshot *s)
+static bool is_base(const Info *in, const BkSnapshot *s)
 {
-	Info *in = ud;
-	if (!s) {
-		fprintf(stderr, "bunker: warning: snapshot %.16s is damaged: %s\n", bk_id_hex(id).s,
-			bk_error_detail());
-		return 0;
-	}
-	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
-	bool dump = !strncmp(s->name, in->dump, strlen(in->dump)) || !strcmp(s->name, in->globals);
-	if (!base && !dump) {
-		bk_snapshot_free(s);
-		return 0;
-	}
-	if (bk_grow(&in->snaps, &in->cap, in->n, sizeof(*in->snaps), 16) < 0) {
-		bk_snapshot_free(s);
-		return -ENOMEM;
-	}
-	memcpy(in->snaps[in->n].id, id, 32);
-	in->snaps[in->n++].s = s;
-	return 0;
+	return !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
 }
 
-static int oldest_first(const void *a, const void *b)
+/* The cluster's base backups and dumps. */
+static bool of_cluster(void *ud, const BkSnapshot *s)
 {
-	const InfoSnap *x = a, *y = b;
-	return x->s->time_us < y->s->time_us ? -1 : x->s->time_us > y->s->time_us;
-}
-
-static void iso_time(char out[32], int64_t us)
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	const Info *in = ud;
+	return is_base(in, s) || !strncmp(s->name, in->dump, strlen(in->dump)) ||
+	       !strcmp(s->name, in->globals);
 }
 
 /* One line (or JSON object) of pg info: a dump, or a base backup with the window
@@ -394,9 +361,9 @@ static void iso_time(char out[32], int64_t us)
  * was archived (its records are older). */
 static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 {
-	bool base = !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
+	bool base = is_base(in, s);
 	char when[32], until[32] = "", window[160] = "";
-	iso_time(when, s->time_us);
+	cli_format_time(s->time_us, when);
 	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
 		   *tli = bk_snapshot_meta(s, "timeline");
 	uint64_t start_lsn, stop_lsn;
@@ -411,7 +378,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		BkWalRecord last;
 		if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0] &&
 		    bk_wal_record_get(in->wa.r, in->wa.cluster, c.last, &last) == 0) {
-			iso_time(until, last.pushed_us);
+			cli_format_time(last.pushed_us, until);
 			bk_wal_record_release(&last);
 			uint64_t rec;
 			if (strcmp(in->last, c.last) != 0) {
@@ -527,15 +494,12 @@ static int info(void)
 		else
 			printf("cluster %s (system identifier %llu)\nbackups:\n", cli.cluster,
 			       (unsigned long long)sysid);
-		e = bk_snapshot_foreach(r, info_collect, &in);
-		if (e == 0 && in.n)
-			qsort(in.snaps, in.n, sizeof(*in.snaps), oldest_first);
-		for (size_t i = 0; e == 0 && i < in.n; i++)
-			info_snapshot(&in, in.snaps[i].id, in.snaps[i].s);
+		CliSnaps l;
+		e = cli_snapshots_load(r, of_cluster, &in, &l);
+		for (size_t i = 0; e == 0 && i < l.n; i++)
+			info_snapshot(&in, l.items[i].id, l.items[i].s);
+		cli_snapshots_release(&l);
 	}
-	for (size_t i = 0; i < in.n; i++)
-		bk_snapshot_free(in.snaps[i].s);
-	free(in.snaps);
 	if (e == 0) {
 		printf(cli.json ? "],\"timelines\":[" : "WAL:\n");
 		for (size_t i = 0; i < w.n; i++) {

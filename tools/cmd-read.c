@@ -17,18 +17,6 @@
 
 /* ---- snapshots ---- */
 
-typedef struct {
-	uint8_t id[32];
-	BkSnapshot *s;
-} Item;
-
-typedef struct {
-	Item *items;
-	size_t n, cap;
-	const char *name;
-	unsigned damaged;
-} List;
-
 /* Damaged records are reported and skipped: the others stay reachable. */
 static void warn_damaged(const uint8_t id[32])
 {
@@ -36,41 +24,64 @@ static void warn_damaged(const uint8_t id[32])
 		bk_error_detail());
 }
 
+typedef struct {
+	CliSnaps *l;
+	bool (*keep)(void *ud, const BkSnapshot *s);
+	void *ud;
+} Collect;
+
 static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
-	List *l = ud;
+	Collect *c = ud;
 	if (!s) {
 		warn_damaged(id);
-		l->damaged++;
+		c->l->damaged++;
 		return 0;
 	}
-	if (l->name && strcmp(l->name, s->name) != 0) {
+	if (c->keep && !c->keep(c->ud, s)) {
 		bk_snapshot_free(s);
 		return 0;
 	}
-	if (bk_grow(&l->items, &l->cap, l->n, sizeof(*l->items), 64) < 0) {
+	if (bk_grow(&c->l->items, &c->l->cap, c->l->n, sizeof(*c->l->items), 64) < 0) {
 		bk_snapshot_free(s);
 		return -ENOMEM;
 	}
-	memcpy(l->items[l->n].id, id, 32);
-	l->items[l->n++].s = s;
+	memcpy(c->l->items[c->l->n].id, id, 32);
+	c->l->items[c->l->n++].s = s;
 	return 0;
 }
 
 static int by_time(const void *a, const void *b)
 {
-	const Item *x = a, *y = b;
+	const CliSnap *x = a, *y = b;
 	return x->s->time_us < y->s->time_us ? -1 : x->s->time_us > y->s->time_us;
 }
 
-static void list_release(List *l)
+int cli_snapshots_load(BkRepo *r, bool (*keep)(void *ud, const BkSnapshot *s), void *ud,
+		       CliSnaps *ret)
+{
+	*ret = (CliSnaps){ 0 };
+	Collect c = { .l = ret, .keep = keep, .ud = ud };
+	int e = bk_snapshot_foreach(r, collect, &c);
+	if (e < 0) {
+		cli_snapshots_release(ret);
+		return e;
+	}
+	if (ret->n) /* qsort wants an array, even of none */
+		qsort(ret->items, ret->n, sizeof(*ret->items), by_time);
+	return 0;
+}
+
+void cli_snapshots_release(CliSnaps *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		bk_snapshot_free(l->items[i].s);
 	free(l->items);
+	l->items = NULL;
+	l->n = l->cap = 0;
 }
 
-static void format_time(int64_t us, char out[32])
+void cli_format_time(int64_t us, char out[32])
 {
 	time_t t = (time_t)(us / 1000000);
 	struct tm tm;
@@ -78,8 +89,7 @@ static void format_time(int64_t us, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* JSON string escaping for names, hosts and tags. */
-static void json_str(const char *s)
+void cli_json_str(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {
@@ -94,6 +104,8 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+static bool named(void *ud, const BkSnapshot *s) { return !ud || !strcmp(ud, s->name); }
+
 int cmd_snapshots(void)
 {
 	if (cli.nargs)
@@ -102,42 +114,38 @@ int cmd_snapshots(void)
 	int e = cli_open_repo(&r);
 	if (e < 0)
 		return cli_fail(e, NULL);
-	List l = { .name = cli.name };
-	e = bk_snapshot_foreach(r, collect, &l);
+	CliSnaps l;
+	e = cli_snapshots_load(r, named, (void *)cli.name, &l);
 	bk_repo_close(r);
-	if (e < 0) {
-		list_release(&l);
+	if (e < 0)
 		return cli_fail(e, "snapshots");
-	}
-	if (l.n) /* qsort wants an array, even of none */
-		qsort(l.items, l.n, sizeof(Item), by_time);
 	if (cli.json)
 		printf("[");
 	for (size_t i = 0; i < l.n; i++) {
 		const BkSnapshot *s = l.items[i].s;
 		char when[32];
-		format_time(s->time_us, when);
+		cli_format_time(s->time_us, when);
 		if (cli.json) {
 			printf("%s{\"id\":\"%s\",\"time\":\"%s\",\"time_us\":%" PRId64 ",\"name\":", i ? "," : "",
 			       bk_id_hex(l.items[i].id).s, when, s->time_us);
-			json_str(s->name);
+			cli_json_str(s->name);
 			printf(",\"kind\":");
-			json_str(s->kind);
+			cli_json_str(s->kind);
 			printf(",\"host\":");
-			json_str(s->host);
+			cli_json_str(s->host);
 			printf(",\"tags\":[");
 			for (size_t t = 0; t < s->ntags; t++) {
 				printf(t ? "," : "");
-				json_str(s->tags[t]);
+				cli_json_str(s->tags[t]);
 			}
 			printf("],\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
 			       ",\"files\":%" PRIu64 ",\"duration_us\":%" PRIu64 ",\"meta\":{",
 			       s->logical_bytes, s->new_bytes, s->files, s->duration_us);
 			for (size_t m = 0; m < s->nmeta; m++) {
 				printf(m ? "," : "");
-				json_str(s->meta[m].key);
+				cli_json_str(s->meta[m].key);
 				putchar(':');
-				json_str(s->meta[m].value);
+				cli_json_str(s->meta[m].value);
 			}
 			printf("}}");
 		} else {
@@ -150,8 +158,9 @@ int cmd_snapshots(void)
 	}
 	if (cli.json)
 		printf("]\n");
-	list_release(&l);
-	return l.damaged ? 5 : 0;
+	unsigned damaged = l.damaged;
+	cli_snapshots_release(&l);
+	return damaged ? 5 : 0;
 }
 
 /* Opens the repository and resolves args[0] as a snapshot. */
@@ -188,7 +197,7 @@ static int ls_tree(BkRepo *r, const uint8_t id[32], char *path, size_t cap)
 		const BkTreeEntry *ent = &t->entries[i];
 		snprintf(path + plen, cap - plen, "%s%s", plen ? "/" : "", ent->name);
 		char when[32];
-		format_time(ent->mtime_sec * 1000000, when);
+		cli_format_time(ent->mtime_sec * 1000000, when);
 		printf("%c%04o %6u %6u %12" PRIu64 " %s %s%s%s\n", type_char[ent->type <= 7 ? ent->type : 0],
 		       ent->mode, ent->uid, ent->gid, ent->size, when, path,
 		       ent->type == BK_NODE_SYMLINK ? " -> " : "", ent->type == BK_NODE_SYMLINK ? ent->link : "");
