@@ -452,6 +452,15 @@ static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, const uint8_t 
 	o->warn(o->warn_ud, msg);
 }
 
+/* A WARNING from the server (a file BASE_BACKUP skipped: it is not in the backup). */
+static void server_warning(void *ud, const char *msg)
+{
+	const BkBaseBackupOpts *o = ud;
+	char line[1024];
+	snprintf(line, sizeof(line), "server: %s", msg);
+	o->warn(o->warn_ud, line);
+}
+
 int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 {
 	uint64_t started = bk_mono_us();
@@ -461,6 +470,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	BkPgRepl *conn = NULL;
 	BkPgReplSystem sys;
 	int e = bk_pgrepl_open(o->conninfo, &conn);
+	if (e == 0 && o->warn)
+		bk_pgrepl_on_warning(conn, server_warning, (void *)o);
 	char seg_s[32];
 	uint32_t seg_size = 0;
 	if (e == 0)

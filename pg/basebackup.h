@@ -63,9 +63,11 @@ typedef struct {
 	uint32_t max_rate_kb; /* the server sends at most this many kB/s (32..1048576; 0: no cap) */
 	BkProgressFn progress;
 	void *progress_ud;
-	/* Called (optional) when the snapshot is saved but the repository lacks WAL it
-	 * needs, or it cannot be checked, and nothing waited for it here; msg names the
-	 * first file missing and is valid during the call only. */
+	/* Called (optional) with the server's WARNINGs ("server: skipping special file
+	 * ...": a file BASE_BACKUP leaves out), and when the snapshot is saved but the
+	 * repository lacks WAL it needs, or it cannot be checked, and nothing waited
+	 * for it here (msg names the first file missing). msg is valid during the call
+	 * only. */
 	void (*warn)(void *ud, const char *msg);
 	void *warn_ud;
 } BkBaseBackupOpts;

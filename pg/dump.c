@@ -44,7 +44,10 @@ static char **child_env(const char *password, char **ret_pw)
 	return env;
 }
 
-/* The databases to dump, one per line into a malloc'd string. */
+/* The databases to dump, as pg_dumpall picks them (every one that accepts
+ * connections and is not invalid, a DROP DATABASE interrupted, but template0; user
+ * templates and template1 too), into a malloc'd string: each name ends with a NUL
+ * (a name may hold any other byte, a newline too), then an empty one ends it. */
 static int list_databases(const char *conninfo, char **ret, char *version, size_t vcap,
 			  uint64_t *ret_sysid, uint32_t *ret_seg_size)
 {
@@ -65,8 +68,8 @@ static int list_databases(const char *conninfo, char **ret, char *version, size_
 			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_wal_archive_load) */
 	}
 	PQclear(res);
-	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
-			"ORDER BY datname");
+	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND datconnlimit <> -2 "
+			"AND datname <> 'template0' ORDER BY datname");
 	int e = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		e = bk_errorf(BK_E_REMOTE, "list databases: %s", PQerrorMessage(c));
@@ -78,7 +81,7 @@ static int list_databases(const char *conninfo, char **ret, char *version, size_
 		if (!s)
 			e = -ENOMEM;
 		for (int i = 0; s && i < PQntuples(res); i++)
-			p += sprintf(p, "%s\n", PQgetvalue(res, i, 0));
+			p += sprintf(p, "%s", PQgetvalue(res, i, 0)) + 1;
 		if (s) {
 			*p = '\0';
 			*ret = s;
@@ -177,6 +180,20 @@ static void program(char *out, size_t cap, const char *bin_dir, const char *name
 		snprintf(out, cap, "%s", name);
 }
 
+/* Notes a dump that failed (db, or the globals when NULL): its name goes to the
+ * list, the first failure's message to first. */
+static void note_failed(const char *db, char *list, size_t cap, char *first, size_t fcap,
+		       size_t *nfailed)
+{
+	if (!(*nfailed)++)
+		snprintf(first, fcap, "%s", bk_error_detail());
+	size_t n = strlen(list);
+	if (db)
+		snprintf(list + n, cap - n, "%s'%s'", n ? ", " : "", db);
+	else
+		snprintf(list + n, cap - n, "%sthe globals", n ? ", " : "");
+}
+
 int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 {
 	if (!bk_cluster_name_valid(o->cluster))
@@ -196,8 +213,13 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	if (!ci)
 		e = -ENOMEM;
 	snprintf(sysid_s, sizeof(sysid_s), "%llu", (unsigned long long)sysid);
-	for (char *db = dbs, *nl; e == 0 && db && (nl = strchr(db, '\n')); db = nl + 1) {
-		*nl = '\0';
+	/* A database whose pg_dump fails (dropped meanwhile, say) does not cost the
+	 * others or the globals: they are dumped, and the failure reported at the end.
+	 * Any other error (the repository's) stops at once. */
+	size_t ndumps = 0, nfailed = 0;
+	char failed[512] = "", first[512] = "";
+	for (char *db = dbs; e == 0 && db && *db; db += strlen(db) + 1) {
+		ndumps++;
 		free(password);
 		if ((e = bk_pg_conninfo_split(o->conninfo, db, ci, CONNINFO_MAX, &password)) < 0)
 			break;
@@ -209,10 +231,14 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		uint8_t id[32];
 		e = run_into_snapshot(r, o, argv, password, name, "pg_dump", meta,
 				      BK_ARRAY_SIZE(meta), id);
-		if (e < 0)
+		if (e == BK_E_REMOTE) { /* this database's pg_dump: the next goes on */
+			note_failed(db, failed, sizeof(failed), first, sizeof(first), &nfailed);
+			e = 0;
+		} else if (e < 0) {
 			bk_error_wrap(e, "database %s", db);
-		else if (o->done)
+		} else if (o->done) {
 			o->done(o->done_ud, name, id);
+		}
 	}
 	free(password);
 	password = NULL;
@@ -223,11 +249,19 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		BkKv meta[] = { { "format", "plain" }, { "server_version", version },
 				{ "system_identifier", sysid_s } };
 		uint8_t id[32];
+		ndumps++;
 		e = run_into_snapshot(r, o, argv, password, name, "pg_dumpall", meta,
 				      BK_ARRAY_SIZE(meta), id);
-		if (e == 0 && o->done)
+		if (e == BK_E_REMOTE) {
+			note_failed(NULL, failed, sizeof(failed), first, sizeof(first), &nfailed);
+			e = 0;
+		} else if (e == 0 && o->done) {
 			o->done(o->done_ud, name, id);
+		}
 	}
+	if (e == 0 && nfailed)
+		e = bk_errorf(BK_E_REMOTE, "%zu of %zu dumps failed (%s)%s: %s", nfailed, ndumps, failed,
+			      nfailed < ndumps ? "; the others were saved" : "", first);
 	free(password);
 	free(ci);
 	free(dbs);

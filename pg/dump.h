@@ -1,12 +1,13 @@
-/* pg/dump.h: logical dumps. For each database that accepts connections,
- * pg_dump runs in the custom format without compression (so the store can
+/* pg/dump.h: logical dumps. For each database pg_dumpall would dump (every one
+ * that accepts connections and is valid, templates too, but template0), pg_dump runs in the custom format without compression (so the store can
  * deduplicate and compress it) and its output streams into a snapshot
  * "pg/<cluster>/dump/<database>" (kind "pg-dump"); `pg_dumpall --globals-only`
  * goes to "pg/<cluster>/globals". Restore with
  *   bunker cat SNAPSHOT | pg_restore -d DB        (databases)
  *   bunker cat SNAPSHOT | psql                    (globals)
- * A pg_dump that fails (non-zero exit, or killed) fails the command and its
- * snapshot is never written; the dumps that completed before it stay.
+ * A pg_dump that fails (non-zero exit, or killed) never writes its snapshot; the
+ * other databases and the globals are still dumped, and then the command fails
+ * (BK_E_REMOTE) naming the databases not dumped. Any other error stops at once.
  *
  * The pg_dump and pg_dumpall programs are looked up in bin_dir (or PATH when
  * NULL). The connection string is any libpq conninfo; the database name in it

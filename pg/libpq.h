@@ -26,7 +26,7 @@ int bk_libpq_load(void);
 	X(PQgetCopyData) X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQexec) X(PQnfields)     \
 	X(PQntuples) X(PQputCopyData) X(PQputCopyEnd) X(PQresStatus) X(PQresultErrorField)      \
 	X(PQresultErrorMessage) X(PQresultStatus) X(PQsendQuery) X(PQserverVersion)             \
-	X(PQsetNoticeProcessor) X(PQsocket) X(PQstatus)
+	X(PQsetNoticeReceiver) X(PQsocket) X(PQstatus)
 
 #define BK_LIBPQ_FIELD(f) __typeof__(f) *f;
 struct BkLibpq {
@@ -60,7 +60,7 @@ extern struct BkLibpq bk_libpq;
 #define PQresultStatus bk_libpq.PQresultStatus
 #define PQsendQuery bk_libpq.PQsendQuery
 #define PQserverVersion bk_libpq.PQserverVersion
-#define PQsetNoticeProcessor bk_libpq.PQsetNoticeProcessor
+#define PQsetNoticeReceiver bk_libpq.PQsetNoticeReceiver
 #define PQsocket bk_libpq.PQsocket
 #define PQstatus bk_libpq.PQstatus
 #endif

@@ -742,6 +742,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (strcmp(s->kind, "pg-base") || !start_s || !stop_s || !tli_s ||
 	    bk_wal_lsn_parse(start_s, &start) < 0 || bk_wal_lsn_parse(stop_s, &stop) < 0)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s is not a base backup", bk_id_hex(id).s);
+	else if (strcmp(s->name, name) != 0) /* its WAL is another cluster's */
+		e = bk_errorf(BK_E_USAGE, "snapshot %.16s is %s, not a base backup of cluster '%s'",
+			      bk_id_hex(id).s, s->name, o->cluster);
 	/* the rule choose_backup applies; a SNAPSHOT given is checked the same way */
 	char when[48];
 	if (e == 0 && !chosen && before_us && s->time_us >= before_us) {

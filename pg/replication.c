@@ -20,6 +20,8 @@ struct BkPgRepl {
 	bool broken;    /* a command failed midway: the protocol state is unknown */
 	bool streaming; /* inside START_REPLICATION's COPY BOTH */
 	char *copybuf;  /* the last message handed out by stream_recv (PQfreemem) */
+	void (*warn)(void *ud, const char *msg);
+	void *warn_ud;
 };
 
 static void pqclearp(PGresult **res)
@@ -86,11 +88,22 @@ static int remote_error(BkPgRepl *c, const PGresult *res, const char *what)
 	return bk_errorf(BK_E_REMOTE, "%s: %s", what, buf);
 }
 
-/* Library code never prints: libpq's default would write NOTICEs to stderr. */
-static void ignore_notice(void *arg, const char *message)
+/* Library code never prints: libpq's default would write NOTICEs to stderr. The
+ * server's WARNINGs (a file BASE_BACKUP skips, say) go to the caller's callback;
+ * the rest is dropped. */
+static void on_notice(void *arg, const PGresult *res)
 {
-	(void)arg;
-	(void)message;
+	BkPgRepl *c = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (c->warn && sev && msg && !strcmp(sev, "WARNING"))
+		c->warn(c->warn_ud, msg);
+}
+
+void bk_pgrepl_on_warning(BkPgRepl *c, void (*fn)(void *ud, const char *msg), void *ud)
+{
+	c->warn = fn;
+	c->warn_ud = ud;
 }
 
 static int protocol_error(BkPgRepl *c, const char *what, const char *msg)
@@ -129,7 +142,7 @@ int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
 		bk_pgrepl_close(c);
 		return r;
 	}
-	PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
+	PQsetNoticeReceiver(c->conn, on_notice, c);
 	*ret = c;
 	return 0;
 }

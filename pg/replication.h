@@ -36,6 +36,10 @@ typedef struct BkPgRepl BkPgRepl;
  * refuses a replication connection. */
 int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret);
 
+/* The server's WARNINGs on the connection (their primary message) go to fn; every
+ * other notice is dropped. Without a callback all are. */
+void bk_pgrepl_on_warning(BkPgRepl *c, void (*fn)(void *ud, const char *msg), void *ud);
+
 /* Closes the connection (the server aborts any command in progress). NULL accepted. */
 void bk_pgrepl_close(BkPgRepl *c);
 

@@ -6,10 +6,11 @@
 # and UTF-8. The dumps restore with `bunker cat ... | pg_restore` into new databases that
 # equal the originals: plain pg_dump of both is identical (but for the \restrict
 # lines), as are the table contents and large objects by md5. The globals snapshot
-# holds the roles. A pg_dump that fails (a user without permission; a pg_dump that
+# holds the roles. The databases are pg_dumpall's (templates but template0; a name
+# with a newline). A pg_dump that fails (a user without permission; a pg_dump that
 # writes some bytes then exits 1; one killed by a signal) fails the command and adds
-# no dump snapshot. A password in --dbname reaches the dump programs in PGPASSWORD,
-# not on their command lines.
+# no dump snapshot of that database; the others are still dumped. A password in
+# --dbname reaches the dump programs in PGPASSWORD, not on their command lines.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
 
@@ -116,15 +117,16 @@ t_true "the globals create the roles" grep -q 'CREATE ROLE bunker_owner' "$T/glo
 # ---- failing dumps ----
 # count_dumps: how many snapshots are named pg/main/dump/*
 count_dumps() { bkp snapshots --json | grep -o '"name":"pg/main/dump/[^"]*"' | wc -l; }
-before=$(count_dumps)
-diag "$before dump snapshots so far"
+# count_named NAME: how many snapshots are named NAME (a regular expression, in JSON)
+count_named() { bkp snapshots --json | grep -o "\"name\":\"$1\"" | wc -l; }
+before=$(count_named pg/main/dump/app)
 
 t_fails "pg dump as a user without permission on app's tables fails" \
 	bkp pg dump --dbname "$(pitr_conninfo) user=noperm"
 t_true "the message says why" grep -qi "permission denied" "$ERR" || diag "$(cat "$ERR")"
-t_true "bunker's own message names the database" grep -q "^bunker: .*database app" "$ERR" ||
+t_true "bunker's own message names the database" grep -q "^bunker: dump: .* dumps failed ('app'" "$ERR" ||
 	diag "$(cat "$ERR")"
-t_is "$(count_dumps)" "$before" "and adds no dump of app"
+t_is "$(count_named pg/main/dump/app)" "$before" "and adds no dump of app"
 
 fake=$T/fakebin
 mkdir "$fake"
@@ -153,22 +155,46 @@ EOF
 fake_dump_fails "writes then exits 1" 'echo "pg_dump: error: simulated failure" >&2; exit 1'
 fake_dump_fails "is killed by a signal" 'kill -9 $$'
 
-# A pg_dump that fails for the last database only (postgres): the dumps completed
-# before it stay, the failed one adds nothing.
+# The databases are pg_dumpall's: a template database and template1 too (template0
+# is never dumped), and a name with a newline is one name (it was split in two, and
+# the database itself never dumped).
+before_t1=$(count_named pg/main/dump/template1)
+pg_sql "create database tpl" >/dev/null
+pg_psql -d tpl -c "create table kept (x int)" -c "insert into kept values (42)" >/dev/null
+pg_sql "alter database tpl is_template true" >/dev/null
+pg_sql "create database \"two
+lines\"" >/dev/null
+pg_psql -d "two
+lines" -c "create table precious (x int)" >/dev/null
+t_rc 0 "pg dump" bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(count_named pg/main/dump/tpl)" 1 "a template database is dumped"
+t_is "$(count_named pg/main/dump/template1)" $((before_t1 + 1)) "so is template1"
+t_is "$(count_named pg/main/dump/template0)" 0 "template0 is not"
+t_is "$(count_named 'pg/main/dump/two\\u000alines')" 1 "a name with a newline is one database"
+bkp cat latest --name "pg/main/dump/two
+lines" >"$T/two.dump"
+t_true "whose dump holds its table" sh -c "'$PG_BIN/pg_restore' -l '$T/two.dump' | grep -q 'TABLE public precious'"
+
+# A pg_dump that fails for one database (app) costs no other: the databases after
+# it and the globals are dumped, then the command fails naming it.
 cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
 case "\$*" in
-*"dbname='postgres'"*) printf 'PGDMP'; head -c 300000 /dev/zero; exit 1 ;;
+*"dbname='app'"*) printf 'PGDMP'; head -c 300000 /dev/zero; exit 1 ;;
 esac
 exec '$PG_BIN/pg_dump' "\$@"
 EOF
-count_named() { bkp snapshots --json | grep -o "\"name\":\"$1\"" | wc -l; }
 before_app=$(count_named pg/main/dump/app)
 before_pg=$(count_named pg/main/dump/postgres)
-BUNKER_PG_BIN=$fake t_fails "pg dump with a pg_dump failing for database postgres fails" \
+before_glob=$(count_named pg/main/globals)
+BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump failing for database app exits 1" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
-t_is "$(count_named pg/main/dump/app)" $((before_app + 1)) "the dump of app completed before it stays"
-t_is "$(count_named pg/main/dump/postgres)" "$before_pg" "no dump of postgres is added"
+t_is "$(wc -l <"$ERR")" 1 "with one line" || diag "$(cat "$ERR")"
+t_true "naming it" grep -q "^bunker: dump: 1 of [0-9]* dumps failed ('app'); the others were saved: " "$ERR" ||
+	diag "$(cat "$ERR")"
+t_is "$(count_named pg/main/dump/app)" "$before_app" "no dump of app is added"
+t_is "$(count_named pg/main/dump/postgres)" $((before_pg + 1)) "postgres, after it, is dumped"
+t_is "$(count_named pg/main/globals)" $((before_glob + 1)) "and the globals"
 
 # the same fake, exiting 0, does make snapshots: the counting above can see them
 cat >"$fake/pg_dump" <<'EOF'
@@ -213,9 +239,22 @@ t_true "but no longer holds the password" sh -c "! grep -q s3cr3t '$SRV/parent'"
 t_rc 0 "pg dump --dbname postgres (a bare name)" \
 	env PGHOST="$PG_SOCKDIR" PGPORT="$PGPORT" "$(command -v runuser)" -u postgres -- \
 	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname postgres
+# (with a file the server leaves out of a base backup: its WARNING is passed on)
+pg_as_server ln -s /etc/hostname "$PG_DATA/a-symlink"
 t_rc 0 "pg basebackup --dbname postgres (a bare name)" \
 	env PGHOST="$PG_SOCKDIR" PGPORT="$PGPORT" "$(command -v runuser)" -u postgres -- \
 	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --dbname postgres --fast-checkpoint
+t_true "passing on the server's warning about the file it skipped" \
+	grep -q '^bunker: warning: server: skipping special file "./a-symlink"' "$ERR" || diag "$(cat "$ERR")"
+rm -f "$PG_DATA/a-symlink"
+# A base backup given by id is restored only as its own cluster's: another cluster's
+# WAL checks would not be its own.
+b_main=$(bkp snapshots --json --name pg/main/base | grep -o '"id":"[0-9a-f]*"' | tail -n 1 | cut -d'"' -f4)
+bkp --cluster copy pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint >/dev/null 2>&1
+t_rc 2 "pg restore of cluster main's base backup as cluster copy is refused" \
+	bkp --cluster copy pg restore "$b_main" --target "$T/r-copy"
+t_true "naming both" grep -q "is pg/main/base, not a base backup of cluster 'copy'" "$ERR" ||
+	diag "$(cat "$ERR")"
 
 # A connection string libpq rejects is a usage error before anything runs.
 t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x = y"
