@@ -188,10 +188,10 @@ static void note_failed(const char *db, char *list, size_t cap, char *first, siz
 	if (!(*nfailed)++)
 		snprintf(first, fcap, "%s", bk_error_detail());
 	size_t n = strlen(list);
-	if (db)
-		snprintf(list + n, cap - n, "%s'%s'", n ? ", " : "", db);
-	else
-		snprintf(list + n, cap - n, "%sthe globals", n ? ", " : "");
+	int w = db ? snprintf(list + n, cap - n, "%s'%s'", n ? ", " : "", db)
+		   : snprintf(list + n, cap - n, "%sthe globals", n ? ", " : "");
+	if (w < 0 || (size_t)w >= cap - n) /* cut: say so */
+		memcpy(list + cap - 5, " ...", 5);
 }
 
 int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
@@ -259,9 +259,14 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			o->done(o->done_ud, name, id);
 		}
 	}
-	if (e == 0 && nfailed)
+	if (e == 0 && nfailed) {
 		e = bk_errorf(BK_E_REMOTE, "%zu of %zu dumps failed (%s)%s: %s", nfailed, ndumps, failed,
 			      nfailed < ndumps ? "; the others were saved" : "", first);
+	} else if (e < 0 && nfailed) { /* the error that stopped it, and those before */
+		char why[512];
+		snprintf(why, sizeof(why), "%s", bk_error_detail());
+		e = bk_errorf(e, "%s (and before it %zu dumps failed: %s)", why, nfailed, failed);
+	}
 	free(password);
 	free(ci);
 	free(dbs);

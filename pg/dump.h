@@ -1,6 +1,7 @@
 /* pg/dump.h: logical dumps. For each database pg_dumpall would dump (every one
- * that accepts connections and is valid, templates too, but template0), pg_dump runs in the custom format without compression (so the store can
- * deduplicate and compress it) and its output streams into a snapshot
+ * that accepts connections and is valid, templates too, but template0), pg_dump
+ * runs in the custom format without compression (so the store can deduplicate and
+ * compress it) and its output streams into a snapshot
  * "pg/<cluster>/dump/<database>" (kind "pg-dump"); `pg_dumpall --globals-only`
  * goes to "pg/<cluster>/globals". Restore with
  *   bunker cat SNAPSHOT | pg_restore -d DB        (databases)

@@ -93,10 +93,12 @@ static int remote_error(BkPgRepl *c, const PGresult *res, const char *what)
  * the rest is dropped. */
 static void on_notice(void *arg, const PGresult *res)
 {
-	BkPgRepl *c = arg;
 	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	if (c->warn && sev && msg && !strcmp(sev, "WARNING"))
+	if (!sev || !msg || strcmp(sev, "WARNING") != 0)
+		return;
+	BkPgRepl *c = arg; /* notices arrive only while the connection is in use */
+	if (c->warn)
 		c->warn(c->warn_ud, msg);
 }
 

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,15 +389,18 @@ typedef struct {
 	BkWalHeader h;   /* the segment's first page */
 	uint8_t *page;   /* h.blcksz bytes: page `loaded` of the segment */
 	uint64_t loaded; /* page number + 1, 0 for none */
+	int err;         /* a read that failed (the walk ends there) */
 } RecWalk;
 
 /* Loads page pno of the segment: false when it is not one of this segment's pages
- * (zeros, or stale bytes of a recycled file). */
+ * (zeros, or stale bytes of a recycled file) or cannot be read (w->err). */
 static bool load_page(RecWalk *w, uint64_t pno)
 {
 	if (w->loaded == pno + 1)
 		return true;
 	ssize_t n = pread(w->fd, w->page, w->h.blcksz, (off_t)(pno * w->h.blcksz));
+	if (n < 0 && !w->err)
+		w->err = bk_errorf_code(-errno, "read wal page %" PRIu64, pno);
 	if (n != (ssize_t)w->h.blcksz || bk_get_le16(w->page) != w->h.magic ||
 	    bk_get_le64(w->page + 8) != w->h.pageaddr + pno * w->h.blcksz)
 		return false;
@@ -409,11 +413,11 @@ typedef enum { STEP_OK, STEP_END, STEP_TORN } Step;
 /* Consumes n bytes of a record from *pos (a segment offset), of which `left` bytes
  * (these included) remain, copying them to out if not NULL and stepping over the
  * page headers on the way. Each page the record goes on into must say so
- * (XLP_FIRST_IS_CONTRECORD, xlp_rem_len = the bytes left): STEP_TORN, with *pos
- * at that page's start, when it does not (the record was never finished, a crash
- * cut it, and the page starts afresh: PostgreSQL 14+ marks it
- * XLP_FIRST_IS_OVERWRITE_CONTRECORD); STEP_END past the segment's end, at a page
- * that is not the segment's, or at a wrong xlp_rem_len. */
+ * (XLP_FIRST_IS_CONTRECORD, xlp_rem_len = the bytes left), as PostgreSQL's reader
+ * wants: STEP_TORN, with *pos at that page's start, when the page says the record
+ * was cut (a crash, and PostgreSQL 14+ marks the page that starts afresh
+ * XLP_FIRST_IS_OVERWRITE_CONTRECORD); STEP_END when it says neither, at a wrong
+ * xlp_rem_len, past the segment's end or at a page that is not the segment's. */
 static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_t *out)
 {
 	while (n > 0) {
@@ -421,9 +425,9 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 			if (*pos >= w->h.seg_size || !load_page(w, *pos / w->h.blcksz))
 				return STEP_END;
 			uint16_t info = bk_get_le16(w->page + 2);
-			if (!(info & XLP_FIRST_IS_CONTRECORD) || (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD))
+			if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD)
 				return STEP_TORN;
-			if (bk_get_le32(w->page + 16) != left)
+			if (!(info & XLP_FIRST_IS_CONTRECORD) || bk_get_le32(w->page + 16) != left)
 				return STEP_END;
 			*pos += SHORT_PAGE_HEADER;
 		}
@@ -445,7 +449,9 @@ int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
 	uint8_t first[BK_WAL_LONG_HEADER_SIZE];
 	*ret_lsn = 0;
 	ssize_t n = pread(fd, first, sizeof(first), 0);
-	int e = bk_wal_header_parse(first, n < 0 ? 0 : (size_t)n, name, &w.h);
+	if (n < 0)
+		return bk_errorf_code(-errno, "read %s", name);
+	int e = bk_wal_header_parse(first, (size_t)n, name, &w.h);
 	if (e < 0)
 		return e;
 	if (!(w.page = malloc(w.h.blcksz)))
@@ -462,8 +468,9 @@ int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
 			pos += SHORT_PAGE_HEADER;
 		pos = MAXALIGN8(pos);
 		if (pos % w.h.blcksz == 0) { /* a record starts after the next page header */
-			if (pos >= w.h.seg_size || !load_page(&w, pos / w.h.blcksz))
-				break;
+			if (pos >= w.h.seg_size || !load_page(&w, pos / w.h.blcksz) ||
+			    (bk_get_le16(w.page + 2) & XLP_FIRST_IS_CONTRECORD))
+				break; /* (a continuation where a record starts: not WAL) */
 			pos += SHORT_PAGE_HEADER;
 		}
 		/* xl_tot_len is on the record's first page: a record starts 8-aligned */
@@ -473,6 +480,10 @@ int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
 			break; /* zeros: the end of the WAL written */
 		uint8_t rec[RECORD_HEADER];
 		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec);
+		/* each record names the one before (xl_prev): past the first, a record
+		 * that does not is not WAL written after it, and recovery stops there */
+		if (st == STEP_OK && *ret_lsn && bk_get_le64(rec + 8) != *ret_lsn)
+			break;
 		if (st == STEP_OK)
 			st = consume(&w, &pos, tot_len - RECORD_HEADER, tot_len - RECORD_HEADER, NULL);
 		if (st != STEP_OK)
@@ -482,5 +493,9 @@ int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
 			break;
 	}
 	free(w.page);
+	if (w.err) {
+		*ret_lsn = 0;
+		return w.err;
+	}
 	return 0;
 }

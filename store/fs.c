@@ -44,13 +44,17 @@ int bk_mkdir(const char *path, mode_t mode)
 {
 	if (mkdir(path, mode) < 0)
 		return errno == EEXIST ? -EEXIST : bk_errorf_code(-errno, "mkdir %s", path);
+	/* by descriptor, not following a link: in a group-writable repository another
+	 * member could swap the new directory for a symlink to a file of ours */
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
-	if (stat(path, &st) < 0)
-		return bk_errorf_code(-errno, "stat %s", path);
-	mode_t want = mode | (st.st_mode & S_ISGID);
-	if ((st.st_mode & 07777) != want && chmod(path, want) < 0)
-		return bk_errorf_code(-errno, "chmod %s", path);
-	return 0;
+	int e = fd < 0 || fstat(fd, &st) < 0 ? bk_errorf_code(-errno, "open %s", path) : 0;
+	mode_t want = e == 0 ? mode | (st.st_mode & S_ISGID) : 0;
+	if (e == 0 && (st.st_mode & 07777) != want && fchmod(fd, want) < 0)
+		e = bk_errorf_code(-errno, "chmod %s", path);
+	if (fd >= 0)
+		close(fd);
+	return e;
 }
 
 int bk_mkdir_p(const char *path, mode_t mode)

@@ -37,10 +37,15 @@ static int lmdb_error(int rc, const BkIndex *x, const char *what)
 		return bk_errorf(-ENOSPC, "index %s: %s: no space left on device", x->dir, what);
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
 		code = BK_E_CORRUPT;
-	return bk_errorf(code, "index %s: %s: %s%s", x->dir, what, mdb_strerror(rc),
-			 code == BK_E_CORRUPT ? " (run 'bunker repair index')"
-			 : x->readonly	      ? " (the repository is read-only here)"
-					      : "");
+	/* read-only, LMDB may read without locks: a writer elsewhere can then move
+	 * pages under a reader, which looks like damage but is not */
+	const char *hint = x->readonly ? code == BK_E_CORRUPT
+				       ? " (read-only here, without locks: if something writes to the "
+					 "repository elsewhere, retry)"
+				       : " (the repository is read-only here)"
+			   : code == BK_E_CORRUPT ? " (run 'bunker repair index')"
+						  : "";
+	return bk_errorf(code, "index %s: %s: %s%s", x->dir, what, mdb_strerror(rc), hint);
 }
 
 static bool cannot_write(int err) { return err == EACCES || err == EROFS || err == EPERM; }

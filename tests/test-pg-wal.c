@@ -389,6 +389,7 @@ static void test_real_segment(const char *path, const char *name, uint64_t sysid
 typedef struct {
 	uint8_t seg[MB];
 	uint64_t pos, base; /* write offset in the segment; LSN of its start */
+	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
 } Gen;
 
 /* Writes n bytes of a record (left: its bytes not written yet, these included),
@@ -424,10 +425,12 @@ static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
 	uint64_t lsn = g->base + g->pos;
 	uint8_t hdr[24] = { 0 };
 	bk_put_le32(hdr, tot_len);
+	bk_put_le64(hdr + 8, g->prev);
 	hdr[16] = info;
 	hdr[17] = rmid;
 	gen_put(g, hdr, sizeof(hdr), tot_len);
 	gen_put(g, NULL, tot_len - 24, tot_len - 24);
+	g->prev = lsn;
 	return lsn;
 }
 
@@ -445,6 +448,7 @@ static void gen_start(Gen *g, uint32_t cont)
 	make_header(g->seg, 0xD110, 0x0002 | (cont ? 0x0001 : 0), 1, g->base, 42, MB, 8192);
 	bk_put_le32(g->seg + 16, cont);
 	g->pos = 40;
+	g->prev = g->base - 4096; /* a record of the segment before */
 	gen_put(g, NULL, cont, cont);
 }
 
@@ -509,8 +513,10 @@ static void test_last_record(void)
 	gen_start(&g, 0);
 	gen_record(&g, 40, 10, 0);
 	gen_fill_to(&g, 8192 - 104);
+	uint64_t prev_of_torn = g.prev;
 	uint8_t hdr[24] = { 0 };
 	bk_put_le32(hdr, 3000);
+	bk_put_le64(hdr + 8, g.prev);
 	hdr[17] = 10;
 	gen_put(&g, hdr, sizeof(hdr), 3000);
 	gen_put(&g, NULL, 80, 2976); /* to the page's end, no further */
@@ -525,6 +531,22 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment with a record cut by a crash");
 	ok(got == lsn, "the walk goes on after it, as recovery does (%" PRIx64 ", want %" PRIx64 ")",
 	   got, lsn);
+
+	/* the same cut without PostgreSQL's mark: the next page neither continues the
+	 * record nor says it was cut, and recovery stops there */
+	bk_put_le16(h + 2, 0x0000);
+	is_int(last_of(&g, &got), 0, "a segment with a cut record, the next page unmarked");
+	ok(got == prev_of_torn, "ends the walk before it");
+
+	/* a record that does not name the one before it (xl_prev) is not WAL after it */
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	prev = gen_record(&g, 40, 10, 0);
+	uint64_t bad = gen_record(&g, 40, 10, 0);
+	gen_record(&g, 40, 10, 0);
+	bk_put_le64(g.seg + (bad - g.base) + 8, prev - 8);
+	is_int(last_of(&g, &got), 0, "a segment with a record whose xl_prev is wrong");
+	ok(got == prev, "ends the walk before that record");
 
 	/* a continuation page whose xlp_rem_len is not what the record has left */
 	gen_start(&g, 0);

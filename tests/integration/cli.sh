@@ -234,6 +234,21 @@ head -c 2000000 /dev/urandom >"$T/big"
 	head -c 1 >/dev/null
 t_is "${PIPESTATUS[0]} $(cat "$T/pipe.err")" "141 " "cat | head -c 1: exit 141 and no message"
 
+# Another user's repository, which that user can read but not write (not even
+# LMDB's lock file): it opens read-only, without LMDB's locks, and reads work.
+chmod 711 "$T"
+cp "$T/key-init" "$T/key-nobody"
+chown nobody "$T/key-nobody"
+chmod -R go+rX,go-w "$T/rk"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+t_rc 0 "another user's repository, read-only to us: snapshots" \
+	as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" snapshots
+t_rc 0 "... check --read-data" as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" check --read-data
+t_is "$(as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" cat latest --name k 2>&1)" k \
+	"... cat"
+t_rc 1 "... a backup fails" as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" backup "$T/key-nobody"
+t_true "... saying why" grep -q "Permission denied\|read-only here" "$ERR" || diag "$(cat "$ERR")"
+
 # an init that fails takes its new key file with it, so that a retry works
 : >"$T/not-a-dir"
 t_rc 1 "init under a file fails" "$BUNKER" -q --repo "$T/not-a-dir/r" --new-key-file "$T/key-failed" init

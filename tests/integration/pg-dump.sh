@@ -166,10 +166,18 @@ pg_sql "create database \"two
 lines\"" >/dev/null
 pg_psql -d "two
 lines" -c "create table precious (x int)" >/dev/null
+# template0 accepting connections, and an invalid database (a DROP DATABASE
+# interrupted leaves datconnlimit -2): neither is dumped, as by pg_dumpall
+pg_sql "alter database template0 allow_connections true" >/dev/null
+pg_sql "create database half_dropped" >/dev/null
+pg_sql "update pg_database set datconnlimit = -2 where datname = 'half_dropped'" >/dev/null
 t_rc 0 "pg dump" bkp pg dump --dbname "$(pitr_conninfo)"
+pg_sql "update pg_database set datconnlimit = -1 where datname = 'half_dropped'" >/dev/null
+pg_sql "alter database template0 allow_connections false" >/dev/null
 t_is "$(count_named pg/main/dump/tpl)" 1 "a template database is dumped"
 t_is "$(count_named pg/main/dump/template1)" $((before_t1 + 1)) "so is template1"
-t_is "$(count_named pg/main/dump/template0)" 0 "template0 is not"
+t_is "$(count_named pg/main/dump/template0)" 0 "template0 is not, even when it accepts connections"
+t_is "$(count_named pg/main/dump/half_dropped)" 0 "nor an invalid database"
 t_is "$(count_named 'pg/main/dump/two\\u000alines')" 1 "a name with a newline is one database"
 bkp cat latest --name "pg/main/dump/two
 lines" >"$T/two.dump"

@@ -1,7 +1,11 @@
-/* Fuzz target: WAL page headers, timeline history files, WAL names and LSNs
- * (see tests/fuzz/fuzz.h). Byte 0 picks the decoder, the rest is its input.
- * Accepted names and LSNs must format back to the same text. */
+/* Fuzz target: WAL page headers (and, behind a header that parses, the walk to
+ * the segment's last record), timeline history files, WAL names and LSNs (see
+ * tests/fuzz/fuzz.h). Byte 0 picks the decoder, the rest is its input. Accepted
+ * names and LSNs must format back to the same text; a last record lies inside the
+ * input's segment. */
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "pg/wal.h"
 #include "store/error.h"
@@ -23,6 +27,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (bk_wal_header_parse(p, n, name, &h) == 0) {
 			FUZZ_CHECK(n >= BK_WAL_LONG_HEADER_SIZE && h.pg_major != 0);
 			FUZZ_CHECK(bk_wal_seg_size_valid(h.seg_size) && h.pageaddr % h.seg_size == 0);
+			/* the input as a (short) segment file: pages past its end are missing */
+			int fd = memfd_create("fuzz-wal", 0);
+			FUZZ_CHECK(fd >= 0 && write(fd, p, n) == (ssize_t)n);
+			uint64_t last = 1;
+			FUZZ_CHECK(bk_wal_last_record(fd, name, &last) == 0);
+			FUZZ_CHECK(last == 0 || (last > h.pageaddr && last < h.pageaddr + n));
+			close(fd);
 		}
 		break;
 	}

@@ -46,10 +46,13 @@ seed "$out/pg-tar/truncated-header" '\002\000' "$tmp/trunc.tar"
 pg_start "$tmp/pg" >/dev/null
 seg=$(pg_switch_wal)
 head -c 8192 "$PG_DATA/pg_wal/$seg" >"$tmp/page"
+head -c 32768 "$PG_DATA/pg_wal/$seg" >"$tmp/pages"
 pg_stop
-# mode 0 with name index 1 (000000010000000000000001) and without a name
+# mode 0 with name index 1 (000000010000000000000001) and without a name; four
+# pages of records for the last-record walk
 seed "$out/pg-wal/header-real-named" '\004' "$tmp/page"
 seed "$out/pg-wal/header-real-unnamed" '\000' "$tmp/page"
+seed "$out/pg-wal/records-real-unnamed" '\000' "$tmp/pages"
 printf '\001%s' "$(printf '1\t0/3000000\tno recovery target specified\n\n2\t0/5000000\tbefore 2000-01-01 00:00:00+00\n')" >"$out/pg-wal/history-two"
 printf '\015# comment\n1\t16/B374D848\tat restore point "x"\n' >"$out/pg-wal/history-file-tli-3"
 printf '\002000000010000000200000003' >"$out/pg-wal/name-segment"
