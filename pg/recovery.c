@@ -237,7 +237,7 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	return e;
 }
 
-int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, uint64_t *ret_lsn)
+int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, BkWalEnd *ret)
 {
 	BkWalRecord w;
 	int e = bk_wal_record_get(a->r, a->cluster, segment, &w);
@@ -251,7 +251,7 @@ int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, uint64_t *
 	if (e == 0)
 		e = bk_content_write(a->r, &w.content, fd);
 	if (e == 0)
-		e = bk_wal_last_record(fd, segment, ret_lsn);
+		e = bk_wal_last_record(fd, segment, ret);
 	if (fd >= 0)
 		close(fd);
 	bk_wal_record_release(&w);
@@ -784,14 +784,24 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	/* an LSN target in the newest segment archived needs a record at or after it
 	 * there: past the last one (after a pg_switch_wal(), say) PostgreSQL replays
 	 * to the end of the archive and fails */
-	uint64_t last_rec = 0;
-	if (e == 0 && before_lsn && c.last[0] && before_lsn >= c.contiguous_end - c.seg_size &&
-	    (e = bk_pg_wal_last_record(&wa, c.last, &last_rec)) == 0 && last_rec &&
-	    before_lsn > last_rec) {
+	BkWalEnd end = { 0 };
+	if (e == 0 && c.last[0] &&
+	    ((before_lsn && before_lsn >= c.contiguous_end - c.seg_size) || before_us))
+		e = bk_pg_wal_last_record(&wa, c.last, &end);
+	if (e == 0 && before_lsn && end.lsn && before_lsn > end.lsn) {
 		char at[BK_WAL_LSN_MAX];
-		bk_wal_lsn_format(at, sizeof(at), last_rec);
+		bk_wal_lsn_format(at, sizeof(at), end.lsn);
 		e = bk_errorf(-ENOENT, "the target LSN is after the last record archived, at %s in "
 			      "%s: recovery would end before reaching it", at, c.last);
+	}
+	/* PostgreSQL stops a time target at the first transaction that ended after it:
+	 * with none archived, it replays to the end and fails (only the newest
+	 * segment is read: one without a transaction says nothing) */
+	if (e == 0 && before_us && end.xact_us && end.xact_us <= before_us) {
+		format_utc(when, end.xact_us);
+		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
+			      "ended at %s (in %s): recovery would end before reaching it; without a "
+			      "target it restores that state", when, c.last);
 	}
 	/* WAL past a time target must be archived too: a segment's records are older
 	 * than its push, and PostgreSQL fails a recovery that ends before its target */

@@ -65,11 +65,10 @@ typedef struct {
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret);
 
-/* The LSN of the last record that lies whole in archived segment `segment` (0 if
- * none does): fetched into an unnamed temporary file in the repository's tmp/ (in
- * memory when the repository is read-only here) and walked with
- * bk_wal_last_record. */
-int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, uint64_t *ret_lsn);
+/* bk_wal_last_record of archived segment `segment`: fetched into an unnamed
+ * temporary file in the repository's tmp/ (in memory when the repository is
+ * read-only here) and walked. */
+int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, BkWalEnd *ret);
 
 /* What a chain lacks to replay from its start through the record that ends at stop
  * (the segment holding stop - 1) and, when target is not 0, to read the record that

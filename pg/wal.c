@@ -21,6 +21,9 @@
 #define RECORD_HEADER 24     /* SizeOfXLogRecord */
 #define RM_XLOG_ID 0
 #define XLOG_SWITCH 0x40
+#define RM_XACT_ID 1
+#define XLOG_XACT_OPMASK 0x70 /* commit 0x00, abort 0x20, commit/abort prepared 0x30/0x40 */
+#define PG_EPOCH_UNIX_US INT64_C(946684800000000) /* 2000-01-01, TimestampTz's zero */
 #define MAXALIGN8(x) (((x) + 7) & ~(uint64_t)7)
 
 bool bk_wal_seg_size_valid(uint32_t seg_size)
@@ -443,11 +446,41 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 	return STEP_OK;
 }
 
-int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
+/* The end time of a transaction record (commit, abort, or either of a prepared
+ * one): its main data starts with the TimestampTz, after the record's block
+ * headers (none for these records but the replication origin and top-level xid)
+ * and the main data's own header. body holds the record's first n bytes after
+ * XLogRecord. 0 when not found there. */
+static int64_t xact_end_us(uint8_t info, const uint8_t *body, size_t n)
+{
+	uint8_t op = info & XLOG_XACT_OPMASK;
+	if (op != 0x00 && op != 0x20 && op != 0x30 && op != 0x40)
+		return 0;
+	for (size_t i = 0; i < n;) {
+		switch (body[i]) {
+		case 255: /* XLR_BLOCK_ID_DATA_SHORT: u8 length, then the data */
+			return i + 2 + 8 <= n ? (int64_t)bk_get_le64(body + i + 2) + PG_EPOCH_UNIX_US : 0;
+		case 254: /* XLR_BLOCK_ID_DATA_LONG: u32 length */
+			return i + 5 + 8 <= n ? (int64_t)bk_get_le64(body + i + 5) + PG_EPOCH_UNIX_US : 0;
+		case 253: /* XLR_BLOCK_ID_ORIGIN: RepOriginId */
+			i += 1 + 2;
+			break;
+		case 252: /* XLR_BLOCK_ID_TOPLEVEL_XID: TransactionId */
+			i += 1 + 4;
+			break;
+		default: /* a block reference: not a record of this shape */
+			return 0;
+		}
+	}
+	return 0;
+}
+
+int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 {
 	RecWalk w = { .fd = fd };
 	uint8_t first[BK_WAL_LONG_HEADER_SIZE];
-	*ret_lsn = 0;
+	*ret = (BkWalEnd){ 0 };
+	uint64_t *ret_lsn = &ret->lsn;
 	ssize_t n = pread(fd, first, sizeof(first), 0);
 	if (n < 0)
 		return bk_errorf_code(-errno, "read %s", name);
@@ -484,17 +517,24 @@ int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn)
 		 * that does not is not WAL written after it, and recovery stops there */
 		if (st == STEP_OK && *ret_lsn && bk_get_le64(rec + 8) != *ret_lsn)
 			break;
+		uint8_t body[32];
+		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
 		if (st == STEP_OK)
-			st = consume(&w, &pos, tot_len - RECORD_HEADER, tot_len - RECORD_HEADER, NULL);
+			st = consume(&w, &pos, nb, left, body);
+		if (st == STEP_OK)
+			st = consume(&w, &pos, left - nb, left - nb, NULL);
 		if (st != STEP_OK)
 			continue;
 		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
+		int64_t t = rec[17] == RM_XACT_ID ? xact_end_us(rec[16], body, nb) : 0;
+		if (t)
+			ret->xact_us = t;
 		if (rec[17] == RM_XLOG_ID && (rec[16] & 0xF0) == XLOG_SWITCH)
 			break;
 	}
 	free(w.page);
 	if (w.err) {
-		*ret_lsn = 0;
+		*ret = (BkWalEnd){ 0 };
 		return w.err;
 	}
 	return 0;

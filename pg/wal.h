@@ -129,17 +129,27 @@ typedef struct {
  * with the repository's (two clusters must never share an archive). */
 int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHeader *ret);
 
-/* The LSN of the last WAL record that lies whole in a segment (the file at fd, as
- * archived; its name is `name`): walking the records from its first page, by
+/* What a segment's WAL reaches: the LSN of the last record that lies whole in it,
+ * and the time the last transaction whose record lies whole in it ended (a commit
+ * or abort record, as PostgreSQL stops a time target; unix microseconds), each 0
+ * if none. */
+typedef struct {
+	uint64_t lsn;
+	int64_t xact_us;
+} BkWalEnd;
+
+/* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`):
+ * the last WAL record that lies whole in it, walking the records from its first
+ * page, by
  * their lengths across page headers (a record cut by a crash, whose next page
  * does not continue it, is skipped as PostgreSQL does), up to a zero length, a
  * page whose header is not this segment's, an XLOG_SWITCH record (after which
  * the segment holds no more) or the segment's end. Recovery to an LSN needs a
  * record that begins at or after it and can be read: in the newest segment of an
- * archive, whose successor is missing, no target past this one is reachable.
- * *ret_lsn is 0 when no record lies whole in the segment. BK_E_CORRUPT if the
- * first page is not the segment's (bk_wal_header_parse). */
-int bk_wal_last_record(int fd, const char *name, uint64_t *ret_lsn);
+ * archive, whose successor is missing, no target past this one is reachable, and
+ * no time target at or after its last transaction's end. BK_E_CORRUPT if the first
+ * page is not the segment's (bk_wal_header_parse). */
+int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret);
 
 /* One line of a timeline history file: timeline tli ended at end_lsn, where its
  * child timeline forked off. */

@@ -390,6 +390,7 @@ typedef struct {
 	uint8_t seg[MB];
 	uint64_t pos, base; /* write offset in the segment; LSN of its start */
 	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
+	int64_t xact_us;    /* what last_of found */
 } Gen;
 
 /* Writes n bytes of a record (left: its bytes not written yet, these included),
@@ -411,8 +412,10 @@ static void gen_put(Gen *g, const uint8_t *data, size_t n, size_t left)
 }
 
 /* Appends a record of tot_len bytes at the next 8-byte boundary (after a page
- * header if that is a page start); returns its LSN. */
-static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
+ * header if that is a page start), its body starting with body[0..nb) (filler
+ * after); returns its LSN. */
+static uint64_t gen_record_body(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info,
+				const uint8_t *body, size_t nb)
 {
 	g->pos = (g->pos + 7) & ~(uint64_t)7;
 	if (g->pos % 8192 == 0) { /* a page header with no continuation */
@@ -429,9 +432,15 @@ static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
 	hdr[16] = info;
 	hdr[17] = rmid;
 	gen_put(g, hdr, sizeof(hdr), tot_len);
-	gen_put(g, NULL, tot_len - 24, tot_len - 24);
+	gen_put(g, body, nb, tot_len - 24);
+	gen_put(g, NULL, tot_len - 24 - nb, tot_len - 24 - nb);
 	g->prev = lsn;
 	return lsn;
+}
+
+static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
+{
+	return gen_record_body(g, tot_len, rmid, info, NULL, 0);
 }
 
 /* Appends one record that ends at offset `to` of the same page. */
@@ -457,7 +466,10 @@ static int last_of(Gen *g, uint64_t *ret)
 	FILE *f = tmpfile();
 	if (!f || fwrite(g->seg, 1, sizeof(g->seg), f) != sizeof(g->seg) || fflush(f) != 0)
 		return -EIO;
-	int e = bk_wal_last_record(fileno(f), "000000010000000000000003", ret);
+	BkWalEnd end;
+	int e = bk_wal_last_record(fileno(f), "000000010000000000000003", &end);
+	*ret = end.lsn;
+	g->xact_us = end.xact_us;
 	fclose(f);
 	return e;
 }
@@ -572,6 +584,32 @@ static void test_last_record(void)
 	gen_start(&g, MB);
 	is_int(last_of(&g, &got), 0, "a segment inside one record");
 	ok(got == 0, "has no last record");
+
+	/* transactions: the end time of the last commit or abort that lies whole in the
+	 * segment (TimestampTz, microseconds since 2000-01-01), after the record's
+	 * block headers: here a replication origin, then the main data's short header */
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	uint8_t commit[2 + 1 + 2 + 8] = { 253, 0x01, 0x00, 255, 16 };
+	int64_t t_pg = INT64_C(848620800000000); /* 2026-11-22 00:00:00 UTC */
+	bk_put_le64(commit + 5, (uint64_t)t_pg);
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit)); /* a commit */
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x10, commit, sizeof(commit)); /* a prepare: not an end */
+	gen_record(&g, 60, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment with a commit");
+	ok(g.xact_us == t_pg + INT64_C(946684800000000), "the last transaction ended when its "
+	   "commit says (%" PRId64 ")", g.xact_us);
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	uint8_t abort_long[1 + 4 + 8] = { 254, 16, 0, 0, 0 }; /* the long header: u32 length */
+	bk_put_le64(abort_long + 5, (uint64_t)(t_pg + 1000000));
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x20, abort_long, sizeof(abort_long));
+	is_int(last_of(&g, &got), 0, "a segment with an abort");
+	ok(g.xact_us == t_pg + 1000000 + INT64_C(946684800000000), "counts it too");
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment without a transaction");
+	ok(g.xact_us == 0, "has no transaction time");
 
 	/* the first page must be this segment's */
 	gen_start(&g, 0);

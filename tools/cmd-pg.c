@@ -380,11 +380,11 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		    bk_wal_record_get(in->wa.r, in->wa.cluster, c.last, &last) == 0) {
 			cli_format_time(last.pushed_us, until);
 			bk_wal_record_release(&last);
-			uint64_t rec;
+			BkWalEnd rec;
 			if (strcmp(in->last, c.last) != 0) {
 				if (bk_pg_wal_last_record(&in->wa, c.last, &rec) == 0) {
 					memcpy(in->last, c.last, sizeof(in->last));
-					in->last_rec = rec;
+					in->last_rec = rec.lsn;
 				} else {
 					fprintf(stderr, "bunker: warning: cannot read %s for the "
 						"last record archived: %s\n", c.last, bk_error_detail());

@@ -96,6 +96,24 @@ if t_rc 0 "pg restore to that end" bkp pg restore latest --target "$SRV/r-filled
 	pitr_stop
 fi
 rm -rf "$SRV/r-filled"
+
+# A time after the last transaction archived: PostgreSQL stops a time target at the
+# first transaction that ended after it, and with none replays to the end and fails,
+# even when the segment was archived after that time. (Autovacuum off: its commits
+# would be later ones.)
+pg_conf_set autovacuum off
+pg_reload
+pg_sql "insert into t values (-1, 'the last transaction')" >/dev/null
+sleep 1.1
+late=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+seg=$(pitr_switch_wal)
+t_true "its segment ($seg) is archived, after $late" pitr_wait_archived "$seg"
+t_rc 3 "a --target-time after the last transaction archived is refused" \
+	bkp pg restore latest --target "$SRV/r-late" --target-time "$late"
+t_true "naming when that transaction ended" \
+	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "and nothing is written" test ! -e "$SRV/r-late"
 pg_stop
 
 # restore_command carries the key file's path, in which PostgreSQL would replace %p
@@ -104,7 +122,7 @@ if t_rc 0 "pg restore latest, with a key file named key%p" pg_as_server "$BUNKER
 	--repo "$REPO" --key-file "$T/bk/key%p" pg restore latest --target "$SRV/r"; then
 	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
 		t_is "$(rsql "select count(*) || ' ' || max(v) filter (where id = 0) from t")" \
-			"30001 after the backup" "the restored server has every row, the new ones too"
+			"30002 after the backup" "the restored server has every row, the new ones too"
 	else
 		not_ok "the restored server recovers" "$(pitr_log_tail 20)"
 	fi

@@ -30,9 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* the input as a (short) segment file: pages past its end are missing */
 			int fd = memfd_create("fuzz-wal", 0);
 			FUZZ_CHECK(fd >= 0 && write(fd, p, n) == (ssize_t)n);
-			uint64_t last = 1;
-			FUZZ_CHECK(bk_wal_last_record(fd, name, &last) == 0);
-			FUZZ_CHECK(last == 0 || (last > h.pageaddr && last < h.pageaddr + n));
+			BkWalEnd end;
+			FUZZ_CHECK(bk_wal_last_record(fd, name, &end) == 0);
+			FUZZ_CHECK(end.lsn == 0 || (end.lsn > h.pageaddr && end.lsn < h.pageaddr + n));
+			FUZZ_CHECK(end.xact_us == 0 || end.lsn != 0);
 			close(fd);
 		}
 		break;
