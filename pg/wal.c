@@ -527,7 +527,7 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 			continue;
 		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
 		int64_t t = rec[17] == RM_XACT_ID ? xact_end_us(rec[16], body, nb) : 0;
-		if (t)
+		if (t > ret->xact_us) /* the latest: backends stamp their commits out of WAL order */
 			ret->xact_us = t;
 		if (rec[17] == RM_XLOG_ID && (rec[16] & 0xF0) == XLOG_SWITCH)
 			break;

@@ -130,7 +130,7 @@ typedef struct {
 int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHeader *ret);
 
 /* What a segment's WAL reaches: the LSN of the last record that lies whole in it,
- * and the time the last transaction whose record lies whole in it ended (a commit
+ * and the latest time a transaction whose record lies whole in it ended (a commit
  * or abort record, as PostgreSQL stops a time target; unix microseconds), each 0
  * if none. */
 typedef struct {

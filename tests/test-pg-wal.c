@@ -595,10 +595,14 @@ static void test_last_record(void)
 	bk_put_le64(commit + 5, (uint64_t)t_pg);
 	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit)); /* a commit */
 	gen_record_body(&g, 24 + 5 + 16, 1, 0x10, commit, sizeof(commit)); /* a prepare: not an end */
+	uint8_t earlier[sizeof(commit)];
+	memcpy(earlier, commit, sizeof(commit));
+	bk_put_le64(earlier + 5, (uint64_t)(t_pg - 500)); /* stamped before, written after */
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
 	gen_record(&g, 60, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment with a commit");
-	ok(g.xact_us == t_pg + INT64_C(946684800000000), "the last transaction ended when its "
-	   "commit says (%" PRId64 ")", g.xact_us);
+	ok(g.xact_us == t_pg + INT64_C(946684800000000), "the latest end is the commit's, though "
+	   "one written after it was stamped earlier (%" PRId64 ")", g.xact_us);
 	gen_start(&g, 0);
 	gen_record(&g, 40, 10, 0);
 	uint8_t abort_long[1 + 4 + 8] = { 254, 16, 0, 0, 0 }; /* the long header: u32 length */
