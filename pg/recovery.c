@@ -67,10 +67,9 @@ static int archived_seg_size(const BkWalArchive *a, uint32_t *ret)
 int bk_wal_archive_load(BkRepo *r, const char *cluster, BkWalArchive *ret)
 {
 	BkWalArchive a = { .r = r, .cluster = cluster };
-	uint64_t sysid;
-	int e = bk_cluster_get(r, cluster, &sysid, &a.seg_size);
+	int e = bk_cluster_get(r, cluster, &a.sysid, &a.seg_size);
 	if (e == -ENOENT)
-		e = 0;
+		e = bk_errorf(-ENOENT, "no cluster '%s' in this repository", cluster);
 	if (e == 0)
 		e = bk_wal_foreach(r, cluster, add_name, &a);
 	if (e == 0 && a.n) /* qsort wants an array, even of none */
@@ -237,24 +236,20 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	return e;
 }
 
-int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, BkWalEnd *ret)
+int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 {
-	BkWalRecord w;
-	int e = bk_wal_record_get(a->r, a->cluster, segment, &w);
-	if (e < 0)
-		return e;
-	int fd = open(a->r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int e = 0;
+	int fd = open(r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0) /* a repository read-only here: in memory then (the segment's size) */
 		fd = memfd_create("bunker-wal", MFD_CLOEXEC);
 	if (fd < 0)
-		e = bk_errorf_code(-errno, "temporary file for %s", segment);
+		e = bk_errorf_code(-errno, "temporary file for %s", w->name);
 	if (e == 0)
-		e = bk_content_write(a->r, &w.content, fd);
+		e = bk_content_write(r, &w->content, fd);
 	if (e == 0)
-		e = bk_wal_last_record(fd, segment, ret);
+		e = bk_wal_last_record(fd, w->name, ret);
 	if (fd >= 0)
 		close(fd);
-	bk_wal_record_release(&w);
 	return e;
 }
 
@@ -632,22 +627,30 @@ static int each_tablespace(const BkSnapshot *s,
 	return e;
 }
 
-/* A tablespace's location must be missing or an empty directory (as for
- * pg_basebackup): checked before anything is written. */
-static int check_location(void *ud, const char *oid, const char *loc)
+/* Where a restore writes (the data directory, a tablespace's location) must be
+ * missing or an empty directory, as for pg_basebackup: checked before anything is
+ * written. what names it in the error. */
+static int check_unused(const char *what, const char *path)
 {
-	(void)ud;
 	struct stat st;
-	DIR *d = opendir(loc);
-	if (!d && errno == ENOENT && lstat(loc, &st) == 0)
-		return bk_errorf(-EEXIST, "tablespace %s: %s is a dangling symbolic link", oid, loc);
+	DIR *d = opendir(path);
+	if (!d && errno == ENOENT && lstat(path, &st) == 0)
+		return bk_errorf(-EEXIST, "%s%s is a dangling symbolic link", what, path);
 	if (!d)
-		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "tablespace %s: %s", oid, loc);
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "%s%s", what, path);
 	bool empty = true;
 	for (struct dirent *de; empty && (de = readdir(d));)
 		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
 	closedir(d);
-	return empty ? 0 : bk_errorf(-EEXIST, "tablespace %s: %s is not empty", oid, loc);
+	return empty ? 0 : bk_errorf(-EEXIST, "%s%s is not empty", what, path);
+}
+
+static int check_location(void *ud, const char *oid, const char *loc)
+{
+	(void)ud;
+	char what[64];
+	snprintf(what, sizeof(what), "tablespace %s: ", oid);
+	return check_unused(what, loc);
 }
 
 typedef struct {
@@ -715,12 +718,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if ((e = parse_timeline(o->target_timeline, &want_tli)) < 0)
 		return e;
 
-	uint64_t sysid;
-	uint32_t seg_size;
-	if ((e = bk_cluster_get(r, o->cluster, &sysid, &seg_size)) == -ENOENT)
-		return bk_errorf(-ENOENT, "no cluster '%s' in this repository", o->cluster);
 	BkWalArchive wa;
-	if (e < 0 || (e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
+	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
 		return e;
 	uint8_t id[32];
 	bool chosen = !o->snapshot || !strcmp(o->snapshot, "latest");
@@ -784,10 +783,12 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	/* an LSN target in the newest segment archived needs a record at or after it
 	 * there: past the last one (after a pg_switch_wal(), say) PostgreSQL replays
 	 * to the end of the archive and fails */
+	BkWalRecord newest = { 0 }; /* the newest segment on the way, read once */
 	BkWalEnd end = { 0 };
-	if (e == 0 && c.last[0] &&
-	    ((before_lsn && before_lsn >= c.contiguous_end - c.seg_size) || before_us))
-		e = bk_pg_wal_last_record(&wa, c.last, &end);
+	bool read_newest = e == 0 && c.last[0] &&
+			   ((before_lsn && before_lsn >= c.contiguous_end - c.seg_size) || before_us);
+	if (read_newest && (e = bk_wal_record_get(r, o->cluster, c.last, &newest)) == 0)
+		e = bk_pg_wal_last_record(r, &newest, &end);
 	if (e == 0 && before_lsn && end.lsn && before_lsn > end.lsn) {
 		char at[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(at, sizeof(at), end.lsn);
@@ -805,33 +806,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	}
 	/* WAL past a time target must be archived too: a segment's records are older
 	 * than its push, and PostgreSQL fails a recovery that ends before its target */
-	BkWalRecord newest;
-	if (e == 0 && before_us && c.last[0] &&
-	    (e = bk_wal_record_get(r, o->cluster, c.last, &newest)) == 0) {
-		if (before_us > newest.pushed_us) {
-			format_utc(when, newest.pushed_us);
-			e = bk_errorf(-ENOENT, "the target time is after the newest WAL archived on the "
-				      "way, %s (archived at %s): recovery would end before reaching it",
-				      c.last, when);
-		}
-		bk_wal_record_release(&newest);
+	if (e == 0 && before_us && read_newest && before_us > newest.pushed_us) {
+		format_utc(when, newest.pushed_us);
+		e = bk_errorf(-ENOENT, "the target time is after the newest WAL archived on the "
+			      "way, %s (archived at %s): recovery would end before reaching it",
+			      c.last, when);
 	}
+	if (read_newest)
+		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);
 
-	struct stat st;
-	if (e == 0 && stat(o->target_dir, &st) == 0) {
-		bool empty = false;
-		DIR *d = S_ISDIR(st.st_mode) ? opendir(o->target_dir) : NULL;
-		if (d) {
-			struct dirent *de;
-			empty = true;
-			while (empty && (de = readdir(d)))
-				empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
-			closedir(d);
-		}
-		if (!empty)
-			e = bk_errorf(-EEXIST, "%s exists and is not an empty directory", o->target_dir);
-	}
+	if (e == 0)
+		e = check_unused("", o->target_dir);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "pg/wal.h"
+#include "pg/walarchive.h"
 #include "store/repo.h"
 #include "store/snapshot.h"
 
@@ -32,12 +33,14 @@
 typedef struct {
 	BkRepo *r;
 	const char *cluster;
+	uint64_t sysid; /* the cluster record's */
 	uint32_t seg_size;
 	char (*names)[BK_WAL_NAME_MAX];
 	size_t n, cap;
 } BkWalArchive;
 
-/* On failure *ret is empty (releasing it is harmless). */
+/* -ENOENT naming the cluster if the repository has no record of it. On failure
+ * *ret is empty (releasing it is harmless). */
 int bk_wal_archive_load(BkRepo *r, const char *cluster, BkWalArchive *ret);
 void bk_wal_archive_release(BkWalArchive *a);
 
@@ -65,10 +68,10 @@ typedef struct {
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret);
 
-/* bk_wal_last_record of archived segment `segment`: fetched into an unnamed
- * temporary file in the repository's tmp/ (in memory when the repository is
- * read-only here) and walked. */
-int bk_pg_wal_last_record(const BkWalArchive *a, const char *segment, BkWalEnd *ret);
+/* bk_wal_last_record of an archived segment (w, its WAL record, as
+ * bk_wal_record_get gives it): fetched into an unnamed temporary file in the
+ * repository's tmp/ (in memory when the repository is read-only here) and walked. */
+int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
 /* What a chain lacks to replay from its start through the record that ends at stop
  * (the segment holding stop - 1) and, when target is not 0, to read the record that

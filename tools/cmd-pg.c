@@ -332,8 +332,11 @@ typedef struct {
 	char base[128], dump[128], globals[128];
 	BkWalArchive wa; /* listed once for every backup's window */
 	int first;
-	char last[BK_WAL_NAME_MAX]; /* the segment last_rec was read from */
+	/* the newest segment of the windows (read once for every backup sharing it):
+	 * its last whole record and when it was archived, 0 if not known */
+	char last[BK_WAL_NAME_MAX];
 	uint64_t last_rec;
+	int64_t last_pushed_us;
 } Info;
 
 static void json_kv(const char *k, const char *v, bool comma)
@@ -353,6 +356,27 @@ static bool of_cluster(void *ud, const BkSnapshot *s)
 	const Info *in = ud;
 	return is_base(in, s) || !strncmp(s->name, in->dump, strlen(in->dump)) ||
 	       !strcmp(s->name, in->globals);
+}
+
+/* Reads what Info keeps of segment (a warning if it cannot be read). */
+static void read_newest(Info *in, const char *segment)
+{
+	memcpy(in->last, segment, sizeof(in->last));
+	in->last_rec = 0;
+	in->last_pushed_us = 0;
+	BkWalRecord w;
+	BkWalEnd end;
+	int e = bk_wal_record_get(in->wa.r, in->wa.cluster, segment, &w);
+	if (e == 0) {
+		in->last_pushed_us = w.pushed_us;
+		e = bk_pg_wal_last_record(in->wa.r, &w, &end);
+		bk_wal_record_release(&w);
+	}
+	if (e == 0)
+		in->last_rec = end.lsn;
+	else
+		fprintf(stderr, "bunker: warning: cannot read %s for the last record archived: %s\n",
+			segment, bk_error_detail());
 }
 
 /* One line (or JSON object) of pg info: a dump, or a base backup with the window
@@ -375,22 +399,12 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		const char *lack;
 		BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
 		uint64_t end_lsn = c.contiguous_end;
-		BkWalRecord last;
-		if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0] &&
-		    bk_wal_record_get(in->wa.r, in->wa.cluster, c.last, &last) == 0) {
-			cli_format_time(last.pushed_us, until);
-			bk_wal_record_release(&last);
-			BkWalEnd rec;
-			if (strcmp(in->last, c.last) != 0) {
-				if (bk_pg_wal_last_record(&in->wa, c.last, &rec) == 0) {
-					memcpy(in->last, c.last, sizeof(in->last));
-					in->last_rec = rec.lsn;
-				} else {
-					fprintf(stderr, "bunker: warning: cannot read %s for the "
-						"last record archived: %s\n", c.last, bk_error_detail());
-				}
-			}
-			if (!strcmp(in->last, c.last) && in->last_rec)
+		if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0]) {
+			if (strcmp(in->last, c.last) != 0)
+				read_newest(in, c.last);
+			if (in->last_pushed_us)
+				cli_format_time(in->last_pushed_us, until);
+			if (in->last_rec)
 				end_lsn = in->last_rec;
 		}
 		char end[BK_WAL_LSN_MAX];
@@ -475,25 +489,17 @@ static int info(void)
 	snprintf(in.base, sizeof(in.base), "pg/%s/base", cli.cluster);
 	snprintf(in.dump, sizeof(in.dump), "pg/%s/dump/", cli.cluster);
 	snprintf(in.globals, sizeof(in.globals), "pg/%s/globals", cli.cluster);
-	uint64_t sysid = 0;
-	uint32_t seg = 0;
-	e = bk_cluster_get(r, cli.cluster, &sysid, &seg);
-	if (e == -ENOENT) {
-		bk_repo_close(r);
-		return cli_fail(bk_errorf(-ENOENT, "no cluster '%s' in this repository", cli.cluster), "pg info");
-	}
-	if (e == 0)
-		e = bk_wal_archive_load(r, cli.cluster, &in.wa);
+	e = bk_wal_archive_load(r, cli.cluster, &in.wa);
 	WalStats w = { .seg_size = in.wa.seg_size };
 	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
 		wal_stat(&w, in.wa.names[i]);
 	if (e == 0) {
 		if (cli.json)
 			printf("{\"cluster\":\"%s\",\"system_identifier\":\"%llu\",\"backups\":[", cli.cluster,
-			       (unsigned long long)sysid);
+			       (unsigned long long)in.wa.sysid);
 		else
 			printf("cluster %s (system identifier %llu)\nbackups:\n", cli.cluster,
-			       (unsigned long long)sysid);
+			       (unsigned long long)in.wa.sysid);
 		CliSnaps l;
 		e = cli_snapshots_load(r, of_cluster, &in, &l);
 		for (size_t i = 0; e == 0 && i < l.n; i++)
