@@ -315,16 +315,17 @@ if [ "$HAVE_PGBR" = 1 ]; then
     HAVE_PGBR=0
   fi
 fi
-# both tools archive every segment from now on (bunker first); until the second
-# round of full backups is done, bunker's second repository gets them too
+# both tools archive every segment from now on (bunker first); during the second
+# round of full backups, bunker's second repository gets them too (ac2)
 push_to() { printf "'%s' -q --repo '%s' --key-file '%s' pg wal-push %%p" "$BUNKER" "$1" "$2"; }
 pgbr_push=""
 [ "$HAVE_PGBR" = 1 ] && pgbr_push=" && pgbackrest --config='$PGBR_CONF' --stanza=bench archive-push %p"
 ac="$(push_to "$BK_REPO" "$BK_KEY")$pgbr_push"
 ac2="$(push_to "$BK_REPO" "$BK_KEY") && $(push_to "$BK2_REPO" "$BK2_KEY")$pgbr_push"
-pg_conf_set archive_command "$ac2"
+pg_conf_set archive_command "$ac"
 pg_reload
 meta archive_command "$ac"
+meta archive_command_full_round_2 "$ac2"
 if [ "$HAVE_PGBR" = 1 ]; then
   pg_as_server pgbackrest --config="$PGBR_CONF" --stanza=bench check >> "$LOG" 2>&1 \
     || die "pgbackrest check failed: archive_command does not work (see bench/out/pg-run.log)"
@@ -455,6 +456,12 @@ log "full base backups, round 1 (bunker first)"
 backup full bunker
 [ "$PGBR_OK" = 1 ] && backup full pgbackrest
 log "full base backups, round 2 (pgBackRest first)"
+# bunker's second repository gets the WAL from here on: with a segment of the
+# cluster there, its backup waits for its WAL in the repository as in round 1
+pg_conf_set archive_command "$ac2"
+pg_reload
+seg2=$(switch_wal)
+wait_archived "$seg2" || die "archive_command does not work: $seg2 not archived (see $PG_LOG)"
 [ "$PGBR_OK" = 1 ] && backup full pgbackrest 2
 [ "$BK_OK" = 1 ] && backup full bunker 2
 pg_conf_set archive_command "$ac"

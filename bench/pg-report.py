@@ -134,7 +134,7 @@ def main():
       "each tool); own account = bunker's `--json` stored_bytes, pgBackRest's `info` "
       "repository delta. The full backups run twice: bunker then pgBackRest, then "
       "pgBackRest then bunker (bunker's second into a repository of its own, which the "
-      "archiver also feeds); seconds, MB/s and CPU s of the full rows are the means of the "
+      "archiver also feeds during round 2 only); seconds, MB/s and CPU s of the full rows are the means of the "
       "two rounds (round 1 / round 2 in brackets), the sizes are round 1's.")
     p()
     p("| tool | backup | seconds | MB/s | repository growth MB | own account MB | peak RSS MiB "

@@ -3,7 +3,8 @@
  * bk_pg_conninfo_split() writes conninfo (key=value pairs, a postgresql:// URI,
  * or a bare database name, as libpq's expand_dbname takes them) to out as quoted
  * key='value' pairs without the password, with dbname replaced by db unless db is
- * NULL; the password goes to *ret_password (malloc'd; NULL if none), since a
+ * NULL; the password goes to *ret_password (malloc'd; NULL if none; ret_password
+ * NULL drops it), since a
  * command line is visible to every local user (ps,
  * /proc/PID/cmdline): a child program gets it in PGPASSWORD, and bunker hides it
  * from its own arguments. Loads libpq (pg/libpq.h). Returns 0, BK_E_USAGE for a

@@ -113,26 +113,19 @@ static int reap(void *ud)
 	return bk_errorf(BK_E_REMOTE, "%s failed with exit code %d", c->what, WEXITSTATUS(status));
 }
 
-static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
-			     const char *password, const char *name, const char *what, BkKv *meta,
-			     size_t nmeta, uint8_t ret_id[32])
+/* Runs argv with environment env (built before: no malloc after fork) and
+ * stores its output as snapshot `name`. */
+static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[], char **env,
+			     const char *name, const char *what, BkKv *meta, size_t nmeta,
+			     uint8_t ret_id[32])
 {
-	char *pw_var;
-	char **env = child_env(password, &pw_var); /* built before fork: no malloc after */
-	if (!env)
-		return -ENOMEM;
 	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		free(env);
-		free(pw_var);
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return bk_errorf_code(-errno, "pipe");
-	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
-		free(env);
-		free(pw_var);
 		return bk_errorf_code(-errno, "fork");
 	}
 	if (pid == 0) {
@@ -142,10 +135,6 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 		fprintf(stderr, "bunker: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
-	if (pw_var)
-		explicit_bzero(pw_var, strlen(pw_var));
-	free(pw_var);
-	free(env);
 	close(pipefd[1]);
 	Child child = { pid, what };
 	uint8_t parent[32];
@@ -209,9 +198,19 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		return e;
 	if (sysid)
 		e = bk_cluster_claim(r, o->cluster, sysid, seg_size);
-	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32], *password = NULL;
+	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32];
 	if (!ci)
 		e = -ENOMEM;
+	/* the password (if any) reaches the programs in PGPASSWORD, never argv: the
+	 * environment is built once for all of them */
+	char *password = NULL, *pw_var = NULL, **env = NULL;
+	if (e == 0)
+		e = bk_pg_conninfo_split(o->conninfo, NULL, ci, CONNINFO_MAX, &password);
+	if (e == 0 && !(env = child_env(password, &pw_var)))
+		e = -ENOMEM;
+	if (password)
+		explicit_bzero(password, strlen(password));
+	free(password);
 	snprintf(sysid_s, sizeof(sysid_s), "%llu", (unsigned long long)sysid);
 	/* A database whose pg_dump fails (dropped meanwhile, say) does not cost the
 	 * others or the globals: they are dumped, and the failure reported at the end.
@@ -220,8 +219,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	char failed[512] = "", first[512] = "";
 	for (char *db = dbs; e == 0 && db && *db; db += strlen(db) + 1) {
 		ndumps++;
-		free(password);
-		if ((e = bk_pg_conninfo_split(o->conninfo, db, ci, CONNINFO_MAX, &password)) < 0)
+		if ((e = bk_pg_conninfo_split(o->conninfo, db, ci, CONNINFO_MAX, NULL)) < 0)
 			break;
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
 		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
@@ -229,8 +227,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		BkKv meta[] = { { "database", db }, { "format", "custom" },
 				{ "server_version", version }, { "system_identifier", sysid_s } };
 		uint8_t id[32];
-		e = run_into_snapshot(r, o, argv, password, name, "pg_dump", meta,
-				      BK_ARRAY_SIZE(meta), id);
+		e = run_into_snapshot(r, o, argv, env, name, "pg_dump", meta, BK_ARRAY_SIZE(meta), id);
 		if (e == BK_E_REMOTE) { /* this database's pg_dump: the next goes on */
 			note_failed(db, failed, sizeof(failed), first, sizeof(first), &nfailed);
 			e = 0;
@@ -240,9 +237,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			o->done(o->done_ud, name, id);
 		}
 	}
-	free(password);
-	password = NULL;
-	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", ci, CONNINFO_MAX, &password)) == 0) {
+	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", ci, CONNINFO_MAX, NULL)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
 		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);
@@ -250,8 +245,8 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 				{ "system_identifier", sysid_s } };
 		uint8_t id[32];
 		ndumps++;
-		e = run_into_snapshot(r, o, argv, password, name, "pg_dumpall", meta,
-				      BK_ARRAY_SIZE(meta), id);
+		e = run_into_snapshot(r, o, argv, env, name, "pg_dumpall", meta, BK_ARRAY_SIZE(meta),
+				      id);
 		if (e == BK_E_REMOTE) {
 			note_failed(NULL, failed, sizeof(failed), first, sizeof(first), &nfailed);
 			e = 0;
@@ -267,7 +262,10 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		snprintf(why, sizeof(why), "%s", bk_error_detail());
 		e = bk_errorf(e, "%s (and before it %zu dumps failed: %s)", why, nfailed, failed);
 	}
-	free(password);
+	if (pw_var)
+		explicit_bzero(pw_var, strlen(pw_var));
+	free(pw_var);
+	free(env);
 	free(ci);
 	free(dbs);
 	return e;

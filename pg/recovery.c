@@ -92,6 +92,23 @@ void bk_wal_archive_release(BkWalArchive *a)
 }
 
 /* A small archived file (a timeline history) read into memory. */
+/* An archived file's bytes in an unnamed file: in the repository's tmp/, or in
+ * memory when the repository is read-only here. *ret_fd to close. */
+static int record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
+{
+	int fd = open(r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = memfd_create("bunker-wal", MFD_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "temporary file for %s", w->name);
+	int e = bk_content_write(r, &w->content, fd);
+	if (e < 0)
+		close(fd);
+	else
+		*ret_fd = fd;
+	return e;
+}
+
 static int read_small(BkRepo *r, const char *cluster, const char *name, char **ret, size_t *ret_len)
 {
 	BkWalRecord w;
@@ -103,19 +120,16 @@ static int read_small(BkRepo *r, const char *cluster, const char *name, char **r
 		return bk_errorf(BK_E_CORRUPT, "%s: %llu bytes is too large for a history file", name,
 				 (unsigned long long)w.size);
 	}
-	int fd = memfd_create("bunker-history", MFD_CLOEXEC);
-	if (fd < 0) {
-		bk_wal_record_release(&w);
-		return bk_errorf_code(-errno, "memfd");
-	}
-	e = bk_content_write(r, &w.content, fd);
+	int fd = -1;
+	e = record_to_fd(r, &w, &fd);
 	char *buf = NULL;
 	size_t n = 0;
 	if (e == 0 && !(buf = malloc(w.size + 1)))
 		e = -ENOMEM;
 	if (e == 0)
 		e = bk_pread_all(fd, buf, w.size, 0, &n);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	bk_wal_record_release(&w);
 	if (e < 0) {
 		free(buf);
@@ -142,10 +156,7 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	if (want_tli == BK_TLI_CURRENT) {
 		c.target_tli = tli;
 	} else if (want_tli != BK_TLI_LATEST) {
-		c.target_tli = want_tli;
-		if (want_tli < tli)
-			e = bk_errorf(BK_E_USAGE, "the backup is on timeline %u, after timeline %u", tli,
-				      want_tli);
+		c.target_tli = want_tli; /* one older than the backup's leaves it off the path */
 	} else {
 		/* as PostgreSQL finds the newest timeline: the next while its history is
 		 * archived; WAL of a timeline past that means a history file is missing */
@@ -238,18 +249,12 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 {
-	int e = 0;
-	int fd = open(r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0) /* a repository read-only here: in memory then (the segment's size) */
-		fd = memfd_create("bunker-wal", MFD_CLOEXEC);
-	if (fd < 0)
-		e = bk_errorf_code(-errno, "temporary file for %s", w->name);
-	if (e == 0)
-		e = bk_content_write(r, &w->content, fd);
-	if (e == 0)
+	int fd;
+	int e = record_to_fd(r, w, &fd);
+	if (e == 0) {
 		e = bk_wal_last_record(fd, w->name, ret);
-	if (fd >= 0)
 		close(fd);
+	}
 	return e;
 }
 
@@ -359,6 +364,14 @@ static int newest_first(const void *a, const void *b)
 	return x->time_us > y->time_us ? -1 : x->time_us < y->time_us;
 }
 
+/* Whether a backup (its record's time, its stop LSN) ended before a time or LSN
+ * target: recovery cannot stop inside a backup. The one rule for a backup chosen
+ * and a SNAPSHOT given. */
+static bool ends_before(int64_t time_us, uint64_t stop, int64_t before_us, uint64_t before_lsn)
+{
+	return !(before_us && time_us >= before_us) && !(before_lsn && stop > before_lsn);
+}
+
 /* Chooses the base backup for a target: the newest one on the history of the
  * timeline recovery follows that ended before a time or LSN target. An xid or a
  * restore point cannot be placed without reading WAL, so for those the oldest
@@ -377,33 +390,24 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 		qsort(l.c, l.n, sizeof(*l.c), newest_first);
 	size_t n = 0; /* those that ended before the target, newest first */
 	for (size_t k = 0; e == 0 && k < l.n; k++)
-		if (!(before_us && l.c[k].time_us >= before_us) && !(before_lsn && l.c[k].stop > before_lsn))
+		if (ends_before(l.c[k].time_us, l.c[k].stop, before_us, before_lsn))
 			l.c[n++] = l.c[k];
-	const Candidate *pick = NULL;
-	int newest_on = -1; /* whether l.c[0] is on the path: -1 not known yet */
+	/* the newest first: whether it is on the path decides the refusal below */
+	BkWalChain chain;
+	bool newest_on = false;
 	uint32_t target = 0;
+	if (e == 0 && n) {
+		e = bk_pg_wal_chain(a, l.c[0].tli, l.c[0].start, l.c[0].stop, want_tli, &chain);
+		newest_on = e == 0 && chain.on_path;
+		target = chain.target_tli;
+	}
+	const Candidate *pick = NULL;
 	for (size_t k = 0; e == 0 && k < n && !pick; k++) {
 		const Candidate *c = &l.c[oldest ? n - 1 - k : k];
-		BkWalChain chain;
-		e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
-		if (e == BK_E_USAGE) { /* on a timeline after the one wanted */
-			e = 0;
-			continue;
-		}
-		if (e == 0 && c == &l.c[0]) {
-			newest_on = chain.on_path;
-			target = chain.target_tli;
-		}
-		if (e == 0 && chain.on_path)
+		if (c != &l.c[0])
+			e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
+		if (e == 0 && (c == &l.c[0] ? newest_on : chain.on_path))
 			pick = c;
-	}
-	if (e == 0 && n && !tli_given && newest_on < 0) { /* oldest first, stopped before it */
-		BkWalChain chain;
-		e = bk_pg_wal_chain(a, l.c[0].tli, l.c[0].start, l.c[0].stop, want_tli, &chain);
-		if (e == 0) {
-			newest_on = chain.on_path;
-			target = chain.target_tli;
-		}
 	}
 	if (e == 0 && n && !tli_given && !newest_on) {
 		char other[160] = ", nor is any other";
@@ -746,12 +750,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      bk_id_hex(id).s, s->name, o->cluster);
 	/* the rule choose_backup applies; a SNAPSHOT given is checked the same way */
 	char when[48];
-	if (e == 0 && !chosen && before_us && s->time_us >= before_us) {
+	bool late = e == 0 && !chosen && !ends_before(s->time_us, stop, before_us, before_lsn);
+	if (late && before_us && s->time_us >= before_us) {
 		format_utc(when, s->time_us);
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s ended at %s, after the target time: recovery "
 			      "cannot stop inside its backup (latest picks one that ended before)",
 			      bk_id_hex(id).s, when);
-	} else if (e == 0 && !chosen && before_lsn && stop > before_lsn) {
+	} else if (late) {
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s stopped at %s, after the target LSN: recovery "
 			      "cannot stop inside its backup (latest picks one that ended before)",
 			      bk_id_hex(id).s, stop_s);

@@ -326,6 +326,9 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 {
 	BkWalRecord w;
 	int e = bk_wal_record_get(r, cluster, name, &w);
+	BkWalName wn;
+	if (e == -ENOENT && bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_HISTORY)
+		return e; /* PostgreSQL probes for these: one lookup (a segment finds a wrong cluster) */
 	if (e == -ENOENT) {
 		/* not archived, unless the cluster itself is unknown here: then the
 		 * restore_command names the wrong repository or cluster */

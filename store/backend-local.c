@@ -83,6 +83,36 @@ static int ensure_parent(Local *l, const char *path)
 	return 0;
 }
 
+/* Syncs the object and every directory from its own up to the repository's, as
+ * its writer may have died before syncing any of them (ensure_parent made them). */
+static int local_sync(BkBackend *b, const char *name)
+{
+	Local *l = (Local *)b;
+	char path[PATH_MAX];
+	int r = full_path(l, name, path);
+	int fd = r < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+	if (r == 0 && fd < 0)
+		r = errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
+	if (fd >= 0 && fsync(fd) < 0)
+		r = bk_errorf_code(-errno, "fsync %s", path);
+	if (fd >= 0)
+		close(fd);
+	size_t root = strlen(l->root);
+	for (char *slash; r == 0 && (slash = strrchr(path, '/')) && (size_t)(slash - path) >= root;) {
+		r = bk_fsync_parent(path);
+		*slash = '\0';
+	}
+	return r;
+}
+
+/* A create-only put that found its object: -EEXIST, once the object is durable
+ * (the backend's contract: its writer may have died before syncing it). */
+static int found_existing(BkBackend *b, const char *name)
+{
+	int r = local_sync(b, name);
+	return r < 0 ? r : -EEXIST;
+}
+
 static int local_put(BkBackend *b, const char *name, const void *data, size_t len, bool create_only)
 {
 	Local *l = (Local *)b;
@@ -94,7 +124,7 @@ static int local_put(BkBackend *b, const char *name, const void *data, size_t le
 		r = bk_write_atomic(path, data, len, 0660, create_only);
 	if (r == 0)
 		r = give(l, path);
-	return r;
+	return r == -EEXIST ? found_existing(b, name) : r;
 }
 
 static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool create_only)
@@ -108,7 +138,7 @@ static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool 
 		r = give(l, tmp);
 	if (r == 0)
 		r = bk_commit_file(tmp, path, create_only);
-	return r;
+	return r == -EEXIST ? found_existing(b, name) : r;
 }
 
 /* A pinned descriptor for name from the cache, or -1 (and a slot to fill). */
@@ -249,28 +279,6 @@ static int local_remove(BkBackend *b, const char *name)
 	if (unlink(path) < 0)
 		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "remove %s", path);
 	return bk_fsync_parent(path);
-}
-
-/* Syncs the object and every directory from its own up to the repository's, as
- * its writer may have died before syncing any of them (ensure_parent made them). */
-static int local_sync(BkBackend *b, const char *name)
-{
-	Local *l = (Local *)b;
-	char path[PATH_MAX];
-	int r = full_path(l, name, path);
-	int fd = r < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-	if (r == 0 && fd < 0)
-		r = errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
-	if (fd >= 0 && fsync(fd) < 0)
-		r = bk_errorf_code(-errno, "fsync %s", path);
-	if (fd >= 0)
-		close(fd);
-	size_t root = strlen(l->root);
-	for (char *slash; r == 0 && (slash = strrchr(path, '/')) && (size_t)(slash - path) >= root;) {
-		r = bk_fsync_parent(path);
-		*slash = '\0';
-	}
-	return r;
 }
 
 static void local_free(BkBackend *b)

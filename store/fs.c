@@ -136,13 +136,8 @@ int bk_commit_file(const char *tmp, const char *path, bool create_only)
 		return bk_errorf_code(r, "fsync %s", tmp);
 	if (create_only) {
 		/* link() fails with EEXIST instead of replacing: no-replace rename */
-		if (link(tmp, path) < 0) {
-			if (errno != EEXIST)
-				return bk_errorf_code(-errno, "link %s", path);
-			/* its writer may have died before syncing the directory */
-			r = bk_fsync_parent(path);
-			return r < 0 ? r : -EEXIST;
-		}
+		if (link(tmp, path) < 0)
+			return errno == EEXIST ? -EEXIST : bk_errorf_code(-errno, "link %s", path);
 		unlink(tmp);
 	} else if (rename(tmp, path) < 0) {
 		return bk_errorf_code(-errno, "rename %s to %s", tmp, path);

@@ -35,8 +35,7 @@ int bk_mkdir_p(const char *path, mode_t mode);
 int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool create_only);
 
 /* Moves a complete, closed temp file into place durably (fsync file, rename,
- * fsync directory). With create_only, -EEXIST if path exists (tmp is kept; the
- * directory is synced all the same, as path's writer may have died before). */
+ * fsync directory). With create_only, -EEXIST if path exists (tmp is kept). */
 int bk_commit_file(const char *tmp, const char *path, bool create_only);
 
 /* Reads a whole file of at most max bytes into a malloc'd buffer (owned by the

@@ -1,15 +1,11 @@
 #include "store/index.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <lmdb.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <unistd.h>
 
 #include "store/error.h"
 #include "store/fs.h"
@@ -58,7 +54,7 @@ static int env_open(BkIndex *x)
 {
 	static const unsigned modes[] = { 0, MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
 	int rc = 0;
-	for (size_t i = x->readonly ? 1 : 0; i < BK_ARRAY_SIZE(modes); i++) {
+	for (size_t i = 0; i < BK_ARRAY_SIZE(modes); i++) {
 		if (x->env)
 			mdb_env_close(x->env); /* LMDB: an env whose open failed is discarded */
 		x->env = NULL;
@@ -85,28 +81,11 @@ int bk_index_open(const char *dir, BkIndex **ret)
 		free(x);
 		return -ENOMEM;
 	}
-	struct stat dst;
-	int r = bk_mkdir_p(dir, 0770);
-	if (r < 0 && cannot_write(-r) && stat(dir, &dst) == 0) { /* there, not ours to write */
-		x->readonly = true;
-		r = 0;
-	}
+	int r = bk_mkdir_p(dir, 0770); /* (an existing directory, read-only or not, is fine) */
 	if (r == 0)
 		r = env_open(x);
 	if (r < 0)
 		goto fail;
-	/* LMDB creates its files with 0660 masked by the umask: like every file of
-	 * the repository they must stay open to the group that shares it */
-	for (int i = 0; i < 2 && !x->readonly; i++) {
-		char f[PATH_MAX];
-		struct stat st;
-		snprintf(f, sizeof(f), "%s/%s", dir, i ? "lock.mdb" : "data.mdb");
-		if (stat(f, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0660) != 0660 &&
-		    chmod(f, (st.st_mode & 07777) | 0660) < 0) {
-			r = bk_errorf_code(-errno, "chmod %s", f);
-			goto fail;
-		}
-	}
 	int dead, rc;
 	mdb_reader_check(x->env, &dead); /* clear slots of crashed processes */
 	MDB_txn *txn;

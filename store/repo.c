@@ -108,23 +108,31 @@ static int repo_alloc(const char *path, BkRepo **ret)
 	return 0;
 }
 
-/* When root opens another user's repository, the index and tmp/ that LMDB and
- * mkdir just created must belong to that user too (see backend.h). */
-static int give_to_owner(BkRepo *r, const char *idx, const char *tmp)
+/* The index and tmp/ that LMDB and mkdir may just have created: when root opens
+ * another user's repository they must belong to that user too (see backend.h),
+ * and LMDB's files must be group-writable as every repository file is (LMDB
+ * creates them 0660 masked by the umask, and PostgreSQL runs archive_command with
+ * umask 077). */
+static int give_index(BkRepo *r, const char *idx, const char *tmp)
 {
-	struct stat st;
-	if (geteuid() != 0 || stat(r->path, &st) < 0 || (st.st_uid == 0 && st.st_gid == 0))
-		return 0;
+	struct stat root, st;
+	bool give = geteuid() == 0 && stat(r->path, &root) == 0 &&
+		    !(root.st_uid == 0 && root.st_gid == 0);
 	const char *paths[] = { idx, tmp };
-	const char *files[] = { "data.mdb", "lock.mdb" };
-	for (size_t i = 0; i < 2; i++)
-		if (lchown(paths[i], st.st_uid, st.st_gid) < 0)
+	for (size_t i = 0; give && i < 2; i++)
+		if (lchown(paths[i], root.st_uid, root.st_gid) < 0)
 			return bk_errorf_code(-errno, "chown %s", paths[i]);
+	const char *files[] = { "data.mdb", "lock.mdb" };
 	for (size_t i = 0; i < 2; i++) {
 		char p[4096];
 		snprintf(p, sizeof(p), "%s/%s", idx, files[i]);
-		if (lchown(p, st.st_uid, st.st_gid) < 0 && errno != ENOENT)
+		if (lstat(p, &st) < 0)
+			continue;
+		if (give && lchown(p, root.st_uid, root.st_gid) < 0)
 			return bk_errorf_code(-errno, "chown %s", p);
+		if ((give || st.st_uid == geteuid()) && (st.st_mode & 0660) != 0660 &&
+		    chmod(p, (st.st_mode & 07777) | 0660) < 0)
+			return bk_errorf_code(-errno, "chmod %s", p);
 	}
 	return 0;
 }
@@ -152,10 +160,11 @@ static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const u
 			e = bk_index_open(idx, &r->index);
 	}
 	/* a repository read-only here is read as it is: nothing to create or give */
-	if (e == 0 && !bk_index_readonly(r->index))
+	if (e == 0 && !bk_index_readonly(r->index)) {
 		e = bk_mkdir_p(r->tmp_dir, 0770);
-	if (e == 0 && !bk_index_readonly(r->index))
-		e = give_to_owner(r, idx, r->tmp_dir);
+		if (e == 0)
+			e = give_index(r, idx, r->tmp_dir);
+	}
 	free(idx);
 	return e;
 }

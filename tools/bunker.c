@@ -416,11 +416,9 @@ static int cmd_init(void)
 	e = bk_repo_create(cli.repo, s, &p, &r);
 	bk_secret_free(s);
 	if (e < 0) {
-		/* the key file this run made opens nothing (unless the repository's config
-		 * got written before the failure): a retry must not meet it */
-		char cfg[PATH_MAX];
-		snprintf(cfg, sizeof(cfg), "%s/config", cli.repo);
-		if (cli.new_key_file && access(cfg, F_OK) < 0)
+		/* the key file this run made opens nothing (the config, written last and
+		 * atomically, is not this run's): a retry must not meet it */
+		if (cli.new_key_file)
 			unlink(cli.new_key_file);
 		return cli_fail(e, "init %s", cli.repo);
 	}

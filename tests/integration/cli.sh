@@ -247,12 +247,14 @@ t_rc 0 "... check --read-data" as_nobody "$BUNKER" -q --repo "$T/rk" --key-file 
 t_is "$(as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" cat latest --name k 2>&1)" k \
 	"... cat"
 t_rc 1 "... a backup fails" as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" backup "$T/key-nobody"
-t_true "... saying why" grep -q "Permission denied\|read-only here" "$ERR" || diag "$(cat "$ERR")"
+t_true "... saying why" grep -q "create .*/tmp/pack\.tmp.*Permission denied" "$ERR" || diag "$(cat "$ERR")"
 
 # an init that fails takes its new key file with it, so that a retry works
 : >"$T/not-a-dir"
 t_rc 1 "init under a file fails" "$BUNKER" -q --repo "$T/not-a-dir/r" --new-key-file "$T/key-failed" init
 t_true "... and leaves no key file" test ! -e "$T/key-failed"
 t_rc 0 "the same init elsewhere then works" "$BUNKER" -q --repo "$T/r-retry" --new-key-file "$T/key-failed" init
+t_rc 1 "init over an existing repository fails" "$BUNKER" -q --repo "$T/r-retry" --new-key-file "$T/key-again" init
+t_true "... and leaves no key file" test ! -e "$T/key-again"
 
 done_testing
