@@ -563,6 +563,20 @@ static int cmd_backup(void)
 	return e;
 }
 
+/* One secret opens the repository: an option naming one replaces what the
+ * environment says; two options are an error, not a silent choice. */
+static const char **secret_source_given;
+
+static int set_secret_source(const char **slot, const char *value)
+{
+	if (secret_source_given && secret_source_given != slot)
+		return usage_error("give only one of --key-file, --password-file and --password-command");
+	secret_source_given = slot;
+	cli.key_file = cli.password_file = cli.password_command = NULL;
+	*slot = value;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -580,9 +594,9 @@ int main(int argc, char **argv)
 		int e = 0;
 		switch (c) {
 		case OPT_REPO: cli.repo = optarg; break;
-		case OPT_KEYFILE: cli.key_file = optarg; break;
-		case OPT_PWFILE: cli.password_file = optarg; break;
-		case OPT_PWCMD: cli.password_command = optarg; break;
+		case OPT_KEYFILE: e = set_secret_source(&cli.key_file, optarg); break;
+		case OPT_PWFILE: e = set_secret_source(&cli.password_file, optarg); break;
+		case OPT_PWCMD: e = set_secret_source(&cli.password_command, optarg); break;
 		case OPT_NEWKEY: cli.new_key_file = optarg; break;
 		case OPT_NEWPW: cli.new_password_file = optarg; break;
 		case OPT_JSON: cli.json = true; break;
@@ -617,6 +631,9 @@ int main(int argc, char **argv)
 		if (e)
 			return e;
 	}
+	if (!secret_source_given && !!cli.key_file + !!cli.password_file + !!cli.password_command > 1)
+		return usage_error("more than one of BUNKER_KEY_FILE, BUNKER_PASSWORD_FILE and "
+		                   "BUNKER_PASSWORD_COMMAND is set: choose one with an option");
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
 		return EXIT_USAGE;

@@ -32,6 +32,10 @@ t_rc 0 "right passphrase via BUNKER_PASSWORD_COMMAND" env BUNKER_PASSWORD_COMMAN
 t_rc 4 "wrong passphrase via BUNKER_PASSWORD_COMMAND exits 4" env BUNKER_PASSWORD_COMMAND='echo nope' "$BUNKER" -q --repo "$R" check
 t_rc 0 "BUNKER_REPO names the repository" env BUNKER_REPO="$R" BUNKER_PASSWORD_FILE="$PW" "$BUNKER" -q check
 t_rc 0 "--password-file overrides a wrong BUNKER_PASSWORD_FILE" env BUNKER_PASSWORD_FILE="$T/bad" "$BUNKER" -q --repo "$R" --password-file "$PW" check
+t_rc 0 "--password-file overrides BUNKER_PASSWORD_COMMAND" env BUNKER_PASSWORD_COMMAND='echo nope' "$BUNKER" -q --repo "$R" --password-file "$PW" check
+t_rc 2 "--key-file and --password-file together: exit 2, not one silently" B --key-file "$T/bad" --password-file "$PW" check
+t_one_line_error "... one error line"
+t_rc 2 "two secret sources in the environment: exit 2" env BUNKER_PASSWORD_FILE="$PW" BUNKER_PASSWORD_COMMAND='echo nope' "$BUNKER" -q --repo "$R" check
 printf 'correct horse battery staple' >"$T/pw-nonl"
 t_rc 0 "a passphrase file without a trailing newline is the same passphrase" B --password-file "$T/pw-nonl" check
 printf 'correct horse battery staple \n' >"$T/pw-space"
