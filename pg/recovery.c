@@ -141,6 +141,15 @@ static int read_small(BkRepo *r, const char *cluster, const char *name, char **r
 	return 0;
 }
 
+/* Segment segno on the chain's path: of the timeline the path follows there. */
+static int path_segment_name(const BkWalChain *c, uint64_t segno, char name[BK_WAL_NAME_MAX])
+{
+	size_t t = c->ntl - 1;
+	while (t > 0 && c->begin[t] / c->seg_size > segno)
+		t--;
+	return bk_wal_segment_name(name, BK_WAL_NAME_MAX, c->tli[t], segno, c->seg_size);
+}
+
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret)
 {
@@ -227,11 +236,8 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	uint64_t s = start_lsn / c.seg_size;
 	c.contiguous_end = s * c.seg_size;
 	for (; e == 0; s++) {
-		size_t t = c.ntl - 1;
-		while (t > 0 && c.begin[t] / c.seg_size > s)
-			t--;
 		char name[BK_WAL_NAME_MAX];
-		if (bk_wal_segment_name(name, sizeof(name), c.tli[t], s, c.seg_size) < 0)
+		if (path_segment_name(&c, s, name) < 0)
 			break;
 		if (!has_name(a, name)) {
 			snprintf(c.next_needed, sizeof(c.next_needed), "%s", name);
@@ -254,6 +260,58 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 	if (e == 0) {
 		e = bk_wal_last_record(fd, w->name, ret);
 		close(fd);
+	}
+	return e;
+}
+
+/* The last transaction end on a chain's path, for a time target when the newest
+ * segment (c->last) holds none. */
+typedef struct {
+	bool known;      /* false: not found within XACT_SCAN_MAX segments */
+	int64_t xact_us; /* when it ended, or 0: none after the target */
+	char segment[BK_WAL_NAME_MAX]; /* the segment holding it, or the oldest one
+					* archived after the target (none holds one) */
+} LastXact;
+
+#define XACT_SCAN_MAX 256
+
+/* Walks back from the segment before c->last (ret->segment) to the one holding start_lsn. A
+ * segment archived at or before before_us holds only transactions that ended
+ * before it, as do those before it: the walk stops there with none. (An idle
+ * server's segments, switched by archive_timeout, hold no transaction at all.) */
+static int last_xact_before(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
+			    int64_t before_us, LastXact *ret)
+{
+	BkWalName last;
+	uint64_t segno;
+	int e = bk_wal_name_parse(c->last, &last);
+	if (e == 0)
+		e = bk_wal_name_segno(&last, c->seg_size, &segno);
+	ret->xact_us = 0;
+	for (unsigned n = 0; e == 0 && segno > start_lsn / c->seg_size; n++) {
+		if (n == XACT_SCAN_MAX) {
+			ret->known = false;
+			break;
+		}
+		segno--;
+		char name[BK_WAL_NAME_MAX];
+		if ((e = path_segment_name(c, segno, name)) < 0)
+			break;
+		BkWalRecord w;
+		if ((e = bk_wal_record_get(r, cluster, name, &w)) < 0)
+			break;
+		BkWalEnd end = { 0 };
+		bool older = w.pushed_us <= before_us;
+		if (!older)
+			e = bk_pg_wal_last_record(r, &w, &end);
+		bk_wal_record_release(&w);
+		if (older)
+			break;
+		memcpy(ret->segment, name, sizeof(name));
+		if (end.xact_us) {
+			ret->xact_us = end.xact_us;
+			break;
+		}
 	}
 	return e;
 }
@@ -800,15 +858,6 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(-ENOENT, "the target LSN is after the last record archived, at %s in "
 			      "%s: recovery would end before reaching it", at, c.last);
 	}
-	/* PostgreSQL stops a time target at the first transaction that ended after it:
-	 * with none archived, it replays to the end and fails (only the newest
-	 * segment is read: one without a transaction says nothing) */
-	if (e == 0 && before_us && end.xact_us && end.xact_us <= before_us) {
-		format_utc(when, end.xact_us);
-		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
-			      "ended at %s (in %s): recovery would end before reaching it; without a "
-			      "target it restores that state", when, c.last);
-	}
 	/* WAL past a time target must be archived too: a segment's records are older
 	 * than its push, and PostgreSQL fails a recovery that ends before its target */
 	if (e == 0 && before_us && read_newest && before_us > newest.pushed_us) {
@@ -816,6 +865,22 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(-ENOENT, "the target time is after the newest WAL archived on the "
 			      "way, %s (archived at %s): recovery would end before reaching it",
 			      c.last, when);
+	}
+	/* PostgreSQL stops a time target at the first transaction that ended after it:
+	 * with none archived, it replays to the end and fails */
+	LastXact lx = { .known = true, .xact_us = end.xact_us };
+	memcpy(lx.segment, c.last, sizeof(lx.segment));
+	if (e == 0 && before_us && read_newest && !end.xact_us)
+		e = last_xact_before(r, o->cluster, &c, start, before_us, &lx);
+	if (e == 0 && before_us && lx.known && lx.xact_us && lx.xact_us <= before_us) {
+		format_utc(when, lx.xact_us);
+		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
+			      "ended at %s (in %s): recovery would end before reaching it; without a "
+			      "target it restores that state", when, lx.segment);
+	} else if (e == 0 && before_us && read_newest && lx.known && !lx.xact_us) {
+		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived: the WAL "
+			      "archived after it (%s to %s) holds none, so recovery would end before "
+			      "reaching it; without a target it restores that state", lx.segment, c.last);
 	}
 	if (read_newest)
 		bk_wal_record_release(&newest);

@@ -8,7 +8,8 @@
 # gives the size: a base backup's warning must name its start segment in 1 MB
 # segments (once segments are archived, their size would tell, and mask a record
 # written wrong). Then WAL is archived, a base backup taken and a row
-# added, and pg restore latest brings back a server with that row (its key file's
+# added; time targets after the last transaction are refused, with or without idle
+# segments archived after it, and one before it is reached; pg restore latest brings back a server with that row (its key file's
 # name has a '%' that restore_command must escape).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-segsize
@@ -103,6 +104,9 @@ rm -rf "$SRV/r-filled"
 # would be later ones.)
 pg_conf_set autovacuum off
 pg_reload
+sleep 1.1
+mid=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+sleep 1.1
 pg_sql "insert into t values (-1, 'the last transaction')" >/dev/null
 sleep 1.1
 late=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
@@ -114,6 +118,38 @@ t_true "naming when that transaction ended" \
 	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-late"
+# An idle server's newest segments hold no transaction (archive_timeout switches
+# them): the last transaction is further back, and bunker must walk back to it
+# (before, a time after it was refused only when the newest segment held one).
+sleep 0.2
+later=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+sleep 0.2
+quiet1=$(pitr_switch_wal)
+quiet2=$(pitr_switch_wal)
+t_true "two segments without a transaction ($quiet1, $quiet2) are archived" pitr_wait_archived "$quiet2"
+t_rc 3 "with them archived after it, a --target-time after the last transaction is still refused" \
+	bkp pg restore latest --target "$SRV/r-late" --target-time "$late"
+t_true "naming when it ended, in $seg" \
+	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_rc 3 "so is a time after $seg was archived" \
+	bkp pg restore latest --target "$SRV/r-late" --target-time "$later"
+t_true "naming the WAL archived after it, which holds none" \
+	grep -q "the target time is after the last transaction archived: the WAL archived after it ($quiet1 to $quiet2) holds none" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "and nothing is written" test ! -e "$SRV/r-late"
+# A time before that last transaction is reached through the idle segments.
+if t_rc 0 "a --target-time before the last transaction, idle segments after it" \
+	bkp pg restore latest --target "$SRV/r-mid" --target-time "$mid"; then
+	if pitr_start "$SRV/r-mid" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select count(*) filter (where id = -1) || ' ' || count(*) filter (where id = 0) from t")" \
+			"0 1" "the restored server stops before the last transaction"
+	else
+		not_ok "the restored server reaches that time" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+rm -rf "$SRV/r-mid"
 pg_stop
 
 # restore_command carries the key file's path, in which PostgreSQL would replace %p
