@@ -264,32 +264,21 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 	return e;
 }
 
-/* The last transaction end on a chain's path, for a time target when the newest
- * segment (c->last) holds none. */
-typedef struct {
-	bool known;      /* false: not found within XACT_SCAN_MAX segments */
-	int64_t xact_us; /* when it ended, or 0: none after the target */
-	char segment[BK_WAL_NAME_MAX]; /* the segment holding it, or the oldest one
-					* archived after the target (none holds one) */
-} LastXact;
-
-#define XACT_SCAN_MAX 256
-
-/* Walks back from the segment before c->last (ret->segment) to the one holding start_lsn. A
- * segment archived at or before before_us holds only transactions that ended
- * before it, as do those before it: the walk stops there with none. (An idle
- * server's segments, switched by archive_timeout, hold no transaction at all.) */
-static int last_xact_before(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
-			    int64_t before_us, LastXact *ret)
+int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
+			const BkWalEnd *newest, int64_t after_us, BkWalLastXact *ret)
 {
+	*ret = (BkWalLastXact){ .known = true, .xact_us = newest->xact_us };
+	memcpy(ret->segment, c->last, sizeof(ret->segment));
 	BkWalName last;
-	uint64_t segno;
+	uint64_t segno = 0;
 	int e = bk_wal_name_parse(c->last, &last);
 	if (e == 0)
 		e = bk_wal_name_segno(&last, c->seg_size, &segno);
-	ret->xact_us = 0;
+	ret->segno = segno;
+	if (newest->xact_us)
+		return e;
 	for (unsigned n = 0; e == 0 && segno > start_lsn / c->seg_size; n++) {
-		if (n == XACT_SCAN_MAX) {
+		if (n == BK_WAL_XACT_SCAN_MAX) {
 			ret->known = false;
 			break;
 		}
@@ -301,13 +290,14 @@ static int last_xact_before(BkRepo *r, const char *cluster, const BkWalChain *c,
 		if ((e = bk_wal_record_get(r, cluster, name, &w)) < 0)
 			break;
 		BkWalEnd end = { 0 };
-		bool older = w.pushed_us <= before_us;
+		bool older = w.pushed_us <= after_us;
 		if (!older)
 			e = bk_pg_wal_last_record(r, &w, &end);
 		bk_wal_record_release(&w);
 		if (older)
 			break;
 		memcpy(ret->segment, name, sizeof(name));
+		ret->segno = segno;
 		if (end.xact_us) {
 			ret->xact_us = end.xact_us;
 			break;
@@ -868,16 +858,15 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	}
 	/* PostgreSQL stops a time target at the first transaction that ended after it:
 	 * with none archived, it replays to the end and fails */
-	LastXact lx = { .known = true, .xact_us = end.xact_us };
-	memcpy(lx.segment, c.last, sizeof(lx.segment));
-	if (e == 0 && before_us && read_newest && !end.xact_us)
-		e = last_xact_before(r, o->cluster, &c, start, before_us, &lx);
+	BkWalLastXact lx = { 0 };
+	if (e == 0 && before_us && read_newest)
+		e = bk_pg_wal_last_xact(r, o->cluster, &c, start, &end, before_us, &lx);
 	if (e == 0 && before_us && lx.known && lx.xact_us && lx.xact_us <= before_us) {
 		format_utc(when, lx.xact_us);
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
 			      "ended at %s (in %s): recovery would end before reaching it; without a "
 			      "target it restores that state", when, lx.segment);
-	} else if (e == 0 && before_us && read_newest && lx.known && !lx.xact_us) {
+	} else if (e == 0 && before_us && lx.known && !lx.xact_us) {
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived: the WAL "
 			      "archived after it (%s to %s) holds none, so recovery would end before "
 			      "reaching it; without a target it restores that state", lx.segment, c.last);

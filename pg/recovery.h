@@ -73,6 +73,25 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
  * repository's tmp/ (in memory when the repository is read-only here) and walked. */
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
+/* The last transaction on a chain's path that a time target can stop before
+ * (PostgreSQL stops at the first commit or abort that ended after it; with none,
+ * it replays to the end and fails). newest is the BkWalEnd of c->last, read by the
+ * caller. When that segment holds none (an idle server's segments, switched by
+ * archive_timeout), the segments before it are walked back, down to the one
+ * holding start_lsn, stopping at one archived at or before after_us (0: none is):
+ * its transactions, and all before it, ended before that. A fetch and a walk per
+ * segment, so after BK_WAL_XACT_SCAN_MAX segments the answer is not known. */
+#define BK_WAL_XACT_SCAN_MAX 256
+typedef struct {
+	bool known;
+	int64_t xact_us;               /* when it ended; 0: none after after_us */
+	char segment[BK_WAL_NAME_MAX]; /* holding it; with none, the oldest segment
+					* read archived after after_us (or c->last) */
+	uint64_t segno;                /* segment's number */
+} BkWalLastXact;
+int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
+			const BkWalEnd *newest, int64_t after_us, BkWalLastXact *ret);
+
 /* What a chain lacks to replay from its start through the record that ends at stop
  * (the segment holding stop - 1) and, when target is not 0, to read the record that
  * starts at target (the segment holding target). The one rule for pg restore,

@@ -337,6 +337,11 @@ typedef struct {
 	char last[BK_WAL_NAME_MAX];
 	uint64_t last_rec;
 	int64_t last_pushed_us;
+	int64_t last_xact_us;
+	/* the last transaction on the path to `last` (xact_last names that segment,
+	 * "" before the first search), kept for backups that start before it */
+	BkWalLastXact xact;
+	char xact_last[BK_WAL_NAME_MAX];
 } Info;
 
 static void json_kv(const char *k, const char *v, bool comma)
@@ -364,6 +369,7 @@ static void read_newest(Info *in, const char *segment)
 	memcpy(in->last, segment, sizeof(in->last));
 	in->last_rec = 0;
 	in->last_pushed_us = 0;
+	in->last_xact_us = 0;
 	BkWalRecord w;
 	BkWalEnd end;
 	int e = bk_wal_record_get(in->wa.r, in->wa.cluster, segment, &w);
@@ -372,21 +378,42 @@ static void read_newest(Info *in, const char *segment)
 		e = bk_pg_wal_last_record(in->wa.r, &w, &end);
 		bk_wal_record_release(&w);
 	}
-	if (e == 0)
+	if (e == 0) {
 		in->last_rec = end.lsn;
-	else
+		in->last_xact_us = end.xact_us;
+	} else
 		fprintf(stderr, "bunker: warning: cannot read %s for the last record archived: %s\n",
 			segment, bk_error_detail());
 }
 
+/* The last transaction on c's path since start_lsn (in->xact), searched again
+ * only when the one found is not after start_lsn's segment. A warning if it cannot
+ * be read. */
+static void last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn)
+{
+	if (!strcmp(in->xact_last, c->last) && in->xact.known && in->xact.xact_us &&
+	    in->xact.segno >= start_lsn / c->seg_size)
+		return;
+	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
+	BkWalEnd end = { .lsn = in->last_rec, .xact_us = in->last_xact_us };
+	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &end, 0, &in->xact) < 0) {
+		fprintf(stderr, "bunker: warning: cannot read the WAL archived for the last transaction: %s\n",
+			bk_error_detail());
+		in->xact.known = false;
+	}
+}
+
 /* One line (or JSON object) of pg info: a dump, or a base backup with the window
  * it restores to: LSNs from its stop to the last record of the WAL archived
- * contiguously after it, and in time up to when the segment holding that record
- * was archived (its records are older). */
+ * contiguously after it, and in time up to the end of the last transaction
+ * archived after its start (a time target stops before the first transaction
+ * that ended after it), else up to when the segment holding that last record was
+ * archived (its records are older). */
 static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 {
 	bool base = is_base(in, s);
-	char when[32], until[32] = "", window[160] = "";
+	char when[32], until[32] = "", xact[32] = "", window[160] = "";
+	bool no_xact = false;
 	cli_format_time(s->time_us, when);
 	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
 		   *tli = bk_snapshot_meta(s, "timeline");
@@ -406,6 +433,10 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				cli_format_time(in->last_pushed_us, until);
 			if (in->last_rec)
 				end_lsn = in->last_rec;
+			last_xact(in, &c, start_lsn);
+			if (in->xact.known && in->xact.xact_us)
+				cli_format_time(in->xact.xact_us, xact);
+			no_xact = in->xact.known && !in->xact.xact_us;
 		}
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
@@ -431,12 +462,17 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 			json_kv("stop_lsn", stop, true);
 			json_kv("restore_window", window, true);
 			json_kv("wal_archived_until", until, true);
+			json_kv("last_transaction_end", xact, true);
 		}
 		printf("}");
 	} else if (base) {
 		printf("  base  %.16s  %s  timeline %s  %s .. %s  restorable to: %s", bk_id_hex(id).s,
 		       when, tli ? tli : "?", start ? start : "?", stop ? stop : "?", window);
-		if (until[0])
+		if (xact[0])
+			printf(" (in time: before %s, the end of the last transaction archived)", xact);
+		else if (no_xact)
+			printf(" (no transaction archived since it started: no time target)");
+		else if (until[0])
 			printf(" (in time: to the WAL archived at %s)", until);
 		putchar('\n');
 	} else {

@@ -54,20 +54,31 @@ last=$(pitr_switch_wal)
 t_true "the segment after the second backup ($last) is archived" pitr_wait_archived "$last"
 
 # pg info: both backups, oldest first, each restorable to the last record archived
-# (in $last: the switch), in time up to when $last was archived (after the time
-# target below); WAL without a gap.
+# (in $last: the switch); the first in time up to the end of the last transaction
+# archived (B's: in a segment before $last, which holds none), after the time target
+# below and before $last was archived; the second started after it (so no time
+# target reaches past it, unless the server committed something meanwhile); WAL
+# without a gap.
 t_rc 0 "pg info" bkp pg info
 t_is "$(grep -o '^  base  [0-9a-f]*' "$OUT" | awk '{print $2}' | tr '\n' ' ')" "${id1:0:16} ${id2:0:16} " \
 	"pg info lists the two backups, oldest first" || diag "$(cat "$OUT")"
-end_lsn=$(sed -n 's/.*restorable to: [0-9A-F/]* \.\. \([0-9A-F/]*\) (in time: to the WAL archived at 20.*/\1/p' "$OUT" | sort -u)
+end_lsn=$(sed -n 's/.*restorable to: [0-9A-F/]* \.\. \([0-9A-F/]*\) (.*/\1/p' "$OUT" | sort -u)
 t_is "$(pg_sql "select pg_walfile_name('${end_lsn:-0/0}')")" "$last" \
-	"both restore to the same LSN ($end_lsn), in $last, naming when that was archived" || diag "$(cat "$OUT")"
+	"both restore to the same LSN ($end_lsn), in $last" || diag "$(cat "$OUT")"
+t_true "the first in time up to the last transaction's end" \
+	grep -q "^  base  ${id1:0:16} .* (in time: before 20.*, the end of the last transaction archived)$" "$OUT"
+t_true "the second: none since it started (or one the server committed after it)" \
+	grep -Eq "^  base  ${id2:0:16} .* \((no transaction archived since it started: no time target|in time: before 20.*, the end of the last transaction archived)\)$" "$OUT"
 t_true "timeline 1's WAL has no gap" grep -q "^  timeline 1: .*, 0 missing$" "$OUT"
 t_true "and the newest WAL is $last" grep -q "^newest WAL: $last, archived [0-9]*s ago" "$OUT"
 t_rc 0 "pg info --json" bkp pg info --json
 until=$(sed -n 's/.*"wal_archived_until":"\([^"]*\)".*/\1/p' "$OUT")
 t_true "where the WAL was archived after the time target ($until > $ts)" \
 	test "$(printf '%s\n%s\n' "${ts:0:10}T${ts:11:8}Z" "$until" | sort | tail -n 1)" = "$until"
+xend=$(grep -o '"last_transaction_end":"[^"]*"' "$OUT" | head -n 1 | cut -d'"' -f4)
+t_true "and the first's last transaction ended between the two ($ts < $xend <= $until)" \
+	test "$(printf '%s\n%s\n%s\n' "$xend" "$until" "${ts:0:10}T${ts:11:8}Z" | sort | tr '\n' ' ')" = \
+	"${ts:0:10}T${ts:11:8}Z $xend $until " -a -n "$xend"
 # Past that last record (the rest of $last after the switch) no target is reachable:
 # PostgreSQL would replay to the end of the archive and fail.
 past=$(pg_sql "select '${end_lsn:-0/0}'::pg_lsn + 8")

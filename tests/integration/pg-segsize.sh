@@ -138,6 +138,12 @@ t_true "naming the WAL archived after it, which holds none" \
 	grep -q "the target time is after the last transaction archived: the WAL archived after it ($quiet1 to $quiet2) holds none" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-late"
+# pg info gives the same bound: the time window ends at that transaction's end.
+bkp pg info --json >"$T/info4.json"
+xend=$(json_field "$(cat "$T/info4.json")" last_transaction_end)
+t_true "pg info: the last transaction ended at $xend, after $mid and before $later" \
+	test "$(printf '%s\n%s\n%s\n' "$xend" "${mid:0:10}T${mid:11:8}Z" "${later:0:10}T${later:11:8}Z" | sort | sed -n 2p)" = "$xend" \
+	-a -n "$xend" || diag "$(cat "$T/info4.json")"
 # A time before that last transaction is reached through the idle segments.
 if t_rc 0 "a --target-time before the last transaction, idle segments after it" \
 	bkp pg restore latest --target "$SRV/r-mid" --target-time "$mid"; then
