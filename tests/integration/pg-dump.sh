@@ -9,8 +9,10 @@
 # holds the roles. The databases are pg_dumpall's (templates but template0; a name
 # with a newline). A pg_dump that fails (a user without permission; a pg_dump that
 # writes some bytes then exits 1; one killed by a signal) fails the command and adds
-# no dump snapshot of that database; the others are still dumped. A password in
-# --dbname reaches the dump programs in PGPASSWORD, not on their command lines.
+# no dump snapshot of that database; the others are still dumped. An error of the
+# repository's stops at once. A password in --dbname reaches the dump programs in
+# PGPASSWORD, not on their command lines. A base backup passes on the server's
+# WARNINGs, not its NOTICEs.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
 
@@ -216,6 +218,25 @@ BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump that exits 0 succeeds" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_true "and adds dump snapshots" test "$(count_dumps)" -gt "$before"
 
+# An error of the repository's (not a pg_dump's) stops at once: a copy of the
+# repository that the server's user can only read (owned by root) fails the first
+# dump's write, and no further pg_dump runs.
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+echo ran >>'$SRV/ro-runs'
+exec '$PG_BIN/pg_dump' "\$@"
+EOF
+cp -a "$REPO" "$T/ro-repo"
+chown -R root:root "$T/ro-repo"
+chmod -R a+rX,go-w "$T/ro-repo"
+BUNKER_PG_BIN=$fake t_rc 1 "pg dump into a repository it cannot write exits 1" \
+	pg_as_server "$BUNKER" -q --repo "$T/ro-repo" --key-file "$KEY" pg dump --dbname "$(pitr_conninfo)"
+t_true "naming the database and what it could not write, in one line" \
+	sh -c "test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: dump: database ' '$ERR'" ||
+	diag "$(cat "$ERR")"
+t_is "$(wc -l <"$SRV/ro-runs" 2>/dev/null)" 1 "after one pg_dump: the others are not run"
+rm -rf "$T/ro-repo"
+
 # A password in --dbname reaches pg_dump and pg_dumpall through PGPASSWORD, never
 # their command lines, which every local user can read (ps, /proc/PID/cmdline);
 # and bunker's own command line (their parent's) no longer shows it while it runs.
@@ -254,6 +275,12 @@ t_rc 0 "pg basebackup --dbname postgres (a bare name)" \
 	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --dbname postgres --fast-checkpoint
 t_true "passing on the server's warning about the file it skipped" \
 	grep -q '^bunker: warning: server: skipping special file "./a-symlink"' "$ERR" || diag "$(cat "$ERR")"
+# and not its NOTICEs: this server does not archive, so it says that WAL archiving is
+# not enabled (bunker's own warning names the WAL the repository lacks)
+t_true "but not the server's NOTICE" sh -c "! grep -q 'archiving is not enabled' '$ERR'" ||
+	diag "$(cat "$ERR")"
+t_true "bunker's warning names the WAL missing instead" grep -q 'which is not in this repository' "$ERR" ||
+	diag "$(cat "$ERR")"
 rm -f "$PG_DATA/a-symlink"
 # A base backup given by id is restored only as its own cluster's: another cluster's
 # WAL checks would not be its own.
