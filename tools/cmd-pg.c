@@ -338,6 +338,7 @@ typedef struct {
 	uint64_t last_rec;
 	int64_t last_pushed_us;
 	int64_t last_xact_us;
+	bool last_read;
 	/* the last transaction on the path to `last` (xact_last names that segment,
 	 * "" before the first search), kept for backups that start before it */
 	BkWalLastXact xact;
@@ -370,6 +371,7 @@ static void read_newest(Info *in, const char *segment)
 	in->last_rec = 0;
 	in->last_pushed_us = 0;
 	in->last_xact_us = 0;
+	in->last_read = false;
 	BkWalRecord w;
 	BkWalEnd end;
 	int e = bk_wal_record_get(in->wa.r, in->wa.cluster, segment, &w);
@@ -381,6 +383,7 @@ static void read_newest(Info *in, const char *segment)
 	if (e == 0) {
 		in->last_rec = end.lsn;
 		in->last_xact_us = end.xact_us;
+		in->last_read = true;
 	} else
 		fprintf(stderr, "bunker: warning: cannot read %s for the last record archived: %s\n",
 			segment, bk_error_detail());
@@ -433,10 +436,13 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				cli_format_time(in->last_pushed_us, until);
 			if (in->last_rec)
 				end_lsn = in->last_rec;
-			last_xact(in, &c, start_lsn);
-			if (in->xact.known && in->xact.xact_us)
+			if (in->last_read)
+				last_xact(in, &c, start_lsn);
+			/* (one in its start segment may have ended before it did) */
+			bool known = in->last_read && in->xact.known;
+			if (known && in->xact.xact_us > s->time_us)
 				cli_format_time(in->xact.xact_us, xact);
-			no_xact = in->xact.known && !in->xact.xact_us;
+			no_xact = known && in->xact.xact_us <= s->time_us;
 		}
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
