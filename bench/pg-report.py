@@ -78,8 +78,8 @@ def main():
       "bytes) per wall-clock second of the command (process start-up included), peak RSS in "
       "MiB (largest single process, as `/usr/bin/time -f %M`), CPU = user + system seconds of "
       "the command and all its processes. Every command runs as the server's OS user. "
-      "Before each timed base backup and restore, the files it reads (the data directory "
-      "but pg_wal; the tool's repository) are read once, untimed, into the page cache: this "
+      "Before each timed base backup the data directory (but pg_wal), and before each "
+      "restore the tool's repository, is read once, untimed, into the page cache: this "
       "kernel pages out page cache left idle for about 30 s (DAMON), which made whichever "
       "command came first after a pause read from disk. "
       "Ratio rows divide bunker's figure by pgBackRest's.")

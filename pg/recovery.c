@@ -267,42 +267,43 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
 			const BkWalEnd *newest, int64_t after_us, BkWalLastXact *ret)
 {
-	*ret = (BkWalLastXact){ .known = true, .xact_us = newest->xact_us };
-	memcpy(ret->segment, c->last, sizeof(ret->segment));
+	BkWalLastXact x = { .known = true, .xact_us = newest->xact_us };
+	memcpy(x.segment, c->last, sizeof(x.segment));
 	BkWalName last;
-	uint64_t segno = 0;
 	int e = bk_wal_name_parse(c->last, &last);
 	if (e == 0)
-		e = bk_wal_name_segno(&last, c->seg_size, &segno);
-	ret->segno = segno;
-	if (newest->xact_us)
-		return e;
-	for (unsigned n = 0; e == 0 && segno > start_lsn / c->seg_size; n++) {
+		e = bk_wal_name_segno(&last, c->seg_size, &x.segno);
+	for (unsigned n = 0; e == 0 && !x.xact_us && x.segno > start_lsn / c->seg_size; n++) {
 		if (n == BK_WAL_XACT_SCAN_MAX) {
-			ret->known = false;
+			x.known = false;
 			break;
 		}
-		segno--;
+		uint64_t segno = x.segno - 1;
 		char name[BK_WAL_NAME_MAX];
-		if ((e = path_segment_name(c, segno, name)) < 0)
-			break;
 		BkWalRecord w;
-		if ((e = bk_wal_record_get(r, cluster, name, &w)) < 0)
+		if ((e = path_segment_name(c, segno, name)) < 0 ||
+		    (e = bk_wal_record_get(r, cluster, name, &w)) < 0)
 			break;
-		BkWalEnd end = { 0 };
+		/* (read even when archived before after_us: its pusher's clock may be
+		 * behind the server's) */
 		bool older = w.pushed_us <= after_us;
-		if (!older)
-			e = bk_pg_wal_last_record(r, &w, &end);
+		BkWalEnd end;
+		e = bk_pg_wal_last_record(r, &w, &end);
 		bk_wal_record_release(&w);
+		if (e < 0)
+			break;
+		memcpy(x.segment, name, sizeof(name));
+		x.segno = segno;
+		if (end.cut_xact) { /* it ends after every whole record here: when? */
+			x.known = false;
+			break;
+		}
+		x.xact_us = end.xact_us;
 		if (older)
 			break;
-		memcpy(ret->segment, name, sizeof(name));
-		ret->segno = segno;
-		if (end.xact_us) {
-			ret->xact_us = end.xact_us;
-			break;
-		}
 	}
+	if (e == 0)
+		*ret = x;
 	return e;
 }
 
@@ -868,8 +869,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "target it restores that state", when, lx.segment);
 	} else if (e == 0 && before_us && lx.known && !lx.xact_us) {
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived: the WAL "
-			      "archived after it (%s to %s) holds none, so recovery would end before "
-			      "reaching it; without a target it restores that state", lx.segment, c.last);
+			      "from %s to %s holds none, so recovery would end before reaching it; "
+			      "without a target it restores that state", lx.segment, c.last);
 	}
 	if (read_newest)
 		bk_wal_record_release(&newest);

@@ -78,15 +78,17 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
  * it replays to the end and fails). newest is the BkWalEnd of c->last, read by the
  * caller. When that segment holds none (an idle server's segments, switched by
  * archive_timeout), the segments before it are walked back, down to the one
- * holding start_lsn, stopping at one archived at or before after_us (0: none is):
- * its transactions, and all before it, ended before that. A fetch and a walk per
- * segment, so after BK_WAL_XACT_SCAN_MAX segments the answer is not known. */
+ * holding start_lsn, stopping after the first archived at or before after_us (0:
+ * none is): the transactions before it ended before that. Not known when a
+ * segment's end cuts what may be a transaction's end (its time is in the segment
+ * after), or after BK_WAL_XACT_SCAN_MAX segments (each costs a fetch and a walk).
+ * Errors: those of bk_wal_record_get and bk_pg_wal_last_record (a segment of the
+ * path missing from the archive: -ENOENT); *ret is untouched then. */
 #define BK_WAL_XACT_SCAN_MAX 256
 typedef struct {
 	bool known;
-	int64_t xact_us;               /* when it ended; 0: none after after_us */
-	char segment[BK_WAL_NAME_MAX]; /* holding it; with none, the oldest segment
-					* read archived after after_us (or c->last) */
+	int64_t xact_us;               /* when it ended; 0: none (after after_us) */
+	char segment[BK_WAL_NAME_MAX]; /* holding it; with none, the oldest one read */
 	uint64_t segno;                /* segment's number */
 } BkWalLastXact;
 int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,

@@ -393,6 +393,7 @@ typedef struct {
 	uint8_t *page;   /* h.blcksz bytes: page `loaded` of the segment */
 	uint64_t loaded; /* page number + 1, 0 for none */
 	int err;         /* a read that failed (the walk ends there) */
+	bool past_end;   /* a record went on past the segment's end */
 } RecWalk;
 
 /* Loads page pno of the segment: false when it is not one of this segment's pages
@@ -425,7 +426,8 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 {
 	while (n > 0) {
 		if (*pos % w->h.blcksz == 0) {
-			if (*pos >= w->h.seg_size || !load_page(w, *pos / w->h.blcksz))
+			w->past_end = *pos >= w->h.seg_size;
+			if (w->past_end || !load_page(w, *pos / w->h.blcksz))
 				return STEP_END;
 			uint16_t info = bk_get_le16(w->page + 2);
 			if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD)
@@ -446,16 +448,20 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 	return STEP_OK;
 }
 
-/* The end time of a transaction record (commit, abort, or either of a prepared
- * one): its main data starts with the TimestampTz, after the record's block
- * headers (none for these records but the replication origin and top-level xid)
- * and the main data's own header. body holds the record's first n bytes after
- * XLogRecord. 0 when not found there. */
-static int64_t xact_end_us(uint8_t info, const uint8_t *body, size_t n)
+/* Whether a record ends a transaction: a commit, an abort, or either of a
+ * prepared one (what PostgreSQL stops a time target at). */
+static bool is_xact_end(uint8_t rmid, uint8_t info)
 {
 	uint8_t op = info & XLOG_XACT_OPMASK;
-	if (op != 0x00 && op != 0x20 && op != 0x30 && op != 0x40)
-		return 0;
+	return rmid == RM_XACT_ID && (op == 0x00 || op == 0x20 || op == 0x30 || op == 0x40);
+}
+
+/* The end time of such a record: its main data starts with the TimestampTz, after
+ * the record's block headers (none for these records but the replication origin
+ * and top-level xid) and the main data's own header. body holds the record's first
+ * n bytes after XLogRecord. 0 when not found there. */
+static int64_t xact_end_us(const uint8_t *body, size_t n)
+{
 	for (size_t i = 0; i < n;) {
 		switch (body[i]) {
 		case 255: /* XLR_BLOCK_ID_DATA_SHORT: u8 length, then the data */
@@ -513,6 +519,10 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 			break; /* zeros: the end of the WAL written */
 		uint8_t rec[RECORD_HEADER];
 		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec);
+		if (st == STEP_END && w.past_end) { /* its type is in the next segment */
+			ret->cut_xact = true;
+			break;
+		}
 		/* each record names the one before (xl_prev): past the first, a record
 		 * that does not is not WAL written after it, and recovery stops there */
 		if (st == STEP_OK && *ret_lsn && bk_get_le64(rec + 8) != *ret_lsn)
@@ -523,10 +533,14 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 			st = consume(&w, &pos, nb, left, body);
 		if (st == STEP_OK)
 			st = consume(&w, &pos, left - nb, left - nb, NULL);
+		if (st == STEP_END && w.past_end) {
+			ret->cut_xact = is_xact_end(rec[17], rec[16]);
+			break;
+		}
 		if (st != STEP_OK)
 			continue;
 		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
-		int64_t t = rec[17] == RM_XACT_ID ? xact_end_us(rec[16], body, nb) : 0;
+		int64_t t = is_xact_end(rec[17], rec[16]) ? xact_end_us(body, nb) : 0;
 		if (t > ret->xact_us) /* the latest: backends stamp their commits out of WAL order */
 			ret->xact_us = t;
 		if (rec[17] == RM_XLOG_ID && (rec[16] & 0xF0) == XLOG_SWITCH)

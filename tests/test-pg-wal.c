@@ -391,6 +391,7 @@ typedef struct {
 	uint64_t pos, base; /* write offset in the segment; LSN of its start */
 	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
 	int64_t xact_us;    /* what last_of found */
+	bool cut_xact;
 } Gen;
 
 /* Writes n bytes of a record (left: its bytes not written yet, these included),
@@ -470,6 +471,7 @@ static int last_of(Gen *g, uint64_t *ret)
 	int e = bk_wal_last_record(fileno(f), "000000010000000000000003", &end);
 	*ret = end.lsn;
 	g->xact_us = end.xact_us;
+	g->cut_xact = end.cut_xact;
 	fclose(f);
 	return e;
 }
@@ -613,7 +615,36 @@ static void test_last_record(void)
 	gen_start(&g, 0);
 	gen_record(&g, 40, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment without a transaction");
-	ok(g.xact_us == 0, "has no transaction time");
+	ok(g.xact_us == 0 && !g.cut_xact, "has no transaction time");
+
+	/* a commit that the segment's end cuts: its time is in the next segment, and
+	 * it is the segment's last transaction (a walk back must not take the one
+	 * before it for the last) */
+	gen_start(&g, 0);
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit));
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 40);
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit");
+	ok(g.cut_xact && g.xact_us == t_pg + INT64_C(946684800000000),
+	   "says so, and the whole one before is its latest end");
+	/* another record cut there says nothing of the kind, nor does a prepare */
+	g.seg[MB - 40 + 17] = 10;
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts another record");
+	ok(!g.cut_xact, "is not cut in a transaction");
+	g.seg[MB - 40 + 17] = 1;
+	g.seg[MB - 40 + 16] = 0x10;
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts a prepare");
+	ok(!g.cut_xact, "is not cut in a transaction's end");
+	/* a record whose header the end cuts may be one */
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 16);
+	gen_record(&g, 100, 10, 0);
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts a record's header");
+	ok(g.cut_xact, "may be cut in a transaction");
 
 	/* the first page must be this segment's */
 	gen_start(&g, 0);

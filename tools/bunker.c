@@ -69,6 +69,7 @@ static const char usage_text[] =
 	"  --key-file F            key file (or BUNKER_KEY_FILE)\n"
 	"  --password-file F       passphrase in a file (or BUNKER_PASSWORD_FILE)\n"
 	"  --password-command CMD  passphrase printed by a command (or BUNKER_PASSWORD_COMMAND)\n"
+	"                          (one of these three; an option replaces the variables)\n"
 	"  --new-key-file F        with init or key add: create a random key file F (mode 0600)\n"
 	"  --json                  machine-readable output\n"
 	"  -q, --quiet             no progress line\n"

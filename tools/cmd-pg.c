@@ -339,10 +339,12 @@ typedef struct {
 	int64_t last_pushed_us;
 	int64_t last_xact_us;
 	bool last_read;
-	/* the last transaction on the path to `last` (xact_last names that segment,
-	 * "" before the first search), kept for backups that start before it */
+	/* one walk back for the last transaction, shared by the backups it answers:
+	 * from xact_last ("" before the first) down to segment walked_to; segments
+	 * clear_from.. hold no transaction's end, whole or cut */
 	BkWalLastXact xact;
 	char xact_last[BK_WAL_NAME_MAX];
+	uint64_t walked_to, clear_from;
 } Info;
 
 static void json_kv(const char *k, const char *v, bool comma)
@@ -389,28 +391,52 @@ static void read_newest(Info *in, const char *segment)
 			segment, bk_error_detail());
 }
 
-/* The last transaction on c's path since start_lsn (in->xact), searched again
- * only when the one found is not after start_lsn's segment. A warning if it cannot
- * be read. */
-static void last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn)
+/* What in's walk says of a backup starting in segment `seg`: 1 and *ret_us the
+ * last transaction's end (0: none since), or 0 when it does not reach that far. */
+static int xact_from_walk(const Info *in, uint64_t seg, int64_t *ret_us)
 {
-	if (!strcmp(in->xact_last, c->last) && in->xact.known && in->xact.xact_us &&
-	    in->xact.segno >= start_lsn / c->seg_size)
-		return;
-	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
+	if (in->xact.known && in->xact.xact_us && in->xact.segno >= seg)
+		*ret_us = in->xact.xact_us;
+	else if (seg >= in->clear_from)
+		*ret_us = 0;
+	else
+		return 0;
+	return 1;
+}
+
+/* The last transaction on c's path since start_lsn (the newest segment, c->last,
+ * read into in): 1 and *ret_us (0: none), or 0 when not known. Walks back once
+ * for all the backups (oldest first, the first goes deepest), again only for one
+ * that starts below that walk. A warning if the WAL cannot be read. */
+static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t *ret_us)
+{
+	uint64_t seg = start_lsn / c->seg_size;
+	bool same = !strcmp(in->xact_last, c->last);
+	if (same && xact_from_walk(in, seg, ret_us))
+		return 1;
+	if (same && in->walked_to <= seg)
+		return 0; /* that walk stopped before reaching seg: not known */
 	BkWalEnd end = { .lsn = in->last_rec, .xact_us = in->last_xact_us };
-	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &end, 0, &in->xact) < 0) {
+	BkWalLastXact x;
+	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &end, 0, &x) < 0) {
 		fprintf(stderr, "bunker: warning: cannot read the WAL archived for the last transaction: %s\n",
 			bk_error_detail());
-		in->xact.known = false;
+		in->xact_last[0] = '\0';
+		return 0;
 	}
+	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
+	in->xact = x;
+	in->walked_to = seg;
+	/* the segment the walk stopped at is clear only if read whole without one */
+	in->clear_from = x.known && !x.xact_us ? x.segno : x.segno + 1;
+	return xact_from_walk(in, seg, ret_us);
 }
 
 /* One line (or JSON object) of pg info: a dump, or a base backup with the window
  * it restores to: LSNs from its stop to the last record of the WAL archived
  * contiguously after it, and in time up to the end of the last transaction
- * archived after its start (a time target stops before the first transaction
- * that ended after it), else up to when the segment holding that last record was
+ * archived after it ended (a time target stops before the first transaction that
+ * ended after it), else up to when the segment holding that last record was
  * archived (its records are older). */
 static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 {
@@ -436,13 +462,14 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				cli_format_time(in->last_pushed_us, until);
 			if (in->last_rec)
 				end_lsn = in->last_rec;
-			if (in->last_read)
-				last_xact(in, &c, start_lsn);
 			/* (one in its start segment may have ended before it did) */
-			bool known = in->last_read && in->xact.known;
-			if (known && in->xact.xact_us > s->time_us)
-				cli_format_time(in->xact.xact_us, xact);
-			no_xact = known && in->xact.xact_us <= s->time_us;
+			int64_t xact_us;
+			if (in->last_read && last_xact(in, &c, start_lsn, &xact_us)) {
+				if (xact_us > s->time_us)
+					cli_format_time(xact_us, xact);
+				else
+					no_xact = true;
+			}
 		}
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
@@ -468,7 +495,10 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 			json_kv("stop_lsn", stop, true);
 			json_kv("restore_window", window, true);
 			json_kv("wal_archived_until", until, true);
-			json_kv("last_transaction_end", xact, true);
+			if (xact[0] || no_xact) /* "": none since it ended; null: not known */
+				json_kv("last_transaction_end", xact, true);
+			else
+				printf(",\"last_transaction_end\":null");
 		}
 		printf("}");
 	} else if (base) {
@@ -477,7 +507,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		if (xact[0])
 			printf(" (in time: before %s, the end of the last transaction archived)", xact);
 		else if (no_xact)
-			printf(" (no transaction archived since it started: no time target)");
+			printf(" (no transaction archived since it ended: no time target)");
 		else if (until[0])
 			printf(" (in time: to the WAL archived at %s)", until);
 		putchar('\n');

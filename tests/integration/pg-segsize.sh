@@ -9,7 +9,8 @@
 # segments (once segments are archived, their size would tell, and mask a record
 # written wrong). Then WAL is archived, a base backup taken and a row
 # added; time targets after the last transaction are refused, with or without idle
-# segments archived after it, and one before it is reached; pg restore latest brings back a server with that row (its key file's
+# segments archived after it, and one before it is reached, also when the last
+# commit is cut by a segment's end; pg restore latest brings back a server with that row (its key file's
 # name has a '%' that restore_command must escape).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-segsize
@@ -134,8 +135,8 @@ t_true "naming when it ended, in $seg" \
 	diag "$(cat "$ERR")"
 t_rc 3 "so is a time after $seg was archived" \
 	bkp pg restore latest --target "$SRV/r-late" --target-time "$later"
-t_true "naming the WAL archived after it, which holds none" \
-	grep -q "the target time is after the last transaction archived: the WAL archived after it ($quiet1 to $quiet2) holds none" "$ERR" ||
+t_true "naming that transaction too (the walk reads $seg, the first archived before it)" \
+	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-late"
 # pg info gives the same bound: the time window ends at that transaction's end.
@@ -156,6 +157,73 @@ if t_rc 0 "a --target-time before the last transaction, idle segments after it" 
 	pitr_stop
 fi
 rm -rf "$SRV/r-mid"
+
+# A commit that a segment's end cuts (its record goes on into the next segment),
+# then idle segments: the commit is the last transaction, though no segment holds
+# it whole, so a time before it is reachable. (bunker took the commit before it,
+# whole in that segment, for the last, and refused.) The DO block writes messages
+# until its own commit record will start 16 bytes before a segment's end.
+pg_sql "create table t2 (id int)" >/dev/null
+pg_sql "insert into t2 values (1)" >/dev/null
+sleep 1.1
+mid2=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+sleep 1.1
+cut=$(pg_psql -c "
+DO \$\$
+DECLARE pos pg_lsn; rem numeric; k int; n int := 0;
+BEGIN
+  INSERT INTO t2 VALUES (2);
+  LOOP
+    pos := pg_current_wal_insert_lsn();
+    rem := 1048576 - ((pos - '0/0'::pg_lsn) % 1048576);
+    n := n + 1;
+    EXIT WHEN rem = 16 OR n > 5000;
+    IF rem < 68 THEN k := 1000;
+    ELSIF rem > 250 THEN k := least(rem - 250, 6000);
+    ELSE k := rem - 16 - 52;
+    END IF;
+    PERFORM pg_logical_emit_message(false, 'p', repeat('x', k));
+  END LOOP;
+  RAISE NOTICE 'bytes left %', rem;
+END \$\$;" 2>&1 | sed -n 's/.*bytes left \([0-9]*\).*/\1/p')
+t_is "$cut" 16 "the commit is placed 16 bytes before a segment's end"
+cut1=$(pitr_switch_wal)
+cut2=$(pitr_switch_wal)
+t_true "two idle segments after it ($cut1, $cut2) are archived" pitr_wait_archived "$cut2"
+if t_rc 0 "a --target-time before that commit is not refused" \
+	bkp pg restore latest --target "$SRV/r-cut" --target-time "$mid2"; then
+	if pitr_start "$SRV/r-cut" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select string_agg(id::text, ',') from t2")" 1 \
+			"PostgreSQL reaches it: the restored server stops before that commit"
+	else
+		not_ok "the restored server reaches that time" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+rm -rf "$SRV/r-cut"
+
+# A base backup with no transaction after it, and idle segments: the walk back
+# reaches the backup's start (or the first segment archived before the target)
+# without one, and a time after the backup is refused.
+t_rc 0 "a base backup of the idle server" \
+	bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
+sleep 0.2
+idle=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+sleep 0.2
+idle1=$(pitr_switch_wal)
+t_true "an idle segment after it ($idle1) is archived" pitr_wait_archived "$idle1"
+t_rc 3 "a time after it is refused" bkp pg restore latest --target "$SRV/r-idle" --target-time "$idle"
+t_true "naming the WAL that holds none" \
+	grep -q "the target time is after the last transaction archived: the WAL from [0-9A-F]* to $idle1 holds none" "$ERR" ||
+	diag "$(cat "$ERR")"
+bkp pg info --json >"$T/info5.json"
+t_true "pg info: no transaction after that backup (last_transaction_end \"\")" \
+	sh -c "sed 's/,{\"id\"/\n/g' '$T/info5.json' | tail -n 1 | grep -q '\"last_transaction_end\":\"\"'" ||
+	diag "$(cat "$T/info5.json")"
+t_true "nor, for the first restorable backup, known (null: the walk back meets the commit cut)" \
+	sh -c "sed 's/,{\"id\"/\n/g' '$T/info5.json' | grep '\"restore_window\":\"[0-9A-F/]* \.\. ' |
+		head -n 1 | grep -q '\"last_transaction_end\":null'" ||
+	diag "$(cat "$T/info5.json")"
 pg_stop
 
 # restore_command carries the key file's path, in which PostgreSQL would replace %p
