@@ -296,6 +296,7 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 		x.segno = segno;
 		if (end.cut_xact) { /* it ends after every whole record here: when? */
 			x.known = false;
+			x.cut = true;
 			break;
 		}
 		x.xact_us = end.xact_us;

@@ -90,6 +90,7 @@ typedef struct {
 	int64_t xact_us;               /* when it ended; 0: none (after after_us) */
 	char segment[BK_WAL_NAME_MAX]; /* holding it; with none, the oldest one read */
 	uint64_t segno;                /* segment's number */
+	bool cut;                      /* not known: segment's end cuts a possible one */
 } BkWalLastXact;
 int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
 			const BkWalEnd *newest, int64_t after_us, BkWalLastXact *ret);

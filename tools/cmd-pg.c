@@ -418,17 +418,21 @@ static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t 
 		return 0; /* that walk stopped before reaching seg: not known */
 	BkWalEnd end = { .lsn = in->last_rec, .xact_us = in->last_xact_us };
 	BkWalLastXact x;
+	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
 	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &end, 0, &x) < 0) {
 		fprintf(stderr, "bunker: warning: cannot read the WAL archived for the last transaction: %s\n",
 			bk_error_detail());
-		in->xact_last[0] = '\0';
+		/* not known for any backup: no second walk, no second warning */
+		in->xact = (BkWalLastXact){ .known = false };
+		in->walked_to = 0;
+		in->clear_from = UINT64_MAX;
 		return 0;
 	}
-	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
 	in->xact = x;
 	in->walked_to = seg;
-	/* the segment the walk stopped at is clear only if read whole without one */
-	in->clear_from = x.known && !x.xact_us ? x.segno : x.segno + 1;
+	/* the segment the walk stopped at is clear if it was read without one (the
+	 * last read before the cap too), not if it holds one or its end cuts one */
+	in->clear_from = x.xact_us || x.cut ? x.segno + 1 : x.segno;
 	return xact_from_walk(in, seg, ret_us);
 }
 
