@@ -154,8 +154,9 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 	};
 	int e = bk_archive_fd(r, pipefd[0], "dump", &ao, ret_id);
 	close(pipefd[0]);
-	if (child.pid) { /* failed before reaping: stop the program */
-		kill(child.pid, SIGTERM);
+	if (child.pid) { /* failed before reaping: stop the program (SIGKILL: on SIGTERM
+			  * pg_dump says "terminated by user", which it was not) */
+		kill(child.pid, SIGKILL);
 		waitpid(child.pid, NULL, 0);
 	}
 	return e;
