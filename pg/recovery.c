@@ -299,7 +299,8 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 			x.cut = true;
 			break;
 		}
-		x.xact_us = end.xact_us;
+		/* (one cut here is replayed: the next segment, read before, is archived) */
+		x.xact_us = BK_MAX(end.xact_us, end.cut_xact_us);
 		if (older)
 			break;
 	}

@@ -394,6 +394,7 @@ typedef struct {
 	uint64_t loaded; /* page number + 1, 0 for none */
 	int err;         /* a read that failed (the walk ends there) */
 	bool past_end;   /* a record went on past the segment's end */
+	uint64_t copied; /* the bytes the last consume() took */
 } RecWalk;
 
 /* Loads page pno of the segment: false when it is not one of this segment's pages
@@ -424,6 +425,7 @@ typedef enum { STEP_OK, STEP_END, STEP_TORN } Step;
  * xlp_rem_len, past the segment's end or at a page that is not the segment's. */
 static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_t *out)
 {
+	w->copied = 0;
 	while (n > 0) {
 		if (*pos % w->h.blcksz == 0) {
 			w->past_end = *pos >= w->h.seg_size;
@@ -444,6 +446,7 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 		*pos += take;
 		n -= take;
 		left -= take;
+		w->copied += take;
 	}
 	return STEP_OK;
 }
@@ -529,12 +532,16 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 			break;
 		uint8_t body[32];
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
-		if (st == STEP_OK)
+		uint64_t got = 0; /* of body */
+		if (st == STEP_OK) {
 			st = consume(&w, &pos, nb, left, body);
+			got = w.copied;
+		}
 		if (st == STEP_OK)
 			st = consume(&w, &pos, left - nb, left - nb, NULL);
-		if (st == STEP_END && w.past_end) {
-			ret->cut_xact = is_xact_end(rec[17], rec[16]);
+		if (st == STEP_END && w.past_end) { /* the time may be here already */
+			if (is_xact_end(rec[17], rec[16]) && !(ret->cut_xact_us = xact_end_us(body, got)))
+				ret->cut_xact = true;
 			break;
 		}
 		if (st != STEP_OK)

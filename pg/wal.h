@@ -132,12 +132,13 @@ int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHead
 /* What a segment's WAL reaches: the LSN of the last record that lies whole in it,
  * and the latest time a transaction whose record lies whole in it ended (a commit
  * or abort record, as PostgreSQL stops a time target; unix microseconds), each 0
- * if none; and whether the record the segment's end cuts (it goes on into the next
- * segment) is, or may be (its header is cut too), a commit or abort, whose time
- * only the next segment completes. */
+ * if none. The record the segment's end cuts (it goes on into the next segment),
+ * when it ends a transaction: its time if the part here holds it (cut_xact_us),
+ * else cut_xact, also when its header is cut too and its type unknown. */
 typedef struct {
 	uint64_t lsn;
 	int64_t xact_us;
+	int64_t cut_xact_us;
 	bool cut_xact;
 } BkWalEnd;
 

@@ -390,7 +390,7 @@ typedef struct {
 	uint8_t seg[MB];
 	uint64_t pos, base; /* write offset in the segment; LSN of its start */
 	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
-	int64_t xact_us;    /* what last_of found */
+	int64_t xact_us, cut_xact_us; /* what last_of found */
 	bool cut_xact;
 } Gen;
 
@@ -472,6 +472,7 @@ static int last_of(Gen *g, uint64_t *ret)
 	*ret = end.lsn;
 	g->xact_us = end.xact_us;
 	g->cut_xact = end.cut_xact;
+	g->cut_xact_us = end.cut_xact_us;
 	fclose(f);
 	return e;
 }
@@ -617,26 +618,34 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment without a transaction");
 	ok(g.xact_us == 0 && !g.cut_xact, "has no transaction time");
 
-	/* a commit that the segment's end cuts: its time is in the next segment, and
-	 * it is the segment's last transaction (a walk back must not take the one
-	 * before it for the last) */
+	/* a commit that the segment's end cuts is the segment's last transaction (a
+	 * walk back must not take the one before it for the last): its time is read
+	 * when the part here holds it, else it is said to be unknown */
 	gen_start(&g, 0);
 	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit));
 	while (g.pos < MB - 8192)
 		gen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 40);
 	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
-	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit");
-	ok(g.cut_xact && g.xact_us == t_pg + INT64_C(946684800000000),
-	   "says so, and the whole one before is its latest end");
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit after its time");
+	ok(!g.cut_xact && g.cut_xact_us == t_pg - 500 + INT64_C(946684800000000) &&
+	   g.xact_us == t_pg + INT64_C(946684800000000),
+	   "gives its time apart from the whole one's before it");
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 32);
+	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit before its time");
+	ok(g.cut_xact && !g.cut_xact_us, "says that its time is not known");
 	/* another record cut there says nothing of the kind, nor does a prepare */
-	g.seg[MB - 40 + 17] = 10;
+	g.seg[MB - 32 + 17] = 10;
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts another record");
-	ok(!g.cut_xact, "is not cut in a transaction");
-	g.seg[MB - 40 + 17] = 1;
-	g.seg[MB - 40 + 16] = 0x10;
+	ok(!g.cut_xact && !g.cut_xact_us, "is not cut in a transaction");
+	g.seg[MB - 32 + 17] = 1;
+	g.seg[MB - 32 + 16] = 0x10;
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a prepare");
-	ok(!g.cut_xact, "is not cut in a transaction's end");
+	ok(!g.cut_xact && !g.cut_xact_us, "is not cut in a transaction's end");
 	/* a record whose header the end cuts may be one */
 	gen_start(&g, 0);
 	while (g.pos < MB - 8192)

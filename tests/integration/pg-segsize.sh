@@ -10,7 +10,8 @@
 # written wrong). Then WAL is archived, a base backup taken and a row
 # added; time targets after the last transaction are refused, with or without idle
 # segments archived after it, and one before it is reached, also when the last
-# commit is cut by a segment's end; pg restore latest brings back a server with that row (its key file's
+# commit is cut by a segment's end (and one after such a commit, whose time the
+# segment holds, is refused); pg restore latest brings back a server with that row (its key file's
 # name has a '%' that restore_command must escape).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-segsize
@@ -224,6 +225,37 @@ t_true "nor, for the first restorable backup, known (null: the walk back meets t
 	sh -c "sed 's/,{\"id\"/\n/g' '$T/info5.json' | grep '\"restore_window\":\"[0-9A-F/]* \.\. ' |
 		head -n 1 | grep -q '\"last_transaction_end\":null'" ||
 	diag "$(cat "$T/info5.json")"
+
+# A large commit (3000 subtransactions, ~12 KB) that starts a few KB before a
+# segment's end, then idle segments: its time is in the part the segment holds, so
+# a time after it is refused (bunker said it did not know, and PostgreSQL failed).
+pg_sql "create table t3 (id int)" >/dev/null
+big=$(pg_psql -c "
+DO \$\$
+DECLARE pos pg_lsn; rem numeric; n int := 0;
+BEGIN
+  FOR i IN 1..3000 LOOP BEGIN INSERT INTO t3 VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP;
+  LOOP
+    pos := pg_current_wal_insert_lsn();
+    rem := 1048576 - ((pos - '0/0'::pg_lsn) % 1048576);
+    n := n + 1;
+    EXIT WHEN rem < 3000 OR n > 5000;
+    PERFORM pg_logical_emit_message(false, 'p', repeat('x', least(rem - 2500, 6000)::int));
+  END LOOP;
+  RAISE NOTICE 'bytes left %', rem;
+END \$\$;" 2>&1 | sed -n 's/.*bytes left \([0-9]*\).*/\1/p')
+t_true "the commit starts $big bytes before a segment's end" test "${big:-0}" -ge 100 -a "${big:-0}" -lt 3000
+sleep 1.1
+after_big=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+sleep 0.2
+big1=$(pitr_switch_wal)
+big2=$(pitr_switch_wal)
+t_true "two idle segments after it ($big1, $big2) are archived" pitr_wait_archived "$big2"
+t_rc 3 "a time after that cut commit is refused" \
+	bkp pg restore latest --target "$SRV/r-big" --target-time "$after_big"
+t_true "naming when it ended" \
+	grep -q "the target time is after the last transaction archived, which ended at " "$ERR" ||
+	diag "$(cat "$ERR")"
 pg_stop
 
 # restore_command carries the key file's path, in which PostgreSQL would replace %p
