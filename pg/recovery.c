@@ -91,7 +91,6 @@ void bk_wal_archive_release(BkWalArchive *a)
 	a->n = a->cap = 0;
 }
 
-/* A small archived file (a timeline history) read into memory. */
 /* An archived file's bytes in an unnamed file: in the repository's tmp/, or in
  * memory when the repository is read-only here. *ret_fd to close. */
 static int record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
@@ -109,6 +108,7 @@ static int record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
 	return e;
 }
 
+/* A small archived file (a timeline history) read into memory. */
 static int read_small(BkRepo *r, const char *cluster, const char *name, char **ret, size_t *ret_len)
 {
 	BkWalRecord w;
@@ -864,12 +864,12 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalLastXact lx = { 0 };
 	if (e == 0 && before_us && read_newest)
 		e = bk_pg_wal_last_xact(r, o->cluster, &c, start, &end, before_us, &lx);
-	if (e == 0 && before_us && lx.known && lx.xact_us && lx.xact_us <= before_us) {
+	if (e == 0 && lx.known && lx.xact_us && lx.xact_us <= before_us) { /* (known: read) */
 		format_utc(when, lx.xact_us);
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
 			      "ended at %s (in %s): recovery would end before reaching it; without a "
 			      "target it restores that state", when, lx.segment);
-	} else if (e == 0 && before_us && lx.known && !lx.xact_us) {
+	} else if (e == 0 && lx.known && !lx.xact_us) {
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived: the WAL "
 			      "from %s to %s holds none, so recovery would end before reaching it; "
 			      "without a target it restores that state", lx.segment, c.last);

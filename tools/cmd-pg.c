@@ -333,11 +333,11 @@ typedef struct {
 	BkWalArchive wa; /* listed once for every backup's window */
 	int first;
 	/* the newest segment of the windows (read once for every backup sharing it):
-	 * its last whole record and when it was archived, 0 if not known */
+	 * what its records reach and when it was archived (last_read: whether it
+	 * could be read) */
 	char last[BK_WAL_NAME_MAX];
-	uint64_t last_rec;
+	BkWalEnd last_end;
 	int64_t last_pushed_us;
-	int64_t last_xact_us;
 	bool last_read;
 	/* one walk back for the last transaction, shared by the backups it answers:
 	 * from xact_last ("" before the first) down to segment walked_to; segments
@@ -370,23 +370,17 @@ static bool of_cluster(void *ud, const BkSnapshot *s)
 static void read_newest(Info *in, const char *segment)
 {
 	memcpy(in->last, segment, sizeof(in->last));
-	in->last_rec = 0;
+	in->last_end = (BkWalEnd){ 0 };
 	in->last_pushed_us = 0;
-	in->last_xact_us = 0;
-	in->last_read = false;
 	BkWalRecord w;
-	BkWalEnd end;
 	int e = bk_wal_record_get(in->wa.r, in->wa.cluster, segment, &w);
 	if (e == 0) {
 		in->last_pushed_us = w.pushed_us;
-		e = bk_pg_wal_last_record(in->wa.r, &w, &end);
+		e = bk_pg_wal_last_record(in->wa.r, &w, &in->last_end);
 		bk_wal_record_release(&w);
 	}
-	if (e == 0) {
-		in->last_rec = end.lsn;
-		in->last_xact_us = end.xact_us;
-		in->last_read = true;
-	} else
+	in->last_read = e == 0;
+	if (e < 0)
 		fprintf(stderr, "bunker: warning: cannot read %s for the last record archived: %s\n",
 			segment, bk_error_detail());
 }
@@ -416,10 +410,9 @@ static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t 
 		return 1;
 	if (same && in->walked_to <= seg)
 		return 0; /* that walk stopped before reaching seg: not known */
-	BkWalEnd end = { .lsn = in->last_rec, .xact_us = in->last_xact_us };
 	BkWalLastXact x;
 	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
-	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &end, 0, &x) < 0) {
+	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &in->last_end, 0, &x) < 0) {
 		fprintf(stderr, "bunker: warning: cannot read the WAL archived for the last transaction: %s\n",
 			bk_error_detail());
 		/* not known for any backup: no second walk, no second warning */
@@ -464,8 +457,8 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				read_newest(in, c.last);
 			if (in->last_pushed_us)
 				cli_format_time(in->last_pushed_us, until);
-			if (in->last_rec)
-				end_lsn = in->last_rec;
+			if (in->last_end.lsn)
+				end_lsn = in->last_end.lsn;
 			/* (one in its start segment may have ended before it did) */
 			int64_t xact_us;
 			if (in->last_read && last_xact(in, &c, start_lsn, &xact_us)) {

@@ -113,6 +113,11 @@ pitr_archiving_on() {
 	pg_restart
 }
 
+# pitr_now: the server's clock in UTC to the microsecond, as a --target-time
+pitr_now() {
+	echo "$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00"
+}
+
 pitr_conninfo() { printf 'host=%s port=%s user=postgres dbname=postgres' "$PG_SOCKDIR" "$PGPORT"; }
 
 pitr_switch_wal() {

@@ -21,7 +21,7 @@ pg_conf_set autovacuum off # its commits would move the last transaction pg info
 pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
 
 pg_sql "create table t (id int primary key, tag text not null)" >/dev/null
-ts0=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+ts0=$(pitr_now)
 sleep 0.2
 t_rc 0 "pg basebackup" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 id1=$(snap_id_of "$OUT")
@@ -38,7 +38,7 @@ diag "backup segment $seg_backup, middle segment $seg_mid"
 xid_a=$(pg_psql -c "begin" -c "insert into t values (1, 'A')" -c "select txid_current()" -c "commit" |
 	sed -n '/^[0-9][0-9]*$/p' | tail -n 1)
 sleep 1.2
-ts=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+ts=$(pitr_now)
 lsn=$(pg_sql "select pg_current_wal_insert_lsn()")
 pg_sql "select pg_create_restore_point('before_b')" >/dev/null
 sleep 1.2

@@ -107,39 +107,43 @@ rm -rf "$SRV/r-filled"
 pg_conf_set autovacuum off
 pg_reload
 sleep 1.1
-mid=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+mid=$(pitr_now)
 sleep 1.1
 pg_sql "insert into t values (-1, 'the last transaction')" >/dev/null
 sleep 1.1
-late=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+late=$(pitr_now)
 seg=$(pitr_switch_wal)
 t_true "its segment ($seg) is archived, after $late" pitr_wait_archived "$seg"
-t_rc 3 "a --target-time after the last transaction archived is refused" \
-	bkp pg restore latest --target "$SRV/r-late" --target-time "$late"
-t_true "naming when that transaction ended" \
-	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
-	diag "$(cat "$ERR")"
-t_true "and nothing is written" test ! -e "$SRV/r-late"
+# idle_segments: two segments switched without a transaction, as archive_timeout
+# switches an idle server's, and archived
+idle_segments() {
+	local a b
+	a=$(pitr_switch_wal)
+	b=$(pitr_switch_wal)
+	t_true "two segments without a transaction ($a, $b) are archived" pitr_wait_archived "$b"
+}
+# refused_time DESC TIME WHAT PATTERN: pg restore latest to TIME exits 3, its
+# message matches PATTERN (WHAT says what it names), and nothing is written
+AFTER_LAST="the target time is after the last transaction archived"
+refused_time() {
+	t_rc 3 "$1" bkp pg restore latest --target "$SRV/r-refused" --target-time "$2"
+	t_true "$3" grep -q "$4" "$ERR" || diag "$(cat "$ERR")"
+	t_true "and nothing is written" test ! -e "$SRV/r-refused"
+}
+refused_time "a --target-time after the last transaction archived is refused" "$late" \
+	"naming when that transaction ended" "$AFTER_LAST, which ended at .* (in $seg)"
 # An idle server's newest segments hold no transaction (archive_timeout switches
 # them): the last transaction is further back, and bunker must walk back to it
 # (before, a time after it was refused only when the newest segment held one).
 sleep 0.2
-later=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+later=$(pitr_now)
 sleep 0.2
-quiet1=$(pitr_switch_wal)
-quiet2=$(pitr_switch_wal)
-t_true "two segments without a transaction ($quiet1, $quiet2) are archived" pitr_wait_archived "$quiet2"
-t_rc 3 "with them archived after it, a --target-time after the last transaction is still refused" \
-	bkp pg restore latest --target "$SRV/r-late" --target-time "$late"
-t_true "naming when it ended, in $seg" \
-	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
-	diag "$(cat "$ERR")"
-t_rc 3 "so is a time after $seg was archived" \
-	bkp pg restore latest --target "$SRV/r-late" --target-time "$later"
-t_true "naming that transaction too (the walk reads $seg, the first archived before it)" \
-	grep -q "the target time is after the last transaction archived, which ended at .* (in $seg)" "$ERR" ||
-	diag "$(cat "$ERR")"
-t_true "and nothing is written" test ! -e "$SRV/r-late"
+idle_segments
+refused_time "with them archived after it, a --target-time after the last transaction is still refused" \
+	"$late" "naming when it ended, in $seg" "$AFTER_LAST, which ended at .* (in $seg)"
+refused_time "so is a time after $seg was archived" "$later" \
+	"naming that transaction too (the walk reads $seg, the first archived before it)" \
+	"$AFTER_LAST, which ended at .* (in $seg)"
 # pg info gives the same bound: the time window ends at that transaction's end.
 bkp pg info --json >"$T/info4.json"
 xend=$(json_field "$(cat "$T/info4.json")" last_transaction_end)
@@ -167,7 +171,7 @@ rm -rf "$SRV/r-mid"
 pg_sql "create table t2 (id int)" >/dev/null
 pg_sql "insert into t2 values (1)" >/dev/null
 sleep 1.1
-mid2=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+mid2=$(pitr_now)
 sleep 1.1
 cut=$(pg_psql -c "
 DO \$\$
@@ -188,9 +192,7 @@ BEGIN
   RAISE NOTICE 'bytes left %', rem;
 END \$\$;" 2>&1 | sed -n 's/.*bytes left \([0-9]*\).*/\1/p')
 t_is "$cut" 16 "the commit is placed 16 bytes before a segment's end"
-cut1=$(pitr_switch_wal)
-cut2=$(pitr_switch_wal)
-t_true "two idle segments after it ($cut1, $cut2) are archived" pitr_wait_archived "$cut2"
+idle_segments
 if t_rc 0 "a --target-time before that commit is not refused" \
 	bkp pg restore latest --target "$SRV/r-cut" --target-time "$mid2"; then
 	if pitr_start "$SRV/r-cut" && pitr_wait_recovered 120; then
@@ -209,14 +211,12 @@ rm -rf "$SRV/r-cut"
 t_rc 0 "a base backup of the idle server" \
 	bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 sleep 0.2
-idle=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+idle=$(pitr_now)
 sleep 0.2
 idle1=$(pitr_switch_wal)
 t_true "an idle segment after it ($idle1) is archived" pitr_wait_archived "$idle1"
-t_rc 3 "a time after it is refused" bkp pg restore latest --target "$SRV/r-idle" --target-time "$idle"
-t_true "naming the WAL that holds none" \
-	grep -q "the target time is after the last transaction archived: the WAL from [0-9A-F]* to $idle1 holds none" "$ERR" ||
-	diag "$(cat "$ERR")"
+refused_time "a time after it is refused" "$idle" "naming the WAL that holds none" \
+	"$AFTER_LAST: the WAL from [0-9A-F]* to $idle1 holds none"
 bkp pg info --json >"$T/info5.json"
 t_true "pg info: no transaction after that backup (last_transaction_end \"\")" \
 	sh -c "sed 's/,{\"id\"/\n/g' '$T/info5.json' | tail -n 1 | grep -q '\"last_transaction_end\":\"\"'" ||
@@ -246,16 +246,11 @@ BEGIN
 END \$\$;" 2>&1 | sed -n 's/.*bytes left \([0-9]*\).*/\1/p')
 t_true "the commit starts $big bytes before a segment's end" test "${big:-0}" -ge 100 -a "${big:-0}" -lt 3000
 sleep 1.1
-after_big=$(pg_sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")+00
+after_big=$(pitr_now)
 sleep 0.2
-big1=$(pitr_switch_wal)
-big2=$(pitr_switch_wal)
-t_true "two idle segments after it ($big1, $big2) are archived" pitr_wait_archived "$big2"
-t_rc 3 "a time after that cut commit is refused" \
-	bkp pg restore latest --target "$SRV/r-big" --target-time "$after_big"
-t_true "naming when it ended" \
-	grep -q "the target time is after the last transaction archived, which ended at " "$ERR" ||
-	diag "$(cat "$ERR")"
+idle_segments
+refused_time "a time after that cut commit is refused" "$after_big" "naming when it ended" \
+	"$AFTER_LAST, which ended at "
 pg_stop
 
 # restore_command carries the key file's path, in which PostgreSQL would replace %p
