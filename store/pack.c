@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/blake2b.h"
 #include "store/codec.h"
 #include "store/error.h"
 #include "store/fs.h"
@@ -28,7 +29,7 @@ struct BkPackWriter {
 	size_t buffered;
 	BkPackEntry *entries;
 	size_t count, cap;
-	crypto_generichash_state hash;
+	BkBlake2b hash; /* the pack id */
 	int finished;
 	int failed; /* a write failed: the file no longer matches size and hash */
 };
@@ -82,7 +83,7 @@ static int flush_buf(BkPackWriter *w)
 /* Appends to the pack through a buffer: one write per BUF_SIZE, not per blob. */
 static int emit(BkPackWriter *w, const void *p, size_t n)
 {
-	crypto_generichash_update(&w->hash, p, n);
+	bk_blake2b_update(&w->hash, p, n);
 	w->size += n;
 	if (w->buffered + n > BUF_SIZE) {
 		int r = flush_buf(w);
@@ -121,7 +122,7 @@ static int start(BkPackWriter *w)
 		w->failed = 1;
 		return -ENOMEM;
 	}
-	crypto_generichash_init(&w->hash, NULL, 0, 32);
+	bk_blake2b_start(&w->hash);
 	return emit(w, header_magic, sizeof(header_magic));
 }
 
@@ -203,7 +204,7 @@ int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t
 		return bk_errorf_code(-errno, "close %s", w->tmp_path);
 	}
 	w->fd = -1;
-	crypto_generichash_final(&w->hash, ret_pack_id, 32);
+	bk_blake2b_final(&w->hash, ret_pack_id);
 	char *path = strdup(w->tmp_path);
 	if (!path) {
 		w->failed = 1;
