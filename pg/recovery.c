@@ -255,6 +255,10 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 {
+	if (w->has_end) {
+		*ret = w->end;
+		return 0;
+	}
 	int fd;
 	int e = record_to_fd(r, w, &fd);
 	if (e == 0) {
@@ -273,17 +277,18 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 	int e = bk_wal_name_parse(c->last, &last);
 	if (e == 0)
 		e = bk_wal_name_segno(&last, c->seg_size, &x.segno);
-	for (unsigned n = 0; e == 0 && !x.xact_us && x.segno > start_lsn / c->seg_size; n++) {
-		if (n == BK_WAL_XACT_SCAN_MAX) {
-			x.known = false;
-			break;
-		}
+	for (unsigned fetched = 0; e == 0 && !x.xact_us && x.segno > start_lsn / c->seg_size;) {
 		uint64_t segno = x.segno - 1;
 		char name[BK_WAL_NAME_MAX];
 		BkWalRecord w;
 		if ((e = path_segment_name(c, segno, name)) < 0 ||
 		    (e = bk_wal_record_get(r, cluster, name, &w)) < 0)
 			break;
+		if (!w.has_end && fetched++ == BK_WAL_XACT_SCAN_MAX) {
+			bk_wal_record_release(&w);
+			x.known = false;
+			break;
+		}
 		/* (read even when archived before after_us: its pusher's clock may be
 		 * behind the server's) */
 		bool older = w.pushed_us <= after_us;

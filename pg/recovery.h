@@ -69,8 +69,9 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 		    uint32_t want_tli, BkWalChain *ret);
 
 /* bk_wal_last_record of an archived segment (w, its WAL record, as
- * bk_wal_record_get gives it): fetched into an unnamed temporary file in the
- * repository's tmp/ (in memory when the repository is read-only here) and walked. */
+ * bk_wal_record_get gives it): the one its pusher recorded (w->has_end), else the
+ * segment fetched into an unnamed temporary file in the repository's tmp/ (in
+ * memory when the repository is read-only here) and walked. */
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
 /* The last transaction on a chain's path that a time target can stop before
@@ -81,7 +82,8 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
  * holding start_lsn, stopping after the first archived at or before after_us (0:
  * none is): the transactions before it ended before that. Not known when a
  * segment's end cuts what may be a transaction's end (its time is in the segment
- * after), or after BK_WAL_XACT_SCAN_MAX segments (each costs a fetch and a walk).
+ * after), or after BK_WAL_XACT_SCAN_MAX segments whose records hold no end (each
+ * costs a fetch and a walk; those pushed before WAL record version 2).
  * Errors: those of bk_wal_record_get and bk_pg_wal_last_record (a segment of the
  * path missing from the archive: -ENOENT); *ret is untouched then. */
 #define BK_WAL_XACT_SCAN_MAX 256

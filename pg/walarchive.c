@@ -16,7 +16,7 @@
 #include "store/restorer.h"
 #include "store/util.h"
 
-#define WAL_RECORD_VERSION 1
+#define WAL_RECORD_VERSION 2
 #define CLUSTER_RECORD_VERSION 1
 #define WAL_FILE_MAX (1ull << 32) /* segments are at most 1 GiB; history files small */
 
@@ -110,6 +110,13 @@ static int encode_record(const BkWalRecord *w, BkEnc *enc)
 	bk_enc_u64(enc, w->sysid);
 	bk_enc_u32(enc, w->tli);
 	bk_enc_svarint(enc, w->pushed_us);
+	bk_enc_u8(enc, w->has_end);
+	if (w->has_end) {
+		bk_enc_varint(enc, w->end.lsn);
+		bk_enc_svarint(enc, w->end.xact_us);
+		bk_enc_svarint(enc, w->end.cut_xact_us);
+		bk_enc_u8(enc, w->end.cut_xact);
+	}
 	int e = bk_content_node_encode(&w->content, enc);
 	return e < 0 ? e : bk_enc_finish(enc);
 }
@@ -120,7 +127,7 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 	bk_dec_init(&d, p, len);
 	BkWalRecord w = { 0 };
 	uint8_t v = bk_dec_u8(&d);
-	if (!bk_dec_error(&d) && v != WAL_RECORD_VERSION)
+	if (!bk_dec_error(&d) && v != 1 && v != WAL_RECORD_VERSION)
 		return bk_errorf(BK_E_VERSION, "WAL record version %u unknown", v);
 	size_t n;
 	const uint8_t *name = bk_dec_str(&d, BK_WAL_NAME_MAX - 1, &n);
@@ -130,7 +137,16 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 	w.sysid = bk_dec_u64(&d);
 	w.tli = bk_dec_u32(&d);
 	w.pushed_us = bk_dec_svarint(&d);
-	if (bk_dec_error(&d))
+	uint8_t has_end = v >= 2 ? bk_dec_u8(&d) : 0, cut_xact = 0;
+	if (has_end) {
+		w.end.lsn = bk_dec_varint(&d);
+		w.end.xact_us = bk_dec_svarint(&d);
+		w.end.cut_xact_us = bk_dec_svarint(&d);
+		cut_xact = bk_dec_u8(&d);
+	}
+	w.has_end = has_end == 1;
+	w.end.cut_xact = cut_xact == 1;
+	if (bk_dec_error(&d) || has_end > 1 || cut_xact > 1 || (has_end && !w.sysid))
 		return bk_errorf(BK_E_CORRUPT, "WAL record: malformed");
 	int e = bk_content_node_decode(&d, &w.content);
 	if (e < 0)
@@ -294,6 +310,12 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 		else
 			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size);
 		w.sysid = h.sysid;
+	}
+	if (e == 0 && wn.kind == BK_WAL_SEGMENT) { /* ~2 ms for a busy 16 MiB segment */
+		e = bk_wal_last_record(fd, base, &w.end);
+		if (e < 0)
+			e = bk_error_wrap(e, "%s", path);
+		w.has_end = e == 0;
 	}
 	if (e == 0)
 		e = store_fd(r, fd, &w);

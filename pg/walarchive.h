@@ -8,9 +8,16 @@
  * system identifier seen in the first segment pushed; segments of any other
  * system are refused, so two clusters never share an archive by accident.
  *
- * WAL record format (version 1):
- *   u8 version=1 | str file name | varint size | u64 system id (0: not a segment)
- *   | u32 timeline | svarint pushed_us | content node (store/content.h)
+ * WAL record format (version 2):
+ *   u8 version=2 | str file name | varint size | u64 system id (0: not a segment)
+ *   | u32 timeline | svarint pushed_us | u8 has_end (0 or 1)
+ *   | [if has_end: varint end.lsn | svarint end.xact_us | svarint end.cut_xact_us
+ *      | u8 end.cut_xact (0 or 1)] | content node (store/content.h)
+ * end is the segment's BkWalEnd (pg/wal.h), walked by the pusher from the bytes it
+ * stores, so that finding the last transaction before a time target reads records,
+ * not segments; only segments have one. Version 1 (written before 2026-11-22) is the
+ * same without has_end and end, and is still read: its segments are fetched and
+ * walked when their end is needed.
  * A re-pushed file is compared byte by byte with the archived copy.
  * Cluster record format (version 1): u8 version=1 | str cluster | u64 system id
  *   | u32 wal segment size
@@ -44,6 +51,8 @@ typedef struct {
 	uint64_t size, sysid;
 	uint32_t tli;
 	int64_t pushed_us;
+	bool has_end;  /* a segment pushed by a version 2 pusher */
+	BkWalEnd end;
 	BkContentNode content; /* owned */
 } BkWalRecord;
 

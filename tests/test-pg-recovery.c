@@ -4,7 +4,14 @@
  * restore never gets two recovery targets or an old one; every other line stays as
  * it was, and archive_mode only goes when --archive-mode off writes a new one.
  * And bk_wal_archive_load (pg/recovery.h): a cluster record written with segment
- * size 0 takes the size of an archived segment (here a synthetic 1 MiB one). */
+ * size 0 takes the size of an archived segment (here a synthetic 1 MiB one).
+ * And the segment ends wal-push records (WAL record version 2): a pushed segment's
+ * record holds what bk_wal_last_record walks from its bytes; bk_pg_wal_last_xact
+ * finds a commit behind 260 idle segments from their records alone, where the
+ * same segments under version 1 records (fetched and walked, as before version 2)
+ * stop at BK_WAL_XACT_SCAN_MAX and answer "not known"; and version 1 records still
+ * decode (golden bytes of both versions). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +20,12 @@
 
 #include "pg/recovery.h"
 #include "pg/walarchive.h"
+#include "store/codec.h"
 #include "store/error.h"
 #include "store/fs.h"
 #include "store/keyslot.h"
 #include "store/util.h"
+#include "tests/golden/walrecord.h"
 #include "tests/tap.h"
 
 #define MIB (1024u * 1024u)
@@ -75,6 +84,216 @@ static void test_seg_size_of_zero_record(void)
 	tap_remove_tree(root);
 }
 
+/* ---- segment ends recorded at push ---- */
+
+#define IDLE 260 /* > BK_WAL_XACT_SCAN_MAX */
+#define PG_EPOCH_US INT64_C(946684800000000)
+
+/* Segment segno of a 1 MiB layout: a long page header, then (commit_pg != 0) one
+ * commit record stamped commit_pg (PostgreSQL's epoch), then zeros. */
+static uint8_t *make_segment(uint64_t segno, uint64_t sysid, int64_t commit_pg)
+{
+	uint8_t *b = calloc(1, MIB);
+	if (!b)
+		return NULL;
+	bk_put_le16(b, 0xD110);
+	bk_put_le16(b + 2, 0x0002);
+	bk_put_le32(b + 4, 1);
+	bk_put_le64(b + 8, segno * MIB);
+	bk_put_le64(b + 24, sysid);
+	bk_put_le32(b + 32, MIB);
+	bk_put_le32(b + 36, 8192);
+	if (commit_pg) { /* header, origin, then main data: the commit's time */
+		uint8_t *rec = b + 40;
+		bk_put_le32(rec, 24 + 5 + 16);
+		bk_put_le64(rec + 8, segno * MIB - 4096);
+		rec[16] = 0x00; /* XLOG_XACT_COMMIT */
+		rec[17] = 1;    /* RM_XACT_ID */
+		static const uint8_t body[5] = { 253, 0x01, 0x00, 255, 16 };
+		memcpy(rec + 24, body, sizeof(body));
+		bk_put_le64(rec + 29, (uint64_t)commit_pg);
+	}
+	return b;
+}
+
+static int push_segment(BkRepo *r, const char *dir, uint64_t segno, uint64_t sysid,
+			int64_t commit_pg)
+{
+	char name[BK_WAL_NAME_MAX];
+	bk_wal_segment_name(name, sizeof(name), 1, segno, MIB);
+	char *f = bk_path_join(dir, name);
+	uint8_t *b = make_segment(segno, sysid, commit_pg);
+	int e = -ENOMEM;
+	if (f && b) {
+		int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+		e = fd >= 0 && write(fd, b, MIB) == (ssize_t)MIB && close(fd) == 0 ? 0 : -EIO;
+		bool stored;
+		if (e == 0)
+			e = bk_wal_push(r, "a", f, &stored);
+		unlink(f);
+	}
+	free(b);
+	free(f);
+	return e;
+}
+
+/* Copies cluster a's record of a segment to cluster b as version 1 would have
+ * written it (no end): the same content, so b's segments fetch a's bytes. */
+static int copy_as_v1(BkRepo *r, uint64_t segno)
+{
+	char name[BK_WAL_NAME_MAX], obj[160];
+	bk_wal_segment_name(name, sizeof(name), 1, segno, MIB);
+	BkWalRecord w;
+	int e = bk_wal_record_get(r, "a", name, &w);
+	if (e < 0)
+		return e;
+	BkEnc enc;
+	bk_enc_init(&enc, BK_RECORD_MAX);
+	bk_enc_u8(&enc, 1);
+	bk_enc_cstr(&enc, w.name);
+	bk_enc_varint(&enc, w.size);
+	bk_enc_u64(&enc, w.sysid);
+	bk_enc_u32(&enc, w.tli);
+	bk_enc_svarint(&enc, w.pushed_us);
+	e = bk_content_node_encode(&w.content, &enc);
+	if (e == 0)
+		e = bk_enc_finish(&enc);
+	snprintf(obj, sizeof(obj), "wal/b/%s", name);
+	if (e == 0)
+		e = bk_repo_put_named(r, obj, BK_BLOB_WAL, enc.buf, enc.len);
+	bk_enc_release(&enc);
+	bk_wal_record_release(&w);
+	return e;
+}
+
+/* bk_pg_wal_last_xact on the cluster's chain from segment 3 on, for a time after
+ * everything archived. */
+static int last_xact(BkRepo *r, const char *cluster, BkWalLastXact *ret)
+{
+	BkWalArchive a;
+	BkWalChain c;
+	int e = bk_wal_archive_load(r, cluster, &a);
+	if (e == 0)
+		e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, 1, &c);
+	BkWalRecord newest;
+	BkWalEnd end;
+	if (e == 0 && (e = bk_wal_record_get(r, cluster, c.last, &newest)) == 0) {
+		e = bk_pg_wal_last_record(r, &newest, &end);
+		bk_wal_record_release(&newest);
+	}
+	if (e == 0)
+		e = bk_pg_wal_last_xact(r, cluster, &c, 3 * MIB, &end, 0, ret);
+	bk_wal_archive_release(&a);
+	return e;
+}
+
+static void test_segment_ends(void)
+{
+	char root[] = "/tmp/bunker-test-pg-recovery.XXXXXX";
+	if (!mkdtemp(root)) {
+		ok(false, "set-up");
+		return;
+	}
+	char *path = bk_path_join(root, "repo");
+	static const uint8_t key[32] = { 9 };
+	BkSecret *secret = NULL;
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	BkRepo *r = NULL;
+	const uint64_t sysid = UINT64_C(7310000000000000003);
+	const int64_t t_pg = INT64_C(817000000000000);
+	int e = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &secret);
+	if (e == 0)
+		e = bk_repo_create(path, secret, &params, &r);
+	if (e == 0)
+		e = push_segment(r, root, 3, sysid, t_pg);
+	for (uint64_t s = 4; e == 0 && s < 4 + IDLE; s++)
+		e = push_segment(r, root, s, sysid, 0);
+	is_int(e, 0, "a segment with a commit and %d idle ones pushed (%s)", IDLE,
+	       e ? bk_error_detail() : "");
+	if (e < 0)
+		goto out;
+
+	BkWalRecord w;
+	is_int(bk_wal_record_get(r, "a", "000000010000000000000003", &w), 0, "its record");
+	ok(w.has_end && w.end.xact_us == t_pg + PG_EPOCH_US && w.end.lsn == 3 * MIB + 40 &&
+		   !w.end.cut_xact && !w.end.cut_xact_us,
+	   "records the commit's time and LSN, as bk_wal_last_record walks them");
+	bk_wal_record_release(&w);
+	is_int(bk_wal_record_get(r, "a", "000000010000000000000004", &w), 0, "an idle one's");
+	ok(w.has_end && w.end.xact_us == 0 && w.end.lsn == 0, "records no transaction");
+	bk_wal_record_release(&w);
+
+	BkWalLastXact x = { 0 };
+	is_int(last_xact(r, "a", &x), 0, "the walk back from the newest segment (%s)",
+	       bk_error_detail());
+	ok(x.known && x.xact_us == t_pg + PG_EPOCH_US && x.segno == 3 &&
+		   strcmp(x.segment, "000000010000000000000003") == 0,
+	   "finds the commit behind %d idle segments from their records", IDLE);
+
+	/* the same segments under version 1 records: fetched and walked */
+	e = bk_cluster_claim(r, "b", sysid, MIB);
+	for (uint64_t s = 3; e == 0 && s < 4 + IDLE; s++)
+		e = copy_as_v1(r, s);
+	is_int(e, 0, "the records copied to cluster b as version 1 (%s)", e ? bk_error_detail() : "");
+	is_int(bk_wal_record_get(r, "b", "000000010000000000000003", &w), 0,
+	       "a version 1 record decodes");
+	ok(!w.has_end && w.sysid == sysid && w.size == MIB, "with no end, the rest as written");
+	bk_wal_record_release(&w);
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "b", &x), 0, "the walk back under version 1 records (%s)",
+	       bk_error_detail());
+	ok(!x.known && !x.cut && x.xact_us == 0,
+	   "not known after %d segments fetched without finding one", BK_WAL_XACT_SCAN_MAX);
+	char last[BK_WAL_NAME_MAX];
+	bk_wal_segment_name(last, sizeof(last), 1, 3 + IDLE, MIB);
+	BkWalRecord newest;
+	BkWalEnd fetched = { .lsn = 1 };
+	if (bk_wal_record_get(r, "b", last, &newest) == 0) {
+		is_int(bk_pg_wal_last_record(r, &newest, &fetched), 0, "a version 1 segment fetched");
+		bk_wal_record_release(&newest);
+	}
+	ok(fetched.lsn == 0 && fetched.xact_us == 0, "... and walked: idle, as its pusher recorded");
+	is_int(copy_as_v1(r, 3), -EEXIST, "records are written once");
+	BkWalRecord v1;
+	if (bk_wal_record_get(r, "b", "000000010000000000000003", &v1) == 0) {
+		BkWalEnd end;
+		is_int(bk_pg_wal_last_record(r, &v1, &end), 0, "the commit's segment fetched");
+		ok(end.xact_us == t_pg + PG_EPOCH_US && end.lsn == 3 * MIB + 40,
+		   "walked, it gives what version 2 recorded");
+		bk_wal_record_release(&v1);
+	}
+out:
+	bk_repo_close(r);
+	bk_secret_free(secret);
+	free(path);
+	tap_remove_tree(root);
+}
+
+/* Golden WAL records: bytes written by the version 1 and version 2 encoders. */
+static void test_golden_records(void)
+{
+	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2;
+	uint8_t buf[256];
+	BkWalRecord w;
+	size_t n = strlen(v1) / 2;
+	int e = bk_unhex(buf, n, v1) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && !w.has_end && strcmp(w.name, "000000010000000000000003") == 0 &&
+		   w.size == 5 && w.sysid == 7 && w.tli == 1 && w.pushed_us == 1795380000000000,
+	   "a version 1 record decodes, without an end");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	n = strlen(v2) / 2;
+	e = bk_unhex(buf, n, v2) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && w.has_end && w.end.lsn == 0x3000028 && w.end.xact_us == 1795380000000001 &&
+		   w.end.cut_xact_us == 0 && w.end.cut_xact && w.size == 5,
+	   "a version 2 record decodes with its end");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	buf[0] = 3;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 3 is refused");
+}
+
 static void check(const char *in, bool archive_off, const char *want, const char *what)
 {
 	char *got = bk_pg_auto_conf_clear(in, archive_off);
@@ -121,5 +340,7 @@ int main(void)
 	      "... and goes with it");
 	check("", false, "", "an empty file stays empty");
 	test_seg_size_of_zero_record();
+	test_segment_ends();
+	test_golden_records();
 	return tap_done();
 }

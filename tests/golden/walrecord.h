@@ -1,0 +1,32 @@
+/* tests/golden/walrecord.h: golden vectors for the WAL record format, versions 1
+ * and 2 (pg/walarchive.h). Frozen: if an encoder change breaks a test that uses
+ * them, the format changed and needs a new version, not a new vector.
+ *
+ * Record: file 000000010000000000000003, size 5, system 7, timeline 1, pushed at
+ * 1795380000000000 us; content: a level-0 node of one ref { id 00 01 .. 1f, size 5 }.
+ * Version 2 adds its end: LSN 0/3000028, last transaction at 1795380000000001 us,
+ * no cut transaction's time, cut_xact set. */
+#ifndef BK_TESTS_GOLDEN_WALRECORD_H
+#define BK_TESTS_GOLDEN_WALRECORD_H
+
+#define GOLDEN_WAL_HEAD                                                                  \
+	"18" "303030303030303130303030303030303030303030303033" /* str: the name */       \
+	"05"                                                    /* varint size 5 */       \
+	"0700000000000000"                                      /* u64 system id 7 */     \
+	"01000000"                                              /* u32 timeline 1 */      \
+	"80a098b2efb8b006"                                      /* svarint pushed_us */
+#define GOLDEN_WAL_NODE                                                                  \
+	"01" "00" "01" /* content node version 1, level 0, varint count 1 */              \
+	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" /* id */        \
+	"05"                                                               /* size 5 */
+
+#define GOLDEN_WAL_V1 "01" GOLDEN_WAL_HEAD GOLDEN_WAL_NODE
+#define GOLDEN_WAL_V2                                                                    \
+	"02" GOLDEN_WAL_HEAD "01"  /* has_end */                                          \
+	"a8808018"                 /* varint end.lsn 0x3000028 */                          \
+	"82a098b2efb8b006"         /* svarint end.xact_us */                               \
+	"00"                       /* svarint end.cut_xact_us 0 */                         \
+	"01"                       /* u8 end.cut_xact */                                   \
+	GOLDEN_WAL_NODE
+
+#endif
