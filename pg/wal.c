@@ -387,10 +387,14 @@ int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTl
 
 /* ---- records ---- */
 
+#define READ_AHEAD (256u << 10) /* pages read at once: 32 reads for a 16 MiB segment, not 2048 */
+
 typedef struct {
 	int fd;
 	BkWalHeader h;   /* the segment's first page */
-	uint8_t *page;   /* h.blcksz bytes: page `loaded` of the segment */
+	uint8_t *buf;    /* READ_AHEAD bytes: pages first.. of the segment, `pages` of them */
+	uint64_t first, pages;
+	uint8_t *page;   /* h.blcksz bytes in buf: page `loaded` of the segment */
 	uint64_t loaded; /* page number + 1, 0 for none */
 	int err;         /* a read that failed (the walk ends there) */
 	bool past_end;   /* a record went on past the segment's end */
@@ -403,10 +407,17 @@ static bool load_page(RecWalk *w, uint64_t pno)
 {
 	if (w->loaded == pno + 1)
 		return true;
-	ssize_t n = pread(w->fd, w->page, w->h.blcksz, (off_t)(pno * w->h.blcksz));
-	if (n < 0 && !w->err)
-		w->err = bk_errorf_code(-errno, "read wal page %" PRIu64, pno);
-	if (n != (ssize_t)w->h.blcksz || bk_get_le16(w->page) != w->h.magic ||
+	if (pno < w->first || pno >= w->first + w->pages) {
+		ssize_t n = pread(w->fd, w->buf, READ_AHEAD, (off_t)(pno * w->h.blcksz));
+		if (n < 0 && !w->err)
+			w->err = bk_errorf_code(-errno, "read wal page %" PRIu64, pno);
+		w->first = pno;
+		w->pages = n > 0 ? (uint64_t)n / w->h.blcksz : 0;
+		if (w->pages == 0)
+			return false;
+	}
+	w->page = w->buf + (pno - w->first) * w->h.blcksz;
+	if (bk_get_le16(w->page) != w->h.magic ||
 	    bk_get_le64(w->page + 8) != w->h.pageaddr + pno * w->h.blcksz)
 		return false;
 	w->loaded = pno + 1;
@@ -496,7 +507,7 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 	int e = bk_wal_header_parse(first, (size_t)n, name, &w.h);
 	if (e < 0)
 		return e;
-	if (!(w.page = malloc(w.h.blcksz)))
+	if (!(w.buf = malloc(READ_AHEAD)))
 		return -ENOMEM;
 	uint64_t pos = BK_WAL_LONG_HEADER_SIZE;
 	Step st = load_page(&w, 0) ? STEP_OK : STEP_END;
@@ -553,7 +564,7 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		if (rec[17] == RM_XLOG_ID && (rec[16] & 0xF0) == XLOG_SWITCH)
 			break;
 	}
-	free(w.page);
+	free(w.buf);
 	if (w.err) {
 		*ret = (BkWalEnd){ 0 };
 		return w.err;

@@ -142,6 +142,11 @@ typedef struct {
 	bool cut_xact;
 } BkWalEnd;
 
+/* The revision of bk_wal_last_record's answers, kept with each end wal-push records
+ * (pg/walarchive.h): bump it with any change to what the walk answers for some
+ * segment, so that the ends walked before are walked again. */
+#define BK_WAL_END_REV 1
+
 /* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`):
  * the last WAL record that lies whole in it, walking the records from its first
  * page, by

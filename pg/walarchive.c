@@ -102,7 +102,7 @@ int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t se
 
 /* ---- WAL records ---- */
 
-static int encode_record(const BkWalRecord *w, BkEnc *enc)
+int bk_wal_record_encode(const BkWalRecord *w, BkEnc *enc)
 {
 	bk_enc_u8(enc, WAL_RECORD_VERSION);
 	bk_enc_cstr(enc, w->name);
@@ -110,7 +110,7 @@ static int encode_record(const BkWalRecord *w, BkEnc *enc)
 	bk_enc_u64(enc, w->sysid);
 	bk_enc_u32(enc, w->tli);
 	bk_enc_svarint(enc, w->pushed_us);
-	bk_enc_u8(enc, w->has_end);
+	bk_enc_u8(enc, w->has_end ? BK_WAL_END_REV : 0);
 	if (w->has_end) {
 		bk_enc_varint(enc, w->end.lsn);
 		bk_enc_svarint(enc, w->end.xact_us);
@@ -137,17 +137,21 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 	w.sysid = bk_dec_u64(&d);
 	w.tli = bk_dec_u32(&d);
 	w.pushed_us = bk_dec_svarint(&d);
-	uint8_t has_end = v >= 2 ? bk_dec_u8(&d) : 0, cut_xact = 0;
-	if (has_end) {
+	uint8_t end_rev = v >= 2 ? bk_dec_u8(&d) : 0, cut_xact = 0;
+	if (end_rev) {
 		w.end.lsn = bk_dec_varint(&d);
 		w.end.xact_us = bk_dec_svarint(&d);
 		w.end.cut_xact_us = bk_dec_svarint(&d);
 		cut_xact = bk_dec_u8(&d);
 	}
-	w.has_end = has_end == 1;
 	w.end.cut_xact = cut_xact == 1;
-	if (bk_dec_error(&d) || has_end > 1 || cut_xact > 1 || (has_end && !w.sysid))
+	BkWalName wn;
+	if (bk_dec_error(&d) || cut_xact > 1 ||
+	    (end_rev && (bk_wal_name_parse(w.name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT || !w.sysid)))
 		return bk_errorf(BK_E_CORRUPT, "WAL record: malformed");
+	w.has_end = end_rev == BK_WAL_END_REV; /* another walker's: walk it again */
+	if (!w.has_end)
+		w.end = (BkWalEnd){ 0 };
 	int e = bk_content_node_decode(&d, &w.content);
 	if (e < 0)
 		return e;
@@ -311,7 +315,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size);
 		w.sysid = h.sysid;
 	}
-	if (e == 0 && wn.kind == BK_WAL_SEGMENT) { /* ~2 ms for a busy 16 MiB segment */
+	if (e == 0 && wn.kind == BK_WAL_SEGMENT) { /* ~1.6 ms for a busy 16 MiB segment */
 		e = bk_wal_last_record(fd, base, &w.end);
 		if (e < 0)
 			e = bk_error_wrap(e, "%s", path);
@@ -322,7 +326,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	BkEnc enc;
 	bk_enc_init(&enc, BK_RECORD_MAX);
 	if (e == 0)
-		e = encode_record(&w, &enc);
+		e = bk_wal_record_encode(&w, &enc);
 	if (e == 0)
 		e = bk_repo_put_named(r, obj, BK_BLOB_WAL, enc.buf, enc.len);
 	bk_enc_release(&enc);

@@ -10,14 +10,18 @@
  *
  * WAL record format (version 2):
  *   u8 version=2 | str file name | varint size | u64 system id (0: not a segment)
- *   | u32 timeline | svarint pushed_us | u8 has_end (0 or 1)
- *   | [if has_end: varint end.lsn | svarint end.xact_us | svarint end.cut_xact_us
+ *   | u32 timeline | svarint pushed_us | u8 end_rev
+ *   | [if end_rev != 0: varint end.lsn | svarint end.xact_us | svarint end.cut_xact_us
  *      | u8 end.cut_xact (0 or 1)] | content node (store/content.h)
  * end is the segment's BkWalEnd (pg/wal.h), walked by the pusher from the bytes it
  * stores, so that finding the last transaction before a time target reads records,
- * not segments; only segments have one. Version 1 (written before 2026-11-22) is the
- * same without has_end and end, and is still read: its segments are fetched and
- * walked when their end is needed.
+ * not segments; only segments have one. end_rev is the revision of the walker that
+ * computed it (BK_WAL_END_REV, pg/wal.h; 0: no end): an end of any other revision
+ * is decoded but not used (has_end false), so a segment walked by a walker fixed
+ * since, or by a later one, is fetched and walked again by this one. Version 1
+ * (written by bunker before commit ac7dc8e, 2026-11-22) is the same without end_rev
+ * and end, and is still read. A bunker from before then cannot read version 2: it
+ * refuses the record (BK_E_VERSION), so hosts that restore are upgraded first.
  * A re-pushed file is compared byte by byte with the archived copy.
  * Cluster record format (version 1): u8 version=1 | str cluster | u64 system id
  *   | u32 wal segment size
@@ -40,6 +44,7 @@
 #include <stdint.h>
 
 #include "pg/wal.h"
+#include "store/codec.h"
 #include "store/content.h"
 #include "store/repo.h"
 
@@ -51,12 +56,14 @@ typedef struct {
 	uint64_t size, sysid;
 	uint32_t tli;
 	int64_t pushed_us;
-	bool has_end;  /* a segment pushed by a version 2 pusher */
+	bool has_end;  /* end was walked by this build's walker (BK_WAL_END_REV) */
 	BkWalEnd end;
 	BkContentNode content; /* owned */
 } BkWalRecord;
 
 void bk_wal_record_release(BkWalRecord *w);
+/* Version 2, with end_rev BK_WAL_END_REV when w->has_end. */
+int bk_wal_record_encode(const BkWalRecord *w, BkEnc *enc);
 int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret);
 
 /* Cluster names: 1..64 of [A-Za-z0-9_.-], not starting with '.'. */

@@ -133,6 +133,8 @@ void bk_blake2b_start(BkBlake2b *s)
 void bk_blake2b_update(BkBlake2b *s, const void *data, size_t n)
 {
 	const uint8_t *p = data;
+	if (n == 0) /* (data may be NULL) */
+		return;
 	/* the last block is compressed by bk_blake2b_final, with the final flag: a
 	 * full buffer is compressed only once more bytes follow it */
 	if (s->buflen > 0) {

@@ -7,10 +7,12 @@
  * size 0 takes the size of an archived segment (here a synthetic 1 MiB one).
  * And the segment ends wal-push records (WAL record version 2): a pushed segment's
  * record holds what bk_wal_last_record walks from its bytes; bk_pg_wal_last_xact
- * finds a commit behind 260 idle segments from their records alone, where the
- * same segments under version 1 records (fetched and walked, as before version 2)
- * stop at BK_WAL_XACT_SCAN_MAX and answer "not known"; and version 1 records still
- * decode (golden bytes of both versions). */
+ * finds a commit behind 260 idle segments (the old rule gave up after 256) and
+ * takes the ends from the records (records whose end differs from their bytes give
+ * the recorded one), unless another walker revision wrote them; under version 1
+ * records it fetches and walks each segment, finding a commit 256 segments back
+ * and answering "not known" at 257. Golden bytes of both versions, encoded and
+ * decoded, and the decoder's refusals. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -137,9 +139,11 @@ static int push_segment(BkRepo *r, const char *dir, uint64_t segno, uint64_t sys
 	return e;
 }
 
-/* Copies cluster a's record of a segment to cluster b as version 1 would have
- * written it (no end): the same content, so b's segments fetch a's bytes. */
-static int copy_as_v1(BkRepo *r, uint64_t segno)
+/* Writes cluster a's record of a segment under cluster `to` as a pusher of another
+ * build would have: version 1 (no end), or version 2 with end_rev and end. The
+ * content is a's, so `to`'s segments fetch a's bytes. */
+static int copy_record(BkRepo *r, uint64_t segno, const char *to, uint8_t version,
+		       uint8_t end_rev, const BkWalEnd *end)
 {
 	char name[BK_WAL_NAME_MAX], obj[160];
 	bk_wal_segment_name(name, sizeof(name), 1, segno, MIB);
@@ -149,20 +153,40 @@ static int copy_as_v1(BkRepo *r, uint64_t segno)
 		return e;
 	BkEnc enc;
 	bk_enc_init(&enc, BK_RECORD_MAX);
-	bk_enc_u8(&enc, 1);
+	bk_enc_u8(&enc, version);
 	bk_enc_cstr(&enc, w.name);
 	bk_enc_varint(&enc, w.size);
 	bk_enc_u64(&enc, w.sysid);
 	bk_enc_u32(&enc, w.tli);
 	bk_enc_svarint(&enc, w.pushed_us);
+	if (version >= 2)
+		bk_enc_u8(&enc, end_rev);
+	if (version >= 2 && end_rev) {
+		bk_enc_varint(&enc, end->lsn);
+		bk_enc_svarint(&enc, end->xact_us);
+		bk_enc_svarint(&enc, end->cut_xact_us);
+		bk_enc_u8(&enc, end->cut_xact);
+	}
 	e = bk_content_node_encode(&w.content, &enc);
 	if (e == 0)
 		e = bk_enc_finish(&enc);
-	snprintf(obj, sizeof(obj), "wal/b/%s", name);
-	if (e == 0)
+	snprintf(obj, sizeof(obj), "wal/%s/%s", to, name);
+	if (e == 0 && (e = bk_cluster_claim(r, to, w.sysid, MIB)) == 0)
 		e = bk_repo_put_named(r, obj, BK_BLOB_WAL, enc.buf, enc.len);
 	bk_enc_release(&enc);
 	bk_wal_record_release(&w);
+	return e;
+}
+
+/* Copies segments 3 .. 3 + idle to cluster `to` (copy_record); segment 3's end, when
+ * there is one, is `end3`, the idle segments' an idle one's. */
+static int copy_records(BkRepo *r, const char *to, unsigned idle, uint8_t version,
+			uint8_t end_rev, const BkWalEnd *end3)
+{
+	static const BkWalEnd none = { 0 };
+	int e = 0;
+	for (uint64_t s = 3; e == 0 && s <= 3 + idle; s++)
+		e = copy_record(r, s, to, version, end_rev, s == 3 ? end3 : &none);
 	return e;
 }
 
@@ -201,7 +225,7 @@ static void test_segment_ends(void)
 	bk_repo_params_default(&params);
 	BkRepo *r = NULL;
 	const uint64_t sysid = UINT64_C(7310000000000000003);
-	const int64_t t_pg = INT64_C(817000000000000);
+	const int64_t t_pg = INT64_C(817000000000000), t_us = t_pg + PG_EPOCH_US;
 	int e = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &secret);
 	if (e == 0)
 		e = bk_repo_create(path, secret, &params, &r);
@@ -215,54 +239,64 @@ static void test_segment_ends(void)
 		goto out;
 
 	BkWalRecord w;
-	is_int(bk_wal_record_get(r, "a", "000000010000000000000003", &w), 0, "its record");
-	ok(w.has_end && w.end.xact_us == t_pg + PG_EPOCH_US && w.end.lsn == 3 * MIB + 40 &&
-		   !w.end.cut_xact && !w.end.cut_xact_us,
-	   "records the commit's time and LSN, as bk_wal_last_record walks them");
-	bk_wal_record_release(&w);
-	is_int(bk_wal_record_get(r, "a", "000000010000000000000004", &w), 0, "an idle one's");
-	ok(w.has_end && w.end.xact_us == 0 && w.end.lsn == 0, "records no transaction");
-	bk_wal_record_release(&w);
+	if (bk_wal_record_get(r, "a", "000000010000000000000003", &w) == 0) {
+		ok(w.has_end && w.end.xact_us == t_us && w.end.lsn == 3 * MIB + 40 &&
+			   !w.end.cut_xact && !w.end.cut_xact_us,
+		   "its record holds the commit's time and LSN, as bk_wal_last_record walks them");
+		bk_wal_record_release(&w);
+	} else {
+		ok(false, "its record (%s)", bk_error_detail());
+	}
+	if (bk_wal_record_get(r, "a", "000000010000000000000004", &w) == 0) {
+		ok(w.has_end && w.end.xact_us == 0 && w.end.lsn == 0, "an idle one's, no transaction");
+		bk_wal_record_release(&w);
+	} else {
+		ok(false, "an idle one's record (%s)", bk_error_detail());
+	}
 
 	BkWalLastXact x = { 0 };
 	is_int(last_xact(r, "a", &x), 0, "the walk back from the newest segment (%s)",
 	       bk_error_detail());
-	ok(x.known && x.xact_us == t_pg + PG_EPOCH_US && x.segno == 3 &&
+	ok(x.known && x.xact_us == t_us && x.segno == 3 &&
 		   strcmp(x.segment, "000000010000000000000003") == 0,
-	   "finds the commit behind %d idle segments from their records", IDLE);
+	   "finds the commit behind %d idle segments", IDLE);
 
-	/* the same segments under version 1 records: fetched and walked */
-	e = bk_cluster_claim(r, "b", sysid, MIB);
-	for (uint64_t s = 3; e == 0 && s < 4 + IDLE; s++)
-		e = copy_as_v1(r, s);
-	is_int(e, 0, "the records copied to cluster b as version 1 (%s)", e ? bk_error_detail() : "");
-	is_int(bk_wal_record_get(r, "b", "000000010000000000000003", &w), 0,
-	       "a version 1 record decodes");
-	ok(!w.has_end && w.sysid == sysid && w.size == MIB, "with no end, the rest as written");
-	bk_wal_record_release(&w);
+	/* the ends in the records are what the walk reads: records whose end says
+	 * another time than the segment's bytes */
+	BkWalEnd other = { .lsn = 3 * MIB + 40, .xact_us = t_us + 5000000 };
+	is_int(copy_records(r, "c", 5, 2, BK_WAL_END_REV, &other), 0, "records with another end");
 	memset(&x, 0, sizeof(x));
-	is_int(last_xact(r, "b", &x), 0, "the walk back under version 1 records (%s)",
-	       bk_error_detail());
+	is_int(last_xact(r, "c", &x), 0, "their walk (%s)", bk_error_detail());
+	ok(x.known && x.xact_us == other.xact_us, "gives the end recorded, not the segment's");
+	/* ... and an end of another walker revision is walked again */
+	is_int(copy_records(r, "d", 5, 2, BK_WAL_END_REV + 1, &other), 0,
+	       "the same with walker revision %d", BK_WAL_END_REV + 1);
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "d", &x), 0, "their walk (%s)", bk_error_detail());
+	ok(x.known && x.xact_us == t_us, "fetches the segments and gives their end");
+
+	/* version 1 records: each segment fetched and walked, 256 at most */
+	is_int(copy_records(r, "b1", BK_WAL_XACT_SCAN_MAX, 1, 0, NULL), 0,
+	       "%d idle segments after the commit under version 1 records (%s)",
+	       BK_WAL_XACT_SCAN_MAX, bk_error_detail());
+	if (bk_wal_record_get(r, "b1", "000000010000000000000003", &w) == 0) {
+		ok(!w.has_end && w.sysid == sysid && w.size == MIB,
+		   "a version 1 record decodes with no end, the rest as written");
+		bk_wal_record_release(&w);
+	} else {
+		ok(false, "a version 1 record (%s)", bk_error_detail());
+	}
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "b1", &x), 0, "their walk (%s)", bk_error_detail());
+	ok(x.known && x.xact_us == t_us && x.segno == 3,
+	   "finds the commit %d segments fetched back", BK_WAL_XACT_SCAN_MAX);
+	is_int(copy_records(r, "b2", BK_WAL_XACT_SCAN_MAX + 1, 1, 0, NULL), 0,
+	       "one idle segment more (%s)", bk_error_detail());
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "b2", &x), 0, "their walk (%s)", bk_error_detail());
 	ok(!x.known && !x.cut && x.xact_us == 0,
-	   "not known after %d segments fetched without finding one", BK_WAL_XACT_SCAN_MAX);
-	char last[BK_WAL_NAME_MAX];
-	bk_wal_segment_name(last, sizeof(last), 1, 3 + IDLE, MIB);
-	BkWalRecord newest;
-	BkWalEnd fetched = { .lsn = 1 };
-	if (bk_wal_record_get(r, "b", last, &newest) == 0) {
-		is_int(bk_pg_wal_last_record(r, &newest, &fetched), 0, "a version 1 segment fetched");
-		bk_wal_record_release(&newest);
-	}
-	ok(fetched.lsn == 0 && fetched.xact_us == 0, "... and walked: idle, as its pusher recorded");
-	is_int(copy_as_v1(r, 3), -EEXIST, "records are written once");
-	BkWalRecord v1;
-	if (bk_wal_record_get(r, "b", "000000010000000000000003", &v1) == 0) {
-		BkWalEnd end;
-		is_int(bk_pg_wal_last_record(r, &v1, &end), 0, "the commit's segment fetched");
-		ok(end.xact_us == t_pg + PG_EPOCH_US && end.lsn == 3 * MIB + 40,
-		   "walked, it gives what version 2 recorded");
-		bk_wal_record_release(&v1);
-	}
+	   "not known: %d segments fetched without finding one", BK_WAL_XACT_SCAN_MAX);
+	is_int(copy_record(r, 3, "b1", 1, 0, NULL), -EEXIST, "records are written once");
 out:
 	bk_repo_close(r);
 	bk_secret_free(secret);
@@ -270,10 +304,26 @@ out:
 	tap_remove_tree(root);
 }
 
-/* Golden WAL records: bytes written by the version 1 and version 2 encoders. */
+/* Golden WAL records: the version 2 encoder writes the golden bytes; both versions
+ * decode; malformed ends are refused, an unknown walker revision's end ignored. */
 static void test_golden_records(void)
 {
 	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2;
+	BkContentRef ref = { .size = 5 };
+	for (int i = 0; i < 32; i++)
+		ref.id[i] = (uint8_t)i;
+	BkWalRecord g = { .name = "000000010000000000000003", .size = 5, .sysid = 7, .tli = 1,
+			  .pushed_us = 1795380000000000, .has_end = true,
+			  .end = { .lsn = 0x3000028, .xact_us = 1795380000000001, .cut_xact = true },
+			  .content = { .level = 0, .count = 1, .refs = &ref } };
+	BkEnc enc;
+	bk_enc_init(&enc, 1024);
+	char hex[2 * 256 + 1] = "";
+	if (bk_wal_record_encode(&g, &enc) == 0 && enc.len <= 256)
+		bk_hex(hex, enc.buf, enc.len);
+	bk_enc_release(&enc);
+	ok(strcmp(hex, v2) == 0, "a record encodes to the golden version 2 bytes");
+
 	uint8_t buf[256];
 	BkWalRecord w;
 	size_t n = strlen(v1) / 2;
@@ -290,6 +340,37 @@ static void test_golden_records(void)
 	   "a version 2 record decodes with its end");
 	if (e == 0)
 		bk_wal_record_release(&w);
+	bool all = true;
+	for (size_t k = 0; k < n; k++)
+		all &= bk_wal_record_decode(buf, k, &w) == BK_E_CORRUPT;
+	ok(all, "every truncation of it is BK_E_CORRUPT");
+
+	/* offsets in the golden version 2 bytes */
+	const size_t end_rev = 1 + 25 + 1 + 8 + 4 + 8, cut = end_rev + 1 + 4 + 8 + 1;
+	buf[cut] = 2;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT, "cut_xact 2 is refused");
+	buf[cut] = 1;
+	buf[end_rev] = BK_WAL_END_REV + 1;
+	e = bk_wal_record_decode(buf, n, &w);
+	ok(e == 0 && !w.has_end && w.end.xact_us == 0 && w.end.lsn == 0,
+	   "an end of another walker revision is decoded, not used");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	buf[end_rev] = BK_WAL_END_REV;
+	BkWalRecord h = g;
+	snprintf(h.name, sizeof(h.name), "00000002.history");
+	bk_enc_init(&enc, 1024);
+	e = bk_wal_record_encode(&h, &enc);
+	is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
+	       "an end on a history file's record is refused");
+	bk_enc_release(&enc);
+	h = g;
+	h.sysid = 0;
+	bk_enc_init(&enc, 1024);
+	e = bk_wal_record_encode(&h, &enc);
+	is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
+	       "... and on a segment's with no system id");
+	bk_enc_release(&enc);
 	buf[0] = 3;
 	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 3 is refused");
 }
