@@ -412,10 +412,15 @@ rm -rf "$WORK/aside"/*
 BK_OK=1 PGBR_OK=$HAVE_PGBR
 # backup STEP TOOL [ROUND]: one base backup, its repository growth and the tool's own
 # account. Round 2 (full only) is timed alone: bunker's goes into $BK2_REPO,
-# pgBackRest's is a second full backup in its repository.
+# pgBackRest's is a second full backup in its repository. Each starts after an
+# untimed CHECKPOINT, so that its own checkpoint finds nothing to write whatever ran
+# before it. (The first backup of each round is slower whichever tool it is, bunker's
+# in round 1 and pgBackRest's in round 2, with or without this CHECKPOINT: the ABBA
+# order averages that out.)
 backup() {
   local step=$1 tool=$2 round=${3:-1} bytes before after
   bytes=$(cluster_bytes)
+  psql_q -c "CHECKPOINT" >> "$LOG" 2>&1 || die "CHECKPOINT failed"
   warm "$PG_DATA"
   if [ "$round" = 2 ]; then
     if [ "$tool" = bunker ]; then

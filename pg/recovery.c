@@ -259,7 +259,7 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 		*ret = w->end;
 		return 0;
 	}
-	int fd;
+	int fd = -1;
 	int e = record_to_fd(r, w, &fd);
 	if (e == 0) {
 		e = bk_wal_last_record(fd, w->name, ret);

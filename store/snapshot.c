@@ -143,7 +143,7 @@ static int decode(BkDec *d, BkSnapshot *s)
 	    (r = dec_str(d, BK_SNAPSHOT_STR_MAX, "kind", NO_INDEX, &s->kind)) < 0)
 		return r;
 
-	size_t ntags;
+	size_t ntags = 0;
 	if ((r = dec_count(d, 1, "tags", &ntags)) < 0)
 		return r;
 	if (ntags) {
@@ -175,7 +175,7 @@ static int decode(BkDec *d, BkSnapshot *s)
 		memcpy(s->parent, parent, BK_ID_LEN);
 	}
 
-	size_t nmeta;
+	size_t nmeta = 0;
 	if ((r = dec_count(d, 2, "meta pairs", &nmeta)) < 0)
 		return r;
 	if (nmeta) {
