@@ -32,23 +32,45 @@
 
 #define MIB (1024u * 1024u)
 
-static void test_seg_size_of_zero_record(void)
+/* A new repository in a new temporary directory, opened with a key file. */
+typedef struct {
+	char root[64];
+	BkSecret *secret;
+	BkRepo *r;
+} TestRepo;
+
+static int test_repo_open(TestRepo *t)
 {
-	char root[] = "/tmp/bunker-test-pg-recovery.XXXXXX";
-	if (bk_crypto_init() < 0 || !mkdtemp(root)) {
-		ok(false, "set-up");
-		return;
-	}
-	char *path = bk_path_join(root, "repo");
 	static const uint8_t key[32] = { 7 };
-	BkSecret *secret = NULL;
 	BkRepoParams params;
 	bk_repo_params_default(&params);
-	BkRepo *r = NULL;
-	const uint64_t sysid = UINT64_C(7310000000000000002);
-	int e = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &secret);
+	*t = (TestRepo){ .root = "/tmp/bunker-test-pg-recovery.XXXXXX" };
+	if (bk_crypto_init() < 0 || !mkdtemp(t->root)) {
+		t->root[0] = '\0';
+		return -EIO;
+	}
+	char *path = bk_path_join(t->root, "repo");
+	int e = path ? bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &t->secret) : -ENOMEM;
 	if (e == 0)
-		e = bk_repo_create(path, secret, &params, &r);
+		e = bk_repo_create(path, t->secret, &params, &t->r);
+	free(path);
+	return e;
+}
+
+static void test_repo_close(TestRepo *t)
+{
+	bk_repo_close(t->r);
+	bk_secret_free(t->secret);
+	if (t->root[0])
+		tap_remove_tree(t->root);
+}
+
+static void test_seg_size_of_zero_record(void)
+{
+	TestRepo t;
+	int e = test_repo_open(&t);
+	BkRepo *r = t.r;
+	const uint64_t sysid = UINT64_C(7310000000000000002);
 	is_int(e, 0, "repository created");
 	uint32_t seg = 0;
 	BkWalArchive a;
@@ -67,7 +89,7 @@ static void test_seg_size_of_zero_record(void)
 		bk_put_le64(b + 24, sysid);
 		bk_put_le32(b + 32, MIB);
 		bk_put_le32(b + 36, 8192);
-		char *f = bk_path_join(root, "000000010000000000000003");
+		char *f = bk_path_join(t.root, "000000010000000000000003");
 		int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
 		ok(fd >= 0 && write(fd, b, MIB) == (ssize_t)MIB && close(fd) == 0, "segment written");
 		bool stored = false;
@@ -80,10 +102,7 @@ static void test_seg_size_of_zero_record(void)
 		free(f);
 		free(b);
 	}
-	bk_repo_close(r);
-	bk_secret_free(secret);
-	free(path);
-	tap_remove_tree(root);
+	test_repo_close(&t);
 }
 
 /* ---- segment ends recorded at push ---- */
@@ -213,26 +232,15 @@ static int last_xact(BkRepo *r, const char *cluster, BkWalLastXact *ret)
 
 static void test_segment_ends(void)
 {
-	char root[] = "/tmp/bunker-test-pg-recovery.XXXXXX";
-	if (!mkdtemp(root)) {
-		ok(false, "set-up");
-		return;
-	}
-	char *path = bk_path_join(root, "repo");
-	static const uint8_t key[32] = { 9 };
-	BkSecret *secret = NULL;
-	BkRepoParams params;
-	bk_repo_params_default(&params);
-	BkRepo *r = NULL;
+	TestRepo t;
+	int e = test_repo_open(&t);
+	BkRepo *r = t.r;
 	const uint64_t sysid = UINT64_C(7310000000000000003);
 	const int64_t t_pg = INT64_C(817000000000000), t_us = t_pg + PG_EPOCH_US;
-	int e = bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &secret);
 	if (e == 0)
-		e = bk_repo_create(path, secret, &params, &r);
-	if (e == 0)
-		e = push_segment(r, root, 3, sysid, t_pg);
+		e = push_segment(r, t.root, 3, sysid, t_pg);
 	for (uint64_t s = 4; e == 0 && s < 4 + IDLE; s++)
-		e = push_segment(r, root, s, sysid, 0);
+		e = push_segment(r, t.root, s, sysid, 0);
 	is_int(e, 0, "a segment with a commit and %d idle ones pushed (%s)", IDLE,
 	       e ? bk_error_detail() : "");
 	if (e < 0)
@@ -298,10 +306,7 @@ static void test_segment_ends(void)
 	   "not known: %d segments fetched without finding one", BK_WAL_XACT_SCAN_MAX);
 	is_int(copy_record(r, 3, "b1", 1, 0, NULL), -EEXIST, "records are written once");
 out:
-	bk_repo_close(r);
-	bk_secret_free(secret);
-	free(path);
-	tap_remove_tree(root);
+	test_repo_close(&t);
 }
 
 /* Golden WAL records: the version 2 encoder writes the golden bytes; both versions
