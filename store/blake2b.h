@@ -16,7 +16,7 @@
  * It also hashes one long stream (the pack ids: BLAKE2b-256 of a pack's bytes,
  * unkeyed) in portable C. libsodium's AVX2 BLAKE2b, which sodium_init() picks
  * for crypto_generichash on these machines, hashes a stream at 0.63 GB/s a core;
- * this at ~0.9 (bench/bench-blake2b.c), with the same result.
+ * this at 0.77-1.0 (bench/bench-blake2b.c), with the same result.
  *
  * Pure functions over caller buffers; thread-safe; sodium_init() first.
  */
