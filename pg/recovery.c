@@ -277,8 +277,11 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 	int e = bk_wal_name_parse(c->last, &last);
 	if (e == 0)
 		e = bk_wal_name_segno(&last, c->seg_size, &x.segno);
-	for (unsigned fetched = 0; e == 0 && !x.xact_us && x.segno > start_lsn / c->seg_size;) {
-		uint64_t segno = x.segno - 1;
+	/* back while what was read does not show the target reachable (no transaction
+	 * found that ended after after_us; with after_us 0, none found) */
+	uint64_t at = x.segno;
+	for (unsigned fetched = 0; e == 0 && x.xact_us <= after_us && at > start_lsn / c->seg_size;) {
+		uint64_t segno = at - 1;
 		char name[BK_WAL_NAME_MAX];
 		BkWalRecord w;
 		if ((e = path_segment_name(c, segno, name)) < 0 ||
@@ -297,15 +300,22 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 		bk_wal_record_release(&w);
 		if (e < 0)
 			break;
-		memcpy(x.segment, name, sizeof(name));
-		x.segno = segno;
+		at = segno;
+		/* (one cut here is replayed: the next segment, read before, is archived) */
+		int64_t t = BK_MAX(end.xact_us, end.cut_xact_us);
+		if (end.cut_xact || !x.xact_us || t > x.xact_us) { /* the latest, or the oldest read */
+			memcpy(x.segment, name, sizeof(name));
+			x.segno = segno;
+			x.xact_us = BK_MAX(x.xact_us, t);
+		}
 		if (end.cut_xact) { /* it ends after every whole record here: when? */
 			x.known = false;
 			x.cut = true;
 			break;
 		}
-		/* (one cut here is replayed: the next segment, read before, is archived) */
-		x.xact_us = BK_MAX(end.xact_us, end.cut_xact_us);
+		/* a segment's commits are stamped before its push: none before it ended
+		 * after after_us (backends stamp commits slightly out of WAL order, also
+		 * across a segment's end: the latest of all segments read counts) */
 		if (older)
 			break;
 	}

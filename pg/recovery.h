@@ -76,11 +76,14 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
 /* The last transaction on a chain's path that a time target can stop before
  * (PostgreSQL stops at the first commit or abort that ended after it; with none,
- * it replays to the end and fails). newest is the BkWalEnd of c->last, read by the
- * caller. When that segment holds none (an idle server's segments, switched by
- * archive_timeout), the segments before it are walked back, down to the one
- * holding start_lsn, stopping after the first archived at or before after_us (0:
- * none is): the transactions before it ended before that. Not known when a
+ * it replays to the end and fails): the latest end of the segments read. newest is
+ * the BkWalEnd of c->last, read by the caller. While what was read holds no
+ * transaction that ended after after_us (with after_us 0: none at all; an idle
+ * server's segments, switched by archive_timeout, hold none, and backends stamp
+ * commits slightly out of WAL order, also across a segment's end), the segments
+ * before it are walked back, down to the one holding start_lsn, stopping after the
+ * first archived at or before after_us: the transactions before it ended before
+ * that. Not known when a
  * segment's end cuts what may be a transaction's end (its time is in the segment
  * after), or after BK_WAL_XACT_SCAN_MAX segments whose records hold no end (each
  * costs a fetch and a walk; those pushed before WAL record version 2).
@@ -90,7 +93,8 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 typedef struct {
 	bool known;
 	int64_t xact_us;               /* when it ended; 0: none (after after_us) */
-	char segment[BK_WAL_NAME_MAX]; /* holding it; with none, the oldest one read */
+	char segment[BK_WAL_NAME_MAX]; /* holding it; with none, the oldest one read
+					* (also when not known); cut: the cutting one */
 	uint64_t segno;                /* segment's number */
 	bool cut;                      /* not known: segment's end cuts a possible one */
 } BkWalLastXact;

@@ -9,7 +9,9 @@
  * record holds what bk_wal_last_record walks from its bytes; bk_pg_wal_last_xact
  * finds a commit behind 260 idle segments (the old rule gave up after 256) and
  * takes the ends from the records (records whose end differs from their bytes give
- * the recorded one), unless another walker revision wrote them; under version 1
+ * the recorded one), unless another walker revision wrote them; for a target
+ * between commits stamped out of order across a segment's end, it goes on to the
+ * later stamp in the earlier segment (all pushed after the target); under version 1
  * records it fetches and walks each segment, finding a commit 256 segments back
  * and answering "not known" at 257. Golden bytes of both versions, encoded and
  * decoded, and the decoder's refusals. */
@@ -209,9 +211,9 @@ static int copy_records(BkRepo *r, const char *to, unsigned idle, uint8_t versio
 	return e;
 }
 
-/* bk_pg_wal_last_xact on the cluster's chain from segment 3 on, for a time after
- * everything archived. */
-static int last_xact(BkRepo *r, const char *cluster, BkWalLastXact *ret)
+/* bk_pg_wal_last_xact on the cluster's chain from segment 3 on, for a target time
+ * after_us (0: none). */
+static int last_xact(BkRepo *r, const char *cluster, int64_t after_us, BkWalLastXact *ret)
 {
 	BkWalArchive a;
 	BkWalChain c;
@@ -225,7 +227,7 @@ static int last_xact(BkRepo *r, const char *cluster, BkWalLastXact *ret)
 		bk_wal_record_release(&newest);
 	}
 	if (e == 0)
-		e = bk_pg_wal_last_xact(r, cluster, &c, 3 * MIB, &end, 0, ret);
+		e = bk_pg_wal_last_xact(r, cluster, &c, 3 * MIB, &end, after_us, ret);
 	bk_wal_archive_release(&a);
 	return e;
 }
@@ -263,7 +265,7 @@ static void test_segment_ends(void)
 	}
 
 	BkWalLastXact x = { 0 };
-	is_int(last_xact(r, "a", &x), 0, "the walk back from the newest segment (%s)",
+	is_int(last_xact(r, "a", 0, &x), 0, "the walk back from the newest segment (%s)",
 	       bk_error_detail());
 	ok(x.known && x.xact_us == t_us && x.segno == 3 &&
 		   strcmp(x.segment, "000000010000000000000003") == 0,
@@ -274,14 +276,39 @@ static void test_segment_ends(void)
 	BkWalEnd other = { .lsn = 3 * MIB + 40, .xact_us = t_us + 5000000 };
 	is_int(copy_records(r, "c", 5, 2, BK_WAL_END_REV, &other), 0, "records with another end");
 	memset(&x, 0, sizeof(x));
-	is_int(last_xact(r, "c", &x), 0, "their walk (%s)", bk_error_detail());
+	is_int(last_xact(r, "c", 0, &x), 0, "their walk (%s)", bk_error_detail());
 	ok(x.known && x.xact_us == other.xact_us, "gives the end recorded, not the segment's");
 	/* ... and an end of another walker revision is walked again */
 	is_int(copy_records(r, "d", 5, 2, BK_WAL_END_REV + 1, &other), 0,
 	       "the same with walker revision %d", BK_WAL_END_REV + 1);
 	memset(&x, 0, sizeof(x));
-	is_int(last_xact(r, "d", &x), 0, "their walk (%s)", bk_error_detail());
+	is_int(last_xact(r, "d", 0, &x), 0, "their walk (%s)", bk_error_detail());
 	ok(x.known && x.xact_us == t_us, "fetches the segments and gives their end");
+
+	/* commits stamped out of WAL order across a segment's end: the later stamp in
+	 * the earlier segment, all pushed after the target; PostgreSQL stops before
+	 * that commit, so the target is reachable */
+	BkWalEnd late = { .lsn = 3 * MIB + 40, .xact_us = t_us + 5000000 };
+	BkWalEnd early = { .lsn = 4 * MIB + 40, .xact_us = t_us };
+	static const BkWalEnd none = { 0 };
+	e = copy_record(r, 3, "e", 2, BK_WAL_END_REV, &late);
+	if (e == 0)
+		e = copy_record(r, 4, "e", 2, BK_WAL_END_REV, &early);
+	for (uint64_t s = 5; e == 0 && s <= 8; s++)
+		e = copy_record(r, s, "e", 2, BK_WAL_END_REV, &none);
+	is_int(e, 0, "commits stamped out of order in two segments, then idle ones");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "e", t_us + 2000000, &x), 0, "their walk for a time between (%s)",
+	       bk_error_detail());
+	ok(x.known && x.xact_us == late.xact_us && x.segno == 3,
+	   "goes on past the newest commit to the later stamp before it");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "e", t_us + 6000000, &x), 0, "... for a time after both (%s)",
+	       bk_error_detail());
+	ok(x.known && x.xact_us == late.xact_us && x.segno == 3, "the latest of both, to refuse it");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "e", 0, &x), 0, "... and with no target (pg info)");
+	ok(x.known && x.xact_us == early.xact_us && x.segno == 4, "stops at the newest commit");
 
 	/* version 1 records: each segment fetched and walked, 256 at most */
 	is_int(copy_records(r, "b1", BK_WAL_XACT_SCAN_MAX, 1, 0, NULL), 0,
@@ -295,13 +322,13 @@ static void test_segment_ends(void)
 		ok(false, "a version 1 record (%s)", bk_error_detail());
 	}
 	memset(&x, 0, sizeof(x));
-	is_int(last_xact(r, "b1", &x), 0, "their walk (%s)", bk_error_detail());
+	is_int(last_xact(r, "b1", 0, &x), 0, "their walk (%s)", bk_error_detail());
 	ok(x.known && x.xact_us == t_us && x.segno == 3,
 	   "finds the commit %d segments fetched back", BK_WAL_XACT_SCAN_MAX);
 	is_int(copy_records(r, "b2", BK_WAL_XACT_SCAN_MAX + 1, 1, 0, NULL), 0,
 	       "one idle segment more (%s)", bk_error_detail());
 	memset(&x, 0, sizeof(x));
-	is_int(last_xact(r, "b2", &x), 0, "their walk (%s)", bk_error_detail());
+	is_int(last_xact(r, "b2", 0, &x), 0, "their walk (%s)", bk_error_detail());
 	ok(!x.known && !x.cut && x.xact_us == 0,
 	   "not known: %d segments fetched without finding one", BK_WAL_XACT_SCAN_MAX);
 	is_int(copy_record(r, 3, "b1", 1, 0, NULL), -EEXIST, "records are written once");
