@@ -306,13 +306,13 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 		if (end.cut_xact || !x.xact_us || t > x.xact_us) { /* the latest, or the oldest read */
 			memcpy(x.segment, name, sizeof(name));
 			x.segno = segno;
-			x.xact_us = BK_MAX(x.xact_us, t);
 		}
 		if (end.cut_xact) { /* it ends after every whole record here: when? */
 			x.known = false;
 			x.cut = true;
 			break;
 		}
+		x.xact_us = BK_MAX(x.xact_us, t);
 		/* a segment's commits are stamped before its push: none before it ended
 		 * after after_us (backends stamp commits slightly out of WAL order, also
 		 * across a segment's end: the latest of all segments read counts) */

@@ -11,7 +11,9 @@
  * takes the ends from the records (records whose end differs from their bytes give
  * the recorded one), unless another walker revision wrote them; for a target
  * between commits stamped out of order across a segment's end, it goes on to the
- * later stamp in the earlier segment (all pushed after the target); under version 1
+ * later stamp in the earlier segment (all pushed after the target), names the
+ * segment of the latest, stops at a cut and after the first segment pushed before
+ * the target; under version 1
  * records it fetches and walks each segment, finding a commit 256 segments back
  * and answering "not known" at 257. Golden bytes of both versions, encoded and
  * decoded, and the decoder's refusals. */
@@ -161,10 +163,11 @@ static int push_segment(BkRepo *r, const char *dir, uint64_t segno, uint64_t sys
 }
 
 /* Writes cluster a's record of a segment under cluster `to` as a pusher of another
- * build would have: version 1 (no end), or version 2 with end_rev and end. The
- * content is a's, so `to`'s segments fetch a's bytes. */
+ * build would have: version 1 (no end), or version 2 with end_rev and end, pushed
+ * at pushed_us (0: when a's was). The content is a's, so `to`'s segments fetch a's
+ * bytes. */
 static int copy_record(BkRepo *r, uint64_t segno, const char *to, uint8_t version,
-		       uint8_t end_rev, const BkWalEnd *end)
+		       uint8_t end_rev, const BkWalEnd *end, int64_t pushed_us)
 {
 	char name[BK_WAL_NAME_MAX], obj[160];
 	bk_wal_segment_name(name, sizeof(name), 1, segno, MIB);
@@ -179,7 +182,7 @@ static int copy_record(BkRepo *r, uint64_t segno, const char *to, uint8_t versio
 	bk_enc_varint(&enc, w.size);
 	bk_enc_u64(&enc, w.sysid);
 	bk_enc_u32(&enc, w.tli);
-	bk_enc_svarint(&enc, w.pushed_us);
+	bk_enc_svarint(&enc, pushed_us ? pushed_us : w.pushed_us);
 	if (version >= 2)
 		bk_enc_u8(&enc, end_rev);
 	if (version >= 2 && end_rev) {
@@ -199,6 +202,21 @@ static int copy_record(BkRepo *r, uint64_t segno, const char *to, uint8_t versio
 	return e;
 }
 
+/* A segment's record as written for a test: its end and push time (0: a's). */
+typedef struct {
+	BkWalEnd end;
+	int64_t pushed_us;
+} Seg;
+
+/* Writes segments 3, 4, ... of cluster `to` (copy_record, version 2). */
+static int write_layout(BkRepo *r, const char *to, const Seg *segs, size_t n)
+{
+	int e = 0;
+	for (size_t i = 0; e == 0 && i < n; i++)
+		e = copy_record(r, 3 + i, to, 2, BK_WAL_END_REV, &segs[i].end, segs[i].pushed_us);
+	return e;
+}
+
 /* Copies segments 3 .. 3 + idle to cluster `to` (copy_record); segment 3's end, when
  * there is one, is `end3`, the idle segments' an idle one's. */
 static int copy_records(BkRepo *r, const char *to, unsigned idle, uint8_t version,
@@ -207,7 +225,7 @@ static int copy_records(BkRepo *r, const char *to, unsigned idle, uint8_t versio
 	static const BkWalEnd none = { 0 };
 	int e = 0;
 	for (uint64_t s = 3; e == 0 && s <= 3 + idle; s++)
-		e = copy_record(r, s, to, version, end_rev, s == 3 ? end3 : &none);
+		e = copy_record(r, s, to, version, end_rev, s == 3 ? end3 : &none, 0);
 	return e;
 }
 
@@ -285,30 +303,50 @@ static void test_segment_ends(void)
 	is_int(last_xact(r, "d", 0, &x), 0, "their walk (%s)", bk_error_detail());
 	ok(x.known && x.xact_us == t_us, "fetches the segments and gives their end");
 
-	/* commits stamped out of WAL order across a segment's end: the later stamp in
-	 * the earlier segment, all pushed after the target; PostgreSQL stops before
-	 * that commit, so the target is reachable */
-	BkWalEnd late = { .lsn = 3 * MIB + 40, .xact_us = t_us + 5000000 };
-	BkWalEnd early = { .lsn = 4 * MIB + 40, .xact_us = t_us };
-	static const BkWalEnd none = { 0 };
-	e = copy_record(r, 3, "e", 2, BK_WAL_END_REV, &late);
-	if (e == 0)
-		e = copy_record(r, 4, "e", 2, BK_WAL_END_REV, &early);
-	for (uint64_t s = 5; e == 0 && s <= 8; s++)
-		e = copy_record(r, s, "e", 2, BK_WAL_END_REV, &none);
-	is_int(e, 0, "commits stamped out of order in two segments, then idle ones");
+	/* Time targets (all after the backup's stop, in segment 3, and before every
+	 * push unless said): commits stamped out of WAL order across a segment's end,
+	 * the later stamp in the earlier segment; PostgreSQL stops before it, so a
+	 * target between the two is reachable */
+	const int64_t t5 = t_us + 5000000;
+	const Seg idle = { .pushed_us = 0 }; /* no transaction, pushed when a's was */
+	const Seg swapped[] = { idle, idle, { .end.xact_us = t5 }, { .end.xact_us = t_us }, idle,
+			   idle };
+	is_int(write_layout(r, "e", swapped, BK_ARRAY_SIZE(swapped)), 0,
+	       "commits stamped out of order in segments 5 and 6, idle ones around");
 	memset(&x, 0, sizeof(x));
 	is_int(last_xact(r, "e", t_us + 2000000, &x), 0, "their walk for a time between (%s)",
 	       bk_error_detail());
-	ok(x.known && x.xact_us == late.xact_us && x.segno == 3,
+	ok(x.known && x.xact_us == t5 && x.segno == 5,
 	   "goes on past the newest commit to the later stamp before it");
 	memset(&x, 0, sizeof(x));
 	is_int(last_xact(r, "e", t_us + 6000000, &x), 0, "... for a time after both (%s)",
 	       bk_error_detail());
-	ok(x.known && x.xact_us == late.xact_us && x.segno == 3, "the latest of both, to refuse it");
+	ok(x.known && x.xact_us == t5 && x.segno == 5, "the latest of both, to refuse it");
 	memset(&x, 0, sizeof(x));
 	is_int(last_xact(r, "e", 0, &x), 0, "... and with no target (pg info)");
-	ok(x.known && x.xact_us == early.xact_us && x.segno == 4, "stops at the newest commit");
+	ok(x.known && x.xact_us == t_us && x.segno == 6, "stops at the newest commit");
+	/* in order: the newer segment holds the latest */
+	const Seg f[] = { idle, idle, { .end.xact_us = t_us }, { .end.xact_us = t5 }, idle };
+	is_int(write_layout(r, "f", f, BK_ARRAY_SIZE(f)), 0, "commits in order in segments 5 and 6");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "f", t_us + 6000000, &x), 0, "their walk for a time after both");
+	ok(x.known && x.xact_us == t5 && x.segno == 6, "names the later one's segment, 6");
+	/* a segment's end that cuts what may be a commit, met on the way */
+	const Seg g[] = { idle, { .end.cut_xact = true }, { .end.xact_us = t_us }, idle };
+	is_int(write_layout(r, "g", g, BK_ARRAY_SIZE(g)), 0,
+	       "a cut commit at segment 4's end, an earlier one in segment 5");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "g", t_us + 2000000, &x), 0, "the walk for a time after the commit");
+	ok(!x.known && x.cut && x.segno == 4, "not known, at the cutting segment");
+	/* a segment pushed before the target ends the walk: the ones before it cannot
+	 * hold a later commit (their clocks agree), here one does and is not read */
+	const Seg h[] = { { .end.xact_us = t5 }, { .pushed_us = t_us + 1000000 }, idle,
+			  idle };
+	is_int(write_layout(r, "h", h, BK_ARRAY_SIZE(h)), 0,
+	       "segment 4 pushed before the target, 3 with a later commit before it");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "h", t_us + 2000000, &x), 0, "the walk for a time after the push");
+	ok(x.known && x.xact_us == 0 && x.segno == 4, "stops after segment 4: none after the target");
 
 	/* version 1 records: each segment fetched and walked, 256 at most */
 	is_int(copy_records(r, "b1", BK_WAL_XACT_SCAN_MAX, 1, 0, NULL), 0,
@@ -331,7 +369,7 @@ static void test_segment_ends(void)
 	is_int(last_xact(r, "b2", 0, &x), 0, "their walk (%s)", bk_error_detail());
 	ok(!x.known && !x.cut && x.xact_us == 0,
 	   "not known: %d segments fetched without finding one", BK_WAL_XACT_SCAN_MAX);
-	is_int(copy_record(r, 3, "b1", 1, 0, NULL), -EEXIST, "records are written once");
+	is_int(copy_record(r, 3, "b1", 1, 0, NULL, 0), -EEXIST, "records are written once");
 out:
 	test_repo_close(&t);
 }
