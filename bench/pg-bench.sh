@@ -415,8 +415,9 @@ BK_OK=1 PGBR_OK=$HAVE_PGBR
 # pgBackRest's is a second full backup in its repository. Each starts after an
 # untimed CHECKPOINT, so that its own checkpoint finds nothing to write whatever ran
 # before it. (The rounds still differ: bunker's round 1 was 0.5-1.8 s slower than its
-# round 2 in every run of 2026-11-22 evening, with or without this CHECKPOINT, and
-# pgBackRest's slower round was either one; the ABBA order averages that out.)
+# round 2 in five of the six runs of 2026-11-22 evening, with or without this
+# CHECKPOINT, and pgBackRest's slower round was either one; the ABBA order averages
+# that out.)
 backup() {
   local step=$1 tool=$2 round=${3:-1} bytes before after
   bytes=$(cluster_bytes)

@@ -394,8 +394,7 @@ typedef struct {
 	BkWalHeader h;   /* the segment's first page */
 	uint8_t *buf;    /* READ_AHEAD bytes: pages first.. of the segment, `pages` of them */
 	uint64_t first, pages;
-	uint8_t *page;   /* h.blcksz bytes in buf: page `loaded` of the segment */
-	uint64_t loaded; /* page number + 1, 0 for none */
+	uint8_t *page;   /* h.blcksz bytes in buf: the page load_page found last */
 	int err;         /* a read that failed (the walk ends there) */
 	bool past_end;   /* a record went on past the segment's end */
 	uint64_t copied; /* the bytes the last consume() took */
@@ -405,8 +404,6 @@ typedef struct {
  * (zeros, or stale bytes of a recycled file) or cannot be read (w->err). */
 static bool load_page(RecWalk *w, uint64_t pno)
 {
-	if (w->loaded == pno + 1)
-		return true;
 	if (pno < w->first || pno >= w->first + w->pages) {
 		ssize_t n = pread(w->fd, w->buf, READ_AHEAD, (off_t)(pno * w->h.blcksz));
 		if (n < 0 && !w->err)
@@ -417,11 +414,8 @@ static bool load_page(RecWalk *w, uint64_t pno)
 			return false;
 	}
 	w->page = w->buf + (pno - w->first) * w->h.blcksz;
-	if (bk_get_le16(w->page) != w->h.magic ||
-	    bk_get_le64(w->page + 8) != w->h.pageaddr + pno * w->h.blcksz)
-		return false;
-	w->loaded = pno + 1;
-	return true;
+	return bk_get_le16(w->page) == w->h.magic &&
+	       bk_get_le64(w->page + 8) == w->h.pageaddr + pno * w->h.blcksz;
 }
 
 typedef enum { STEP_OK, STEP_END, STEP_TORN } Step;
