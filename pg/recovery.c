@@ -225,8 +225,10 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 		    bk_wal_name_segno(&wn, c.seg_size, &segno) < 0)
 			continue;
 		for (size_t t = 0; t < c.ntl; t++) {
-			/* a timeline's segments past its switch point are not on the path */
-			bool in_span = t + 1 == c.ntl || segno <= c.begin[t + 1] / c.seg_size;
+			/* a timeline's segments from the one holding its switch point on are
+			 * not on the path (path_segment_name: that one is the next
+			 * timeline's): the old timeline going on is no gap in the new one */
+			bool in_span = t + 1 == c.ntl || segno < c.begin[t + 1] / c.seg_size;
 			if (c.tli[t] == wn.tli && in_span && (!any || segno > newest)) {
 				newest = segno;
 				any = true;
@@ -762,6 +764,17 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
+/* Whether segment `name` is the first of the chain's last timeline (the one that
+ * holds its switch point): right after a promote, before the new server archived it. */
+static bool first_of_newest(const BkWalChain *c, const char *name)
+{
+	BkWalName wn;
+	uint64_t segno;
+	return bk_wal_name_parse(name, &wn) == 0 && wn.tli == c->tli[c->ntl - 1] &&
+	       bk_wal_name_segno(&wn, c->seg_size, &segno) == 0 &&
+	       segno == c->begin[c->ntl - 1] / c->seg_size;
+}
+
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 {
 	int ntargets = !!o->target_time + !!o->target_lsn + !!o->target_xid + !!o->target_name;
@@ -849,7 +862,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing", lack);
 	else if (k == BK_WAL_CHAIN_GAP)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", lack);
-	else if (k == BK_WAL_CHAIN_NOT_YET)
+	else if (k == BK_WAL_CHAIN_NOT_YET && c.ntl > 1 && first_of_newest(&c, lack)) {
+		char began[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(began, sizeof(began), c.begin[c.ntl - 1]);
+		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet (timeline "
+			      "%u began at %s; --target-timeline %u restores along timeline %u)", lack,
+			      c.target_tli, began, c.tli[c.ntl - 2], c.tli[c.ntl - 2]);
+	} else if (k == BK_WAL_CHAIN_NOT_YET)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
 	/* an LSN target in the newest segment archived needs a record at or after it
 	 * there: past the last one (after a pg_switch_wal(), say) PostgreSQL replays

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pg/crc32c.h"
 #include "store/error.h"
 #include "store/util.h"
 
@@ -19,6 +20,7 @@
 
 #define SHORT_PAGE_HEADER 24 /* SizeOfXLogShortPHD (MAXALIGNed) */
 #define RECORD_HEADER 24     /* SizeOfXLogRecord */
+#define RECORD_CRC_AT 20     /* offsetof(XLogRecord, xl_crc) */
 #define RM_XLOG_ID 0
 #define XLOG_SWITCH 0x40
 #define RM_XACT_ID 1
@@ -398,6 +400,7 @@ typedef struct {
 	int err;         /* a read that failed (the walk ends there) */
 	bool past_end;   /* a record went on past the segment's end */
 	uint64_t copied; /* the bytes the last consume() took */
+	uint32_t crc;    /* CRC-32C of the bytes consumed since it was last set to 0 */
 } RecWalk;
 
 /* Loads page pno of the segment: false when it is not one of this segment's pages
@@ -427,7 +430,8 @@ typedef enum { STEP_OK, STEP_END, STEP_TORN } Step;
  * wants: STEP_TORN, with *pos at that page's start, when the page says the record
  * was cut (a crash, and PostgreSQL 14+ marks the page that starts afresh
  * XLP_FIRST_IS_OVERWRITE_CONTRECORD); STEP_END when it says neither, at a wrong
- * xlp_rem_len, past the segment's end or at a page that is not the segment's. */
+ * xlp_rem_len, past the segment's end or at a page that is not the segment's.
+ * The bytes taken go into w->crc. */
 static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_t *out)
 {
 	w->copied = 0;
@@ -444,6 +448,7 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 			*pos += SHORT_PAGE_HEADER;
 		}
 		uint64_t in = *pos % w->h.blcksz, take = BK_MIN(n, w->h.blcksz - in);
+		w->crc = bk_crc32c(w->crc, w->page + in, take);
 		if (out) {
 			memcpy(out, w->page + in, take); /* the page loaded is *pos's */
 			out += take;
@@ -538,6 +543,7 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		uint8_t body[32];
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
 		uint64_t got = 0; /* of body */
+		w.crc = 0; /* xl_crc: the bytes after the header, then the header up to xl_crc */
 		if (st == STEP_OK) {
 			st = consume(&w, &pos, nb, left, body);
 			got = w.copied;
@@ -551,6 +557,8 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		}
 		if (st != STEP_OK)
 			continue;
+		if (bk_crc32c(w.crc, rec, RECORD_CRC_AT) != bk_get_le32(rec + RECORD_CRC_AT))
+			break; /* damaged: recovery stops before it, and so does the walk */
 		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
 		int64_t t = is_xact_end(rec[17], rec[16]) ? xact_end_us(body, nb) : 0;
 		if (t > ret->xact_us) /* the latest: backends stamp their commits out of WAL order */

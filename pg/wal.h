@@ -145,15 +145,17 @@ typedef struct {
 /* The revision of bk_wal_last_record's answers, kept with each end wal-push records
  * (pg/walarchive.h): bump it with any change to what the walk answers for some
  * segment, so that the ends walked before are walked again. */
-#define BK_WAL_END_REV 1
+#define BK_WAL_END_REV 2 /* 1: before records' CRCs were checked */
 
 /* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`):
  * the last WAL record that lies whole in it, walking the records from its first
  * page, by
  * their lengths across page headers (a record cut by a crash, whose next page
  * does not continue it, is skipped as PostgreSQL does), up to a zero length, a
- * page whose header is not this segment's, an XLOG_SWITCH record (after which
- * the segment holds no more) or the segment's end. Recovery to an LSN needs a
+ * page whose header is not this segment's, a record that does not name the one
+ * before it (xl_prev) or fails its CRC-32C (xl_crc: damaged bytes, where recovery
+ * stops too), an XLOG_SWITCH record (after which the segment holds no more) or the
+ * segment's end. Recovery to an LSN needs a
  * record that begins at or after it and can be read: in the newest segment of an
  * archive, whose successor is missing, no target past this one is reachable, and
  * no time target at or after its last transaction's end. BK_E_CORRUPT if the first

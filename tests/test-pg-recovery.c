@@ -19,11 +19,13 @@
  * decoded, and the decoder's refusals. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "pg/crc32c.h"
 #include "pg/recovery.h"
 #include "pg/walarchive.h"
 #include "store/codec.h"
@@ -137,6 +139,7 @@ static uint8_t *make_segment(uint64_t segno, uint64_t sysid, int64_t commit_pg)
 		static const uint8_t body[5] = { 253, 0x01, 0x00, 255, 16 };
 		memcpy(rec + 24, body, sizeof(body));
 		bk_put_le64(rec + 29, (uint64_t)commit_pg);
+		bk_put_le32(rec + 20, bk_crc32c(bk_crc32c(0, rec + 24, 5 + 16), rec, 20));
 	}
 	return b;
 }
@@ -159,6 +162,38 @@ static int push_segment(BkRepo *r, const char *dir, uint64_t segno, uint64_t sys
 	}
 	free(b);
 	free(f);
+	return e;
+}
+
+/* Pushes a file of the given bytes under its name into cluster "a". */
+static int push_file(BkRepo *r, const char *dir, const char *name, const void *b, size_t len)
+{
+	char *f = bk_path_join(dir, name);
+	int e = -ENOMEM;
+	if (f) {
+		int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+		e = fd >= 0 && write(fd, b, len) == (ssize_t)len && close(fd) == 0 ? 0 : -EIO;
+		bool stored;
+		if (e == 0)
+			e = bk_wal_push(r, "a", f, &stored);
+		unlink(f);
+	}
+	free(f);
+	return e;
+}
+
+/* Segment segno of timeline tli (an idle one of make_segment's). */
+static int push_tli_segment(BkRepo *r, const char *dir, uint32_t tli, uint64_t segno,
+			    uint64_t sysid)
+{
+	char name[BK_WAL_NAME_MAX];
+	bk_wal_segment_name(name, sizeof(name), tli, segno, MIB);
+	uint8_t *b = make_segment(segno, sysid, 0);
+	if (!b)
+		return -ENOMEM;
+	bk_put_le32(b + 4, tli);
+	int e = push_file(r, dir, name, b, MIB);
+	free(b);
 	return e;
 }
 
@@ -374,11 +409,71 @@ out:
 	test_repo_close(&t);
 }
 
+/* Right after a promote, the new timeline's history is archived and its first
+ * segment not yet, while the old timeline goes on archiving (a restored server
+ * promoted, archiving into the same cluster as the one it was restored from): the
+ * chain along the new timeline is not archived yet there, not broken. The old
+ * timeline's segments from the one holding the switch point on are not on the new
+ * one's path (that one is the new timeline's file), wherever in it the switch is. */
+static void test_chain_after_promote(void)
+{
+	static const struct {
+		uint64_t sw;          /* the switch point */
+		const char *first;    /* the new timeline's first segment */
+		BkWalChainLack lacks; /* for the backup (3 MiB .. 3 MiB + 100), no target */
+	} cases[] = {
+		{ 4 * MIB, "000000020000000000000004", BK_WAL_CHAIN_COMPLETE },
+		{ 3 * MIB + 0x80000, "000000020000000000000003", BK_WAL_CHAIN_NOT_YET },
+	};
+	const uint64_t sysid = UINT64_C(7310000000000000004);
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
+		TestRepo t;
+		int e = test_repo_open(&t);
+		char hist[64];
+		snprintf(hist, sizeof(hist), "1\t%X/%X\tno recovery target specified\n",
+			 (unsigned)(cases[i].sw >> 32), (unsigned)cases[i].sw);
+		for (uint64_t s = 3; e == 0 && s <= 6; s++) /* timeline 1 goes on */
+			e = push_tli_segment(t.r, t.root, 1, s, sysid);
+		if (e == 0)
+			e = push_file(t.r, t.root, "00000002.history", hist, strlen(hist));
+		is_int(e, 0, "switch at %" PRIx64 ": timeline 1's segments 3-6 and 00000002.history "
+		       "archived (%s)", cases[i].sw, e ? bk_error_detail() : "ok");
+		BkWalArchive a;
+		BkWalChain c;
+		const char *lack = NULL;
+		if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+			e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, BK_TLI_LATEST, &c);
+			bk_wal_archive_release(&a);
+		}
+		is_int(e, 0, "the chain along the newest timeline");
+		if (e < 0)
+			goto next;
+		ok(c.target_tli == 2 && c.on_path, "follows timeline 2, the backup on its history");
+		ok(strcmp(c.next_needed, cases[i].first) == 0 && !c.gap,
+		   "%s, its first segment, is needed: not archived yet, not a gap (next %s, gap %d)",
+		   cases[i].first, c.next_needed, c.gap);
+		is_int(bk_pg_wal_chain_lacks(&c, 3 * MIB + 100, 0, &lack), cases[i].lacks,
+		       "the backup's own WAL: %s", cases[i].lacks ? "not archived yet" : "complete");
+		/* a segment of timeline 2 after its first: the first one is a gap now */
+		e = push_tli_segment(t.r, t.root, 2, 5, sysid);
+		if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+			e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, BK_TLI_LATEST, &c);
+			bk_wal_archive_release(&a);
+		}
+		ok(e == 0 && c.gap && strcmp(c.next_needed, cases[i].first) == 0,
+		   "with timeline 2's segment 5 archived, %s is a gap", cases[i].first);
+	next:
+		test_repo_close(&t);
+	}
+}
+
 /* Golden WAL records: the version 2 encoder writes the golden bytes; both versions
  * decode; malformed ends are refused, an unknown walker revision's end ignored. */
 static void test_golden_records(void)
 {
-	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2;
+	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2_REV("02"),
+			  v2_rev1[] = GOLDEN_WAL_V2_REV("01");
+	is_int(BK_WAL_END_REV, 2, "(the golden bytes are of walker revision 2)");
 	BkContentRef ref = { .size = 5 };
 	for (int i = 0; i < 32; i++)
 		ref.id[i] = (uint8_t)i;
@@ -410,6 +505,12 @@ static void test_golden_records(void)
 	   "a version 2 record decodes with its end");
 	if (e == 0)
 		bk_wal_record_release(&w);
+	e = bk_unhex(buf, n, v2_rev1) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && !w.has_end && w.end.lsn == 0 && w.size == 5,
+	   "one walked by revision 1 (records' CRCs not checked) decodes without its end");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	bk_unhex(buf, n, v2);
 	bool all = true;
 	for (size_t k = 0; k < n; k++)
 		all &= bk_wal_record_decode(buf, k, &w) == BK_E_CORRUPT;
@@ -492,6 +593,7 @@ int main(void)
 	check("", false, "", "an empty file stays empty");
 	test_seg_size_of_zero_record();
 	test_segment_ends();
+	test_chain_after_promote();
 	test_golden_records();
 	return tap_done();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pg/crc32c.h"
 #include "pg/wal.h"
 #include "store/error.h"
 #include "store/util.h"
@@ -382,6 +383,32 @@ static void test_real_segment(const char *path, const char *name, uint64_t sysid
 	is_int(bk_wal_header_parse(page, n, name, &h), BK_E_CORRUPT, "changed segment size refused");
 	page[33] ^= 0x10;
 	is_int(bk_wal_header_parse(page, n, name, &h), 0, "restored header parses again");
+
+	/* the walk checks each record's CRC as PostgreSQL wrote it: it reaches the
+	 * switch that ended the segment, and stops before bytes damaged on the way */
+	uint8_t *seg = malloc(16 * MB);
+	FILE *f = tmpfile();
+	BkWalEnd whole, damaged;
+	if (!ok(seg && f && read_prefix(path, seg, 16 * MB, &n) == 0 && n == 16 * MB,
+		"read the whole real segment"))
+		goto out;
+	const uint64_t at = 5 * 8192 + 100; /* 16 bytes there: some of a record's */
+	if (fwrite(seg, 1, n, f) != n || fflush(f) != 0 ||
+	    bk_wal_last_record(fileno(f), name, &whole) != 0)
+		whole.lsn = 0;
+	ok(whole.lsn > h.pageaddr + at && whole.lsn < h.pageaddr + 16 * MB,
+	   "the real segment's last record is %" PRIx64 ", past page 5", whole.lsn);
+	for (int i = 0; i < 16; i++)
+		seg[at + i] ^= 0xFF;
+	if (fseek(f, 0, SEEK_SET) != 0 || fwrite(seg, 1, n, f) != n || fflush(f) != 0 ||
+	    bk_wal_last_record(fileno(f), name, &damaged) != 0)
+		damaged.lsn = UINT64_MAX;
+	ok(damaged.lsn < h.pageaddr + at, "damaged on page 5, its last record is before: %" PRIx64,
+	   damaged.lsn);
+out:
+	if (f)
+		fclose(f);
+	free(seg);
 }
 
 /* ---- the last record of a segment: synthetic 1 MiB segments, 8 KiB pages ---- */
@@ -412,9 +439,33 @@ static void gen_put(Gen *g, const uint8_t *data, size_t n, size_t left)
 	}
 }
 
+/* Sets xl_crc of the record at lsn as PostgreSQL does: CRC-32C of its bytes after
+ * the header, then of the header up to xl_crc, its bytes read across page headers.
+ * A record that runs past the segment's end is left as it is. */
+static void gen_seal(Gen *g, uint64_t lsn)
+{
+	static uint8_t rec[MB];
+	size_t at[24]; /* where the header's bytes are */
+	uint64_t p = lsn - g->base, tot = 24;
+	for (uint64_t i = 0; i < tot; i++, p++) {
+		if (p % 8192 == 0)
+			p += 24;
+		if (p >= sizeof(g->seg))
+			return;
+		rec[i] = g->seg[p];
+		if (i < 24)
+			at[i] = p;
+		if (i == 3)
+			tot = bk_get_le32(rec);
+	}
+	uint32_t crc = bk_crc32c(bk_crc32c(0, rec + 24, tot - 24), rec, 20);
+	for (int i = 0; i < 4; i++)
+		g->seg[at[20 + i]] = (uint8_t)(crc >> (8 * i));
+}
+
 /* Appends a record of tot_len bytes at the next 8-byte boundary (after a page
  * header if that is a page start), its body starting with body[0..nb) (filler
- * after); returns its LSN. */
+ * after), with its CRC; returns its LSN. */
 static uint64_t gen_record_body(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info,
 				const uint8_t *body, size_t nb)
 {
@@ -435,6 +486,7 @@ static uint64_t gen_record_body(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t 
 	gen_put(g, hdr, sizeof(hdr), tot_len);
 	gen_put(g, body, nb, tot_len - 24);
 	gen_put(g, NULL, tot_len - 24 - nb, tot_len - 24 - nb);
+	gen_seal(g, lsn);
 	g->prev = lsn;
 	return lsn;
 }
@@ -560,8 +612,44 @@ static void test_last_record(void)
 	uint64_t bad = gen_record(&g, 40, 10, 0);
 	gen_record(&g, 40, 10, 0);
 	bk_put_le64(g.seg + (bad - g.base) + 8, prev - 8);
+	gen_seal(&g, bad);
 	is_int(last_of(&g, &got), 0, "a segment with a record whose xl_prev is wrong");
 	ok(got == prev, "ends the walk before that record");
+
+	/* a damaged record (its bytes do not give its xl_crc) ends the walk before it,
+	 * as it ends recovery: in its body, in its part on a later page, in its header,
+	 * in xl_crc itself */
+	static const struct {
+		uint64_t at; /* from the damaged record's start; page 2 of the long one */
+		const char *what;
+	} damage[] = { { 24 + 3, "its body" }, { 2 * 8192 + 100, "its part on a later page" },
+		       { 16, "its header" }, { 21, "its xl_crc" } };
+	for (size_t i = 0; i < BK_ARRAY_SIZE(damage); i++) {
+		gen_start(&g, 0);
+		gen_record(&g, 40, 10, 0);
+		prev = gen_record(&g, 40, 10, 0);
+		bad = gen_record(&g, 20000, 10, 0);
+		lsn = gen_record(&g, 40, 10, 0);
+		is_int(last_of(&g, &got), 0, "(the segment, undamaged)");
+		ok(got == lsn, "(is walked to its last record)");
+		uint64_t where = bad - g.base + damage[i].at;
+		if (damage[i].at > 8192)
+			where = 2 * 8192 + 100;
+		g.seg[where] ^= 0x04;
+		is_int(last_of(&g, &got), 0, "a record damaged in %s", damage[i].what);
+		ok(got == prev, "ends the walk before it (%" PRIx64 ", want %" PRIx64 ")", got, prev);
+	}
+	/* a damaged commit's time does not count */
+	gen_start(&g, 0);
+	prev = gen_record(&g, 40, 10, 0);
+	uint8_t stamped[2 + 1 + 2 + 8] = { 253, 0x01, 0x00, 255, 16 };
+	bk_put_le64(stamped + 5, (uint64_t)INT64_C(848620800000000));
+	bad = gen_record_body(&g, 24 + 5 + 16, 1, 0x00, stamped, sizeof(stamped));
+	is_int(last_of(&g, &got), 0, "(a segment with a commit)");
+	ok(got == bad && g.xact_us != 0, "(has the commit's time)");
+	g.seg[bad - g.base + 24 + 5 + 7] ^= 0x01; /* the time's high byte */
+	is_int(last_of(&g, &got), 0, "a segment whose one commit is damaged");
+	ok(got == prev && g.xact_us == 0, "has no transaction time");
 
 	/* a continuation page whose xlp_rem_len is not what the record has left */
 	gen_start(&g, 0);

@@ -76,7 +76,8 @@ static const char usage_text[] =
 	"Without any of these secrets, the passphrase is asked on the terminal.\n"
 	"\n"
 	"exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase or key,\n"
-	"            5 corruption found\n";
+	"            5 corruption found; 141 cat into a reader that stopped early;\n"
+	"            pg wal-fetch: 3 not in the archive, 128 any other failure\n";
 
 /* ---- errors and exit codes ---- */
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -322,6 +323,16 @@ static int restore(void)
 		printf("restored base backup %s (%s .. %s) to %s; start PostgreSQL there to recover\n",
 		       s->name, bk_snapshot_meta(s, "start_lsn"), bk_snapshot_meta(s, "stop_lsn"),
 		       cli.target);
+	/* A server configured from outside its data directory (Debian's clusters read
+	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */
+	char conf[PATH_MAX];
+	struct stat st;
+	if (snprintf(conf, sizeof(conf), "%s/postgresql.conf", cli.target) < (int)sizeof(conf) &&
+	    lstat(conf, &st) < 0 && errno == ENOENT)
+		fprintf(stderr, "bunker: warning: the backup holds no postgresql.conf (the server "
+			"read its configuration from elsewhere, as Debian's from /etc/postgresql/): "
+			"copy it, pg_hba.conf and pg_ident.conf into %s, or start the server with "
+			"-c config_file=FILE\n", cli.target);
 	bk_snapshot_free(s);
 	return 0;
 }

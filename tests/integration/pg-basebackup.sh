@@ -188,6 +188,15 @@ for rate in 31 1025M 2G 1.5M x; do
 		bkp pg basebackup --dbname "$(pitr_conninfo)" --max-rate "$rate"
 done
 
+# A server configured from outside its data directory (Debian's layout): its base
+# backup holds no postgresql.conf (restored at the end).
+mv "$PG_DATA/postgresql.conf" "$T/postgresql.conf.aside"
+b4=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b4.err")
+t_is "$?" 0 "pg basebackup without postgresql.conf in the data directory" ||
+	diag "$(cat "$T/b4.err")"
+mv "$T/postgresql.conf.aside" "$PG_DATA/postgresql.conf"
+id4=$(json_field "$b4" snapshot)
+
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
 
@@ -243,6 +252,16 @@ if pitr_start "$SRV/r3" && pitr_wait_recovered 180; then
 else
 	not_ok "the last backup's restored server recovers" "$(pitr_log_tail 25)"
 fi
+
+# ---- a server configured from outside its data directory (Debian's layout) ----
+# Its base backup (b4) holds no postgresql.conf: the restore says so, and what to do.
+t_rc 0 "pg restore of it" bkp pg restore "$id4" --target "$SRV/r4"
+t_true "... warns that it holds no postgresql.conf, naming the files to copy" grep -q \
+	"^bunker: warning: the backup holds no postgresql.conf .*copy it, pg_hba.conf and pg_ident.conf into $SRV/r4, or start the server with -c config_file=FILE$" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_rc 0 "a restore of a backup holding one" bkp pg restore "$id3" --target "$SRV/r5"
+t_true "... does not" test ! -s "$ERR"
+rm -rf "$SRV/r4" "$SRV/r5"
 
 t_rc 0 "bunker check" bkp check
 

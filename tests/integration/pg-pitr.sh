@@ -238,6 +238,24 @@ if t_rc 0 "to the restore point, for a new timeline: pg restore" \
 	rsql "insert into t values (3, 'C')" >/dev/null
 	t_is "$(rsql "select string_agg(tag, ',' order by id) from t")" "A,C" \
 		"timeline 2 holds A and C"
+	# Right after the promote: 00000002.history archived, timeline 2's first segment
+	# not yet, timeline 1's segments archived past the switch point. The chain along
+	# timeline 2 is not archived yet there, not broken (it said exit 5, "segment ...
+	# is missing", when the switch segment of timeline 1 counted as on the path).
+	for _ in $(seq 1 100); do
+		[ -f "$REPO/wal/main/00000002.history" ] && break
+		sleep 0.1
+	done
+	c_lsn=$(rsql "select pg_current_wal_lsn()")
+	t_rc 0 "right after the promote, no target: restores (timeline 2's WAL not archived yet)" \
+		bkp pg restore "$id1" --target "$SRV/r-window"
+	rm -rf "$SRV/r-window"
+	t_rc 3 "... an LSN on timeline 2 ($c_lsn): not archived yet, exit 3" \
+		bkp pg restore "$id1" --target "$SRV/r-window" --target-lsn "$c_lsn"
+	t_true "... naming timeline 2's first segment and --target-timeline 1" grep -q \
+		"is not archived yet (timeline 2 began at .*; --target-timeline 1 restores along timeline 1)" \
+		"$ERR" || diag "$(cat "$ERR")"
+	t_true "... and writes nothing" test ! -e "$SRV/r-window"
 	seg2=$(rswitch_wal)
 	t_true "timeline 2's segment $seg2 is archived" rwait_archived "$seg2" ||
 		diag "$(pitr_log_tail 20)"
