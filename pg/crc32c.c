@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "store/util.h"
+
 #define POLY 0x82F63B78u /* Castagnoli, reflected */
 
 static uint32_t table[8][256];
@@ -28,9 +30,7 @@ uint32_t bk_crc32c_portable(uint32_t crc, const void *data, size_t n)
 	const uint8_t *p = data;
 	crc = ~crc;
 	for (; n >= 8; p += 8, n -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		w ^= crc; /* little-endian: the low bytes are the first ones */
+		uint64_t w = bk_get_le64(p) ^ crc; /* the low bytes are the first ones */
 		crc = table[7][w & 0xFF] ^ table[6][(w >> 8) & 0xFF] ^ table[5][(w >> 16) & 0xFF] ^
 		      table[4][(w >> 24) & 0xFF] ^ table[3][(w >> 32) & 0xFF] ^
 		      table[2][(w >> 40) & 0xFF] ^ table[1][(w >> 48) & 0xFF] ^ table[0][w >> 56];

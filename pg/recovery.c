@@ -250,6 +250,17 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	}
 	/* a missing segment past the newest archived one is not a gap, just the future */
 	c.gap = c.next_needed[0] && any && c.contiguous_end < (newest + 1) * c.seg_size;
+	/* PostgreSQL's XLogFileReadAnyTLI takes the parent's file of a timeline's first
+	 * segment when the timeline's own is missing */
+	size_t t = c.ntl - 1;
+	uint64_t first = c.contiguous_end / c.seg_size; /* next_needed's number */
+	while (t > 0 && c.begin[t] / c.seg_size > first)
+		t--;
+	char parent[BK_WAL_NAME_MAX];
+	if (e == 0 && c.next_needed[0] && t > 0 && c.begin[t] / c.seg_size == first &&
+	    bk_wal_segment_name(parent, sizeof(parent), c.tli[t - 1], first, c.seg_size) == 0 &&
+	    has_name(a, parent))
+		c.fork_unread = t;
 	if (e == 0)
 		*ret = c;
 	return e;
@@ -764,17 +775,6 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-/* Whether segment `name` is the first of the chain's last timeline (the one that
- * holds its switch point): right after a promote, before the new server archived it. */
-static bool first_of_newest(const BkWalChain *c, const char *name)
-{
-	BkWalName wn;
-	uint64_t segno;
-	return bk_wal_name_parse(name, &wn) == 0 && wn.tli == c->tli[c->ntl - 1] &&
-	       bk_wal_name_segno(&wn, c->seg_size, &segno) == 0 &&
-	       segno == c->begin[c->ntl - 1] / c->seg_size;
-}
-
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 {
 	int ntargets = !!o->target_time + !!o->target_lsn + !!o->target_xid + !!o->target_name;
@@ -862,12 +862,16 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing", lack);
 	else if (k == BK_WAL_CHAIN_GAP)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing", lack);
-	else if (k == BK_WAL_CHAIN_NOT_YET && c.ntl > 1 && first_of_newest(&c, lack)) {
+	else if (e == 0 && c.fork_unread && !(before_lsn && before_lsn < c.contiguous_end)) {
+		/* (also when complete up to the backup's end: any recovery past it reads on) */
+		size_t t = c.fork_unread;
 		char began[BK_WAL_LSN_MAX];
-		bk_wal_lsn_format(began, sizeof(began), c.begin[c.ntl - 1]);
+		bk_wal_lsn_format(began, sizeof(began), c.begin[t]);
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet (timeline "
-			      "%u began at %s; --target-timeline %u restores along timeline %u)", lack,
-			      c.target_tli, began, c.tli[c.ntl - 2], c.tli[c.ntl - 2]);
+			      "%u began at %s in it: without it, recovery would read timeline %u's "
+			      "segment and go on along timeline %u; --target-timeline %u restores "
+			      "along that)", c.next_needed, c.tli[t], began, c.tli[t - 1],
+			      c.tli[t - 1], c.tli[t - 1]);
 	} else if (k == BK_WAL_CHAIN_NOT_YET)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
 	/* an LSN target in the newest segment archived needs a record at or after it

@@ -60,6 +60,12 @@ typedef struct {
 	char last[BK_WAL_NAME_MAX]; /* the segment that ends at contiguous_end, or "" */
 	uint64_t contiguous_end;
 	bool gap;
+	/* next_needed is the first segment of a timeline after the first (the one
+	 * holding its switch point: a promoted server had not archived it yet), and
+	 * the parent timeline's file of that number is archived: recovery, not
+	 * finding the one, reads the other and replays the parent's records past the
+	 * switch point, going on along the parent's history. Its index in tli[], or 0. */
+	size_t fork_unread;
 } BkWalChain;
 
 /* Examines the archive for the base backup (tli, start_lsn, stop_lsn) along

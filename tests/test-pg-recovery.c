@@ -412,18 +412,23 @@ out:
 /* Right after a promote, the new timeline's history is archived and its first
  * segment not yet, while the old timeline goes on archiving (a restored server
  * promoted, archiving into the same cluster as the one it was restored from): the
- * chain along the new timeline is not archived yet there, not broken. The old
+ * chain along the new timeline is not archived yet there, not broken (the old
  * timeline's segments from the one holding the switch point on are not on the new
- * one's path (that one is the new timeline's file), wherever in it the switch is. */
+ * one's path), wherever in that segment the switch is. And recovery, not finding
+ * it, would read the old timeline's file of that number and go on along the old
+ * timeline: fork_unread says so when that file is archived. */
 static void test_chain_after_promote(void)
 {
 	static const struct {
 		uint64_t sw;          /* the switch point */
+		uint64_t tl1_last;    /* timeline 1's segments archived: 3 to this */
 		const char *first;    /* the new timeline's first segment */
 		BkWalChainLack lacks; /* for the backup (3 MiB .. 3 MiB + 100), no target */
+		bool fork_unread;     /* timeline 1's file of that number is archived */
 	} cases[] = {
-		{ 4 * MIB, "000000020000000000000004", BK_WAL_CHAIN_COMPLETE },
-		{ 3 * MIB + 0x80000, "000000020000000000000003", BK_WAL_CHAIN_NOT_YET },
+		{ 4 * MIB, 6, "000000020000000000000004", BK_WAL_CHAIN_COMPLETE, true },
+		{ 3 * MIB + 0x80000, 6, "000000020000000000000003", BK_WAL_CHAIN_NOT_YET, true },
+		{ 4 * MIB + 0x80000, 3, "000000020000000000000004", BK_WAL_CHAIN_COMPLETE, false },
 	};
 	const uint64_t sysid = UINT64_C(7310000000000000004);
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
@@ -432,12 +437,13 @@ static void test_chain_after_promote(void)
 		char hist[64];
 		snprintf(hist, sizeof(hist), "1\t%X/%X\tno recovery target specified\n",
 			 (unsigned)(cases[i].sw >> 32), (unsigned)cases[i].sw);
-		for (uint64_t s = 3; e == 0 && s <= 6; s++) /* timeline 1 goes on */
+		for (uint64_t s = 3; e == 0 && s <= cases[i].tl1_last; s++)
 			e = push_tli_segment(t.r, t.root, 1, s, sysid);
 		if (e == 0)
 			e = push_file(t.r, t.root, "00000002.history", hist, strlen(hist));
-		is_int(e, 0, "switch at %" PRIx64 ": timeline 1's segments 3-6 and 00000002.history "
-		       "archived (%s)", cases[i].sw, e ? bk_error_detail() : "ok");
+		is_int(e, 0, "switch at %" PRIx64 ": timeline 1's segments 3-%" PRIu64 " and "
+		       "00000002.history archived (%s)", cases[i].sw, cases[i].tl1_last,
+		       e ? bk_error_detail() : "ok");
 		BkWalArchive a;
 		BkWalChain c;
 		const char *lack = NULL;
@@ -454,6 +460,8 @@ static void test_chain_after_promote(void)
 		   cases[i].first, c.next_needed, c.gap);
 		is_int(bk_pg_wal_chain_lacks(&c, 3 * MIB + 100, 0, &lack), cases[i].lacks,
 		       "the backup's own WAL: %s", cases[i].lacks ? "not archived yet" : "complete");
+		is_int(c.fork_unread, cases[i].fork_unread ? 1 : 0,
+		       "recovery would %sread timeline 1's file there", cases[i].fork_unread ? "" : "not ");
 		/* a segment of timeline 2 after its first: the first one is a gap now */
 		e = push_tli_segment(t.r, t.root, 2, 5, sysid);
 		if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {

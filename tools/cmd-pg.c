@@ -331,8 +331,9 @@ static int restore(void)
 	    lstat(conf, &st) < 0 && errno == ENOENT)
 		fprintf(stderr, "bunker: warning: the backup holds no postgresql.conf (the server "
 			"read its configuration from elsewhere, as Debian's from /etc/postgresql/): "
-			"copy it, pg_hba.conf and pg_ident.conf into %s, or start the server with "
-			"-c config_file=FILE\n", cli.target);
+			"copy it, pg_hba.conf and pg_ident.conf into %s, and in the copy remove "
+			"data_directory, hba_file, ident_file and external_pid_file, which point at "
+			"the original cluster\n", cli.target);
 	bk_snapshot_free(s);
 	return 0;
 }
@@ -485,7 +486,14 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 			snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
 		else if (k == BK_WAL_CHAIN_NO_HISTORY)
 			snprintf(window, sizeof(window), "missing %s", lack);
-		else if (k == BK_WAL_CHAIN_COMPLETE)
+		else if (k == BK_WAL_CHAIN_COMPLETE && c.fork_unread) {
+			/* pg restore takes only an LSN target here (recovery.h) */
+			snprintf(window, sizeof(window), "%s .. %s, LSN targets only: %s, timeline "
+				 "%u's first, not archived yet", stop, end, c.next_needed,
+				 c.tli[c.fork_unread]);
+			xact[0] = until[0] = '\0';
+			no_xact = false;
+		} else if (k == BK_WAL_CHAIN_COMPLETE)
 			snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
 				 c.gap ? ", then missing " : "", c.gap ? c.next_needed : "");
 		else

@@ -239,23 +239,33 @@ if t_rc 0 "to the restore point, for a new timeline: pg restore" \
 	t_is "$(rsql "select string_agg(tag, ',' order by id) from t")" "A,C" \
 		"timeline 2 holds A and C"
 	# Right after the promote: 00000002.history archived, timeline 2's first segment
-	# not yet, timeline 1's segments archived past the switch point. The chain along
-	# timeline 2 is not archived yet there, not broken (it said exit 5, "segment ...
-	# is missing", when the switch segment of timeline 1 counted as on the path).
+	# not yet, timeline 1's segments archived past the switch point. PostgreSQL,
+	# not finding timeline 2's first segment, would read timeline 1's and replay B
+	# (found by review: the restored server held A,B). So every restore along
+	# timeline 2 is refused as not archived yet (exit 3; it said exit 5, "segment
+	# ... is missing", before), naming --target-timeline 1, which restores B's
+	# history as asked.
 	for _ in $(seq 1 100); do
 		[ -f "$REPO/wal/main/00000002.history" ] && break
 		sleep 0.1
 	done
 	c_lsn=$(rsql "select pg_current_wal_lsn()")
-	t_rc 0 "right after the promote, no target: restores (timeline 2's WAL not archived yet)" \
+	fork_msg="is not archived yet (timeline 2 began at .* in it: without it, recovery would read timeline 1's segment and go on along timeline 1; --target-timeline 1 restores along that)"
+	t_rc 3 "right after the promote, no target: not archived yet (exit 3)" \
 		bkp pg restore "$id1" --target "$SRV/r-window"
-	rm -rf "$SRV/r-window"
-	t_rc 3 "... an LSN on timeline 2 ($c_lsn): not archived yet, exit 3" \
+	t_true "... naming timeline 2's first segment and --target-timeline 1" grep -q \
+		"$fork_msg" "$ERR" || diag "$(cat "$ERR")"
+	t_rc 3 "... the restore point: the same" \
+		bkp pg restore "$id1" --target "$SRV/r-window" --target-name before_b
+	t_rc 3 "... an LSN on timeline 2 ($c_lsn): the same" \
 		bkp pg restore "$id1" --target "$SRV/r-window" --target-lsn "$c_lsn"
 	t_true "... naming timeline 2's first segment and --target-timeline 1" grep -q \
-		"is not archived yet (timeline 2 began at .*; --target-timeline 1 restores along timeline 1)" \
-		"$ERR" || diag "$(cat "$ERR")"
+		"$fork_msg" "$ERR" || diag "$(cat "$ERR")"
 	t_true "... and writes nothing" test ! -e "$SRV/r-window"
+	t_rc 0 "pg info in that window" bkp pg info
+	t_true "... gives the first backup LSN targets only, naming the segment" grep -q \
+		"base  ${id1:0:16}  .* restorable to: .*, LSN targets only: 00000002[0-9A-F]*, timeline 2's first, not archived yet$" \
+		"$OUT" || diag "$(cat "$OUT")"
 	seg2=$(rswitch_wal)
 	t_true "timeline 2's segment $seg2 is archived" rwait_archived "$seg2" ||
 		diag "$(pitr_log_tail 20)"
