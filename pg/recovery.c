@@ -266,6 +266,17 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	return e;
 }
 
+bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *name)
+{
+	BkWalName wn;
+	uint64_t segno;
+	char on_path[BK_WAL_NAME_MAX];
+	return bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
+	       bk_wal_name_segno(&wn, c->seg_size, &segno) == 0 &&
+	       segno >= start_lsn / c->seg_size && segno < c->contiguous_end / c->seg_size &&
+	       path_segment_name(c, segno, on_path) == 0 && strcmp(on_path, name) == 0;
+}
+
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 {
 	if (w->has_end) {
@@ -775,6 +786,38 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
+/* The first segment on c's path, from start_lsn's through c->last (or through
+ * the one holding `upto` when it is not 0), whose record says its walk stopped
+ * short of its end (BkWalEnd.stopped, recorded at push by WAL record version 3):
+ * recovery ends there. name "" when none. Records without an end (pushed before,
+ * or by another walker revision) are not fetched: their segments count as whole. */
+static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
+			 uint64_t upto, char name[BK_WAL_NAME_MAX], BkWalEnd *ret_end)
+{
+	name[0] = '\0';
+	uint64_t last = c->contiguous_end / c->seg_size; /* past the last */
+	if (upto && upto / c->seg_size + 1 < last)
+		last = upto / c->seg_size + 1;
+	for (uint64_t segno = start_lsn / c->seg_size; segno < last; segno++) {
+		char seg[BK_WAL_NAME_MAX];
+		BkWalRecord w;
+		int e = path_segment_name(c, segno, seg);
+		if (e == 0)
+			e = bk_wal_record_get(r, cluster, seg, &w);
+		if (e < 0)
+			return e;
+		bool stopped = w.has_end && w.end.stopped;
+		if (stopped) {
+			memcpy(name, seg, BK_WAL_NAME_MAX);
+			*ret_end = w.end;
+		}
+		bk_wal_record_release(&w);
+		if (stopped)
+			break;
+	}
+	return 0;
+}
+
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 {
 	int ntargets = !!o->target_time + !!o->target_lsn + !!o->target_xid + !!o->target_name;
@@ -874,6 +917,38 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      c.tli[t - 1], c.tli[t - 1]);
 	} else if (k == BK_WAL_CHAIN_NOT_YET)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
+	/* A segment on the way whose walk stopped short (damaged WAL, or bytes that are
+	 * not WAL after some record) ends recovery there, whatever is archived after
+	 * it: without a target PostgreSQL would promote there, silently older. The
+	 * chain ends at its last readable record; below, a target must lie before. */
+	char damaged[BK_WAL_NAME_MAX] = "", d_at[BK_WAL_LSN_MAX] = "";
+	BkWalEnd d_end = { 0 };
+	if (e == 0 && c.last[0])
+		e = first_stopped(r, o->cluster, &c, start, before_lsn, damaged, &d_end);
+	BkWalName dn;
+	uint64_t dseg;
+	if (e == 0 && damaged[0] && (e = bk_wal_name_parse(damaged, &dn)) == 0 &&
+	    (e = bk_wal_name_segno(&dn, c.seg_size, &dseg)) == 0) {
+		/* recovery reads to the last whole record, or (none) the segment's start */
+		uint64_t reach = d_end.lsn ? d_end.lsn : dseg * c.seg_size;
+		bool hint = d_end.lsn && reach >= stop; /* an LSN target that restores */
+		bk_wal_lsn_format(d_at, sizeof(d_at), reach);
+		const char *why = reach < stop ? "before the backup's end (an older backup may "
+						 "restore)" :
+				  before_lsn && before_lsn > reach ? "before the target LSN" :
+				  o->target_xid || o->target_name ? "perhaps before the target" :
+				  !before_us && !before_lsn ? "before the WAL archived after it" : NULL;
+		if (why)
+			e = bk_errorf(BK_E_CORRUPT, "WAL damaged: %s holds no WAL that recovery can read "
+				      "%s %s: recovery would end there, %s%s%s%s", damaged,
+				      d_end.lsn ? "after the record at" : "from its start,", d_at, why,
+				      hint ? " (--target-lsn " : "", hint ? d_at : "",
+				      hint ? " restores up to it)" : "");
+		else { /* a time target, checked below against what the damaged WAL reaches */
+			memcpy(c.last, damaged, sizeof(c.last));
+			c.contiguous_end = (dseg + 1) * c.seg_size;
+		}
+	}
 	/* an LSN target in the newest segment archived needs a record at or after it
 	 * there: past the last one (after a pg_switch_wal(), say) PostgreSQL replays
 	 * to the end of the archive and fails */
@@ -912,6 +987,11 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "from %s to %s holds none, so recovery would end before reaching it; "
 			      "without a target it restores that state", lx.segment, c.last);
 	}
+	if (e == -ENOENT && damaged[0]) /* a time target after what the damaged WAL reaches */
+		e = bk_error_wrap(BK_E_CORRUPT, "WAL damaged: %s holds no WAL that recovery can "
+				  "read %s %s%s%s%s", damaged, d_end.lsn ? "after the record at" :
+				  "from its start,", d_at, d_end.lsn ? " (--target-lsn " : "",
+				  d_end.lsn ? d_at : "", d_end.lsn ? " restores up to it)" : "");
 	if (read_newest)
 		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);

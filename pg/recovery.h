@@ -74,6 +74,10 @@ typedef struct {
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret);
 
+/* Whether the chain's path takes the file `name` for its segment number, from
+ * start_lsn's segment up to contiguous_end (the files recovery would read). */
+bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *name);
+
 /* bk_wal_last_record of an archived segment (w, its WAL record, as
  * bk_wal_record_get gives it): the one its pusher recorded (w->has_end), else the
  * segment fetched into an unnamed temporary file in the repository's tmp/ (in

@@ -514,22 +514,30 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD))
 		st = consume(&w, &pos, w.h.rem_len, w.h.rem_len, NULL);
 	for (;;) {
-		if (st == STEP_END)
+		if (st == STEP_END) { /* past the end, or a page that does not go on with it */
+			ret->stopped = !w.past_end;
 			break;
+		}
 		if (st == STEP_TORN) /* the next record starts after this page's header */
 			pos += SHORT_PAGE_HEADER;
 		pos = MAXALIGN8(pos);
 		if (pos % w.h.blcksz == 0) { /* a record starts after the next page header */
-			if (pos >= w.h.seg_size || !load_page(&w, pos / w.h.blcksz) ||
-			    (bk_get_le16(w.page + 2) & XLP_FIRST_IS_CONTRECORD))
-				break; /* (a continuation where a record starts: not WAL) */
+			if (pos >= w.h.seg_size)
+				break;
+			if (!load_page(&w, pos / w.h.blcksz) ||
+			    (bk_get_le16(w.page + 2) & XLP_FIRST_IS_CONTRECORD)) {
+				ret->stopped = true; /* (a continuation where a record starts: not WAL) */
+				break;
+			}
 			pos += SHORT_PAGE_HEADER;
 		}
 		/* xl_tot_len is on the record's first page: a record starts 8-aligned */
 		uint64_t start = pos;
 		uint32_t tot_len = bk_get_le32(w.page + pos % w.h.blcksz);
-		if (tot_len < RECORD_HEADER)
-			break; /* zeros: the end of the WAL written */
+		if (tot_len < RECORD_HEADER) { /* zeros: the end of the WAL written */
+			ret->stopped = true;
+			break;
+		}
 		uint8_t rec[RECORD_HEADER];
 		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec);
 		if (st == STEP_END && w.past_end) { /* its type is in the next segment */
@@ -538,8 +546,10 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		}
 		/* each record names the one before (xl_prev): past the first, a record
 		 * that does not is not WAL written after it, and recovery stops there */
-		if (st == STEP_OK && *ret_lsn && bk_get_le64(rec + 8) != *ret_lsn)
+		if (st == STEP_OK && *ret_lsn && bk_get_le64(rec + 8) != *ret_lsn) {
+			ret->stopped = true;
 			break;
+		}
 		uint8_t body[32];
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
 		uint64_t got = 0; /* of body */
@@ -557,8 +567,10 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		}
 		if (st != STEP_OK)
 			continue;
-		if (bk_crc32c(w.crc, rec, RECORD_CRC_AT) != bk_get_le32(rec + RECORD_CRC_AT))
-			break; /* damaged: recovery stops before it, and so does the walk */
+		if (bk_crc32c(w.crc, rec, RECORD_CRC_AT) != bk_get_le32(rec + RECORD_CRC_AT)) {
+			ret->stopped = true; /* damaged: recovery stops before it, and so does the walk */
+			break;
+		}
 		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
 		int64_t t = is_xact_end(rec[17], rec[16]) ? xact_end_us(body, nb) : 0;
 		if (t > ret->xact_us) /* the latest: backends stamp their commits out of WAL order */

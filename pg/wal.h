@@ -140,6 +140,12 @@ typedef struct {
 	int64_t xact_us;
 	int64_t cut_xact_us;
 	bool cut_xact;
+	/* The walk ended before the segment's end, where recovery ends too: zeros, a
+	 * page or record that is not this segment's WAL after the last one, or a
+	 * damaged record (its CRC). An archived segment, which PostgreSQL archives
+	 * complete, never does unless damaged: its WAL ends at an XLOG_SWITCH, at its
+	 * end, or in a record that goes on into the next segment. */
+	bool stopped;
 } BkWalEnd;
 
 /* The revision of bk_wal_last_record's answers, kept with each end wal-push records

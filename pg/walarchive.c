@@ -16,7 +16,9 @@
 #include "store/restorer.h"
 #include "store/util.h"
 
-#define WAL_RECORD_VERSION 2
+#define WAL_RECORD_VERSION 3
+#define END_CUT_XACT 0x01 /* end.flags (version 3; version 2: cut_xact alone) */
+#define END_STOPPED 0x02
 #define CLUSTER_RECORD_VERSION 1
 #define WAL_FILE_MAX (1ull << 32) /* segments are at most 1 GiB; history files small */
 
@@ -115,7 +117,7 @@ int bk_wal_record_encode(const BkWalRecord *w, BkEnc *enc)
 		bk_enc_varint(enc, w->end.lsn);
 		bk_enc_svarint(enc, w->end.xact_us);
 		bk_enc_svarint(enc, w->end.cut_xact_us);
-		bk_enc_u8(enc, w->end.cut_xact);
+		bk_enc_u8(enc, (w->end.cut_xact ? END_CUT_XACT : 0) | (w->end.stopped ? END_STOPPED : 0));
 	}
 	int e = bk_content_node_encode(&w->content, enc);
 	return e < 0 ? e : bk_enc_finish(enc);
@@ -127,7 +129,7 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 	bk_dec_init(&d, p, len);
 	BkWalRecord w = { 0 };
 	uint8_t v = bk_dec_u8(&d);
-	if (!bk_dec_error(&d) && v != 1 && v != WAL_RECORD_VERSION)
+	if (!bk_dec_error(&d) && (v < 1 || v > WAL_RECORD_VERSION))
 		return bk_errorf(BK_E_VERSION, "WAL record version %u unknown", v);
 	size_t n;
 	const uint8_t *name = bk_dec_str(&d, BK_WAL_NAME_MAX - 1, &n);
@@ -137,16 +139,17 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 	w.sysid = bk_dec_u64(&d);
 	w.tli = bk_dec_u32(&d);
 	w.pushed_us = bk_dec_svarint(&d);
-	uint8_t end_rev = v >= 2 ? bk_dec_u8(&d) : 0, cut_xact = 0;
+	uint8_t end_rev = v >= 2 ? bk_dec_u8(&d) : 0, flags = 0;
 	if (end_rev) {
 		w.end.lsn = bk_dec_varint(&d);
 		w.end.xact_us = bk_dec_svarint(&d);
 		w.end.cut_xact_us = bk_dec_svarint(&d);
-		cut_xact = bk_dec_u8(&d);
+		flags = bk_dec_u8(&d); /* version 2: cut_xact, 0 or 1 */
 	}
-	w.end.cut_xact = cut_xact == 1;
+	w.end.cut_xact = flags & END_CUT_XACT;
+	w.end.stopped = flags & END_STOPPED;
 	BkWalName wn;
-	if (bk_dec_error(&d) || cut_xact > 1 ||
+	if (bk_dec_error(&d) || (flags & ~(v >= 3 ? END_CUT_XACT | END_STOPPED : END_CUT_XACT)) ||
 	    (end_rev && (bk_wal_name_parse(w.name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT || !w.sysid)))
 		return bk_errorf(BK_E_CORRUPT, "WAL record: malformed");
 	w.has_end = end_rev == BK_WAL_END_REV; /* another walker's: walk it again */

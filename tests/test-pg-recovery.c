@@ -480,14 +480,15 @@ static void test_chain_after_promote(void)
 static void test_golden_records(void)
 {
 	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2_REV("02"),
-			  v2_rev1[] = GOLDEN_WAL_V2_REV("01");
+			  v2_rev1[] = GOLDEN_WAL_V2_REV("01"), v3[] = GOLDEN_WAL_V3("02", "03");
 	is_int(BK_WAL_END_REV, 2, "(the golden bytes are of walker revision 2)");
 	BkContentRef ref = { .size = 5 };
 	for (int i = 0; i < 32; i++)
 		ref.id[i] = (uint8_t)i;
 	BkWalRecord g = { .name = "000000010000000000000003", .size = 5, .sysid = 7, .tli = 1,
 			  .pushed_us = 1795380000000000, .has_end = true,
-			  .end = { .lsn = 0x3000028, .xact_us = 1795380000000001, .cut_xact = true },
+			  .end = { .lsn = 0x3000028, .xact_us = 1795380000000001, .cut_xact = true,
+				   .stopped = true },
 			  .content = { .level = 0, .count = 1, .refs = &ref } };
 	BkEnc enc;
 	bk_enc_init(&enc, 1024);
@@ -495,7 +496,7 @@ static void test_golden_records(void)
 	if (bk_wal_record_encode(&g, &enc) == 0 && enc.len <= 256)
 		bk_hex(hex, enc.buf, enc.len);
 	bk_enc_release(&enc);
-	ok(strcmp(hex, v2) == 0, "a record encodes to the golden version 2 bytes");
+	ok(strcmp(hex, v3) == 0, "a record encodes to the golden version 3 bytes");
 
 	uint8_t buf[256];
 	BkWalRecord w;
@@ -509,10 +510,25 @@ static void test_golden_records(void)
 	n = strlen(v2) / 2;
 	e = bk_unhex(buf, n, v2) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
 	ok(e == 0 && w.has_end && w.end.lsn == 0x3000028 && w.end.xact_us == 1795380000000001 &&
-		   w.end.cut_xact_us == 0 && w.end.cut_xact && w.size == 5,
-	   "a version 2 record decodes with its end");
+		   w.end.cut_xact_us == 0 && w.end.cut_xact && !w.end.stopped && w.size == 5,
+	   "a version 2 record decodes with its end (not stopped: not recorded then)");
 	if (e == 0)
 		bk_wal_record_release(&w);
+	e = bk_unhex(buf, n, v3) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && w.has_end && w.end.lsn == 0x3000028 && w.end.cut_xact && w.end.stopped,
+	   "a version 3 record decodes with its end, cut_xact and stopped");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	const size_t flags_at = n - 37; /* before the 36-byte content node */
+	bool refused = true;
+	for (int bit = 2; bit < 8; bit++) {
+		buf[flags_at] = (uint8_t)(0x03 | 1u << bit);
+		refused &= bk_wal_record_decode(buf, n, &w) == BK_E_CORRUPT;
+	}
+	ok(refused, "version 3 flags beyond bits 0 and 1 are refused");
+	bk_unhex(buf, n, v2);
+	buf[flags_at] = 0x02;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT, "stopped in version 2 is refused");
 	e = bk_unhex(buf, n, v2_rev1) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
 	ok(e == 0 && !w.has_end && w.end.lsn == 0 && w.size == 5,
 	   "one walked by revision 1 (records' CRCs not checked) decodes without its end");
@@ -550,8 +566,8 @@ static void test_golden_records(void)
 	is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
 	       "... and on a segment's with no system id");
 	bk_enc_release(&enc);
-	buf[0] = 3;
-	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 3 is refused");
+	buf[0] = 4;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 4 is refused");
 }
 
 static void check(const char *in, bool archive_off, const char *want, const char *what)

@@ -396,15 +396,15 @@ static void test_real_segment(const char *path, const char *name, uint64_t sysid
 	if (fwrite(seg, 1, n, f) != n || fflush(f) != 0 ||
 	    bk_wal_last_record(fileno(f), name, &whole) != 0)
 		whole.lsn = 0;
-	ok(whole.lsn > h.pageaddr + at && whole.lsn < h.pageaddr + 16 * MB,
-	   "the real segment's last record is %" PRIx64 ", past page 5", whole.lsn);
+	ok(whole.lsn > h.pageaddr + at && whole.lsn < h.pageaddr + 16 * MB && !whole.stopped,
+	   "the real segment's last record is %" PRIx64 ", past page 5, the switch", whole.lsn);
 	for (int i = 0; i < 16; i++)
 		seg[at + i] ^= 0xFF;
 	if (fseek(f, 0, SEEK_SET) != 0 || fwrite(seg, 1, n, f) != n || fflush(f) != 0 ||
 	    bk_wal_last_record(fileno(f), name, &damaged) != 0)
 		damaged.lsn = UINT64_MAX;
-	ok(damaged.lsn < h.pageaddr + at, "damaged on page 5, its last record is before: %" PRIx64,
-	   damaged.lsn);
+	ok(damaged.lsn < h.pageaddr + at && damaged.stopped,
+	   "damaged on page 5, its last record is before, stopped: %" PRIx64, damaged.lsn);
 out:
 	if (f)
 		fclose(f);
@@ -418,7 +418,7 @@ typedef struct {
 	uint64_t pos, base; /* write offset in the segment; LSN of its start */
 	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
 	int64_t xact_us, cut_xact_us; /* what last_of found */
-	bool cut_xact;
+	bool cut_xact, stopped;
 } Gen;
 
 /* Writes n bytes of a record (left: its bytes not written yet, these included),
@@ -525,6 +525,7 @@ static int last_of(Gen *g, uint64_t *ret)
 	g->xact_us = end.xact_us;
 	g->cut_xact = end.cut_xact;
 	g->cut_xact_us = end.cut_xact_us;
+	g->stopped = end.stopped;
 	fclose(f);
 	return e;
 }
@@ -544,6 +545,7 @@ static void test_last_record(void)
 	uint64_t sw = gen_record(&g, 32, 0, 0x40);
 	is_int(last_of(&g, &got), 0, "a segment that ends with a switch");
 	ok(got == sw, "the last record is the switch (%" PRIx64 ", want %" PRIx64 ")", got, sw);
+	ok(!g.stopped, "the walk ends there as a whole segment's does");
 
 	/* a switch-like info on another resource manager does not end the walk */
 	gen_start(&g, 0);
@@ -551,6 +553,7 @@ static void test_last_record(void)
 	uint64_t after = gen_record(&g, 60, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment with no continuation, ending in zeros");
 	ok(got == after, "the last record is the one before the zeros");
+	ok(g.stopped, "the walk stopped short of the segment's end (no switch before the zeros)");
 
 	/* a record that goes on into the next segment cannot be read without it: the
 	 * last one is the one before */
@@ -563,6 +566,7 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment full to its end");
 	ok(got == prev && prev && g.pos > MB - 300, "the last record is the one before the one that "
 	   "runs past the end (%" PRIx64 ", want %" PRIx64 ")", got, prev);
+	ok(!g.stopped, "the walk did not stop short");
 	/* likewise when even the header of the last one is cut by the end */
 	gen_start(&g, 0);
 	while (g.pos < MB - 8192)
@@ -573,7 +577,7 @@ static void test_last_record(void)
 	prev = g.base + at;
 	gen_record(&g, 100, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment whose last record header is cut");
-	ok(got == prev, "the last record is the one before it");
+	ok(got == prev && !g.stopped, "the last record is the one before it, not stopped short");
 
 	/* a record cut by a crash: the next page does not continue it (PostgreSQL 14+
 	 * marks it XLP_FIRST_IS_OVERWRITE_CONTRECORD) and starts afresh */
@@ -614,7 +618,7 @@ static void test_last_record(void)
 	bk_put_le64(g.seg + (bad - g.base) + 8, prev - 8);
 	gen_seal(&g, bad);
 	is_int(last_of(&g, &got), 0, "a segment with a record whose xl_prev is wrong");
-	ok(got == prev, "ends the walk before that record");
+	ok(got == prev && g.stopped, "ends the walk before that record, stopped");
 
 	/* a damaged record (its bytes do not give its xl_crc) ends the walk before it,
 	 * as it ends recovery: in its body, in its part on a later page, in its header,
@@ -630,14 +634,19 @@ static void test_last_record(void)
 		prev = gen_record(&g, 40, 10, 0);
 		bad = gen_record(&g, 20000, 10, 0);
 		lsn = gen_record(&g, 40, 10, 0);
+		gen_fill_to(&g, 8192 * (g.pos / 8192 + 1)); /* to a page's end, then ... */
+		while (g.pos < MB - 8192)
+			gen_record(&g, 8000, 10, 0);
+		gen_fill_to(&g, MB); /* ... records to the segment's very end */
 		is_int(last_of(&g, &got), 0, "(the segment, undamaged)");
-		ok(got == lsn, "(is walked to its last record)");
+		ok(got > lsn && !g.stopped, "(is walked to its end)");
 		uint64_t where = bad - g.base + damage[i].at;
 		if (damage[i].at > 8192)
 			where = 2 * 8192 + 100;
 		g.seg[where] ^= 0x04;
 		is_int(last_of(&g, &got), 0, "a record damaged in %s", damage[i].what);
-		ok(got == prev, "ends the walk before it (%" PRIx64 ", want %" PRIx64 ")", got, prev);
+		ok(got == prev && g.stopped, "ends the walk before it, stopped (%" PRIx64 ", want %"
+		   PRIx64 ")", got, prev);
 	}
 	/* a damaged commit's time does not count */
 	gen_start(&g, 0);
@@ -657,7 +666,7 @@ static void test_last_record(void)
 	gen_record(&g, 20000, 10, 0);
 	bk_put_le32(g.seg + 8192 + 16, 7);
 	is_int(last_of(&g, &got), 0, "a segment with a wrong xlp_rem_len");
-	ok(got == prev, "ends the walk before that record");
+	ok(got == prev && g.stopped, "ends the walk before that record, stopped");
 
 	/* a page that is not this segment's (stale bytes of a recycled file) ends it */
 	gen_start(&g, 0);
@@ -669,12 +678,12 @@ static void test_last_record(void)
 	bk_put_le64(g.seg + 2 * 8192 + 8, UINT64_C(99) * MB);
 	memset(g.seg + 2 * 8192 + 24, 0x33, 100);
 	is_int(last_of(&g, &got), 0, "a segment whose third page is stale");
-	ok(got == lsn, "the last record is the one that ends before it");
+	ok(got == lsn && g.stopped, "the last record is the one that ends before it, stopped");
 
 	/* nothing begins in a segment that one record covers */
 	gen_start(&g, MB);
 	is_int(last_of(&g, &got), 0, "a segment inside one record");
-	ok(got == 0, "has no last record");
+	ok(got == 0 && !g.stopped, "has no last record, and is whole");
 
 	/* transactions: the end time of the last commit or abort that lies whole in the
 	 * segment (TimestampTz, microseconds since 2000-01-01), after the record's

@@ -357,7 +357,50 @@ typedef struct {
 	BkWalLastXact xact;
 	char xact_last[BK_WAL_NAME_MAX];
 	uint64_t walked_to, clear_from;
+	/* segments whose walk stopped short (damaged WAL), in name order, and the
+	 * last record recovery reads in each */
+	char (*damaged)[BK_WAL_NAME_MAX];
+	uint64_t *damaged_lsn;
+	size_t ndamaged;
 } Info;
+
+/* Reads every segment's record for the ones whose walk stopped short at push
+ * (BkWalEnd.stopped): recovery ends in them. A warning if a record cannot be read. */
+static int find_damaged(BkRepo *r, Info *in)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i < in->wa.n; i++) {
+		BkWalName wn;
+		BkWalRecord w;
+		if (bk_wal_name_parse(in->wa.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT)
+			continue;
+		int e = bk_wal_record_get(r, cli.cluster, in->wa.names[i], &w);
+		if (e < 0) {
+			fprintf(stderr, "bunker: warning: cannot read %s for damaged WAL: %s\n",
+				in->wa.names[i], bk_error_detail());
+			continue;
+		}
+		bool stopped = w.has_end && w.end.stopped;
+		uint64_t lsn = w.end.lsn;
+		bk_wal_record_release(&w);
+		if (!stopped)
+			continue;
+		if (in->ndamaged == cap) {
+			cap = cap ? 2 * cap : 8;
+			void *a = realloc(in->damaged, cap * sizeof(*in->damaged)),
+			     *b = a ? realloc(in->damaged_lsn, cap * sizeof(*in->damaged_lsn)) : NULL;
+			if (a)
+				in->damaged = a;
+			if (b)
+				in->damaged_lsn = b;
+			if (!a || !b)
+				return -ENOMEM;
+		}
+		memcpy(in->damaged[in->ndamaged], in->wa.names[i], BK_WAL_NAME_MAX);
+		in->damaged_lsn[in->ndamaged++] = lsn;
+	}
+	return 0;
+}
 
 static void json_kv(const char *k, const char *v, bool comma)
 {
@@ -464,7 +507,32 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		const char *lack;
 		BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
 		uint64_t end_lsn = c.contiguous_end;
-		if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0]) {
+		/* the first damaged segment recovery would read: the window ends there */
+		const char *dmg = NULL;
+		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX;
+		for (size_t i = 0; i < in->ndamaged; i++) {
+			BkWalName dn;
+			uint64_t segno;
+			if (bk_pg_wal_chain_reads(&c, start_lsn, in->damaged[i]) &&
+			    bk_wal_name_parse(in->damaged[i], &dn) == 0 &&
+			    bk_wal_name_segno(&dn, c.seg_size, &segno) == 0 && segno < dmg_segno) {
+				dmg = in->damaged[i];
+				dmg_lsn = in->damaged_lsn[i];
+				dmg_segno = segno;
+			}
+		}
+		if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path) {
+			/* recovery reads to its last whole record, or (none) to its start */
+			uint64_t reach = dmg_lsn ? dmg_lsn : dmg_segno * c.seg_size;
+			char at[BK_WAL_LSN_MAX];
+			bk_wal_lsn_format(at, sizeof(at), reach);
+			if (reach < stop_lsn)
+				snprintf(window, sizeof(window), "not restorable: WAL damaged in %s, "
+					 "readable to %s, before its end", dmg, at);
+			else
+				snprintf(window, sizeof(window), "%s .. %s, then WAL damaged in %s "
+					 "(LSN targets only)", stop, at, dmg);
+		} else if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0]) {
 			if (strcmp(in->last, c.last) != 0)
 				read_newest(in, c.last);
 			if (in->last_pushed_us)
@@ -482,7 +550,9 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		}
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
-		if (!c.on_path)
+		if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path)
+			; /* written above */
+		else if (!c.on_path)
 			snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
 		else if (k == BK_WAL_CHAIN_NO_HISTORY)
 			snprintf(window, sizeof(window), "missing %s", lack);
@@ -581,6 +651,8 @@ static int info(void)
 	WalStats w = { .seg_size = in.wa.seg_size };
 	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
 		wal_stat(&w, in.wa.names[i]);
+	if (e == 0)
+		e = find_damaged(r, &in);
 	if (e == 0) {
 		if (cli.json)
 			printf("{\"cluster\":\"%s\",\"system_identifier\":\"%llu\",\"backups\":[", cli.cluster,
@@ -601,13 +673,26 @@ static int info(void)
 			bk_wal_segment_name(a, sizeof(a), w.tli[i], w.first[i], w.seg_size);
 			bk_wal_segment_name(b, sizeof(b), w.tli[i], w.last[i], w.seg_size);
 			uint64_t gaps = w.last[i] - w.first[i] + 1 - w.count[i];
+			size_t ndmg = 0;
+			const char *first_dmg = "";
+			for (size_t j = 0; j < in.ndamaged; j++) {
+				BkWalName dn;
+				if (bk_wal_name_parse(in.damaged[j], &dn) == 0 && dn.tli == w.tli[i] &&
+				    !ndmg++)
+					first_dmg = in.damaged[j];
+			}
 			if (cli.json)
-				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"segments\":%llu,\"missing\":%llu}",
+				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu}",
 				       i ? "," : "", w.tli[i], a, b, (unsigned long long)w.count[i],
-				       (unsigned long long)gaps);
-			else
-				printf("  timeline %u: %s .. %s, %llu segments, %llu missing\n", w.tli[i], a, b,
-				       (unsigned long long)w.count[i], (unsigned long long)gaps);
+				       (unsigned long long)gaps, ndmg);
+			else {
+				char dmg[96] = "";
+				if (ndmg)
+					snprintf(dmg, sizeof(dmg), ", %zu damaged, the first %s", ndmg,
+						 first_dmg);
+				printf("  timeline %u: %s .. %s, %llu segments, %llu missing%s\n", w.tli[i],
+				       a, b, (unsigned long long)w.count[i], (unsigned long long)gaps, dmg);
+			}
 		}
 		BkWalRecord rec;
 		int64_t age_s = -1;
@@ -624,6 +709,8 @@ static int info(void)
 			printf("newest WAL: none archived\n");
 	}
 	bk_wal_archive_release(&in.wa);
+	free(in.damaged);
+	free(in.damaged_lsn);
 	bk_repo_close(r);
 	return e < 0 ? cli_fail(e, "pg info") : 0;
 }

@@ -1,5 +1,5 @@
 /* tests/golden/walrecord.h: golden vectors for the WAL record format, versions 1
- * and 2 (pg/walarchive.h). Frozen: if an encoder change breaks a test that uses
+ * to 3 (pg/walarchive.h). Frozen: if an encoder change breaks a test that uses
  * them, the format changed and needs a new version, not a new vector.
  *
  * Record: file 000000010000000000000003, size 5, system 7, timeline 1, pushed at
@@ -29,6 +29,15 @@
 	"82a098b2efb8b006"         /* svarint end.xact_us */                               \
 	"00"                       /* svarint end.cut_xact_us 0 */                         \
 	"01"                       /* u8 end.cut_xact */                                   \
+	GOLDEN_WAL_NODE
+
+/* Version 3: the flags byte in place of cut_xact (bit 0 cut_xact, bit 1 stopped). */
+#define GOLDEN_WAL_V3(rev, flags)                                                        \
+	"03" GOLDEN_WAL_HEAD rev   /* u8 end_rev */                                        \
+	"a8808018"                 /* varint end.lsn 0x3000028 */                          \
+	"82a098b2efb8b006"         /* svarint end.xact_us */                               \
+	"00"                       /* svarint end.cut_xact_us 0 */                         \
+	flags                      /* u8 end.flags */                                      \
 	GOLDEN_WAL_NODE
 
 #endif

@@ -379,14 +379,22 @@ restore_to r-tl2b A,C,D "latest, the base backup taken on timeline 2" latest
 rm -rf "$SRV/r-tl2b"
 
 # ---- a WAL file the archive holds but cannot read ----
-# PostgreSQL takes a restore_command exit status of 1-125 for "not in the archive" and
-# ends recovery there: with the record of $seg_mid unreadable, a server restored
-# without a target would come up without A. wal-fetch exits 128 instead, so recovery
-# aborts and the server stops, its log naming the failure.
+# pg restore reads the record of every segment on the way (for damaged WAL): one it
+# cannot read fails it, naming the file, before anything is written.
 mode=$(stat -c %a "$REPO/wal/main/$seg_mid")
 chmod 000 "$REPO/wal/main/$seg_mid"
-if t_rc 0 "pg restore with $seg_mid unreadable (its name is in the archive)" \
+t_rc 1 "pg restore with $seg_mid unreadable (its name is in the archive): exit 1" \
+	bkp pg restore "$id1" --target "$SRV/r-eacces"
+t_true "... naming it" grep -q "wal/main/$seg_mid: Permission denied" "$ERR" || diag "$(cat "$ERR")"
+t_true "... writing nothing" test ! -e "$SRV/r-eacces"
+chmod "$mode" "$REPO/wal/main/$seg_mid"
+# PostgreSQL takes a restore_command exit status of 1-125 for "not in the archive" and
+# ends recovery there: with the record of $seg_mid unreadable after the restore, a
+# server restored without a target would come up without A. wal-fetch exits 128
+# instead, so recovery aborts and the server stops, its log naming the failure.
+if t_rc 0 "pg restore, then $seg_mid made unreadable" \
 	bkp pg restore "$id1" --target "$SRV/r-eacces"; then
+	chmod 000 "$REPO/wal/main/$seg_mid"
 	pitr_start "$SRV/r-eacces"
 	state=running
 	for i in $(seq 1 600); do

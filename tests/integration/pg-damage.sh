@@ -1,0 +1,96 @@
+#!/bin/bash
+# pg-damage.sh: WAL damaged before it was archived (a bit flip in pg_wal, say), with a
+# real PostgreSQL 15. The server archives through a wrapper that overwrites 16 bytes
+# in the middle of one segment's records before `bunker pg wal-push` stores it; the
+# segments before and after are whole. wal-push records that the segment's records
+# stop short (a record fails its CRC). Recovery would end there, so:
+# - pg info counts the damaged segment and ends the backup's window at its last
+#   readable record (LSN targets only);
+# - pg restore without a target, or to a time after it, refuses (exit 5) naming the
+#   segment and the LSN it is readable to (PostgreSQL would promote at the damage,
+#   silently older, or fail after the whole replay);
+# - pg restore --target-lsn to that LSN restores, and the server recovers holding
+#   the rows committed before the damage and none after.
+# The segments of a busy server are never taken for damaged: pg-archive.sh checks
+# pg info under pgbench load.
+. "$SRCDIR/tests/integration/lib-pitr.sh"
+pitr_init pg-damage
+
+pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+pg_conf_set autovacuum off
+
+# archive_command: the segment named in damage-name gets 16 bytes of 0xFF at offset
+# 5 * 8192 + 100 (inside the records of a large transaction) before it is pushed
+cat >"$T/bk/damage.sh" <<EOF
+#!/bin/sh
+if [ -f '$T/bk/damage-name' ] && [ "\$2" = "\$(cat '$T/bk/damage-name')" ]; then
+	mkdir -p '$T/bk/dmg' && cp "\$1" "$T/bk/dmg/\$2" &&
+		head -c 16 /dev/zero | tr '\\000' '\\377' |
+		dd of="$T/bk/dmg/\$2" bs=1 seek=41060 conv=notrunc 2>/dev/null &&
+		exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' pg wal-push "$T/bk/dmg/\$2"
+	exit 1
+fi
+exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' pg wal-push "\$1"
+EOF
+chmod 755 "$T/bk/damage.sh"
+pg_conf_set archive_mode on
+pg_conf_set archive_command "sh '$T/bk/damage.sh' %p %f"
+pg_conf_set wal_keep_size 4GB
+pg_restart || { echo "Bail out! restart with archiving failed"; exit 1; }
+
+pg_sql "create table t (batch int, n int)" >/dev/null
+t_rc 0 "pg basebackup" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
+id=$(snap_id_of "$OUT")
+
+pg_sql "insert into t values (1, 1)" >/dev/null
+seg_a=$(pitr_switch_wal)
+# (a record first: at a segment's start, pg_walfile_name names the one before)
+pg_sql "select pg_logical_emit_message(false, 'bunker-test', 'next')" >/dev/null
+seg_d=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+printf '%s\n' "$seg_d" >"$T/bk/damage-name"
+chmod 644 "$T/bk/damage-name"
+# one transaction of ~1.4 MB of WAL: its commit comes after the damaged bytes
+pg_sql "insert into t select 2, g from generate_series(1, 20000) g" >/dev/null
+t_is "$(pitr_switch_wal)" "$seg_d" "the large transaction's segment ($seg_d) is switched"
+pg_sql "insert into t values (3, 1)" >/dev/null
+lsn_c=$(pg_sql "select pg_current_wal_insert_lsn()")
+seg_c=$(pitr_switch_wal)
+t_true "the segments up to $seg_c are archived" pitr_wait_archived "$seg_c"
+t_true "... $seg_d damaged on the way" test -f "$T/bk/dmg/$seg_d"
+diag "segments: $seg_a, damaged $seg_d, $seg_c"
+
+t_rc 0 "pg info" bkp pg info
+t_true "... counts one damaged segment, $seg_d" grep -q \
+	"^  timeline 1: .*, 0 missing, 1 damaged, the first $seg_d$" "$OUT" || diag "$(cat "$OUT")"
+t_true "... ends the backup's window at its last readable record, LSN targets only" grep -q \
+	"base  ${id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]*, then WAL damaged in $seg_d (LSN targets only)" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_rc 0 "pg info --json" bkp pg info --json
+t_true "... says damaged: 1 for timeline 1" grep -q '"timeline":1,[^}]*"damaged":1}' "$OUT" ||
+	diag "$(cat "$OUT")"
+
+t_rc 5 "pg restore without a target: refused (exit 5)" bkp pg restore "$id" --target "$SRV/r-none"
+at=$(sed -n "s/.*WAL damaged: $seg_d holds no WAL that recovery can read after the record at \([0-9A-F]*\/[0-9A-F]*\): recovery would end there, before the WAL archived after it (--target-lsn \([0-9A-F/]*\) restores up to it)$/\1 \2/p" "$ERR")
+read -r at at2 <<<"$at"
+t_true "... naming the segment and the LSN it is readable to ($at)" test -n "$at" -a "$at" = "$at2" ||
+	diag "$(cat "$ERR")"
+t_true "... writing nothing" test ! -e "$SRV/r-none"
+t_rc 5 "pg restore to a time after the damage: refused (exit 5)" \
+	bkp pg restore "$id" --target "$SRV/r-time" --target-time "$(pitr_now)"
+t_true "... naming the damage" grep -q "WAL damaged: $seg_d holds no WAL that recovery can read" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_rc 5 "pg restore to an LSN past it ($lsn_c, archived): refused (exit 5)" \
+	bkp pg restore "$id" --target "$SRV/r-lsn" --target-lsn "$lsn_c"
+
+if t_rc 0 "pg restore --target-lsn $at" bkp pg restore "$id" --target "$SRV/r" --target-lsn "$at" &&
+	pitr_start "$SRV/r" && pitr_wait_recovered 120; then
+	t_is "$(rsql "select string_agg(batch || ':' || count, ',' order by batch) from
+		(select batch, count(*) from t group by batch) x")" "1:1" \
+		"the restored server holds the row committed before the damage, none after" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the server restored to $at recovers" "$(pitr_log_tail 20)"
+fi
+
+done_testing
