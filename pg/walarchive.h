@@ -20,7 +20,7 @@
  * computed it (BK_WAL_END_REV, pg/wal.h; 0: no end): an end of any other revision
  * is decoded but not used (has_end false), so a segment walked by a walker fixed
  * since, or by a later one, is fetched and walked again by this one. Version 2
- * (bunker from commit ac7dc8e to the one that wrote version 3, 2026-11-22) is the
+ * (written from commit ac7dc8e until 8ebaa79, 2026-11-22) is the
  * same with a flags byte of cut_xact alone (0 or 1): its ends say nothing of
  * stopped (read as false). Version 1 (before ac7dc8e) is the same without end_rev
  * and end. Both are still read. A bunker cannot read versions after its own: it
