@@ -786,18 +786,25 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-/* The first segment on c's path, from start_lsn's through c->last (or through
- * the one holding `upto` when it is not 0), whose record says its walk stopped
- * short of its end (BkWalEnd.stopped, recorded at push by WAL record version 3):
- * recovery ends there. name "" when none. Records without an end (pushed before,
- * or by another walker revision) are not fetched: their segments count as whole. */
+/* The first segment on c's path, from start_lsn's up to but not c->last (or
+ * through the one holding `upto` when it is not 0), whose record says its walk
+ * stopped short of its end (BkWalEnd.stopped, recorded at push by WAL record
+ * version 3): damage, since WAL is archived after it, and recovery ends there.
+ * (The newest segment of a path may end short without damage: a standby archives
+ * its old timeline's last segment whole, zeros after the switch point. Recovery
+ * ends there anyway, and the checks of the newest segment apply.) name "" when
+ * none. *ret_reach: the LSN of the last record recovery reads, in it or (none
+ * whole in it) in the segment before; 0 when not known. Records without an end
+ * (pushed before, or by another walker revision) are not fetched: their segments
+ * count as whole. */
 static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
-			 uint64_t upto, char name[BK_WAL_NAME_MAX], BkWalEnd *ret_end)
+			 uint64_t upto, char name[BK_WAL_NAME_MAX], uint64_t *ret_reach)
 {
 	name[0] = '\0';
-	uint64_t last = c->contiguous_end / c->seg_size; /* past the last */
-	if (upto && upto / c->seg_size + 1 < last)
+	uint64_t last = c->contiguous_end / c->seg_size - 1; /* c->last's */
+	if (upto && upto / c->seg_size + 1 <= last)
 		last = upto / c->seg_size + 1;
+	uint64_t prev_lsn = 0; /* the segment before's last record, if known */
 	for (uint64_t segno = start_lsn / c->seg_size; segno < last; segno++) {
 		char seg[BK_WAL_NAME_MAX];
 		BkWalRecord w;
@@ -809,8 +816,9 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
 		bool stopped = w.has_end && w.end.stopped;
 		if (stopped) {
 			memcpy(name, seg, BK_WAL_NAME_MAX);
-			*ret_end = w.end;
+			*ret_reach = w.end.lsn ? w.end.lsn : prev_lsn;
 		}
+		prev_lsn = w.has_end && w.end.lsn ? w.end.lsn : 0;
 		bk_wal_record_release(&w);
 		if (stopped)
 			break;
@@ -922,31 +930,31 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	 * it: without a target PostgreSQL would promote there, silently older. The
 	 * chain ends at its last readable record; below, a target must lie before. */
 	char damaged[BK_WAL_NAME_MAX] = "", d_at[BK_WAL_LSN_MAX] = "";
-	BkWalEnd d_end = { 0 };
+	uint64_t reach = 0; /* the last record recovery reads before the damage; 0: unknown */
 	if (e == 0 && c.last[0])
-		e = first_stopped(r, o->cluster, &c, start, before_lsn, damaged, &d_end);
+		e = first_stopped(r, o->cluster, &c, start, before_lsn, damaged, &reach);
 	BkWalName dn;
 	uint64_t dseg;
 	if (e == 0 && damaged[0] && (e = bk_wal_name_parse(damaged, &dn)) == 0 &&
 	    (e = bk_wal_name_segno(&dn, c.seg_size, &dseg)) == 0) {
-		/* recovery reads to the last whole record, or (none) the segment's start */
-		uint64_t reach = d_end.lsn ? d_end.lsn : dseg * c.seg_size;
-		bool hint = d_end.lsn && reach >= stop; /* an LSN target that restores */
+		bool hint = reach >= stop; /* an LSN target that restores */
 		bk_wal_lsn_format(d_at, sizeof(d_at), reach);
-		const char *why = reach < stop ? "before the backup's end (an older backup may "
+		const char *why = !reach ? "before the target" :
+				  reach < stop ? "before the backup's end (an older backup may "
 						 "restore)" :
 				  before_lsn && before_lsn > reach ? "before the target LSN" :
 				  o->target_xid || o->target_name ? "perhaps before the target" :
 				  !before_us && !before_lsn ? "before the WAL archived after it" : NULL;
 		if (why)
-			e = bk_errorf(BK_E_CORRUPT, "WAL damaged: %s holds no WAL that recovery can read "
-				      "%s %s: recovery would end there, %s%s%s%s", damaged,
-				      d_end.lsn ? "after the record at" : "from its start,", d_at, why,
-				      hint ? " (--target-lsn " : "", hint ? d_at : "",
-				      hint ? " restores up to it)" : "");
-		else { /* a time target, checked below against what the damaged WAL reaches */
-			memcpy(c.last, damaged, sizeof(c.last));
-			c.contiguous_end = (dseg + 1) * c.seg_size;
+			e = bk_errorf(BK_E_CORRUPT, "WAL damaged: recovery can read no WAL of %s past "
+				      "the record at %s, and would end there, %s%s%s%s", damaged,
+				      reach ? d_at : "(not known)", why, hint ? " (--target-lsn " : "",
+				      hint ? d_at : "", hint ? " restores up to it)" : "");
+		else { /* a time target: the checks below see the chain end at the damage */
+			uint64_t end_seg = reach / c.seg_size; /* the segment holding reach */
+			if (path_segment_name(&c, end_seg, c.last) < 0)
+				c.last[0] = '\0';
+			c.contiguous_end = (end_seg + 1) * c.seg_size;
 		}
 	}
 	/* an LSN target in the newest segment archived needs a record at or after it
@@ -988,10 +996,10 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "without a target it restores that state", lx.segment, c.last);
 	}
 	if (e == -ENOENT && damaged[0]) /* a time target after what the damaged WAL reaches */
-		e = bk_error_wrap(BK_E_CORRUPT, "WAL damaged: %s holds no WAL that recovery can "
-				  "read %s %s%s%s%s", damaged, d_end.lsn ? "after the record at" :
-				  "from its start,", d_at, d_end.lsn ? " (--target-lsn " : "",
-				  d_end.lsn ? d_at : "", d_end.lsn ? " restores up to it)" : "");
+		e = bk_errorf(BK_E_CORRUPT, "WAL damaged: recovery can read no WAL of %s past the "
+			      "record at %s, and no transaction before it ended after the target "
+			      "time: recovery would end there, before the target (--target-lsn %s "
+			      "restores up to it)", damaged, d_at, d_at);
 	if (read_newest)
 		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);

@@ -510,10 +510,19 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		return -ENOMEM;
 	uint64_t pos = BK_WAL_LONG_HEADER_SIZE;
 	Step st = load_page(&w, 0) ? STEP_OK : STEP_END;
-	/* the end of a record that began in the previous segment */
-	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD))
-		st = consume(&w, &pos, w.h.rem_len, w.h.rem_len, NULL);
-	for (;;) {
+	/* the end of a record that began in the previous segment: an XLOG_SWITCH whose
+	 * 24 bytes the segment's end cut after 8 or 16 uses this segment up too (its
+	 * xl_info and xl_rmid, at header offsets 16 and 17, are here) */
+	uint8_t tail[16];
+	bool switch_tail = false;
+	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD)) {
+		uint32_t rem = w.h.rem_len;
+		bool short_tail = rem == 8 || rem == 16;
+		st = consume(&w, &pos, rem, rem, short_tail ? tail : NULL);
+		switch_tail = st == STEP_OK && short_tail && tail[rem - 7] == RM_XLOG_ID &&
+			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
+	}
+	for (; !switch_tail;) {
 		if (st == STEP_END) { /* past the end, or a page that does not go on with it */
 			ret->stopped = !w.past_end;
 			break;

@@ -151,14 +151,16 @@ typedef struct {
 /* The revision of bk_wal_last_record's answers, kept with each end wal-push records
  * (pg/walarchive.h): bump it with any change to what the walk answers for some
  * segment, so that the ends walked before are walked again. */
-#define BK_WAL_END_REV 2 /* 1: before records' CRCs were checked */
+#define BK_WAL_END_REV 3 /* 1: before records' CRCs were checked; 2: before a segment
+			   * that a switch record's tail begins was known to be whole */
 
 /* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`):
  * the last WAL record that lies whole in it, walking the records from its first
  * page, by
  * their lengths across page headers (a record cut by a crash, whose next page
  * does not continue it, is skipped as PostgreSQL does), up to a zero length, a
- * page whose header is not this segment's, a record that does not name the one
+ * page whose header is not this segment's, a segment that the cut tail of an
+ * XLOG_SWITCH begins (it uses the segment up), a record that does not name the one
  * before it (xl_prev) or fails its CRC-32C (xl_crc: damaged bytes, where recovery
  * stops too), an XLOG_SWITCH record (after which the segment holds no more) or the
  * segment's end. Recovery to an LSN needs a

@@ -680,6 +680,21 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment whose third page is stale");
 	ok(got == lsn && g.stopped, "the last record is the one that ends before it, stopped");
 
+	/* a switch record cut by the previous segment's end after 8 or 16 of its 24
+	 * bytes: its tail (xl_info, xl_rmid, the CRC) begins this segment, and uses it
+	 * up as a whole switch would; zeros follow, and that is no damage (found by
+	 * review: a real server switched at a segment's end minus 8 or 16) */
+	for (uint32_t rem = 8; rem <= 16; rem += 8) {
+		gen_start(&g, rem);
+		g.seg[40 + rem - 8] = 0x40; /* XLOG_SWITCH */
+		g.seg[40 + rem - 7] = 0;    /* RM_XLOG_ID */
+		is_int(last_of(&g, &got), 0, "a segment that a switch's last %u bytes begin", rem);
+		ok(got == 0 && !g.stopped && !g.cut_xact, "has no record, and is whole");
+		g.seg[40 + rem - 7] = 10; /* another resource manager's */
+		is_int(last_of(&g, &got), 0, "the same with another record's last %u bytes", rem);
+		ok(got == 0 && g.stopped, "stops short at the zeros after them");
+	}
+
 	/* nothing begins in a segment that one record covers */
 	gen_start(&g, MB);
 	is_int(last_of(&g, &got), 0, "a segment inside one record");

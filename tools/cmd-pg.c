@@ -365,24 +365,37 @@ typedef struct {
 } Info;
 
 /* Reads every segment's record for the ones whose walk stopped short at push
- * (BkWalEnd.stopped): recovery ends in them. A warning if a record cannot be read. */
+ * (BkWalEnd.stopped) while a later segment of their timeline is archived: damage,
+ * where recovery ends (the newest of a timeline may end short whole: a standby's
+ * copy of its old timeline's last segment). Each with the last record recovery
+ * reads, in it or in the segment before (0: not known). A warning if a record
+ * cannot be read. */
 static int find_damaged(BkRepo *r, Info *in)
 {
 	size_t cap = 0;
-	for (size_t i = 0; i < in->wa.n; i++) {
+	BkWalName prev = { 0 };
+	uint64_t prev_segno = 0, prev_lsn = 0;
+	for (size_t i = 0; i < in->wa.n; i++) { /* names in order: by timeline, then segment */
 		BkWalName wn;
 		BkWalRecord w;
-		if (bk_wal_name_parse(in->wa.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT)
+		uint64_t segno;
+		if (bk_wal_name_parse(in->wa.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
+		    bk_wal_name_segno(&wn, in->wa.seg_size, &segno) < 0)
 			continue;
+		bool follows = prev.tli == wn.tli && prev_segno + 1 == segno;
 		int e = bk_wal_record_get(r, cli.cluster, in->wa.names[i], &w);
 		if (e < 0) {
 			fprintf(stderr, "bunker: warning: cannot read %s for damaged WAL: %s\n",
 				in->wa.names[i], bk_error_detail());
+			prev = (BkWalName){ 0 };
 			continue;
 		}
 		bool stopped = w.has_end && w.end.stopped;
-		uint64_t lsn = w.end.lsn;
+		uint64_t lsn = w.has_end ? w.end.lsn : 0, reach = lsn ? lsn : follows ? prev_lsn : 0;
 		bk_wal_record_release(&w);
+		prev = wn;
+		prev_segno = segno;
+		prev_lsn = lsn;
 		if (!stopped)
 			continue;
 		if (in->ndamaged == cap) {
@@ -397,8 +410,24 @@ static int find_damaged(BkRepo *r, Info *in)
 				return -ENOMEM;
 		}
 		memcpy(in->damaged[in->ndamaged], in->wa.names[i], BK_WAL_NAME_MAX);
-		in->damaged_lsn[in->ndamaged++] = lsn;
+		in->damaged_lsn[in->ndamaged++] = reach;
 	}
+	/* the newest of each timeline is no damage */
+	size_t kept = 0;
+	for (size_t i = 0; i < in->ndamaged; i++) {
+		BkWalName dn, ln;
+		bk_wal_name_parse(in->damaged[i], &dn);
+		bool later = false;
+		for (size_t j = in->wa.n; j-- > 0 && !later;)
+			if (bk_wal_name_parse(in->wa.names[j], &ln) == 0 && ln.kind == BK_WAL_SEGMENT &&
+			    ln.tli == dn.tli)
+				later = strcmp(in->wa.names[j], in->damaged[i]) > 0;
+		if (!later)
+			continue;
+		memmove(in->damaged[kept], in->damaged[i], BK_WAL_NAME_MAX);
+		in->damaged_lsn[kept++] = in->damaged_lsn[i];
+	}
+	in->ndamaged = kept;
 	return 0;
 }
 
@@ -509,7 +538,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		uint64_t end_lsn = c.contiguous_end;
 		/* the first damaged segment recovery would read: the window ends there */
 		const char *dmg = NULL;
-		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX;
+		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX; /* (reach: as find_damaged) */
 		for (size_t i = 0; i < in->ndamaged; i++) {
 			BkWalName dn;
 			uint64_t segno;
@@ -522,16 +551,16 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 			}
 		}
 		if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path) {
-			/* recovery reads to its last whole record, or (none) to its start */
-			uint64_t reach = dmg_lsn ? dmg_lsn : dmg_segno * c.seg_size;
-			char at[BK_WAL_LSN_MAX];
-			bk_wal_lsn_format(at, sizeof(at), reach);
-			if (reach < stop_lsn)
+			/* recovery reads to the record at dmg_lsn (0: not known) */
+			char at[BK_WAL_LSN_MAX] = "(not known)";
+			if (dmg_lsn)
+				bk_wal_lsn_format(at, sizeof(at), dmg_lsn);
+			if (dmg_lsn && dmg_lsn < stop_lsn)
 				snprintf(window, sizeof(window), "not restorable: WAL damaged in %s, "
 					 "readable to %s, before its end", dmg, at);
 			else
-				snprintf(window, sizeof(window), "%s .. %s, then WAL damaged in %s "
-					 "(LSN targets only)", stop, at, dmg);
+				snprintf(window, sizeof(window), "%s .. %s, then WAL damaged in %s", stop,
+					 at, dmg);
 		} else if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0]) {
 			if (strcmp(in->last, c.last) != 0)
 				read_newest(in, c.last);

@@ -5,7 +5,7 @@
  * Record: file 000000010000000000000003, size 5, system 7, timeline 1, pushed at
  * 1795380000000000 us; content: a level-0 node of one ref { id 00 01 .. 1f, size 5 }.
  * Version 2 adds its end: LSN 0/3000028, last transaction at 1795380000000001 us,
- * no cut transaction's time, cut_xact set, walked by walker revision 1 or 2 (the
+ * no cut transaction's time, cut_xact set, walked by walker revision 1, 2 or 3 (the
  * byte that says which is data, not format: a new revision needs no new vector). */
 #ifndef BK_TESTS_GOLDEN_WALRECORD_H
 #define BK_TESTS_GOLDEN_WALRECORD_H
@@ -22,7 +22,7 @@
 	"05"                                                               /* size 5 */
 
 #define GOLDEN_WAL_V1 "01" GOLDEN_WAL_HEAD GOLDEN_WAL_NODE
-/* rev: the walker revision byte (end_rev), "01" or "02" (pg/wal.h's BK_WAL_END_REV) */
+/* rev: the walker revision byte (end_rev), "01" to "03" (pg/wal.h's BK_WAL_END_REV) */
 #define GOLDEN_WAL_V2_REV(rev)                                                           \
 	"02" GOLDEN_WAL_HEAD rev   /* u8 end_rev */                                        \
 	"a8808018"                 /* varint end.lsn 0x3000028 */                          \

@@ -5,12 +5,13 @@
 # segments before and after are whole. wal-push records that the segment's records
 # stop short (a record fails its CRC). Recovery would end there, so:
 # - pg info counts the damaged segment and ends the backup's window at its last
-#   readable record (LSN targets only);
+#   readable record;
 # - pg restore without a target, or to a time after it, refuses (exit 5) naming the
 #   segment and the LSN it is readable to (PostgreSQL would promote at the damage,
 #   silently older, or fail after the whole replay);
 # - pg restore --target-lsn to that LSN restores, and the server recovers holding
-#   the rows committed before the damage and none after.
+#   the rows committed before the damage and none after; so does a time whose
+#   first later commit lies before the damage.
 # The segments of a busy server are never taken for damaged: pg-archive.sh checks
 # pg info under pgbench load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -42,6 +43,10 @@ pg_sql "create table t (batch int, n int)" >/dev/null
 t_rc 0 "pg basebackup" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 id=$(snap_id_of "$OUT")
 
+pg_sql "insert into t values (0, 1)" >/dev/null
+sleep 0.2
+ts=$(pitr_now) # between batches 0 and 1: reachable, batch 1's commit is before the damage
+sleep 0.2
 pg_sql "insert into t values (1, 1)" >/dev/null
 seg_a=$(pitr_switch_wal)
 # (a record first: at a segment's start, pg_walfile_name names the one before)
@@ -63,34 +68,44 @@ t_rc 0 "pg info" bkp pg info
 t_true "... counts one damaged segment, $seg_d" grep -q \
 	"^  timeline 1: .*, 0 missing, 1 damaged, the first $seg_d$" "$OUT" || diag "$(cat "$OUT")"
 t_true "... ends the backup's window at its last readable record, LSN targets only" grep -q \
-	"base  ${id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]*, then WAL damaged in $seg_d (LSN targets only)" \
+	"base  ${id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]*, then WAL damaged in $seg_d$" \
 	"$OUT" || diag "$(cat "$OUT")"
 t_rc 0 "pg info --json" bkp pg info --json
 t_true "... says damaged: 1 for timeline 1" grep -q '"timeline":1,[^}]*"damaged":1}' "$OUT" ||
 	diag "$(cat "$OUT")"
 
 t_rc 5 "pg restore without a target: refused (exit 5)" bkp pg restore "$id" --target "$SRV/r-none"
-at=$(sed -n "s/.*WAL damaged: $seg_d holds no WAL that recovery can read after the record at \([0-9A-F]*\/[0-9A-F]*\): recovery would end there, before the WAL archived after it (--target-lsn \([0-9A-F/]*\) restores up to it)$/\1 \2/p" "$ERR")
+at=$(sed -n "s/.*WAL damaged: recovery can read no WAL of $seg_d past the record at \([0-9A-F]*\/[0-9A-F]*\), and would end there, before the WAL archived after it (--target-lsn \([0-9A-F/]*\) restores up to it)$/\1 \2/p" "$ERR")
 read -r at at2 <<<"$at"
 t_true "... naming the segment and the LSN it is readable to ($at)" test -n "$at" -a "$at" = "$at2" ||
 	diag "$(cat "$ERR")"
 t_true "... writing nothing" test ! -e "$SRV/r-none"
 t_rc 5 "pg restore to a time after the damage: refused (exit 5)" \
 	bkp pg restore "$id" --target "$SRV/r-time" --target-time "$(pitr_now)"
-t_true "... naming the damage" grep -q "WAL damaged: $seg_d holds no WAL that recovery can read" \
+t_true "... naming the damage" grep -q "WAL damaged: recovery can read no WAL of $seg_d past the record at $at, and no transaction before it ended after the target time" \
 	"$ERR" || diag "$(cat "$ERR")"
 t_rc 5 "pg restore to an LSN past it ($lsn_c, archived): refused (exit 5)" \
 	bkp pg restore "$id" --target "$SRV/r-lsn" --target-lsn "$lsn_c"
 
+batches="select string_agg(batch || ':' || count, ',' order by batch) from
+	(select batch, count(*) from t group by batch) x"
 if t_rc 0 "pg restore --target-lsn $at" bkp pg restore "$id" --target "$SRV/r" --target-lsn "$at" &&
 	pitr_start "$SRV/r" && pitr_wait_recovered 120; then
-	t_is "$(rsql "select string_agg(batch || ':' || count, ',' order by batch) from
-		(select batch, count(*) from t group by batch) x")" "1:1" \
-		"the restored server holds the row committed before the damage, none after" ||
+	t_is "$(rsql "$batches")" "0:1,1:1" \
+		"the restored server holds the rows committed before the damage, none after" ||
 		diag "$(pitr_log_tail 20)"
 	pitr_stop
 else
 	not_ok "the server restored to $at recovers" "$(pitr_log_tail 20)"
+fi
+if t_rc 0 "pg restore to a time before the damage ($ts)" \
+	bkp pg restore "$id" --target "$SRV/r-ts" --target-time "$ts" &&
+	pitr_start "$SRV/r-ts" && pitr_wait_recovered 120; then
+	t_is "$(rsql "$batches")" "0:1" "the restored server holds batch 0, not batch 1" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the server restored to $ts recovers" "$(pitr_log_tail 20)"
 fi
 
 done_testing
