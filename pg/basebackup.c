@@ -234,8 +234,12 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	c->capturing = !c->prefix[0] && t->type == BK_TAR_FILE && t->size <= SMALL_FILE_MAX &&
 		       (!strcmp(t->path, "backup_label") || !strcmp(t->path, "tablespace_map"));
 	c->capture_len = 0;
-	if (c->capturing && !(c->capture = realloc(c->capture, (size_t)t->size + 1)))
-		return -ENOMEM;
+	if (c->capturing) {
+		char *buf = realloc(c->capture, (size_t)t->size + 1);
+		if (!buf)
+			return bk_errorf(-ENOMEM, "%s: %" PRIu64 " bytes", t->path, t->size);
+		c->capture = buf;
+	}
 	c->reuse = NULL;
 	if (c->reuse_ok && !c->prefix[0] && !c->capturing && t->type == BK_TAR_FILE) {
 		const BkTreeEntry *pe = parent_entry(c, t->path);
@@ -335,7 +339,9 @@ static int archive_start(void *ud, const char *name, const char *spclocation)
 	static const BkTarCallbacks cb = { entry_start, entry_data, entry_end };
 	bk_tar_parser_free(c->tar);
 	c->tar = NULL;
-	return bk_tar_parser_new(&cb, c, 0, &c->tar);
+	/* PostgreSQL 15's BASE_BACKUP ends each archive with the two zero blocks: an
+	 * archive cut between two entries is caught */
+	return bk_tar_parser_new(&cb, c, BK_TAR_REQUIRE_END, &c->tar);
 }
 
 static int archive_data(void *ud, const void *buf, size_t len)

@@ -14,8 +14,9 @@
  * -EOPNOTSUPP, never skipped.
  * Header checksums are verified. The archive ends at two zero blocks; zero padding
  * after them (tar's record blocking) is accepted, anything else is refused.
- * PostgreSQL's BASE_BACKUP omits the two end blocks, so the end marker is only
- * required when BK_TAR_REQUIRE_END is set.
+ * The end marker is required when BK_TAR_REQUIRE_END is set: PostgreSQL 15's
+ * BASE_BACKUP sends it (before 15 the server omitted it and pg_basebackup added
+ * it), so pg/basebackup.c sets it and an archive cut between two entries fails.
  *
  * Paths are normalised before they reach the caller: "./" and empty components and
  * trailing slashes removed (PostgreSQL writes directories and tablespace symlinks

@@ -687,17 +687,23 @@ static void put_b256(uint8_t *f, size_t n, int64_t v)
 	f[0] = v < 0 ? 0xff : 0x80;
 }
 
-static void set_checksum(uint8_t *b)
+/* The header checksum as tar writes it ("%06o\0 "), or in the spellings other
+ * tars use: the sum of signed bytes (old Sun tar), seven digits and a NUL. */
+static void set_checksum_as(uint8_t *b, bool signed_sum, bool seven_digits)
 {
 	memset(b + 148, ' ', 8);
-	unsigned sum = 0;
+	long sum = 0;
 	for (int i = 0; i < 512; i++)
-		sum += b[i];
+		sum += signed_sum ? (int8_t)b[i] : b[i];
 	char tmp[16];
-	snprintf(tmp, sizeof(tmp), "%06o", sum);
-	memcpy(b + 148, tmp, 6);
-	b[154] = '\0';
-	b[155] = ' ';
+	snprintf(tmp, sizeof(tmp), seven_digits ? "%07lo" : "%06lo", sum);
+	memcpy(b + 148, tmp, seven_digits ? 7 : 6);
+	b[seven_digits ? 155 : 154] = '\0';
+}
+
+static void set_checksum(uint8_t *b)
+{
+	set_checksum_as(b, false, false);
 }
 
 static void add_header(Buf *a, const Hdr *h)
@@ -1095,6 +1101,175 @@ static void test_crafted(void)
 
 /* ---- garbage and mutations ------------------------------------------------------- */
 
+/* Edges a mutation audit found untested: name, prefix and link fields filled to
+ * their width (no NUL), the checksum's other spellings, junk after an octal
+ * number, pax values that hold for one entry only, empty pax values, global
+ * headers, base-256 sizes near the limits, a pax record that overruns its header's
+ * data, and a pax header of the largest size. Each check fails under the mutation
+ * named. */
+static void test_field_edges(void)
+{
+	Buf a = {0}, recs = {0};
+	Sink s;
+	int r;
+	char *n100 = repeat('a', 100), *p155 = repeat('p', 155);
+
+	add_header(&a, &(Hdr){.name = n100, .type = '0'}); /* (name read 99 bytes) */
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 1 && strcmp(s.recs[0].path, n100) == 0,
+	   "a 100-byte name filling its field is kept whole");
+	sink_release(&s);
+	a.len = 0;
+	add_header(&a, &(Hdr){.name = "f", .type = '0', .prefix = p155}); /* (prefix 154) */
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 1 && strlen(s.recs[0].path) == 157 &&
+	   strncmp(s.recs[0].path, p155, 155) == 0, "a 155-byte prefix filling its field is kept whole");
+	sink_release(&s);
+	a.len = 0;
+	add_header(&a, &(Hdr){.name = "sl", .type = '2', .link = n100}); /* (link 99) */
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 1 && strcmp(s.recs[0].link, n100) == 0,
+	   "a 100-byte symlink target filling its field is kept whole");
+	sink_release(&s);
+
+	/* checksums: signed (a name with bytes >= 0x80), seven digits and a NUL */
+	for (int v = 0; v < 2; v++) {
+		a.len = 0;
+		add_header(&a, &(Hdr){.name = "h\xc3\xa9llo", .type = '0'});
+		set_checksum_as(a.p, v == 0, v == 1);
+		add_end(&a);
+		r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+		ok(r == 0 && s.n_recs == 1, "a checksum %s is accepted",
+		   v == 0 ? "summed over signed bytes" : "of seven digits and a NUL");
+		sink_release(&s);
+	}
+	a.len = 0;
+	add_header(&a, &(Hdr){.name = "x", .type = '0', .size = 1});
+	memcpy(a.p + 124, "0000000001x", 11); /* (junk after the digits allowed) */
+	set_checksum(a.p);
+	add_data(&a, "y", 1);
+	add_end(&a);
+	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), BK_E_CORRUPT, "a size '0000000001x' is refused");
+	sink_release(&s);
+
+	/* pax uid, gid and mtime hold for the next entry only (leaking to the next) */
+	a.len = 0;
+	recs.len = 0;
+	pax_record(&recs, "uid", "4000000", 7);
+	pax_record(&recs, "gid", "777", 3);
+	pax_record(&recs, "mtime", "1234567890", 10);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "A", .type = '0'});
+	add_header(&a, &(Hdr){.name = "B", .type = '0'});
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 2 && s.recs[0].uid == 4000000 && s.recs[0].gid == 777 &&
+	   s.recs[0].mtime == 1234567890 && s.recs[1].uid == 1000 && s.recs[1].gid == 1001 &&
+	   s.recs[1].mtime == 1700000000, "pax uid, gid and mtime apply to one entry only");
+	sink_release(&s);
+	/* empty pax path and linkpath: the header's names (taken as values, refused) */
+	a.len = 0;
+	recs.len = 0;
+	pax_record(&recs, "path", "", 0);
+	pax_record(&recs, "linkpath", "", 0);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "real", .type = '2', .link = "tgt"});
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 1 && strcmp(s.recs[0].path, "real") == 0 &&
+	   strcmp(s.recs[0].link, "tgt") == 0, "empty pax path and linkpath leave the header's");
+	sink_release(&s);
+	/* a global header's values are not applied (renaming entries), and a global
+	 * header alone is no entry left open before the end marker */
+	a.len = 0;
+	recs.len = 0;
+	pax_record(&recs, "path", "evil", 4);
+	pax_record(&recs, "uid", "0", 1);
+	add_pax(&a, 'g', &recs);
+	add_header(&a, &(Hdr){.name = "a", .type = '0'});
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 1 && strcmp(s.recs[0].path, "a") == 0 && s.recs[0].uid == 1000,
+	   "a global pax header's path and uid are ignored");
+	sink_release(&s);
+	a.len = 0;
+	recs.len = 0;
+	pax_record(&recs, "comment", "", 0);
+	add_pax(&a, 'g', &recs);
+	add_end(&a);
+	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), 0, "a global header, then the end marker");
+	sink_release(&s);
+	/* an empty GNU long link ('K') is refused */
+	a.len = 0;
+	add_header(&a, &(Hdr){.name = "././@LongLink", .type = 'K', .size = 1, .gnu = true});
+	add_data(&a, "", 1);
+	add_header(&a, &(Hdr){.name = "f", .type = '0'});
+	add_end(&a);
+	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), BK_E_CORRUPT, "an empty GNU long link is refused");
+	sink_release(&s);
+
+	/* base-256 sizes: 2^62 + 1 (past the largest file) and 2^64 (read as 0 if the
+	 * overflow check is a byte short) are refused before any entry starts */
+	static const struct { size_t at; uint8_t v; const char *what; } big[] = {
+		{ 128, 0x40, "2^62 + 1" }, { 127, 0x01, "2^64" },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(big); i++) {
+		a.len = 0;
+		add_header(&a, &(Hdr){.name = "big", .type = '0'});
+		memset(a.p + 124, 0, 12);
+		a.p[124] = 0x80;
+		a.p[big[i].at] = big[i].v;
+		if (i == 0)
+			a.p[135] = 1;
+		set_checksum(a.p);
+		add_end(&a);
+		r = parse_buf(&a, 0, &s);
+		ok(r == BK_E_CORRUPT && s.n_recs == 0 && s.max_start_size == 0,
+		   "a base-256 size of %s is refused", big[i].what);
+		sink_release(&s);
+	}
+
+	/* a pax record whose length runs past its header's data, with a newline left
+	 * beyond it by an earlier header (bounded by the buffer, not the data) */
+	a.len = 0;
+	recs.len = 0;
+	pax_record(&recs, "path", "aaaaaaaaaaaaa", 13);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "f1", .type = '0'});
+	recs.len = 0;
+	buf_add(&recs, "10 path=x\n12 path=y", 19);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "f2", .type = '0'});
+	add_end(&a);
+	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), BK_E_CORRUPT,
+	       "a pax record running past its header's data is refused");
+	sink_release(&s);
+
+	/* a pax header of exactly BK_TAR_META_MAX bytes is accepted */
+	a.len = 0;
+	recs.len = 0;
+	char *m = repeat('c', BK_TAR_META_MAX);
+	int hl = snprintf(m, BK_TAR_META_MAX, "%d comment=", BK_TAR_META_MAX);
+	m[hl] = 'c';
+	m[BK_TAR_META_MAX - 1] = '\n';
+	buf_add(&recs, m, BK_TAR_META_MAX);
+	add_pax(&a, 'x', &recs);
+	add_header(&a, &(Hdr){.name = "f", .type = '0'});
+	add_end(&a);
+	r = parse_buf(&a, BK_TAR_REQUIRE_END, &s);
+	ok(r == 0 && s.n_recs == 1, "a pax header of exactly %d bytes is accepted", BK_TAR_META_MAX);
+	sink_release(&s);
+	free(m);
+
+	free(n100);
+	free(p155);
+	free(recs.p);
+	free(a.p);
+}
+
 static void test_garbage(void)
 {
 	int bad = 0;
@@ -1168,6 +1343,7 @@ int main(void)
 	umask(022);
 
 	test_crafted();
+	test_field_edges();
 	test_gnu_tar();
 	test_garbage();
 
