@@ -391,22 +391,32 @@ int bk_pg_parse_time(const char *s, int64_t *ret_us)
 	if (*p == 'Z' || !strcmp(p, "UTC")) {
 		p += *p == 'Z' ? 1 : 3;
 	} else if (*p == '+' || *p == '-') {
+		/* +HH, +HHMM or +HH:MM, as PostgreSQL writes them; at most 15:59 */
 		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0, n = 0;
-		if (sscanf(p + 1, "%2d%n", &hh, &n) != 1)
-			return bk_errorf(BK_E_USAGE, "'%s': bad time zone", s);
+		if (sscanf(p + 1, "%2d%n", &hh, &n) != 1 || n != 2)
+			return bk_errorf(BK_E_USAGE, "'%s': bad time zone (want +HH[:MM])", s);
 		p += 1 + n;
-		if (*p == ':')
+		bool colon = *p == ':';
+		if (colon)
 			p++;
-		if (*p >= '0' && *p <= '9') {
-			if (sscanf(p, "%2d%n", &mm, &n) != 1)
-				return bk_errorf(BK_E_USAGE, "'%s': bad time zone", s);
+		if (colon || *p) {
+			if (sscanf(p, "%2d%n", &mm, &n) != 1 || n != 2)
+				return bk_errorf(BK_E_USAGE, "'%s': bad time zone (want +HH[:MM])", s);
 			p += n;
 		}
+		if (hh > 15 || mm > 59)
+			return bk_errorf(BK_E_USAGE, "'%s': time zone offset out of range", s);
 		offset = sign * (hh * 3600 + mm * 60);
 	}
 	if (*p)
 		return bk_errorf(BK_E_USAGE, "'%s' is not a time (want YYYY-MM-DD HH:MM:SS[+ZZ])", s);
-	*ret_us = ((int64_t)timegm(&tm) - offset) * 1000000 + us;
+	/* timegm would move 2026-02-30 to March 2: a date that does not exist is refused */
+	struct tm given = tm;
+	time_t t = timegm(&tm);
+	if (tm.tm_mday != given.tm_mday || tm.tm_mon != given.tm_mon || tm.tm_hour != given.tm_hour ||
+	    tm.tm_min != given.tm_min || tm.tm_sec != given.tm_sec)
+		return bk_errorf(BK_E_USAGE, "'%s': no such date or time", s);
+	*ret_us = ((int64_t)t - offset) * 1000000 + us;
 	return 0;
 }
 
@@ -826,6 +836,30 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
 	return 0;
 }
 
+/* A transaction id as PostgreSQL's recovery_target_xid reads it in decimal: no
+ * sign, no leading zero (strtoul base 0 would take it for octal), not one of the
+ * special ids 0-2, within 32 bits. */
+static bool xid_valid(const char *s)
+{
+	if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
+		return false;
+	unsigned long long v = strtoull(s, NULL, 10);
+	return v >= 3 && v <= UINT32_MAX;
+}
+
+/* A restore point name: what pg_create_restore_point takes (below NAMEDATALEN),
+ * with no control character to break the line written to postgresql.auto.conf. */
+static bool name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 {
 	int ntargets = !!o->target_time + !!o->target_lsn + !!o->target_xid + !!o->target_name;
@@ -845,8 +879,17 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	int e = 0;
 	if (o->target_time && (e = bk_pg_parse_time(o->target_time, &before_us)) < 0)
 		return e;
-	if (o->target_lsn && bk_wal_lsn_parse(o->target_lsn, &before_lsn) < 0)
-		return bk_errorf(BK_E_USAGE, "'%s' is not an LSN (want X/Y)", o->target_lsn);
+	/* (0 stands for no target below) */
+	if (o->target_time && before_us <= 0)
+		return bk_errorf(BK_E_USAGE, "'%s': no base backup ends before 1970", o->target_time);
+	if (o->target_lsn && (bk_wal_lsn_parse(o->target_lsn, &before_lsn) < 0 || !before_lsn))
+		return bk_errorf(BK_E_USAGE, "'%s' is not an LSN (want X/Y, not 0/0)", o->target_lsn);
+	if (o->target_xid && !xid_valid(o->target_xid))
+		return bk_errorf(BK_E_USAGE, "'%s' is not a transaction id (want a decimal number "
+			      "from 3 to 4294967295)", o->target_xid);
+	if (o->target_name && !name_valid(o->target_name))
+		return bk_errorf(BK_E_USAGE, "restore point name must be 1 to 63 bytes without "
+			      "control characters");
 
 	uint32_t want_tli = BK_TLI_LATEST;
 	if ((e = parse_timeline(o->target_timeline, &want_tli)) < 0)

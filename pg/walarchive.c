@@ -280,9 +280,10 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	BkWalName wn;
 	if (bk_wal_name_parse(base, &wn) < 0)
 		return bk_errorf(BK_E_USAGE, "%s: not a WAL file name", path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* (O_NONBLOCK: a FIFO must not block the open; a regular file ignores it) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return errno == ENOENT ? bk_errorf(BK_E_USAGE, "%s does not exist", path)
+		return errno == ENOENT ? bk_errorf(-ENOENT, "%s does not exist", path)
 				       : bk_errorf_code(-errno, "open %s", path);
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > WAL_FILE_MAX) {

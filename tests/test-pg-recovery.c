@@ -475,6 +475,67 @@ static void test_chain_after_promote(void)
 	}
 }
 
+/* Times as pg restore reads --target-time: PostgreSQL's spellings, and a refusal
+ * (exit 2) for what PostgreSQL refuses, where timegm would have moved the time
+ * (found by an adversarial test: 2026-02-30 became March 2, +053 05:03). */
+static void test_parse_time(void)
+{
+	static const struct {
+		const char *s;
+		int64_t want; /* unix seconds; 0: refused */
+	} cases[] = {
+		{ "2026-11-22 03:17:00", 1795317420 },
+		{ "2026-11-22T03:17:00Z", 1795317420 },
+		{ "2026-11-22 03:17:00+00", 1795317420 },
+		{ "2026-11-22 08:47:00+05:30", 1795317420 },
+		{ "2026-11-22 08:47:00+0530", 1795317420 },
+		{ "2026-11-21 22:17:00-05", 1795317420 },
+		{ "2026-11-22", 1795305600 },
+		{ "2024-02-29 00:00:00", 1709164800 },
+		{ "2026-02-30 10:00:00", 0 }, { "2026-11-31", 0 }, { "2026-13-01", 0 },
+		{ "2026-11-22 24:00:00", 0 }, { "2026-11-22 10:60:00", 0 },
+		{ "2026-11-22 10:00:00+99", 0 }, { "2026-11-22 10:00:00+05:99", 0 },
+		{ "2026-11-22 10:00:00-24", 0 }, { "2026-11-22 10:00:00-00:60", 0 },
+		{ "2026-11-22 10:00:00+053", 0 }, { "2026-11-22 10:00:00+5", 0 },
+		{ "2026-11-22 10:00:00 junk", 0 }, { "yesterday", 0 },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
+		int64_t us = 7;
+		int e = bk_pg_parse_time(cases[i].s, &us);
+		if (cases[i].want)
+			ok(e == 0 && us == cases[i].want * 1000000, "'%s' is %" PRId64 " s (%" PRId64 ")",
+			   cases[i].s, cases[i].want, us / 1000000);
+		else
+			ok(e == BK_E_USAGE && us == 7, "'%s' is refused", cases[i].s);
+	}
+}
+
+/* Targets PostgreSQL would misread are refused before anything is read (exit 2):
+ * zero (it stood for no target: the newest backup was taken, unchecked), an xid
+ * that is not a plain decimal id, an empty or multi-line restore point name. */
+static void test_target_refusals(void)
+{
+	static const struct {
+		const char *time, *lsn, *xid, *name, *what;
+	} cases[] = {
+		{ "1970-01-01 00:00:00", NULL, NULL, NULL, "a time at the epoch (0)" },
+		{ "1970-01-01 05:30:00+05:30", NULL, NULL, NULL, "the epoch in another zone" },
+		{ NULL, "0/0", NULL, NULL, "LSN 0/0" },
+		{ NULL, NULL, "abc", NULL, "xid abc" }, { NULL, NULL, "-5", NULL, "xid -5" },
+		{ NULL, NULL, "09669", NULL, "xid 09669 (octal to PostgreSQL)" },
+		{ NULL, NULL, "4294967296", NULL, "xid 2^32" }, { NULL, NULL, "", NULL, "an empty xid" },
+		{ NULL, NULL, "2", NULL, "xid 2 (special)" }, { NULL, NULL, "0x10", NULL, "xid 0x10" },
+		{ NULL, NULL, NULL, "", "an empty name" }, { NULL, NULL, NULL, "a\nb", "a name with a newline" },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
+		BkPgRestoreOpts o = { .cluster = "a", .target_dir = "/nonexistent/bunker-test",
+				      .target_time = cases[i].time, .target_lsn = cases[i].lsn,
+				      .target_xid = cases[i].xid, .target_name = cases[i].name };
+		BkSnapshot *s = NULL;
+		is_int(bk_pg_restore(NULL, &o, &s), BK_E_USAGE, "%s is refused", cases[i].what);
+	}
+}
+
 /* Golden WAL records: the version 2 encoder writes the golden bytes; both versions
  * decode; malformed ends are refused, an unknown walker revision's end ignored. */
 static void test_golden_records(void)
@@ -624,6 +685,8 @@ int main(void)
 	test_seg_size_of_zero_record();
 	test_segment_ends();
 	test_chain_after_promote();
+	test_parse_time();
+	test_target_refusals();
 	test_golden_records();
 	return tap_done();
 }

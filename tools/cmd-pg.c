@@ -362,15 +362,18 @@ typedef struct {
 	char (*damaged)[BK_WAL_NAME_MAX];
 	uint64_t *damaged_lsn;
 	size_t ndamaged;
+	/* the segment archived last (by its push time, whatever its timeline) */
+	char newest[BK_WAL_NAME_MAX];
+	int64_t newest_pushed_us;
 } Info;
 
-/* Reads every segment's record for the ones whose walk stopped short at push
- * (BkWalEnd.stopped) while a later segment of their timeline is archived: damage,
- * where recovery ends (the newest of a timeline may end short whole: a standby's
- * copy of its old timeline's last segment). Each with the last record recovery
- * reads, in it or in the segment before (0: not known). A warning if a record
- * cannot be read. */
-static int find_damaged(BkRepo *r, Info *in)
+/* Reads every segment's record: for the segment archived last (the RPO), and for
+ * the ones whose walk stopped short at push (BkWalEnd.stopped) while a later
+ * segment of their timeline is archived: damage, where recovery ends (the newest
+ * of a timeline may end short whole: a standby's copy of its old timeline's last
+ * segment). Each with the last record recovery reads, in it or in the segment
+ * before (0: not known). A warning if a record cannot be read. */
+static int scan_segments(BkRepo *r, Info *in)
 {
 	size_t cap = 0;
 	BkWalName prev = { 0 };
@@ -392,6 +395,10 @@ static int find_damaged(BkRepo *r, Info *in)
 		}
 		bool stopped = w.has_end && w.end.stopped;
 		uint64_t lsn = w.has_end ? w.end.lsn : 0, reach = lsn ? lsn : follows ? prev_lsn : 0;
+		if (!in->newest[0] || w.pushed_us >= in->newest_pushed_us) {
+			memcpy(in->newest, in->wa.names[i], BK_WAL_NAME_MAX);
+			in->newest_pushed_us = w.pushed_us;
+		}
 		bk_wal_record_release(&w);
 		prev = wn;
 		prev_segno = segno;
@@ -637,7 +644,6 @@ typedef struct {
 	uint64_t first[BK_MAX_TIMELINES], last[BK_MAX_TIMELINES], count[BK_MAX_TIMELINES];
 	size_t n;
 	uint32_t seg_size;
-	char newest[BK_WAL_NAME_MAX];
 } WalStats;
 
 static void wal_stat(WalStats *w, const char *name)
@@ -647,8 +653,6 @@ static void wal_stat(WalStats *w, const char *name)
 	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
 	    bk_wal_name_segno(&wn, w->seg_size, &segno) < 0)
 		return;
-	if (strcmp(name, w->newest) > 0)
-		snprintf(w->newest, sizeof(w->newest), "%s", name);
 	size_t i = 0;
 	while (i < w->n && w->tli[i] != wn.tli)
 		i++;
@@ -681,7 +685,7 @@ static int info(void)
 	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
 		wal_stat(&w, in.wa.names[i]);
 	if (e == 0)
-		e = find_damaged(r, &in);
+		e = scan_segments(r, &in);
 	if (e == 0) {
 		if (cli.json)
 			printf("{\"cluster\":\"%s\",\"system_identifier\":\"%llu\",\"backups\":[", cli.cluster,
@@ -723,17 +727,13 @@ static int info(void)
 				       a, b, (unsigned long long)w.count[i], (unsigned long long)gaps, dmg);
 			}
 		}
-		BkWalRecord rec;
-		int64_t age_s = -1;
-		if (w.newest[0] && bk_wal_record_get(r, cli.cluster, w.newest, &rec) == 0) {
-			age_s = (bk_now_us() - rec.pushed_us) / 1000000;
-			bk_wal_record_release(&rec);
-		}
+		int64_t age_s = in.newest[0] ? (bk_now_us() - in.newest_pushed_us) / 1000000 : -1;
 		if (cli.json)
-			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld}\n", w.newest,
+			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld}\n", in.newest,
 			       (long long)age_s);
 		else if (age_s >= 0)
-			printf("newest WAL: %s, archived %llds ago (the current RPO)\n", w.newest, (long long)age_s);
+			printf("newest WAL: %s, archived %llds ago (the current RPO)\n", in.newest,
+			       (long long)age_s);
 		else
 			printf("newest WAL: none archived\n");
 	}

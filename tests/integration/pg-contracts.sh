@@ -63,7 +63,13 @@ chown postgres: "$S/other/$s3.partial"
 t_fails "wal-push of a shorter .partial of the same name fails" \
 	bkp pg wal-push "$S/other/$s3.partial"
 
-t_fails "wal-push of a missing file fails" bkp pg wal-push "$S/000000010000000000000042"
+t_rc 3 "wal-push of a missing file fails, exit 3 (not found)" \
+	bkp pg wal-push "$S/000000010000000000000042"
+mkfifo "$S/000000010000000000000043" && chown postgres: "$S/000000010000000000000043"
+t_rc 2 "wal-push of a FIFO is refused at once (open did not block)" \
+	timeout 10 runuser -u postgres -- "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+	pg wal-push "$S/000000010000000000000043"
+rm -f "$S/000000010000000000000043"
 t_one_line_error "with a one-line message"
 head -c 8192 "$S/$s1" >"$S/other/$s1"
 chown postgres: "$S/other/$s1"

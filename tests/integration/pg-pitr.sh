@@ -446,4 +446,16 @@ t_fails "pg restore to an LSN after the gap is refused too" \
 t_true "the error names $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
 t_true "nothing is written at --target" test ! -e "$SRV/r-broken"
 
+# ---- the RPO: the segment archived last, whatever its timeline ----
+# Timeline 2's segments have the higher names. Timeline 1's primary stopped with
+# its shutdown checkpoint in a segment it never archived: pushed now, it is the
+# newest WAL pg info gives (it gave timeline 2's newest name).
+seg1=$(pg_as_server "$PG_BIN/pg_controldata" -D "$PG_DATA" |
+	sed -n "s/^Latest checkpoint's REDO WAL file: *//p")
+t_rc 0 "wal-push of timeline 1's last segment, $seg1, after timeline 2's" \
+	bkp pg wal-push "$PG_DATA/pg_wal/$seg1"
+t_rc 0 "pg info" bkp pg info
+t_true "... gives $seg1 as the newest WAL (the current RPO)" grep -q \
+	"^newest WAL: $seg1, archived [0-9]*s ago (the current RPO)$" "$OUT" || diag "$(cat "$OUT")"
+
 done_testing
