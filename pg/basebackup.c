@@ -30,6 +30,10 @@ typedef struct {
 	char path[BK_TAR_PATH_MAX + 64];
 	BkTreeEntry cur; /* the file being received */
 	char *capture;   /* bytes of backup_label / tablespace_map */
+	/* backup_label's tar mtime (the server's clock when it sent it, first of all)
+	 * and this host's clock when its header arrived: their difference is how far
+	 * this host's clock is ahead of the server's, within a second */
+	int64_t label_mtime, label_seen_us;
 	size_t capture_len;
 	bool capturing;
 	char *backup_label, *tablespace_map;
@@ -233,6 +237,10 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	};
 	c->capturing = !c->prefix[0] && t->type == BK_TAR_FILE && t->size <= SMALL_FILE_MAX &&
 		       (!strcmp(t->path, "backup_label") || !strcmp(t->path, "tablespace_map"));
+	if (c->capturing && !strcmp(t->path, "backup_label")) {
+		c->label_mtime = t->mtime;
+		c->label_seen_us = bk_now_us();
+	}
 	c->capture_len = 0;
 	if (c->capturing) {
 		char *buf = realloc(c->capture, (size_t)t->size + 1);
@@ -467,6 +475,31 @@ static void server_warning(void *ud, const char *msg)
 	o->warn(o->warn_ud, line);
 }
 
+/* What to add to this host's clock for the server's, for the backup's end time
+ * (restores compare it with commit times, stamped by the server): 0 while the
+ * two agree within 2 s, as time targets assume anyway; else the difference seen
+ * at backup_label, rounded so that the end is never taken early (its mtime is the
+ * whole second it was sent in, and arrived a little later). Found by an adversarial test: with this host 600 s
+ * behind, a restore took a backup that ended after its target and PostgreSQL
+ * failed. */
+static int64_t server_clock_offset(const Ctx *c, const BkBaseBackupOpts *o)
+{
+	if (!c->label_seen_us)
+		return 0;
+	int64_t ahead_us = c->label_seen_us - c->label_mtime * 1000000; /* in [skew, skew + 1 s) */
+	if (ahead_us > -1500000 && ahead_us < 2500000)
+		return 0;
+	if (o->warn) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "this host's clock is %" PRId64 " s %s the database "
+			 "server's: the backup's end time is taken in the server's clock",
+			 (ahead_us < 0 ? -ahead_us : ahead_us) / 1000000,
+			 ahead_us < 0 ? "behind" : "ahead of");
+		o->warn(o->warn_ud, msg);
+	}
+	return -ahead_us + 1500000; /* (+ the delay before its header arrived: < 0.5 s) */
+}
+
 int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 {
 	uint64_t started = bk_mono_us();
@@ -545,6 +578,7 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 			.meta = meta,
 			.nmeta = BK_ARRAY_SIZE(meta),
 			.parent = c.has_parent ? c.parent_id : NULL,
+			.clock_offset_us = server_clock_offset(&c, o),
 		};
 		e = bk_archive_commit(r, c.writer, &ao, root, c.bytes, c.files, started, ret_snap);
 	}

@@ -335,7 +335,7 @@ int bk_archive_commit(BkRepo *r, BkWriter *w, const BkArchiveOpts *o, const uint
 	if (e < 0)
 		return e;
 	BkSnapshot s = {
-		.time_us = bk_now_us(),
+		.time_us = bk_now_us() + o->clock_offset_us,
 		.host = (char *)(o->host ? o->host : ""),
 		.name = (char *)o->name,
 		.kind = (char *)(o->kind ? o->kind : "files"),

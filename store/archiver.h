@@ -44,6 +44,9 @@ typedef struct {
 	 * program that produced a stream failed). NULL: always commit. */
 	int (*before_commit)(void *ud);
 	void *before_commit_ud;
+	/* Added to this host's clock for the snapshot's time: a base backup's end in
+	 * the database server's clock, which its commit times are stamped in. */
+	int64_t clock_offset_us;
 } BkArchiveOpts;
 
 typedef struct BkChunkStream BkChunkStream;

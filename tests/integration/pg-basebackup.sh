@@ -197,6 +197,27 @@ t_is "$?" 0 "pg basebackup without postgresql.conf in the data directory" ||
 mv "$T/postgresql.conf.aside" "$PG_DATA/postgresql.conf"
 id4=$(json_field "$b4" snapshot)
 
+# A host whose clock is 600 s behind the server's: the backup's end time is taken
+# in the server's clock (restores compare it with the server's commit times).
+if [ -f "${CLOCK_SKEW_LIB:-}" ]; then
+	t_rc 0 "pg basebackup with this host's clock 600 s behind the server's" \
+		pg_as_server env LD_PRELOAD="$CLOCK_SKEW_LIB" CLOCK_SKEW_S=-600 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" --json pg basebackup \
+		--dbname "$(pitr_conninfo)" --fast-checkpoint
+	t_true "... warns that the clocks disagree" grep -Eq \
+		"^bunker: warning: this host's clock is (599|600|601) s behind the database server's: the backup's end time is taken in the server's clock$" \
+		"$ERR" || diag "$(cat "$ERR")"
+	id5=$(json_field "$(cat "$OUT")" snapshot)
+	when=$(bkp snapshots --json --name pg/main/base | snap_line "$id5" | sed -n 's/.*"time":"\([^"]*\)".*/\1/p')
+	server_now=$(pg_sql "select extract(epoch from now())::bigint")
+	t_true "... records its end in the server's clock ($when, server now $server_now)" \
+		test -n "$when" -a "$(( server_now - $(date -d "$when" +%s) ))" -ge -5 -a \
+		"$(( server_now - $(date -d "$when" +%s) ))" -le 30
+else
+	skip "clock-skew library not built (CLOCK_SKEW_LIB)"
+fi
+
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
 
