@@ -289,7 +289,7 @@ static int restore(void)
 {
 	if (cli.nargs > 2)
 		return usage_error("pg restore takes at most one SNAPSHOT");
-	if (!cli.target)
+	if (!cli.target || !*cli.target)
 		return usage_error("pg restore needs --target DIR");
 	char cmd[8192];
 	int e = restore_command(cmd, sizeof(cmd));
