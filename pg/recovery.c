@@ -976,10 +976,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint64_t reach = 0; /* the last record recovery reads before the damage; 0: unknown */
 	if (e == 0 && c.last[0])
 		e = first_stopped(r, o->cluster, &c, start, before_lsn, damaged, &reach);
-	BkWalName dn;
-	uint64_t dseg;
-	if (e == 0 && damaged[0] && (e = bk_wal_name_parse(damaged, &dn)) == 0 &&
-	    (e = bk_wal_name_segno(&dn, c.seg_size, &dseg)) == 0) {
+	if (e == 0 && damaged[0]) {
 		bool hint = reach >= stop; /* an LSN target that restores */
 		bk_wal_lsn_format(d_at, sizeof(d_at), reach);
 		const char *why = !reach ? "before the target" :
