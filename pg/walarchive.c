@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,25 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 	return e;
 }
 
+/* A segment's walk (bk_wal_last_record) on a thread of its own: error details are
+ * per thread, so its detail is kept here. */
+typedef struct {
+	int fd;
+	const char *name;
+	BkWalEnd end;
+	int e;
+	char detail[256];
+} Walk;
+
+static void *walk_segment(void *ud)
+{
+	Walk *w = ud;
+	w->e = bk_wal_last_record(w->fd, w->name, &w->end);
+	if (w->e < 0)
+		snprintf(w->detail, sizeof(w->detail), "%s", bk_error_detail());
+	return NULL;
+}
+
 int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored)
 {
 	*ret_stored = false;
@@ -319,14 +339,26 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size);
 		w.sysid = h.sysid;
 	}
-	if (e == 0 && wn.kind == BK_WAL_SEGMENT) { /* ~1.6 ms for a busy 16 MiB segment */
-		e = bk_wal_last_record(fd, base, &w.end);
-		if (e < 0)
-			e = bk_error_wrap(e, "%s", path);
-		w.has_end = e == 0;
+	/* the walk (~3.5 ms for a busy 16 MiB segment, CRCs included) beside the store,
+	 * on its own reads of the file: it does not wait for the other */
+	Walk walk = { .fd = fd, .name = base };
+	pthread_t walker;
+	bool walking = false;
+	if (e == 0 && wn.kind == BK_WAL_SEGMENT) {
+		walking = pthread_create(&walker, NULL, walk_segment, &walk) == 0;
+		if (!walking)
+			walk_segment(&walk);
 	}
 	if (e == 0)
 		e = store_fd(r, fd, &w);
+	if (walking)
+		pthread_join(walker, NULL);
+	if (e == 0 && wn.kind == BK_WAL_SEGMENT && walk.e < 0)
+		e = bk_errorf(walk.e, "%s: %s", path, walk.detail);
+	if (e == 0 && wn.kind == BK_WAL_SEGMENT) {
+		w.end = walk.end;
+		w.has_end = true;
+	}
 	BkEnc enc;
 	bk_enc_init(&enc, BK_RECORD_MAX);
 	if (e == 0)
