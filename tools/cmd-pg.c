@@ -545,7 +545,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		uint64_t end_lsn = c.contiguous_end;
 		/* the first damaged segment recovery would read: the window ends there */
 		const char *dmg = NULL;
-		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX; /* (reach: as find_damaged) */
+		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX; /* (dmg_lsn: as scan_segments) */
 		for (size_t i = 0; i < in->ndamaged; i++) {
 			BkWalName dn;
 			uint64_t segno;
