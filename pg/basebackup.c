@@ -466,13 +466,29 @@ static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, const uint8_t 
 	o->warn(o->warn_ud, msg);
 }
 
+/* The server's WARNINGs, each passed on once: BASE_BACKUP with PROGRESS walks the
+ * data directory twice (sizes, then files) and warns of a skipped file each time. */
+typedef struct {
+	const BkBaseBackupOpts *o;
+	uint64_t seen[64]; /* hashes of the messages passed on (the first 64) */
+	size_t n;
+} ServerWarnings;
+
 /* A WARNING from the server (a file BASE_BACKUP skipped: it is not in the backup). */
 static void server_warning(void *ud, const char *msg)
 {
-	const BkBaseBackupOpts *o = ud;
+	ServerWarnings *w = ud;
+	uint64_t h = 1469598103934665603u; /* FNV-1a */
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211u;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->seen[i] == h)
+			return;
+	if (w->n < BK_ARRAY_SIZE(w->seen))
+		w->seen[w->n++] = h;
 	char line[1024];
 	snprintf(line, sizeof(line), "server: %s", msg);
-	o->warn(o->warn_ud, line);
+	w->o->warn(w->o->warn_ud, line);
 }
 
 /* What to add to this host's clock for the server's, for the backup's end time
@@ -509,8 +525,9 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	BkPgRepl *conn = NULL;
 	BkPgReplSystem sys;
 	int e = bk_pgrepl_open(o->conninfo, &conn);
+	ServerWarnings warned = { .o = o };
 	if (e == 0 && o->warn)
-		bk_pgrepl_on_warning(conn, server_warning, (void *)o);
+		bk_pgrepl_on_warning(conn, server_warning, &warned);
 	char seg_s[32];
 	uint32_t seg_size = 0;
 	if (e == 0)

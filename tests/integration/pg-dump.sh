@@ -275,6 +275,8 @@ t_rc 0 "pg basebackup --dbname postgres (a bare name)" \
 	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --dbname postgres --fast-checkpoint
 t_true "passing on the server's warning about the file it skipped" \
 	grep -q '^bunker: warning: server: skipping special file "./a-symlink"' "$ERR" || diag "$(cat "$ERR")"
+t_is "$(grep -c 'skipping special file "./a-symlink"' "$ERR")" 1 \
+	"... once (the server sends it for each of its two walks of the directory)"
 # and not its NOTICEs: this server does not archive, so it says that WAL archiving is
 # not enabled (bunker's own warning names the WAL the repository lacks)
 t_true "but not the server's NOTICE" sh -c "! grep -q 'archiving is not enabled' '$ERR'" ||
