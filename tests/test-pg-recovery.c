@@ -144,27 +144,6 @@ static uint8_t *make_segment(uint64_t segno, uint64_t sysid, int64_t commit_pg)
 	return b;
 }
 
-static int push_segment(BkRepo *r, const char *dir, uint64_t segno, uint64_t sysid,
-			int64_t commit_pg)
-{
-	char name[BK_WAL_NAME_MAX];
-	bk_wal_segment_name(name, sizeof(name), 1, segno, MIB);
-	char *f = bk_path_join(dir, name);
-	uint8_t *b = make_segment(segno, sysid, commit_pg);
-	int e = -ENOMEM;
-	if (f && b) {
-		int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
-		e = fd >= 0 && write(fd, b, MIB) == (ssize_t)MIB && close(fd) == 0 ? 0 : -EIO;
-		bool stored;
-		if (e == 0)
-			e = bk_wal_push(r, "a", f, &stored);
-		unlink(f);
-	}
-	free(b);
-	free(f);
-	return e;
-}
-
 /* Pushes a file of the given bytes under its name into cluster "a". */
 static int push_file(BkRepo *r, const char *dir, const char *name, const void *b, size_t len)
 {
@@ -182,19 +161,25 @@ static int push_file(BkRepo *r, const char *dir, const char *name, const void *b
 	return e;
 }
 
-/* Segment segno of timeline tli (an idle one of make_segment's). */
+/* Segment segno of timeline tli, make_segment's (commit_pg: its one commit, or 0). */
 static int push_tli_segment(BkRepo *r, const char *dir, uint32_t tli, uint64_t segno,
-			    uint64_t sysid)
+			    uint64_t sysid, int64_t commit_pg)
 {
 	char name[BK_WAL_NAME_MAX];
 	bk_wal_segment_name(name, sizeof(name), tli, segno, MIB);
-	uint8_t *b = make_segment(segno, sysid, 0);
+	uint8_t *b = make_segment(segno, sysid, commit_pg);
 	if (!b)
 		return -ENOMEM;
 	bk_put_le32(b + 4, tli);
 	int e = push_file(r, dir, name, b, MIB);
 	free(b);
 	return e;
+}
+
+static int push_segment(BkRepo *r, const char *dir, uint64_t segno, uint64_t sysid,
+			int64_t commit_pg)
+{
+	return push_tli_segment(r, dir, 1, segno, sysid, commit_pg);
 }
 
 /* Writes cluster a's record of a segment under cluster `to` as a pusher of another
@@ -438,7 +423,7 @@ static void test_chain_after_promote(void)
 		snprintf(hist, sizeof(hist), "1\t%X/%X\tno recovery target specified\n",
 			 (unsigned)(cases[i].sw >> 32), (unsigned)cases[i].sw);
 		for (uint64_t s = 3; e == 0 && s <= cases[i].tl1_last; s++)
-			e = push_tli_segment(t.r, t.root, 1, s, sysid);
+			e = push_tli_segment(t.r, t.root, 1, s, sysid, 0);
 		if (e == 0)
 			e = push_file(t.r, t.root, "00000002.history", hist, strlen(hist));
 		is_int(e, 0, "switch at %" PRIx64 ": timeline 1's segments 3-%" PRIu64 " and "
@@ -463,7 +448,7 @@ static void test_chain_after_promote(void)
 		is_int(c.fork_unread, cases[i].fork_unread ? 1 : 0,
 		       "recovery would %sread timeline 1's file there", cases[i].fork_unread ? "" : "not ");
 		/* a segment of timeline 2 after its first: the first one is a gap now */
-		e = push_tli_segment(t.r, t.root, 2, 5, sysid);
+		e = push_tli_segment(t.r, t.root, 2, 5, sysid, 0);
 		if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
 			e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, BK_TLI_LATEST, &c);
 			bk_wal_archive_release(&a);
