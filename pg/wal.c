@@ -400,7 +400,6 @@ typedef struct {
 	int err;         /* a read that failed (the walk ends there) */
 	bool past_end;   /* a record went on past the segment's end */
 	uint64_t copied; /* the bytes the last consume() took */
-	uint32_t crc;    /* CRC-32C of the bytes consumed since it was last set to 0 */
 } RecWalk;
 
 /* Loads page pno of the segment: false when it is not one of this segment's pages
@@ -431,8 +430,9 @@ typedef enum { STEP_OK, STEP_END, STEP_TORN } Step;
  * was cut (a crash, and PostgreSQL 14+ marks the page that starts afresh
  * XLP_FIRST_IS_OVERWRITE_CONTRECORD); STEP_END when it says neither, at a wrong
  * xlp_rem_len, past the segment's end or at a page that is not the segment's.
- * The bytes taken go into w->crc. */
-static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_t *out)
+ * The bytes taken go into *crc when it is not NULL. */
+static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_t *out,
+		    uint32_t *crc)
 {
 	w->copied = 0;
 	while (n > 0) {
@@ -448,7 +448,8 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 			*pos += SHORT_PAGE_HEADER;
 		}
 		uint64_t in = *pos % w->h.blcksz, take = BK_MIN(n, w->h.blcksz - in);
-		w->crc = bk_crc32c(w->crc, w->page + in, take);
+		if (crc)
+			*crc = bk_crc32c(*crc, w->page + in, take);
 		if (out) {
 			memcpy(out, w->page + in, take); /* the page loaded is *pos's */
 			out += take;
@@ -518,11 +519,11 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD)) {
 		uint32_t rem = w.h.rem_len;
 		bool short_tail = rem == 8 || rem == 16;
-		st = consume(&w, &pos, rem, rem, short_tail ? tail : NULL);
+		st = consume(&w, &pos, rem, rem, short_tail ? tail : NULL, NULL);
 		switch_tail = st == STEP_OK && short_tail && tail[rem - 7] == RM_XLOG_ID &&
 			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
 	}
-	for (; !switch_tail;) {
+	while (!switch_tail) {
 		if (st == STEP_END) { /* past the end, or a page that does not go on with it */
 			ret->stopped = !w.past_end;
 			break;
@@ -548,7 +549,7 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 			break;
 		}
 		uint8_t rec[RECORD_HEADER];
-		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec);
+		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec, NULL);
 		if (st == STEP_END && w.past_end) { /* its type is in the next segment */
 			ret->cut_xact = true;
 			break;
@@ -562,13 +563,13 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		uint8_t body[32];
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
 		uint64_t got = 0; /* of body */
-		w.crc = 0; /* xl_crc: the bytes after the header, then the header up to xl_crc */
+		uint32_t crc = 0; /* xl_crc: the bytes after the header, then the header to xl_crc */
 		if (st == STEP_OK) {
-			st = consume(&w, &pos, nb, left, body);
+			st = consume(&w, &pos, nb, left, body, &crc);
 			got = w.copied;
 		}
 		if (st == STEP_OK)
-			st = consume(&w, &pos, left - nb, left - nb, NULL);
+			st = consume(&w, &pos, left - nb, left - nb, NULL, &crc);
 		if (st == STEP_END && w.past_end) { /* the time may be here already */
 			if (is_xact_end(rec[17], rec[16]) && !(ret->cut_xact_us = xact_end_us(body, got)))
 				ret->cut_xact = true;
@@ -576,7 +577,7 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		}
 		if (st != STEP_OK)
 			continue;
-		if (bk_crc32c(w.crc, rec, RECORD_CRC_AT) != bk_get_le32(rec + RECORD_CRC_AT)) {
+		if (bk_crc32c(crc, rec, RECORD_CRC_AT) != bk_get_le32(rec + RECORD_CRC_AT)) {
 			ret->stopped = true; /* damaged: recovery stops before it, and so does the walk */
 			break;
 		}

@@ -378,6 +378,9 @@ static int scan_segments(BkRepo *r, Info *in)
 	size_t cap = 0;
 	BkWalName prev = { 0 };
 	uint64_t prev_segno = 0, prev_lsn = 0;
+	/* a stopped segment, kept once a later one of its timeline shows up */
+	char pending[BK_WAL_NAME_MAX] = "";
+	uint64_t pending_reach = 0;
 	for (size_t i = 0; i < in->wa.n; i++) { /* names in order: by timeline, then segment */
 		BkWalName wn;
 		BkWalRecord w;
@@ -385,56 +388,45 @@ static int scan_segments(BkRepo *r, Info *in)
 		if (bk_wal_name_parse(in->wa.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
 		    bk_wal_name_segno(&wn, in->wa.seg_size, &segno) < 0)
 			continue;
+		if (pending[0] && prev.tli == wn.tli) { /* not its timeline's newest: damage */
+			if (in->ndamaged == cap) {
+				cap = cap ? 2 * cap : 8;
+				void *a = realloc(in->damaged, cap * sizeof(*in->damaged)),
+				     *b = a ? realloc(in->damaged_lsn, cap * sizeof(*in->damaged_lsn))
+					    : NULL;
+				if (a)
+					in->damaged = a;
+				if (b)
+					in->damaged_lsn = b;
+				if (!a || !b)
+					return -ENOMEM;
+			}
+			memcpy(in->damaged[in->ndamaged], pending, BK_WAL_NAME_MAX);
+			in->damaged_lsn[in->ndamaged++] = pending_reach;
+		}
+		pending[0] = '\0';
 		bool follows = prev.tli == wn.tli && prev_segno + 1 == segno;
+		prev = wn;
+		prev_segno = segno;
 		int e = bk_wal_record_get(r, cli.cluster, in->wa.names[i], &w);
 		if (e < 0) {
 			fprintf(stderr, "bunker: warning: cannot read %s for damaged WAL: %s\n",
 				in->wa.names[i], bk_error_detail());
-			prev = (BkWalName){ 0 };
+			prev_lsn = 0;
 			continue;
 		}
-		bool stopped = w.has_end && w.end.stopped;
-		uint64_t lsn = w.has_end ? w.end.lsn : 0, reach = lsn ? lsn : follows ? prev_lsn : 0;
+		uint64_t lsn = w.has_end ? w.end.lsn : 0;
+		if (w.has_end && w.end.stopped) {
+			memcpy(pending, in->wa.names[i], BK_WAL_NAME_MAX);
+			pending_reach = lsn ? lsn : follows ? prev_lsn : 0;
+		}
 		if (!in->newest[0] || w.pushed_us >= in->newest_pushed_us) {
 			memcpy(in->newest, in->wa.names[i], BK_WAL_NAME_MAX);
 			in->newest_pushed_us = w.pushed_us;
 		}
 		bk_wal_record_release(&w);
-		prev = wn;
-		prev_segno = segno;
 		prev_lsn = lsn;
-		if (!stopped)
-			continue;
-		if (in->ndamaged == cap) {
-			cap = cap ? 2 * cap : 8;
-			void *a = realloc(in->damaged, cap * sizeof(*in->damaged)),
-			     *b = a ? realloc(in->damaged_lsn, cap * sizeof(*in->damaged_lsn)) : NULL;
-			if (a)
-				in->damaged = a;
-			if (b)
-				in->damaged_lsn = b;
-			if (!a || !b)
-				return -ENOMEM;
-		}
-		memcpy(in->damaged[in->ndamaged], in->wa.names[i], BK_WAL_NAME_MAX);
-		in->damaged_lsn[in->ndamaged++] = reach;
 	}
-	/* the newest of each timeline is no damage */
-	size_t kept = 0;
-	for (size_t i = 0; i < in->ndamaged; i++) {
-		BkWalName dn, ln;
-		bk_wal_name_parse(in->damaged[i], &dn);
-		bool later = false;
-		for (size_t j = in->wa.n; j-- > 0 && !later;)
-			if (bk_wal_name_parse(in->wa.names[j], &ln) == 0 && ln.kind == BK_WAL_SEGMENT &&
-			    ln.tli == dn.tli)
-				later = strcmp(in->wa.names[j], in->damaged[i]) > 0;
-		if (!later)
-			continue;
-		memmove(in->damaged[kept], in->damaged[i], BK_WAL_NAME_MAX);
-		in->damaged_lsn[kept++] = in->damaged_lsn[i];
-	}
-	in->ndamaged = kept;
 	return 0;
 }
 
