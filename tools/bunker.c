@@ -94,6 +94,26 @@ static int exit_code(int e)
 	}
 }
 
+/* Prints "bunker: <prefix><what>: <detail>" on stderr as one line, whatever a
+ * server or library put in the detail: runs of newlines and tabs become one
+ * space, other control bytes are escaped (cli_text). */
+static void print_line(const char *prefix, const char *what, const char *detail)
+{
+	char line[1200], text[4 * sizeof(line)], wtext[4 * 512];
+	size_t n = 0;
+	for (const char *p = detail; *p && n + 1 < sizeof(line); p++) {
+		bool space = *p == '\n' || *p == '\t' || *p == '\r';
+		if (space && (n == 0 || line[n - 1] == ' '))
+			continue;
+		line[n++] = space ? ' ' : *p;
+	}
+	while (n > 0 && line[n - 1] == ' ')
+		n--;
+	line[n] = '\0';
+	fprintf(stderr, "bunker: %s%s%s%s\n", prefix, cli_text(what, wtext, sizeof(wtext)),
+		what[0] && line[0] ? ": " : "", cli_text(line, text, sizeof(text)));
+}
+
 int cli_fail(int e, const char *fmt, ...)
 {
 	char what[512] = "";
@@ -104,22 +124,19 @@ int cli_fail(int e, const char *fmt, ...)
 		va_end(ap);
 	}
 	const char *d = bk_error_detail();
-	if (!d[0])
-		d = bk_strerror(e);
-	/* one line, whatever a server or library put in the message */
-	char line[1200];
-	size_t n = 0;
-	for (const char *p = d; *p && n + 1 < sizeof(line); p++) {
-		bool space = *p == '\n' || *p == '\t' || *p == '\r';
-		if (space && (n == 0 || line[n - 1] == ' '))
-			continue;
-		line[n++] = space ? ' ' : *p;
-	}
-	while (n > 0 && line[n - 1] == ' ')
-		n--;
-	line[n] = '\0';
-	fprintf(stderr, "bunker: %s%s%s\n", what, what[0] ? ": " : "", line);
+	print_line("", what, d[0] ? d : bk_strerror(e));
 	return exit_code(e);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cli_progress_end();
+	print_line("warning: ", "", msg);
 }
 
 int usage_error(const char *fmt, ...)
@@ -356,18 +373,24 @@ int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us)
 		return cli_fail(e, "snapshot %s", bk_id_hex(id).s);
 	double secs = (double)(bk_mono_us() - started_us) / 1e6;
 	double saved = s->logical_bytes ? 100.0 * (1.0 - (double)s->new_bytes / (double)s->logical_bytes) : 0;
-	if (cli.json)
-		printf("{\"snapshot\":\"%s\",\"name\":\"%s\",\"logical_bytes\":%" PRIu64
-		       ",\"stored_bytes\":%" PRIu64 ",\"files\":%" PRIu64 ",\"seconds\":%.3f}\n",
-		       bk_id_hex(id).s, s->name, s->logical_bytes, s->new_bytes, s->files, secs);
-	else if (saved >= 0)
+	char name[CLI_TEXT_MAX];
+	if (cli.json) {
+		printf("{\"snapshot\":\"%s\",\"name\":", bk_id_hex(id).s);
+		cli_json_str(s->name);
+		printf(",\"logical_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64 ",\"files\":%" PRIu64
+		       ",\"seconds\":%.3f}\n",
+		       s->logical_bytes, s->new_bytes, s->files, secs);
+	} else if (saved >= 0) {
 		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored, dedup and compression saved %.1f%%, %.1f MB/s\n",
-		       bk_id_hex(id).s, s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
-		       saved, secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
-	else /* a small input: the snapshot's own blobs outweigh it */
-		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored (tree and record included), %.1f MB/s\n",
-		       bk_id_hex(id).s, s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
+		       bk_id_hex(id).s, cli_text(s->name, name, sizeof(name)),
+		       (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6, saved,
 		       secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
+	} else { /* a small input: the snapshot's own blobs outweigh it */
+		printf("snapshot %.16s saved (%s): %.1f MB read, %.1f MB stored (tree and record included), %.1f MB/s\n",
+		       bk_id_hex(id).s, cli_text(s->name, name, sizeof(name)),
+		       (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
+		       secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
+	}
 	bk_snapshot_free(s);
 	return 0;
 }
@@ -438,7 +461,8 @@ static int print_slot(void *ud, const char *slot, BkSecretKind kind, int64_t cre
 	struct tm tm;
 	if (status == 0 && gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	printf("%s  %-10s  %s%s\n", slot,
+	char text[CLI_TEXT_MAX];
+	printf("%s  %-10s  %s%s\n", cli_text(slot, text, sizeof(text)),
 	       status < 0 ? "damaged" : kind == BK_SECRET_KEYFILE ? "key-file" : "passphrase", when,
 	       status < 0 ? "  (run 'bunker check')" : "");
 	return 0;

@@ -29,6 +29,8 @@ extern Cli cli;
 
 /* Prints "bunker: <what>: <detail>" on stderr and returns the exit code for e. */
 int cli_fail(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "bunker: warning: <message>" on stderr, one line (as cli_fail). */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints a usage error and returns exit code 2. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open_repo(BkRepo **ret);
@@ -57,6 +59,13 @@ void cli_snapshots_release(CliSnaps *l);
 void cli_format_time(int64_t us, char out[32]);
 /* Prints s as a JSON string, quoted and escaped. */
 void cli_json_str(const char *s);
+/* s as a person reads it: a control byte (below 0x20, or 0x7f) becomes \xNN and a
+ * backslash \\, as `ls -b` writes them, so that a name from a backed-up file system
+ * or a database server cannot move the cursor, retitle the terminal or forge an
+ * output line. Returns s itself when it has none of them, else buf (cut with "..."
+ * if cap is too small: CLI_TEXT_MAX holds any path). */
+#define CLI_TEXT_MAX (4 * 8192 + 1)
+const char *cli_text(const char *s, char *buf, size_t cap);
 
 int cmd_snapshots(void);
 int cmd_ls(void);

@@ -130,8 +130,7 @@ static int pull_begin(const char *what, BkRepo **r, char host[256])
 static void warn(void *ud, const char *msg)
 {
 	(void)ud;
-	cli_progress_end();
-	fprintf(stderr, "bunker: warning: %s\n", msg);
+	cli_warn("%s", msg);
 }
 
 static int basebackup(void)
@@ -329,11 +328,11 @@ static int restore(void)
 	struct stat st;
 	if (snprintf(conf, sizeof(conf), "%s/postgresql.conf", cli.target) < (int)sizeof(conf) &&
 	    lstat(conf, &st) < 0 && errno == ENOENT)
-		fprintf(stderr, "bunker: warning: the backup holds no postgresql.conf (the server "
+		cli_warn("the backup holds no postgresql.conf (the server "
 			"read its configuration from elsewhere, as Debian's from /etc/postgresql/): "
 			"copy it, pg_hba.conf and pg_ident.conf into %s, and in the copy remove "
 			"data_directory, hba_file, ident_file and external_pid_file, which point at "
-			"the original cluster\n", cli.target);
+			"the original cluster", cli.target);
 	bk_snapshot_free(s);
 	return 0;
 }
@@ -410,7 +409,7 @@ static int scan_segments(BkRepo *r, Info *in)
 		prev_segno = segno;
 		int e = bk_wal_record_get(r, cli.cluster, in->wa.names[i], &w);
 		if (e < 0) {
-			fprintf(stderr, "bunker: warning: cannot read %s for damaged WAL: %s\n",
+			cli_warn("cannot read %s for damaged WAL: %s",
 				in->wa.names[i], bk_error_detail());
 			prev_lsn = 0;
 			continue;
@@ -464,7 +463,7 @@ static void read_newest(Info *in, const char *segment)
 	}
 	in->last_read = e == 0;
 	if (e < 0)
-		fprintf(stderr, "bunker: warning: cannot read %s for the last record archived: %s\n",
+		cli_warn("cannot read %s for the last record archived: %s",
 			segment, bk_error_detail());
 }
 
@@ -496,7 +495,7 @@ static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t 
 	BkWalLastXact x;
 	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
 	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &in->last_end, 0, &x) < 0) {
-		fprintf(stderr, "bunker: warning: cannot read the WAL archived for the last transaction: %s\n",
+		cli_warn("cannot read the WAL archived for the last transaction: %s",
 			bk_error_detail());
 		/* not known for any backup: no second walk, no second warning */
 		in->xact = (BkWalLastXact){ .known = false };
@@ -626,8 +625,9 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 			printf(" (in time: to the WAL archived at %s)", until);
 		putchar('\n');
 	} else {
-		printf("  dump  %.16s  %s  %-28s %10.1f MB\n", bk_id_hex(id).s, when, s->name,
-		       (double)s->logical_bytes / 1e6);
+		char text[CLI_TEXT_MAX];
+		printf("  dump  %.16s  %s  %-28s %10.1f MB\n", bk_id_hex(id).s, when,
+		       cli_text(s->name, text, sizeof(text)), (double)s->logical_bytes / 1e6);
 	}
 }
 

@@ -20,7 +20,7 @@
 /* Damaged records are reported and skipped: the others stay reachable. */
 static void warn_damaged(const uint8_t id[32])
 {
-	fprintf(stderr, "bunker: warning: snapshot %.16s is damaged: %s\n", bk_id_hex(id).s,
+	cli_warn("snapshot %.16s is damaged: %s", bk_id_hex(id).s,
 		bk_error_detail());
 }
 
@@ -89,6 +89,37 @@ void cli_format_time(int64_t us, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static bool plain(unsigned char c) { return c >= 0x20 && c != 0x7f && c != '\\'; }
+
+const char *cli_text(const char *s, char *buf, size_t cap)
+{
+	const char *p = s;
+	while (*p && plain((unsigned char)*p))
+		p++;
+	if (!*p)
+		return s;
+	size_t n = 0;
+	for (p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		char esc[5];
+		size_t len = plain(c) ? 1 : c == '\\' ? 2 : 4;
+		if (plain(c))
+			esc[0] = (char)c;
+		else if (c == '\\')
+			memcpy(esc, "\\\\", 2);
+		else
+			snprintf(esc, sizeof(esc), "\\x%02x", c);
+		if (n + len + 4 > cap) { /* room for "..." and the NUL */
+			memcpy(buf + n, "...", 4);
+			return buf;
+		}
+		memcpy(buf + n, esc, len);
+		n += len;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 void cli_json_str(const char *s)
 {
 	putchar('"');
@@ -96,7 +127,7 @@ void cli_json_str(const char *s)
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
 			printf("\\%c", c);
-		else if (c < 0x20)
+		else if (c < 0x20 || c == 0x7f)
 			printf("\\u%04x", c);
 		else
 			putchar(c);
@@ -149,10 +180,12 @@ int cmd_snapshots(void)
 			}
 			printf("}}");
 		} else {
+			char text[CLI_TEXT_MAX];
 			printf("%.16s  %s  %-24s %10.1f MB  %8.1f MB new", bk_id_hex(l.items[i].id).s, when,
-			       s->name, (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6);
+			       cli_text(s->name, text, sizeof(text)), (double)s->logical_bytes / 1e6,
+			       (double)s->new_bytes / 1e6);
 			for (size_t t = 0; t < s->ntags; t++)
-				printf("%s%s", t ? "," : "  tags: ", s->tags[t]);
+				printf("%s%s", t ? "," : "  tags: ", cli_text(s->tags[t], text, sizeof(text)));
 			putchar('\n');
 		}
 	}
@@ -197,10 +230,12 @@ static int ls_tree(BkRepo *r, const uint8_t id[32], char *path, size_t cap)
 		const BkTreeEntry *ent = &t->entries[i];
 		snprintf(path + plen, cap - plen, "%s%s", plen ? "/" : "", ent->name);
 		char when[32];
+		static char text[CLI_TEXT_MAX], link[CLI_TEXT_MAX]; /* not on the recursion's stack */
 		cli_format_time(ent->mtime_sec * 1000000, when);
+		bool is_link = ent->type == BK_NODE_SYMLINK;
 		printf("%c%04o %6u %6u %12" PRIu64 " %s %s%s%s\n", type_char[ent->type <= 7 ? ent->type : 0],
-		       ent->mode, ent->uid, ent->gid, ent->size, when, path,
-		       ent->type == BK_NODE_SYMLINK ? " -> " : "", ent->type == BK_NODE_SYMLINK ? ent->link : "");
+		       ent->mode, ent->uid, ent->gid, ent->size, when, cli_text(path, text, sizeof(text)),
+		       is_link ? " -> " : "", is_link ? cli_text(ent->link, link, sizeof(link)) : "");
 		if (ent->type == BK_NODE_DIR)
 			e = ls_tree(r, ent->subtree, path, cap);
 		path[plen] = '\0';
@@ -231,9 +266,11 @@ int cmd_ls(void)
 			e = ls_tree(r, s->root, path, sizeof(path));
 		else if (ent->type == BK_NODE_DIR)
 			e = ls_tree(r, ent->subtree, path, sizeof(path));
-		else
+		else {
+			char text[CLI_TEXT_MAX];
 			printf("%c%04o %6u %6u %12" PRIu64 " %s\n", type_char[ent->type <= 7 ? ent->type : 0],
-			       ent->mode, ent->uid, ent->gid, ent->size, path);
+			       ent->mode, ent->uid, ent->gid, ent->size, cli_text(path, text, sizeof(text)));
+		}
 		bk_tree_free(t);
 	}
 	bk_snapshot_free(s);
@@ -300,8 +337,10 @@ int cmd_restore(void)
 	};
 	int e = bk_restore(r, s, cli.target, &o);
 	cli_progress_end();
-	if (e == 0 && !cli.quiet)
-		fprintf(stderr, "restored %s to %s\n", s->name, cli.target);
+	if (e == 0 && !cli.quiet) {
+		char text[CLI_TEXT_MAX];
+		fprintf(stderr, "restored %s to %s\n", cli_text(s->name, text, sizeof(text)), cli.target);
+	}
 	bk_snapshot_free(s);
 	bk_repo_close(r);
 	return e < 0 ? cli_fail(e, "restore") : 0;
@@ -312,7 +351,8 @@ int cmd_restore(void)
 static void print_problem(void *ud, bool problem, const char *line)
 {
 	(void)ud;
-	printf("%s: %s\n", problem ? "error" : "note", line);
+	char text[CLI_TEXT_MAX];
+	printf("%s: %s\n", problem ? "error" : "note", cli_text(line, text, sizeof(text)));
 	fflush(stdout);
 }
 

@@ -238,6 +238,39 @@ head -c 2000000 /dev/urandom >"$T/big"
 	head -c 1 >/dev/null
 t_is "${PIPESTATUS[0]} $(cat "$T/pipe.err")" "141 " "cat | head -c 1: exit 141 and no message"
 
+# Names with control characters (a backed-up file's, a snapshot's from --name, a
+# database's in pg dump): printed escaped, never raw to a terminal; JSON keeps them
+mkdir -p "$T/esc"
+esc_name=$(printf 'evil\033]0;pwned\007\nforged line')
+printf 'x' >"$T/esc/$esc_name"
+printf 'y' >"$T/esc/back\\slash"
+ln -s "$(printf 'to\033[2J')" "$T/esc/link"
+RK() { "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" "$@"; }
+t_rc 0 "a backup of files whose names hold control characters" RK backup "$T/esc" --tag "$(printf 't\033x')"
+t_rc 0 "ls of that snapshot" RK ls latest
+t_true "... prints no control character" bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$OUT'"
+t_true "... and one line for each of the three files and the directory" test "$(wc -l <"$OUT")" = 4
+t_true "... escaping the name as \\x1b, \\x07 and \\x0a" grep -q -F 'evil\x1b]0;pwned\x07\x0aforged line' "$OUT"
+t_true "... a backslash as \\\\ and the link's target too" \
+	bash -c "grep -q -F 'back\\\\slash' '$OUT' && grep -q -F 'link -> to\\x1b[2J' '$OUT'"
+t_rc 0 "a snapshot named with control characters" RK backup --stdin --name "$(printf 'n\033[31mred\r')" </dev/null
+t_true "... is reported escaped" grep -q -F 'saved (n\x1b[31mred\x0d)' "$OUT"
+t_rc 0 "snapshots lists it" RK snapshots
+t_true "... with no control character (name and tags)" \
+	bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$OUT' && grep -q -F 't\\x1bx' '$OUT'"
+t_rc 0 "snapshots --json" RK --json snapshots
+t_true "... is valid JSON that keeps the exact name" python3 -c '
+import json, sys
+names = [s["name"] for s in json.load(open(sys.argv[1]))]
+sys.exit(0 if "n\x1b[31mred\r" in names else 1)' "$OUT"
+t_rc 0 "backup --json of that name" RK --json backup --stdin --name "$(printf 'q"\\\177')" </dev/null
+t_true "... is valid JSON with the exact name" python3 -c '
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["name"] == "q\"\\\x7f" else 1)' "$OUT"
+t_rc 3 "an error naming such a snapshot (not found: exit 3)" RK cat latest --name "$(printf 'no\033[2Jsuch')"
+t_one_line_error "... on one line"
+t_true "... with the name escaped" bash -c "! LC_ALL=C grep -q -P '\\x1b' '$ERR'"
+
 # Another user's repository, which that user can read but not write (not even
 # LMDB's lock file): it opens read-only, without LMDB's locks, and reads work.
 chmod 711 "$T"

@@ -298,6 +298,23 @@ t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x 
 t_true "naming the option, in one line" sh -c \
 	"test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: --dbname: bad connection string' '$ERR'"
 
+# A database whose name holds control characters (the server allows any but NUL):
+# dumped under its exact name, printed escaped
+evil_db=$(printf 'evil\033]0;pwned\007db')
+pg_sql "create database \"$evil_db\"" >/dev/null
+pg_psql -d "$evil_db" -c "create table t (x text); insert into t values ('evil row')" >/dev/null
+t_rc 0 "pg dump of a server with a database named with control characters" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_true "... prints no control character" bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$OUT'"
+t_true "... and names it escaped" grep -q -F 'pg/main/dump/evil\x1b]0;pwned\x07db' "$OUT"
+t_rc 0 "pg info" bkp pg info
+t_true "... prints no control character" bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$OUT'"
+t_true "... and lists that dump escaped" grep -q -F 'pg/main/dump/evil\x1b]0;pwned\x07db' "$OUT"
+pg_sql "create database evil_restored" >/dev/null
+bkp cat latest --name "pg/main/dump/$evil_db" | "$PG_BIN/pg_restore" --exit-on-error -d evil_restored 2>"$T/pgr3.log"
+t_is "$?" 0 "its dump, by its exact name, restores" || diag "$(head -n 5 "$T/pgr3.log")"
+t_is "$(pg_psql -d evil_restored -c "select x from t")" "evil row" "with its row"
+
 t_rc 0 "bunker check" bkp check
 
 done_testing
