@@ -14,6 +14,12 @@
 #   first later commit lies before the damage.
 # The segments of a busy server are never taken for damaged: pg-archive.sh checks
 # pg info under pgbench load.
+# A segment that ends short is no damage when it is its timeline's newest and a
+# later timeline goes on from it: a standby with archive_mode=always archives its
+# old timeline's last segment as it had received it, zeros after, then fails over
+# (cluster fo below: that copy is pushed by hand, and a restored server promoted
+# inside it makes timeline 2). pg info counts no damage, pg restore along timeline
+# 2 restores every row.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-damage
 
@@ -106,6 +112,76 @@ if t_rc 0 "pg restore to a time before the damage ($ts)" \
 	pitr_stop
 else
 	not_ok "the server restored to $ts recovers" "$(pitr_log_tail 20)"
+fi
+
+# ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
+pg_conf_set archive_command "$(pitr_archive_command fo)"
+pg_reload
+pg_sql "create table f (tag text)" >/dev/null
+t_rc 0 "cluster fo: pg basebackup" bkp --cluster fo --json pg basebackup --dbname "$(pitr_conninfo)" \
+	--fast-checkpoint
+fo_id=$(snap_id_of "$OUT")
+pg_sql "insert into f values ('X')" >/dev/null
+seg_x=$(pitr_switch_wal)
+t_true "the segments up to $seg_x are archived" pitr_wait_archived "$seg_x"
+pg_conf_set archive_command "false"
+pg_reload
+pg_sql "insert into f values ('Y')" >/dev/null
+lsn_y=$(pg_sql "select pg_current_wal_insert_lsn()")
+# a record after Y's commit, flushed (a commit), that the target LSN is before
+pg_sql "create table g (n int)" >/dev/null
+seg_s=$(pg_sql "select pg_walfile_name('$lsn_y')")
+# the standby's copy: what was written of the segment, the rest of the file as it was
+mkdir -p "$T/bk/standby"
+cp "$PG_DATA/pg_wal/$seg_s" "$T/bk/standby/$seg_s"
+chmod 644 "$T/bk/standby/$seg_s"
+t_rc 0 "the standby's copy of $seg_s (timeline 1's last) is pushed" \
+	bkp --cluster fo pg wal-push "$T/bk/standby/$seg_s"
+# (the copy does end short: under a scratch cluster, with the server's next segment
+# pushed after it, it counts as damaged)
+pg_sql "insert into g values (1)" >/dev/null
+pitr_switch_wal >/dev/null
+pg_sql "insert into g values (2)" >/dev/null # (a commit: the next segment's first page is written)
+seg_n=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+cp "$PG_DATA/pg_wal/$seg_n" "$T/bk/standby/$seg_n"
+chmod 644 "$T/bk/standby/$seg_n"
+{ bkp --cluster fo-check pg wal-push "$T/bk/standby/$seg_s" &&
+	bkp --cluster fo-check pg wal-push "$T/bk/standby/$seg_n" &&
+	bkp --cluster fo-check pg info; } >"$T/fo-check.out" 2>&1
+t_true "the copy ends short: followed by $seg_n, it is damage" \
+	grep -q "1 damaged, the first $seg_s\$" "$T/fo-check.out" || diag "$(cat "$T/fo-check.out")"
+t_is "$(bkp --cluster fo pg info --json | grep -o '"timeline":1,[^}]*"damaged":[0-9]*')" \
+	"$(printf '"timeline":1,"first":"%s","last":"%s","segments":%s,"missing":0,"damaged":0' \
+		"$(bkp --cluster fo pg info --json | sed -n 's/.*"timeline":1,"first":"\([0-9A-F]*\)".*/\1/p')" \
+		"$seg_s" "$(ls "$REPO/wal/fo" | grep -c '^00000001[0-9A-F]*$')")" \
+	"pg info: $seg_s is timeline 1's newest, not damaged"
+if t_rc 0 "pg restore to $lsn_y, inside it" \
+	bkp --cluster fo pg restore "$fo_id" --target "$SRV/fo2" --target-lsn "$lsn_y" &&
+	pitr_start "$SRV/fo2" -c archive_mode=on -c "archive_command=$(pitr_archive_command fo)" &&
+	pitr_wait_recovered 120; then
+	t_is "$(rsql "select timeline_id from pg_control_checkpoint()")" 2 \
+		"the server promoted there runs on timeline 2"
+	rsql "insert into f values ('Z')" >/dev/null
+	seg_2=$(rswitch_wal)
+	t_true "timeline 2's $seg_2 is archived" rwait_archived "$seg_2" || diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the server restored to $lsn_y promotes" "$(pitr_log_tail 20)"
+fi
+t_rc 0 "pg info after the failover" bkp --cluster fo pg info
+t_true "... counts no damaged segment" bash -c "! grep -q damaged '$OUT'" || diag "$(cat "$OUT")"
+t_true "... and the backup restores to timeline 2's WAL" grep -q \
+	"^  base  ${fo_id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]* (in time" "$OUT" ||
+	diag "$(cat "$OUT")"
+if t_rc 0 "pg restore without a target (along timeline 2)" \
+	bkp --cluster fo pg restore "$fo_id" --target "$SRV/fo3" &&
+	pitr_start "$SRV/fo3" && pitr_wait_recovered 120; then
+	t_is "$(rsql "select string_agg(tag, ',' order by tag) from f")" "X,Y,Z" \
+		"the restored server holds X and Y of timeline 1 and Z of timeline 2" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the server restored along timeline 2 recovers" "$(pitr_log_tail 20)"
 fi
 
 done_testing
