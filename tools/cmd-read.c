@@ -89,7 +89,7 @@ void cli_format_time(int64_t us, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static bool plain(unsigned char c) { return c >= 0x20 && c != 0x7f && c != '\\'; }
+static bool plain(unsigned char c) { return c >= 0x20 && c != 0x7f; }
 
 const char *cli_text(const char *s, char *buf, size_t cap)
 {
@@ -101,19 +101,15 @@ const char *cli_text(const char *s, char *buf, size_t cap)
 	size_t n = 0;
 	for (p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
-		char esc[5];
-		size_t len = plain(c) ? 1 : c == '\\' ? 2 : 4;
-		if (plain(c))
-			esc[0] = (char)c;
-		else if (c == '\\')
-			memcpy(esc, "\\\\", 2);
-		else
-			snprintf(esc, sizeof(esc), "\\x%02x", c);
+		size_t len = plain(c) ? 1 : 4;
 		if (n + len + 4 > cap) { /* room for "..." and the NUL */
 			memcpy(buf + n, "...", 4);
 			return buf;
 		}
-		memcpy(buf + n, esc, len);
+		if (plain(c))
+			buf[n] = (char)c;
+		else
+			snprintf(buf + n, 5, "\\x%02x", c);
 		n += len;
 	}
 	buf[n] = '\0';

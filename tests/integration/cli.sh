@@ -251,8 +251,8 @@ t_rc 0 "ls of that snapshot" RK ls latest
 t_true "... prints no control character" bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$OUT'"
 t_true "... and one line for each of the three files and the directory" test "$(wc -l <"$OUT")" = 4
 t_true "... escaping the name as \\x1b, \\x07 and \\x0a" grep -q -F 'evil\x1b]0;pwned\x07\x0aforged line' "$OUT"
-t_true "... a backslash as \\\\ and the link's target too" \
-	bash -c "grep -q -F 'back\\\\slash' '$OUT' && grep -q -F 'link -> to\\x1b[2J' '$OUT'"
+t_true "... a backslash as it is, and the link's target escaped too" \
+	bash -c "grep -q -F 'back\\slash' '$OUT' && grep -q -F 'link -> to\\x1b[2J' '$OUT'"
 t_rc 0 "a snapshot named with control characters" RK backup --stdin --name "$(printf 'n\033[31mred\r')" </dev/null
 t_true "... is reported escaped" grep -q -F 'saved (n\x1b[31mred\x0d)' "$OUT"
 t_rc 0 "snapshots lists it" RK snapshots
