@@ -286,7 +286,7 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 	int fd = -1;
 	int e = record_to_fd(r, w, &fd);
 	if (e == 0) {
-		e = bk_wal_last_record(fd, w->name, ret);
+		e = bk_wal_last_record(fd, w->name, NULL, ret);
 		close(fd);
 	}
 	return e;

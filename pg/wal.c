@@ -495,7 +495,47 @@ static int64_t xact_end_us(const uint8_t *body, size_t n)
 	return 0;
 }
 
-int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
+/* Reads the end of the record the segment before's end cut (its first page says
+ * it goes on here, xlp_rem_len bytes) from *pos, and checks it whole when prev
+ * holds the part before: its CRC over both parts (a wrong xlp_rem_len fails it,
+ * or the next page's). Returns the
+ * step; *ret_bad when the check fails, *ret_switch when the record is an
+ * XLOG_SWITCH whose 24 bytes the segment before's end cut after 8 or 16 (it uses
+ * this segment up too). A record that goes on past this segment's end too is
+ * carried on into ret->carry. */
+static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWalEnd *ret,
+			 bool *ret_bad, bool *ret_switch)
+{
+	uint32_t rem = w->h.rem_len;
+	BkWalCarry c = prev && prev->head ? *prev : (BkWalCarry){ 0 };
+	*ret_bad = *ret_switch = false;
+	uint32_t hrest = c.head ? RECORD_HEADER - c.head : 0; /* of its header */
+	uint8_t tail[16];
+	bool short_tail = rem == 8 || rem == 16;
+	Step st = consume(w, pos, hrest, rem, c.hdr + c.head, NULL);
+	uint64_t took = w->copied;
+	if (st == STEP_OK)
+		st = consume(w, pos, rem - hrest, rem - hrest, short_tail && !c.head ? tail : NULL,
+			     c.head ? &c.crc : NULL);
+	if (c.head && st == STEP_END && w->past_end) { /* on past this segment too */
+		ret->carry = c;
+		ret->carry.head = (uint8_t)(c.head + took);
+		ret->carry.data += (uint32_t)w->copied;
+		return st;
+	}
+	if (st != STEP_OK)
+		return st;
+	if (c.head) {
+		*ret_bad = bk_crc32c(c.crc, c.hdr, RECORD_CRC_AT) != bk_get_le32(c.hdr + RECORD_CRC_AT);
+		*ret_switch = !*ret_bad && c.hdr[17] == RM_XLOG_ID && (c.hdr[16] & 0xF0) == XLOG_SWITCH;
+	} else {
+		*ret_switch = short_tail && tail[rem - 7] == RM_XLOG_ID &&
+			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
+	}
+	return st;
+}
+
+int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret)
 {
 	RecWalk w = { .fd = fd };
 	uint8_t first[BK_WAL_LONG_HEADER_SIZE];
@@ -514,16 +554,18 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 	/* the end of a record that began in the previous segment: an XLOG_SWITCH whose
 	 * 24 bytes the segment's end cut after 8 or 16 uses this segment up too (its
 	 * xl_info and xl_rmid, at header offsets 16 and 17, are here) */
-	uint8_t tail[16];
-	bool switch_tail = false;
+	bool switch_tail = false, bad = false;
+	uint64_t prev_lsn = 0; /* the record before the first one here, when known */
 	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD)) {
-		uint32_t rem = w.h.rem_len;
-		bool short_tail = rem == 8 || rem == 16;
-		st = consume(&w, &pos, rem, rem, short_tail ? tail : NULL, NULL);
-		switch_tail = st == STEP_OK && short_tail && tail[rem - 7] == RM_XLOG_ID &&
-			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
+		st = continuation(&w, &pos, prev, ret, &bad, &switch_tail);
+		if (st == STEP_OK && prev && prev->head)
+			prev_lsn = prev->lsn;
+	} else if (st == STEP_OK && prev && prev->head &&
+		   !(w.h.info & XLP_FIRST_IS_OVERWRITE_CONTRECORD)) {
+		bad = true; /* the record cut there does not go on here, nor was it torn */
 	}
-	while (!switch_tail) {
+	ret->stopped = bad; /* and no record is read past it */
+	while (!switch_tail && !bad) {
 		if (st == STEP_END) { /* past the end, or a page that does not go on with it */
 			ret->stopped = !w.past_end;
 			break;
@@ -550,13 +592,17 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		}
 		uint8_t rec[RECORD_HEADER];
 		st = consume(&w, &pos, RECORD_HEADER, tot_len, rec, NULL);
+		BkWalCarry *carry = &ret->carry;
 		if (st == STEP_END && w.past_end) { /* its type is in the next segment */
 			ret->cut_xact = true;
+			*carry = (BkWalCarry){ .lsn = w.h.pageaddr + start, .head = (uint8_t)w.copied };
+			memcpy(carry->hdr, rec, w.copied);
 			break;
 		}
 		/* each record names the one before (xl_prev): past the first, a record
 		 * that does not is not WAL written after it, and recovery stops there */
-		if (st == STEP_OK && *ret_lsn && bk_get_le64(rec + 8) != *ret_lsn) {
+		uint64_t before = *ret_lsn ? *ret_lsn : prev_lsn;
+		if (st == STEP_OK && before && bk_get_le64(rec + 8) != before) {
 			ret->stopped = true;
 			break;
 		}
@@ -564,15 +610,21 @@ int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret)
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
 		uint64_t got = 0; /* of body */
 		uint32_t crc = 0; /* xl_crc: the bytes after the header, then the header to xl_crc */
+		uint64_t data = 0; /* of its bytes after the header, those read */
 		if (st == STEP_OK) {
 			st = consume(&w, &pos, nb, left, body, &crc);
-			got = w.copied;
+			data = got = w.copied;
 		}
-		if (st == STEP_OK)
+		if (st == STEP_OK) {
 			st = consume(&w, &pos, left - nb, left - nb, NULL, &crc);
+			data += w.copied;
+		}
 		if (st == STEP_END && w.past_end) { /* the time may be here already */
 			if (is_xact_end(rec[17], rec[16]) && !(ret->cut_xact_us = xact_end_us(body, got)))
 				ret->cut_xact = true;
+			*carry = (BkWalCarry){ .lsn = w.h.pageaddr + start, .head = RECORD_HEADER,
+					       .data = (uint32_t)data, .crc = crc };
+			memcpy(carry->hdr, rec, RECORD_HEADER);
 			break;
 		}
 		if (st != STEP_OK)

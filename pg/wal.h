@@ -135,11 +135,24 @@ int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHead
  * if none. The record the segment's end cuts (it goes on into the next segment),
  * when it ends a transaction: its time if the part here holds it (cut_xact_us),
  * else cut_xact, also when its header is cut too and its type unknown. */
+/* The record a segment's end cuts, as much of it as the segment holds, for the
+ * next segment's walk to check its CRC across the two: its start LSN, the first
+ * `head` bytes of its 24-byte header (0: no record is cut, or the walk ended
+ * before), and the CRC-32C (bk_crc32c's running value) of the `data` bytes of it
+ * after the header that lie here. */
+typedef struct {
+	uint64_t lsn;
+	uint8_t hdr[24];
+	uint8_t head;
+	uint32_t data, crc;
+} BkWalCarry;
+
 typedef struct {
 	uint64_t lsn;
 	int64_t xact_us;
 	int64_t cut_xact_us;
 	bool cut_xact;
+	BkWalCarry carry;
 	/* The walk ended before the segment's end, where recovery ends too: zeros, a
 	 * page or record that is not this segment's WAL after the last one, or a
 	 * damaged record (its CRC). An archived segment, which PostgreSQL archives
@@ -154,7 +167,8 @@ typedef struct {
 #define BK_WAL_END_REV 3 /* 1: before records' CRCs were checked; 2: before a segment
 			   * that a switch record's tail begins was known to be whole */
 
-/* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`):
+/* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`;
+ * prev: the segment before's carry, or NULL when not known):
  * the last WAL record that lies whole in it, walking the records from its first
  * page, by
  * their lengths across page headers (a record cut by a crash, whose next page
@@ -166,9 +180,12 @@ typedef struct {
  * segment's end. Recovery to an LSN needs a
  * record that begins at or after it and can be read: in the newest segment of an
  * archive, whose successor is missing, no target past this one is reachable, and
- * no time target at or after its last transaction's end. BK_E_CORRUPT if the first
- * page is not the segment's (bk_wal_header_parse). */
-int bk_wal_last_record(int fd, const char *name, BkWalEnd *ret);
+ * no time target at or after its last transaction's end. With prev, the record
+ * that the segment before's end cut is checked too, by its CRC over both parts
+ * and its length: if it fails, recovery stops before it, and the walk stops at
+ * once (stopped, no record). BK_E_CORRUPT if the first page is not the segment's
+ * (bk_wal_header_parse). */
+int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret);
 
 /* One line of a timeline history file: timeline tli ended at end_lsn, where its
  * child timeline forked off. */

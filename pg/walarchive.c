@@ -17,9 +17,10 @@
 #include "store/restorer.h"
 #include "store/util.h"
 
-#define WAL_RECORD_VERSION 3
+#define WAL_RECORD_VERSION 4
 #define END_CUT_XACT 0x01 /* end.flags (version 3; version 2: cut_xact alone) */
 #define END_STOPPED 0x02
+#define END_CARRY 0x04 /* version 4 */
 #define CLUSTER_RECORD_VERSION 1
 #define WAL_FILE_MAX (1ull << 32) /* segments are at most 1 GiB; history files small */
 
@@ -118,7 +119,16 @@ int bk_wal_record_encode(const BkWalRecord *w, BkEnc *enc)
 		bk_enc_varint(enc, w->end.lsn);
 		bk_enc_svarint(enc, w->end.xact_us);
 		bk_enc_svarint(enc, w->end.cut_xact_us);
-		bk_enc_u8(enc, (w->end.cut_xact ? END_CUT_XACT : 0) | (w->end.stopped ? END_STOPPED : 0));
+		const BkWalCarry *c = &w->end.carry;
+		bk_enc_u8(enc, (w->end.cut_xact ? END_CUT_XACT : 0) | (w->end.stopped ? END_STOPPED : 0) |
+				       (c->head ? END_CARRY : 0));
+		if (c->head) {
+			bk_enc_varint(enc, c->lsn);
+			bk_enc_u8(enc, c->head);
+			bk_enc_bytes(enc, c->hdr, c->head);
+			bk_enc_varint(enc, c->data);
+			bk_enc_u32(enc, c->crc);
+		}
 	}
 	int e = bk_content_node_encode(&w->content, enc);
 	return e < 0 ? e : bk_enc_finish(enc);
@@ -149,8 +159,22 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 	}
 	w.end.cut_xact = flags & END_CUT_XACT;
 	w.end.stopped = flags & END_STOPPED;
+	BkWalCarry *c = &w.end.carry;
+	bool carry_ok = true;
+	if (flags & END_CARRY) {
+		c->lsn = bk_dec_varint(&d);
+		c->head = bk_dec_u8(&d);
+		carry_ok = c->head == 8 || c->head == 16 || c->head == 24;
+		const uint8_t *hdr = carry_ok ? bk_dec_bytes(&d, c->head) : NULL;
+		if (hdr)
+			memcpy(c->hdr, hdr, c->head);
+		c->data = (uint32_t)bk_dec_varint(&d);
+		c->crc = bk_dec_u32(&d);
+	}
+	uint8_t known = v >= 4 ? END_CUT_XACT | END_STOPPED | END_CARRY :
+			v >= 3 ? END_CUT_XACT | END_STOPPED : END_CUT_XACT;
 	BkWalName wn;
-	if (bk_dec_error(&d) || (flags & ~(v >= 3 ? END_CUT_XACT | END_STOPPED : END_CUT_XACT)) ||
+	if (bk_dec_error(&d) || (flags & ~known) || !carry_ok ||
 	    (end_rev && (bk_wal_name_parse(w.name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT || !w.sysid)))
 		return bk_errorf(BK_E_CORRUPT, "WAL record: malformed");
 	w.has_end = end_rev == BK_WAL_END_REV; /* another walker's: walk it again */
@@ -271,19 +295,46 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 }
 
 /* A segment's walk (bk_wal_last_record) on a thread of its own: error details are
- * per thread, so its detail is kept here. */
+ * per thread, so its detail is kept here. The record the segment before (on the
+ * same timeline) cut at its end is checked across the two when that one is
+ * archived already, as PostgreSQL archives them, in order. */
 typedef struct {
+	BkRepo *r;
+	const char *cluster;
 	int fd;
 	const char *name;
+	uint32_t seg_size;
 	BkWalEnd end;
 	int e;
 	char detail[256];
 } Walk;
 
+/* The carry of the segment before `name`, if it is archived with one. */
+static bool carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
+			 BkWalCarry *ret)
+{
+	BkWalName wn;
+	uint64_t segno;
+	char before[BK_WAL_NAME_MAX];
+	BkWalRecord w;
+	if (bk_wal_name_parse(name, &wn) < 0 || bk_wal_name_segno(&wn, seg_size, &segno) < 0 ||
+	    segno == 0 || bk_wal_segment_name(before, sizeof(before), wn.tli, segno - 1, seg_size) < 0)
+		return false;
+	if (bk_wal_record_get(r, cluster, before, &w) < 0) {
+		bk_error_clear(); /* not archived (yet), or unreadable: not checked across */
+		return false;
+	}
+	*ret = w.end.carry;
+	bk_wal_record_release(&w);
+	return ret->head != 0;
+}
+
 static void *walk_segment(void *ud)
 {
 	Walk *w = ud;
-	w->e = bk_wal_last_record(w->fd, w->name, &w->end);
+	BkWalCarry carry;
+	bool have = carry_before(w->r, w->cluster, w->name, w->seg_size, &carry);
+	w->e = bk_wal_last_record(w->fd, w->name, have ? &carry : NULL, &w->end);
 	if (w->e < 0)
 		snprintf(w->detail, sizeof(w->detail), "%s", bk_error_detail());
 	return NULL;
@@ -323,6 +374,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 
 	BkWalRecord w = { .pushed_us = bk_now_us(), .tli = wn.tli };
 	snprintf(w.name, sizeof(w.name), "%s", base);
+	uint32_t seg_size = 0;
 	if (wn.kind == BK_WAL_SEGMENT || wn.kind == BK_WAL_PARTIAL) {
 		uint8_t head[BK_WAL_LONG_HEADER_SIZE];
 		size_t n;
@@ -338,10 +390,11 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 		else
 			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size);
 		w.sysid = h.sysid;
+		seg_size = h.seg_size;
 	}
 	/* the walk (~3.5 ms for a busy 16 MiB segment, CRCs included) beside the store,
 	 * on its own reads of the file: it does not wait for the other */
-	Walk walk = { .fd = fd, .name = base };
+	Walk walk = { .r = r, .cluster = cluster, .fd = fd, .name = base, .seg_size = seg_size };
 	pthread_t walker;
 	bool walking = false;
 	if (e == 0 && wn.kind == BK_WAL_SEGMENT) {

@@ -8,22 +8,27 @@
  * system identifier seen in the first segment pushed; segments of any other
  * system are refused, so two clusters never share an archive by accident.
  *
- * WAL record format (version 3):
- *   u8 version=3 | str file name | varint size | u64 system id (0: not a segment)
+ * WAL record format (version 4):
+ *   u8 version=4 | str file name | varint size | u64 system id (0: not a segment)
  *   | u32 timeline | svarint pushed_us | u8 end_rev
  *   | [if end_rev != 0: varint end.lsn | svarint end.xact_us | svarint end.cut_xact_us
- *      | u8 end.flags (bit 0 cut_xact, bit 1 stopped; others refused)]
+ *      | u8 end.flags (bit 0 cut_xact, bit 1 stopped, bit 2 carry; others refused)
+ *      | [if carry: varint carry.lsn | u8 carry.head (8, 16 or 24) | carry.head bytes
+ *         of the cut record's header | varint carry.data | u32 carry.crc]]
  *   | content node (store/content.h)
  * end is the segment's BkWalEnd (pg/wal.h), walked by the pusher from the bytes it
  * stores, so that finding the last transaction before a time target reads records,
  * not segments; only segments have one. end_rev is the revision of the walker that
  * computed it (BK_WAL_END_REV, pg/wal.h; 0: no end): an end of any other revision
  * is decoded but not used (has_end false), so a segment walked by a walker fixed
- * since, or by a later one, is fetched and walked again by this one. Version 2
- * (written from commit ac7dc8e until 8ebaa79, 2026-11-22) is the
+ * since, or by a later one, is fetched and walked again by this one. The carry
+ * (BkWalCarry) is what the segment holds of the record its end cuts: the push of
+ * the next segment checks that record's CRC across the two. Version 3 (written
+ * from 8ebaa79 until 2026-11-23) is the same without a carry. Version 2 (from
+ * commit ac7dc8e until 8ebaa79, 2026-11-22) is the
  * same with a flags byte of cut_xact alone (0 or 1): its ends say nothing of
  * stopped (read as false). Version 1 (before ac7dc8e) is the same without end_rev
- * and end. Both are still read. A bunker cannot read versions after its own: it
+ * and end. All are still read. A bunker cannot read versions after its own: it
  * refuses the record (BK_E_VERSION), so hosts that restore are upgraded first.
  * A re-pushed file is compared byte by byte with the archived copy.
  * Cluster record format (version 1): u8 version=1 | str cluster | u64 system id

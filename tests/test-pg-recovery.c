@@ -527,7 +527,9 @@ static void test_golden_records(void)
 {
 	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2_REV("03"),
 			  v2_rev1[] = GOLDEN_WAL_V2_REV("01"), v2_rev2[] = GOLDEN_WAL_V2_REV("02"),
-			  v3[] = GOLDEN_WAL_V3("03", "03");
+			  v3[] = GOLDEN_WAL_V3("03", "03"),
+			  v4[] = GOLDEN_WAL_V4("03", "07", GOLDEN_WAL_CARRY),
+			  v4_none[] = GOLDEN_WAL_V4("03", "03", "");
 	is_int(BK_WAL_END_REV, 3, "(the golden bytes are of walker revision 3)");
 	BkContentRef ref = { .size = 5 };
 	for (int i = 0; i < 32; i++)
@@ -535,15 +537,27 @@ static void test_golden_records(void)
 	BkWalRecord g = { .name = "000000010000000000000003", .size = 5, .sysid = 7, .tli = 1,
 			  .pushed_us = 1795380000000000, .has_end = true,
 			  .end = { .lsn = 0x3000028, .xact_us = 1795380000000001, .cut_xact = true,
-				   .stopped = true },
+				   .stopped = true,
+				   .carry = { .lsn = 0x3FFF000, .head = 24, .data = 1000,
+					      .crc = 0xdeadbeef } },
 			  .content = { .level = 0, .count = 1, .refs = &ref } };
+	for (int i = 0; i < 24; i++)
+		g.end.carry.hdr[i] = (uint8_t)i;
 	BkEnc enc;
 	bk_enc_init(&enc, 1024);
 	char hex[2 * 256 + 1] = "";
 	if (bk_wal_record_encode(&g, &enc) == 0 && enc.len <= 256)
 		bk_hex(hex, enc.buf, enc.len);
 	bk_enc_release(&enc);
-	ok(strcmp(hex, v3) == 0, "a record encodes to the golden version 3 bytes");
+	ok(strcmp(hex, v4) == 0, "a record encodes to the golden version 4 bytes");
+	BkWalRecord nc = g;
+	nc.end.carry = (BkWalCarry){ 0 };
+	bk_enc_init(&enc, 1024);
+	hex[0] = '\0';
+	if (bk_wal_record_encode(&nc, &enc) == 0 && enc.len <= 256)
+		bk_hex(hex, enc.buf, enc.len);
+	bk_enc_release(&enc);
+	ok(strcmp(hex, v4_none) == 0, "... and without a carry to those with no carry bytes");
 
 	uint8_t buf[256];
 	BkWalRecord w;
@@ -618,8 +632,39 @@ static void test_golden_records(void)
 	is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
 	       "... and on a segment's with no system id");
 	bk_enc_release(&enc);
-	buf[0] = 4;
-	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 4 is refused");
+	/* version 4: the carry */
+	n = strlen(v4) / 2;
+	e = bk_unhex(buf, n, v4) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && w.has_end && w.end.lsn == 0x3000028 && w.end.cut_xact && w.end.stopped &&
+		   w.end.carry.lsn == 0x3FFF000 && w.end.carry.head == 24 &&
+		   w.end.carry.hdr[23] == 23 && w.end.carry.data == 1000 &&
+		   w.end.carry.crc == 0xdeadbeef && w.size == 5,
+	   "a version 4 record decodes with its end and carry");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	const size_t head_at = 1 + 25 + 1 + 8 + 4 + 8 + 1 + 4 + 8 + 1 + 1 + 4;
+	bool bad_heads = true;
+	for (int head = 0; head <= 25; head++) {
+		if (head == 8 || head == 16 || head == 24)
+			continue;
+		buf[head_at] = (uint8_t)head;
+		bad_heads &= bk_wal_record_decode(buf, n, &w) == BK_E_CORRUPT;
+	}
+	ok(bad_heads, "a carry of other than 8, 16 or 24 header bytes is refused");
+	buf[head_at] = 24;
+	buf[head_at - 5] = 0x0f;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT, "version 4 flags bit 3 is refused");
+	n = strlen(v4_none) / 2;
+	e = bk_unhex(buf, n, v4_none) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && w.has_end && w.end.stopped && w.end.carry.head == 0,
+	   "one without a carry decodes with none");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	bk_unhex(buf, n, v3);
+	buf[n - 37] = 0x07;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT, "a carry in version 3 is refused");
+	buf[0] = 5;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 5 is refused");
 }
 
 static void check(const char *in, bool archive_off, const char *want, const char *what)

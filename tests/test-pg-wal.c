@@ -394,14 +394,14 @@ static void test_real_segment(const char *path, const char *name, uint64_t sysid
 		goto out;
 	const uint64_t at = 5 * 8192 + 100; /* 16 bytes there: some of a record's */
 	if (fwrite(seg, 1, n, f) != n || fflush(f) != 0 ||
-	    bk_wal_last_record(fileno(f), name, &whole) != 0)
+	    bk_wal_last_record(fileno(f), name, NULL, &whole) != 0)
 		whole.lsn = 0;
 	ok(whole.lsn > h.pageaddr + at && whole.lsn < h.pageaddr + 16 * MB && !whole.stopped,
 	   "the real segment's last record is %" PRIx64 ", past page 5, the switch", whole.lsn);
 	for (int i = 0; i < 16; i++)
 		seg[at + i] ^= 0xFF;
 	if (fseek(f, 0, SEEK_SET) != 0 || fwrite(seg, 1, n, f) != n || fflush(f) != 0 ||
-	    bk_wal_last_record(fileno(f), name, &damaged) != 0)
+	    bk_wal_last_record(fileno(f), name, NULL, &damaged) != 0)
 		damaged.lsn = UINT64_MAX;
 	ok(damaged.lsn < h.pageaddr + at && damaged.stopped,
 	   "damaged on page 5, its last record is before, stopped: %" PRIx64, damaged.lsn);
@@ -413,8 +413,10 @@ out:
 
 /* ---- the last record of a segment: synthetic 1 MiB segments, 8 KiB pages ---- */
 
+/* Segment 3 (seg[0..MB)), then segment 4 after it (seg[MB..2 MB)), which the
+ * records written past segment 3's end go on into. */
 typedef struct {
-	uint8_t seg[MB];
+	uint8_t seg[2 * MB];
 	uint64_t pos, base; /* write offset in the segment; LSN of its start */
 	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
 	int64_t xact_us, cut_xact_us; /* what last_of found */
@@ -428,12 +430,15 @@ static void gen_put(Gen *g, const uint8_t *data, size_t n, size_t left)
 	for (size_t i = 0; i < n && g->pos < sizeof(g->seg); i++, left--) {
 		if (g->pos % 8192 == 0) {
 			uint8_t *h = g->seg + g->pos;
+			bool seg_start = g->pos % MB == 0;
+			if (seg_start)
+				make_header(h, 0xD110, 0x0002, 1, g->base + g->pos, 42, MB, 8192);
 			bk_put_le16(h, 0xD110);
-			bk_put_le16(h + 2, 0x0001);
+			bk_put_le16(h + 2, seg_start ? 0x0003 : 0x0001);
 			bk_put_le32(h + 4, 1);
 			bk_put_le64(h + 8, g->base + g->pos);
 			bk_put_le32(h + 16, (uint32_t)left);
-			g->pos += 24;
+			g->pos += seg_start ? 40 : 24;
 		}
 		g->seg[g->pos++] = data ? data[i] : 0x5A;
 	}
@@ -449,7 +454,7 @@ static void gen_seal(Gen *g, uint64_t lsn)
 	uint64_t p = lsn - g->base, tot = 24;
 	for (uint64_t i = 0; i < tot; i++, p++) {
 		if (p % 8192 == 0)
-			p += 24;
+			p += p % MB == 0 ? 40 : 24;
 		if (p >= sizeof(g->seg))
 			return;
 		rec[i] = g->seg[p];
@@ -470,7 +475,10 @@ static uint64_t gen_record_body(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t 
 				const uint8_t *body, size_t nb)
 {
 	g->pos = (g->pos + 7) & ~(uint64_t)7;
-	if (g->pos % 8192 == 0) { /* a page header with no continuation */
+	if (g->pos % MB == 0) { /* the next segment's, with no continuation */
+		make_header(g->seg + g->pos, 0xD110, 0x0002, 1, g->base + g->pos, 42, MB, 8192);
+		g->pos += 40;
+	} else if (g->pos % 8192 == 0) { /* a page header with no continuation */
 		uint8_t *h = g->seg + g->pos;
 		bk_put_le16(h, 0xD110);
 		bk_put_le32(h + 4, 1);
@@ -514,19 +522,27 @@ static void gen_start(Gen *g, uint32_t cont)
 	gen_put(g, NULL, cont, cont);
 }
 
-static int last_of(Gen *g, uint64_t *ret)
+/* Walks segment 3 (next: segment 4, with prev the carry from segment 3). */
+static int walk_gen(Gen *g, bool next, const BkWalCarry *prev, BkWalEnd *end)
 {
 	FILE *f = tmpfile();
-	if (!f || fwrite(g->seg, 1, sizeof(g->seg), f) != sizeof(g->seg) || fflush(f) != 0)
+	if (!f || fwrite(g->seg + (next ? MB : 0), 1, MB, f) != MB || fflush(f) != 0)
 		return -EIO;
+	int e = bk_wal_last_record(fileno(f), next ? "000000010000000000000004" :
+				   "000000010000000000000003", prev, end);
+	fclose(f);
+	return e;
+}
+
+static int last_of(Gen *g, uint64_t *ret)
+{
 	BkWalEnd end;
-	int e = bk_wal_last_record(fileno(f), "000000010000000000000003", &end);
+	int e = walk_gen(g, false, NULL, &end);
 	*ret = end.lsn;
 	g->xact_us = end.xact_us;
 	g->cut_xact = end.cut_xact;
 	g->cut_xact_us = end.cut_xact_us;
 	g->stopped = end.stopped;
-	fclose(f);
 	return e;
 }
 
@@ -766,6 +782,108 @@ static void test_last_record(void)
 	gen_record(&g, 100, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a record's header");
 	ok(g.cut_xact, "may be cut in a transaction");
+
+	/* A record that segment 3's end cuts is checked across the two when segment
+	 * 4 is walked with segment 3's carry: its CRC over both parts (damage in the
+	 * part segment 4 holds was not found before), its length against xlp_rem_len,
+	 * the contrecord flag, and the next record's xl_prev. Cut in its body, and in
+	 * its header after 16 and 8 bytes. */
+	for (uint32_t cut = 0; cut <= 16; cut += 8) {
+		const char *where = cut == 0 ? "body" : cut == 8 ? "header after 16 bytes" :
+					       "header after 8 bytes";
+		uint64_t head_at = cut == 0 ? MB - 2000 : MB - 24 + cut; /* the cut record's */
+		gen_start(&g, 0);
+		while (g.pos < MB - 8192)
+			gen_record(&g, 2000, 10, 0);
+		gen_fill_to(&g, head_at);
+		prev = g.prev;
+		uint64_t cut_lsn = gen_record(&g, 6000, 10, 0);
+		uint64_t next = gen_record(&g, 40, 10, 0);
+		uint64_t last4 = gen_record(&g, 32, 0, 0x40); /* a switch: segment 4 is whole */
+		BkWalEnd e3, e4;
+		is_int(walk_gen(&g, false, NULL, &e3), 0, "segment 3, whose end cuts a record's %s",
+		       where);
+		ok(e3.lsn == prev && !e3.stopped && e3.carry.lsn == cut_lsn &&
+		   e3.carry.head == (cut ? 24 - cut : 24) && bk_get_le32(e3.carry.hdr) == 6000,
+		   "carries that record on: its LSN, %u bytes of its header, %u of its data",
+		   e3.carry.head, e3.carry.data);
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "segment 4 with segment 3's carry");
+		ok(e4.lsn == last4 && !e4.stopped && e4.carry.head == 0,
+		   "is whole: the record checks out across the two (%" PRIx64 ")", e4.lsn);
+		uint64_t in4 = MB + 40 + (cut ? 3 : 100); /* in its header's rest, or its data */
+		g.seg[in4] ^= 0x10;
+		is_int(walk_gen(&g, true, NULL, &e4), 0, "damaged in segment 4's part, without a carry");
+		ok(e4.lsn == last4 && !e4.stopped, "(is not found: the part there is not checked)");
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "... with segment 3's carry");
+		ok(e4.lsn == 0 && e4.stopped, "stops at once: recovery ends at the record before");
+		g.seg[in4] ^= 0x10;
+		if (cut == 0) { /* damaged in segment 3's part: the carry's CRC differs */
+			g.seg[MB - 2000 + 100] ^= 0x01;
+			BkWalEnd d3;
+			is_int(walk_gen(&g, false, NULL, &d3), 0, "damaged in segment 3's part");
+			is_int(walk_gen(&g, true, &d3.carry, &e4), 0, "... segment 4 with that carry");
+			ok(e4.lsn == 0 && e4.stopped, "stops at once");
+			g.seg[MB - 2000 + 100] ^= 0x01;
+		}
+		/* the length segment 4's first page gives must be what the record has left
+		 * (here: as if it went on past segment 4 too) */
+		bk_put_le32(g.seg + MB + 16, bk_get_le32(g.seg + MB + 16) + MB);
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "a wrong xlp_rem_len with the carry");
+		ok(e4.lsn == 0 && e4.stopped && !e4.carry.head, "stops at once");
+		bk_put_le32(g.seg + MB + 16, bk_get_le32(g.seg + MB + 16) - MB);
+		if (cut) { /* shorter than the header's rest */
+			uint32_t rem = bk_get_le32(g.seg + MB + 16);
+			bk_put_le32(g.seg + MB + 16, 4);
+			is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "an xlp_rem_len of 4 with the carry");
+			ok(e4.lsn == 0 && e4.stopped, "stops at once");
+			bk_put_le32(g.seg + MB + 16, rem);
+		}
+		/* the next record must name the record carried over (xl_prev) */
+		uint64_t nx = next - g.base;
+		bk_put_le64(g.seg + nx + 8, cut_lsn - 8);
+		gen_seal(&g, next);
+		is_int(walk_gen(&g, true, NULL, &e4), 0, "the next record's xl_prev wrong, no carry");
+		ok(e4.lsn == last4, "(is not found)");
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "... with the carry");
+		ok(e4.lsn == 0 && e4.stopped, "stops before it");
+		bk_put_le64(g.seg + nx + 8, cut_lsn);
+		gen_seal(&g, next);
+		/* a segment 4 that starts afresh, not going on with the record: recovery
+		 * stops, unless its first page says the record was cut by a crash
+		 * (XLP_FIRST_IS_OVERWRITE_CONTRECORD) */
+		memset(g.seg + MB, 0, MB);
+		g.pos = MB;
+		gen_record(&g, 40, 10, 0);
+		last4 = gen_record(&g, 32, 0, 0x40);
+		is_int(walk_gen(&g, true, NULL, &e4), 0, "a segment 4 that starts afresh, no carry");
+		ok(!e4.stopped && e4.lsn == last4, "(is whole)");
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "... with segment 3's carry");
+		ok(e4.stopped && e4.lsn == 0, "stops at once: the record cut there is not continued");
+		bk_put_le16(g.seg + MB + 2, 0x000A);
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "... marked as after a crash's cut");
+		ok(!e4.stopped && e4.lsn == last4, "is whole, as recovery goes on there");
+	}
+	/* a record that goes on past segment 4 too is carried on */
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 4000);
+	uint64_t huge = g.base + ((g.pos + 7) & ~(uint64_t)7);
+	uint8_t big_hdr[24] = { 0 };
+	bk_put_le32(big_hdr, 3 * MB);
+	bk_put_le64(big_hdr + 8, g.prev);
+	big_hdr[17] = 10;
+	g.pos = (g.pos + 7) & ~(uint64_t)7;
+	gen_put(&g, big_hdr, 24, 3 * MB);
+	gen_put(&g, NULL, 2 * MB, 3 * MB - 24);
+	{
+		BkWalEnd e3, e4;
+		is_int(walk_gen(&g, false, NULL, &e3), 0, "segment 3, whose end starts a 3 MiB record");
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "segment 4, inside it");
+		ok(!e4.stopped && e4.lsn == 0 && e4.carry.lsn == huge && e4.carry.head == 24 &&
+		   e4.carry.data == e3.carry.data + MB - 40 - 127 * 24, "is whole and carries it on (%u bytes)",
+		   e4.carry.data);
+	}
 
 	/* the first page must be this segment's */
 	gen_start(&g, 0);

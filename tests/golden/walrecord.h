@@ -1,5 +1,5 @@
 /* tests/golden/walrecord.h: golden vectors for the WAL record format, versions 1
- * to 3 (pg/walarchive.h). Frozen: if an encoder change breaks a test that uses
+ * to 4 (pg/walarchive.h). Frozen: if an encoder change breaks a test that uses
  * them, the format changed and needs a new version, not a new vector.
  *
  * Record: file 000000010000000000000003, size 5, system 7, timeline 1, pushed at
@@ -38,6 +38,24 @@
 	"82a098b2efb8b006"         /* svarint end.xact_us */                               \
 	"00"                       /* svarint end.cut_xact_us 0 */                         \
 	flags                      /* u8 end.flags */                                      \
+	GOLDEN_WAL_NODE
+
+/* Version 4: flags bit 2 says a carry follows (the record the segment's end cuts):
+ * here LSN 0/3FFF000, its whole 24-byte header 00 01 .. 17, 1000 bytes of its data,
+ * their CRC-32C state deadbeef. */
+#define GOLDEN_WAL_CARRY                                                                 \
+	"80e0ff1f"                 /* varint carry.lsn 0x3FFF000 */                        \
+	"18"                       /* u8 carry.head 24 */                                  \
+	"000102030405060708090a0b0c0d0e0f1011121314151617" /* its header bytes */          \
+	"e807"                     /* varint carry.data 1000 */                            \
+	"efbeadde"                 /* u32 carry.crc */
+#define GOLDEN_WAL_V4(rev, flags, carry)                                                 \
+	"04" GOLDEN_WAL_HEAD rev   /* u8 end_rev */                                        \
+	"a8808018"                 /* varint end.lsn 0x3000028 */                          \
+	"82a098b2efb8b006"         /* svarint end.xact_us */                               \
+	"00"                       /* svarint end.cut_xact_us 0 */                         \
+	flags                      /* u8 end.flags */                                      \
+	carry                      /* when flags has bit 2 */                              \
 	GOLDEN_WAL_NODE
 
 #endif

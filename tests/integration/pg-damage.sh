@@ -27,13 +27,16 @@ pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 pg_conf_set autovacuum off
 
 # archive_command: the segment named in damage-name gets 16 bytes of 0xFF at offset
-# 5 * 8192 + 100 (inside the records of a large transaction) before it is pushed
+# 5 * 8192 + 100 (inside the records of a large transaction), or the offset in
+# damage-offset, before it is pushed
 cat >"$T/bk/damage.sh" <<EOF
 #!/bin/sh
 if [ -f '$T/bk/damage-name' ] && [ "\$2" = "\$(cat '$T/bk/damage-name')" ]; then
+	off=41060
+	[ -f '$T/bk/damage-offset' ] && off=\$(cat '$T/bk/damage-offset')
 	mkdir -p '$T/bk/dmg' && cp "\$1" "$T/bk/dmg/\$2" &&
 		head -c 16 /dev/zero | tr '\\000' '\\377' |
-		dd of="$T/bk/dmg/\$2" bs=1 seek=41060 conv=notrunc 2>/dev/null &&
+		dd of="$T/bk/dmg/\$2" bs=1 seek="\$off" conv=notrunc 2>/dev/null &&
 		exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' pg wal-push "$T/bk/dmg/\$2"
 	exit 1
 fi
@@ -113,6 +116,39 @@ if t_rc 0 "pg restore to a time before the damage ($ts)" \
 else
 	not_ok "the server restored to $ts recovers" "$(pitr_log_tail 20)"
 fi
+
+# ---- damage in the part of a record that a segment carries over ----
+# A logical message of 200 kB written across a segment's end: the next segment
+# begins with the rest of it, and 16 bytes of that rest are damaged before the
+# push. Its walk checks the record's CRC across the two segments, with what the
+# push of the one before kept of it (before, nothing here was checked).
+msg_off() { pg_sql "select file_offset from pg_walfile_name_offset(pg_current_wal_insert_lsn())"; }
+for _ in $(seq 1 40); do
+	left=$((16 * 1024 * 1024 - $(msg_off)))
+	[ "$left" -le 120000 ] && break
+	fill=$((left - 100000))
+	[ "$fill" -gt 1000000 ] && fill=1000000
+	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('f', $fill))" >/dev/null
+done
+seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+seg_k=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn() + 16 * 1024 * 1024)")
+printf '%s\n' "$seg_k" >"$T/bk/damage-name"
+printf '%s\n' 200 >"$T/bk/damage-offset" # 40 bytes of header, then the message's rest
+pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 200000))" >/dev/null
+t_is "$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")" "$seg_k" \
+	"a 200 kB message runs from $seg_m on into $seg_k"
+pg_sql "insert into t values (4, 1)" >/dev/null
+pitr_switch_wal >/dev/null
+pg_sql "insert into t values (5, 1)" >/dev/null
+seg_l=$(pitr_switch_wal)
+t_true "the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
+t_true "... $seg_k damaged on the way, in the message's rest" test -f "$T/bk/dmg/$seg_k"
+t_rc 0 "pg info" bkp pg info
+t_true "... counts it: two damaged segments now" grep -q \
+	"^  timeline 1: .*, 0 missing, 2 damaged, the first $seg_d$" "$OUT" || diag "$(cat "$OUT")"
+t_rc 0 "pg info --json" bkp pg info --json
+t_true "... says damaged: 2 for timeline 1" grep -q '"timeline":1,[^}]*"damaged":2}' "$OUT" ||
+	diag "$(cat "$OUT")"
 
 # ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
 pg_conf_set archive_command "$(pitr_archive_command fo)"
