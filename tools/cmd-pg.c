@@ -328,11 +328,11 @@ static int restore(void)
 	struct stat st;
 	if (snprintf(conf, sizeof(conf), "%s/postgresql.conf", cli.target) < (int)sizeof(conf) &&
 	    lstat(conf, &st) < 0 && errno == ENOENT)
-		cli_warn("the backup holds no postgresql.conf (the server "
-			"read its configuration from elsewhere, as Debian's from /etc/postgresql/): "
-			"copy it, pg_hba.conf and pg_ident.conf into %s, and in the copy remove "
-			"data_directory, hba_file, ident_file and external_pid_file, which point at "
-			"the original cluster", cli.target);
+		cli_warn("the backup holds no postgresql.conf (the server read its configuration "
+			 "from elsewhere, as Debian's from /etc/postgresql/): copy it, pg_hba.conf "
+			 "and pg_ident.conf into %s, and in the copy remove data_directory, "
+			 "hba_file, ident_file and external_pid_file, which point at the original "
+			 "cluster", cli.target);
 	bk_snapshot_free(s);
 	return 0;
 }
@@ -409,8 +409,8 @@ static int scan_segments(BkRepo *r, Info *in)
 		prev_segno = segno;
 		int e = bk_wal_record_get(r, cli.cluster, in->wa.names[i], &w);
 		if (e < 0) {
-			cli_warn("cannot read %s for damaged WAL: %s",
-				in->wa.names[i], bk_error_detail());
+			cli_warn("cannot read %s for damaged WAL: %s", in->wa.names[i],
+				 bk_error_detail());
 			prev_lsn = 0;
 			continue;
 		}
@@ -463,8 +463,8 @@ static void read_newest(Info *in, const char *segment)
 	}
 	in->last_read = e == 0;
 	if (e < 0)
-		cli_warn("cannot read %s for the last record archived: %s",
-			segment, bk_error_detail());
+		cli_warn("cannot read %s for the last record archived: %s", segment,
+			 bk_error_detail());
 }
 
 /* What in's walk says of a backup starting in segment `seg`: 1 and *ret_us the
@@ -496,7 +496,7 @@ static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t 
 	memcpy(in->xact_last, c->last, sizeof(in->xact_last));
 	if (bk_pg_wal_last_xact(in->wa.r, in->wa.cluster, c, start_lsn, &in->last_end, 0, &x) < 0) {
 		cli_warn("cannot read the WAL archived for the last transaction: %s",
-			bk_error_detail());
+			 bk_error_detail());
 		/* not known for any backup: no second walk, no second warning */
 		in->xact = (BkWalLastXact){ .known = false };
 		in->walked_to = 0;

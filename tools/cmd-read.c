@@ -20,8 +20,7 @@
 /* Damaged records are reported and skipped: the others stay reachable. */
 static void warn_damaged(const uint8_t id[32])
 {
-	cli_warn("snapshot %.16s is damaged: %s", bk_id_hex(id).s,
-		bk_error_detail());
+	cli_warn("snapshot %.16s is damaged: %s", bk_id_hex(id).s, bk_error_detail());
 }
 
 typedef struct {
