@@ -796,15 +796,18 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-/* The first segment on c's path, from start_lsn's up to but not c->last (or
- * through the one holding `upto` when it is not 0), whose record says its walk
- * stopped short of its end (BkWalEnd.stopped, recorded at push by WAL record
- * version 3): damage, since WAL is archived after it, and recovery ends there.
+/* The first segment on c's path, from start_lsn's up to but not c->last (or,
+ * when `upto` is not 0, up to the one where the record that recovery reads at
+ * `upto` ends: the segment after upto's, and on while each holds no record whole,
+ * as the check of a record cut by a segment's end is recorded with the segment
+ * it ends in), whose record says its walk stopped short of its end
+ * (BkWalEnd.stopped, recorded at push by WAL record version 3): damage, since WAL
+ * is archived after it, and recovery ends there.
  * (The newest segment of a path may end short without damage: a standby archives
  * its old timeline's last segment whole, zeros after the switch point. Recovery
  * ends there anyway, and the checks of the newest segment apply.) name "" when
  * none. *ret_reach: the LSN of the last record recovery reads, in it or (none
- * whole in it) in the segment before; 0 when not known. Records without an end
+ * whole in it) in the segments before; 0 when not known. Records without an end
  * (pushed before, or by another walker revision) are not fetched: their segments
  * count as whole. */
 static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t start_lsn,
@@ -812,10 +815,11 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
 {
 	name[0] = '\0';
 	uint64_t last = c->contiguous_end / c->seg_size - 1; /* c->last's */
-	if (upto && upto / c->seg_size + 1 <= last)
-		last = upto / c->seg_size + 1;
-	uint64_t prev_lsn = 0; /* the segment before's last record, if known */
+	uint64_t prev_lsn = 0; /* the last record whole in the segments before, if known */
+	bool inside = false;   /* the segment before is inside one record */
 	for (uint64_t segno = start_lsn / c->seg_size; segno < last; segno++) {
+		if (upto && segno > upto / c->seg_size + 1 && !inside)
+			break;
 		char seg[BK_WAL_NAME_MAX];
 		BkWalRecord w;
 		int e = path_segment_name(c, segno, seg);
@@ -828,7 +832,9 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
 			memcpy(name, seg, BK_WAL_NAME_MAX);
 			*ret_reach = w.end.lsn ? w.end.lsn : prev_lsn;
 		}
-		prev_lsn = w.has_end && w.end.lsn ? w.end.lsn : 0;
+		inside = w.has_end && !w.end.lsn;
+		if (!inside)
+			prev_lsn = w.has_end ? w.end.lsn : 0;
 		bk_wal_record_release(&w);
 		if (stopped)
 			break;

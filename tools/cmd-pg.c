@@ -423,8 +423,10 @@ static int scan_segments(BkRepo *r, Info *in)
 			memcpy(in->newest, in->wa.names[i], BK_WAL_NAME_MAX);
 			in->newest_pushed_us = w.pushed_us;
 		}
+		/* (a segment inside one record keeps the last record whole before it) */
+		if (!(w.has_end && !lsn && follows))
+			prev_lsn = lsn;
 		bk_wal_record_release(&w);
-		prev_lsn = lsn;
 	}
 	return 0;
 }

@@ -14,6 +14,12 @@
 #   first later commit lies before the damage.
 # The segments of a busy server are never taken for damaged: pg-archive.sh checks
 # pg info under pgbench load.
+# A record that runs on from one segment into the next is checked across them at
+# the push of the next: damage in its rest, in the segment after (a 200 kB message)
+# or in one it covers whole (a 20 MB one), is counted in the segment where it ends,
+# with the last record before it as the backup's window's end, and a target LSN in
+# the segment where it begins is refused (found by a helper's adversarial run:
+# such targets passed, and the window's end was "not known").
 # A segment that ends short is no damage when it is its timeline's newest and a
 # later timeline goes on from it: a standby with archive_mode=always archives its
 # old timeline's last segment as it had received it, zeros after, then fails over
@@ -28,19 +34,21 @@ pg_conf_set autovacuum off
 
 # archive_command: the segment named in damage-name gets 16 bytes of 0xFF at offset
 # 5 * 8192 + 100 (inside the records of a large transaction), or the offset in
-# damage-offset, before it is pushed
+# damage-offset, before it is pushed into cluster main (or the one in damage-cluster)
 cat >"$T/bk/damage.sh" <<EOF
 #!/bin/sh
+cl=main
+[ -f '$T/bk/damage-cluster' ] && cl=\$(cat '$T/bk/damage-cluster')
 if [ -f '$T/bk/damage-name' ] && [ "\$2" = "\$(cat '$T/bk/damage-name')" ]; then
 	off=41060
 	[ -f '$T/bk/damage-offset' ] && off=\$(cat '$T/bk/damage-offset')
 	mkdir -p '$T/bk/dmg' && cp "\$1" "$T/bk/dmg/\$2" &&
 		head -c 16 /dev/zero | tr '\\000' '\\377' |
 		dd of="$T/bk/dmg/\$2" bs=1 seek="\$off" conv=notrunc 2>/dev/null &&
-		exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' pg wal-push "$T/bk/dmg/\$2"
+		exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' --cluster "\$cl" pg wal-push "$T/bk/dmg/\$2"
 	exit 1
 fi
-exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' pg wal-push "\$1"
+exec '$BUNKER' -q --repo '$REPO' --key-file '$KEY' --cluster "\$cl" pg wal-push "\$1"
 EOF
 chmod 755 "$T/bk/damage.sh"
 pg_conf_set archive_mode on
@@ -118,37 +126,71 @@ else
 fi
 
 # ---- damage in the part of a record that a segment carries over ----
-# A logical message of 200 kB written across a segment's end: the next segment
-# begins with the rest of it, and 16 bytes of that rest are damaged before the
-# push. Its walk checks the record's CRC across the two segments, with what the
-# push of the one before kept of it (before, nothing here was checked).
+# A logical message written across a segment's end: the segment after begins with
+# the rest of it, which is damaged before the push. Its walk checks the record's
+# CRC across the segments, with what the push of the one before kept of it
+# (before, nothing here was checked). Each case in a cluster of its own, with a
+# base backup first (the damage of cluster main would hide them):
+# - cs1: a 200 kB message; its rest in the next segment damaged at offset 200;
+# - cs2: a 20 MB message, longer than a segment; damaged in the segment it covers
+#   whole, which its check passes on to the segment where it ends.
 msg_off() { pg_sql "select file_offset from pg_walfile_name_offset(pg_current_wal_insert_lsn())"; }
-for _ in $(seq 1 40); do
-	left=$((16 * 1024 * 1024 - $(msg_off)))
-	[ "$left" -le 120000 ] && break
-	fill=$((left - 100000))
-	[ "$fill" -gt 1000000 ] && fill=1000000
-	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('f', $fill))" >/dev/null
-done
-seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
-seg_k=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn() + 16 * 1024 * 1024)")
-printf '%s\n' "$seg_k" >"$T/bk/damage-name"
-printf '%s\n' 200 >"$T/bk/damage-offset" # 40 bytes of header, then the message's rest
-pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 200000))" >/dev/null
-t_is "$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")" "$seg_k" \
-	"a 200 kB message runs from $seg_m on into $seg_k"
-pg_sql "insert into t values (4, 1)" >/dev/null
-pitr_switch_wal >/dev/null
-pg_sql "insert into t values (5, 1)" >/dev/null
-seg_l=$(pitr_switch_wal)
-t_true "the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
-t_true "... $seg_k damaged on the way, in the message's rest" test -f "$T/bk/dmg/$seg_k"
-t_rc 0 "pg info" bkp pg info
-t_true "... counts it: two damaged segments now" grep -q \
-	"^  timeline 1: .*, 0 missing, 2 damaged, the first $seg_d$" "$OUT" || diag "$(cat "$OUT")"
-t_rc 0 "pg info --json" bkp pg info --json
-t_true "... says damaged: 2 for timeline 1" grep -q '"timeline":1,[^}]*"damaged":2}' "$OUT" ||
-	diag "$(cat "$OUT")"
+# to_segment_end N: WAL written until fewer than N bytes are left in the segment
+to_segment_end() {
+	local left fill
+	for _ in $(seq 1 40); do
+		left=$((16 * 1024 * 1024 - $(msg_off)))
+		[ "$left" -le "$1" ] && return 0
+		fill=$((left - $1 + 20000))
+		[ "$fill" -gt 1000000 ] && fill=1000000
+		pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('f', $fill))" >/dev/null
+	done
+	return 1
+}
+# cut_case CLUSTER BYTES DESC: a message of BYTES from fewer than 100 kB before a
+# segment's end; the segment after that one damaged
+cut_case() {
+	local cl=$1 bytes=$2 desc=$3
+	printf '%s\n' "$cl" >"$T/bk/damage-cluster"
+	rm -f "$T/bk/damage-name"
+	t_rc 0 "$desc: pg basebackup into cluster $cl" bkp --cluster "$cl" --json pg basebackup \
+		--dbname "$(pitr_conninfo)" --fast-checkpoint
+	cid=$(snap_id_of "$OUT")
+	pg_sql "insert into t values (10, 1)" >/dev/null
+	to_segment_end 100000 || { not_ok "$desc: WAL written to a segment's end"; return; }
+	seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+	seg_k=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn() + 16 * 1024 * 1024)")
+	printf '%s\n' "$seg_k" >"$T/bk/damage-name"
+	msg_lsn=$(pg_sql "select pg_current_wal_insert_lsn()")
+	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', $bytes))" >/dev/null
+	pg_sql "insert into t values (11, 1)" >/dev/null
+	seg_e=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+	pitr_switch_wal >/dev/null
+	pg_sql "insert into t values (12, 1)" >/dev/null
+	seg_l=$(pitr_switch_wal)
+	t_true "$desc: the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
+	t_true "$desc: the message, from $msg_lsn in $seg_m on, has its rest in $seg_k damaged" \
+		test -f "$T/bk/dmg/$seg_k"
+	t_rc 0 "$desc: pg info" bkp --cluster "$cl" pg info
+	t_true "... counts one damaged segment, $seg_e, where the message ends" grep -q \
+		"^  timeline 1: .*, 0 missing, 1 damaged, the first $seg_e$" "$OUT" || diag "$(cat "$OUT")"
+	t_true "... and ends the backup's window at the record recovery reads last" grep -q \
+		"restorable to: [0-9A-F/]* \.\. [0-9A-F]*/[0-9A-F]*, then WAL damaged in $seg_e$" "$OUT" ||
+		diag "$(cat "$OUT")"
+	t_rc 5 "$desc: pg restore to the message's LSN ($msg_lsn, in $seg_m): refused (exit 5)" \
+		bkp --cluster "$cl" pg restore "$cid" --target "$SRV/$cl-msg" --target-lsn "$msg_lsn"
+	reach=$(sed -n "s/.*WAL damaged: recovery can read no WAL of $seg_e past the record at \([0-9A-F]*\/[0-9A-F]*\), .*/\1/p" "$ERR")
+	t_true "... naming $seg_e and the last record before it ($reach)" test -n "$reach" ||
+		diag "$(cat "$ERR")"
+	t_rc 0 "$desc: pg restore --target-lsn $reach" \
+		bkp --cluster "$cl" pg restore "$cid" --target "$SRV/$cl-reach" --target-lsn "$reach"
+}
+printf '%s\n' 200 >"$T/bk/damage-offset" # 40 bytes of header, then the rest
+cut_case cs1 200000 "a 200 kB message cut by a segment's end"
+printf '%s\n' 500000 >"$T/bk/damage-offset"
+cut_case cs2 20000000 "a 20 MB message over a whole segment"
+printf '%s\n' 41060 >"$T/bk/damage-offset"
+rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
 
 # ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
 pg_conf_set archive_command "$(pitr_archive_command fo)"
