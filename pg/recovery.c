@@ -796,6 +796,32 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
+/* The last record whole in the segments on c's path before segno (reading back
+ * past any that one record covers whole, up to BK_WAL_XACT_SCAN_MAX), into *ret;
+ * 0 when not known. */
+static int last_whole_before(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t segno,
+			     uint64_t *ret)
+{
+	*ret = 0;
+	for (unsigned n = 0; segno > 0 && n < BK_WAL_XACT_SCAN_MAX; n++) {
+		char seg[BK_WAL_NAME_MAX];
+		BkWalRecord w;
+		int e = path_segment_name(c, --segno, seg);
+		if (e == 0)
+			e = bk_wal_record_get(r, cluster, seg, &w);
+		if (e == -ENOENT || e == BK_E_USAGE) /* before the chain: not known */
+			return 0;
+		if (e < 0)
+			return e;
+		bool inside = w.has_end && !w.end.lsn && !w.end.stopped;
+		*ret = w.has_end ? w.end.lsn : 0;
+		bk_wal_record_release(&w);
+		if (!inside)
+			return 0;
+	}
+	return 0;
+}
+
 /* The first segment on c's path, from start_lsn's up to but not c->last (or,
  * when `upto` is not 0, up to the one where the record that recovery reads at
  * `upto` ends: the segment after upto's, and on while each holds no record whole,
@@ -1003,20 +1029,28 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			c.contiguous_end = (end_seg + 1) * c.seg_size;
 		}
 	}
-	/* an LSN target in the newest segment archived needs a record at or after it
-	 * there: past the last one (after a pg_switch_wal(), say) PostgreSQL replays
-	 * to the end of the archive and fails */
+	/* an LSN target in the newest segment archived, or in the one before (a record
+	 * that begins there may end in the newest), needs a record at or after it that
+	 * recovery reads: past the last one (after a pg_switch_wal(), say) PostgreSQL
+	 * replays to the end of the archive and fails. When the newest holds none
+	 * (one that stopped at once: its first record failed the check across the two,
+	 * or zeros), that is the last record whole in the segments before. */
 	BkWalRecord newest = { 0 }; /* the newest segment on the way, read once */
 	BkWalEnd end = { 0 };
 	bool read_newest = e == 0 && c.last[0] &&
-			   ((before_lsn && before_lsn >= c.contiguous_end - c.seg_size) || before_us);
+			   ((before_lsn && before_lsn >= c.contiguous_end - 2 * c.seg_size) || before_us);
 	if (read_newest && (e = bk_wal_record_get(r, o->cluster, c.last, &newest)) == 0)
 		e = bk_pg_wal_last_record(r, &newest, &end);
-	if (e == 0 && before_lsn && end.lsn && before_lsn > end.lsn) {
-		char at[BK_WAL_LSN_MAX];
-		bk_wal_lsn_format(at, sizeof(at), end.lsn);
+	uint64_t last_read = end.lsn;
+	if (e == 0 && before_lsn && read_newest && !last_read && end.stopped)
+		e = last_whole_before(r, o->cluster, &c, c.contiguous_end / c.seg_size - 1, &last_read);
+	if (e == 0 && before_lsn && last_read && before_lsn > last_read) {
+		char at[BK_WAL_LSN_MAX], seg[BK_WAL_NAME_MAX];
+		bk_wal_lsn_format(at, sizeof(at), last_read);
+		if (path_segment_name(&c, last_read / c.seg_size, seg) < 0)
+			memcpy(seg, c.last, sizeof(seg));
 		e = bk_errorf(-ENOENT, "the target LSN is after the last record archived, at %s in "
-			      "%s: recovery would end before reaching it", at, c.last);
+			      "%s: recovery would end before reaching it", at, seg);
 	}
 	/* WAL past a time target must be archived too: a segment's records are older
 	 * than its push, and PostgreSQL fails a recovery that ends before its target */

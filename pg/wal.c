@@ -498,7 +498,7 @@ static int64_t xact_end_us(const uint8_t *body, size_t n)
 /* Reads the end of the record the segment before's end cut (its first page says
  * it goes on here, xlp_rem_len bytes) from *pos, and checks it whole when prev
  * holds the part before: its CRC over both parts (a wrong xlp_rem_len fails it,
- * or the next page's). Returns the
+ * or the next page's), and if it passes its LSN is ret->lsn. Returns the
  * step; *ret_bad when the check fails, *ret_switch when the record is an
  * XLOG_SWITCH whose 24 bytes the segment before's end cut after 8 or 16 (it uses
  * this segment up too). A record that goes on past this segment's end too is
@@ -507,7 +507,7 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 			 bool *ret_bad, bool *ret_switch)
 {
 	uint32_t rem = w->h.rem_len;
-	BkWalCarry c = prev && prev->head ? *prev : (BkWalCarry){ 0 };
+	BkWalCarry c = prev ? *prev : (BkWalCarry){ 0 };
 	*ret_bad = *ret_switch = false;
 	uint32_t hrest = c.head ? RECORD_HEADER - c.head : 0; /* of its header */
 	uint8_t tail[16];
@@ -520,7 +520,6 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 	if (c.head && st == STEP_END && w->past_end) { /* on past this segment too */
 		ret->carry = c;
 		ret->carry.head = (uint8_t)(c.head + took);
-		ret->carry.data += (uint32_t)w->copied;
 		return st;
 	}
 	if (st != STEP_OK)
@@ -528,6 +527,8 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 	if (c.head) {
 		*ret_bad = bk_crc32c(c.crc, c.hdr, RECORD_CRC_AT) != bk_get_le32(c.hdr + RECORD_CRC_AT);
 		*ret_switch = !*ret_bad && c.hdr[17] == RM_XLOG_ID && (c.hdr[16] & 0xF0) == XLOG_SWITCH;
+		if (!*ret_bad) /* read whole: recovery gets this far */
+			ret->lsn = c.lsn;
 	} else {
 		*ret_switch = short_tail && tail[rem - 7] == RM_XLOG_ID &&
 			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
@@ -556,12 +557,13 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 	 * xl_info and xl_rmid, at header offsets 16 and 17, are here) */
 	bool switch_tail = false, bad = false;
 	uint64_t prev_lsn = 0; /* the record before the first one here, when known */
+	if (prev && prev->head != 8 && prev->head != 16 && prev->head != 24)
+		prev = NULL; /* (none, or not a carry bk_wal_last_record wrote) */
 	if (st == STEP_OK && (w.h.info & XLP_FIRST_IS_CONTRECORD)) {
 		st = continuation(&w, &pos, prev, ret, &bad, &switch_tail);
-		if (st == STEP_OK && prev && prev->head)
+		if (st == STEP_OK && prev)
 			prev_lsn = prev->lsn;
-	} else if (st == STEP_OK && prev && prev->head &&
-		   !(w.h.info & XLP_FIRST_IS_OVERWRITE_CONTRECORD)) {
+	} else if (st == STEP_OK && prev && !(w.h.info & XLP_FIRST_IS_OVERWRITE_CONTRECORD)) {
 		bad = true; /* the record cut there does not go on here, nor was it torn */
 	}
 	ret->stopped = bad; /* and no record is read past it */
@@ -610,20 +612,17 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
 		uint64_t got = 0; /* of body */
 		uint32_t crc = 0; /* xl_crc: the bytes after the header, then the header to xl_crc */
-		uint64_t data = 0; /* of its bytes after the header, those read */
 		if (st == STEP_OK) {
 			st = consume(&w, &pos, nb, left, body, &crc);
-			data = got = w.copied;
+			got = w.copied;
 		}
-		if (st == STEP_OK) {
+		if (st == STEP_OK)
 			st = consume(&w, &pos, left - nb, left - nb, NULL, &crc);
-			data += w.copied;
-		}
 		if (st == STEP_END && w.past_end) { /* the time may be here already */
 			if (is_xact_end(rec[17], rec[16]) && !(ret->cut_xact_us = xact_end_us(body, got)))
 				ret->cut_xact = true;
 			*carry = (BkWalCarry){ .lsn = w.h.pageaddr + start, .head = RECORD_HEADER,
-					       .data = (uint32_t)data, .crc = crc };
+					       .crc = crc };
 			memcpy(carry->hdr, rec, RECORD_HEADER);
 			break;
 		}

@@ -129,24 +129,27 @@ typedef struct {
  * with the repository's (two clusters must never share an archive). */
 int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHeader *ret);
 
-/* What a segment's WAL reaches: the LSN of the last record that lies whole in it,
- * and the latest time a transaction whose record lies whole in it ended (a commit
- * or abort record, as PostgreSQL stops a time target; unix microseconds), each 0
- * if none. The record the segment's end cuts (it goes on into the next segment),
- * when it ends a transaction: its time if the part here holds it (cut_xact_us),
- * else cut_xact, also when its header is cut too and its type unknown. */
 /* The record a segment's end cuts, as much of it as the segment holds, for the
  * next segment's walk to check its CRC across the two: its start LSN, the first
- * `head` bytes of its 24-byte header (0: no record is cut, or the walk ended
- * before), and the CRC-32C (bk_crc32c's running value) of the `data` bytes of it
- * after the header that lie here. */
+ * `head` bytes of its 24-byte header (8, 16 or 24; 0: no record is cut, or the
+ * walk ended before), and the CRC-32C (bk_crc32c's running value) of its bytes
+ * after the header that lie here (0 when head < 24: none do). */
 typedef struct {
 	uint64_t lsn;
 	uint8_t hdr[24];
 	uint8_t head;
-	uint32_t data, crc;
+	uint32_t crc;
 } BkWalCarry;
 
+/* What a segment's WAL reaches: the LSN of the last record recovery reads whole
+ * by the segment's end (the last that lies whole in it; when none does, the one
+ * that began in the segment before, if it was checked across the two, see
+ * bk_wal_last_record), and the latest time a transaction whose record lies whole
+ * in it ended (a commit or abort record, as PostgreSQL stops a time target; unix
+ * microseconds), each 0 if none. The record the segment's end cuts (it goes on
+ * into the next segment), when it ends a transaction: its time if the part here
+ * holds it (cut_xact_us), else cut_xact, also when its header is cut too and its
+ * type unknown; and what the segment holds of it (carry). */
 typedef struct {
 	uint64_t lsn;
 	int64_t xact_us;
@@ -154,8 +157,9 @@ typedef struct {
 	bool cut_xact;
 	BkWalCarry carry;
 	/* The walk ended before the segment's end, where recovery ends too: zeros, a
-	 * page or record that is not this segment's WAL after the last one, or a
-	 * damaged record (its CRC). An archived segment, which PostgreSQL archives
+	 * page or record that is not this segment's WAL after the last one, a damaged
+	 * record (its CRC), or a record from the segment before that fails its check
+	 * across the two. An archived segment, which PostgreSQL archives
 	 * complete, never does unless damaged: its WAL ends at an XLOG_SWITCH, at its
 	 * end, or in a record that goes on into the next segment. */
 	bool stopped;
@@ -180,11 +184,13 @@ typedef struct {
  * segment's end. Recovery to an LSN needs a
  * record that begins at or after it and can be read: in the newest segment of an
  * archive, whose successor is missing, no target past this one is reachable, and
- * no time target at or after its last transaction's end. With prev, the record
- * that the segment before's end cut is checked too, by its CRC over both parts
- * and its length: if it fails, recovery stops before it, and the walk stops at
- * once (stopped, no record). BK_E_CORRUPT if the first page is not the segment's
- * (bk_wal_header_parse). */
+ * no time target at or after its last transaction's end. With prev (its head 8,
+ * 16 or 24; any other is taken for none), the record that the segment before's end
+ * cut is checked too: its CRC over both parts, the first page's contrecord flag
+ * (unless PostgreSQL marked a crash's cut) and the next record's xl_prev. If that
+ * fails, recovery stops before it, and the walk stops at once (stopped, lsn 0); if
+ * it passes, it is the segment's lsn until a record lies whole here.
+ * BK_E_CORRUPT if the first page is not the segment's (bk_wal_header_parse). */
 int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret);
 
 /* One line of a timeline history file: timeline tli ended at end_lsn, where its

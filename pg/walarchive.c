@@ -126,7 +126,6 @@ int bk_wal_record_encode(const BkWalRecord *w, BkEnc *enc)
 			bk_enc_varint(enc, c->lsn);
 			bk_enc_u8(enc, c->head);
 			bk_enc_bytes(enc, c->hdr, c->head);
-			bk_enc_varint(enc, c->data);
 			bk_enc_u32(enc, c->crc);
 		}
 	}
@@ -168,8 +167,8 @@ int bk_wal_record_decode(const uint8_t *p, size_t len, BkWalRecord *ret)
 		const uint8_t *hdr = carry_ok ? bk_dec_bytes(&d, c->head) : NULL;
 		if (hdr)
 			memcpy(c->hdr, hdr, c->head);
-		c->data = (uint32_t)bk_dec_varint(&d);
 		c->crc = bk_dec_u32(&d);
+		carry_ok &= c->head == 24 || c->crc == 0; /* a cut header: no data summed yet */
 	}
 	uint8_t known = v >= 4 ? END_CUT_XACT | END_STOPPED | END_CARRY :
 			v >= 3 ? END_CUT_XACT | END_STOPPED : END_CUT_XACT;
@@ -309,32 +308,40 @@ typedef struct {
 	char detail[256];
 } Walk;
 
-/* The carry of the segment before `name`, if it is archived with one. */
-static bool carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
-			 BkWalCarry *ret)
+/* The carry of the segment before `name` into *ret (head 0: none): not archived
+ * (yet), or by a later bunker, is none; a record that cannot be read fails the
+ * push, which PostgreSQL retries, rather than leave the segment unchecked for good
+ * (its end is recorded as walked). */
+static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
+			BkWalCarry *ret)
 {
 	BkWalName wn;
 	uint64_t segno;
 	char before[BK_WAL_NAME_MAX];
 	BkWalRecord w;
+	*ret = (BkWalCarry){ 0 };
 	if (bk_wal_name_parse(name, &wn) < 0 || bk_wal_name_segno(&wn, seg_size, &segno) < 0 ||
 	    segno == 0 || bk_wal_segment_name(before, sizeof(before), wn.tli, segno - 1, seg_size) < 0)
-		return false;
-	if (bk_wal_record_get(r, cluster, before, &w) < 0) {
-		bk_error_clear(); /* not archived (yet), or unreadable: not checked across */
-		return false;
+		return 0;
+	int e = bk_wal_record_get(r, cluster, before, &w);
+	if (e == -ENOENT || e == BK_E_VERSION) {
+		bk_error_clear();
+		return 0;
 	}
+	if (e < 0)
+		return bk_error_wrap(e, "the record of the segment before, %s", before);
 	*ret = w.end.carry;
 	bk_wal_record_release(&w);
-	return ret->head != 0;
+	return 0;
 }
 
 static void *walk_segment(void *ud)
 {
 	Walk *w = ud;
 	BkWalCarry carry;
-	bool have = carry_before(w->r, w->cluster, w->name, w->seg_size, &carry);
-	w->e = bk_wal_last_record(w->fd, w->name, have ? &carry : NULL, &w->end);
+	w->e = carry_before(w->r, w->cluster, w->name, w->seg_size, &carry);
+	if (w->e == 0)
+		w->e = bk_wal_last_record(w->fd, w->name, &carry, &w->end);
 	if (w->e < 0)
 		snprintf(w->detail, sizeof(w->detail), "%s", bk_error_detail());
 	return NULL;

@@ -14,7 +14,7 @@
  *   | [if end_rev != 0: varint end.lsn | svarint end.xact_us | svarint end.cut_xact_us
  *      | u8 end.flags (bit 0 cut_xact, bit 1 stopped, bit 2 carry; others refused)
  *      | [if carry: varint carry.lsn | u8 carry.head (8, 16 or 24) | carry.head bytes
- *         of the cut record's header | varint carry.data | u32 carry.crc]]
+ *         of the cut record's header | u32 carry.crc (0 unless head is 24)]]
  *   | content node (store/content.h)
  * end is the segment's BkWalEnd (pg/wal.h), walked by the pusher from the bytes it
  * stores, so that finding the last transaction before a time target reads records,

@@ -460,6 +460,34 @@ static void test_chain_after_promote(void)
 	}
 }
 
+/* The push of a segment reads the record of the segment before for its carry: one
+ * that cannot be read fails the push (PostgreSQL retries it), rather than record the
+ * segment as walked without the check across the two; one not archived is none. */
+static void test_carry_before_unreadable(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000005);
+	int e = test_repo_open(&t);
+	if (e == 0)
+		e = push_segment(t.r, t.root, 4, sysid, 0);
+	is_int(e, 0, "segment 4 pushed with segment 3 not archived (no carry)");
+	if (e == 0)
+		e = push_segment(t.r, t.root, 5, sysid, 0);
+	is_int(e, 0, "segment 5 pushed after it");
+	char *rec = bk_path_join(t.root, "repo/wal/a/000000010000000000000005");
+	int fd = rec ? open(rec, O_WRONLY | O_CLOEXEC) : -1;
+	ok(fd >= 0 && pwrite(fd, "garbage!", 8, 40) == 8 && close(fd) == 0,
+	   "segment 5's record damaged on disk");
+	e = push_segment(t.r, t.root, 6, sysid, 0);
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000005"),
+	   "segment 6's push fails, naming segment 5's record (%d: %s)", e, bk_error_detail());
+	BkWalRecord w;
+	is_int(bk_wal_record_get(t.r, "a", "000000010000000000000006", &w), -ENOENT,
+	       "and stores no record of segment 6");
+	free(rec);
+	test_repo_close(&t);
+}
+
 /* Times as pg restore reads --target-time: PostgreSQL's spellings, and a refusal
  * (exit 2) for what PostgreSQL refuses, where timegm would have moved the time
  * (found by an adversarial test: 2026-02-30 became March 2, +053 05:03). */
@@ -538,8 +566,7 @@ static void test_golden_records(void)
 			  .pushed_us = 1795380000000000, .has_end = true,
 			  .end = { .lsn = 0x3000028, .xact_us = 1795380000000001, .cut_xact = true,
 				   .stopped = true,
-				   .carry = { .lsn = 0x3FFF000, .head = 24, .data = 1000,
-					      .crc = 0xdeadbeef } },
+				   .carry = { .lsn = 0x3FFF000, .head = 24, .crc = 0xdeadbeef } },
 			  .content = { .level = 0, .count = 1, .refs = &ref } };
 	for (int i = 0; i < 24; i++)
 		g.end.carry.hdr[i] = (uint8_t)i;
@@ -637,8 +664,7 @@ static void test_golden_records(void)
 	e = bk_unhex(buf, n, v4) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
 	ok(e == 0 && w.has_end && w.end.lsn == 0x3000028 && w.end.cut_xact && w.end.stopped &&
 		   w.end.carry.lsn == 0x3FFF000 && w.end.carry.head == 24 &&
-		   w.end.carry.hdr[23] == 23 && w.end.carry.data == 1000 &&
-		   w.end.carry.crc == 0xdeadbeef && w.size == 5,
+		   w.end.carry.hdr[23] == 23 && w.end.carry.crc == 0xdeadbeef && w.size == 5,
 	   "a version 4 record decodes with its end and carry");
 	if (e == 0)
 		bk_wal_record_release(&w);
@@ -654,6 +680,30 @@ static void test_golden_records(void)
 	buf[head_at] = 24;
 	buf[head_at - 5] = 0x0f;
 	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT, "version 4 flags bit 3 is refused");
+	buf[head_at - 5] = 0x07;
+	buf[0] = 3;
+	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT,
+	       "a well-formed carry in version 3 is refused");
+	buf[0] = 4;
+	/* a carry of a cut header (8 or 16 bytes) has no data summed: its CRC state is 0 */
+	{
+		BkWalRecord cr = g;
+		cr.end.carry.head = 16;
+		bk_enc_init(&enc, 1024);
+		e = bk_wal_record_encode(&cr, &enc);
+		is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
+		       "a carry of 16 header bytes with a CRC state is refused");
+		bk_enc_release(&enc);
+		cr.end.carry.crc = 0;
+		bk_enc_init(&enc, 1024);
+		e = bk_wal_record_encode(&cr, &enc);
+		e = e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e;
+		ok(e == 0 && w.end.carry.head == 16 && w.end.carry.hdr[15] == 15,
+		   "... and without one decodes");
+		if (e == 0)
+			bk_wal_record_release(&w);
+		bk_enc_release(&enc);
+	}
 	n = strlen(v4_none) / 2;
 	e = bk_unhex(buf, n, v4_none) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
 	ok(e == 0 && w.has_end && w.end.stopped && w.end.carry.head == 0,
@@ -661,8 +711,6 @@ static void test_golden_records(void)
 	if (e == 0)
 		bk_wal_record_release(&w);
 	bk_unhex(buf, n, v3);
-	buf[n - 37] = 0x07;
-	is_int(bk_wal_record_decode(buf, n, &w), BK_E_CORRUPT, "a carry in version 3 is refused");
 	buf[0] = 5;
 	is_int(bk_wal_record_decode(buf, n, &w), BK_E_VERSION, "version 5 is refused");
 }
@@ -715,6 +763,7 @@ int main(void)
 	test_seg_size_of_zero_record();
 	test_segment_ends();
 	test_chain_after_promote();
+	test_carry_before_unreadable();
 	test_parse_time();
 	test_target_refusals();
 	test_golden_records();

@@ -59,13 +59,14 @@ void cli_snapshots_release(CliSnaps *l);
 void cli_format_time(int64_t us, char out[32]);
 /* Prints s as a JSON string, quoted and escaped. */
 void cli_json_str(const char *s);
-/* s as a person reads it: a control byte (below 0x20, or 0x7f) becomes \xNN, so
- * that a name from a backed-up file system or a database server cannot move the
- * cursor, retitle the terminal or forge an output line. Backslashes stay as they
- * are, so that a path in a message is the path (a name with the text "\x1b" reads
- * like an escaped one: --json has the exact bytes). Returns s itself when it has no
- * control byte, else buf (cut with "..." if cap is too small: CLI_TEXT_MAX holds
- * any path). */
+/* s as a person reads it: a control character (a byte below 0x20 or 0x7f, a C1
+ * control U+0080-U+009F) and a byte that is not part of valid UTF-8 become \xNN
+ * (each byte), so that a name from a backed-up file system or a database server
+ * cannot move the cursor, retitle the terminal or forge an output line. Backslashes
+ * stay as they are, so that a path in a message is the path (a name with the text
+ * "\x1b" reads like an escaped one). Returns s itself when it has nothing to
+ * escape, else buf (cut with "..." if cap is too small: CLI_TEXT_MAX holds any
+ * path). */
 #define CLI_TEXT_MAX (4 * 8192 + 1)
 const char *cli_text(const char *s, char *buf, size_t cap);
 

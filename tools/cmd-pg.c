@@ -318,10 +318,12 @@ static int restore(void)
 	bk_repo_close(r);
 	if (e < 0)
 		return cli_fail(e, "pg restore");
-	if (!cli.quiet)
+	if (!cli.quiet) {
+		char text[CLI_TEXT_MAX];
 		printf("restored base backup %s (%s .. %s) to %s; start PostgreSQL there to recover\n",
-		       s->name, bk_snapshot_meta(s, "start_lsn"), bk_snapshot_meta(s, "stop_lsn"),
-		       cli.target);
+		       cli_text(s->name, text, sizeof(text)), bk_snapshot_meta(s, "start_lsn"),
+		       bk_snapshot_meta(s, "stop_lsn"), cli.target);
+	}
 	/* A server configured from outside its data directory (Debian's clusters read
 	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */
 	char conf[PATH_MAX];
@@ -370,8 +372,9 @@ typedef struct {
  * the ones whose walk stopped short at push (BkWalEnd.stopped) while a later
  * segment of their timeline is archived: damage, where recovery ends (the newest
  * of a timeline may end short whole: a standby's copy of its old timeline's last
- * segment). Each with the last record recovery reads, in it or in the segment
- * before (0: not known). A warning if a record cannot be read. */
+ * segment). Each with the last record recovery reads, in it or in the segments
+ * before, past any that one record covers whole (0: not known). A warning if a
+ * record cannot be read. */
 static int scan_segments(BkRepo *r, Info *in)
 {
 	size_t cap = 0;

@@ -88,28 +88,43 @@ void cli_format_time(int64_t us, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static bool plain(unsigned char c) { return c >= 0x20 && c != 0x7f; }
+/* The length of the UTF-8 character at p when it is valid and not a control (a C1
+ * control, U+0080-U+009F, starts an escape sequence on some terminals too), else 0. */
+static size_t printable_at(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return c >= 0x20 && c != 0x7f;
+	size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	for (size_t i = 1; i < n; i++) /* (stops at the NUL: not a continuation byte) */
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xc2 && p[1] < 0xa0) || (c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0) ||
+	    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
+		return 0; /* C1, overlong, a surrogate, beyond U+10FFFF */
+	return n;
+}
 
 const char *cli_text(const char *s, char *buf, size_t cap)
 {
-	const char *p = s;
-	while (*p && plain((unsigned char)*p))
-		p++;
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t k; *p && (k = printable_at(p)) > 0;)
+		p += k;
 	if (!*p)
 		return s;
 	size_t n = 0;
-	for (p = s; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		size_t len = plain(c) ? 1 : 4;
+	for (p = (const unsigned char *)s; *p;) {
+		size_t k = printable_at(p), len = k ? k : 4;
 		if (n + len + 4 > cap) { /* room for "..." and the NUL */
 			memcpy(buf + n, "...", 4);
 			return buf;
 		}
-		if (plain(c))
-			buf[n] = (char)c;
+		if (k)
+			memcpy(buf + n, p, k);
 		else
-			snprintf(buf + n, 5, "\\x%02x", c);
+			snprintf(buf + n, 5, "\\x%02x", *p);
 		n += len;
+		p += k ? k : 1;
 	}
 	buf[n] = '\0';
 	return buf;

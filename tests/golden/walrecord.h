@@ -41,13 +41,12 @@
 	GOLDEN_WAL_NODE
 
 /* Version 4: flags bit 2 says a carry follows (the record the segment's end cuts):
- * here LSN 0/3FFF000, its whole 24-byte header 00 01 .. 17, 1000 bytes of its data,
- * their CRC-32C state deadbeef. */
+ * here LSN 0/3FFF000, its whole 24-byte header 00 01 .. 17, and the CRC-32C state
+ * deadbeef of its data in the segment. */
 #define GOLDEN_WAL_CARRY                                                                 \
 	"80e0ff1f"                 /* varint carry.lsn 0x3FFF000 */                        \
 	"18"                       /* u8 carry.head 24 */                                  \
 	"000102030405060708090a0b0c0d0e0f1011121314151617" /* its header bytes */          \
-	"e807"                     /* varint carry.data 1000 */                            \
 	"efbeadde"                 /* u32 carry.crc */
 #define GOLDEN_WAL_V4(rev, flags, carry)                                                 \
 	"04" GOLDEN_WAL_HEAD rev   /* u8 end_rev */                                        \

@@ -245,11 +245,14 @@ esc_name=$(printf 'evil\033]0;pwned\007\nforged line')
 printf 'x' >"$T/esc/$esc_name"
 printf 'y' >"$T/esc/back\\slash"
 ln -s "$(printf 'to\033[2J')" "$T/esc/link"
+printf 'z' >"$T/esc/$(printf 'c1-\302\233-raw-\233-ok-caf\303\251')"
 RK() { "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-init" "$@"; }
 t_rc 0 "a backup of files whose names hold control characters" RK backup "$T/esc" --tag "$(printf 't\033x')"
 t_rc 0 "ls of that snapshot" RK ls latest
 t_true "... prints no control character" bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$OUT'"
-t_true "... and one line for each of the three files and the directory" test "$(wc -l <"$OUT")" = 4
+t_true "... and one line for each of the four files and the directory" test "$(wc -l <"$OUT")" = 5
+t_true "... a C1 control (U+009B) and a byte that is not UTF-8 escaped, UTF-8 kept" \
+	grep -q -F 'c1-\xc2\x9b-raw-\x9b-ok-café' "$OUT"
 t_true "... escaping the name as \\x1b, \\x07 and \\x0a" grep -q -F 'evil\x1b]0;pwned\x07\x0aforged line' "$OUT"
 t_true "... a backslash as it is, and the link's target escaped too" \
 	bash -c "grep -q -F 'back\\slash' '$OUT' && grep -q -F 'link -> to\\x1b[2J' '$OUT'"

@@ -147,10 +147,11 @@ to_segment_end() {
 	done
 	return 1
 }
-# cut_case CLUSTER BYTES DESC: a message of BYTES from fewer than 100 kB before a
-# segment's end; the segment after that one damaged
+# cut_case CLUSTER BYTES DESC [newest]: a message of BYTES from fewer than 100 kB
+# before a segment's end; the segment after that one damaged; with "newest", the
+# segment where the message ends is the newest archived
 cut_case() {
-	local cl=$1 bytes=$2 desc=$3
+	local cl=$1 bytes=$2 desc=$3 newest=${4:-}
 	printf '%s\n' "$cl" >"$T/bk/damage-cluster"
 	rm -f "$T/bk/damage-name"
 	t_rc 0 "$desc: pg basebackup into cluster $cl" bkp --cluster "$cl" --json pg basebackup \
@@ -168,12 +169,30 @@ cut_case() {
 	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', $bytes))" >/dev/null
 	pg_sql "insert into t values (11, 1)" >/dev/null
 	seg_e=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
-	pitr_switch_wal >/dev/null
-	pg_sql "insert into t values (12, 1)" >/dev/null
 	seg_l=$(pitr_switch_wal)
+	if [ -z "$newest" ]; then
+		pg_sql "insert into t values (12, 1)" >/dev/null
+		seg_l=$(pitr_switch_wal)
+	fi
 	t_true "$desc: the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
 	t_true "$desc: the message, from $seg_m on, has its rest in $seg_k damaged" \
 		test -f "$T/bk/dmg/$seg_k"
+	if [ -n "$newest" ]; then
+		# the newest segment archived: not counted as damage (it may end short), but
+		# no target past the last record before the message restores
+		t_rc 0 "$desc: pg info" bkp --cluster "$cl" pg info
+		t_true "... counts no damaged segment ($seg_e is the newest)" \
+			bash -c "! grep -q damaged '$OUT'" || diag "$(cat "$OUT")"
+		t_rc 3 "$desc: pg restore to $msg_lsn, the end of $seg_m: refused (exit 3)" \
+			bkp --cluster "$cl" pg restore "$cid" --target "$SRV/$cl-msg" --target-lsn "$msg_lsn"
+		t_true "... recovery ends before it: the last record archived is in $seg_m" grep -q \
+			"the target LSN is after the last record archived, at [0-9A-F/]* in $seg_m: " "$ERR" ||
+			diag "$(cat "$ERR")"
+		t_rc 3 "$desc: pg restore to an LSN in $seg_e: refused (exit 3)" \
+			bkp --cluster "$cl" pg restore "$cid" --target "$SRV/$cl-msg" --target-lsn \
+			"$(pg_sql "select '$msg_lsn'::pg_lsn + 1000")"
+		return
+	fi
 	t_rc 0 "$desc: pg info" bkp --cluster "$cl" pg info
 	t_true "... counts one damaged segment, $seg_e, where the message ends" grep -q \
 		"^  timeline 1: .*, 0 missing, 1 damaged, the first $seg_e$" "$OUT" || diag "$(cat "$OUT")"
@@ -190,6 +209,7 @@ cut_case() {
 }
 printf '%s\n' 200 >"$T/bk/damage-offset" # 40 bytes of header, then the rest
 cut_case cs1 200000 "a 200 kB message cut by a segment's end"
+cut_case cs3 200000 "a 200 kB message into the newest segment" newest
 printf '%s\n' 500000 >"$T/bk/damage-offset"
 cut_case cs2 20000000 "a 20 MB message over a whole segment"
 printf '%s\n' 41060 >"$T/bk/damage-offset"

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(end.carry.head <= 24);
 			/* again with a carry made of the input's own bytes: the record the
 			 * segment before cut, checked across */
-			BkWalCarry c = { .head = (uint8_t)(8 + 8 * (data[0] / 4 % 3)), .data = p[39] };
+			BkWalCarry c = { .head = (uint8_t)(8 + 8 * (data[0] / 4 % 3)), .crc = p[39] };
 			memcpy(c.hdr, p + 16, c.head);
 			FUZZ_CHECK(bk_wal_last_record(fd, name, &c, &end) == 0);
 			FUZZ_CHECK(end.lsn == 0 || (end.lsn > h.pageaddr && end.lsn < h.pageaddr + n));
