@@ -133,7 +133,10 @@ fi
 # base backup first (the damage of cluster main would hide them):
 # - cs1: a 200 kB message; its rest in the next segment damaged at offset 200;
 # - cs2: a 20 MB message, longer than a segment; damaged in the segment it covers
-#   whole, which its check passes on to the segment where it ends.
+#   whole, which its check passes on to the segment where it ends;
+# - cs3: as cs1, the damaged segment the newest archived: not counted as damage
+#   (the newest may end short), but no target past the record before the message
+#   restores (exit 3; found by review: such targets passed).
 msg_off() { pg_sql "select file_offset from pg_walfile_name_offset(pg_current_wal_insert_lsn())"; }
 # to_segment_end N: WAL written until fewer than N bytes are left in the segment
 to_segment_end() {
