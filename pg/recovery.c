@@ -796,11 +796,8 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-/* The last record whole in the segments on c's path before segno (reading back
- * past any that one record covers whole, up to BK_WAL_XACT_SCAN_MAX), into *ret;
- * 0 when not known. */
-static int last_whole_before(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t segno,
-			     uint64_t *ret)
+int bk_pg_wal_last_whole_before(BkRepo *r, const char *cluster, const BkWalChain *c,
+				uint64_t segno, uint64_t *ret)
 {
 	*ret = 0;
 	for (unsigned n = 0; segno > 0 && n < BK_WAL_XACT_SCAN_MAX; n++) {
@@ -1043,7 +1040,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_pg_wal_last_record(r, &newest, &end);
 	uint64_t last_read = end.lsn;
 	if (e == 0 && before_lsn && read_newest && !last_read && end.stopped)
-		e = last_whole_before(r, o->cluster, &c, c.contiguous_end / c.seg_size - 1, &last_read);
+		e = bk_pg_wal_last_whole_before(r, o->cluster, &c, c.contiguous_end / c.seg_size - 1,
+						&last_read);
 	if (e == 0 && before_lsn && last_read && before_lsn > last_read) {
 		char at[BK_WAL_LSN_MAX], seg[BK_WAL_NAME_MAX];
 		bk_wal_lsn_format(at, sizeof(at), last_read);

@@ -84,6 +84,13 @@ bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *
  * memory when the repository is read-only here) and walked. */
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
+/* The last record that lies whole in the segments of c's path before segno, as
+ * their pushers recorded it (read back past any that one record covers whole, up
+ * to BK_WAL_XACT_SCAN_MAX of them), into *ret; 0 when not known. What recovery
+ * reads to when segno's segment holds no record it reads (its lsn 0). */
+int bk_pg_wal_last_whole_before(BkRepo *r, const char *cluster, const BkWalChain *c,
+				uint64_t segno, uint64_t *ret);
+
 /* The last transaction on a chain's path that a time target can stop before
  * (PostgreSQL stops at the first commit or abort that ended after it; with none,
  * it replays to the end and fails): the latest end of the segments read. newest is

@@ -569,8 +569,15 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				read_newest(in, c.last);
 			if (in->last_pushed_us)
 				cli_format_time(in->last_pushed_us, until);
+			uint64_t before = 0; /* (a newest that holds no record recovery reads) */
 			if (in->last_end.lsn)
 				end_lsn = in->last_end.lsn;
+			else if (in->last_read &&
+				 bk_pg_wal_last_whole_before(in->wa.r, in->wa.cluster, &c,
+							     c.contiguous_end / c.seg_size - 1,
+							     &before) == 0 && before)
+				end_lsn = before;
+			bk_error_clear();
 			/* (one in its start segment may have ended before it did) */
 			int64_t xact_us;
 			if (in->last_read && last_xact(in, &c, start_lsn, &xact_us)) {

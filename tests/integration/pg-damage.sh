@@ -184,6 +184,7 @@ cut_case() {
 		# the newest segment archived: not counted as damage (it may end short), but
 		# no target past the last record before the message restores
 		t_rc 0 "$desc: pg info" bkp --cluster "$cl" pg info
+		cp "$OUT" "$T/$cl-info"
 		t_true "... counts no damaged segment ($seg_e is the newest)" \
 			bash -c "! grep -q damaged '$OUT'" || diag "$(cat "$OUT")"
 		t_rc 3 "$desc: pg restore to $msg_lsn, the end of $seg_m: refused (exit 3)" \
@@ -191,6 +192,10 @@ cut_case() {
 		t_true "... recovery ends before it: the last record archived is in $seg_m" grep -q \
 			"the target LSN is after the last record archived, at [0-9A-F/]* in $seg_m: " "$ERR" ||
 			diag "$(cat "$ERR")"
+		at=$(sed -n "s/.*after the last record archived, at \([0-9A-F/]*\) in .*/\1/p" "$ERR")
+		t_true "... where pg info ends the backup's window too ($at, not $seg_e's end)" grep -q \
+			"^  base  ${cid:0:16}  .* restorable to: [0-9A-F/]* \.\. $at " "$T/$cl-info" ||
+			diag "$(cat "$T/$cl-info")"
 		t_rc 3 "$desc: pg restore to an LSN in $seg_e: refused (exit 3)" \
 			bkp --cluster "$cl" pg restore "$cid" --target "$SRV/$cl-msg" --target-lsn \
 			"$(pg_sql "select '$msg_lsn'::pg_lsn + 1000")"
