@@ -495,9 +495,9 @@ static void server_warning(void *ud, const char *msg)
  * (restores compare it with commit times, stamped by the server): 0 while the
  * two agree within 2 s, as time targets assume anyway; else the difference seen
  * at backup_label, rounded so that the end is never taken early (its mtime is the
- * whole second it was sent in, and arrived a little later). Found by an adversarial test: with this host 600 s
- * behind, a restore took a backup that ended after its target and PostgreSQL
- * failed. */
+ * whole second it was sent in, and arrived a little later). Found by an
+ * adversarial test: with this host 600 s behind, a restore took a backup that
+ * ended after its target and PostgreSQL failed. */
 static int64_t server_clock_offset(const Ctx *c, const BkBaseBackupOpts *o)
 {
 	if (!c->label_seen_us)

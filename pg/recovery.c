@@ -796,11 +796,11 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-int bk_pg_wal_last_whole_before(BkRepo *r, const char *cluster, const BkWalChain *c,
-				uint64_t segno, uint64_t *ret)
+int bk_pg_wal_reach(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t segno,
+		    const BkWalEnd *end, uint64_t *ret)
 {
-	*ret = 0;
-	for (unsigned n = 0; segno > 0 && n < BK_WAL_XACT_SCAN_MAX; n++) {
+	*ret = end->lsn;
+	for (unsigned n = 0; !*ret && segno > 0 && n < BK_WAL_XACT_SCAN_MAX; n++) {
 		char seg[BK_WAL_NAME_MAX];
 		BkWalRecord w;
 		int e = path_segment_name(c, --segno, seg);
@@ -810,11 +810,11 @@ int bk_pg_wal_last_whole_before(BkRepo *r, const char *cluster, const BkWalChain
 			return 0;
 		if (e < 0)
 			return e;
-		bool inside = w.has_end && !w.end.lsn && !w.end.stopped;
+		bool inside = bk_wal_record_inside(&w);
 		*ret = w.has_end ? w.end.lsn : 0;
 		bk_wal_record_release(&w);
 		if (!inside)
-			return 0;
+			break;
 	}
 	return 0;
 }
@@ -855,7 +855,7 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
 			memcpy(name, seg, BK_WAL_NAME_MAX);
 			*ret_reach = w.end.lsn ? w.end.lsn : prev_lsn;
 		}
-		inside = w.has_end && !w.end.lsn;
+		inside = bk_wal_record_inside(&w);
 		if (!inside)
 			prev_lsn = w.has_end ? w.end.lsn : 0;
 		bk_wal_record_release(&w);
@@ -1030,18 +1030,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	 * that begins there may end in the newest), needs a record at or after it that
 	 * recovery reads: past the last one (after a pg_switch_wal(), say) PostgreSQL
 	 * replays to the end of the archive and fails. When the newest holds none
-	 * (one that stopped at once: its first record failed the check across the two,
-	 * or zeros), that is the last record whole in the segments before. */
+	 * (it stopped at once, or one record covers it), that is the last record whole
+	 * in the segments before. */
 	BkWalRecord newest = { 0 }; /* the newest segment on the way, read once */
 	BkWalEnd end = { 0 };
 	bool read_newest = e == 0 && c.last[0] &&
 			   ((before_lsn && before_lsn >= c.contiguous_end - 2 * c.seg_size) || before_us);
 	if (read_newest && (e = bk_wal_record_get(r, o->cluster, c.last, &newest)) == 0)
 		e = bk_pg_wal_last_record(r, &newest, &end);
-	uint64_t last_read = end.lsn;
-	if (e == 0 && before_lsn && read_newest && !last_read && end.stopped)
-		e = bk_pg_wal_last_whole_before(r, o->cluster, &c, c.contiguous_end / c.seg_size - 1,
-						&last_read);
+	uint64_t last_read = 0;
+	if (e == 0 && before_lsn && read_newest)
+		e = bk_pg_wal_reach(r, o->cluster, &c, c.contiguous_end / c.seg_size - 1, &end,
+				    &last_read);
 	if (e == 0 && before_lsn && last_read && before_lsn > last_read) {
 		char at[BK_WAL_LSN_MAX], seg[BK_WAL_NAME_MAX];
 		bk_wal_lsn_format(at, sizeof(at), last_read);

@@ -84,12 +84,20 @@ bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *
  * memory when the repository is read-only here) and walked. */
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
-/* The last record that lies whole in the segments of c's path before segno, as
- * their pushers recorded it (read back past any that one record covers whole, up
- * to BK_WAL_XACT_SCAN_MAX of them), into *ret; 0 when not known. What recovery
- * reads to when segno's segment holds no record it reads (its lsn 0). */
-int bk_pg_wal_last_whole_before(BkRepo *r, const char *cluster, const BkWalChain *c,
-				uint64_t segno, uint64_t *ret);
+/* Whether a segment's record says one record covers the segment: walked, not
+ * stopped, and no record read whole in it. */
+static inline bool bk_wal_record_inside(const BkWalRecord *w)
+{
+	return w->has_end && !w->end.lsn && !w->end.stopped;
+}
+
+/* The LSN of the last record recovery reads by the end of segment segno of c's
+ * path, whose end is `end`: end->lsn, or when that is 0 (it stopped at once, or
+ * one record covers it) the last record whole in the segments before, as their
+ * pushers recorded it (read back past any that one record covers, up to
+ * BK_WAL_XACT_SCAN_MAX of them); 0 when not known. */
+int bk_pg_wal_reach(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t segno,
+		    const BkWalEnd *end, uint64_t *ret);
 
 /* The last transaction on a chain's path that a time target can stop before
  * (PostgreSQL stops at the first commit or abort that ended after it; with none,

@@ -346,10 +346,11 @@ typedef struct {
 	BkWalArchive wa; /* listed once for every backup's window */
 	int first;
 	/* the newest segment of the windows (read once for every backup sharing it):
-	 * what its records reach and when it was archived (last_read: whether it
-	 * could be read) */
+	 * what its records reach, what recovery reads to by its end (bk_pg_wal_reach)
+	 * and when it was archived (last_read: whether it could be read) */
 	char last[BK_WAL_NAME_MAX];
 	BkWalEnd last_end;
+	uint64_t last_reach;
 	int64_t last_pushed_us;
 	bool last_read;
 	/* one walk back for the last transaction, shared by the backups it answers:
@@ -427,7 +428,7 @@ static int scan_segments(BkRepo *r, Info *in)
 			in->newest_pushed_us = w.pushed_us;
 		}
 		/* (a segment inside one record keeps the last record whole before it) */
-		if (!(w.has_end && !lsn && follows))
+		if (!(bk_wal_record_inside(&w) && follows))
 			prev_lsn = lsn;
 		bk_wal_record_release(&w);
 	}
@@ -453,22 +454,26 @@ static bool of_cluster(void *ud, const BkSnapshot *s)
 	       !strcmp(s->name, in->globals);
 }
 
-/* Reads what Info keeps of segment (a warning if it cannot be read). */
-static void read_newest(Info *in, const char *segment)
+/* Reads what Info keeps of c's newest segment (a warning if it cannot be read). */
+static void read_newest(Info *in, const BkWalChain *c)
 {
-	memcpy(in->last, segment, sizeof(in->last));
+	memcpy(in->last, c->last, sizeof(in->last));
 	in->last_end = (BkWalEnd){ 0 };
+	in->last_reach = 0;
 	in->last_pushed_us = 0;
 	BkWalRecord w;
-	int e = bk_wal_record_get(in->wa.r, in->wa.cluster, segment, &w);
+	int e = bk_wal_record_get(in->wa.r, in->wa.cluster, c->last, &w);
 	if (e == 0) {
 		in->last_pushed_us = w.pushed_us;
 		e = bk_pg_wal_last_record(in->wa.r, &w, &in->last_end);
 		bk_wal_record_release(&w);
 	}
+	if (e == 0)
+		e = bk_pg_wal_reach(in->wa.r, in->wa.cluster, c, c->contiguous_end / c->seg_size - 1,
+				    &in->last_end, &in->last_reach);
 	in->last_read = e == 0;
 	if (e < 0)
-		cli_warn("cannot read %s for the last record archived: %s", segment,
+		cli_warn("cannot read %s for the last record archived: %s", c->last,
 			 bk_error_detail());
 }
 
@@ -566,18 +571,11 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 					 at, dmg);
 		} else if (k == BK_WAL_CHAIN_COMPLETE && c.on_path && c.last[0]) {
 			if (strcmp(in->last, c.last) != 0)
-				read_newest(in, c.last);
+				read_newest(in, &c);
 			if (in->last_pushed_us)
 				cli_format_time(in->last_pushed_us, until);
-			uint64_t before = 0; /* (a newest that holds no record recovery reads) */
-			if (in->last_end.lsn)
-				end_lsn = in->last_end.lsn;
-			else if (in->last_read &&
-				 bk_pg_wal_last_whole_before(in->wa.r, in->wa.cluster, &c,
-							     c.contiguous_end / c.seg_size - 1,
-							     &before) == 0 && before)
-				end_lsn = before;
-			bk_error_clear();
+			if (in->last_reach)
+				end_lsn = in->last_reach;
 			/* (one in its start segment may have ended before it did) */
 			int64_t xact_us;
 			if (in->last_read && last_xact(in, &c, start_lsn, &xact_us)) {
