@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "store/util.h"
-
 static const uint64_t IV[8] = {
 	0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
 	0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
@@ -75,96 +73,6 @@ static inline void store64(uint8_t *p, uint64_t v)
 #undef FN
 #undef TARGET
 #endif
-
-/* ---- one stream ---- */
-
-/* RFC 7693's F on one block, each round written out so that SIGMA's indices are
- * constants and the sixteen words stay in registers. */
-#define ROUND1(r)                                                                   \
-	do {                                                                        \
-		G(v0, v4, v8, v12, m[SIGMA[r][0]], m[SIGMA[r][1]]);                 \
-		G(v1, v5, v9, v13, m[SIGMA[r][2]], m[SIGMA[r][3]]);                 \
-		G(v2, v6, v10, v14, m[SIGMA[r][4]], m[SIGMA[r][5]]);                \
-		G(v3, v7, v11, v15, m[SIGMA[r][6]], m[SIGMA[r][7]]);                \
-		G(v0, v5, v10, v15, m[SIGMA[r][8]], m[SIGMA[r][9]]);                \
-		G(v1, v6, v11, v12, m[SIGMA[r][10]], m[SIGMA[r][11]]);              \
-		G(v2, v7, v8, v13, m[SIGMA[r][12]], m[SIGMA[r][13]]);               \
-		G(v3, v4, v9, v14, m[SIGMA[r][14]], m[SIGMA[r][15]]);               \
-	} while (0)
-
-static void compress1(uint64_t h[8], const uint8_t block[128], uint64_t t, uint64_t f)
-{
-	uint64_t m[16];
-	for (int i = 0; i < 16; i++)
-		m[i] = load64(block + 8 * i);
-	uint64_t v0 = h[0], v1 = h[1], v2 = h[2], v3 = h[3], v4 = h[4], v5 = h[5], v6 = h[6],
-		 v7 = h[7], v8 = IV[0], v9 = IV[1], v10 = IV[2], v11 = IV[3], v12 = IV[4] ^ t,
-		 v13 = IV[5], v14 = IV[6] ^ f, v15 = IV[7];
-	ROUND1(0);
-	ROUND1(1);
-	ROUND1(2);
-	ROUND1(3);
-	ROUND1(4);
-	ROUND1(5);
-	ROUND1(6);
-	ROUND1(7);
-	ROUND1(8);
-	ROUND1(9);
-	ROUND1(0);
-	ROUND1(1);
-	h[0] ^= v0 ^ v8;
-	h[1] ^= v1 ^ v9;
-	h[2] ^= v2 ^ v10;
-	h[3] ^= v3 ^ v11;
-	h[4] ^= v4 ^ v12;
-	h[5] ^= v5 ^ v13;
-	h[6] ^= v6 ^ v14;
-	h[7] ^= v7 ^ v15;
-}
-
-void bk_blake2b_start(BkBlake2b *s)
-{
-	memcpy(s->h, IV, sizeof(s->h));
-	s->h[0] ^= 0x01010000ULL | 32;
-	s->t = 0;
-	s->buflen = 0;
-}
-
-void bk_blake2b_update(BkBlake2b *s, const void *data, size_t n)
-{
-	const uint8_t *p = data;
-	if (n == 0) /* (data may be NULL) */
-		return;
-	/* the last block is compressed by bk_blake2b_final, with the final flag: a
-	 * full buffer is compressed only once more bytes follow it */
-	if (s->buflen > 0) {
-		size_t take = BK_MIN(n, sizeof(s->buf) - s->buflen);
-		memcpy(s->buf + s->buflen, p, take);
-		s->buflen += take;
-		p += take;
-		n -= take;
-		if (n == 0)
-			return;
-		s->t += sizeof(s->buf);
-		compress1(s->h, s->buf, s->t, 0);
-		s->buflen = 0;
-	}
-	for (; n > sizeof(s->buf); p += sizeof(s->buf), n -= sizeof(s->buf)) {
-		s->t += sizeof(s->buf);
-		compress1(s->h, p, s->t, 0);
-	}
-	memcpy(s->buf, p, n);
-	s->buflen = n;
-}
-
-void bk_blake2b_final(BkBlake2b *s, uint8_t out[32])
-{
-	memset(s->buf + s->buflen, 0, sizeof(s->buf) - s->buflen);
-	s->t += s->buflen;
-	compress1(s->h, s->buf, s->t, ~(uint64_t)0);
-	for (int i = 0; i < 4; i++)
-		store64(out + 8 * i, s->h[i]);
-}
 
 /* ---- many messages ---- */
 

@@ -13,10 +13,9 @@
  * path cannot produce ids that differ from crypto_generichash's. It runs at the
  * first batch (processes that hash none, like wal-fetch, never pay for it).
  *
- * It also hashes one long stream (the pack ids: BLAKE2b-256 of a pack's bytes,
- * unkeyed) in portable C. libsodium's AVX2 BLAKE2b, which sodium_init() picks
- * for crypto_generichash on these machines, hashes a stream at 0.63 GB/s a core;
- * this at 0.77-1.0 (bench/bench-blake2b.c), with the same result.
+ * Pack ids (unkeyed BLAKE2b-256 of a whole pack) go through it too: packs are
+ * finished in batches and hashed one per lane (store/pack.h), since one long
+ * message cannot be split across lanes.
  *
  * Pure functions over caller buffers; thread-safe; sodium_init() first.
  */
@@ -27,20 +26,6 @@
 #include <stdint.h>
 
 #define BK_BLAKE2B_KEY_MAX 64
-
-/* Unkeyed BLAKE2b-256 of a stream given in pieces: after start, any number of
- * updates of any length, then final writes what crypto_generichash(out, 32,
- * bytes, n, NULL, 0) gives for the bytes concatenated. */
-typedef struct {
-	uint64_t h[8];
-	uint64_t t; /* bytes compressed, of the message counter (2^64 bytes are never hashed) */
-	uint8_t buf[128];
-	size_t buflen; /* bytes in buf, up to a whole block kept for final */
-} BkBlake2b;
-
-void bk_blake2b_start(BkBlake2b *s);
-void bk_blake2b_update(BkBlake2b *s, const void *data, size_t n);
-void bk_blake2b_final(BkBlake2b *s, uint8_t out[32]);
 
 /* Chooses the vector implementation (checked against libsodium) the first time;
  * later calls return the choice. Returns the lanes in use (1 = libsodium only). */

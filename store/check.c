@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/blake2b.h"
 #include "store/content.h"
 #include "store/error.h"
 #include "store/idset.h"
@@ -65,8 +64,8 @@ static int check_slot(void *ud, const char *slot, BkSecretKind kind, int64_t cre
 /* Hashes a whole pack and compares with its name. */
 static int hash_pack(Check *c, const char *name, const uint8_t id[32], uint64_t size)
 {
-	BkBlake2b st;
-	bk_blake2b_start(&st);
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
 	uint8_t *buf = malloc(1 << 20);
 	if (!buf)
 		return -ENOMEM;
@@ -79,14 +78,14 @@ static int hash_pack(Check *c, const char *name, const uint8_t id[32], uint64_t 
 			e = bk_errorf(BK_E_CORRUPT, "short read");
 			break;
 		}
-		bk_blake2b_update(&st, buf, n);
+		crypto_generichash_update(&st, buf, n);
 		off += n;
 	}
 	free(buf);
 	if (e < 0)
 		return e;
 	uint8_t sum[32];
-	bk_blake2b_final(&st, sum);
+	crypto_generichash_final(&st, sum, 32);
 	if (memcmp(sum, id, 32) != 0)
 		report(c, "pack %s: contents do not match its name (damaged)", name);
 	return 0;

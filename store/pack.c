@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,9 +29,8 @@ struct BkPackWriter {
 	size_t buffered;
 	BkPackEntry *entries;
 	size_t count, cap;
-	BkBlake2b hash; /* the pack id */
 	int finished;
-	int failed; /* a write failed: the file no longer matches size and hash */
+	int failed; /* a write failed: the file no longer matches size and entries */
 };
 
 int bk_pack_writer_new(const char *tmp_dir, BkPackWriter **ret)
@@ -82,7 +82,6 @@ static int flush_buf(BkPackWriter *w)
 /* Appends to the pack through a buffer: one write per BUF_SIZE, not per blob. */
 static int emit(BkPackWriter *w, const void *p, size_t n)
 {
-	bk_blake2b_update(&w->hash, p, n);
 	w->size += n;
 	if (w->buffered + n > BUF_SIZE) {
 		int r = flush_buf(w);
@@ -121,7 +120,6 @@ static int start(BkPackWriter *w)
 		w->failed = 1;
 		return -ENOMEM;
 	}
-	bk_blake2b_start(&w->hash);
 	return emit(w, header_magic, sizeof(header_magic));
 }
 
@@ -158,13 +156,10 @@ uint64_t bk_pack_writer_size(const BkPackWriter *w) { return w->size; }
 size_t bk_pack_writer_count(const BkPackWriter *w) { return w->count; }
 const BkPackEntry *bk_pack_writer_entries(const BkPackWriter *w) { return w->entries; }
 
-int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t ret_pack_id[32],
-			  char **ret_tmp_path)
+/* Writes the trailer and footer of a pack with blobs; the file stays open for
+ * the id. */
+static int write_trailer(BkPackWriter *w, BkSealer *s, const BkKeys *k)
 {
-	if (w->failed)
-		return bk_errorf(-EIO, "pack writer: an earlier write to %s failed", w->tmp_path);
-	if (w->count == 0 || w->finished)
-		return -EINVAL;
 	BkEnc e;
 	bk_enc_init(&e, (size_t)BK_PACK_MAX_ENTRIES * 64);
 	bk_enc_u8(&e, TRAILER_VERSION);
@@ -195,22 +190,62 @@ int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t
 	}
 	free(sealed);
 	bk_enc_release(&e);
-	if (r < 0)
+	return r;
+}
+
+int bk_pack_writers_finish(BkPackWriter *const *w, size_t n, BkSealer *s, const BkKeys *k,
+			   uint8_t (*ret_ids)[32], char **ret_tmp_paths)
+{
+	if (n == 0 || n > BK_PACK_FINISH_MAX)
+		return -EINVAL;
+	const uint8_t *map[BK_PACK_FINISH_MAX];
+	size_t len[BK_PACK_FINISH_MAX], mapped = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i]->failed)
+			return bk_errorf(-EIO, "pack writer: an earlier write to %s failed",
+					 w[i]->tmp_path);
+		if (w[i]->count == 0 || w[i]->finished)
+			return -EINVAL;
+	}
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = write_trailer(w[i], s, k);
+	/* the bytes as the file holds them, from the page cache they were just written to */
+	for (; r == 0 && mapped < n; mapped++) {
+		len[mapped] = (size_t)w[mapped]->size;
+		void *p = mmap(NULL, len[mapped], PROT_READ, MAP_SHARED | MAP_POPULATE,
+			       w[mapped]->fd, 0);
+		if (p == MAP_FAILED) {
+			r = bk_errorf_code(-errno, "map pack %s", w[mapped]->tmp_path);
+			break;
+		}
+		map[mapped] = p;
+	}
+	if (r == 0)
+		bk_blake2b_many(NULL, 0, n, map, len, ret_ids);
+	for (size_t i = 0; i < mapped; i++)
+		munmap((void *)map[i], len[i]);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int fd = w[i]->fd;
+		w[i]->fd = -1;
+		if (close(fd) < 0) {
+			w[i]->failed = 1;
+			r = bk_errorf_code(-errno, "close %s", w[i]->tmp_path);
+		}
+	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (!(ret_tmp_paths[i] = strdup(w[i]->tmp_path))) {
+			while (i > 0)
+				free(ret_tmp_paths[--i]);
+			r = -ENOMEM;
+		}
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			w[i]->failed = 1; /* no longer what finish needs: only free is left */
 		return r;
-	if (close(w->fd) < 0) {
-		w->fd = -1;
-		w->failed = 1;
-		return bk_errorf_code(-errno, "close %s", w->tmp_path);
 	}
-	w->fd = -1;
-	bk_blake2b_final(&w->hash, ret_pack_id);
-	char *path = strdup(w->tmp_path);
-	if (!path) {
-		w->failed = 1;
-		return -ENOMEM;
-	}
-	w->finished = 1;
-	*ret_tmp_path = path;
+	for (size_t i = 0; i < n; i++)
+		w[i]->finished = 1;
 	return 0;
 }
 

@@ -12,9 +12,12 @@
  * so any copy is checked without a key. A pack is self-describing: the index can be
  * rebuilt from packs alone. Blob sizes live only inside the encrypted trailer.
  *
- * A BkPackWriter appends to a temp file it owns under tmp_dir; finish() writes the
- * trailer and footer and hands out the temp path, which the caller commits (fsync,
- * rename, directory fsync) through the backend. Freed unfinished, it unlinks it.
+ * A BkPackWriter appends to a temp file it owns under tmp_dir. Packs are finished
+ * in batches: bk_pack_writers_finish() writes each one's trailer and footer and
+ * hashes them side by side, one BLAKE2b lane per pack (store/blake2b.h; on these
+ * machines 8 packs hash in about the time of two), then hands out the temp paths,
+ * which the caller commits (fsync, rename, directory fsync) through the backend.
+ * Freed unfinished, a writer unlinks its temp file.
  * Memory: the entry list, bounded by the pack size. One thread per writer.
  */
 #ifndef BK_STORE_PACK_H
@@ -50,11 +53,14 @@ uint64_t bk_pack_writer_size(const BkPackWriter *w);
 size_t bk_pack_writer_count(const BkPackWriter *w);
 /* Entries so far, borrowed until the next add or free. */
 const BkPackEntry *bk_pack_writer_entries(const BkPackWriter *w);
-/* Completes the pack. On success: *ret_pack_id is its id and *ret_tmp_path the
- * closed temp file (owned by the caller, free()); the writer keeps the entries
- * (bk_pack_writer_entries) until freed. */
-int bk_pack_writer_finish(BkPackWriter *w, BkSealer *s, const BkKeys *k, uint8_t ret_pack_id[32],
-			  char **ret_tmp_path);
+/* Completes n packs (1..BK_PACK_FINISH_MAX), hashing them together. On success
+ * ret_ids[i] is pack i's id and ret_tmp_paths[i] its closed temp file (owned by
+ * the caller, free()); each writer keeps its entries (bk_pack_writer_entries)
+ * until freed. On failure no path is handed out and the writers may only be
+ * freed (which removes their temp files). */
+#define BK_PACK_FINISH_MAX 32
+int bk_pack_writers_finish(BkPackWriter *const *w, size_t n, BkSealer *s, const BkKeys *k,
+			   uint8_t (*ret_ids)[32], char **ret_tmp_paths);
 
 /* Object name for a pack id: "data/xx/<hex>" into out[80]. */
 void bk_pack_name(const uint8_t pack_id[32], char out[80]);

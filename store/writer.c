@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/blake2b.h"
 #include "store/error.h"
 #include "store/idset.h"
 #include "store/pack.h"
@@ -16,6 +17,10 @@
 /* Ids of blobs not yet known to be indexed. Past this many, everything is
  * flushed and the set starts over, which bounds its memory (~8 MiB). */
 #define PENDING_MAX (64u << 10)
+/* Full packs waiting for their ids: fewer than a batch (the hash's lanes, at
+ * most 8), plus every slot's pack at a flush. */
+#define MAX_FULL (MAX_SLOTS + 8)
+_Static_assert(MAX_FULL <= BK_PACK_FINISH_MAX, "a flush finishes every full pack at once");
 
 /* An open pack with its sealing buffer, used by one thread at a time. */
 typedef struct {
@@ -31,6 +36,8 @@ struct BkWriter {
 	pthread_cond_t slot_free;
 	BkIdSet pending; /* ids in open or committed packs of this writer */
 	Slot slots[MAX_SLOTS];
+	BkPackWriter *full[MAX_FULL]; /* complete, not yet finished and committed */
+	size_t nfull;
 	unsigned flushing; /* flushes waiting for the slots to be free */
 	int level;       /* zstd level */
 	int error;       /* sticky: a failed commit fails every later flush */
@@ -59,6 +66,8 @@ void bk_writer_free(BkWriter *w)
 		bk_pack_writer_free(w->slots[i].pack);
 		free(w->slots[i].sealed);
 	}
+	for (size_t i = 0; i < w->nfull; i++)
+		bk_pack_writer_free(w->full[i]);
 	bk_idset_release(&w->pending);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->slot_free);
@@ -77,33 +86,20 @@ static void drop_pack(Slot *s)
 	s->pack = NULL;
 }
 
-/* Finishes and commits a slot's pack: pack durable first, then the index
- * (invariant 1). Called by the thread that holds the slot. */
-static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
+/* Places a finished pack and indexes its blobs: pack durable first, then the
+ * index (invariant 1). tmp is removed if the pack is not placed. */
+static int commit_pack(BkWriter *w, BkPackWriter *p, const uint8_t pack_id[32], const char *tmp)
 {
-	*ret_size = 0;
-	if (!s->pack || bk_pack_writer_count(s->pack) == 0)
-		return 0;
 	BkRepo *r = w->repo;
-	BkSealer *sealer = bk_repo_sealer(r);
-	if (!sealer)
-		return -ENOMEM;
-	uint8_t pack_id[32];
-	char *tmp = NULL, name[80];
-	int e = bk_pack_writer_finish(s->pack, sealer, r->keys, pack_id, &tmp);
-	if (e < 0) { /* never index a pack that could not be written whole */
-		drop_pack(s);
-		return e;
-	}
-	uint64_t size = bk_pack_writer_size(s->pack);
+	char name[80];
 	bk_pack_name(pack_id, name);
-	e = bk_backend_put_file(r->be, name, tmp, true);
+	int e = bk_backend_put_file(r->be, name, tmp, true);
 	bool placed = e == 0;
 	if (e == -EEXIST) /* identical bytes can only come from an identical pack */
 		e = 0;
 	if (e == 0)
-		e = bk_index_add_pack(r->index, pack_id, size, bk_pack_writer_entries(s->pack),
-				      bk_pack_writer_count(s->pack));
+		e = bk_index_add_pack(r->index, pack_id, bk_pack_writer_size(p),
+				      bk_pack_writer_entries(p), bk_pack_writer_count(p));
 	if (e < 0 && placed) {
 		/* nothing references it: take it back rather than leave garbage */
 		char why[512];
@@ -113,10 +109,36 @@ static int commit_slot(BkWriter *w, Slot *s, uint64_t *ret_size)
 	}
 	if (e < 0)
 		unlink(tmp);
-	free(tmp);
-	bk_pack_writer_free(s->pack);
-	s->pack = NULL;
-	*ret_size = size;
+	return e;
+}
+
+/* Finishes full packs together (their ids hashed side by side) and commits
+ * them, stopping at the first failure; frees them all. Called by the thread
+ * that took them from w->full. *ret_packs and *ret_bytes count those committed. */
+static int commit_full(BkWriter *w, BkPackWriter **packs, size_t n, uint64_t *ret_packs,
+		       uint64_t *ret_bytes)
+{
+	BkRepo *r = w->repo;
+	BkSealer *sealer = bk_repo_sealer(r);
+	uint8_t ids[MAX_FULL][32];
+	char *tmp[MAX_FULL];
+	int e = sealer ? bk_pack_writers_finish(packs, n, sealer, r->keys, ids, tmp) : -ENOMEM;
+	bool finished = e == 0; /* never index a pack that could not be written whole */
+	*ret_packs = *ret_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (finished && e == 0) {
+			e = commit_pack(w, packs[i], ids[i], tmp[i]); /* removes tmp if it fails */
+			if (e == 0) {
+				(*ret_packs)++;
+				*ret_bytes += bk_pack_writer_size(packs[i]);
+			}
+		} else if (finished) {
+			unlink(tmp[i]); /* after a failure: left out */
+		}
+		if (finished)
+			free(tmp[i]);
+		bk_pack_writer_free(packs[i]);
+	}
 	return e;
 }
 
@@ -130,13 +152,11 @@ static void set_error(BkWriter *w, int e)
 	}
 }
 
-static void account_commit(BkWriter *w, int e, uint64_t size)
+static void account_commit(BkWriter *w, int e, uint64_t packs, uint64_t bytes)
 {
 	set_error(w, e);
-	if (e == 0 && size) {
-		w->stats.packs++;
-		w->stats.stored_bytes += size;
-	}
+	w->stats.packs += packs;
+	w->stats.stored_bytes += bytes;
 }
 
 static bool any_busy(const BkWriter *w)
@@ -157,9 +177,17 @@ static int flush_locked(BkWriter *w)
 	while (any_busy(w))
 		pthread_cond_wait(&w->slot_free, &w->lock);
 	for (size_t i = 0; i < MAX_SLOTS; i++) {
-		uint64_t size;
-		int e = commit_slot(w, &w->slots[i], &size);
-		account_commit(w, e, size);
+		Slot *s = &w->slots[i];
+		if (s->pack && bk_pack_writer_count(s->pack) > 0) {
+			w->full[w->nfull++] = s->pack;
+			s->pack = NULL;
+		}
+	}
+	if (w->nfull > 0) {
+		uint64_t packs, bytes;
+		int e = commit_full(w, w->full, w->nfull, &packs, &bytes);
+		w->nfull = 0;
+		account_commit(w, e, packs, bytes);
 	}
 	if (!w->error)
 		bk_idset_clear(&w->pending);
@@ -190,6 +218,33 @@ static Slot *take_slot(BkWriter *w)
 	}
 }
 
+/* Moves a slot's full pack to those waiting for their ids; once there are as
+ * many as the hash has lanes, this thread commits them all. The slot stays
+ * busy meanwhile, so a flush waits for the commit. */
+static int retire(BkWriter *w, Slot *s)
+{
+	BkPackWriter *batch[MAX_FULL];
+	size_t n = 0;
+	unsigned lanes = bk_blake2b_init();
+	pthread_mutex_lock(&w->lock);
+	w->full[w->nfull++] = s->pack;
+	s->pack = NULL;
+	if (w->nfull >= lanes) {
+		n = w->nfull;
+		memcpy(batch, w->full, n * sizeof(*batch));
+		w->nfull = 0;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (n == 0)
+		return 0;
+	uint64_t packs, bytes;
+	int e = commit_full(w, batch, n, &packs, &bytes);
+	pthread_mutex_lock(&w->lock);
+	account_commit(w, e, packs, bytes);
+	pthread_mutex_unlock(&w->lock);
+	return e;
+}
+
 static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32],
 		     const void *data, size_t len)
 {
@@ -209,15 +264,9 @@ static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32]
 	bk_sealer_set_level(sealer, w->level); /* the sealer is the thread's, shared by writers */
 	bk_seal(sealer, r->keys, type, id, data, len, s->sealed, &slen);
 	int e = 0;
-	if (s->pack && bk_pack_writer_size(s->pack) + slen > BK_PACK_TARGET) {
-		uint64_t size;
-		e = commit_slot(w, s, &size);
-		pthread_mutex_lock(&w->lock);
-		account_commit(w, e, size);
-		pthread_mutex_unlock(&w->lock);
-		if (e < 0)
-			return e;
-	}
+	if (s->pack && bk_pack_writer_size(s->pack) + slen > BK_PACK_TARGET &&
+	    (e = retire(w, s)) < 0)
+		return e;
 	if (!s->pack && (e = bk_pack_writer_new(r->tmp_dir, &s->pack)) < 0)
 		return e;
 	if ((e = bk_pack_writer_add(s->pack, type, id, s->sealed, slen, len)) < 0)

@@ -1,21 +1,24 @@
 /* store/writer.h: writing blobs into packs, deduplicated.
  *
- * A BkWriter owns its open pack: puts seal blobs (zstd, then XChaCha20-Poly1305)
- * and append them; a blob already in the index or in this writer's open pack is
- * skipped (no compression, no sealing). At ~16 MiB the pack is finished and
- * committed: pack fsync'd and renamed into place with its directory fsync'd, then
- * the index commit (invariant 1). bk_writer_flush() does the same for a partial
- * pack and must be called before any record that references the blobs is
- * written. Freeing an unflushed writer drops its temp pack: nothing references
- * it yet.
+ * A BkWriter owns its open packs: puts seal blobs (zstd, then XChaCha20-Poly1305)
+ * and append them; a blob already in the index or in this writer's packs is
+ * skipped (no compression, no sealing). At ~16 MiB a pack is full; full packs
+ * are finished and committed in batches, as many as BLAKE2b has lanes (8 with
+ * AVX-512), so that their ids are hashed side by side (store/pack.h): each pack
+ * fsync'd and renamed into place with its directory fsync'd, then the index
+ * commit (invariant 1). bk_writer_flush() does the same for every full and
+ * partial pack and must be called before any record that references the blobs
+ * is written. Freeing an unflushed writer drops its temp packs: nothing
+ * references them yet.
  *
  * Several writers (threads or processes) may write at once; each owns its packs,
  * LMDB serialises index commits. A blob written by two writers concurrently is
  * stored twice; the index keeps the first, the other copy is garbage for prune.
  *
- * Memory: bounded: at most a few open packs' entries (one per thread putting at
- * once), their sealing buffers, and a set of recently stored ids that is
- * flushed and cleared when it reaches a fixed size.
+ * Memory: bounded: the entries of a few open packs (one per thread putting at
+ * once) and of fewer than a batch of full ones, their sealing buffers, and a set
+ * of recently stored ids that is flushed and cleared when it reaches a fixed
+ * size. Disk: full packs wait as temp files, at most a batch's worth.
  * Thread-safety: bk_writer_put may be called from many threads at once; each
  * seals and appends to a pack of its own. flush and free: one thread.
  */

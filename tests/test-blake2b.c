@@ -6,10 +6,7 @@
  * overlapping in memory; bk_blake2b_init agrees with the CPU's best (its
  * self-check passed) and bk_blob_ids gives bk_blob_id's ids. A lane that mixed up
  * counters, final flags, padding or the key block of one message with another's
- * fails here. The one-stream hash (pack ids) gives crypto_generichash's bytes for
- * every length around the block boundaries, fed whole, a byte at a time and in
- * random pieces (a final block compressed too early, without its flag, or a
- * counter off by the buffered bytes fails here). */
+ * fails here. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,48 +106,6 @@ static void test_lanes(unsigned lanes)
 	   "lanes %u: equal messages give equal ids, equal lengths in one batch", lanes);
 }
 
-/* The stream of len bytes at pool, given to bk_blake2b_update in pieces of the
- * sizes seed draws (1 to maxpiece; the whole at once when maxpiece is 0). */
-static bool stream_agrees(size_t len, size_t maxpiece, uint32_t seed)
-{
-	BkBlake2b s;
-	uint8_t got[32], want[32];
-	bk_blake2b_start(&s);
-	for (size_t off = 0; off < len;) {
-		seed = seed * 1103515245u + 12345u;
-		size_t n = maxpiece ? 1 + (seed >> 8) % maxpiece : len;
-		if (n > len - off)
-			n = len - off;
-		bk_blake2b_update(&s, pool + off, n);
-		if (seed % 7 == 0)
-			bk_blake2b_update(&s, pool, 0); /* an empty piece changes nothing */
-		off += n;
-	}
-	bk_blake2b_final(&s, got);
-	crypto_generichash(want, 32, pool, len, NULL, 0);
-	return memcmp(got, want, 32) == 0;
-}
-
-static void test_stream(void)
-{
-	int bad = 0, runs = 0;
-	for (size_t blocks = 0; blocks <= 4; blocks++)
-		for (size_t d = 0; d <= 2; d++)
-			for (int sign = -1; sign <= 1; sign += 2) {
-				if (blocks == 0 && sign < 0)
-					continue;
-				size_t len = blocks * 128 + (size_t)sign * d;
-				static const size_t pieces[] = { 0, 1, 3, 127, 128, 129, 300 };
-				for (size_t p = 0; p < BK_ARRAY_SIZE(pieces); p++, runs++)
-					bad += !stream_agrees(len, pieces[p], (uint32_t)(len * 31 + p));
-			}
-	ok(bad == 0, "one stream: %d lengths around block edges, whole and in pieces", runs);
-	bad = 0;
-	for (uint32_t seed = 1; seed <= 20; seed++)
-		bad += !stream_agrees(POOL - seed * 997, seed * 5000, seed);
-	ok(bad == 0, "one stream: ~200 KiB in random pieces of up to 100 KB");
-}
-
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -168,8 +123,6 @@ int main(void)
 		else
 			ok(true, "# SKIP lanes %u: this CPU cannot run them", all[i]);
 	}
-
-	test_stream();
 
 	/* bk_blob_ids against bk_blob_id, through the repository keys */
 	uint8_t repo_id[BK_REPO_ID_LEN] = { 1 };

@@ -7,7 +7,10 @@
  * (BK_E_CORRUPT, also with a stale size); every bit of the header, trailer and
  * footer flipped (BK_E_CORRUPT or BK_E_VERSION, never success); a damaged blob
  * refused when opened and changing the pack's hash; writer misuse (empty finish,
- * add after finish, freed unfinished writer removes its temp file);
+ * add after finish, freed unfinished writer removes its temp file); packs
+ * finished in batches of 1 to BK_PACK_FINISH_MAX (the lanes, or libsodium for one),
+ * each id the hash of its own file, and a batch with one bad pack handing out
+ * no temp file;
  * bk_pack_trailer_decode over hand-made trailers (bounds, overlap, order, types,
  * counts, versions, trailing bytes, every truncation); pack names both ways.
  *
@@ -133,7 +136,7 @@ static void test_pack_round_trip(void)
 	char *tmp = NULL;
 	is_int(bk_pack_writer_new(tmp_dir, &w), 0, "writer created");
 	ok(bk_pack_writer_count(w) == 0 && bk_pack_writer_size(w) == 0, "empty writer");
-	is_int(bk_pack_writer_finish(w, sealer, keys, pack_id, &tmp), -EINVAL,
+	is_int(bk_pack_writers_finish(&w, 1, sealer, keys, &pack_id, &tmp), -EINVAL,
 	       "finishing an empty pack: -EINVAL");
 	is_int(count_files(tmp_dir), 0, "an empty writer creates no file");
 
@@ -158,7 +161,7 @@ static void test_pack_round_trip(void)
 	}
 	ok(layout_ok, "blobs are laid out back to back after the header; entries track them");
 	is_int(count_files(tmp_dir), 1, "one temp file while writing");
-	is_int(bk_pack_writer_finish(w, sealer, keys, pack_id, &tmp), 0, "pack finished");
+	is_int(bk_pack_writers_finish(&w, 1, sealer, keys, &pack_id, &tmp), 0, "pack finished");
 	uint64_t wsize = bk_pack_writer_size(w);
 	BkPackEntry *written = malloc(nb * sizeof(*written));
 	memcpy(written, bk_pack_writer_entries(w), nb * sizeof(*written));
@@ -166,7 +169,7 @@ static void test_pack_round_trip(void)
 	is_int(bk_pack_writer_add(w, BK_BLOB_DATA, dummy, dummy, sizeof(dummy), 1), -EINVAL,
 	       "add after finish: -EINVAL");
 	char *tmp2 = NULL;
-	is_int(bk_pack_writer_finish(w, sealer, keys, pack_id, &tmp2), -EINVAL,
+	is_int(bk_pack_writers_finish(&w, 1, sealer, keys, &pack_id, &tmp2), -EINVAL,
 	       "finish twice: -EINVAL");
 	bk_pack_writer_free(w);
 	ok(tmp && access(tmp, F_OK) == 0, "a finished writer's temp file survives its free");
@@ -380,6 +383,68 @@ static void test_pack_round_trip(void)
 
 /* The writer accepts entries that bk_pack_trailer_decode refuses, so it can
  * finish a pack whose every blob is then unreadable (and that repair skips). */
+/* A writer holding `blobs` blobs of `len` bytes each. */
+static BkPackWriter *filled_writer(size_t blobs, size_t len)
+{
+	BkPackWriter *w = NULL;
+	if (bk_pack_writer_new(tmp_dir, &w) < 0)
+		abort();
+	for (size_t i = 0; i < blobs; i++) {
+		Blob b = make_blob(BK_BLOB_DATA, len + i, true);
+		size_t slen;
+		uint8_t *sealed = malloc(bk_seal_bound(b.len));
+		bk_seal(sealer, keys, b.type, b.id, b.plain, b.len, sealed, &slen);
+		if (bk_pack_writer_add(w, b.type, b.id, sealed, slen, b.len) < 0)
+			abort();
+		free(sealed);
+		free(b.plain);
+	}
+	return w;
+}
+
+/* Batches of packs of different sizes: every lane count hashes each pack as
+ * its own file, including batches longer than the lanes (a lane takes the next
+ * pack when its own ends). */
+static void test_finish_batch(void)
+{
+	static const size_t sizes[] = { 1, 2, 7, 8, 9, 17, BK_PACK_FINISH_MAX };
+	for (size_t k = 0; k < BK_ARRAY_SIZE(sizes); k++) {
+		size_t n = sizes[k];
+		BkPackWriter *w[BK_PACK_FINISH_MAX];
+		uint8_t ids[BK_PACK_FINISH_MAX][32];
+		char *tmp[BK_PACK_FINISH_MAX];
+		for (size_t i = 0; i < n; i++) /* sizes around the 128-byte block */
+			w[i] = filled_writer(1 + i % 5, 100 + 61 * i);
+		bool same = bk_pack_writers_finish(w, n, sealer, keys, ids, tmp) == 0;
+		for (size_t i = 0; same && i < n; i++) {
+			uint8_t hash[32];
+			uint64_t fsize = 0;
+			same = file_hash(tmp[i], hash, &fsize) && memcmp(hash, ids[i], 32) == 0 &&
+			       fsize == bk_pack_writer_size(w[i]);
+		}
+		ok(same, "a batch of %zu packs: each id is the BLAKE2b-256 of its own file", n);
+		for (size_t i = 0; i < n; i++) {
+			bk_pack_writer_free(w[i]);
+			unlink(tmp[i]);
+			free(tmp[i]);
+		}
+	}
+	size_t before = count_files(tmp_dir);
+	BkPackWriter *w[3] = { filled_writer(2, 300), NULL, filled_writer(1, 50) };
+	bk_pack_writer_new(tmp_dir, &w[1]); /* empty: cannot be finished */
+	uint8_t ids[3][32];
+	char *tmp[3] = { NULL, NULL, NULL };
+	is_int(bk_pack_writers_finish(w, 3, sealer, keys, ids, tmp), -EINVAL,
+	       "a batch with an empty pack: -EINVAL");
+	ok(!tmp[0] && !tmp[1] && !tmp[2], "and no temp file handed out");
+	for (size_t i = 0; i < 3; i++)
+		bk_pack_writer_free(w[i]);
+	is_int(count_files(tmp_dir), before, "freeing the batch removes its temp files");
+	is_int(bk_pack_writers_finish(w, 0, sealer, keys, ids, tmp), -EINVAL, "an empty batch: -EINVAL");
+	is_int(bk_pack_writers_finish(w, BK_PACK_FINISH_MAX + 1, sealer, keys, ids, tmp), -EINVAL,
+	       "a batch over BK_PACK_FINISH_MAX: -EINVAL");
+}
+
 static void test_writer_limits(void)
 {
 	Blob good = make_blob(BK_BLOB_DATA, 100, false);
@@ -404,7 +469,7 @@ static void test_writer_limits(void)
 					     cases[i].plain_len);
 		uint8_t pack_id[32];
 		char *tmp = NULL;
-		int fin = bk_pack_writer_finish(w, sealer, keys, pack_id, &tmp);
+		int fin = bk_pack_writers_finish(&w, 1, sealer, keys, &pack_id, &tmp);
 		int rd = -1;
 		if (add == 0 && fin == 0) {
 			char name[80];
@@ -689,6 +754,7 @@ int main(void)
 
 	test_pack_round_trip();
 	test_writer_limits();
+	test_finish_batch();
 	test_trailer_decode();
 	test_names();
 

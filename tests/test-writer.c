@@ -15,7 +15,10 @@
  * (which recomputes ids in groups too) reports that blob and nothing else. A
  * block-cut chunk stream (bk_chunk_stream_new_blocks, base backups) cuts every file
  * into 32 KiB blocks from the file's own start, whatever the sizes of the pushes and
- * wherever the file before it ended. */
+ * wherever the file before it ended. Full packs are finished and committed in
+ * batches as many as the BLAKE2b lanes, by the putting threads, without a flush;
+ * every blob reads back and check --read-data finds every pack's contents match
+ * its name. */
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include "store/archiver.h"
+#include "store/blake2b.h"
 #include "store/check.h"
 #include "store/error.h"
 #include "store/fs.h"
@@ -257,6 +261,101 @@ static size_t count_dir(const char *path)
 	return n;
 }
 
+typedef struct {
+	BkWriter *w;
+	unsigned first, n; /* blobs first..first+n-1 */
+	uint8_t (*ids)[32];
+	int failed;
+} BatchPutter;
+
+enum { BATCH_BLOB = 1 << 20 };
+
+static void batch_blob(unsigned i, uint8_t *buf)
+{
+	memset(buf, (int)(i * 37u), BATCH_BLOB);
+	memcpy(buf, &i, sizeof(i));
+}
+
+static void *put_batch_blobs(void *arg)
+{
+	BatchPutter *bp = arg;
+	uint8_t *buf = malloc(BATCH_BLOB);
+	for (unsigned i = bp->first; buf && i < bp->first + bp->n; i++) {
+		batch_blob(i, buf);
+		bp->failed |= bk_writer_put(bp->w, BK_BLOB_DATA, buf, BATCH_BLOB, bp->ids[i]) < 0;
+	}
+	bp->failed |= !buf;
+	free(buf);
+	return NULL;
+}
+
+/* Two threads fill more full packs than a batch holds: the putting threads
+ * commit a batch themselves, before any flush. */
+static void test_full_batches(const char *path, const BkSecret *secret)
+{
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	params.zstd_level = 0; /* stored as they are: a pack holds ~15 blobs */
+	BkRepo *r = NULL;
+	BkWriter *w = NULL;
+	if (bk_repo_create(path, secret, &params, &r) < 0 || bk_writer_new(r, &w) < 0) {
+		ok(false, "repository for full batches");
+		return;
+	}
+	unsigned lanes = bk_blake2b_init();
+	unsigned n = (lanes + 2) * 16; /* lanes + 2 packs' worth */
+	uint8_t(*ids)[32] = calloc(n, 32);
+	BatchPutter bp[2] = { { w, 0, n / 2, ids, 0 }, { w, n / 2, n - n / 2, ids, 0 } };
+	pthread_t th[2];
+	for (int t = 0; t < 2; t++)
+		pthread_create(&th[t], NULL, put_batch_blobs, &bp[t]);
+	for (int t = 0; t < 2; t++)
+		pthread_join(th[t], NULL);
+	uint64_t before = bk_writer_stats(w)->packs;
+	ok(!bp[0].failed && !bp[1].failed, "%u puts of 1 MiB from two threads", n);
+	ok(before >= lanes, "full packs committed in a batch before any flush (%llu, %u lanes)",
+	   (unsigned long long)before, lanes);
+	is_int(bk_writer_flush(w), 0, "the flush commits the rest");
+	uint64_t packs = bk_writer_stats(w)->packs;
+	char *data = bk_path_join(path, "data");
+	size_t files = 0;
+	DIR *d = opendir(data);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *sub = bk_path_join(data, de->d_name);
+		files += count_dir(sub);
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+	free(data);
+	ok(packs > before && files == packs, "%llu packs committed, %zu in the repository",
+	   (unsigned long long)packs, files);
+	size_t wrong = 0;
+	uint8_t *want = malloc(BATCH_BLOB);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *got;
+		size_t len;
+		batch_blob(i, want);
+		if (bk_repo_read_blob(r, BK_BLOB_DATA, ids[i], &got, &len) < 0) {
+			wrong++;
+			continue;
+		}
+		wrong += len != BATCH_BLOB || memcmp(got, want, len) != 0;
+		free(got);
+	}
+	is_int(wrong, 0, "every blob reads back with its own bytes");
+	Findings f = { 0 };
+	is_int(bk_check(r, true, collect, &f), 0, "check --read-data: every pack matches its name (%s)",
+	       f.problems ? f.first : "no problem");
+	free(want);
+	free(ids);
+	bk_writer_free(w);
+	bk_repo_close(r);
+}
+
 static void test_write_failure(const char *path, const BkSecret *secret)
 {
 	BkRepoParams params;
@@ -404,6 +503,9 @@ int main(void)
 		test_block_stream(r);
 		char *path2 = bk_path_join(tmp_root, "repo-write-failure");
 		test_write_failure(path2, secret);
+		free(path2);
+		path2 = bk_path_join(tmp_root, "repo-full-batches");
+		test_full_batches(path2, secret);
 		free(path2);
 	}
 	bk_repo_close(r);
