@@ -56,21 +56,29 @@ static inline void store64(uint8_t *p, uint64_t v)
 #define HAVE_LANES 1
 #define LANES 4
 #define VEC Vec4
+#define COMPRESS compress4
 #define FN blake2b_lanes4
+#define STEP streams_step4
 #define TARGET "avx2"
 #include "store/blake2b-lanes.inc"
 #undef LANES
 #undef VEC
+#undef COMPRESS
 #undef FN
+#undef STEP
 #undef TARGET
 #define LANES 8
 #define VEC Vec8
+#define COMPRESS compress8
 #define FN blake2b_lanes8
+#define STEP streams_step8
 #define TARGET "avx512f"
 #include "store/blake2b-lanes.inc"
 #undef LANES
 #undef VEC
+#undef COMPRESS
 #undef FN
+#undef STEP
 #undef TARGET
 #endif
 
@@ -138,6 +146,52 @@ void bk_blake2b_many(const uint8_t *key, size_t keylen, size_t n, const uint8_t 
 {
 	/* the self-check runs at the first batch, not at every process start */
 	bk_blake2b_many_lanes(n > 1 ? bk_blake2b_init() : 1, key, keylen, n, msg, len, out);
+}
+
+/* ---- streams ---- */
+
+void bk_blake2b_streams_start_lanes(BkBlake2bStreams *s, unsigned lanes, size_t n,
+				    const uint64_t *len)
+{
+	assert(n >= 1 && n <= BK_BLAKE2B_STREAMS_MAX);
+	memset(s, 0, sizeof(*s));
+	s->n = (unsigned)n;
+	s->lanes = lanes;
+	for (size_t i = 0; i < n; i++) {
+		s->len[i] = len[i];
+		for (int w = 0; w < 8; w++)
+			s->h[i][w] = w == 0 ? IV[0] ^ 0x01010020ULL : IV[w]; /* unkeyed, 32 bytes */
+		crypto_generichash_init(&s->sodium[i], NULL, 0, 32); /* used by lanes 1 */
+	}
+}
+
+void bk_blake2b_streams_start(BkBlake2bStreams *s, size_t n, const uint64_t *len)
+{
+	bk_blake2b_streams_start_lanes(s, bk_blake2b_init(), n, len);
+}
+
+void bk_blake2b_streams_update(BkBlake2bStreams *s, const uint8_t *const *piece, size_t step)
+{
+	assert(step > 0 && step % 128 == 0);
+#ifdef HAVE_LANES
+	if (s->lanes == 4 || s->lanes == 8) {
+		for (unsigned base = 0; base < s->n; base += s->lanes)
+			(s->lanes == 8 ? streams_step8 : streams_step4)(s, base, piece, step);
+		s->off += step;
+		return;
+	}
+#endif
+	for (unsigned i = 0; i < s->n; i++) {
+		if (s->done[i])
+			continue;
+		uint64_t left = s->len[i] - s->off;
+		crypto_generichash_update(&s->sodium[i], piece[i], left < step ? left : step);
+		if (left <= step) {
+			crypto_generichash_final(&s->sodium[i], s->out[i], 32);
+			s->done[i] = true;
+		}
+	}
+	s->off += step;
 }
 
 /* Runs lanes on messages of every length around the block and lane boundaries,

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,13 +192,51 @@ static int write_trailer(BkPackWriter *w, BkSealer *s, const BkKeys *k)
 	return r;
 }
 
+/* The ids of n (<= BK_BLAKE2B_STREAMS_MAX) written packs, hashed side by side
+ * from their files as written, a piece of each at a time (the page cache they
+ * were just written to: a copy, not a disk read). */
+#define HASH_PIECE (256u << 10)
+static int hash_packs(BkPackWriter *const *w, size_t n, uint8_t (*ret_ids)[32])
+{
+	uint8_t *buf = malloc(n * HASH_PIECE);
+	if (!buf)
+		return -ENOMEM;
+	BkBlake2bStreams st;
+	uint64_t len[BK_BLAKE2B_STREAMS_MAX], longest = 0;
+	for (size_t i = 0; i < n; i++) {
+		len[i] = w[i]->size; /* never 0: a pack has its header and footer */
+		longest = BK_MAX(longest, len[i]);
+	}
+	bk_blake2b_streams_start(&st, n, len);
+	int r = 0;
+	for (uint64_t off = 0; r == 0 && off < longest; off += HASH_PIECE) {
+		const uint8_t *piece[BK_BLAKE2B_STREAMS_MAX] = { 0 };
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			if (off >= len[i])
+				continue; /* hashed whole */
+			size_t want = (size_t)BK_MIN((uint64_t)HASH_PIECE, len[i] - off);
+			uint8_t *p = buf + i * HASH_PIECE;
+			ssize_t got = pread(w[i]->fd, p, want, (off_t)off);
+			if (got != (ssize_t)want)
+				r = bk_errorf_code(got < 0 ? -errno : -EIO, "read back pack %s",
+						   w[i]->tmp_path);
+			piece[i] = p;
+		}
+		if (r == 0)
+			bk_blake2b_streams_update(&st, piece, HASH_PIECE);
+	}
+	free(buf);
+	if (r == 0)
+		memcpy(ret_ids, st.out, n * 32);
+	return r;
+}
+
 int bk_pack_writers_finish(BkPackWriter *const *w, size_t n, BkSealer *s, const BkKeys *k,
 			   uint8_t (*ret_ids)[32], char **ret_tmp_paths)
 {
 	if (n == 0 || n > BK_PACK_FINISH_MAX)
 		return -EINVAL;
-	const uint8_t *map[BK_PACK_FINISH_MAX];
-	size_t len[BK_PACK_FINISH_MAX], mapped = 0;
+	int r = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (w[i]->failed)
 			return bk_errorf(-EIO, "pack writer: an earlier write to %s failed",
@@ -207,24 +244,10 @@ int bk_pack_writers_finish(BkPackWriter *const *w, size_t n, BkSealer *s, const 
 		if (w[i]->count == 0 || w[i]->finished)
 			return -EINVAL;
 	}
-	int r = 0;
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = write_trailer(w[i], s, k);
-	/* the bytes as the file holds them, from the page cache they were just written to */
-	for (; r == 0 && mapped < n; mapped++) {
-		len[mapped] = (size_t)w[mapped]->size;
-		void *p = mmap(NULL, len[mapped], PROT_READ, MAP_SHARED | MAP_POPULATE,
-			       w[mapped]->fd, 0);
-		if (p == MAP_FAILED) {
-			r = bk_errorf_code(-errno, "map pack %s", w[mapped]->tmp_path);
-			break;
-		}
-		map[mapped] = p;
-	}
-	if (r == 0)
-		bk_blake2b_many(NULL, 0, n, map, len, ret_ids);
-	for (size_t i = 0; i < mapped; i++)
-		munmap((void *)map[i], len[i]);
+	for (size_t at = 0; r == 0 && at < n; at += BK_BLAKE2B_STREAMS_MAX)
+		r = hash_packs(w + at, BK_MIN(n - at, (size_t)BK_BLAKE2B_STREAMS_MAX), ret_ids + at);
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		int fd = w[i]->fd;
 		w[i]->fd = -1;

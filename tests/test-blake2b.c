@@ -6,7 +6,11 @@
  * overlapping in memory; bk_blake2b_init agrees with the CPU's best (its
  * self-check passed) and bk_blob_ids gives bk_blob_id's ids. A lane that mixed up
  * counters, final flags, padding or the key block of one message with another's
- * fails here. */
+ * fails here. Streams (pack ids): every lane count gives crypto_generichash's
+ * bytes for 1 to 8 messages of lengths around the block and piece edges, fed in
+ * pieces of 128 bytes to 4 KiB, with messages ending in different pieces (a
+ * stream that kept hashing after its end, lost its state between pieces, or
+ * mixed up lanes across the two groups of 4 fails here). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +110,58 @@ static void test_lanes(unsigned lanes)
 	   "lanes %u: equal messages give equal ids, equal lengths in one batch", lanes);
 }
 
+/* n messages of the given lengths (places in the pool) through streams with
+ * lanes, in pieces of step bytes; the number that differ from libsodium. */
+static int compare_streams(unsigned lanes, size_t n, const uint64_t *len, size_t step,
+			   uint32_t seed)
+{
+	const uint8_t *msg[BK_BLAKE2B_STREAMS_MAX];
+	for (size_t i = 0; i < n; i++)
+		msg[i] = pool + (seed * 7919u + i * 104729u) % (POOL - len[i]);
+	BkBlake2bStreams st;
+	bk_blake2b_streams_start_lanes(&st, lanes, n, len);
+	uint64_t longest = 0;
+	for (size_t i = 0; i < n; i++)
+		longest = len[i] > longest ? len[i] : longest;
+	for (uint64_t off = 0; off == 0 || off < longest; off += step) {
+		const uint8_t *piece[BK_BLAKE2B_STREAMS_MAX] = { 0 };
+		for (size_t i = 0; i < n; i++)
+			if (off < len[i])
+				piece[i] = msg[i] + off;
+		bk_blake2b_streams_update(&st, piece, step);
+	}
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t want[32];
+		crypto_generichash(want, 32, msg[i], len[i], NULL, 0);
+		bad += memcmp(want, st.out[i], 32) != 0;
+	}
+	return bad;
+}
+
+static void test_streams(unsigned lanes)
+{
+	static const uint64_t edge[] = { 0,   1,    127,  128,  129,  255,  256,  257,
+					 640, 1000, 4095, 4096, 4097, 8192, 20000, 65536 + 129 };
+	const size_t nedge = sizeof(edge) / sizeof(edge[0]);
+	static const size_t steps[] = { 128, 256, 640, 4096 };
+	int bad = 0, runs = 0;
+	for (size_t s = 0; s < 4; s++) {
+		for (size_t i = 0; i < nedge; i++, runs++)
+			bad += compare_streams(lanes, 1, &edge[i], steps[s], (uint32_t)i);
+		for (size_t n = 2; n <= BK_BLAKE2B_STREAMS_MAX; n++) {
+			uint64_t len[BK_BLAKE2B_STREAMS_MAX];
+			for (size_t rot = 0; rot < nedge; rot++, runs++) {
+				for (size_t i = 0; i < n; i++)
+					len[i] = edge[(rot + i * 5) % nedge];
+				bad += compare_streams(lanes, n, len, steps[s], (uint32_t)(rot + n));
+			}
+		}
+	}
+	ok(bad == 0, "streams, lanes %u: %d batches of 1-8 edge lengths in pieces of 128 B-4 KiB",
+	   lanes, runs);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -118,10 +174,13 @@ int main(void)
 	is_int(bk_blake2b_init(), best, "a second init changes nothing");
 	static const unsigned all[] = { 1, 4, 8 };
 	for (size_t i = 0; i < 3; i++) {
-		if (all[i] <= best)
+		if (all[i] <= best) {
 			test_lanes(all[i]);
-		else
+			test_streams(all[i]);
+		} else {
 			ok(true, "# SKIP lanes %u: this CPU cannot run them", all[i]);
+			ok(true, "# SKIP streams, lanes %u: this CPU cannot run them", all[i]);
+		}
 	}
 
 	/* bk_blob_ids against bk_blob_id, through the repository keys */
