@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +32,18 @@ struct BkPackWriter {
 	size_t count, cap;
 	int finished;
 	int failed; /* a write failed: the file no longer matches size and entries */
+	bool hashing; /* the id is hashed as the bytes are written */
+	crypto_generichash_state hash;
 };
 
-int bk_pack_writer_new(const char *tmp_dir, BkPackWriter **ret)
+int bk_pack_writer_new(const char *tmp_dir, bool hash_as_written, BkPackWriter **ret)
 {
 	BkPackWriter *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->fd = -1;
+	w->hashing = hash_as_written;
+	crypto_generichash_init(&w->hash, NULL, 0, 32);
 	w->tmp_dir = strdup(tmp_dir);
 	if (!w->tmp_dir) {
 		free(w);
@@ -81,6 +87,8 @@ static int flush_buf(BkPackWriter *w)
 /* Appends to the pack through a buffer: one write per BUF_SIZE, not per blob. */
 static int emit(BkPackWriter *w, const void *p, size_t n)
 {
+	if (w->hashing)
+		crypto_generichash_update(&w->hash, p, n);
 	w->size += n;
 	if (w->buffered + n > BUF_SIZE) {
 		int r = flush_buf(w);
@@ -246,8 +254,24 @@ int bk_pack_writers_finish(BkPackWriter *const *w, size_t n, BkSealer *s, const 
 	}
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = write_trailer(w[i], s, k);
-	for (size_t at = 0; r == 0 && at < n; at += BK_BLAKE2B_STREAMS_MAX)
-		r = hash_packs(w + at, BK_MIN(n - at, (size_t)BK_BLAKE2B_STREAMS_MAX), ret_ids + at);
+	/* the ids not hashed as written: side by side, from the files */
+	BkPackWriter *rest[BK_PACK_FINISH_MAX];
+	size_t where[BK_PACK_FINISH_MAX], nrest = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (w[i]->hashing) {
+			crypto_generichash_final(&w[i]->hash, ret_ids[i], 32);
+		} else {
+			where[nrest] = i;
+			rest[nrest++] = w[i];
+		}
+	}
+	for (size_t at = 0; r == 0 && at < nrest; at += BK_BLAKE2B_STREAMS_MAX) {
+		uint8_t ids[BK_BLAKE2B_STREAMS_MAX][32];
+		size_t m = BK_MIN(nrest - at, (size_t)BK_BLAKE2B_STREAMS_MAX);
+		r = hash_packs(rest + at, m, ids);
+		for (size_t j = 0; r == 0 && j < m; j++)
+			memcpy(ret_ids[where[at + j]], ids[j], 32);
+	}
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		int fd = w[i]->fd;
 		w[i]->fd = -1;

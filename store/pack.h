@@ -12,12 +12,15 @@
  * so any copy is checked without a key. A pack is self-describing: the index can be
  * rebuilt from packs alone. Blob sizes live only inside the encrypted trailer.
  *
- * A BkPackWriter appends to a temp file it owns under tmp_dir. Packs are finished
- * in batches: bk_pack_writers_finish() writes each one's trailer and footer and
- * hashes them side by side, one BLAKE2b lane per pack, reading them back in
- * pieces (store/blake2b.h; on these machines 8 packs hash in less than the time
- * of three alone), then hands out the temp paths, which the caller commits
- * (fsync, rename, directory fsync) through the backend.
+ * A BkPackWriter appends to a temp file it owns under tmp_dir. Its id is hashed
+ * one of two ways: as the bytes are written (libsodium's stream), which costs
+ * nothing at the end, for a pack finished alone when latency counts (wal-push);
+ * or at the end, with other packs: bk_pack_writers_finish() writes each one's
+ * trailer and footer and hashes those not hashed as written side by side, one
+ * BLAKE2b lane per pack, reading them back in pieces (store/blake2b.h; on these
+ * machines 8 packs hash in less than the time of three alone). It then hands
+ * out the temp paths, which the caller commits (fsync, rename, directory fsync)
+ * through the backend.
  * Freed unfinished, a writer unlinks its temp file.
  * Memory: the entry list, bounded by the pack size; finishing, 256 KiB a pack
  * hashed at once. One thread per writer.
@@ -25,6 +28,7 @@
 #ifndef BK_STORE_PACK_H
 #define BK_STORE_PACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +51,9 @@ typedef struct {
 
 typedef struct BkPackWriter BkPackWriter;
 
-int bk_pack_writer_new(const char *tmp_dir, BkPackWriter **ret);
+/* hash_as_written: see above (true: the id costs ~1 s a GB as bytes are added;
+ * false: a third of that, at finish, in a batch of packs). */
+int bk_pack_writer_new(const char *tmp_dir, bool hash_as_written, BkPackWriter **ret);
 void bk_pack_writer_free(BkPackWriter *w); /* unlinks an unfinished temp file */
 int bk_pack_writer_add(BkPackWriter *w, BkBlobType type, const uint8_t id[32],
 		       const uint8_t *sealed, size_t sealed_len, size_t plain_len);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +39,10 @@ struct BkWriter {
 	Slot slots[MAX_SLOTS];
 	BkPackWriter *full[MAX_FULL]; /* complete, not yet finished and committed */
 	size_t nfull;
+	/* A pack has filled up: this writer writes in bulk, and packs opened from
+	 * now on are hashed in batches. Before, a pack is hashed as it is written,
+	 * so that one finished alone (wal-push's) costs nothing at the end. */
+	atomic_bool bulk;
 	unsigned flushing; /* flushes waiting for the slots to be free */
 	int level;       /* zstd level */
 	int error;       /* sticky: a failed commit fails every later flush */
@@ -226,6 +231,7 @@ static int retire(BkWriter *w, Slot *s)
 	BkPackWriter *batch[MAX_FULL];
 	size_t n = 0;
 	unsigned lanes = bk_blake2b_init();
+	atomic_store(&w->bulk, true);
 	pthread_mutex_lock(&w->lock);
 	w->full[w->nfull++] = s->pack;
 	s->pack = NULL;
@@ -267,7 +273,7 @@ static int seal_into(BkWriter *w, Slot *s, BkBlobType type, const uint8_t id[32]
 	if (s->pack && bk_pack_writer_size(s->pack) + slen > BK_PACK_TARGET &&
 	    (e = retire(w, s)) < 0)
 		return e;
-	if (!s->pack && (e = bk_pack_writer_new(r->tmp_dir, &s->pack)) < 0)
+	if (!s->pack && (e = bk_pack_writer_new(r->tmp_dir, !atomic_load(&w->bulk), &s->pack)) < 0)
 		return e;
 	if ((e = bk_pack_writer_add(s->pack, type, id, s->sealed, slen, len)) < 0)
 		drop_pack(s); /* now, so the add's own error (no space) is the one reported */

@@ -4,7 +4,9 @@
  * and append them; a blob already in the index or in this writer's packs is
  * skipped (no compression, no sealing). At ~16 MiB a pack is full; full packs
  * are finished and committed in batches, as many as BLAKE2b has lanes (8 with
- * AVX-512), so that their ids are hashed side by side (store/pack.h): each pack
+ * AVX-512), so that their ids are hashed side by side (store/pack.h; until the
+ * first pack fills up, packs are hashed as they are written, so a small write
+ * such as wal-push's pays nothing for its pack id at the end): each pack
  * fsync'd and renamed into place with its directory fsync'd, then the index
  * commit (invariant 1). bk_writer_flush() does the same for every full and
  * partial pack and must be called before any record that references the blobs

@@ -9,7 +9,8 @@
  * refused when opened and changing the pack's hash; writer misuse (empty finish,
  * add after finish, freed unfinished writer removes its temp file); packs
  * finished in batches of 1 to BK_PACK_FINISH_MAX (the lanes, or libsodium for one),
- * each id the hash of its own file, and a batch with one bad pack handing out
+ * some hashed as written and the others at the end, each id the hash of its own
+ * file, and a batch with one bad pack handing out
  * no temp file;
  * bk_pack_trailer_decode over hand-made trailers (bounds, overlap, order, types,
  * counts, versions, trailing bytes, every truncation); pack names both ways.
@@ -134,7 +135,7 @@ static void test_pack_round_trip(void)
 	BkPackWriter *w = NULL;
 	uint8_t pack_id[32];
 	char *tmp = NULL;
-	is_int(bk_pack_writer_new(tmp_dir, &w), 0, "writer created");
+	is_int(bk_pack_writer_new(tmp_dir, false, &w), 0, "writer created");
 	ok(bk_pack_writer_count(w) == 0 && bk_pack_writer_size(w) == 0, "empty writer");
 	is_int(bk_pack_writers_finish(&w, 1, sealer, keys, &pack_id, &tmp), -EINVAL,
 	       "finishing an empty pack: -EINVAL");
@@ -369,7 +370,7 @@ static void test_pack_round_trip(void)
 
 	/* a freed unfinished writer removes its temp file */
 	w = NULL;
-	bk_pack_writer_new(tmp_dir, &w);
+	bk_pack_writer_new(tmp_dir, false, &w);
 	bk_pack_writer_add(w, BK_BLOB_DATA, dummy, dummy, sizeof(dummy), 1);
 	is_int(count_files(tmp_dir), 1, "unfinished writer has a temp file");
 	bk_pack_writer_free(w);
@@ -384,10 +385,10 @@ static void test_pack_round_trip(void)
 /* The writer accepts entries that bk_pack_trailer_decode refuses, so it can
  * finish a pack whose every blob is then unreadable (and that repair skips). */
 /* A writer holding `blobs` blobs of `len` bytes each. */
-static BkPackWriter *filled_writer(size_t blobs, size_t len)
+static BkPackWriter *filled_writer(size_t blobs, size_t len, bool hash_as_written)
 {
 	BkPackWriter *w = NULL;
-	if (bk_pack_writer_new(tmp_dir, &w) < 0)
+	if (bk_pack_writer_new(tmp_dir, hash_as_written, &w) < 0)
 		abort();
 	for (size_t i = 0; i < blobs; i++) {
 		Blob b = make_blob(BK_BLOB_DATA, len + i, true);
@@ -413,8 +414,9 @@ static void test_finish_batch(void)
 		BkPackWriter *w[BK_PACK_FINISH_MAX];
 		uint8_t ids[BK_PACK_FINISH_MAX][32];
 		char *tmp[BK_PACK_FINISH_MAX];
-		for (size_t i = 0; i < n; i++) /* sizes around the 128-byte block */
-			w[i] = filled_writer(1 + i % 5, 100 + 61 * i);
+		for (size_t i = 0; i < n; i++) /* sizes around the 128-byte block; every third
+						 * hashed as written, the others at the end */
+			w[i] = filled_writer(1 + i % 5, 100 + 61 * i, i % 3 == 1);
 		bool same = bk_pack_writers_finish(w, n, sealer, keys, ids, tmp) == 0;
 		for (size_t i = 0; same && i < n; i++) {
 			uint8_t hash[32];
@@ -430,8 +432,8 @@ static void test_finish_batch(void)
 		}
 	}
 	size_t before = count_files(tmp_dir);
-	BkPackWriter *w[3] = { filled_writer(2, 300), NULL, filled_writer(1, 50) };
-	bk_pack_writer_new(tmp_dir, &w[1]); /* empty: cannot be finished */
+	BkPackWriter *w[3] = { filled_writer(2, 300, false), NULL, filled_writer(1, 50, true) };
+	bk_pack_writer_new(tmp_dir, false, &w[1]); /* empty: cannot be finished */
 	uint8_t ids[3][32];
 	char *tmp[3] = { NULL, NULL, NULL };
 	is_int(bk_pack_writers_finish(w, 3, sealer, keys, ids, tmp), -EINVAL,
@@ -463,7 +465,7 @@ static void test_writer_limits(void)
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
 		BkPackWriter *w = NULL;
-		bk_pack_writer_new(tmp_dir, &w);
+		bk_pack_writer_new(tmp_dir, false, &w);
 		bk_pack_writer_add(w, good.type, good.id, sealed, slen, good.len);
 		int add = bk_pack_writer_add(w, cases[i].type, good.id, sealed, cases[i].sealed_len,
 					     cases[i].plain_len);
