@@ -229,7 +229,7 @@ static int store_fd(BkRepo *r, int fd, BkWalRecord *w)
 	if (e == 0) /* archive_command latency matters more than a few percent of size */
 		bk_writer_set_level(writer, BK_WAL_ZSTD_LEVEL);
 	if (e == 0)
-		e = bk_chunk_stream_new(r, writer, &stream);
+		e = bk_chunk_stream_new_blocks(r, writer, BK_WAL_BLOCK, &stream);
 	if (e == 0)
 		e = bk_chunk_stream_read_fd(stream, fd, NULL, NULL, 0, 0);
 	if (e == 0)

@@ -58,6 +58,12 @@
 
 #define BK_CLUSTER_NAME_MAX 64
 #define BK_WAL_ZSTD_LEVEL 1 /* WAL is compressed faster than the repository's default */
+/* WAL files are cut into fixed blocks from their start, not content-defined
+ * chunks: a segment's bytes repeat only at the same offsets (a re-push, a
+ * standby's copy, a new timeline's first segment), where fixed blocks find them
+ * too, and FastCDC's scan was 7% of a push's CPU. 256 KiB blocks compress 10%
+ * smaller than the ~64 KiB chunks and no slower (zstd level 1 on pgbench WAL). */
+#define BK_WAL_BLOCK (256u << 10)
 
 typedef struct {
 	char name[BK_WAL_NAME_MAX];

@@ -16,7 +16,8 @@
  * the target; under version 1
  * records it fetches and walks each segment, finding a commit 256 segments back
  * and answering "not known" at 257. Golden bytes of both versions, encoded and
- * decoded, and the decoder's refusals. */
+ * decoded, and the decoder's refusals. WAL bytes are cut in BK_WAL_BLOCK blocks
+ * from each file's start. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -270,6 +271,42 @@ static int last_xact(BkRepo *r, const char *cluster, int64_t after_us, BkWalLast
 	return e;
 }
 
+/* A segment's bytes are cut in BK_WAL_BLOCK blocks from its start, whatever they
+ * hold (here pseudo-random bytes after the first pages, where content-defined
+ * cuts would fall anywhere). */
+static void test_wal_blocks(void)
+{
+	TestRepo t;
+	int e = test_repo_open(&t);
+	uint8_t *b = e == 0 ? make_segment(3, UINT64_C(7310000000000000009), 0) : NULL;
+	if (!b) {
+		ok(false, "set-up");
+		test_repo_close(&t);
+		return;
+	}
+	uint32_t x = 12345;
+	for (size_t i = 16384; i < MIB; i++) {
+		x = x * 1103515245u + 12345u;
+		b[i] = (uint8_t)(x >> 16);
+	}
+	e = push_file(t.r, t.root, "000000010000000000000003", b, MIB);
+	is_int(e, 0, "a segment of pseudo-random bytes pushed (%s)", e ? bk_error_detail() : "");
+	BkWalRecord w;
+	if (e == 0 && bk_wal_record_get(t.r, "a", "000000010000000000000003", &w) == 0) {
+		bool blocks = w.size == MIB && w.content.level == 0 &&
+			      w.content.count == MIB / BK_WAL_BLOCK;
+		for (uint32_t i = 0; blocks && i < w.content.count; i++)
+			blocks = w.content.refs[i].size == BK_WAL_BLOCK;
+		ok(blocks, "its bytes are cut in %u KiB blocks from its start (%u chunks)",
+		   BK_WAL_BLOCK >> 10, w.content.count);
+		bk_wal_record_release(&w);
+	} else {
+		ok(false, "its record (%s)", bk_error_detail());
+	}
+	free(b);
+	test_repo_close(&t);
+}
+
 static void test_segment_ends(void)
 {
 	TestRepo t;
@@ -291,6 +328,7 @@ static void test_segment_ends(void)
 		ok(w.has_end && w.end.xact_us == t_us && w.end.lsn == 3 * MIB + 40 &&
 			   !w.end.cut_xact && !w.end.cut_xact_us,
 		   "its record holds the commit's time and LSN, as bk_wal_last_record walks them");
+
 		bk_wal_record_release(&w);
 	} else {
 		ok(false, "its record (%s)", bk_error_detail());
@@ -761,6 +799,7 @@ int main(void)
 	      "... and goes with it");
 	check("", false, "", "an empty file stays empty");
 	test_seg_size_of_zero_record();
+	test_wal_blocks();
 	test_segment_ends();
 	test_chain_after_promote();
 	test_carry_before_unreadable();
