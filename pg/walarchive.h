@@ -61,9 +61,10 @@
 /* WAL files are cut into fixed blocks from their start, not content-defined
  * chunks: a segment's bytes repeat only at the same offsets (a re-push, a
  * standby's copy, a new timeline's first segment), where fixed blocks find them
- * too, and FastCDC's scan was 7% of a push's CPU. 256 KiB blocks compress 10%
- * smaller than the ~64 KiB chunks and no slower (zstd level 1 on pgbench WAL). */
-#define BK_WAL_BLOCK (256u << 10)
+ * too, and FastCDC's scan was 7% of a push's CPU. 128 KiB: zstd level 1
+ * compresses pgbench WAL 6% smaller than in ~64 KiB pieces, and four blocks to a
+ * batch keep the hash lanes busier than two of 256 KiB (docs/design.md). */
+#define BK_WAL_BLOCK (128u << 10)
 
 typedef struct {
 	char name[BK_WAL_NAME_MAX];
