@@ -1,4 +1,4 @@
-/* store/blake2b.h: keyed BLAKE2b-256 (RFC 7693) of many messages at once.
+/* store/blake2b.h: BLAKE2b-256 (RFC 7693) of many messages at once.
  *
  * Blob ids are keyed BLAKE2b-256 (DESIGN.md), and computing them is the largest
  * single cost of a backup or a restore after compression: libsodium hashes one
@@ -62,8 +62,8 @@ typedef struct {
 } BkBlake2bStreams;
 
 /* Starts n messages (1..BK_BLAKE2B_STREAMS_MAX) with the lanes bk_blake2b_init
- * chose (libsodium for one message, as bk_blake2b_many); _lanes: with the given
- * ones (1, 4 or 8, for tests). */
+ * chose (libsodium for one message, as bk_blake2b_many; 4 lanes for up to four
+ * where the CPU has 8); _lanes: with the given ones (1, 4 or 8, for tests). */
 void bk_blake2b_streams_start(BkBlake2bStreams *s, size_t n, const uint64_t *len);
 void bk_blake2b_streams_start_lanes(BkBlake2bStreams *s, unsigned lanes, size_t n,
 				    const uint64_t *len);

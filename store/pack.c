@@ -224,10 +224,12 @@ static int hash_packs(BkPackWriter *const *w, size_t n, uint8_t (*ret_ids)[32])
 				continue; /* hashed whole */
 			size_t want = (size_t)BK_MIN((uint64_t)HASH_PIECE, len[i] - off);
 			uint8_t *p = buf + i * HASH_PIECE;
-			ssize_t got = pread(w[i]->fd, p, want, (off_t)off);
-			if (got != (ssize_t)want)
-				r = bk_errorf_code(got < 0 ? -errno : -EIO, "read back pack %s",
-						   w[i]->tmp_path);
+			size_t got;
+			r = bk_pread_all(w[i]->fd, p, want, off, &got);
+			if (r == 0 && got != want)
+				r = -EIO;
+			if (r < 0)
+				r = bk_errorf_code(r, "read back pack %s", w[i]->tmp_path);
 			piece[i] = p;
 		}
 		if (r == 0)

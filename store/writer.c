@@ -39,9 +39,10 @@ struct BkWriter {
 	Slot slots[MAX_SLOTS];
 	BkPackWriter *full[MAX_FULL]; /* complete, not yet finished and committed */
 	size_t nfull;
-	/* A pack has filled up: this writer writes in bulk, and packs opened from
-	 * now on are hashed in batches. Before, a pack is hashed as it is written,
-	 * so that one finished alone (wal-push's) costs nothing at the end. */
+	/* A pack has filled up (and the CPU has hash lanes): this writer writes in
+	 * bulk, and packs opened from now on are hashed in batches. Before, a pack
+	 * is hashed as it is written, so that one finished alone (wal-push's) costs
+	 * nothing at the end. */
 	atomic_bool bulk;
 	unsigned flushing; /* flushes waiting for the slots to be free */
 	int level;       /* zstd level */
@@ -100,8 +101,10 @@ static int commit_pack(BkWriter *w, BkPackWriter *p, const uint8_t pack_id[32], 
 	bk_pack_name(pack_id, name);
 	int e = bk_backend_put_file(r->be, name, tmp, true);
 	bool placed = e == 0;
-	if (e == -EEXIST) /* identical bytes can only come from an identical pack */
+	if (e == -EEXIST) { /* identical bytes can only come from an identical pack */
+		unlink(tmp);
 		e = 0;
+	}
 	if (e == 0)
 		e = bk_index_add_pack(r->index, pack_id, bk_pack_writer_size(p),
 				      bk_pack_writer_entries(p), bk_pack_writer_count(p));
@@ -231,7 +234,7 @@ static int retire(BkWriter *w, Slot *s)
 	BkPackWriter *batch[MAX_FULL];
 	size_t n = 0;
 	unsigned lanes = bk_blake2b_init();
-	atomic_store(&w->bulk, true);
+	atomic_store(&w->bulk, lanes > 1); /* libsodium alone: as written is cheaper */
 	pthread_mutex_lock(&w->lock);
 	w->full[w->nfull++] = s->pack;
 	s->pack = NULL;

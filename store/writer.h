@@ -17,10 +17,12 @@
  * LMDB serialises index commits. A blob written by two writers concurrently is
  * stored twice; the index keeps the first, the other copy is garbage for prune.
  *
- * Memory: bounded: the entries of a few open packs (one per thread putting at
- * once) and of fewer than a batch of full ones, their sealing buffers, and a set
- * of recently stored ids that is flushed and cleared when it reaches a fixed
- * size. Disk: full packs wait as temp files, at most a batch's worth.
+ * Memory: bounded: a few open packs (one per thread putting at once), fewer
+ * than a batch of full ones waiting and the batches being committed (one per
+ * committing thread), each pack with its entries, a 1 MiB write buffer and a
+ * descriptor; the sealing buffers; and a set of recently stored ids that is
+ * flushed and cleared when it reaches a fixed size. Disk: those packs as temp
+ * files.
  * Thread-safety: bk_writer_put may be called from many threads at once; each
  * seals and appends to a pack of its own. flush and free: one thread.
  */

@@ -382,9 +382,7 @@ static void test_pack_round_trip(void)
 		free(blobs[i].plain);
 }
 
-/* The writer accepts entries that bk_pack_trailer_decode refuses, so it can
- * finish a pack whose every blob is then unreadable (and that repair skips). */
-/* A writer holding `blobs` blobs of `len` bytes each. */
+/* A writer holding `blobs` blobs of `len` bytes (and more) each. */
 static BkPackWriter *filled_writer(size_t blobs, size_t len, bool hash_as_written)
 {
 	BkPackWriter *w = NULL;
@@ -403,9 +401,9 @@ static BkPackWriter *filled_writer(size_t blobs, size_t len, bool hash_as_writte
 	return w;
 }
 
-/* Batches of packs of different sizes: every lane count hashes each pack as
- * its own file, including batches longer than the lanes (a lane takes the next
- * pack when its own ends). */
+/* Batches of packs of different sizes (every fourth over 512 KiB: read back in
+ * several pieces), with the lanes this CPU runs: each id is its own file's
+ * hash, also in batches longer than a group of streams. */
 static void test_finish_batch(void)
 {
 	static const size_t sizes[] = { 1, 2, 7, 8, 9, 17, BK_PACK_FINISH_MAX };
@@ -416,7 +414,8 @@ static void test_finish_batch(void)
 		char *tmp[BK_PACK_FINISH_MAX];
 		for (size_t i = 0; i < n; i++) /* sizes around the 128-byte block; every third
 						 * hashed as written, the others at the end */
-			w[i] = filled_writer(1 + i % 5, 100 + 61 * i, i % 3 == 1);
+			w[i] = i % 4 == 0 ? filled_writer(30 + i, 20000, i % 3 == 1)
+					  : filled_writer(1 + i % 5, 100 + 61 * i, i % 3 == 1);
 		bool same = bk_pack_writers_finish(w, n, sealer, keys, ids, tmp) == 0;
 		for (size_t i = 0; same && i < n; i++) {
 			uint8_t hash[32];
@@ -447,6 +446,8 @@ static void test_finish_batch(void)
 	       "a batch over BK_PACK_FINISH_MAX: -EINVAL");
 }
 
+/* The writer accepts entries that bk_pack_trailer_decode refuses, so it can
+ * finish a pack whose every blob is then unreadable (and that repair skips). */
 static void test_writer_limits(void)
 {
 	Blob good = make_blob(BK_BLOB_DATA, 100, false);

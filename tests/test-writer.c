@@ -18,7 +18,8 @@
  * wherever the file before it ended. Full packs are finished and committed in
  * batches as many as the BLAKE2b lanes, by the putting threads, without a flush;
  * every blob reads back and check --read-data finds every pack's contents match
- * its name. */
+ * its name. When a batch's commit fails (its packs cannot be placed), the failure
+ * sticks and no temp file of the batch is left behind. */
 #include <errno.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -356,6 +357,47 @@ static void test_full_batches(const char *path, const BkSecret *secret)
 	bk_repo_close(r);
 }
 
+/* Packs cannot be placed (every data/xx is a file, not a directory): the first
+ * pack of a batch fails to commit, the rest of the batch is left out, and no temp
+ * file stays in the repository's tmp/. */
+static void test_commit_failure(const char *path, const BkSecret *secret)
+{
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	params.zstd_level = 0;
+	BkRepo *r = NULL;
+	BkWriter *w = NULL;
+	if (bk_repo_create(path, secret, &params, &r) < 0 || bk_writer_new(r, &w) < 0) {
+		ok(false, "repository for the commit failure");
+		return;
+	}
+	char *data = bk_path_join(path, "data"), *tmp = bk_path_join(path, "tmp");
+	bk_mkdir_p(data, 0700);
+	for (unsigned x = 0; x < 256; x++) {
+		char name[8];
+		snprintf(name, sizeof(name), "%02x", x);
+		char *f = bk_path_join(data, name);
+		FILE *fp = fopen(f, "w");
+		if (fp)
+			fclose(fp);
+		free(f);
+	}
+	unsigned n = (bk_blake2b_init() + 1) * 16; /* a batch of full packs, and one more */
+	uint8_t(*ids)[32] = calloc(n, 32);
+	BatchPutter bp = { w, 0, n, ids, 0 };
+	put_batch_blobs(&bp);
+	int flushed = bk_writer_flush(w);
+	ok(bp.failed, "a put fails when its batch cannot be placed");
+	ok(flushed < 0, "the failure sticks: flush fails (%s)", bk_error_detail());
+	is_int(bk_writer_stats(w)->packs, 0, "no pack committed");
+	bk_writer_free(w);
+	is_int(count_dir(tmp), 0, "no temp file left in tmp/");
+	free(ids);
+	free(data);
+	free(tmp);
+	bk_repo_close(r);
+}
+
 static void test_write_failure(const char *path, const BkSecret *secret)
 {
 	BkRepoParams params;
@@ -506,6 +548,9 @@ int main(void)
 		free(path2);
 		path2 = bk_path_join(tmp_root, "repo-full-batches");
 		test_full_batches(path2, secret);
+		free(path2);
+		path2 = bk_path_join(tmp_root, "repo-commit-failure");
+		test_commit_failure(path2, secret);
 		free(path2);
 	}
 	bk_repo_close(r);
