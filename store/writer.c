@@ -134,17 +134,15 @@ static int commit_full(BkWriter *w, BkPackWriter **packs, size_t n, uint64_t *re
 	bool finished = e == 0; /* never index a pack that could not be written whole */
 	*ret_packs = *ret_bytes = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (finished && e == 0) {
-			e = commit_pack(w, packs[i], ids[i], tmp[i]); /* removes tmp if it fails */
-			if (e == 0) {
-				(*ret_packs)++;
+		if (finished) {
+			if (e < 0) {
+				unlink(tmp[i]); /* after a failure: left out */
+			} else if ((e = commit_pack(w, packs[i], ids[i], tmp[i])) == 0) {
+				(*ret_packs)++; /* (a failed commit removes tmp itself) */
 				*ret_bytes += bk_pack_writer_size(packs[i]);
 			}
-		} else if (finished) {
-			unlink(tmp[i]); /* after a failure: left out */
-		}
-		if (finished)
 			free(tmp[i]);
+		}
 		bk_pack_writer_free(packs[i]);
 	}
 	return e;
