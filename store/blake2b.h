@@ -35,7 +35,8 @@
 unsigned bk_blake2b_init(void);
 
 /* out[i] = crypto_generichash(32, msg[i], len[i], key, keylen) for i < n.
- * keylen <= BK_BLAKE2B_KEY_MAX. */
+ * keylen <= BK_BLAKE2B_KEY_MAX. With the lanes bk_blake2b_init chose, but
+ * libsodium for one message and 4 lanes for up to four where the CPU has 8. */
 void bk_blake2b_many(const uint8_t *key, size_t keylen, size_t n, const uint8_t *const *msg,
 		     const size_t *len, uint8_t (*out)[32]);
 
@@ -61,9 +62,8 @@ typedef struct {
 	uint8_t out[BK_BLAKE2B_STREAMS_MAX][32];
 } BkBlake2bStreams;
 
-/* Starts n messages (1..BK_BLAKE2B_STREAMS_MAX) with the lanes bk_blake2b_init
- * chose (libsodium for one message, as bk_blake2b_many; 4 lanes for up to four
- * where the CPU has 8); _lanes: with the given ones (1, 4 or 8, for tests). */
+/* Starts n messages (1..BK_BLAKE2B_STREAMS_MAX) with the lanes bk_blake2b_many
+ * would take for n; _lanes: with the given ones (1, 4 or 8, for tests). */
 void bk_blake2b_streams_start(BkBlake2bStreams *s, size_t n, const uint64_t *len);
 void bk_blake2b_streams_start_lanes(BkBlake2bStreams *s, unsigned lanes, size_t n,
 				    const uint64_t *len);
