@@ -174,7 +174,10 @@ static int stream_new(BkRepo *r, BkWriter *w, const BkFastCdc *cdc, BkChunkStrea
 	s->repo = r;
 	s->writer = w;
 	s->cdc = *cdc;
-	s->cap = BK_MAX((size_t)4 << 20, 4 * s->cdc.max);
+	/* fixed blocks are cut as soon as they are read: a smaller window is touched
+	 * by fewer pages (a wal-push is a new process, each page a fault) */
+	size_t least = s->cdc.min == s->cdc.max ? (size_t)1 << 20 : (size_t)4 << 20;
+	s->cap = BK_MAX(least, 4 * s->cdc.max);
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
 	if (e == 0)
@@ -251,24 +254,77 @@ int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
 	return 0;
 }
 
+/* Fixed blocks, the window empty: a batch of whole blocks read straight into its
+ * job, with no copy through the window (the same chunks as cut() would make). A
+ * block cut short (by the file's end, or a short read) goes to the window, where
+ * the next read, the stream's end or more bytes pushed continue it, as through
+ * the window. */
+static int read_batch(BkChunkStream *s, int fd, size_t *ret_n)
+{
+	size_t block = s->cdc.max;
+	size_t blocks = BK_MAX((size_t)1, BK_MIN((size_t)BATCH_CHUNKS, BATCH_BYTES / block));
+	submit_batch(s);
+	Job *j;
+	int e = next_job(s, &j);
+	if (e < 0)
+		return e;
+	if (j->cap < blocks * block) {
+		uint8_t *p = realloc(j->data, blocks * block);
+		if (!p)
+			return -ENOMEM;
+		j->data = p;
+		j->cap = blocks * block;
+	}
+	ssize_t n;
+	while ((n = read(fd, j->data, blocks * block)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return bk_errorf_code(-errno, "read");
+	size_t got = (size_t)n, whole = got / block * block, rest = got - whole;
+	memcpy(s->buf, j->data + whole, rest); /* cap >= 4 blocks */
+	s->start = 0;
+	s->end = rest;
+	j->n = whole / block;
+	j->bytes = whole;
+	j->done = NULL;
+	for (size_t i = 0; i < j->n; i++)
+		j->len[i] = block;
+	s->size += whole;
+	if (j->n > 0) /* else the slot stays free: next_job gives it again */
+		bk_pipeline_submit(s->pipe, true);
+	*ret_n = got;
+	return 0;
+}
+
 int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, void *ud,
 			    uint64_t base, uint64_t total)
 {
 	uint64_t done = 0, last = 0;
+	bool fixed = s->cdc.min == s->cdc.max;
 	for (;;) {
-		ssize_t n = read(fd, s->buf + s->end, s->cap - s->end);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return bk_errorf_code(-errno, "read");
+		size_t got = 0;
+		if (fixed && s->start == s->end) {
+			int e = read_batch(s, fd, &got);
+			if (e < 0)
+				return e;
+		} else {
+			ssize_t n = read(fd, s->buf + s->end, s->cap - s->end);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return bk_errorf_code(-errno, "read");
+			}
+			if (n == 0)
+				return 0;
+			s->end += (size_t)n;
+			got = (size_t)n;
+			int e = cut(s, false);
+			if (e < 0)
+				return e;
 		}
-		if (n == 0)
+		if (got == 0)
 			return 0;
-		s->end += (size_t)n;
-		done += (uint64_t)n;
-		int e = cut(s, false);
-		if (e < 0)
-			return e;
+		done += got;
 		if (progress && done - last >= (4u << 20)) {
 			progress(ud, base + done, total);
 			last = done;

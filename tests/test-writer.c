@@ -21,6 +21,7 @@
  * its name. When a batch's commit fails (its packs cannot be placed), the failure
  * sticks and no temp file of the batch is left behind. */
 #include <errno.h>
+#include <fcntl.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -522,6 +523,162 @@ out:
 	bk_writer_free(w);
 }
 
+/* Whether the chunks under root are data[0..len) cut into `block`-byte blocks from
+ * its start (the writer flushed, for content lists above level 0). */
+typedef struct {
+	BkRepo *r;
+	const uint8_t *data;
+	size_t len, block, n;
+	bool good;
+} Blocks;
+
+static int block_cb(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	Blocks *b = ud;
+	uint8_t want[32];
+	size_t sz = offset < b->len ? BK_MIN(b->block, b->len - offset) : 0;
+	if (offset != b->n * b->block || sz == 0 || size != sz) {
+		b->good = false;
+		return -ECANCELED;
+	}
+	bk_blob_id(b->r->keys, b->data + offset, sz, want);
+	b->good = b->good && memcmp(want, id, 32) == 0;
+	b->n++;
+	return 0;
+}
+
+static bool is_blocks(BkRepo *r, const BkContentNode *root, const uint8_t *data, size_t len,
+		      size_t block)
+{
+	Blocks b = { .r = r, .data = data, .len = len, .block = block, .good = true };
+	int e = bk_content_walk(root, bk_repo_read_blob, r, block_cb, &b);
+	return e == 0 && b.good && b.n == (len + block - 1) / block;
+}
+
+/* Writes data to fd in pieces of 1 byte to 64 KiB (a pipe's reader then gets short
+ * reads), from a thread of its own. */
+typedef struct {
+	int fd;
+	const uint8_t *data;
+	size_t len;
+} Feed;
+
+static void *feed(void *ud)
+{
+	Feed *f = ud;
+	size_t piece = 1;
+	for (size_t at = 0; at < f->len; at += piece, piece = piece >= 65536 ? 1 : piece * 2) {
+		if (write(f->fd, f->data + at, BK_MIN(piece, f->len - at)) < 0)
+			break;
+	}
+	close(f->fd);
+	return NULL;
+}
+
+/* A block-cut stream reads a file straight into its batches (bk_chunk_stream_read_fd):
+ * the same blocks as pushed through the window, for files of no, one and many
+ * batches, ending in and on a block's edge, from a regular file and from a pipe (short
+ * reads), after bytes pushed before and with bytes pushed after (the cut tail goes on). */
+static void test_block_read_fd(BkRepo *r)
+{
+	enum { BLOCK = 32768, MAX = 40 * BLOCK + 123 };
+	static uint8_t data[MAX];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 11);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/read-fd", tmp_root);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool wrote = fd >= 0 && write(fd, data, MAX) == MAX;
+	BkWriter *w = NULL;
+	BkChunkStream *st = NULL;
+	int e = wrote ? bk_writer_new(r, &w) : -EIO;
+	if (e == 0)
+		e = bk_chunk_stream_new_blocks(r, w, BLOCK, &st);
+	is_int(e, 0, "read_fd: a block-cut chunk stream and a file");
+	static const size_t sizes[] = { 0, 1, BLOCK - 1, BLOCK, 16 * BLOCK, 16 * BLOCK + 1,
+					17 * BLOCK + 5, 40 * BLOCK, MAX };
+	int bad = 0;
+	for (size_t i = 0; e == 0 && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		for (int pipe_mode = 0; e == 0 && pipe_mode < 2; pipe_mode++) {
+			BkContentNode root = { 0 };
+			uint64_t size = 0;
+			pthread_t t;
+			int in = -1, p[2] = { -1, -1 };
+			Feed f = { .data = data, .len = sizes[i] };
+			if (pipe_mode && pipe(p) == 0) {
+				f.fd = p[1];
+				in = p[0];
+				if (pthread_create(&t, NULL, feed, &f) != 0) {
+					close(p[1]);
+					p[1] = -1;
+				}
+			} else if (!pipe_mode && ftruncate(fd, (off_t)sizes[i]) == 0) {
+				in = fd;
+				lseek(fd, 0, SEEK_SET);
+			}
+			e = in >= 0 ? bk_chunk_stream_read_fd(st, in, NULL, NULL, 0, 0) : -EIO;
+			if (e == 0)
+				e = bk_chunk_stream_finish(st, &root, &size);
+			if (e == 0)
+				e = bk_writer_flush(w);
+			if (pipe_mode && p[1] >= 0)
+				pthread_join(t, NULL);
+			if (pipe_mode && in >= 0)
+				close(in);
+			if (e == 0 && !(size == sizes[i] && is_blocks(r, &root, data, sizes[i], BLOCK)) &&
+			    bad++ == 0)
+				diag("%zu bytes from a %s: %u refs", sizes[i], pipe_mode ? "pipe" : "file",
+				     (unsigned)root.count);
+			bk_content_node_release(&root);
+			if (!pipe_mode && write(fd, data + sizes[i], MAX - sizes[i]) < 0)
+				e = -EIO; /* the file whole again for the next size */
+		}
+	}
+	is_int(e, 0, "read_fd: every size read from the file and from a pipe");
+	ok(e == 0 && bad == 0, "read_fd: each its blocks from its start, the last one short");
+
+	/* pushed, read, pushed: 1000 bytes, the file (the window not empty: read
+	 * through it), then after a file of 5 blocks + 7 bytes read alone, 100 more */
+	BkContentNode a = { 0 }, b = { 0 };
+	uint64_t sa = 0, sb = 0;
+	enum { HEAD = 1000, FILE_B = 5 * BLOCK + 7, TAIL = 100 };
+	if (e == 0 && ftruncate(fd, MAX - HEAD - TAIL) == 0 && lseek(fd, 0, SEEK_SET) == 0) {
+		/* the file holds data[0..); pushed before it: the same bytes shifted */
+		e = bk_chunk_stream_push(st, data + MAX - HEAD, HEAD);
+	} else if (e == 0) {
+		e = -EIO;
+	}
+	if (e == 0)
+		e = bk_chunk_stream_read_fd(st, fd, NULL, NULL, 0, 0);
+	if (e == 0)
+		e = bk_chunk_stream_finish(st, &a, &sa);
+	if (e == 0)
+		e = bk_writer_flush(w);
+	static uint8_t joined[MAX];
+	memcpy(joined, data + MAX - HEAD, HEAD);
+	memcpy(joined + HEAD, data, MAX - HEAD - TAIL);
+	ok(e == 0 && sa == MAX - TAIL && is_blocks(r, &a, joined, MAX - TAIL, BLOCK),
+	   "read_fd: bytes pushed before the file and the file are one run of blocks");
+	if (e == 0 && (ftruncate(fd, FILE_B) < 0 || lseek(fd, 0, SEEK_SET) < 0))
+		e = -EIO;
+	if (e == 0)
+		e = bk_chunk_stream_read_fd(st, fd, NULL, NULL, 0, 0);
+	if (e == 0)
+		e = bk_chunk_stream_push(st, data + FILE_B, TAIL);
+	if (e == 0)
+		e = bk_chunk_stream_finish(st, &b, &sb);
+	if (e == 0)
+		e = bk_writer_flush(w);
+	ok(e == 0 && sb == FILE_B + TAIL && is_blocks(r, &b, data, FILE_B + TAIL, BLOCK),
+	   "read_fd: bytes pushed after the file continue its short last block");
+	bk_content_node_release(&a);
+	bk_content_node_release(&b);
+	if (fd >= 0)
+		close(fd);
+	bk_chunk_stream_free(st);
+	bk_writer_free(w);
+}
+
 int main(void)
 {
 	if (bk_crypto_init() < 0 || !mkdtemp(tmp_root)) {
@@ -543,6 +700,7 @@ int main(void)
 		test_same_blob_twice(r);
 		test_batch_read(r);
 		test_block_stream(r);
+		test_block_read_fd(r);
 		char *path2 = bk_path_join(tmp_root, "repo-write-failure");
 		test_write_failure(path2, secret);
 		free(path2);
