@@ -20,7 +20,7 @@
 static const uint8_t header_magic[BK_PACK_HEADER_LEN] = { 'B', 'K', 'P', 'A', 'C', 'K', 0, 1 };
 static const char footer_magic[8] = { 'B', 'K', 'P', 'K', 'E', 'N', 'D', '1' };
 #define TRAILER_VERSION 1
-#define BUF_SIZE (1u << 20)
+#define BUF_SIZE (256u << 10) /* a write each; each page of it a fault in a new process */
 
 struct BkPackWriter {
 	char *tmp_dir, *tmp_path;
