@@ -241,8 +241,23 @@ static int cut(BkChunkStream *s, bool eof)
 int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
+	size_t block = s->cdc.min == s->cdc.max ? s->cdc.max : 0;
 	while (len > 0) {
+		if (block && s->start == s->end && len >= block) {
+			/* a whole block, nothing before it in the window: straight to its
+			 * batch (BASE_BACKUP sends a file's data in pieces of 32 KiB from its
+			 * start, each one of our blocks) */
+			int e = submit(s, p, block);
+			if (e < 0)
+				return e;
+			s->size += block;
+			p += block;
+			len -= block;
+			continue;
+		}
 		size_t n = BK_MIN(len, s->cap - s->end);
+		if (block) /* complete the window's block only: the rest may go straight */
+			n = BK_MIN(n, block - (s->end - s->start));
 		memcpy(s->buf + s->end, p, n);
 		s->end += n;
 		p += n;
