@@ -304,6 +304,12 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 	/* back while what was read does not show the target reachable (no transaction
 	 * found that ended after after_us; with after_us 0, none found) */
 	uint64_t at = x.segno;
+	/* whether the record the segment being read cuts at its end runs on through
+	 * every segment read after it (bk_wal_end_inside): then it does not end in the
+	 * archive, and recovery cannot replay it (found by review: the time of a commit
+	 * of 540,000 subtransactions, longer than a segment and not archived whole,
+	 * made a target before it look reachable) */
+	bool runs_on = bk_wal_end_inside(newest);
 	for (unsigned fetched = 0; e == 0 && x.xact_us <= after_us && at > start_lsn / c->seg_size;) {
 		uint64_t segno = at - 1;
 		char name[BK_WAL_NAME_MAX];
@@ -325,13 +331,15 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 		if (e < 0)
 			break;
 		at = segno;
-		/* (one cut here is replayed: the next segment, read before, is archived) */
-		int64_t t = BK_MAX(end.xact_us, end.cut_xact_us);
-		if (end.cut_xact || !x.xact_us || t > x.xact_us) { /* the latest, or the oldest read */
+		/* (one cut here is replayed when it ends in the archive) */
+		bool cut_ends = !runs_on;
+		runs_on = runs_on && bk_wal_end_inside(&end);
+		int64_t t = BK_MAX(end.xact_us, cut_ends ? end.cut_xact_us : 0);
+		if ((end.cut_xact && cut_ends) || !x.xact_us || t > x.xact_us) {
 			memcpy(x.segment, name, sizeof(name));
 			x.segno = segno;
 		}
-		if (end.cut_xact) { /* it ends after every whole record here: when? */
+		if (end.cut_xact && cut_ends) { /* it ends after every whole record here: when? */
 			x.known = false;
 			x.cut = true;
 			break;
@@ -1026,16 +1034,16 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			c.contiguous_end = (end_seg + 1) * c.seg_size;
 		}
 	}
-	/* an LSN target in the newest segment archived, or in the one before (a record
-	 * that begins there may end in the newest), needs a record at or after it that
-	 * recovery reads: past the last one (after a pg_switch_wal(), say) PostgreSQL
-	 * replays to the end of the archive and fails. When the newest holds none
-	 * (it stopped at once, or one record covers it), that is the last record whole
-	 * in the segments before. */
+	/* an LSN target needs a record at or after it that recovery reads: past the
+	 * last one (after a pg_switch_wal(), say) PostgreSQL replays to the end of the
+	 * archive and fails. When the newest segment holds none (it stopped at once, or
+	 * one record covers it), that is the last record whole in the segments before,
+	 * however far back: a record that begins segments before the newest may not
+	 * end in the archive (found by review: a target two segments back was taken
+	 * inside a 3.5 MB message whose end was not archived). */
 	BkWalRecord newest = { 0 }; /* the newest segment on the way, read once */
 	BkWalEnd end = { 0 };
-	bool read_newest = e == 0 && c.last[0] &&
-			   ((before_lsn && before_lsn >= c.contiguous_end - 2 * c.seg_size) || before_us);
+	bool read_newest = e == 0 && c.last[0] && (before_lsn || before_us);
 	if (read_newest && (e = bk_wal_record_get(r, o->cluster, c.last, &newest)) == 0)
 		e = bk_pg_wal_last_record(r, &newest, &end);
 	uint64_t last_read = 0;

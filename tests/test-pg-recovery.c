@@ -396,6 +396,25 @@ static void test_segment_ends(void)
 	memset(&x, 0, sizeof(x));
 	is_int(last_xact(r, "g", t_us + 2000000, &x), 0, "the walk for a time after the commit");
 	ok(!x.known && x.cut && x.segno == 4, "not known, at the cutting segment");
+	/* a commit cut at segment 4's end, stamped after the target, that runs on
+	 * through the newest segment (no record whole there): its end is not archived,
+	 * recovery cannot replay it, and the target is not reachable through it (found
+	 * by review: its time counted); with a record whole in the newest, it ends there */
+	const Seg k[] = { { .end = { .lsn = 3 * MIB + 40, .xact_us = t_us } },
+			  { .end = { .lsn = 4 * MIB + 40, .cut_xact_us = t5 } }, idle };
+	is_int(write_layout(r, "k", k, BK_ARRAY_SIZE(k)), 0,
+	       "a commit cut at segment 4's end, segment 5 inside it, the newest");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "k", t_us + 2000000, &x), 0, "the walk for a time before its stamp");
+	ok(x.known && x.xact_us == t_us && x.segno == 3,
+	   "does not count it: the last transaction archived whole is segment 3's");
+	Seg l[BK_ARRAY_SIZE(k)];
+	memcpy(l, k, sizeof(k));
+	l[2].end.lsn = 5 * MIB + 40;
+	is_int(write_layout(r, "l", l, BK_ARRAY_SIZE(l)), 0, "... with a record whole in segment 5");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "l", t_us + 2000000, &x), 0, "the walk for the same time");
+	ok(x.known && x.xact_us == t5 && x.segno == 4, "counts it: it ends in segment 5");
 	/* a segment pushed before the target ends the walk: the ones before it cannot
 	 * hold a later commit (their clocks agree), here one does and is not read */
 	const Seg h[] = { { .end.xact_us = t5 }, { .pushed_us = t_us + 1000000 }, idle,

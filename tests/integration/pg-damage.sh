@@ -20,6 +20,8 @@
 # with the last record before it as the backup's window's end, and a target LSN in
 # the segment where it begins is refused (found by a helper's adversarial run:
 # such targets passed, and the window's end was "not known").
+# A target LSN inside a record that covers two segments and ends in one not
+# archived yet is refused (cs4, no damage: found by review).
 # A segment that ends short is no damage when it is its timeline's newest and a
 # later timeline goes on from it: a standby with archive_mode=always archives its
 # old timeline's last segment as it had received it, zeros after, then fails over
@@ -221,6 +223,45 @@ cut_case cs3 200000 "a 200 kB message into the newest segment" newest
 printf '%s\n' 500000 >"$T/bk/damage-offset"
 cut_case cs2 20000000 "a 20 MB message over a whole segment"
 printf '%s\n' 41060 >"$T/bk/damage-offset"
+
+# ---- a record longer than two segments whose end is not archived yet ----
+# cs4: a 40 MB message from fewer than 100 kB before a segment's end covers the two
+# segments after it and ends in a third, not archived (no switch). A target LSN in
+# its first segment, after the record before it, is past the last record archived
+# whole: refused (exit 3; found by review: only targets in the newest two segments
+# were checked, and the restored server failed "recovery ended before configured
+# recovery target was reached"). pg info ends the window at the same record.
+printf '%s\n' cs4 >"$T/bk/damage-cluster"
+rm -f "$T/bk/damage-name"
+t_rc 0 "cs4: pg basebackup into cluster cs4" bkp --cluster cs4 --json pg basebackup \
+	--dbname "$(pitr_conninfo)" --fast-checkpoint
+cid=$(snap_id_of "$OUT")
+pg_sql "insert into t values (20, 1)" >/dev/null
+if to_segment_end 100000; then
+	seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+	msg_lsn=$(pg_sql "select '0/0'::pg_lsn + (floor((pg_current_wal_insert_lsn() - '0/0'::pg_lsn)
+		/ 16777216) * 16777216 + 16777215)")
+	seg_c=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn() + 32 * 1024 * 1024)")
+	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 40000000))" >/dev/null
+	t_true "cs4: the segments up to $seg_c, which the message covers, are archived" \
+		pitr_wait_archived "$seg_c"
+	t_rc 0 "cs4: pg info" bkp --cluster cs4 pg info
+	cp "$OUT" "$T/cs4-info"
+	t_rc 3 "cs4: pg restore to $msg_lsn, in $seg_m after the record before the message: refused" \
+		bkp --cluster cs4 pg restore "$cid" --target "$SRV/cs4" --target-lsn "$msg_lsn"
+	t_true "... the last record archived whole is in $seg_m" grep -q \
+		"the target LSN is after the last record archived, at [0-9A-F/]* in $seg_m: " "$ERR" ||
+		diag "$(cat "$ERR")"
+	at=$(sed -n "s/.*after the last record archived, at \([0-9A-F/]*\) in .*/\1/p" "$ERR")
+	t_true "... where pg info ends the backup's window too ($at)" grep -q \
+		"^  base  ${cid:0:16}  .* restorable to: [0-9A-F/]* \.\. $at " "$T/cs4-info" ||
+		diag "$(cat "$T/cs4-info")"
+	t_true "cs4: no half restore left at the target" test ! -e "$SRV/cs4/PG_VERSION"
+	seg_l=$(pitr_switch_wal) # the message's end goes out into cs4 too
+	t_true "cs4: $seg_l, where it ends, archived after a switch" pitr_wait_archived "$seg_l"
+else
+	not_ok "cs4: WAL written to a segment's end"
+fi
 rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
 
 # ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
