@@ -150,6 +150,36 @@ static int path_segment_name(const BkWalChain *c, uint64_t segno, char name[BK_W
 	return bk_wal_segment_name(name, BK_WAL_NAME_MAX, c->tli[t], segno, c->seg_size);
 }
 
+/* Fills c's path (tli[], begin[], ntl) from the history file of c->target_tli, or
+ * names it in c->missing_history when it is not archived. */
+static int read_path(const BkWalArchive *a, BkWalChain *c)
+{
+	char hname[BK_WAL_NAME_MAX], *text = NULL;
+	size_t len = 0;
+	bk_wal_history_name(hname, sizeof(hname), c->target_tli);
+	int e = has_name(a, hname) ? read_small(a->r, a->cluster, hname, &text, &len) : -ENOENT;
+	if (e == -ENOENT) {
+		snprintf(c->missing_history, sizeof(c->missing_history), "%s", hname);
+		e = 0;
+	} else if (e == 0) {
+		BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
+		size_t n;
+		e = bk_wal_history_parse(text, len, c->target_tli, sw, BK_ARRAY_SIZE(sw), &n);
+		if (e < 0)
+			bk_error_wrap(e, "%s", hname);
+		for (size_t i = 0; e == 0 && i < n; i++) {
+			c->tli[i] = sw[i].tli;
+			c->begin[i + 1] = sw[i].end_lsn;
+		}
+		if (e == 0) {
+			c->ntl = n + 1;
+			c->tli[n] = c->target_tli;
+		}
+	}
+	free(text);
+	return e;
+}
+
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret)
 {
@@ -181,31 +211,8 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	}
 	c.ntl = 1;
 	c.tli[0] = c.target_tli;
-	if (e == 0 && !c.missing_history[0] && c.target_tli > tli) {
-		char *text = NULL;
-		size_t len = 0;
-		bk_wal_history_name(hname, sizeof(hname), c.target_tli);
-		e = has_name(a, hname) ? read_small(a->r, a->cluster, hname, &text, &len) : -ENOENT;
-		if (e == -ENOENT) {
-			snprintf(c.missing_history, sizeof(c.missing_history), "%s", hname);
-			e = 0;
-		} else if (e == 0) {
-			BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
-			size_t n;
-			e = bk_wal_history_parse(text, len, c.target_tli, sw, BK_ARRAY_SIZE(sw), &n);
-			if (e < 0)
-				bk_error_wrap(e, "%s", hname);
-			for (size_t i = 0; e == 0 && i < n; i++) {
-				c.tli[i] = sw[i].tli;
-				c.begin[i + 1] = sw[i].end_lsn;
-			}
-			if (e == 0) {
-				c.ntl = n + 1;
-				c.tli[n] = c.target_tli;
-			}
-		}
-		free(text);
-	}
+	if (e == 0 && !c.missing_history[0] && c.target_tli > tli)
+		e = read_path(a, &c);
 	/* the backup's timeline must be on the path, and the backup inside its span:
 	 * recovery can reach consistency only before the path leaves it */
 	c.on_path = !!c.missing_history[0];
@@ -897,6 +904,74 @@ static bool name_valid(const char *s)
 	return true;
 }
 
+/* A timeline on c's path before its last that went on archiving after a child
+ * forked off it: a segment of it, from the one holding the switch point on, pushed
+ * after the child's history file (a restored copy promoted and archived here while
+ * the original went on, or two primaries at once). Then which history a restore
+ * without --target-timeline should follow is not known: PostgreSQL follows the
+ * newest timeline, and would drop silently what the parent archived after the fork
+ * (found by review: with no base backup taken since, a trial copy's timeline was
+ * restored in place of production's). The segment a failing-over standby archives
+ * as its old timeline's last, before it promotes, does not count. Only
+ * parents from from_tli on count (0: all): a SNAPSHOT given on a timeline after a
+ * fork can only follow it, while which backup is latest depends on the history
+ * followed. */
+typedef struct {
+	uint32_t parent, child; /* 0: none went on */
+	uint64_t fork;          /* the child's begin */
+	char seg[BK_WAL_NAME_MAX]; /* the parent's segment archived after the child's history */
+} WentOn;
+
+static int parent_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_tli,
+			  WentOn *ret)
+{
+	*ret = (WentOn){ 0 };
+	BkWalChain p = *c; /* (a chain from a backup on its own timeline has no history read) */
+	if (p.ntl == 1 && p.target_tli > 1 && p.target_tli != from_tli) {
+		int e = read_path(a, &p);
+		if (e < 0 || p.missing_history[0])
+			return e;
+	}
+	size_t from = 0;
+	while (from_tli && from < p.ntl && p.tli[from] != from_tli)
+		from++;
+	for (size_t t = p.ntl - 1; t-- > from;) {
+		uint64_t fork = p.begin[t + 1] / p.seg_size, newest = 0;
+		const char *name = NULL;
+		for (size_t i = 0; i < a->n; i++) {
+			BkWalName wn;
+			uint64_t segno;
+			if (bk_wal_name_parse(a->names[i], &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
+			    wn.tli == p.tli[t] && bk_wal_name_segno(&wn, p.seg_size, &segno) == 0 &&
+			    segno >= fork && (!name || segno > newest)) {
+				name = a->names[i];
+				newest = segno;
+			}
+		}
+		char hname[BK_WAL_NAME_MAX];
+		bk_wal_history_name(hname, sizeof(hname), p.tli[t + 1]);
+		if (!name || !has_name(a, hname))
+			continue;
+		BkWalRecord h, w;
+		int e = bk_wal_record_get(a->r, a->cluster, hname, &h);
+		if (e < 0)
+			return e;
+		e = bk_wal_record_get(a->r, a->cluster, name, &w);
+		bool later = e == 0 && w.pushed_us > h.pushed_us;
+		if (e == 0)
+			bk_wal_record_release(&w);
+		bk_wal_record_release(&h);
+		if (e < 0)
+			return e;
+		if (later) {
+			*ret = (WentOn){ .parent = p.tli[t], .child = p.tli[t + 1], .fork = p.begin[t + 1] };
+			snprintf(ret->seg, sizeof(ret->seg), "%s", name);
+			return 0;
+		}
+	}
+	return 0;
+}
+
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 {
 	int ntargets = !!o->target_time + !!o->target_lsn + !!o->target_xid + !!o->target_name;
@@ -980,6 +1055,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s (timeline %u) is not on the history of "
 			      "timeline %u%s", bk_id_hex(id).s, tli, c.target_tli,
 			      o->target_timeline ? "" : ", the newest archived (--target-timeline)");
+	WentOn went = { 0 };
+	if (e == 0 && !o->target_timeline)
+		e = parent_went_on(&wa, &c, chosen ? 0 : tli, &went);
+	if (e == 0 && went.parent) {
+		char fork[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(fork, sizeof(fork), went.fork);
+		e = bk_errorf(BK_E_USAGE, "timeline %u went on after timeline %u forked from it at %s "
+			      "(%s was archived after %08X.history): --target-timeline %u restores along "
+			      "timeline %u, --target-timeline latest along timeline %u", went.parent,
+			      went.child, fork, went.seg, went.child, went.parent, went.parent,
+			      c.target_tli);
+	}
 	const char *lack = NULL;
 	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
 				  : BK_WAL_CHAIN_COMPLETE;

@@ -12,7 +12,9 @@
 # on timeline 2 and restores with A, C and D. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
 # refused without writing. Finally a segment the chain needs is deleted from the
-# repository: pg restore refuses, naming it, and writes nothing.
+# repository: pg restore refuses, naming it, and writes nothing; and timeline 1's
+# last segment, pushed after timeline 2's, makes a restore without --target-timeline
+# refuse to guess between the two histories.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-pitr
 
@@ -457,5 +459,24 @@ t_rc 0 "wal-push of timeline 1's last segment, $seg1, after timeline 2's" \
 t_rc 0 "pg info" bkp pg info
 t_true "... gives $seg1 as the newest WAL (the current RPO)" grep -q \
 	"^newest WAL: $seg1, archived [0-9]*s ago (the current RPO)$" "$OUT" || diag "$(cat "$OUT")"
+
+# ---- timeline 1 went on after timeline 2 forked from it ----
+# $seg1 is timeline 1's, past the fork, archived after 00000002.history: production
+# going on beside a promoted copy. A restore of the first backup (on both histories)
+# without --target-timeline would follow timeline 2 and drop timeline 1's later WAL
+# without a word (found by review: until a base backup is taken after the fork, the
+# newest one is on both histories and nothing refused). Refused (exit 2) before the
+# chain is examined, naming both choices; given a timeline, the chain along it is
+# (broken here, at $seg_mid deleted above: exit 5).
+t_rc 2 "pg restore $id1 without --target-timeline, timeline 1 archived after the fork: refused" \
+	bkp pg restore "$id1" --target "$SRV/r-went"
+t_true "... naming both choices" grep -q \
+	"timeline 1 went on after timeline 2 forked from it at [0-9A-F/]* ($seg1 was archived after 00000002.history): --target-timeline 1 restores along timeline 1, --target-timeline latest along timeline 2" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_true "... and writes nothing" test ! -e "$SRV/r-went"
+t_rc 2 "... latest, the same" bkp pg restore latest --target "$SRV/r-went"
+t_rc 5 "... with --target-timeline latest: the chain is examined (broken at $seg_mid)" \
+	bkp pg restore "$id1" --target "$SRV/r-went" --target-timeline latest
+t_true "... naming $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
 
 done_testing
