@@ -1070,11 +1070,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	const char *lack = NULL;
 	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
 				  : BK_WAL_CHAIN_COMPLETE;
-	/* without an LSN target, recovery runs to the end of the archive (or to a time,
-	 * xid or name that may lie past a gap): a gap anywhere stops it short */
+	/* without an LSN target, recovery runs to the end of the archive (or to an xid
+	 * or name that may lie past a gap): a gap anywhere stops it short. A time
+	 * target before the gap is reached first: the checks below see the chain end
+	 * at the gap, and a target they find past it is refused as the gap (found by
+	 * review: a later segment lost refused a target before it) */
+	bool gap_after = false;
 	if (e == 0 && k == BK_WAL_CHAIN_COMPLETE && c.gap && !before_lsn) {
-		k = BK_WAL_CHAIN_GAP;
-		lack = c.next_needed;
+		gap_after = before_us != 0;
+		if (!gap_after) {
+			k = BK_WAL_CHAIN_GAP;
+			lack = c.next_needed;
+		}
 	}
 	if (k == BK_WAL_CHAIN_NO_HISTORY)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: history file %s is missing", lack);
@@ -1173,6 +1180,10 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "record at %s, and no transaction before it ended after the target "
 			      "time: recovery would end there, before the target (--target-lsn %s "
 			      "restores up to it)", damaged, d_at, d_at);
+	else if (e == -ENOENT && gap_after) /* a time target past the gap */
+		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing, and no "
+			      "transaction before it ended after the target time: recovery would "
+			      "end there, before the target", c.next_needed);
 	if (read_newest)
 		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);

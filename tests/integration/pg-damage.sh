@@ -264,6 +264,52 @@ else
 fi
 rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
 
+# ---- a segment lost after a time target ----
+# cluster gap: a base backup, A, a time, B, a switch; C, a time, E, a switch; D, a
+# switch; the middle segment (C and E) deleted from the repository. PostgreSQL stops
+# the first time at B's commit, before the gap: restored, the server holds A alone
+# (found by review: refused, exit 5). The second time's first later commit, E's, is
+# in the lost segment: refused naming it (exit 5), as is a restore without a target.
+printf '%s\n' gap >"$T/bk/damage-cluster"
+rm -f "$T/bk/damage-name"
+pg_sql "create table gp (tag text)" >/dev/null
+t_rc 0 "gap: pg basebackup into cluster gap" bkp --cluster gap --json pg basebackup \
+	--dbname "$(pitr_conninfo)" --fast-checkpoint
+gap_id=$(snap_id_of "$OUT")
+pg_sql "insert into gp values ('A')" >/dev/null
+sleep 1.1
+ts_a=$(pitr_now)
+sleep 1.1
+pg_sql "insert into gp values ('B')" >/dev/null
+pitr_switch_wal >/dev/null
+pg_sql "insert into gp values ('C')" >/dev/null
+sleep 1.1
+ts_c=$(pitr_now)
+sleep 1.1
+pg_sql "insert into gp values ('E')" >/dev/null
+seg_g=$(pitr_switch_wal)
+pg_sql "insert into gp values ('D')" >/dev/null
+seg_l=$(pitr_switch_wal)
+t_true "gap: the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
+rm -f "$REPO/wal/gap/$seg_g"
+if t_rc 0 "gap: pg restore to a time before the lost $seg_g (B's commit comes first)" \
+	bkp --cluster gap pg restore "$gap_id" --target "$SRV/gap-a" --target-time "$ts_a" &&
+	pitr_start "$SRV/gap-a" && pitr_wait_recovered 120; then
+	t_is "$(rsql "select string_agg(tag, ',' order by tag) from gp")" A \
+		"... the server recovers to it, holding A alone"
+	pitr_stop
+else
+	not_ok "gap: the server restored to $ts_a recovers" "$(pitr_log_tail 20)"
+fi
+t_rc 5 "gap: pg restore to a time whose first later commit is in $seg_g: refused" \
+	bkp --cluster gap pg restore "$gap_id" --target "$SRV/gap-c" --target-time "$ts_c"
+t_true "... naming it" grep -q "WAL chain broken: segment $seg_g is missing" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_rc 5 "gap: pg restore without a target: refused" \
+	bkp --cluster gap pg restore "$gap_id" --target "$SRV/gap-c"
+t_true "... and nothing is written" test ! -e "$SRV/gap-c"
+rm -f "$T/bk/damage-cluster"
+
 # ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
 pg_conf_set archive_command "$(pitr_archive_command fo)"
 pg_reload
