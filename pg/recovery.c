@@ -44,6 +44,17 @@ static bool has_name(const BkWalArchive *a, const char *name)
 	return a->n && bsearch(name, a->names, a->n, BK_WAL_NAME_MAX, cmp_name) != NULL;
 }
 
+/* Whether the archive holds any file of timeline tli (a segment, its history...). */
+static bool has_timeline(const BkWalArchive *a, uint32_t tli)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		BkWalName wn;
+		if (bk_wal_name_parse(a->names[i], &wn) == 0 && wn.tli == tli)
+			return true;
+	}
+	return false;
+}
+
 /* The size of the first archived segment, or 0 if there is none. */
 static int archived_seg_size(const BkWalArchive *a, uint32_t *ret)
 {
@@ -885,10 +896,13 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
  * special ids 0-2, within 32 bits. */
 static bool xid_valid(const char *s)
 {
-	if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
+	if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 20)
 		return false;
+	errno = 0;
 	unsigned long long v = strtoull(s, NULL, 10);
-	return v >= 3 && v <= UINT32_MAX;
+	/* an epoch-qualified one (txid_current(), 64 bits): PostgreSQL takes its low 32
+	 * bits (found by review: refused past the first wraparound) */
+	return errno == 0 && (v & UINT32_MAX) >= 3;
 }
 
 /* A restore point name: what pg_create_restore_point takes (below NAMEDATALEN),
@@ -997,8 +1011,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (o->target_lsn && (bk_wal_lsn_parse(o->target_lsn, &before_lsn) < 0 || !before_lsn))
 		return bk_errorf(BK_E_USAGE, "'%s' is not an LSN (want X/Y, not 0/0)", o->target_lsn);
 	if (o->target_xid && !xid_valid(o->target_xid))
-		return bk_errorf(BK_E_USAGE, "'%s' is not a transaction id (want a decimal number "
-			      "from 3 to 4294967295)", o->target_xid);
+		return bk_errorf(BK_E_USAGE, "'%s' is not a transaction id (want a decimal number, "
+			      "as txid_current() gives it, whose low 32 bits are 3 or more)",
+			      o->target_xid);
 	if (o->target_name && !name_valid(o->target_name))
 		return bk_errorf(BK_E_USAGE, "restore point name must be 1 to 63 bytes without "
 			      "control characters");
@@ -1049,6 +1064,12 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 
 	BkWalChain c;
 	uint32_t tli = tli_s ? (uint32_t)strtoul(tli_s, NULL, 10) : 0;
+	/* a timeline given that the archive has no file of: a wrong number, not a
+	 * history file lost (found by review: exit 5, "history file ... is missing") */
+	if (e == 0 && want_tli != BK_TLI_LATEST && want_tli != BK_TLI_CURRENT && want_tli > tli &&
+	    !has_timeline(&wa, want_tli))
+		e = bk_errorf(BK_E_USAGE, "--target-timeline %u: the archive holds no WAL of timeline "
+			      "%u", want_tli, want_tli);
 	if (e == 0)
 		e = bk_pg_wal_chain(&wa, tli, start, stop, want_tli, &c);
 	if (e == 0 && !c.on_path)

@@ -142,6 +142,15 @@ recovery_min_apply_delay = '1h'" \
 restore_to r-last A,B "to the last record archived ($end_lsn)" latest --target-lsn "$end_lsn"
 restore_to r-name A "to a named restore point" "$id1" --target-name before_b
 restore_to r-xid A "to A's transaction id" "$id1" --target-xid "$xid_a"
+rm -rf "$SRV/r-xid" "$SRV/r-xid.sock"
+# txid_current() past the first wraparound gives the epoch in the high 32 bits:
+# PostgreSQL takes the low ones (refused before, found by review)
+restore_to r-xid A "to A's transaction id qualified with epoch 1" "$id1" \
+	--target-xid "$((xid_a + 4294967296))"
+t_rc 2 "an xid whose low 32 bits are 0 (not a normal one) is refused" \
+	bkp pg restore "$id1" --target "$SRV/r-none" --target-xid 4294967296
+t_rc 2 "so is one of 21 digits" \
+	bkp pg restore "$id1" --target "$SRV/r-none" --target-xid 100000000000000000000
 
 # `latest` with a target whose position bunker cannot know (a name): it must either
 # pick a backup that ends before the target or refuse; the backup after B is neither.
@@ -328,6 +337,9 @@ t_true "... with recovery_target_timeline 1 (PostgreSQL would read 01 as octal)"
 rm -rf "$SRV/r-tl1"
 t_rc 2 "--target-timeline x is refused" bkp pg restore latest --target "$SRV/r-x" --target-timeline x
 t_rc 2 "--target-timeline 0 is refused" bkp pg restore latest --target "$SRV/r-x" --target-timeline 0
+t_rc 2 "--target-timeline 9, a timeline the archive has no file of, is refused (exit 2, not 5)" \
+	bkp pg restore latest --target "$SRV/r-x" --target-timeline 9
+t_true "... naming it" grep -q "the archive holds no WAL of timeline 9" "$ERR" || diag "$(cat "$ERR")"
 
 # ---- a base backup on timeline 2 ----
 # The timeline 2 server archives into the repository through an archive_command that
