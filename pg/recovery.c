@@ -918,28 +918,10 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-/* A timeline on c's path before its last that went on archiving after a child
- * forked off it: a segment of it, from the one holding the switch point on, pushed
- * after the child's history file (a restored copy promoted and archived here while
- * the original went on, or two primaries at once). Then which history a restore
- * without --target-timeline should follow is not known: PostgreSQL follows the
- * newest timeline, and would drop silently what the parent archived after the fork
- * (found by review: with no base backup taken since, a trial copy's timeline was
- * restored in place of production's). The segment a failing-over standby archives
- * as its old timeline's last, before it promotes, does not count. Only
- * parents from from_tli on count (0: all): a SNAPSHOT given on a timeline after a
- * fork can only follow it, while which backup is latest depends on the history
- * followed. */
-typedef struct {
-	uint32_t parent, child; /* 0: none went on */
-	uint64_t fork;          /* the child's begin */
-	char seg[BK_WAL_NAME_MAX]; /* the parent's segment archived after the child's history */
-} WentOn;
-
-static int parent_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_tli,
-			  WentOn *ret)
+int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_tli,
+		      BkWalWentOn *ret)
 {
-	*ret = (WentOn){ 0 };
+	*ret = (BkWalWentOn){ 0 };
 	BkWalChain p = *c; /* (a chain from a backup on its own timeline has no history read) */
 	if (p.ntl == 1 && p.target_tli > 1 && p.target_tli != from_tli) {
 		int e = read_path(a, &p);
@@ -978,7 +960,7 @@ static int parent_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t f
 		if (e < 0)
 			return e;
 		if (later) {
-			*ret = (WentOn){ .parent = p.tli[t], .child = p.tli[t + 1], .fork = p.begin[t + 1] };
+			*ret = (BkWalWentOn){ .parent = p.tli[t], .child = p.tli[t + 1], .fork = p.begin[t + 1] };
 			snprintf(ret->seg, sizeof(ret->seg), "%s", name);
 			return 0;
 		}
@@ -1076,9 +1058,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s (timeline %u) is not on the history of "
 			      "timeline %u%s", bk_id_hex(id).s, tli, c.target_tli,
 			      o->target_timeline ? "" : ", the newest archived (--target-timeline)");
-	WentOn went = { 0 };
+	BkWalWentOn went = { 0 };
 	if (e == 0 && !o->target_timeline)
-		e = parent_went_on(&wa, &c, chosen ? 0 : tli, &went);
+		e = bk_pg_wal_went_on(&wa, &c, chosen ? 0 : tli, &went);
 	if (e == 0 && went.parent) {
 		char fork[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(fork, sizeof(fork), went.fork);

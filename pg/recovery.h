@@ -74,6 +74,26 @@ typedef struct {
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret);
 
+/* A timeline on c's path before its last that went on archiving after a child
+ * forked off it: a segment of it, from the one holding the switch point on, pushed
+ * after the child's history file (a restored copy promoted and archived here while
+ * the original went on, or two primaries at once). Then which history a restore
+ * without --target-timeline should follow is not known: PostgreSQL follows the
+ * newest timeline, and would drop silently what the parent archived after the fork
+ * (found by review: with no base backup taken since, a trial copy's timeline was
+ * restored in place of production's). The segment a failing-over standby archives
+ * as its old timeline's last, before it promotes, does not count. Only parents
+ * from from_tli on count (0: all): a SNAPSHOT given on a timeline after a fork can
+ * only follow it, while which backup is latest depends on the history followed.
+ * The path is c's, or when c is a backup's own timeline alone, its history's. */
+typedef struct {
+	uint32_t parent, child;    /* 0: none went on */
+	uint64_t fork;             /* the child's begin */
+	char seg[BK_WAL_NAME_MAX]; /* the parent's segment archived after the child's history */
+} BkWalWentOn;
+int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_tli,
+		      BkWalWentOn *ret);
+
 /* Whether the chain's path takes the file `name` for its segment number, from
  * start_lsn's segment up to contiguous_end (the files recovery would read). */
 bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *name);

@@ -587,7 +587,18 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		}
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
-		if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path)
+		/* pg restore of it refuses without --target-timeline (recovery.h) */
+		BkWalWentOn went = { 0 };
+		if (c.on_path)
+			(void)bk_pg_wal_went_on(&in->wa, &c, (uint32_t)strtoul(tli, NULL, 10), &went);
+		if (went.parent) {
+			char fork[BK_WAL_LSN_MAX];
+			bk_wal_lsn_format(fork, sizeof(fork), went.fork);
+			snprintf(window, sizeof(window), "needs --target-timeline: timeline %u went on "
+				 "after timeline %u forked from it at %s", went.parent, went.child, fork);
+			xact[0] = until[0] = '\0';
+			no_xact = false;
+		} else if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path)
 			; /* written above */
 		else if (!c.on_path)
 			snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);

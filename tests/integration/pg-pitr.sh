@@ -487,6 +487,9 @@ t_true "... naming both choices" grep -q \
 	"$ERR" || diag "$(cat "$ERR")"
 t_true "... and writes nothing" test ! -e "$SRV/r-went"
 t_rc 2 "... latest, the same" bkp pg restore latest --target "$SRV/r-went"
+t_rc 0 "pg info" bkp pg info
+t_true "... says so of $id1" grep -q "^  base  ${id1:0:16}  .* restorable to: needs --target-timeline: timeline 1 went on after timeline 2 forked from it at [0-9A-F/]*\$" \
+	"$OUT" || diag "$(cat "$OUT")"
 t_rc 5 "... with --target-timeline latest: the chain is examined (broken at $seg_mid)" \
 	bkp pg restore "$id1" --target "$SRV/r-went" --target-timeline latest
 t_true "... naming $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
