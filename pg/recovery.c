@@ -22,7 +22,6 @@
 #include "store/restorer.h"
 #include "store/util.h"
 
-#define HISTORY_MAX (1u << 20)
 
 /* ---- the archive, listed once ---- */
 
@@ -102,56 +101,6 @@ void bk_wal_archive_release(BkWalArchive *a)
 	a->n = a->cap = 0;
 }
 
-/* An archived file's bytes in an unnamed file: in the repository's tmp/, or in
- * memory when the repository is read-only here. *ret_fd to close. */
-static int record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
-{
-	int fd = open(r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		fd = memfd_create("bunker-wal", MFD_CLOEXEC);
-	if (fd < 0)
-		return bk_errorf_code(-errno, "temporary file for %s", w->name);
-	int e = bk_content_write(r, &w->content, fd);
-	if (e < 0)
-		close(fd);
-	else
-		*ret_fd = fd;
-	return e;
-}
-
-/* A small archived file (a timeline history) read into memory. */
-static int read_small(BkRepo *r, const char *cluster, const char *name, char **ret, size_t *ret_len)
-{
-	BkWalRecord w;
-	int e = bk_wal_record_get(r, cluster, name, &w);
-	if (e < 0)
-		return e;
-	if (w.size > HISTORY_MAX) {
-		bk_wal_record_release(&w);
-		return bk_errorf(BK_E_CORRUPT, "%s: %llu bytes is too large for a history file", name,
-				 (unsigned long long)w.size);
-	}
-	int fd = -1;
-	e = record_to_fd(r, &w, &fd);
-	char *buf = NULL;
-	size_t n = 0;
-	if (e == 0 && !(buf = malloc(w.size + 1)))
-		e = -ENOMEM;
-	if (e == 0)
-		e = bk_pread_all(fd, buf, w.size, 0, &n);
-	if (fd >= 0)
-		close(fd);
-	bk_wal_record_release(&w);
-	if (e < 0) {
-		free(buf);
-		return e;
-	}
-	buf[n] = '\0';
-	*ret = buf;
-	*ret_len = n;
-	return 0;
-}
-
 /* Segment segno on the chain's path: of the timeline the path follows there. */
 static int path_segment_name(const BkWalChain *c, uint64_t segno, char name[BK_WAL_NAME_MAX])
 {
@@ -165,29 +114,25 @@ static int path_segment_name(const BkWalChain *c, uint64_t segno, char name[BK_W
  * names it in c->missing_history when it is not archived. */
 static int read_path(const BkWalArchive *a, BkWalChain *c)
 {
-	char hname[BK_WAL_NAME_MAX], *text = NULL;
-	size_t len = 0;
+	char hname[BK_WAL_NAME_MAX];
 	bk_wal_history_name(hname, sizeof(hname), c->target_tli);
-	int e = has_name(a, hname) ? read_small(a->r, a->cluster, hname, &text, &len) : -ENOENT;
+	BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
+	size_t n;
+	int e = has_name(a, hname) ? bk_wal_history_get(a->r, a->cluster, c->target_tli, sw,
+							 BK_ARRAY_SIZE(sw), &n)
+				   : -ENOENT;
 	if (e == -ENOENT) {
 		snprintf(c->missing_history, sizeof(c->missing_history), "%s", hname);
-		e = 0;
-	} else if (e == 0) {
-		BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
-		size_t n;
-		e = bk_wal_history_parse(text, len, c->target_tli, sw, BK_ARRAY_SIZE(sw), &n);
-		if (e < 0)
-			bk_error_wrap(e, "%s", hname);
-		for (size_t i = 0; e == 0 && i < n; i++) {
-			c->tli[i] = sw[i].tli;
-			c->begin[i + 1] = sw[i].end_lsn;
-		}
-		if (e == 0) {
-			c->ntl = n + 1;
-			c->tli[n] = c->target_tli;
-		}
+		return 0;
 	}
-	free(text);
+	for (size_t i = 0; e == 0 && i < n; i++) {
+		c->tli[i] = sw[i].tli;
+		c->begin[i + 1] = sw[i].end_lsn;
+	}
+	if (e == 0) {
+		c->ntl = n + 1;
+		c->tli[n] = c->target_tli;
+	}
 	return e;
 }
 
@@ -302,7 +247,7 @@ int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret)
 		return 0;
 	}
 	int fd = -1;
-	int e = record_to_fd(r, w, &fd);
+	int e = bk_wal_record_to_fd(r, w, &fd);
 	if (e == 0) {
 		e = bk_wal_last_record(fd, w->name, NULL, ret);
 		close(fd);
@@ -892,8 +837,8 @@ static int first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c, ui
 }
 
 /* A transaction id as PostgreSQL's recovery_target_xid reads it in decimal: no
- * sign, no leading zero (strtoul base 0 would take it for octal), not one of the
- * special ids 0-2, within 32 bits. */
+ * sign, no leading zero (strtoul base 0 would take it for octal), within 64 bits,
+ * its low 32 bits (what PostgreSQL keeps) not one of the special ids 0-2. */
 static bool xid_valid(const char *s)
 {
 	if (!*s || *s == '0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 20)
@@ -960,7 +905,8 @@ int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_
 		if (e < 0)
 			return e;
 		if (later) {
-			*ret = (BkWalWentOn){ .parent = p.tli[t], .child = p.tli[t + 1], .fork = p.begin[t + 1] };
+			*ret = (BkWalWentOn){ .parent = p.tli[t], .child = p.tli[t + 1],
+					      .fork = p.begin[t + 1] };
 			snprintf(ret->seg, sizeof(ret->seg), "%s", name);
 			return 0;
 		}

@@ -21,8 +21,6 @@
 #include "store/repo.h"
 #include "store/snapshot.h"
 
-#define BK_MAX_TIMELINES 256
-
 /* Which timeline recovery follows (PostgreSQL's recovery_target_timeline). */
 #define BK_TLI_LATEST 0u           /* the newest: the next while its history is archived */
 #define BK_TLI_CURRENT UINT32_MAX  /* the backup's own */

@@ -193,6 +193,8 @@ typedef struct {
  * BK_E_CORRUPT if the first page is not the segment's (bk_wal_header_parse). */
 int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret);
 
+#define BK_MAX_TIMELINES 256 /* on one history, the newest included */
+
 /* One line of a timeline history file: timeline tli ended at end_lsn, where its
  * child timeline forked off. */
 typedef struct {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -308,10 +309,36 @@ typedef struct {
 	char detail[256];
 } Walk;
 
-/* The carry of the segment before `name` into *ret (head 0: none): not archived
- * (yet), or by a later bunker, is none; a record that cannot be read fails the
- * push, which PostgreSQL retries, rather than leave the segment unchecked for good
- * (its end is recorded as walked). */
+/* The timeline whose file recovery reads for segment segno along timeline tli's
+ * history (the newest one on it that had begun by the segment's start, as
+ * PostgreSQL picks it): tli itself, or one before when tli began after it. 0 when
+ * tli's history is not archived. */
+static int path_tli(BkRepo *r, const char *cluster, uint32_t tli, uint64_t segno,
+		    uint32_t seg_size, uint32_t *ret)
+{
+	BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
+	size_t n;
+	*ret = 0;
+	int e = bk_wal_history_get(r, cluster, tli, sw, BK_MAX_TIMELINES - 1, &n);
+	if (e == -ENOENT) {
+		bk_error_clear();
+		return 0;
+	}
+	if (e < 0)
+		return e;
+	*ret = tli; /* sw[i].tli begins where sw[i - 1] ends; tli where the last ends */
+	for (size_t i = n; i > 0 && segno < sw[i - 1].end_lsn / seg_size; i--)
+		*ret = sw[i - 1].tli;
+	return 0;
+}
+
+/* The carry of the segment before `name` into *ret (head 0: none): that of its
+ * timeline, or, when that is not archived and the timeline began after it (a new
+ * timeline's first segment), the one recovery reads before it on the timeline's
+ * history (before, every promote left a new timeline's first segment unchecked). Not archived (yet), or by a later bunker,
+ * is none; a record that cannot be read fails the push, which PostgreSQL retries,
+ * rather than leave the segment unchecked for good (its end is recorded as
+ * walked). */
 static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
 			BkWalCarry *ret)
 {
@@ -324,6 +351,16 @@ static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32
 	    segno == 0 || bk_wal_segment_name(before, sizeof(before), wn.tli, segno - 1, seg_size) < 0)
 		return 0;
 	int e = bk_wal_record_get(r, cluster, before, &w);
+	if (e == -ENOENT && wn.tli > 1) { /* a timeline's first segment? */
+		uint32_t tli;
+		e = path_tli(r, cluster, wn.tli, segno - 1, seg_size, &tli);
+		if (e < 0)
+			return bk_error_wrap(e, "the history of timeline %u", wn.tli);
+		e = -ENOENT;
+		if (tli && tli != wn.tli &&
+		    bk_wal_segment_name(before, sizeof(before), tli, segno - 1, seg_size) == 0)
+			e = bk_wal_record_get(r, cluster, before, &w);
+	}
 	if (e == -ENOENT || e == BK_E_VERSION) {
 		bk_error_clear();
 		return 0;
@@ -432,6 +469,57 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 		*ret_stored = true;
 	bk_wal_record_release(&w);
 	close(fd);
+	return e;
+}
+
+/* ---- reading archived files back ---- */
+
+int bk_wal_record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
+{
+	int fd = open(r->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = memfd_create("bunker-wal", MFD_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "temporary file for %s", w->name);
+	int e = bk_content_write(r, &w->content, fd);
+	if (e < 0)
+		close(fd);
+	else
+		*ret_fd = fd;
+	return e;
+}
+
+#define HISTORY_MAX (1u << 20)
+
+int bk_wal_history_get(BkRepo *r, const char *cluster, uint32_t tli, BkWalTliSwitch *ret,
+		       size_t max, size_t *ret_n)
+{
+	char name[BK_WAL_NAME_MAX];
+	int e = bk_wal_history_name(name, sizeof(name), tli);
+	BkWalRecord w;
+	if (e == 0)
+		e = bk_wal_record_get(r, cluster, name, &w);
+	if (e < 0)
+		return e;
+	if (w.size > HISTORY_MAX) {
+		bk_wal_record_release(&w);
+		return bk_errorf(BK_E_CORRUPT, "%s: %llu bytes is too large for a history file", name,
+				 (unsigned long long)w.size);
+	}
+	int fd = -1;
+	e = bk_wal_record_to_fd(r, &w, &fd);
+	char *buf = NULL;
+	size_t n = 0;
+	if (e == 0 && !(buf = malloc(w.size + 1)))
+		e = -ENOMEM;
+	if (e == 0)
+		e = bk_pread_all(fd, buf, w.size, 0, &n);
+	if (fd >= 0)
+		close(fd);
+	bk_wal_record_release(&w);
+	if (e == 0 && (e = bk_wal_history_parse(buf, n, tli, ret, max, ret_n)) < 0)
+		bk_error_wrap(e, "%s", name);
+	free(buf);
 	return e;
 }
 

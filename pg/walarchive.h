@@ -95,6 +95,15 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest);
 int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRecord *ret);
 
+/* An archived file's bytes in an unnamed file: in the repository's tmp/, or in
+ * memory when the repository is read-only here. *ret_fd to close. */
+int bk_wal_record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd);
+/* The history of timeline tli as archived (bk_wal_history_parse's entries, oldest
+ * first): -ENOENT when its history file is not archived, BK_E_CORRUPT naming it
+ * when it does not parse or is over 1 MiB. */
+int bk_wal_history_get(BkRepo *r, const char *cluster, uint32_t tli, BkWalTliSwitch *ret,
+		       size_t max, size_t *ret_n);
+
 /* Calls cb with every archived file name of the cluster (unordered). */
 typedef int (*BkWalNameFn)(void *ud, const char *name);
 int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud);

@@ -558,6 +558,12 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				dmg_segno = segno;
 			}
 		}
+		/* (scan_segments reads each timeline alone: a timeline's first segment
+		 * takes the last record before it from the segments before on the path) */
+		if (dmg && !dmg_lsn && c.on_path) {
+			BkWalEnd none = { 0 };
+			(void)bk_pg_wal_reach(in->wa.r, cli.cluster, &c, dmg_segno, &none, &dmg_lsn);
+		}
 		if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path) {
 			/* recovery reads to the record at dmg_lsn (0: not known) */
 			char at[BK_WAL_LSN_MAX] = "(not known)";

@@ -264,6 +264,61 @@ else
 fi
 rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
 
+# ---- a new timeline's first segment, damaged in a record from the old one ----
+# cluster tf: a 200 kB message from fewer than 100 kB before a segment's end runs
+# on into segment F, where a commit follows; restored to an LSN after it, a server
+# promotes there (timeline 2 begins in F) and archives timeline 2's F, which begins
+# with the message's rest, damaged at offset 200 by the archive_command. Its push
+# checks the message across timeline 1's segment before (timeline 2 has none of that
+# number; before, nothing was checked: found by review), and pg info counts it.
+printf '%s\n' tf >"$T/bk/damage-cluster"
+rm -f "$T/bk/damage-name"
+printf '%s\n' 200 >"$T/bk/damage-offset"
+t_rc 0 "tf: pg basebackup into cluster tf" bkp --cluster tf --json pg basebackup \
+	--dbname "$(pitr_conninfo)" --fast-checkpoint
+tf_id=$(snap_id_of "$OUT")
+if to_segment_end 100000; then
+	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 200000))" >/dev/null
+	pg_sql "insert into t values (30, 1)" >/dev/null
+	tf_lsn=$(pg_sql "select pg_current_wal_insert_lsn()")
+	pg_sql "insert into t values (31, 1)" >/dev/null # a record after the target, flushed
+	seg_f=$(pg_sql "select pg_walfile_name('$tf_lsn')")
+	seg_l=$(pitr_switch_wal)
+	t_true "tf: the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
+	printf '00000002%s\n' "${seg_f:8}" >"$T/bk/damage-name"
+	if t_rc 0 "tf: pg restore to $tf_lsn, in $seg_f" \
+		bkp --cluster tf pg restore "$tf_id" --target "$SRV/tf2" --target-lsn "$tf_lsn" &&
+		pitr_start "$SRV/tf2" -c archive_mode=on -c "archive_command=sh '$T/bk/damage.sh' %p %f" &&
+		pitr_wait_recovered 120; then
+		rsql "insert into t values (32, 2)" >/dev/null
+		rswitch_wal >/dev/null
+		rsql "insert into t values (33, 2)" >/dev/null # (F not the newest: ends short)
+		seg_2=$(rswitch_wal)
+		t_true "tf: timeline 2's segments up to $seg_2 are archived" rwait_archived "$seg_2" ||
+			diag "$(pitr_log_tail 20)"
+		pitr_stop
+	else
+		not_ok "tf: the server restored to $tf_lsn promotes" "$(pitr_log_tail 20)"
+	fi
+	t_true "tf: timeline 2's first segment was damaged before its push" \
+		test -f "$T/bk/dmg/00000002${seg_f:8}"
+	t_rc 0 "tf: pg info" bkp --cluster tf pg info
+	t_true "... counts timeline 2's first segment damaged" grep -q \
+		"^  timeline 2: .*, 1 damaged, the first 00000002${seg_f:8}\$" "$OUT" || diag "$(cat "$OUT")"
+	t_true "... and ends the backup's window before the message" grep -q \
+		"^  base  ${tf_id:0:16}  .* restorable to: [0-9A-F/]* \.\. [0-9A-F/]*, then WAL damaged in 00000002${seg_f:8}\$" \
+		"$OUT" || diag "$(cat "$OUT")"
+	t_rc 5 "tf: pg restore without a target: refused (exit 5)" \
+		bkp --cluster tf pg restore "$tf_id" --target "$SRV/tf3"
+	t_true "... naming timeline 2's first segment" grep -q \
+		"WAL damaged: recovery can read no WAL of 00000002${seg_f:8} past the record at [0-9A-F]*/[0-9A-F]*," \
+		"$ERR" || diag "$(cat "$ERR")"
+else
+	not_ok "tf: WAL written to a segment's end"
+fi
+rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
+printf '%s\n' 41060 >"$T/bk/damage-offset"
+
 # ---- a segment lost after a time target ----
 # cluster gap: a base backup, A, a time, B, a switch; C, a time, E, a switch; D, a
 # switch; the middle segment (C and E) deleted from the repository. PostgreSQL stops
