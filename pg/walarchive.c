@@ -334,11 +334,11 @@ static int path_tli(BkRepo *r, const char *cluster, uint32_t tli, uint64_t segno
 
 /* The carry of the segment before `name` into *ret (head 0: none): that of its
  * timeline, or, when that is not archived and the timeline began after it (a new
- * timeline's first segment), the one recovery reads before it on the timeline's
- * history (before, every promote left a new timeline's first segment unchecked). Not archived (yet), or by a later bunker,
- * is none; a record that cannot be read fails the push, which PostgreSQL retries,
- * rather than leave the segment unchecked for good (its end is recorded as
- * walked). */
+ * timeline's first segment, which every promote left unchecked before), the one
+ * recovery reads before it on the timeline's history. Not archived (yet), or by a
+ * later bunker, is none; a record that cannot be read fails the push, which
+ * PostgreSQL retries, rather than leave the segment unchecked for good (its end
+ * is recorded as walked). */
 static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
 			BkWalCarry *ret)
 {
