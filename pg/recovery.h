@@ -102,14 +102,8 @@ bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *
  * memory when the repository is read-only here) and walked. */
 int bk_pg_wal_last_record(BkRepo *r, const BkWalRecord *w, BkWalEnd *ret);
 
-/* Whether a segment's end says one record covers the segment: not stopped, and no
- * record read whole in it (nor a transaction's end, which is one). */
-static inline bool bk_wal_end_inside(const BkWalEnd *end)
-{
-	return !end->lsn && !end->stopped && !end->xact_us;
-}
-
-/* The same of a segment's record: walked, and its end says so. */
+/* Whether a segment's record says one record covers the segment: walked, and its
+ * end says so (bk_wal_end_inside). */
 static inline bool bk_wal_record_inside(const BkWalRecord *w)
 {
 	return w->has_end && bk_wal_end_inside(&w->end);

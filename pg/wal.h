@@ -165,6 +165,13 @@ typedef struct {
 	bool stopped;
 } BkWalEnd;
 
+/* Whether a segment's end says one record covers the segment: not stopped, and no
+ * record read whole in it (nor a transaction's end, which is one). */
+static inline bool bk_wal_end_inside(const BkWalEnd *end)
+{
+	return !end->lsn && !end->stopped && !end->xact_us;
+}
+
 /* The revision of bk_wal_last_record's answers, kept with each end wal-push records
  * (pg/walarchive.h): bump it with any change to what the walk answers for some
  * segment, so that the ends walked before are walked again. */

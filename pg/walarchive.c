@@ -295,9 +295,11 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 }
 
 /* A segment's walk (bk_wal_last_record) on a thread of its own: error details are
- * per thread, so its detail is kept here. The record the segment before (on the
- * same timeline) cut at its end is checked across the two when that one is
- * archived already, as PostgreSQL archives them, in order. */
+ * per thread, so its detail is kept here. The record the segment before cut at
+ * its end is checked across the two when that one is archived already, as
+ * PostgreSQL archives them, in order (carry_before); and the record this one's end
+ * cuts against the segments after it archived already, pushed out of order
+ * (check_after). */
 typedef struct {
 	BkRepo *r;
 	const char *cluster;
@@ -372,6 +374,57 @@ static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32
 	return 0;
 }
 
+/* The segments after `name` on its timeline archived before it (pushed out of
+ * order: their walks had no carry from it) are walked again with its carry, on
+ * through those the record covers whole: when the record its end cuts fails
+ * across, recovery stops at the last record whole in it, and its end says so
+ * (stopped; the record cut is no transaction's end). The verdict is this
+ * segment's, where in order it is the one where the record ends: both end the
+ * WAL recovery reads at the same record. */
+static int check_after(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
+		       BkWalEnd *end)
+{
+	BkWalName wn;
+	uint64_t segno;
+	if (!end->carry.head || end->stopped || bk_wal_name_parse(name, &wn) < 0 ||
+	    bk_wal_name_segno(&wn, seg_size, &segno) < 0)
+		return 0;
+	BkWalCarry carry = end->carry;
+	for (uint64_t s = segno + 1; carry.head; s++) {
+		char next[BK_WAL_NAME_MAX];
+		BkWalRecord w;
+		if (bk_wal_segment_name(next, sizeof(next), wn.tli, s, seg_size) < 0)
+			return 0;
+		int e = bk_wal_record_get(r, cluster, next, &w);
+		if (e == -ENOENT || e == BK_E_VERSION) { /* in order, or by a later bunker */
+			bk_error_clear();
+			return 0;
+		}
+		int fd = -1;
+		BkWalEnd after;
+		if (e == 0) {
+			e = bk_wal_record_to_fd(r, &w, &fd);
+			if (e == 0)
+				e = bk_wal_last_record(fd, next, &carry, &after);
+			if (fd >= 0)
+				close(fd);
+			bk_wal_record_release(&w);
+		}
+		if (e < 0)
+			return bk_error_wrap(e, "the segment after, %s", next);
+		if (after.stopped && !after.lsn) {
+			end->stopped = true;
+			end->cut_xact = false;
+			end->cut_xact_us = 0;
+			return 0;
+		}
+		if (!bk_wal_end_inside(&after))
+			return 0; /* it ends there, whole */
+		carry = after.carry;
+	}
+	return 0;
+}
+
 static void *walk_segment(void *ud)
 {
 	Walk *w = ud;
@@ -379,6 +432,8 @@ static void *walk_segment(void *ud)
 	w->e = carry_before(w->r, w->cluster, w->name, w->seg_size, &carry);
 	if (w->e == 0)
 		w->e = bk_wal_last_record(w->fd, w->name, &carry, &w->end);
+	if (w->e == 0)
+		w->e = check_after(w->r, w->cluster, w->name, w->seg_size, &w->end);
 	if (w->e < 0)
 		snprintf(w->detail, sizeof(w->detail), "%s", bk_error_detail());
 	return NULL;

@@ -319,6 +319,56 @@ fi
 rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
 printf '%s\n' 41060 >"$T/bk/damage-offset"
 
+# ---- pushed out of order ----
+# cluster oo: as cs1 (a 200 kB message cut by a segment's end, its rest damaged),
+# but the segments after the base backup's are pushed by hand, the one after the
+# message's first (damaged) before it: its walk had no carry. The push of the one
+# where the message begins checks it against the one archived after it (found by
+# review: never checked before), and counts the damage there: the window and a
+# restore end at the same record as in order.
+printf '%s\n' oo >"$T/bk/damage-cluster"
+rm -f "$T/bk/damage-name"
+printf '%s\n' 200 >"$T/bk/damage-offset"
+t_rc 0 "oo: pg basebackup into cluster oo" bkp --cluster oo --json pg basebackup \
+	--dbname "$(pitr_conninfo)" --fast-checkpoint
+oo_id=$(snap_id_of "$OUT")
+printf '%s\n' oo-aside >"$T/bk/damage-cluster" # what follows is pushed by hand
+pg_sql "insert into t values (40, 1)" >/dev/null
+if to_segment_end 100000; then
+	seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 200000))" >/dev/null
+	seg_k=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
+	pg_sql "insert into t values (41, 1)" >/dev/null
+	pitr_switch_wal >/dev/null
+	pg_sql "insert into t values (42, 1)" >/dev/null
+	seg_l=$(pitr_switch_wal)
+	t_true "oo: the segments up to $seg_l are archived aside" pitr_wait_archived "$seg_l"
+	mkdir -p "$T/bk/oo"
+	cp "$PG_DATA/pg_wal/$seg_k" "$T/bk/oo/$seg_k"
+	chmod 644 "$T/bk/oo/$seg_k"
+	head -c 16 /dev/zero | tr '\000' '\377' |
+		dd of="$T/bk/oo/$seg_k" bs=1 seek=200 conv=notrunc 2>/dev/null
+	rc=0
+	bkp --cluster oo pg wal-push "$T/bk/oo/$seg_k" || rc=1
+	for f in $(ls "$REPO/wal/oo-aside" | grep -E '^[0-9A-F]{24}$'); do
+		[ "$f" = "$seg_k" ] || bkp --cluster oo pg wal-push "$PG_DATA/pg_wal/$f" || rc=1
+	done
+	t_is "$rc" 0 "oo: $seg_k (damaged) pushed first, then $seg_m and the rest in order" ||
+		diag "$(cat "$ERR")"
+	t_rc 0 "oo: pg info" bkp --cluster oo pg info
+	t_true "... counts one damaged segment, $seg_m, where the message begins" grep -q \
+		"^  timeline 1: .*, 0 missing, 1 damaged, the first $seg_m\$" "$OUT" || diag "$(cat "$OUT")"
+	t_true "... and ends the backup's window at the record before it" grep -q \
+		"restorable to: [0-9A-F/]* \.\. [0-9A-F]*/[0-9A-F]*, then WAL damaged in $seg_m\$" "$OUT" ||
+		diag "$(cat "$OUT")"
+	t_rc 5 "oo: pg restore without a target: refused (exit 5)" \
+		bkp --cluster oo pg restore "$oo_id" --target "$SRV/oo"
+else
+	not_ok "oo: WAL written to a segment's end"
+fi
+rm -f "$T/bk/damage-cluster"
+printf '%s\n' 41060 >"$T/bk/damage-offset"
+
 # ---- a segment lost after a time target ----
 # cluster gap: a base backup, A, a time, B, a switch; C, a time, E, a switch; D, a
 # switch; the middle segment (C and E) deleted from the repository. PostgreSQL stops
