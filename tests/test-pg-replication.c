@@ -8,13 +8,21 @@
  * parser has PG_VERSION, global/pg_control, backup_label and tablespace_map, every
  * file's size matches the data directory and tablespace, and every file of the data
  * directory that PostgreSQL does not exclude is there; a callback failure aborts
- * the backup cleanly; START_REPLICATION streams the backup's WAL, whose first page
- * header carries the cluster's system identifier, and status updates reach
- * pg_stat_replication with the write and flush positions given. */
+ * the backup cleanly; MAX_RATE reaches the server; START_REPLICATION streams the
+ * backup's WAL, whose first page header carries the cluster's system identifier,
+ * and status updates reach pg_stat_replication with the write and flush positions
+ * given.
+ *
+ * Without arguments (and before the live tests): the wire messages, and BASE_BACKUP
+ * streams no real server sends, from tests/pg/fake-walsender.h: a partial or
+ * malformed stream (an archive missing, the end location missing, before the start
+ * or malformed, a message of the wrong length or type) is refused, never returned
+ * as a backup. */
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,7 @@
 #include "pg/wal.h"
 #include "store/error.h"
 #include "store/util.h"
+#include "tests/pg/fake-walsender.h"
 #include "tests/tap.h"
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
@@ -348,6 +357,40 @@ static void test_aborted_backup(const char *conninfo)
 	bk_pgrepl_close(c);
 }
 
+/* MAX_RATE reaches the server: capped at 32 kB/s, the first half second of
+ * archive data is a few dozen kB, where the uncapped server sends megabytes (the
+ * whole backup) in that time. */
+typedef struct {
+	uint64_t first_us, bytes;
+} Rate;
+
+static int rate_data(void *ctx, const void *buf, size_t len)
+{
+	Rate *k = ctx;
+	(void)buf;
+	if (!k->first_us)
+		k->first_us = bk_mono_us();
+	else if (bk_mono_us() - k->first_us > 500000)
+		return bk_errorf(-ECANCELED, "half a second of data");
+	k->bytes += len;
+	return 0;
+}
+
+static void test_max_rate(const char *conninfo)
+{
+	static const BkPgReplBackupCallbacks cb = { .archive_data = rate_data };
+	BkPgRepl *c;
+	if (!ok(bk_pgrepl_open(conninfo, &c) == 0, "connect for the capped backup"))
+		return;
+	Rate k = { 0 };
+	BkPgReplBackupOptions opt = { .fast_checkpoint = true, .no_wait = true, .max_rate_kb = 32 };
+	BkPgReplBackupResult res;
+	int r = bk_pgrepl_base_backup(c, &opt, &cb, &k, &res);
+	ok(r == -ECANCELED && k.bytes < 256 * 1024,
+	   "max rate 32 kB/s: %" PRIu64 " bytes in the first half second (%d)", k.bytes, r);
+	bk_pgrepl_close(c);
+}
+
 static void test_backup_and_stream(const char *conninfo, const char *datadir, uint64_t sysid,
                                    const char *ts_oid, const char *ts_dir)
 {
@@ -545,6 +588,339 @@ static void test_backup_and_stream(const char *conninfo, const char *datadir, ui
 	bk_pgrepl_close(c);
 }
 
+/* ---- BASE_BACKUP streams a real server does not send -------------------------------
+ *
+ * Through tests/pg/fake-walsender.h: a well-formed stream first (so that each
+ * refusal below is known to come from the one thing broken), then streams broken
+ * one way each. A partial backup must never come back as complete: each broken
+ * stream fails, leaves *ret untouched and the connection unusable. */
+
+typedef enum {
+	S_OK,
+	S_MISSING_ARCHIVE,   /* two tablespace rows, only base.tar sent */
+	S_NO_TABLESPACES,    /* no tablespace rows and no archive */
+	S_END_BEFORE_START,  /* end location before the start */
+	S_FAILED_AT_COPY,    /* an ErrorResponse where the COPY belongs */
+	S_FAILED_AT_END,     /* an ErrorResponse where the end location belongs */
+	S_FAILED_AFTER_END,  /* an ErrorResponse after the end location */
+	S_HANGUP,            /* the server goes away inside base.tar */
+	S_END_TWO_ROWS,      /* two end locations */
+	S_END_TLI_ZERO,      /* end timeline 0 */
+	S_END_TLI_BAD,       /* end timeline not a number */
+	S_DATA_FIRST,        /* archive data before any new-archive message */
+	S_EMPTY_NAME,        /* 'n' with an empty archive name */
+	S_NAME_TRAILING,     /* 'n' with a byte after the location's NUL */
+	S_NAME_LONG,         /* 'n' with a 256-byte name */
+	S_NAME_NO_NUL,       /* 'n' without any NUL */
+	S_PROGRESS_LONG,     /* 'p' of 10 bytes */
+	S_MANIFEST,          /* 'm' (a manifest was not asked for) */
+	S_UNKNOWN,           /* 'x' */
+	S_SIZE_OVERFLOW,     /* a tablespace size of 2^64 - 1 kB */
+} Stream;
+
+#define FAKE_TS_KB 100
+#define FAKE_BASE_KB 200
+
+/* The tar of one archive: one file of n bytes (a pattern depending on seed). */
+static void fake_tar(FwBuf *t, const char *path, size_t n, unsigned seed)
+{
+	uint8_t *data = malloc(n);
+	if (!data)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		data[i] = (uint8_t)(i * 7 + seed + (i >> 9));
+	fw_tar_entry(t, '0', path, data, n, 1700000000);
+	fw_tar_end(t);
+	free(data);
+}
+
+/* Archive data in two 'd' messages, progress after each. */
+static void fake_send_archive(FwBuf *b, const FwBuf *tar, uint64_t *sent)
+{
+	size_t half = tar->len / 2 + 3;
+	fw_archive_data(b, tar->p, half);
+	*sent += half;
+	fw_progress(b, *sent);
+	fw_archive_data(b, tar->p + half, tar->len - half);
+	*sent += tar->len - half;
+	fw_progress(b, *sent);
+}
+
+static void fake_stream(FwBuf *b, Stream s, const FwBuf *ts_tar, const FwBuf *base_tar)
+{
+	char ts_kb[16], base_kb[16];
+	snprintf(ts_kb, sizeof(ts_kb), "%d", FAKE_TS_KB);
+	snprintf(base_kb, sizeof(base_kb), "%d", FAKE_BASE_KB);
+	fw_lsn_result(b, "0/2000028", "1");
+	if (s == S_NO_TABLESPACES) {
+		fw_result(b, 3, 0, NULL, "SELECT");
+	} else {
+		const char *ts_size = s == S_SIZE_OVERFLOW ? "18446744073709551615" : ts_kb;
+		const char *rows[] = { "16384", "/srv/ts", ts_size, NULL, NULL, base_kb };
+		fw_result(b, 3, 2, rows, "SELECT");
+	}
+	if (s == S_FAILED_AT_COPY) {
+		fw_error(b, "could not start the backup: fake failure");
+		return;
+	}
+	fw_copy_out(b);
+	uint64_t sent = 0;
+	if (s == S_DATA_FIRST)
+		fw_archive_data(b, ts_tar->p, 512);
+	if (s != S_MISSING_ARCHIVE && s != S_NO_TABLESPACES) {
+		fw_new_archive(b, "16384.tar", "/srv/ts");
+		fake_send_archive(b, ts_tar, &sent);
+	}
+	if (s == S_EMPTY_NAME)
+		fw_new_archive(b, "", "");
+	if (s == S_NAME_TRAILING)
+		fw_copy_data(b, "nbase.tar\0\0x", 12);
+	if (s == S_NAME_LONG) {
+		char name[257];
+		memset(name, 'a', 252);
+		memcpy(name + 252, ".tar", 5);
+		fw_new_archive(b, name, "");
+	}
+	if (s == S_NAME_NO_NUL)
+		fw_copy_data(b, "nbase.tar", 9);
+	if (s == S_PROGRESS_LONG)
+		fw_copy_data(b, "p\0\0\0\0\0\0\0\1\0", 10);
+	if (s == S_MANIFEST)
+		fw_copy_data(b, "m{}", 3);
+	if (s == S_UNKNOWN)
+		fw_copy_data(b, "x", 1);
+	if (s != S_NO_TABLESPACES) {
+		fw_new_archive(b, "base.tar", "");
+		if (s == S_HANGUP) {
+			fw_archive_data(b, base_tar->p, base_tar->len / 2);
+			return;
+		}
+		fake_send_archive(b, base_tar, &sent);
+	}
+	fw_copy_done(b);
+	if (s == S_FAILED_AT_END) {
+		fw_error(b, "could not finish the backup: fake failure");
+		return;
+	}
+	if (s == S_END_TWO_ROWS) {
+		const char *rows[] = { "0/2000100", "1", "0/2000200", "1" };
+		fw_result(b, 2, 2, rows, "SELECT");
+	} else {
+		fw_lsn_result(b, s == S_END_BEFORE_START ? "0/1000000" : "0/2000100",
+		              s == S_END_TLI_ZERO ? "0" : s == S_END_TLI_BAD ? "2x" : "2");
+	}
+	if (s == S_FAILED_AFTER_END)
+		fw_error(b, "fake failure after the end location");
+	else
+		fw_command_complete(b, "BASE_BACKUP");
+}
+
+/* What the callbacks saw: a log of archive starts and ends, the data's hash. */
+typedef struct {
+	char log[512];
+	uint64_t hash, bytes, total;
+	int ends;
+} FakeSink;
+
+static void sink_log(FakeSink *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sink_log(FakeSink *k, const char *fmt, ...)
+{
+	size_t n = strlen(k->log);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(k->log + n, sizeof(k->log) - n, fmt, ap);
+	va_end(ap);
+}
+
+static int f_start(void *ctx, const char *name, const char *loc)
+{
+	sink_log(ctx, "start %s at '%s'; ", name, loc);
+	return 0;
+}
+
+static int f_data(void *ctx, const void *buf, size_t len)
+{
+	FakeSink *k = ctx;
+	k->hash = fnv(k->hash, buf, len);
+	k->bytes += len;
+	return 0;
+}
+
+static int f_end(void *ctx, const char *name)
+{
+	FakeSink *k = ctx;
+	k->ends++;
+	sink_log(k, "end %s; ", name);
+	return 0;
+}
+
+static int f_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	FakeSink *k = ctx;
+	(void)done;
+	k->total = total;
+	return 0;
+}
+
+static const BkPgReplBackupCallbacks fake_cb = { f_start, f_data, f_end, f_progress };
+
+static char fake_detail[1024]; /* the error detail of the last fake_backup */
+
+/* Runs BASE_BACKUP against the fake with stream s (*ret starts with archives = 99);
+ * *after is what the connection answers next (another BASE_BACKUP after a failure,
+ * IDENTIFY_SYSTEM after a success). */
+static int fake_backup(FakeWalsender *f, Stream s, FakeSink *k, BkPgReplBackupResult *ret,
+                       int *after)
+{
+	FwBuf ts = { 0 }, base = { 0 }, b = { 0 };
+	fake_tar(&ts, "PG_15_202209061/1/16385", 3000, 1);
+	fake_tar(&base, "PG_VERSION", 70000, 2);
+	fake_stream(&b, s, &ts, &base);
+	fw_set_reply(f, &b, s == S_HANGUP);
+	*k = (FakeSink){ .hash = FNV_INIT };
+	*ret = (BkPgReplBackupResult){ .archives = 99 };
+	BkPgRepl *c = NULL;
+	int r = bk_pgrepl_open(fw_conninfo(f), &c);
+	if (r == 0) {
+		BkPgReplBackupOptions opt = { .fast_checkpoint = true, .no_wait = true };
+		r = bk_pgrepl_base_backup(c, &opt, &fake_cb, k, ret);
+		snprintf(fake_detail, sizeof(fake_detail), "%s", r < 0 ? bk_error_detail() : "");
+		/* after a failure the connection refuses every command */
+		BkPgReplSystem sys;
+		FakeSink again = { 0 };
+		BkPgReplBackupResult res2;
+		*after = r < 0 ? bk_pgrepl_base_backup(c, &opt, &fake_cb, &again, &res2)
+		               : bk_pgrepl_identify_system(c, &sys);
+	} else {
+		snprintf(fake_detail, sizeof(fake_detail), "%s", bk_error_detail());
+		diag("fake walsender: %s", fake_detail);
+	}
+	bk_pgrepl_close(c);
+	fw_buf_free(&ts);
+	fw_buf_free(&base);
+	fw_buf_free(&b);
+	return r;
+}
+
+static void test_fake_streams(void)
+{
+	FakeWalsender *f = fw_start();
+	FakeSink k;
+	BkPgReplBackupResult res;
+	int after;
+
+	/* The well-formed stream: every number of the result and every callback exact.
+	 * Catches bytes counted with the message type, a byte of data lost, the size
+	 * estimate in the wrong unit, an archive not ended or ended out of order (the
+	 * last one only once the end location arrived), a location lost. */
+	int r = fake_backup(f, S_OK, &k, &res, &after);
+	is_int(r, 0, "fake: a well-formed stream is a backup (%s)", r ? bk_error_detail() : "ok");
+	FwBuf ts = { 0 }, base = { 0 };
+	fake_tar(&ts, "PG_15_202209061/1/16385", 3000, 1);
+	fake_tar(&base, "PG_VERSION", 70000, 2);
+	uint64_t want_hash = fnv(fnv(FNV_INIT, ts.p, ts.len), base.p, base.len);
+	ok(res.start_lsn == 0x2000028 && res.end_lsn == 0x2000100 && res.start_tli == 1 &&
+	           res.end_tli == 2,
+	   "fake: start 0/2000028 on 1, end 0/2000100 on 2 (%" PRIX64 " %u, %" PRIX64 " %u)",
+	   res.start_lsn, res.start_tli, res.end_lsn, res.end_tli);
+	ok(res.archives == 2 && res.bytes == ts.len + base.len && k.bytes == res.bytes &&
+	           k.hash == want_hash,
+	   "fake: 2 archives, %zu bytes received and passed on as sent (%" PRIu64 ", %" PRIu64 ")",
+	   ts.len + base.len, res.bytes, k.bytes);
+	ok(res.total_estimate == (FAKE_TS_KB + FAKE_BASE_KB) * 1024 && k.total == res.total_estimate,
+	   "fake: the estimate is the tablespaces' kB * 1024 (%" PRIu64 ")", res.total_estimate);
+	ok(!strcmp(k.log, "start 16384.tar at '/srv/ts'; end 16384.tar; start base.tar at ''; "
+	                  "end base.tar; "),
+	   "fake: each archive starts, then ends before the next (%s)", k.log);
+	is_int(after, 0, "fake: the connection is usable after a backup");
+
+	static const struct {
+		Stream s;
+		int code;
+		const char *detail;
+		const char *what;
+	} broken[] = {
+		{ S_MISSING_ARCHIVE, BK_E_CORRUPT, "1 archives received for 2 tablespaces",
+		  "a tablespace's archive missing (a partial backup)" },
+		{ S_NO_TABLESPACES, BK_E_CORRUPT, "unexpected reply of 0 rows",
+		  "no tablespace at all (not even the data directory)" },
+		{ S_END_BEFORE_START, BK_E_CORRUPT, "end location before start location",
+		  "an end location before the start" },
+		{ S_FAILED_AT_COPY, BK_E_REMOTE, "could not start the backup: fake failure",
+		  "the server failing before the archives (its message comes through)" },
+		{ S_FAILED_AT_END, BK_E_REMOTE, "fake failure",
+		  "the server failing after its last archive" },
+		{ S_FAILED_AFTER_END, BK_E_REMOTE, "fake failure after the end",
+		  "the server failing after the end location" },
+		{ S_HANGUP, BK_E_REMOTE, "", "the server gone inside base.tar" },
+		{ S_END_TWO_ROWS, BK_E_CORRUPT, "unexpected reply of 2 rows", "two end locations" },
+		{ S_END_TLI_ZERO, BK_E_CORRUPT, "malformed wal location", "end timeline 0" },
+		{ S_END_TLI_BAD, BK_E_CORRUPT, "malformed wal location", "end timeline '2x'" },
+		{ S_DATA_FIRST, BK_E_CORRUPT, "archive data before any archive",
+		  "data before any archive" },
+		{ S_EMPTY_NAME, BK_E_CORRUPT, "malformed new-archive", "an archive without a name" },
+		{ S_NAME_TRAILING, BK_E_CORRUPT, "malformed new-archive",
+		  "a new-archive message with a byte after the location" },
+		{ S_NAME_LONG, BK_E_CORRUPT, "malformed new-archive", "an archive name of 256 bytes" },
+		{ S_NAME_NO_NUL, BK_E_CORRUPT, "malformed new-archive",
+		  "a new-archive message without a NUL (read past its end under ASan)" },
+		{ S_PROGRESS_LONG, BK_E_CORRUPT, "malformed progress",
+		  "a progress message of 10 bytes" },
+		{ S_MANIFEST, BK_E_CORRUPT, "manifest", "a manifest nobody asked for" },
+		{ S_UNKNOWN, BK_E_CORRUPT, "unknown copy message type 0x78",
+		  "an unknown message type" },
+		{ S_SIZE_OVERFLOW, BK_E_CORRUPT, "malformed tablespace size",
+		  "a size estimate past 2^64 bytes" },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(broken); i++) {
+		r = fake_backup(f, broken[i].s, &k, &res, &after);
+		ok(r == broken[i].code && strstr(fake_detail, broken[i].detail) && res.archives == 99 &&
+		           after == -EPIPE,
+		   "fake: %s: refused, the connection then unusable (%d %s; then %d)", broken[i].what, r,
+		   fake_detail, after);
+	}
+	/* The server's message, not libpq's complaint about the COPY that did not start. */
+	r = fake_backup(f, S_FAILED_AT_COPY, &k, &res, &after);
+	ok(r == BK_E_REMOTE &&
+	           !strcmp(fake_detail, "base backup: could not start the backup: fake failure"),
+	   "fake: the server failing before the archives: its message is the detail (%s)", fake_detail);
+	/* archive_end means the archive is complete: not before the end location. */
+	r = fake_backup(f, S_FAILED_AT_END, &k, &res, &after);
+	ok(r == BK_E_REMOTE && !strcmp(k.log, "start 16384.tar at '/srv/ts'; end 16384.tar; "
+	                                       "start base.tar at ''; "),
+	   "fake: the server failing after its last archive: that archive gets no archive_end (%s)",
+	   k.log);
+	r = fake_backup(f, S_HANGUP, &k, &res, &after);
+	ok(r == BK_E_REMOTE && k.ends == 1,
+	   "fake: the server gone inside base.tar: no archive_end for it");
+
+	/* The label's cap keeps its quoted form (every ' doubled) inside the command's
+	 * buffer: 1000 quotes are sent as 2000, 1001 characters are refused. */
+	char label[1002];
+	memset(label, '\'', 1001);
+	label[1000] = '\0';
+	BkPgRepl *c = NULL;
+	FwBuf b = { 0 };
+	fake_stream(&b, S_OK, &ts, &base);
+	fw_set_reply(f, &b, false);
+	fw_buf_free(&b);
+	r = bk_pgrepl_open(fw_conninfo(f), &c);
+	BkPgReplBackupOptions opt = { .label = label };
+	if (r == 0)
+		r = bk_pgrepl_base_backup(c, &opt, NULL, NULL, &res);
+	const char *cmd = fw_last_backup_command(f);
+	ok(r == 0 && strlen(cmd) > 2000 && strspn(strstr(cmd, "LABEL '") + 7, "'") == 2001,
+	   "fake: a label of 1000 quotes is sent doubled (%d)", r);
+	label[1000] = '\'';
+	label[1001] = '\0';
+	is_int(bk_pgrepl_base_backup(c, &opt, NULL, NULL, &res), BK_E_USAGE,
+	       "fake: a label of 1001 characters is refused");
+	bk_pgrepl_close(c);
+	fw_buf_free(&ts);
+	fw_buf_free(&base);
+	fw_stop(f);
+}
+
 static void test_messages(void)
 {
 	uint8_t w[40] = {'w'};
@@ -601,6 +977,7 @@ int main(int argc, char **argv)
 			ts = argv[i + 1];
 	}
 	test_messages();
+	test_fake_streams();
 	if (!conninfo || !datadir) {
 		diag("no --conninfo/--datadir: live tests skipped");
 		return tap_done();
@@ -616,6 +993,7 @@ int main(int argc, char **argv)
 	}
 	test_connect_errors(conninfo);
 	test_aborted_backup(conninfo);
+	test_max_rate(conninfo);
 	test_backup_and_stream(conninfo, datadir, sysid, ts_dir ? ts_oid : NULL, ts_dir);
 	return tap_done();
 }
