@@ -1,0 +1,291 @@
+/* tests/test-pg-basebackup.c: bk_pg_basebackup (pg/basebackup.h) against BASE_BACKUP
+ * streams a real server does not send, from tests/pg/fake-walsender.h.
+ *
+ * A real PostgreSQL 15 always ends its archives with the two zero blocks, names
+ * them base.tar and <oid>.tar and sends no hard links, so the checks for those are
+ * reached only here: an archive cut between two entries (the data directory's or
+ * a tablespace's) fails the backup and writes no snapshot; so does an archive name
+ * that is not <digits>.tar (it becomes a path in the snapshot) and a hard link.
+ * First the same stream unbroken, which must be a snapshot: its metadata as the
+ * stream says (start and stop LSN and timeline, backup_label, tablespace_map,
+ * file count and bytes) and each file's bytes as sent, the tablespace's under
+ * .bunker-tablespaces/<oid>/. The backups of a real server are in
+ * tests/integration/pg-basebackup.sh, pg-tablespace.sh and pg-standby.sh. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pg/basebackup.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/keyslot.h"
+#include "store/restorer.h"
+#include "store/util.h"
+#include "tests/pg/fake-walsender.h"
+#include "tests/tap.h"
+
+/* A new repository in a new temporary directory, opened with a key file. */
+typedef struct {
+	char root[64];
+	BkSecret *secret;
+	BkRepo *r;
+} TestRepo;
+
+static int test_repo_open(TestRepo *t)
+{
+	static const uint8_t key[32] = { 9 };
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	*t = (TestRepo){ .root = "/tmp/bunker-test-pg-basebackup.XXXXXX" };
+	if (bk_crypto_init() < 0 || !mkdtemp(t->root)) {
+		t->root[0] = '\0';
+		return -EIO;
+	}
+	char *path = bk_path_join(t->root, "repo");
+	int e = path ? bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &t->secret) : -ENOMEM;
+	if (e == 0)
+		e = bk_repo_create(path, t->secret, &params, &t->r);
+	free(path);
+	return e;
+}
+
+static void test_repo_close(TestRepo *t)
+{
+	bk_repo_close(t->r);
+	bk_secret_free(t->secret);
+	if (t->root[0])
+		tap_remove_tree(t->root);
+}
+
+/* ---- the stream ---- */
+
+#define LABEL                                                                                  \
+	"START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n"                      \
+	"CHECKPOINT LOCATION: 0/2000060\n"                                                     \
+	"BACKUP METHOD: streamed\n"                                                            \
+	"BACKUP FROM: primary\n"                                                               \
+	"START TIME: 2026-11-22 06:12:41 UTC\n"                                                \
+	"LABEL: bunker\n"                                                                      \
+	"START TIMELINE: 1\n"
+#define TSMAP "16384 /srv/ts\n"
+#define MTIME 1700000000
+
+typedef enum {
+	S_OK,
+	S_BASE_CUT,      /* base.tar without its two zero blocks (cut between entries) */
+	S_BASE_CUT_DATA, /* base.tar cut inside a file's data */
+	S_TS_CUT,        /* the tablespace's archive without its two zero blocks */
+	S_HARD_LINK,     /* a hard link in base.tar */
+} Stream;
+
+/* A file's bytes: a pattern that differs by seed and along the file. */
+static uint8_t *pattern(size_t n, unsigned seed)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	if (!p)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 13 + seed + (i >> 10));
+	return p;
+}
+
+#define TS_FILE "PG_15_202209061/1/16385"
+#define TS_FILE_SIZE 20000
+#define BIG_FILE "base/1/1259"
+#define BIG_FILE_SIZE 200000
+
+/* The archives as PostgreSQL 15 sends them: the tablespace's first, then base.tar
+ * with backup_label and tablespace_map before any other file. */
+static void tablespace_tar(FwBuf *t, Stream s)
+{
+	uint8_t *d = pattern(TS_FILE_SIZE, 1);
+	fw_tar_entry(t, '5', "PG_15_202209061", NULL, 0, MTIME);
+	fw_tar_entry(t, '5', "PG_15_202209061/1", NULL, 0, MTIME);
+	fw_tar_entry(t, '0', TS_FILE, d, TS_FILE_SIZE, MTIME);
+	if (s != S_TS_CUT)
+		fw_tar_end(t);
+	free(d);
+}
+
+static void base_tar(FwBuf *t, Stream s)
+{
+	uint8_t *big = pattern(BIG_FILE_SIZE, 2), *control = pattern(8192, 3);
+	fw_tar_entry(t, '0', "backup_label", LABEL, strlen(LABEL), MTIME + 100);
+	fw_tar_entry(t, '0', "tablespace_map", TSMAP, strlen(TSMAP), MTIME + 100);
+	fw_tar_entry(t, '0', "PG_VERSION", "15\n", 3, MTIME);
+	fw_tar_entry(t, '5', "global", NULL, 0, MTIME);
+	fw_tar_entry(t, '0', "global/pg_control", control, 8192, MTIME);
+	fw_tar_entry(t, '5', "base", NULL, 0, MTIME);
+	fw_tar_entry(t, '5', "base/1", NULL, 0, MTIME);
+	size_t before_big = t->len;
+	fw_tar_entry(t, '0', BIG_FILE, big, BIG_FILE_SIZE, MTIME);
+	if (s == S_BASE_CUT_DATA)
+		t->len = before_big + 512 + BIG_FILE_SIZE / 2;
+	if (s == S_HARD_LINK)
+		fw_tar_entry(t, '1', "base/1/1259_copy", BIG_FILE, 0, MTIME);
+	fw_tar_entry(t, '5', "pg_tblspc", NULL, 0, MTIME);
+	if (s != S_BASE_CUT && s != S_BASE_CUT_DATA)
+		fw_tar_end(t);
+	free(big);
+	free(control);
+}
+
+/* The whole reply to BASE_BACKUP: start 0/2000028 on timeline 1, the tablespace
+ * archive named ts_name, base.tar, end 0/2000100 on timeline 2 (a standby promoted
+ * during the backup). Archive data goes in 60000-byte messages. */
+static void stream(FwBuf *b, Stream s, const char *ts_name)
+{
+	FwBuf ts = { 0 }, base = { 0 };
+	tablespace_tar(&ts, s);
+	base_tar(&base, s);
+	fw_lsn_result(b, "0/2000028", "1");
+	const char *rows[] = { "16384", "/srv/ts", "20", NULL, NULL, "300" };
+	fw_result(b, 3, 2, rows, "SELECT");
+	fw_copy_out(b);
+	const FwBuf *tars[] = { &ts, &base };
+	const char *names[] = { ts_name, "base.tar" }, *locs[] = { "/srv/ts", "" };
+	for (int i = 0; i < 2; i++) {
+		fw_new_archive(b, names[i], locs[i]);
+		for (size_t off = 0; off < tars[i]->len; off += 60000)
+			fw_archive_data(b, tars[i]->p + off, BK_MIN(60000, tars[i]->len - off));
+	}
+	fw_copy_done(b);
+	fw_lsn_result(b, "0/2000100", "2");
+	fw_command_complete(b, "BASE_BACKUP");
+	fw_buf_free(&ts);
+	fw_buf_free(&base);
+}
+
+static char detail[1024];
+
+static int backup(FakeWalsender *f, BkRepo *r, Stream s, const char *ts_name, uint8_t snap[32])
+{
+	FwBuf b = { 0 };
+	stream(&b, s, ts_name);
+	fw_set_reply(f, &b, false);
+	fw_buf_free(&b);
+	BkBaseBackupOpts o = { .conninfo = fw_conninfo(f), .cluster = "main", .host = "test" };
+	int e = bk_pg_basebackup(r, &o, snap);
+	snprintf(detail, sizeof(detail), "%s", e < 0 ? bk_error_detail() : "");
+	return e;
+}
+
+/* Whether the file at path in the snapshot holds exactly want[0..n). */
+static bool same_bytes(BkRepo *r, const uint8_t root[32], const char *path, const uint8_t *want,
+                       size_t n)
+{
+	BkTree *t = NULL;
+	const BkTreeEntry *ent = NULL;
+	bool same = false;
+	int fd = memfd_create("content", 0);
+	if (fd >= 0 && bk_tree_lookup(r, root, path, &t, &ent) == 0 && ent &&
+	    ent->type == BK_NODE_FILE && ent->size == n &&
+	    bk_content_write(r, &ent->content, fd) == 0 && lseek(fd, 0, SEEK_END) == (off_t)n) {
+		uint8_t *got = malloc(n ? n : 1);
+		same = got && pread(fd, got, n, 0) == (ssize_t)n && !memcmp(got, want, n);
+		free(got);
+	}
+	if (!same)
+		diag("%s: not the bytes sent (%s)", path, bk_error_detail());
+	bk_tree_free(t);
+	if (fd >= 0)
+		close(fd);
+	return same;
+}
+
+static bool meta_is(const BkSnapshot *s, const char *key, const char *want)
+{
+	const char *v = bk_snapshot_meta(s, key);
+	if (v && !strcmp(v, want))
+		return true;
+	diag("%s: '%s', want '%s'", key, v ? v : "(none)", want);
+	return false;
+}
+
+/* The unbroken stream is a snapshot, recorded as the stream says. Catches start
+ * and stop LSN or timeline taken from the wrong end, backup_label and
+ * tablespace_map swapped or left out, files or bytes not counted, a file's
+ * bytes not stored as sent. */
+static void test_complete(FakeWalsender *f)
+{
+	TestRepo t;
+	if (!ok(test_repo_open(&t) == 0, "a repository (%s)", bk_error_detail()))
+		return;
+	uint8_t snap[32], latest[32];
+	int e = backup(f, t.r, S_OK, "16384.tar", snap);
+	is_int(e, 0, "a complete stream is a snapshot (%s)", detail);
+	BkSnapshot *s = NULL;
+	if (e < 0 || bk_snapshot_resolve(t.r, "latest", "pg/main/base", latest) < 0 ||
+	    memcmp(latest, snap, 32) || bk_snapshot_load(t.r, snap, &s) < 0) {
+		ok(false, "the snapshot is pg/main/base's latest");
+		test_repo_close(&t);
+		return;
+	}
+	ok(meta_is(s, "start_lsn", "0/2000028") && meta_is(s, "timeline", "1"),
+	   "start_lsn 0/2000028 and timeline 1: the backup's start");
+	ok(meta_is(s, "stop_lsn", "0/2000100") && meta_is(s, "stop_timeline", "2"),
+	   "stop_lsn 0/2000100 and stop_timeline 2: its end");
+	ok(meta_is(s, "system_identifier", FW_SYSID) && meta_is(s, "server_version", "150004"),
+	   "the server's system identifier and version");
+	ok(meta_is(s, "backup_label", LABEL), "backup_label as sent");
+	ok(meta_is(s, "tablespace_map", TSMAP), "tablespace_map as sent");
+	uint64_t bytes = strlen(LABEL) + strlen(TSMAP) + 3 + 8192 + BIG_FILE_SIZE + TS_FILE_SIZE;
+	ok(s->files == 6 && s->logical_bytes == bytes,
+	   "6 files of %" PRIu64 " bytes (%" PRIu64 " of %" PRIu64 ")", bytes, s->files,
+	   s->logical_bytes);
+	uint8_t *big = pattern(BIG_FILE_SIZE, 2), *ts = pattern(TS_FILE_SIZE, 1);
+	ok(same_bytes(t.r, s->root, BIG_FILE, big, BIG_FILE_SIZE) &&
+	           same_bytes(t.r, s->root, "PG_VERSION", (const uint8_t *)"15\n", 3) &&
+	           same_bytes(t.r, s->root, "backup_label", (const uint8_t *)LABEL, strlen(LABEL)),
+	   "base.tar's files hold the bytes sent");
+	ok(same_bytes(t.r, s->root, BK_TABLESPACE_DIR "/16384/" TS_FILE, ts, TS_FILE_SIZE),
+	   "the tablespace's file is under " BK_TABLESPACE_DIR "/16384/ with the bytes sent");
+	free(big);
+	free(ts);
+	bk_snapshot_free(s);
+	test_repo_close(&t);
+}
+
+/* A broken stream fails the backup with code and detail, and no snapshot is
+ * written. */
+static void refused(FakeWalsender *f, Stream s, const char *ts_name, int code, const char *want,
+                    const char *what)
+{
+	TestRepo t;
+	if (test_repo_open(&t) < 0) {
+		ok(false, "%s: a repository (%s)", what, bk_error_detail());
+		return;
+	}
+	uint8_t snap[32], id[32];
+	int e = backup(f, t.r, s, ts_name, snap);
+	ok(e == code && strstr(detail, want) &&
+	           bk_snapshot_resolve(t.r, "latest", NULL, id) == -ENOENT,
+	   "%s: refused, no snapshot (%d %s)", what, e, detail);
+	bk_error_clear();
+	test_repo_close(&t);
+}
+
+int main(void)
+{
+	FakeWalsender *f = fw_start();
+	test_complete(f);
+	/* BK_TAR_REQUIRE_END and bk_tar_parser_finish at each archive's end. */
+	refused(f, S_BASE_CUT, "16384.tar", BK_E_CORRUPT, "base.tar",
+	        "base.tar cut between two entries (no end-of-archive blocks)");
+	refused(f, S_BASE_CUT_DATA, "16384.tar", BK_E_CORRUPT, "base.tar",
+	        "base.tar cut inside a file");
+	refused(f, S_TS_CUT, "16384.tar", BK_E_CORRUPT, "16384.tar",
+	        "the tablespace's archive cut between two entries");
+	/* The name becomes a directory of the snapshot. */
+	static const char *bad_names[] = { "../1.tar", "x1.tar", ".tar", "1.tar.gz", "1/2.tar" };
+	for (size_t i = 0; i < BK_ARRAY_SIZE(bad_names); i++)
+		refused(f, S_OK, bad_names[i], BK_E_CORRUPT, "unexpected archive name", bad_names[i]);
+	refused(f, S_HARD_LINK, "16384.tar", BK_E_CORRUPT, "hard links are not expected",
+	        "a hard link in base.tar");
+	fw_stop(f);
+	return tap_done();
+}
