@@ -5,9 +5,11 @@
 # it reaches consistency, amcheck finds nothing wrong (bt_index_check with
 # heapallindexed on every btree index, verify_heapam on every table), pgbench's
 # invariant holds (sum of account, teller and branch balances = sum of history deltas)
-# and its tables equal the original server's final state. Then dedup: with the data
-# unchanged but for a few rows, another base backup stores little (its stored_bytes
-# against its logical_bytes and against the first backup's), and it takes the files
+# and its tables equal the original server's final state. Its snapshot records the
+# start its backup_label gives (START WAL LOCATION, START TIMELINE) and a stop after
+# it. Then dedup: with the data unchanged but for a few rows, another base backup
+# stores little (its stored_bytes against its logical_bytes and against the first
+# backup's), and it takes the files
 # unchanged since the one before from it (reused_files in its metadata) while the
 # files the changes wrote are read again: that last backup, restored on its own,
 # holds the changed rows (they were written before it started, so no WAL it
@@ -57,6 +59,17 @@ diag "backup under load: logical $logical1, stored $stored1"
 meta=$(bkp snapshots --json --name pg/main/base)
 t_true "the snapshot records start and stop LSNs and the timeline" \
 	grep -q '"timeline":"1","start_lsn":"[0-9A-F]*/[0-9A-F]*","stop_lsn":"[0-9A-F]*/[0-9A-F]*"' <<<"$meta"
+# ... the backup's own: its backup_label's start, and a stop after it (pgbench wrote
+# in between)
+m1=$(snap_line "$id1" <<<"$meta")
+start1=$(json_field "$m1" start_lsn)
+stop1=$(json_field "$m1" stop_lsn)
+t_is "$start1" "$(sed -n 's/.*START WAL LOCATION: \([0-9A-F]*\/[0-9A-F]*\) .*/\1/p' <<<"$m1")" \
+	"its start_lsn is its backup_label's START WAL LOCATION"
+t_is "$(json_field "$m1" timeline)" "$(sed -n 's/.*START TIMELINE: \([0-9]*\).*/\1/p' <<<"$m1")" \
+	"its timeline is its backup_label's START TIMELINE"
+t_is "$(pg_sql "select '$stop1'::pg_lsn > '$start1'::pg_lsn")" t \
+	"its stop_lsn $stop1 is after its start_lsn $start1"
 
 # Quiet the server (no autovacuum churn), settle hint bits, then a baseline backup,
 # a few changed rows, and one more backup.
