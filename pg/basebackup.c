@@ -225,8 +225,14 @@ static int file_done(void *ud, BkContentNode *root, uint64_t size)
 static int entry_start(void *ud, const BkTarEntry *t)
 {
 	Ctx *c = ud;
-	if (!strcmp(t->path, "."))
+	/* "." is the archive's top directory. A file of that name would be skipped
+	 * here while its bytes still reach entry_data: into the next file's chunks,
+	 * or past the capture buffer of the file before. */
+	if (!strcmp(t->path, ".")) {
+		if (t->type != BK_TAR_DIR)
+			return bk_errorf(BK_E_CORRUPT, "'.' in the archive is not a directory");
 		return 0;
+	}
 	if (snprintf(c->path, sizeof(c->path), "%s%s", c->prefix, t->path) >= (int)sizeof(c->path))
 		return bk_errorf(-ENAMETOOLONG, "%s: path too long", t->path);
 	c->cur = (BkTreeEntry){

@@ -80,6 +80,8 @@ typedef enum {
 	S_BASE_CUT_DATA, /* base.tar cut inside a file's data */
 	S_TS_CUT,        /* the tablespace's archive without its two zero blocks */
 	S_HARD_LINK,     /* a hard link in base.tar */
+	S_DOT_FIRST,     /* a regular file named "." before backup_label */
+	S_DOT_FILE,      /* a regular file named "." after backup_label */
 } Stream;
 
 /* A file's bytes: a pattern that differs by seed and along the file. */
@@ -114,7 +116,13 @@ static void tablespace_tar(FwBuf *t, Stream s)
 static void base_tar(FwBuf *t, Stream s)
 {
 	uint8_t *big = pattern(BIG_FILE_SIZE, 2), *control = pattern(8192, 3);
+	uint8_t *dot = pattern(100000, 4);
+	if (s == S_DOT_FIRST)
+		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
 	fw_tar_entry(t, '0', "backup_label", LABEL, strlen(LABEL), MTIME + 100);
+	if (s == S_DOT_FILE)
+		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
+	free(dot);
 	fw_tar_entry(t, '0', "tablespace_map", TSMAP, strlen(TSMAP), MTIME + 100);
 	fw_tar_entry(t, '0', "PG_VERSION", "15\n", 3, MTIME);
 	fw_tar_entry(t, '5', "global", NULL, 0, MTIME);
@@ -286,6 +294,13 @@ int main(void)
 		refused(f, S_OK, bad_names[i], BK_E_CORRUPT, "unexpected archive name", bad_names[i]);
 	refused(f, S_HARD_LINK, "16384.tar", BK_E_CORRUPT, "hard links are not expected",
 	        "a hard link in base.tar");
+	/* A file named "." (the top directory's name) had its bytes chunked into the
+	 * next file's content, or, after backup_label, copied past the end of the
+	 * buffer that captured it. */
+	refused(f, S_DOT_FIRST, "16384.tar", BK_E_CORRUPT, "'.' in the archive is not a directory",
+	        "a file named '.' first in base.tar");
+	refused(f, S_DOT_FILE, "16384.tar", BK_E_CORRUPT, "'.' in the archive is not a directory",
+	        "a file named '.' after backup_label");
 	fw_stop(f);
 	return tap_done();
 }
