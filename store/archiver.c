@@ -166,6 +166,12 @@ static int submit(BkChunkStream *s, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* The block size of a stream cut into fixed blocks, else 0. */
+static size_t fixed_block(const BkChunkStream *s)
+{
+	return s->cdc.min == s->cdc.max ? s->cdc.max : 0;
+}
+
 static int stream_new(BkRepo *r, BkWriter *w, const BkFastCdc *cdc, BkChunkStream **ret)
 {
 	BkChunkStream *s = calloc(1, sizeof(*s));
@@ -176,7 +182,7 @@ static int stream_new(BkRepo *r, BkWriter *w, const BkFastCdc *cdc, BkChunkStrea
 	s->cdc = *cdc;
 	/* fixed blocks are cut as soon as they are read: a smaller window is touched
 	 * by fewer pages (a wal-push is a new process, each page a fault) */
-	size_t least = s->cdc.min == s->cdc.max ? (size_t)1 << 20 : (size_t)4 << 20;
+	size_t least = fixed_block(s) ? (size_t)1 << 20 : (size_t)4 << 20;
 	s->cap = BK_MAX(least, 4 * s->cdc.max);
 	s->buf = malloc(s->cap);
 	int e = s->buf ? bk_content_builder_new(bk_writer_put, w, &s->builder) : -ENOMEM;
@@ -241,7 +247,7 @@ static int cut(BkChunkStream *s, bool eof)
 int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
-	size_t block = s->cdc.min == s->cdc.max ? s->cdc.max : 0;
+	size_t block = fixed_block(s);
 	while (len > 0) {
 		if (block && s->start == s->end && len >= block) {
 			/* a whole block, nothing before it in the window: straight to its
@@ -276,7 +282,7 @@ int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
  * the window. */
 static int read_batch(BkChunkStream *s, int fd, size_t *ret_n)
 {
-	size_t block = s->cdc.max;
+	size_t block = fixed_block(s);
 	size_t blocks = BK_MAX((size_t)1, BK_MIN((size_t)BATCH_CHUNKS, BATCH_BYTES / block));
 	submit_batch(s);
 	Job *j;
@@ -315,7 +321,7 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
 			    uint64_t base, uint64_t total)
 {
 	uint64_t done = 0, last = 0;
-	bool fixed = s->cdc.min == s->cdc.max;
+	bool fixed = fixed_block(s) != 0;
 	for (;;) {
 		size_t got = 0;
 		if (fixed && s->start == s->end) {
