@@ -5,6 +5,8 @@
 #define BK_TESTS_TAP_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 bool ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define is_int(got, want, ...) ok_int((long long)(got), (long long)(want), __VA_ARGS__)
@@ -14,5 +16,13 @@ void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
 /* Removes a test's temporary directory tree (a diag line if it cannot). */
 void tap_remove_tree(const char *path);
+
+/* A growable byte buffer for building a test's input (aborts when out of memory). */
+typedef struct {
+	uint8_t *p;
+	size_t len, cap;
+} TapBuf;
+void tap_buf_add(TapBuf *b, const void *p, size_t n);
+void tap_buf_free(TapBuf *b);
 
 #endif

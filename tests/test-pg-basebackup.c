@@ -27,39 +27,7 @@
 #include "store/util.h"
 #include "tests/pg/fake-walsender.h"
 #include "tests/tap.h"
-
-/* A new repository in a new temporary directory, opened with a key file. */
-typedef struct {
-	char root[64];
-	BkSecret *secret;
-	BkRepo *r;
-} TestRepo;
-
-static int test_repo_open(TestRepo *t)
-{
-	static const uint8_t key[32] = { 9 };
-	BkRepoParams params;
-	bk_repo_params_default(&params);
-	*t = (TestRepo){ .root = "/tmp/bunker-test-pg-basebackup.XXXXXX" };
-	if (bk_crypto_init() < 0 || !mkdtemp(t->root)) {
-		t->root[0] = '\0';
-		return -EIO;
-	}
-	char *path = bk_path_join(t->root, "repo");
-	int e = path ? bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &t->secret) : -ENOMEM;
-	if (e == 0)
-		e = bk_repo_create(path, t->secret, &params, &t->r);
-	free(path);
-	return e;
-}
-
-static void test_repo_close(TestRepo *t)
-{
-	bk_repo_close(t->r);
-	bk_secret_free(t->secret);
-	if (t->root[0])
-		tap_remove_tree(t->root);
-}
+#include "tests/test-repo.h"
 
 /* ---- the stream ---- */
 
@@ -102,7 +70,7 @@ static uint8_t *pattern(size_t n, unsigned seed)
 
 /* The archives as PostgreSQL 15 sends them: the tablespace's first, then base.tar
  * with backup_label and tablespace_map before any other file. */
-static void tablespace_tar(FwBuf *t, Stream s)
+static void tablespace_tar(TapBuf *t, Stream s)
 {
 	uint8_t *d = pattern(TS_FILE_SIZE, 1);
 	fw_tar_entry(t, '5', "PG_15_202209061", NULL, 0, MTIME);
@@ -113,7 +81,7 @@ static void tablespace_tar(FwBuf *t, Stream s)
 	free(d);
 }
 
-static void base_tar(FwBuf *t, Stream s)
+static void base_tar(TapBuf *t, Stream s)
 {
 	uint8_t *big = pattern(BIG_FILE_SIZE, 2), *control = pattern(8192, 3);
 	uint8_t *dot = pattern(100000, 4);
@@ -145,16 +113,16 @@ static void base_tar(FwBuf *t, Stream s)
 /* The whole reply to BASE_BACKUP: start 0/2000028 on timeline 1, the tablespace
  * archive named ts_name, base.tar, end 0/2000100 on timeline 2 (a standby promoted
  * during the backup). Archive data goes in 60000-byte messages. */
-static void stream(FwBuf *b, Stream s, const char *ts_name)
+static void stream(TapBuf *b, Stream s, const char *ts_name)
 {
-	FwBuf ts = { 0 }, base = { 0 };
+	TapBuf ts = { 0 }, base = { 0 };
 	tablespace_tar(&ts, s);
 	base_tar(&base, s);
 	fw_lsn_result(b, "0/2000028", "1");
 	const char *rows[] = { "16384", "/srv/ts", "20", NULL, NULL, "300" };
 	fw_result(b, 3, 2, rows, "SELECT");
 	fw_copy_out(b);
-	const FwBuf *tars[] = { &ts, &base };
+	const TapBuf *tars[] = { &ts, &base };
 	const char *names[] = { ts_name, "base.tar" }, *locs[] = { "/srv/ts", "" };
 	for (int i = 0; i < 2; i++) {
 		fw_new_archive(b, names[i], locs[i]);
@@ -164,18 +132,18 @@ static void stream(FwBuf *b, Stream s, const char *ts_name)
 	fw_copy_done(b);
 	fw_lsn_result(b, "0/2000100", "2");
 	fw_command_complete(b, "BASE_BACKUP");
-	fw_buf_free(&ts);
-	fw_buf_free(&base);
+	tap_buf_free(&ts);
+	tap_buf_free(&base);
 }
 
 static char detail[1024];
 
 static int backup(FakeWalsender *f, BkRepo *r, Stream s, const char *ts_name, uint8_t snap[32])
 {
-	FwBuf b = { 0 };
+	TapBuf b = { 0 };
 	stream(&b, s, ts_name);
 	fw_set_reply(f, &b, false);
-	fw_buf_free(&b);
+	tap_buf_free(&b);
 	BkBaseBackupOpts o = { .conninfo = fw_conninfo(f), .cluster = "main", .host = "test" };
 	int e = bk_pg_basebackup(r, &o, snap);
 	snprintf(detail, sizeof(detail), "%s", e < 0 ? bk_error_detail() : "");
@@ -221,7 +189,7 @@ static bool meta_is(const BkSnapshot *s, const char *key, const char *want)
 static void test_complete(FakeWalsender *f)
 {
 	TestRepo t;
-	if (!ok(test_repo_open(&t) == 0, "a repository (%s)", bk_error_detail()))
+	if (!ok(test_repo_open(&t, "pg-basebackup") == 0, "a repository (%s)", bk_error_detail()))
 		return;
 	uint8_t snap[32], latest[32];
 	int e = backup(f, t.r, S_OK, "16384.tar", snap);
@@ -264,7 +232,7 @@ static void refused(FakeWalsender *f, Stream s, const char *ts_name, int code, c
                     const char *what)
 {
 	TestRepo t;
-	if (test_repo_open(&t) < 0) {
+	if (test_repo_open(&t, "pg-basebackup") < 0) {
 		ok(false, "%s: a repository (%s)", what, bk_error_detail());
 		return;
 	}

@@ -36,46 +36,14 @@
 #include "store/util.h"
 #include "tests/golden/walrecord.h"
 #include "tests/tap.h"
+#include "tests/test-repo.h"
 
 #define MIB (1024u * 1024u)
-
-/* A new repository in a new temporary directory, opened with a key file. */
-typedef struct {
-	char root[64];
-	BkSecret *secret;
-	BkRepo *r;
-} TestRepo;
-
-static int test_repo_open(TestRepo *t)
-{
-	static const uint8_t key[32] = { 7 };
-	BkRepoParams params;
-	bk_repo_params_default(&params);
-	*t = (TestRepo){ .root = "/tmp/bunker-test-pg-recovery.XXXXXX" };
-	if (bk_crypto_init() < 0 || !mkdtemp(t->root)) {
-		t->root[0] = '\0';
-		return -EIO;
-	}
-	char *path = bk_path_join(t->root, "repo");
-	int e = path ? bk_secret_new(BK_SECRET_KEYFILE, key, sizeof(key), &t->secret) : -ENOMEM;
-	if (e == 0)
-		e = bk_repo_create(path, t->secret, &params, &t->r);
-	free(path);
-	return e;
-}
-
-static void test_repo_close(TestRepo *t)
-{
-	bk_repo_close(t->r);
-	bk_secret_free(t->secret);
-	if (t->root[0])
-		tap_remove_tree(t->root);
-}
 
 static void test_seg_size_of_zero_record(void)
 {
 	TestRepo t;
-	int e = test_repo_open(&t);
+	int e = test_repo_open(&t, "pg-recovery");
 	BkRepo *r = t.r;
 	const uint64_t sysid = UINT64_C(7310000000000000002);
 	is_int(e, 0, "repository created");
@@ -277,7 +245,7 @@ static int last_xact(BkRepo *r, const char *cluster, int64_t after_us, BkWalLast
 static void test_wal_blocks(void)
 {
 	TestRepo t;
-	int e = test_repo_open(&t);
+	int e = test_repo_open(&t, "pg-recovery");
 	uint8_t *b = e == 0 ? make_segment(3, UINT64_C(7310000000000000009), 0) : NULL;
 	if (!b) {
 		ok(false, "set-up");
@@ -310,7 +278,7 @@ static void test_wal_blocks(void)
 static void test_segment_ends(void)
 {
 	TestRepo t;
-	int e = test_repo_open(&t);
+	int e = test_repo_open(&t, "pg-recovery");
 	BkRepo *r = t.r;
 	const uint64_t sysid = UINT64_C(7310000000000000003);
 	const int64_t t_pg = INT64_C(817000000000000), t_us = t_pg + PG_EPOCH_US;
@@ -475,7 +443,7 @@ static void test_chain_after_promote(void)
 	const uint64_t sysid = UINT64_C(7310000000000000004);
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
 		TestRepo t;
-		int e = test_repo_open(&t);
+		int e = test_repo_open(&t, "pg-recovery");
 		char hist[64];
 		snprintf(hist, sizeof(hist), "1\t%X/%X\tno recovery target specified\n",
 			 (unsigned)(cases[i].sw >> 32), (unsigned)cases[i].sw);
@@ -524,7 +492,7 @@ static void test_carry_before_unreadable(void)
 {
 	TestRepo t;
 	const uint64_t sysid = UINT64_C(7310000000000000005);
-	int e = test_repo_open(&t);
+	int e = test_repo_open(&t, "pg-recovery");
 	if (e == 0)
 		e = push_segment(t.r, t.root, 4, sysid, 0);
 	is_int(e, 0, "segment 4 pushed with segment 3 not archived (no carry)");

@@ -622,7 +622,7 @@ typedef enum {
 #define FAKE_BASE_KB 200
 
 /* The tar of one archive: one file of n bytes (a pattern depending on seed). */
-static void fake_tar(FwBuf *t, const char *path, size_t n, unsigned seed)
+static void fake_tar(TapBuf *t, const char *path, size_t n, unsigned seed)
 {
 	uint8_t *data = malloc(n);
 	if (!data)
@@ -635,7 +635,7 @@ static void fake_tar(FwBuf *t, const char *path, size_t n, unsigned seed)
 }
 
 /* Archive data in two 'd' messages, progress after each. */
-static void fake_send_archive(FwBuf *b, const FwBuf *tar, uint64_t *sent)
+static void fake_send_archive(TapBuf *b, const TapBuf *tar, uint64_t *sent)
 {
 	size_t half = tar->len / 2 + 3;
 	fw_archive_data(b, tar->p, half);
@@ -646,7 +646,7 @@ static void fake_send_archive(FwBuf *b, const FwBuf *tar, uint64_t *sent)
 	fw_progress(b, *sent);
 }
 
-static void fake_stream(FwBuf *b, Stream s, const FwBuf *ts_tar, const FwBuf *base_tar)
+static void fake_stream(TapBuf *b, Stream s, const TapBuf *ts_tar, const TapBuf *base_tar)
 {
 	char ts_kb[16], base_kb[16];
 	snprintf(ts_kb, sizeof(ts_kb), "%d", FAKE_TS_KB);
@@ -772,7 +772,7 @@ static char fake_detail[1024]; /* the error detail of the last fake_backup */
 static int fake_backup(FakeWalsender *f, Stream s, FakeSink *k, BkPgReplBackupResult *ret,
                        int *after)
 {
-	FwBuf ts = { 0 }, base = { 0 }, b = { 0 };
+	TapBuf ts = { 0 }, base = { 0 }, b = { 0 };
 	fake_tar(&ts, "PG_15_202209061/1/16385", 3000, 1);
 	fake_tar(&base, "PG_VERSION", 70000, 2);
 	fake_stream(&b, s, &ts, &base);
@@ -796,9 +796,9 @@ static int fake_backup(FakeWalsender *f, Stream s, FakeSink *k, BkPgReplBackupRe
 		diag("fake walsender: %s", fake_detail);
 	}
 	bk_pgrepl_close(c);
-	fw_buf_free(&ts);
-	fw_buf_free(&base);
-	fw_buf_free(&b);
+	tap_buf_free(&ts);
+	tap_buf_free(&base);
+	tap_buf_free(&b);
 	return r;
 }
 
@@ -815,7 +815,7 @@ static void test_fake_streams(void)
 	 * last one only once the end location arrived), a location lost. */
 	int r = fake_backup(f, S_OK, &k, &res, &after);
 	is_int(r, 0, "fake: a well-formed stream is a backup (%s)", r ? bk_error_detail() : "ok");
-	FwBuf ts = { 0 }, base = { 0 };
+	TapBuf ts = { 0 }, base = { 0 };
 	fake_tar(&ts, "PG_15_202209061/1/16385", 3000, 1);
 	fake_tar(&base, "PG_VERSION", 70000, 2);
 	uint64_t want_hash = fnv(fnv(FNV_INIT, ts.p, ts.len), base.p, base.len);
@@ -900,10 +900,10 @@ static void test_fake_streams(void)
 	memset(label, '\'', 1001);
 	label[1000] = '\0';
 	BkPgRepl *c = NULL;
-	FwBuf b = { 0 };
+	TapBuf b = { 0 };
 	fake_stream(&b, S_OK, &ts, &base);
 	fw_set_reply(f, &b, false);
-	fw_buf_free(&b);
+	tap_buf_free(&b);
 	r = bk_pgrepl_open(fw_conninfo(f), &c);
 	BkPgReplBackupOptions opt = { .label = label };
 	if (r == 0)
@@ -916,8 +916,8 @@ static void test_fake_streams(void)
 	is_int(bk_pgrepl_base_backup(c, &opt, NULL, NULL, &res), BK_E_USAGE,
 	       "fake: a label of 1001 characters is refused");
 	bk_pgrepl_close(c);
-	fw_buf_free(&ts);
-	fw_buf_free(&base);
+	tap_buf_free(&ts);
+	tap_buf_free(&base);
 	fw_stop(f);
 }
 

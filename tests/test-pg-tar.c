@@ -24,28 +24,8 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-typedef struct {
-	uint8_t *p;
-	size_t len, cap;
-} Buf;
-
-static void buf_add(Buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		if (!b->p)
-			abort();
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
-static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(Buf *b, const char *fmt, ...)
+static void buf_printf(TapBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(TapBuf *b, const char *fmt, ...)
 {
 	char tmp[8192];
 	va_list ap;
@@ -53,7 +33,7 @@ static void buf_printf(Buf *b, const char *fmt, ...)
 	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+		tap_buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -84,7 +64,7 @@ typedef struct {
 } Rec;
 
 typedef struct {
-	Buf log;
+	TapBuf log;
 	BkTarParser *p;
 	uint64_t hash, got, size;
 	bool in_entry;
@@ -376,7 +356,7 @@ static bool run_tar(const char *format, const char *out, const char *dir)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-static bool read_all(const char *path, Buf *b)
+static bool read_all(const char *path, TapBuf *b)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -384,7 +364,7 @@ static bool read_all(const char *path, Buf *b)
 	uint8_t tmp[65536];
 	size_t n;
 	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_add(b, tmp, n);
+		tap_buf_add(b, tmp, n);
 	fclose(f);
 	return true;
 }
@@ -399,7 +379,7 @@ static int count_cb(const char *path, const struct stat *st, int flag, struct FT
 
 static uint64_t hash_file(const char *path)
 {
-	Buf b = {0};
+	TapBuf b = {0};
 	uint64_t h = FNV_INIT;
 	if (read_all(path, &b))
 		h = fnv(h, b.p, b.len);
@@ -459,7 +439,7 @@ static void check_against_fs(const char *root, const Sink *s, const char *what)
 	   fs_count);
 }
 
-static void check_splits(const Buf *a, const char *what, bool exhaustive)
+static void check_splits(const TapBuf *a, const char *what, bool exhaustive)
 {
 	Sink ref;
 	int r = parse_simple(a->p, a->len, BK_TAR_REQUIRE_END, &ref);
@@ -504,7 +484,7 @@ static void check_splits(const Buf *a, const char *what, bool exhaustive)
 }
 
 /* Every two-piece split of a small archive. */
-static void check_two_piece(const Buf *a, const char *what)
+static void check_two_piece(const TapBuf *a, const char *what)
 {
 	Sink ref;
 	parse_simple(a->p, a->len, BK_TAR_REQUIRE_END, &ref);
@@ -531,7 +511,7 @@ static void check_two_piece(const Buf *a, const char *what)
 
 /* Every truncation: fails unless it ends exactly between entries (PostgreSQL's
  * style, without the flag) or after the end marker. */
-static void check_truncations(const Buf *a, const char *what)
+static void check_truncations(const TapBuf *a, const char *what)
 {
 	Sink ref;
 	parse_simple(a->p, a->len, BK_TAR_REQUIRE_END, &ref);
@@ -584,7 +564,7 @@ static void test_gnu_tar(void)
 			free(out);
 			continue;
 		}
-		Buf a = {0};
+		TapBuf a = {0};
 		read_all(out, &a);
 		Sink s;
 		memset(&s, 0, sizeof(s));
@@ -619,7 +599,7 @@ static void test_gnu_tar(void)
 			free(out);
 			continue;
 		}
-		Buf a = {0};
+		TapBuf a = {0};
 		read_all(out, &a);
 		Sink s;
 		memset(&s, 0, sizeof(s));
@@ -706,7 +686,7 @@ static void set_checksum(uint8_t *b)
 	set_checksum_as(b, false, false);
 }
 
-static void add_header(Buf *a, const Hdr *h)
+static void add_header(TapBuf *a, const Hdr *h)
 {
 	uint8_t b[512] = {0};
 	memcpy(b, h->name, BK_MIN(strlen(h->name), (size_t)100));
@@ -731,31 +711,31 @@ static void add_header(Buf *a, const Hdr *h)
 	if (h->prefix)
 		memcpy(b + 345, h->prefix, BK_MIN(strlen(h->prefix), (size_t)155));
 	set_checksum(b);
-	buf_add(a, b, 512);
+	tap_buf_add(a, b, 512);
 }
 
-static void add_data(Buf *a, const void *p, size_t n)
+static void add_data(TapBuf *a, const void *p, size_t n)
 {
 	static const uint8_t zero[512];
-	buf_add(a, p, n);
+	tap_buf_add(a, p, n);
 	if (n % 512)
-		buf_add(a, zero, 512 - n % 512);
+		tap_buf_add(a, zero, 512 - n % 512);
 }
 
-static void add_end(Buf *a)
+static void add_end(TapBuf *a)
 {
 	static const uint8_t zero[1024];
-	buf_add(a, zero, 1024);
+	tap_buf_add(a, zero, 1024);
 }
 
-static void add_file(Buf *a, const char *name, const char *content)
+static void add_file(TapBuf *a, const char *name, const char *content)
 {
 	add_header(a, &(Hdr){.name = name, .type = '0', .size = strlen(content)});
 	add_data(a, content, strlen(content));
 }
 
 /* A pax record with its self-inclusive length prefix. */
-static void pax_record(Buf *b, const char *key, const char *val, size_t vlen)
+static void pax_record(TapBuf *b, const char *key, const char *val, size_t vlen)
 {
 	size_t body = 1 + strlen(key) + 1 + vlen + 1; /* " key=val\n" */
 	size_t len = body + 1;
@@ -767,17 +747,17 @@ static void pax_record(Buf *b, const char *key, const char *val, size_t vlen)
 		len = d + body;
 	}
 	buf_printf(b, "%zu %s=", len, key);
-	buf_add(b, val, vlen);
-	buf_add(b, "\n", 1);
+	tap_buf_add(b, val, vlen);
+	tap_buf_add(b, "\n", 1);
 }
 
-static void add_pax(Buf *a, char type, const Buf *recs)
+static void add_pax(TapBuf *a, char type, const TapBuf *recs)
 {
 	add_header(a, &(Hdr){.name = "./PaxHeaders/x", .type = type, .size = recs->len});
 	add_data(a, recs->p, recs->len);
 }
 
-static int parse_buf(const Buf *a, unsigned flags, Sink *s)
+static int parse_buf(const TapBuf *a, unsigned flags, Sink *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->keep_recs = true;
@@ -795,7 +775,7 @@ static int parse_buf(const Buf *a, unsigned flags, Sink *s)
 
 static void test_crafted(void)
 {
-	Buf a = {0};
+	TapBuf a = {0};
 	Sink s;
 	int r;
 
@@ -817,10 +797,10 @@ static void test_crafted(void)
 	sink_release(&s);
 	add_end(&a);
 	static const uint8_t pad[9216];
-	buf_add(&a, pad, sizeof(pad));
+	tap_buf_add(&a, pad, sizeof(pad));
 	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), 0, "with marker and record padding");
 	sink_release(&s);
-	buf_add(&a, "x", 1);
+	tap_buf_add(&a, "x", 1);
 	is_int(parse_buf(&a, 0, &s), BK_E_CORRUPT, "a non-zero byte after the marker: refused");
 	sink_release(&s);
 
@@ -844,7 +824,7 @@ static void test_crafted(void)
 
 	/* pax: path, linkpath, size, mtime with fraction, uid, gid; and a global header */
 	a.len = 0;
-	Buf recs = {0};
+	TapBuf recs = {0};
 	pax_record(&recs, "comment", "ignored", 7);
 	add_pax(&a, 'g', &recs);
 	recs.len = 0;
@@ -899,7 +879,7 @@ static void test_crafted(void)
 	add_header(&a, &(Hdr){.name = "huge", .type = '0', .size = UINT64_C(9) << 30, .b256_size = true,
 	                      .mtime = -1, .b256_mtime = true});
 	uint8_t chunk[4096] = {0};
-	buf_add(&a, chunk, sizeof(chunk));
+	tap_buf_add(&a, chunk, sizeof(chunk));
 	memset(&s, 0, sizeof(s));
 	s.fail_at_data = -1;
 	r = parse(a.p, a.len, 1000, 0, &s);
@@ -990,7 +970,7 @@ static void test_crafted(void)
 	for (size_t i = 0; i < BK_ARRAY_SIZE(badpax); i++) {
 		a.len = 0;
 		recs.len = 0;
-		buf_add(&recs, badpax[i].rec, strlen(badpax[i].rec));
+		tap_buf_add(&recs, badpax[i].rec, strlen(badpax[i].rec));
 		add_pax(&a, 'x', &recs);
 		add_header(&a, &(Hdr){.name = "x", .type = '0'});
 		add_end(&a);
@@ -1002,11 +982,11 @@ static void test_crafted(void)
 	 * read on into the bytes an earlier pax header left in the buffer ("\n"). */
 	a.len = 0;
 	recs.len = 0;
-	buf_add(&recs, "9 path=x\n", 9);
+	tap_buf_add(&recs, "9 path=x\n", 9);
 	add_pax(&a, 'x', &recs);
 	add_header(&a, &(Hdr){.name = "f1", .type = '0'});
 	recs.len = 0;
-	buf_add(&recs, "9 path=y", 8);
+	tap_buf_add(&recs, "9 path=y", 8);
 	add_pax(&a, 'x', &recs);
 	add_header(&a, &(Hdr){.name = "f2", .type = '0'});
 	add_end(&a);
@@ -1042,7 +1022,7 @@ static void test_crafted(void)
 	a.len = 0;
 	add_file(&a, "one", "1");
 	static const uint8_t zero[512];
-	buf_add(&a, zero, 512);
+	tap_buf_add(&a, zero, 512);
 	add_file(&a, "two", "2");
 	is_int(parse_buf(&a, 0, &s), BK_E_CORRUPT, "header after a lone zero block refused");
 	sink_release(&s);
@@ -1065,7 +1045,7 @@ static void test_crafted(void)
 	is_int(parse_buf(&a, 0, &s), 0, "zero bytes without the flag: an empty stream");
 	sink_release(&s);
 	a.len = 0;
-	buf_add(&a, zero, 512);
+	tap_buf_add(&a, zero, 512);
 	is_int(parse_buf(&a, 0, &s), BK_E_CORRUPT, "a single zero block is a truncated marker");
 	sink_release(&s);
 
@@ -1109,7 +1089,7 @@ static void test_crafted(void)
  * named. */
 static void test_field_edges(void)
 {
-	Buf a = {0}, recs = {0};
+	TapBuf a = {0}, recs = {0};
 	Sink s;
 	int r;
 	char *n100 = repeat('a', 100), *p155 = repeat('p', 155);
@@ -1240,7 +1220,7 @@ static void test_field_edges(void)
 	add_pax(&a, 'x', &recs);
 	add_header(&a, &(Hdr){.name = "f1", .type = '0'});
 	recs.len = 0;
-	buf_add(&recs, "10 path=x\n12 path=y", 19);
+	tap_buf_add(&recs, "10 path=x\n12 path=y", 19);
 	add_pax(&a, 'x', &recs);
 	add_header(&a, &(Hdr){.name = "f2", .type = '0'});
 	add_end(&a);
@@ -1255,7 +1235,7 @@ static void test_field_edges(void)
 	int hl = snprintf(m, BK_TAR_META_MAX, "%d comment=", BK_TAR_META_MAX);
 	m[hl] = 'c';
 	m[BK_TAR_META_MAX - 1] = '\n';
-	buf_add(&recs, m, BK_TAR_META_MAX);
+	tap_buf_add(&recs, m, BK_TAR_META_MAX);
 	add_pax(&a, 'x', &recs);
 	add_header(&a, &(Hdr){.name = "f", .type = '0'});
 	add_end(&a);
@@ -1291,7 +1271,7 @@ static void test_garbage(void)
 	/* bit flips and byte changes in a real archive: never a crash or a broken
 	 * invariant, whatever the outcome */
 	char *t2 = join(tmpdir, "t2-gnu.tar");
-	Buf a = {0};
+	TapBuf a = {0};
 	if (!read_all(t2, &a)) {
 		ok(false, "read t2-gnu.tar for mutation");
 		free(t2);

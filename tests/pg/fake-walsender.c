@@ -11,63 +11,41 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void fw_buf_add(FwBuf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		if (!b->p)
-			abort();
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
+static void add_u8(TapBuf *b, uint8_t v) { tap_buf_add(b, &v, 1); }
 
-void fw_buf_free(FwBuf *b)
-{
-	free(b->p);
-	*b = (FwBuf){ 0 };
-}
-
-static void add_u8(FwBuf *b, uint8_t v) { fw_buf_add(b, &v, 1); }
-
-static void add_be16(FwBuf *b, uint16_t v)
+static void add_be16(TapBuf *b, uint16_t v)
 {
 	uint8_t p[2] = { (uint8_t)(v >> 8), (uint8_t)v };
-	fw_buf_add(b, p, 2);
+	tap_buf_add(b, p, 2);
 }
 
-static void add_be32(FwBuf *b, uint32_t v)
+static void add_be32(TapBuf *b, uint32_t v)
 {
 	uint8_t p[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
-	fw_buf_add(b, p, 4);
+	tap_buf_add(b, p, 4);
 }
 
-static void add_str(FwBuf *b, const char *s) { fw_buf_add(b, s, strlen(s) + 1); }
+static void add_str(TapBuf *b, const char *s) { tap_buf_add(b, s, strlen(s) + 1); }
 
 /* One backend message: type, length (itself included), body. */
-static void add_msg(FwBuf *b, char type, const FwBuf *body)
+static void add_msg(TapBuf *b, char type, const TapBuf *body)
 {
 	add_u8(b, (uint8_t)type);
 	add_be32(b, (uint32_t)(body->len + 4));
-	fw_buf_add(b, body->p, body->len);
+	tap_buf_add(b, body->p, body->len);
 }
 
-void fw_command_complete(FwBuf *b, const char *tag)
+void fw_command_complete(TapBuf *b, const char *tag)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_str(&m, tag);
 	add_msg(b, 'C', &m);
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 }
 
-void fw_result(FwBuf *b, int ncols, int nrows, const char *const *cells, const char *tag)
+void fw_result(TapBuf *b, int ncols, int nrows, const char *const *cells, const char *tag)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_be16(&m, (uint16_t)ncols);
 	for (int i = 0; i < ncols; i++) {
 		char name[16];
@@ -88,45 +66,45 @@ void fw_result(FwBuf *b, int ncols, int nrows, const char *const *cells, const c
 			const char *v = cells[r * ncols + i];
 			add_be32(&m, v ? (uint32_t)strlen(v) : 0xffffffff);
 			if (v)
-				fw_buf_add(&m, v, strlen(v));
+				tap_buf_add(&m, v, strlen(v));
 		}
 		add_msg(b, 'D', &m);
 	}
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 	fw_command_complete(b, tag);
 }
 
-void fw_lsn_result(FwBuf *b, const char *lsn, const char *tli)
+void fw_lsn_result(TapBuf *b, const char *lsn, const char *tli)
 {
 	const char *cells[] = { lsn, tli };
 	fw_result(b, 2, 1, cells, "SELECT");
 }
 
-void fw_copy_out(FwBuf *b)
+void fw_copy_out(TapBuf *b)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_u8(&m, 0);
 	add_be16(&m, 0);
 	add_msg(b, 'H', &m);
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 }
 
-void fw_copy_data(FwBuf *b, const void *p, size_t n)
+void fw_copy_data(TapBuf *b, const void *p, size_t n)
 {
 	add_u8(b, 'd');
 	add_be32(b, (uint32_t)(n + 4));
-	fw_buf_add(b, p, n);
+	tap_buf_add(b, p, n);
 }
 
-void fw_copy_done(FwBuf *b)
+void fw_copy_done(TapBuf *b)
 {
 	add_u8(b, 'c');
 	add_be32(b, 4);
 }
 
-void fw_error(FwBuf *b, const char *msg)
+void fw_error(TapBuf *b, const char *msg)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_u8(&m, 'S');
 	add_str(&m, "ERROR");
 	add_u8(&m, 'V');
@@ -137,28 +115,28 @@ void fw_error(FwBuf *b, const char *msg)
 	add_str(&m, msg);
 	add_u8(&m, 0);
 	add_msg(b, 'E', &m);
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 }
 
-void fw_new_archive(FwBuf *b, const char *name, const char *location)
+void fw_new_archive(TapBuf *b, const char *name, const char *location)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_u8(&m, 'n');
 	add_str(&m, name);
 	add_str(&m, location);
 	fw_copy_data(b, m.p, m.len);
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 }
 
-void fw_archive_data(FwBuf *b, const void *p, size_t n)
+void fw_archive_data(TapBuf *b, const void *p, size_t n)
 {
 	add_u8(b, 'd');
 	add_be32(b, (uint32_t)(n + 5));
 	add_u8(b, 'd');
-	fw_buf_add(b, p, n);
+	tap_buf_add(b, p, n);
 }
 
-void fw_progress(FwBuf *b, uint64_t done)
+void fw_progress(TapBuf *b, uint64_t done)
 {
 	uint8_t m[9] = { 'p' };
 	for (int i = 0; i < 8; i++)
@@ -168,7 +146,7 @@ void fw_progress(FwBuf *b, uint64_t done)
 
 /* ---- tar ---- */
 
-void fw_tar_entry(FwBuf *t, char type, const char *path, const void *data, size_t n,
+void fw_tar_entry(TapBuf *t, char type, const char *path, const void *data, size_t n,
                   int64_t mtime)
 {
 	uint8_t h[512] = { 0 };
@@ -189,18 +167,18 @@ void fw_tar_entry(FwBuf *t, char type, const char *path, const void *data, size_
 		sum += h[i];
 	snprintf((char *)h + 148, 8, "%06o", sum);
 	h[155] = ' ';
-	fw_buf_add(t, h, sizeof(h));
+	tap_buf_add(t, h, sizeof(h));
 	if (type != '0')
 		return;
-	fw_buf_add(t, data, n);
+	tap_buf_add(t, data, n);
 	static const uint8_t zero[512];
-	fw_buf_add(t, zero, (512 - n % 512) % 512);
+	tap_buf_add(t, zero, (512 - n % 512) % 512);
 }
 
-void fw_tar_end(FwBuf *t)
+void fw_tar_end(TapBuf *t)
 {
 	static const uint8_t zero[1024];
-	fw_buf_add(t, zero, sizeof(zero));
+	tap_buf_add(t, zero, sizeof(zero));
 }
 
 /* ---- the server ---- */
@@ -210,7 +188,7 @@ struct FakeWalsender {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	char conninfo[128];
-	FwBuf reply;
+	TapBuf reply;
 	bool hangup;
 	char last_command[2048];
 };
@@ -250,21 +228,21 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static void add_ready(FwBuf *b)
+static void add_ready(TapBuf *b)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_u8(&m, 'I');
 	add_msg(b, 'Z', &m);
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 }
 
-static void add_parameter(FwBuf *b, const char *key, const char *value)
+static void add_parameter(TapBuf *b, const char *key, const char *value)
 {
-	FwBuf m = { 0 };
+	TapBuf m = { 0 };
 	add_str(&m, key);
 	add_str(&m, value);
 	add_msg(b, 'S', &m);
-	fw_buf_free(&m);
+	tap_buf_free(&m);
 }
 
 /* Startup: refuses SSL and GSS encryption, trusts, says it is 15.4. */
@@ -289,8 +267,8 @@ static bool startup(int fd)
 			return false;
 		break;
 	}
-	FwBuf b = { 0 };
-	FwBuf m = { 0 };
+	TapBuf b = { 0 };
+	TapBuf m = { 0 };
 	add_be32(&m, 0);
 	add_msg(&b, 'R', &m); /* AuthenticationOk */
 	add_parameter(&b, "server_version", "15.4");
@@ -305,8 +283,8 @@ static bool startup(int fd)
 	add_msg(&b, 'K', &m);
 	add_ready(&b);
 	bool ok = write_all(fd, b.p, b.len);
-	fw_buf_free(&m);
-	fw_buf_free(&b);
+	tap_buf_free(&m);
+	tap_buf_free(&b);
 	return ok;
 }
 
@@ -327,7 +305,7 @@ static void serve(FakeWalsender *f, int fd)
 			return;
 		}
 		q[len - 4] = '\0';
-		FwBuf b = { 0 };
+		TapBuf b = { 0 };
 		bool hangup = false;
 		if (!strcmp(q, "IDENTIFY_SYSTEM")) {
 			const char *cells[] = { FW_SYSID, "1", "0/3000000", NULL };
@@ -341,7 +319,7 @@ static void serve(FakeWalsender *f, int fd)
 		} else if (!strncmp(q, "BASE_BACKUP", 11)) {
 			pthread_mutex_lock(&f->lock);
 			snprintf(f->last_command, sizeof(f->last_command), "%s", q);
-			fw_buf_add(&b, f->reply.p, f->reply.len);
+			tap_buf_add(&b, f->reply.p, f->reply.len);
 			hangup = f->hangup;
 			pthread_mutex_unlock(&f->lock);
 		} else {
@@ -351,7 +329,7 @@ static void serve(FakeWalsender *f, int fd)
 		if (!hangup)
 			add_ready(&b);
 		bool ok = write_all(fd, b.p, b.len);
-		fw_buf_free(&b);
+		tap_buf_free(&b);
 		if (!ok || hangup)
 			return;
 	}
@@ -395,11 +373,11 @@ FakeWalsender *fw_start(void)
 
 const char *fw_conninfo(const FakeWalsender *f) { return f->conninfo; }
 
-void fw_set_reply(FakeWalsender *f, const FwBuf *reply, bool hangup)
+void fw_set_reply(FakeWalsender *f, const TapBuf *reply, bool hangup)
 {
 	pthread_mutex_lock(&f->lock);
 	f->reply.len = 0;
-	fw_buf_add(&f->reply, reply->p, reply->len);
+	tap_buf_add(&f->reply, reply->p, reply->len);
 	f->hangup = hangup;
 	pthread_mutex_unlock(&f->lock);
 }
@@ -420,6 +398,6 @@ void fw_stop(FakeWalsender *f)
 	pthread_join(f->thread, NULL);
 	close(f->lfd);
 	pthread_mutex_destroy(&f->lock);
-	fw_buf_free(&f->reply);
+	tap_buf_free(&f->reply);
 	free(f);
 }

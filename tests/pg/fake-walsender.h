@@ -23,32 +23,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tests/tap.h"
+
 #define FW_SYSID "7310000000000000077"
 
-typedef struct {
-	uint8_t *p;
-	size_t len, cap;
-} FwBuf;
-
-void fw_buf_add(FwBuf *b, const void *p, size_t n);
-void fw_buf_free(FwBuf *b);
+/* Messages are built in a TapBuf (tests/tap.h). */
 
 /* Backend messages, appended to b. */
 /* A result set of ncols text columns and nrows rows (cells row-major, NULL for an
  * SQL NULL), ended by CommandComplete with tag. */
-void fw_result(FwBuf *b, int ncols, int nrows, const char *const *cells, const char *tag);
+void fw_result(TapBuf *b, int ncols, int nrows, const char *const *cells, const char *tag);
 /* BASE_BACKUP's start or end location: one row (recptr, tli). */
-void fw_lsn_result(FwBuf *b, const char *lsn, const char *tli);
-void fw_copy_out(FwBuf *b);                              /* CopyOutResponse */
-void fw_copy_data(FwBuf *b, const void *p, size_t n);    /* CopyData: p is the payload */
-void fw_copy_done(FwBuf *b);                             /* CopyDone */
-void fw_command_complete(FwBuf *b, const char *tag);
-void fw_error(FwBuf *b, const char *msg);                /* ErrorResponse, severity ERROR */
+void fw_lsn_result(TapBuf *b, const char *lsn, const char *tli);
+void fw_copy_out(TapBuf *b);                              /* CopyOutResponse */
+void fw_copy_data(TapBuf *b, const void *p, size_t n);    /* CopyData: p is the payload */
+void fw_copy_done(TapBuf *b);                             /* CopyDone */
+void fw_command_complete(TapBuf *b, const char *tag);
+void fw_error(TapBuf *b, const char *msg);                /* ErrorResponse, severity ERROR */
 
 /* Payloads of BASE_BACKUP's CopyData messages, as fw_copy_data messages. */
-void fw_new_archive(FwBuf *b, const char *name, const char *location); /* 'n' */
-void fw_archive_data(FwBuf *b, const void *p, size_t n);                 /* 'd' */
-void fw_progress(FwBuf *b, uint64_t done);                               /* 'p' */
+void fw_new_archive(TapBuf *b, const char *name, const char *location); /* 'n' */
+void fw_archive_data(TapBuf *b, const void *p, size_t n);                 /* 'd' */
+void fw_progress(TapBuf *b, uint64_t done);                               /* 'p' */
 
 typedef struct FakeWalsender FakeWalsender;
 
@@ -57,7 +53,7 @@ FakeWalsender *fw_start(void);
 const char *fw_conninfo(const FakeWalsender *f);
 /* What the next BASE_BACKUP gets (copied); with hangup the connection is closed
  * right after it. */
-void fw_set_reply(FakeWalsender *f, const FwBuf *reply, bool hangup);
+void fw_set_reply(FakeWalsender *f, const TapBuf *reply, bool hangup);
 /* The text of the last BASE_BACKUP command received ("" before any). */
 const char *fw_last_backup_command(FakeWalsender *f);
 void fw_stop(FakeWalsender *f);
@@ -66,8 +62,8 @@ void fw_stop(FakeWalsender *f);
 
 /* Appends a ustar header (regular file '0', directory '5', hard link '1' to the
  * path in data) and, for a file, its n bytes of data padded to the block size. */
-void fw_tar_entry(FwBuf *t, char type, const char *path, const void *data, size_t n,
+void fw_tar_entry(TapBuf *t, char type, const char *path, const void *data, size_t n,
                   int64_t mtime);
-void fw_tar_end(FwBuf *t); /* the two zero blocks */
+void fw_tar_end(TapBuf *t); /* the two zero blocks */
 
 #endif
