@@ -267,12 +267,15 @@ int bk_pg_wal_last_xact(BkRepo *r, const char *cluster, const BkWalChain *c, uin
 	/* back while what was read does not show the target reachable (no transaction
 	 * found that ended after after_us; with after_us 0, none found) */
 	uint64_t at = x.segno;
-	/* whether the record the segment being read cuts at its end runs on through
-	 * every segment read after it (bk_wal_end_inside): then it does not end in the
-	 * archive, and recovery cannot replay it (found by review: the time of a commit
+	/* whether the record the segment being read cuts at its end does not end
+	 * readable in the archive: it runs on through every segment read after it
+	 * (bk_wal_end_inside), or the newest stopped at once on it (it failed across;
+	 * the damage of a segment before the newest ends the chain there before this
+	 * is called). Recovery cannot replay it (found by review: the time of a commit
 	 * of 540,000 subtransactions, longer than a segment and not archived whole,
-	 * made a target before it look reachable) */
-	bool runs_on = bk_wal_end_inside(newest);
+	 * made a target before it look reachable; a second review: its rest damaged
+	 * in the newest) */
+	bool runs_on = bk_wal_end_inside(newest) || (newest->stopped && !newest->lsn);
 	for (unsigned fetched = 0; e == 0 && x.xact_us <= after_us && at > start_lsn / c->seg_size;) {
 		uint64_t segno = at - 1;
 		char name[BK_WAL_NAME_MAX];

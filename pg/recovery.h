@@ -126,10 +126,12 @@ int bk_pg_wal_reach(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_
  * commits slightly out of WAL order, also across a segment's end), the segments
  * before it are walked back, down to the one holding start_lsn, stopping after the
  * first archived at or before after_us: the transactions before it ended before
- * that. Not known when a
- * segment's end cuts what may be a transaction's end (its time is in the segment
- * after), or after BK_WAL_XACT_SCAN_MAX segments whose records hold no end (each
- * costs a fetch and a walk; those pushed before WAL record version 2).
+ * that. A transaction's end that a segment's end cuts counts only when its record
+ * ends readable in the archive: not when every segment after it lies inside it,
+ * the newest included, or the newest stopped at once on it (it failed across). Not
+ * known when a segment's end cuts what may be a transaction's end (its time is in
+ * the segment after), or after BK_WAL_XACT_SCAN_MAX segments whose records hold no
+ * end (each costs a fetch and a walk; those pushed before WAL record version 2).
  * Errors: those of bk_wal_record_get and bk_pg_wal_last_record (a segment of the
  * path missing from the archive: -ENOENT); *ret is untouched then. */
 #define BK_WAL_XACT_SCAN_MAX 256

@@ -178,7 +178,7 @@ static int copy_record(BkRepo *r, uint64_t segno, const char *to, uint8_t versio
 		bk_enc_varint(&enc, end->lsn);
 		bk_enc_svarint(&enc, end->xact_us);
 		bk_enc_svarint(&enc, end->cut_xact_us);
-		bk_enc_u8(&enc, end->cut_xact);
+		bk_enc_u8(&enc, (uint8_t)(end->cut_xact | (version >= 3 ? end->stopped << 1 : 0)));
 	}
 	e = bk_content_node_encode(&w.content, &enc);
 	if (e == 0)
@@ -197,12 +197,12 @@ typedef struct {
 	int64_t pushed_us;
 } Seg;
 
-/* Writes segments 3, 4, ... of cluster `to` (copy_record, version 2). */
+/* Writes segments 3, 4, ... of cluster `to` (copy_record, version 3: with stopped). */
 static int write_layout(BkRepo *r, const char *to, const Seg *segs, size_t n)
 {
 	int e = 0;
 	for (size_t i = 0; e == 0 && i < n; i++)
-		e = copy_record(r, 3 + i, to, 2, BK_WAL_END_REV, &segs[i].end, segs[i].pushed_us);
+		e = copy_record(r, 3 + i, to, 3, BK_WAL_END_REV, &segs[i].end, segs[i].pushed_us);
 	return e;
 }
 
@@ -383,6 +383,16 @@ static void test_segment_ends(void)
 	memset(&x, 0, sizeof(x));
 	is_int(last_xact(r, "l", t_us + 2000000, &x), 0, "the walk for the same time");
 	ok(x.known && x.xact_us == t5 && x.segno == 4, "counts it: it ends in segment 5");
+	/* ... and with segment 5, the newest, stopped at once on it (its rest failed
+	 * across: damaged), it does not count (found by a second review) */
+	Seg m[BK_ARRAY_SIZE(k)];
+	memcpy(m, k, sizeof(k));
+	m[2].end.stopped = true;
+	is_int(write_layout(r, "m", m, BK_ARRAY_SIZE(m)), 0, "... its rest failing in segment 5");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "m", t_us + 2000000, &x), 0, "the walk for the same time");
+	ok(x.known && x.xact_us == t_us && x.segno == 3,
+	   "does not count it: the last transaction archived whole is segment 3's");
 	/* a segment pushed before the target ends the walk: the ones before it cannot
 	 * hold a later commit (their clocks agree), here one does and is not read */
 	const Seg h[] = { { .end.xact_us = t5 }, { .pushed_us = t_us + 1000000 }, idle,
