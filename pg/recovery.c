@@ -104,9 +104,7 @@ void bk_wal_archive_release(BkWalArchive *a)
 /* Segment segno on the chain's path: of the timeline the path follows there. */
 static int path_segment_name(const BkWalChain *c, uint64_t segno, char name[BK_WAL_NAME_MAX])
 {
-	size_t t = c->ntl - 1;
-	while (t > 0 && c->begin[t] / c->seg_size > segno)
-		t--;
+	size_t t = bk_wal_path_index(c->begin, c->ntl, segno, c->seg_size);
 	return bk_wal_segment_name(name, BK_WAL_NAME_MAX, c->tli[t], segno, c->seg_size);
 }
 
@@ -1010,7 +1008,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalWentOn went = { 0 };
 	if (e == 0 && !o->target_timeline)
 		e = bk_pg_wal_went_on(&wa, &c, chosen ? 0 : tli, &went);
-	if (e == 0 && went.parent) {
+	/* (an LSN target before the fork is on both histories) */
+	if (e == 0 && went.parent && !(before_lsn && before_lsn < went.fork)) {
 		char fork[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(fork, sizeof(fork), went.fork);
 		e = bk_errorf(BK_E_USAGE, "timeline %u went on after timeline %u forked from it at %s "
@@ -1132,7 +1131,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "record at %s, and no transaction before it ended after the target "
 			      "time: recovery would end there, before the target (--target-lsn %s "
 			      "restores up to it)", damaged, d_at, d_at);
-	else if (e == -ENOENT && gap_after) /* a time target past the gap */
+	else if (e == -ENOENT && gap_after && !c.fork_unread) /* a time target past the gap */
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing, and no "
 			      "transaction before it ended after the target time: recovery would "
 			      "end there, before the target", c.next_needed);

@@ -646,3 +646,11 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 	}
 	return 0;
 }
+
+size_t bk_wal_path_index(const uint64_t *begin, size_t n, uint64_t segno, uint32_t seg_size)
+{
+	size_t t = n - 1;
+	while (t > 0 && begin[t] / seg_size > segno)
+		t--;
+	return t;
+}

@@ -209,6 +209,12 @@ typedef struct {
 	uint64_t end_lsn;
 } BkWalTliSwitch;
 
+/* Which timeline's file recovery reads for segment segno along a history of n
+ * timelines, oldest first, the i-th beginning at LSN begin[i] (begin[0] unused):
+ * the index of the newest one that had begun by the segment's start, as
+ * PostgreSQL's XLogFileReadAnyTLI picks it. */
+size_t bk_wal_path_index(const uint64_t *begin, size_t n, uint64_t segno, uint32_t seg_size);
+
 /* Parses a timeline history file ("tli<TAB>X/Y<TAB>reason" lines; blank lines and
  * '#' comments skipped) held in buf (not NUL-terminated). Entries are stored into
  * ret[0..max) in file order and their count into *ret_n. Timelines must increase

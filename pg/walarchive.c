@@ -328,9 +328,14 @@ static int path_tli(BkRepo *r, const char *cluster, uint32_t tli, uint64_t segno
 	}
 	if (e < 0)
 		return e;
-	*ret = tli; /* sw[i].tli begins where sw[i - 1] ends; tli where the last ends */
-	for (size_t i = n; i > 0 && segno < sw[i - 1].end_lsn / seg_size; i--)
-		*ret = sw[i - 1].tli;
+	uint32_t tlis[BK_MAX_TIMELINES];
+	uint64_t begin[BK_MAX_TIMELINES] = { 0 };
+	for (size_t i = 0; i < n; i++) { /* sw[i].tli ends where the next begins */
+		tlis[i] = sw[i].tli;
+		begin[i + 1] = sw[i].end_lsn;
+	}
+	tlis[n] = tli;
+	*ret = tlis[bk_wal_path_index(begin, n + 1, segno, seg_size)];
 	return 0;
 }
 
@@ -409,6 +414,13 @@ static int check_after(BkRepo *r, const char *cluster, const char *name, uint32_
 			if (fd >= 0)
 				close(fd);
 			bk_wal_record_release(&w);
+		}
+		if (e == -ENOENT || e == BK_E_CORRUPT) {
+			/* its bytes lost or damaged in the store (check reports them): left
+			 * unchecked, as failing would stop archiving for good, PostgreSQL
+			 * retrying this segment while pg_wal fills up (found by review) */
+			bk_error_clear();
+			return 0;
 		}
 		if (e < 0)
 			return bk_error_wrap(e, "the segment after, %s", next);

@@ -85,6 +85,7 @@ static inline void store64(uint8_t *p, uint64_t v)
 /* ---- many messages ---- */
 
 static _Atomic unsigned chosen = 1;
+static _Atomic bool four_ok; /* the 4 lanes agreed with libsodium */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 unsigned bk_blake2b_lanes_supported(void)
@@ -149,7 +150,8 @@ void bk_blake2b_many_lanes(unsigned lanes, const uint8_t *key, size_t keylen, si
 static unsigned lanes_for(size_t n)
 {
 	unsigned lanes = n > 1 ? bk_blake2b_init() : 1;
-	return lanes == 8 && n <= 4 ? 4 : lanes;
+	bool four = atomic_load_explicit(&four_ok, memory_order_relaxed);
+	return lanes == 8 && n <= 4 && four ? 4 : lanes;
 }
 
 void bk_blake2b_many(const uint8_t *key, size_t keylen, size_t n, const uint8_t *const *msg,
@@ -237,13 +239,17 @@ static bool lanes_agree(unsigned lanes)
 	return true;
 }
 
+/* Both vector widths are checked where the CPU has 8 lanes: lanes_for() takes 4
+ * for a few messages. */
 static void choose(void)
 {
 	unsigned lanes = bk_blake2b_lanes_supported();
+	bool four = lanes >= 4 && lanes_agree(4);
 	if (lanes == 8 && !lanes_agree(8))
 		lanes = 4;
-	if (lanes == 4 && !lanes_agree(4))
+	if (lanes == 4 && !four)
 		lanes = 1;
+	atomic_store_explicit(&four_ok, four, memory_order_relaxed);
 	atomic_store_explicit(&chosen, lanes, memory_order_relaxed);
 }
 

@@ -363,6 +363,17 @@ if to_segment_end 100000; then
 		diag "$(cat "$OUT")"
 	t_rc 5 "oo: pg restore without a target: refused (exit 5)" \
 		bkp --cluster oo pg restore "$oo_id" --target "$SRV/oo"
+	# the one after lost from the store meanwhile: left unchecked, the push goes on
+	# (failing, PostgreSQL would retry it for good and pg_wal fill up; found by
+	# review); bunker check reports the loss
+	R2="$T/bk/repo-oo2"
+	bk2() { pg_as_server "$BUNKER" -q --repo "$R2" --key-file "$T/bk/key-oo2" "$@"; }
+	pg_as_server "$BUNKER" -q --repo "$R2" --new-key-file "$T/bk/key-oo2" init >/dev/null
+	t_rc 0 "oo: $seg_k pushed into a second repository" bk2 pg wal-push "$T/bk/oo/$seg_k"
+	rm -f "$R2"/data/*/*
+	t_rc 0 "... its packs deleted, $seg_m pushed after it: stored" \
+		bk2 pg wal-push "$PG_DATA/pg_wal/$seg_m"
+	t_rc 5 "... and bunker check reports the loss" bk2 check
 else
 	not_ok "oo: WAL written to a segment's end"
 fi
