@@ -492,6 +492,8 @@ t_true "... says so of $id1" grep -q "^  base  ${id1:0:16}  .* restorable to: ne
 	"$OUT" || diag "$(cat "$OUT")"
 t_rc 5 "... with --target-timeline latest: the chain is examined (broken at $seg_mid)" \
 	bkp pg restore "$id1" --target "$SRV/r-went" --target-timeline latest
+t_rc 5 "... to an LSN before the fork ($lsn, on both histories): the same, not refused for it" \
+	bkp pg restore "$id1" --target "$SRV/r-went" --target-lsn "$lsn"
 t_true "... naming $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
 
 done_testing
