@@ -272,7 +272,25 @@ typedef struct {
 	bool in_archive;
 	uint64_t total, bytes;
 	unsigned archives;
+	const PGresult *tablespaces; /* the rows the server listed: oid, location, size */
+	bool *seen;                  /* each row's archive received */
 } Backup;
+
+/* The row of the archive `name` sent at `loc`: base.tar is the data directory's
+ * (oid NULL), <oid>.tar a tablespace's, at the location listed. -1 if none is. */
+static int archive_row(const Backup *b, const char *name, const char *loc)
+{
+	int n = PQntuples(b->tablespaces);
+	for (int i = 0; i < n; i++) {
+		char want[32] = "base.tar";
+		if (!PQgetisnull(b->tablespaces, i, 0))
+			snprintf(want, sizeof(want), "%.20s.tar", PQgetvalue(b->tablespaces, i, 0));
+		const char *at = PQgetisnull(b->tablespaces, i, 1) ? "" : PQgetvalue(b->tablespaces, i, 1);
+		if (!strcmp(name, want) && !strcmp(loc, at))
+			return i;
+	}
+	return -1;
+}
 
 static int end_archive(Backup *b)
 {
@@ -305,6 +323,16 @@ static int backup_message(Backup *b, const uint8_t *m, size_t len)
 		if (!nul2 || nul2 != (const char *)m + len - 1 || nul1 == name ||
 		    (size_t)(nul1 - name) >= sizeof(b->name))
 			return protocol_error(b->c, what, "malformed new-archive message");
+		/* one archive for each tablespace listed, under its name and location
+		 * (found by a mutation run: any name passed, as long as the count did) */
+		int row = archive_row(b, name, loc);
+		if (row < 0 || b->seen[row]) {
+			char msg[320];
+			snprintf(msg, sizeof(msg), "archive '%.100s' at '%.100s' %s", name, loc,
+				 row < 0 ? "is not a tablespace the server listed" : "received twice");
+			return protocol_error(b->c, what, msg);
+		}
+		b->seen[row] = true;
 		r = end_archive(b);
 		if (r < 0)
 			return r;
@@ -395,12 +423,18 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 			return r;
 	}
 	int n_tablespaces;
+	_cleanup_pqclear_ PGresult *tablespaces = PQgetResult(c->conn);
+	_cleanup_free_ bool *seen = NULL;
 	{
-		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		PGresult *res = tablespaces;
 		r = check_tuples(c, res, what, 1, -1, 3);
 		if (r < 0)
 			return r;
 		n_tablespaces = PQntuples(res);
+		if (!(seen = calloc((size_t)n_tablespaces, sizeof(*seen))))
+			return -ENOMEM;
+		b.tablespaces = res;
+		b.seen = seen;
 		for (int i = 0; i < n_tablespaces; i++) {
 			uint64_t kb;
 			if (PQgetisnull(res, i, 2))

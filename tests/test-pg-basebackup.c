@@ -119,7 +119,14 @@ static void stream(TapBuf *b, Stream s, const char *ts_name)
 	tablespace_tar(&ts, s);
 	base_tar(&base, s);
 	fw_lsn_result(b, "0/2000028", "1");
-	const char *rows[] = { "16384", "/srv/ts", "20", NULL, NULL, "300" };
+	/* the tablespace listed under the archive's name less ".tar", so that
+	 * bk_pg_basebackup's own check of the name is reached (replication.c refuses
+	 * an archive of a tablespace not listed) */
+	char oid[64];
+	size_t n = strlen(ts_name);
+	bool tar = n >= 4 && !strcmp(ts_name + n - 4, ".tar");
+	snprintf(oid, sizeof(oid), "%.*s", (int)(tar ? n - 4 : n), ts_name);
+	const char *rows[] = { oid, "/srv/ts", "20", NULL, NULL, "300" };
 	fw_result(b, 3, 2, rows, "SELECT");
 	fw_copy_out(b);
 	const TapBuf *tars[] = { &ts, &base };
@@ -257,9 +264,12 @@ int main(void)
 	refused(f, S_TS_CUT, "16384.tar", BK_E_CORRUPT, "16384.tar",
 	        "the tablespace's archive cut between two entries");
 	/* The name becomes a directory of the snapshot. */
-	static const char *bad_names[] = { "../1.tar", "x1.tar", ".tar", "1.tar.gz", "1/2.tar" };
+	static const char *bad_names[] = { "../1.tar", "x1.tar", ".tar", "1/2.tar" };
 	for (size_t i = 0; i < BK_ARRAY_SIZE(bad_names); i++)
 		refused(f, S_OK, bad_names[i], BK_E_CORRUPT, "unexpected archive name", bad_names[i]);
+	/* (one that no tablespace row can name is refused by the replication client) */
+	refused(f, S_OK, "1.tar.gz", BK_E_CORRUPT, "is not a tablespace the server listed",
+		"1.tar.gz");
 	refused(f, S_HARD_LINK, "16384.tar", BK_E_CORRUPT, "hard links are not expected",
 	        "a hard link in base.tar");
 	/* A file named "." (the top directory's name) had its bytes chunked into the

@@ -616,6 +616,9 @@ typedef enum {
 	S_MANIFEST,          /* 'm' (a manifest was not asked for) */
 	S_UNKNOWN,           /* 'x' */
 	S_SIZE_OVERFLOW,     /* a tablespace size of 2^64 - 1 kB */
+	S_ARCHIVE_UNLISTED,  /* 99999.tar in place of 16384.tar */
+	S_ARCHIVE_TWICE,     /* base.tar in place of 16384.tar, then base.tar */
+	S_LOCATION_OTHER,    /* 16384.tar at another location than listed */
 } Stream;
 
 #define FAKE_TS_KB 100
@@ -668,7 +671,9 @@ static void fake_stream(TapBuf *b, Stream s, const TapBuf *ts_tar, const TapBuf 
 	if (s == S_DATA_FIRST)
 		fw_archive_data(b, ts_tar->p, 512);
 	if (s != S_MISSING_ARCHIVE && s != S_NO_TABLESPACES) {
-		fw_new_archive(b, "16384.tar", "/srv/ts");
+		fw_new_archive(b, s == S_ARCHIVE_UNLISTED ? "99999.tar" :
+				  s == S_ARCHIVE_TWICE    ? "base.tar" : "16384.tar",
+			       s == S_ARCHIVE_TWICE ? "" : s == S_LOCATION_OTHER ? "/srv/other" : "/srv/ts");
 		fake_send_archive(b, ts_tar, &sent);
 	}
 	if (s == S_EMPTY_NAME)
@@ -871,6 +876,14 @@ static void test_fake_streams(void)
 		  "an unknown message type" },
 		{ S_SIZE_OVERFLOW, BK_E_CORRUPT, "malformed tablespace size",
 		  "a size estimate past 2^64 bytes" },
+		{ S_ARCHIVE_UNLISTED, BK_E_CORRUPT,
+		  "archive '99999.tar' at '/srv/ts' is not a tablespace the server listed",
+		  "an archive of a tablespace not listed (found by a mutation run)" },
+		{ S_ARCHIVE_TWICE, BK_E_CORRUPT, "archive 'base.tar' at '' received twice",
+		  "one archive twice, the count right" },
+		{ S_LOCATION_OTHER, BK_E_CORRUPT,
+		  "archive '16384.tar' at '/srv/other' is not a tablespace the server listed",
+		  "a tablespace's archive at another location than listed" },
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(broken); i++) {
 		r = fake_backup(f, broken[i].s, &k, &res, &after);
