@@ -22,7 +22,6 @@
 #include "store/restorer.h"
 #include "store/util.h"
 
-
 /* ---- the archive, listed once ---- */
 
 static int add_name(void *ud, const char *name)

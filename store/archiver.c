@@ -275,6 +275,15 @@ int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
 	return 0;
 }
 
+/* One read(2), retried on EINTR: the bytes read (0 at the file's end) or -errno. */
+static ssize_t read_once(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	while ((n = read(fd, buf, len)) < 0 && errno == EINTR)
+		;
+	return n < 0 ? bk_errorf_code(-errno, "read") : n;
+}
+
 /* Fixed blocks, the window empty: a batch of whole blocks read straight into its
  * job, with no copy through the window (the same chunks as cut() would make). A
  * block cut short (by the file's end, or a short read) goes to the window, where
@@ -296,11 +305,9 @@ static int read_batch(BkChunkStream *s, int fd, size_t *ret_n)
 		j->data = p;
 		j->cap = blocks * block;
 	}
-	ssize_t n;
-	while ((n = read(fd, j->data, blocks * block)) < 0 && errno == EINTR)
-		;
+	ssize_t n = read_once(fd, j->data, blocks * block);
 	if (n < 0)
-		return bk_errorf_code(-errno, "read");
+		return (int)n;
 	size_t got = (size_t)n, whole = got / block * block, rest = got - whole;
 	memcpy(s->buf, j->data + whole, rest); /* cap >= 4 blocks */
 	s->start = 0;
@@ -324,25 +331,19 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
 	bool fixed = fixed_block(s) != 0;
 	for (;;) {
 		size_t got = 0;
+		int e;
 		if (fixed && s->start == s->end) {
-			int e = read_batch(s, fd, &got);
-			if (e < 0)
-				return e;
+			e = read_batch(s, fd, &got);
 		} else {
-			ssize_t n = read(fd, s->buf + s->end, s->cap - s->end);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				return bk_errorf_code(-errno, "read");
-			}
-			if (n == 0)
-				return 0;
-			s->end += (size_t)n;
-			got = (size_t)n;
-			int e = cut(s, false);
-			if (e < 0)
-				return e;
+			ssize_t n = read_once(fd, s->buf + s->end, s->cap - s->end);
+			e = n < 0 ? (int)n : 0;
+			got = n > 0 ? (size_t)n : 0;
+			s->end += got;
+			if (got)
+				e = cut(s, false);
 		}
+		if (e < 0)
+			return e;
 		if (got == 0)
 			return 0;
 		done += got;

@@ -19,7 +19,7 @@
  *
  * Memory: bounded: a few open packs (one per thread putting at once), fewer
  * than a batch of full ones waiting and the batches being committed (one per
- * committing thread), each pack with its entries, a 1 MiB write buffer and a
+ * committing thread), each pack with its entries, a 256 KiB write buffer and a
  * descriptor; the sealing buffers; and a set of recently stored ids that is
  * flushed and cleared when it reaches a fixed size. Disk: those packs as temp
  * files.

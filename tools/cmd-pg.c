@@ -367,6 +367,10 @@ typedef struct {
 	/* the segment archived last (by its push time, whatever its timeline) */
 	char newest[BK_WAL_NAME_MAX];
 	int64_t newest_pushed_us;
+	/* bk_pg_wal_went_on for backups of timeline went_tli along went_target (0:
+	 * none asked yet), shared by the backups it answers: it reads records */
+	uint32_t went_tli, went_target;
+	BkWalWentOn went;
 } Info;
 
 /* Reads every segment's record: for the segment archived last (the RPO), and for
@@ -594,9 +598,13 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
 		/* pg restore of it refuses without --target-timeline (recovery.h) */
-		BkWalWentOn went = { 0 };
-		if (c.on_path)
-			(void)bk_pg_wal_went_on(&in->wa, &c, (uint32_t)strtoul(tli, NULL, 10), &went);
+		uint32_t own = (uint32_t)strtoul(tli, NULL, 10);
+		if (c.on_path && (in->went_tli != own || in->went_target != c.target_tli)) {
+			in->went_tli = own;
+			in->went_target = c.target_tli;
+			(void)bk_pg_wal_went_on(&in->wa, &c, own, &in->went);
+		}
+		const BkWalWentOn went = c.on_path ? in->went : (BkWalWentOn){ 0 };
 		if (went.parent) {
 			char fork[BK_WAL_LSN_MAX];
 			bk_wal_lsn_format(fork, sizeof(fork), went.fork);

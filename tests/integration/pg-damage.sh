@@ -139,6 +139,17 @@ fi
 # - cs3: as cs1, the damaged segment the newest archived: not counted as damage
 #   (the newest may end short), but no target past the record before the message
 #   restores (exit 3; found by review: such targets passed).
+# in_cluster CL [OFFSET]: from now on the server archives into cluster CL, the
+# damage (when damage-name is set) at OFFSET (41060 by default); a base backup is
+# taken there, its id in cl_id
+in_cluster() {
+	printf '%s\n' "$1" >"$T/bk/damage-cluster"
+	rm -f "$T/bk/damage-name"
+	printf '%s\n' "${2:-41060}" >"$T/bk/damage-offset"
+	t_rc 0 "$1: pg basebackup into cluster $1" bkp --cluster "$1" --json pg basebackup \
+		--dbname "$(pitr_conninfo)" --fast-checkpoint
+	cl_id=$(snap_id_of "$OUT")
+}
 msg_off() { pg_sql "select file_offset from pg_walfile_name_offset(pg_current_wal_insert_lsn())"; }
 # to_segment_end N: WAL written until fewer than N bytes are left in the segment
 to_segment_end() {
@@ -156,12 +167,9 @@ to_segment_end() {
 # before a segment's end; the segment after that one damaged; with "newest", the
 # segment where the message ends is the newest archived
 cut_case() {
-	local cl=$1 bytes=$2 desc=$3 newest=${4:-}
-	printf '%s\n' "$cl" >"$T/bk/damage-cluster"
-	rm -f "$T/bk/damage-name"
-	t_rc 0 "$desc: pg basebackup into cluster $cl" bkp --cluster "$cl" --json pg basebackup \
-		--dbname "$(pitr_conninfo)" --fast-checkpoint
-	cid=$(snap_id_of "$OUT")
+	local cl=$1 bytes=$2 off=$3 desc=$4 newest=${5:-}
+	in_cluster "$cl" "$off"
+	cid=$cl_id
 	pg_sql "insert into t values (10, 1)" >/dev/null
 	to_segment_end 100000 || { not_ok "$desc: WAL written to a segment's end"; return; }
 	seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
@@ -217,12 +225,10 @@ cut_case() {
 	t_rc 0 "$desc: pg restore --target-lsn $reach" \
 		bkp --cluster "$cl" pg restore "$cid" --target "$SRV/$cl-reach" --target-lsn "$reach"
 }
-printf '%s\n' 200 >"$T/bk/damage-offset" # 40 bytes of header, then the rest
-cut_case cs1 200000 "a 200 kB message cut by a segment's end"
-cut_case cs3 200000 "a 200 kB message into the newest segment" newest
-printf '%s\n' 500000 >"$T/bk/damage-offset"
-cut_case cs2 20000000 "a 20 MB message over a whole segment"
-printf '%s\n' 41060 >"$T/bk/damage-offset"
+# (offset 200: 40 bytes of header, then the message's rest)
+cut_case cs1 200000 200 "a 200 kB message cut by a segment's end"
+cut_case cs3 200000 200 "a 200 kB message into the newest segment" newest
+cut_case cs2 20000000 500000 "a 20 MB message over a whole segment"
 
 # ---- a record longer than two segments whose end is not archived yet ----
 # cs4: a 40 MB message from fewer than 100 kB before a segment's end covers the two
@@ -231,11 +237,8 @@ printf '%s\n' 41060 >"$T/bk/damage-offset"
 # whole: refused (exit 3; found by review: only targets in the newest two segments
 # were checked, and the restored server failed "recovery ended before configured
 # recovery target was reached"). pg info ends the window at the same record.
-printf '%s\n' cs4 >"$T/bk/damage-cluster"
-rm -f "$T/bk/damage-name"
-t_rc 0 "cs4: pg basebackup into cluster cs4" bkp --cluster cs4 --json pg basebackup \
-	--dbname "$(pitr_conninfo)" --fast-checkpoint
-cid=$(snap_id_of "$OUT")
+in_cluster cs4
+cid=$cl_id
 pg_sql "insert into t values (20, 1)" >/dev/null
 if to_segment_end 100000; then
 	seg_m=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn())")
@@ -271,12 +274,8 @@ rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
 # with the message's rest, damaged at offset 200 by the archive_command. Its push
 # checks the message across timeline 1's segment before (timeline 2 has none of that
 # number; before, nothing was checked: found by review), and pg info counts it.
-printf '%s\n' tf >"$T/bk/damage-cluster"
-rm -f "$T/bk/damage-name"
-printf '%s\n' 200 >"$T/bk/damage-offset"
-t_rc 0 "tf: pg basebackup into cluster tf" bkp --cluster tf --json pg basebackup \
-	--dbname "$(pitr_conninfo)" --fast-checkpoint
-tf_id=$(snap_id_of "$OUT")
+in_cluster tf 200
+tf_id=$cl_id
 if to_segment_end 100000; then
 	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 200000))" >/dev/null
 	pg_sql "insert into t values (30, 1)" >/dev/null
@@ -317,7 +316,6 @@ else
 	not_ok "tf: WAL written to a segment's end"
 fi
 rm -f "$T/bk/damage-cluster" "$T/bk/damage-name"
-printf '%s\n' 41060 >"$T/bk/damage-offset"
 
 # ---- pushed out of order ----
 # cluster oo: as cs1 (a 200 kB message cut by a segment's end, its rest damaged),
@@ -326,12 +324,8 @@ printf '%s\n' 41060 >"$T/bk/damage-offset"
 # where the message begins checks it against the one archived after it (found by
 # review: never checked before), and counts the damage there: the window and a
 # restore end at the same record as in order.
-printf '%s\n' oo >"$T/bk/damage-cluster"
-rm -f "$T/bk/damage-name"
-printf '%s\n' 200 >"$T/bk/damage-offset"
-t_rc 0 "oo: pg basebackup into cluster oo" bkp --cluster oo --json pg basebackup \
-	--dbname "$(pitr_conninfo)" --fast-checkpoint
-oo_id=$(snap_id_of "$OUT")
+in_cluster oo
+oo_id=$cl_id
 printf '%s\n' oo-aside >"$T/bk/damage-cluster" # what follows is pushed by hand
 pg_sql "insert into t values (40, 1)" >/dev/null
 if to_segment_end 100000; then
@@ -378,7 +372,6 @@ else
 	not_ok "oo: WAL written to a segment's end"
 fi
 rm -f "$T/bk/damage-cluster"
-printf '%s\n' 41060 >"$T/bk/damage-offset"
 
 # ---- a segment lost after a time target ----
 # cluster gap: a base backup, A, a time, B, a switch; C, a time, E, a switch; D, a
@@ -386,12 +379,9 @@ printf '%s\n' 41060 >"$T/bk/damage-offset"
 # the first time at B's commit, before the gap: restored, the server holds A alone
 # (found by review: refused, exit 5). The second time's first later commit, E's, is
 # in the lost segment: refused naming it (exit 5), as is a restore without a target.
-printf '%s\n' gap >"$T/bk/damage-cluster"
-rm -f "$T/bk/damage-name"
 pg_sql "create table gp (tag text)" >/dev/null
-t_rc 0 "gap: pg basebackup into cluster gap" bkp --cluster gap --json pg basebackup \
-	--dbname "$(pitr_conninfo)" --fast-checkpoint
-gap_id=$(snap_id_of "$OUT")
+in_cluster gap
+gap_id=$cl_id
 pg_sql "insert into gp values ('A')" >/dev/null
 sleep 1.1
 ts_a=$(pitr_now)
