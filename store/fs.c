@@ -131,6 +131,8 @@ int bk_commit_file(const char *tmp, const char *path, bool create_only)
 	if (fd < 0)
 		return bk_errorf_code(-errno, "open %s", tmp);
 	int r = fsync(fd) < 0 ? -errno : 0;
+	if (r == 0)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* advice: may do nothing */
 	close(fd);
 	if (r < 0)
 		return bk_errorf_code(r, "fsync %s", tmp);

@@ -35,7 +35,11 @@ int bk_mkdir_p(const char *path, mode_t mode);
 int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool create_only);
 
 /* Moves a complete, closed temp file into place durably (fsync file, rename,
- * fsync directory). With create_only, -EEXIST if path exists (tmp is kept). */
+ * fsync directory). With create_only, -EEXIST if path exists (tmp is kept).
+ * Once durable, the file's pages leave the page cache: what a repository stores
+ * is rarely read back soon, and the pages freed are the ones its next writes
+ * reuse (a backup writing GBs of packs otherwise takes fresh memory for each,
+ * and pushes the index and the database's own pages out of the cache). */
 int bk_commit_file(const char *tmp, const char *path, bool create_only);
 
 /* Reads a whole file of at most max bytes into a malloc'd buffer (owned by the

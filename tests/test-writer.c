@@ -18,14 +18,19 @@
  * wherever the file before it ended. Full packs are finished and committed in
  * batches as many as the BLAKE2b lanes, by the putting threads, without a flush;
  * every blob reads back and check --read-data finds every pack's contents match
- * its name. When a batch's commit fails (its packs cannot be placed), the failure
+ * its name, and no page of a committed pack is left in the page cache (mincore;
+ * not told on tmpfs). When a batch's commit fails (its packs cannot be placed), the failure
  * sticks and no temp file of the batch is left behind. */
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,13 +256,50 @@ static void test_batch_read(BkRepo *r)
 	bk_writer_free(w);
 }
 
-static size_t count_dir(const char *path)
+/* Pages of a file in the page cache (mincore), or -1 when that cannot be told. */
+static long resident_pages(const char *path)
+{
+	long n = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+		if (fd >= 0)
+			close(fd);
+		return n;
+	}
+	size_t len = (size_t)st.st_size, page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *vec = malloc((len + page - 1) / page);
+	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (vec && m != MAP_FAILED && mincore(m, len, vec) == 0) {
+		n = 0;
+		for (size_t i = 0; i < (len + page - 1) / page; i++)
+			n += vec[i] & 1;
+	}
+	if (m != MAP_FAILED)
+		munmap(m, len);
+	free(vec);
+	close(fd);
+	return n;
+}
+
+/* Entries of a directory; with resident, adds their pages in the page cache
+ * (-1 once one cannot be told). */
+static size_t count_dir(const char *path, long *resident)
 {
 	DIR *d = opendir(path);
 	size_t n = 0;
 	struct dirent *de;
-	while (d && (de = readdir(d)))
-		n += de->d_name[0] != '.';
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		n++;
+		if (resident && *resident >= 0) {
+			char *f = bk_path_join(path, de->d_name);
+			long p = resident_pages(f);
+			*resident = p < 0 ? -1 : *resident + p;
+			free(f);
+		}
+	}
 	if (d)
 		closedir(d);
 	return n;
@@ -321,13 +363,14 @@ static void test_full_batches(const char *path, const BkSecret *secret)
 	uint64_t packs = bk_writer_stats(w)->packs;
 	char *data = bk_path_join(path, "data");
 	size_t files = 0;
+	long resident = 0;
 	DIR *d = opendir(data);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		char *sub = bk_path_join(data, de->d_name);
-		files += count_dir(sub);
+		files += count_dir(sub, &resident);
 		free(sub);
 	}
 	if (d)
@@ -335,6 +378,12 @@ static void test_full_batches(const char *path, const BkSecret *secret)
 	free(data);
 	ok(packs > before && files == packs, "%llu packs committed, %zu in the repository",
 	   (unsigned long long)packs, files);
+	/* tmpfs keeps its pages whatever the advice: nothing to tell there */
+	struct statfs fs;
+	if (statfs(path, &fs) == 0 && fs.f_type == TMPFS_MAGIC)
+		ok(true, "# SKIP committed packs' pages: the repository is on tmpfs");
+	else
+		is_int(resident, 0, "committed packs left the page cache (pages still in it)");
 	size_t wrong = 0;
 	uint8_t *want = malloc(BATCH_BLOB);
 	for (unsigned i = 0; i < n; i++) {
@@ -392,7 +441,7 @@ static void test_commit_failure(const char *path, const BkSecret *secret)
 	ok(flushed < 0, "the failure sticks: flush fails (%s)", bk_error_detail());
 	is_int(bk_writer_stats(w)->packs, 0, "no pack committed");
 	bk_writer_free(w);
-	is_int(count_dir(tmp), 0, "no temp file left in tmp/");
+	is_int(count_dir(tmp, NULL), 0, "no temp file left in tmp/");
 	free(ids);
 	free(data);
 	free(tmp);
@@ -453,7 +502,7 @@ static void test_write_failure(const char *path, const BkSecret *secret)
 	}
 	is_int(wrong, 0, "every blob the index knows reads back (%zu of %zu indexed)", indexed, puts);
 	char *tmp = bk_path_join(path, "tmp");
-	is_int(count_dir(tmp), 0, "the abandoned pack's temporary file is gone");
+	is_int(count_dir(tmp, NULL), 0, "the abandoned pack's temporary file is gone");
 	free(tmp);
 	free(ids);
 	free(buf);
