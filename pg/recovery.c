@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,6 +432,22 @@ static int collect(void *ud, const uint8_t id[32], BkSnapshot *s)
 	return 0;
 }
 
+/* target_us as PostgreSQL reads it whatever the server's TimeZone: in UTC, with
+ * the zone written out (bunker reads a time without a zone as UTC). */
+static void format_utc(char out[48], int64_t target_us)
+{
+	int64_t secs = target_us / 1000000, us = target_us % 1000000;
+	if (us < 0) {
+		secs--;
+		us += 1000000;
+	}
+	time_t t = (time_t)secs;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t n = strftime(out, 48, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(out + n, 48 - n, ".%06d+00", (int)us);
+}
+
 static int newest_first(const void *a, const void *b)
 {
 	const Candidate *x = a, *y = b;
@@ -491,6 +510,21 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 			      bk_id_hex(l.c[0].id).s, l.c[0].tli, target, l.c[0].tli, other);
 	} else if (e == 0 && pick) {
 		memcpy(ret_id, pick->id, 32);
+	} else if (e == 0 && n == 0 && l.n && (before_us || before_lsn)) {
+		/* the target as read, against the oldest backup (l.c is whole: n == 0) */
+		const Candidate *old = &l.c[l.n - 1];
+		char t[48], b[48];
+		if (before_us) {
+			format_utc(t, before_us);
+			format_utc(b, old->time_us);
+		} else {
+			bk_wal_lsn_format(t, sizeof(t), before_lsn);
+			bk_wal_lsn_format(b, sizeof(b), old->stop);
+		}
+		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' ends before the target %s %s%s: "
+			      "the oldest, %.16s, ended at %s", a->cluster, before_us ? "time" : "LSN",
+			      t, before_us ? " (a time without a zone is UTC)" : "",
+			      bk_id_hex(old->id).s, b);
 	} else if (e == 0) {
 		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", a->cluster,
 			      before_us || before_lsn ? "ends before the target"
@@ -569,22 +603,6 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
 	}
 	*o = '\0';
 	return out;
-}
-
-/* target_us as PostgreSQL reads it whatever the server's TimeZone: in UTC, with
- * the zone written out (bunker reads a time without a zone as UTC). */
-static void format_utc(char out[48], int64_t target_us)
-{
-	int64_t secs = target_us / 1000000, us = target_us % 1000000;
-	if (us < 0) {
-		secs--;
-		us += 1000000;
-	}
-	time_t t = (time_t)secs;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t n = strftime(out, 48, "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(out + n, 48 - n, ".%06d+00", (int)us);
 }
 
 static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, uint32_t want_tli)
@@ -728,6 +746,77 @@ static int check_location(void *ud, const char *oid, const char *loc)
 	return check_unused(what, loc);
 }
 
+/* Whether user uid (group gid and the user's other groups) can reach every path
+ * of needs, asked with access() in a child that takes that identity (root only).
+ * BK_E_USAGE names the first it cannot. */
+static int server_can_reach(uid_t uid, gid_t gid, const BkPathAccess *needs, size_t n)
+{
+	if (n == 0 || n > 100)
+		return 0;
+	struct passwd *pw = getpwuid(uid);
+	gid_t groups[256];
+	int ngroups = 256;
+	if (!pw || getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
+		ngroups = 0; /* an unknown user: its uid and gid alone */
+	char user[64];
+	snprintf(user, sizeof(user), "%s%s(uid %u)", pw ? pw->pw_name : "", pw ? " " : "",
+		 (unsigned)uid);
+	pid_t pid = fork();
+	if (pid < 0)
+		return bk_errorf_code(-errno, "fork");
+	if (pid == 0) {
+		if (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(127);
+		for (size_t i = 0; i < n; i++)
+			if (access(needs[i].path, needs[i].mode) < 0)
+				_exit((int)i + 1);
+		_exit(0);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return bk_errorf_code(-errno, "waitpid");
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 127;
+	if (code == 0)
+		return 0;
+	if (code > (int)n)
+		return bk_errorf(-EPERM, "cannot check what user %s can read", user);
+	const BkPathAccess *a = &needs[code - 1];
+	return bk_errorf(BK_E_USAGE, "restore_command would run as the data directory's owner, "
+			 "user %s, who cannot %s %s: make it reachable for that user (or restore "
+			 "as that user)", user, a->mode == X_OK ? "run" : "read", a->path);
+}
+
+/* The owner of the backup's PG_VERSION: the server's user, who runs restore_command. */
+static int check_server_needs(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	if (!o->restore_owner || o->nserver_needs == 0)
+		return 0;
+	BkTree *t;
+	const BkTreeEntry *ent;
+	int e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
+	if (e < 0)
+		return e;
+	if (ent)
+		e = server_can_reach(ent->uid, ent->gid, o->server_needs, o->nserver_needs);
+	bk_tree_free(t);
+	return e;
+}
+
+/* Makes the missing directories above a data directory or tablespace location
+ * traversable (0755), as the server must get through them (the restore makes the
+ * directory itself 0700); existing ones are left as they are. */
+static int make_parents(const char *path)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", path);
+	char *slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return 0;
+	*slash = '\0';
+	return bk_mkdir_p(parent, 0755);
+}
+
 typedef struct {
 	BkRepo *r;
 	const BkPgRestoreOpts *o;
@@ -746,16 +835,7 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from,
 			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
 			     .progress_ud = t->o->progress_ud };
-	/* the directories above it are made traversable (0755), as the server must get
-	 * through them; the location itself 0700 */
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s", loc);
-	char *slash = strrchr(parent, '/');
-	int e = 0;
-	if (slash && slash != parent) {
-		*slash = '\0';
-		e = bk_mkdir_p(parent, 0755);
-	}
+	int e = make_parents(loc);
 	if (e == 0)
 		e = bk_restore(t->r, t->s, loc, &ro);
 	if (e < 0)
@@ -1047,6 +1127,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "segment and go on along timeline %u; --target-timeline %u restores "
 			      "along that)", c.next_needed, c.tli[t], began, c.tli[t - 1],
 			      c.tli[t - 1], c.tli[t - 1]);
+	} else if (k == BK_WAL_CHAIN_NOT_YET && before_lsn > stop && c.last[0]) {
+		char at[BK_WAL_LSN_MAX], end[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(at, sizeof(at), before_lsn);
+		bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
+		e = bk_errorf(-ENOENT, "the target LSN %s is past the WAL archived, which goes on "
+			      "unbroken to %s (%s): segment %s is not archived yet", at, end, c.last,
+			      lack);
 	} else if (k == BK_WAL_CHAIN_NOT_YET)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
 	/* A segment on the way whose walk stopped short (damaged WAL, or bytes that are
@@ -1140,6 +1227,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 
 	if (e == 0)
 		e = check_unused("", o->target_dir);
+	if (e == 0)
+		e = check_server_needs(r, s, o);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);
@@ -1148,7 +1237,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
 				     .done = &done, .progress = o->progress,
 				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1 };
-		e = bk_restore(r, s, o->target_dir, &ro);
+		e = make_parents(o->target_dir);
+		if (e == 0)
+			e = bk_restore(r, s, o->target_dir, &ro);
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);

@@ -162,6 +162,11 @@ BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_
 				     const char **name);
 
 typedef struct {
+	const char *path;
+	int mode; /* R_OK, X_OK */
+} BkPathAccess;
+
+typedef struct {
 	const char *cluster;
 	const char *snapshot;     /* id, prefix, or NULL/"latest": the newest base backup
 				   * on the history of the timeline to follow that ended
@@ -180,6 +185,11 @@ typedef struct {
 	const char *archive_mode;  /* preserve (default: the backup's setting) or off */
 	const char *restore_command; /* the command PostgreSQL runs, without "%f %p" */
 	bool restore_owner;
+	/* With restore_owner: what restore_command needs, that the owner of the
+	 * backup's PG_VERSION (the server's user, who runs it) must be able to reach
+	 * (access() modes: the binary X_OK, the key file and the repository R_OK). */
+	const BkPathAccess *server_needs;
+	size_t nserver_needs;
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 } BkPgRestoreOpts;
@@ -194,13 +204,15 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off);
 
 /* Restores into a new or empty directory; on success *ret_snap is the base backup
  * used (owned, free with bk_snapshot_free). Before anything is written it refuses:
- * with BK_E_USAGE bad options and a SNAPSHOT that ended after a time or LSN target
- * (recovery cannot stop inside its backup); with -ENOENT an unknown cluster, no
+ * with BK_E_USAGE bad options, a SNAPSHOT that ended after a time or LSN target
+ * (recovery cannot stop inside its backup) and, with restore_owner, server_needs
+ * the backup's owner cannot reach; with -ENOENT an unknown cluster, no
  * base backup that fits the target, WAL not archived yet up to the target (or up to
  * the backup's end), and a target time after the newest WAL archived on the way
  * was (PostgreSQL would end recovery before reaching it: its records are older);
  * with BK_E_CORRUPT a broken chain, naming the missing segment or history file;
- * with -EEXIST a directory that is not empty. */
+ * with -EEXIST a directory that is not empty. Missing directories above the target
+ * (and above tablespace locations) are made 0755, for the server to get through. */
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap);
 
 /* Parses PostgreSQL-style timestamps ("2026-11-22 03:04:05[.ffffff][+00|Z]",

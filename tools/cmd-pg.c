@@ -249,28 +249,40 @@ static void append(char *out, size_t cap, const char *s)
 	snprintf(out + n, cap - n, "%s", s);
 }
 
+/* What restore_command needs to reach: this binary, the key or password file and
+ * the repository, by absolute paths (for the server's user to be checked). */
+typedef struct {
+	char exe[PATH_MAX], repo[PATH_MAX], config[PATH_MAX + 8], secret[PATH_MAX];
+	BkPathAccess needs[3];
+	size_t n;
+} RestoreFiles;
+
 /* The restore_command PostgreSQL will run: this binary, the same repository and
- * the same secret, by absolute paths. */
-static int restore_command(char *out, size_t cap)
+ * the same secret, by absolute paths; f gets what it reaches. */
+static int restore_command(char *out, size_t cap, RestoreFiles *f)
 {
-	char exe[PATH_MAX], abs[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ssize_t n = readlink("/proc/self/exe", f->exe, sizeof(f->exe) - 1);
 	if (n < 0)
 		return bk_errorf_code(-errno, "find the bunker binary");
-	exe[n] = '\0';
+	f->exe[n] = '\0';
 	out[0] = '\0';
-	sh_quote(out, cap, exe);
-	if (!realpath(cli.repo, abs))
+	sh_quote(out, cap, f->exe);
+	if (!realpath(cli.repo, f->repo))
 		return bk_errorf_code(-errno, "repository %s", cli.repo);
+	snprintf(f->config, sizeof(f->config), "%s/config", f->repo);
+	f->needs[0] = (BkPathAccess){ f->exe, X_OK };
+	f->needs[1] = (BkPathAccess){ f->config, R_OK };
+	f->n = 2;
 	append(out, cap, " --repo ");
-	sh_quote(out, cap, abs);
+	sh_quote(out, cap, f->repo);
 	const char *opt = cli.key_file ? " --key-file " : cli.password_file ? " --password-file " : NULL;
 	const char *file = cli.key_file ? cli.key_file : cli.password_file;
 	if (opt) {
-		if (!realpath(file, abs))
+		if (!realpath(file, f->secret))
 			return bk_errorf_code(-errno, "%s", file);
+		f->needs[f->n++] = (BkPathAccess){ f->secret, R_OK };
 		append(out, cap, opt);
-		sh_quote(out, cap, abs);
+		sh_quote(out, cap, f->secret);
 	} else if (cli.password_command) {
 		append(out, cap, " --password-command ");
 		sh_quote(out, cap, cli.password_command);
@@ -291,7 +303,8 @@ static int restore(void)
 	if (!cli.target || !*cli.target)
 		return usage_error("pg restore needs --target DIR");
 	char cmd[8192];
-	int e = restore_command(cmd, sizeof(cmd));
+	static RestoreFiles files;
+	int e = restore_command(cmd, sizeof(cmd), &files);
 	if (e < 0)
 		return cli_fail(e, "restore");
 	BkRepo *r;
@@ -310,6 +323,8 @@ static int restore(void)
 		.archive_mode = cli.archive_mode,
 		.restore_command = cmd,
 		.restore_owner = geteuid() == 0,
+		.server_needs = files.needs,
+		.nserver_needs = files.n,
 		.progress = cli_progress,
 	};
 	BkSnapshot *s;

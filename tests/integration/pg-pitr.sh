@@ -11,7 +11,9 @@
 # slowed by --max-rate so that it spans segments, waits in the repository for its WAL
 # on timeline 2 and restores with A, C and D. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
-# refused without writing. Finally a segment the chain needs is deleted from the
+# refused without writing; as root, a restore makes the directories above the data
+# directory reachable for the server's user and refuses a key file that user cannot
+# read. Finally a segment the chain needs is deleted from the
 # repository: pg restore refuses, naming it, and writes nothing; and timeline 1's
 # last segment, pushed after timeline 2's, makes a restore without --target-timeline
 # refuse to guess between the two histories.
@@ -173,9 +175,15 @@ rm -rf "$SRV/r-name-latest" "$SRV/r-name-latest.sock"
 # Targets nothing can reach are refused before anything is written.
 t_rc 3 "a time before the first backup is refused" \
 	bkp pg restore latest --target "$SRV/r-none" --target-time "$ts0"
+t_true "naming the target as read and the oldest backup's end" \
+	grep -q "ends before the target time .*+00 (a time without a zone is UTC): the oldest, ${id1:0:16}, ended at .*+00$" "$ERR" ||
+	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an LSN past the archive is refused as not archived yet" \
 	bkp pg restore latest --target "$SRV/r-none" --target-lsn 0/7F000000
+t_true "naming the target and where the archived WAL ends" \
+	grep -q "the target LSN 0/7F000000 is past the WAL archived, which goes on unbroken to [0-9A-F]*/[0-9A-F]* ([0-9A-F]\{24\}): segment [0-9A-F]\{24\} is not archived yet" "$ERR" ||
+	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an LSN after the last record archived, in its segment's unused rest, is refused" \
 	bkp pg restore latest --target "$SRV/r-none" --target-lsn "$past"
@@ -206,6 +214,31 @@ mkdir -p "$SRV/r-full" && echo x >"$SRV/r-full/notes.txt"
 t_rc 1 "a directory that is not empty is refused" bkp pg restore latest --target "$SRV/r-full"
 t_is "$(ls -A "$SRV/r-full")" notes.txt "and nothing is written there"
 rm -rf "$SRV/r-full"
+
+# As root (CI runs the tests as root) the data directory goes to PG_VERSION's owner,
+# who runs restore_command. The directories made above it must let that user through
+# (they were made 0700 for root: the server could not reach its data directory), and
+# what restore_command reads must be readable by that user, checked before anything
+# is written (a key file only root could read was restored with, then every fetch
+# failed).
+if [ "$(id -u)" = 0 ]; then
+	t_rc 0 "as root, into a directory whose parents do not exist: pg restore" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest \
+		--target "$SRV/deep/er/r-root"
+	t_true "the server's user reaches the restored data directory" \
+		runuser -u postgres -- test -r "$SRV/deep/er/r-root/PG_VERSION"
+	mkdir -m 0700 "$T/rootonly" && cp "$KEY" "$T/rootonly/key"
+	t_rc 2 "as root, with a key file the server's user cannot read: refused" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$T/rootonly/key" pg restore latest \
+		--target "$SRV/r-key"
+	t_true "naming the user and the key file" \
+		grep -q "user postgres (uid [0-9]*), who cannot read $T/rootonly/key" "$ERR" ||
+		diag "$(cat "$ERR")"
+	t_true "and nothing is written" test ! -e "$SRV/r-key"
+	rm -rf "$SRV/deep" "$T/rootonly"
+else
+	ok "# SKIP restores as root: the tests do not run as root"
+fi
 
 # --target-action pause: the server stops replaying at the target and stays there.
 if t_rc 0 "to an LSN with --target-action pause: pg restore" \
