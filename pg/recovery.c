@@ -746,6 +746,27 @@ static int check_location(void *ud, const char *oid, const char *loc)
 	return check_unused(what, loc);
 }
 
+static int empty_location(void *ud, const char *oid, const char *loc)
+{
+	(void)ud;
+	(void)oid;
+	(void)bk_remove_contents(loc);
+	return 0;
+}
+
+/* After a failed or interrupted restore: empties the data directory and the
+ * tablespace locations, which were missing or empty before it (check_unused), so
+ * that nothing half-restored is taken for a data directory and the same command
+ * can run again. The directories themselves stay. Returns e, its detail kept. */
+static int take_back(const BkSnapshot *s, const char *target_dir, int e)
+{
+	char why[1024];
+	snprintf(why, sizeof(why), "%s", bk_error_detail());
+	(void)each_tablespace(s, empty_location, NULL);
+	(void)bk_remove_contents(target_dir);
+	return bk_errorf(e, "%s (what it wrote is removed)", why);
+}
+
 /* Whether user uid (group gid and the user's other groups) can reach every path
  * of needs, asked with access() in a child that takes that identity (root only).
  * BK_E_USAGE names the first it cannot. */
@@ -834,7 +855,7 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
 	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from,
 			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
-			     .progress_ud = t->o->progress_ud };
+			     .progress_ud = t->o->progress_ud, .stop = t->o->stop };
 	int e = make_parents(loc);
 	if (e == 0)
 		e = bk_restore(t->r, t->s, loc, &ro);
@@ -1232,11 +1253,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);
+	bool writing = e == 0; /* from here on a failure takes back what was written */
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
 				     .done = &done, .progress = o->progress,
-				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1 };
+				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1,
+				     .stop = o->stop };
 		e = make_parents(o->target_dir);
 		if (e == 0)
 			e = bk_restore(r, s, o->target_dir, &ro);
@@ -1264,6 +1287,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (chown(f, ts.owner.st_uid, ts.owner.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
+	if (e < 0 && writing)
+		e = take_back(s, o->target_dir, e);
 	if (e < 0) {
 		bk_snapshot_free(s);
 		return e;

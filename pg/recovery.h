@@ -13,6 +13,7 @@
 #ifndef BK_PG_RECOVERY_H
 #define BK_PG_RECOVERY_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -190,6 +191,7 @@ typedef struct {
 	 * (access() modes: the binary X_OK, the key file and the repository R_OK). */
 	const BkPathAccess *server_needs;
 	size_t nserver_needs;
+	const volatile sig_atomic_t *stop; /* once set, the restore stops (BkRestoreOpts) */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 } BkPgRestoreOpts;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,31 @@ int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+static _Thread_local int remove_err;
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)st;
+	if (f->level == 0)
+		return 0; /* the directory itself stays */
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0) {
+		remove_err = bk_errorf_code(-errno, "remove %s", path);
+		return 1; /* stops the walk */
+	}
+	return 0;
+}
+
+int bk_remove_contents(const char *path)
+{
+	remove_err = 0;
+	int r = nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (r == 1)
+		return remove_err;
+	if (r < 0)
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "remove %s", path);
+	return 0;
 }
 
 int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)

@@ -42,6 +42,10 @@ int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
  * and pushes the index and the database's own pages out of the cache). */
 int bk_commit_file(const char *tmp, const char *path, bool create_only);
 
+/* Removes everything inside directory path (not path itself, nor anything
+ * through a symbolic link: links are removed as links). A missing path is fine. */
+int bk_remove_contents(const char *path);
+
 /* Reads a whole file of at most max bytes into a malloc'd buffer (owned by the
  * caller; NUL-terminated one past *ret_len for convenience). -EFBIG past max. */
 int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);

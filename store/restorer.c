@@ -539,6 +539,10 @@ static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32], bool 
 	for (size_t i = 0; r == 0 && i < t->count; i++) {
 		if (top && excluded(rs->o, t->entries[i].name))
 			continue;
+		if (rs->o->stop && *rs->o->stop) {
+			r = bk_errorf(-EINTR, "interrupted");
+			break;
+		}
 		snprintf(rs->path + plen, sizeof(rs->path) - plen, "/%s", t->entries[i].name);
 		r = restore_entry(rs, dirfd, &t->entries[i]);
 		rs->path[plen] = '\0';

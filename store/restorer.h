@@ -17,6 +17,7 @@
 #ifndef BK_STORE_RESTORER_H
 #define BK_STORE_RESTORER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,9 @@ typedef struct {
 				      * several restores report as one (NULL: from 0) */
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
+	/* Once set (by a signal handler, say), the restore stops before its next
+	 * entry: -EINTR, "interrupted". NULL: never. */
+	const volatile sig_atomic_t *stop;
 } BkRestoreOpts;
 
 /* Restores snapshot s into target (created if missing). */

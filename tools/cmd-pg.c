@@ -296,6 +296,16 @@ static int restore_command(char *out, size_t cap, RestoreFiles *f)
 	return strlen(out) + 16 < cap ? 0 : bk_errorf(-E2BIG, "restore_command too long");
 }
 
+/* Set by SIGINT, SIGTERM or SIGHUP during pg restore: it stops, and takes back
+ * what it wrote. */
+static volatile sig_atomic_t restore_stop;
+
+static void on_restore_signal(int sig)
+{
+	(void)sig;
+	restore_stop = 1;
+}
+
 static int restore(void)
 {
 	if (cli.nargs > 2)
@@ -327,6 +337,12 @@ static int restore(void)
 		.nserver_needs = files.n,
 		.progress = cli_progress,
 	};
+	struct sigaction sa = { .sa_handler = on_restore_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	o.stop = &restore_stop;
 	BkSnapshot *s;
 	e = bk_pg_restore(r, &o, &s);
 	cli_progress_end();

@@ -11,7 +11,7 @@
 # slowed by --max-rate so that it spans segments, waits in the repository for its WAL
 # on timeline 2 and restores with A, C and D. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
-# refused without writing; as root, a restore makes the directories above the data
+# refused without writing; an interrupted restore empties its directory; as root, a restore makes the directories above the data
 # directory reachable for the server's user and refuses a key file that user cannot
 # read. Finally a segment the chain needs is deleted from the
 # repository: pg restore refuses, naming it, and writes nothing; and timeline 1's
@@ -214,6 +214,39 @@ mkdir -p "$SRV/r-full" && echo x >"$SRV/r-full/notes.txt"
 t_rc 1 "a directory that is not empty is refused" bkp pg restore latest --target "$SRV/r-full"
 t_is "$(ls -A "$SRV/r-full")" notes.txt "and nothing is written there"
 rm -rf "$SRV/r-full"
+
+# Interrupted (SIGTERM, as a shutdown sends): pg restore stops, empties the directory
+# (it left a partial data directory behind, without recovery.signal, that a second
+# run refused as not empty), exits 1 saying so, and the same command then restores.
+# A restore this small may end before the signal: tried up to 8 times.
+interrupted=0
+for try in 1 2 3 4 5 6 7 8; do
+	rm -rf "$SRV/r-int"
+	bkp pg restore latest --target "$SRV/r-int" >/dev/null 2>"$T/int.err" &
+	pid=$!
+	for _ in $(seq 1 2000); do
+		[ -n "$(ls -A "$SRV/r-int/base" 2>/dev/null)" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+	done
+	# bunker itself (as root, $pid is runuser, which would end before it)
+	kill -TERM $(pgrep -P "$pid" || echo "$pid") 2>/dev/null
+	rc=0
+	wait "$pid" || rc=$?
+	if [ "$rc" != 0 ]; then
+		interrupted=$try
+		break
+	fi
+done
+diag "interrupted at try $interrupted"
+if [ "$interrupted" != 0 ]; then
+	t_true "an interrupted pg restore says so" \
+		grep -q "interrupted (what it wrote is removed)" "$T/int.err" || diag "$(cat "$T/int.err")"
+	t_is "$(ls -A "$SRV/r-int" 2>&1)" "" "and leaves the directory empty"
+	t_rc 0 "and the same command then restores" bkp pg restore latest --target "$SRV/r-int"
+else
+	not_ok "pg restore interrupted (8 tries ended before the signal)"
+fi
+rm -rf "$SRV/r-int"
 
 # As root (CI runs the tests as root) the data directory goes to PG_VERSION's owner,
 # who runs restore_command. The directories made above it must let that user through
