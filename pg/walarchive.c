@@ -46,11 +46,14 @@ static int check_cluster(const char *cluster)
 
 int bk_cluster_get(BkRepo *r, const char *cluster, uint64_t *ret_sysid, uint32_t *ret_seg_size)
 {
+	int e = check_cluster(cluster);
+	if (e < 0)
+		return e;
 	char name[128];
 	snprintf(name, sizeof(name), "clusters/%s", cluster);
 	uint8_t *p;
 	size_t len;
-	int e = bk_repo_get_named(r, name, BK_BLOB_CLUSTER, &p, &len);
+	e = bk_repo_get_named(r, name, BK_BLOB_CLUSTER, &p, &len);
 	if (e < 0)
 		return e;
 	BkDec d;

@@ -209,6 +209,9 @@ t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an unknown --cluster is refused" \
 	bkp --cluster mian pg restore latest --target "$SRV/r-none"
 t_true "naming it" grep -q "no cluster 'mian' in this repository" "$ERR" || diag "$(cat "$ERR")"
+t_rc 2 "a --cluster that is no cluster name is a usage error for pg info too" \
+	bkp --cluster ../x pg info
+t_true "naming it" grep -q "invalid cluster name '../x'" "$ERR" || diag "$(cat "$ERR")"
 # Only a new or empty directory: a file left there would end up in the data directory.
 mkdir -p "$SRV/r-full" && echo x >"$SRV/r-full/notes.txt"
 t_rc 1 "a directory that is not empty is refused" bkp pg restore latest --target "$SRV/r-full"
