@@ -450,19 +450,31 @@ static int wait_archived(BkRepo *r, const char *cluster, const uint8_t snap[32],
 
 /* After a backup nobody waited for here: tells o->warn if the repository lacks
  * WAL the backup needs (a backup without its WAL does not restore). */
-static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, const uint8_t snap[32],
-			    const char *snap_name, const BkPgReplBackupResult *res)
+static void warn_unarchived(BkRepo *r, const BkBaseBackupOpts *o, uint64_t sysid,
+			    const uint8_t snap[32], const char *snap_name,
+			    const BkPgReplBackupResult *res)
 {
 	BkWalChain ch;
 	const char *lack;
-	char msg[1024];
+	char msg[1024], other[BK_CLUSTER_NAME_MAX + 1] = "";
 	if (!o->warn)
 		return;
-	if (wal_lacking(r, o->cluster, res, &ch, &lack) < 0)
+	if (wal_lacking(r, o->cluster, res, &ch, &lack) < 0) {
 		snprintf(msg, sizeof(msg), "snapshot %.16s (%s): its WAL cannot be checked: %s",
 			 bk_id_hex(snap).s, snap_name, bk_error_detail());
-	else if (!lack)
+		o->warn(o->warn_ud, msg);
 		return;
+	}
+	if (!lack)
+		return;
+	/* archive_command may point here under another name (a wrong --cluster) */
+	if (lack[0])
+		bk_cluster_same_system(r, o->cluster, sysid, lack, other);
+	if (other[0])
+		snprintf(msg, sizeof(msg),
+			 "snapshot %.16s (%s) needs WAL file %s, which this repository archives "
+			 "under cluster '%s', not '%s' (--cluster %s?)",
+			 bk_id_hex(snap).s, snap_name, lack, other, o->cluster, other);
 	else
 		snprintf(msg, sizeof(msg),
 			 "snapshot %.16s (%s) needs WAL file %s, which is not in this repository: "
@@ -542,8 +554,11 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 		e = bk_pgrepl_show(conn, "wal_segment_size", seg_s, sizeof(seg_s));
 	if (e == 0)
 		e = bk_wal_seg_size_parse(seg_s, &seg_size);
+	char claimed[BK_CLUSTER_WARNING_MAX];
 	if (e == 0)
-		e = bk_cluster_claim(r, o->cluster, sys.sysid, seg_size);
+		e = bk_cluster_claim(r, o->cluster, sys.sysid, seg_size, claimed);
+	if (e == 0 && claimed[0] && o->warn)
+		o->warn(o->warn_ud, claimed);
 	char name[128];
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
 	if (e == 0)
@@ -609,7 +624,7 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	if (e == 0 && own_wait)
 		e = wait_archived(r, o->cluster, ret_snap, name, &res, o->archive_timeout_s);
 	else if (e == 0)
-		warn_unarchived(r, o, ret_snap, name, &res);
+		warn_unarchived(r, o, sys.sysid, ret_snap, name, &res);
 	bk_tar_parser_free(c.tar);
 	bk_chunk_stream_free(c.stream); /* before the tree: pending files go into it */
 	bk_tree_builder_free(c.tree);

@@ -12,7 +12,8 @@
  *
  * The server's system identifier is checked against (or recorded as) the
  * cluster's (pg/walarchive.h), so a base backup and the WAL archive always belong
- * to the same system.
+ * to the same system; o->warn is told when that records a cluster name new here
+ * whose system another cluster of the repository has (bk_cluster_claim).
  *
  * A backup restores only with its WAL. When the repository already holds WAL of
  * the cluster, the server is a primary and archive_timeout_s is not 0, the server
@@ -24,7 +25,9 @@
  * snapshot stays, and restores once the WAL arrives. Otherwise the server waits
  * for its archive_command as PostgreSQL's rules say (on a standby, only with
  * archive_mode = always), and if the repository then lacks WAL the backup needs,
- * o->warn is told which file (the backup restores once that is stored).
+ * o->warn is told which file (the backup restores once that is stored), and when
+ * the repository holds it under another cluster of the same system, that one's
+ * name (a wrong --cluster: archive_command pushes under the other).
  *
  * Unchanged files: the server sends every byte of every file, but a file of the
  * data directory that bk_basebackup_unchanged() finds unchanged since the
@@ -64,7 +67,8 @@ typedef struct {
 	BkProgressFn progress;
 	void *progress_ud;
 	/* Called (optional) with the server's WARNINGs ("server: skipping special file
-	 * ...": a file BASE_BACKUP leaves out), and when the snapshot is saved but the
+	 * ...": a file BASE_BACKUP leaves out), bk_cluster_claim's warning of another
+	 * cluster of the same system, and when the snapshot is saved but the
 	 * repository lacks WAL it needs, or it cannot be checked, and nothing waited
 	 * for it here (msg names the first file missing). msg is valid during the call
 	 * only. */

@@ -197,8 +197,11 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid, &seg_size);
 	if (e < 0)
 		return e;
+	char claimed[BK_CLUSTER_WARNING_MAX] = "";
 	if (sysid)
-		e = bk_cluster_claim(r, o->cluster, sysid, seg_size);
+		e = bk_cluster_claim(r, o->cluster, sysid, seg_size, claimed);
+	if (e == 0 && claimed[0] && o->warn)
+		o->warn(o->warn_ud, claimed);
 	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32];
 	if (!ci)
 		e = -ENOMEM;

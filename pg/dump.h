@@ -25,6 +25,10 @@ typedef struct {
 	const char *cluster;
 	const char *host;
 	const char *bin_dir;
+	/* Called (optional) with bk_cluster_claim's warning (pg/walarchive.h): this
+	 * dump recorded a cluster name new here whose system another cluster has. */
+	void (*warn)(void *ud, const char *msg);
+	void *warn_ud;
 	/* Called after each snapshot is written (for printing). */
 	void (*done)(void *ud, const char *name, const uint8_t id[32]);
 	void *done_ud;

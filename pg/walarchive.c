@@ -75,8 +75,58 @@ int bk_cluster_get(BkRepo *r, const char *cluster, uint64_t *ret_sysid, uint32_t
 	return e;
 }
 
-int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size)
+typedef struct {
+	BkRepo *r;
+	const char *cluster, *wal;
+	uint64_t sysid;
+	char *ret;
+} SameSystem;
+
+static int same_system(void *ud, const char *name, uint64_t size)
 {
+	(void)size;
+	SameSystem *s = ud;
+	const char *cl = strrchr(name, '/');
+	cl = cl ? cl + 1 : name;
+	uint64_t sysid;
+	uint32_t seg;
+	bool has = true;
+	/* another system, or a record that does not read: not a match (this only
+	 * informs a warning) */
+	if (!bk_cluster_name_valid(cl) || strcmp(cl, s->cluster) == 0 ||
+	    bk_cluster_get(s->r, cl, &sysid, &seg) < 0 || sysid != s->sysid)
+		return 0;
+	if (s->wal && (bk_wal_has(s->r, cl, s->wal, &has) < 0 || !has))
+		return 0;
+	snprintf(s->ret, BK_CLUSTER_NAME_MAX + 1, "%s", cl);
+	return -ECANCELED; /* stops the listing */
+}
+
+int bk_cluster_same_system(BkRepo *r, const char *cluster, uint64_t sysid, const char *wal,
+			   char ret[BK_CLUSTER_NAME_MAX + 1])
+{
+	ret[0] = '\0';
+	SameSystem s = { .r = r, .cluster = cluster, .wal = wal, .sysid = sysid, .ret = ret };
+	int e = bk_backend_list(r->be, "clusters", same_system, &s);
+	return e == -ECANCELED && ret[0] ? 0 : e;
+}
+
+/* A record just created: the warning if another cluster has its system. */
+static void warn_same_system(BkRepo *r, const char *cluster, uint64_t sysid,
+			     char warning[BK_CLUSTER_WARNING_MAX])
+{
+	char other[BK_CLUSTER_NAME_MAX + 1];
+	if (bk_cluster_same_system(r, cluster, sysid, NULL, other) == 0 && other[0])
+		snprintf(warning, BK_CLUSTER_WARNING_MAX,
+			 "system %llu is also archived here as cluster '%s' (--cluster %s?)",
+			 (unsigned long long)sysid, other, other);
+}
+
+int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size,
+		     char ret_warning[BK_CLUSTER_WARNING_MAX])
+{
+	if (ret_warning)
+		ret_warning[0] = '\0';
 	uint64_t have;
 	uint32_t have_seg;
 	int e = bk_cluster_get(r, cluster, &have, &have_seg);
@@ -93,6 +143,8 @@ int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t se
 		if (e == 0)
 			e = bk_repo_put_named(r, name, BK_BLOB_CLUSTER, enc.buf, enc.len);
 		bk_enc_release(&enc);
+		if (e == 0 && ret_warning) /* only here: a push that finds the record looks no further */
+			warn_same_system(r, cluster, sysid, ret_warning);
 		if (e != -EEXIST)
 			return e;
 		/* another process claimed it first: compare with theirs */
@@ -454,9 +506,12 @@ static void *walk_segment(void *ud)
 	return NULL;
 }
 
-int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored)
+int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored,
+		char ret_warning[BK_CLUSTER_WARNING_MAX])
 {
 	*ret_stored = false;
+	if (ret_warning)
+		ret_warning[0] = '\0';
 	int e = check_cluster(cluster);
 	if (e < 0)
 		return e;
@@ -502,7 +557,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 			e = bk_errorf(BK_E_USAGE, "%s: %llu bytes, the segment size is %u", path,
 				      (unsigned long long)st.st_size, h.seg_size);
 		else
-			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size);
+			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size, ret_warning);
 		w.sysid = h.sysid;
 		seg_size = h.seg_size;
 	}

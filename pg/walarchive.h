@@ -7,6 +7,10 @@
  * are durable and indexed. A cluster record at "clusters/<cluster>" holds the
  * system identifier seen in the first segment pushed; segments of any other
  * system are refused, so two clusters never share an archive by accident.
+ * Two cluster names of one system are allowed (a restored copy promoted to a new
+ * production keeps its system identifier), but whoever creates a cluster record
+ * is told of another cluster of the same system (a wrong --cluster splits an
+ * archive): only then, so a push that finds the record reads no other.
  *
  * WAL record format (version 4):
  *   u8 version=4 | str file name | varint size | u64 system id (0: not a segment)
@@ -57,6 +61,7 @@
 #include "store/repo.h"
 
 #define BK_CLUSTER_NAME_MAX 64
+#define BK_CLUSTER_WARNING_MAX 256
 #define BK_WAL_ZSTD_LEVEL 1 /* WAL is compressed faster than the repository's default */
 /* WAL files are cut into fixed blocks from their start, not content-defined
  * chunks: a segment's bytes repeat only at the same offsets (a re-push, a
@@ -88,10 +93,22 @@ bool bk_cluster_name_valid(const char *name);
  * segment was pushed. */
 int bk_cluster_get(BkRepo *r, const char *cluster, uint64_t *ret_sysid, uint32_t *ret_seg_size);
 /* Records the cluster's identity, or checks it against the one recorded:
- * BK_E_MISMATCH naming both identifiers if they differ. */
-int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size);
+ * BK_E_MISMATCH naming both identifiers if they differ. When this call created
+ * the record and another cluster of the repository has system sysid, ret_warning
+ * (if not NULL) says so in one line ("system N is also archived here as cluster
+ * 'main' (--cluster main?)"); else it is "". */
+int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t seg_size,
+		     char ret_warning[BK_CLUSTER_WARNING_MAX]);
+/* The name of a cluster other than `cluster` whose record holds system sysid and,
+ * when wal is not NULL, whose archive holds the file wal; "" when there is none.
+ * Records that do not read are passed over. Lists every cluster record. */
+int bk_cluster_same_system(BkRepo *r, const char *cluster, uint64_t sysid, const char *wal,
+			   char ret[BK_CLUSTER_NAME_MAX + 1]);
 
-int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored);
+/* ret_warning (optional): bk_cluster_claim's, for a segment that created the
+ * cluster's record. */
+int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored,
+		char ret_warning[BK_CLUSTER_WARNING_MAX]);
 int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest);
 int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRecord *ret);
 

@@ -50,7 +50,7 @@ static void test_seg_size_of_zero_record(void)
 	uint32_t seg = 0;
 	BkWalArchive a;
 	if (e == 0) {
-		is_int(bk_cluster_claim(r, "c", sysid, 0), 0, "cluster recorded with segment size 0");
+		is_int(bk_cluster_claim(r, "c", sysid, 0, NULL), 0, "cluster recorded with segment size 0");
 		is_int(bk_wal_archive_load(r, "c", &a), 0, "its segment size is read");
 		seg = a.seg_size;
 		bk_wal_archive_release(&a);
@@ -68,7 +68,7 @@ static void test_seg_size_of_zero_record(void)
 		int fd = open(f, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
 		ok(fd >= 0 && write(fd, b, MIB) == (ssize_t)MIB && close(fd) == 0, "segment written");
 		bool stored = false;
-		is_int(bk_wal_push(r, "c", f, &stored), 0, "a 1 MiB segment pushed (%s)",
+		is_int(bk_wal_push(r, "c", f, &stored, NULL), 0, "a 1 MiB segment pushed (%s)",
 		       bk_error_detail());
 		is_int(bk_wal_archive_load(r, "c", &a), 0, "its segment size is read again");
 		seg = a.seg_size;
@@ -123,7 +123,7 @@ static int push_file(BkRepo *r, const char *dir, const char *name, const void *b
 		e = fd >= 0 && write(fd, b, len) == (ssize_t)len && close(fd) == 0 ? 0 : -EIO;
 		bool stored;
 		if (e == 0)
-			e = bk_wal_push(r, "a", f, &stored);
+			e = bk_wal_push(r, "a", f, &stored, NULL);
 		unlink(f);
 	}
 	free(f);
@@ -184,7 +184,7 @@ static int copy_record(BkRepo *r, uint64_t segno, const char *to, uint8_t versio
 	if (e == 0)
 		e = bk_enc_finish(&enc);
 	snprintf(obj, sizeof(obj), "wal/%s/%s", to, name);
-	if (e == 0 && (e = bk_cluster_claim(r, to, w.sysid, MIB)) == 0)
+	if (e == 0 && (e = bk_cluster_claim(r, to, w.sysid, MIB, NULL)) == 0)
 		e = bk_repo_put_named(r, obj, BK_BLOB_WAL, enc.buf, enc.len);
 	bk_enc_release(&enc);
 	bk_wal_record_release(&w);

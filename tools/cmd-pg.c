@@ -32,8 +32,11 @@ static int wal_push(void)
 	if (e < 0)
 		return cli_fail(e, NULL);
 	bool stored;
-	e = bk_wal_push(r, cli.cluster, cli.args[1], &stored);
+	char warning[BK_CLUSTER_WARNING_MAX];
+	e = bk_wal_push(r, cli.cluster, cli.args[1], &stored, warning);
 	bk_repo_close(r);
+	if (e == 0 && warning[0]) /* into the server's log */
+		cli_warn("%s", warning);
 	if (e < 0)
 		return cli_fail(e, "wal-push");
 	return 0;
@@ -210,6 +213,7 @@ static int dump(void)
 		.cluster = cli.cluster,
 		.host = host,
 		.bin_dir = getenv("BUNKER_PG_BIN"),
+		.warn = warn,
 		.done = dump_done,
 		.done_ud = &print,
 		.progress = cli_progress,

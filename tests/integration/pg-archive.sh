@@ -5,6 +5,7 @@
 # `bunker pg wal-fetch` (compared with the copy the server keeps: wal_keep_size is
 # large), the archive holds exactly those files, there is no gap between the first and
 # the last archived segment, the archiver never failed, and `bunker check` is clean.
+# A segment pushed under a second cluster name is warned of; the server's pushes are not.
 # BUNKER_TEST_QUICK=1 shortens the load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-archive
@@ -108,5 +109,21 @@ t_true "... finds no damaged segment among the $n" grep -q '"timeline":1,[^}]*"d
 # data/xx/) must stay open to a group sharing the repository, as the files are.
 t_is "$(find "$REPO" -type d ! -perm -0770 -printf '%m %P\n')" "" "every directory is group-writable"
 t_is "$(find "$REPO" -type f ! -perm -0660 -printf '%m %P\n')" "" "every file is group-writable"
+
+# A segment of this system pushed under a second cluster name (a wrong --cluster
+# splits the archive) is stored, with a warning naming 'main'; only the push that
+# records the name looks: the next segment under it, and the server's own pushes
+# as 'main' (its log), say nothing.
+sysid=$(pg_sysid)
+t_rc 0 "wal-push --cluster other of a segment archived as 'main'" \
+	bkp pg wal-push --cluster other "$PG_DATA/pg_wal/$first"
+t_is "$(cat "$ERR")" "bunker: warning: system $sysid is also archived here as cluster 'main' (--cluster main?)" \
+	"... warns that the system is archived here as cluster 'main'"
+t_rc 0 "wal-push --cluster other of the next segment" \
+	bkp pg wal-push --cluster other "$PG_DATA/pg_wal/$(next_seg "$first")"
+t_is "$(cat "$ERR")" "" "... says nothing: the name is recorded"
+t_is "$(grep -c 'also archived here' "$PG_LOG")" 0 "the server's pushes as 'main' warned of nothing"
+t_rc 0 "a repeated push as 'main'" bkp pg wal-push "$PG_DATA/pg_wal/$first"
+t_is "$(cat "$ERR")" "" "... says nothing"
 
 done_testing

@@ -154,7 +154,8 @@ diag "the baseline reused $(json_field "$meta2" reused_files) files of the backu
 # With a failing archive_command, basebackup exits 1 after --archive-timeout with one
 # line naming the first segment missing, and keeps the snapshot, which that segment
 # completes once archiving works again. A backup nobody waited for here warns when the
-# repository lacks WAL it needs.
+# repository lacks WAL it needs. A backup under a second cluster name of the
+# system warns of it (and names where its WAL is: under the first).
 pg_conf_set archive_command "sleep 2 && $(pitr_archive_command)"
 pg_reload
 b6=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b6.err")
@@ -177,6 +178,22 @@ t_true "... and it warns that this repository lacks its WAL, from $segf0 on" \
 	grep -q "^bunker: warning: snapshot [0-9a-f]\{16\} (pg/main/base) needs WAL file $segf0, which is not in this repository" "$T/bf.err" ||
 	diag "$(cat "$T/bf.err")"
 rm -rf "$T/bk/fresh"
+# A wrong --cluster, archive_command pushing as 'main': the backup is taken (a copy
+# promoted to a new production keeps its system identifier), with a warning naming
+# 'main', and the WAL it lacks under 'other' is said to be archived here as 'main'.
+bo=$(bkp --json --cluster other pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint \
+	2>"$T/bo.err")
+t_is "$?" 0 "a base backup with --cluster other of the system archived as 'main'" ||
+	diag "$(cat "$T/bo.err")"
+t_true "... warns that the system is archived here as cluster 'main'" grep -qx \
+	"bunker: warning: system $(pg_sysid) is also archived here as cluster 'main' (--cluster main?)" \
+	"$T/bo.err" || diag "$(cat "$T/bo.err")"
+mo=$(bkp snapshots --json --name pg/other/base | snap_line "$(json_field "$bo" snapshot)")
+sego=$(pg_sql "select pg_walfile_name('$(json_field "$mo" start_lsn)')")
+t_true "... and that its WAL, from $sego on, is archived here under cluster 'main'" grep -qx \
+	"bunker: warning: snapshot [0-9a-f]\{16\} (pg/other/base) needs WAL file $sego, which this repository archives under cluster 'main', not 'other' (--cluster main?)" \
+	"$T/bo.err" || diag "$(cat "$T/bo.err")"
+t_is "$(grep -c warning "$T/bo.err")" 2 "... two warnings, no more" || diag "$(cat "$T/bo.err")"
 n_before=$(bkp snapshots --name pg/main/base | grep -c .)
 pg_conf_set archive_command "false"
 pg_reload
