@@ -480,6 +480,18 @@ static void json_kv(const char *k, const char *v, bool comma)
 	cli_json_str(v ? v : "");
 }
 
+/* A number kept as text (a snapshot's metadata) as a JSON number; null when it is
+ * missing or not a decimal number (a damaged record). */
+static void json_num(const char *k, const char *v, bool comma)
+{
+	printf("%s\"%s\":", comma ? "," : "", k);
+	size_t n = v ? strspn(v, "0123456789") : 0;
+	if (n && n < 20 && !v[n] && (v[0] != '0' || n == 1))
+		printf("%s", v);
+	else
+		printf("null");
+}
+
 static bool is_base(const Info *in, const BkSnapshot *s)
 {
 	return !strcmp(s->name, in->base) && !strcmp(s->kind, "pg-base");
@@ -673,7 +685,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		json_kv("time", when, true);
 		printf(",\"logical_bytes\":%llu", (unsigned long long)s->logical_bytes);
 		if (base) {
-			json_kv("timeline", tli, true);
+			json_num("timeline", tli, true);
 			json_kv("start_lsn", start, true);
 			json_kv("stop_lsn", stop, true);
 			json_kv("restore_window", window, true);

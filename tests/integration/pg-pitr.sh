@@ -83,6 +83,40 @@ xend=$(grep -o '"last_transaction_end":"[^"]*"' "$OUT" | head -n 1 | cut -d'"' -
 t_true "and the first's last transaction ended between the two ($ts < $xend <= $until)" \
 	test "$(printf '%s\n%s\n%s\n' "$xend" "$until" "${ts:0:10}T${ts:11:8}Z" | sort | tr '\n' ' ')" = \
 	"${ts:0:10}T${ts:11:8}Z $xend $until " -a -n "$xend"
+# Every field has the type README gives it: timelines (a backup's and the WAL's) and
+# counts are numbers, never strings (a backup's timeline was printed as "1").
+types=$(python3 - "$OUT" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+num = lambda v: type(v) is int
+text = lambda v: type(v) is str
+top = {"cluster": text, "system_identifier": text, "newest_wal": text,
+       "newest_wal_age_seconds": num}
+base = {"id": text, "name": text, "kind": text, "time": text, "logical_bytes": num,
+        "timeline": num, "start_lsn": text, "stop_lsn": text, "restore_window": text,
+        "wal_archived_until": text,
+        "last_transaction_end": lambda v: v is None or type(v) is str}
+tls = {"timeline": num, "first": text, "last": text, "segments": num, "missing": num,
+       "damaged": num}
+bad = []
+def check(where, obj, types):
+    if sorted(obj) != sorted(types):
+        bad.append("%s has fields %s" % (where, sorted(obj)))
+    bad.extend("%s.%s is %r" % (where, k, v) for k, v in obj.items()
+               if k in types and not types[k](v))
+check("top", {k: v for k, v in d.items() if k not in ("backups", "timelines")}, top)
+dump = {k: base[k] for k in ("id", "name", "kind", "time", "logical_bytes")}
+for i, b in enumerate(d["backups"]):
+    check("backups[%d]" % i, b, base if b.get("kind") == "pg-base" else dump)
+for i, t in enumerate(d["timelines"]):
+    check("timelines[%d]" % i, t, tls)
+if len(d["backups"]) != 2 or not d["timelines"]:
+    bad.append("%d backups, %d timelines" % (len(d["backups"]), len(d["timelines"])))
+print("\n".join(bad))
+PY
+)
+t_is "$types" "" "pg info --json: timelines and counts are numbers, every field as README says" ||
+	diag "$(head -c 2000 "$OUT")"
 # Past that last record (the rest of $last after the switch) no target is reachable:
 # PostgreSQL would replay to the end of the archive and fail.
 past=$(pg_sql "select '${end_lsn:-0/0}'::pg_lsn + 8")
