@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -329,6 +330,14 @@ int cli_open_repo_ex(unsigned flags, BkRepo **ret)
 		return e;
 	e = bk_repo_open_ex(cli.repo, s, flags, ret);
 	bk_secret_free(s);
+	if (e == -EACCES) { /* say who, and what fixes it */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", bk_error_detail());
+		struct passwd *pw = getpwuid(geteuid());
+		e = bk_errorf(e, "user %s (uid %u) cannot open repository %s: %s (the repository "
+			      "must be this user's, or shared through its group)",
+			      pw ? pw->pw_name : "?", (unsigned)geteuid(), cli.repo, why);
+	}
 	return e;
 }
 

@@ -288,6 +288,15 @@ t_is "$(as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" cat lat
 	"... cat"
 t_rc 1 "... a backup fails" as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" backup "$T/key-nobody"
 t_true "... saying why" grep -q "create .*/tmp/pack\.tmp.*Permission denied" "$ERR" || diag "$(cat "$ERR")"
+# one it cannot read at all: the error says who cannot, and what fixes it
+chmod 700 "$T/rk"
+t_rc 1 "a repository this user cannot read fails" \
+	as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" snapshots
+t_true "... naming the user and the remedy" \
+	grep -q "user nobody (uid [0-9]*) cannot open repository $T/rk: .*Permission denied (the repository must be this user's, or shared through its group)" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_one_line_error "... on one line"
+chmod 755 "$T/rk"
 
 # an init that fails takes its new key file with it, so that a retry works
 : >"$T/not-a-dir"
