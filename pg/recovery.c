@@ -523,7 +523,7 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 		}
 		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' ends before the target %s %s%s: "
 			      "the oldest, %.16s, ended at %s", a->cluster, before_us ? "time" : "LSN",
-			      t, before_us ? " (a time without a zone is UTC)" : "",
+			      t, before_us ? " (read as UTC when no zone is given)" : "",
 			      bk_id_hex(old->id).s, b);
 	} else if (e == 0) {
 		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", a->cluster,
@@ -746,24 +746,41 @@ static int check_location(void *ud, const char *oid, const char *loc)
 	return check_unused(what, loc);
 }
 
+typedef struct {
+	size_t left; /* locations still to empty (those the restore began) */
+	int err;     /* the first removal that failed */
+} Emptying;
+
 static int empty_location(void *ud, const char *oid, const char *loc)
 {
-	(void)ud;
 	(void)oid;
-	(void)bk_remove_contents(loc);
+	Emptying *em = ud;
+	if (em->left == 0)
+		return 0;
+	em->left--;
+	int e = bk_remove_contents(loc);
+	if (e < 0 && !em->err)
+		em->err = e;
 	return 0;
 }
 
 /* After a failed or interrupted restore: empties the data directory and the
- * tablespace locations, which were missing or empty before it (check_unused), so
- * that nothing half-restored is taken for a data directory and the same command
- * can run again. The directories themselves stay. Returns e, its detail kept. */
-static int take_back(const BkSnapshot *s, const char *target_dir, int e)
+ * tablespace locations the restore began to write (`begun`, in map order), each
+ * missing or empty when it began (check_unused), so that nothing half-restored is
+ * taken for a data directory and the same command can run again. The directories
+ * themselves stay. Returns e, its detail kept and saying whether all went. */
+static int take_back(const BkSnapshot *s, const char *target_dir, size_t begun, int e)
 {
 	char why[1024];
 	snprintf(why, sizeof(why), "%s", bk_error_detail());
-	(void)each_tablespace(s, empty_location, NULL);
-	(void)bk_remove_contents(target_dir);
+	Emptying em = { .left = begun };
+	(void)each_tablespace(s, empty_location, &em);
+	int d = bk_remove_contents(target_dir);
+	if (!em.err)
+		em.err = d;
+	if (em.err < 0)
+		return bk_errorf(e, "%s (what it wrote could not all be removed: %s)", why,
+				 bk_error_detail());
 	return bk_errorf(e, "%s (what it wrote is removed)", why);
 }
 
@@ -775,16 +792,27 @@ static int server_can_reach(uid_t uid, gid_t gid, const BkPathAccess *needs, siz
 	if (n == 0 || n > 100)
 		return 0;
 	struct passwd *pw = getpwuid(uid);
-	gid_t groups[256];
-	int ngroups = 256;
-	if (!pw || getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
+	if (pw)
+		gid = pw->pw_gid; /* the server runs with its user's groups */
+	int ngroups = 64;
+	gid_t *groups = malloc(sizeof(*groups) * (size_t)ngroups);
+	if (pw && groups && getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0) {
+		gid_t *more = realloc(groups, sizeof(*groups) * (size_t)ngroups);
+		if (more)
+			groups = more;
+		if (!more || getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
+			ngroups = 0;
+	}
+	if (!pw || !groups)
 		ngroups = 0; /* an unknown user: its uid and gid alone */
 	char user[64];
 	snprintf(user, sizeof(user), "%s%s(uid %u)", pw ? pw->pw_name : "", pw ? " " : "",
 		 (unsigned)uid);
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		free(groups);
 		return bk_errorf_code(-errno, "fork");
+	}
 	if (pid == 0) {
 		if (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 			_exit(127);
@@ -793,15 +821,14 @@ static int server_can_reach(uid_t uid, gid_t gid, const BkPathAccess *needs, siz
 				_exit((int)i + 1);
 		_exit(0);
 	}
+	free(groups);
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return bk_errorf_code(-errno, "waitpid");
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 127;
-	if (code == 0)
-		return 0;
-	if (code > (int)n)
-		return bk_errorf(-EPERM, "cannot check what user %s can read", user);
+	if (code == 0 || code > (int)n)
+		return 0; /* reachable, or no identity to check with (no CAP_SETGID): PostgreSQL tells */
 	const BkPathAccess *a = &needs[code - 1];
 	return bk_errorf(BK_E_USAGE, "restore_command would run as the data directory's owner, "
 			 "user %s, who cannot %s %s: make it reachable for that user (or restore "
@@ -844,6 +871,7 @@ typedef struct {
 	const BkSnapshot *s;
 	struct stat owner; /* of the restored files, with restore_owner */
 	uint64_t *done;    /* bytes restored so far, for progress */
+	size_t begun;      /* locations this restore began to write, in map order */
 } Tablespaces;
 
 /* Restores a tablespace's files straight into its location, which is often on
@@ -856,7 +884,14 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from,
 			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
 			     .progress_ud = t->o->progress_ud, .stop = t->o->stop };
-	int e = make_parents(loc);
+	/* checked again: the data directory was written since the first check */
+	char what[64];
+	snprintf(what, sizeof(what), "tablespace %s: ", oid);
+	int e = check_unused(what, loc);
+	if (e < 0)
+		return e;
+	t->begun++; /* from here on take_back empties it */
+	e = make_parents(loc);
 	if (e == 0)
 		e = bk_restore(t->r, t->s, loc, &ro);
 	if (e < 0)
@@ -1253,6 +1288,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);
+	if (e == 0 && o->stop && *o->stop) /* before anything is made */
+		e = bk_errorf(-EINTR, "interrupted");
 	bool writing = e == 0; /* from here on a failure takes back what was written */
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
@@ -1288,7 +1325,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
 	if (e < 0 && writing)
-		e = take_back(s, o->target_dir, e);
+		e = take_back(s, o->target_dir, ts.begun, e);
 	if (e < 0) {
 		bk_snapshot_free(s);
 		return e;

@@ -187,8 +187,12 @@ static int remove_one(const char *path, const struct stat *st, int type, struct 
 
 int bk_remove_contents(const char *path)
 {
+	char top[PATH_MAX];
+	/* "/." : a link at the top is followed (what wrote there wrote through it) */
+	if (snprintf(top, sizeof(top), "%s/.", path) >= (int)sizeof(top))
+		return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
 	remove_err = 0;
-	int r = nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	int r = nftw(top, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 	if (r == 1)
 		return remove_err;
 	if (r < 0)

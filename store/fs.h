@@ -42,8 +42,9 @@ int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
  * and pushes the index and the database's own pages out of the cache). */
 int bk_commit_file(const char *tmp, const char *path, bool create_only);
 
-/* Removes everything inside directory path (not path itself, nor anything
- * through a symbolic link: links are removed as links). A missing path is fine. */
+/* Removes everything inside directory path (not path itself; path may be a
+ * symbolic link to the directory, links below it are removed as links). A
+ * missing path is fine. */
 int bk_remove_contents(const char *path);
 
 /* Reads a whole file of at most max bytes into a malloc'd buffer (owned by the

@@ -341,11 +341,14 @@ static int restore(void)
 		.nserver_needs = files.n,
 		.progress = cli_progress,
 	};
-	struct sigaction sa = { .sa_handler = on_restore_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	static const int stops[] = { SIGINT, SIGTERM, SIGHUP };
+	for (size_t i = 0; i < BK_ARRAY_SIZE(stops); i++) {
+		struct sigaction sa = { .sa_handler = on_restore_signal }, old;
+		sigemptyset(&sa.sa_mask);
+		/* one ignored stays ignored (nohup, a background job's SIGINT) */
+		if (sigaction(stops[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaction(stops[i], &sa, NULL);
+	}
 	o.stop = &restore_stop;
 	BkSnapshot *s;
 	e = bk_pg_restore(r, &o, &s);

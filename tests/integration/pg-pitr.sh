@@ -210,7 +210,7 @@ rm -rf "$SRV/r-name-latest" "$SRV/r-name-latest.sock"
 t_rc 3 "a time before the first backup is refused" \
 	bkp pg restore latest --target "$SRV/r-none" --target-time "$ts0"
 t_true "naming the target as read and the oldest backup's end" \
-	grep -q "ends before the target time .*+00 (a time without a zone is UTC): the oldest, ${id1:0:16}, ended at .*+00$" "$ERR" ||
+	grep -q "ends before the target time .*+00 (read as UTC when no zone is given): the oldest, ${id1:0:16}, ended at .*+00$" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an LSN past the archive is refused as not archived yet" \

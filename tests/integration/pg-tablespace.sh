@@ -5,7 +5,7 @@
 # restored by `bunker pg restore`: the tablespace's files go straight to their
 # tablespace_map location (a rename across file systems fails), the restored server
 # reads the table stored there, and a location that is not empty is refused before
-# anything is written.
+# anything is written; an interrupted restore leaves a location it had not begun alone.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-tablespace
 
@@ -41,6 +41,34 @@ t_fails "pg restore with the tablespace's location not empty is refused" \
 t_true "naming it" grep -qF ": $LOC is not empty" "$ERR" || diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r" -a "$(ls "$LOC")" = stray
 rm -rf "$LOC"
+
+# Interrupted while it writes the data directory, with a file put in the tablespace's
+# location after the check (by another restore, say): the data directory is emptied
+# again, and the location, which this restore had not begun, is left as it is (every
+# location was emptied: found by review).
+pg_as_server mkdir "$LOC"
+bkp pg restore latest --target "$SRV/r-int" >/dev/null 2>"$T/int.err" &
+pid=$!
+for _ in $(seq 1 5000); do
+	[ -n "$(ls -A "$SRV/r-int/base" 2>/dev/null)" ] && break
+	kill -0 "$pid" 2>/dev/null || break
+done
+kid=$(pgrep -P "$pid" || echo "$pid") # bunker itself, not runuser
+kill -STOP "$kid" 2>/dev/null
+pg_as_server touch "$LOC/precious"
+kill -TERM "$kid" 2>/dev/null
+kill -CONT "$kid" 2>/dev/null
+rc=0
+wait "$pid" || rc=$?
+if [ "$rc" = 0 ]; then
+	ok "# SKIP interrupted restore: it ended before the signal"
+else
+	t_true "an interrupted restore says what it removed" \
+		grep -q "(what it wrote is removed)" "$T/int.err" || diag "$(cat "$T/int.err")"
+	t_is "$(ls -A "$SRV/r-int")" "" "it empties the data directory"
+	t_is "$(ls -A "$LOC")" precious "and leaves the location it had not begun as it was"
+fi
+rm -rf "$LOC" "$SRV/r-int"
 
 if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
 	t_true "the tablespace's files are at its location" \
