@@ -789,7 +789,7 @@ static int take_back(const BkSnapshot *s, const char *target_dir, size_t begun, 
  * BK_E_USAGE names the first it cannot. */
 static int server_can_reach(uid_t uid, gid_t gid, const BkPathAccess *needs, size_t n)
 {
-	if (n == 0 || n > 100)
+	if (n == 0 || n > 100) /* the child's exit status names the path: 1..n */
 		return 0;
 	struct passwd *pw = getpwuid(uid);
 	if (pw)
@@ -885,9 +885,7 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
 			     .progress_ud = t->o->progress_ud, .stop = t->o->stop };
 	/* checked again: the data directory was written since the first check */
-	char what[64];
-	snprintf(what, sizeof(what), "tablespace %s: ", oid);
-	int e = check_unused(what, loc);
+	int e = check_location(NULL, oid, loc);
 	if (e < 0)
 		return e;
 	t->begun++; /* from here on take_back empties it */
@@ -1288,8 +1286,6 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);
-	if (e == 0 && o->stop && *o->stop) /* before anything is made */
-		e = bk_errorf(-EINTR, "interrupted");
 	bool writing = e == 0; /* from here on a failure takes back what was written */
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };

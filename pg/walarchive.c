@@ -90,11 +90,11 @@ static int same_system(void *ud, const char *name, uint64_t size)
 	cl = cl ? cl + 1 : name;
 	uint64_t sysid;
 	uint32_t seg;
-	bool has = true;
-	/* another system, or a record that does not read: not a match (this only
-	 * informs a warning) */
-	if (!bk_cluster_name_valid(cl) || strcmp(cl, s->cluster) == 0 ||
-	    bk_cluster_get(s->r, cl, &sysid, &seg) < 0 || sysid != s->sysid)
+	bool has;
+	/* another system, or a record that does not read (or of no cluster name): not
+	 * a match (this only informs a warning) */
+	if (strcmp(cl, s->cluster) == 0 || bk_cluster_get(s->r, cl, &sysid, &seg) < 0 ||
+	    sysid != s->sysid)
 		return 0;
 	if (s->wal && (bk_wal_has(s->r, cl, s->wal, &has) < 0 || !has))
 		return 0;

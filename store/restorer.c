@@ -621,6 +621,8 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 {
 	uint64_t done = 0;
 	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done };
+	if (o->stop && *o->stop) /* before anything is made */
+		return bk_errorf(-EINTR, "interrupted");
 	int e = bk_mkdir_p(target, 0700);
 	if (e < 0)
 		return e;

@@ -69,7 +69,7 @@ typedef struct {
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 	/* Once set (by a signal handler, say), the restore stops before its next
-	 * entry: -EINTR, "interrupted". NULL: never. */
+	 * entry, or before making target: -EINTR, "interrupted". NULL: never. */
 	const volatile sig_atomic_t *stop;
 } BkRestoreOpts;
 

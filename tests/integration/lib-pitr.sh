@@ -137,6 +137,19 @@ pitr_segment_of() {
 	${3:-pg_sql} "select pg_walfile_name('$(json_field "$m" "$2")')"
 }
 
+# pitr_restore_writing DIR: starts `pg restore latest --target DIR` in the background
+# (stderr to $T/int.err) and returns once it is writing DIR/base, or has ended.
+# RESTORE_PID is the job, RESTORE_KID bunker itself (as root the job is runuser, which
+# would end before bunker does).
+pitr_restore_writing() {
+	bkp pg restore latest --target "$1" >/dev/null 2>"$T/int.err" &
+	RESTORE_PID=$!
+	for _ in $(seq 1 5000); do
+		[ -n "$(ls -A "$1/base" 2>/dev/null)" ] && break
+		kill -0 "$RESTORE_PID" 2>/dev/null || break
+	done
+	RESTORE_KID=$(pgrep -P "$RESTORE_PID" || echo "$RESTORE_PID")
+}
 pitr_last_archived() { pg_sql "select coalesce(last_archived_wal, '') from pg_stat_archiver"; }
 
 # _pitr_wait_archived DATA SQLFN SEG SECS

@@ -259,16 +259,10 @@ rm -rf "$SRV/r-full"
 interrupted=0
 for try in 1 2 3 4 5 6 7 8; do
 	rm -rf "$SRV/r-int"
-	bkp pg restore latest --target "$SRV/r-int" >/dev/null 2>"$T/int.err" &
-	pid=$!
-	for _ in $(seq 1 2000); do
-		[ -n "$(ls -A "$SRV/r-int/base" 2>/dev/null)" ] && break
-		kill -0 "$pid" 2>/dev/null || break
-	done
-	# bunker itself (as root, $pid is runuser, which would end before it)
-	kill -TERM $(pgrep -P "$pid" || echo "$pid") 2>/dev/null
+	pitr_restore_writing "$SRV/r-int"
+	kill -TERM "$RESTORE_KID" 2>/dev/null
 	rc=0
-	wait "$pid" || rc=$?
+	wait "$RESTORE_PID" || rc=$?
 	if [ "$rc" != 0 ]; then
 		interrupted=$try
 		break

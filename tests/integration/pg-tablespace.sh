@@ -47,19 +47,13 @@ rm -rf "$LOC"
 # again, and the location, which this restore had not begun, is left as it is (every
 # location was emptied: found by review).
 pg_as_server mkdir "$LOC"
-bkp pg restore latest --target "$SRV/r-int" >/dev/null 2>"$T/int.err" &
-pid=$!
-for _ in $(seq 1 5000); do
-	[ -n "$(ls -A "$SRV/r-int/base" 2>/dev/null)" ] && break
-	kill -0 "$pid" 2>/dev/null || break
-done
-kid=$(pgrep -P "$pid" || echo "$pid") # bunker itself, not runuser
-kill -STOP "$kid" 2>/dev/null
+pitr_restore_writing "$SRV/r-int"
+kill -STOP "$RESTORE_KID" 2>/dev/null
 pg_as_server touch "$LOC/precious"
-kill -TERM "$kid" 2>/dev/null
-kill -CONT "$kid" 2>/dev/null
+kill -TERM "$RESTORE_KID" 2>/dev/null
+kill -CONT "$RESTORE_KID" 2>/dev/null
 rc=0
-wait "$pid" || rc=$?
+wait "$RESTORE_PID" || rc=$?
 if [ "$rc" = 0 ]; then
 	ok "# SKIP interrupted restore: it ended before the signal"
 else
