@@ -652,7 +652,9 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		if (c.on_path && (in->went_tli != own || in->went_target != c.target_tli)) {
 			in->went_tli = own;
 			in->went_target = c.target_tli;
-			(void)bk_pg_wal_went_on(&in->wa, &c, own, &in->went);
+			if (bk_pg_wal_went_on(&in->wa, &c, own, &in->went) < 0)
+				cli_warn("cannot tell whether timeline %u went on after a fork (pg restore "
+					 "checks it again): %s", own, bk_error_detail());
 		}
 		const BkWalWentOn went = c.on_path ? in->went : (BkWalWentOn){ 0 };
 		if (went.parent) {
