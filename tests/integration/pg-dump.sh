@@ -12,7 +12,8 @@
 # no dump snapshot of that database; the others are still dumped. An error of the
 # repository's stops at once. A password in --dbname reaches the dump programs in
 # PGPASSWORD, not on their command lines. A base backup passes on the server's
-# WARNINGs, not its NOTICEs.
+# WARNINGs, not its NOTICEs. A dump under a second cluster name of the system warns,
+# naming the first.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
 
@@ -61,11 +62,20 @@ t_is "$(pg_psql -d app -c "select count(*) from pg_largeobject_metadata")" 2 \
 pg_psql -d "café db" -c "create table t (x text); insert into t values ('dans la base « café db »')" >/dev/null
 
 t_rc 0 "pg dump" bkp --json pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "" "... warns of nothing"
 snaps=$(bkp snapshots --json)
 for n in pg/main/dump/app "pg/main/dump/café db" pg/main/dump/postgres pg/main/globals; do
 	t_true "snapshot $n exists" grep -qF "\"name\":\"$n\"" <<<"$snaps"
 done
 t_is "$(bkp cat latest --name pg/main/dump/app 2>/dev/null | head -c 5)" PGDMP "the dump is in pg_dump's custom format"
+
+# A wrong --cluster (the system is dumped here as 'main'): the dumps are taken, with
+# a warning naming 'main', as wal-push and basebackup give it.
+t_rc 0 "pg dump --cluster other of the system dumped as 'main'" \
+	bkp --cluster other pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: warning: system $(pg_sysid) is also archived here as cluster 'main' (--cluster main?)" \
+	"... warns that the system is archived here as cluster 'main'"
+t_true "... and dumps under 'other'" grep -qF '"name":"pg/other/dump/app"' <<<"$(bkp snapshots --json)"
 
 # ---- restore into new databases and compare ----
 # plain_dump DB: pg_dump in plain format without the random \restrict lines
