@@ -28,6 +28,11 @@
 #   json_field JSON KEY    a number or string field of a one-line json object
 #   snap_line ID           the object of snapshot ID from a `snapshots --json` array
 #                          on stdin
+#   pitr_restore_writing DIR
+#                          start `pg restore latest --target DIR` in the background,
+#                          return once it writes DIR/base (see below)
+#   pitr_restore_pause, pitr_restore_resume
+#                          stop that restore's bunker (SIGSTOP), let it go on
 #   pitr_segment_of SNAPSHOT-ID FIELD [SQL-CMD [REPO-CMD]]
 #                          the WAL file holding the base backup's start_lsn or
 #                          stop_lsn (pg_walfile_name, by SQL-CMD, default pg_sql, on
@@ -139,16 +144,46 @@ pitr_segment_of() {
 
 # pitr_restore_writing DIR: starts `pg restore latest --target DIR` in the background
 # (stderr to $T/int.err) and returns once it is writing DIR/base, or has ended.
-# RESTORE_PID is the job, RESTORE_KID bunker itself (as root the job is runuser, which
-# would end before bunker does).
+# RESTORE_PID is the job, RESTORE_KID bunker itself, the job's last descendant
+# (RESTORE_CHAIN: the job's descendants down to it). As root bunker runs below
+# runuser, which passes SIGTERM on, but neither SIGSTOP nor SIGHUP.
 pitr_restore_writing() {
+	local kid
 	bkp pg restore latest --target "$1" >/dev/null 2>"$T/int.err" &
 	RESTORE_PID=$!
 	for _ in $(seq 1 5000); do
 		[ -n "$(ls -A "$1/base" 2>/dev/null)" ] && break
 		kill -0 "$RESTORE_PID" 2>/dev/null || break
 	done
-	RESTORE_KID=$(pgrep -P "$RESTORE_PID" || echo "$RESTORE_PID")
+	RESTORE_KID=$RESTORE_PID
+	RESTORE_CHAIN=
+	while kid=$(pgrep -P "$RESTORE_KID" | head -n 1) && [ -n "$kid" ]; do
+		RESTORE_KID=$kid
+		RESTORE_CHAIN+=" $kid"
+	done
+}
+# pitr_restore_pause: stops bunker (SIGSTOP); true once it and runuser above it are
+# stopped (runuser stops itself when bunker does), false if bunker ended first.
+# pitr_restore_resume resumes both (runuser resumes bunker in turn: resumed first,
+# before it stopped itself, it would stop after and hold the job).
+pitr_restore_pause() {
+	local pid st
+	kill -STOP "$RESTORE_KID" 2>/dev/null || return 1
+	for pid in $RESTORE_CHAIN; do
+		for _ in $(seq 1 250); do
+			st=$(ps -o state= -p "$pid")
+			[ "$st" = T ] || [ "$st" = Z ] || [ -z "$st" ] && break
+			sleep 0.02
+		done
+		[ "$st" = T ] || return 1
+	done
+}
+pitr_restore_resume() {
+	local pid
+	for pid in $RESTORE_CHAIN; do
+		kill -CONT "$pid" 2>/dev/null
+	done
+	return 0
 }
 pitr_last_archived() { pg_sql "select coalesce(last_archived_wal, '') from pg_stat_archiver"; }
 

@@ -48,10 +48,10 @@ rm -rf "$LOC"
 # location was emptied: found by review).
 pg_as_server mkdir "$LOC"
 pitr_restore_writing "$SRV/r-int"
-kill -STOP "$RESTORE_KID" 2>/dev/null
+pitr_restore_pause
 pg_as_server touch "$LOC/precious"
 kill -TERM "$RESTORE_KID" 2>/dev/null
-kill -CONT "$RESTORE_KID" 2>/dev/null
+pitr_restore_resume
 rc=0
 wait "$RESTORE_PID" || rc=$?
 if [ "$rc" = 0 ]; then
