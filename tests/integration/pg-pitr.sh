@@ -11,7 +11,8 @@
 # slowed by --max-rate so that it spans segments, waits in the repository for its WAL
 # on timeline 2 and restores with A, C and D. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
-# refused without writing; an interrupted restore empties its directory; as root, a restore makes the directories above the data
+# refused without writing; an interrupted restore empties its directory (through a
+# symbolic link given as --target, which stays); as root, a restore makes the directories above the data
 # directory reachable for the server's user and refuses a key file that user cannot
 # read. Finally a segment the chain needs is deleted from the
 # repository: pg restore refuses, naming it, and writes nothing; and timeline 1's
@@ -255,21 +256,32 @@ rm -rf "$SRV/r-full"
 # Interrupted (SIGTERM, as a shutdown sends): pg restore stops, empties the directory
 # (it left a partial data directory behind, without recovery.signal, that a second
 # run refused as not empty), exits 1 saying so, and the same command then restores.
-# A restore this small may end before the signal: tried up to 8 times.
-interrupted=0
-for try in 1 2 3 4 5 6 7 8; do
-	rm -rf "$SRV/r-int"
-	pitr_restore_writing "$SRV/r-int"
-	kill -TERM "$RESTORE_KID" 2>/dev/null
-	rc=0
-	wait "$RESTORE_PID" || rc=$?
-	if [ "$rc" != 0 ]; then
-		interrupted=$try
-		break
-	fi
-done
-diag "interrupted at try $interrupted"
-if [ "$interrupted" != 0 ]; then
+# interrupt_restore DIR: pg restore latest into DIR (pitr_restore_writing), SIGTERM
+# while it writes. A restore this small may end before the signal: tried up to 8
+# times, DIR emptied before each (what it points to, when a symbolic link).
+# INTERRUPTED is the try that failed (0: none).
+interrupt_restore() {
+	local rc try
+	INTERRUPTED=0
+	for try in 1 2 3 4 5 6 7 8; do
+		if [ -L "$1" ]; then
+			find "$1/" -mindepth 1 -delete
+		else
+			rm -rf "$1"
+		fi
+		pitr_restore_writing "$1"
+		kill -TERM "$RESTORE_KID" 2>/dev/null
+		rc=0
+		wait "$RESTORE_PID" || rc=$?
+		if [ "$rc" != 0 ]; then
+			INTERRUPTED=$try
+			break
+		fi
+	done
+	diag "interrupted at try $INTERRUPTED"
+}
+interrupt_restore "$SRV/r-int"
+if [ "$INTERRUPTED" != 0 ]; then
 	t_true "an interrupted pg restore says so" \
 		grep -q "interrupted (what it wrote is removed)" "$T/int.err" || diag "$(cat "$T/int.err")"
 	t_is "$(ls -A "$SRV/r-int" 2>&1)" "" "and leaves the directory empty"
@@ -278,6 +290,23 @@ else
 	not_ok "pg restore interrupted (8 tries ended before the signal)"
 fi
 rm -rf "$SRV/r-int"
+
+# A --target that is a symbolic link to an empty directory: what was written through
+# the link is removed through it (removing below the link itself removed nothing),
+# and the link stays.
+pg_as_server mkdir "$SRV/r-link.d"
+ln -s "$SRV/r-link.d" "$SRV/r-link"
+interrupt_restore "$SRV/r-link"
+if [ "$INTERRUPTED" != 0 ]; then
+	t_true "an interrupted pg restore into a symbolic link says so" \
+		grep -q "interrupted (what it wrote is removed)" "$T/int.err" || diag "$(cat "$T/int.err")"
+	t_is "$(ls -A "$SRV/r-link.d" 2>&1)" "" "... leaves the directory the link points to empty"
+	t_is "$(readlink "$SRV/r-link")" "$SRV/r-link.d" "... and the link as it was"
+else
+	not_ok "pg restore into a symbolic link interrupted (8 tries ended before the signal)"
+fi
+rm -rf "$SRV/r-link" "$SRV/r-link.d"
+
 
 # As root (CI runs the tests as root) the data directory goes to PG_VERSION's owner,
 # who runs restore_command. The directories made above it must let that user through
