@@ -12,7 +12,8 @@
 # on timeline 2 and restores with A, C and D. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
 # refused without writing; an interrupted restore empties its directory (through a
-# symbolic link given as --target, which stays); as root, a restore makes the directories above the data
+# symbolic link given as --target, which stays), and one started under nohup finishes
+# despite a SIGHUP; as root, a restore makes the directories above the data
 # directory reachable for the server's user and refuses a key file that user cannot
 # read. Finally a segment the chain needs is deleted from the
 # repository: pg restore refuses, naming it, and writes nothing; and timeline 1's
@@ -289,7 +290,6 @@ if [ "$INTERRUPTED" != 0 ]; then
 else
 	not_ok "pg restore interrupted (8 tries ended before the signal)"
 fi
-rm -rf "$SRV/r-int"
 
 # A --target that is a symbolic link to an empty directory: what was written through
 # the link is removed through it (removing below the link itself removed nothing),
@@ -307,6 +307,35 @@ else
 fi
 rm -rf "$SRV/r-link" "$SRV/r-link.d"
 
+# Under nohup (SIGHUP ignored when it starts) a hangup leaves pg restore to finish: a
+# signal ignored stays ignored. Bunker is stopped while it writes, so that the SIGHUP
+# surely comes before its end (a restore this small may end first: tried up to 8
+# times), then let go; it restores the files the restore above did.
+hup=0
+trap '' HUP
+for try in 1 2 3 4 5 6 7 8; do
+	rm -rf "$SRV/r-hup"
+	pitr_restore_writing "$SRV/r-hup"
+	pitr_restore_pause && kill -HUP "$RESTORE_KID" && hup=$try
+	pitr_restore_resume
+	rc=0
+	wait "$RESTORE_PID" || rc=$?
+	[ "$hup" = 0 ] || break
+done
+trap - HUP
+diag "SIGHUP while writing at try $hup"
+if [ "$hup" != 0 ]; then
+	t_is "$rc" 0 "under nohup, a SIGHUP while pg restore writes does not stop it" ||
+		diag "$(cat "$T/int.err")"
+	t_true "... which leaves recovery.signal in place" test -f "$SRV/r-hup/recovery.signal"
+	# (names, types, modes and sizes: t_same_tree's hashes would take seconds)
+	entries() { (cd "$1" && find . -printf '%y %m %s %P\n' | LC_ALL=C sort); }
+	t_is "$(diff <(entries "$SRV/r-int") <(entries "$SRV/r-hup") | head -n 12)" "" \
+		"... and the files the restore not signalled did"
+else
+	not_ok "pg restore under nohup stopped while it writes (8 tries ended before)"
+fi
+rm -rf "$SRV/r-int" "$SRV/r-hup"
 
 # As root (CI runs the tests as root) the data directory goes to PG_VERSION's owner,
 # who runs restore_command. The directories made above it must let that user through
