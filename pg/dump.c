@@ -44,6 +44,47 @@ static char **child_env(const char *password, char **ret_pw)
 	return env;
 }
 
+/* Whether conninfo names a database (a bare name is one). */
+static bool names_database(const char *conninfo)
+{
+	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
+	    strncmp(conninfo, "postgres://", 11) != 0)
+		return true;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	bool named = false;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "dbname") && o->val && *o->val)
+			named = true;
+	PQconninfoFree(opts);
+	return named;
+}
+
+/* Connects to list the databases: to the one conninfo names, else, as pg_dumpall
+ * does, to postgres or, failing that, template1 (libpq's default, a database named
+ * as the user, rarely exists). Returns NULL with the error set. */
+static PGconn *connect_to_list(const char *conninfo)
+{
+	const char *keys[] = { "dbname", "dbname", NULL }, *vals[] = { conninfo, NULL, NULL };
+	bool named = names_database(conninfo);
+	if (!named)
+		vals[1] = "postgres"; /* a later dbname replaces the string's (libpq) */
+	PGconn *c = PQconnectdbParams(keys, vals, 1); /* a bare name too, as basebackup */
+	if (PQstatus(c) == CONNECTION_OK)
+		return c;
+	bk_errorf(BK_E_REMOTE, "connect: %s", PQerrorMessage(c));
+	PQfinish(c);
+	if (named)
+		return NULL;
+	vals[1] = "template1";
+	c = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(c) == CONNECTION_OK) {
+		bk_error_clear();
+		return c;
+	}
+	PQfinish(c); /* postgres's error is the one to tell */
+	return NULL;
+}
+
 /* The databases to dump, as pg_dumpall picks them (every one that accepts
  * connections and is not invalid, a DROP DATABASE interrupted, but template0; user
  * templates and template1 too), into a malloc'd string: each name ends with a NUL
@@ -51,13 +92,9 @@ static char **child_env(const char *password, char **ret_pw)
 static int list_databases(const char *conninfo, char **ret, char *version, size_t vcap,
 			  uint64_t *ret_sysid, uint32_t *ret_seg_size)
 {
-	const char *keys[] = { "dbname", NULL }, *vals[] = { conninfo, NULL };
-	PGconn *c = PQconnectdbParams(keys, vals, 1); /* a bare name too, as basebackup */
-	if (PQstatus(c) != CONNECTION_OK) {
-		int e = bk_errorf(BK_E_REMOTE, "connect: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return e;
-	}
+	PGconn *c = connect_to_list(conninfo);
+	if (!c)
+		return BK_E_REMOTE;
 	snprintf(version, vcap, "%d", PQserverVersion(c));
 	*ret_sysid = 0;
 	PGresult *res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "

@@ -12,7 +12,8 @@
  *
  * The pg_dump and pg_dumpall programs are looked up in bin_dir (or PATH when
  * NULL). The connection string is any libpq conninfo; the database name in it
- * is replaced for each database.
+ * is replaced for each database. The databases are listed from the one it names,
+ * else (as pg_dumpall) from postgres, or template1 when postgres fails.
  */
 #ifndef BK_PG_DUMP_H
 #define BK_PG_DUMP_H

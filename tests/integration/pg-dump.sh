@@ -140,6 +140,22 @@ t_true "bunker's own message names the database" grep -q "^bunker: dump: .* dump
 	diag "$(cat "$ERR")"
 t_is "$(count_named pg/main/dump/app)" "$before" "and adds no dump of app"
 
+# A --dbname naming no database: the databases are listed from postgres, as
+# pg_dumpall lists them, not from libpq's default, a database named as the user
+# (which a role made for backups rarely has: the dump failed, "database "dumper"
+# does not exist")
+# (lib-pg.sh exports PGDATABASE, which libpq's default would take first: unset here)
+pg_sql "create role dumper superuser login" >/dev/null
+bkp_nodb() { env -u PGDATABASE "$(command -v runuser)" -u postgres -- \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" "$@"; }
+t_rc 0 "pg dump as a role that has no database of its name, --dbname naming none" \
+	bkp_nodb pg dump --dbname "host=$PG_SOCKDIR port=$PGPORT user=dumper" || diag "$(cat "$ERR")"
+t_is "$(count_named pg/main/dump/app)" $((before + 1)) "and dumps app"
+t_rc 1 "with a database named, that one is listed from" \
+	bkp_nodb pg dump --dbname "host=$PG_SOCKDIR port=$PGPORT user=dumper dbname=nosuchdb"
+t_true "(the error names it)" grep -q 'database "nosuchdb" does not exist' "$ERR" ||
+	diag "$(cat "$ERR")"
+
 fake=$T/fakebin
 mkdir "$fake"
 chmod 755 "$fake"
