@@ -85,12 +85,31 @@ static PGconn *connect_to_list(const char *conninfo)
 	return NULL;
 }
 
+/* The names in column 0 of res whose column 1 is allowconn ("t" or "f"), into a
+ * malloc'd string: each name ends with a NUL (a name may hold any other byte, a
+ * newline too), then an empty one ends it. */
+static char *names_where(const PGresult *res, const char *allowconn)
+{
+	size_t len = 0;
+	for (int i = 0; i < PQntuples(res); i++)
+		if (!strcmp(PQgetvalue(res, i, 1), allowconn))
+			len += strlen(PQgetvalue(res, i, 0)) + 1;
+	char *s = malloc(len + 1), *p = s;
+	for (int i = 0; s && i < PQntuples(res); i++)
+		if (!strcmp(PQgetvalue(res, i, 1), allowconn))
+			p += sprintf(p, "%s", PQgetvalue(res, i, 0)) + 1;
+	if (s)
+		*p = '\0';
+	return s;
+}
+
 /* The databases to dump, as pg_dumpall picks them (every one that accepts
  * connections and is not invalid, a DROP DATABASE interrupted, but template0; user
- * templates and template1 too), into a malloc'd string: each name ends with a NUL
- * (a name may hold any other byte, a newline too), then an empty one ends it. */
-static int list_databases(const char *conninfo, char **ret, char *version, size_t vcap,
-			  uint64_t *ret_sysid, uint32_t *ret_seg_size)
+ * templates and template1 too), into *ret, and those it leaves out because they do
+ * not accept connections (but template0), which a backup should not skip without
+ * a word, into *ret_closed: malloc'd lists as names_where makes them. */
+static int list_databases(const char *conninfo, char **ret, char **ret_closed, char *version,
+			  size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size)
 {
 	PGconn *c = connect_to_list(conninfo);
 	if (!c)
@@ -105,23 +124,20 @@ static int list_databases(const char *conninfo, char **ret, char *version, size_
 			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_wal_archive_load) */
 	}
 	PQclear(res);
-	res = PQexec(c, "SELECT datname FROM pg_database WHERE datallowconn AND datconnlimit <> -2 "
+	res = PQexec(c, "SELECT datname, datallowconn FROM pg_database WHERE datconnlimit <> -2 "
 			"AND datname <> 'template0' ORDER BY datname");
 	int e = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		e = bk_errorf(BK_E_REMOTE, "list databases: %s", PQerrorMessage(c));
 	} else {
-		size_t len = 0;
-		for (int i = 0; i < PQntuples(res); i++)
-			len += strlen(PQgetvalue(res, i, 0)) + 1;
-		char *s = malloc(len + 1), *p = s;
-		if (!s)
+		char *dbs = names_where(res, "t"), *closed = names_where(res, "f");
+		if (dbs && closed) {
+			*ret = dbs;
+			*ret_closed = closed;
+		} else {
+			free(dbs);
+			free(closed);
 			e = -ENOMEM;
-		for (int i = 0; s && i < PQntuples(res); i++)
-			p += sprintf(p, "%s", PQgetvalue(res, i, 0)) + 1;
-		if (s) {
-			*p = '\0';
-			*ret = s;
 		}
 	}
 	PQclear(res);
@@ -226,14 +242,22 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	if (!bk_cluster_name_valid(o->cluster))
 		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
 	char version[16];
-	char *dbs = NULL;
+	char *dbs = NULL, *closed = NULL;
 	uint64_t sysid = 0;
 	uint32_t seg_size = 0;
 	int e = bk_libpq_load();
 	if (e == 0)
-		e = list_databases(o->conninfo, &dbs, version, sizeof(version), &sysid, &seg_size);
+		e = list_databases(o->conninfo, &dbs, &closed, version, sizeof(version), &sysid,
+				   &seg_size);
 	if (e < 0)
 		return e;
+	for (char *db = closed; o->warn && *db; db += strlen(db) + 1) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "database '%s' is not dumped: it does not accept "
+			 "connections (ALLOW_CONNECTIONS false)", db);
+		o->warn(o->warn_ud, msg);
+	}
+	free(closed);
 	char claimed[BK_CLUSTER_WARNING_MAX] = "";
 	if (sysid)
 		e = bk_cluster_claim(r, o->cluster, sysid, seg_size, claimed);

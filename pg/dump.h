@@ -26,8 +26,10 @@ typedef struct {
 	const char *cluster;
 	const char *host;
 	const char *bin_dir;
-	/* Called (optional) with bk_cluster_claim's warning (pg/walarchive.h): this
-	 * dump recorded a cluster name new here whose system another cluster has. */
+	/* Called (optional) with a warning: for each database left out because it
+	 * does not accept connections (datallowconn false; pg_dumpall leaves it out
+	 * without a word), and with bk_cluster_claim's (pg/walarchive.h): this dump
+	 * recorded a cluster name new here whose system another cluster has. */
 	void (*warn)(void *ud, const char *msg);
 	void *warn_ud;
 	/* Called after each snapshot is written (for printing). */

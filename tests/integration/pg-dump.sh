@@ -62,7 +62,7 @@ t_is "$(pg_psql -d app -c "select count(*) from pg_largeobject_metadata")" 2 \
 pg_psql -d "café db" -c "create table t (x text); insert into t values ('dans la base « café db »')" >/dev/null
 
 t_rc 0 "pg dump" bkp --json pg dump --dbname "$(pitr_conninfo)"
-t_is "$(cat "$ERR")" "" "... warns of nothing"
+t_is "$(cat "$ERR")" "" "without a word on stderr (template0 accepts no connections, and is not named)"
 snaps=$(bkp snapshots --json)
 for n in pg/main/dump/app "pg/main/dump/café db" pg/main/dump/postgres pg/main/globals; do
 	t_true "snapshot $n exists" grep -qF "\"name\":\"$n\"" <<<"$snaps"
@@ -199,7 +199,15 @@ lines" -c "create table precious (x int)" >/dev/null
 pg_sql "alter database template0 allow_connections true" >/dev/null
 pg_sql "create database half_dropped" >/dev/null
 pg_sql "update pg_database set datconnlimit = -2 where datname = 'half_dropped'" >/dev/null
+# and a database that accepts no connections is not dumped either (pg_dumpall
+# leaves it out without a word), but is named in a warning
+pg_sql "create database closed" >/dev/null
+pg_sql "alter database closed allow_connections false" >/dev/null
 t_rc 0 "pg dump" bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: warning: database 'closed' is not dumped: it does not accept connections (ALLOW_CONNECTIONS false)" \
+	"a database that accepts no connections is named in a warning, the one line on stderr"
+t_is "$(count_named pg/main/dump/closed)" 0 "and not dumped"
+pg_sql "drop database closed" >/dev/null
 pg_sql "update pg_database set datconnlimit = -1 where datname = 'half_dropped'" >/dev/null
 pg_sql "alter database template0 allow_connections false" >/dev/null
 t_is "$(count_named pg/main/dump/tpl)" 1 "a template database is dumped"
