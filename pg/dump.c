@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,90 @@ static void program(char *out, size_t cap, const char *bin_dir, const char *name
 		snprintf(out, cap, "%s", name);
 }
 
+/* A PostgreSQL version as one number to compare majors by: 150000 for 15.x
+ * (PQserverVersion's 150014, or "15.14"), 90600 for 9.6.x. */
+static long major_of(long major, long minor)
+{
+	return major >= 10 ? major * 10000 : major * 10000 + minor * 100;
+}
+
+/* Checks, once before the first dump, that program (pg_dump or pg_dumpall, named
+ * by bin_dir) runs, and that it is not older than the server (server_version as
+ * PQserverVersion gives it), which it would refuse to dump ("aborting because of
+ * server version mismatch"): else every database's dump fails alike, with the
+ * same message each time. Output that is not understood passes (the dumps tell).
+ * Returns 0, or BK_E_REMOTE naming the program and what to do. */
+static int check_program(const char *bin_dir, const char *name, char **env, int server_version)
+{
+	char prog[4096];
+	program(prog, sizeof(prog), bin_dir, name);
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return bk_errorf_code(-errno, "pipe");
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dfl;
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE); /* ignored here: a program that writes on ends by it */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	char *argv[] = { prog, "--version", NULL };
+	pid_t pid;
+	int r = posix_spawnp(&pid, prog, &fa, &attr, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	close(pipefd[1]);
+	if (r != 0) {
+		close(pipefd[0]);
+		if (bin_dir)
+			return bk_errorf(BK_E_REMOTE,
+					 "cannot run %s (in the directory BUNKER_PG_BIN names): %s",
+					 prog, strerror(r));
+		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s (not on the PATH: install "
+				 "PostgreSQL's client programs, or set BUNKER_PG_BIN to their "
+				 "directory)", prog, strerror(r));
+	}
+	char out[256];
+	size_t n = 0;
+	while (n < sizeof(out) - 1) {
+		ssize_t k = read(pipefd[0], out + n, sizeof(out) - 1 - n);
+		if (k > 0)
+			n += (size_t)k;
+		else if (k == 0 || errno != EINTR)
+			break;
+	}
+	close(pipefd[0]);
+	out[n] = '\0';
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	const char *v = strstr(out, "(PostgreSQL) ");
+	if (!v || server_version <= 0)
+		return 0;
+	v += strlen("(PostgreSQL) ");
+	char *end;
+	long major = strtol(v, &end, 10), minor = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
+	long server = server_version >= 100000 ? server_version / 10000 * 10000
+					       : server_version / 100 * 100;
+	if (end == v || major_of(major, minor) >= server)
+		return 0;
+	int sv = server_version;
+	char srv[32], want[16];
+	if (sv >= 100000) {
+		snprintf(srv, sizeof(srv), "%d.%d", sv / 10000, sv % 10000);
+		snprintf(want, sizeof(want), "%d", sv / 10000);
+	} else {
+		snprintf(srv, sizeof(srv), "%d.%d.%d", sv / 10000, sv / 100 % 100, sv % 100);
+		snprintf(want, sizeof(want), "%d.%d", sv / 10000, sv / 100 % 100);
+	}
+	int vlen = (int)strcspn(v, " \n");
+	return bk_errorf(BK_E_REMOTE, "%s is version %.*s, older than the server (%s), and cannot "
+			 "dump it: set BUNKER_PG_BIN to the bin directory of PostgreSQL %s or later",
+			 prog, vlen < 32 ? vlen : 32, v, srv, want);
+}
+
 /* Notes a dump that failed (db, or the globals when NULL): its name goes to the
  * list, the first failure's message to first. */
 static void note_failed(const char *db, char *list, size_t cap, char *first, size_t fcap,
@@ -258,11 +343,6 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		o->warn(o->warn_ud, msg);
 	}
 	free(closed);
-	char claimed[BK_CLUSTER_WARNING_MAX] = "";
-	if (sysid)
-		e = bk_cluster_claim(r, o->cluster, sysid, seg_size, claimed);
-	if (e == 0 && claimed[0] && o->warn)
-		o->warn(o->warn_ud, claimed);
 	char *ci = malloc(CONNINFO_MAX), prog[4096], name[512], sysid_s[32];
 	if (!ci)
 		e = -ENOMEM;
@@ -277,6 +357,15 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		explicit_bzero(password, strlen(password));
 	free(password);
 	snprintf(sysid_s, sizeof(sysid_s), "%llu", (unsigned long long)sysid);
+	if (e == 0)
+		e = check_program(o->bin_dir, "pg_dump", env, atoi(version));
+	if (e == 0)
+		e = check_program(o->bin_dir, "pg_dumpall", env, atoi(version));
+	char claimed[BK_CLUSTER_WARNING_MAX] = "";
+	if (e == 0 && sysid)
+		e = bk_cluster_claim(r, o->cluster, sysid, seg_size, claimed);
+	if (e == 0 && claimed[0] && o->warn)
+		o->warn(o->warn_ud, claimed);
 	/* A database whose pg_dump fails (dropped meanwhile, say) does not cost the
 	 * others or the globals: they are dumped, and the failure reported at the end.
 	 * Any other error (the repository's) stops at once. */

@@ -11,8 +11,10 @@
  * (BK_E_REMOTE) naming the databases not dumped. Any other error stops at once.
  *
  * The pg_dump and pg_dumpall programs are looked up in bin_dir (or PATH when
- * NULL). The connection string is any libpq conninfo; the database name in it
- * is replaced for each database. The databases are listed from the one it names,
+ * NULL); each runs with --version first, and one that cannot run, or is older
+ * than the server, stops the command (BK_E_REMOTE) before any dump. The
+ * connection string is any libpq conninfo; the database name in it is replaced
+ * for each database. The databases are listed from the one it names,
  * else (as pg_dumpall) from postgres, or template1 when postgres fails.
  */
 #ifndef BK_PG_DUMP_H

@@ -183,6 +183,28 @@ EOF
 fake_dump_fails "writes then exits 1" 'echo "pg_dump: error: simulated failure" >&2; exit 1'
 fake_dump_fails "is killed by a signal" 'kill -9 $$'
 
+# A pg_dump missing, or older than the server (which it refuses to dump), is said
+# once, in one line, before anything is dumped: it failed once per database,
+# with "pg_dump failed with exit code 127" for a missing one.
+mkdir "$T/nobin"
+chmod 755 "$T/nobin"
+before=$(count_dumps)
+BUNKER_PG_BIN=$T/nobin t_rc 1 "pg dump without a pg_dump in BUNKER_PG_BIN exits 1" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: dump: cannot run $T/nobin/pg_dump (in the directory BUNKER_PG_BIN names): No such file or directory" \
+	"in one line naming it"
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'; exit 0; }
+exec '$PG_BIN/pg_dump' "\$@"
+EOF
+BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump older than the server exits 1" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(sed 's/(15\.[0-9]*)/(15.N)/' "$ERR")" \
+	"bunker: dump: $fake/pg_dump is version 14.9, older than the server (15.N), and cannot dump it: set BUNKER_PG_BIN to the bin directory of PostgreSQL 15 or later" \
+	"in one line naming both versions"
+t_is "$(count_dumps)" "$before" "neither adds a dump snapshot"
+
 # The databases are pg_dumpall's: a template database and template1 too (template0
 # is never dumped), and a name with a newline is one name (it was split in two, and
 # the database itself never dumped).
@@ -257,7 +279,7 @@ t_true "and adds dump snapshots" test "$(count_dumps)" -gt "$before"
 # dump's write, and no further pg_dump runs.
 cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
-echo ran >>'$SRV/ro-runs'
+[ "\$1" = --version ] || echo ran >>'$SRV/ro-runs' # (bunker checks its version first)
 exec '$PG_BIN/pg_dump' "\$@"
 EOF
 cp -a "$REPO" "$T/ro-repo"
