@@ -154,8 +154,8 @@ int bk_cluster_claim(BkRepo *r, const char *cluster, uint64_t sysid, uint32_t se
 		return e;
 	if (have != sysid)
 		return bk_errorf(BK_E_MISMATCH,
-				 "cluster '%s' belongs to system %llu, this WAL is from system %llu "
-				 "(use another --cluster name for another server)",
+				 "cluster '%s' belongs to system %llu, and this server is system "
+				 "%llu (use another --cluster name for another server)",
 				 cluster, (unsigned long long)have, (unsigned long long)sysid);
 	return 0;
 }

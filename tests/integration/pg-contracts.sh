@@ -96,6 +96,15 @@ t_rc 0 "wal-fetch --cluster other $b1" bkp --cluster other pg wal-fetch "$b1" "$
 t_cmp "$F/$b1" "$SRV/b/pg_wal/$b1" "B's segment comes back from cluster other"
 rm -f "$F/$b1"
 t_fails "A's $s1 into cluster other (B's) is refused" bkp --cluster other pg wal-push "$S/$s1"
+# the same refusal for a dump (or a base backup) of server A: it names no WAL ("this
+# WAL is from system", it said, of a dump)
+pg_as_server "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null 2>&1
+t_rc 1 "pg dump of server A as cluster other (B's) is refused" \
+	bkp --cluster other pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" \
+	"bunker: dump: cluster 'other' belongs to system $sysid_b, and this server is system $sysid_a (use another --cluster name for another server)" \
+	"in one line naming both systems"
+pg_stop
 t_rc 0 "A's $s1 into cluster main is accepted" bkp pg wal-push "$S/$s1"
 
 # ---- fetch contracts ----
