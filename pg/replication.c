@@ -60,7 +60,6 @@ static int remote_error(BkPgRepl *c, const PGresult *res, const char *what)
 {
 	const char *msg = NULL;
 	char buf[DETAIL_MAX];
-	size_t n = 0;
 
 	if (c)
 		c->broken = true;
@@ -76,15 +75,7 @@ static int remote_error(BkPgRepl *c, const PGresult *res, const char *what)
 		else
 			msg = "connection lost";
 	}
-	for (const char *s = msg; *s && n < sizeof(buf) - 1; s++) {
-		char ch = *s == '\n' || *s == '\t' || *s == '\r' ? ' ' : *s;
-		if (ch == ' ' && (n == 0 || buf[n - 1] == ' '))
-			continue;
-		buf[n++] = ch;
-	}
-	while (n > 0 && buf[n - 1] == ' ')
-		n--;
-	buf[n] = '\0';
+	bk_one_line(buf, sizeof(buf), msg);
 	return bk_errorf(BK_E_REMOTE, "%s: %s", what, buf);
 }
 

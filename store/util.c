@@ -74,3 +74,28 @@ int bk_grow(void *items, size_t *cap, size_t n, size_t elem, size_t first)
 	*cap = ncap;
 	return 0;
 }
+
+void bk_one_line(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+	bool broke = false; /* a line break since the last character written */
+	for (const char *p = src; *p && n + 1 < cap; p++) {
+		if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
+			broke |= *p == '\n' || *p == '\r';
+			if (n > 0 && dst[n - 1] != ' ')
+				dst[n++] = ' ';
+			continue;
+		}
+		if (broke && n >= 2 && dst[n - 1] == ' ' && !strchr(".:;,!?", dst[n - 2])) {
+			dst[n - 1] = '.';
+			if (n + 2 >= cap)
+				break;
+			dst[n++] = ' ';
+		}
+		broke = false;
+		dst[n++] = *p;
+	}
+	while (n > 0 && dst[n - 1] == ' ')
+		n--;
+	dst[n] = '\0';
+}

@@ -29,9 +29,29 @@ static void test_grow(void)
 	free(a);
 }
 
+/* bk_one_line (store/util.h): libpq's two-line messages read as two sentences on
+ * one line; punctuation already there gets no period; tabs and runs of breaks
+ * are one space; the cut keeps the NUL inside the buffer. */
+static void test_one_line(void)
+{
+	char buf[128];
+	bk_one_line(buf, sizeof(buf), "connection to server failed: Connection refused\n"
+		    "\tIs the server running on that host?\n");
+	ok(!strcmp(buf, "connection to server failed: Connection refused. Is the server running on "
+	       "that host?"), "bk_one_line: a line break without punctuation becomes a period");
+	bk_one_line(buf, sizeof(buf), "\n\tfailed:\n\n  detail\r\n");
+	ok(!strcmp(buf, "failed: detail"), "bk_one_line: after a colon, one space; ends trimmed");
+	bk_one_line(buf, sizeof(buf), "a\tb");
+	ok(!strcmp(buf, "a b"), "bk_one_line: a tab is a space, not a sentence's end");
+	char small[6];
+	bk_one_line(small, sizeof(small), "abc\ndefgh");
+	ok(!strcmp(small, "abc."), "bk_one_line: cut to fit (%s)", small);
+}
+
 int main(void)
 {
 	test_grow();
+	test_one_line();
 	BkEnc e;
 	bk_enc_init(&e, 1 << 20);
 	const uint64_t vals[] = { 0, 1, 127, 128, 300, 1ull << 35, UINT64_MAX };

@@ -101,16 +101,7 @@ static int exit_code(int e)
 static void print_line(const char *prefix, const char *what, const char *detail)
 {
 	char line[1200], text[4 * sizeof(line)], wtext[4 * 512];
-	size_t n = 0;
-	for (const char *p = detail; *p && n + 1 < sizeof(line); p++) {
-		bool space = *p == '\n' || *p == '\t' || *p == '\r';
-		if (space && (n == 0 || line[n - 1] == ' '))
-			continue;
-		line[n++] = space ? ' ' : *p;
-	}
-	while (n > 0 && line[n - 1] == ' ')
-		n--;
-	line[n] = '\0';
+	bk_one_line(line, sizeof(line), detail);
 	fprintf(stderr, "bunker: %s%s%s%s\n", prefix, cli_text(what, wtext, sizeof(wtext)),
 		what[0] && line[0] ? ": " : "", cli_text(line, text, sizeof(text)));
 }

@@ -69,6 +69,10 @@ void cli_json_str(const char *s);
  * path). */
 #define CLI_TEXT_MAX (4 * 8192 + 1)
 const char *cli_text(const char *s, char *buf, size_t cap);
+/* Prints s (UTF-8, as cli_text returns it) and spaces after it up to `width`
+ * terminal columns, counting a wide character as two and a combining mark as none
+ * (printf's %-24s counts bytes: "données" took a column too few). */
+void cli_print_padded(const char *s, int width);
 
 int cmd_snapshots(void);
 int cmd_ls(void);

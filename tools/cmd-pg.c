@@ -357,10 +357,11 @@ static int restore(void)
 	if (e < 0)
 		return cli_fail(e, "pg restore");
 	if (!cli.quiet) {
-		char text[CLI_TEXT_MAX];
-		printf("restored base backup %s (%s .. %s) to %s; start PostgreSQL there to recover\n",
-		       cli_text(s->name, text, sizeof(text)), bk_snapshot_meta(s, "start_lsn"),
-		       bk_snapshot_meta(s, "stop_lsn"), cli.target);
+		char text[CLI_TEXT_MAX], when[32];
+		cli_format_time(s->time_us, when);
+		printf("restored base backup %s of %s (%s .. %s) to %s; start PostgreSQL there to "
+		       "recover\n", cli_text(s->name, text, sizeof(text)), when,
+		       bk_snapshot_meta(s, "start_lsn"), bk_snapshot_meta(s, "stop_lsn"), cli.target);
 	}
 	/* A server configured from outside its data directory (Debian's clusters read
 	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */
@@ -410,6 +411,21 @@ typedef struct {
 	uint32_t went_tli, went_target;
 	BkWalWentOn went;
 } Info;
+
+/* An age as a person reads it, to the two largest units: "45 s", "20 min 13 s",
+ * "5 h 2 min", "3 d 4 h". */
+static const char *format_age(int64_t s, char out[48])
+{
+	if (s < 60)
+		snprintf(out, 48, "%lld s", (long long)s);
+	else if (s < 3600)
+		snprintf(out, 48, "%lld min %lld s", (long long)(s / 60), (long long)(s % 60));
+	else if (s < 86400)
+		snprintf(out, 48, "%lld h %lld min", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else
+		snprintf(out, 48, "%lld d %lld h", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+	return out;
+}
 
 /* Reads every segment's record: for the segment archived last (the RPO), and for
  * the ones whose walk stopped short at push (BkWalEnd.stopped) while a later
@@ -713,8 +729,9 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		putchar('\n');
 	} else {
 		char text[CLI_TEXT_MAX];
-		printf("  dump  %.16s  %s  %-28s %10.1f MB\n", bk_id_hex(id).s, when,
-		       cli_text(s->name, text, sizeof(text)), (double)s->logical_bytes / 1e6);
+		printf("  dump  %.16s  %s  ", bk_id_hex(id).s, when);
+		cli_print_padded(cli_text(s->name, text, sizeof(text)), 28);
+		printf(" %10.1f MB\n", (double)s->logical_bytes / 1e6);
 	}
 }
 
@@ -802,17 +819,24 @@ static int info(void)
 				if (ndmg)
 					snprintf(dmg, sizeof(dmg), ", %zu damaged, the first %s", ndmg,
 						 first_dmg);
-				printf("  timeline %u: %s .. %s, %llu segments, %llu missing%s\n", w.tli[i],
-				       a, b, (unsigned long long)w.count[i], (unsigned long long)gaps, dmg);
+				printf("  timeline %u: %s .. %s, %llu segment%s, %llu missing%s\n", w.tli[i],
+				       a, b, (unsigned long long)w.count[i], w.count[i] == 1 ? "" : "s",
+				       (unsigned long long)gaps, dmg);
 			}
 		}
-		int64_t age_s = in.newest[0] ? (bk_now_us() - in.newest_pushed_us) / 1000000 : -1;
+		/* (0 when this clock is behind the pusher's: -1 says none is archived) */
+		int64_t age_s = -1;
+		if (in.newest[0]) {
+			age_s = (bk_now_us() - in.newest_pushed_us) / 1000000;
+			age_s = age_s < 0 ? 0 : age_s;
+		}
+		char age[48];
 		if (cli.json)
 			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld}\n", in.newest,
 			       (long long)age_s);
-		else if (age_s >= 0)
-			printf("newest WAL: %s, archived %llds ago (the current RPO)\n", in.newest,
-			       (long long)age_s);
+		else if (in.newest[0])
+			printf("newest WAL: %s, archived %s ago (the current RPO)\n", in.newest,
+			       format_age(age_s, age));
 		else
 			printf("newest WAL: none archived\n");
 	}

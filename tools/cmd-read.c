@@ -130,6 +130,42 @@ const char *cli_text(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
+/* The columns a terminal gives the code point u: 0 for a combining mark, 2 for
+ * East Asian wide and fullwidth forms and emoji (the ranges of Markus Kuhn's
+ * wcwidth), else 1: wcwidth itself answers only under a UTF-8 locale. */
+static int columns_of(uint32_t u)
+{
+	if ((u >= 0x300 && u <= 0x36f) || (u >= 0x1ab0 && u <= 0x1aff) ||
+	    (u >= 0x1dc0 && u <= 0x1dff) || (u >= 0x20d0 && u <= 0x20ff) ||
+	    (u >= 0xfe20 && u <= 0xfe2f) || u == 0x200b)
+		return 0;
+	if ((u >= 0x1100 && u <= 0x115f) || (u >= 0x2e80 && u <= 0xa4cf && u != 0x303f) ||
+	    (u >= 0xac00 && u <= 0xd7a3) || (u >= 0xf900 && u <= 0xfaff) ||
+	    (u >= 0xfe30 && u <= 0xfe6f) || (u >= 0xff00 && u <= 0xff60) ||
+	    (u >= 0xffe0 && u <= 0xffe6) || (u >= 0x1f300 && u <= 0x1f64f) ||
+	    (u >= 0x1f900 && u <= 0x1f9ff) || (u >= 0x20000 && u <= 0x3fffd))
+		return 2;
+	return 1;
+}
+
+void cli_print_padded(const char *s, int width)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int cols = 0;
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+		uint32_t u = n == 1 ? *p : *p & (0x7f >> n);
+		for (size_t i = 1; i < n && p[i]; i++)
+			u = u << 6 | (p[i] & 0x3f);
+		cols += columns_of(u);
+		for (size_t i = 0; i < n && *p; i++)
+			p++;
+	}
+	fputs(s, stdout);
+	for (; cols < width; cols++)
+		putchar(' ');
+}
+
 void cli_json_str(const char *s)
 {
 	putchar('"');
@@ -191,8 +227,9 @@ int cmd_snapshots(void)
 			printf("}}");
 		} else {
 			char text[CLI_TEXT_MAX];
-			printf("%.16s  %s  %-24s %10.1f MB  %8.1f MB new", bk_id_hex(l.items[i].id).s, when,
-			       cli_text(s->name, text, sizeof(text)), (double)s->logical_bytes / 1e6,
+			printf("%.16s  %s  ", bk_id_hex(l.items[i].id).s, when);
+			cli_print_padded(cli_text(s->name, text, sizeof(text)), 24);
+			printf(" %10.1f MB  %8.1f MB new", (double)s->logical_bytes / 1e6,
 			       (double)s->new_bytes / 1e6);
 			for (size_t t = 0; t < s->ntags; t++)
 				printf("%s%s", t ? "," : "  tags: ", cli_text(s->tags[t], text, sizeof(text)));
