@@ -427,6 +427,22 @@ static const char *format_age(int64_t s, char out[48])
 	return out;
 }
 
+/* The segments archived per timeline, and when the newest of each was pushed. */
+typedef struct {
+	uint32_t tli[BK_MAX_TIMELINES];
+	uint64_t first[BK_MAX_TIMELINES], last[BK_MAX_TIMELINES], count[BK_MAX_TIMELINES];
+	int64_t pushed_us[BK_MAX_TIMELINES];
+	size_t n;
+	uint32_t seg_size;
+} WalStats;
+
+/* Seconds since `us` (0 when this clock is behind the pusher's). */
+static int64_t age_of(int64_t us)
+{
+	int64_t s = (bk_now_us() - us) / 1000000;
+	return s < 0 ? 0 : s;
+}
+
 /* Reads every segment's record: for the segment archived last (the RPO), and for
  * the ones whose walk stopped short at push (BkWalEnd.stopped) while a later
  * segment of their timeline is archived: damage, where recovery ends (the newest
@@ -434,7 +450,7 @@ static const char *format_age(int64_t s, char out[48])
  * segment). Each with the last record recovery reads, in it or in the segments
  * before, past any that one record covers whole (0: not known). A warning if a
  * record cannot be read. */
-static int scan_segments(BkRepo *r, Info *in)
+static int scan_segments(BkRepo *r, Info *in, WalStats *ws)
 {
 	size_t cap = 0;
 	BkWalName prev = { 0 };
@@ -481,6 +497,9 @@ static int scan_segments(BkRepo *r, Info *in)
 			memcpy(pending, in->wa.names[i], BK_WAL_NAME_MAX);
 			pending_reach = lsn ? lsn : follows ? prev_lsn : 0;
 		}
+		for (size_t t = 0; t < ws->n; t++)
+			if (ws->tli[t] == wn.tli)
+				ws->pushed_us[t] = BK_MAX(ws->pushed_us[t], w.pushed_us);
 		if (!in->newest[0] || w.pushed_us >= in->newest_pushed_us) {
 			memcpy(in->newest, in->wa.names[i], BK_WAL_NAME_MAX);
 			in->newest_pushed_us = w.pushed_us;
@@ -735,12 +754,6 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 	}
 }
 
-typedef struct {
-	uint32_t tli[BK_MAX_TIMELINES];
-	uint64_t first[BK_MAX_TIMELINES], last[BK_MAX_TIMELINES], count[BK_MAX_TIMELINES];
-	size_t n;
-	uint32_t seg_size;
-} WalStats;
 
 static void wal_stat(WalStats *w, const char *name)
 {
@@ -764,6 +777,29 @@ static void wal_stat(WalStats *w, const char *name)
 	w->last[i] = BK_MAX(w->last[i], segno);
 }
 
+/* The newest timeline with a history file archived, when the newest WAL is an
+ * older timeline's and was archived after that history file: two servers archive
+ * into one cluster name, and the RPO of the newest WAL is not the newest
+ * timeline's. 0 otherwise (or when the history's record cannot be read). */
+static uint32_t older_went_on(const Info *in, char hist[BK_WAL_NAME_MAX])
+{
+	BkWalName nw, hn;
+	uint32_t top = 0;
+	for (size_t i = 0; i < in->wa.n; i++)
+		if (bk_wal_name_parse(in->wa.names[i], &hn) == 0 && hn.kind == BK_WAL_HISTORY &&
+		    hn.tli > top)
+			top = hn.tli;
+	if (!in->newest[0] || bk_wal_name_parse(in->newest, &nw) < 0 || nw.tli >= top)
+		return 0;
+	bk_wal_history_name(hist, BK_WAL_NAME_MAX, top);
+	BkWalRecord h;
+	if (bk_wal_record_get(in->wa.r, in->wa.cluster, hist, &h) < 0)
+		return 0;
+	bool after = in->newest_pushed_us > h.pushed_us;
+	bk_wal_record_release(&h);
+	return after ? top : 0;
+}
+
 static int info(void)
 {
 	if (cli.nargs != 1)
@@ -781,7 +817,7 @@ static int info(void)
 	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
 		wal_stat(&w, in.wa.names[i]);
 	if (e == 0)
-		e = scan_segments(r, &in);
+		e = scan_segments(r, &in, &w);
 	if (e == 0) {
 		if (cli.json)
 			printf("{\"cluster\":\"%s\",\"system_identifier\":\"%llu\",\"backups\":[", cli.cluster,
@@ -810,35 +846,42 @@ static int info(void)
 				    !ndmg++)
 					first_dmg = in.damaged[j];
 			}
+			int64_t tl_age = w.pushed_us[i] ? age_of(w.pushed_us[i]) : -1;
 			if (cli.json)
-				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu}",
-				       i ? "," : "", w.tli[i], a, b, (unsigned long long)w.count[i],
-				       (unsigned long long)gaps, ndmg);
+				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"last_archived_age_seconds\":%lld,\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu}",
+				       i ? "," : "", w.tli[i], a, b, (long long)tl_age,
+				       (unsigned long long)w.count[i], (unsigned long long)gaps, ndmg);
 			else {
-				char dmg[96] = "";
+				char dmg[96] = "", age[48], last[80] = "";
 				if (ndmg)
 					snprintf(dmg, sizeof(dmg), ", %zu damaged, the first %s", ndmg,
 						 first_dmg);
-				printf("  timeline %u: %s .. %s, %llu segment%s, %llu missing%s\n", w.tli[i],
-				       a, b, (unsigned long long)w.count[i], w.count[i] == 1 ? "" : "s",
-				       (unsigned long long)gaps, dmg);
+				if (tl_age >= 0)
+					snprintf(last, sizeof(last), " (the last archived %s ago)",
+						 format_age(tl_age, age));
+				printf("  timeline %u: %s .. %s%s, %llu segment%s, %llu missing%s\n",
+				       w.tli[i], a, b, last, (unsigned long long)w.count[i],
+				       w.count[i] == 1 ? "" : "s", (unsigned long long)gaps, dmg);
 			}
 		}
-		/* (0 when this clock is behind the pusher's: -1 says none is archived) */
-		int64_t age_s = -1;
-		if (in.newest[0]) {
-			age_s = (bk_now_us() - in.newest_pushed_us) / 1000000;
-			age_s = age_s < 0 ? 0 : age_s;
-		}
-		char age[48];
+		int64_t age_s = in.newest[0] ? age_of(in.newest_pushed_us) : -1;
+		char age[48], older[BK_WAL_NAME_MAX];
+		uint32_t newer = older_went_on(&in, older);
 		if (cli.json)
-			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld}\n", in.newest,
-			       (long long)age_s);
+			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld,"
+			       "\"newest_wal_after_newer_timeline\":%s}\n", in.newest, (long long)age_s,
+			       newer ? "true" : "false");
 		else if (in.newest[0])
 			printf("newest WAL: %s, archived %s ago (the current RPO)\n", in.newest,
 			       format_age(age_s, age));
 		else
 			printf("newest WAL: none archived\n");
+		BkWalName nw;
+		if (newer && !cli.json && bk_wal_name_parse(in.newest, &nw) == 0)
+			printf("note: the newest WAL is timeline %u's, archived after timeline %u "
+			       "began (%s): does a second server archive into cluster %s (an old "
+			       "primary after a failover, a promoted copy)? Timeline %u's line above "
+			       "gives its own age\n", nw.tli, newer, older, cli.cluster, newer);
 	}
 	bk_wal_archive_release(&in.wa);
 	free(in.damaged);

@@ -94,13 +94,14 @@ d = json.load(open(sys.argv[1]))
 num = lambda v: type(v) is int
 text = lambda v: type(v) is str
 top = {"cluster": text, "system_identifier": text, "newest_wal": text,
-       "newest_wal_age_seconds": num}
+       "newest_wal_age_seconds": num,
+       "newest_wal_after_newer_timeline": lambda v: v is False}
 base = {"id": text, "name": text, "kind": text, "time": text, "logical_bytes": num,
         "timeline": num, "start_lsn": text, "stop_lsn": text, "restore_window": text,
         "wal_archived_until": text,
         "last_transaction_end": lambda v: v is None or type(v) is str}
 tls = {"timeline": num, "first": text, "last": text, "segments": num, "missing": num,
-       "damaged": num}
+       "damaged": num, "last_archived_age_seconds": num}
 bad = []
 def check(where, obj, types):
     if sorted(obj) != sorted(types):
@@ -631,6 +632,17 @@ t_rc 0 "wal-push of timeline 1's last segment, $seg1, after timeline 2's" \
 t_rc 0 "pg info" bkp pg info
 t_true "... gives $seg1 as the newest WAL (the current RPO)" grep -q \
 	"^newest WAL: $seg1, archived [0-9][0-9a-z ]* ago (the current RPO)$" "$OUT" || diag "$(cat "$OUT")"
+# archived after 00000002.history: a second server archiving timeline 1 into the
+# cluster would pass for a fresh RPO; pg info says so, and gives each timeline's age
+t_true "... notes that it is an older timeline's, archived after timeline 2 began" grep -q \
+	"^note: the newest WAL is timeline 1's, archived after timeline 2 began (00000002.history): does a second server archive into cluster main" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_true "... and gives each timeline's last archive age" test "$(grep -cE \
+	'^  timeline [12]: [0-9A-F]{24} \.\. [0-9A-F]{24} \(the last archived [0-9]+ (s|min [0-9]+ s) ago\), ' \
+	"$OUT")" = 2
+t_rc 0 "pg info --json" bkp pg info --json
+t_true "... says it (newest_wal_after_newer_timeline)" \
+	grep -q '"newest_wal_after_newer_timeline":true' "$OUT"
 
 # ---- timeline 1 went on after timeline 2 forked from it ----
 # $seg1 is timeline 1's, past the fork, archived after 00000002.history: production
