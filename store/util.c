@@ -79,7 +79,8 @@ void bk_one_line(char *dst, size_t cap, const char *src)
 {
 	size_t n = 0;
 	bool broke = false; /* a line break since the last character written */
-	for (const char *p = src; *p && n + 1 < cap; p++) {
+	const char *p = src;
+	for (; *p && n + 1 < cap; p++) {
 		if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
 			broke |= *p == '\n' || *p == '\r';
 			if (n > 0 && dst[n - 1] != ' ')
@@ -94,6 +95,15 @@ void bk_one_line(char *dst, size_t cap, const char *src)
 		}
 		broke = false;
 		dst[n++] = *p;
+	}
+	if (*p) { /* cut: not inside a UTF-8 character */
+		size_t k = n;
+		while (k > 0 && ((unsigned char)dst[k - 1] & 0xc0) == 0x80)
+			k--;
+		unsigned char lead = k > 0 ? (unsigned char)dst[k - 1] : 0;
+		size_t len = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+		if (lead >= 0xc0 && n - (k - 1) < len)
+			n = k - 1;
 	}
 	while (n > 0 && dst[n - 1] == ' ')
 		n--;

@@ -41,11 +41,11 @@ static inline void bk_closep(int *fd)
 #define _cleanup_free_ _cleanup_(bk_freep)
 #define _cleanup_close_ _cleanup_(bk_closep)
 
-/* src as one line into dst (cap >= 1, cut to fit): each run of line breaks, tabs
- * and spaces becomes one space, leading and trailing ones go, and a line that ends
- * without punctuation gets a period before the next ("failed: Connection
- * refused\n\tIs the server running...?" reads "failed: Connection refused. Is the
- * server running...?"). */
+/* src as one line into dst (cap >= 1, cut to fit, before a UTF-8 character the
+ * cut would split): each run of line breaks, tabs and spaces becomes one space,
+ * leading and trailing ones go, and a line that ends without punctuation gets a
+ * period before the next ("failed: Connection refused\n\tIs the server
+ * running...?" reads "failed: Connection refused. Is the server running...?"). */
 void bk_one_line(char *dst, size_t cap, const char *src);
 
 /* 32-byte identifiers (blob ids, pack ids, snapshot ids) are everywhere. */

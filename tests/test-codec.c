@@ -46,6 +46,15 @@ static void test_one_line(void)
 	char small[6];
 	bk_one_line(small, sizeof(small), "abc\ndefgh");
 	ok(!strcmp(small, "abc."), "bk_one_line: cut to fit (%s)", small);
+	/* a cut inside a character drops its first bytes: "abcdé" cut in "é" read as
+	 * "abcd\xc3" (cli_text escapes the stray byte) */
+	bk_one_line(small, sizeof(small), "abcdé");
+	ok(!strcmp(small, "abcd"), "bk_one_line: cut before a character that does not fit");
+	char tiny[4];
+	bk_one_line(tiny, sizeof(tiny), "a\xe6\x97\xa5");
+	ok(!strcmp(tiny, "a"), "bk_one_line: a three-byte character cut after two bytes goes");
+	bk_one_line(tiny, sizeof(tiny), "\xc3\xa9\xc3\xa9");
+	ok(!strcmp(tiny, "\xc3\xa9"), "bk_one_line: a character that fits stays");
 }
 
 int main(void)
