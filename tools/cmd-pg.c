@@ -877,11 +877,15 @@ static int info(void)
 		else
 			printf("newest WAL: none archived\n");
 		BkWalName nw;
+		bool listed = false; /* timeline newer has a line above */
+		for (size_t i = 0; i < w.n; i++)
+			listed |= w.tli[i] == newer;
 		if (newer && !cli.json && bk_wal_name_parse(in.newest, &nw) == 0)
 			printf("note: the newest WAL is timeline %u's, archived after timeline %u "
 			       "began (%s): does a second server archive into cluster %s (an old "
-			       "primary after a failover, a promoted copy)? Timeline %u's line above "
-			       "gives its own age\n", nw.tli, newer, older, cli.cluster, newer);
+			       "primary after a failover, a promoted copy)? Timeline %u%s\n", nw.tli,
+			       newer, older, cli.cluster, newer,
+			       listed ? "'s line above gives its own age" : " has no segment archived yet");
 	}
 	bk_wal_archive_release(&in.wa);
 	free(in.damaged);

@@ -643,6 +643,19 @@ t_true "... and gives each timeline's last archive age" test "$(grep -cE \
 t_rc 0 "pg info --json" bkp pg info --json
 t_true "... says it (newest_wal_after_newer_timeline)" \
 	grep -q '"newest_wal_after_newer_timeline":true' "$OUT"
+# The same with timeline 2's history file alone archived (a promoted server that
+# has archived no segment yet): there is no timeline 2 line whose age the note
+# could point to (it said "Timeline 2's line above gives its own age").
+pg_as_server mkdir "$SRV/hist-only"
+bkp pg wal-fetch 00000002.history "$SRV/hist-only/00000002.history"
+t_rc 0 "cluster hist-only: wal-push of 00000002.history, then $seg1" \
+	bkp --cluster hist-only pg wal-push "$SRV/hist-only/00000002.history"
+bkp --cluster hist-only pg wal-push "$PG_DATA/pg_wal/$seg1" 2>/dev/null
+t_rc 0 "pg info --cluster hist-only" bkp --cluster hist-only pg info
+t_true "... notes that timeline 2 has no segment archived yet" grep -q \
+	"^note: the newest WAL is timeline 1's, archived after timeline 2 began (00000002.history): .* Timeline 2 has no segment archived yet$" \
+	"$OUT" || diag "$(cat "$OUT")"
+rm -rf "$SRV/hist-only"
 
 # ---- timeline 1 went on after timeline 2 forked from it ----
 # $seg1 is timeline 1's, past the fork, archived after 00000002.history: production
