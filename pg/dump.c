@@ -45,9 +45,12 @@ static char **child_env(const char *password, char **ret_pw)
 	return env;
 }
 
-/* Whether conninfo names a database (a bare name is one). */
+/* Whether conninfo names a database (a bare name is one; "", libpq's defaults,
+ * names none). */
 static bool names_database(const char *conninfo)
 {
+	if (!*conninfo)
+		return false;
 	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
 	    strncmp(conninfo, "postgres://", 11) != 0)
 		return true;

@@ -151,6 +151,11 @@ bkp_nodb() { env -u PGDATABASE "$(command -v runuser)" -u postgres -- \
 t_rc 0 "pg dump as a role that has no database of its name, --dbname naming none" \
 	bkp_nodb pg dump --dbname "host=$PG_SOCKDIR port=$PGPORT user=dumper" || diag "$(cat "$ERR")"
 t_is "$(count_named pg/main/dump/app)" $((before + 1)) "and dumps app"
+# --dbname '' (libpq's defaults, from the environment here) names none either (it
+# was taken for a bare name: "database "dumper" does not exist")
+PGHOST=$PG_SOCKDIR PGUSER=dumper t_rc 0 "pg dump --dbname '' as that role" \
+	bkp_nodb pg dump --dbname '' || diag "$(cat "$ERR")"
+t_is "$(count_named pg/main/dump/app)" $((before + 2)) "and dumps app"
 t_rc 1 "with a database named, that one is listed from" \
 	bkp_nodb pg dump --dbname "host=$PG_SOCKDIR port=$PGPORT user=dumper dbname=nosuchdb"
 t_true "(the error names it)" grep -q 'database "nosuchdb" does not exist' "$ERR" ||
