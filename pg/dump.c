@@ -265,10 +265,10 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	close(pipefd[1]);
 	if (r != 0) {
 		close(pipefd[0]);
-		if (bin_dir)
-			return bk_errorf(BK_E_REMOTE,
-					 "cannot run %s (in the directory BUNKER_PG_BIN names): %s",
-					 prog, strerror(r));
+		if (bin_dir || r != ENOENT) /* (EACCES: on the PATH, not executable) */
+			return bk_errorf(BK_E_REMOTE, "cannot run %s%s: %s", prog,
+					 bin_dir ? " (in the directory BUNKER_PG_BIN names)" : "",
+					 strerror(r));
 		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s (not on the PATH: install "
 				 "PostgreSQL's client programs, or set BUNKER_PG_BIN to their "
 				 "directory)", prog, strerror(r));

@@ -198,6 +198,16 @@ BUNKER_PG_BIN=$T/nobin t_rc 1 "pg dump without a pg_dump in BUNKER_PG_BIN exits 
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "bunker: dump: cannot run $T/nobin/pg_dump (in the directory BUNKER_PG_BIN names): No such file or directory" \
 	"in one line naming it"
+# found on the PATH but not executable: not said to be missing from it (it was:
+# "Permission denied (not on the PATH: install PostgreSQL's client programs...)")
+mkdir "$T/noexec"
+chmod 755 "$T/noexec"
+printf '#!/bin/sh\n' >"$T/noexec/pg_dump"
+chmod 644 "$T/noexec/pg_dump"
+t_rc 1 "pg dump with a pg_dump on the PATH that is not executable exits 1" \
+	pg_as_server env PATH="$T/noexec" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+	pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: dump: cannot run pg_dump: Permission denied" "in one line naming it"
 cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
 [ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'; exit 0; }
