@@ -81,7 +81,7 @@ void bk_one_line(char *dst, size_t cap, const char *src)
 	bool broke = false; /* a line break since the last character written */
 	const char *p = src;
 	for (; *p && n + 1 < cap; p++) {
-		if (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ') {
+		if (*p == '\n' || *p == '\r' || *p == '\t' || (*p == ' ' && (broke || n == 0))) {
 			broke |= *p == '\n' || *p == '\r';
 			if (n > 0 && dst[n - 1] != ' ')
 				dst[n++] = ' ';

@@ -42,7 +42,8 @@ static inline void bk_closep(int *fd)
 #define _cleanup_close_ _cleanup_(bk_closep)
 
 /* src as one line into dst (cap >= 1, cut to fit, before a UTF-8 character the
- * cut would split): each run of line breaks, tabs and spaces becomes one space,
+ * cut would split): each run of line breaks and tabs, with the spaces after a
+ * break, becomes one space (other spaces stay: a path in a message is the path),
  * leading and trailing ones go, and a line that ends without punctuation gets a
  * period before the next ("failed: Connection refused\n\tIs the server
  * running...?" reads "failed: Connection refused. Is the server running...?"). */

@@ -41,6 +41,9 @@ static void test_one_line(void)
 	       "that host?"), "bk_one_line: a line break without punctuation becomes a period");
 	bk_one_line(buf, sizeof(buf), "\n\tfailed:\n\n  detail\r\n");
 	ok(!strcmp(buf, "failed: detail"), "bk_one_line: after a colon, one space; ends trimmed");
+	bk_one_line(buf, sizeof(buf), "cannot open /srv/My  Files/x: denied");
+	ok(!strcmp(buf, "cannot open /srv/My  Files/x: denied"),
+	   "bk_one_line: spaces inside a line stay as they are (%s)", buf);
 	bk_one_line(buf, sizeof(buf), "a\tb");
 	ok(!strcmp(buf, "a b"), "bk_one_line: a tab is a space, not a sentence's end");
 	char small[6];
