@@ -292,8 +292,7 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	v += strlen("(PostgreSQL) ");
 	char *end;
 	long major = strtol(v, &end, 10), minor = *end == '.' ? strtol(end + 1, NULL, 10) : 0;
-	long server = server_version >= 100000 ? server_version / 10000 * 10000
-					       : server_version / 100 * 100;
+	long server = major_of(server_version / 10000, server_version / 100 % 100);
 	if (end == v || major_of(major, minor) >= server)
 		return 0;
 	int sv = server_version;
