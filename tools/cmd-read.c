@@ -130,9 +130,11 @@ const char *cli_text(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
-/* The columns a terminal gives the code point u: 0 for a combining mark, 2 for
- * East Asian wide and fullwidth forms and emoji (the ranges of Markus Kuhn's
- * wcwidth), else 1: wcwidth itself answers only under a UTF-8 locale. */
+/* The columns a terminal gives the code point u, roughly: 0 for the common
+ * combining marks, 2 for East Asian wide and fullwidth forms and two blocks of
+ * emoji, else 1 (variation selectors, joiners and other emoji are counted as 1:
+ * such names can still end a column off). wcwidth itself answers only under a
+ * UTF-8 locale. */
 static int columns_of(uint32_t u)
 {
 	if ((u >= 0x300 && u <= 0x36f) || (u >= 0x1ab0 && u <= 0x1aff) ||
