@@ -149,6 +149,40 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
 	return e;
 }
 
+/* Starts argv (looked up in PATH unless it names a directory) with environment
+ * env, its standard output the write end of a pipe whose read end is *ret_fd, and
+ * SIGPIPE at its default (ignored here: a program that writes on ends by it).
+ * Returns 0, or the error (a positive errno: ENOENT when the program is not found,
+ * EACCES when it is not executable). */
+static int spawn_reading(char *const argv[], char **env, pid_t *ret_pid, int *ret_fd)
+{
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return errno;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t dfl;
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	int r = posix_spawn_file_actions_init(&fa);
+	if (r == 0 && (r = posix_spawnattr_init(&attr)) != 0)
+		posix_spawn_file_actions_destroy(&fa);
+	if (r == 0) {
+		posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+		posix_spawnattr_setsigdefault(&attr, &dfl);
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+		r = posix_spawnp(ret_pid, argv[0], &fa, &attr, argv, env);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&attr);
+	}
+	close(pipefd[1]);
+	if (r != 0)
+		close(pipefd[0]);
+	else
+		*ret_fd = pipefd[0];
+	return r;
+}
+
 typedef struct {
 	pid_t pid;
 	const char *what;
@@ -170,29 +204,16 @@ static int reap(void *ud)
 	return bk_errorf(BK_E_REMOTE, "%s failed with exit code %d", c->what, WEXITSTATUS(status));
 }
 
-/* Runs argv with environment env (built before: no malloc after fork) and
- * stores its output as snapshot `name`. */
+/* Runs argv with environment env (spawn_reading) and stores its output as
+ * snapshot `name`. */
 static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[], char **env,
 			     const char *name, const char *what, BkKv *meta, size_t nmeta,
 			     uint8_t ret_id[32])
 {
-	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return bk_errorf_code(-errno, "pipe");
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return bk_errorf_code(-errno, "fork");
-	}
-	if (pid == 0) {
-		dup2(pipefd[1], STDOUT_FILENO);
-		signal(SIGPIPE, SIG_DFL);
-		execvpe(argv[0], argv, env);
-		fprintf(stderr, "bunker: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(pipefd[1]);
+	pid_t pid;
+	int fd, se = spawn_reading(argv, env, &pid, &fd);
+	if (se != 0)
+		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s", argv[0], strerror(se));
 	Child child = { pid, what };
 	uint8_t parent[32];
 	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
@@ -209,8 +230,8 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 		.before_commit = reap,
 		.before_commit_ud = &child,
 	};
-	int e = bk_archive_fd(r, pipefd[0], "dump", &ao, ret_id);
-	close(pipefd[0]);
+	int e = bk_archive_fd(r, fd, "dump", &ao, ret_id);
+	close(fd);
 	if (child.pid) { /* failed before reaping: stop the program (SIGKILL: on SIGTERM
 			  * pg_dump says "terminated by user", which it was not) */
 		kill(child.pid, SIGKILL);
@@ -244,27 +265,10 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 {
 	char prog[4096];
 	program(prog, sizeof(prog), bin_dir, name);
-	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return bk_errorf_code(-errno, "pipe");
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t dfl;
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE); /* ignored here: a program that writes on ends by it */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
 	char *argv[] = { prog, "--version", NULL };
 	pid_t pid;
-	int r = posix_spawnp(&pid, prog, &fa, &attr, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(pipefd[1]);
+	int fd, r = spawn_reading(argv, env, &pid, &fd);
 	if (r != 0) {
-		close(pipefd[0]);
 		if (bin_dir || r != ENOENT) /* (EACCES: on the PATH, not executable) */
 			return bk_errorf(BK_E_REMOTE, "cannot run %s%s: %s", prog,
 					 bin_dir ? " (in the directory BUNKER_PG_BIN names)" : "",
@@ -276,13 +280,13 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	char out[256];
 	size_t n = 0;
 	while (n < sizeof(out) - 1) {
-		ssize_t k = read(pipefd[0], out + n, sizeof(out) - 1 - n);
+		ssize_t k = read(fd, out + n, sizeof(out) - 1 - n);
 		if (k > 0)
 			n += (size_t)k;
 		else if (k == 0 || errno != EINTR)
 			break;
 	}
-	close(pipefd[0]);
+	close(fd);
 	out[n] = '\0';
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;

@@ -155,13 +155,17 @@ void cli_print_padded(const char *s, int width)
 	const unsigned char *p = (const unsigned char *)s;
 	int cols = 0;
 	while (*p) {
-		size_t n = *p < 0x80 ? 1 : *p < 0xe0 ? 2 : *p < 0xf0 ? 3 : 4;
+		size_t n = printable_at(p);
+		if (n == 0) { /* (not from cli_text) a byte alone */
+			cols++;
+			p++;
+			continue;
+		}
 		uint32_t u = n == 1 ? *p : *p & (0x7f >> n);
-		for (size_t i = 1; i < n && p[i]; i++)
+		for (size_t i = 1; i < n; i++)
 			u = u << 6 | (p[i] & 0x3f);
 		cols += columns_of(u);
-		for (size_t i = 0; i < n && *p; i++)
-			p++;
+		p += n;
 	}
 	fputs(s, stdout);
 	for (; cols < width; cols++)
