@@ -64,6 +64,9 @@ typedef struct {
 	 * snapshot is written, for the WAL it needs to arrive (0: the server waits). */
 	unsigned archive_timeout_s;
 	uint32_t max_rate_kb; /* the server sends at most this many kB/s (32..1048576; 0: no cap) */
+	/* Fail once the server, after it began to send the files, sends nothing for this
+	 * many seconds (0: wait for ever); BkPgReplBackupOptions.stall_timeout_s. */
+	unsigned stall_timeout_s;
 	BkProgressFn progress;
 	void *progress_ud;
 	/* Called (optional) with the server's WARNINGs ("server: skipping special file

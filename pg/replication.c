@@ -3,8 +3,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "pg/libpq.h"
 #include "pg/wal.h"
@@ -22,6 +26,7 @@ struct BkPgRepl {
 	char *copybuf;  /* the last message handed out by stream_recv (PQfreemem) */
 	void (*warn)(void *ud, const char *msg);
 	void *warn_ud;
+	struct Watchdog *watch; /* set while a base backup streams with a stall timeout */
 };
 
 static void pqclearp(PGresult **res)
@@ -82,13 +87,17 @@ static int remote_error(BkPgRepl *c, const PGresult *res, const char *what)
 /* Library code never prints: libpq's default would write NOTICEs to stderr. The
  * server's WARNINGs (a file BASE_BACKUP skips, say) go to the caller's callback;
  * the rest is dropped. */
+static void watch_heard(struct Watchdog *w);
+
 static void on_notice(void *arg, const PGresult *res)
 {
+	BkPgRepl *c = arg; /* notices arrive only while the connection is in use */
+	if (c->watch) /* the server spoke */
+		watch_heard(c->watch);
 	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	if (!sev || !msg || strcmp(sev, "WARNING") != 0)
 		return;
-	BkPgRepl *c = arg; /* notices arrive only while the connection is in use */
 	if (c->warn)
 		c->warn(c->warn_ud, msg);
 }
@@ -356,6 +365,159 @@ static int backup_message(Backup *b, const uint8_t *m, size_t len)
 	}
 }
 
+/* ---- stall watchdog ------------------------------------------------------------ */
+
+/* While a base backup streams, reads are blocking libpq calls (its asynchronous
+ * reads were slower, bench/results/HISTORY.md). A second thread watches them: once
+ * one has waited stall_us since it began or since the server last spoke (a notice
+ * counts), it shuts the socket down, and the blocked read fails at once. The time
+ * the caller's callbacks take is not counted: that is bunker's own pace, not the
+ * server's. The thread is joined before the connection can be closed, so the
+ * descriptor it shuts down is always still the connection's. */
+typedef struct Watchdog {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop; /* under mu */
+	int fd;
+	uint64_t stall_us;
+	_Atomic uint64_t since; /* bk_mono_us() when the wait began; 0: not reading */
+	atomic_bool fired;
+	pthread_t thread;
+} Watchdog;
+
+static void watch_heard(Watchdog *w)
+{
+	if (atomic_load_explicit(&w->since, memory_order_relaxed))
+		atomic_store_explicit(&w->since, bk_mono_us(), memory_order_relaxed);
+}
+
+static void *watch_run(void *arg)
+{
+	Watchdog *w = arg;
+	uint64_t period = w->stall_us / 4;
+	period = period < 10000 ? 10000 : period > 1000000 ? 1000000 : period;
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop) {
+		uint64_t since = atomic_load(&w->since);
+		if (since && bk_mono_us() - since >= w->stall_us) {
+			atomic_store(&w->fired, true);
+			shutdown(w->fd, SHUT_RDWR);
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + period * 1000;
+		ts.tv_sec += (time_t)(ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Starts watching c's reads. Returns 0, or < 0 with nothing started. */
+static int watch_start(Watchdog *w, BkPgRepl *c, uint32_t stall_s)
+{
+	*w = (Watchdog){ .fd = PQsocket(c->conn), .stall_us = (uint64_t)stall_s * 1000000 };
+	atomic_init(&w->since, 0);
+	atomic_init(&w->fired, false);
+	pthread_condattr_t attr;
+	int e = pthread_condattr_init(&attr);
+	if (e == 0) {
+		e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		if (e == 0)
+			e = pthread_cond_init(&w->cv, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	if (e)
+		return bk_errorf_code(-e, "base backup: stall watchdog");
+	pthread_mutex_init(&w->mu, NULL);
+	e = pthread_create(&w->thread, NULL, watch_run, w);
+	if (e) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		return bk_errorf_code(-e, "base backup: stall watchdog");
+	}
+	c->watch = w;
+	return 0;
+}
+
+/* Stops the thread; returns whether it shut the connection down. */
+static bool watch_stop(Watchdog *w, BkPgRepl *c)
+{
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	c->watch = NULL;
+	return atomic_load(&w->fired);
+}
+
+/* Around each blocking read while streaming (no-ops without a watchdog). */
+static void watch_arm(BkPgRepl *c)
+{
+	if (c->watch)
+		atomic_store_explicit(&c->watch->since, bk_mono_us(), memory_order_relaxed);
+}
+
+static void watch_disarm(BkPgRepl *c)
+{
+	if (c->watch)
+		atomic_store_explicit(&c->watch->since, 0, memory_order_relaxed);
+}
+
+/* The COPY of a base backup and what follows it: every archive through the
+ * callbacks, then the end location and the command's completion. */
+static int backup_stream(Backup *b, BkPgReplBackupResult *out)
+{
+	const char *what = "base backup";
+	BkPgRepl *c = b->c;
+	int r;
+	for (;;) {
+		_cleanup_pqfree_ char *buf = NULL;
+		watch_arm(c);
+		int n = PQgetCopyData(c->conn, &buf, 0);
+		watch_disarm(c);
+		if (n == -1)
+			break;
+		if (n == -2 || n == 0 || !buf)
+			return remote_error(c, NULL, what);
+		r = backup_message(b, (const uint8_t *)buf, (size_t)n);
+		if (r < 0) {
+			c->broken = true;
+			return r;
+		}
+	}
+	/* The COPY ends the same way whether the server finished or failed: only the
+	 * end location proves the last archive complete. */
+	{
+		watch_arm(c);
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		watch_disarm(c);
+		r = read_lsn_result(c, res, what, &out->end_lsn, &out->end_tli);
+		if (r < 0)
+			return r;
+	}
+	r = end_archive(b);
+	if (r < 0) {
+		c->broken = true;
+		return r;
+	}
+	for (;;) {
+		watch_arm(c);
+		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
+		watch_disarm(c);
+		if (!res)
+			break;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return remote_error(c, res, what);
+	}
+	return 0;
+}
+
 int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
                           const BkPgReplBackupCallbacks *cb, void *ctx,
                           BkPgReplBackupResult *ret)
@@ -440,39 +602,25 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 		if (!res || PQresultStatus(res) != PGRES_COPY_OUT)
 			return remote_error(c, res, what);
 	}
-	for (;;) {
-		_cleanup_pqfree_ char *buf = NULL;
-		int n = PQgetCopyData(c->conn, &buf, 0);
-		if (n == -1)
-			break;
-		if (n == -2 || n == 0 || !buf)
-			return remote_error(c, NULL, what);
-		r = backup_message(&b, (const uint8_t *)buf, (size_t)n);
+	if (opt->stall_timeout_s) {
+		Watchdog w;
+		r = watch_start(&w, c, opt->stall_timeout_s);
 		if (r < 0) {
 			c->broken = true;
 			return r;
 		}
+		r = backup_stream(&b, &out);
+		bool fired = watch_stop(&w, c);
+		if (fired)
+			c->broken = true;
+		if (r < 0 && fired)
+			return bk_errorf(BK_E_REMOTE, "%s: the server sent nothing for %u s (stall timeout)",
+			                 what, opt->stall_timeout_s);
+	} else {
+		r = backup_stream(&b, &out);
 	}
-	/* The COPY ends the same way whether the server finished or failed: only the
-	 * end location proves the last archive complete. */
-	{
-		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
-		r = read_lsn_result(c, res, what, &out.end_lsn, &out.end_tli);
-		if (r < 0)
-			return r;
-	}
-	r = end_archive(&b);
-	if (r < 0) {
-		c->broken = true;
+	if (r < 0)
 		return r;
-	}
-	for (;;) {
-		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
-		if (!res)
-			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return remote_error(c, res, what);
-	}
 	if (b.archives != (unsigned)n_tablespaces) {
 		c->broken = true;
 		return bk_errorf(BK_E_CORRUPT, "%s: %u archives received for %d tablespaces", what,

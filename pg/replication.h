@@ -66,6 +66,12 @@ typedef struct {
 	bool fast_checkpoint; /* CHECKPOINT 'fast' (else 'spread') */
 	bool no_wait;         /* WAIT false: do not wait for the backup's WAL to be archived */
 	uint32_t max_rate_kb; /* MAX_RATE in kB/s (32..1048576), 0 for unlimited */
+	/* Once the archives stream: fail (BK_E_REMOTE, "stall timeout") when the server
+	 * sends nothing, neither data nor a notice, for this many seconds; 0: wait for
+	 * ever. Counts the server's wait for WAL archiving at the end (WAIT true, which
+	 * warns after 60, 120, 240 ... s) but not its checkpoint at the start, nor the
+	 * time the callbacks take. */
+	uint32_t stall_timeout_s;
 } BkPgReplBackupOptions;
 
 /* Each callback may be NULL; returning < 0 aborts the backup with that code.

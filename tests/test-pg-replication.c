@@ -8,7 +8,8 @@
  * parser has PG_VERSION, global/pg_control, backup_label and tablespace_map, every
  * file's size matches the data directory and tablespace, and every file of the data
  * directory that PostgreSQL does not exclude is there; a callback failure aborts
- * the backup cleanly; MAX_RATE reaches the server; START_REPLICATION streams the
+ * the backup cleanly; MAX_RATE reaches the server; a server gone silent fails
+ * the backup after its stall timeout, a slow callback does not; START_REPLICATION streams the
  * backup's WAL, whose first page header carries the cluster's system identifier,
  * and status updates reach pg_stat_replication with the write and flush positions
  * given.
@@ -22,11 +23,13 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pg/replication.h"
@@ -388,6 +391,109 @@ static void test_max_rate(const char *conninfo)
 	int r = bk_pgrepl_base_backup(c, &opt, &cb, &k, &res);
 	ok(r == -ECANCELED && k.bytes < 256 * 1024,
 	   "max rate 32 kB/s: %" PRIu64 " bytes in the first half second (%d)", k.bytes, r);
+	bk_pgrepl_close(c);
+}
+
+/* The stall timeout. A walsender stopped (SIGSTOP) in the middle of a capped backup
+ * sends nothing more: the backup fails after the timeout with BK_E_REMOTE naming
+ * it, instead of waiting for ever. A child resumes the walsender after 20 s and data
+ * arriving then fails the callback, so that a watchdog that does not fire fails
+ * this test instead of hanging it. A callback slower than the timeout is not the
+ * server's silence: that backup completes. */
+typedef struct {
+	char conninfo[1024];
+	pid_t walsender, resumer;
+	uint64_t stopped_us;
+	bool late_data;
+	unsigned slow_ms; /* the first data callback sleeps this long */
+	bool slept;
+} Stall;
+
+static pid_t walsender_of(const char *conninfo, const char *app)
+{
+	PGconn *q = PQconnectdb(conninfo);
+	pid_t pid = 0;
+	if (PQstatus(q) == CONNECTION_OK) {
+		const char *params[] = { app };
+		PGresult *res = PQexecParams(q, "select pid from pg_stat_activity "
+					     "where application_name = $1 and backend_type = 'walsender'",
+					     1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			pid = (pid_t)atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	PQfinish(q);
+	return pid;
+}
+
+static int stall_data(void *ctx, const void *buf, size_t len)
+{
+	Stall *k = ctx;
+	(void)buf;
+	(void)len;
+	if (k->slow_ms && !k->slept) {
+		k->slept = true;
+		usleep(k->slow_ms * 1000);
+		return 0;
+	}
+	if (k->slow_ms)
+		return 0;
+	if (!k->walsender) {
+		k->walsender = walsender_of(k->conninfo, "bunker_stall");
+		if (k->walsender <= 0)
+			return bk_errorf(-ESRCH, "no walsender named bunker_stall");
+		kill(k->walsender, SIGSTOP);
+		k->stopped_us = bk_mono_us();
+		k->resumer = fork();
+		if (k->resumer == 0) {
+			sleep(20);
+			kill(k->walsender, SIGCONT);
+			_exit(0);
+		}
+	} else if (bk_mono_us() - k->stopped_us > 5000000) {
+		k->late_data = true;
+		return bk_errorf(-ECANCELED, "data from the resumed walsender");
+	}
+	return 0;
+}
+
+static void test_stall(const char *conninfo)
+{
+	static const BkPgReplBackupCallbacks cb = { .archive_data = stall_data };
+	Stall k = { 0 };
+	snprintf(k.conninfo, sizeof(k.conninfo), "%s", conninfo);
+	char named[1100];
+	snprintf(named, sizeof(named), "%s application_name=bunker_stall", conninfo);
+	BkPgRepl *c;
+	if (!ok(bk_pgrepl_open(named, &c) == 0, "connect for the stalled backup"))
+		return;
+	BkPgReplBackupOptions opt = { .fast_checkpoint = true, .no_wait = true, .max_rate_kb = 32,
+				      .stall_timeout_s = 1 };
+	BkPgReplBackupResult res;
+	int r = bk_pgrepl_base_backup(c, &opt, &cb, &k, &res);
+	uint64_t waited = k.stopped_us ? bk_mono_us() - k.stopped_us : 0;
+	if (k.walsender > 0)
+		kill(k.walsender, SIGCONT);
+	if (k.resumer > 0) {
+		kill(k.resumer, SIGKILL);
+		waitpid(k.resumer, NULL, 0);
+	}
+	ok(k.walsender > 0, "the walsender was stopped in the middle of the backup");
+	ok(r == BK_E_REMOTE && strstr(bk_error_detail(), "the server sent nothing for 1 s (stall timeout)"),
+	   "a silent server fails the backup: BK_E_REMOTE (%d, %s)", r, bk_error_detail());
+	ok(!k.late_data && waited >= 1000000 && waited < 5000000,
+	   "... after the 1 s timeout (%.2f s after the stop)", (double)waited / 1e6);
+	BkPgReplSystem s;
+	is_int(bk_pgrepl_identify_system(c, &s), -EPIPE, "the connection is then unusable");
+	bk_pgrepl_close(c);
+
+	if (!ok(bk_pgrepl_open(named, &c) == 0, "connect for the slow callback"))
+		return;
+	k = (Stall){ .slow_ms = 2500 };
+	opt = (BkPgReplBackupOptions){ .fast_checkpoint = true, .no_wait = true, .stall_timeout_s = 1 };
+	r = bk_pgrepl_base_backup(c, &opt, &cb, &k, &res);
+	ok(r == 0 && k.slept, "a callback that takes 2.5 s is not a stall of 1 s (%d, %s)", r,
+	   r ? bk_error_detail() : "ok");
 	bk_pgrepl_close(c);
 }
 
@@ -1007,6 +1113,7 @@ int main(int argc, char **argv)
 	test_connect_errors(conninfo);
 	test_aborted_backup(conninfo);
 	test_max_rate(conninfo);
+	test_stall(conninfo);
 	test_backup_and_stream(conninfo, datadir, sysid, ts_dir ? ts_oid : NULL, ts_dir);
 	return tap_done();
 }

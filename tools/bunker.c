@@ -50,10 +50,13 @@ static const char usage_text[] =
 	"  pg wal-push PATH                   archive_command: store one WAL file\n"
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
 	"  pg basebackup --dbname CONNINFO [--fast-checkpoint] [--no-reuse] [--archive-timeout SECS]\n"
-	"             [--max-rate RATE]       (waits SECS, default 60, for the backup's WAL\n"
+	"             [--max-rate RATE] [--stall-timeout SECS]\n"
+	"                                     (waits SECS, default 60, for the backup's WAL\n"
 	"                                     when the cluster archives into the repository;\n"
 	"                                     0: the server waits; RATE caps what the server\n"
-	"                                     sends, in kB/s or with a suffix k or M)\n"
+	"                                     sends, in kB/s or with a suffix k or M; fails\n"
+	"                                     when the server sends nothing for the stall\n"
+	"                                     timeout's SECS, default 300, 0: never)\n"
 	"  pg dump --dbname CONNINFO          pg_dump of every database, and the globals\n"
 	"                                     (pg_dump from BUNKER_PG_BIN if set, else PATH)\n"
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
@@ -148,8 +151,7 @@ enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
 	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
-	OPT_TTIME,
-	OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_HELP,
+	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -175,6 +177,7 @@ static const struct option long_opts[] = {
 	{ "no-reuse", no_argument, NULL, OPT_NOREUSE },
 	{ "archive-timeout", required_argument, NULL, OPT_ARCHIVE_TIMEOUT },
 	{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
 	{ "target-time", required_argument, NULL, OPT_TTIME },
 	{ "target-lsn", required_argument, NULL, OPT_TLSN },
 	{ "target-xid", required_argument, NULL, OPT_TXID },
@@ -641,6 +644,7 @@ int main(int argc, char **argv)
 		case OPT_NOREUSE: cli.no_reuse = true; break;
 		case OPT_ARCHIVE_TIMEOUT: cli.archive_timeout = optarg; break;
 		case OPT_MAX_RATE: cli.max_rate = optarg; break;
+		case OPT_STALL_TIMEOUT: cli.stall_timeout = optarg; break;
 		case OPT_TTIME: cli.target_time = optarg; break;
 		case OPT_TLSN: cli.target_lsn = optarg; break;
 		case OPT_TXID: cli.target_xid = optarg; break;

@@ -14,7 +14,7 @@ typedef struct {
 	const char *repo, *key_file, *password_file, *password_command;
 	const char *new_key_file, *new_password_file;
 	const char *name, *stdin_name, *target, *chunk_size, *cluster, *dbname, *archive_timeout,
-		   *max_rate;
+		   *max_rate, *stall_timeout;
 	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode,
 		   *target_timeline;
 	char *dbname_argv; /* --dbname's argument itself, in argv: cmd-pg.c hides a password */

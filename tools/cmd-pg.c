@@ -136,20 +136,32 @@ static void warn(void *ud, const char *msg)
 	cli_warn("%s", msg);
 }
 
+/* A number of seconds from 0 to a day, for the option `name` (s NULL: def).
+ * Returns 0, or the exit code of a usage error. */
+static int parse_seconds(const char *name, const char *s, unsigned def, unsigned *ret)
+{
+	*ret = def;
+	if (!s)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || !isdigit((unsigned char)s[0]) || v > 86400)
+		return usage_error("%s: '%s' is not a number of seconds (0..86400)", name, s);
+	*ret = (unsigned)v;
+	return 0;
+}
+
 static int basebackup(void)
 {
 	BkRepo *r;
 	char host[256];
-	unsigned long timeout = 60;
-	if (cli.archive_timeout) {
-		char *end;
-		errno = 0;
-		timeout = strtoul(cli.archive_timeout, &end, 10);
-		if (errno || end == cli.archive_timeout || *end || cli.archive_timeout[0] == '-' ||
-		    timeout > 86400)
-			return usage_error("--archive-timeout: '%s' is not a number of seconds (0..86400)",
-					   cli.archive_timeout);
-	}
+	unsigned timeout, stall;
+	int x = parse_seconds("--archive-timeout", cli.archive_timeout, 60, &timeout);
+	if (!x)
+		x = parse_seconds("--stall-timeout", cli.stall_timeout, 300, &stall);
+	if (x)
+		return x;
 	unsigned long rate_kb = 0;
 	if (cli.max_rate) {
 		char *end;
@@ -164,7 +176,7 @@ static int basebackup(void)
 					   "(kB/s, or with a suffix k or M)", cli.max_rate);
 		rate_kb *= scale;
 	}
-	int x = pull_begin("basebackup", &r, host);
+	x = pull_begin("basebackup", &r, host);
 	if (x)
 		return x;
 	BkBaseBackupOpts o = {
@@ -173,7 +185,8 @@ static int basebackup(void)
 		.host = host,
 		.fast_checkpoint = cli.fast_checkpoint,
 		.no_reuse = cli.no_reuse,
-		.archive_timeout_s = (unsigned)timeout,
+		.archive_timeout_s = timeout,
+		.stall_timeout_s = stall,
 		.max_rate_kb = (uint32_t)rate_kb,
 		.progress = cli_progress,
 		.warn = warn,

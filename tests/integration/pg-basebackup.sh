@@ -207,12 +207,32 @@ seg7=$(pitr_segment_of "$id7" start_lsn)
 t_true "... and naming the first missing segment ($seg7)" \
 	grep -q "WAL file $seg7 did not reach the repository within 2 s" "$T/b7.err"
 t_is "$(bkp snapshots --name pg/main/base | grep -c .)" "$((n_before + 1))" "... and the snapshot is kept"
+# A server gone silent: into a fresh repository (the server waits for the archiving
+# itself) with archiving failing, the server sends nothing after the files, and
+# --stall-timeout 2 gives up after 2 s, with one line, saving no snapshot. (Without
+# the watchdog it waits for archiving for ever: `timeout` ends it, 124.)
+t_rc 0 "a fresh repository" bkf init
+t0=$(date +%s)
+pg_as_server timeout 60 "$BUNKER" -q --repo "$T/bk/fresh" --key-file "$KEY" pg basebackup \
+	--dbname "$(pitr_conninfo)" --fast-checkpoint --stall-timeout 2 >"$T/bs.out" 2>"$T/bs.err"
+t_is "$?" 1 "with the server waiting for failing archiving, basebackup --stall-timeout 2 exits 1"
+t_is "$(cat "$T/bs.err")" \
+	"bunker: basebackup: base backup: the server sent nothing for 2 s (stall timeout)" \
+	"... saying the server went silent"
+t_true "... after about 2 s ($(( $(date +%s) - t0 )) s, the checkpoint and files included)" \
+	test "$(( $(date +%s) - t0 ))" -lt 20
+t_is "$(bkf snapshots --name pg/main/base | grep -c .)" 0 "... and saves no snapshot"
+rm -rf "$T/bk/fresh"
 pg_conf_set archive_command "$(pitr_archive_command)"
 pg_reload
 t_true "archiving works again and archives $seg7" pitr_wait_archived "$seg7" 120
 t_rc 0 "... which the repository then holds" bkp pg wal-fetch "$seg7" "$SRV/seg7"
 t_rc 2 "--archive-timeout takes a number of seconds" \
 	bkp pg basebackup --dbname "$(pitr_conninfo)" --archive-timeout 1x
+for secs in -1 1x 86401 ""; do
+	t_rc 2 "--stall-timeout '$secs' is refused: 0 to 86400 s" \
+		bkp pg basebackup --dbname "$(pitr_conninfo)" --stall-timeout "$secs"
+done
 for rate in 31 1025M 2G 1.5M x; do
 	t_rc 2 "--max-rate $rate is refused: 32 kB/s to 1 GB/s, in kB/s or with a suffix k or M" \
 		bkp pg basebackup --dbname "$(pitr_conninfo)" --max-rate "$rate"
