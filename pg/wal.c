@@ -23,6 +23,8 @@
 #define RECORD_CRC_AT 20     /* offsetof(XLogRecord, xl_crc) */
 #define RM_XLOG_ID 0
 #define XLOG_SWITCH 0x40
+#define XLOG_RESTORE_POINT 0x70
+#define RP_NAME_LEN 64 /* MAXFNAMELEN: xl_restore_point's rp_name, after its TimestampTz */
 #define RM_XACT_ID 1
 #define XLOG_XACT_OPMASK 0x70 /* commit 0x00, abort 0x20, commit/abort prepared 0x30/0x40 */
 #define PG_EPOCH_UNIX_US INT64_C(946684800000000) /* 2000-01-01, TimestampTz's zero */
@@ -400,6 +402,9 @@ typedef struct {
 	int err;         /* a read that failed (the walk ends there) */
 	bool past_end;   /* a record went on past the segment's end */
 	uint64_t copied; /* the bytes the last consume() took */
+	BkWalRecFn fn;   /* bk_wal_walk's visitor, or NULL */
+	void *ud;
+	int fn_err;      /* fn's failure (the walk ends there) */
 } RecWalk;
 
 /* Loads page pno of the segment: false when it is not one of this segment's pages
@@ -470,18 +475,29 @@ static bool is_xact_end(uint8_t rmid, uint8_t info)
 	return rmid == RM_XACT_ID && (op == 0x00 || op == 0x20 || op == 0x30 || op == 0x40);
 }
 
-/* The end time of such a record: its main data starts with the TimestampTz, after
- * the record's block headers (none for these records but the replication origin
- * and top-level xid) and the main data's own header. body holds the record's first
- * n bytes after XLogRecord. 0 when not found there. */
-static int64_t xact_end_us(const uint8_t *body, size_t n)
+static bool is_restore_point(const uint8_t *hdr)
+{
+	return hdr[17] == RM_XLOG_ID && (hdr[16] & 0xF0) == XLOG_RESTORE_POINT;
+}
+
+/* Where the main data of a record without block references begins in body (the
+ * record's first n bytes after XLogRecord), after the replication origin and
+ * top-level xid these records may carry and the main data's own header; *len is
+ * the main data's length. 0 when not found there (no record's data begins at 0). */
+static size_t main_data_at(const uint8_t *body, size_t n, uint32_t *len)
 {
 	for (size_t i = 0; i < n;) {
 		switch (body[i]) {
 		case 255: /* XLR_BLOCK_ID_DATA_SHORT: u8 length, then the data */
-			return i + 2 + 8 <= n ? (int64_t)bk_get_le64(body + i + 2) + PG_EPOCH_UNIX_US : 0;
+			if (i + 2 > n)
+				return 0;
+			*len = body[i + 1];
+			return i + 2;
 		case 254: /* XLR_BLOCK_ID_DATA_LONG: u32 length */
-			return i + 5 + 8 <= n ? (int64_t)bk_get_le64(body + i + 5) + PG_EPOCH_UNIX_US : 0;
+			if (i + 5 > n)
+				return 0;
+			*len = bk_get_le32(body + i + 1);
+			return i + 5;
 		case 253: /* XLR_BLOCK_ID_ORIGIN: RepOriginId */
 			i += 1 + 2;
 			break;
@@ -493,6 +509,44 @@ static int64_t xact_end_us(const uint8_t *body, size_t n)
 		}
 	}
 	return 0;
+}
+
+/* The end time of a transaction's end record: its main data starts with the
+ * TimestampTz. 0 when not found in body's n bytes. */
+static int64_t xact_end_us(const uint8_t *body, size_t n)
+{
+	uint32_t len;
+	size_t at = main_data_at(body, n, &len);
+	return at && at + 8 <= n ? (int64_t)bk_get_le64(body + at) + PG_EPOCH_UNIX_US : 0;
+}
+
+/* A restore point's name (xl_restore_point: TimestampTz, then the name in 64 bytes,
+ * NUL-terminated) into out; false when body's n bytes do not hold it. */
+static bool restore_point_name(const uint8_t *body, size_t n, char out[RP_NAME_LEN])
+{
+	uint32_t len;
+	size_t at = main_data_at(body, n, &len);
+	if (!at || len != 8 + RP_NAME_LEN || at + len > n ||
+	    !memchr(body + at + 8, '\0', RP_NAME_LEN))
+		return false;
+	memcpy(out, body + at + 8, RP_NAME_LEN);
+	return true;
+}
+
+/* Hands a record read whole to the walk's visitor: header hdr, the first n bytes
+ * after it in body. False when the visitor ended the walk. */
+static bool visit(RecWalk *w, uint64_t lsn, const uint8_t *hdr, const uint8_t *body, size_t n)
+{
+	if (!w->fn)
+		return true;
+	char name[RP_NAME_LEN];
+	BkWalRec rec = { .lsn = lsn, .xid = bk_get_le32(hdr + 4), .info = hdr[16], .rmid = hdr[17] };
+	if (is_restore_point(hdr) && body && restore_point_name(body, n, name))
+		rec.restore_point = name;
+	int e = w->fn(w->ud, &rec);
+	if (e < 0)
+		w->fn_err = e;
+	return e >= 0;
 }
 
 /* Reads the end of the record the segment before's end cut (its first page says
@@ -514,12 +568,30 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 	bool short_tail = rem == 8 || rem == 16;
 	Step st = consume(w, pos, hrest, rem, c.hdr + c.head, NULL);
 	uint64_t took = w->copied;
+	/* a restore point's bytes after the header, for the visitor: those the segment
+	 * before held (in the carry, when that walk had a visitor), then these */
+	uint32_t here = rem - hrest, at = UINT32_MAX, copy = 0;
+	if (w->fn && c.head && st == STEP_OK && is_restore_point(c.hdr)) {
+		uint32_t tot_len = bk_get_le32(c.hdr);
+		if (tot_len >= RECORD_HEADER + here)
+			at = tot_len - RECORD_HEADER - here; /* its bytes after the header before */
+		/* known only when the segment before's carry holds all of those */
+		if (at != (hrest ? 0 : c.nbody) || at >= BK_WAL_RP_BODY)
+			at = UINT32_MAX;
+		else
+			copy = BK_MIN(here, BK_WAL_RP_BODY - at);
+	}
+	if (st == STEP_OK && copy) {
+		st = consume(w, pos, copy, here, c.body + at, &c.crc);
+		here -= copy;
+	}
 	if (st == STEP_OK)
-		st = consume(w, pos, rem - hrest, rem - hrest, short_tail && !c.head ? tail : NULL,
+		st = consume(w, pos, here, here, short_tail && !c.head ? tail : NULL,
 			     c.head ? &c.crc : NULL);
 	if (c.head && st == STEP_END && w->past_end) { /* on past this segment too */
 		ret->carry = c;
 		ret->carry.head = (uint8_t)(c.head + took);
+		ret->carry.nbody = 0;
 		return st;
 	}
 	if (st != STEP_OK)
@@ -527,8 +599,11 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 	if (c.head) {
 		*ret_bad = bk_crc32c(c.crc, c.hdr, RECORD_CRC_AT) != bk_get_le32(c.hdr + RECORD_CRC_AT);
 		*ret_switch = !*ret_bad && c.hdr[17] == RM_XLOG_ID && (c.hdr[16] & 0xF0) == XLOG_SWITCH;
-		if (!*ret_bad) /* read whole: recovery gets this far */
+		if (!*ret_bad) { /* read whole: recovery gets this far */
 			ret->lsn = c.lsn;
+			bool known = at != UINT32_MAX;
+			visit(w, c.lsn, c.hdr, known ? c.body : NULL, known ? at + copy : 0);
+		}
 	} else {
 		*ret_switch = short_tail && tail[rem - 7] == RM_XLOG_ID &&
 			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
@@ -538,7 +613,13 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 
 int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret)
 {
-	RecWalk w = { .fd = fd };
+	return bk_wal_walk(fd, name, prev, NULL, NULL, ret);
+}
+
+int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn, void *ud,
+		BkWalEnd *ret)
+{
+	RecWalk w = { .fd = fd, .fn = fn, .ud = ud };
 	uint8_t first[BK_WAL_LONG_HEADER_SIZE];
 	*ret = (BkWalEnd){ 0 };
 	uint64_t *ret_lsn = &ret->lsn;
@@ -567,7 +648,7 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 		bad = true; /* the record cut there does not go on here, nor was it torn */
 	}
 	ret->stopped = bad; /* and no record is read past it */
-	while (!switch_tail && !bad) {
+	while (!switch_tail && !bad && !w.fn_err) {
 		if (st == STEP_END) { /* past the end, or a page that does not go on with it */
 			ret->stopped = !w.past_end;
 			break;
@@ -608,8 +689,10 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 			ret->stopped = true;
 			break;
 		}
-		uint8_t body[32];
-		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, (uint32_t)sizeof(body));
+		/* enough of the body for a transaction's end time, or a restore point's name */
+		uint8_t body[BK_WAL_RP_BODY];
+		bool rp = fn && st == STEP_OK && is_restore_point(rec);
+		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, rp ? BK_WAL_RP_BODY : 32u);
 		uint64_t got = 0; /* of body */
 		uint32_t crc = 0; /* xl_crc: the bytes after the header, then the header to xl_crc */
 		if (st == STEP_OK) {
@@ -624,6 +707,10 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 			*carry = (BkWalCarry){ .lsn = w.h.pageaddr + start, .head = RECORD_HEADER,
 					       .crc = crc };
 			memcpy(carry->hdr, rec, RECORD_HEADER);
+			if (rp && got <= BK_WAL_RP_BODY) {
+				carry->nbody = (uint8_t)got;
+				memcpy(carry->body, body, got);
+			}
 			break;
 		}
 		if (st != STEP_OK)
@@ -633,6 +720,8 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 			break;
 		}
 		*ret_lsn = w.h.pageaddr + start; /* whole in this segment */
+		if (!visit(&w, *ret_lsn, rec, body, nb))
+			break;
 		int64_t t = is_xact_end(rec[17], rec[16]) ? xact_end_us(body, nb) : 0;
 		if (t > ret->xact_us) /* the latest: backends stamp their commits out of WAL order */
 			ret->xact_us = t;
@@ -640,9 +729,10 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
 			break;
 	}
 	free(w.buf);
-	if (w.err) {
+	int e2 = w.err ? w.err : w.fn_err;
+	if (e2) {
 		*ret = (BkWalEnd){ 0 };
-		return w.err;
+		return e2;
 	}
 	return 0;
 }

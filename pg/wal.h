@@ -134,11 +134,17 @@ int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHead
  * `head` bytes of its 24-byte header (8, 16 or 24; 0: no record is cut, or the
  * walk ended before), and the CRC-32C (bk_crc32c's running value) of its bytes
  * after the header that lie here (0 when head < 24: none do). */
+#define BK_WAL_RP_BODY 96 /* a restore point's bytes after XLogRecord: 82 at most */
 typedef struct {
 	uint64_t lsn;
 	uint8_t hdr[24];
 	uint8_t head;
 	uint32_t crc;
+	/* In memory only (not in WAL records, pg/walarchive.h): when head is 24 and the
+	 * record is a restore point, its first nbody bytes after the header, for
+	 * bk_wal_walk's visitor in the next segment. */
+	uint8_t nbody;
+	uint8_t body[BK_WAL_RP_BODY];
 } BkWalCarry;
 
 /* What a segment's WAL reaches: the LSN of the last record recovery reads whole
@@ -199,6 +205,25 @@ static inline bool bk_wal_end_inside(const BkWalEnd *end)
  * it passes, it is the segment's lsn until a record lies whole here.
  * BK_E_CORRUPT if the first page is not the segment's (bk_wal_header_parse). */
 int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret);
+
+/* A record bk_wal_walk read whole, its CRC checked: its LSN, xl_xid, xl_info and
+ * xl_rmid, and for a restore point (XLOG_RESTORE_POINT, what pg_create_restore_point
+ * writes) its name, else NULL. Borrowed for the call. */
+typedef struct {
+	uint64_t lsn;
+	uint32_t xid;
+	uint8_t info, rmid;
+	const char *restore_point;
+} BkWalRec;
+
+/* bk_wal_last_record, calling fn (when not NULL) with each record read whole: the
+ * one the segment before's end cut, when prev lets it be checked, then those that
+ * begin here and end by the segment's end, in WAL order. A restore point that the
+ * segment's end cuts comes in the next segment's walk, given this one's carry. A
+ * negative return of fn ends the walk with it. */
+typedef int (*BkWalRecFn)(void *ud, const BkWalRec *rec);
+int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn, void *ud,
+		BkWalEnd *ret);
 
 #define BK_MAX_TIMELINES 256 /* on one history, the newest included */
 

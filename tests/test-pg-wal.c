@@ -522,16 +522,24 @@ static void gen_start(Gen *g, uint32_t cont)
 	gen_put(g, NULL, cont, cont);
 }
 
-/* Walks segment 3 (next: segment 4, with prev the carry from segment 3). */
-static int walk_gen(Gen *g, bool next, const BkWalCarry *prev, BkWalEnd *end)
+/* Walks segment 3 (next: segment 4, with prev the carry from segment 3), with the
+ * visitor fn when not NULL. */
+static int walk_gen_fn(Gen *g, bool next, const BkWalCarry *prev, BkWalRecFn fn, void *ud,
+		       BkWalEnd *end)
 {
 	FILE *f = tmpfile();
 	if (!f || fwrite(g->seg + (next ? MB : 0), 1, MB, f) != MB || fflush(f) != 0)
 		return -EIO;
-	int e = bk_wal_last_record(fileno(f), next ? "000000010000000000000004" :
-				   "000000010000000000000003", prev, end);
+	const char *name = next ? "000000010000000000000004" : "000000010000000000000003";
+	int e = fn ? bk_wal_walk(fileno(f), name, prev, fn, ud, end)
+		   : bk_wal_last_record(fileno(f), name, prev, end);
 	fclose(f);
 	return e;
+}
+
+static int walk_gen(Gen *g, bool next, const BkWalCarry *prev, BkWalEnd *end)
+{
+	return walk_gen_fn(g, next, prev, NULL, NULL, end);
 }
 
 static int last_of(Gen *g, uint64_t *ret)
@@ -905,6 +913,118 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), BK_E_CORRUPT, "a first page of another segment is refused");
 }
 
+/* ---- the records of a walk: restore points ---- */
+
+typedef struct {
+	int n, rps, unknown; /* records visited; restore points named; unnamed */
+	char names[8][64];
+	uint64_t lsns[8];
+	uint64_t last_lsn;
+	int stop_after; /* fail the walk at this record (0: never) */
+} Visits;
+
+static int on_rec(void *ud, const BkWalRec *r)
+{
+	Visits *v = ud;
+	v->n++;
+	v->last_lsn = r->lsn;
+	if (r->restore_point && v->rps < 8) {
+		snprintf(v->names[v->rps], sizeof(v->names[0]), "%s", r->restore_point);
+		v->lsns[v->rps++] = r->lsn;
+	} else if (r->rmid == 0 && (r->info & 0xF0) == 0x70) {
+		v->unknown++;
+	}
+	return v->stop_after && v->n == v->stop_after ? -ECANCELED : 0;
+}
+
+/* A restore point's body: short main data of 72 bytes, its time, its name. */
+static uint64_t gen_restore_point(Gen *g, const char *name)
+{
+	uint8_t body[74] = { 255, 72 };
+	bk_put_le64(body + 2, 12345);
+	snprintf((char *)body + 10, 64, "%s", name);
+	return gen_record_body(g, 24 + sizeof(body), 0, 0x70, body, sizeof(body));
+}
+
+/* Fills segment 3 up to a record that starts `before_end` bytes before its end. */
+static void gen_fill_to_end(Gen *g, uint64_t before_end)
+{
+	while (g->pos < MB - 8192)
+		gen_record(g, 2000, 10, 0);
+	gen_fill_to(g, MB - before_end);
+}
+
+static void test_walk_visits(void)
+{
+	static Gen g;
+	BkWalEnd e3, e4;
+
+	/* whole restore points are named; other records too are visited in order;
+	 * a walk without a visitor ends where the visited one does */
+	gen_start(&g, 0);
+	gen_record(&g, 50, 10, 0);
+	uint64_t first = gen_restore_point(&g, "before_migration");
+	gen_record(&g, 60, 1, 0x00);
+	uint64_t second = gen_restore_point(&g, "daily");
+	uint64_t last = gen_record(&g, 60, 10, 0);
+	Visits v = { 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a walk with a visitor");
+	is_int(v.n, 5, "visits each of the 5 records");
+	ok(v.rps == 2 && !strcmp(v.names[0], "before_migration") && v.lsns[0] == first &&
+	   !strcmp(v.names[1], "daily") && v.lsns[1] == second,
+	   "names both restore points at their LSNs (%d: %s, %s)", v.rps, v.names[0], v.names[1]);
+	ok(v.last_lsn == last && e3.lsn == last, "the last visited is the walk's last record");
+	v = (Visits){ .stop_after = 2 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), -ECANCELED,
+	       "a visitor's failure ends the walk with its code");
+	is_int(v.n, 2, "... at once");
+
+	/* a restore point that the segment's end cuts after its header: named in the
+	 * next segment's walk, from the carry's bytes and the rest there */
+	gen_start(&g, 0);
+	gen_fill_to_end(&g, 40);
+	uint64_t cut = gen_restore_point(&g, "cut_after_header");
+	uint64_t after = gen_record(&g, 60, 10, 0);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts one");
+	ok(v.rps == 0 && !v.unknown && e3.carry.head == 24 && e3.carry.nbody == 16,
+	   "not visited there; its header and 16 bytes carried (%u, %u)", e3.carry.head,
+	   e3.carry.nbody);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &e3.carry, on_rec, &v, &e4), 0, "segment 4 with that carry");
+	ok(v.rps == 1 && !strcmp(v.names[0], "cut_after_header") && v.lsns[0] == cut &&
+	   v.last_lsn == after, "names it at its LSN (%d, %s)", v.rps, v.names[0]);
+	BkWalCarry bare = e3.carry; /* as a WAL record keeps it: no bytes after the header */
+	bare.nbody = 0;
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &bare, on_rec, &v, &e4), 0, "... with a carry of no body");
+	ok(v.rps == 0 && v.unknown == 1, "a restore point whose name is not known, said so");
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, NULL, on_rec, &v, &e4), 0, "... with no carry");
+	ok(v.rps == 0 && !v.unknown && v.last_lsn == after, "not visited: not checked");
+
+	/* a restore point whose header the segment's end cuts */
+	gen_start(&g, 0);
+	gen_fill_to_end(&g, 16);
+	cut = gen_restore_point(&g, "cut_in_header");
+	gen_record(&g, 60, 10, 0);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts a header");
+	is_int(e3.carry.head, 16, "16 header bytes carried");
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &e3.carry, on_rec, &v, &e4), 0, "segment 4 with that carry");
+	ok(v.rps == 1 && !strcmp(v.names[0], "cut_in_header") && v.lsns[0] == cut,
+	   "names it at its LSN (%d, %s)", v.rps, v.names[0]);
+
+	/* a damaged restore point (its CRC) is not visited */
+	gen_start(&g, 0);
+	first = gen_restore_point(&g, "damaged");
+	g.seg[40 + 24 + 12] ^= 1;
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with a damaged one");
+	ok(v.n == 0 && e3.stopped, "not visited, and the walk stops there");
+}
+
 static void test_seg_size_parse(void)
 {
 	static const struct {
@@ -948,6 +1068,7 @@ int main(int argc, char **argv)
 	test_header_synthetic();
 	test_history();
 	test_last_record();
+	test_walk_visits();
 	if (segment && name)
 		test_real_segment(segment, name, sysid);
 	return tap_done();
