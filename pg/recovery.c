@@ -462,17 +462,170 @@ static bool ends_before(int64_t time_us, uint64_t stop, int64_t before_us, uint6
 	return !(before_us && time_us >= before_us) && !(before_lsn && stop > before_lsn);
 }
 
+/* A target that only the WAL places: a restore point's name, or a transaction id
+ * (its low 32 bits, which PostgreSQL compares), where recovery stops at the first
+ * matching record after the backup's start: a restore point of that name, or the
+ * commit or abort of that transaction. The archived segments are fetched and walked
+ * (bk_wal_walk), a range at a time; hits holds the LSNs of the matching records
+ * found so far, and of records that may match but cannot be read (a prepared
+ * transaction's end, whose xid is in its body; a restore point whose start lies in a
+ * segment walked without the one before), which make the target unplaceable. */
+typedef struct {
+	uint64_t lsn;
+	bool unsure;
+} Hit;
+
+typedef struct {
+	const char *name; /* NULL: xid */
+	uint32_t xid;
+	Hit *hits;
+	size_t n, cap;
+	uint64_t walked_from, walked_to; /* the segments walked so far (from > to: none) */
+	/* a walk ended before the end of the WAL recovery could read: at a segment
+	 * missing (a gap, or a new timeline's first not archived yet) or damaged; a
+	 * target not found is then not known to be absent */
+	bool cut_short;
+	char first_seg[BK_WAL_NAME_MAX], last_seg[BK_WAL_NAME_MAX]; /* their names */
+} WalTarget;
+
+static int target_hit(WalTarget *t, uint64_t lsn, bool unsure)
+{
+	for (size_t i = 0; i < t->n; i++) /* ranges overlap by a segment */
+		if (t->hits[i].lsn == lsn)
+			return 0;
+	if (bk_grow(&t->hits, &t->cap, t->n, sizeof(*t->hits), 16) < 0)
+		return -ENOMEM;
+	t->hits[t->n++] = (Hit){ lsn, unsure };
+	return 0;
+}
+
+static int on_target_record(void *ud, const BkWalRec *rec)
+{
+	WalTarget *t = ud;
+	if (t->name && (rec->restore_point || rec->unnamed))
+		return rec->unnamed ? target_hit(t, rec->lsn, true)
+				    : !strcmp(rec->restore_point, t->name) ? target_hit(t, rec->lsn, false)
+									   : 0;
+	if (!t->name && rec->prepared_end)
+		return target_hit(t, rec->lsn, true);
+	if (!t->name && rec->xact_end && rec->xid == t->xid)
+		return target_hit(t, rec->lsn, false);
+	return 0;
+}
+
+/* The first hit at or after lsn; NULL when none. */
+static const Hit *target_first(const WalTarget *t, uint64_t lsn)
+{
+	const Hit *best = NULL;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->hits[i].lsn >= lsn && (!best || t->hits[i].lsn < best->lsn))
+			best = &t->hits[i];
+	return best;
+}
+
+/* Walks c's path from the segment holding from_lsn up to segment `last` (at most
+ * the chain's last contiguous one), in order, each segment walked with the carry of
+ * the one before, until a segment holds a hit at or after from_lsn, or one is
+ * missing, or its walk stopped (damaged WAL: recovery stops there too). */
+static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t from_lsn,
+		       uint64_t last, WalTarget *t)
+{
+	if (!c->contiguous_end) {
+		t->cut_short = true;
+		return 0;
+	}
+	uint64_t end_seg = c->contiguous_end / c->seg_size - 1;
+	if (last >= end_seg && (c->gap || c->fork_unread || c->missing_history[0]))
+		t->cut_short = true; /* (the WAL goes on past what is contiguous) */
+	last = BK_MIN(last, end_seg);
+	BkWalCarry carry = { 0 };
+	for (uint64_t segno = from_lsn / c->seg_size; segno <= last; segno++) {
+		char seg[BK_WAL_NAME_MAX];
+		BkWalRecord w;
+		int fd = -1, e = path_segment_name(c, segno, seg);
+		if (e == 0)
+			e = bk_wal_record_get(r, cluster, seg, &w);
+		if (e == -ENOENT) {
+			t->cut_short = true;
+			break;
+		}
+		if (e < 0)
+			return e;
+		e = bk_wal_record_to_fd(r, &w, &fd);
+		bk_wal_record_release(&w);
+		BkWalEnd end;
+		if (e == 0) {
+			e = bk_wal_walk(fd, seg, &carry, on_target_record, t, &end);
+			close(fd);
+		}
+		if (e < 0)
+			return e;
+		if (t->walked_from > t->walked_to || segno < t->walked_from) {
+			t->walked_from = segno;
+			memcpy(t->first_seg, seg, sizeof(seg));
+		}
+		if (segno >= t->walked_to) {
+			t->walked_to = segno;
+			memcpy(t->last_seg, seg, sizeof(seg));
+		}
+		if (end.stopped) {
+			t->cut_short = true;
+			break;
+		}
+		if (target_first(t, from_lsn))
+			break;
+		carry = end.carry;
+	}
+	return 0;
+}
+
+/* The error for a target the WAL walked does not place after any base backup:
+ * only inside one (recovery cannot stop before a backup's end), or nowhere. */
+static int target_not_found(const WalTarget *t, const char *cluster, const uint8_t *inside_id,
+			    uint64_t inside_start, uint64_t inside_stop, bool given)
+{
+	char what[128], at[BK_WAL_LSN_MAX], s1[BK_WAL_LSN_MAX], s2[BK_WAL_LSN_MAX];
+	if (t->name)
+		snprintf(what, sizeof(what), "restore point '%s'", t->name);
+	else
+		snprintf(what, sizeof(what), "end of transaction %u", t->xid);
+	const Hit *h = target_first(t, inside_start);
+	if (h && inside_id) {
+		bk_wal_lsn_format(at, sizeof(at), h->lsn);
+		bk_wal_lsn_format(s1, sizeof(s1), inside_start);
+		bk_wal_lsn_format(s2, sizeof(s2), inside_stop);
+		if (given)
+			return bk_errorf(BK_E_USAGE, "the %s at %s lies inside snapshot %.16s's backup "
+					 "(%s to %s): recovery cannot stop before its end (latest "
+					 "picks a backup before it)", what, at,
+					 bk_id_hex(inside_id).s, s1, s2);
+		return bk_errorf(BK_E_USAGE, "the %s at %s lies inside base backup %.16s (%s to %s), "
+				 "and no older base backup of cluster '%s' is on the history: recovery "
+				 "cannot stop before a backup's end", what, at, bk_id_hex(inside_id).s,
+				 s1, s2, cluster);
+	}
+	if (t->walked_from > t->walked_to)
+		return bk_errorf(-ENOENT, "no %s in the WAL archived: no segment after the base "
+				 "backup is archived", what);
+	return bk_errorf(-ENOENT, "no %s in the WAL archived after the base backup (%s to %s, "
+			 "walked): recovery would replay it all and fail", what, t->first_seg,
+			 t->last_seg);
+}
+
 /* Chooses the base backup for a target: the newest one on the history of the
- * timeline recovery follows that ended before a time or LSN target. An xid or a
- * restore point cannot be placed without reading WAL, so for those the oldest
- * backup on the history is taken (it reaches any later point); give a SNAPSHOT to
- * start from a newer one. When the timeline was not given and the newest backup
- * is off the newest timeline's history (a restored copy promoted and archived
- * here, or production went on from a restore), which history is wanted is not
- * known: refuses, naming the --target-timeline that restores each. */
+ * timeline recovery follows that ended before a time or LSN target. For a target
+ * the WAL places (wt: a restore point or an xid), the newest one whose first
+ * matching record after its start lies after its end (*ret_at: that record's
+ * LSN), walking the WAL from the newest backup's start onwards, then back a
+ * backup at a time; when a record that may match cannot be read, the oldest
+ * backup on the history (it reaches any later point; *ret_at 0). When the
+ * timeline was not given and the newest backup is off the newest timeline's
+ * history (a restored copy promoted and archived here, or production went on from
+ * a restore), which history is wanted is not known: refuses, naming the
+ * --target-timeline that restores each. */
 static int choose_backup(const BkWalArchive *a, const char *name, int64_t before_us,
-			 uint64_t before_lsn, bool oldest, uint32_t want_tli, bool tli_given,
-			 uint8_t ret_id[32])
+			 uint64_t before_lsn, WalTarget *wt, uint64_t *ret_at, uint32_t want_tli,
+			 bool tli_given, uint8_t ret_id[32])
 {
 	Candidates l = { .name = name };
 	int e = bk_snapshot_foreach(a->r, collect, &l);
@@ -491,9 +644,33 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 		newest_on = e == 0 && chain.on_path;
 		target = chain.target_tli;
 	}
-	const Candidate *pick = NULL;
-	for (size_t k = 0; e == 0 && k < n && !pick; k++) {
-		const Candidate *c = &l.c[oldest ? n - 1 - k : k];
+	const Candidate *pick = NULL, *inside = NULL;
+	bool unsure = false, any_on = false; /* wt cannot be placed; a backup is on the path */
+	uint64_t upto = UINT64_MAX; /* each range walked ends where the one after began */
+	for (size_t k = 0; e == 0 && wt && (tli_given || newest_on) && k < n && !pick; k++) {
+		const Candidate *c = &l.c[k];
+		e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
+		if (e < 0 || !chain.on_path)
+			continue;
+		any_on = true;
+		e = target_walk(a->r, a->cluster, &chain, c->start, upto, wt);
+		upto = c->start / chain.seg_size;
+		const Hit *h = e == 0 ? target_first(wt, c->start) : NULL;
+		if (h && h->unsure) {
+			unsure = true;
+			break;
+		}
+		if (h && h->lsn >= c->stop) {
+			pick = c;
+			*ret_at = h->lsn;
+		} else if (h) {
+			inside = c;
+		}
+	}
+	if (e == 0 && wt && !pick && wt->cut_short)
+		unsure = true; /* not found in what could be walked */
+	for (size_t k = 0; e == 0 && (!wt || unsure) && k < n && !pick; k++) {
+		const Candidate *c = &l.c[wt ? n - 1 - k : k];
 		if (c != &l.c[0])
 			e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
 		if (e == 0 && (c == &l.c[0] ? newest_on : chain.on_path))
@@ -510,6 +687,9 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 			      bk_id_hex(l.c[0].id).s, l.c[0].tli, target, l.c[0].tli, other);
 	} else if (e == 0 && pick) {
 		memcpy(ret_id, pick->id, 32);
+	} else if (e == 0 && wt && !unsure && any_on) {
+		e = target_not_found(wt, a->cluster, inside ? inside->id : NULL,
+				     inside ? inside->start : 0, inside ? inside->stop : 0, false);
 	} else if (e == 0 && n == 0 && l.n && (before_us || before_lsn)) {
 		/* the target as read, against the oldest backup (l.c is whole: n == 0) */
 		const Candidate *old = &l.c[l.n - 1];
@@ -1087,18 +1267,25 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalArchive wa;
 	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
 		return e;
+	/* a restore point or an xid: placed by walking the WAL (at: where; 0: not) */
+	WalTarget wt = { .name = o->target_name, .walked_from = UINT64_MAX };
+	if (o->target_xid)
+		wt.xid = (uint32_t)strtoull(o->target_xid, NULL, 10);
+	WalTarget *place = o->target_name || o->target_xid ? &wt : NULL;
+	uint64_t placed_at = 0;
 	uint8_t id[32];
 	bool chosen = !o->snapshot || !strcmp(o->snapshot, "latest");
 	if (!chosen)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
-		e = choose_backup(&wa, name, before_us, before_lsn, o->target_xid || o->target_name,
-				  want_tli, o->target_timeline, id);
+		e = choose_backup(&wa, name, before_us, before_lsn, place, &placed_at, want_tli,
+				  o->target_timeline, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);
 	if (e < 0) {
 		bk_wal_archive_release(&wa);
+		free(wt.hits);
 		return e;
 	}
 	const char *start_s = bk_snapshot_meta(s, "start_lsn"), *stop_s = bk_snapshot_meta(s, "stop_lsn"),
@@ -1138,6 +1325,20 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_USAGE, "snapshot %.16s (timeline %u) is not on the history of "
 			      "timeline %u%s", bk_id_hex(id).s, tli, c.target_tli,
 			      o->target_timeline ? "" : ", the newest archived (--target-timeline)");
+	if (e == 0 && place && !chosen) { /* the SNAPSHOT given: its first match after it */
+		e = target_walk(r, o->cluster, &c, start, UINT64_MAX, &wt);
+		const Hit *h = e == 0 ? target_first(&wt, start) : NULL;
+		if (h && !h->unsure && h->lsn >= stop)
+			placed_at = h->lsn;
+		else if (h && !h->unsure)
+			e = target_not_found(&wt, o->cluster, id, start, stop, true);
+		else if (e == 0 && !h && !wt.cut_short)
+			e = target_not_found(&wt, o->cluster, NULL, start, stop, true);
+	}
+	/* from here on, a placed target is checked as an LSN target (what recovery
+	 * reads to reach it) */
+	if (placed_at)
+		before_lsn = placed_at;
 	BkWalWentOn went = { 0 };
 	if (e == 0 && !o->target_timeline)
 		e = bk_pg_wal_went_on(&wa, &c, chosen ? 0 : tli, &went);
@@ -1278,6 +1479,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (read_newest)
 		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);
+	free(wt.hits);
+	if (e == 0 && o->ret_target_at)
+		*o->ret_target_at = placed_at;
 
 	if (e == 0)
 		e = check_unused("", o->target_dir);

@@ -171,9 +171,11 @@ typedef struct {
 	const char *cluster;
 	const char *snapshot;     /* id, prefix, or NULL/"latest": the newest base backup
 				   * on the history of the timeline to follow that ended
-				   * before a time or LSN target; for an xid or name
-				   * target, the oldest such backup (those cannot be placed
-				   * without reading WAL) */
+				   * before a time or LSN target, or before the first
+				   * record after its start where an xid or name target
+				   * stops recovery (found by walking the archived WAL;
+				   * when a record that may be that one cannot be read, the
+				   * oldest base backup) */
 	const char *target_dir;
 	const char *target_time;  /* at most one of these four */
 	const char *target_lsn;
@@ -192,6 +194,9 @@ typedef struct {
 	const BkPathAccess *server_needs;
 	size_t nserver_needs;
 	const volatile sig_atomic_t *stop; /* once set, the restore stops (BkRestoreOpts) */
+	/* Optional: set to the LSN of the record where recovery stops for an xid or
+	 * name target (0: the target could not be placed, or is of another kind). */
+	uint64_t *ret_target_at;
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	void *progress_ud;
 } BkPgRestoreOpts;

@@ -540,9 +540,13 @@ static bool visit(RecWalk *w, uint64_t lsn, const uint8_t *hdr, const uint8_t *b
 	if (!w->fn)
 		return true;
 	char name[RP_NAME_LEN];
-	BkWalRec rec = { .lsn = lsn, .xid = bk_get_le32(hdr + 4), .info = hdr[16], .rmid = hdr[17] };
+	uint8_t op = hdr[16] & XLOG_XACT_OPMASK;
+	BkWalRec rec = { .lsn = lsn, .xid = bk_get_le32(hdr + 4), .info = hdr[16], .rmid = hdr[17],
+			 .xact_end = hdr[17] == RM_XACT_ID && (op == 0x00 || op == 0x20),
+			 .prepared_end = hdr[17] == RM_XACT_ID && (op == 0x30 || op == 0x40) };
 	if (is_restore_point(hdr) && body && restore_point_name(body, n, name))
 		rec.restore_point = name;
+	rec.unnamed = is_restore_point(hdr) && !rec.restore_point;
 	int e = w->fn(w->ud, &rec);
 	if (e < 0)
 		w->fn_err = e;

@@ -207,13 +207,17 @@ static inline bool bk_wal_end_inside(const BkWalEnd *end)
 int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEnd *ret);
 
 /* A record bk_wal_walk read whole, its CRC checked: its LSN, xl_xid, xl_info and
- * xl_rmid, and for a restore point (XLOG_RESTORE_POINT, what pg_create_restore_point
- * writes) its name, else NULL. Borrowed for the call. */
+ * xl_rmid; for a restore point (XLOG_RESTORE_POINT, what pg_create_restore_point
+ * writes) its name, or NULL with unnamed set when its bytes before this segment
+ * were not carried; xact_end for a commit or an abort (xid is then the transaction
+ * PostgreSQL's recovery_target_xid compares), prepared_end for those of a prepared
+ * transaction (whose xid is in the record's body). Borrowed for the call. */
 typedef struct {
 	uint64_t lsn;
 	uint32_t xid;
 	uint8_t info, rmid;
 	const char *restore_point;
+	bool unnamed, xact_end, prepared_end;
 } BkWalRec;
 
 /* bk_wal_last_record, calling fn (when not NULL) with each record read whole: the

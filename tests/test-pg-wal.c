@@ -917,6 +917,7 @@ static void test_last_record(void)
 
 typedef struct {
 	int n, rps, unknown; /* records visited; restore points named; unnamed */
+	int xact_ends, prepared_ends;
 	char names[8][64];
 	uint64_t lsns[8];
 	uint64_t last_lsn;
@@ -928,10 +929,12 @@ static int on_rec(void *ud, const BkWalRec *r)
 	Visits *v = ud;
 	v->n++;
 	v->last_lsn = r->lsn;
+	v->xact_ends += r->xact_end;
+	v->prepared_ends += r->prepared_end;
 	if (r->restore_point && v->rps < 8) {
 		snprintf(v->names[v->rps], sizeof(v->names[0]), "%s", r->restore_point);
 		v->lsns[v->rps++] = r->lsn;
-	} else if (r->rmid == 0 && (r->info & 0xF0) == 0x70) {
+	} else if (r->unnamed) {
 		v->unknown++;
 	}
 	return v->stop_after && v->n == v->stop_after ? -ECANCELED : 0;
@@ -964,12 +967,15 @@ static void test_walk_visits(void)
 	gen_start(&g, 0);
 	gen_record(&g, 50, 10, 0);
 	uint64_t first = gen_restore_point(&g, "before_migration");
-	gen_record(&g, 60, 1, 0x00);
+	gen_record(&g, 60, 1, 0x00);  /* a commit */
+	gen_record(&g, 60, 1, 0x10);  /* a prepare: no end */
+	gen_record(&g, 60, 1, 0x40);  /* an abort prepared */
 	uint64_t second = gen_restore_point(&g, "daily");
 	uint64_t last = gen_record(&g, 60, 10, 0);
 	Visits v = { 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a walk with a visitor");
-	is_int(v.n, 5, "visits each of the 5 records");
+	is_int(v.n, 7, "visits each of the 7 records");
+	ok(v.xact_ends == 1 && v.prepared_ends == 1, "one transaction's end, one prepared one's");
 	ok(v.rps == 2 && !strcmp(v.names[0], "before_migration") && v.lsns[0] == first &&
 	   !strcmp(v.names[1], "daily") && v.lsns[1] == second,
 	   "names both restore points at their LSNs (%d: %s, %s)", v.rps, v.names[0], v.names[1]);

@@ -363,6 +363,8 @@ static int restore(void)
 			sigaction(stops[i], &sa, NULL);
 	}
 	o.stop = &restore_stop;
+	uint64_t target_at = 0;
+	o.ret_target_at = &target_at;
 	BkSnapshot *s;
 	e = bk_pg_restore(r, &o, &s);
 	cli_progress_end();
@@ -375,6 +377,13 @@ static int restore(void)
 		printf("restored base backup %s of %s (%s .. %s) to %s; start PostgreSQL there to "
 		       "recover\n", cli_text(s->name, text, sizeof(text)), when,
 		       bk_snapshot_meta(s, "start_lsn"), bk_snapshot_meta(s, "stop_lsn"), cli.target);
+		char at[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(at, sizeof(at), target_at);
+		if (target_at && cli.target_name)
+			printf("recovery stops at the restore point '%s' at %s\n",
+			       cli_text(cli.target_name, text, sizeof(text)), at);
+		else if (target_at)
+			printf("recovery stops at the end of transaction %s at %s\n", cli.target_xid, at);
 	}
 	/* A server configured from outside its data directory (Debian's clusters read
 	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */

@@ -3,7 +3,11 @@
 # A server archives into the repository (archive_command = bunker pg wal-push); after a
 # base backup, row A is inserted, then a time, an LSN and a named restore point are
 # taken, then row B. A restore to each of these targets (and to A's xid) starts and
-# holds A and not B. A server restored to the restore point promotes to timeline 2,
+# holds A and not B. With `latest`, a restore point or an xid is found in the
+# archived WAL: the newest backup before it is taken (the second, for a restore point
+# made after it), the output says where recovery stops, and one the WAL does not hold
+# is refused, as is one made during the backup given (while `latest` takes the one
+# before). A server restored to the restore point promotes to timeline 2,
 # archives into the same repository and cluster, and gets row C; a restore with no
 # target follows timeline 2 and holds A and C, not B. A second base backup, taken after
 # B, must not be chosen for targets before it; with timeline 2 newer, `latest` refuses
@@ -46,7 +50,7 @@ xid_a=$(pg_psql -c "begin" -c "insert into t values (1, 'A')" -c "select txid_cu
 sleep 1.2
 ts=$(pitr_now)
 lsn=$(pg_sql "select pg_current_wal_insert_lsn()")
-pg_sql "select pg_create_restore_point('before_b')" >/dev/null
+rp_end=$(pg_sql "select pg_create_restore_point('before_b')") # (the record's end)
 sleep 1.2
 pitr_switch_wal >/dev/null
 pg_sql "insert into t values (2, 'B')" >/dev/null
@@ -57,6 +61,7 @@ diag "A in xid $xid_a; time $ts; lsn $lsn"
 t_rc 0 "a second pg basebackup, after B" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 id2=$(snap_id_of "$OUT")
 t_true "the two backups have ids" test "${#id1}" = 64 -a "${#id2}" = 64 -a "$id1" != "$id2"
+pg_sql "select pg_create_restore_point('after_second')" >/dev/null
 last=$(pitr_switch_wal)
 t_true "the segment after the second backup ($last) is archived" pitr_wait_archived "$last"
 
@@ -196,23 +201,67 @@ t_rc 2 "an xid whose low 32 bits are 0 (not a normal one) is refused" \
 t_rc 2 "so is one of 21 digits" \
 	bkp pg restore "$id1" --target "$SRV/r-none" --target-xid 100000000000000000000
 
-# `latest` with a target whose position bunker cannot know (a name): it must either
-# pick a backup that ends before the target or refuse; the backup after B is neither.
-rc=0
-bkp pg restore latest --target "$SRV/r-name-latest" --target-name before_b >/dev/null 2>"$T/nl.err" || rc=$?
-if [ "$rc" != 0 ]; then
-	t_true "latest --target-name: refused ($(head -c 200 "$T/nl.err")) and nothing written" \
-		test ! -e "$SRV/r-name-latest"
-elif pitr_start "$SRV/r-name-latest" && pitr_wait_recovered 60; then
+# `latest` with a restore point or an xid: bunker walks the archived WAL from the
+# newest backup on, then back a backup at a time, and takes the newest backup before
+# the first matching record; it says where recovery stops. Both lie before the second
+# backup: the first is taken (the oldest was taken without looking, before).
+t1=$(bkp snapshots --json --name pg/main/base | python3 -c \
+	'import json, sys; print([s["time"] for s in json.load(sys.stdin) if s["id"] == sys.argv[1]][0])' "$id1")
+lsn_num() { [ -n "$1" ] && echo $(((16#${1%/*} << 32) | 16#${1#*/})); } # X/Y as a number
+for kind in name xid; do
+	arg=before_b
+	[ "$kind" = xid ] && arg=$xid_a
+	rm -rf "$SRV/r-$kind-latest"
+	if t_rc 0 "latest --target-$kind $arg: pg restore (not -q)" pg_as_server "$BUNKER" --repo \
+		"$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-$kind-latest" \
+		--target-$kind "$arg"; then
+		t_true "... restores the first backup, before it" \
+			grep -q "^restored base backup pg/main/base of $t1 (" "$OUT" || diag "$(cat "$OUT")"
+		at=$(sed -n 's/^recovery stops at .* at \([0-9A-F]*\/[0-9A-F]*\)$/\1/p' "$OUT")
+		if [ "$kind" = name ]; then
+			t_true "... and says recovery stops at the restore point, at $at ($lsn <= it < $rp_end)" \
+				test -n "$at" -a "$(lsn_num "$at")" -ge "$(lsn_num "$lsn")" -a \
+				"$(lsn_num "$at")" -lt "$(lsn_num "$rp_end")"
+		else
+			t_true "... and says recovery stops at A's commit, at $at ($start_lsn < it < $lsn)" \
+				test -n "$at" -a "$(lsn_num "$at")" -gt "$(lsn_num "$start_lsn")" -a \
+				"$(lsn_num "$at")" -lt "$(lsn_num "$lsn")"
+		fi
+	fi
+done
+if pitr_start "$SRV/r-name-latest" && pitr_wait_recovered 60; then
 	t_is "$(rsql "select string_agg(tag, ',' order by id) from t")" A \
 		"latest --target-name: the restored server holds exactly A"
 	pitr_stop
 else
 	not_ok "latest --target-name before_b: the restored server reaches the restore point" \
-		"pg restore exit 0; $(grep -E 'FATAL|consistent|recovery stopping' "$R_LOG" | head -n 3)"
+		"$(grep -E 'FATAL|consistent|recovery stopping' "$R_LOG" | head -n 3)"
 	pitr_stop
 fi
-rm -rf "$SRV/r-name-latest" "$SRV/r-name-latest.sock"
+rm -rf "$SRV/r-name-latest" "$SRV/r-name-latest.sock" "$SRV/r-xid-latest"
+# a restore point after the second backup: that one is taken, not the oldest
+t2=$(bkp snapshots --json --name pg/main/base | python3 -c \
+	'import json, sys; print([s["time"] for s in json.load(sys.stdin) if s["id"] == sys.argv[1]][0])' "$id2")
+t_rc 0 "latest --target-name after_second: pg restore (not -q)" pg_as_server "$BUNKER" --repo \
+	"$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-after" --target-name after_second
+t_true "... restores the second backup, the newest before it" \
+	grep -q "^restored base backup pg/main/base of $t2 (" "$OUT" || diag "$(cat "$OUT")"
+rm -rf "$SRV/r-after"
+# Targets the archived WAL does not hold are refused before anything is written
+# (PostgreSQL would replay it all and fail): a name never used, an xid never
+# committed, the restore point from a snapshot taken after it.
+t_rc 3 "latest --target-name never_made: exit 3" \
+	bkp pg restore latest --target "$SRV/r-none" --target-name never_made
+t_true "... no such restore point, naming the WAL walked" grep -Eq \
+	"no restore point 'never_made' in the WAL archived after the base backup \(000000010000000000000[0-9A-F]{3} to $last, walked\): recovery would replay it all and fail$" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_rc 3 "latest --target-xid of no transaction: exit 3" \
+	bkp pg restore latest --target "$SRV/r-none" --target-xid 3999999999
+t_true "... no end of that transaction" grep -q "no end of transaction 3999999999 in the WAL archived" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_rc 3 "the second backup, after before_b, --target-name before_b: exit 3" \
+	bkp pg restore "$id2" --target "$SRV/r-none" --target-name before_b
+t_true "... and nothing written" test ! -e "$SRV/r-none"
 
 # Targets nothing can reach are refused before anything is written.
 t_rc 3 "a time before the first backup is refused" \
@@ -522,6 +571,7 @@ if pitr_start "$SRV/tl2" -c archive_mode=on \
 	t_is "$phase" "streaming database files" "the timeline 2 server streams a base backup"
 	t0=$(date +%s%N) # before the first reading, after the last: ms bounds the time between
 	streamed0=$(rsql "select backup_streamed from pg_stat_progress_basebackup")
+	rsql "select pg_create_restore_point('during_tl2b')" >/dev/null # (inside the backup)
 	rswitch_wal >/dev/null
 	rswitch_wal >/dev/null
 	sleep 1
@@ -552,6 +602,17 @@ fi
 rm -rf "$SRV/tl2"
 restore_to r-tl2b A,C,D "latest, the base backup taken on timeline 2" latest
 rm -rf "$SRV/r-tl2b"
+# A restore point made while that backup ran: recovery from it cannot stop there
+# (before its end). Given as SNAPSHOT, refused; `latest` takes the backup before it,
+# on timeline 1, and recovery follows timeline 2 to the restore point.
+t_rc 2 "the timeline 2 backup, --target-name during_tl2b (made during it): exit 2" \
+	bkp pg restore "${id_tl2:-none}" --target "$SRV/r-none" --target-name during_tl2b
+t_true "... it lies inside the backup" grep -q \
+	"the restore point 'during_tl2b' at [0-9A-F]*/[0-9A-F]* lies inside snapshot ${id_tl2:0:16}'s backup" \
+	"$ERR" || diag "$(cat "$ERR")"
+restore_to r-during A,C "latest to a restore point made during the newest backup" latest \
+	--target-name during_tl2b
+rm -rf "$SRV/r-during"
 
 # ---- a WAL file the archive holds but cannot read ----
 # pg restore reads the record of every segment on the way (for damaged WAL): one it
