@@ -525,8 +525,9 @@ static const Hit *target_first(const WalTarget *t, uint64_t lsn)
 
 /* Walks c's path from the segment holding from_lsn up to segment `last` (at most
  * the chain's last contiguous one), in order, each segment walked with the carry of
- * the one before, until a segment holds a hit at or after from_lsn, or one is
- * missing, or its walk stopped (damaged WAL: recovery stops there too). */
+ * the one before, until a segment holds a new hit at or after from_lsn (the hits
+ * of earlier walks lie after this range), or one is missing, or its walk stopped
+ * (damaged WAL: recovery stops there too). */
 static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint64_t from_lsn,
 		       uint64_t last, WalTarget *t)
 {
@@ -538,6 +539,7 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 	if (last >= end_seg && (c->gap || c->fork_unread || c->missing_history[0]))
 		t->cut_short = true; /* (the WAL goes on past what is contiguous) */
 	last = BK_MIN(last, end_seg);
+	size_t known = t->n;
 	BkWalCarry carry = { 0 };
 	for (uint64_t segno = from_lsn / c->seg_size; segno <= last; segno++) {
 		char seg[BK_WAL_NAME_MAX];
@@ -572,7 +574,10 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 			t->cut_short = true;
 			break;
 		}
-		if (target_first(t, from_lsn))
+		bool hit = false;
+		for (size_t i = known; i < t->n; i++)
+			hit |= t->hits[i].lsn >= from_lsn;
+		if (hit)
 			break;
 		carry = end.carry;
 	}
@@ -604,9 +609,6 @@ static int target_not_found(const WalTarget *t, const char *cluster, const uint8
 				 "cannot stop before a backup's end", what, at, bk_id_hex(inside_id).s,
 				 s1, s2, cluster);
 	}
-	if (t->walked_from > t->walked_to)
-		return bk_errorf(-ENOENT, "no %s in the WAL archived: no segment after the base "
-				 "backup is archived", what);
 	return bk_errorf(-ENOENT, "no %s in the WAL archived after the base backup (%s to %s, "
 			 "walked): recovery would replay it all and fail", what, t->first_seg,
 			 t->last_seg);

@@ -559,6 +559,7 @@ t_true "... naming it" grep -q "the archive holds no WAL of timeline 9" "$ERR" |
 # rate allows, and the backup starts and stops in different segments.
 if pitr_start "$SRV/tl2" -c archive_mode=on \
 	-c "archive_command=sleep 1 && $(pitr_archive_command main)"; then
+	twice1=$(rsql "select pg_create_restore_point('twice')") # (its end: before the backup)
 	bkp --json pg basebackup --dbname "host=$R_SOCK port=$R_PORT user=postgres dbname=postgres" \
 		--fast-checkpoint --max-rate 4M >"$T/tl2b.out" 2>"$T/tl2b.err" &
 	bpid=$!
@@ -571,7 +572,7 @@ if pitr_start "$SRV/tl2" -c archive_mode=on \
 	t_is "$phase" "streaming database files" "the timeline 2 server streams a base backup"
 	t0=$(date +%s%N) # before the first reading, after the last: ms bounds the time between
 	streamed0=$(rsql "select backup_streamed from pg_stat_progress_basebackup")
-	rsql "select pg_create_restore_point('during_tl2b')" >/dev/null # (inside the backup)
+	rsql "select pg_create_restore_point('twice')" >/dev/null # the second: inside the backup
 	rswitch_wal >/dev/null
 	rswitch_wal >/dev/null
 	sleep 1
@@ -602,17 +603,23 @@ fi
 rm -rf "$SRV/tl2"
 restore_to r-tl2b A,C,D "latest, the base backup taken on timeline 2" latest
 rm -rf "$SRV/r-tl2b"
-# A restore point made while that backup ran: recovery from it cannot stop there
-# (before its end). Given as SNAPSHOT, refused; `latest` takes the backup before it,
-# on timeline 1, and recovery follows timeline 2 to the restore point.
-t_rc 2 "the timeline 2 backup, --target-name during_tl2b (made during it): exit 2" \
-	bkp pg restore "${id_tl2:-none}" --target "$SRV/r-none" --target-name during_tl2b
+# The restore point 'twice', made before that backup and again while it ran:
+# recovery from that backup would meet the second first, before the backup's end,
+# where it cannot stop. Given as SNAPSHOT, refused; `latest` takes the backup before,
+# on timeline 1, where recovery follows timeline 2 to the first (each range of WAL
+# walked back is walked whole: the second, found first, must not hide the first).
+t_rc 2 "the timeline 2 backup, --target-name twice (made again during it): exit 2" \
+	bkp pg restore "${id_tl2:-none}" --target "$SRV/r-none" --target-name twice
 t_true "... it lies inside the backup" grep -q \
-	"the restore point 'during_tl2b' at [0-9A-F]*/[0-9A-F]* lies inside snapshot ${id_tl2:0:16}'s backup" \
+	"the restore point 'twice' at [0-9A-F]*/[0-9A-F]* lies inside snapshot ${id_tl2:0:16}'s backup" \
 	"$ERR" || diag "$(cat "$ERR")"
-restore_to r-during A,C "latest to a restore point made during the newest backup" latest \
-	--target-name during_tl2b
-rm -rf "$SRV/r-during"
+restore_to r-during A,C "latest to a restore point also made during the newest backup" latest \
+	--target-name twice
+at=$(pg_as_server "$BUNKER" --repo "$REPO" --key-file "$KEY" pg restore latest --target \
+	"$SRV/r-twice" --target-name twice 2>&1 | sed -n "s/^recovery stops at the restore point 'twice' at //p")
+t_true "... at the first 'twice', before the backup ($at < ${twice1:-?})" \
+	test -n "$at" -a -n "${twice1:-}" -a "$(lsn_num "$at")" -lt "$(lsn_num "${twice1:-0/0}")"
+rm -rf "$SRV/r-during" "$SRV/r-twice"
 
 # ---- a WAL file the archive holds but cannot read ----
 # pg restore reads the record of every segment on the way (for damaged WAL): one it
