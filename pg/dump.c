@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -260,7 +261,10 @@ static long major_of(long major, long minor)
  * PQserverVersion gives it), which it would refuse to dump ("aborting because of
  * server version mismatch"): else every database's dump fails alike, with the
  * same message each time. Output that is not understood passes (the dumps tell).
+ * It has VERSION_TIMEOUT_MS to answer and exit (a wrapper that hangs would hang
+ * the dump), else it is killed.
  * Returns 0, or BK_E_REMOTE naming the program and what to do. */
+#define VERSION_TIMEOUT_MS 5000
 static int check_program(const char *bin_dir, const char *name, char **env, int server_version)
 {
 	char prog[4096];
@@ -279,7 +283,17 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	}
 	char out[256];
 	size_t n = 0;
+	uint64_t deadline = bk_mono_us() + VERSION_TIMEOUT_MS * UINT64_C(1000);
+	bool late = false;
 	while (n < sizeof(out) - 1) {
+		uint64_t now = bk_mono_us();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int pr = now < deadline ? poll(&p, 1, (int)((deadline - now + 999) / 1000)) : 0;
+		if (pr < 0 && errno == EINTR)
+			continue;
+		late = pr == 0;
+		if (pr <= 0)
+			break;
 		ssize_t k = read(fd, out + n, sizeof(out) - 1 - n);
 		if (k > 0)
 			n += (size_t)k;
@@ -288,8 +302,23 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	}
 	close(fd);
 	out[n] = '\0';
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	for (;;) { /* its exit, by the same deadline */
+		pid_t w = waitpid(pid, NULL, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (late || bk_mono_us() >= deadline) {
+			late = true;
+			kill(pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			break;
+		}
+		usleep(10000);
+	}
+	if (late)
+		return bk_errorf(BK_E_REMOTE, "%s --version did not finish within %d s: it was "
+				 "stopped (check the program, or BUNKER_PG_BIN)", prog,
+				 VERSION_TIMEOUT_MS / 1000);
 	const char *v = strstr(out, "(PostgreSQL) ");
 	if (!v || server_version <= 0)
 		return 0;

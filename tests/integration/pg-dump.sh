@@ -218,7 +218,22 @@ BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump older than the server exits 1
 t_is "$(sed 's/(15\.[0-9]*)/(15.N)/' "$ERR")" \
 	"bunker: dump: $fake/pg_dump is version 14.9, older than the server (15.N), and cannot dump it: set BUNKER_PG_BIN to the bin directory of PostgreSQL 15 or later" \
 	"in one line naming both versions"
-t_is "$(count_dumps)" "$before" "neither adds a dump snapshot"
+# A pg_dump that hangs when asked its version (a wrapper waiting on something) is
+# stopped after 5 s instead of hanging the dump (`timeout` ends a hang: exit 124).
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && exec sleep 601
+exec '$PG_BIN/pg_dump' "\$@"
+EOF
+t0=$(date +%s)
+t_rc 1 "pg dump with a pg_dump whose --version hangs exits 1" \
+	pg_as_server env BUNKER_PG_BIN="$fake" timeout 60 "$BUNKER" -q --repo "$REPO" \
+	--key-file "$KEY" pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: dump: $fake/pg_dump --version did not finish within 5 s: it was stopped (check the program, or BUNKER_PG_BIN)" \
+	"in one line naming it"
+t_true "... after about 5 s ($(( $(date +%s) - t0 )) s)" test "$(( $(date +%s) - t0 ))" -lt 20
+t_true "... and its sleep was stopped" sh -c "! pgrep -f '^sleep 60[1]$' >/dev/null"
+t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
 
 # The databases are pg_dumpall's: a template database and template1 too (template0
 # is never dumped), and a name with a newline is one name (it was split in two, and
