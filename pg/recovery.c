@@ -465,7 +465,9 @@ static bool ends_before(int64_t time_us, uint64_t stop, int64_t before_us, uint6
 /* A target that only the WAL places: a restore point's name, or a transaction id
  * (its low 32 bits, which PostgreSQL compares), where recovery stops at the first
  * matching record after the backup's start: a restore point of that name, or the
- * commit or abort of that transaction. The archived segments are fetched and walked
+ * commit or abort of that transaction; or (after_us) a time, where it stops before
+ * the first commit or abort that ended later (found only where the records pushers
+ * keep per segment cannot tell, below). The archived segments are fetched and walked
  * (bk_wal_walk), a range at a time; hits holds the LSNs of the matching records
  * found so far, and of records that may match but cannot be read (a prepared
  * transaction's end, whose xid is in its body; a restore point whose start lies in a
@@ -476,8 +478,9 @@ typedef struct {
 } Hit;
 
 typedef struct {
-	const char *name; /* NULL: xid */
+	const char *name; /* NULL: xid or time */
 	uint32_t xid;
+	int64_t after_us; /* a time target (name NULL, xid 0) */
 	Hit *hits;
 	size_t n, cap;
 	uint64_t walked_from, walked_to; /* the segments walked so far (from > to: none) */
@@ -502,6 +505,11 @@ static int target_hit(WalTarget *t, uint64_t lsn, bool unsure)
 static int on_target_record(void *ud, const BkWalRec *rec)
 {
 	WalTarget *t = ud;
+	if (t->after_us)
+		return !(rec->xact_end || rec->prepared_end) ? 0
+		       : !rec->xact_us			    ? target_hit(t, rec->lsn, true)
+		       : rec->xact_us > t->after_us	    ? target_hit(t, rec->lsn, false)
+							    : 0;
 	if (t->name && (rec->restore_point || rec->unnamed))
 		return rec->unnamed ? target_hit(t, rec->lsn, true)
 				    : !strcmp(rec->restore_point, t->name) ? target_hit(t, rec->lsn, false)
@@ -1344,8 +1352,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	BkWalWentOn went = { 0 };
 	if (e == 0 && !o->target_timeline)
 		e = bk_pg_wal_went_on(&wa, &c, chosen ? 0 : tli, &went);
-	/* (an LSN target before the fork is on both histories) */
-	if (e == 0 && went.parent && !(before_lsn && before_lsn < went.fork)) {
+	/* (an LSN target before the fork is on both histories, and so is a time target
+	 * whose stop, the first transaction that ended after it, lies before the fork:
+	 * found by walking the WAL from the backup's start to the fork) */
+	bool before_fork = went.parent && before_lsn && before_lsn < went.fork;
+	if (e == 0 && went.parent && before_us && !before_lsn) {
+		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX };
+		e = target_walk(r, o->cluster, &c, start, went.fork / c.seg_size, &tt);
+		const Hit *h = e == 0 ? target_first(&tt, start) : NULL;
+		before_fork = h && !h->unsure && h->lsn < went.fork;
+		free(tt.hits);
+	}
+	if (e == 0 && went.parent && !before_fork) {
 		char fork[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(fork, sizeof(fork), went.fork);
 		e = bk_errorf(BK_E_USAGE, "timeline %u went on after timeline %u forked from it at %s "

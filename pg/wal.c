@@ -480,6 +480,13 @@ static bool is_restore_point(const uint8_t *hdr)
 	return hdr[17] == RM_XLOG_ID && (hdr[16] & 0xF0) == XLOG_RESTORE_POINT;
 }
 
+/* Whether a visitor is told more of a record than its header: a restore point's
+ * name, a transaction end's time. */
+static bool body_wanted(const uint8_t *hdr)
+{
+	return is_restore_point(hdr) || is_xact_end(hdr[17], hdr[16]);
+}
+
 /* Where the main data of a record without block references begins in body (the
  * record's first n bytes after XLogRecord), after the replication origin and
  * top-level xid these records may carry and the main data's own header; *len is
@@ -546,6 +553,8 @@ static bool visit(RecWalk *w, uint64_t lsn, const uint8_t *hdr, const uint8_t *b
 			 .prepared_end = hdr[17] == RM_XACT_ID && (op == 0x30 || op == 0x40) };
 	if (is_restore_point(hdr) && body && restore_point_name(body, n, name))
 		rec.restore_point = name;
+	if ((rec.xact_end || rec.prepared_end) && body)
+		rec.xact_us = xact_end_us(body, n);
 	rec.unnamed = is_restore_point(hdr) && !rec.restore_point;
 	int e = w->fn(w->ud, &rec);
 	if (e < 0)
@@ -572,10 +581,11 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 	bool short_tail = rem == 8 || rem == 16;
 	Step st = consume(w, pos, hrest, rem, c.hdr + c.head, NULL);
 	uint64_t took = w->copied;
-	/* a restore point's bytes after the header, for the visitor: those the segment
-	 * before held (in the carry, when that walk had a visitor), then these */
+	/* a restore point's or transaction end's bytes after the header, for the
+	 * visitor: those the segment before held (in the carry, when that walk had a
+	 * visitor), then these */
 	uint32_t here = rem - hrest, at = UINT32_MAX, copy = 0;
-	if (w->fn && c.head && st == STEP_OK && is_restore_point(c.hdr)) {
+	if (w->fn && c.head && st == STEP_OK && body_wanted(c.hdr)) {
 		uint32_t tot_len = bk_get_le32(c.hdr);
 		if (tot_len >= RECORD_HEADER + here)
 			at = tot_len - RECORD_HEADER - here; /* its bytes after the header before */
@@ -695,7 +705,8 @@ int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn,
 		}
 		/* enough of the body for a transaction's end time, or a restore point's name */
 		uint8_t body[BK_WAL_RP_BODY];
-		bool rp = fn && st == STEP_OK && is_restore_point(rec);
+		bool rp = fn && st == STEP_OK && is_restore_point(rec),
+		     carried = fn && st == STEP_OK && body_wanted(rec);
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, rp ? BK_WAL_RP_BODY : 32u);
 		uint64_t got = 0; /* of body */
 		uint32_t crc = 0; /* xl_crc: the bytes after the header, then the header to xl_crc */
@@ -711,7 +722,7 @@ int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn,
 			*carry = (BkWalCarry){ .lsn = w.h.pageaddr + start, .head = RECORD_HEADER,
 					       .crc = crc };
 			memcpy(carry->hdr, rec, RECORD_HEADER);
-			if (rp && got <= BK_WAL_RP_BODY) {
+			if (carried && got <= BK_WAL_RP_BODY) {
 				carry->nbody = (uint8_t)got;
 				memcpy(carry->body, body, got);
 			}

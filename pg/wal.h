@@ -141,8 +141,8 @@ typedef struct {
 	uint8_t head;
 	uint32_t crc;
 	/* In memory only (not in WAL records, pg/walarchive.h): when head is 24 and the
-	 * record is a restore point, its first nbody bytes after the header, for
-	 * bk_wal_walk's visitor in the next segment. */
+	 * record is a restore point or a transaction's end, its first nbody bytes after
+	 * the header, for bk_wal_walk's visitor in the next segment. */
 	uint8_t nbody;
 	uint8_t body[BK_WAL_RP_BODY];
 } BkWalCarry;
@@ -211,13 +211,16 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
  * writes) its name, or NULL with unnamed set when its bytes before this segment
  * were not carried; xact_end for a commit or an abort (xid is then the transaction
  * PostgreSQL's recovery_target_xid compares), prepared_end for those of a prepared
- * transaction (whose xid is in the record's body). Borrowed for the call. */
+ * transaction (whose xid is in the record's body); for either, xact_us, when it
+ * ended (unix microseconds; 0 when its bytes before this segment were not
+ * carried). Borrowed for the call. */
 typedef struct {
 	uint64_t lsn;
 	uint32_t xid;
 	uint8_t info, rmid;
 	const char *restore_point;
 	bool unnamed, xact_end, prepared_end;
+	int64_t xact_us;
 } BkWalRec;
 
 /* bk_wal_last_record, calling fn (when not NULL) with each record read whole: the

@@ -918,6 +918,7 @@ static void test_last_record(void)
 typedef struct {
 	int n, rps, unknown; /* records visited; restore points named; unnamed */
 	int xact_ends, prepared_ends;
+	int64_t xact_us; /* the last transaction end's time */
 	char names[8][64];
 	uint64_t lsns[8];
 	uint64_t last_lsn;
@@ -931,6 +932,8 @@ static int on_rec(void *ud, const BkWalRec *r)
 	v->last_lsn = r->lsn;
 	v->xact_ends += r->xact_end;
 	v->prepared_ends += r->prepared_end;
+	if (r->xact_end || r->prepared_end)
+		v->xact_us = r->xact_us;
 	if (r->restore_point && v->rps < 8) {
 		snprintf(v->names[v->rps], sizeof(v->names[0]), "%s", r->restore_point);
 		v->lsns[v->rps++] = r->lsn;
@@ -947,6 +950,15 @@ static uint64_t gen_restore_point(Gen *g, const char *name)
 	bk_put_le64(body + 2, 12345);
 	snprintf((char *)body + 10, 64, "%s", name);
 	return gen_record_body(g, 24 + sizeof(body), 0, 0x70, body, sizeof(body));
+}
+
+/* A commit record whose main data starts with its time (PostgreSQL's epoch, µs). */
+#define PG_EPOCH_UNIX_US INT64_C(946684800000000)
+static uint64_t gen_commit(Gen *g, int64_t pg_us)
+{
+	uint8_t body[34] = { 255, 32 };
+	bk_put_le64(body + 2, (uint64_t)pg_us);
+	return gen_record_body(g, 24 + sizeof(body), 1, 0x00, body, sizeof(body));
 }
 
 /* Fills segment 3 up to a record that starts `before_end` bytes before its end. */
@@ -980,6 +992,35 @@ static void test_walk_visits(void)
 	   !strcmp(v.names[1], "daily") && v.lsns[1] == second,
 	   "names both restore points at their LSNs (%d: %s, %s)", v.rps, v.names[0], v.names[1]);
 	ok(v.last_lsn == last && e3.lsn == last, "the last visited is the walk's last record");
+	gen_start(&g, 0);
+	gen_commit(&g, 777000000);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with a commit");
+	ok(v.xact_ends == 1 && v.xact_us == 777000000 + PG_EPOCH_UNIX_US,
+	   "its end time is given (%" PRId64 ")", v.xact_us);
+	/* one that the segment's end cuts after its header and 8 bytes: given in the
+	 * next segment's walk, from the carry and the rest */
+	gen_start(&g, 0);
+	gen_fill_to_end(&g, 32);
+	gen_commit(&g, 888000000);
+	gen_record(&g, 60, 10, 0);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts a commit");
+	ok(v.xact_ends == 0 && e3.carry.nbody == 8, "not visited there; 8 bytes carried (%u)",
+	   e3.carry.nbody);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &e3.carry, on_rec, &v, &e4), 0, "segment 4 with that carry");
+	ok(v.xact_ends == 1 && v.xact_us == 888000000 + PG_EPOCH_UNIX_US,
+	   "its end time is given (%" PRId64 ")", v.xact_us);
+	/* that walk of segment 3 again, now for the visitors that follow */
+	gen_start(&g, 0);
+	gen_record(&g, 50, 10, 0);
+	first = gen_restore_point(&g, "before_migration");
+	gen_record(&g, 60, 1, 0x00);
+	gen_record(&g, 60, 1, 0x10);
+	gen_record(&g, 60, 1, 0x40);
+	gen_restore_point(&g, "daily");
+	gen_record(&g, 60, 10, 0);
 	v = (Visits){ .stop_after = 2 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), -ECANCELED,
 	       "a visitor's failure ends the walk with its code");

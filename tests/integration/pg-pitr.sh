@@ -45,6 +45,8 @@ seg_backup=$(pitr_switch_wal)
 seg_mid=$(pitr_switch_wal)
 diag "backup segment $seg_backup, middle segment $seg_mid"
 
+ts_pre_a=$(pitr_now) # after the first backup ended, before A's commit
+sleep 0.2
 xid_a=$(pg_psql -c "begin" -c "insert into t values (1, 'A')" -c "select txid_current()" -c "commit" |
 	sed -n '/^[0-9][0-9]*$/p' | tail -n 1)
 sleep 1.2
@@ -678,6 +680,7 @@ fi
 
 # ---- a broken chain ----
 t_true "the middle segment $seg_mid is archived" test -f "$REPO/wal/main/$seg_mid"
+cp -a "$REPO/wal/main/$seg_mid" "$T/seg_mid.record" # (put back at the end)
 rm -f "$REPO/wal/main/$seg_mid"
 t_fails "pg restore with $seg_mid deleted from the archive is refused" \
 	bkp pg restore "$id1" --target "$SRV/r-broken"
@@ -748,5 +751,14 @@ t_rc 5 "... with --target-timeline latest: the chain is examined (broken at $seg
 t_rc 5 "... to an LSN before the fork ($lsn, on both histories): the same, not refused for it" \
 	bkp pg restore "$id1" --target "$SRV/r-went" --target-lsn "$lsn"
 t_true "... naming $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
+# With $seg_mid back: a time target whose stop, the first transaction that ended
+# after it (A's commit), lies before the fork is on both histories: not refused (it
+# was: only an LSN target was placed), and the restored server stops before A. A time
+# after A (its stop is C's commit, on timeline 2 past the fork) still is refused.
+cp -a "$T/seg_mid.record" "$REPO/wal/main/$seg_mid"
+t_rc 2 "... to a time after A ($ts; its stop is past the fork): refused" \
+	bkp pg restore "$id1" --target "$SRV/r-went" --target-time "$ts"
+restore_to r-went "" "to a time before A's commit, before the fork ($ts_pre_a): not refused" \
+	"$id1" --target-time "$ts_pre_a"
 
 done_testing
