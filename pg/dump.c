@@ -152,10 +152,12 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
 
 /* Starts argv (looked up in PATH unless it names a directory) with environment
  * env, its standard output the write end of a pipe whose read end is *ret_fd, and
- * SIGPIPE at its default (ignored here: a program that writes on ends by it).
- * Returns 0, or the error (a positive errno: ENOENT when the program is not found,
- * EACCES when it is not executable). */
-static int spawn_reading(char *const argv[], char **env, pid_t *ret_pid, int *ret_fd)
+ * SIGPIPE at its default (ignored here: a program that writes on ends by it); with
+ * own_group, in a process group of its own (kill(-pid) then stops what it started
+ * too). Returns 0, or the error (a positive errno: ENOENT when the program is not
+ * found, EACCES when it is not executable). */
+static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *ret_pid,
+			 int *ret_fd)
 {
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -171,7 +173,9 @@ static int spawn_reading(char *const argv[], char **env, pid_t *ret_pid, int *re
 	if (r == 0) {
 		posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
 		posix_spawnattr_setsigdefault(&attr, &dfl);
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+		posix_spawnattr_setpgroup(&attr, 0);
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF |
+							(own_group ? POSIX_SPAWN_SETPGROUP : 0));
 		r = posix_spawnp(ret_pid, argv[0], &fa, &attr, argv, env);
 		posix_spawn_file_actions_destroy(&fa);
 		posix_spawnattr_destroy(&attr);
@@ -212,7 +216,7 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 			     uint8_t ret_id[32])
 {
 	pid_t pid;
-	int fd, se = spawn_reading(argv, env, &pid, &fd);
+	int fd, se = spawn_reading(argv, env, false, &pid, &fd);
 	if (se != 0)
 		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s", argv[0], strerror(se));
 	Child child = { pid, what };
@@ -262,7 +266,7 @@ static long major_of(long major, long minor)
  * server version mismatch"): else every database's dump fails alike, with the
  * same message each time. Output that is not understood passes (the dumps tell).
  * It has VERSION_TIMEOUT_MS to answer and exit (a wrapper that hangs would hang
- * the dump), else it is killed.
+ * the dump), else it is killed with what it started (its own process group).
  * Returns 0, or BK_E_REMOTE naming the program and what to do. */
 #define VERSION_TIMEOUT_MS 5000
 static int check_program(const char *bin_dir, const char *name, char **env, int server_version)
@@ -271,7 +275,7 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	program(prog, sizeof(prog), bin_dir, name);
 	char *argv[] = { prog, "--version", NULL };
 	pid_t pid;
-	int fd, r = spawn_reading(argv, env, &pid, &fd);
+	int fd, r = spawn_reading(argv, env, true, &pid, &fd);
 	if (r != 0) {
 		if (bin_dir || r != ENOENT) /* (EACCES: on the PATH, not executable) */
 			return bk_errorf(BK_E_REMOTE, "cannot run %s%s: %s", prog,
@@ -308,7 +312,7 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 			break;
 		if (late || bk_mono_us() >= deadline) {
 			late = true;
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
 			break;

@@ -595,7 +595,7 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 /* The error for a target the WAL walked does not place after any base backup:
  * only inside one (recovery cannot stop before a backup's end), or nowhere. */
 static int target_not_found(const WalTarget *t, const char *cluster, const uint8_t *inside_id,
-			    uint64_t inside_start, uint64_t inside_stop, bool given)
+			    uint64_t inside_start, uint64_t inside_stop, bool given, uint32_t tli)
 {
 	char what[128], at[BK_WAL_LSN_MAX], s1[BK_WAL_LSN_MAX], s2[BK_WAL_LSN_MAX];
 	if (t->name)
@@ -617,25 +617,74 @@ static int target_not_found(const WalTarget *t, const char *cluster, const uint8
 				 "cannot stop before a backup's end", what, at, bk_id_hex(inside_id).s,
 				 s1, s2, cluster);
 	}
-	return bk_errorf(-ENOENT, "no %s in the WAL archived after the base backup (%s to %s, "
-			 "walked): recovery would replay it all and fail", what, t->first_seg,
-			 t->last_seg);
+	return bk_errorf(-ENOENT, "no %s in the WAL archived after the base backup along timeline "
+			 "%u (%s to %s, walked): recovery would replay it all and fail", what, tli,
+			 t->first_seg, t->last_seg);
+}
+
+static int latest_start_first(const void *a, const void *b)
+{
+	const Candidate *x = *(const Candidate *const *)a, *y = *(const Candidate *const *)b;
+	return x->start > y->start ? -1 : x->start < y->start;
+}
+
+/* For a target the WAL places: walks back from the backup that started last (of
+ * cands[0..n), those on the path), each range ending at the segment where the
+ * range walked before began (so backups that overlap are walked right too), and
+ * picks the latest-starting one whose first match after its start lies at or
+ * after its stop (*ret_at: that match). Else *ret_inside: one whose backup holds
+ * its first match; *ret_unsure: the walk cannot decide (a record that may match
+ * cannot be read, or nothing found where the walk was cut short). */
+static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n, uint32_t want_tli,
+			WalTarget *wt, const Candidate **ret_pick, const Candidate **ret_inside,
+			bool *ret_unsure, uint64_t *ret_at)
+{
+	const Candidate **order = malloc((n ? n : 1) * sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		order[k] = &cands[k];
+	qsort(order, n, sizeof(*order), latest_start_first);
+	uint64_t upto = UINT64_MAX;
+	int e = 0;
+	for (size_t k = 0; e == 0 && k < n && !*ret_pick && !*ret_unsure; k++) {
+		const Candidate *c = order[k];
+		BkWalChain chain;
+		e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
+		if (e < 0 || !chain.on_path)
+			continue;
+		e = target_walk(a->r, a->cluster, &chain, c->start, upto, wt);
+		upto = c->start / chain.seg_size;
+		const Hit *h = e == 0 ? target_first(wt, c->start) : NULL;
+		if (h && h->unsure) {
+			*ret_unsure = true;
+		} else if (h && h->lsn >= c->stop) {
+			*ret_pick = c;
+			*ret_at = h->lsn;
+		} else if (h) {
+			*ret_inside = c;
+		}
+	}
+	if (e == 0 && !*ret_pick && !*ret_inside && wt->cut_short)
+		*ret_unsure = true;
+	free(order);
+	return e;
 }
 
 /* Chooses the base backup for a target: the newest one on the history of the
  * timeline recovery follows that ended before a time or LSN target. For a target
- * the WAL places (wt: a restore point or an xid), the newest one whose first
- * matching record after its start lies after its end (*ret_at: that record's
- * LSN), walking the WAL from the newest backup's start onwards, then back a
- * backup at a time; when a record that may match cannot be read, the oldest
- * backup on the history (it reaches any later point; *ret_at 0). When the
+ * the WAL places (wt: a restore point or an xid), place_in_wal's (*ret_at: the
+ * matching record's LSN); when it cannot decide, the oldest backup on the history
+ * (it reaches any later point; *ret_at 0), and so too when no match is found
+ * (*ret_missing: the caller refuses, once it has checked the history followed
+ * did not leave out a timeline that went on). When the
  * timeline was not given and the newest backup is off the newest timeline's
  * history (a restored copy promoted and archived here, or production went on from
  * a restore), which history is wanted is not known: refuses, naming the
  * --target-timeline that restores each. */
 static int choose_backup(const BkWalArchive *a, const char *name, int64_t before_us,
-			 uint64_t before_lsn, WalTarget *wt, uint64_t *ret_at, uint32_t want_tli,
-			 bool tli_given, uint8_t ret_id[32])
+			 uint64_t before_lsn, WalTarget *wt, uint64_t *ret_at, bool *ret_missing,
+			 uint32_t want_tli, bool tli_given, uint8_t ret_id[32])
 {
 	Candidates l = { .name = name };
 	int e = bk_snapshot_foreach(a->r, collect, &l);
@@ -655,32 +704,16 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 		target = chain.target_tli;
 	}
 	const Candidate *pick = NULL, *inside = NULL;
-	bool unsure = false, any_on = false; /* wt cannot be placed; a backup is on the path */
-	uint64_t upto = UINT64_MAX; /* each range walked ends where the one after began */
-	for (size_t k = 0; e == 0 && wt && (tli_given || newest_on) && k < n && !pick; k++) {
-		const Candidate *c = &l.c[k];
-		e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
-		if (e < 0 || !chain.on_path)
-			continue;
-		any_on = true;
-		e = target_walk(a->r, a->cluster, &chain, c->start, upto, wt);
-		upto = c->start / chain.seg_size;
-		const Hit *h = e == 0 ? target_first(wt, c->start) : NULL;
-		if (h && h->unsure) {
-			unsure = true;
-			break;
-		}
-		if (h && h->lsn >= c->stop) {
-			pick = c;
-			*ret_at = h->lsn;
-		} else if (h) {
-			inside = c;
-		}
-	}
-	if (e == 0 && wt && !pick && wt->cut_short)
-		unsure = true; /* not found in what could be walked */
-	for (size_t k = 0; e == 0 && (!wt || unsure) && k < n && !pick; k++) {
-		const Candidate *c = &l.c[wt ? n - 1 - k : k];
+	bool unsure = false, refused = !tli_given && !newest_on; /* (refused below) */
+	if (e == 0 && wt && !refused)
+		e = place_in_wal(a, l.c, n, want_tli, wt, &pick, &inside, &unsure, ret_at);
+	*ret_missing = e == 0 && wt && !refused && !pick && !inside && !unsure;
+	/* otherwise the newest on the path, or the oldest for a target the WAL did not
+	 * place; when refused, the newest, to name it */
+	bool oldest = wt && !refused;
+	for (size_t k = 0; e == 0 && (!wt || unsure || *ret_missing || refused) && k < n && !pick;
+	     k++) {
+		const Candidate *c = &l.c[oldest ? n - 1 - k : k];
 		if (c != &l.c[0])
 			e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
 		if (e == 0 && (c == &l.c[0] ? newest_on : chain.on_path))
@@ -697,9 +730,8 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 			      bk_id_hex(l.c[0].id).s, l.c[0].tli, target, l.c[0].tli, other);
 	} else if (e == 0 && pick) {
 		memcpy(ret_id, pick->id, 32);
-	} else if (e == 0 && wt && !unsure && any_on) {
-		e = target_not_found(wt, a->cluster, inside ? inside->id : NULL,
-				     inside ? inside->start : 0, inside ? inside->stop : 0, false);
+	} else if (e == 0 && inside) {
+		e = target_not_found(wt, a->cluster, inside->id, inside->start, inside->stop, false, 0);
 	} else if (e == 0 && n == 0 && l.n && (before_us || before_lsn)) {
 		/* the target as read, against the oldest backup (l.c is whole: n == 0) */
 		const Candidate *old = &l.c[l.n - 1];
@@ -1283,13 +1315,14 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		wt.xid = (uint32_t)strtoull(o->target_xid, NULL, 10);
 	WalTarget *place = o->target_name || o->target_xid ? &wt : NULL;
 	uint64_t placed_at = 0;
+	bool target_missing = false; /* refused once the history followed is known right */
 	uint8_t id[32];
 	bool chosen = !o->snapshot || !strcmp(o->snapshot, "latest");
 	if (!chosen)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
-		e = choose_backup(&wa, name, before_us, before_lsn, place, &placed_at, want_tli,
-				  o->target_timeline, id);
+		e = choose_backup(&wa, name, before_us, before_lsn, place, &placed_at,
+				  &target_missing, want_tli, o->target_timeline, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);
@@ -1341,9 +1374,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (h && !h->unsure && h->lsn >= stop)
 			placed_at = h->lsn;
 		else if (h && !h->unsure)
-			e = target_not_found(&wt, o->cluster, id, start, stop, true);
+			e = target_not_found(&wt, o->cluster, id, start, stop, true, 0);
 		else if (e == 0 && !h && !wt.cut_short)
-			e = target_not_found(&wt, o->cluster, NULL, start, stop, true);
+			target_missing = true;
 	}
 	/* from here on, a placed target is checked as an LSN target (what recovery
 	 * reads to reach it) */
@@ -1372,6 +1405,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      went.child, fork, went.seg, went.child, went.parent, went.parent,
 			      c.target_tli);
 	}
+	if (e == 0 && target_missing)
+		e = target_not_found(&wt, o->cluster, NULL, 0, 0, !chosen, c.target_tli);
 	const char *lack = NULL;
 	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
 				  : BK_WAL_CHAIN_COMPLETE;

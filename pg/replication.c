@@ -1,6 +1,7 @@
 #include "pg/replication.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pg/libpq.h"
 #include "pg/wal.h"
@@ -372,13 +374,14 @@ static int backup_message(Backup *b, const uint8_t *m, size_t len)
  * one has waited stall_us since it began or since the server last spoke (a notice
  * counts), it shuts the socket down, and the blocked read fails at once. The time
  * the caller's callbacks take is not counted: that is bunker's own pace, not the
- * server's. The thread is joined before the connection can be closed, so the
- * descriptor it shuts down is always still the connection's. */
+ * server's. It shuts down a duplicate of the socket's descriptor, its own until it
+ * is joined: libpq closes the socket itself when the server hangs up, and the
+ * number may be another file's by then (found by review). */
 typedef struct Watchdog {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop; /* under mu */
-	int fd;
+	int fd; /* the duplicate */
 	uint64_t stall_us;
 	_Atomic uint64_t since; /* bk_mono_us() when the wait began; 0: not reading */
 	atomic_bool fired;
@@ -418,7 +421,10 @@ static void *watch_run(void *arg)
 /* Starts watching c's reads. Returns 0, or < 0 with nothing started. */
 static int watch_start(Watchdog *w, BkPgRepl *c, uint32_t stall_s)
 {
-	*w = (Watchdog){ .fd = PQsocket(c->conn), .stall_us = (uint64_t)stall_s * 1000000 };
+	*w = (Watchdog){ .fd = fcntl(PQsocket(c->conn), F_DUPFD_CLOEXEC, 0),
+			 .stall_us = (uint64_t)stall_s * 1000000 };
+	if (w->fd < 0)
+		return bk_errorf_code(-errno, "base backup: stall watchdog");
 	atomic_init(&w->since, 0);
 	atomic_init(&w->fired, false);
 	pthread_condattr_t attr;
@@ -429,13 +435,16 @@ static int watch_start(Watchdog *w, BkPgRepl *c, uint32_t stall_s)
 			e = pthread_cond_init(&w->cv, &attr);
 		pthread_condattr_destroy(&attr);
 	}
-	if (e)
+	if (e) {
+		close(w->fd);
 		return bk_errorf_code(-e, "base backup: stall watchdog");
+	}
 	pthread_mutex_init(&w->mu, NULL);
 	e = pthread_create(&w->thread, NULL, watch_run, w);
 	if (e) {
 		pthread_cond_destroy(&w->cv);
 		pthread_mutex_destroy(&w->mu);
+		close(w->fd);
 		return bk_errorf_code(-e, "base backup: stall watchdog");
 	}
 	c->watch = w;
@@ -452,6 +461,7 @@ static bool watch_stop(Watchdog *w, BkPgRepl *c)
 	pthread_join(w->thread, NULL);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
+	close(w->fd);
 	c->watch = NULL;
 	return atomic_load(&w->fired);
 }

@@ -222,7 +222,7 @@ t_is "$(sed 's/(15\.[0-9]*)/(15.N)/' "$ERR")" \
 # stopped after 5 s instead of hanging the dump (`timeout` ends a hang: exit 124).
 cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
-[ "\$1" = --version ] && exec sleep 601
+[ "\$1" = --version ] && { sleep 601; exit 0; } # (no exec: a child of the wrapper)
 exec '$PG_BIN/pg_dump' "\$@"
 EOF
 t0=$(date +%s)
@@ -232,7 +232,7 @@ t_rc 1 "pg dump with a pg_dump whose --version hangs exits 1" \
 t_is "$(cat "$ERR")" "bunker: dump: $fake/pg_dump --version did not finish within 5 s: it was stopped (check the program, or BUNKER_PG_BIN)" \
 	"in one line naming it"
 t_true "... after about 5 s ($(( $(date +%s) - t0 )) s)" test "$(( $(date +%s) - t0 ))" -lt 20
-t_true "... and its sleep was stopped" sh -c "! pgrep -f '^sleep 60[1]$' >/dev/null"
+t_true "... and the sleep it started was stopped too" sh -c "! pgrep -f '^sleep 60[1]$' >/dev/null"
 t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
 
 # The databases are pg_dumpall's: a template database and template1 too (template0

@@ -255,7 +255,7 @@ rm -rf "$SRV/r-after"
 t_rc 3 "latest --target-name never_made: exit 3" \
 	bkp pg restore latest --target "$SRV/r-none" --target-name never_made
 t_true "... no such restore point, naming the WAL walked" grep -Eq \
-	"no restore point 'never_made' in the WAL archived after the base backup \(000000010000000000000[0-9A-F]{3} to $last, walked\): recovery would replay it all and fail$" \
+	"no restore point 'never_made' in the WAL archived after the base backup along timeline 1 \(000000010000000000000[0-9A-F]{3} to $last, walked\): recovery would replay it all and fail$" \
 	"$ERR" || diag "$(cat "$ERR")"
 t_rc 3 "latest --target-xid of no transaction: exit 3" \
 	bkp pg restore latest --target "$SRV/r-none" --target-xid 3999999999
@@ -536,6 +536,11 @@ t_true "... naming the backup and both --target-timeline choices" grep -q \
 	"the newest base backup, ${id2:0:16}, is on timeline 1 but not on the history of timeline 2, the newest archived: --target-timeline 1 restores it, --target-timeline latest restores ${id1:0:16} along timeline 2" \
 	"$ERR" || diag "$(cat "$ERR")"
 t_true "... and writes nothing" test ! -e "$SRV/r-latest"
+t_rc 2 "... the same with --target-name before_b" \
+	bkp pg restore latest --target "$SRV/r-latest" --target-name before_b
+t_true "... naming both choices the same way (found by review: 'nor is any other')" grep -q -e \
+	"--target-timeline 1 restores it, --target-timeline latest restores ${id1:0:16} along timeline 2" \
+	"$ERR" || diag "$(cat "$ERR")"
 # no target, and postgresql.conf still says to stop at consistency: all of the WAL
 STALE="recovery_target = 'immediate'
 recovery_target_action = 'promote'" \
@@ -585,6 +590,18 @@ if pitr_start "$SRV/tl2" -c archive_mode=on \
 	# of the rate, and it never catches up on time lost
 	t_true "... and still streams it ${ms} ms after two segment switches, having sent $((streamed - streamed0)) bytes meanwhile, $streamed of $total (--max-rate 4M)" \
 		test "$phase" = streaming -a "$((streamed - streamed0))" -le $((4 * 1048576 * ms / 1000 + 2 * 1048576))
+	# A second backup while that one runs (it starts later and ends first), between
+	# two restore points 'ov': recovery from it stops at the second, after it; from
+	# the slowed one, at the first, inside that one.
+	rsql "select pg_create_restore_point('ov')" >/dev/null
+	bkp --json pg basebackup --dbname "host=$R_SOCK port=$R_PORT user=postgres dbname=postgres" \
+		--fast-checkpoint >"$T/tl2y.out" 2>"$T/tl2y.err"
+	t_is "$?" 0 "a second base backup of the timeline 2 server, while the first runs" ||
+		diag "$(cat "$T/tl2y.err")"
+	id_y=$(json_field "$(cat "$T/tl2y.out")" snapshot)
+	rsql "select pg_create_restore_point('ov')" >/dev/null
+	t_is "$(rsql "select phase from pg_stat_progress_basebackup")" "streaming database files" \
+		"... which it ends before (the two overlap)"
 	wait "$bpid"
 	t_is "$?" 0 "pg basebackup of the timeline 2 server" || diag "$(cat "$T/tl2b.err")"
 	id_tl2=$(json_field "$(cat "$T/tl2b.out")" snapshot)
@@ -617,6 +634,15 @@ t_true "... it lies inside the backup" grep -q \
 	"$ERR" || diag "$(cat "$ERR")"
 restore_to r-during A,C "latest to a restore point also made during the newest backup" latest \
 	--target-name twice
+# the overlapping backups: the one that started later (and ended first) is taken, not
+# one from before both (found by review: ranges walked back by end time missed it)
+ty=$(bkp snapshots --json --name pg/main/base | python3 -c \
+	'import json, sys; print([s["time"] for s in json.load(sys.stdin) if s["id"] == sys.argv[1]][0])' "${id_y:-none}")
+t_rc 0 "latest --target-name ov: pg restore (not -q)" pg_as_server "$BUNKER" --repo "$REPO" \
+	--key-file "$KEY" pg restore latest --target "$SRV/r-ov" --target-name ov
+t_true "... restores the backup between the two restore points ($ty)" grep -q "^restored base backup pg/main/base of $ty (" \
+	"$OUT" || diag "$(cat "$OUT")"
+rm -rf "$SRV/r-ov"
 at=$(pg_as_server "$BUNKER" --repo "$REPO" --key-file "$KEY" pg restore latest --target \
 	"$SRV/r-twice" --target-name twice 2>&1 | sed -n "s/^recovery stops at the restore point 'twice' at //p")
 t_true "... at the first 'twice', before the backup ($at < ${twice1:-?})" \
@@ -760,5 +786,15 @@ t_rc 2 "... to a time after A ($ts; its stop is past the fork): refused" \
 	bkp pg restore "$id1" --target "$SRV/r-went" --target-time "$ts"
 restore_to r-went "" "to a time before A's commit, before the fork ($ts_pre_a): not refused" \
 	"$id1" --target-time "$ts_pre_a"
+rm -rf "$SRV/r-went"
+# a restore point only timeline 1 has, past the fork: not said to be missing (timeline
+# 2's WAL was walked) but refused for the history, naming --target-timeline 1
+for snap in "$id1" latest; do
+	t_rc 2 "... $snap --target-name after_second (timeline 1's, past the fork): refused for the history" \
+		bkp pg restore "$snap" --target "$SRV/r-went" --target-name after_second
+	t_true "... naming --target-timeline 1 (found by review: 'no restore point')" grep -q \
+		"timeline 1 went on after timeline 2 forked from it at .*--target-timeline 1 restores along timeline 1" \
+		"$ERR" || diag "$(cat "$ERR")"
+done
 
 done_testing
