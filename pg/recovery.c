@@ -489,6 +489,7 @@ typedef struct {
 	 * target not found is then not known to be absent */
 	bool cut_short;
 	char first_seg[BK_WAL_NAME_MAX], last_seg[BK_WAL_NAME_MAX]; /* their names */
+	const volatile sig_atomic_t *stop; /* BkPgRestoreOpts.stop: ends a long walk */
 } WalTarget;
 
 static int target_hit(WalTarget *t, uint64_t lsn, bool unsure)
@@ -550,6 +551,8 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 	size_t known = t->n;
 	BkWalCarry carry = { 0 };
 	for (uint64_t segno = from_lsn / c->seg_size; segno <= last; segno++) {
+		if (t->stop && *t->stop)
+			return bk_errorf(-EINTR, "interrupted");
 		char seg[BK_WAL_NAME_MAX];
 		BkWalRecord w;
 		int fd = -1, e = path_segment_name(c, segno, seg);
@@ -1310,7 +1313,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
 		return e;
 	/* a restore point or an xid: placed by walking the WAL (at: where; 0: not) */
-	WalTarget wt = { .name = o->target_name, .walked_from = UINT64_MAX };
+	WalTarget wt = { .name = o->target_name, .walked_from = UINT64_MAX, .stop = o->stop };
 	if (o->target_xid)
 		wt.xid = (uint32_t)strtoull(o->target_xid, NULL, 10);
 	WalTarget *place = o->target_name || o->target_xid ? &wt : NULL;
@@ -1390,7 +1393,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	 * found by walking the WAL from the backup's start to the fork) */
 	bool before_fork = went.parent && before_lsn && before_lsn < went.fork;
 	if (e == 0 && went.parent && before_us && !before_lsn) {
-		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX };
+		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX, .stop = o->stop };
 		e = target_walk(r, o->cluster, &c, start, went.fork / c.seg_size, &tt);
 		const Hit *h = e == 0 ? target_first(&tt, start) : NULL;
 		before_fork = h && !h->unsure && h->lsn < went.fork;
