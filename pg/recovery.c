@@ -490,6 +490,8 @@ typedef struct {
 	bool cut_short;
 	char first_seg[BK_WAL_NAME_MAX], last_seg[BK_WAL_NAME_MAX]; /* their names */
 	const volatile sig_atomic_t *stop; /* BkPgRestoreOpts.stop: ends a long walk */
+	const BkPgRestoreOpts *o; /* its wal_read, told of the bytes read (`read`) */
+	uint64_t read;
 } WalTarget;
 
 static int target_hit(WalTarget *t, uint64_t lsn, bool unsure)
@@ -573,6 +575,9 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 		}
 		if (e < 0)
 			return e;
+		t->read += c->seg_size;
+		if (t->o && t->o->wal_read)
+			t->o->wal_read(t->o->progress_ud, t->read);
 		if (t->walked_from > t->walked_to || segno < t->walked_from) {
 			t->walked_from = segno;
 			memcpy(t->first_seg, seg, sizeof(seg));
@@ -1313,7 +1318,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)
 		return e;
 	/* a restore point or an xid: placed by walking the WAL (at: where; 0: not) */
-	WalTarget wt = { .name = o->target_name, .walked_from = UINT64_MAX, .stop = o->stop };
+	WalTarget wt = { .name = o->target_name, .walked_from = UINT64_MAX, .stop = o->stop, .o = o };
 	if (o->target_xid)
 		wt.xid = (uint32_t)strtoull(o->target_xid, NULL, 10);
 	WalTarget *place = o->target_name || o->target_xid ? &wt : NULL;
@@ -1393,7 +1398,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	 * found by walking the WAL from the backup's start to the fork) */
 	bool before_fork = went.parent && before_lsn && before_lsn < went.fork;
 	if (e == 0 && went.parent && before_us && !before_lsn) {
-		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX, .stop = o->stop };
+		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX, .stop = o->stop,
+				 .o = o };
 		e = target_walk(r, o->cluster, &c, start, went.fork / c.seg_size, &tt);
 		const Hit *h = e == 0 ? target_first(&tt, start) : NULL;
 		before_fork = h && !h->unsure && h->lsn < went.fork;

@@ -198,6 +198,10 @@ typedef struct {
 	 * name target (0: the target could not be placed, or is of another kind). */
 	uint64_t *ret_target_at;
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
+	/* Optional: the bytes of archived WAL read so far to place a target, after each
+	 * segment (reading may take long: up to the whole archive after the oldest
+	 * backup when the target is not there). */
+	void (*wal_read)(void *ud, uint64_t bytes);
 	void *progress_ud;
 } BkPgRestoreOpts;
 

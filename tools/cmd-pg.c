@@ -323,6 +323,22 @@ static void on_restore_signal(int sig)
 	restore_stop = 1;
 }
 
+/* On a terminal, how much archived WAL pg restore has read to place a target, in a
+ * line shorter than the restore's progress, which then writes over it. */
+static bool wal_read_shown;
+
+static void wal_read(void *ud, uint64_t bytes)
+{
+	(void)ud;
+	static uint64_t last;
+	uint64_t now = bk_mono_us();
+	if (cli.quiet || !isatty(STDERR_FILENO) || now - last < 200000)
+		return;
+	last = now;
+	wal_read_shown = true;
+	fprintf(stderr, "\rWAL read: %.0f MB ", (double)bytes / 1e6);
+}
+
 static int restore(void)
 {
 	if (cli.nargs > 2)
@@ -353,6 +369,7 @@ static int restore(void)
 		.server_needs = files.needs,
 		.nserver_needs = files.n,
 		.progress = cli_progress,
+		.wal_read = wal_read,
 	};
 	static const int stops[] = { SIGINT, SIGTERM, SIGHUP };
 	for (size_t i = 0; i < BK_ARRAY_SIZE(stops); i++) {
@@ -367,6 +384,8 @@ static int restore(void)
 	o.ret_target_at = &target_at;
 	BkSnapshot *s;
 	e = bk_pg_restore(r, &o, &s);
+	if (wal_read_shown)
+		fprintf(stderr, "\r\033[K");
 	cli_progress_end();
 	bk_repo_close(r);
 	if (e < 0)
