@@ -508,19 +508,20 @@ static int target_hit(WalTarget *t, uint64_t lsn, bool unsure)
 static int on_target_record(void *ud, const BkWalRec *rec)
 {
 	WalTarget *t = ud;
-	if (t->after_us)
-		return !(rec->xact_end || rec->prepared_end) ? 0
-		       : !rec->xact_us			    ? target_hit(t, rec->lsn, true)
-		       : rec->xact_us > t->after_us	    ? target_hit(t, rec->lsn, false)
-							    : 0;
-	if (t->name && (rec->restore_point || rec->unnamed))
-		return rec->unnamed ? target_hit(t, rec->lsn, true)
-				    : !strcmp(rec->restore_point, t->name) ? target_hit(t, rec->lsn, false)
-									   : 0;
-	if (!t->name && rec->prepared_end)
+	bool end = rec->xact_end || rec->prepared_end;
+	if (t->after_us) { /* a time: the first end after it, unsure when its time is unread */
+		if (end && (!rec->xact_us || rec->xact_us > t->after_us))
+			return target_hit(t, rec->lsn, !rec->xact_us);
+	} else if (t->name) {
+		if (rec->unnamed)
+			return target_hit(t, rec->lsn, true);
+		if (rec->restore_point && !strcmp(rec->restore_point, t->name))
+			return target_hit(t, rec->lsn, false);
+	} else if (rec->prepared_end) { /* an xid: a prepared one's is in its body */
 		return target_hit(t, rec->lsn, true);
-	if (!t->name && rec->xact_end && rec->xid == t->xid)
+	} else if (rec->xact_end && rec->xid == t->xid) {
 		return target_hit(t, rec->lsn, false);
+	}
 	return 0;
 }
 
@@ -600,31 +601,41 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 	return 0;
 }
 
-/* The error for a target the WAL walked does not place after any base backup:
- * only inside one (recovery cannot stop before a backup's end), or nowhere. */
-static int target_not_found(const WalTarget *t, const char *cluster, const uint8_t *inside_id,
-			    uint64_t inside_start, uint64_t inside_stop, bool given, uint32_t tli)
+/* What the target is, for messages. */
+static void target_what(const WalTarget *t, char out[128])
+{
+	if (t->name)
+		snprintf(out, 128, "restore point '%s'", t->name);
+	else
+		snprintf(out, 128, "end of transaction %u", t->xid);
+}
+
+/* The error for a target whose first match after the backup (id, start to stop)
+ * lies inside it: recovery cannot stop before a backup's end. given: a SNAPSHOT
+ * given, else the oldest backup latest could take. */
+static int target_inside(const WalTarget *t, const char *cluster, const uint8_t *id,
+			 uint64_t start, uint64_t stop, bool given)
 {
 	char what[128], at[BK_WAL_LSN_MAX], s1[BK_WAL_LSN_MAX], s2[BK_WAL_LSN_MAX];
-	if (t->name)
-		snprintf(what, sizeof(what), "restore point '%s'", t->name);
-	else
-		snprintf(what, sizeof(what), "end of transaction %u", t->xid);
-	const Hit *h = target_first(t, inside_start);
-	if (h && inside_id) {
-		bk_wal_lsn_format(at, sizeof(at), h->lsn);
-		bk_wal_lsn_format(s1, sizeof(s1), inside_start);
-		bk_wal_lsn_format(s2, sizeof(s2), inside_stop);
-		if (given)
-			return bk_errorf(BK_E_USAGE, "the %s at %s lies inside snapshot %.16s's backup "
-					 "(%s to %s): recovery cannot stop before its end (latest "
-					 "picks a backup before it)", what, at,
-					 bk_id_hex(inside_id).s, s1, s2);
-		return bk_errorf(BK_E_USAGE, "the %s at %s lies inside base backup %.16s (%s to %s), "
-				 "and no older base backup of cluster '%s' is on the history: recovery "
-				 "cannot stop before a backup's end", what, at, bk_id_hex(inside_id).s,
-				 s1, s2, cluster);
-	}
+	target_what(t, what);
+	const Hit *h = target_first(t, start);
+	bk_wal_lsn_format(at, sizeof(at), h ? h->lsn : 0);
+	bk_wal_lsn_format(s1, sizeof(s1), start);
+	bk_wal_lsn_format(s2, sizeof(s2), stop);
+	if (given)
+		return bk_errorf(BK_E_USAGE, "the %s at %s lies inside snapshot %.16s's backup (%s to "
+				 "%s): recovery cannot stop before its end (latest picks a backup "
+				 "before it)", what, at, bk_id_hex(id).s, s1, s2);
+	return bk_errorf(BK_E_USAGE, "the %s at %s lies inside base backup %.16s (%s to %s), and no "
+			 "older base backup of cluster '%s' is on the history: recovery cannot "
+			 "stop before a backup's end", what, at, bk_id_hex(id).s, s1, s2, cluster);
+}
+
+/* The error for a target the WAL walked along timeline tli does not hold. */
+static int target_missing(const WalTarget *t, uint32_t tli)
+{
+	char what[128];
+	target_what(t, what);
 	return bk_errorf(-ENOENT, "no %s in the WAL archived after the base backup along timeline "
 			 "%u (%s to %s, walked): recovery would replay it all and fail", what, tli,
 			 t->first_seg, t->last_seg);
@@ -739,7 +750,7 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 	} else if (e == 0 && pick) {
 		memcpy(ret_id, pick->id, 32);
 	} else if (e == 0 && inside) {
-		e = target_not_found(wt, a->cluster, inside->id, inside->start, inside->stop, false, 0);
+		e = target_inside(wt, a->cluster, inside->id, inside->start, inside->stop, false);
 	} else if (e == 0 && n == 0 && l.n && (before_us || before_lsn)) {
 		/* the target as read, against the oldest backup (l.c is whole: n == 0) */
 		const Candidate *old = &l.c[l.n - 1];
@@ -1323,14 +1334,14 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		wt.xid = (uint32_t)strtoull(o->target_xid, NULL, 10);
 	WalTarget *place = o->target_name || o->target_xid ? &wt : NULL;
 	uint64_t placed_at = 0;
-	bool target_missing = false; /* refused once the history followed is known right */
+	bool missing = false; /* refused once the history followed is known right */
 	uint8_t id[32];
 	bool chosen = !o->snapshot || !strcmp(o->snapshot, "latest");
 	if (!chosen)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
 		e = choose_backup(&wa, name, before_us, before_lsn, place, &placed_at,
-				  &target_missing, want_tli, o->target_timeline, id);
+				  &missing, want_tli, o->target_timeline, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);
@@ -1382,9 +1393,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (h && !h->unsure && h->lsn >= stop)
 			placed_at = h->lsn;
 		else if (h && !h->unsure)
-			e = target_not_found(&wt, o->cluster, id, start, stop, true, 0);
+			e = target_inside(&wt, o->cluster, id, start, stop, true);
 		else if (e == 0 && !h && !wt.cut_short)
-			target_missing = true;
+			missing = true;
 	}
 	/* from here on, a placed target is checked as an LSN target (what recovery
 	 * reads to reach it) */
@@ -1414,8 +1425,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      went.child, fork, went.seg, went.child, went.parent, went.parent,
 			      c.target_tli);
 	}
-	if (e == 0 && target_missing)
-		e = target_not_found(&wt, o->cluster, NULL, 0, 0, !chosen, c.target_tli);
+	if (e == 0 && missing)
+		e = target_missing(&wt, c.target_tli);
 	const char *lack = NULL;
 	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
 				  : BK_WAL_CHAIN_COMPLETE;
