@@ -191,7 +191,21 @@ static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *
 typedef struct {
 	pid_t pid;
 	const char *what;
+	uint32_t stall_s;
 } Child;
+
+/* The dump program has written nothing for stall_s: it is stopped (waiting for a
+ * lock, say, or on a connection gone quiet), and its snapshot not written. */
+static int stalled(void *ud)
+{
+	Child *c = ud;
+	kill(c->pid, SIGKILL);
+	while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	c->pid = 0;
+	return bk_errorf(BK_E_REMOTE, "%s wrote nothing for %u s (stall timeout): it was stopped",
+			 c->what, c->stall_s);
+}
 
 /* Reaps the dump program: its failure aborts the snapshot before it is written. */
 static int reap(void *ud)
@@ -219,7 +233,7 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 	int fd, se = spawn_reading(argv, env, false, &pid, &fd);
 	if (se != 0)
 		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s", argv[0], strerror(se));
-	Child child = { pid, what };
+	Child child = { pid, what, o->stall_timeout_s };
 	uint8_t parent[32];
 	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
 	bk_error_clear(); /* no parent is not an error */
@@ -234,6 +248,9 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 		.progress_ud = o->progress_ud,
 		.before_commit = reap,
 		.before_commit_ud = &child,
+		.idle_s = o->stall_timeout_s,
+		.idle = stalled,
+		.idle_ud = &child,
 	};
 	int e = bk_archive_fd(r, fd, "dump", &ao, ret_id);
 	close(fd);

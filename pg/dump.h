@@ -28,6 +28,9 @@ typedef struct {
 	const char *cluster;
 	const char *host;
 	const char *bin_dir;
+	/* A program that writes nothing for this many seconds (0: no limit) is stopped
+	 * and counts as failed (BK_E_REMOTE, as above). */
+	uint32_t stall_timeout_s;
 	/* Called (optional) with a warning: for each database left out because it
 	 * does not accept connections (datallowconn false; pg_dumpall leaves it out
 	 * without a word), and with bk_cluster_claim's (pg/walarchive.h): this dump

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ struct BkChunkStream {
 	BkPipeline *pipe;
 	Job *filling; /* the batch being filled, not yet submitted */
 	int err;      /* a failed chunk of the file being consumed */
+	const BkArchiveOpts *idle; /* with idle->idle_s: reads wait at most that long */
 };
 
 static int store_chunks(void *stream, void *job)
@@ -276,12 +278,31 @@ int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
 }
 
 /* One read(2), retried on EINTR: the bytes read (0 at the file's end) or -errno. */
-static ssize_t read_once(int fd, void *buf, size_t len)
+/* One read of the input. With an idle limit (bk_archive_fd's pipes), the wait for
+ * bytes is bounded: when nothing comes for idle_s, what the idle callback returns
+ * ends the read. */
+static ssize_t read_once(BkChunkStream *s, int fd, void *buf, size_t len)
 {
-	ssize_t n;
-	while ((n = read(fd, buf, len)) < 0 && errno == EINTR)
-		;
-	return n < 0 ? bk_errorf_code(-errno, "read") : n;
+	const BkArchiveOpts *o = s->idle;
+	for (;;) {
+		if (o && o->idle_s) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			int pr = poll(&p, 1, (int)BK_MIN(o->idle_s, 86400u) * 1000);
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr < 0)
+				return bk_errorf_code(-errno, "poll");
+			if (pr == 0) {
+				int e = o->idle(o->idle_ud);
+				return e < 0 ? e : bk_errorf_code(-ETIMEDOUT, "read");
+			}
+		}
+		ssize_t n = read(fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno != EINTR)
+			return bk_errorf_code(-errno, "read");
+	}
 }
 
 /* Fixed blocks, the window empty: a batch of whole blocks read straight into its
@@ -305,7 +326,7 @@ static int read_batch(BkChunkStream *s, int fd, size_t *ret_n)
 		j->data = p;
 		j->cap = blocks * block;
 	}
-	ssize_t n = read_once(fd, j->data, blocks * block);
+	ssize_t n = read_once(s, fd, j->data, blocks * block);
 	if (n < 0)
 		return (int)n;
 	size_t got = (size_t)n, whole = got / block * block, rest = got - whole;
@@ -335,7 +356,7 @@ int bk_chunk_stream_read_fd(BkChunkStream *s, int fd, BkProgressFn progress, voi
 		if (fixed && s->start == s->end) {
 			e = read_batch(s, fd, &got);
 		} else {
-			ssize_t n = read_once(fd, s->buf + s->end, s->cap - s->end);
+			ssize_t n = read_once(s, fd, s->buf + s->end, s->cap - s->end);
 			e = n < 0 ? (int)n : 0;
 			got = n > 0 ? (size_t)n : 0;
 			s->end += got;
@@ -652,6 +673,8 @@ int bk_archive_fd(BkRepo *r, int fd, const char *filename, const BkArchiveOpts *
 	int e = root ? bk_writer_new(r, &writer) : -ENOMEM;
 	if (e == 0)
 		e = bk_chunk_stream_new(r, writer, &stream);
+	if (e == 0 && o->idle_s)
+		stream->idle = o;
 	struct stat st;
 	uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	if (e == 0)

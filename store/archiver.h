@@ -47,6 +47,12 @@ typedef struct {
 	/* Added to this host's clock for the snapshot's time: a base backup's end in
 	 * the database server's clock, which its commit times are stamped in. */
 	int64_t clock_offset_us;
+	/* bk_archive_fd on a pipe or socket: with idle_s > 0, once the input has given
+	 * nothing for idle_s seconds idle is called (it may stop what feeds the pipe),
+	 * and the backup fails, with no record, with what it returns (< 0). */
+	uint32_t idle_s;
+	int (*idle)(void *ud);
+	void *idle_ud;
 } BkArchiveOpts;
 
 typedef struct BkChunkStream BkChunkStream;

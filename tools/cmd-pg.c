@@ -217,7 +217,10 @@ static int dump(void)
 {
 	BkRepo *r;
 	char host[256];
-	int x = pull_begin("dump", &r, host);
+	unsigned stall;
+	int x = parse_seconds("--stall-timeout", cli.stall_timeout, 300, &stall);
+	if (!x)
+		x = pull_begin("dump", &r, host);
 	if (x)
 		return x;
 	DumpPrint print = { r, bk_mono_us() };
@@ -226,6 +229,7 @@ static int dump(void)
 		.cluster = cli.cluster,
 		.host = host,
 		.bin_dir = getenv("BUNKER_PG_BIN"),
+		.stall_timeout_s = stall,
 		.warn = warn,
 		.done = dump_done,
 		.done_ud = &print,

@@ -12,7 +12,8 @@
 # no dump snapshot of that database; the others are still dumped. An error of the
 # repository's stops at once. A password in --dbname reaches the dump programs in
 # PGPASSWORD, not on their command lines. A base backup passes on the server's
-# WARNINGs, not its NOTICEs. A dump under a second cluster name of the system warns,
+# WARNINGs, not its NOTICEs. A pg_dump that writes nothing for --stall-timeout
+# seconds (waiting for a lock) is stopped and counts as failed. A dump under a second cluster name of the system warns,
 # naming the first.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
@@ -303,6 +304,42 @@ before=$(count_dumps)
 BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump that exits 0 succeeds" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_true "and adds dump snapshots" test "$(count_dumps)" -gt "$before"
+
+# A pg_dump that writes nothing for --stall-timeout seconds is stopped and counts as
+# failed: here it waits for a lock another session holds on one of app's tables
+# (without the timeout it would wait the minute that session holds it). The others are
+# still dumped.
+pg_psql -d app >/dev/null 2>&1 <<'EOF' &
+begin;
+lock table s1.texts in access exclusive mode;
+select pg_sleep(60);
+EOF
+locker=$!
+for _ in $(seq 100); do
+	[ "$(pg_psql -d app -c "select count(*) from pg_locks where granted and
+		mode = 'AccessExclusiveLock' and relation = 's1.texts'::regclass")" = 1 ] && break
+	sleep 0.1
+done
+before_app=$(count_named pg/main/dump/app)
+before_pg=$(count_named pg/main/dump/postgres)
+before_glob=$(count_named pg/main/globals)
+t_rc 1 "pg dump --stall-timeout 2 with app's table locked by another session exits 1" \
+	bkp pg dump --dbname "$(pitr_conninfo)" --stall-timeout 2
+t_is "$(wc -l <"$ERR")" 1 "with one line" || diag "$(cat "$ERR")"
+t_true "naming the database and the stall" grep -q "^bunker: dump: 1 of [0-9]* dumps failed ('app'); the others were saved: pg_dump wrote nothing for 2 s (stall timeout): it was stopped$" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_is "$(count_named pg/main/dump/app)" "$before_app" "no dump of app is added"
+t_is "$(count_named pg/main/dump/postgres)" $((before_pg + 1)) "postgres is dumped"
+t_is "$(count_named pg/main/globals)" $((before_glob + 1)) "and the globals"
+t_is "$(pgrep -c -f "pg_dump .*dbname='app'")" 0 "the stalled pg_dump is not left running"
+pg_sql "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%'
+	and pid <> pg_backend_pid()" >/dev/null
+wait "$locker"
+for secs in x -1 86401 ""; do
+	t_rc 2 "--stall-timeout '$secs' is refused: 0 to 86400 s" \
+		bkp pg dump --dbname "$(pitr_conninfo)" --stall-timeout "$secs"
+	t_true "... naming the option" grep -q "^bunker: --stall-timeout: '$secs' is not a number of seconds (0..86400)" "$ERR"
+done
 
 # An error of the repository's (not a pg_dump's) stops at once: a copy of the
 # repository that the server's user can only read (owned by root) fails the first
