@@ -470,8 +470,9 @@ static bool ends_before(int64_t time_us, uint64_t stop, int64_t before_us, uint6
  * keep per segment cannot tell, below). The archived segments are fetched and walked
  * (bk_wal_walk), a range at a time; hits holds the LSNs of the matching records
  * found so far, and of records that may match but cannot be read (a prepared
- * transaction's end, whose xid is in its body; a restore point whose start lies in a
- * segment walked without the one before), which make the target unplaceable. */
+ * transaction's end whose body, which holds its xid, was not read; a restore point
+ * whose start lies in a segment walked without the one before), which make the
+ * target unplaceable. */
 typedef struct {
 	uint64_t lsn;
 	bool unsure;
@@ -517,8 +518,9 @@ static int on_target_record(void *ud, const BkWalRec *rec)
 			return target_hit(t, rec->lsn, true);
 		if (rec->restore_point && !strcmp(rec->restore_point, t->name))
 			return target_hit(t, rec->lsn, false);
-	} else if (rec->prepared_end) { /* an xid: a prepared one's is in its body */
-		return target_hit(t, rec->lsn, true);
+	} else if (rec->prepared_end) { /* an xid: a prepared one's, from its body */
+		if (!rec->prepared_xid || rec->prepared_xid == t->xid)
+			return target_hit(t, rec->lsn, !rec->prepared_xid);
 	} else if (rec->xact_end && rec->xid == t->xid) {
 		return target_hit(t, rec->lsn, false);
 	}

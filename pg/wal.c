@@ -475,6 +475,12 @@ static bool is_xact_end(uint8_t rmid, uint8_t info)
 	return rmid == RM_XACT_ID && (op == 0x00 || op == 0x20 || op == 0x30 || op == 0x40);
 }
 
+static bool is_prepared_end(uint8_t rmid, uint8_t info)
+{
+	uint8_t op = info & XLOG_XACT_OPMASK;
+	return rmid == RM_XACT_ID && (op == 0x30 || op == 0x40);
+}
+
 static bool is_restore_point(const uint8_t *hdr)
 {
 	return hdr[17] == RM_XLOG_ID && (hdr[16] & 0xF0) == XLOG_RESTORE_POINT;
@@ -527,6 +533,68 @@ static int64_t xact_end_us(const uint8_t *body, size_t n)
 	return at && at + 8 <= n ? (int64_t)bk_get_le64(body + at) + PG_EPOCH_UNIX_US : 0;
 }
 
+/* The xl_xact_xinfo flags of PostgreSQL 15 a prepared transaction's end may carry,
+ * and the sizes of what each adds to its main data, in this order. */
+#define XLOG_XACT_HAS_INFO 0x80
+#define XINFO_DBINFO (1u << 0)       /* xl_xact_dbinfo: 2 Oids */
+#define XINFO_SUBXACTS (1u << 1)     /* int n, n TransactionIds */
+#define XINFO_RELFILENODES (1u << 2) /* int n, n RelFileNodes (3 Oids) */
+#define XINFO_INVALS (1u << 3)       /* int n, n SharedInvalidationMessages (16 bytes) */
+#define XINFO_TWOPHASE (1u << 4)     /* the prepared transaction's xid */
+#define XINFO_ORIGIN (1u << 5)       /* origin LSN and time */
+#define XINFO_GID (1u << 7)          /* after the xid: the GID, NUL-terminated */
+#define XINFO_DROPPED_STATS (1u << 8) /* int n, n xl_xact_stats_items (3 ints) */
+#define PREPARED_BODY_MAX (1u << 20) /* a prepared end's body read whole, up to this */
+
+/* Steps *at (in data[0..n)) over a counted array: an int count, then that many
+ * items of `item` bytes. False when it runs past n. */
+static bool skip_array(const uint8_t *data, size_t n, size_t *at, size_t item)
+{
+	if (n - *at < 4)
+		return false;
+	uint64_t count = bk_get_le32(data + *at);
+	*at += 4;
+	if (count > (n - *at) / item)
+		return false;
+	*at += (size_t)count * item;
+	return true;
+}
+
+/* The xid of the prepared transaction that a COMMIT PREPARED or ABORT PREPARED
+ * record (info) ends: in its main data (xl_xact_commit or xl_xact_abort: the time,
+ * xinfo, the parts xinfo names, then xl_xact_twophase) in body's n bytes. 0 when
+ * they do not hold it, or when the parts do not add up to the main data's length
+ * exactly (a layout other than PostgreSQL 15's). */
+static uint32_t prepared_xid(uint8_t info, const uint8_t *body, size_t n)
+{
+	uint32_t len;
+	size_t at = main_data_at(body, n, &len), i = 8 + 4;
+	if (!at || len > n - at || len < i || !(info & XLOG_XACT_HAS_INFO))
+		return 0;
+	const uint8_t *d = body + at;
+	uint32_t xinfo = bk_get_le32(d + 8);
+	if (!(xinfo & XINFO_TWOPHASE))
+		return 0;
+	if (xinfo & XINFO_DBINFO)
+		i += 8;
+	if (i > len || ((xinfo & XINFO_SUBXACTS) && !skip_array(d, len, &i, 4)) ||
+	    ((xinfo & XINFO_RELFILENODES) && !skip_array(d, len, &i, 12)) ||
+	    ((xinfo & XINFO_DROPPED_STATS) && !skip_array(d, len, &i, 12)) ||
+	    ((xinfo & XINFO_INVALS) && !skip_array(d, len, &i, 16)) || len - i < 4)
+		return 0;
+	uint32_t xid = bk_get_le32(d + i);
+	i += 4;
+	if (xinfo & XINFO_GID) {
+		const uint8_t *nul = memchr(d + i, '\0', len - i);
+		if (!nul)
+			return 0;
+		i = (size_t)(nul - d) + 1;
+	}
+	if (xinfo & XINFO_ORIGIN)
+		i += 16;
+	return i == len ? xid : 0;
+}
+
 /* A restore point's name (xl_restore_point: TimestampTz, then the name in 64 bytes,
  * NUL-terminated) into out; false when body's n bytes do not hold it. */
 static bool restore_point_name(const uint8_t *body, size_t n, char out[RP_NAME_LEN])
@@ -550,11 +618,13 @@ static bool visit(RecWalk *w, uint64_t lsn, const uint8_t *hdr, const uint8_t *b
 	uint8_t op = hdr[16] & XLOG_XACT_OPMASK;
 	BkWalRec rec = { .lsn = lsn, .xid = bk_get_le32(hdr + 4), .info = hdr[16], .rmid = hdr[17],
 			 .xact_end = hdr[17] == RM_XACT_ID && (op == 0x00 || op == 0x20),
-			 .prepared_end = hdr[17] == RM_XACT_ID && (op == 0x30 || op == 0x40) };
+			 .prepared_end = is_prepared_end(hdr[17], hdr[16]) };
 	if (is_restore_point(hdr) && body && restore_point_name(body, n, name))
 		rec.restore_point = name;
 	if ((rec.xact_end || rec.prepared_end) && body)
 		rec.xact_us = xact_end_us(body, n);
+	if (rec.prepared_end && body)
+		rec.prepared_xid = prepared_xid(hdr[16], body, n);
 	rec.unnamed = is_restore_point(hdr) && !rec.restore_point;
 	int e = w->fn(w->ud, &rec);
 	if (e < 0)
@@ -703,11 +773,18 @@ int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn,
 			ret->stopped = true;
 			break;
 		}
-		/* enough of the body for a transaction's end time, or a restore point's name */
-		uint8_t body[BK_WAL_RP_BODY];
+		/* enough of the body for a transaction's end time, or a restore point's name;
+		 * a prepared transaction's end whole, for its xid */
+		uint8_t small[BK_WAL_RP_BODY], *body = small;
+		_cleanup_free_ uint8_t *whole = NULL;
 		bool rp = fn && st == STEP_OK && is_restore_point(rec),
 		     carried = fn && st == STEP_OK && body_wanted(rec);
 		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, rp ? BK_WAL_RP_BODY : 32u);
+		if (carried && is_prepared_end(rec[17], rec[16]) && left <= PREPARED_BODY_MAX &&
+		    (whole = malloc(left))) { /* (without memory: its xid stays unknown) */
+			body = whole;
+			nb = left;
+		}
 		uint64_t got = 0; /* of body */
 		uint32_t crc = 0; /* xl_crc: the bytes after the header, then the header to xl_crc */
 		if (st == STEP_OK) {

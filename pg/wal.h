@@ -211,15 +211,18 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
  * writes) its name, or NULL with unnamed set when its bytes before this segment
  * were not carried; xact_end for a commit or an abort (xid is then the transaction
  * PostgreSQL's recovery_target_xid compares), prepared_end for those of a prepared
- * transaction (whose xid is in the record's body); for either, xact_us, when it
- * ended (unix microseconds; 0 when its bytes before this segment were not
- * carried). Borrowed for the call. */
+ * transaction, with that transaction's xid (from the record's body) in
+ * prepared_xid, 0 when the body could not be read (cut by the segment before's end
+ * after more than BK_WAL_RP_BODY bytes, or over 1 MiB) or parsed; for either,
+ * xact_us, when it ended (unix microseconds; 0 when its bytes before this segment
+ * were not carried). Borrowed for the call. */
 typedef struct {
 	uint64_t lsn;
 	uint32_t xid;
 	uint8_t info, rmid;
 	const char *restore_point;
 	bool unnamed, xact_end, prepared_end;
+	uint32_t prepared_xid;
 	int64_t xact_us;
 } BkWalRec;
 

@@ -923,6 +923,8 @@ typedef struct {
 	uint64_t lsns[8];
 	uint64_t last_lsn;
 	int stop_after; /* fail the walk at this record (0: never) */
+	int nprep;
+	uint32_t prepared_xids[8]; /* each prepared end's prepared_xid, in order */
 } Visits;
 
 static int on_rec(void *ud, const BkWalRec *r)
@@ -934,6 +936,8 @@ static int on_rec(void *ud, const BkWalRec *r)
 	v->prepared_ends += r->prepared_end;
 	if (r->xact_end || r->prepared_end)
 		v->xact_us = r->xact_us;
+	if (r->prepared_end && v->nprep < 8)
+		v->prepared_xids[v->nprep++] = r->prepared_xid;
 	if (r->restore_point && v->rps < 8) {
 		snprintf(v->names[v->rps], sizeof(v->names[0]), "%s", r->restore_point);
 		v->lsns[v->rps++] = r->lsn;
@@ -1072,6 +1076,113 @@ static void test_walk_visits(void)
 	ok(v.n == 0 && e3.stopped, "not visited, and the walk stops there");
 }
 
+/* ---- the records of a walk: the xid a prepared transaction's end names ---- */
+
+typedef struct {
+	uint8_t op;	   /* 0x30 COMMIT PREPARED, 0x40 ABORT PREPARED */
+	bool no_info;	   /* without XLOG_XACT_HAS_INFO (then no xinfo) */
+	bool dbinfo, origin;
+	uint32_t nsub, nrels, nstats, ninvals; /* with the flag when > 0 */
+	uint32_t count_lie; /* when > 0, the subxacts' count written instead of nsub */
+	const char *gid;   /* NULL: no XACT_XINFO_HAS_GID */
+	uint32_t xid;
+	size_t extra;	   /* bytes after the parts, in the main data's length */
+} Prep;
+
+/* A prepared transaction's end as PostgreSQL 15 writes it: long main data (an u32
+ * length) of the time, xinfo and the parts the flags name. */
+static uint64_t gen_prepared(Gen *g, const Prep *p)
+{
+	static uint8_t body[4096];
+	uint8_t *d = body + 5;
+	size_t n = 0;
+	bk_put_le64(d, 123456789);
+	n = 8;
+	uint32_t xinfo = (1u << 4) | (p->dbinfo ? 1u : 0) | (p->nsub ? 1u << 1 : 0) |
+			 (p->nrels ? 1u << 2 : 0) | (p->ninvals ? 1u << 3 : 0) |
+			 (p->origin ? 1u << 5 : 0) | (p->gid ? 1u << 7 : 0) | (p->nstats ? 1u << 8 : 0);
+	if (!p->no_info) {
+		bk_put_le32(d + n, xinfo);
+		n += 4;
+	}
+	if (p->dbinfo)
+		n += 8;
+	const uint32_t counts[4] = { p->nsub, p->nrels, p->nstats, p->ninvals };
+	const size_t items[4] = { 4, 12, 12, 16 };
+	for (int k = 0; k < 4; k++) {
+		if (!counts[k])
+			continue;
+		bk_put_le32(d + n, k == 0 && p->count_lie ? p->count_lie : counts[k]);
+		n += 4;
+		memset(d + n, 0x5a, counts[k] * items[k]);
+		n += counts[k] * items[k];
+	}
+	bk_put_le32(d + n, p->xid);
+	n += 4;
+	if (p->gid) {
+		memcpy(d + n, p->gid, strlen(p->gid) + 1);
+		n += strlen(p->gid) + 1;
+	}
+	if (p->origin)
+		n += 16;
+	n += p->extra;
+	body[0] = 254;
+	bk_put_le32(body + 1, (uint32_t)n);
+	uint8_t info = (uint8_t)(p->op | (p->no_info ? 0 : 0x80));
+	return gen_record_body(g, (uint32_t)(24 + 5 + n), 1, info, body, 5 + n);
+}
+
+static void test_walk_prepared_xid(void)
+{
+	static Gen g;
+	BkWalEnd e3, e4;
+	static const struct {
+		Prep p;
+		uint32_t want;
+		const char *what;
+	} cases[] = {
+		{ { 0x30, .dbinfo = true, .nsub = 3, .nrels = 2, .nstats = 1, .ninvals = 20,
+		    .gid = "tx-1", .xid = 123456 }, 123456,
+		  "a COMMIT PREPARED with every part, 400 bytes of them" },
+		{ { 0x40, .origin = true, .xid = 777 }, 777, "an ABORT PREPARED with an origin" },
+		{ { 0x30, .gid = "", .xid = 4000000000u }, 4000000000u, "an empty GID" },
+		{ { 0x30, .dbinfo = true, .gid = "g", .xid = 5, .extra = 1 }, 0,
+		  "parts one byte short of the main data: not read" },
+		{ { 0x30, .nsub = 2, .count_lie = 1000000, .xid = 6 }, 0,
+		  "a count past the main data: not read" },
+		{ { 0x30, .no_info = true, .xid = 7 }, 0, "without xinfo: no xid" },
+	};
+	gen_start(&g, 0);
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++)
+		gen_prepared(&g, &cases[i].p);
+	Visits v = { 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment of prepared ends");
+	is_int(v.nprep, (int)BK_ARRAY_SIZE(cases), "each visited as one");
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++)
+		ok(v.prepared_xids[i] == cases[i].want, "%s: xid %u (%u)", cases[i].what, cases[i].want,
+		   v.prepared_xids[i]);
+
+	/* one that the segment's end cuts after its header and 8 bytes: read in the
+	 * next segment's walk, from the carry and the rest */
+	Prep cut = { 0x30, .dbinfo = true, .gid = "cut", .xid = 424242 };
+	gen_start(&g, 0);
+	gen_fill_to_end(&g, 32);
+	gen_prepared(&g, &cut);
+	gen_record(&g, 60, 10, 0);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts one");
+	ok(v.nprep == 0 && e3.carry.nbody == 8, "not visited there; 8 bytes carried (%u)",
+	   e3.carry.nbody);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &e3.carry, on_rec, &v, &e4), 0, "segment 4 with that carry");
+	ok(v.nprep == 1 && v.prepared_xids[0] == 424242, "its xid is read (%u)", v.prepared_xids[0]);
+	BkWalCarry bare = e3.carry;
+	bare.nbody = 0;
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &bare, on_rec, &v, &e4), 0, "... with a carry of no body");
+	ok(v.nprep == 1 && v.prepared_xids[0] == 0, "its xid is not known, said so (0)");
+}
+
 static void test_seg_size_parse(void)
 {
 	static const struct {
@@ -1116,6 +1227,7 @@ int main(int argc, char **argv)
 	test_history();
 	test_last_record();
 	test_walk_visits();
+	test_walk_prepared_xid();
 	if (segment && name)
 		test_real_segment(segment, name, sysid);
 	return tap_done();

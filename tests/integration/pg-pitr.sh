@@ -13,7 +13,8 @@
 # B, must not be chosen for targets before it; with timeline 2 newer, `latest` refuses
 # to guess between the two histories, and --target-timeline picks either. A base backup of the timeline 2 server,
 # slowed by --max-rate so that it spans segments, waits in the repository for its WAL
-# on timeline 2 and restores with A, C and D. A restore whose restore_command fails
+# on timeline 2 and restores with A, C and D; `latest` to the xid of a prepared
+# transaction committed on timeline 2 takes that backup and stops there. A restore whose restore_command fails
 # for a file the archive holds stops instead of ending recovery early. Targets no backup or no WAL can reach are
 # refused without writing; an interrupted restore empties its directory (through a
 # symbolic link given as --target, which stays), and one started under nohup finishes
@@ -28,6 +29,7 @@ pitr_init pg-pitr
 
 pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 pg_conf_set autovacuum off # its commits would move the last transaction pg info gives
+pg_conf_set max_prepared_transactions 2 # in every backup: a prepared one is replayed below
 pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
 
 pg_sql "create table t (id int primary key, tag text not null)" >/dev/null
@@ -611,6 +613,11 @@ if pitr_start "$SRV/tl2" -c archive_mode=on \
 		test "${seg_a:0:8}" = 00000002 -a "${seg_z:0:8}" = 00000002 -a "$seg_a" != "$seg_z"
 	t_true "its stop segment is in the repository when it exits" test -f "$REPO/wal/main/$seg_z"
 	t_is "$(grep -c warning "$T/tl2b.err")" 0 "... and it warns of nothing"
+	# a prepared transaction (with DDL: its COMMIT PREPARED record carries
+	# invalidations before the xid) committed after both backups, then D
+	xid_p=$(rpsql -d postgres -c "begin" -c "create table p (x int)" -c "insert into p values (1)" \
+		-c "select txid_current()" -c "prepare transaction 'p1'" | sed -n '/^[0-9][0-9]*$/p' | tail -n 1)
+	rsql "commit prepared 'p1'" >/dev/null
 	rsql "insert into t values (4, 'D')" >/dev/null
 	seg2=$(rswitch_wal)
 	t_true "timeline 2's segment $seg2 with D is archived" rwait_archived "$seg2" ||
@@ -648,6 +655,22 @@ at=$(pg_as_server "$BUNKER" --repo "$REPO" --key-file "$KEY" pg restore latest -
 t_true "... at the first 'twice', before the backup ($at < ${twice1:-?})" \
 	test -n "$at" -a -n "${twice1:-}" -a "$(lsn_num "$at")" -lt "$(lsn_num "${twice1:-0/0}")"
 rm -rf "$SRV/r-during" "$SRV/r-twice"
+# `latest` to that prepared transaction's xid (in its COMMIT PREPARED record's body):
+# the backup that started last before it is taken (the oldest was, before: the xid
+# was not read), and the restored server stops there, with A and C, not D.
+t_rc 0 "latest --target-xid of a prepared transaction ($xid_p): pg restore (not -q)" pg_as_server \
+	"$BUNKER" --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-prep" \
+	--target-xid "${xid_p:-1}"
+t_true "... restores the backup that started last before it ($ty)" \
+	grep -q "^restored base backup pg/main/base of $ty (" "$OUT" || diag "$(cat "$OUT")"
+t_true "... and says recovery stops at its end" \
+	grep -q "^recovery stops at the end of transaction $xid_p at [0-9A-F]*/[0-9A-F]*$" "$OUT" ||
+	diag "$(cat "$OUT")"
+rm -rf "$SRV/r-prep"
+restore_to r-prep A,C "latest to a prepared transaction's xid" latest --target-xid "${xid_p:-1}"
+t_is "$(pitr_start "$SRV/r-prep" >/dev/null && pitr_wait_recovered 60 && rsql "select count(*) from p"; pitr_stop)" 1 \
+	"... whose table it holds"
+rm -rf "$SRV/r-prep" "$SRV/r-prep.sock"
 
 # ---- a WAL file the archive holds but cannot read ----
 # pg restore reads the record of every segment on the way (for damaged WAL): one it
