@@ -343,17 +343,25 @@ int cli_open_repo_ex(unsigned flags, BkRepo **ret)
 
 static uint64_t progress_started, progress_last;
 
+bool cli_progress_due(uint64_t *last)
+{
+	if (cli.quiet || !isatty(STDERR_FILENO))
+		return false;
+	uint64_t now = bk_mono_us();
+	if (now - *last < 200000)
+		return false;
+	*last = now;
+	return true;
+}
+
 void cli_progress(void *ud, uint64_t done, uint64_t total)
 {
 	(void)ud;
-	if (cli.quiet || !isatty(STDERR_FILENO))
+	if (!cli_progress_due(&progress_last))
 		return;
-	uint64_t now = bk_mono_us();
-	if (!progress_started)
+	uint64_t now = progress_last;
+	if (!progress_started) /* (the first call is due: progress_last was 0) */
 		progress_started = now;
-	if (now - progress_last < 200000)
-		return;
-	progress_last = now;
 	double secs = (double)(now - progress_started) / 1e6;
 	double rate = secs > 0 ? (double)done / 1e6 / secs : 0;
 	if (total)

@@ -37,6 +37,9 @@ int cli_open_repo(BkRepo **ret);
 int cli_open_repo_ex(unsigned flags, BkRepo **ret); /* flags: bk_repo_open_ex's */
 /* Prints the one-line (or --json) summary of a snapshot just written. */
 int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us);
+/* Whether a progress line is due (on a terminal, without --quiet, 200 ms after
+ * *last, which it then sets): the one throttle of every "\r" line. */
+bool cli_progress_due(uint64_t *last);
 void cli_progress(void *ud, uint64_t done, uint64_t total);
 void cli_progress_end(void);
 

@@ -335,10 +335,8 @@ static void wal_read(void *ud, uint64_t bytes)
 {
 	(void)ud;
 	static uint64_t last;
-	uint64_t now = bk_mono_us();
-	if (cli.quiet || !isatty(STDERR_FILENO) || now - last < 200000)
+	if (!cli_progress_due(&last))
 		return;
-	last = now;
 	wal_read_shown = true;
 	fprintf(stderr, "\rWAL read: %.0f MB ", (double)bytes / 1e6);
 }
