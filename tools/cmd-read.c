@@ -2,12 +2,14 @@
  * repair, stats. */
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "store/check.h"
 #include "store/error.h"
@@ -130,24 +132,24 @@ const char *cli_text(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
-/* The columns a terminal gives the code point u, roughly: 0 for the common
- * combining marks, 2 for East Asian wide and fullwidth forms and two blocks of
- * emoji, else 1 (variation selectors, joiners and other emoji are counted as 1:
- * such names can still end a column off). wcwidth itself answers only under a
- * UTF-8 locale. */
+/* The columns a terminal gives the code point u: glibc's wcwidth under C.UTF-8
+ * (built into glibc from 2.35; the process's own locale may not be UTF-8), whose
+ * tables follow Unicode (combining marks, variation selectors and joiners 0, wide
+ * and emoji 2). 1 when that locale cannot be had or u is not printable there. */
 static int columns_of(uint32_t u)
 {
-	if ((u >= 0x300 && u <= 0x36f) || (u >= 0x1ab0 && u <= 0x1aff) ||
-	    (u >= 0x1dc0 && u <= 0x1dff) || (u >= 0x20d0 && u <= 0x20ff) ||
-	    (u >= 0xfe20 && u <= 0xfe2f) || u == 0x200b)
-		return 0;
-	if ((u >= 0x1100 && u <= 0x115f) || (u >= 0x2e80 && u <= 0xa4cf && u != 0x303f) ||
-	    (u >= 0xac00 && u <= 0xd7a3) || (u >= 0xf900 && u <= 0xfaff) ||
-	    (u >= 0xfe30 && u <= 0xfe6f) || (u >= 0xff00 && u <= 0xff60) ||
-	    (u >= 0xffe0 && u <= 0xffe6) || (u >= 0x1f300 && u <= 0x1f64f) ||
-	    (u >= 0x1f900 && u <= 0x1f9ff) || (u >= 0x20000 && u <= 0x3fffd))
-		return 2;
-	return 1;
+	static locale_t utf8;
+	static bool tried;
+	if (!tried) {
+		tried = true;
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	}
+	if (!utf8)
+		return 1;
+	locale_t old = uselocale(utf8);
+	int w = wcwidth((wchar_t)u);
+	uselocale(old);
+	return w < 0 ? 1 : w;
 }
 
 void cli_print_padded(const char *s, int width)
