@@ -688,9 +688,13 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 			bool known = at != UINT32_MAX;
 			visit(w, c.lsn, c.hdr, known ? c.body : NULL, known ? at + copy : 0);
 		}
-	} else {
-		*ret_switch = short_tail && tail[rem - 7] == RM_XLOG_ID &&
-			      (tail[rem - 8] & 0xF0) == XLOG_SWITCH;
+	} else if (short_tail) {
+		/* a switch's tail, unless those two bytes are another record's body: a
+		 * switch leaves the rest of the page zero (found by review: a record of 64
+		 * to 79 bytes' tail passed, and the segment was taken for used up) */
+		uint64_t next = MAXALIGN8(*pos) % w->h.blcksz;
+		*ret_switch = tail[rem - 7] == RM_XLOG_ID && (tail[rem - 8] & 0xF0) == XLOG_SWITCH &&
+			      next != 0 && bk_get_le32(w->page + next) == 0;
 	}
 	return st;
 }

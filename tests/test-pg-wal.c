@@ -1074,6 +1074,23 @@ static void test_walk_visits(void)
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with a damaged one");
 	ok(v.n == 0 && e3.stopped, "not visited, and the walk stops there");
+
+	/* a segment whose first 8 or 16 bytes end another record, and hold what a
+	 * switch's tail would (its length 64 to 79, say), then records: not a switch,
+	 * the segment is walked on (found by review: it was taken for used up, and
+	 * targets in it were never seen) */
+	for (uint32_t rem = 8; rem <= 16; rem += 8) {
+		gen_start(&g, rem);
+		g.seg[40 + rem - 8] = 0x40;
+		g.seg[40 + rem - 7] = 0;
+		gen_record(&g, 60, 10, 0);
+		uint64_t c = gen_commit(&g, 777000000);
+		v = (Visits){ 0 };
+		is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0,
+		       "a segment that begins with %u body bytes like a switch's, then records", rem);
+		ok(v.xact_ends == 1 && e3.lsn == c && e3.xact_us != 0,
+		   "... is walked: its commit is visited and is its last record (%" PRIx64 ")", e3.lsn);
+	}
 }
 
 /* ---- the records of a walk: the xid a prepared transaction's end names ---- */
