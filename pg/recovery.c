@@ -552,6 +552,11 @@ static int target_walk(BkRepo *r, const char *cluster, const BkWalChain *c, uint
 	uint64_t end_seg = c->contiguous_end / c->seg_size - 1;
 	if (last >= end_seg && (c->gap || c->fork_unread || c->missing_history[0]))
 		t->cut_short = true; /* (the WAL goes on past what is contiguous) */
+	if (from_lsn / c->seg_size > end_seg) { /* not archived yet: nothing to walk (found
+						   * by review: the target was called missing) */
+		t->cut_short = true;
+		return 0;
+	}
 	last = BK_MIN(last, end_seg);
 	size_t known = t->n;
 	BkWalCarry carry = { 0 };
@@ -643,6 +648,16 @@ static int target_missing(const WalTarget *t, uint32_t tli)
 			 t->first_seg, t->last_seg);
 }
 
+/* Forgets what walks on another path found (the hits, the range walked). */
+static void target_forget(WalTarget *t)
+{
+	t->n = 0;
+	t->walked_from = UINT64_MAX;
+	t->walked_to = 0;
+	t->cut_short = false;
+	t->first_seg[0] = t->last_seg[0] = '\0';
+}
+
 static int latest_start_first(const void *a, const void *b)
 {
 	const Candidate *x = *(const Candidate *const *)a, *y = *(const Candidate *const *)b;
@@ -653,7 +668,8 @@ static int latest_start_first(const void *a, const void *b)
  * cands[0..n), those on the path), each range ending at the segment where the
  * range walked before began (so backups that overlap are walked right too), and
  * picks the latest-starting one whose first match after its start lies at or
- * after its stop (*ret_at: that match). Else *ret_inside: one whose backup holds
+ * after its stop (*ret_at: that match); backups whose paths differ (with
+ * --target-timeline current) are walked apart. Else *ret_inside: one whose backup holds
  * its first match; *ret_unsure: the walk cannot decide (a record that may match
  * cannot be read, or nothing found where the walk was cut short). */
 static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n, uint32_t want_tli,
@@ -667,6 +683,7 @@ static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n,
 		order[k] = &cands[k];
 	qsort(order, n, sizeof(*order), latest_start_first);
 	uint64_t upto = UINT64_MAX;
+	uint32_t path = 0; /* the timeline whose history the hits in wt lie on */
 	int e = 0;
 	for (size_t k = 0; e == 0 && k < n && !*ret_pick && !*ret_unsure; k++) {
 		const Candidate *c = order[k];
@@ -674,6 +691,14 @@ static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n,
 		e = bk_pg_wal_chain(a, c->tli, c->start, c->stop, want_tli, &chain);
 		if (e < 0 || !chain.on_path)
 			continue;
+		/* --target-timeline current: each backup follows its own timeline, and the
+		 * same xid or name on another's is another record (found by review: the
+		 * hits of one path were taken for another's) */
+		if (path && chain.target_tli != path) {
+			target_forget(wt);
+			upto = UINT64_MAX;
+		}
+		path = chain.target_tli;
 		e = target_walk(a->r, a->cluster, &chain, c->start, upto, wt);
 		upto = c->start / chain.seg_size;
 		const Hit *h = e == 0 ? target_first(wt, c->start) : NULL;
