@@ -181,8 +181,10 @@ static inline bool bk_wal_end_inside(const BkWalEnd *end)
 /* The revision of bk_wal_last_record's answers, kept with each end wal-push records
  * (pg/walarchive.h): bump it with any change to what the walk answers for some
  * segment, so that the ends walked before are walked again. */
-#define BK_WAL_END_REV 3 /* 1: before records' CRCs were checked; 2: before a segment
-			   * that a switch record's tail begins was known to be whole */
+#define BK_WAL_END_REV 4 /* 1: before records' CRCs were checked; 2: before a segment
+			   * that a switch record's tail begins was known to be whole; 3:
+			   * before such a tail was told from another record's by the
+			   * zeros after it */
 
 /* The BkWalEnd of a segment (the file at fd, as archived; its name is `name`;
  * prev: the segment before's carry, or NULL when not known):

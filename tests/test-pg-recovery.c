@@ -588,12 +588,13 @@ static void test_target_refusals(void)
  * decode; malformed ends are refused, an unknown walker revision's end ignored. */
 static void test_golden_records(void)
 {
-	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2_REV("03"),
+	static const char v1[] = GOLDEN_WAL_V1, v2[] = GOLDEN_WAL_V2_REV("04"),
 			  v2_rev1[] = GOLDEN_WAL_V2_REV("01"), v2_rev2[] = GOLDEN_WAL_V2_REV("02"),
-			  v3[] = GOLDEN_WAL_V3("03", "03"),
-			  v4[] = GOLDEN_WAL_V4("03", "07", GOLDEN_WAL_CARRY),
-			  v4_none[] = GOLDEN_WAL_V4("03", "03", "");
-	is_int(BK_WAL_END_REV, 3, "(the golden bytes are of walker revision 3)");
+			  v2_rev3[] = GOLDEN_WAL_V2_REV("03"),
+			  v3[] = GOLDEN_WAL_V3("04", "03"),
+			  v4[] = GOLDEN_WAL_V4("04", "07", GOLDEN_WAL_CARRY),
+			  v4_none[] = GOLDEN_WAL_V4("04", "03", "");
+	is_int(BK_WAL_END_REV, 4, "(the golden bytes are of walker revision 4)");
 	BkContentRef ref = { .size = 5 };
 	for (int i = 0; i < 32; i++)
 		ref.id[i] = (uint8_t)i;
@@ -660,6 +661,12 @@ static void test_golden_records(void)
 	e = bk_unhex(buf, n, v2_rev2) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
 	ok(e == 0 && !w.has_end && w.end.lsn == 0 && w.size == 5,
 	   "one walked by revision 2 (a switch's tail taken for damage) decodes without its end");
+	if (e == 0)
+		bk_wal_record_release(&w);
+	e = bk_unhex(buf, n, v2_rev3) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;
+	ok(e == 0 && !w.has_end && w.end.lsn == 0 && w.size == 5,
+	   "one walked by revision 3 (another record's tail taken for a switch's) decodes "
+	   "without its end");
 	if (e == 0)
 		bk_wal_record_release(&w);
 	bk_unhex(buf, n, v2);
