@@ -277,15 +277,14 @@ int bk_chunk_stream_push(BkChunkStream *s, const void *buf, size_t len)
 	return 0;
 }
 
-/* One read(2), retried on EINTR: the bytes read (0 at the file's end) or -errno. */
-/* One read of the input. With an idle limit (bk_archive_fd's pipes), the wait for
- * bytes is bounded: when nothing comes for idle_s, what the idle callback returns
- * ends the read. */
+/* One read(2), retried on EINTR: the bytes read (0 at the file's end) or -errno.
+ * With an idle limit (bk_archive_fd's pipes) the wait for bytes is bounded: when
+ * nothing comes for idle_s, the read fails with what the idle callback returns. */
 static ssize_t read_once(BkChunkStream *s, int fd, void *buf, size_t len)
 {
 	const BkArchiveOpts *o = s->idle;
 	for (;;) {
-		if (o && o->idle_s) {
+		if (o) {
 			struct pollfd p = { .fd = fd, .events = POLLIN };
 			int pr = poll(&p, 1, (int)BK_MIN(o->idle_s, 86400u) * 1000);
 			if (pr < 0 && errno == EINTR)
