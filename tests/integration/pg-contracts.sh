@@ -43,6 +43,19 @@ mkdir "$S/other"
 cp "$S/$s2" "$S/other/$s2"
 chown -R postgres: "$S/other"
 t_rc 0 "wal-push of the same bytes from another path: exit 0" bkp pg wal-push "$S/other/$s2"
+# in a repository of 4 KiB chunks too: WAL is stored in larger blocks, which the
+# comparison must hold (found by review: it overflowed a buffer of the largest chunk)
+bk4() { pg_as_server "$BUNKER" -q --repo "$T/bk/small" --key-file "$KEY" "$@"; }
+bk4 init --chunk-size 4K >/dev/null
+t_rc 0 "wal-push $s2 into a repository of 4 KiB chunks" bk4 pg wal-push "$S/$s2"
+t_rc 0 "... and again, same bytes: exit 0" bk4 pg wal-push "$S/$s2"
+mkdir -p "$S/4k"
+cp "$S/$s2" "$S/4k/$s2"
+flip_byte "$S/4k/$s2" $(($(file_size "$S/$s2") - 1))
+chown -R postgres: "$S/4k"
+t_fails "... with its last byte changed: fails" bk4 pg wal-push "$S/4k/$s2"
+t_true "... as different contents" grep -q "already archived for cluster 'main' with different contents" "$ERR" ||
+	diag "$(cat "$ERR")"
 
 flip_byte "$S/other/$s2" 100000
 t_fails "wal-push of $s2 with one byte changed fails" bkp pg wal-push "$S/other/$s2"
