@@ -194,14 +194,36 @@ typedef struct {
 	uint32_t stall_s;
 } Child;
 
-/* The dump program has written nothing for stall_s: it is stopped (waiting for a
- * lock, say, or on a connection gone quiet), and its snapshot not written. */
+#define STOP_GRACE_MS 5000 /* what a program stopped with SIGTERM has to exit */
+
+/* Reaps pid if it exits by deadline (bk_mono_us); false if it has not. */
+static bool reap_by(pid_t pid, uint64_t deadline)
+{
+	for (;;) {
+		pid_t w = waitpid(pid, NULL, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			return true;
+		if (bk_mono_us() >= deadline)
+			return false;
+		usleep(10000);
+	}
+}
+
+/* The dump program has written nothing for stall_s (waiting for a lock, say, or on
+ * a connection gone quiet): it is stopped, and its snapshot not written. SIGTERM
+ * first: pg_dump then cancels its query on the server, and says "terminated by
+ * user" (SIGKILL alone left the server's session waiting for its lock, holding
+ * the locks it had and its snapshot: found by review); SIGKILL if it has not
+ * exited STOP_GRACE_MS later. */
 static int stalled(void *ud)
 {
 	Child *c = ud;
-	kill(c->pid, SIGKILL);
-	while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	kill(c->pid, SIGTERM);
+	if (!reap_by(c->pid, bk_mono_us() + STOP_GRACE_MS * UINT64_C(1000))) {
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	c->pid = 0;
 	return bk_errorf(BK_E_REMOTE, "%s wrote nothing for %u s (stall timeout): it was stopped",
 			 c->what, c->stall_s);
@@ -323,18 +345,11 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	}
 	close(fd);
 	out[n] = '\0';
-	for (;;) { /* its exit, by the same deadline */
-		pid_t w = waitpid(pid, NULL, WNOHANG);
-		if (w == pid || (w < 0 && errno != EINTR))
-			break;
-		if (late || bk_mono_us() >= deadline) {
-			late = true;
-			kill(-pid, SIGKILL);
-			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		usleep(10000);
+	if (late || !reap_by(pid, deadline)) { /* its exit, by the same deadline */
+		late = true;
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 	}
 	if (late)
 		return bk_errorf(BK_E_REMOTE, "%s --version did not finish within %d s: it was "
