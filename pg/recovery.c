@@ -827,8 +827,18 @@ static int parse_timeline(const char *s, uint32_t *ret)
 static int conf_line(FILE *f, const char *key, const char *value)
 {
 	fprintf(f, "%s = '", key);
-	for (const char *c = value; *c; c++)
-		fprintf(f, *c == '\'' ? "''" : *c == '\\' ? "\\\\" : "%c", *c);
+	/* PostgreSQL's configuration strings take no raw line break: \n and \r are
+	 * escaped as its parser reads them back (found by review: a repository path with
+	 * a newline made postgresql.auto.conf unreadable) */
+	for (const char *c = value; *c; c++) {
+		switch (*c) {
+		case '\'': fputs("''", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		default: fputc(*c, f);
+		}
+	}
 	fprintf(f, "'\n");
 	return ferror(f) ? -EIO : 0;
 }
@@ -1592,6 +1602,10 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = each_tablespace(s, check_location, NULL);
+	/* (before writing: a parent that cannot be made is no restore to take back,
+	 * found by review) */
+	if (e == 0 && (e = make_parents(o->target_dir)) < 0)
+		bk_error_wrap(e, "--target %s", o->target_dir);
 	bool writing = e == 0; /* from here on a failure takes back what was written */
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
@@ -1599,9 +1613,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 				     .done = &done, .progress = o->progress,
 				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1,
 				     .stop = o->stop };
-		e = make_parents(o->target_dir);
-		if (e == 0)
-			e = bk_restore(r, s, o->target_dir, &ro);
+		e = bk_restore(r, s, o->target_dir, &ro);
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);

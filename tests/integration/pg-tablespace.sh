@@ -6,6 +6,9 @@
 # tablespace_map location (a rename across file systems fails), the restored server
 # reads the table stored there, and a location that is not empty is refused before
 # anything is written; an interrupted restore leaves a location it had not begun alone.
+# A --target whose parents cannot be made fails before writing; a repository path
+# with a line break and a quote gives a postgresql.auto.conf PostgreSQL reads, whose
+# restore_command fetches WAL.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-tablespace
 
@@ -78,5 +81,34 @@ if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
 		not_ok "the restored server recovers" "$(pitr_log_tail 20)"
 	fi
 	pitr_stop
+fi
+rm -rf "$SRV/r" "$LOC"
+
+# A --target whose parents cannot be made fails before anything is written, saying
+# so (it said "what it wrote is removed": found by review)
+t_fails "pg restore --target under /proc/1 fails" bkp pg restore latest --target /proc/1/no/data
+t_true "naming --target, with nothing to take back" \
+	grep -q "^bunker: pg restore: --target /proc/1/no/data: mkdir /proc/1/no: No such file or directory$" "$ERR" ||
+	diag "$(cat "$ERR")"
+
+# A repository path with a line break, a quote and a space (the repository moved
+# there): postgresql.auto.conf escapes the line break, and the restore_command
+# PostgreSQL reads back from it fetches WAL (a raw line break made the file
+# unreadable, and the server would not start: found by review).
+odd="$SRV/odd
+it's repo"
+mv "$REPO" "$odd"
+if t_rc 0 "pg restore with such a --repo" pg_as_server "$BUNKER" -q --repo "$odd" \
+	--key-file "$KEY" pg restore latest --target "$SRV/r-odd"; then
+	cmd=$(pg_as_server "$PG_BIN/postgres" -D "$SRV/r-odd" -C restore_command 2>"$T/odd.err")
+	has_break() { [[ "$cmd" == *"/odd"$'\n'"it"* ]]; }
+	t_true "PostgreSQL reads its restore_command back, with the line break" has_break ||
+		diag "$cmd $(cat "$T/odd.err")"
+	run=${cmd//%f/$seg}
+	run=${run//%p/$SRV/odd-fetched}
+	t_rc 0 "which fetches $seg" pg_as_server sh -c "$run"
+	mv "$odd" "$REPO"
+	bkp pg wal-fetch "$seg" "$SRV/odd-want"
+	t_cmp "$SRV/odd-fetched" "$SRV/odd-want" "... byte-exact"
 fi
 done_testing
