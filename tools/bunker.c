@@ -618,7 +618,7 @@ static int set_secret_source(const char **slot, const char *value)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	cli.repo = getenv("BUNKER_REPO");
@@ -699,4 +699,22 @@ int main(int argc, char **argv)
 		if (!strcmp(cmd, cmds[i].name))
 			return cmds[i].fn();
 	return usage_error("unknown command '%s'", cmd);
+}
+
+/* Whether argv runs pg wal-fetch (looked for before getopt reorders argv). */
+static bool runs_wal_fetch(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "pg") && !strcmp(argv[i + 1], "wal-fetch"))
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	/* as restore_command, a usage error (an unknown option, two secrets) must not
+	 * read as "not in the archive" (found by review: it exited 2) */
+	bool fetch = runs_wal_fetch(argc, argv);
+	int rc = run(argc, argv);
+	return fetch && rc != EXIT_OK && rc != EXIT_NOTFOUND ? CLI_EXIT_FETCH_FAILED : rc;
 }

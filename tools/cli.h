@@ -27,6 +27,12 @@ typedef struct {
 
 extern Cli cli;
 
+/* PostgreSQL takes a restore_command's exit status 1-125 for "not in the archive"
+ * and ends recovery there (a new timeline, all later WAL left behind); above 125
+ * it aborts recovery. So pg wal-fetch exits 3 only for a file the archive lacks,
+ * and this for every other failure, its options' too (bunker.c). */
+#define CLI_EXIT_FETCH_FAILED 128
+
 /* Prints "bunker: <what>: <detail>" on stderr and returns the exit code for e. */
 int cli_fail(int e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "bunker: warning: <message>" on stderr, one line (as cli_fail). */

@@ -42,22 +42,17 @@ static int wal_push(void)
 	return 0;
 }
 
-/* PostgreSQL takes a restore_command's exit status 1-125 for "not in the archive"
- * and ends recovery there (a new timeline, all later WAL left behind); above 125
- * it aborts recovery. So wal-fetch exits 3 only for a file the archive lacks. */
-#define EXIT_FETCH_FAILED 128
-
 static int wal_fetch(void)
 {
 	if (cli.nargs != 3) {
 		usage_error("pg wal-fetch needs NAME DEST");
-		return EXIT_FETCH_FAILED;
+		return CLI_EXIT_FETCH_FAILED;
 	}
 	BkRepo *r;
 	int e = cli_open_repo(&r);
 	if (e < 0) {
 		cli_fail(e, NULL);
-		return EXIT_FETCH_FAILED;
+		return CLI_EXIT_FETCH_FAILED;
 	}
 	/* PostgreSQL stops a restore_command with SIGTERM (a shutdown during
 	 * recovery): held for the fetch, it can no longer leave the temporary file
@@ -76,7 +71,7 @@ static int wal_fetch(void)
 		return 3;
 	if (e < 0) {
 		cli_fail(e, "wal-fetch %s", cli.args[1]);
-		return EXIT_FETCH_FAILED;
+		return CLI_EXIT_FETCH_FAILED;
 	}
 	return 0;
 }

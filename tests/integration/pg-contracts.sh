@@ -8,7 +8,7 @@
 #   --cluster; a missing file, a short file and a file with a non-WAL name fail.
 #   fetch: a missing segment or .history exits 3, silently, leaving nothing at DEST (no
 #   temporary file either); every other failure (a cluster with no WAL here, no such
-#   repository, a wrong key, a bad call, packs gone) exits 128, so that PostgreSQL aborts recovery
+#   repository, a wrong key, a bad call or option, packs gone) exits 128, so that PostgreSQL aborts recovery
 #   rather than end it early; a fetch replaces an existing DEST with the exact bytes;
 #   a DEST in a missing directory fails.
 #   kill -9 of a push at several moments: the name is then either absent or complete,
@@ -140,6 +140,12 @@ pg_as_server "$BUNKER" -q --repo "$T/bk/other" --new-key-file "$T/bk/other.key" 
 t_rc 128 "wal-fetch with a wrong key exits 128" \
 	pg_as_server "$BUNKER" -q --repo "$REPO" --key-file "$T/bk/other.key" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 t_rc 128 "wal-fetch without DEST exits 128" bkp pg wal-fetch "$s1"
+# so do the options' usage errors, found before the command runs (they exited 2,
+# which PostgreSQL reads as "not in the archive": found by review)
+t_rc 128 "wal-fetch with an unknown option exits 128" bkp --bogus pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_rc 128 "wal-fetch with two secrets exits 128" \
+	bkp --password-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_true "... naming them" grep -q "give only one of --key-file" "$ERR"
 bkl() { pg_as_server "$BUNKER" -q --repo "$T/bk/lost" --key-file "$KEY" "$@"; }
 bkl init >/dev/null && bkl pg wal-push "$S/$s1" && rm -f "$T"/bk/lost/data/*/*
 t_rc 128 "wal-fetch of a segment whose packs are gone exits 128" bkl pg wal-fetch "$s1" "$F/RECOVERYXLOG"
