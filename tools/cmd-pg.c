@@ -408,10 +408,10 @@ static int restore(void)
 	if (snprintf(conf, sizeof(conf), "%s/postgresql.conf", cli.target) < (int)sizeof(conf) &&
 	    lstat(conf, &st) < 0 && errno == ENOENT)
 		cli_warn("the backup holds no postgresql.conf (the server read its configuration "
-			 "from elsewhere, as Debian's from /etc/postgresql/): copy it, pg_hba.conf "
-			 "and pg_ident.conf into %s, and in the copy remove data_directory, "
-			 "hba_file, ident_file and external_pid_file, which point at the original "
-			 "cluster", cli.target);
+			 "from elsewhere, as Debian's from /etc/postgresql/): copy it, pg_hba.conf, "
+			 "pg_ident.conf and any directory it includes (Debian's conf.d) into %s, "
+			 "and in the copy remove data_directory, hba_file, ident_file and "
+			 "external_pid_file, which point at the original cluster", cli.target);
 	bk_snapshot_free(s);
 	return 0;
 }

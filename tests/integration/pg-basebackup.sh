@@ -330,7 +330,7 @@ fi
 # Its base backup (b4) holds no postgresql.conf: the restore says so, and what to do.
 t_rc 0 "pg restore of it" bkp pg restore "$id4" --target "$SRV/r4"
 t_true "... warns that it holds no postgresql.conf, naming the files to copy" grep -q \
-	"^bunker: warning: the backup holds no postgresql.conf .*copy it, pg_hba.conf and pg_ident.conf into $SRV/r4, and in the copy remove data_directory, hba_file, ident_file and external_pid_file, which point at the original cluster$" \
+	"^bunker: warning: the backup holds no postgresql.conf .*copy it, pg_hba.conf, pg_ident.conf and any directory it includes (Debian's conf.d) into $SRV/r4, and in the copy remove data_directory, hba_file, ident_file and external_pid_file, which point at the original cluster$" \
 	"$ERR" || diag "$(cat "$ERR")"
 t_rc 0 "a restore of a backup holding one" bkp pg restore "$id3" --target "$SRV/r5"
 t_true "... does not" test ! -s "$ERR"
