@@ -395,17 +395,20 @@ static int wait_here(BkPgRepl *conn, BkRepo *r, const char *cluster, bool *ret)
 }
 
 /* The first segment the repository lacks from the backup's start to its stop, on
- * the backup's own timeline (which one a restore follows is pg restore's
- * question: a promoted copy archiving here must not fail a production backup),
- * or NULL if it lacks none; borrowed from *ch. */
+ * the backup's own timeline, the one it ended on (which one a restore follows is
+ * pg restore's question: a promoted copy archiving here must not fail a
+ * production backup), or NULL if it lacks none; borrowed from *ch. */
 static int wal_lacking(BkRepo *r, const char *cluster, const BkPgReplBackupResult *res,
 		       BkWalChain *ch, const char **ret)
 {
 	BkWalArchive a;
 	int e = bk_wal_archive_load(r, cluster, &a);
+	/* (a standby's backup whose upstream was promoted meanwhile ends on the new
+	 * timeline: its stop is on that one's history, not on the start's timeline,
+	 * found by review) */
+	uint32_t along = res->end_tli != res->start_tli ? res->end_tli : BK_TLI_CURRENT;
 	if (e == 0)
-		e = bk_pg_wal_chain(&a, res->start_tli, res->start_lsn, res->end_lsn, BK_TLI_CURRENT,
-				    ch);
+		e = bk_pg_wal_chain(&a, res->start_tli, res->start_lsn, res->end_lsn, along, ch);
 	bk_wal_archive_release(&a);
 	if (e == 0 && bk_pg_wal_chain_lacks(ch, res->end_lsn, 0, ret) == BK_WAL_CHAIN_COMPLETE)
 		*ret = NULL;

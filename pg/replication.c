@@ -594,8 +594,10 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 		if (r < 0)
 			return r;
 		n_tablespaces = PQntuples(res);
-		if (!(seen = calloc((size_t)n_tablespaces, sizeof(*seen))))
-			return -ENOMEM;
+		if (!(seen = calloc((size_t)n_tablespaces, sizeof(*seen)))) {
+			c->broken = true; /* (BASE_BACKUP goes on without us) */
+			return bk_errorf_code(-ENOMEM, "%s", what);
+		}
 		b.tablespaces = res;
 		b.seen = seen;
 		for (int i = 0; i < n_tablespaces; i++) {

@@ -80,9 +80,10 @@ typedef struct {
  * location; after a failure the archive in progress gets no archive_end. Even so,
  * nothing received is a valid backup until bk_pgrepl_base_backup returns 0. The
  * main data directory arrives as "base.tar" with spclocation "", each tablespace
- * as "<oid>.tar" with its location. Archives are tar streams without the two
- * end-of-archive blocks (feed them to a BkTarParser without BK_TAR_REQUIRE_END);
- * backup_label and tablespace_map are files inside base.tar. Because the command
+ * as "<oid>.tar" with its location. Archives are tar streams that PostgreSQL 15
+ * ends with the two end-of-archive blocks (feed them to a BkTarParser with
+ * BK_TAR_REQUIRE_END, so that one cut between two entries fails, as
+ * pg/basebackup.c does); backup_label and tablespace_map are files inside base.tar. Because the command
  * asks for TABLESPACE_MAP, base.tar's pg_tblspc/ is an empty directory: the links
  * are the "<oid> <location>" lines of tablespace_map (an empty file when there
  * are no tablespaces). progress reports bytes sent so far against the
