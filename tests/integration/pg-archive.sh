@@ -5,6 +5,7 @@
 # `bunker pg wal-fetch` (compared with the copy the server keeps: wal_keep_size is
 # large), the archive holds exactly those files, there is no gap between the first and
 # the last archived segment, the archiver never failed, and `bunker check` is clean.
+# A base backup's .backup history file is among them.
 # A segment pushed under a second cluster name is warned of; the server's pushes are not.
 # BUNKER_TEST_QUICK=1 shortens the load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -30,6 +31,8 @@ done
 wait "$bench"
 t_is "$?" 0 "pgbench -T $secs -c 4 with $switches forced switches" || diag "$(tail -n 5 "$T/pgbench.log")"
 diag "$(grep -E '^(tps|number of transactions actually)' "$T/pgbench.log")"
+# a base backup: its backup history file (.backup) is archived too
+t_rc 0 "a base backup after the load" bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 last=$(pitr_switch_wal)
 t_true "the last segment ($last) is archived" pitr_wait_archived "$last" 120
 stats=$(pg_sql "select archived_count, failed_count, last_archived_wal from pg_stat_archiver")
@@ -88,7 +91,8 @@ t_is "$differ" "" "every fetched segment equals the server's copy"
 t_is "$nocopy" 0 "the server kept every segment to compare with"
 t_is "$n" "$segs" "the server archived each segment of that range once"
 
-# The other archived files (the base backup's .backup history file, if any).
+# The other archived files: the base backup's .backup history file.
+t_true "the base backup's history file was archived" grep -q '\.backup$' "$T/done.list"
 differ=
 for name in $(grep -vE '^[0-9A-F]{24}$' "$T/done.list"); do
 	if ! bkp pg wal-fetch "$name" "$SRV/fetch/$name" ||

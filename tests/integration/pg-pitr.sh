@@ -97,7 +97,7 @@ t_true "and the first's last transaction ended between the two ($ts < $xend <= $
 	"${ts:0:10}T${ts:11:8}Z $xend $until " -a -n "$xend"
 # Every field has the type README gives it: timelines (a backup's and the WAL's) and
 # counts are numbers, never strings (a backup's timeline was printed as "1").
-types=$(python3 - "$OUT" <<'PY'
+types=$(python3 - "$OUT" 2>&1 <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 num = lambda v: type(v) is int
@@ -125,10 +125,12 @@ for i, t in enumerate(d["timelines"]):
     check("timelines[%d]" % i, t, tls)
 if len(d["backups"]) != 2 or not d["timelines"]:
     bad.append("%d backups, %d timelines" % (len(d["backups"]), len(d["timelines"])))
-print("\n".join(bad))
+print("\n".join(bad + ["checked"]))
 PY
 )
-t_is "$types" "" "pg info --json: timelines and counts are numbers, every field as README says" ||
+# ("checked" last: a script that failed, on JSON that does not parse or lacks a
+# field, prints something else; found by review, it printed nothing and passed)
+t_is "$types" checked "pg info --json: timelines and counts are numbers, every field as README says" ||
 	diag "$(head -c 2000 "$OUT")"
 # Past that last record (the rest of $last after the switch) no target is reachable:
 # PostgreSQL would replay to the end of the archive and fail.
@@ -515,6 +517,7 @@ if tl2_start; then
 		seg2=$(rswitch_wal)
 		[[ "${seg2:8}" > "${last:8}" ]] && break
 	done
+	t_true "timeline 2 went past $last ($seg2)" test "${seg2:8}" \> "${last:8}"
 	t_true "timeline 2 archives on to $seg2" rwait_archived "$seg2" || diag "$(pitr_log_tail 20)"
 	pitr_stop
 else
