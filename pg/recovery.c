@@ -962,10 +962,23 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	return bk_write_atomic(path, "", 0, 0600, false);
 }
 
+/* The location given for a tablespace the backup has at loc: o's
+ * --tablespace-mapping NEW for OLD = loc, else loc. */
+static const char *mapped(const BkPgRestoreOpts *o, const char *loc)
+{
+	for (size_t i = 0; o && i < o->nts_mapping; i++) {
+		const char *eq = strchr(o->ts_mapping[i], '=');
+		if (eq && (size_t)(eq - o->ts_mapping[i]) == strlen(loc) &&
+		    !strncmp(o->ts_mapping[i], loc, strlen(loc)))
+			return eq + 1;
+	}
+	return loc;
+}
+
 /* Calls fn for each tablespace in the backup's tablespace_map: lines "OID PATH",
  * where PostgreSQL escapes a newline, carriage return or backslash in PATH with a
- * backslash. */
-static int each_tablespace(const BkSnapshot *s,
+ * backslash; PATH as o maps it (o NULL: as the backup has it). */
+static int each_tablespace(const BkSnapshot *s, const BkPgRestoreOpts *o,
 			   int (*fn)(void *ud, const char *oid, const char *loc), void *ud)
 {
 	const char *p = bk_snapshot_meta(s, "tablespace_map");
@@ -993,9 +1006,86 @@ static int each_tablespace(const BkSnapshot *s,
 		if (!ok || k == 0 || loc[0] != '/')
 			e = bk_errorf(BK_E_CORRUPT, "tablespace_map: a line is not OID /PATH");
 		else
-			e = fn(ud, oid, loc);
+			e = fn(ud, oid, mapped(o, loc));
 	}
 	return e;
+}
+
+typedef struct {
+	const char *old;
+	size_t len;
+	bool found;
+	char list[512]; /* the backup's locations, for the error */
+} MapCheck;
+
+static int find_old(void *ud, const char *oid, const char *loc)
+{
+	(void)oid;
+	MapCheck *m = ud;
+	m->found |= strlen(loc) == m->len && !strncmp(loc, m->old, m->len);
+	size_t n = strlen(m->list);
+	snprintf(m->list + n, sizeof(m->list) - n, "%s%s", n ? ", " : "", loc);
+	return 0;
+}
+
+/* Checks o's --tablespace-mapping against the backup's tablespaces before anything
+ * is written: each OLD=NEW two absolute paths, OLD one of the backup's locations
+ * (a typo would restore to the original's), mapped once. BK_E_USAGE otherwise. */
+static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	for (size_t i = 0; i < o->nts_mapping; i++) {
+		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
+		if (!eq || m[0] != '/' || eq[1] != '/')
+			return bk_errorf(BK_E_USAGE, "--tablespace-mapping '%s' is not OLD=NEW, two "
+					 "absolute paths", m);
+		size_t len = (size_t)(eq - m);
+		for (size_t j = 0; j < i; j++)
+			if (!strncmp(o->ts_mapping[j], m, len + 1))
+				return bk_errorf(BK_E_USAGE, "--tablespace-mapping: %.*s is mapped twice",
+						 (int)len, m);
+		MapCheck c = { .old = m, .len = len };
+		int e = each_tablespace(s, NULL, find_old, &c);
+		if (e < 0)
+			return e;
+		if (!c.found)
+			return bk_errorf(BK_E_USAGE, "--tablespace-mapping: the backup has no tablespace "
+					 "at %.*s (%s%s)", (int)len, m, c.list[0] ? "it has " : "it has none",
+					 c.list);
+	}
+	return 0;
+}
+
+static int write_map_line(void *ud, const char *oid, const char *loc)
+{
+	FILE *f = ud;
+	fprintf(f, "%s ", oid);
+	for (const char *c = loc; *c; c++) { /* escaped as PostgreSQL writes it */
+		if (*c == '\n' || *c == '\r' || *c == '\\')
+			fputc('\\', f);
+		fputc(*c, f);
+	}
+	fputc('\n', f);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* With --tablespace-mapping: the restored tablespace_map, from which PostgreSQL
+ * makes pg_tblspc's links, names the new locations. Rewritten in place: it keeps
+ * the owner and mode the restore gave it. */
+static int write_tablespace_map(const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	if (!o->nts_mapping)
+		return 0;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/tablespace_map", o->target_dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return bk_errorf_code(-errno, "open %s", path);
+	int e = each_tablespace(s, o, write_map_line, f);
+	if ((fflush(f) != 0 || fsync(fileno(f)) < 0) && e == 0)
+		e = -errno;
+	if (fclose(f) != 0 && e == 0)
+		e = -errno;
+	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
 }
 
 /* Where a restore writes (the data directory, a tablespace's location) must be
@@ -1047,13 +1137,13 @@ static int empty_location(void *ud, const char *oid, const char *loc)
  * missing or empty when it began (check_unused), so that nothing half-restored is
  * taken for a data directory and the same command can run again. The directories
  * themselves stay. Returns e, its detail kept and saying whether all went. */
-static int take_back(const BkSnapshot *s, const char *target_dir, size_t begun, int e)
+static int take_back(const BkSnapshot *s, const BkPgRestoreOpts *o, size_t begun, int e)
 {
 	char why[1024];
 	snprintf(why, sizeof(why), "%s", bk_error_detail());
 	Emptying em = { .left = begun };
-	(void)each_tablespace(s, empty_location, &em);
-	int d = bk_remove_contents(target_dir);
+	(void)each_tablespace(s, o, empty_location, &em);
+	int d = bk_remove_contents(o->target_dir);
 	if (!em.err)
 		em.err = d;
 	if (em.err < 0)
@@ -1601,7 +1691,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = check_server_needs(r, s, o);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
-		e = each_tablespace(s, check_location, NULL);
+		e = check_mapping(s, o);
+	if (e == 0)
+		e = each_tablespace(s, o, check_location, NULL);
 	/* (before writing: a parent that cannot be made is no restore to take back,
 	 * found by review) */
 	if (e == 0 && (e = make_parents(o->target_dir)) < 0)
@@ -1629,7 +1721,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
 	}
 	if (e == 0)
-		e = each_tablespace(s, restore_tablespace, &ts);
+		e = each_tablespace(s, o, restore_tablespace, &ts);
+	if (e == 0)
+		e = write_tablespace_map(s, o);
 	if (e == 0)
 		e = write_recovery_config(o, before_us, want_tli);
 	if (e == 0 && o->restore_owner) {
@@ -1639,7 +1733,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
 	if (e < 0 && writing)
-		e = take_back(s, o->target_dir, ts.begun, e);
+		e = take_back(s, o, ts.begun, e);
 	if (e < 0) {
 		bk_snapshot_free(s);
 		return e;

@@ -186,6 +186,11 @@ typedef struct {
 				      * "latest" refuses when the newest backup is off
 				      * the newest timeline's history */
 	const char *archive_mode;  /* preserve (default: the backup's setting) or off */
+	/* "OLD=NEW" each: the tablespace the backup has at OLD is restored to NEW, and
+	 * the restored tablespace_map says NEW (pg_basebackup's --tablespace-mapping:
+	 * a restore beside the original, whose locations are in use) */
+	const char *const *ts_mapping;
+	size_t nts_mapping;
 	const char *restore_command; /* the command PostgreSQL runs, without "%f %p" */
 	bool restore_owner;
 	/* With restore_owner: what restore_command needs, that the owner of the
@@ -215,7 +220,8 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off);
 
 /* Restores into a new or empty directory; on success *ret_snap is the base backup
  * used (owned, free with bk_snapshot_free). Before anything is written it refuses:
- * with BK_E_USAGE bad options, a SNAPSHOT that ended after a time or LSN target
+ * with BK_E_USAGE bad options (a mapping of a location the backup has no
+ * tablespace at), a SNAPSHOT that ended after a time or LSN target
  * (recovery cannot stop inside its backup) and, with restore_owner, server_needs
  * the backup's owner cannot reach; with -ENOENT an unknown cluster, no
  * base backup that fits the target, WAL not archived yet up to the target (or up to

@@ -67,6 +67,7 @@ static const char usage_text[] =
 	"             --target-xid X | --target-name N] [--target-action promote|pause|shutdown]\n"
 	"             [--target-timeline latest|current|ID]\n"
 	"             [--archive-mode preserve|off]  (off: for a trial restore beside the original)\n"
+	"             [--tablespace-mapping OLD=NEW]...  (a tablespace restored elsewhere)\n"
 	"                                     point-in-time restore of a base backup\n"
 	"  pg info [--json]                   backups, WAL per timeline, gaps, RPO\n"
 	"\n"
@@ -155,7 +156,7 @@ enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
 	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
-	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_HELP,
+	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_TSMAP, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -189,6 +190,7 @@ static const struct option long_opts[] = {
 	{ "target-action", required_argument, NULL, OPT_TACTION },
 	{ "target-timeline", required_argument, NULL, OPT_TTIMELINE },
 	{ "archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE },
+	{ "tablespace-mapping", required_argument, NULL, OPT_TSMAP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -626,9 +628,10 @@ static int run(int argc, char **argv)
 	cli.key_file = getenv("BUNKER_KEY_FILE");
 	cli.password_file = getenv("BUNKER_PASSWORD_FILE");
 	cli.password_command = getenv("BUNKER_PASSWORD_COMMAND");
-	static const char *tags[MAX_LIST], *includes[MAX_LIST];
+	static const char *tags[MAX_LIST], *includes[MAX_LIST], *ts_mapping[MAX_LIST];
 	cli.tags = tags;
 	cli.includes = includes;
+	cli.ts_mapping = ts_mapping;
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
@@ -664,6 +667,9 @@ static int run(int argc, char **argv)
 		case OPT_TACTION: cli.target_action = optarg; break;
 		case OPT_TTIMELINE: cli.target_timeline = optarg; break;
 		case OPT_ARCHIVE_MODE: cli.archive_mode = optarg; break;
+		case OPT_TSMAP:
+			e = add_list(ts_mapping, &cli.nts_mapping, optarg, "--tablespace-mapping");
+			break;
 		case 'h':
 		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;
 		case '?':

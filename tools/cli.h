@@ -18,8 +18,8 @@ typedef struct {
 	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode,
 		   *target_timeline;
 	char *dbname_argv; /* --dbname's argument itself, in argv: cmd-pg.c hides a password */
-	const char **tags, **includes;
-	size_t ntags, nincludes;
+	const char **tags, **includes, **ts_mapping;
+	size_t ntags, nincludes, nts_mapping;
 	bool json, quiet, use_stdin, read_data, fast_checkpoint, no_reuse;
 	const char *const *args; /* positional arguments after the command */
 	size_t nargs;

@@ -358,6 +358,8 @@ static int restore(void)
 		.target_lsn = cli.target_lsn,
 		.target_xid = cli.target_xid,
 		.target_name = cli.target_name,
+		.ts_mapping = cli.ts_mapping,
+		.nts_mapping = cli.nts_mapping,
 		.target_action = cli.target_action,
 		.target_timeline = cli.target_timeline,
 		.archive_mode = cli.archive_mode,

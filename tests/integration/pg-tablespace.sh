@@ -92,6 +92,37 @@ if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
 	fi
 	pitr_stop
 fi
+
+# Beside that restore, whose tablespace is at $LOC: a second one is refused (the
+# location is in use) unless --tablespace-mapping puts the tablespace elsewhere;
+# the server restored there reads the table at the new location, which the
+# restored tablespace_map names (escaped as PostgreSQL writes it).
+t_fails "a second restore beside it is refused: the location is in use" \
+	bkp pg restore latest --target "$SRV/r-map"
+t_rc 2 "a mapping of a location the backup has no tablespace at is refused" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "/nowhere=$SHM/moved"
+t_true "... naming the backup's" grep -qF "the backup has no tablespace at /nowhere (it has $LOC)" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_rc 2 "a mapping that is not OLD=NEW is refused" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC"
+MOVED="$SHM/moved \\ ts"
+if t_rc 0 "pg restore --tablespace-mapping to $MOVED" bkp pg restore latest --target "$SRV/r-map" \
+	--tablespace-mapping "$LOC=$MOVED"; then
+	t_true "the tablespace's files are at the new location" sh -c "ls -d '$MOVED'/PG_* >/dev/null"
+	oid=$(ls "$SRV/r/pg_tblspc") # (the first restore's server made its link)
+	t_is "$(cat "$SRV/r-map/tablespace_map")" "$oid ${MOVED//\\/\\\\}" \
+		"and the restored tablespace_map names it, its backslash escaped"
+	if pitr_start "$SRV/r-map" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select count(*) || ':' || sum(id) from t")" "$want" \
+			"the server restored there reads the table in the tablespace"
+		t_is "$(rsql "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'")" \
+			"$MOVED" "... at the new location"
+	else
+		not_ok "the server restored with the mapping recovers" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+fi
+rm -rf "$SRV/r-map" "$MOVED"
 rm -rf "$SRV/r" "$LOC"
 
 # A --target whose parents cannot be made fails before anything is written, saying
