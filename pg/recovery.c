@@ -684,6 +684,7 @@ static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n,
 	qsort(order, n, sizeof(*order), latest_start_first);
 	uint64_t upto = UINT64_MAX;
 	uint32_t path = 0; /* the timeline whose history the hits in wt lie on */
+	bool cut = false;  /* a walk of a path forgotten since was cut short */
 	int e = 0;
 	for (size_t k = 0; e == 0 && k < n && !*ret_pick && !*ret_unsure; k++) {
 		const Candidate *c = order[k];
@@ -695,6 +696,7 @@ static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n,
 		 * same xid or name on another's is another record (found by review: the
 		 * hits of one path were taken for another's) */
 		if (path && chain.target_tli != path) {
+			cut |= wt->cut_short;
 			target_forget(wt);
 			upto = UINT64_MAX;
 		}
@@ -711,7 +713,7 @@ static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n,
 			*ret_inside = c;
 		}
 	}
-	if (e == 0 && !*ret_pick && !*ret_inside && wt->cut_short)
+	if (e == 0 && !*ret_pick && !*ret_inside && (wt->cut_short || cut))
 		*ret_unsure = true;
 	free(order);
 	return e;

@@ -866,6 +866,42 @@ static void test_xid_current_timelines(void)
 	test_repo_close(&t);
 }
 
+/* --target-timeline current, the newest backup's path (timeline 2) cut short by a
+ * gap, an older backup's (timeline 1) walked whole without the xid: where the walk
+ * was cut the xid may lie, so it is not refused as missing (found by review: what
+ * the forgotten path's walk was cut short was forgotten with it). */
+static void test_xid_current_cut_short(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000080);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 5; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, 0);
+	const char hist[] = "1\t0/400000\tno recovery target specified\n";
+	if (e == 0)
+		e = push_file(t.r, t.root, "00000002.history", hist, strlen(hist));
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 2, 4, sysid, 0);
+	if (e == 0) /* (5 missing: a gap) */
+		e = push_xid_segment(t.r, t.root, 2, 6, sysid, 0);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88);
+	if (e == 0)
+		e = put_base(t.r, 2000, 2, 4 * MIB + 40, 4 * MIB + 88);
+	is_int(e, 0, "archive with a gap on timeline 2, two base backups (%s)",
+	       e ? bk_error_detail() : "ok");
+	char dir[128];
+	snprintf(dir, sizeof(dir), "%s/restore", t.root);
+	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
+			      .target_timeline = "current", .restore_command = "true" };
+	BkSnapshot *s = NULL;
+	e = bk_pg_restore(t.r, &o, &s);
+	ok(e < 0 && !strstr(bk_error_detail(), "no end of transaction"),
+	   "not refused as missing (%d: %s)", e, bk_error_detail());
+	bk_snapshot_free(s);
+	test_repo_close(&t);
+}
+
 /* The backup's start segment not archived yet: the chain check says so (found by
  * review: the target was called missing from a walk that walked nothing, "( to ,
  * walked)"). */
@@ -995,6 +1031,7 @@ int main(void)
 	test_golden_records();
 	test_xid_current_timelines();
 	test_xid_start_not_archived();
+	test_xid_current_cut_short();
 	test_xid_after_tail_like_switch();
 	return tap_done();
 }

@@ -707,13 +707,18 @@ static int run(int argc, char **argv)
 	return usage_error("unknown command '%s'", cmd);
 }
 
-/* Whether argv runs pg wal-fetch (looked for before getopt reorders argv). */
+/* Whether argv runs pg wal-fetch: its words after a first pass of getopt, which
+ * moves the options (wherever they were, valid or not) before them. The next
+ * getopt starts afresh (optind 0, GNU's way). */
 static bool runs_wal_fetch(int argc, char **argv)
 {
-	for (int i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], "pg") && !strcmp(argv[i + 1], "wal-fetch"))
-			return true;
-	return false;
+	opterr = 0;
+	while (getopt_long(argc, argv, "qh", long_opts, NULL) != -1)
+		;
+	bool fetch = optind + 1 < argc && !strcmp(argv[optind], "pg") &&
+		     !strcmp(argv[optind + 1], "wal-fetch");
+	optind = 0;
+	return fetch;
 }
 
 int main(int argc, char **argv)

@@ -143,6 +143,8 @@ t_rc 128 "wal-fetch without DEST exits 128" bkp pg wal-fetch "$s1"
 # so do the options' usage errors, found before the command runs (they exited 2,
 # which PostgreSQL reads as "not in the archive": found by review)
 t_rc 128 "wal-fetch with an unknown option exits 128" bkp --bogus pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_rc 128 "... also after 'pg' (getopt takes options anywhere)" \
+	bkp pg --bogus wal-fetch "$s1" "$F/RECOVERYXLOG"
 t_rc 128 "wal-fetch with two secrets exits 128" \
 	bkp --password-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 t_true "... naming them" grep -q "give only one of --key-file" "$ERR"
