@@ -225,7 +225,9 @@ static int stalled(void *ud)
 			;
 	}
 	c->pid = 0;
-	return bk_errorf(BK_E_REMOTE, "%s wrote nothing for %u s (stall timeout): it was stopped",
+	return bk_errorf(BK_E_REMOTE, "%s wrote nothing for %u s (stall timeout): it was stopped "
+			 "(it writes nothing until it holds every table's lock: another session's "
+			 "lock, or a catalog that slow; --stall-timeout sets the limit)",
 			 c->what, c->stall_s);
 }
 

@@ -62,7 +62,7 @@ static const char usage_text[] =
 	"                                     pg_dump of every database, and the globals\n"
 	"                                     (pg_dump from BUNKER_PG_BIN if set, else PATH;\n"
 	"                                     --stall-timeout: stop a pg_dump that writes\n"
-	"                                     nothing that long, default 300 s, 0: never)\n"
+	"                                     nothing that long, default 3600 s, 0: never)\n"
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"
 	"             --target-xid X | --target-name N] [--target-action promote|pause|shutdown]\n"
 	"             [--target-timeline latest|current|ID]\n"

@@ -328,7 +328,7 @@ t_rc 1 "pg dump --stall-timeout 2 with app's table locked by another session exi
 t_is "$(head -n 1 "$ERR")" "pg_dump: terminated by user" \
 	"pg_dump, stopped with SIGTERM, says so" || diag "$(cat "$ERR")"
 stall_line() {
-	[ "$(wc -l <"$ERR")" = 2 ] && tail -n 1 "$ERR" | grep -q "^bunker: dump: 1 of [0-9]* dumps failed ('app'); the others were saved: pg_dump wrote nothing for 2 s (stall timeout): it was stopped$"
+	[ "$(wc -l <"$ERR")" = 2 ] && tail -n 1 "$ERR" | grep -q "^bunker: dump: 1 of [0-9]* dumps failed ('app'); the others were saved: pg_dump wrote nothing for 2 s (stall timeout): it was stopped (it writes nothing until it holds every table's lock: another session's lock, or a catalog that slow; --stall-timeout sets the limit)$"
 }
 t_true "then bunker, in one line naming the database and the stall" stall_line || diag "$(cat "$ERR")"
 t_is "$(count_named pg/main/dump/app)" "$before_app" "no dump of app is added"
