@@ -964,17 +964,36 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	return bk_write_atomic(path, "", 0, 0600, false);
 }
 
+/* The length of path's first n bytes without trailing slashes ("/" stays). */
+static size_t trimmed(const char *path, size_t n)
+{
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	return n;
+}
+
 /* The location given for a tablespace the backup has at loc: o's
- * --tablespace-mapping NEW for OLD = loc, else loc. */
+ * --tablespace-mapping NEW for OLD = loc (trailing slashes aside), else loc. */
 static const char *mapped(const BkPgRestoreOpts *o, const char *loc)
 {
+	size_t n = trimmed(loc, strlen(loc));
 	for (size_t i = 0; o && i < o->nts_mapping; i++) {
-		const char *eq = strchr(o->ts_mapping[i], '=');
-		if (eq && (size_t)(eq - o->ts_mapping[i]) == strlen(loc) &&
-		    !strncmp(o->ts_mapping[i], loc, strlen(loc)))
+		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
+		if (eq && trimmed(m, (size_t)(eq - m)) == n && !strncmp(m, loc, n))
 			return eq + 1;
 	}
 	return loc;
+}
+
+/* Whether a and b (absolute) are the same directory or one holds the other,
+ * compared as written (trailing slashes aside). */
+static bool nested(const char *a, const char *b)
+{
+	size_t na = trimmed(a, strlen(a)), nb = trimmed(b, strlen(b)), n = BK_MIN(na, nb);
+	if (strncmp(a, b, n))
+		return false;
+	const char *longer = na > nb ? a : b;
+	return na == nb || longer[n] == '/' || (n == 1 && a[0] == '/');
 }
 
 /* Calls fn for each tablespace in the backup's tablespace_map: lines "OID PATH",
@@ -1024,15 +1043,41 @@ static int find_old(void *ud, const char *oid, const char *loc)
 {
 	(void)oid;
 	MapCheck *m = ud;
-	m->found |= strlen(loc) == m->len && !strncmp(loc, m->old, m->len);
+	m->found |= trimmed(loc, strlen(loc)) == trimmed(m->old, m->len) &&
+		    !strncmp(loc, m->old, trimmed(m->old, m->len));
 	size_t n = strlen(m->list);
 	snprintf(m->list + n, sizeof(m->list) - n, "%s%s", n ? ", " : "", loc);
 	return 0;
 }
 
+#define PLACES_MAX 8 /* locations compared (beyond, each against the first) */
+typedef struct {
+	char path[PLACES_MAX][PATH_MAX]; /* the data directory (absolute), then locations */
+	char what[PLACES_MAX][48];       /* each named, for the error */
+	size_t n;
+} Places;
+
+static int add_place(void *ud, const char *oid, const char *loc)
+{
+	Places *p = ud;
+	for (size_t i = 0; i < p->n; i++)
+		if (nested(p->path[i], loc))
+			return bk_errorf(BK_E_USAGE, "tablespace %s would be restored to %s, which is, "
+					 "holds or lies in %s, %s (--tablespace-mapping)", oid, loc,
+					 p->what[i], p->path[i]);
+	if (p->n < PLACES_MAX) {
+		snprintf(p->what[p->n], sizeof(p->what[0]), "tablespace %s's location", oid);
+		snprintf(p->path[p->n++], sizeof(p->path[0]), "%s", loc);
+	}
+	return 0;
+}
+
 /* Checks o's --tablespace-mapping against the backup's tablespaces before anything
  * is written: each OLD=NEW two absolute paths, OLD one of the backup's locations
- * (a typo would restore to the original's), mapped once. BK_E_USAGE otherwise. */
+ * (a typo would restore to the original's), mapped once; and the locations, mapped,
+ * apart from each other and from the data directory (found by review: a NEW in
+ * the target's pg_tblspc was deleted by the server at its start). BK_E_USAGE
+ * otherwise. */
 static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 {
 	for (size_t i = 0; i < o->nts_mapping; i++) {
@@ -1041,10 +1086,13 @@ static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 			return bk_errorf(BK_E_USAGE, "--tablespace-mapping '%s' is not OLD=NEW, two "
 					 "absolute paths", m);
 		size_t len = (size_t)(eq - m);
-		for (size_t j = 0; j < i; j++)
-			if (!strncmp(o->ts_mapping[j], m, len + 1))
+		for (size_t j = 0; j < i; j++) {
+			const char *mj = o->ts_mapping[j], *eqj = strchr(mj, '=');
+			size_t lj = eqj ? trimmed(mj, (size_t)(eqj - mj)) : 0;
+			if (lj == trimmed(m, len) && !strncmp(mj, m, lj))
 				return bk_errorf(BK_E_USAGE, "--tablespace-mapping: %.*s is mapped twice",
 						 (int)len, m);
+		}
 		MapCheck c = { .old = m, .len = len };
 		int e = each_tablespace(s, NULL, find_old, &c);
 		if (e < 0)
@@ -1054,7 +1102,16 @@ static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 					 "at %.*s (%s%s)", (int)len, m, c.list[0] ? "it has " : "it has none",
 					 c.list);
 	}
-	return 0;
+	/* the locations, mapped, apart from each other and the data directory */
+	Places p = { .n = 1 };
+	char cwd[PATH_MAX] = "";
+	if (o->target_dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return bk_errorf_code(-errno, "getcwd");
+	if (snprintf(p.path[0], sizeof(p.path[0]), "%s%s%s", cwd, cwd[0] ? "/" : "",
+		     o->target_dir) >= (int)sizeof(p.path[0]))
+		return bk_errorf(BK_E_USAGE, "--target: path too long");
+	snprintf(p.what[0], sizeof(p.what[0]), "the data directory");
+	return each_tablespace(s, o, add_place, &p);
 }
 
 static int write_map_line(void *ud, const char *oid, const char *loc)

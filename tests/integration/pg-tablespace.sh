@@ -105,9 +105,15 @@ t_true "... naming the backup's" grep -qF "the backup has no tablespace at /nowh
 	diag "$(cat "$ERR")"
 t_rc 2 "a mapping that is not OLD=NEW is refused" \
 	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC"
+t_rc 2 "a NEW inside the data directory is refused (the server would remove it)" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SRV/r-map/pg_tblspc/x"
+t_true "... naming it" grep -qF "lies in the data directory, $SRV/r-map (--tablespace-mapping)" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "... before writing anything" test ! -e "$SRV/r-map"
 MOVED="$SHM/moved \\ ts"
+# (OLD with a trailing slash: compared without it)
 if t_rc 0 "pg restore --tablespace-mapping to $MOVED" bkp pg restore latest --target "$SRV/r-map" \
-	--tablespace-mapping "$LOC=$MOVED"; then
+	--tablespace-mapping "$LOC/=$MOVED"; then
 	t_true "the tablespace's files are at the new location" sh -c "ls -d '$MOVED'/PG_* >/dev/null"
 	oid=$(ls "$SRV/r/pg_tblspc") # (the first restore's server made its link)
 	t_is "$(cat "$SRV/r-map/tablespace_map")" "$oid ${MOVED//\\/\\\\}" \
