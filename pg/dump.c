@@ -225,10 +225,11 @@ static int stalled(void *ud)
 			;
 	}
 	c->pid = 0;
+	bool dump = !strcmp(c->what, "pg_dump"); /* (pg_dumpall writes as it goes) */
 	return bk_errorf(BK_E_REMOTE, "%s wrote nothing for %u s (stall timeout): it was stopped "
-			 "(it writes nothing until it holds every table's lock: another session's "
-			 "lock, or a catalog that slow; --stall-timeout sets the limit)",
-			 c->what, c->stall_s);
+			 "(%s--stall-timeout sets the limit)", c->what, c->stall_s,
+			 dump ? "it writes nothing until it holds every table's lock: another "
+				"session's lock, or a catalog that slow; " : "");
 }
 
 /* Reaps the dump program: its failure aborts the snapshot before it is written. */

@@ -346,6 +346,22 @@ t_is "$waiting" 0 "nor its session on the server"
 pg_sql "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%'
 	and pid <> pg_backend_pid()" >/dev/null
 wait "$locker"
+# pg_dumpall stalled (a fake that answers --version, then waits silently): the
+# globals fail, named, with the stall's own words (not pg_dump's lock advice)
+slow=$T/slowbin
+mkdir "$slow"
+chmod 755 "$slow"
+ln -s "$PG_BIN/pg_dump" "$slow/pg_dump"
+cat >"$slow/pg_dumpall" <<EOF
+#!/bin/sh
+case "\$*" in *--version*) exec '$PG_BIN/pg_dumpall' --version ;; esac
+exec sleep 60
+EOF
+chmod 755 "$slow/pg_dumpall"
+BUNKER_PG_BIN=$slow t_rc 1 "pg dump with pg_dumpall silent past --stall-timeout 1 exits 1" \
+	bkp pg dump --dbname "$(pitr_conninfo)" --stall-timeout 1
+t_true "naming the globals and the stall" grep -q "failed (the globals); the others were saved: pg_dumpall wrote nothing for 1 s (stall timeout): it was stopped (--stall-timeout sets the limit)$" "$ERR" ||
+	diag "$(cat "$ERR")"
 for secs in x -1 86401 ""; do
 	t_rc 2 "--stall-timeout '$secs' is refused: 0 to 86400 s" \
 		bkp pg dump --dbname "$(pitr_conninfo)" --stall-timeout "$secs"
