@@ -708,16 +708,23 @@ static int run(int argc, char **argv)
 }
 
 /* Whether argv runs pg wal-fetch: its words after a first pass of getopt, which
- * moves the options (wherever they were, valid or not) before them. The next
+ * moves the options (wherever they were, valid or not) before them. On a copy:
+ * after an error that pass's order differs from the real one's (an option missing
+ * its argument at the end would take the command for it: found by CI). The next
  * getopt starts afresh (optind 0, GNU's way). */
 static bool runs_wal_fetch(int argc, char **argv)
 {
+	char **copy = malloc(((size_t)argc + 1) * sizeof(*copy));
+	if (!copy)
+		return false;
+	memcpy(copy, argv, ((size_t)argc + 1) * sizeof(*copy));
 	opterr = 0;
-	while (getopt_long(argc, argv, "qh", long_opts, NULL) != -1)
+	while (getopt_long(argc, copy, "qh", long_opts, NULL) != -1)
 		;
-	bool fetch = optind + 1 < argc && !strcmp(argv[optind], "pg") &&
-		     !strcmp(argv[optind + 1], "wal-fetch");
+	bool fetch = optind + 1 < argc && !strcmp(copy[optind], "pg") &&
+		     !strcmp(copy[optind + 1], "wal-fetch");
 	optind = 0;
+	free(copy);
 	return fetch;
 }
 
