@@ -972,14 +972,20 @@ static size_t trimmed(const char *path, size_t n)
 	return n;
 }
 
+/* Whether a[0..na) and b[0..nb) name the same path, trailing slashes aside. */
+static bool same_path(const char *a, size_t na, const char *b, size_t nb)
+{
+	na = trimmed(a, na);
+	return na == trimmed(b, nb) && !strncmp(a, b, na);
+}
+
 /* The location given for a tablespace the backup has at loc: o's
  * --tablespace-mapping NEW for OLD = loc (trailing slashes aside), else loc. */
 static const char *mapped(const BkPgRestoreOpts *o, const char *loc)
 {
-	size_t n = trimmed(loc, strlen(loc));
 	for (size_t i = 0; o && i < o->nts_mapping; i++) {
 		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
-		if (eq && trimmed(m, (size_t)(eq - m)) == n && !strncmp(m, loc, n))
+		if (eq && same_path(m, (size_t)(eq - m), loc, strlen(loc)))
 			return eq + 1;
 	}
 	return loc;
@@ -1043,8 +1049,7 @@ static int find_old(void *ud, const char *oid, const char *loc)
 {
 	(void)oid;
 	MapCheck *m = ud;
-	m->found |= trimmed(loc, strlen(loc)) == trimmed(m->old, m->len) &&
-		    !strncmp(loc, m->old, trimmed(m->old, m->len));
+	m->found |= same_path(loc, strlen(loc), m->old, m->len);
 	size_t n = strlen(m->list);
 	snprintf(m->list + n, sizeof(m->list) - n, "%s%s", n ? ", " : "", loc);
 	return 0;
@@ -1086,13 +1091,11 @@ static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 			return bk_errorf(BK_E_USAGE, "--tablespace-mapping '%s' is not OLD=NEW, two "
 					 "absolute paths", m);
 		size_t len = (size_t)(eq - m);
-		for (size_t j = 0; j < i; j++) {
-			const char *mj = o->ts_mapping[j], *eqj = strchr(mj, '=');
-			size_t lj = eqj ? trimmed(mj, (size_t)(eqj - mj)) : 0;
-			if (lj == trimmed(m, len) && !strncmp(mj, m, lj))
+		for (size_t j = 0; j < i; j++) /* (earlier ones passed: each has its '=') */
+			if (same_path(o->ts_mapping[j], (size_t)(strchr(o->ts_mapping[j], '=') -
+								 o->ts_mapping[j]), m, len))
 				return bk_errorf(BK_E_USAGE, "--tablespace-mapping: %.*s is mapped twice",
 						 (int)len, m);
-		}
 		MapCheck c = { .old = m, .len = len };
 		int e = each_tablespace(s, NULL, find_old, &c);
 		if (e < 0)

@@ -828,6 +828,24 @@ static int put_base(BkRepo *r, int64_t time_us, uint32_t tli, uint64_t start, ui
 	return e;
 }
 
+/* pg restore of cluster a to xid 1000 (along timeline: NULL or "current") into
+ * t's restore/: its code; *ret_at the LSN the target was placed at (0: not). These
+ * repositories hold no snapshot roots: a restore that gets as far as writing
+ * fails there, after the target checks. */
+static int restore_xid_1000(TestRepo *t, const char *timeline, uint64_t *ret_at)
+{
+	char dir[128];
+	snprintf(dir, sizeof(dir), "%s/restore", t->root);
+	*ret_at = 0;
+	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
+			      .target_timeline = timeline, .restore_command = "true",
+			      .ret_target_at = ret_at };
+	BkSnapshot *s = NULL;
+	int e = bk_pg_restore(t->r, &o, &s);
+	bk_snapshot_free(s);
+	return e;
+}
+
 /* --target-timeline current with base backups on two timelines: each follows its
  * own timeline, and what a walk found on one path is not the other's (found by
  * review: place_in_wal shared the hits, keyed by LSN, and the range walked). Timeline 2 forked from 1 at 0/500000; backup B
@@ -852,17 +870,9 @@ static void test_xid_current_timelines(void)
 	if (e == 0)
 		e = put_base(t.r, 2000, 2, 6 * MIB + 40, 6 * MIB + 200);
 	is_int(e, 0, "archive and two base backups (%s)", e ? bk_error_detail() : "ok");
-	char dir[128];
-	snprintf(dir, sizeof(dir), "%s/restore", t.root);
-	uint64_t at = 0;
-	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
-			      .target_timeline = "current", .restore_command = "true",
-			      .ret_target_at = &at };
-	BkSnapshot *s = NULL;
-	e = bk_pg_restore(t.r, &o, &s);
-	/* (the restore then fails: the snapshot's root is not in the repository) */
+	uint64_t at;
+	restore_xid_1000(&t, "current", &at);
 	ok(at == 7 * MIB + 40, "placed at timeline 1's commit, 0/700028 (at %" PRIx64 ")", at);
-	bk_snapshot_free(s);
 	test_repo_close(&t);
 }
 
@@ -890,15 +900,10 @@ static void test_xid_current_cut_short(void)
 		e = put_base(t.r, 2000, 2, 4 * MIB + 40, 4 * MIB + 88);
 	is_int(e, 0, "archive with a gap on timeline 2, two base backups (%s)",
 	       e ? bk_error_detail() : "ok");
-	char dir[128];
-	snprintf(dir, sizeof(dir), "%s/restore", t.root);
-	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
-			      .target_timeline = "current", .restore_command = "true" };
-	BkSnapshot *s = NULL;
-	e = bk_pg_restore(t.r, &o, &s);
+	uint64_t at;
+	e = restore_xid_1000(&t, "current", &at);
 	ok(e < 0 && !strstr(bk_error_detail(), "no end of transaction"),
 	   "not refused as missing (%d: %s)", e, bk_error_detail());
-	bk_snapshot_free(s);
 	test_repo_close(&t);
 }
 
@@ -915,15 +920,10 @@ static void test_xid_start_not_archived(void)
 	if (e == 0)
 		e = put_base(t.r, 1000, 1, 5 * MIB + 40, 5 * MIB + 88);
 	is_int(e, 0, "segments 3-4, a backup in segment 5");
-	char dir[128];
-	snprintf(dir, sizeof(dir), "%s/restore", t.root);
-	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
-			      .restore_command = "true" };
-	BkSnapshot *s = NULL;
-	e = bk_pg_restore(t.r, &o, &s);
+	uint64_t at;
+	e = restore_xid_1000(&t, NULL, &at);
 	ok(e < 0 && strstr(bk_error_detail(), "000000010000000000000005 is not archived yet"),
 	   "refused: its start segment is not archived yet (%d: %s)", e, bk_error_detail());
-	bk_snapshot_free(s);
 	test_repo_close(&t);
 }
 
@@ -972,16 +972,10 @@ static void test_xid_after_tail_like_switch(void)
 		e = put_base(t.r, 1000, 1, base + 56, base + 96);
 	is_int(e, 0, "segments 5-6, a backup in 5 before xid 1000's commit (%s)",
 	       e ? bk_error_detail() : "ok");
-	char dir[128];
-	snprintf(dir, sizeof(dir), "%s/restore", t.root);
-	uint64_t at = 0;
-	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
-			      .restore_command = "true", .ret_target_at = &at };
-	BkSnapshot *s = NULL;
-	e = bk_pg_restore(t.r, &o, &s);
+	uint64_t at;
+	e = restore_xid_1000(&t, NULL, &at);
 	ok(at == base + 96, "xid 1000 placed at 0/500060 (%d: %s; at %" PRIx64 ")", e,
 	   e ? bk_error_detail() : "", at);
-	bk_snapshot_free(s);
 	test_repo_close(&t);
 }
 

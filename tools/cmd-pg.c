@@ -214,9 +214,8 @@ static int dump(void)
 	char host[256];
 	unsigned stall;
 	/* an hour: pg_dump's custom format writes nothing until it has read the whole
-	 * catalog and locked every table, which a schema of tens of thousands of tables
-	 * can make minutes (found by review: 300 s, as a base backup's, could stop a
-	 * dump that worked) */
+	 * catalog and locked every table, which takes longer the more tables there are
+	 * (found by review: 300 s, as a base backup's, might stop a dump that worked) */
 	int x = parse_seconds("--stall-timeout", cli.stall_timeout, 3600, &stall);
 	if (!x)
 		x = pull_begin("dump", &r, host);

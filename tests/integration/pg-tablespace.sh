@@ -77,20 +77,26 @@ else
 fi
 rm -rf "$LOC" "$SRV/r-int"
 
+# server_reads_table DIR LOCATION: a server started on the restored DIR recovers and
+# reads the table in the tablespace, which it has at LOCATION.
+server_reads_table() {
+	if pitr_start "$1" && pitr_wait_recovered 120; then
+		t_is "$(rsql "select count(*) || ':' || sum(id) from t")" "$want" \
+			"the server restored in $1 reads the table in the tablespace"
+		t_is "$(rsql "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'")" \
+			"$2" "... at $2"
+	else
+		not_ok "the server restored in $1 recovers" "$(pitr_log_tail 20)"
+	fi
+	pitr_stop
+}
+
 if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
 	t_true "the tablespace's files are at its location" \
 		sh -c "ls -d '$LOC'/PG_* >/dev/null"
 	t_true "and not in the data directory" test ! -e "$SRV/r/.bunker-tablespaces"
 	t_is "$(stat -c %a "$LOC")" 700 "the location has mode 0700"
-	if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
-		t_is "$(rsql "select count(*) || ':' || sum(id) from t")" "$want" \
-			"the restored server reads the table in the tablespace"
-		t_is "$(rsql "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'")" \
-			"$LOC" "... at its location"
-	else
-		not_ok "the restored server recovers" "$(pitr_log_tail 20)"
-	fi
-	pitr_stop
+	server_reads_table "$SRV/r" "$LOC"
 fi
 
 # Beside that restore, whose tablespace is at $LOC: a second one is refused (the
@@ -118,15 +124,7 @@ if t_rc 0 "pg restore --tablespace-mapping to $MOVED" bkp pg restore latest --ta
 	oid=$(ls "$SRV/r/pg_tblspc") # (the first restore's server made its link)
 	t_is "$(cat "$SRV/r-map/tablespace_map")" "$oid ${MOVED//\\/\\\\}" \
 		"and the restored tablespace_map names it, its backslash escaped"
-	if pitr_start "$SRV/r-map" && pitr_wait_recovered 120; then
-		t_is "$(rsql "select count(*) || ':' || sum(id) from t")" "$want" \
-			"the server restored there reads the table in the tablespace"
-		t_is "$(rsql "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'")" \
-			"$MOVED" "... at the new location"
-	else
-		not_ok "the server restored with the mapping recovers" "$(pitr_log_tail 20)"
-	fi
-	pitr_stop
+	server_reads_table "$SRV/r-map" "$MOVED"
 fi
 rm -rf "$SRV/r-map" "$MOVED"
 rm -rf "$SRV/r" "$LOC"
