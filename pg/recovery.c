@@ -1260,9 +1260,45 @@ static int server_can_reach(uid_t uid, gid_t gid, const BkPathAccess *needs, siz
 	if (code == 0 || code > (int)n)
 		return 0; /* reachable, or no identity to check with (no CAP_SETGID): PostgreSQL tells */
 	const BkPathAccess *a = &needs[code - 1];
+	if (a->dir)
+		return bk_errorf(BK_E_USAGE, "the server would run as the data directory's owner, "
+				 "user %s, who cannot get through %s to %s: make it reachable for "
+				 "that user (or restore elsewhere)", user, a->path, a->dir);
 	return bk_errorf(BK_E_USAGE, "restore_command would run as the data directory's owner, "
 			 "user %s, who cannot %s %s: make it reachable for that user (or restore "
 			 "as that user)", user, a->mode == X_OK ? "run" : "read", a->path);
+}
+
+/* What the server needs besides restore_command's: to get through the directories
+ * above the data directory and each tablespace location to them (the restore gives
+ * it the locations themselves; the parents it makes are 0755). Each is checked at
+ * the deepest one that exists (found by trying: a data directory under a 0700
+ * directory of root's restored, and the server could not start). */
+#define MAX_NEEDS 64
+typedef struct {
+	BkPathAccess needs[MAX_NEEDS];
+	char paths[MAX_NEEDS][PATH_MAX];
+	size_t n;
+} Needs;
+
+static int add_parent(void *ud, const char *oid, const char *loc)
+{
+	(void)oid;
+	Needs *nd = ud;
+	if (nd->n == MAX_NEEDS)
+		return 0;
+	char *p = nd->paths[nd->n];
+	snprintf(p, PATH_MAX, "%.*s", (int)trimmed(loc, strlen(loc)), loc);
+	struct stat st;
+	do {
+		char *slash = strrchr(p, '/');
+		if (!slash)
+			snprintf(p, PATH_MAX, ".");
+		else
+			slash[slash == p] = '\0'; /* "/x" -> "/" */
+	} while (stat(p, &st) < 0 && strcmp(p, ".") && strcmp(p, "/"));
+	nd->needs[nd->n++] = (BkPathAccess){ p, X_OK, loc };
+	return 0;
 }
 
 /* The owner of the backup's PG_VERSION: the server's user, who runs restore_command. */
@@ -1270,14 +1306,22 @@ static int check_server_needs(BkRepo *r, const BkSnapshot *s, const BkPgRestoreO
 {
 	if (!o->restore_owner || o->nserver_needs == 0)
 		return 0;
-	BkTree *t;
-	const BkTreeEntry *ent;
-	int e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
-	if (e < 0)
-		return e;
-	if (ent)
-		e = server_can_reach(ent->uid, ent->gid, o->server_needs, o->nserver_needs);
+	Needs *nd = malloc(sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	nd->n = 0;
+	for (size_t i = 0; i < o->nserver_needs && nd->n < MAX_NEEDS; i++)
+		nd->needs[nd->n++] = o->server_needs[i];
+	(void)add_parent(nd, NULL, o->target_dir);
+	BkTree *t = NULL;
+	const BkTreeEntry *ent = NULL;
+	int e = each_tablespace(s, o, add_parent, nd);
+	if (e == 0)
+		e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
+	if (e == 0 && ent)
+		e = server_can_reach(ent->uid, ent->gid, nd->needs, nd->n);
 	bk_tree_free(t);
+	free(nd);
 	return e;
 }
 

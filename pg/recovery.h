@@ -164,7 +164,8 @@ BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_
 
 typedef struct {
 	const char *path;
-	int mode; /* R_OK, X_OK */
+	int mode;        /* R_OK, X_OK */
+	const char *dir; /* a directory (X_OK) above this one, NULL: a file */
 } BkPathAccess;
 
 typedef struct {

@@ -289,8 +289,8 @@ static int restore_command(char *out, size_t cap, RestoreFiles *f)
 	if (!realpath(cli.repo, f->repo))
 		return bk_errorf_code(-errno, "repository %s", cli.repo);
 	snprintf(f->config, sizeof(f->config), "%s/config", f->repo);
-	f->needs[0] = (BkPathAccess){ f->exe, X_OK };
-	f->needs[1] = (BkPathAccess){ f->config, R_OK };
+	f->needs[0] = (BkPathAccess){ f->exe, X_OK, NULL };
+	f->needs[1] = (BkPathAccess){ f->config, R_OK, NULL };
 	f->n = 2;
 	append(out, cap, " --repo ");
 	sh_quote(out, cap, f->repo);
@@ -299,7 +299,7 @@ static int restore_command(char *out, size_t cap, RestoreFiles *f)
 	if (opt) {
 		if (!realpath(file, f->secret))
 			return bk_errorf_code(-errno, "%s", file);
-		f->needs[f->n++] = (BkPathAccess){ f->secret, R_OK };
+		f->needs[f->n++] = (BkPathAccess){ f->secret, R_OK, NULL };
 		append(out, cap, opt);
 		sh_quote(out, cap, f->secret);
 	} else if (cli.password_command) {
@@ -780,8 +780,9 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		}
 		printf("}");
 	} else if (base) {
-		printf("  base  %.16s  %s  timeline %s  %s .. %s  restorable to: %s", bk_id_hex(id).s,
-		       when, tli ? tli : "?", start ? start : "?", stop ? stop : "?", window);
+		printf("  base  %.16s  %s  timeline %s  %.1f MB  %s .. %s  restorable to: %s",
+		       bk_id_hex(id).s, when, tli ? tli : "?", (double)s->logical_bytes / 1e6,
+		       start ? start : "?", stop ? stop : "?", window);
 		if (xact[0])
 			printf(" (in time: before %s, the end of the last transaction archived)", xact);
 		else if (no_xact)

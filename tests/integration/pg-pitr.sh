@@ -87,7 +87,12 @@ t_true "the second: none since it ended" \
 t_true "timeline 1's WAL has no gap" grep -q "^  timeline 1: .*, 0 missing$" "$OUT"
 t_true "and the newest WAL is $last, its age in units" \
 	grep -qE "^newest WAL: $last, archived [0-9]+ (s|min [0-9]+ s|h [0-9]+ min|d [0-9]+ h) ago" "$OUT"
+info_text=$OUT
 t_rc 0 "pg info --json" bkp pg info --json
+# the text's size of each base backup is the JSON's logical_bytes in MB (it had none)
+b1=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.1f" % [b["logical_bytes"] / 1e6 for b in d["backups"] if b["id"] == sys.argv[2]][0])' "$OUT" "$id1")
+t_true "pg info gives the first base backup's size ($b1 MB)" \
+	grep -q "^  base  ${id1:0:16}  .*  timeline 1  $b1 MB  [0-9A-F]*/[0-9A-F]* \.\. " "$info_text"
 until=$(sed -n 's/.*"wal_archived_until":"\([^"]*\)".*/\1/p' "$OUT")
 t_true "where the WAL was archived after the time target ($until > $ts)" \
 	test "$(printf '%s\n%s\n' "${ts:0:10}T${ts:11:8}Z" "$until" | sort | tail -n 1)" = "$until"
@@ -418,6 +423,15 @@ if [ "$(id -u)" = 0 ]; then
 		grep -q "user postgres (uid [0-9]*), who cannot read $T/rootonly/key" "$ERR" ||
 		diag "$(cat "$ERR")"
 	t_true "and nothing is written" test ! -e "$SRV/r-key"
+	# a data directory under an existing directory of root's that the server's
+	# user cannot get through: the server could not start (found by trying)
+	mkdir -m 0700 "$T/rootonly/sub"
+	t_rc 2 "as root, under a directory the server's user cannot get through: refused" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest \
+		--target "$T/rootonly/sub/new/r-dir"
+	t_is "$(cat "$ERR")" "bunker: pg restore: the server would run as the data directory's owner, user postgres (uid $(id -u postgres)), who cannot get through $T/rootonly/sub to $T/rootonly/sub/new/r-dir: make it reachable for that user (or restore elsewhere)" \
+		"in one line naming the user and the deepest directory that exists"
+	t_true "and nothing is written" test ! -e "$T/rootonly/sub/new"
 	rm -rf "$SRV/deep" "$T/rootonly"
 else
 	ok "# SKIP restores as root: the tests do not run as root"

@@ -116,6 +116,20 @@ t_rc 2 "a NEW inside the data directory is refused (the server would remove it)"
 t_true "... naming it" grep -qF "lies in the data directory, $SRV/r-map (--tablespace-mapping)" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "... before writing anything" test ! -e "$SRV/r-map"
+# run as root, a NEW under a directory the server's user cannot get through: the
+# server could not reach the tablespace (found by trying, for a data directory)
+if [ "$(id -u)" = 0 ]; then
+	mkdir -m 0700 "$T/rootts"
+	t_rc 2 "as root, a NEW under a directory the server's user cannot get through is refused" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-map" \
+		--tablespace-mapping "$LOC=$T/rootts/ts"
+	t_true "... naming it" grep -qF "who cannot get through $T/rootts to $T/rootts/ts:" "$ERR" ||
+		diag "$(cat "$ERR")"
+	t_true "... before writing anything" test ! -e "$SRV/r-map"
+	rm -rf "$T/rootts"
+else
+	ok "# SKIP restores as root: the tests do not run as root"
+fi
 MOVED="$SHM/moved \\ ts"
 # (OLD with a trailing slash: compared without it)
 if t_rc 0 "pg restore --tablespace-mapping to $MOVED" bkp pg restore latest --target "$SRV/r-map" \
