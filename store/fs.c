@@ -202,7 +202,9 @@ int bk_remove_contents(const char *path)
 
 int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* (O_NONBLOCK: the open of a FIFO must not wait for a writer, found by review:
+	 * a password file that was one hung for ever; a regular file ignores it) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
 	struct stat st;
@@ -210,6 +212,10 @@ int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 		int r = -errno;
 		close(fd);
 		return bk_errorf_code(r, "stat %s", path);
+	}
+	if (!S_ISREG(st.st_mode)) { /* a pipe's size says nothing of what it holds */
+		close(fd);
+		return bk_errorf(-EINVAL, "%s is not a regular file", path);
 	}
 	if ((uint64_t)st.st_size > max) {
 		close(fd);

@@ -47,7 +47,8 @@ int bk_commit_file(const char *tmp, const char *path, bool create_only);
  * missing path is fine. */
 int bk_remove_contents(const char *path);
 
-/* Reads a whole file of at most max bytes into a malloc'd buffer (owned by the
+/* Reads a whole regular file (-EINVAL for anything else, without waiting on a
+ * FIFO) of at most max bytes into a malloc'd buffer (owned by the
  * caller; NUL-terminated one past *ret_len for convenience). -EFBIG past max. */
 int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
 

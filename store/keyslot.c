@@ -50,8 +50,9 @@ void bk_secret_free(BkSecret *s)
 
 int bk_secret_from_keyfile(const char *path, BkSecret **ret)
 {
-	/* one open: the mode checked is the mode of the file read */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* one open: the mode checked is the mode of the file read (O_NONBLOCK: the
+	 * open of a FIFO must not wait for a writer, found by review: it hung) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENOENT ? bk_errorf(-ENOENT, "key file %s does not exist", path)
 				       : bk_errorf_code(-errno, "key file %s", path);

@@ -53,6 +53,13 @@ t_rc 2 "a failing --password-command: exit 2" B --password-command 'exit 3' chec
 t_one_line_error "... one error line"
 t_rc 2 "no secret and no terminal: exit 2" setsid "$BUNKER" -q --repo "$R" check </dev/null
 t_one_line_error "... one error line"
+# a FIFO as the secret's file: refused at once (its open waited for a writer for ever,
+# found by review: an archive_command with one would hang the archiver)
+mkfifo "$T/fifo-secret"
+t_rc 1 "a FIFO as --password-file is refused, without waiting" timeout 20 "$BUNKER" -q --repo "$R" --password-file "$T/fifo-secret" check
+t_is "$(cat "$ERR")" "bunker: password file $T/fifo-secret: $T/fifo-secret is not a regular file" "... in one line saying so"
+t_rc 1 "a FIFO as --key-file is refused, without waiting" timeout 20 "$BUNKER" -q --repo "$R" --key-file "$T/fifo-secret" check
+t_is "$(cat "$ERR")" "bunker: key file $T/fifo-secret is not a regular file" "... in one line saying so"
 
 # no secret ever appears in any output so far
 if grep -l -F -e 'correct horse' -e 'nope' "$T"/.err.* "$T"/.out.* >"$T/leaks"; then
