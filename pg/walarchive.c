@@ -687,6 +687,13 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 	}
 	if (e < 0)
 		return e;
+	/* the rename below replaces what is at dest: only ever a file (found by review:
+	 * run as root, a fetch to /dev/null put a regular file in its place) */
+	struct stat st;
+	if (lstat(dest, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		bk_wal_record_release(&w);
+		return bk_errorf(BK_E_USAGE, "%s exists and is not a regular file", dest);
+	}
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.bunker-tmp.XXXXXX", dest) >= (int)sizeof(tmp)) {
 		bk_wal_record_release(&w);

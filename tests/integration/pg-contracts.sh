@@ -168,6 +168,12 @@ t_rc 128 "wal-fetch into a missing directory exits 128" bkp pg wal-fetch "$s2" "
 t_true "naming the directory" grep -q "^bunker: wal-fetch $s2: create $F/no/such/dir/x.*: no such directory" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "and creates nothing" test ! -e "$F/no"
+# a DEST that is not a file is not replaced (as root, /dev/null was: found by review)
+pg_as_server mkfifo "$F/fifo"
+t_rc 128 "wal-fetch onto a FIFO exits 128" bkp pg wal-fetch "$s2" "$F/fifo"
+t_is "$(cat "$ERR")" "bunker: wal-fetch $s2: $F/fifo exists and is not a regular file" "... in one line naming it"
+t_true "and leaves it a FIFO" test -p "$F/fifo"
+rm -f "$F/fifo"
 leftover=$(ls -A "$F" | grep -v -x -e "$s1" -e "$s2" -e "$s3" -e p -e RECOVERYXLOG)
 t_is "$leftover" "" "no temporary files are left beside DEST"
 rm -f "$F"/*
