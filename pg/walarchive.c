@@ -24,6 +24,7 @@
 #define END_CARRY 0x04 /* version 4 */
 #define CLUSTER_RECORD_VERSION 1
 #define WAL_FILE_MAX (1ull << 32) /* segments are at most 1 GiB; history files small */
+#define HISTORY_MAX (1u << 20)    /* a .history or .backup file (a few lines each) */
 
 void bk_wal_record_release(BkWalRecord *w) { bk_content_node_release(&w->content); }
 
@@ -516,6 +517,24 @@ static void *walk_segment(void *ud)
 	return NULL;
 }
 
+/* Whether fd (at most HISTORY_MAX bytes) holds timeline tli's history as
+ * bk_wal_history_get reads it back: at least one line (the parent's), every
+ * timeline below tli. BK_E_CORRUPT otherwise. */
+static int check_history(int fd, uint32_t tli)
+{
+	char *buf = malloc(HISTORY_MAX);
+	BkWalTliSwitch *sw = malloc((BK_MAX_TIMELINES - 1) * sizeof(*sw));
+	size_t len, n = 0;
+	int e = buf && sw ? bk_pread_all(fd, buf, HISTORY_MAX, 0, &len) : -ENOMEM;
+	if (e == 0)
+		e = bk_wal_history_parse(buf, len, tli, sw, BK_MAX_TIMELINES - 1, &n);
+	if (e == 0 && n == 0)
+		e = bk_errorf(BK_E_CORRUPT, "not a history file: no line names a parent timeline");
+	free(buf);
+	free(sw);
+	return e;
+}
+
 int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored,
 		char ret_warning[BK_CLUSTER_WARNING_MAX])
 {
@@ -536,9 +555,22 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 		return errno == ENOENT ? bk_errorf(-ENOENT, "%s does not exist", path)
 				       : bk_errorf_code(-errno, "open %s", path);
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > WAL_FILE_MAX) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return bk_errorf(BK_E_USAGE, "%s: not a regular file of a WAL file's size", path);
+		return bk_errorf(BK_E_USAGE, "%s: not a regular file", path);
+	}
+	bool small = wn.kind == BK_WAL_HISTORY || wn.kind == BK_WAL_BACKUP_HISTORY;
+	if ((uint64_t)st.st_size > (small ? HISTORY_MAX : WAL_FILE_MAX)) {
+		close(fd);
+		return bk_errorf(BK_E_CORRUPT, "%s: %llu bytes is too large for a %s", path,
+				 (unsigned long long)st.st_size,
+				 small ? "history file" : "WAL segment");
+	}
+	/* a history file every restore reads must be one (found by review: any bytes
+	 * were stored, and then every restore of the cluster failed on them) */
+	if (wn.kind == BK_WAL_HISTORY && (e = check_history(fd, wn.tli)) < 0) {
+		close(fd);
+		return bk_error_wrap(e, "%s", path);
 	}
 
 	char obj[160];
@@ -563,8 +595,8 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 			e = bk_errorf_code(e, "read %s", path);
 		else if ((e = bk_wal_header_parse(head, n, base, &h)) < 0)
 			e = bk_error_wrap(e, "%s", path);
-		else if (wn.kind == BK_WAL_SEGMENT && (uint64_t)st.st_size != h.seg_size)
-			e = bk_errorf(BK_E_USAGE, "%s: %llu bytes, the segment size is %u", path,
+		else if ((uint64_t)st.st_size != h.seg_size) /* (a .partial is whole too) */
+			e = bk_errorf(BK_E_CORRUPT, "%s: %llu bytes, the segment size is %u", path,
 				      (unsigned long long)st.st_size, h.seg_size);
 		else
 			e = bk_cluster_claim(r, cluster, h.sysid, h.seg_size, ret_warning);
@@ -623,8 +655,6 @@ int bk_wal_record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
 		*ret_fd = fd;
 	return e;
 }
-
-#define HISTORY_MAX (1u << 20)
 
 int bk_wal_history_get(BkRepo *r, const char *cluster, uint32_t tli, BkWalTliSwitch *ret,
 		       size_t max, size_t *ret_n)

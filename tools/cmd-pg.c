@@ -662,17 +662,24 @@ static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t 
 static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 {
 	bool base = is_base(in, s);
-	char when[32], until[32] = "", xact[32] = "", window[160] = "";
+	char when[32], until[32] = "", xact[32] = "", window[320] = "";
 	bool no_xact = false;
 	cli_format_time(s->time_us, when);
 	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
 		   *tli = bk_snapshot_meta(s, "timeline");
 	uint64_t start_lsn, stop_lsn;
 	BkWalChain c;
-	if (base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
-	    bk_wal_lsn_parse(stop, &stop_lsn) == 0 &&
-	    bk_pg_wal_chain(&in->wa, (uint32_t)strtoul(tli, NULL, 10), start_lsn, stop_lsn,
-			    BK_TLI_LATEST, &c) == 0) {
+	bool lsns = base && start && stop && tli && bk_wal_lsn_parse(start, &start_lsn) == 0 &&
+		    bk_wal_lsn_parse(stop, &stop_lsn) == 0;
+	int ce = lsns ? bk_pg_wal_chain(&in->wa, (uint32_t)strtoul(tli, NULL, 10), start_lsn,
+					stop_lsn, BK_TLI_LATEST, &c)
+		      : 0;
+	/* (the window was left blank: found by review, with a history file damaged) */
+	if (base && !lsns)
+		snprintf(window, sizeof(window), "not known: its record lacks its LSNs");
+	else if (base && ce < 0)
+		snprintf(window, sizeof(window), "not known: %s", bk_error_detail());
+	if (lsns && ce == 0) {
 		const char *lack;
 		BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
 		uint64_t end_lsn = c.contiguous_end;

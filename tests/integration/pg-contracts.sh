@@ -178,7 +178,34 @@ leftover=$(ls -A "$F" | grep -v -x -e "$s1" -e "$s2" -e "$s3" -e p -e RECOVERYXL
 t_is "$leftover" "" "no temporary files are left beside DEST"
 rm -f "$F"/*
 
-# history files: any content, byte-exact
+# history files: what is not one is refused (exit 5), naming what is wrong, and not
+# stored (found by review: any bytes were, and then every restore of the cluster
+# failed on them)
+mkdir -p "$S/bad"
+printf 'garbage\n' >"$S/bad/00000002.history"
+printf '\n' >"$S/bad/00000003.history"
+printf '5\t0/5000000\tx\n' >"$S/bad/00000004.history"
+head -c $((2 << 20)) /dev/zero >"$S/bad/00000005.history"
+chown -R postgres: "$S/bad"
+t_rc 5 "wal-push of a history file that is not one: exit 5" bkp pg wal-push "$S/bad/00000002.history"
+t_is "$(cat "$ERR")" "bunker: wal-push: $S/bad/00000002.history: history file line 1: expected a timeline id" \
+	"... in one line naming the line"
+t_rc 5 "... one without a line: exit 5" bkp pg wal-push "$S/bad/00000003.history"
+t_true "... saying so" grep -q "not a history file: no line names a parent timeline" "$ERR"
+t_rc 5 "... one naming a timeline not below its own: exit 5" bkp pg wal-push "$S/bad/00000004.history"
+t_true "... saying so" grep -q "timeline 5 not below the file's 4" "$ERR"
+t_rc 5 "... one of 2 MiB: exit 5" bkp pg wal-push "$S/bad/00000005.history"
+t_true "... saying so" grep -q "2097152 bytes is too large for a history file" "$ERR"
+for h in 2 3 4 5; do
+	t_rc 3 "... and 0000000$h.history is not archived" bkp pg wal-fetch "0000000$h.history" "$F/h"
+done
+# a .partial has the segment's size, as PostgreSQL and pg_receivewal write it
+head -c 100 "$S/$s1" >"$S/bad/$s1.partial"
+chown postgres: "$S/bad/$s1.partial"
+t_rc 5 "wal-push of a 100-byte .partial: exit 5" bkp pg wal-push "$S/bad/$s1.partial"
+t_true "... naming the segment size" grep -q "100 bytes, the segment size is 16777216" "$ERR"
+
+# history files: byte-exact
 printf '1\t0/5000130\tbefore 2000-01-01 00:00:00\n' >"$S/00000002.history"
 chown postgres: "$S/00000002.history"
 t_rc 0 "wal-push 00000002.history" bkp pg wal-push "$S/00000002.history"

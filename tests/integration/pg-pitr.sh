@@ -837,4 +837,16 @@ for snap in "$id1" latest; do
 		"$ERR" || diag "$(cat "$ERR")"
 done
 
+# A history file that cannot be read (its record damaged): pg info says the window
+# of each base backup whose path to timeline 2 needs it (those on timeline 1) is not
+# known, and why (it was left blank, exit 0)
+cp -a "$REPO" "$T/repo-hist"
+flip_byte "$T/repo-hist/wal/main/00000002.history" 40
+t_rc 0 "pg info with 00000002.history damaged" \
+	pg_as_server "$BUNKER" -q --repo "$T/repo-hist" --key-file "$KEY" pg info
+t_is "$(grep -c "^  base  .*  timeline 1  .* restorable to: not known: .*00000002.history" "$OUT")" \
+	"$(grep -c "^  base  .*  timeline 1  " "$OUT")" "... each timeline 1 backup's window is not known, naming it" ||
+	diag "$(cat "$OUT")"
+rm -rf "$T/repo-hist"
+
 done_testing
