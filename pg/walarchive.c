@@ -305,6 +305,7 @@ typedef struct {
 	uint8_t *buf; /* cap bytes, grown to the largest chunk */
 	size_t cap;
 	bool differs;
+	uint64_t first_diff; /* the offset of the first byte that differs */
 } Compare;
 
 static int compare_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
@@ -331,8 +332,13 @@ static int compare_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t
 		c->cap = len;
 	}
 	e = bk_pread_all(c->fd, c->buf, len, offset, &n);
-	if (e == 0 && (n != len || memcmp(data, c->buf, len) != 0))
+	if (e == 0 && (n != len || memcmp(data, c->buf, len) != 0)) {
+		size_t i = 0;
+		while (i < n && data[i] == c->buf[i])
+			i++;
 		c->differs = true;
+		c->first_diff = offset + i;
+	}
 	free(data);
 	return e < 0 ? bk_errorf_code(e, "read") : c->differs ? -ECANCELED : 0;
 }
@@ -351,10 +357,30 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 		c.differs = true;
 	else
 		e = bk_content_walk(&have.content, bk_repo_read_blob, r, compare_chunk, &c);
-	if (c.differs)
+	/* the archived copy's WAL stops short where this file's goes on: it was taken
+	 * before the server had finished the segment (pushed by hand from pg_wal, found
+	 * by review; or a standby's last one before it failed over). Archived files
+	 * are immutable (DESIGN.md): say what to do rather than only that they differ. */
+	BkWalName wn;
+	uint64_t segno;
+	bool in_it = have.has_end && have.end.stopped && have.end.lsn &&
+		     bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
+		     bk_wal_name_segno(&wn, (uint32_t)have.size, &segno) == 0 &&
+		     have.end.lsn / have.size == segno; /* (not one the segment before began) */
+	if (c.differs && in_it && c.first_diff > have.end.lsn % have.size) {
+		char at[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(at, sizeof(at), have.end.lsn);
+		e = bk_errorf(BK_E_MISMATCH,
+			      "%s is already archived for cluster '%s' cut short: its WAL stops after "
+			      "the record at %s, where this file's goes on (the archived copy was taken "
+			      "before the server had finished it); an archived file is never replaced: "
+			      "archive under a new --cluster from here on and take a base backup there",
+			      name, cluster, at);
+	} else if (c.differs) {
 		e = bk_errorf(BK_E_MISMATCH,
 			      "%s is already archived for cluster '%s' with different contents",
 			      name, cluster);
+	}
 	free(c.buf);
 	bk_wal_record_release(&have);
 	return e;

@@ -57,6 +57,22 @@ t_fails "... with its last byte changed: fails" bk4 pg wal-push "$S/4k/$s2"
 t_true "... as different contents" grep -q "already archived for cluster 'main' with different contents" "$ERR" ||
 	diag "$(cat "$ERR")"
 
+# a copy taken before the server had finished the segment (zeros after its records,
+# as pushed by hand from pg_wal) is stored (a standby's last one before it fails
+# over is such a copy); the finished segment then says so, and what to do (it only
+# said "different contents", and archiving stayed stuck: found by review)
+bks() { pg_as_server "$BUNKER" -q --repo "$T/bk/short" --key-file "$KEY" "$@"; }
+bks init >/dev/null
+mkdir -p "$S/short"
+head -c $((5 * 8192 + 100)) "$S/$s2" >"$S/short/$s2"
+truncate -s "$(file_size "$S/$s2")" "$S/short/$s2"
+chown -R postgres: "$S/short"
+t_rc 0 "wal-push of $s2 cut short (zeros after 40 kB)" bks pg wal-push "$S/short/$s2"
+t_rc 1 "... then of the finished $s2: exit 1" bks pg wal-push "$S/$s2"
+t_true "... saying the archived copy is cut short, and what to do" grep -q \
+	"^bunker: wal-push: $s2 is already archived for cluster 'main' cut short: its WAL stops after the record at 0/[0-9A-F]*, where this file's goes on .* archive under a new --cluster from here on and take a base backup there$" \
+	"$ERR" || diag "$(cat "$ERR")"
+
 flip_byte "$S/other/$s2" 100000
 t_fails "wal-push of $s2 with one byte changed fails" bkp pg wal-push "$S/other/$s2"
 t_one_line_error "with a one-line message"
