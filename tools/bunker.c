@@ -408,6 +408,11 @@ int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us)
 		       (double)s->logical_bytes / 1e6, (double)s->new_bytes / 1e6,
 		       secs > 0 ? (double)s->logical_bytes / 1e6 / secs : 0);
 	}
+	/* (found by trying README's example as root: pg_dump failed, and the pipe
+	 * saved an empty snapshot, which latest then names) */
+	if (s->logical_bytes == 0 && !strcmp(s->kind, "stdin"))
+		cli_warn("snapshot %.16s holds nothing: the input was empty (did the command "
+			 "before the pipe fail?)", bk_id_hex(id).s);
 	bk_snapshot_free(s);
 	return 0;
 }

@@ -171,8 +171,10 @@ t_rc 0 "check --read-data is clean" bk check --read-data
 printf 'a small stream\n' | bk backup --stdin --name small --stdin-filename dump.sql >/dev/null
 t_true "restore of a stdin snapshot" bk restore latest --name small --target "$T/stdin-out"
 t_is "$(cat "$T/stdin-out/dump.sql" 2>&1)" "a small stream" "stdin snapshot restores as --stdin-filename"
-bk backup --stdin --name empty </dev/null >/dev/null
+bk backup --stdin --name empty </dev/null >/dev/null 2>"$T/empty.err"
 t_is "$(bk cat latest --name empty | wc -c)" 0 "an empty stdin stream round-trips"
+t_true "... with a warning that the input was empty (a failed pg_dump before the pipe)" \
+	grep -q "^bunker: warning: snapshot [0-9a-f]\{16\} holds nothing: the input was empty" "$T/empty.err"
 
 if [ "$QUICK" = 1 ]; then big=$((256 << 20)); else big=$((2 << 30)); fi
 # hash the generator's bytes on the way in (one pass over the generator)
