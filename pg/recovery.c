@@ -1002,6 +1002,53 @@ static bool nested(const char *a, const char *b)
 	return na == nb || longer[n] == '/' || (n == 1 && a[0] == '/');
 }
 
+/* path (absolute) as the kernel resolves it, in ret: realpath() of its deepest
+ * existing ancestor, then the components below that with "." and ".." folded as
+ * written (they do not exist yet, so none is a symbolic link). Where a restore
+ * writes is compared in this form: as written, a "..", a "." or a symbolic link
+ * hid a location in or equal to the data directory (found by review). A dangling
+ * symbolic link on the way is refused (-EEXIST, as by check_unused): where it
+ * leads is not known yet. */
+static int canonical(const char *path, char ret[PATH_MAX])
+{
+	char head[PATH_MAX];
+	if (snprintf(head, sizeof(head), "%s", path) >= (int)sizeof(head))
+		return bk_errorf(BK_E_USAGE, "%s: path too long", path);
+	size_t cut = strlen(head); /* path[cut..] lies below head */
+	struct stat st;
+	while (!realpath(head, ret)) {
+		if (errno != ENOENT)
+			return bk_errorf_code(-errno, "%s", head);
+		bool below = strcmp(head, path); /* path lies below the link */
+		if (lstat(head, &st) == 0)
+			return bk_errorf(-EEXIST, "%s%s%s is a dangling symbolic link", path,
+					 below ? ": " : "", below ? head : "");
+		char *slash = strrchr(head, '/');
+		cut = (size_t)(slash - head);
+		slash[slash == head] = '\0'; /* "/x" -> "/" */
+	}
+	size_t n = strlen(ret);
+	for (const char *c = path + cut; *c;) {
+		c += strspn(c, "/");
+		size_t len = strcspn(c, "/");
+		if (len == 2 && !strncmp(c, "..", 2)) {
+			while (n > 1 && ret[n - 1] != '/')
+				n--;
+			n -= n > 1; /* "/a/b" -> "/a", "/a" -> "/" */
+		} else if (len && !(len == 1 && c[0] == '.')) {
+			if (n + 1 + len >= PATH_MAX)
+				return bk_errorf(BK_E_USAGE, "%s: path too long", path);
+			if (n > 1)
+				ret[n++] = '/';
+			memcpy(ret + n, c, len);
+			n += len;
+		}
+		ret[n] = '\0';
+		c += len;
+	}
+	return 0;
+}
+
 /* Calls fn for each tablespace in the backup's tablespace_map: lines "OID PATH",
  * where PostgreSQL escapes a newline, carriage return or backslash in PATH with a
  * backslash; PATH as o maps it (o NULL: as the backup has it). */
@@ -1057,23 +1104,42 @@ static int find_old(void *ud, const char *oid, const char *loc)
 
 #define PLACES_MAX 8 /* locations compared (beyond, each against the first) */
 typedef struct {
-	char path[PLACES_MAX][PATH_MAX]; /* the data directory (absolute), then locations */
-	char what[PLACES_MAX][48];       /* each named, for the error */
+	/* the data directory (absolute), then locations; [n]: the one being placed */
+	char path[PLACES_MAX + 1][PATH_MAX];
+	char canon[PLACES_MAX + 1][PATH_MAX]; /* each as canonical() resolves it, compared */
+	char what[PLACES_MAX][48];            /* each named, for the error */
 	size_t n;
 } Places;
 
+/* " (resolved: CANON)" in buf when path, as written, differs from canon; else "". */
+static const char *resolved(char buf[PATH_MAX + 16], const char *path, const char *canon)
+{
+	buf[0] = '\0';
+	if (!same_path(path, strlen(path), canon, strlen(canon)))
+		snprintf(buf, PATH_MAX + 16, " (resolved: %s)", canon);
+	return buf;
+}
+
+/* Whether tablespace oid's location loc coincides or nests with a location placed
+ * before (BK_E_USAGE naming it), compared as canonical() resolves them. */
 static int add_place(void *ud, const char *oid, const char *loc)
 {
 	Places *p = ud;
-	for (size_t i = 0; i < p->n; i++)
-		if (nested(p->path[i], loc))
-			return bk_errorf(BK_E_USAGE, "tablespace %s would be restored to %s, which is, "
-					 "holds or lies in %s, %s (--tablespace-mapping)", oid, loc,
-					 p->what[i], p->path[i]);
-	if (p->n < PLACES_MAX) {
-		snprintf(p->what[p->n], sizeof(p->what[0]), "tablespace %s's location", oid);
-		snprintf(p->path[p->n++], sizeof(p->path[0]), "%s", loc);
-	}
+	size_t k = p->n;
+	snprintf(p->path[k], sizeof(p->path[0]), "%s", loc);
+	int e = canonical(loc, p->canon[k]);
+	if (e < 0)
+		return bk_error_wrap(e, "tablespace %s", oid);
+	for (size_t i = 0; i < k; i++)
+		if (nested(p->canon[i], p->canon[k])) {
+			char a[PATH_MAX + 16], b[PATH_MAX + 16];
+			return bk_errorf(BK_E_USAGE, "tablespace %s would be restored to %s%s, which "
+					 "is, holds or lies in %s, %s%s (--tablespace-mapping)", oid,
+					 loc, resolved(a, loc, p->canon[k]), p->what[i], p->path[i],
+					 resolved(b, p->path[i], p->canon[i]));
+		}
+	if (p->n < PLACES_MAX)
+		snprintf(p->what[p->n++], sizeof(p->what[0]), "tablespace %s's location", oid);
 	return 0;
 }
 
@@ -1106,15 +1172,24 @@ static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 					 c.list);
 	}
 	/* the locations, mapped, apart from each other and the data directory */
-	Places p = { .n = 1 };
+	Places *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->n = 1;
 	char cwd[PATH_MAX] = "";
+	int e = 0;
 	if (o->target_dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
-		return bk_errorf_code(-errno, "getcwd");
-	if (snprintf(p.path[0], sizeof(p.path[0]), "%s%s%s", cwd, cwd[0] ? "/" : "",
-		     o->target_dir) >= (int)sizeof(p.path[0]))
-		return bk_errorf(BK_E_USAGE, "--target: path too long");
-	snprintf(p.what[0], sizeof(p.what[0]), "the data directory");
-	return each_tablespace(s, o, add_place, &p);
+		e = bk_errorf_code(-errno, "getcwd");
+	else if (snprintf(p->path[0], sizeof(p->path[0]), "%s%s%s", cwd, cwd[0] ? "/" : "",
+			  o->target_dir) >= (int)sizeof(p->path[0]))
+		e = bk_errorf(BK_E_USAGE, "--target: path too long");
+	else if ((e = canonical(p->path[0], p->canon[0])) < 0)
+		bk_error_wrap(e, "--target");
+	snprintf(p->what[0], sizeof(p->what[0]), "the data directory");
+	if (e == 0)
+		e = each_tablespace(s, o, add_place, p);
+	free(p);
+	return e;
 }
 
 static int write_map_line(void *ud, const char *oid, const char *loc)
@@ -1131,8 +1206,12 @@ static int write_map_line(void *ud, const char *oid, const char *loc)
 }
 
 /* With --tablespace-mapping: the restored tablespace_map, from which PostgreSQL
- * makes pg_tblspc's links, names the new locations. Rewritten in place: it keeps
- * the owner and mode the restore gave it. */
+ * makes pg_tblspc's links, names the new locations. Each NEW as written, not as
+ * canonical() resolves it: the server follows its link pg_tblspc/OID -> NEW, which
+ * leads where the restore wrote (check_mapping compared the resolved forms, so a
+ * ".." in it is harmless), and a symbolic link on the way stays the user's (one
+ * chosen to move the storage later, say); pg_tablespace_location gives NEW as
+ * written. Rewritten in place: it keeps the owner and mode the restore gave it. */
 static int write_tablespace_map(const BkSnapshot *s, const BkPgRestoreOpts *o)
 {
 	if (!o->nts_mapping)

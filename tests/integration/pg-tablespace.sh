@@ -6,6 +6,8 @@
 # tablespace_map location (a rename across file systems fails), the restored server
 # reads the table stored there, and a location that is not empty is refused before
 # anything is written; an interrupted restore leaves a location it had not begun alone.
+# --tablespace-mapping locations in the data directory are refused before writing,
+# spelled with "..", "." or through a symbolic link too.
 # A --target whose parents cannot be made fails before writing; a repository path
 # with a line break and a quote gives a postgresql.auto.conf PostgreSQL reads, whose
 # restore_command fetches WAL.
@@ -116,6 +118,40 @@ t_rc 2 "a NEW inside the data directory is refused (the server would remove it)"
 t_true "... naming it" grep -qF "lies in the data directory, $SRV/r-map (--tablespace-mapping)" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_true "... before writing anything" test ! -e "$SRV/r-map"
+# Compared as the kernel resolves them, not as written (found by review: the ".."
+# spelling restored the tablespace in the data directory, exit 0; the "." spelling
+# and a symbolic link failed only after writing, exit 1). The messages give the
+# spelling and the resolved path.
+t_rc 2 "a NEW in the data directory spelled with .. is refused" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SRV/../${SRV##*/}/r-map/ts"
+t_true "... naming it as written and resolved" \
+	grep -qF "would be restored to $SRV/../${SRV##*/}/r-map/ts (resolved: $(realpath -m "$SRV/r-map/ts"))" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "... before writing anything" test ! -e "$SRV/r-map"
+rm -rf "$SRV/r-map"
+t_rc 2 "a NEW that is the data directory spelled with . is refused" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SRV/./r-map"
+t_true "... naming it" grep -qF "would be restored to $SRV/./r-map (resolved: " "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "... before writing anything" test ! -e "$SRV/r-map"
+rm -rf "$SRV/r-map"
+# the target there already, empty, and a symbolic link to it
+pg_as_server mkdir "$SRV/r-map"
+ln -s "$SRV/r-map" "$SHM/to-target"
+t_rc 2 "a NEW that is a symbolic link to the data directory is refused" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SHM/to-target"
+t_true "... naming it" grep -qF "would be restored to $SHM/to-target (resolved: $(realpath "$SRV/r-map")), which is" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_is "$(ls -A "$SRV/r-map")" "" "... before writing anything"
+rm -rf "$SRV/r-map"
+# the target not there yet: the link dangles, and a NEW through it would be in the
+# data directory once it is written
+t_fails "a NEW through a dangling symbolic link is refused" \
+	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SHM/to-target/ts"
+t_true "... naming it" grep -qF "$SHM/to-target/ts: $SHM/to-target is a dangling symbolic link" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_true "... before writing anything" test ! -e "$SRV/r-map"
+rm -rf "$SRV/r-map" "$SHM/to-target"
 # run as root, a NEW under a directory the server's user cannot get through: the
 # server could not reach the tablespace (found by trying, for a data directory)
 if [ "$(id -u)" = 0 ]; then
