@@ -1277,14 +1277,26 @@ static int empty_location(void *ud, const char *oid, const char *loc)
  * tablespace locations the restore began to write (`begun`, in map order), each
  * missing or empty when it began (check_unused), so that nothing half-restored is
  * taken for a data directory and the same command can run again. The directories
- * themselves stay. Returns e, its detail kept and saying whether all went. */
-static int take_back(const BkSnapshot *s, const BkPgRestoreOpts *o, size_t begun, int e)
+ * themselves stay; a data directory that was there before (`before`, else NULL)
+ * gets back the owner and mode it had, as the restore changed them (as root, to
+ * the server's user and 0700: found by review). Returns e, its detail kept and
+ * saying whether all went. */
+static int take_back(const BkSnapshot *s, const BkPgRestoreOpts *o, size_t begun,
+		     const struct stat *before, int e)
 {
 	char why[1024];
 	snprintf(why, sizeof(why), "%s", bk_error_detail());
 	Emptying em = { .left = begun };
 	(void)each_tablespace(s, o, empty_location, &em);
 	int d = bk_remove_contents(o->target_dir);
+	struct stat now;
+	/* (only what changed: as another user, a chown back to the owner would fail) */
+	if (d == 0 && before && stat(o->target_dir, &now) == 0 &&
+	    (((now.st_uid != before->st_uid || now.st_gid != before->st_gid) &&
+	      chown(o->target_dir, before->st_uid, before->st_gid) < 0) ||
+	     ((now.st_mode & 07777) != (before->st_mode & 07777) &&
+	      chmod(o->target_dir, before->st_mode & 07777) < 0)))
+		d = bk_errorf_code(-errno, "put back %s's owner and mode", o->target_dir);
 	if (!em.err)
 		em.err = d;
 	if (em.err < 0)
@@ -1884,6 +1896,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (e == 0 && (e = make_parents(o->target_dir)) < 0)
 		bk_error_wrap(e, "--target %s", o->target_dir);
 	bool writing = e == 0; /* from here on a failure takes back what was written */
+	struct stat before; /* the target as it was, if it was there (empty) */
+	bool existed = writing && stat(o->target_dir, &before) == 0;
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
@@ -1918,7 +1932,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
 	if (e < 0 && writing)
-		e = take_back(s, o, ts.begun, e);
+		e = take_back(s, o, ts.begun, existed ? &before : NULL, e);
 	if (e < 0) {
 		bk_snapshot_free(s);
 		return e;

@@ -7,7 +7,8 @@
 # reads the table stored there, and a location that is not empty is refused before
 # anything is written; an interrupted restore leaves a location it had not begun alone.
 # --tablespace-mapping locations in the data directory are refused before writing,
-# spelled with "..", "." or through a symbolic link too.
+# spelled with "..", "." or through a symbolic link too; as root, a restore that
+# fails after writing gives a target that was there its owner and mode back.
 # A --target whose parents cannot be made fails before writing; a repository path
 # with a line break and a quote gives a postgresql.auto.conf PostgreSQL reads, whose
 # restore_command fetches WAL.
@@ -163,6 +164,18 @@ if [ "$(id -u)" = 0 ]; then
 		diag "$(cat "$ERR")"
 	t_true "... before writing anything" test ! -e "$SRV/r-map"
 	rm -rf "$T/rootts"
+	# A restore as root that fails after writing, into a target that was there
+	# (root's, 0755, empty): emptied, it gets its owner and mode back (it was left
+	# the server's, 0700: found by review). The tablespace's NEW cannot be made.
+	mkdir -m 0755 "$SRV/r-pre"
+	t_fails "as root, a restore into an existing empty target that fails while writing" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-pre" \
+		--tablespace-mapping "$LOC=/proc/1/no/ts"
+	t_true "... says what it wrote is removed" grep -qF "(what it wrote is removed)" "$ERR" ||
+		diag "$(cat "$ERR")"
+	t_is "$(ls -A "$SRV/r-pre")" "" "... empties the target"
+	t_is "$(stat -c '%U %a' "$SRV/r-pre")" "root 755" "... and gives it back its owner and mode"
+	rm -rf "$SRV/r-pre"
 else
 	ok "# SKIP restores as root: the tests do not run as root"
 fi
