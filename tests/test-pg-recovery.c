@@ -17,13 +17,16 @@
  * records it fetches and walks each segment, finding a commit 256 segments back
  * and answering "not known" at 257. Golden bytes of both versions, encoded and
  * decoded, and the decoder's refusals. WAL bytes are cut in BK_WAL_BLOCK blocks
- * from each file's start. */
+ * from each file's start. And bk_pg_restore's --tablespace-mapping check: a NEW
+ * in the data directory is refused however it is spelled (".." after a directory
+ * not made yet or after a symbolic link, a link on the way). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pg/crc32c.h"
@@ -806,16 +809,18 @@ static int push_xid_segment(BkRepo *r, const char *dir, uint32_t tli, uint64_t s
 }
 
 /* A pg-base snapshot record of cluster a (its root is never read before the
- * target checks). */
-static int put_base(BkRepo *r, int64_t time_us, uint32_t tli, uint64_t start, uint64_t stop)
+ * target checks), with ts_map as its tablespace_map (NULL: none). */
+static int put_base_ts(BkRepo *r, int64_t time_us, uint32_t tli, uint64_t start, uint64_t stop,
+		       char *ts_map)
 {
 	char st[32], sp[32], tl[16];
 	bk_wal_lsn_format(st, sizeof(st), start);
 	bk_wal_lsn_format(sp, sizeof(sp), stop);
 	snprintf(tl, sizeof(tl), "%u", tli);
-	BkKv meta[] = { { "start_lsn", st }, { "stop_lsn", sp }, { "timeline", tl } };
+	BkKv meta[] = { { "start_lsn", st }, { "stop_lsn", sp }, { "timeline", tl },
+			{ "tablespace_map", ts_map } };
 	BkSnapshot s = { .time_us = time_us, .host = "h", .name = "pg/a/base", .kind = "pg-base",
-			 .nmeta = 3, .meta = meta };
+			 .nmeta = ts_map ? 4 : 3, .meta = meta };
 	BkEnc enc;
 	uint8_t id[32];
 	bk_enc_init(&enc, BK_RECORD_MAX);
@@ -826,6 +831,11 @@ static int put_base(BkRepo *r, int64_t time_us, uint32_t tli, uint64_t start, ui
 		e = bk_repo_put_record(r, "snapshots", BK_BLOB_SNAPSHOT, enc.buf, enc.len, id);
 	bk_enc_release(&enc);
 	return e;
+}
+
+static int put_base(BkRepo *r, int64_t time_us, uint32_t tli, uint64_t start, uint64_t stop)
+{
+	return put_base_ts(r, time_us, tli, start, stop, NULL);
 }
 
 /* pg restore of cluster a to xid 1000 (along timeline: NULL or "current") into
@@ -904,6 +914,62 @@ static void test_xid_current_cut_short(void)
 	e = restore_xid_1000(&t, "current", &at);
 	ok(e < 0 && !strstr(bk_error_detail(), "no end of transaction"),
 	   "not refused as missing (%d: %s)", e, bk_error_detail());
+	test_repo_close(&t);
+}
+
+/* --tablespace-mapping: a NEW in the data directory (t's restore/, there, empty) is
+ * refused before writing however it is spelled, compared as the kernel resolves it
+ * (found by review: compared as written, a ".." or a symbolic link hid it): ".."
+ * after a directory not made yet, a symbolic link to the data directory on the way,
+ * and ".." after a symbolic link, which leads back from where the link points (as
+ * written, the path is elsewhere). A NEW beside it whose name begins with its name
+ * is not refused (the restore goes on, and fails writing: no snapshot root). */
+static void test_mapping_resolved(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000081);
+	int e = test_repo_open(&t, "pg-recovery");
+	char ts_map[] = "16384 /old/ts\n";
+	for (uint64_t s = 3; e == 0 && s <= 5; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, s == 5 ? 1000 : 0);
+	if (e == 0)
+		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_map);
+	char dir[128], ab[128], ln[128], to_dir[128];
+	snprintf(dir, sizeof(dir), "%s/restore", t.root);
+	snprintf(ab, sizeof(ab), "%s/a/b", t.root);
+	snprintf(ln, sizeof(ln), "%s/ln", t.root);
+	snprintf(to_dir, sizeof(to_dir), "%s/to-dir", t.root);
+	if (e == 0 && (mkdir(dir, 0700) < 0 || bk_mkdir_p(ab, 0700) < 0 || symlink(ab, ln) < 0 ||
+		       symlink(dir, to_dir) < 0))
+		e = -errno;
+	is_int(e, 0, "archive, a backup with a tablespace, links ln -> a/b and to-dir -> restore");
+	static const struct {
+		const char *new, *what;
+		int want;
+	} cases[] = {
+		{ "nope/../restore/ts", "\"..\" after a directory not made yet", BK_E_USAGE },
+		{ "to-dir/ts", "a symbolic link to the data directory on the way", BK_E_USAGE },
+		{ "ln/../../restore", "\"..\" after a symbolic link (a/b/../../restore)", BK_E_USAGE },
+		{ "restore-x", "a NEW beside it, its name the data directory's and more", 0 },
+	};
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
+		char map[300];
+		snprintf(map, sizeof(map), "/old/ts=%s/%s", t.root, cases[i].new);
+		const char *maps[] = { map };
+		uint64_t at = 0;
+		BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
+				      .restore_command = "true", .ret_target_at = &at,
+				      .ts_mapping = maps, .nts_mapping = 1 };
+		BkSnapshot *s = NULL;
+		int r = bk_pg_restore(t.r, &o, &s);
+		bk_snapshot_free(s);
+		if (cases[i].want)
+			is_int(r, cases[i].want, "%s: refused (%s)", cases[i].what, bk_error_detail());
+		else
+			ok(r < 0 && r != BK_E_USAGE && strstr(bk_error_detail(), "what it wrote"),
+			   "%s: not refused, the restore writes (%d: %s)", cases[i].what, r,
+			   bk_error_detail());
+	}
 	test_repo_close(&t);
 }
 
@@ -1027,5 +1093,6 @@ int main(void)
 	test_xid_start_not_archived();
 	test_xid_current_cut_short();
 	test_xid_after_tail_like_switch();
+	test_mapping_resolved();
 	return tap_done();
 }
