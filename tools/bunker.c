@@ -194,6 +194,19 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
+/* ':' first: an option missing its argument returns ':', told apart from an
+ * unknown one (both returned '?', and the message said "unknown option") */
+static const char short_opts[] = ":qh";
+
+/* The long name of option val (getopt_long's optopt), NULL for none: in full, as
+ * argv may hold an abbreviation (--clus). */
+static const char *opt_name(int val)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == val)
+			return o->name;
+	return NULL;
+}
 
 #define MAX_LIST 256
 
@@ -639,7 +652,7 @@ static int run(int argc, char **argv)
 	cli.ts_mapping = ts_mapping;
 	int c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "qh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
 		int e = 0;
 		switch (c) {
 		case OPT_REPO: cli.repo = optarg; break;
@@ -677,7 +690,16 @@ static int run(int argc, char **argv)
 			break;
 		case 'h':
 		case OPT_HELP: fputs(usage_text, stdout); return EXIT_OK;
+		case ':': return usage_error("option '--%s' needs an argument", opt_name(optopt));
 		case '?':
+			/* optopt: 0 for an unknown long option, else the character of an
+			 * unknown short one (argv[optind - 1] is not it when it was inside
+			 * "-q=x"), or the value of a known option given an argument */
+			if (optopt && opt_name(optopt))
+				return usage_error("option '--%s' takes no argument", opt_name(optopt));
+			if (optopt)
+				return usage_error("unknown option '-%c'", optopt);
+			return usage_error("unknown option '%s'", argv[optind - 1]);
 		default:
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
@@ -724,7 +746,7 @@ static bool runs_wal_fetch(int argc, char **argv)
 		return false;
 	memcpy(copy, argv, ((size_t)argc + 1) * sizeof(*copy));
 	opterr = 0;
-	while (getopt_long(argc, copy, "qh", long_opts, NULL) != -1)
+	while (getopt_long(argc, copy, short_opts, long_opts, NULL) != -1)
 		;
 	bool fetch = optind + 1 < argc && !strcmp(copy[optind], "pg") &&
 		     !strcmp(copy[optind + 1], "wal-fetch");

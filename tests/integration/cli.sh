@@ -90,6 +90,18 @@ t_rc 2 "unknown option after the command: exit 2" B --password-file "$PW" snapsh
 t_one_line_error "... one error line"
 t_rc 2 "an option missing its argument: exit 2" B --password-file "$PW" snapshots --name
 t_one_line_error "... one error line"
+t_is "$(cat "$ERR")" "bunker: option '--name' needs an argument (see 'bunker --help')" \
+	"... saying so (it said 'unknown option')"
+t_rc 128 "pg wal-fetch with an option missing its argument: exit 128" \
+	B --password-file "$PW" pg wal-fetch 000000010000000000000002 "$T/z" --cluster
+t_is "$(cat "$ERR")" "bunker: option '--cluster' needs an argument (see 'bunker --help')" \
+	"... saying so"
+t_rc 2 "an option given an argument it takes none of: exit 2" B --password-file "$PW" --json=yes snapshots
+t_is "$(cat "$ERR")" "bunker: option '--json' takes no argument (see 'bunker --help')" \
+	"... saying so"
+t_rc 2 "an unknown short option in a group: exit 2" B --password-file "$PW" -q=2 snapshots
+t_is "$(cat "$ERR")" "bunker: unknown option '-=' (see 'bunker --help')" \
+	"... naming it (it named the program)"
 t_rc 2 "no command: exit 2" "$BUNKER"
 t_rc 0 "--help exits 0" "$BUNKER" --help
 t_true "... and prints the usage on stdout" grep -q '^usage: bunker' "$OUT"
