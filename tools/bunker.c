@@ -80,9 +80,12 @@ static const char usage_text[] =
 	"  --password-command CMD  passphrase printed by a command (or BUNKER_PASSWORD_COMMAND)\n"
 	"                          (one of these three; an option replaces the variables)\n"
 	"  --new-key-file F        with init or key add: create a random key file F (mode 0600)\n"
-	"  --json                  machine-readable output\n"
+	"  --json                  machine-readable output: snapshots, stats, pg info, and the\n"
+	"                          summary of backup, pg basebackup and pg dump\n"
 	"  -q, --quiet             no progress line\n"
 	"Without any of these secrets, the passphrase is asked on the terminal.\n"
+	"Every command takes --repo, a secret and -q; any other option it does not take\n"
+	"is refused.\n"
 	"\n"
 	"exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase or key,\n"
 	"            5 corruption found; 141 cat into a reader that stopped early;\n"
@@ -206,6 +209,69 @@ static const char *opt_name(int val)
 		if (o->val == val)
 			return o->name;
 	return NULL;
+}
+
+/* The options each command reads, beyond those every command takes (--repo, a
+ * secret, -q, --help): any other is refused, not ignored (found by review: `pg
+ * info --target-time garbage --max-rate abc` exited 0). A command that is not
+ * here is refused by its own dispatch, naming it. */
+#define OPT_BIT(opt) (UINT64_C(1) << ((opt) - OPT_REPO))
+_Static_assert(OPT_HELP - OPT_REPO < 64, "an option's bit fits in a uint64_t");
+#define PG_OPTS OPT_BIT(OPT_CLUSTER)
+static const struct {
+	const char *cmd, *sub; /* sub: the first argument (NULL: any) */
+	uint64_t opts;
+} cmd_opts[] = {
+	{ "init", NULL, OPT_BIT(OPT_CHUNK) | OPT_BIT(OPT_NEWKEY) },
+	{ "key", "add", OPT_BIT(OPT_NEWKEY) | OPT_BIT(OPT_NEWPW) },
+	{ "key", "list", 0 },
+	{ "key", "remove", 0 },
+	{ "backup", NULL, OPT_BIT(OPT_NAME) | OPT_BIT(OPT_TAG) | OPT_BIT(OPT_STDIN) |
+				  OPT_BIT(OPT_STDIN_NAME) | OPT_BIT(OPT_JSON) },
+	{ "snapshots", NULL, OPT_BIT(OPT_NAME) | OPT_BIT(OPT_JSON) },
+	{ "ls", NULL, OPT_BIT(OPT_NAME) },
+	{ "cat", NULL, OPT_BIT(OPT_NAME) },
+	{ "restore", NULL, OPT_BIT(OPT_NAME) | OPT_BIT(OPT_TARGET) | OPT_BIT(OPT_INCLUDE) },
+	{ "check", NULL, OPT_BIT(OPT_READ_DATA) },
+	{ "repair", NULL, 0 },
+	{ "stats", NULL, OPT_BIT(OPT_JSON) },
+	{ "pg", "wal-push", PG_OPTS },
+	{ "pg", "wal-fetch", PG_OPTS },
+	{ "pg", "basebackup", PG_OPTS | OPT_BIT(OPT_DBNAME) | OPT_BIT(OPT_FAST) |
+				      OPT_BIT(OPT_NOREUSE) | OPT_BIT(OPT_ARCHIVE_TIMEOUT) |
+				      OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_STALL_TIMEOUT) | OPT_BIT(OPT_JSON) },
+	{ "pg", "dump", PG_OPTS | OPT_BIT(OPT_DBNAME) | OPT_BIT(OPT_STALL_TIMEOUT) | OPT_BIT(OPT_JSON) },
+	{ "pg", "restore", PG_OPTS | OPT_BIT(OPT_TARGET) | OPT_BIT(OPT_TTIME) | OPT_BIT(OPT_TLSN) |
+				   OPT_BIT(OPT_TXID) | OPT_BIT(OPT_TNAME) | OPT_BIT(OPT_TACTION) |
+				   OPT_BIT(OPT_TTIMELINE) | OPT_BIT(OPT_ARCHIVE_MODE) | OPT_BIT(OPT_TSMAP) },
+	{ "pg", "info", PG_OPTS | OPT_BIT(OPT_JSON) },
+};
+#define EVERY_CMD_OPTS \
+	(OPT_BIT(OPT_REPO) | OPT_BIT(OPT_KEYFILE) | OPT_BIT(OPT_PWFILE) | OPT_BIT(OPT_PWCMD) | \
+	 OPT_BIT(OPT_HELP))
+
+/* The options given, each once, in the order given (OPT_REPO...). */
+typedef struct {
+	int opt[OPT_HELP - OPT_REPO + 1];
+	size_t n;
+	uint64_t bits;
+} Given;
+
+/* Refuses the first option in g that command cmd (with cli.args) does not take.
+ * Returns 0 or the exit code. */
+static int check_options(const char *cmd, const Given *g)
+{
+	const char *sub = cli.nargs ? cli.args[0] : "";
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cmd_opts); i++) {
+		if (strcmp(cmd, cmd_opts[i].cmd) || (cmd_opts[i].sub && strcmp(sub, cmd_opts[i].sub)))
+			continue;
+		for (size_t k = 0; k < g->n; k++)
+			if (!(OPT_BIT(g->opt[k]) & (cmd_opts[i].opts | EVERY_CMD_OPTS)))
+				return usage_error("%s%s%s does not take --%s", cmd, cmd_opts[i].sub ? " " : "",
+						   cmd_opts[i].sub ? sub : "", opt_name(g->opt[k]));
+		return 0;
+	}
+	return 0;
 }
 
 #define MAX_LIST 256
@@ -651,9 +717,14 @@ static int run(int argc, char **argv)
 	cli.includes = includes;
 	cli.ts_mapping = ts_mapping;
 	int c;
+	Given given = { .n = 0 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
 		int e = 0;
+		if (c >= OPT_REPO && c <= OPT_HELP && !(given.bits & OPT_BIT(c))) {
+			given.bits |= OPT_BIT(c);
+			given.opt[given.n++] = c;
+		}
 		switch (c) {
 		case OPT_REPO: cli.repo = optarg; break;
 		case OPT_KEYFILE: e = set_secret_source(&cli.key_file, optarg); break;
@@ -716,6 +787,9 @@ static int run(int argc, char **argv)
 	const char *cmd = argv[optind];
 	cli.args = (const char *const *)argv + optind + 1;
 	cli.nargs = (size_t)(argc - optind - 1);
+	int x = check_options(cmd, &given);
+	if (x)
+		return x;
 	if (bk_crypto_init() < 0)
 		return cli_fail(-EIO, NULL);
 

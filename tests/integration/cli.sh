@@ -102,6 +102,22 @@ t_is "$(cat "$ERR")" "bunker: option '--json' takes no argument (see 'bunker --h
 t_rc 2 "an unknown short option in a group: exit 2" B --password-file "$PW" -q=2 snapshots
 t_is "$(cat "$ERR")" "bunker: unknown option '-=' (see 'bunker --help')" \
 	"... naming it (it named the program)"
+# an option the command does not take is refused, not ignored (pg info exited 0)
+t_rc 2 "an option the command does not take: exit 2" \
+	B --password-file "$PW" pg info --target-time garbage --max-rate abc --dbname x
+t_is "$(cat "$ERR")" "bunker: pg info does not take --target-time (see 'bunker --help')" \
+	"... in one line naming the first"
+t_rc 2 "check --json: exit 2" B --password-file "$PW" check --json
+t_one_line_error "... one error line"
+t_rc 2 "--cluster with a command that is not pg's: exit 2" B --password-file "$PW" --cluster x snapshots
+t_one_line_error "... one error line"
+t_rc 2 "key list --new-key-file: exit 2" B --password-file "$PW" key list --new-key-file "$T/k-unused"
+t_true "... and makes no key file" test ! -e "$T/k-unused"
+t_rc 128 "pg wal-fetch with an option it does not take: exit 128" \
+	B --password-file "$PW" pg wal-fetch --dbname x 000000010000000000000002 "$T/z"
+t_is "$(cat "$ERR")" "bunker: pg wal-fetch does not take --dbname (see 'bunker --help')" "... saying so"
+t_rc 0 "the options every command takes still work (--password-command, -q, --json where read)" \
+	B -q --password-command "cat '$PW'" stats --json
 t_rc 2 "no command: exit 2" "$BUNKER"
 t_rc 0 "--help exits 0" "$BUNKER" --help
 t_true "... and prints the usage on stdout" grep -q '^usage: bunker' "$OUT"
