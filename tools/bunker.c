@@ -85,7 +85,8 @@ static const char usage_text[] =
 	"  -q, --quiet             no progress line\n"
 	"Without any of these secrets, the passphrase is asked on the terminal.\n"
 	"Every command takes --repo, a secret and -q; any other option it does not take\n"
-	"is refused.\n"
+	"is refused, as is an option with a value given twice (but for the lists --tag,\n"
+	"--include and --tablespace-mapping).\n"
 	"\n"
 	"exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 wrong passphrase or key,\n"
 	"            5 corruption found; 141 cat into a reader that stopped early;\n"
@@ -249,6 +250,20 @@ static const struct {
 #define EVERY_CMD_OPTS \
 	(OPT_BIT(OPT_REPO) | OPT_BIT(OPT_KEYFILE) | OPT_BIT(OPT_PWFILE) | OPT_BIT(OPT_PWCMD) | \
 	 OPT_BIT(OPT_HELP))
+
+/* The options that may be given more than once: the lists, and the flags (a
+ * second says the same). A second value of any other would silently replace the
+ * first (found by review: `pg restore --target A --target B` restored to B; a
+ * first --dbname kept its password visible in ps, hide_password hid the last). */
+#define LIST_OPTS (OPT_BIT(OPT_TAG) | OPT_BIT(OPT_INCLUDE) | OPT_BIT(OPT_TSMAP))
+
+static bool repeatable(int val)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == val)
+			return o->has_arg == no_argument || (OPT_BIT(val) & LIST_OPTS);
+	return true;
+}
 
 /* The options given, each once, in the order given (OPT_REPO...). */
 typedef struct {
@@ -724,6 +739,8 @@ static int run(int argc, char **argv)
 		if (c >= OPT_REPO && c <= OPT_HELP && !(given.bits & OPT_BIT(c))) {
 			given.bits |= OPT_BIT(c);
 			given.opt[given.n++] = c;
+		} else if (c >= OPT_REPO && c <= OPT_HELP && !repeatable(c)) {
+			return usage_error("option '--%s' given twice", opt_name(c));
 		}
 		switch (c) {
 		case OPT_REPO: cli.repo = optarg; break;

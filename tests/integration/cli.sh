@@ -118,6 +118,15 @@ t_rc 128 "pg wal-fetch with an option it does not take: exit 128" \
 t_is "$(cat "$ERR")" "bunker: pg wal-fetch does not take --dbname (see 'bunker --help')" "... saying so"
 t_rc 0 "the options every command takes still work (--password-command, -q, --json where read)" \
 	B -q --password-command "cat '$PW'" stats --json
+# a single-valued option given twice is refused, not the last one taken (pg restore
+# restored to the second --target at the second --target-lsn)
+t_rc 2 "pg restore --target A --target B: exit 2" B --password-file "$PW" pg restore \
+	--target "$T/ta" --target "$T/tb" --target-lsn 0/1 --target-lsn 0/2
+t_is "$(cat "$ERR")" "bunker: option '--target' given twice (see 'bunker --help')" \
+	"... in one line naming it"
+t_true "... and writes neither" test ! -e "$T/ta" -a ! -e "$T/tb"
+t_rc 2 "--password-file twice: exit 2" B --password-file "$PW" --password-file "$T/bad" check
+t_one_line_error "... one error line"
 t_rc 2 "no command: exit 2" "$BUNKER"
 t_rc 0 "--help exits 0" "$BUNKER" --help
 t_true "... and prints the usage on stdout" grep -q '^usage: bunker' "$OUT"
@@ -356,5 +365,13 @@ cols = lambda s: sum(0 if zero(c) else 2 if unicodedata.east_asian_width(c) in "
 print(sorted(set(cols(l[:l.index(" MB")]) for l in open(sys.argv[1], encoding="utf-8"))))
 ' "$OUT" 2>&1)" "[$(python3 -c 'print(16 + 2 + 20 + 2 + 24 + 11)')]" \
 	"... the MB column starts at the same terminal column on every line" || diag "$(cat "$OUT")"
+
+# the options documented as repeatable stay so
+t_rc 0 "backup --tag twice" RK backup --stdin --name two-tags --tag a --tag b </dev/null
+t_is "$(RK snapshots --json --name two-tags | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["tags"])')" \
+	"['a', 'b']" "... keeps both tags"
+t_rc 0 "restore --include twice" RK restore latest --name files/esc --target "$T/inc2" \
+	--include esc/back\\slash --include esc/link
+t_is "$(ls "$T/inc2/esc" | tr '\n' ' ')" "back\\slash link " "... restores both paths"
 
 done_testing
