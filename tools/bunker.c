@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -363,7 +364,11 @@ static int passphrase_from_command(const char *cmd, BkSecret **ret)
 	buf[n] = '\0';
 	n = strcspn(buf, "\r\n");
 	int e;
-	if (status != 0)
+	if (status != 0 && WIFEXITED(status))
+		e = bk_errorf(BK_E_USAGE, "password command exited with %d", WEXITSTATUS(status));
+	else if (status != 0 && WIFSIGNALED(status))
+		e = bk_errorf(BK_E_USAGE, "password command killed by signal %d", WTERMSIG(status));
+	else if (status != 0) /* (pclose's -1: it could not wait) */
 		e = bk_errorf(BK_E_USAGE, "password command failed (status %d)", status);
 	else if (n == 0)
 		e = bk_errorf(BK_E_USAGE, "password command printed nothing");

@@ -50,7 +50,9 @@ else
 	not_ok "an empty password file is refused as such" "exit $rc_empty: $(cat "$T/e.err")"
 fi
 t_rc 2 "a failing --password-command: exit 2" B --password-command 'exit 3' check
-t_one_line_error "... one error line"
+t_is "$(cat "$ERR")" "bunker: password command exited with 3" "... in one line giving its exit code (not a wait status)"
+t_rc 2 "a --password-command killed by a signal: exit 2" B --password-command 'kill -9 $$' check
+t_is "$(cat "$ERR")" "bunker: password command killed by signal 9" "... in one line naming the signal"
 t_rc 2 "no secret and no terminal: exit 2" setsid "$BUNKER" -q --repo "$R" check </dev/null
 t_one_line_error "... one error line"
 # a FIFO as the secret's file: refused at once (its open waited for a writer for ever,
