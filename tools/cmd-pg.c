@@ -48,6 +48,12 @@ static int wal_fetch(void)
 		usage_error("pg wal-fetch needs NAME DEST");
 		return CLI_EXIT_FETCH_FAILED;
 	}
+	/* an empty DEST made a temporary file in the working directory, then failed
+	 * to rename it to "" (found by review) */
+	if (!cli.args[1][0] || !cli.args[2][0]) {
+		usage_error("pg wal-fetch: %s is empty", cli.args[1][0] ? "DEST" : "NAME");
+		return CLI_EXIT_FETCH_FAILED;
+	}
 	BkRepo *r;
 	int e = cli_open_repo(&r);
 	if (e < 0) {

@@ -129,6 +129,16 @@ t_is "$(cat "$ERR")" "bunker: option '--target' given twice (see 'bunker --help'
 t_true "... and writes neither" test ! -e "$T/ta" -a ! -e "$T/tb"
 t_rc 2 "--password-file twice: exit 2" B --password-file "$PW" --password-file "$T/bad" check
 t_one_line_error "... one error line"
+# an empty NAME or DEST is refused before anything is written (an empty DEST left a
+# temporary file in the working directory)
+mkdir "$T/cwd"
+t_rc 128 "pg wal-fetch with an empty DEST: exit 128" \
+	sh -c 'cd "$1" && shift && exec "$@"' - "$T/cwd" "$BUNKER" -q --repo "$R" --password-file "$PW" \
+	pg wal-fetch 000000010000000000000002 ""
+t_is "$(cat "$ERR")" "bunker: pg wal-fetch: DEST is empty (see 'bunker --help')" "... in one line saying so"
+t_is "$(ls -A "$T/cwd")" "" "... leaving nothing in the working directory"
+t_rc 128 "pg wal-fetch with an empty NAME: exit 128" B --password-file "$PW" pg wal-fetch "" "$T/z"
+t_is "$(cat "$ERR")" "bunker: pg wal-fetch: NAME is empty (see 'bunker --help')" "... in one line saying so"
 t_rc 2 "no command: exit 2" "$BUNKER"
 t_rc 0 "--help exits 0" "$BUNKER" --help
 t_true "... and prints the usage on stdout" grep -q '^usage: bunker' "$OUT"

@@ -10,7 +10,7 @@
 #   temporary file either); every other failure (a cluster with no WAL here, no such
 #   repository, a wrong key, a bad call or option, packs gone) exits 128, so that PostgreSQL aborts recovery
 #   rather than end it early; a fetch replaces an existing DEST with the exact bytes;
-#   a DEST in a missing directory fails.
+#   a DEST in a missing directory fails, an empty DEST is refused.
 #   kill -9 of a push at several moments: the name is then either absent or complete,
 #   a retry exits 0, the file fetches byte-exact and `bunker check` is clean.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -190,6 +190,14 @@ t_rc 128 "wal-fetch onto a FIFO exits 128" bkp pg wal-fetch "$s2" "$F/fifo"
 t_is "$(cat "$ERR")" "bunker: wal-fetch $s2: $F/fifo exists and is not a regular file" "... in one line naming it"
 t_true "and leaves it a FIFO" test -p "$F/fifo"
 rm -f "$F/fifo"
+# an empty DEST is refused before the fetch (it wrote a temporary file into the
+# working directory, then failed to rename it to "", and said so): nothing is left
+# in $F, below
+t_rc 128 "wal-fetch of an archived segment to an empty DEST exits 128" \
+	pg_as_server sh -c 'cd "$1" && shift && exec "$@"' - "$F" \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg wal-fetch "$s2" ""
+t_is "$(cat "$ERR")" "bunker: pg wal-fetch: DEST is empty (see 'bunker --help')" \
+	"in one line, before fetching"
 leftover=$(ls -A "$F" | grep -v -x -e "$s1" -e "$s2" -e "$s3" -e p -e RECOVERYXLOG)
 t_is "$leftover" "" "no temporary files are left beside DEST"
 rm -f "$F"/*
