@@ -296,9 +296,14 @@ static void program(char *out, size_t cap, const char *bin_dir, const char *name
 }
 
 /* A PostgreSQL version as one number to compare majors by: 150000 for 15.x
- * (PQserverVersion's 150014, or "15.14"), 90600 for 9.6.x. */
+ * (PQserverVersion's 150014, or "15.14"), 90600 for 9.6.x. The parts come from a
+ * program's output too: clamped, a huge major (strtol's LONG_MAX) counts as newer
+ * than any server instead of overflowing (found by review: 99999999999999999999.1
+ * read as older), a negative one as older. */
 static long major_of(long major, long minor)
 {
+	major = BK_MIN(BK_MAX(major, 0), 100000);
+	minor = BK_MIN(BK_MAX(minor, 0), 99);
 	return major >= 10 ? major * 10000 : major * 10000 + minor * 100;
 }
 

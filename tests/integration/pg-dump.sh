@@ -236,6 +236,17 @@ t_true "... after about 5 s ($(( $(date +%s) - t0 )) s)" test "$(( $(date +%s) -
 t_true "... and the sleep it started was stopped too" sh -c "! pgrep -f '^sleep 60[1]$' >/dev/null"
 t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
 
+# A version past any real one (99999999999999999999 overflowed, under UBSan too, and
+# read as older than the server) is newer: the dump runs.
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 99999999999999999999.1'; exit 0; }
+exec '$PG_BIN/pg_dump' "\$@"
+EOF
+BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump of version 99999999999999999999.1 runs" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "" "... and says nothing"
+
 # The databases are pg_dumpall's: a template database and template1 too (template0
 # is never dumped), and a name with a newline is one name (it was split in two, and
 # the database itself never dumped).
