@@ -61,7 +61,7 @@ static const char usage_text[] =
 	"                                     default 300 s, 0: never)\n"
 	"  pg dump --dbname CONNINFO [--stall-timeout SECS]\n"
 	"                                     pg_dump of every database, and the globals\n"
-	"                                     (pg_dump from BUNKER_PG_BIN if set, else PATH;\n"
+	"                                     (pg_dump from BUNKER_PG_BIN if not empty, else PATH;\n"
 	"                                     --stall-timeout: stop a pg_dump that writes\n"
 	"                                     nothing that long, default 3600 s, 0: never)\n"
 	"  pg restore [SNAPSHOT|latest] --target DIR [--target-time T | --target-lsn L |\n"

@@ -228,11 +228,13 @@ static int dump(void)
 	if (x)
 		return x;
 	DumpPrint print = { r, bk_mono_us() };
+	/* set but empty is unset (found by review: "" named the root, "/pg_dump") */
+	const char *bin_dir = getenv("BUNKER_PG_BIN");
 	BkDumpOpts o = {
 		.conninfo = cli.dbname,
 		.cluster = cli.cluster,
 		.host = host,
-		.bin_dir = getenv("BUNKER_PG_BIN"),
+		.bin_dir = bin_dir && *bin_dir ? bin_dir : NULL,
 		.stall_timeout_s = stall,
 		.warn = warn,
 		.done = dump_done,

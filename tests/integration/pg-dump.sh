@@ -209,6 +209,11 @@ t_rc 1 "pg dump with a pg_dump on the PATH that is not executable exits 1" \
 	pg_as_server env PATH="$T/noexec" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
 	pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "bunker: dump: cannot run pg_dump: Permission denied" "in one line naming it"
+# BUNKER_PG_BIN set but empty is unset: the PATH's pg_dump (it was /pg_dump)
+t_rc 1 "pg dump with BUNKER_PG_BIN empty looks on the PATH" \
+	pg_as_server env BUNKER_PG_BIN= PATH="$T/noexec" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+	pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: dump: cannot run pg_dump: Permission denied" "... and finds it there"
 cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
 [ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'; exit 0; }
