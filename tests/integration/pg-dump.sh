@@ -214,11 +214,15 @@ t_rc 1 "pg dump with BUNKER_PG_BIN empty looks on the PATH" \
 	pg_as_server env BUNKER_PG_BIN= PATH="$T/noexec" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
 	pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "bunker: dump: cannot run pg_dump: Permission denied" "... and finds it there"
-cat >"$fake/pg_dump" <<EOF
+# fake_version LINE: $fake/pg_dump answers --version with LINE, else is pg_dump
+fake_version() {
+	cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
-[ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'; exit 0; }
+[ "\$1" = --version ] && { echo '$1'; exit 0; }
 exec '$PG_BIN/pg_dump' "\$@"
 EOF
+}
+fake_version 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'
 BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump older than the server exits 1" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_is "$(sed 's/(15\.[0-9]*)/(15.N)/' "$ERR")" \
@@ -243,11 +247,7 @@ t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
 
 # A version past any real one (99999999999999999999 overflowed, under UBSan too, and
 # read as older than the server) is newer: the dump runs.
-cat >"$fake/pg_dump" <<EOF
-#!/bin/sh
-[ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 99999999999999999999.1'; exit 0; }
-exec '$PG_BIN/pg_dump' "\$@"
-EOF
+fake_version 'pg_dump (PostgreSQL) 99999999999999999999.1'
 BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump of version 99999999999999999999.1 runs" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "" "... and says nothing"
