@@ -88,19 +88,26 @@ int bk_index_open(const char *dir, BkIndex **ret)
 		goto fail;
 	int dead, rc;
 	mdb_reader_check(x->env, &dead); /* clear slots of crashed processes */
+	/* The databases opened in a read transaction once they exist: a write one
+	 * waits for any writer, and one stopped in its commit (SIGSTOP, a debugger)
+	 * held every other command at its open, readers and restore_command too
+	 * (found by review). Only the first open of a new index creates them. */
 	MDB_txn *txn;
-	if ((rc = mdb_txn_begin(x->env, NULL, x->readonly ? MDB_RDONLY : 0, &txn)) != 0) {
-		r = lmdb_error(rc, x, "begin");
-		goto fail;
+	rc = 0;
+	for (int create = 0; create < 2 && (create == 0 || rc == MDB_NOTFOUND); create++) {
+		if (create && x->readonly)
+			break;
+		if ((rc = mdb_txn_begin(x->env, NULL, create ? 0 : MDB_RDONLY, &txn)) != 0)
+			break;
+		unsigned flags = create ? MDB_CREATE : 0;
+		rc = mdb_dbi_open(txn, "blobs", flags, &x->blobs);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "packs", flags, &x->packs);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
 	}
-	unsigned create = x->readonly ? 0 : MDB_CREATE;
-	rc = mdb_dbi_open(txn, "blobs", create, &x->blobs);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, "packs", create, &x->packs);
-	if (rc == 0)
-		rc = mdb_txn_commit(txn);
-	else
-		mdb_txn_abort(txn);
 	if (rc != 0) {
 		r = lmdb_error(rc, x, "open databases");
 		goto fail;

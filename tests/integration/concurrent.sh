@@ -122,4 +122,17 @@ for s in s1 s2; do
 	t_is "$?" 0 "stream $s reads back byte-exact"
 done
 
+# A writer stopped while it holds the index's write transaction (SIGSTOP in its
+# commit, say) does not hold up the others' opens: readers read on (every open took
+# a write transaction, and each waited for it: found by review).
+"$HOLD_WRITER" "$T/repo/index" >"$T/hold.out" 2>"$T/hold.err" &
+hold=$!
+for i in $(seq 1 100); do grep -q held "$T/hold.out" 2>/dev/null && break; sleep 0.1; done
+t_true "a process holds the index's write transaction" grep -q held "$T/hold.out"
+t_rc 0 "snapshots meanwhile" timeout 20 "$BUNKER" -q snapshots
+t_rc 0 "cat meanwhile" timeout 20 sh -c '"$BUNKER" -q cat "$1" | cmp -s - "$2"' - \
+	"$(snap_id_of "$T/s1.out")" "$T/stream.bin"
+kill "$hold" 2>/dev/null
+wait "$hold" 2>/dev/null
+
 done_testing
