@@ -58,6 +58,8 @@ int bk_writer_new(BkRepo *r, BkWriter **ret)
 		return -ENOMEM;
 	w->repo = r;
 	w->level = r->params.zstd_level;
+	/* (found by review: the temp packs of killed backups piled up, unseen) */
+	bk_pack_tmp_sweep(r->tmp_dir);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->slot_free, NULL);
 	*ret = w;
