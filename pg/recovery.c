@@ -1884,6 +1884,11 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 
 	if (e == 0)
 		e = check_unused("", o->target_dir);
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, o->target_dir);
+	if (e == -EEXIST && access(marker, F_OK) == 0) /* (found by review: "not empty" alone) */
+		e = bk_errorf(-EEXIST, "%s holds what a restore that was killed wrote (%s is there): "
+			      "empty it, then run again", o->target_dir, BK_RESTORE_MARKER);
 	if (e == 0)
 		e = check_server_needs(r, s, o);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
@@ -1898,6 +1903,15 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	bool writing = e == 0; /* from here on a failure takes back what was written */
 	struct stat before; /* the target as it was, if it was there (empty) */
 	bool existed = writing && stat(o->target_dir, &before) == 0;
+	/* a marker while the restore writes: a restore killed (SIGKILL, a crash) cannot
+	 * take back what it wrote, and the next one says so rather than "not empty" */
+	int mfd = -1;
+	if (e == 0 && (e = bk_mkdir_p(o->target_dir, 0700)) < 0)
+		bk_error_wrap(e, "--target %s", o->target_dir);
+	if (e == 0 && (mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		e = bk_errorf_code(-errno, "create %s", marker);
+	if (mfd >= 0)
+		close(mfd);
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
@@ -1931,6 +1945,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (chown(f, ts.owner.st_uid, ts.owner.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
+	if (e == 0 && unlink(marker) < 0)
+		e = bk_errorf_code(-errno, "remove %s", marker);
 	if (e < 0 && writing)
 		e = take_back(s, o, ts.begun, existed ? &before : NULL, e);
 	if (e < 0) {

@@ -162,6 +162,10 @@ typedef enum {
 BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_t target,
 				     const char **name);
 
+/* In a data directory while pg restore writes it, removed at its end: one left
+ * says a restore was killed there. */
+#define BK_RESTORE_MARKER ".bunker-restore-incomplete"
+
 typedef struct {
 	const char *path;
 	int mode;        /* R_OK, X_OK */
