@@ -373,8 +373,9 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 		e = bk_errorf(BK_E_MISMATCH,
 			      "%s is already archived for cluster '%s' cut short: its WAL stops after "
 			      "the record at %s, where this file's goes on (the archived copy was taken "
-			      "before the server had finished it); an archived file is never replaced: "
-			      "archive under a new --cluster from here on and take a base backup there",
+			      "before the server had finished it, or is damaged); an archived file is "
+			      "never replaced: archive under a new --cluster from here on and take a "
+			      "base backup there",
 			      name, cluster, at);
 	} else if (c.differs) {
 		e = bk_errorf(BK_E_MISMATCH,

@@ -167,8 +167,9 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 	e = bk_index_get_pack(c->r->index, id, &isize, &icount);
 	bool indexed = e == 0;
 	if (e == -ENOENT) /* a crash between the pack and its index commit: garbage */
-		note(c, "pack %s is not in the index: left by an interrupted backup, nothing "
-			"references it ('repair index' would add it)", name);
+		note(c, "pack %s is not in the index: left by an interrupted backup, or one still "
+			"writing that has not indexed it yet; nothing references it ('repair index' "
+			"would add it)", name);
 	else if (e == 0 && (isize != size || icount != n))
 		report(c, "pack %s: index says %llu bytes and %u blobs, pack has %llu and %zu", name,
 		       (unsigned long long)isize, icount, (unsigned long long)size, n);
