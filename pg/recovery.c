@@ -1002,6 +1002,19 @@ static bool nested(const char *a, const char *b)
 	return na == nb || longer[n] == '/' || (n == 1 && a[0] == '/');
 }
 
+/* Cuts path to its parent in place ("/x" -> "/", "x" -> "."); returns where the
+ * cut component began (its slash), 0 for none. */
+static size_t up_one(char *path)
+{
+	char *slash = strrchr(path, '/');
+	if (!slash) {
+		strcpy(path, ".");
+		return 0;
+	}
+	slash[slash == path] = '\0';
+	return (size_t)(slash - path);
+}
+
 /* path (absolute) as the kernel resolves it, in ret: realpath() of its deepest
  * existing ancestor, then the components below that with "." and ".." folded as
  * written (they do not exist yet, so none is a symbolic link). Where a restore
@@ -1023,9 +1036,7 @@ static int canonical(const char *path, char ret[PATH_MAX])
 		if (lstat(head, &st) == 0)
 			return bk_errorf(-EEXIST, "%s%s%s is a dangling symbolic link", path,
 					 below ? ": " : "", below ? head : "");
-		char *slash = strrchr(head, '/');
-		cut = (size_t)(slash - head);
-		slash[slash == head] = '\0'; /* "/x" -> "/" */
+		cut = up_one(head);
 	}
 	size_t n = strlen(ret);
 	for (const char *c = path + cut; *c;) {
@@ -1381,13 +1392,9 @@ static int add_parent(void *ud, const char *oid, const char *loc)
 	char *p = nd->paths[nd->n];
 	snprintf(p, PATH_MAX, "%.*s", (int)trimmed(loc, strlen(loc)), loc);
 	struct stat st;
-	do {
-		char *slash = strrchr(p, '/');
-		if (!slash)
-			snprintf(p, PATH_MAX, ".");
-		else
-			slash[slash == p] = '\0'; /* "/x" -> "/" */
-	} while (stat(p, &st) < 0 && strcmp(p, ".") && strcmp(p, "/"));
+	do
+		(void)up_one(p);
+	while (stat(p, &st) < 0 && strcmp(p, ".") && strcmp(p, "/"));
 	nd->needs[nd->n++] = (BkPathAccess){ p, X_OK, loc };
 	return 0;
 }
@@ -1423,11 +1430,7 @@ static int make_parents(const char *path)
 {
 	char parent[PATH_MAX];
 	snprintf(parent, sizeof(parent), "%s", path);
-	char *slash = strrchr(parent, '/');
-	if (!slash || slash == parent)
-		return 0;
-	*slash = '\0';
-	return bk_mkdir_p(parent, 0755);
+	return up_one(parent) == 0 ? 0 : bk_mkdir_p(parent, 0755); /* (0: "/" or ".") */
 }
 
 typedef struct {

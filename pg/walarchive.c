@@ -343,7 +343,8 @@ static int compare_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t
 	return e < 0 ? bk_errorf_code(e, "read") : c->differs ? -ECANCELED : 0;
 }
 
-static int compare_with_archive(BkRepo *r, const char *cluster, const char *name, int fd)
+static int compare_with_archive(BkRepo *r, const char *cluster, const char *name,
+				const BkWalName *wn, int fd)
 {
 	BkWalRecord have;
 	int e = bk_wal_record_get(r, cluster, name, &have);
@@ -361,11 +362,9 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 	 * before the server had finished the segment (pushed by hand from pg_wal, found
 	 * by review; or a standby's last one before it failed over). Archived files
 	 * are immutable (DESIGN.md): say what to do rather than only that they differ. */
-	BkWalName wn;
 	uint64_t segno;
-	bool in_it = have.has_end && have.end.stopped && have.end.lsn &&
-		     bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
-		     bk_wal_name_segno(&wn, (uint32_t)have.size, &segno) == 0 &&
+	bool in_it = have.has_end && have.end.stopped && have.end.lsn && wn->kind == BK_WAL_SEGMENT &&
+		     bk_wal_name_segno(wn, (uint32_t)have.size, &segno) == 0 &&
 		     have.end.lsn / have.size == segno; /* (not one the segment before began) */
 	if (c.differs && in_it && c.first_diff > have.end.lsn % have.size) {
 		char at[BK_WAL_LSN_MAX];
@@ -604,7 +603,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	record_name(obj, cluster, base);
 	uint64_t exists;
 	if (bk_backend_size(r->be, obj, &exists) == 0) { /* a retry, or a conflict */
-		e = compare_with_archive(r, cluster, base, fd);
+		e = compare_with_archive(r, cluster, base, &wn, fd);
 		close(fd);
 		/* a push killed before its record was durable may have left it visible */
 		return e < 0 ? e : bk_backend_sync(r->be, obj);
@@ -658,7 +657,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 		e = bk_repo_put_named(r, obj, BK_BLOB_WAL, enc.buf, enc.len);
 	bk_enc_release(&enc);
 	if (e == -EEXIST) /* a concurrent push of the same name won: same bytes? */
-		e = compare_with_archive(r, cluster, base, fd);
+		e = compare_with_archive(r, cluster, base, &wn, fd);
 	else if (e == 0)
 		*ret_stored = true;
 	bk_wal_record_release(&w);

@@ -838,18 +838,20 @@ static int put_base(BkRepo *r, int64_t time_us, uint32_t tli, uint64_t start, ui
 	return put_base_ts(r, time_us, tli, start, stop, NULL);
 }
 
-/* pg restore of cluster a to xid 1000 (along timeline: NULL or "current") into
- * t's restore/: its code; *ret_at the LSN the target was placed at (0: not). These
- * repositories hold no snapshot roots: a restore that gets as far as writing
- * fails there, after the target checks. */
-static int restore_xid_1000(TestRepo *t, const char *timeline, uint64_t *ret_at)
+/* pg restore of cluster a to xid 1000 (along timeline: NULL or "current"; map: one
+ * --tablespace-mapping OLD=NEW, or NULL) into t's restore/: its code; *ret_at the
+ * LSN the target was placed at (0: not). These repositories hold no snapshot
+ * roots: a restore that gets as far as writing fails there, after the checks. */
+static int restore_xid_1000(TestRepo *t, const char *timeline, const char *map,
+			    uint64_t *ret_at)
 {
 	char dir[128];
 	snprintf(dir, sizeof(dir), "%s/restore", t->root);
 	*ret_at = 0;
+	const char *maps[] = { map };
 	BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
 			      .target_timeline = timeline, .restore_command = "true",
-			      .ret_target_at = ret_at };
+			      .ret_target_at = ret_at, .ts_mapping = maps, .nts_mapping = !!map };
 	BkSnapshot *s = NULL;
 	int e = bk_pg_restore(t->r, &o, &s);
 	bk_snapshot_free(s);
@@ -881,7 +883,7 @@ static void test_xid_current_timelines(void)
 		e = put_base(t.r, 2000, 2, 6 * MIB + 40, 6 * MIB + 200);
 	is_int(e, 0, "archive and two base backups (%s)", e ? bk_error_detail() : "ok");
 	uint64_t at;
-	restore_xid_1000(&t, "current", &at);
+	restore_xid_1000(&t, "current", NULL, &at);
 	ok(at == 7 * MIB + 40, "placed at timeline 1's commit, 0/700028 (at %" PRIx64 ")", at);
 	test_repo_close(&t);
 }
@@ -911,7 +913,7 @@ static void test_xid_current_cut_short(void)
 	is_int(e, 0, "archive with a gap on timeline 2, two base backups (%s)",
 	       e ? bk_error_detail() : "ok");
 	uint64_t at;
-	e = restore_xid_1000(&t, "current", &at);
+	e = restore_xid_1000(&t, "current", NULL, &at);
 	ok(e < 0 && !strstr(bk_error_detail(), "no end of transaction"),
 	   "not refused as missing (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
@@ -955,14 +957,8 @@ static void test_mapping_resolved(void)
 	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
 		char map[300];
 		snprintf(map, sizeof(map), "/old/ts=%s/%s", t.root, cases[i].new);
-		const char *maps[] = { map };
-		uint64_t at = 0;
-		BkPgRestoreOpts o = { .cluster = "a", .target_dir = dir, .target_xid = "1000",
-				      .restore_command = "true", .ret_target_at = &at,
-				      .ts_mapping = maps, .nts_mapping = 1 };
-		BkSnapshot *s = NULL;
-		int r = bk_pg_restore(t.r, &o, &s);
-		bk_snapshot_free(s);
+		uint64_t at;
+		int r = restore_xid_1000(&t, NULL, map, &at);
 		if (cases[i].want)
 			is_int(r, cases[i].want, "%s: refused (%s)", cases[i].what, bk_error_detail());
 		else
@@ -987,7 +983,7 @@ static void test_xid_start_not_archived(void)
 		e = put_base(t.r, 1000, 1, 5 * MIB + 40, 5 * MIB + 88);
 	is_int(e, 0, "segments 3-4, a backup in segment 5");
 	uint64_t at;
-	e = restore_xid_1000(&t, NULL, &at);
+	e = restore_xid_1000(&t, NULL, NULL, &at);
 	ok(e < 0 && strstr(bk_error_detail(), "000000010000000000000005 is not archived yet"),
 	   "refused: its start segment is not archived yet (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
@@ -1039,7 +1035,7 @@ static void test_xid_after_tail_like_switch(void)
 	is_int(e, 0, "segments 5-6, a backup in 5 before xid 1000's commit (%s)",
 	       e ? bk_error_detail() : "ok");
 	uint64_t at;
-	e = restore_xid_1000(&t, NULL, &at);
+	e = restore_xid_1000(&t, NULL, NULL, &at);
 	ok(at == base + 96, "xid 1000 placed at 0/500060 (%d: %s; at %" PRIx64 ")", e,
 	   e ? bk_error_detail() : "", at);
 	test_repo_close(&t);

@@ -108,50 +108,46 @@ fi
 # restored tablespace_map names (escaped as PostgreSQL writes it).
 t_fails "a second restore beside it is refused: the location is in use" \
 	bkp pg restore latest --target "$SRV/r-map"
-t_rc 2 "a mapping of a location the backup has no tablespace at is refused" \
-	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "/nowhere=$SHM/moved"
-t_true "... naming the backup's" grep -qF "the backup has no tablespace at /nowhere (it has $LOC)" "$ERR" ||
-	diag "$(cat "$ERR")"
+# refused_map RC DESC MAPPING TEXT: pg restore into $SRV/r-map with that mapping
+# exits RC, its error holds TEXT, and it wrote nothing (r-map, if there, stays empty)
+refused_map() {
+	local had=0
+	[ -e "$SRV/r-map" ] && had=1
+	t_rc "$1" "$2" bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$3"
+	t_true "... naming it" grep -qF -- "$4" "$ERR" || diag "$(cat "$ERR")"
+	if [ "$had" = 1 ]; then
+		t_is "$(ls -A "$SRV/r-map")" "" "... before writing anything"
+	else
+		t_true "... before writing anything" test ! -e "$SRV/r-map"
+	fi
+}
+refused_map 2 "a mapping of a location the backup has no tablespace at is refused" \
+	"/nowhere=$SHM/moved" "the backup has no tablespace at /nowhere (it has $LOC)"
 t_rc 2 "a mapping that is not OLD=NEW is refused" \
 	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC"
-t_rc 2 "a NEW inside the data directory is refused (the server would remove it)" \
-	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SRV/r-map/pg_tblspc/x"
-t_true "... naming it" grep -qF "lies in the data directory, $SRV/r-map (--tablespace-mapping)" "$ERR" ||
-	diag "$(cat "$ERR")"
-t_true "... before writing anything" test ! -e "$SRV/r-map"
+refused_map 2 "a NEW inside the data directory is refused (the server would remove it)" \
+	"$LOC=$SRV/r-map/pg_tblspc/x" "lies in the data directory, $SRV/r-map (--tablespace-mapping)"
 # Compared as the kernel resolves them, not as written (found by review: the ".."
 # spelling restored the tablespace in the data directory, exit 0; the "." spelling
 # and a symbolic link failed only after writing, exit 1). The messages give the
 # spelling and the resolved path.
-t_rc 2 "a NEW in the data directory spelled with .. is refused" \
-	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SRV/../${SRV##*/}/r-map/ts"
-t_true "... naming it as written and resolved" \
-	grep -qF "would be restored to $SRV/../${SRV##*/}/r-map/ts (resolved: $(realpath -m "$SRV/r-map/ts"))" "$ERR" ||
-	diag "$(cat "$ERR")"
-t_true "... before writing anything" test ! -e "$SRV/r-map"
+refused_map 2 "a NEW in the data directory spelled with .. is refused" \
+	"$LOC=$SRV/../${SRV##*/}/r-map/ts" \
+	"would be restored to $SRV/../${SRV##*/}/r-map/ts (resolved: $(realpath -m "$SRV/r-map/ts"))"
 rm -rf "$SRV/r-map"
-t_rc 2 "a NEW that is the data directory spelled with . is refused" \
-	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SRV/./r-map"
-t_true "... naming it" grep -qF "would be restored to $SRV/./r-map (resolved: " "$ERR" ||
-	diag "$(cat "$ERR")"
-t_true "... before writing anything" test ! -e "$SRV/r-map"
+refused_map 2 "a NEW that is the data directory spelled with . is refused" \
+	"$LOC=$SRV/./r-map" "would be restored to $SRV/./r-map (resolved: "
 rm -rf "$SRV/r-map"
 # the target there already, empty, and a symbolic link to it
 pg_as_server mkdir "$SRV/r-map"
 ln -s "$SRV/r-map" "$SHM/to-target"
-t_rc 2 "a NEW that is a symbolic link to the data directory is refused" \
-	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SHM/to-target"
-t_true "... naming it" grep -qF "would be restored to $SHM/to-target (resolved: $(realpath "$SRV/r-map")), which is" \
-	"$ERR" || diag "$(cat "$ERR")"
-t_is "$(ls -A "$SRV/r-map")" "" "... before writing anything"
+refused_map 2 "a NEW that is a symbolic link to the data directory is refused" \
+	"$LOC=$SHM/to-target" "would be restored to $SHM/to-target (resolved: $(realpath "$SRV/r-map")), which is"
 rm -rf "$SRV/r-map"
 # the target not there yet: the link dangles, and a NEW through it would be in the
 # data directory once it is written
-t_fails "a NEW through a dangling symbolic link is refused" \
-	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC=$SHM/to-target/ts"
-t_true "... naming it" grep -qF "$SHM/to-target/ts: $SHM/to-target is a dangling symbolic link" \
-	"$ERR" || diag "$(cat "$ERR")"
-t_true "... before writing anything" test ! -e "$SRV/r-map"
+refused_map 1 "a NEW through a dangling symbolic link is refused" \
+	"$LOC=$SHM/to-target/ts" "$SHM/to-target/ts: $SHM/to-target is a dangling symbolic link"
 rm -rf "$SRV/r-map" "$SHM/to-target"
 # run as root, a NEW under a directory the server's user cannot get through: the
 # server could not reach the tablespace (found by trying, for a data directory)
