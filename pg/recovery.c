@@ -1254,8 +1254,40 @@ static int check_unused(const char *what, const char *path)
 	bool empty = true;
 	for (struct dirent *de; empty && (de = readdir(d));)
 		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	bool marked = !empty && faccessat(dirfd(d), BK_RESTORE_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	closedir(d);
+	if (marked) /* (found by review: "not empty" alone) */
+		return bk_errorf(-EEXIST, "%s%s holds what a restore that was killed wrote (%s is "
+				 "there): empty it, then run again", what, path, BK_RESTORE_MARKER);
 	return empty ? 0 : bk_errorf(-EEXIST, "%s%s is not empty", what, path);
+}
+
+/* Marks dir while the restore writes it (unmark at the end): a restore killed
+ * (SIGKILL, a crash) cannot take back what it wrote, and the next one says so
+ * rather than "not empty". */
+static int mark(const char *dir)
+{
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "create %s", marker);
+	close(fd);
+	return 0;
+}
+
+static int unmark(const char *dir)
+{
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
+	return unlink(marker) < 0 ? bk_errorf_code(-errno, "remove %s", marker) : 0;
+}
+
+static int unmark_location(void *ud, const char *oid, const char *loc)
+{
+	(void)ud;
+	(void)oid;
+	return unmark(loc);
 }
 
 static int check_location(void *ud, const char *oid, const char *loc)
@@ -1458,6 +1490,10 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 		return e;
 	t->begun++; /* from here on take_back empties it */
 	e = make_parents(loc);
+	if (e == 0 && (e = bk_mkdir_p(loc, 0700)) < 0)
+		bk_error_wrap(e, "%s", loc);
+	if (e == 0)
+		e = mark(loc);
 	if (e == 0)
 		e = bk_restore(t->r, t->s, loc, &ro);
 	if (e < 0)
@@ -1887,11 +1923,6 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 
 	if (e == 0)
 		e = check_unused("", o->target_dir);
-	char marker[PATH_MAX];
-	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, o->target_dir);
-	if (e == -EEXIST && access(marker, F_OK) == 0) /* (found by review: "not empty" alone) */
-		e = bk_errorf(-EEXIST, "%s holds what a restore that was killed wrote (%s is there): "
-			      "empty it, then run again", o->target_dir, BK_RESTORE_MARKER);
 	if (e == 0)
 		e = check_server_needs(r, s, o);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
@@ -1906,15 +1937,10 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	bool writing = e == 0; /* from here on a failure takes back what was written */
 	struct stat before; /* the target as it was, if it was there (empty) */
 	bool existed = writing && stat(o->target_dir, &before) == 0;
-	/* a marker while the restore writes: a restore killed (SIGKILL, a crash) cannot
-	 * take back what it wrote, and the next one says so rather than "not empty" */
-	int mfd = -1;
 	if (e == 0 && (e = bk_mkdir_p(o->target_dir, 0700)) < 0)
 		bk_error_wrap(e, "--target %s", o->target_dir);
-	if (e == 0 && (mfd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
-		e = bk_errorf_code(-errno, "create %s", marker);
-	if (mfd >= 0)
-		close(mfd);
+	if (e == 0)
+		e = mark(o->target_dir);
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
@@ -1948,8 +1974,11 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (chown(f, ts.owner.st_uid, ts.owner.st_gid) < 0)
 			e = bk_errorf_code(-errno, "chown %s", f);
 	}
-	if (e == 0 && unlink(marker) < 0)
-		e = bk_errorf_code(-errno, "remove %s", marker);
+	/* the data directory's last: the restore is whole once it is gone */
+	if (e == 0)
+		e = each_tablespace(s, o, unmark_location, NULL);
+	if (e == 0)
+		e = unmark(o->target_dir);
 	if (e < 0 && writing)
 		e = take_back(s, o, ts.begun, existed ? &before : NULL, e);
 	if (e < 0) {

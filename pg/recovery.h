@@ -162,8 +162,9 @@ typedef enum {
 BkWalChainLack bk_pg_wal_chain_lacks(const BkWalChain *c, uint64_t stop, uint64_t target,
 				     const char **name);
 
-/* In a data directory while pg restore writes it, removed at its end: one left
- * says a restore was killed there. */
+/* In a data directory and in each tablespace location while pg restore writes
+ * them, removed at its end (the data directory's last): one left says a restore
+ * was killed there. */
 #define BK_RESTORE_MARKER ".bunker-restore-incomplete"
 
 typedef struct {

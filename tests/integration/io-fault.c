@@ -1,6 +1,6 @@
-/* tests/integration/io-fault.c: an LD_PRELOAD library that makes the file writes
- * of a restore fail in the ways a real file system can, so that the restorer's
- * fallbacks and error paths run against the real binary. Only files whose path
+/* tests/integration/io-fault.c: an LD_PRELOAD library that makes file writes fail
+ * in the ways a real file system can, or the process die at a chosen step, so that
+ * fallbacks, error paths and crash windows run against the real binary. Only files whose path
  * contains $IO_FAULT_PATH are touched; $IO_FAULT chooses what happens:
  *   open-direct   openat with O_DIRECT fails with EINVAL (no O_DIRECT here)
  *   write-direct  pwrite to an O_DIRECT descriptor past offset 0 fails with EINVAL
@@ -10,7 +10,10 @@
  *                 buffer, length and offset are all multiples of 4096: proves the
  *                 restore really writes directly, in whole aligned blocks (a file
  *                 system would answer a misaligned direct write with EINVAL, which
- *                 the restorer takes for "no O_DIRECT here" and falls back) */
+ *                 the restorer takes for "no O_DIRECT here" and falls back)
+ *   kill          the process kills itself (SIGKILL) as it creates a matching path
+ *                 (openat with O_CREAT, the path resolved) or links one into place
+ *                 (link's new path): a crash at that step */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -19,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,10 +55,26 @@ static bool fd_matches(int fd)
 	return path_matches(path);
 }
 
+/* Whether path, relative to dirfd unless absolute, matches. */
+static bool at_matches(int dirfd, const char *path)
+{
+	char dir[PATH_MAX] = "", link[64], full[2 * PATH_MAX];
+	snprintf(link, sizeof(link), dirfd == AT_FDCWD ? "/proc/self/cwd" : "/proc/self/fd/%d",
+		 dirfd);
+	ssize_t n = path[0] == '/' ? 0 : readlink(link, dir, sizeof(dir) - 1);
+	if (n < 0)
+		return false;
+	dir[n] = '\0';
+	snprintf(full, sizeof(full), "%s%s%s", dir, n ? "/" : "", path);
+	return path_matches(full);
+}
+
 static int fault_openat(const char *sym, int dirfd, const char *path, int flags, mode_t mode)
 {
 	int (*real)(int, const char *, int, ...) =
 		(int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, sym);
+	if ((flags & O_CREAT) && mode_is("kill") && at_matches(dirfd, path))
+		raise(SIGKILL);
 	if ((flags & O_DIRECT) && mode_is("open-direct")) {
 		char dir[PATH_MAX], link[64];
 		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
@@ -127,4 +147,13 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 {
 	return fault_pwrite("pwrite64", fd, buf, n, off);
+}
+
+int link(const char *from, const char *to)
+{
+	int (*real)(const char *, const char *) =
+		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "link");
+	if (mode_is("kill") && at_matches(AT_FDCWD, to))
+		raise(SIGKILL);
+	return real(from, to);
 }

@@ -5,7 +5,8 @@
 # restored by `bunker pg restore`: the tablespace's files go straight to their
 # tablespace_map location (a rename across file systems fails), the restored server
 # reads the table stored there, and a location that is not empty is refused before
-# anything is written; an interrupted restore leaves a location it had not begun alone.
+# anything is written; an interrupted restore leaves a location it had not begun alone;
+# one killed in a location leaves its marker there, which the next restore names.
 # --tablespace-mapping locations in the data directory are refused before writing,
 # spelled with "..", "." or through a symbolic link too; as root, a restore that
 # fails after writing gives a target that was there its owner and mode back.
@@ -28,6 +29,7 @@ t_true "the tablespace is on another file system than the data directory" \
 pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
 pg_sql "create tablespace ts location '$LOC'" >/dev/null
+TS_OID=$(pg_sql "select oid from pg_tablespace where spcname = 'ts'")
 pg_sql "create table t (id int primary key, v text) tablespace ts" >/dev/null
 pg_sql "insert into t select g, md5(g::text) from generate_series(1, 10000) g" >/dev/null
 want=$(pg_sql "select count(*) || ':' || sum(id) from t")
@@ -79,6 +81,23 @@ else
 	not_ok "an interrupted restore (8 tries ended before the signal)"
 fi
 rm -rf "$LOC" "$SRV/r-int"
+
+# Killed (SIGKILL, by io-fault.c) as it creates the tablespace's first file: the
+# next restore names the location a killed restore wrote, not only "not empty"
+# (the marker was in the data directory alone), and both markers go once a restore
+# ends (the location kept its own: found by checking).
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$LOC/PG_" \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-kill" 2>/dev/null
+t_is "$?" 137 "pg restore killed as it writes the tablespace"
+rm -rf "$SRV/r-kill"
+t_rc 1 "the next restore, the target emptied, fails" bkp pg restore latest --target "$SRV/r-kill"
+t_is "$(cat "$ERR")" "bunker: pg restore: tablespace $TS_OID: $LOC holds what a restore that was killed wrote (.bunker-restore-incomplete is there): empty it, then run again" \
+	"... in one line saying a restore was killed in the location"
+rm -rf "$LOC"
+t_rc 0 "... and once that is emptied, restores" bkp pg restore latest --target "$SRV/r-kill"
+t_is "$(ls -A "$LOC" "$SRV/r-kill" | grep -c bunker-restore)" 0 "... leaving no marker"
+rm -rf "$LOC" "$SRV/r-kill"
 
 # server_reads_table DIR LOCATION: a server started on the restored DIR recovers and
 # reads the table in the tablespace, which it has at LOCATION.
