@@ -961,7 +961,7 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	if (unlink(path) < 0 && errno != ENOENT)
 		return bk_errorf_code(-errno, "remove %s", path);
 	snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
-	return bk_write_atomic(path, "", 0, 0600, false);
+	return bk_write_atomic(path, NULL, "", 0, 0600, false);
 }
 
 /* The length of path's first n bytes without trailing slashes ("/" stays). */

@@ -29,7 +29,7 @@ typedef struct {
 
 typedef struct {
 	BkBackend base;
-	char *root;
+	char *root, *tmp; /* tmp: the repository's tmp/, where puts make their temp files */
 	pthread_mutex_t lock;
 	CachedFd fds[FD_CACHE];
 	uint64_t clock;
@@ -121,7 +121,7 @@ static int local_put(BkBackend *b, const char *name, const void *data, size_t le
 	if (r == 0)
 		r = ensure_parent(l, path);
 	if (r == 0)
-		r = bk_write_atomic(path, data, len, 0660, create_only);
+		r = bk_write_atomic(path, l->tmp, data, len, 0660, create_only);
 	if (r == 0)
 		r = give(l, path);
 	return r == -EEXIST ? found_existing(b, name) : r;
@@ -289,6 +289,7 @@ static void local_free(BkBackend *b)
 			close(l->fds[i].fd);
 	pthread_mutex_destroy(&l->lock);
 	free(l->root);
+	free(l->tmp);
 	free(l);
 }
 
@@ -307,7 +308,9 @@ static const BkBackendOps local_ops = {
 int bk_backend_local_new(const char *root, BkBackend **ret)
 {
 	Local *l = calloc(1, sizeof(*l));
-	if (!l || !(l->root = strdup(root))) {
+	if (!l || !(l->root = strdup(root)) || !(l->tmp = bk_path_join(root, "tmp"))) {
+		if (l)
+			free(l->root);
 		free(l);
 		return -ENOMEM;
 	}

@@ -60,7 +60,8 @@ void bk_backend_free(BkBackend *b); /* accepts NULL */
  * mode 0660 and directories 0770 (less the umask). When root writes into a
  * repository whose root directory belongs to another user (postgres), new files
  * and directories are given to that user, so archive_command and restore_command
- * keep working on everything root wrote. */
+ * keep working on everything root wrote. A put makes its temp file in the
+ * repository's tmp/ (bk_write_atomic), in the object's directory before tmp/ exists. */
 int bk_backend_local_new(const char *root, BkBackend **ret);
 
 #endif

@@ -1,5 +1,6 @@
 #include "store/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -7,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/error.h"
@@ -148,14 +151,23 @@ int bk_commit_file(const char *tmp, const char *path, bool create_only)
 	return bk_fsync_parent(path);
 }
 
-int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool create_only)
+int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
+		    mode_t mode, bool create_only)
 {
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
-		return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
+	const char *base = strrchr(path, '/');
+	int fd = -1;
+	if (tmp_dir && base &&
+	    snprintf(tmp, sizeof(tmp), "%s%s.tmp.XXXXXX", tmp_dir, base) < (int)sizeof(tmp) &&
+	    (fd = mkostemp(tmp, O_CLOEXEC)) < 0 && errno != ENOENT)
 		return bk_errorf_code(-errno, "create %s", tmp);
+	if (fd < 0) {
+		if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+			return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
+		if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+			return bk_errorf_code(-errno, "create %s", tmp);
+	}
+	(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
 	int r = fchmod(fd, mode) < 0 ? -errno : 0;
 	if (r == 0)
 		r = bk_write_all(fd, data, len);
@@ -169,6 +181,27 @@ int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+void bk_tmp_sweep(const char *tmp_dir)
+{
+	DIR *d = opendir(tmp_dir);
+	if (!d)
+		return;
+	time_t old = time(NULL) - BK_TMP_STALE_S;
+	for (struct dirent *de; (de = readdir(d));) {
+		if (!strstr(de->d_name, ".tmp."))
+			continue;
+		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		struct stat st;
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < old &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+		close(fd);
+	}
+	closedir(d);
 }
 
 static _Thread_local int remove_err;

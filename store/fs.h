@@ -29,10 +29,20 @@ int bk_mkdir(const char *path, mode_t mode);
 /* Creates dir and missing parents with bk_mkdir; existing directories are fine. */
 int bk_mkdir_p(const char *path, mode_t mode);
 
-/* Writes data to path atomically and durably (temp file in the same directory,
- * fsync, rename or no-replace link, fsync directory). With create_only, an
- * existing path is left untouched and -EEXIST returned. */
-int bk_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool create_only);
+/* Writes data to path atomically and durably (temp file, fsync, rename or
+ * no-replace link, fsync directory). With create_only, an existing path is left
+ * untouched and -EEXIST returned. The temp file is made in tmp_dir (on path's
+ * file system), where bk_tmp_sweep finds one a crash left, flocked while it is
+ * written; in path's own directory when tmp_dir is NULL or missing. */
+int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
+		    mode_t mode, bool create_only);
+
+/* Removes the temp files that writers killed before their end left in tmp_dir:
+ * regular files named "*.tmp.*" no one holds (each writer flocks its own while
+ * it is open) and untouched for BK_TMP_STALE_S (a writer between its close and
+ * its rename is seconds old). Best effort: a file it cannot remove stays. */
+#define BK_TMP_STALE_S 3600
+void bk_tmp_sweep(const char *tmp_dir);
 
 /* Moves a complete, closed temp file into place durably (fsync file, rename,
  * fsync directory). With create_only, -EEXIST if path exists (tmp is kept).

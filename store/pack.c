@@ -8,10 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "store/blake2b.h"
@@ -109,27 +107,6 @@ static int emit(BkPackWriter *w, const void *p, size_t n)
 	return 0;
 }
 
-void bk_pack_tmp_sweep(const char *tmp_dir)
-{
-	DIR *d = opendir(tmp_dir);
-	if (!d)
-		return;
-	time_t old = time(NULL) - BK_PACK_TMP_STALE_S;
-	for (struct dirent *de; (de = readdir(d));) {
-		if (strncmp(de->d_name, "pack.tmp.", 9) != 0)
-			continue;
-		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-		struct stat st;
-		if (fd < 0)
-			continue;
-		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < old &&
-		    flock(fd, LOCK_EX | LOCK_NB) == 0)
-			(void)unlinkat(dirfd(d), de->d_name, 0);
-		close(fd);
-	}
-	closedir(d);
-}
-
 static int start(BkPackWriter *w)
 {
 	if (asprintf(&w->tmp_path, "%s/pack.tmp.XXXXXX", w->tmp_dir) < 0) {
@@ -143,7 +120,7 @@ static int start(BkPackWriter *w)
 		w->tmp_path = NULL;
 		return r;
 	}
-	(void)flock(w->fd, LOCK_EX | LOCK_NB); /* ours while open: bk_pack_tmp_sweep */
+	(void)flock(w->fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
 	if (fchmod(w->fd, 0660) < 0) {
 		w->failed = 1;
 		return bk_errorf_code(-errno, "chmod %s", w->tmp_path);

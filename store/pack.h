@@ -36,13 +36,6 @@
 #include "store/crypto.h"
 #include "store/types.h"
 
-/* Removes the temp files of writers that are gone (killed): those in tmp_dir no
- * writer holds (each locks its own with flock while it is open) and untouched for
- * BK_PACK_TMP_STALE_S (a writer between its close and its rename is seconds old).
- * Best effort: a file it cannot remove stays. */
-#define BK_PACK_TMP_STALE_S 3600
-void bk_pack_tmp_sweep(const char *tmp_dir);
-
 #define BK_PACK_HEADER_LEN 8
 #define BK_PACK_FOOTER_LEN 44
 #define BK_PACK_TARGET (16u << 20)

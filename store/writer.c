@@ -10,6 +10,7 @@
 
 #include "store/blake2b.h"
 #include "store/error.h"
+#include "store/fs.h"
 #include "store/idset.h"
 #include "store/pack.h"
 #include "store/util.h"
@@ -59,7 +60,7 @@ int bk_writer_new(BkRepo *r, BkWriter **ret)
 	w->repo = r;
 	w->level = r->params.zstd_level;
 	/* (found by review: the temp packs of killed backups piled up, unseen) */
-	bk_pack_tmp_sweep(r->tmp_dir);
+	bk_tmp_sweep(r->tmp_dir);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->slot_free, NULL);
 	*ret = w;

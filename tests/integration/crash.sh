@@ -212,4 +212,19 @@ pkill -P "$holder" 2>/dev/null; kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 rm -f "$BUNKER_REPO/tmp"/pack.tmp.*
 
+# Killed (SIGKILL, by io-fault.c) as it links its snapshot record into place: the
+# record's temp file is in tmp/, not in snapshots/ (where it stayed for good: no
+# sweep looked there), and the next writer removes it once an hour old.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+printf 'y\n' | env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$BUNKER_REPO/snapshots/" \
+	"$BUNKER" -q backup --stdin --name killed-at-link >/dev/null 2>&1
+t_is "$?" 137 "a backup killed as it links its snapshot record"
+t_is "$(ls "$BUNKER_REPO/snapshots" | grep -c '\.tmp\.')" 0 "... leaves no temp file in snapshots/"
+left=$(ls "$BUNKER_REPO/tmp" | grep '\.tmp\.')
+t_is "$(echo "$left" | grep -c .)" 1 "... but one in tmp/"
+touch -d '2 hours ago' "$BUNKER_REPO/tmp/$left"
+printf 'z\n' | bk backup --stdin --name after-kill >/dev/null
+t_is "$(ls "$BUNKER_REPO/tmp")" "" "which the next writer removes once an hour old"
+t_rc 0 "and check --read-data is clean" bk check --read-data
+
 done_testing
