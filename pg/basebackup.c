@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pg/recovery.h"
+#include "pg/walchain.h"
 #include "pg/replication.h"
 #include "pg/tar.h"
 #include "pg/wal.h"

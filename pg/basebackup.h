@@ -20,7 +20,7 @@
  * is not asked to wait for the archiving (it looks only once a second): once the
  * snapshot is written and the connection closed, bk_pg_basebackup() waits up to
  * archive_timeout_s for the chain from the backup's start to its stop to be in the
- * repository (pg/recovery.h). If it is not, it fails (-ETIMEDOUT naming the file
+ * repository (pg/walchain.h). If it is not, it fails (-ETIMEDOUT naming the file
  * missing, or the error that kept it from checking) with *ret_snap already set: the
  * snapshot stays, and restores once the WAL arrives. Otherwise the server waits
  * for its archive_command as PostgreSQL's rules say (on a standby, only with

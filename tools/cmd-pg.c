@@ -740,7 +740,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		}
 		char end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
-		/* pg restore of it refuses without --target-timeline (recovery.h) */
+		/* pg restore of it refuses without --target-timeline (walchain.h) */
 		uint32_t own = (uint32_t)strtoul(tli, NULL, 10);
 		if (c.on_path && (in->went_tli != own || in->went_target != c.target_tli)) {
 			in->went_tli = own;
@@ -764,7 +764,7 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		else if (k == BK_WAL_CHAIN_NO_HISTORY)
 			snprintf(window, sizeof(window), "missing %s", lack);
 		else if (k == BK_WAL_CHAIN_COMPLETE && c.fork_unread) {
-			/* pg restore takes only an LSN target here (recovery.h) */
+			/* pg restore takes only an LSN target here (walchain.h) */
 			snprintf(window, sizeof(window), "%s .. %s, LSN targets only: %s, timeline "
 				 "%u's first, not archived yet", stop, end, c.next_needed,
 				 c.tli[c.fork_unread]);
