@@ -67,14 +67,6 @@ typedef struct {
 	void *progress_ud;
 } BkPgRestoreOpts;
 
-/* The postgresql.auto.conf a restore starts from: conf with every line that sets
- * restore_command, a recovery_target* setting or (when archive_off) archive_mode
- * commented out ("#bunker# " in front), so that the block an earlier restore left
- * (in a backup of a server that was itself restored) neither adds a second target
- * nor keeps an old one. Names compare as PostgreSQL's do (any case). Returns a
- * malloc'd string, or NULL when out of memory. Pure. */
-char *bk_pg_auto_conf_clear(const char *conf, bool archive_off);
-
 /* Restores into a new or empty directory; on success *ret_snap is the base backup
  * used (owned, free with bk_snapshot_free). Before anything is written it refuses:
  * with BK_E_USAGE bad options (a mapping of a location the backup has no
@@ -92,5 +84,10 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap);
 /* Parses PostgreSQL-style timestamps ("2026-11-22 03:04:05[.ffffff][+00|Z]",
  * UTC if no zone) into microseconds since the epoch. */
 int bk_pg_parse_time(const char *s, int64_t *ret_us);
+
+/* us as PostgreSQL reads it whatever the server's TimeZone: in UTC, with the
+ * zone written out ("2026-11-22 03:04:05.000000+00"), as bk_pg_parse_time reads it. */
+#define BK_PG_TIME_MAX 48
+void bk_pg_format_time(char out[BK_PG_TIME_MAX], int64_t us);
 
 #endif

@@ -1,9 +1,9 @@
-/* Unit tests for bk_pg_auto_conf_clear (pg/recovery.h): the settings an earlier
+/* Unit tests for bk_pg_auto_conf_clear (pg/datadir.h): the settings an earlier
  * restore left in postgresql.auto.conf (a backup of a server that was itself
  * restored carries them) are commented out before pg restore appends its own, so a
  * restore never gets two recovery targets or an old one; every other line stays as
  * it was, and archive_mode only goes when --archive-mode off writes a new one.
- * And bk_wal_archive_load (pg/recovery.h): a cluster record written with segment
+ * And bk_wal_archive_load (pg/walchain.h): a cluster record written with segment
  * size 0 takes the size of an archived segment (here a synthetic 1 MiB one).
  * And the segment ends wal-push records (WAL record version 2): a pushed segment's
  * record holds what bk_wal_last_record walks from its bytes; bk_pg_wal_last_xact
@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "pg/crc32c.h"
+#include "pg/datadir.h"
 #include "pg/recovery.h"
 #include "pg/walarchive.h"
 #include "store/codec.h"

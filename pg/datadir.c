@@ -1,0 +1,769 @@
+/* pg restore's data directory, written from a base backup: see pg/datadir.h. */
+#include "pg/datadir.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pg/basebackup.h"
+#include "store/error.h"
+#include "store/fs.h"
+#include "store/restorer.h"
+#include "store/util.h"
+
+/* Appends a setting to postgresql.auto.conf, quoted as PostgreSQL wants. */
+static int conf_line(FILE *f, const char *key, const char *value)
+{
+	fprintf(f, "%s = '", key);
+	/* PostgreSQL's configuration strings take no raw line break: \n and \r are
+	 * escaped as its parser reads them back (found by review: a repository path with
+	 * a newline made postgresql.auto.conf unreadable) */
+	for (const char *c = value; *c; c++) {
+		switch (*c) {
+		case '\'': fputs("''", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		default: fputc(*c, f);
+		}
+	}
+	fprintf(f, "'\n");
+	return ferror(f) ? -EIO : 0;
+}
+
+/* Whether a configuration line sets a parameter bunker pg restore writes. */
+static bool managed_line(const char *line, size_t len, bool archive_off)
+{
+	size_t i = strspn(line, " \t"), k = i;
+	while (k < len && (isalnum((unsigned char)line[k]) || line[k] == '_' || line[k] == '.'))
+		k++;
+	size_t n = k - i;
+	const char *key = line + i;
+	if (n == 0 || (k < len && !strchr(" \t=", line[k])))
+		return false;
+	return (n == 15 && !strncasecmp(key, "restore_command", n)) ||
+	       (n >= 15 && !strncasecmp(key, "recovery_target", 15)) ||
+	       (archive_off && n == 12 && !strncasecmp(key, "archive_mode", n));
+}
+
+char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
+{
+	static const char mark[] = "#bunker# ";
+	size_t lines = 1;
+	for (const char *p = conf; *p; p++)
+		lines += *p == '\n';
+	char *out = malloc(strlen(conf) + lines * (sizeof(mark) - 1) + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (const char *p = conf; *p;) {
+		size_t len = strcspn(p, "\n");
+		if (managed_line(p, len, archive_off)) {
+			memcpy(o, mark, sizeof(mark) - 1);
+			o += sizeof(mark) - 1;
+		}
+		memcpy(o, p, len);
+		o += len;
+		p += len;
+		if (*p == '\n')
+			*o++ = *p++;
+	}
+	*o = '\0';
+	return out;
+}
+
+static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, uint32_t want_tli)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
+	bool archive_off = o->archive_mode && strcmp(o->archive_mode, "off") == 0;
+	uint8_t *old = NULL;
+	size_t old_len;
+	int r = bk_read_file(path, 1 << 20, &old, &old_len);
+	if (r < 0 && r != -ENOENT)
+		return bk_errorf_code(r, "read %s", path);
+	char *kept = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
+	free(old);
+	if (!kept)
+		return -ENOMEM;
+	/* rewritten in place: the file keeps the owner and mode the restore gave it */
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		free(kept);
+		return bk_errorf_code(-errno, "open %s", path);
+	}
+	fputs(kept, f);
+	free(kept);
+	char cmd[8192];
+	snprintf(cmd, sizeof(cmd), "%s %%f %%p", o->restore_command);
+	fprintf(f, "\n# added by bunker pg restore\n");
+	int e = conf_line(f, "restore_command", cmd);
+	char tl[16]; /* as bunker read it: PostgreSQL would take "010" for octal */
+	snprintf(tl, sizeof(tl), "%u", want_tli);
+	if (e == 0)
+		e = conf_line(f, "recovery_target_timeline", want_tli == BK_TLI_LATEST    ? "latest"
+							     : want_tli == BK_TLI_CURRENT ? "current"
+											  : tl);
+	/* The recovery settings a restored server's postgresql.conf (or a file it
+	 * includes) may still carry from an earlier recovery, which PostgreSQL ignores
+	 * outside recovery: a stale recovery_target = 'immediate' would end this one at
+	 * consistency, a second target fails it ("multiple recovery targets"), a
+	 * stale delay holds it back. Each is set here, where the last setting of a name
+	 * wins: the targets not wanted first to '' (an empty one after the one set
+	 * would fail too), then the one wanted. */
+	char utc[BK_PG_TIME_MAX];
+	bk_pg_format_time(utc, target_us);
+	const char *targets[][2] = {
+		{ "recovery_target", NULL },
+		{ "recovery_target_time", o->target_time ? utc : NULL },
+		{ "recovery_target_lsn", o->target_lsn },
+		{ "recovery_target_xid", o->target_xid },
+		{ "recovery_target_name", o->target_name },
+	};
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(targets); i++)
+		if (!targets[i][1])
+			e = conf_line(f, targets[i][0], "");
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(targets); i++)
+		if (targets[i][1])
+			e = conf_line(f, targets[i][0], targets[i][1]);
+	if (e == 0)
+		e = conf_line(f, "recovery_target_inclusive", "on");
+	if (e == 0)
+		e = conf_line(f, "recovery_min_apply_delay", "0");
+	if (e == 0 && (o->target_time || o->target_lsn || o->target_xid || o->target_name))
+		e = conf_line(f, "recovery_target_action", o->target_action ? o->target_action : "promote");
+	/* a trial restore beside the original must not archive into its repository */
+	if (e == 0 && archive_off)
+		e = conf_line(f, "archive_mode", "off");
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+		e = -errno;
+	if (fclose(f) != 0 && e == 0)
+		e = -errno;
+	if (e < 0)
+		return bk_errorf_code(e, "write %s", path);
+	/* A standby's backup carries its standby.signal: left there, it would outrank
+	 * recovery.signal: without a target the server would never promote, and its
+	 * walreceiver would follow the live old primary (docs/design.md). */
+	snprintf(path, sizeof(path), "%s/standby.signal", o->target_dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return bk_errorf_code(-errno, "remove %s", path);
+	snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
+	return bk_write_atomic(path, NULL, "", 0, 0600, false);
+}
+
+/* The length of path's first n bytes without trailing slashes ("/" stays). */
+static size_t trimmed(const char *path, size_t n)
+{
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	return n;
+}
+
+/* Whether a[0..na) and b[0..nb) name the same path, trailing slashes aside. */
+static bool same_path(const char *a, size_t na, const char *b, size_t nb)
+{
+	na = trimmed(a, na);
+	return na == trimmed(b, nb) && !strncmp(a, b, na);
+}
+
+/* The location given for a tablespace the backup has at loc: o's
+ * --tablespace-mapping NEW for OLD = loc (trailing slashes aside), else loc. */
+static const char *mapped(const BkPgRestoreOpts *o, const char *loc)
+{
+	for (size_t i = 0; o && i < o->nts_mapping; i++) {
+		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
+		if (eq && same_path(m, (size_t)(eq - m), loc, strlen(loc)))
+			return eq + 1;
+	}
+	return loc;
+}
+
+/* Whether a and b (absolute) are the same directory or one holds the other,
+ * compared as written (trailing slashes aside). */
+static bool nested(const char *a, const char *b)
+{
+	size_t na = trimmed(a, strlen(a)), nb = trimmed(b, strlen(b)), n = BK_MIN(na, nb);
+	if (strncmp(a, b, n))
+		return false;
+	const char *longer = na > nb ? a : b;
+	return na == nb || longer[n] == '/' || (n == 1 && a[0] == '/');
+}
+
+/* Cuts path to its parent in place ("/x" -> "/", "x" -> "."); returns where the
+ * cut component began (its slash), 0 for none. */
+static size_t up_one(char *path)
+{
+	char *slash = strrchr(path, '/');
+	if (!slash) {
+		strcpy(path, ".");
+		return 0;
+	}
+	slash[slash == path] = '\0';
+	return (size_t)(slash - path);
+}
+
+/* path (absolute) as the kernel resolves it, in ret: realpath() of its deepest
+ * existing ancestor, then the components below that with "." and ".." folded as
+ * written (they do not exist yet, so none is a symbolic link). Where a restore
+ * writes is compared in this form: as written, a "..", a "." or a symbolic link
+ * hid a location in or equal to the data directory (found by review). A dangling
+ * symbolic link on the way is refused (-EEXIST, as by check_unused): where it
+ * leads is not known yet. */
+static int canonical(const char *path, char ret[PATH_MAX])
+{
+	char head[PATH_MAX];
+	if (snprintf(head, sizeof(head), "%s", path) >= (int)sizeof(head))
+		return bk_errorf(BK_E_USAGE, "%s: path too long", path);
+	size_t cut = strlen(head); /* path[cut..] lies below head */
+	struct stat st;
+	while (!realpath(head, ret)) {
+		if (errno != ENOENT)
+			return bk_errorf_code(-errno, "%s", head);
+		bool below = strcmp(head, path); /* path lies below the link */
+		if (lstat(head, &st) == 0)
+			return bk_errorf(-EEXIST, "%s%s%s is a dangling symbolic link", path,
+					 below ? ": " : "", below ? head : "");
+		cut = up_one(head);
+	}
+	size_t n = strlen(ret);
+	for (const char *c = path + cut; *c;) {
+		c += strspn(c, "/");
+		size_t len = strcspn(c, "/");
+		if (len == 2 && !strncmp(c, "..", 2)) {
+			while (n > 1 && ret[n - 1] != '/')
+				n--;
+			n -= n > 1; /* "/a/b" -> "/a", "/a" -> "/" */
+		} else if (len && !(len == 1 && c[0] == '.')) {
+			if (n + 1 + len >= PATH_MAX)
+				return bk_errorf(BK_E_USAGE, "%s: path too long", path);
+			if (n > 1)
+				ret[n++] = '/';
+			memcpy(ret + n, c, len);
+			n += len;
+		}
+		ret[n] = '\0';
+		c += len;
+	}
+	return 0;
+}
+
+/* Calls fn for each tablespace in the backup's tablespace_map: lines "OID PATH",
+ * where PostgreSQL escapes a newline, carriage return or backslash in PATH with a
+ * backslash; PATH as o maps it (o NULL: as the backup has it). */
+static int each_tablespace(const BkSnapshot *s, const BkPgRestoreOpts *o,
+			   int (*fn)(void *ud, const char *oid, const char *loc), void *ud)
+{
+	const char *p = bk_snapshot_meta(s, "tablespace_map");
+	int e = 0;
+	while (e == 0 && p && *p) {
+		char oid[32], loc[PATH_MAX];
+		size_t n = strspn(p, "0123456789"), k = 0;
+		bool ok = n > 0 && n < sizeof(oid) && p[n] == ' ';
+		if (ok) {
+			memcpy(oid, p, n);
+			oid[n] = '\0';
+			p += n + 1;
+		}
+		for (; *p && *p != '\n'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (k + 1 < sizeof(loc))
+				loc[k++] = *p;
+			else
+				ok = false;
+		}
+		if (*p == '\n')
+			p++;
+		loc[k] = '\0';
+		if (!ok || k == 0 || loc[0] != '/')
+			e = bk_errorf(BK_E_CORRUPT, "tablespace_map: a line is not OID /PATH");
+		else
+			e = fn(ud, oid, mapped(o, loc));
+	}
+	return e;
+}
+
+typedef struct {
+	const char *old;
+	size_t len;
+	bool found;
+	char list[512]; /* the backup's locations, for the error */
+} MapCheck;
+
+static int find_old(void *ud, const char *oid, const char *loc)
+{
+	(void)oid;
+	MapCheck *m = ud;
+	m->found |= same_path(loc, strlen(loc), m->old, m->len);
+	size_t n = strlen(m->list);
+	snprintf(m->list + n, sizeof(m->list) - n, "%s%s", n ? ", " : "", loc);
+	return 0;
+}
+
+#define PLACES_MAX 8 /* locations compared (beyond, each against the first) */
+typedef struct {
+	/* the data directory (absolute), then locations; [n]: the one being placed */
+	char path[PLACES_MAX + 1][PATH_MAX];
+	char canon[PLACES_MAX + 1][PATH_MAX]; /* each as canonical() resolves it, compared */
+	char what[PLACES_MAX][48];            /* each named, for the error */
+	size_t n;
+} Places;
+
+/* " (resolved: CANON)" in buf when path, as written, differs from canon; else "". */
+static const char *resolved(char buf[PATH_MAX + 16], const char *path, const char *canon)
+{
+	buf[0] = '\0';
+	if (!same_path(path, strlen(path), canon, strlen(canon)))
+		snprintf(buf, PATH_MAX + 16, " (resolved: %s)", canon);
+	return buf;
+}
+
+/* Whether tablespace oid's location loc coincides or nests with a location placed
+ * before (BK_E_USAGE naming it), compared as canonical() resolves them. */
+static int add_place(void *ud, const char *oid, const char *loc)
+{
+	Places *p = ud;
+	size_t k = p->n;
+	snprintf(p->path[k], sizeof(p->path[0]), "%s", loc);
+	int e = canonical(loc, p->canon[k]);
+	if (e < 0)
+		return bk_error_wrap(e, "tablespace %s", oid);
+	for (size_t i = 0; i < k; i++)
+		if (nested(p->canon[i], p->canon[k])) {
+			char a[PATH_MAX + 16], b[PATH_MAX + 16];
+			return bk_errorf(BK_E_USAGE, "tablespace %s would be restored to %s%s, which "
+					 "is, holds or lies in %s, %s%s (--tablespace-mapping)", oid,
+					 loc, resolved(a, loc, p->canon[k]), p->what[i], p->path[i],
+					 resolved(b, p->path[i], p->canon[i]));
+		}
+	if (p->n < PLACES_MAX)
+		snprintf(p->what[p->n++], sizeof(p->what[0]), "tablespace %s's location", oid);
+	return 0;
+}
+
+/* Checks o's --tablespace-mapping against the backup's tablespaces before anything
+ * is written: each OLD=NEW two absolute paths, OLD one of the backup's locations
+ * (a typo would restore to the original's), mapped once; and the locations, mapped,
+ * apart from each other and from the data directory (found by review: a NEW in
+ * the target's pg_tblspc was deleted by the server at its start). BK_E_USAGE
+ * otherwise. */
+static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	for (size_t i = 0; i < o->nts_mapping; i++) {
+		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
+		if (!eq || m[0] != '/' || eq[1] != '/')
+			return bk_errorf(BK_E_USAGE, "--tablespace-mapping '%s' is not OLD=NEW, two "
+					 "absolute paths", m);
+		size_t len = (size_t)(eq - m);
+		for (size_t j = 0; j < i; j++) /* (earlier ones passed: each has its '=') */
+			if (same_path(o->ts_mapping[j], (size_t)(strchr(o->ts_mapping[j], '=') -
+								 o->ts_mapping[j]), m, len))
+				return bk_errorf(BK_E_USAGE, "--tablespace-mapping: %.*s is mapped twice",
+						 (int)len, m);
+		MapCheck c = { .old = m, .len = len };
+		int e = each_tablespace(s, NULL, find_old, &c);
+		if (e < 0)
+			return e;
+		if (!c.found)
+			return bk_errorf(BK_E_USAGE, "--tablespace-mapping: the backup has no tablespace "
+					 "at %.*s (%s%s)", (int)len, m, c.list[0] ? "it has " : "it has none",
+					 c.list);
+	}
+	/* the locations, mapped, apart from each other and the data directory */
+	Places *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->n = 1;
+	char cwd[PATH_MAX] = "";
+	int e = 0;
+	if (o->target_dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		e = bk_errorf_code(-errno, "getcwd");
+	else if (snprintf(p->path[0], sizeof(p->path[0]), "%s%s%s", cwd, cwd[0] ? "/" : "",
+			  o->target_dir) >= (int)sizeof(p->path[0]))
+		e = bk_errorf(BK_E_USAGE, "--target: path too long");
+	else if ((e = canonical(p->path[0], p->canon[0])) < 0)
+		bk_error_wrap(e, "--target");
+	snprintf(p->what[0], sizeof(p->what[0]), "the data directory");
+	if (e == 0)
+		e = each_tablespace(s, o, add_place, p);
+	free(p);
+	return e;
+}
+
+static int write_map_line(void *ud, const char *oid, const char *loc)
+{
+	FILE *f = ud;
+	fprintf(f, "%s ", oid);
+	for (const char *c = loc; *c; c++) { /* escaped as PostgreSQL writes it */
+		if (*c == '\n' || *c == '\r' || *c == '\\')
+			fputc('\\', f);
+		fputc(*c, f);
+	}
+	fputc('\n', f);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* With --tablespace-mapping: the restored tablespace_map, from which PostgreSQL
+ * makes pg_tblspc's links, names the new locations. Each NEW as written, not as
+ * canonical() resolves it: the server follows its link pg_tblspc/OID -> NEW, which
+ * leads where the restore wrote (check_mapping compared the resolved forms, so a
+ * ".." in it is harmless), and a symbolic link on the way stays the user's (one
+ * chosen to move the storage later, say); pg_tablespace_location gives NEW as
+ * written. Rewritten in place: it keeps the owner and mode the restore gave it. */
+static int write_tablespace_map(const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	if (!o->nts_mapping)
+		return 0;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/tablespace_map", o->target_dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return bk_errorf_code(-errno, "open %s", path);
+	int e = each_tablespace(s, o, write_map_line, f);
+	if ((fflush(f) != 0 || fsync(fileno(f)) < 0) && e == 0)
+		e = -errno;
+	if (fclose(f) != 0 && e == 0)
+		e = -errno;
+	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
+}
+
+/* Where a restore writes (the data directory, a tablespace's location) must be
+ * missing or an empty directory, as for pg_basebackup: checked before anything is
+ * written. what names it in the error. */
+static int check_unused(const char *what, const char *path)
+{
+	struct stat st;
+	DIR *d = opendir(path);
+	if (!d && errno == ENOENT && lstat(path, &st) == 0)
+		return bk_errorf(-EEXIST, "%s%s is a dangling symbolic link", what, path);
+	if (!d)
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "%s%s", what, path);
+	bool empty = true;
+	for (struct dirent *de; empty && (de = readdir(d));)
+		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	bool marked = !empty && faccessat(dirfd(d), BK_RESTORE_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	closedir(d);
+	if (marked) /* (found by review: "not empty" alone) */
+		return bk_errorf(-EEXIST, "%s%s holds what a restore that was killed wrote (%s is "
+				 "there): empty it, then run again", what, path, BK_RESTORE_MARKER);
+	return empty ? 0 : bk_errorf(-EEXIST, "%s%s is not empty", what, path);
+}
+
+/* Marks dir while the restore writes it (unmark at the end): a restore killed
+ * (SIGKILL, a crash) cannot take back what it wrote, and the next one says so
+ * rather than "not empty". */
+static int mark(const char *dir)
+{
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "create %s", marker);
+	close(fd);
+	return 0;
+}
+
+static int unmark(const char *dir)
+{
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
+	return unlink(marker) < 0 ? bk_errorf_code(-errno, "remove %s", marker) : 0;
+}
+
+static int unmark_location(void *ud, const char *oid, const char *loc)
+{
+	(void)ud;
+	(void)oid;
+	return unmark(loc);
+}
+
+static int check_location(void *ud, const char *oid, const char *loc)
+{
+	(void)ud;
+	char what[64];
+	snprintf(what, sizeof(what), "tablespace %s: ", oid);
+	return check_unused(what, loc);
+}
+
+typedef struct {
+	size_t left; /* locations still to empty (those the restore began) */
+	int err;     /* the first removal that failed */
+} Emptying;
+
+static int empty_location(void *ud, const char *oid, const char *loc)
+{
+	(void)oid;
+	Emptying *em = ud;
+	if (em->left == 0)
+		return 0;
+	em->left--;
+	int e = bk_remove_contents(loc);
+	if (e < 0 && !em->err)
+		em->err = e;
+	return 0;
+}
+
+/* After a failed or interrupted restore: empties the data directory and the
+ * tablespace locations the restore began to write (`begun`, in map order), each
+ * missing or empty when it began (check_unused), so that nothing half-restored is
+ * taken for a data directory and the same command can run again. The directories
+ * themselves stay; a data directory that was there before (`before`, else NULL)
+ * gets back the owner and mode it had, as the restore changed them (as root, to
+ * the server's user and 0700: found by review). Returns e, its detail kept and
+ * saying whether all went. */
+static int take_back(const BkSnapshot *s, const BkPgRestoreOpts *o, size_t begun,
+		     const struct stat *before, int e)
+{
+	char why[1024];
+	snprintf(why, sizeof(why), "%s", bk_error_detail());
+	Emptying em = { .left = begun };
+	(void)each_tablespace(s, o, empty_location, &em);
+	int d = bk_remove_contents(o->target_dir);
+	struct stat now;
+	/* (only what changed: as another user, a chown back to the owner would fail) */
+	if (d == 0 && before && stat(o->target_dir, &now) == 0 &&
+	    (((now.st_uid != before->st_uid || now.st_gid != before->st_gid) &&
+	      chown(o->target_dir, before->st_uid, before->st_gid) < 0) ||
+	     ((now.st_mode & 07777) != (before->st_mode & 07777) &&
+	      chmod(o->target_dir, before->st_mode & 07777) < 0)))
+		d = bk_errorf_code(-errno, "put back %s's owner and mode", o->target_dir);
+	if (!em.err)
+		em.err = d;
+	if (em.err < 0)
+		return bk_errorf(e, "%s (what it wrote could not all be removed: %s)", why,
+				 bk_error_detail());
+	return bk_errorf(e, "%s (what it wrote is removed)", why);
+}
+
+/* Whether user uid (group gid and the user's other groups) can reach every path
+ * of needs, asked with access() in a child that takes that identity (root only).
+ * BK_E_USAGE names the first it cannot. */
+static int server_can_reach(uid_t uid, gid_t gid, const BkPathAccess *needs, size_t n)
+{
+	if (n == 0 || n > 100) /* the child's exit status names the path: 1..n */
+		return 0;
+	struct passwd *pw = getpwuid(uid);
+	if (pw)
+		gid = pw->pw_gid; /* the server runs with its user's groups */
+	int ngroups = 64;
+	gid_t *groups = malloc(sizeof(*groups) * (size_t)ngroups);
+	if (pw && groups && getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0) {
+		gid_t *more = realloc(groups, sizeof(*groups) * (size_t)ngroups);
+		if (more)
+			groups = more;
+		if (!more || getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
+			ngroups = 0;
+	}
+	if (!pw || !groups)
+		ngroups = 0; /* an unknown user: its uid and gid alone */
+	char user[64];
+	snprintf(user, sizeof(user), "%s%s(uid %u)", pw ? pw->pw_name : "", pw ? " " : "",
+		 (unsigned)uid);
+	pid_t pid = fork();
+	if (pid < 0) {
+		free(groups);
+		return bk_errorf_code(-errno, "fork");
+	}
+	if (pid == 0) {
+		if (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(127);
+		for (size_t i = 0; i < n; i++)
+			if (access(needs[i].path, needs[i].mode) < 0)
+				_exit((int)i + 1);
+		_exit(0);
+	}
+	free(groups);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return bk_errorf_code(-errno, "waitpid");
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 127;
+	if (code == 0 || code > (int)n)
+		return 0; /* reachable, or no identity to check with (no CAP_SETGID): PostgreSQL tells */
+	const BkPathAccess *a = &needs[code - 1];
+	if (a->dir)
+		return bk_errorf(BK_E_USAGE, "the server would run as the data directory's owner, "
+				 "user %s, who cannot get through %s to %s: make it reachable for "
+				 "that user (or restore elsewhere)", user, a->path, a->dir);
+	return bk_errorf(BK_E_USAGE, "restore_command would run as the data directory's owner, "
+			 "user %s, who cannot %s %s: make it reachable for that user (or restore "
+			 "as that user)", user, a->mode == X_OK ? "run" : "read", a->path);
+}
+
+/* What the server needs besides restore_command's: to get through the directories
+ * above the data directory and each tablespace location to them (the restore gives
+ * it the locations themselves; the parents it makes are 0755). Each is checked at
+ * the deepest one that exists (found by trying: a data directory under a 0700
+ * directory of root's restored, and the server could not start). */
+#define MAX_NEEDS 64
+typedef struct {
+	BkPathAccess needs[MAX_NEEDS];
+	char paths[MAX_NEEDS][PATH_MAX];
+	size_t n;
+} Needs;
+
+static int add_parent(void *ud, const char *oid, const char *loc)
+{
+	(void)oid;
+	Needs *nd = ud;
+	if (nd->n == MAX_NEEDS)
+		return 0;
+	char *p = nd->paths[nd->n];
+	snprintf(p, PATH_MAX, "%.*s", (int)trimmed(loc, strlen(loc)), loc);
+	struct stat st;
+	do
+		(void)up_one(p);
+	while (stat(p, &st) < 0 && strcmp(p, ".") && strcmp(p, "/"));
+	nd->needs[nd->n++] = (BkPathAccess){ p, X_OK, loc };
+	return 0;
+}
+
+/* The owner of the backup's PG_VERSION: the server's user, who runs restore_command. */
+static int check_server_needs(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	if (!o->restore_owner || o->nserver_needs == 0)
+		return 0;
+	Needs *nd = malloc(sizeof(*nd));
+	if (!nd)
+		return -ENOMEM;
+	nd->n = 0;
+	for (size_t i = 0; i < o->nserver_needs && nd->n < MAX_NEEDS; i++)
+		nd->needs[nd->n++] = o->server_needs[i];
+	(void)add_parent(nd, NULL, o->target_dir);
+	BkTree *t = NULL;
+	const BkTreeEntry *ent = NULL;
+	int e = each_tablespace(s, o, add_parent, nd);
+	if (e == 0)
+		e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
+	if (e == 0 && ent)
+		e = server_can_reach(ent->uid, ent->gid, nd->needs, nd->n);
+	bk_tree_free(t);
+	free(nd);
+	return e;
+}
+
+/* Makes the missing directories above a data directory or tablespace location
+ * traversable (0755), as the server must get through them (the restore makes the
+ * directory itself 0700); existing ones are left as they are. */
+static int make_parents(const char *path)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", path);
+	return up_one(parent) == 0 ? 0 : bk_mkdir_p(parent, 0755); /* (0: "/" or ".") */
+}
+
+typedef struct {
+	BkRepo *r;
+	const BkPgRestoreOpts *o;
+	const BkSnapshot *s;
+	struct stat owner; /* of the restored files, with restore_owner */
+	uint64_t *done;    /* bytes restored so far, for progress */
+	size_t begun;      /* locations this restore began to write, in map order */
+} Tablespaces;
+
+/* Restores a tablespace's files straight into its location, which is often on
+ * another file system than the data directory. */
+static int restore_tablespace(void *ud, const char *oid, const char *loc)
+{
+	Tablespaces *t = ud;
+	char from[64];
+	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
+	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from,
+			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
+			     .progress_ud = t->o->progress_ud, .stop = t->o->stop };
+	/* checked again: the data directory was written since the first check */
+	int e = check_location(NULL, oid, loc);
+	if (e < 0)
+		return e;
+	t->begun++; /* from here on take_back empties it */
+	e = make_parents(loc);
+	if (e == 0 && (e = bk_mkdir_p(loc, 0700)) < 0)
+		bk_error_wrap(e, "%s", loc);
+	if (e == 0)
+		e = mark(loc);
+	if (e == 0)
+		e = bk_restore(t->r, t->s, loc, &ro);
+	if (e < 0)
+		return bk_error_wrap(e, "tablespace %s", oid);
+	if (chmod(loc, 0700) < 0)
+		return bk_errorf_code(-errno, "chmod %s", loc);
+	if (t->o->restore_owner && chown(loc, t->owner.st_uid, t->owner.st_gid) < 0)
+		return bk_errorf_code(-errno, "chown %s", loc);
+	return 0;
+}
+
+
+int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
+			int64_t target_us, uint32_t want_tli)
+{
+	int e = check_unused("", o->target_dir);
+	if (e == 0)
+		e = check_server_needs(r, s, o);
+	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
+	if (e == 0)
+		e = check_mapping(s, o);
+	if (e == 0)
+		e = each_tablespace(s, o, check_location, NULL);
+	/* (before writing: a parent that cannot be made is no restore to take back,
+	 * found by review) */
+	if (e == 0 && (e = make_parents(o->target_dir)) < 0)
+		bk_error_wrap(e, "--target %s", o->target_dir);
+	bool writing = e == 0; /* from here on a failure takes back what was written */
+	struct stat before; /* the target as it was, if it was there (empty) */
+	bool existed = writing && stat(o->target_dir, &before) == 0;
+	if (e == 0 && (e = bk_mkdir_p(o->target_dir, 0700)) < 0)
+		bk_error_wrap(e, "--target %s", o->target_dir);
+	if (e == 0)
+		e = mark(o->target_dir);
+	if (e == 0) {
+		static const char *const skip[] = { BK_TABLESPACE_DIR };
+		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
+				     .done = &done, .progress = o->progress,
+				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1,
+				     .stop = o->stop };
+		e = bk_restore(r, s, o->target_dir, &ro);
+	}
+	if (e == 0 && chmod(o->target_dir, 0700) < 0)
+		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);
+	/* as root: the data directory, its tablespaces and recovery.signal go to the
+	 * owner of the restored files (PG_VERSION's) */
+	Tablespaces ts = { .r = r, .o = o, .s = s, .done = &done };
+	if (e == 0 && o->restore_owner) {
+		char pv[PATH_MAX];
+		snprintf(pv, sizeof(pv), "%s/PG_VERSION", o->target_dir);
+		if (stat(pv, &ts.owner) < 0)
+			e = bk_errorf_code(-errno, "stat %s", pv);
+		else if (chown(o->target_dir, ts.owner.st_uid, ts.owner.st_gid) < 0)
+			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
+	}
+	if (e == 0)
+		e = each_tablespace(s, o, restore_tablespace, &ts);
+	if (e == 0)
+		e = write_tablespace_map(s, o);
+	if (e == 0)
+		e = write_recovery_config(o, target_us, want_tli);
+	if (e == 0 && o->restore_owner) {
+		char f[PATH_MAX];
+		snprintf(f, sizeof(f), "%s/recovery.signal", o->target_dir);
+		if (chown(f, ts.owner.st_uid, ts.owner.st_gid) < 0)
+			e = bk_errorf_code(-errno, "chown %s", f);
+	}
+	/* the data directory's last: the restore is whole once it is gone */
+	if (e == 0)
+		e = each_tablespace(s, o, unmark_location, NULL);
+	if (e == 0)
+		e = unmark(o->target_dir);
+	if (e < 0 && writing)
+		e = take_back(s, o, ts.begun, existed ? &before : NULL, e);
+	return e;
+}
