@@ -705,6 +705,13 @@ static void test_golden_records(void)
 	is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
 	       "... and on a segment's with no system id");
 	bk_enc_release(&enc);
+	h = g;
+	h.size = 6; /* its content holds 5 bytes: a fetch would give 5, a compare expect 6 */
+	bk_enc_init(&enc, 1024);
+	e = bk_wal_record_encode(&h, &enc);
+	is_int(e == 0 ? bk_wal_record_decode(enc.buf, enc.len, &w) : e, BK_E_CORRUPT,
+	       "a record whose size is not its content's is refused");
+	bk_enc_release(&enc);
 	/* version 4: the carry */
 	n = strlen(v4) / 2;
 	e = bk_unhex(buf, n, v4) == 0 ? bk_wal_record_decode(buf, n, &w) : -1;

@@ -13,7 +13,9 @@
  *                 the restorer takes for "no O_DIRECT here" and falls back)
  *   kill          the process kills itself (SIGKILL) as it creates a matching path
  *                 (openat with O_CREAT, the path resolved) or links one into place
- *                 (link's new path): a crash at that step */
+ *                 (link's new path): a crash at that step
+ *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
+ *                 pages: the operation must fail, never be trusted; any program) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -157,3 +159,17 @@ int link(const char *from, const char *to)
 		raise(SIGKILL);
 	return real(from, to);
 }
+
+static int fault_sync(const char *sym, int fd)
+{
+	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, sym);
+	if (mode_is("fsync") && fd_matches(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd);
+}
+
+int fsync(int fd) { return fault_sync("fsync", fd); }
+
+int fdatasync(int fd) { return fault_sync("fdatasync", fd); }

@@ -5,10 +5,13 @@
 #   push: the same name and bytes again exits 0 (also from another path); the same
 #   name with other bytes fails with one line and the archive keeps the first copy; a
 #   segment of another system is refused for the cluster and accepted under another
-#   --cluster; a missing file, a short file and a file with a non-WAL name fail.
+#   --cluster; a missing file, a short file, a segment under another segment's name
+#   and a file with a non-WAL name fail; a failed fsync fails a push (io-fault.c);
+#   two pushes of one name with different bytes at once: one exits 0, the other 1.
 #   fetch: a missing segment or .history exits 3, silently, leaving nothing at DEST (no
 #   temporary file either); every other failure (a cluster with no WAL here, no such
-#   repository, a wrong key, a bad call or option, packs gone) exits 128, so that PostgreSQL aborts recovery
+#   repository, a wrong key, a bad call or option, packs gone, blobs not in the index,
+#   a damaged cluster record) exits 128, so that PostgreSQL aborts recovery
 #   rather than end it early; a fetch replaces an existing DEST with the exact bytes;
 #   a DEST in a missing directory fails, an empty DEST is refused.
 #   kill -9 of a push at several moments: the name is then either absent or complete,
@@ -38,6 +41,23 @@ diag "cluster A ($sysid_a): $s1 $s2 $s3"
 # ---- push contracts ----
 t_rc 0 "wal-push $s2" bkp pg wal-push "$S/$s2"
 t_rc 0 "wal-push $s3" bkp pg wal-push "$S/$s3"
+# a failed fsync fails the push, never trusted (PITFALLS.md): io-fault.c fails the
+# fsyncs of one record, for a first push and for a repeated one, which syncs the
+# record it finds (its writer may have died before syncing it)
+if [ -f "${IO_FAULT_LIB:-}" ]; then
+	# bkf PATH FILE: wal-push FILE, every fsync of a path holding PATH failing
+	bkf() { pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" ASAN_OPTIONS=verify_asan_link_order=0 \
+		IO_FAULT=fsync IO_FAULT_PATH="$1" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+		pg wal-push "$2"; }
+	t_rc 1 "wal-push of $s1 whose packs' fsync fails: exit 1" bkf "$REPO/data/" "$S/$s1"
+	t_true "... naming the fsync" grep -q "fsync .*Input/output error" "$ERR" || diag "$(cat "$ERR")"
+	t_rc 1 "wal-push of $s1 whose record's fsync fails: exit 1" bkf "/wal/main/$s1" "$S/$s1"
+	t_true "... naming the fsync" grep -q "fsync .*Input/output error" "$ERR" || diag "$(cat "$ERR")"
+	t_rc 3 "... and $s1 is not archived" bkp pg wal-fetch "$s1" "$F/$s1"
+	t_rc 1 "wal-push of $s2 again, whose record's fsync fails: exit 1" bkf "/wal/main/$s2" "$S/$s2"
+else
+	skip "io-fault library not built (IO_FAULT_LIB)"
+fi
 t_rc 0 "wal-push of $s2 again, same bytes: exit 0" bkp pg wal-push "$S/$s2"
 mkdir "$S/other"
 cp "$S/$s2" "$S/other/$s2"
@@ -73,6 +93,13 @@ t_true "... saying the archived copy is cut short, and what to do" grep -q \
 	"^bunker: wal-push: $s2 is already archived for cluster 'main' cut short: its WAL stops after the record at 0/[0-9A-F]*, where this file's goes on .* archive under a new --cluster from here on and take a base backup there$" \
 	"$ERR" || diag "$(cat "$ERR")"
 
+# a file that differs before where the archived copy stops is only different
+cp "$S/$s2" "$S/short/$s2"
+flip_byte "$S/short/$s2" 20000
+t_rc 1 "... and of a $s2 that differs before the archived copy stops: exit 1" bks pg wal-push "$S/short/$s2"
+t_true "... as different contents, not cut short" grep -q "already archived for cluster 'main' with different contents$" \
+	"$ERR" || diag "$(cat "$ERR")"
+
 flip_byte "$S/other/$s2" 100000
 t_fails "wal-push of $s2 with one byte changed fails" bkp pg wal-push "$S/other/$s2"
 t_one_line_error "with a one-line message"
@@ -104,6 +131,14 @@ head -c 8192 "$S/$s1" >"$S/other/$s1"
 chown postgres: "$S/other/$s1"
 t_fails "wal-push of a segment cut short fails" bkp pg wal-push "$S/other/$s1"
 t_rc 3 "and it is not archived" bkp pg wal-fetch "$s1" "$F/$s1"
+# a segment or .partial whose first page is another segment's: refused
+for n in 0000000100000000000000A0 0000000100000000000000A0.partial; do
+	cp "$S/$s1" "$S/other/$n"
+	chown postgres: "$S/other/$n"
+	t_rc 5 "wal-push of $s1 as $n: exit 5" bkp pg wal-push "$S/other/$n"
+	t_true "... naming the file" grep -q "^bunker: wal-push: $S/other/$n: " "$ERR" || diag "$(cat "$ERR")"
+	t_rc 3 "... and $n is not archived" bkp pg wal-fetch "$n" "$F/x"
+done
 cp "$S/$s1" "$S/other/not-a-wal-name"
 t_fails "wal-push of a file whose name is not a WAL name fails" bkp pg wal-push "$S/other/not-a-wal-name"
 
@@ -165,9 +200,23 @@ t_rc 128 "wal-fetch with two secrets exits 128" \
 	bkp --password-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 t_true "... naming them" grep -q "give only one of --key-file" "$ERR"
 bkl() { pg_as_server "$BUNKER" -q --repo "$T/bk/lost" --key-file "$KEY" "$@"; }
-bkl init >/dev/null && bkl pg wal-push "$S/$s1" && rm -f "$T"/bk/lost/data/*/*
+bkl init >/dev/null && cp -a "$T/bk/lost" "$T/bk/noindex" && bkl pg wal-push "$S/$s1" &&
+	cp -a "$T/bk/lost/wal" "$T/bk/noindex/" && rm -f "$T"/bk/lost/data/*/*
 t_rc 128 "wal-fetch of a segment whose packs are gone exits 128" bkl pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 t_true "naming the missing pack" grep -q "^bunker: wal-fetch $s1: pack data/.* is missing" "$ERR" || diag "$(cat "$ERR")"
+# the record of a copy of the repository whose index (and packs) predate it: its
+# blobs are not in the index, and that too is not "not archived"
+t_rc 128 "wal-fetch of a segment whose blobs are not in the index exits 128" \
+	pg_as_server "$BUNKER" -q --repo "$T/bk/noindex" --key-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
+t_true "... naming the blob" grep -q "^bunker: wal-fetch $s1: .*blob [0-9a-f]* is not in the index" "$ERR" ||
+	diag "$(cat "$ERR")"
+# a segment not archived where the cluster's record does not read: not "not
+# archived" either (the archive cannot say)
+flip_byte "$T/bk/lost/clusters/main" 40
+t_rc 128 "wal-fetch of a missing segment, the cluster's record damaged, exits 128" \
+	bkl pg wal-fetch 000000010000000000000077 "$F/RECOVERYXLOG"
+t_true "... naming the record" grep -q "^bunker: wal-fetch 000000010000000000000077: .*clusters/main" "$ERR" ||
+	diag "$(cat "$ERR")"
 t_is "$(ls -A "$F")" "$(cat "$T/f.before")" "nothing is left in the destination directory"
 
 for s in "$s1" "$s2" "$s3"; do
@@ -238,6 +287,19 @@ t_rc 0 "wal-fetch 00000002.history" bkp pg wal-fetch 00000002.history "$F/h" &&
 printf '1\t0/6000000\tother\n' >"$S/other/00000002.history"
 chown postgres: "$S/other/00000002.history"
 t_fails "wal-push of another 00000002.history fails" bkp pg wal-push "$S/other/00000002.history"
+# a backup history file (.backup) is compared whole: the same start with a line more
+# is another file; over 1 MiB it is refused, as a history file is
+bh=$s2.00000028.backup
+printf 'START WAL LOCATION: 0/2000028 (file %s)\nLABEL: one\n' "$s2" >"$S/$bh"
+{ cat "$S/$bh"; printf 'STOP WAL LOCATION: 0/2000100 (file %s)\n' "$s2"; } >"$S/other/$bh"
+head -c $((2 << 20)) /dev/zero >"$S/bad/$s3.00000028.backup"
+chown postgres: "$S/$bh" "$S/other/$bh" "$S/bad/$s3.00000028.backup"
+t_rc 0 "wal-push of $bh" bkp pg wal-push "$S/$bh"
+t_rc 1 "... then of one with a line added at its end: exit 1" bkp pg wal-push "$S/other/$bh"
+t_true "... as different contents" grep -q "already archived for cluster 'main' with different contents" "$ERR"
+t_rc 0 "wal-fetch $bh" bkp pg wal-fetch "$bh" "$F/b" && t_cmp "$F/b" "$S/$bh" "... is the first copy"
+t_rc 5 "wal-push of a .backup of 2 MiB: exit 5" bkp pg wal-push "$S/bad/$s3.00000028.backup"
+t_true "... saying so" grep -q "2097152 bytes is too large for a history file" "$ERR"
 
 # ---- kill -9 during a push ----
 # Cluster C has 64 MiB segments. Its first segment's page header is kept and the rest
@@ -319,6 +381,31 @@ t_true "at least 5 pushes were killed mid-way" test "$killed" -ge 5
 t_is "$bad_absent" "" "after each kill the segment is absent or complete"
 t_is "$bad_retry" "" "each retry exits 0"
 t_is "$bad_fetch" "" "each segment then fetches byte-exact"
+
+# Two pushes of one name with different bytes at once (both find no record, both
+# store): the record is created once, and the push that loses compares and fails:
+# it never exits 0 for bytes the archive does not hold.
+name=$(big_name $k)
+make_big $k "$S/$name"
+mkdir -p "$S/race"
+cp "$S/$name" "$S/race/$name"
+flip_byte "$S/race/$name" $((seg_mb * 1048576 - 1))
+chown -R postgres: "$S/race"
+"${as_pg[@]}" --cluster big pg wal-push "$S/$name" 2>/dev/null &
+p1=$!
+"${as_pg[@]}" --cluster big pg wal-push "$S/race/$name" 2>/dev/null &
+p2=$!
+wait $p1
+r1=$?
+wait $p2
+r2=$?
+t_is "$(printf '%s\n' $r1 $r2 | sort | tr '\n' ' ')" "0 1 " \
+	"two different $name pushed at once: one exits 0, the other 1 ($r1, $r2)"
+won=$S/$name
+[ "$r2" = 0 ] && won=$S/race/$name
+t_rc 0 "wal-fetch $name" bkp --cluster big pg wal-fetch "$name" "$F/$name" &&
+	t_cmp "$F/$name" "$won" "... holds the bytes of the push that exited 0"
+rm -f "$F/$name" "$S/$name" "$S/race/$name"
 
 # ---- SIGTERM during a fetch ----
 # PostgreSQL stops restore_command with SIGTERM when it shuts down during recovery:
