@@ -483,7 +483,9 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		if (e == BK_E_REMOTE) {
 			note_failed(NULL, failed, sizeof(failed), first, sizeof(first), &nfailed);
 			e = 0;
-		} else if (e == 0 && o->done) {
+		} else if (e < 0) { /* named, as a database's is */
+			bk_error_wrap(e, "the globals");
+		} else if (o->done) {
 			o->done(o->done_ud, name, id);
 		}
 	}

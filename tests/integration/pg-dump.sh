@@ -10,8 +10,10 @@
 # with a newline). A pg_dump that fails (a user without permission; a pg_dump that
 # writes some bytes then exits 1; one killed by a signal) fails the command and adds
 # no dump snapshot of that database; the others are still dumped. An error of the
-# repository's stops at once. A password in --dbname reaches the dump programs in
-# PGPASSWORD, not on their command lines. A base backup passes on the server's
+# repository's stops at once (the globals' too, naming them), and stops the pg_dump
+# then running. A pg_dump or pg_dumpall older than the server is refused before any
+# dump. A password in --dbname reaches the dump programs in PGPASSWORD, not on their
+# command lines. A base backup passes on the server's
 # WARNINGs, not its NOTICEs. A pg_dump that writes nothing for --stall-timeout
 # seconds (waiting for a lock) is stopped and counts as failed. A dump under a second cluster name of the system warns,
 # naming the first.
@@ -251,6 +253,24 @@ fake_version 'pg_dump (PostgreSQL) 99999999999999999999.1'
 BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump of version 99999999999999999999.1 runs" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "" "... and says nothing"
+# so is pg_dumpall's version checked, before the first dump (else every database was
+# dumped, and the globals failed)
+rm -f "$fake/pg_dumpall" # (a symlink to the real one: not written through)
+cat >"$fake/pg_dumpall" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && { echo 'pg_dumpall (PostgreSQL) 14.9'; exit 0; }
+exec '$PG_BIN/pg_dumpall' "\$@"
+EOF
+chmod 755 "$fake/pg_dumpall"
+before=$(count_dumps)
+BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dumpall older than the server exits 1" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(sed 's/(15\.[0-9]*)/(15.N)/' "$ERR")" \
+	"bunker: dump: $fake/pg_dumpall is version 14.9, older than the server (15.N), and cannot dump it: set BUNKER_PG_BIN to the bin directory of PostgreSQL 15 or later" \
+	"in one line naming it"
+t_is "$(count_dumps)" "$before" "... before any dump"
+rm -f "$fake/pg_dumpall"
+ln -s "$PG_BIN/pg_dumpall" "$fake/pg_dumpall"
 
 # The databases are pg_dumpall's: a template database and template1 too (template0
 # is never dumped), and a name with a newline is one name (it was split in two, and
@@ -401,6 +421,48 @@ t_true "naming the database and what it could not write, in one line" \
 	sh -c "test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: dump: database ' '$ERR'" ||
 	diag "$(cat "$ERR")"
 t_is "$(wc -l <"$SRV/ro-runs" 2>/dev/null)" 1 "after one pg_dump: the others are not run"
+rm -rf "$T/ro-repo"
+# ... and the pg_dump still running then is stopped, not left behind: this one
+# ignores SIGPIPE, and after its output waits (--stall-timeout: a guard)
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && exec '$PG_BIN/pg_dump' --version
+trap '' PIPE
+head -c 41943040 /dev/urandom
+exec sleep 61
+EOF
+cp -a "$REPO" "$T/ro-repo"
+chown -R root:root "$T/ro-repo"
+chmod -R a+rX,go-w "$T/ro-repo"
+BUNKER_PG_BIN=$fake t_rc 1 "pg dump into a repository it cannot write, its pg_dump still running, exits 1" \
+	pg_as_server "$BUNKER" -q --repo "$T/ro-repo" --key-file "$KEY" pg dump \
+	--dbname "$(pitr_conninfo)" --stall-timeout 30
+left=
+for _ in $(seq 10); do # (the orphan, if any, needs a moment to exec sleep)
+	left=$(pgrep -u postgres -f '^sleep 61$') && break
+	sleep 0.1
+done
+t_is "$left" "" "... and that pg_dump is stopped"
+[ -n "$left" ] && kill $left
+rm -rf "$T/ro-repo"
+# An error of the repository's while the globals are written fails the command too,
+# naming them: pg_dumpall here makes the repository read-only first.
+cp -a "$REPO" "$T/ro-repo"
+rm -f "$fake/pg_dump" "$fake/pg_dumpall"
+ln -s "$PG_BIN/pg_dump" "$fake/pg_dump"
+cat >"$fake/pg_dumpall" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && exec '$PG_BIN/pg_dumpall' --version
+chmod -R a-w '$T/ro-repo'
+exec '$PG_BIN/pg_dumpall' "\$@"
+EOF
+chmod 755 "$fake/pg_dumpall"
+t_rc 1 "pg dump whose globals cannot be written exits 1" \
+	pg_as_server env BUNKER_PG_BIN="$fake" "$BUNKER" -q --repo "$T/ro-repo" --key-file "$KEY" \
+	pg dump --dbname "$(pitr_conninfo)"
+t_true "naming the globals, in one line" \
+	sh -c "test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: dump: the globals: ' '$ERR'" ||
+	diag "$(cat "$ERR")"
 rm -rf "$T/ro-repo"
 
 # A password in --dbname reaches pg_dump and pg_dumpall through PGPASSWORD, never
