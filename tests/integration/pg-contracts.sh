@@ -51,7 +51,8 @@ if [ -f "${IO_FAULT_LIB:-}" ]; then
 		pg wal-push "$2"; }
 	t_rc 1 "wal-push of $s1 whose packs' fsync fails: exit 1" bkf "$REPO/data/" "$S/$s1"
 	t_true "... naming the fsync" grep -q "fsync .*Input/output error" "$ERR" || diag "$(cat "$ERR")"
-	t_rc 1 "wal-push of $s1 whose record's fsync fails: exit 1" bkf "/wal/main/$s1" "$S/$s1"
+	# (the record is written as tmp/NAME.tmp.XXXXXX, then linked into wal/main/)
+	t_rc 1 "wal-push of $s1 whose record's fsync fails: exit 1" bkf "/tmp/$s1.tmp." "$S/$s1"
 	t_true "... naming the fsync" grep -q "fsync .*Input/output error" "$ERR" || diag "$(cat "$ERR")"
 	t_rc 3 "... and $s1 is not archived" bkp pg wal-fetch "$s1" "$F/$s1"
 	t_rc 1 "wal-push of $s2 again, whose record's fsync fails: exit 1" bkf "/wal/main/$s2" "$S/$s2"
