@@ -117,7 +117,7 @@ chown postgres: "$S/$s3.partial"
 t_rc 0 "wal-push of a .partial" bkp pg wal-push "$S/$s3.partial"
 head -c 1000000 "$S/$s3" >"$S/other/$s3.partial"
 chown postgres: "$S/other/$s3.partial"
-t_fails "wal-push of a shorter .partial of the same name fails" \
+t_rc 1 "wal-push of a shorter .partial of the same name: exit 1 (different bytes)" \
 	bkp pg wal-push "$S/other/$s3.partial"
 
 t_rc 3 "wal-push of a missing file fails, exit 3 (not found)" \
@@ -260,6 +260,7 @@ printf 'garbage\n' >"$S/bad/00000002.history"
 printf '\n' >"$S/bad/00000003.history"
 printf '5\t0/5000000\tx\n' >"$S/bad/00000004.history"
 head -c $((2 << 20)) /dev/zero >"$S/bad/00000005.history"
+printf '1\t0/5000130\tbefore 2000-01-01 00:00:00\n7\t0/6000000\tx\n' >"$S/bad/00000006.history"
 chown -R postgres: "$S/bad"
 t_rc 5 "wal-push of a history file that is not one: exit 5" bkp pg wal-push "$S/bad/00000002.history"
 t_is "$(cat "$ERR")" "bunker: wal-push: $S/bad/00000002.history: history file line 1: expected a timeline id" \
@@ -270,7 +271,9 @@ t_rc 5 "... one naming a timeline not below its own: exit 5" bkp pg wal-push "$S
 t_true "... saying so" grep -q "timeline 5 not below the file's 4" "$ERR"
 t_rc 5 "... one of 2 MiB: exit 5" bkp pg wal-push "$S/bad/00000005.history"
 t_true "... saying so" grep -q "2097152 bytes is too large for a history file" "$ERR"
-for h in 2 3 4 5; do
+t_rc 5 "... one whose second line is wrong: exit 5" bkp pg wal-push "$S/bad/00000006.history"
+t_true "... saying so" grep -q "timeline 7 not below the file's 6" "$ERR" || diag "$(cat "$ERR")"
+for h in 2 3 4 5 6; do
 	t_rc 3 "... and 0000000$h.history is not archived" bkp pg wal-fetch "0000000$h.history" "$F/h"
 done
 # a .partial has the segment's size, as PostgreSQL and pg_receivewal write it
