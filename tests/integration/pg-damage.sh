@@ -368,6 +368,18 @@ if to_segment_end 100000; then
 	t_rc 0 "... its packs deleted, $seg_m pushed after it: stored" \
 		bk2 pg wal-push "$PG_DATA/pg_wal/$seg_m"
 	t_rc 5 "... and bunker check reports the loss" bk2 check
+	# but one that cannot be read now (its packs unreadable: a permission, a disk)
+	# fails the push, which PostgreSQL retries, rather than leave it unchecked
+	R3="$T/bk/repo-oo3"
+	bk3() { pg_as_server "$BUNKER" -q --repo "$R3" --key-file "$T/bk/key-oo2" "$@"; }
+	bk3 init >/dev/null
+	t_rc 0 "oo: $seg_k pushed into a third repository" bk3 pg wal-push "$T/bk/oo/$seg_k"
+	chmod 000 "$R3"/data/*/*
+	t_rc 1 "... its packs unreadable, $seg_m pushed after it: exit 1" \
+		bk3 pg wal-push "$PG_DATA/pg_wal/$seg_m"
+	t_true "... naming $seg_k" grep -q "the segment after, $seg_k" "$ERR" || diag "$(cat "$ERR")"
+	chmod 660 "$R3"/data/*/*
+	t_rc 0 "... and once they read, the retry succeeds" bk3 pg wal-push "$PG_DATA/pg_wal/$seg_m"
 else
 	not_ok "oo: WAL written to a segment's end"
 fi
