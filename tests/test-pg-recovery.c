@@ -19,7 +19,12 @@
  * decoded, and the decoder's refusals. WAL bytes are cut in BK_WAL_BLOCK blocks
  * from each file's start. And bk_pg_restore's --tablespace-mapping check: a NEW
  * in the data directory is refused however it is spelled (".." after a directory
- * not made yet or after a symbolic link, a link on the way). */
+ * not made yet or after a symbolic link, a link on the way). And the boundaries a
+ * mutation audit of pg/recovery.c found untested: a backup's stop at a timeline's
+ * switch point, stops and targets at a segment's boundary, targets at a backup's
+ * stop or start, at the last record or the last commit archived, what recovery
+ * reads for pg info, a commit whose rest runs through two segments, and the
+ * --tablespace-mapping refusals. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -387,6 +392,14 @@ static void test_segment_ends(void)
 	memset(&x, 0, sizeof(x));
 	is_int(last_xact(r, "l", t_us + 2000000, &x), 0, "the walk for the same time");
 	ok(x.known && x.xact_us == t5 && x.segno == 4, "counts it: it ends in segment 5");
+	/* ... also when two segments lie inside it, the newest and the one before */
+	const Seg k2[] = { k[0], k[1], idle, idle };
+	is_int(write_layout(r, "k2", k2, BK_ARRAY_SIZE(k2)), 0,
+	       "the same commit, segments 5 and 6 inside it, 6 the newest");
+	memset(&x, 0, sizeof(x));
+	is_int(last_xact(r, "k2", t_us + 2000000, &x), 0, "the walk for the same time");
+	ok(x.known && x.xact_us == t_us && x.segno == 3,
+	   "does not count it: its end is not archived either");
 	/* ... and with segment 5, the newest, stopped at once on it (its rest failed
 	 * across: damaged), it does not count (found by a second review) */
 	Seg m[BK_ARRAY_SIZE(k)];
@@ -494,9 +507,84 @@ static void test_chain_after_promote(void)
 		}
 		ok(e == 0 && c.gap && strcmp(c.next_needed, cases[i].first) == 0,
 		   "with timeline 2's segment 5 archived, %s is a gap", cases[i].first);
+		/* the first segment archived too: recovery reads timeline 2 up to segment
+		 * 6, which is not archived yet; timeline 1's 6 is no fork unread */
+		for (uint64_t s = cases[i].sw / MIB; e == 0 && s <= 4; s++)
+			e = push_tli_segment(t.r, t.root, 2, s, sysid, 0);
+		if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+			e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, BK_TLI_LATEST, &c);
+			bk_wal_archive_release(&a);
+		}
+		ok(e == 0 && !c.gap && !c.fork_unread &&
+			   strcmp(c.next_needed, "000000020000000000000006") == 0,
+		   "with %s archived, 000000020000000000000006 is needed, no fork unread (%zu)",
+		   cases[i].first, e == 0 ? c.fork_unread : 0);
 	next:
 		test_repo_close(&t);
 	}
+}
+
+/* A backup is on a timeline's history when it started and stopped by the switch
+ * point of the timeline it ran on: one that stops exactly there is, one a byte
+ * past is not. What its chain lacks for a stop or a target LSN at a segment's
+ * boundary (bk_pg_wal_chain_lacks). And the
+ * files recovery reads from such a backup (bk_pg_wal_chain_reads, what pg info
+ * counts damage in): its start segment on, each of the timeline the path takes
+ * there, not the old timeline's file of the same number after the fork. */
+static void test_chain_on_path(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000006), sw = 5 * MIB + 0x100;
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 6; s++)
+		e = push_tli_segment(t.r, t.root, 1, s, sysid, 0);
+	const char hist[] = "1\t0/500100\tno recovery target specified\n";
+	if (e == 0)
+		e = push_file(t.r, t.root, "00000002.history", hist, strlen(hist));
+	for (uint64_t s = 5; e == 0 && s <= 6; s++)
+		e = push_tli_segment(t.r, t.root, 2, s, sysid, 0);
+	BkWalArchive a;
+	if (e == 0)
+		e = bk_wal_archive_load(t.r, "a", &a);
+	is_int(e, 0, "timeline 1's segments 3-6, timeline 2 from 0/500100, its 5-6 (%s)",
+	       e ? bk_error_detail() : "ok");
+	if (e < 0)
+		goto out;
+	static const struct {
+		uint32_t tli;
+		uint64_t start, stop;
+		bool on;
+		const char *what;
+	} cases[] = {
+		{ 1, 3 * MIB + 40, sw, true, "timeline 1's, stopped at the switch point" },
+		{ 1, 3 * MIB + 40, sw + 1, false, "timeline 1's, stopped a byte past it" },
+	};
+	BkWalChain c;
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
+		e = bk_pg_wal_chain(&a, cases[i].tli, cases[i].start, cases[i].stop, BK_TLI_LATEST, &c);
+		ok(e == 0 && c.target_tli == 2 && c.on_path == cases[i].on, "%s: %son the history",
+		   cases[i].what, cases[i].on ? "" : "not ");
+	}
+	e = bk_pg_wal_chain(&a, 1, 3 * MIB + 40, sw, BK_TLI_LATEST, &c);
+	ok(e == 0 && c.contiguous_end == 7 * MIB, "its chain runs to 0/700000");
+	/* (a record that ends at 0/700000 is in segment 6; one that starts there, in 7) */
+	const char *lack;
+	ok(e == 0 && bk_pg_wal_chain_lacks(&c, 7 * MIB, 0, &lack) == BK_WAL_CHAIN_COMPLETE &&
+		   bk_pg_wal_chain_lacks(&c, 7 * MIB + 1, 0, &lack) == BK_WAL_CHAIN_NOT_YET,
+	   "it holds a stop at 0/700000, not one a byte after");
+	ok(e == 0 && bk_pg_wal_chain_lacks(&c, sw, 7 * MIB - 1, &lack) == BK_WAL_CHAIN_COMPLETE &&
+		   bk_pg_wal_chain_lacks(&c, sw, 7 * MIB, &lack) == BK_WAL_CHAIN_NOT_YET &&
+		   strcmp(lack, "000000020000000000000007") == 0,
+	   "... a target LSN a byte before it, not one at it (%s needed)", e == 0 ? lack : "");
+	ok(e == 0 && bk_pg_wal_chain_reads(&c, 3 * MIB + 40, "000000010000000000000003") &&
+		   bk_pg_wal_chain_reads(&c, 3 * MIB + 40, "000000020000000000000005"),
+	   "recovery reads its start segment and timeline 2's segment 5");
+	ok(e == 0 && !bk_pg_wal_chain_reads(&c, 3 * MIB + 40, "000000010000000000000005") &&
+		   !bk_pg_wal_chain_reads(&c, 4 * MIB, "000000010000000000000003"),
+	   "... not timeline 1's segment 5, nor a segment before the start");
+	bk_wal_archive_release(&a);
+out:
+	test_repo_close(&t);
 }
 
 /* The push of a segment reads the record of the segment before for its carry: one
@@ -866,6 +954,82 @@ static int restore_xid_1000(TestRepo *t, const char *timeline, const char *map,
 	return e;
 }
 
+/* pg restore of cluster a into t's restore/ to the target in o (cluster, target
+ * directory and restore_command filled in): its code. As restore_xid_1000, a
+ * restore that passes the checks fails writing ("what it wrote is removed"). */
+static int restore_to(TestRepo *t, BkPgRestoreOpts o)
+{
+	char dir[128];
+	snprintf(dir, sizeof(dir), "%s/restore", t->root);
+	o.cluster = "a";
+	o.target_dir = dir;
+	o.restore_command = "true";
+	BkSnapshot *s = NULL;
+	int e = bk_pg_restore(t->r, &o, &s);
+	bk_snapshot_free(s);
+	return e;
+}
+
+/* Whether a restore passed the checks (it failed writing, after them). */
+static bool passed_checks(int e)
+{
+	return e < 0 && e != BK_E_USAGE && strstr(bk_error_detail(), "what it wrote");
+}
+
+/* Targets at the boundaries PostgreSQL draws, restored from a backup of segment 3
+ * (segments 3-6 archived, each a commit stamped 2026-11-22 00:00:00.00000N+00 for
+ * segment N at 0/N00028, then a switch at 0/N00058): an LSN target at the
+ * backup's stop (recovery reaches consistency there) and at the last record
+ * archived (recovery stops after the first record that starts at or after it)
+ * restore, one a byte later does not; a time target at the last commit's time is
+ * refused (PostgreSQL stops at the first that ended after it: none), a
+ * microsecond before it restores. And a commit at the backup's start, where
+ * recovery begins replaying, lies inside it. */
+static void test_target_boundaries(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000082);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 6; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, 1000 + (uint32_t)s);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88);
+	is_int(e, 0, "segments 3-6, a backup of 0/300028 to 0/300058 (%s)",
+	       e ? bk_error_detail() : "ok");
+	static const struct {
+		const char *time, *lsn, *what;
+		int want; /* 0: passes the checks */
+	} cases[] = {
+		{ NULL, "0/300058", "an LSN target at the backup's stop", 0 },
+		{ NULL, "0/600058", "an LSN target at the last record archived", 0 },
+		{ NULL, "0/600059", "an LSN target a byte after it", -ENOENT },
+		{ "2026-11-22 00:00:00.000006+00", NULL, "a time target at the last commit's", -ENOENT },
+		{ "2026-11-22 00:00:00.000005+00", NULL, "a time target a microsecond before", 0 },
+	};
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
+		int r = restore_to(&t, (BkPgRestoreOpts){ .target_time = cases[i].time,
+							  .target_lsn = cases[i].lsn });
+		if (cases[i].want) /* (-ENOENT is also what writing fails with) */
+			ok(r == cases[i].want && !passed_checks(r), "%s: refused (%d: %s)",
+			   cases[i].what, r, bk_error_detail());
+		else
+			ok(passed_checks(r), "%s: restores (%d: %s)", cases[i].what, r,
+			   bk_error_detail());
+	}
+	test_repo_close(&t);
+	e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 5; e == 0 && s <= 6; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, s == 5 ? 1000 : 0);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 5 * MIB + 40, 5 * MIB + 88);
+	is_int(e, 0, "segments 5-6, a backup from xid 1000's commit at 0/500028 on");
+	uint64_t at;
+	e = restore_xid_1000(&t, NULL, NULL, &at);
+	ok(e == BK_E_USAGE && strstr(bk_error_detail(), "lies inside"),
+	   "xid 1000 lies inside the backup (%d: %s)", e, bk_error_detail());
+	test_repo_close(&t);
+}
+
 /* --target-timeline current with base backups on two timelines: each follows its
  * own timeline, and what a walk found on one path is not the other's (found by
  * review: place_in_wal shared the hits, keyed by LSN, and the range walked). Timeline 2 forked from 1 at 0/500000; backup B
@@ -972,6 +1136,48 @@ static void test_mapping_resolved(void)
 		else
 			ok(r < 0 && r != BK_E_USAGE && strstr(bk_error_detail(), "what it wrote"),
 			   "%s: not refused, the restore writes (%d: %s)", cases[i].what, r,
+			   bk_error_detail());
+	}
+	test_repo_close(&t);
+}
+
+/* --tablespace-mapping refused before anything is written (exit 2): an OLD mapped
+ * twice (trailing slashes aside), a NEW not absolute, a NEW of "/" (it holds the
+ * data directory); and an OLD that begins another location's name maps that one
+ * alone (found by a mutation audit: none of these was tested). */
+static void test_mapping_refusals(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000083);
+	int e = test_repo_open(&t, "pg-recovery");
+	char ts_map[] = "16384 /old/ts\n16385 /old/ts2\n";
+	for (uint64_t s = 3; e == 0 && s <= 4; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, 0);
+	if (e == 0)
+		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_map);
+	is_int(e, 0, "archive, a backup with tablespaces at /old/ts and /old/ts2");
+	char moved[128], twice[128];
+	snprintf(moved, sizeof(moved), "/old/ts=%s/moved", t.root);
+	snprintf(twice, sizeof(twice), "/old/ts/=%s/other", t.root);
+	static const char *const rel[] = { "/old/ts=moved" }, *const root[] = { "/old/ts=/" };
+	const char *const two[] = { moved, twice }, *const one[] = { moved };
+	static const struct {
+		const char *what, *says;
+	} cases[] = {
+		{ "an OLD mapped twice", "is mapped twice" },
+		{ "a NEW not absolute", "is not OLD=NEW" },
+		{ "a NEW of /", "the data directory" },
+		{ "/old/ts moved, /old/ts2 not", NULL },
+	};
+	const char *const *maps[] = { two, rel, root, one };
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
+		int r = restore_to(&t, (BkPgRestoreOpts){ .ts_mapping = maps[i],
+							  .nts_mapping = i ? 1 : 2 });
+		if (cases[i].says)
+			ok(r == BK_E_USAGE && strstr(bk_error_detail(), cases[i].says),
+			   "%s: refused (%s)", cases[i].what, bk_error_detail());
+		else
+			ok(passed_checks(r), "%s: restores (%d: %s)", cases[i].what, r,
 			   bk_error_detail());
 	}
 	test_repo_close(&t);
@@ -1089,6 +1295,7 @@ int main(void)
 	test_wal_blocks();
 	test_segment_ends();
 	test_chain_after_promote();
+	test_chain_on_path();
 	test_carry_before_unreadable();
 	test_parse_time();
 	test_target_refusals();
@@ -1097,6 +1304,8 @@ int main(void)
 	test_xid_start_not_archived();
 	test_xid_current_cut_short();
 	test_xid_after_tail_like_switch();
+	test_target_boundaries();
 	test_mapping_resolved();
+	test_mapping_refusals();
 	return tap_done();
 }
