@@ -158,6 +158,7 @@ typedef struct {
 	const char *name; /* NULL: xid or time */
 	uint32_t xid;
 	int64_t after_us; /* a time target (name NULL, xid 0) */
+	uint64_t at_lsn;  /* an LSN target (name NULL, xid 0, after_us 0): its stop */
 	Hit *hits;
 	size_t n, cap;
 	uint64_t walked_from, walked_to; /* the segments walked so far (from > to: none) */
@@ -186,7 +187,10 @@ static int on_target_record(void *ud, const BkWalRec *rec)
 {
 	WalTarget *t = ud;
 	bool end = rec->xact_end || rec->prepared_end;
-	if (t->after_us) { /* a time: the first end after it, unsure when its time is unread */
+	if (t->at_lsn) { /* the first record that starts at or after it */
+		if (rec->lsn >= t->at_lsn)
+			return target_hit(t, rec->lsn, false);
+	} else if (t->after_us) { /* a time: the first end after it, unsure when its time is unread */
 		if (end && (!rec->xact_us || rec->xact_us > t->after_us))
 			return target_hit(t, rec->lsn, !rec->xact_us);
 	} else if (t->name) {
@@ -647,6 +651,19 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	 * whose stop, the first transaction that ended after it, lies before the fork:
 	 * found by walking the WAL from the backup's start to the fork) */
 	bool before_fork = went.parent && before_lsn && before_lsn < went.fork;
+	/* a --target-lsn stops after the first record that starts at or after it
+	 * (recoveryStopsAfter, inclusive), which must lie before the fork too: past the
+	 * last record before it, that is the fork's own record, each timeline's (found
+	 * by a mutation audit: a target between the two was taken as on both) */
+	if (e == 0 && before_fork && o->target_lsn) {
+		WalTarget tt = { .at_lsn = before_lsn, .walked_from = UINT64_MAX, .stop = o->stop,
+				 .o = o };
+		e = target_walk(r, o->cluster, &c, before_lsn, went.fork / c.seg_size, &tt);
+		const Hit *h = e == 0 ? target_first(&tt, before_lsn) : NULL;
+		/* (the walk cut short: the chain's checks below refuse what it could not read) */
+		before_fork = e == 0 && (h ? h->lsn < went.fork : tt.cut_short);
+		free(tt.hits);
+	}
 	if (e == 0 && went.parent && before_us && !before_lsn) {
 		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX, .stop = o->stop,
 				 .o = o };

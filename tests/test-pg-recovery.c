@@ -1030,6 +1030,58 @@ static void test_target_boundaries(void)
 	test_repo_close(&t);
 }
 
+/* Timeline 1 went on after timeline 2 forked from it at 0/500000 (its segment 5
+ * archived after 00000002.history): an LSN target is on both histories, and
+ * restores without --target-timeline, only when the record recovery stops after,
+ * the first that starts at or after it, lies before the fork: at the switch
+ * record at 0/400058, the last before it, yes; a byte later, that record is the
+ * fork's own (0/500028, each timeline's), and so at the fork (found by a mutation
+ * audit: every target before the fork was taken as on both histories). A time
+ * target stops at the first commit that ended after it: at segment 4's commit's
+ * time, that is the fork's. */
+static void test_lsn_target_at_fork(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000084);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 4; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, 1000 + (uint32_t)s);
+	const char hist[] = "1\t0/500000\tno recovery target specified\n";
+	if (e == 0)
+		e = push_file(t.r, t.root, "00000002.history", hist, strlen(hist));
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 2, 5, sysid, 2005);
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 5, sysid, 1005);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88);
+	is_int(e, 0, "timelines 1 and 2 after the fork at 0/500000, a backup before (%s)",
+	       e ? bk_error_detail() : "ok");
+	static const struct {
+		const char *lsn, *time, *what;
+		bool refused;
+	} cases[] = {
+		{ "0/400058", NULL, "at the last record before the fork", false },
+		{ "0/400059", NULL, "a byte later", true },
+		{ "0/500000", NULL, "at the fork", true },
+		{ NULL, "2026-11-22 00:00:00.000003+00", "before segment 4's commit", false },
+		{ NULL, "2026-11-22 00:00:00.000004+00", "at its time (the stop: the fork's)",
+		  true },
+	};
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
+		const char *what = cases[i].lsn ? cases[i].lsn : cases[i].time;
+		int r = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = cases[i].lsn,
+							  .target_time = cases[i].time });
+		if (cases[i].refused)
+			ok(r == BK_E_USAGE && strstr(bk_error_detail(), "went on after"),
+			   "target %s, %s: refused (%s)", what, cases[i].what, bk_error_detail());
+		else
+			ok(passed_checks(r), "target %s, %s: restores (%d: %s)", what, cases[i].what,
+			   r, bk_error_detail());
+	}
+	test_repo_close(&t);
+}
+
 /* --target-timeline current with base backups on two timelines: each follows its
  * own timeline, and what a walk found on one path is not the other's (found by
  * review: place_in_wal shared the hits, keyed by LSN, and the range walked). Timeline 2 forked from 1 at 0/500000; backup B
@@ -1305,6 +1357,7 @@ int main(void)
 	test_xid_current_cut_short();
 	test_xid_after_tail_like_switch();
 	test_target_boundaries();
+	test_lsn_target_at_fork();
 	test_mapping_resolved();
 	test_mapping_refusals();
 	return tap_done();
