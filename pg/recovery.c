@@ -725,7 +725,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	/* A segment on the way whose walk stopped short (damaged WAL, or bytes that are
 	 * not WAL after some record) ends recovery there, whatever is archived after
 	 * it: without a target PostgreSQL would promote there, silently older. The
-	 * chain ends at its last readable record; below, a target must lie before. */
+	 * chain ends at its last readable record; below, a target must lie before (a
+	 * restore point or xid placed too: recovery stops after its record, which the
+	 * walk read whole; found by a mutation audit, it was refused as "perhaps"). */
 	char damaged[BK_WAL_NAME_MAX] = "", d_at[BK_WAL_LSN_MAX] = "";
 	uint64_t reach = 0; /* the last record recovery reads before the damage; 0: unknown */
 	if (e == 0 && c.last[0])
@@ -737,7 +739,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 				  reach < stop ? "before the backup's end (an older backup may "
 						 "restore)" :
 				  before_lsn && before_lsn > reach ? "before the target LSN" :
-				  o->target_xid || o->target_name ? "perhaps before the target" :
+				  !placed_at && (o->target_xid || o->target_name) ?
+					  "perhaps before the target" :
 				  !before_us && !before_lsn ? "before the WAL archived after it" : NULL;
 		if (why)
 			e = bk_errorf(BK_E_CORRUPT, "WAL damaged: recovery can read no WAL of %s past "

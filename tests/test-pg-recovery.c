@@ -650,6 +650,30 @@ static void test_parse_time(void)
 	}
 }
 
+/* pg restore of cluster a into t's restore/ to the target in o (cluster, target
+ * directory and restore_command filled in): its code. As restore_xid_1000, a
+ * restore that passes the checks fails writing ("what it wrote is removed"). */
+static int restore_to(TestRepo *t, BkPgRestoreOpts o)
+{
+	char dir[128];
+	snprintf(dir, sizeof(dir), "%s/restore", t->root);
+	o.cluster = "a";
+	o.target_dir = dir;
+	o.restore_command = "true";
+	BkSnapshot *s = NULL;
+	int e = bk_pg_restore(t->r, &o, &s);
+	bk_snapshot_free(s);
+	return e;
+}
+
+/* Whether a restore passed the checks (it failed writing, after them). */
+static bool passed_checks(int e)
+{
+	return e < 0 && e != BK_E_USAGE && strstr(bk_error_detail(), "what it wrote");
+}
+
+#define NAME64 "0123456789012345678901234567890123456789012345678901234567890123"
+
 /* Targets PostgreSQL would misread are refused before anything is read (exit 2):
  * zero (it stood for no target: the newest backup was taken, unchecked), an xid
  * that is not a plain decimal id, an empty or multi-line restore point name. */
@@ -666,6 +690,7 @@ static void test_target_refusals(void)
 		{ NULL, NULL, "4294967296", NULL, "xid 2^32" }, { NULL, NULL, "", NULL, "an empty xid" },
 		{ NULL, NULL, "2", NULL, "xid 2 (special)" }, { NULL, NULL, "0x10", NULL, "xid 0x10" },
 		{ NULL, NULL, NULL, "", "an empty name" }, { NULL, NULL, NULL, "a\nb", "a name with a newline" },
+		{ NULL, NULL, NULL, NAME64, "a name of 64 bytes (NAMEDATALEN)" },
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
 		BkPgRestoreOpts o = { .cluster = "a", .target_dir = "/nonexistent/bunker-test",
@@ -674,6 +699,26 @@ static void test_target_refusals(void)
 		BkSnapshot *s = NULL;
 		is_int(bk_pg_restore(NULL, &o, &s), BK_E_USAGE, "%s is refused", cases[i].what);
 	}
+	BkPgRestoreOpts tl0 = { .cluster = "a", .target_dir = "/nonexistent/bunker-test",
+				.target_timeline = "0" };
+	BkSnapshot *s = NULL;
+	is_int(bk_pg_restore(NULL, &tl0, &s), BK_E_USAGE, "--target-timeline 0 is refused");
+	/* ... and the edges PostgreSQL takes: read on into a repository without the
+	 * cluster */
+	static const struct {
+		const char *xid, *name, *what;
+	} fine[] = {
+		{ "3", NULL, "xid 3, the first normal one" },
+		{ "4294968296", NULL, "an epoch-qualified xid (2^32 + 1000)" },
+		{ NULL, NAME64 + 1, "a name of 63 bytes" },
+	};
+	TestRepo t;
+	int e = test_repo_open(&t, "pg-recovery");
+	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(fine); i++)
+		is_int(restore_to(&t, (BkPgRestoreOpts){ .target_xid = fine[i].xid,
+							 .target_name = fine[i].name }),
+		       -ENOENT, "%s is taken (%s)", fine[i].what, bk_error_detail());
+	test_repo_close(&t);
 }
 
 /* Golden WAL records: the version 2 encoder writes the golden bytes; both versions
@@ -954,27 +999,6 @@ static int restore_xid_1000(TestRepo *t, const char *timeline, const char *map,
 	return e;
 }
 
-/* pg restore of cluster a into t's restore/ to the target in o (cluster, target
- * directory and restore_command filled in): its code. As restore_xid_1000, a
- * restore that passes the checks fails writing ("what it wrote is removed"). */
-static int restore_to(TestRepo *t, BkPgRestoreOpts o)
-{
-	char dir[128];
-	snprintf(dir, sizeof(dir), "%s/restore", t->root);
-	o.cluster = "a";
-	o.target_dir = dir;
-	o.restore_command = "true";
-	BkSnapshot *s = NULL;
-	int e = bk_pg_restore(t->r, &o, &s);
-	bk_snapshot_free(s);
-	return e;
-}
-
-/* Whether a restore passed the checks (it failed writing, after them). */
-static bool passed_checks(int e)
-{
-	return e < 0 && e != BK_E_USAGE && strstr(bk_error_detail(), "what it wrote");
-}
 
 /* Pushes segments 5 and 6 (1 MiB layout, timeline 1) with the record rec (len
  * bytes, its xl_prev and CRC filled in here) cut by segment 5's end, `in5` bytes
@@ -1085,6 +1109,40 @@ static void test_xid_unsure_takes_oldest(void)
 	e = restore_xid_1000(&t, NULL, map, &at);
 	ok(passed_checks(e) && at == 0, "latest takes A, the target not placed (%d: %s)", e,
 	   bk_error_detail());
+	test_repo_close(&t);
+}
+
+/* Segment 5 damaged (its commit's CRC fails: recovery ends after segment 4's
+ * switch, 0/400058), segment 6 archived after it: xid 1000, whose commit the walk
+ * finds in segment 4 before the damage, restores (recovery stops after it; found
+ * by a mutation audit: it was refused, "perhaps before the target"); xid 1006,
+ * past the damage, is refused (exit 5). */
+static void test_xid_before_damage(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000087);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 4; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, s == 4 ? 1000 : 0);
+	uint8_t *b = make_segment(5, sysid, 1);
+	if (e == 0 && b) {
+		b[40 + 20] ^= 1;
+		e = push_file(t.r, t.root, "000000010000000000000005", b, MIB);
+	}
+	free(b);
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 6, sysid, 1006);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88);
+	is_int(e, 0, "segments 3-6, 5 damaged, xid 1000 before it and 1006 after (%s)",
+	       e ? bk_error_detail() : "ok");
+	uint64_t at;
+	e = restore_xid_1000(&t, NULL, NULL, &at);
+	ok(passed_checks(e) && at == 4 * MIB + 40, "xid 1000 restores (%d: %s; at %" PRIx64 ")", e,
+	   bk_error_detail(), at);
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_xid = "1006" });
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000005"),
+	   "xid 1006 is refused, naming the damaged segment (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
 }
 
@@ -1483,6 +1541,7 @@ int main(void)
 	test_target_boundaries();
 	test_xid_across_segments();
 	test_xid_unsure_takes_oldest();
+	test_xid_before_damage();
 	test_lsn_target_at_fork();
 	test_mapping_resolved();
 	test_mapping_refusals();
