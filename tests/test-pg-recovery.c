@@ -42,6 +42,7 @@
 #include "store/error.h"
 #include "store/fs.h"
 #include "store/keyslot.h"
+#include "store/restorer.h"
 #include "store/util.h"
 #include "tests/golden/walrecord.h"
 #include "tests/tap.h"
@@ -1112,6 +1113,39 @@ static void test_xid_unsure_takes_oldest(void)
 	test_repo_close(&t);
 }
 
+static int first_id(void *ud, const uint8_t id[32], BkSnapshot *s)
+{
+	memcpy(ud, id, 32);
+	bk_snapshot_free(s);
+	return 0;
+}
+
+/* A SNAPSHOT given whose stop is xid 1000's commit's LSN (the record right after
+ * its backup's end): the target lies after the backup, not inside (found by a
+ * mutation audit: ">= stop" to "> stop" survived every test). */
+static void test_snapshot_target_at_stop(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000088);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 6; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, s == 5 ? 1000 : 0);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 5 * MIB + 40);
+	uint8_t id[32] = { 0 };
+	if (e == 0)
+		e = bk_snapshot_foreach(t.r, first_id, id);
+	is_int(e, 0, "segments 3-6, a backup that stops at 0/500028, xid 1000's commit");
+	uint64_t at = 0;
+	char hex[65];
+	snprintf(hex, sizeof(hex), "%s", bk_id_hex(id).s);
+	e = restore_to(&t, (BkPgRestoreOpts){ .snapshot = hex, .target_xid = "1000",
+					      .ret_target_at = &at });
+	ok(passed_checks(e) && at == 5 * MIB + 40, "restoring it to xid 1000 passes (%d: %s)", e,
+	   bk_error_detail());
+	test_repo_close(&t);
+}
+
 /* Segment 5 damaged (its commit's CRC fails: recovery ends after segment 4's
  * switch, 0/400058), segment 6 archived after it: xid 1000, whose commit the walk
  * finds in segment 4 before the damage, restores (recovery stops after it; found
@@ -1542,6 +1576,7 @@ int main(void)
 	test_xid_across_segments();
 	test_xid_unsure_takes_oldest();
 	test_xid_before_damage();
+	test_snapshot_target_at_stop();
 	test_lsn_target_at_fork();
 	test_mapping_resolved();
 	test_mapping_refusals();
