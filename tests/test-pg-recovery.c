@@ -1411,7 +1411,8 @@ static void test_mapping_resolved(void)
 
 /* --tablespace-mapping refused before anything is written (exit 2): an OLD mapped
  * twice (trailing slashes aside), a NEW not absolute, a NEW of "/" (it holds the
- * data directory); and an OLD that begins another location's name maps that one
+ * data directory); a NEW not empty (exit 1: it was refused only after the data
+ * directory was written, and taken back); and an OLD that begins another location's name maps that one
  * alone (found by a mutation audit: none of these was tested). */
 static void test_mapping_refusals(void)
 {
@@ -1435,14 +1436,18 @@ static void test_mapping_refusals(void)
 		{ "an OLD mapped twice", "is mapped twice" },
 		{ "a NEW not absolute", "is not OLD=NEW" },
 		{ "a NEW of /", "the data directory" },
+		{ "a NEW not empty", "is not empty" },
 		{ "/old/ts moved, /old/ts2 not", NULL },
 	};
-	const char *const *maps[] = { two, rel, root, one };
+	char full[128];
+	snprintf(full, sizeof(full), "/old/ts=%s/repo", t.root); /* (the repository) */
+	const char *const busy[] = { full };
+	const char *const *maps[] = { two, rel, root, busy, one };
 	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
 		int r = restore_to(&t, (BkPgRestoreOpts){ .ts_mapping = maps[i],
 							  .nts_mapping = i ? 1 : 2 });
 		if (cases[i].says)
-			ok(r == BK_E_USAGE && strstr(bk_error_detail(), cases[i].says),
+			ok(r == (i == 3 ? -EEXIST : BK_E_USAGE) && strstr(bk_error_detail(), cases[i].says),
 			   "%s: refused (%s)", cases[i].what, bk_error_detail());
 		else
 			ok(passed_checks(r), "%s: restores (%d: %s)", cases[i].what, r,
