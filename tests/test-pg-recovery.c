@@ -1150,7 +1150,8 @@ static void test_snapshot_target_at_stop(void)
  * switch, 0/400058), segment 6 archived after it: xid 1000, whose commit the walk
  * finds in segment 4 before the damage, restores (recovery stops after it; found
  * by a mutation audit: it was refused, "perhaps before the target"); xid 1006,
- * past the damage, is refused (exit 5). */
+ * past the damage, is refused (exit 5); an LSN target at the last record
+ * recovery reads restores. A newest segment that ends short is no damage. */
 static void test_xid_before_damage(void)
 {
 	TestRepo t;
@@ -1177,6 +1178,22 @@ static void test_xid_before_damage(void)
 	e = restore_to(&t, (BkPgRestoreOpts){ .target_xid = "1006" });
 	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000005"),
 	   "xid 1006 is refused, naming the damaged segment (%d: %s)", e, bk_error_detail());
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/400058" });
+	ok(passed_checks(e), "so does --target-lsn 0/400058, the last record read (%d: %s)", e,
+	   bk_error_detail());
+	test_repo_close(&t);
+	/* the newest segment ending short is no damage (a standby's last segment of its
+	 * old timeline, zeros after the switch point): recovery ends there anyway */
+	e = test_repo_open(&t, "pg-recovery");
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 3, sysid, 0);
+	if (e == 0)
+		e = push_segment(t.r, t.root, 4, sysid, 1);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88);
+	is_int(e, 0, "segments 3-4, the newest, 4, ending in zeros after a commit");
+	e = restore_to(&t, (BkPgRestoreOpts){ 0 });
+	ok(passed_checks(e), "a restore without a target passes (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
 }
 
