@@ -528,7 +528,7 @@ static void test_chain_after_promote(void)
 /* A backup is on a timeline's history when it started and stopped by the switch
  * point of the timeline it ran on: one that stops exactly there is, one a byte
  * past is not. What its chain lacks for a stop or a target LSN at a segment's
- * boundary (bk_pg_wal_chain_lacks). And the
+ * boundary (bk_pg_wal_chain_lacks), and a history file missing. And the
  * files recovery reads from such a backup (bk_pg_wal_chain_reads, what pg info
  * counts damage in): its start segment on, each of the timeline the path takes
  * there, not the old timeline's file of the same number after the fork. */
@@ -584,6 +584,16 @@ static void test_chain_on_path(void)
 		   !bk_pg_wal_chain_reads(&c, 4 * MIB, "000000010000000000000003"),
 	   "... not timeline 1's segment 5, nor a segment before the start");
 	bk_wal_archive_release(&a);
+	/* a segment of timeline 3 without its history file: that file is missing */
+	e = push_tli_segment(t.r, t.root, 3, 7, sysid, 0);
+	if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+		e = bk_pg_wal_chain(&a, 1, 3 * MIB + 40, sw, BK_TLI_LATEST, &c);
+		bk_wal_archive_release(&a);
+	}
+	ok(e == 0 && bk_pg_wal_chain_lacks(&c, sw, 0, &lack) == BK_WAL_CHAIN_NO_HISTORY &&
+		   strcmp(lack, "00000003.history") == 0,
+	   "with timeline 3's segment 7 archived, 00000003.history is missing (%s)",
+	   e == 0 ? c.missing_history : "");
 out:
 	test_repo_close(&t);
 }
@@ -1151,7 +1161,8 @@ static void test_snapshot_target_at_stop(void)
  * finds in segment 4 before the damage, restores (recovery stops after it; found
  * by a mutation audit: it was refused, "perhaps before the target"); xid 1006,
  * past the damage, is refused (exit 5); an LSN target at the last record
- * recovery reads restores. A newest segment that ends short is no damage. */
+ * recovery reads restores. Damage before the backup's end refuses a time target
+ * too. A newest segment that ends short is no damage. */
 static void test_xid_before_damage(void)
 {
 	TestRepo t;
@@ -1180,6 +1191,27 @@ static void test_xid_before_damage(void)
 	   "xid 1006 is refused, naming the damaged segment (%d: %s)", e, bk_error_detail());
 	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/400058" });
 	ok(passed_checks(e), "so does --target-lsn 0/400058, the last record read (%d: %s)", e,
+	   bk_error_detail());
+	test_repo_close(&t);
+	/* damage before the backup's end: no consistent state, whatever the target
+	 * (a time target before segment 3's commit was taken as the chain's end) */
+	e = test_repo_open(&t, "pg-recovery");
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 3, sysid, 1003);
+	b = make_segment(4, sysid, 1);
+	if (e == 0 && b) {
+		b[40 + 20] ^= 1;
+		e = push_file(t.r, t.root, "000000010000000000000004", b, MIB);
+	}
+	free(b);
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 5, sysid, 0);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 4 * MIB + 100);
+	is_int(e, 0, "segments 3-5, 4 damaged, a backup that stops in 4");
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_time = "2026-11-22 00:00:00.000001+00" });
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "before the backup's end"),
+	   "a time target is refused: damaged before the backup's end (%d: %s)", e,
 	   bk_error_detail());
 	test_repo_close(&t);
 	/* the newest segment ending short is no damage (a standby's last segment of its
