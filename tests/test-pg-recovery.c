@@ -1014,9 +1014,10 @@ static int restore_xid_1000(TestRepo *t, const char *timeline, const char *map,
 /* Pushes segments 5 and 6 (1 MiB layout, timeline 1) with the record rec (len
  * bytes, its xl_prev and CRC filled in here) cut by segment 5's end, `in5` bytes
  * in (8-aligned, at least its 24-byte header, less than a page): one XLOG_NOOP
- * fills segment 5 before it, page after page; its rest begins segment 6, then an
- * XLOG_SWITCH. */
-static int push_across(TestRepo *t, uint64_t sysid, uint8_t *rec, uint32_t len, uint32_t in5)
+ * fills segment 5 before it, page after page; its rest begins segment 6 (a byte
+ * of it flipped when torn), then an XLOG_SWITCH. */
+static int push_across(TestRepo *t, uint64_t sysid, uint8_t *rec, uint32_t len, uint32_t in5,
+		       bool torn)
 {
 	const uint64_t base = 5 * MIB;
 	const uint32_t at = MIB - in5, fill = at - 40 - (MIB / 8192 - 1) * 24;
@@ -1050,6 +1051,7 @@ static int push_across(TestRepo *t, uint64_t sysid, uint8_t *rec, uint32_t len, 
 	bk_put_le16(b + 2, 0x0003); /* XLP_LONG_HEADER | XLP_FIRST_IS_CONTRECORD */
 	bk_put_le32(b + 16, len - in5);
 	memcpy(b + 40, rec + in5, len - in5);
+	b[40] ^= torn; /* (its CRC fails across the two) */
 	uint8_t *sw = b + 40 + ((len - in5 + 7) & ~7u); /* XLOG_SWITCH */
 	bk_put_le32(sw, 24);
 	bk_put_le64(sw + 8, base + at);
@@ -1077,7 +1079,7 @@ static void test_xid_across_segments(void)
 	memcpy(commit + 24, body, sizeof(body));
 	bk_put_le64(commit + 29, 848620800000000);
 	if (e == 0)
-		e = push_across(&t, sysid, commit, sizeof(commit), 24);
+		e = push_across(&t, sysid, commit, sizeof(commit), 24, false);
 	if (e == 0)
 		e = put_base(t.r, 1000, 1, base + 40, base + 48);
 	is_int(e, 0, "segments 5-6, xid 1000's commit across them, a backup before (%s)",
@@ -1108,7 +1110,7 @@ static void test_xid_unsure_takes_oldest(void)
 	prepared[17] = 1;
 	char ts_a[] = "16384 /old/a\n", ts_b[] = "16384 /old/b\n", map[160];
 	if (e == 0)
-		e = push_across(&t, sysid, prepared, sizeof(prepared), 160);
+		e = push_across(&t, sysid, prepared, sizeof(prepared), 160, false);
 	if (e == 0)
 		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_a);
 	if (e == 0)
@@ -1162,7 +1164,7 @@ static void test_snapshot_target_at_stop(void)
  * by a mutation audit: it was refused, "perhaps before the target"); xid 1006,
  * past the damage, is refused (exit 5); an LSN target at the last record
  * recovery reads restores. Damage before the backup's end refuses a time target
- * too. A newest segment that ends short is no damage. */
+ * too, and damage in the segment after an LSN target's, where its record ends. A newest segment that ends short is no damage. */
 static void test_xid_before_damage(void)
 {
 	TestRepo t;
@@ -1213,6 +1215,25 @@ static void test_xid_before_damage(void)
 	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "before the backup's end"),
 	   "a time target is refused: damaged before the backup's end (%d: %s)", e,
 	   bk_error_detail());
+	test_repo_close(&t);
+	/* an LSN target at a record cut by segment 5's end, whose rest in segment 6
+	 * fails its CRC: recovery cannot read it (segment 6 is checked too) */
+	e = test_repo_open(&t, "pg-recovery");
+	uint8_t noop[200] = { 0 };
+	bk_put_le32(noop, sizeof(noop));
+	noop[16] = 0x20;
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 4, sysid, 0);
+	if (e == 0)
+		e = push_across(&t, sysid, noop, sizeof(noop), 160, true);
+	if (e == 0)
+		e = push_xid_segment(t.r, t.root, 1, 7, sysid, 0);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 4 * MIB + 40, 4 * MIB + 88);
+	is_int(e, 0, "segments 4-7, a record at 0/5FFF60 torn in 6 (%s)", e ? bk_error_detail() : "ok");
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/5FFF60" });
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000006"),
+	   "--target-lsn 0/5FFF60 is refused, naming segment 6 (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
 	/* the newest segment ending short is no damage (a standby's last segment of its
 	 * old timeline, zeros after the switch point): recovery ends there anyway */
