@@ -190,7 +190,7 @@ static int on_target_record(void *ud, const BkWalRec *rec)
 	if (t->at_lsn) { /* the first record that starts at or after it */
 		if (rec->lsn >= t->at_lsn)
 			return target_hit(t, rec->lsn, false);
-	} else if (t->after_us) { /* a time: the first end after it, unsure when its time is unread */
+	} else if (t->after_us) { /* a time: the first end after it, unsure when its time unread */
 		if (end && (!rec->xact_us || rec->xact_us > t->after_us))
 			return target_hit(t, rec->lsn, !rec->xact_us);
 	} else if (t->name) {

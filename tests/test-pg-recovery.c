@@ -562,7 +562,8 @@ static void test_chain_on_path(void)
 	};
 	BkWalChain c;
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
-		e = bk_pg_wal_chain(&a, cases[i].tli, cases[i].start, cases[i].stop, BK_TLI_LATEST, &c);
+		e = bk_pg_wal_chain(&a, cases[i].tli, cases[i].start, cases[i].stop, BK_TLI_LATEST,
+				    &c);
 		ok(e == 0 && c.target_tli == 2 && c.on_path == cases[i].on, "%s: %son the history",
 		   cases[i].what, cases[i].on ? "" : "not ");
 	}
@@ -1164,7 +1165,8 @@ static void test_snapshot_target_at_stop(void)
  * by a mutation audit: it was refused, "perhaps before the target"); xid 1006,
  * past the damage, is refused (exit 5); an LSN target at the last record
  * recovery reads restores. Damage before the backup's end refuses a time target
- * too, and damage in the segment after an LSN target's, where its record ends. A newest segment that ends short is no damage. */
+ * too, and damage in the segment after an LSN target's, where its record ends. A
+ * newest segment that ends short is no damage. */
 static void test_xid_before_damage(void)
 {
 	TestRepo t;
@@ -1230,7 +1232,8 @@ static void test_xid_before_damage(void)
 		e = push_xid_segment(t.r, t.root, 1, 7, sysid, 0);
 	if (e == 0)
 		e = put_base(t.r, 1000, 1, 4 * MIB + 40, 4 * MIB + 88);
-	is_int(e, 0, "segments 4-7, a record at 0/5FFF60 torn in 6 (%s)", e ? bk_error_detail() : "ok");
+	is_int(e, 0, "segments 4-7, a record at 0/5FFF60 torn in 6 (%s)",
+	       e ? bk_error_detail() : "ok");
 	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/5FFF60" });
 	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000006"),
 	   "--target-lsn 0/5FFF60 is refused, naming segment 6 (%d: %s)", e, bk_error_detail());
@@ -1278,7 +1281,8 @@ static void test_target_boundaries(void)
 		{ NULL, "0/300058", "an LSN target at the backup's stop", 0 },
 		{ NULL, "0/600058", "an LSN target at the last record archived", 0 },
 		{ NULL, "0/600059", "an LSN target a byte after it", -ENOENT },
-		{ "2026-11-22 00:00:00.000006+00", NULL, "a time target at the last commit's", -ENOENT },
+		{ "2026-11-22 00:00:00.000006+00", NULL, "a time target at the last commit's",
+		  -ENOENT },
 		{ "2026-11-22 00:00:00.000005+00", NULL, "a time target a microsecond before", 0 },
 	};
 	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
@@ -1482,8 +1486,9 @@ static void test_mapping_resolved(void)
 /* --tablespace-mapping refused before anything is written (exit 2): an OLD mapped
  * twice (trailing slashes aside), a NEW not absolute, a NEW of "/" (it holds the
  * data directory); a NEW not empty (exit 1: it was refused only after the data
- * directory was written, and taken back); and an OLD that begins another location's name maps that one
- * alone (found by a mutation audit: none of these was tested). */
+ * directory was written, and taken back); and an OLD that begins another
+ * location's name maps that one alone (found by a mutation audit: none of these
+ * was tested). */
 static void test_mapping_refusals(void)
 {
 	TestRepo t;
@@ -1517,7 +1522,8 @@ static void test_mapping_refusals(void)
 		int r = restore_to(&t, (BkPgRestoreOpts){ .ts_mapping = maps[i],
 							  .nts_mapping = i ? 1 : 2 });
 		if (cases[i].says)
-			ok(r == (i == 3 ? -EEXIST : BK_E_USAGE) && strstr(bk_error_detail(), cases[i].says),
+			ok(r == (i == 3 ? -EEXIST : BK_E_USAGE) &&
+				   strstr(bk_error_detail(), cases[i].says),
 			   "%s: refused (%s)", cases[i].what, bk_error_detail());
 		else
 			ok(passed_checks(r), "%s: restores (%d: %s)", cases[i].what, r,
