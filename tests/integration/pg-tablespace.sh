@@ -6,7 +6,8 @@
 # tablespace_map location (a rename across file systems fails), the restored server
 # reads the table stored there, and a location that is not empty is refused before
 # anything is written; an interrupted restore leaves a location it had not begun alone;
-# one killed in a location leaves its marker there, which the next restore names.
+# one killed in a location leaves its marker there, which the next restore names;
+# a target and a location there already (0755) are made 0700.
 # --tablespace-mapping locations in the data directory are refused before writing,
 # spelled with "..", "." or through a symbolic link too; as root, a restore that
 # fails after writing gives a target that was there its owner and mode back.
@@ -113,10 +114,14 @@ server_reads_table() {
 	pitr_stop
 }
 
+# the target and the location there already, empty, 0755: both made 0700, as the
+# server wants its data directory
+pg_as_server mkdir -m 0755 "$SRV/r" "$LOC"
 if t_rc 0 "pg restore latest" bkp pg restore latest --target "$SRV/r"; then
 	t_true "the tablespace's files are at its location" \
 		sh -c "ls -d '$LOC'/PG_* >/dev/null"
 	t_true "and not in the data directory" test ! -e "$SRV/r/.bunker-tablespaces"
+	t_is "$(stat -c %a "$SRV/r")" 700 "the data directory has mode 0700"
 	t_is "$(stat -c %a "$LOC")" 700 "the location has mode 0700"
 	server_reads_table "$SRV/r" "$LOC"
 fi
