@@ -15,7 +15,10 @@
  *                 (openat with O_CREAT, the path resolved) or links one into place
  *                 (link's new path): a crash at that step
  *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
- *                 pages: the operation must fail, never be trusted; any program) */
+ *                 pages: the operation must fail, never be trusted; any program)
+ *   truncate      ftruncate fails with EIO
+ *   times         utimensat fails with EPERM (a file system that keeps no times)
+ *   syncfs        syncfs fails with EIO (the restore's one sync at the end) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -173,3 +177,39 @@ static int fault_sync(const char *sym, int fd)
 int fsync(int fd) { return fault_sync("fsync", fd); }
 
 int fdatasync(int fd) { return fault_sync("fdatasync", fd); }
+
+static int fault_ftruncate(const char *sym, int fd, off_t len)
+{
+	int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, sym);
+	if (mode_is("truncate") && fd_matches(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd, len);
+}
+
+int ftruncate(int fd, off_t len) { return fault_ftruncate("ftruncate", fd, len); }
+
+int ftruncate64(int fd, off64_t len) { return fault_ftruncate("ftruncate64", fd, len); }
+
+int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags)
+{
+	int (*real)(int, const char *, const struct timespec[2], int) =
+		(int (*)(int, const char *, const struct timespec[2], int))dlsym(RTLD_NEXT,
+										  "utimensat");
+	if (mode_is("times") && at_matches(dirfd, path)) {
+		errno = EPERM;
+		return -1;
+	}
+	return real(dirfd, path, ts, flags);
+}
+
+int syncfs(int fd)
+{
+	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
+	if (mode_is("syncfs") && fd_matches(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd);
+}

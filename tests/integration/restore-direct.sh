@@ -9,7 +9,12 @@
 # (a misaligned one would quietly fall back to the page cache); a file system that
 # refuses O_DIRECT at open, one that refuses a direct write midway, short writes.
 # A write that fails (EIO) fails the restore with one line, exit 1, and leaves
-# no temporary file, and every file under its own name whole.
+# no temporary file, and every file under its own name whole; also when the
+# failed write is not followed by the write of a partial last block. A failed
+# ftruncate or utimensat fails the restore the same way, with nothing under the
+# file's name; a failed syncfs at the end fails it too. A block whose only
+# non-zero byte is its last, and a file of one repeated non-zero byte, are data,
+# not holes.
 . "$SRCDIR/tests/integration/lib.sh"
 it_init restore-direct
 
@@ -29,6 +34,9 @@ done
 { gen_bytes 3 8192; head -c 4096 /dev/zero; } >"$S/zero-block-tail"
 { gen_bytes 4 8192; head -c 100 /dev/zero; } >"$S/zero-bytes-tail"
 head -c 1000000 /dev/zero >"$S/all-zero"
+{ gen_bytes 7 8192; head -c 4095 /dev/zero; printf '\001'; gen_bytes 8 5000; } >"$S/last-byte-set"
+head -c 20000 /dev/zero | tr '\0' '\377' >"$S/all-ff"
+{ gen_bytes 9 4096; head -c 8192 /dev/zero; gen_bytes 10 8192; } >"$S/hole-then-blocks"
 { gen_bytes 5 700000; head -c 1048576 /dev/zero; gen_bytes 6 1234567; head -c 3 /dev/zero; } >"$S/mixed"
 for j in $(seq 1 150); do gen_file "$S/small/s$j" "$((100 + j))" "$((j * 37 % 9000))"; done
 t_true "backup" bk backup "$S"
@@ -75,5 +83,23 @@ else
 	done < <(find "$out" -type f)
 	t_is "$wrong" 0 "every file under its name is whole ($restored restored before the failure)"
 	t_true "the restore stopped at the failure ($restored files)" test "$restored" -lt 20
+	# whole blocks only: the write at 12288 fails, and no partial last block is
+	# written at the end that would fail as well
+	out=$T/out-eio-whole
+	t_rc 1 "a failed write in a file of whole blocks fails the restore" env LD_PRELOAD="$SHIM" \
+		IO_FAULT=eio IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out" \
+		--include src/hole-then-blocks
+	t_true "... and leaves nothing under its name" test ! -e "$out/src/hole-then-blocks"
+	for mode in truncate times; do
+		out=$T/out-$mode
+		t_rc 1 "a restore whose $mode fails exits 1" env LD_PRELOAD="$SHIM" IO_FAULT=$mode \
+			IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out"
+		t_one_line_error "$mode: the failure is one line"
+		t_is "$(find "$out" -type f | wc -l)" 0 "$mode: no file, temporary or under its name, is left"
+	done
+	out=$T/out-syncfs
+	t_rc 1 "a restore whose final syncfs fails exits 1" env LD_PRELOAD="$SHIM" IO_FAULT=syncfs \
+		IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out"
+	t_one_line_error "syncfs: the failure is one line"
 fi
 done_testing
