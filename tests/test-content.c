@@ -2,7 +2,8 @@
  * truncation), the streaming builder against an in-memory blob store (streams
  * of 0 to 300000 chunks), walk and seek round trips, bounded depth even when
  * every id is a boundary, the few blobs an insertion rewrites, and corruption
- * of a child's size or level detected by walk and seek. */
+ * of a child's size (larger or smaller) or level detected by walk and seek; a
+ * root breaking the node invariants refused by walk. */
 #include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -503,6 +504,12 @@ static void tamper_first_child(Store *s, const BkContentNode *root, int how)
 		n.refs[0].size += 1; /* size no longer matches the parent's ref */
 	else if (how == 1)
 		n.level = (uint8_t)(n.level + 1); /* wrong level */
+	else if (how == 4) /* fewer bytes than the parent's ref: never padded */
+		for (uint32_t i = 0; i < n.count; i++)
+			if (n.refs[i].size > 1) {
+				n.refs[i].size -= 1;
+				break;
+			}
 	bk_content_node_encode(&n, &e);
 	if (how == 2)
 		bk_enc_u8(&e, 0); /* trailing byte */
@@ -517,9 +524,9 @@ static void tamper_first_child(Store *s, const BkContentNode *root, int how)
 static void test_corruption(void)
 {
 	const char *what[] = { "child size", "child level", "trailing bytes in child",
-			       "child version" };
-	const int want[] = { BK_E_CORRUPT, BK_E_CORRUPT, BK_E_CORRUPT, BK_E_VERSION };
-	for (int how = 0; how < 4; how++) {
+			       "child version", "smaller child size" };
+	const int want[] = { BK_E_CORRUPT, BK_E_CORRUPT, BK_E_CORRUPT, BK_E_VERSION, BK_E_CORRUPT };
+	for (int how = 0; how < 5; how++) {
 		Store s;
 		store_init(&s);
 		Stream st;
@@ -560,6 +567,15 @@ static void test_corruption(void)
 	       "walk passes on get's -ENOENT");
 	ok(w.good, "chunks before the missing list were right");
 	bk_content_node_release(&root);
+
+	/* a root that breaks the node invariants (here a ref of size 0) is refused
+	 * before any chunk is handed out */
+	BkContentRef zref[2] = { { .size = 10 }, { .size = 0 } };
+	BkContentNode zroot = { .level = 0, .count = 2, .refs = zref };
+	w = (WalkCheck){ .st = &st, .good = true, .stop_at = -1 };
+	is_int(bk_content_walk(&zroot, get_cb, &s, walk_cb, &w), BK_E_CORRUPT,
+	       "walk refuses a root with a zero-size ref");
+	is_int(w.next, 0, "... before any chunk");
 
 	/* a put failure is returned and sticks */
 	Store f;
