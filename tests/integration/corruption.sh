@@ -3,7 +3,10 @@
 # or the config, each on a fresh copy of a repository. check --read-data reports it
 # (exit 5, naming the object), restore and cat fail with exit 5, and no wrong byte is
 # ever written: every file restored under its real name is byte-exact and whatever
-# cat wrote is a prefix of the true bytes.
+# cat wrote is a prefix of the true bytes. Plain check (no --read-data) reads every
+# trailer; --read-data also finds a pack's bytes stored under another pack's name;
+# after packs are lost and the index rebuilt, check walks every snapshot's
+# directories and names the data blobs they lost.
 . "$SRCDIR/tests/integration/lib.sh"
 it_init corruption
 
@@ -152,6 +155,37 @@ t_rc 5 "(m) missing pack: check exits 5" bk check
 reports_object "$BIGPACK_ID" "(m) ... and names the pack"
 restore_never_wrong "$S1" "$T/in" "(m) restore writes no wrong byte under a real name"
 t_is "$RRC" 5 "(m) restore exits 5"
+
+# ---- (a3) the last byte of a pack's trailer: check without --read-data reads trailers ----
+fresh a3
+P=$T/a3/data/$BIGPACK
+flip_byte "$P" $(($(file_size "$P") - 45))
+t_rc 5 "(a3) flipped byte in a pack's trailer: check (without --read-data) exits 5" bk check
+reports_object "$BIGPACK_ID" "(a3) ... and names the pack"
+
+# ---- (w) a pack's bytes under another pack's name: only its hash tells ----
+fresh w
+ZERO=$(printf '%064d' 0)
+mkdir -p "$T/w/data/00"
+cp "$T/w/data/$BIGPACK" "$T/w/data/00/$ZERO"
+t_rc 5 "(w) a pack copied under another name: check --read-data exits 5" bk check --read-data
+reports_object "data/00/$ZERO: contents do not match its name" "(w) ... saying its contents do not match its name"
+
+# ---- (m2) packs lost and the index rebuilt without them ----
+# a new snapshot whose trees are in a new pack, and whose file, in a subdirectory,
+# has its data only in the lost packs: check walks into the subdirectory to find it
+fresh m2
+(cd "$T/m2/data" && find . -type f) >"$T/m2.old"
+mkdir -p "$T/in2/d/sub"
+cp "$S/sub/mid.bin" "$T/in2/d/sub/mid.bin"
+printf 'new\n' >"$T/in2/d/sub/new.txt"
+bk backup --json "$T/in2/d" >"$T/m2.json"
+M2=$(snap_id_of "$T/m2.json")
+while IFS= read -r f; do rm "$T/m2/data/$f"; done <"$T/m2.old"
+bk repair index >/dev/null 2>&1
+t_rc 5 "(m2) packs lost, index rebuilt: check exits 5" bk check
+t_true "(m2) ... naming the data a file in a subdirectory of the new snapshot lost" \
+	grep -q -E "snapshot $M2: data blob [0-9a-f]{64} at offset 0 is missing" "$OUT"
 
 # ---- (b) a snapshot record ----
 fresh b
