@@ -20,7 +20,9 @@
  * every blob reads back and check --read-data finds every pack's contents match
  * its name, and no page of a committed pack is left in the page cache (mincore;
  * not told on tmpfs). When a batch's commit fails (its packs cannot be placed), the failure
- * sticks and no temp file of the batch is left behind. */
+ * sticks and no temp file of the batch is left behind. check --read-data reports
+ * every blob under a wrong id wherever it falls in its pack's groups; plain check
+ * reports a blob the index lost and a pack the index miscounts. */
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -42,7 +44,9 @@
 #include "store/check.h"
 #include "store/error.h"
 #include "store/fs.h"
+#include "store/index.h"
 #include "store/keyslot.h"
+#include "store/pack.h"
 #include "store/repo.h"
 #include "store/util.h"
 #include "store/writer.h"
@@ -407,6 +411,97 @@ static void test_full_batches(const char *path, const BkSecret *secret)
 	bk_repo_close(r);
 }
 
+typedef struct {
+	uint8_t id[32];
+	uint64_t size;
+	size_t packs;
+} OnePack;
+
+static int one_pack(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count)
+{
+	(void)count;
+	OnePack *o = ud;
+	memcpy(o->id, pack, 32);
+	o->size = size;
+	o->packs++;
+	return 0;
+}
+
+/* check --read-data recomputes ids in groups of up to BK_REPO_BATCH_MAX blobs: a
+ * blob under a wrong id is reported wherever it falls in its pack (first or last
+ * of a group, first or second of the next). Plain check compares the index, a
+ * cache, with each pack's own trailer: a blob of the pack the index lost, and a
+ * pack the index miscounts, are each reported. */
+static void test_check_groups(const char *path, const BkSecret *secret)
+{
+	enum { N = 70, LEN = 100 };
+	static const unsigned bad_at[] = { 0, 63, 64, 65, N - 1 };
+	const size_t nbad_want = sizeof(bad_at) / sizeof(bad_at[0]);
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	BkRepo *r = NULL;
+	BkWriter *w = NULL;
+	if (bk_repo_create(path, secret, &params, &r) < 0 || bk_writer_new(r, &w) < 0) {
+		ok(false, "repository for check's groups");
+		bk_repo_close(r);
+		return;
+	}
+	int e = 0;
+	size_t nbad = 0;
+	for (unsigned i = 0; e == 0 && i < N; i++) {
+		uint8_t buf[LEN], id[32];
+		memset(buf, (int)i, LEN);
+		if (nbad < nbad_want && bad_at[nbad] == i) {
+			char name[32];
+			snprintf(name, sizeof(name), "never written %u", i);
+			bk_blob_id(r->keys, name, strlen(name), id);
+			nbad++;
+		} else {
+			bk_blob_id(r->keys, buf, LEN, id);
+		}
+		e = bk_writer_put_id(w, BK_BLOB_DATA, buf, LEN, id);
+	}
+	if (e == 0)
+		e = bk_writer_flush(w);
+	OnePack op = { 0 };
+	if (e == 0)
+		e = bk_index_foreach_pack(r->index, one_pack, &op);
+	ok(e == 0 && op.packs == 1, "%d blobs in one pack, %zu of them under a wrong id", N, nbad);
+	Findings f = { 0 };
+	is_int(bk_check(r, true, collect, &f), (int)nbad_want,
+	       "check --read-data reports each blob under a wrong id (first: %s)", f.first);
+
+	char name[80];
+	bk_pack_name(op.id, name);
+	BkPackEntry *ents = NULL;
+	size_t n = 0;
+	BkSealer *s = bk_repo_sealer(r);
+	e = s ? bk_pack_read_trailer(r->be, name, op.size, s, r->keys, &ents, &n) : -ENOMEM;
+	is_int(e, 0, "the pack's trailer reads");
+	if (e == 0 && n == N) {
+		ents[1].id[0] ^= 1; /* the index lost blob 1, and has an id nobody wrote */
+		e = bk_index_clear(r->index);
+		if (e == 0)
+			e = bk_index_add_pack(r->index, op.id, op.size, ents, n);
+		ents[1].id[0] ^= 1;
+		f = (Findings){ 0 };
+		ok(e == 0 && bk_check(r, false, collect, &f) == 1 && strstr(f.first, "not in the index") &&
+			   strstr(f.first, bk_id_hex(ents[1].id).s),
+		   "check reports the blob the index lost (%s)", f.first);
+		e = bk_index_clear(r->index);
+		if (e == 0)
+			e = bk_index_add_pack(r->index, op.id, op.size, ents, n);
+		if (e == 0) /* every blob indexed, the pack counted one short */
+			e = bk_index_add_pack(r->index, op.id, op.size, ents, n - 1);
+		f = (Findings){ 0 };
+		ok(e == 0 && bk_check(r, false, collect, &f) == 1 && strstr(f.first, "index says"),
+		   "check reports a pack the index miscounts (%s)", f.first);
+	}
+	free(ents);
+	bk_writer_free(w);
+	bk_repo_close(r);
+}
+
 /* Packs cannot be placed (every data/xx is a file, not a directory): the first
  * pack of a batch fails to commit, the rest of the batch is left out, and no temp
  * file stays in the repository's tmp/. */
@@ -758,6 +853,9 @@ int main(void)
 		free(path2);
 		path2 = bk_path_join(tmp_root, "repo-commit-failure");
 		test_commit_failure(path2, secret);
+		free(path2);
+		path2 = bk_path_join(tmp_root, "repo-check-groups");
+		test_check_groups(path2, secret);
 		free(path2);
 	}
 	bk_repo_close(r);
