@@ -1,7 +1,7 @@
 /* tests/integration/io-fault.c: an LD_PRELOAD library that makes file writes fail
  * in the ways a real file system can, or the process die at a chosen step, so that
- * fallbacks, error paths and crash windows run against the real binary. Only files whose path
- * contains $IO_FAULT_PATH are touched; $IO_FAULT chooses what happens:
+ * fallbacks, error paths and crash windows run against the real binary. Only files
+ * whose path contains $IO_FAULT_PATH are touched; $IO_FAULT chooses what happens:
  *   open-direct   openat with O_DIRECT fails with EINVAL (no O_DIRECT here)
  *   write-direct  pwrite to an O_DIRECT descriptor past offset 0 fails with EINVAL
  *   short         pwrite writes at most 4096 bytes at a time
