@@ -484,6 +484,23 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 	return e;
 }
 
+/* Where a time or LSN target t (nothing walked yet) stops recovery, looked for from
+ * from_lsn up to the fork's segment: *ret the first hit (lsn 0: none found),
+ * *ret_cut whether the walk was cut short. */
+static int stop_to_fork(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c,
+			uint64_t from_lsn, uint64_t fork, WalTarget t, Hit *ret, bool *ret_cut)
+{
+	t.walked_from = UINT64_MAX;
+	t.stop = o->stop;
+	t.o = o;
+	int e = target_walk(r, o->cluster, c, from_lsn, fork / c->seg_size, &t);
+	const Hit *h = e == 0 ? target_first(&t, from_lsn) : NULL;
+	*ret = h ? *h : (Hit){ 0 };
+	*ret_cut = t.cut_short;
+	free(t.hits);
+	return e;
+}
+
 /* PostgreSQL's recovery_target_timeline: latest, current or a timeline id. */
 static int parse_timeline(const char *s, uint32_t *ret)
 {
@@ -655,22 +672,18 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	 * (recoveryStopsAfter, inclusive), which must lie before the fork too: past the
 	 * last record before it, that is the fork's own record, each timeline's (found
 	 * by a mutation audit: a target between the two was taken as on both) */
+	Hit h;
+	bool cut;
 	if (e == 0 && before_fork && o->target_lsn) {
-		WalTarget tt = { .at_lsn = before_lsn, .walked_from = UINT64_MAX, .stop = o->stop,
-				 .o = o };
-		e = target_walk(r, o->cluster, &c, before_lsn, went.fork / c.seg_size, &tt);
-		const Hit *h = e == 0 ? target_first(&tt, before_lsn) : NULL;
+		e = stop_to_fork(r, o, &c, before_lsn, went.fork, (WalTarget){ .at_lsn = before_lsn },
+				 &h, &cut);
 		/* (the walk cut short: the chain's checks below refuse what it could not read) */
-		before_fork = e == 0 && (h ? h->lsn < went.fork : tt.cut_short);
-		free(tt.hits);
+		before_fork = e == 0 && (h.lsn ? h.lsn < went.fork : cut);
 	}
 	if (e == 0 && went.parent && before_us && !before_lsn) {
-		WalTarget tt = { .after_us = before_us, .walked_from = UINT64_MAX, .stop = o->stop,
-				 .o = o };
-		e = target_walk(r, o->cluster, &c, start, went.fork / c.seg_size, &tt);
-		const Hit *h = e == 0 ? target_first(&tt, start) : NULL;
-		before_fork = h && !h->unsure && h->lsn < went.fork;
-		free(tt.hits);
+		e = stop_to_fork(r, o, &c, start, went.fork, (WalTarget){ .after_us = before_us }, &h,
+				 &cut);
+		before_fork = e == 0 && h.lsn && !h.unsure && h.lsn < went.fork;
 	}
 	if (e == 0 && went.parent && !before_fork) {
 		char fork[BK_WAL_LSN_MAX];

@@ -74,6 +74,24 @@ static int env_open(BkIndex *x)
 	return rc == 0 ? 0 : lmdb_error(rc, x, "open");
 }
 
+/* Opens the two databases in one transaction: a write one that creates them when
+ * create, else a read one (they exist: MDB_NOTFOUND when not). */
+static int open_dbs(BkIndex *x, bool create)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(x->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+	if (rc != 0)
+		return rc;
+	unsigned flags = create ? MDB_CREATE : 0;
+	rc = mdb_dbi_open(txn, "blobs", flags, &x->blobs);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "packs", flags, &x->packs);
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 int bk_index_open(const char *dir, BkIndex **ret)
 {
 	BkIndex *x = calloc(1, sizeof(*x));
@@ -92,22 +110,9 @@ int bk_index_open(const char *dir, BkIndex **ret)
 	 * waits for any writer, and one stopped in its commit (SIGSTOP, a debugger)
 	 * held every other command at its open, readers and restore_command too
 	 * (found by review). Only the first open of a new index creates them. */
-	MDB_txn *txn;
-	rc = 0;
-	for (int create = 0; create < 2 && (create == 0 || rc == MDB_NOTFOUND); create++) {
-		if (create && x->readonly)
-			break;
-		if ((rc = mdb_txn_begin(x->env, NULL, create ? 0 : MDB_RDONLY, &txn)) != 0)
-			break;
-		unsigned flags = create ? MDB_CREATE : 0;
-		rc = mdb_dbi_open(txn, "blobs", flags, &x->blobs);
-		if (rc == 0)
-			rc = mdb_dbi_open(txn, "packs", flags, &x->packs);
-		if (rc == 0)
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-	}
+	rc = open_dbs(x, false);
+	if (rc == MDB_NOTFOUND && !x->readonly)
+		rc = open_dbs(x, true);
 	if (rc != 0) {
 		r = lmdb_error(rc, x, "open databases");
 		goto fail;

@@ -81,17 +81,9 @@ static int fault_openat(const char *sym, int dirfd, const char *path, int flags,
 		(int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, sym);
 	if ((flags & O_CREAT) && mode_is("kill") && at_matches(dirfd, path))
 		raise(SIGKILL);
-	if ((flags & O_DIRECT) && mode_is("open-direct")) {
-		char dir[PATH_MAX], link[64];
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-		ssize_t n = readlink(link, dir, sizeof(dir) - 1);
-		if (n >= 0) {
-			dir[n] = '\0';
-			if (path_matches(dir) || path_matches(path)) {
-				errno = EINVAL;
-				return -1;
-			}
-		}
+	if ((flags & O_DIRECT) && mode_is("open-direct") && at_matches(dirfd, path)) {
+		errno = EINVAL;
+		return -1;
 	}
 	return real(dirfd, path, flags, mode);
 }
@@ -164,28 +156,31 @@ int link(const char *from, const char *to)
 	return real(from, to);
 }
 
-static int fault_sync(const char *sym, int fd)
+/* True, errno set to EIO, when IO_FAULT is mode and fd's file matches. */
+static bool fd_fails(const char *mode, int fd)
 {
-	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, sym);
-	if (mode_is("fsync") && fd_matches(fd)) {
-		errno = EIO;
-		return -1;
-	}
-	return real(fd);
+	if (!mode_is(mode) || !fd_matches(fd))
+		return false;
+	errno = EIO;
+	return true;
 }
 
-int fsync(int fd) { return fault_sync("fsync", fd); }
+static int fault_sync(const char *sym, const char *mode, int fd)
+{
+	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, sym);
+	return fd_fails(mode, fd) ? -1 : real(fd);
+}
 
-int fdatasync(int fd) { return fault_sync("fdatasync", fd); }
+int fsync(int fd) { return fault_sync("fsync", "fsync", fd); }
+
+int fdatasync(int fd) { return fault_sync("fdatasync", "fsync", fd); }
+
+int syncfs(int fd) { return fault_sync("syncfs", "syncfs", fd); }
 
 static int fault_ftruncate(const char *sym, int fd, off_t len)
 {
 	int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, sym);
-	if (mode_is("truncate") && fd_matches(fd)) {
-		errno = EIO;
-		return -1;
-	}
-	return real(fd, len);
+	return fd_fails("truncate", fd) ? -1 : real(fd, len);
 }
 
 int ftruncate(int fd, off_t len) { return fault_ftruncate("ftruncate", fd, len); }
@@ -202,14 +197,4 @@ int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flag
 		return -1;
 	}
 	return real(dirfd, path, ts, flags);
-}
-
-int syncfs(int fd)
-{
-	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
-	if (mode_is("syncfs") && fd_matches(fd)) {
-		errno = EIO;
-		return -1;
-	}
-	return real(fd);
 }

@@ -33,6 +33,10 @@
 #                          return once it writes DIR/base (see below)
 #   pitr_restore_pause, pitr_restore_resume
 #                          stop that restore's bunker (SIGSTOP), let it go on
+#   pitr_restore_killed_at PATH DIR
+#                          `pg restore latest --target DIR`, killed (SIGKILL, by
+#                          io-fault.c) as it creates its first file whose path
+#                          holds PATH; returns its status (137 once killed)
 #   pitr_segment_of SNAPSHOT-ID FIELD [SQL-CMD [REPO-CMD]]
 #                          the WAL file holding the base backup's start_lsn or
 #                          stop_lsn (pg_walfile_name, by SQL-CMD, default pg_sql, on
@@ -184,6 +188,11 @@ pitr_restore_resume() {
 		kill -CONT "$pid" 2>/dev/null
 	done
 	return 0
+}
+pitr_restore_killed_at() {
+	pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$1" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$2" 2>/dev/null
 }
 pitr_last_archived() { pg_sql "select coalesce(last_archived_wal, '') from pg_stat_archiver"; }
 

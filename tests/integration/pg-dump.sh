@@ -216,15 +216,17 @@ t_rc 1 "pg dump with BUNKER_PG_BIN empty looks on the PATH" \
 	pg_as_server env BUNKER_PG_BIN= PATH="$T/noexec" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
 	pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "bunker: dump: cannot run pg_dump: Permission denied" "... and finds it there"
-# fake_version LINE: $fake/pg_dump answers --version with LINE, else is pg_dump
+# fake_version PROG LINE: $fake/PROG answers --version with LINE, else is PROG
 fake_version() {
-	cat >"$fake/pg_dump" <<EOF
+	rm -f "$fake/$1" # (a symbolic link to the real one is not written through)
+	cat >"$fake/$1" <<EOF
 #!/bin/sh
-[ "\$1" = --version ] && { echo '$1'; exit 0; }
-exec '$PG_BIN/pg_dump' "\$@"
+[ "\$1" = --version ] && { echo '$2'; exit 0; }
+exec '$PG_BIN/$1' "\$@"
 EOF
+	chmod 755 "$fake/$1"
 }
-fake_version 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'
+fake_version pg_dump 'pg_dump (PostgreSQL) 14.9 (Debian 14.9-1.pgdg120+1)'
 BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump older than the server exits 1" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_is "$(sed 's/(15\.[0-9]*)/(15.N)/' "$ERR")" \
@@ -249,19 +251,13 @@ t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
 
 # A version past any real one (99999999999999999999 overflowed, under UBSan too, and
 # read as older than the server) is newer: the dump runs.
-fake_version 'pg_dump (PostgreSQL) 99999999999999999999.1'
+fake_version pg_dump 'pg_dump (PostgreSQL) 99999999999999999999.1'
 BUNKER_PG_BIN=$fake t_rc 0 "pg dump with a pg_dump of version 99999999999999999999.1 runs" \
 	bkp pg dump --dbname "$(pitr_conninfo)"
 t_is "$(cat "$ERR")" "" "... and says nothing"
 # so is pg_dumpall's version checked, before the first dump (else every database was
 # dumped, and the globals failed)
-rm -f "$fake/pg_dumpall" # (a symlink to the real one: not written through)
-cat >"$fake/pg_dumpall" <<EOF
-#!/bin/sh
-[ "\$1" = --version ] && { echo 'pg_dumpall (PostgreSQL) 14.9'; exit 0; }
-exec '$PG_BIN/pg_dumpall' "\$@"
-EOF
-chmod 755 "$fake/pg_dumpall"
+fake_version pg_dumpall 'pg_dumpall (PostgreSQL) 14.9'
 before=$(count_dumps)
 BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dumpall older than the server exits 1" \
 	bkp pg dump --dbname "$(pitr_conninfo)"

@@ -357,29 +357,18 @@ else
 	not_ok "pg restore interrupted (8 tries ended before the signal)"
 fi
 
-# Killed (SIGKILL: nothing to take back), the next pg restore into the same target
-# says a restore was killed there, not only "not empty" (found by review); emptied,
-# it restores. (Tried up to 8 times: a restore this small may end first.)
-killed=0
-for try in 1 2 3 4 5 6 7 8; do
-	rm -rf "$SRV/r-kill"
-	pitr_restore_writing "$SRV/r-kill"
-	pitr_restore_pause && kill -KILL "$RESTORE_KID" && killed=$try
-	pitr_restore_resume
-	wait "$RESTORE_PID" 2>/dev/null
-	[ "$killed" = 0 ] || break
-done
-if [ "$killed" != 0 ]; then
-	t_rc 1 "pg restore into what a killed restore left fails" \
-		bkp pg restore latest --target "$SRV/r-kill"
-	t_is "$(cat "$ERR")" "bunker: pg restore: $SRV/r-kill holds what a restore that was killed wrote (.bunker-restore-incomplete is there): empty it, then run again" \
-		"... in one line saying a restore was killed there"
-	rm -rf "$SRV/r-kill"
-	t_rc 0 "... and once emptied, restores" bkp pg restore latest --target "$SRV/r-kill"
-	t_true "... without the marker" test ! -e "$SRV/r-kill/.bunker-restore-incomplete"
-else
-	not_ok "pg restore killed while it writes (8 tries ended before the signal)"
-fi
+# Killed (SIGKILL, by io-fault.c, at its first file in base/: nothing to take back),
+# the next pg restore into the same target says a restore was killed there, not
+# only "not empty" (found by review); emptied, it restores.
+pitr_restore_killed_at "$SRV/r-kill/base/" "$SRV/r-kill"
+t_is "$?" 137 "pg restore killed as it writes the data directory"
+t_rc 1 "pg restore into what a killed restore left fails" \
+	bkp pg restore latest --target "$SRV/r-kill"
+t_is "$(cat "$ERR")" "bunker: pg restore: $SRV/r-kill holds what a restore that was killed wrote (.bunker-restore-incomplete is there): empty it, then run again" \
+	"... in one line saying a restore was killed there"
+rm -rf "$SRV/r-kill"
+t_rc 0 "... and once emptied, restores" bkp pg restore latest --target "$SRV/r-kill"
+t_true "... without the marker" test ! -e "$SRV/r-kill/.bunker-restore-incomplete"
 rm -rf "$SRV/r-kill"
 
 # A --target that is a symbolic link to an empty directory: what was written through

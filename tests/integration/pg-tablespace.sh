@@ -87,9 +87,7 @@ rm -rf "$LOC" "$SRV/r-int"
 # next restore names the location a killed restore wrote, not only "not empty"
 # (the marker was in the data directory alone), and both markers go once a restore
 # ends (the location kept its own: found by checking).
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$LOC/PG_" \
-	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-kill" 2>/dev/null
+pitr_restore_killed_at "$LOC/PG_" "$SRV/r-kill"
 t_is "$?" 137 "pg restore killed as it writes the tablespace"
 rm -rf "$SRV/r-kill"
 t_rc 1 "the next restore, the target emptied, fails" bkp pg restore latest --target "$SRV/r-kill"
