@@ -69,7 +69,8 @@ typedef struct {
 
 /* Examines the archive for the base backup (tli, start_lsn, stop_lsn) along
  * timeline want_tli (a number, BK_TLI_LATEST or BK_TLI_CURRENT; one older than the
- * backup's leaves it off the path). */
+ * backup's leaves it off the path). Every archived history file recovery would
+ * fetch is read: BK_E_CORRUPT naming one that cannot be. */
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
 		    uint32_t want_tli, BkWalChain *ret);
 

@@ -33,10 +33,11 @@
 #                          return once it writes DIR/base (see below)
 #   pitr_restore_pause, pitr_restore_resume
 #                          stop that restore's bunker (SIGSTOP), let it go on
-#   pitr_restore_killed_at PATH DIR
-#                          `pg restore latest --target DIR`, killed (SIGKILL, by
-#                          io-fault.c) as it creates its first file whose path
-#                          holds PATH; returns its status (137 once killed)
+#   pitr_restore_faulted MODE PATH DIR
+#                          `pg restore latest --target DIR` under io-fault.c's
+#                          IO_FAULT=MODE for paths holding PATH (kill: SIGKILL as
+#                          it creates its first such file, status 137); returns
+#                          its status, its stderr the caller's
 #   pitr_segment_of SNAPSHOT-ID FIELD [SQL-CMD [REPO-CMD]]
 #                          the WAL file holding the base backup's start_lsn or
 #                          stop_lsn (pg_walfile_name, by SQL-CMD, default pg_sql, on
@@ -189,10 +190,10 @@ pitr_restore_resume() {
 	done
 	return 0
 }
-pitr_restore_killed_at() {
-	pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$1" \
+pitr_restore_faulted() {
+	pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT="$1" IO_FAULT_PATH="$2" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$2" 2>/dev/null
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$3"
 }
 pitr_last_archived() { pg_sql "select coalesce(last_archived_wal, '') from pg_stat_archiver"; }
 

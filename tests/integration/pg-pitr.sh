@@ -360,7 +360,7 @@ fi
 # Killed (SIGKILL, by io-fault.c, at its first file in base/: nothing to take back),
 # the next pg restore into the same target says a restore was killed there, not
 # only "not empty" (found by review); emptied, it restores.
-pitr_restore_killed_at "$SRV/r-kill/base/" "$SRV/r-kill"
+pitr_restore_faulted kill "$SRV/r-kill/base/" "$SRV/r-kill" 2>/dev/null
 t_is "$?" 137 "pg restore killed as it writes the data directory"
 t_rc 1 "pg restore into what a killed restore left fails" \
 	bkp pg restore latest --target "$SRV/r-kill"
@@ -370,6 +370,16 @@ rm -rf "$SRV/r-kill"
 t_rc 0 "... and once emptied, restores" bkp pg restore latest --target "$SRV/r-kill"
 t_true "... without the marker" test ! -e "$SRV/r-kill/.bunker-restore-incomplete"
 rm -rf "$SRV/r-kill"
+
+# The recovery settings that postgresql.auto.conf gains cannot be made durable
+# (its fsync fails, by io-fault.c): the restore fails and takes back what it
+# wrote, or a crash could leave a copy that starts without recovering to the target
+pitr_restore_faulted fsync "$SRV/r-fsync/postgresql.auto.conf" "$SRV/r-fsync" 2>"$T/fsync.err"
+t_is "$?" 1 "pg restore whose postgresql.auto.conf fsync fails: exit 1"
+t_true "... naming it" grep -q "write $SRV/r-fsync/postgresql.auto.conf: " "$T/fsync.err" ||
+	diag "$(cat "$T/fsync.err")"
+t_is "$(ls -A "$SRV/r-fsync" 2>&1)" "" "... and takes back what it wrote"
+rm -rf "$SRV/r-fsync"
 
 # A --target that is a symbolic link to an empty directory: what was written through
 # the link is removed through it (removing below the link itself removed nothing),
@@ -858,9 +868,17 @@ cp -a "$REPO" "$T/repo-hist"
 flip_byte "$T/repo-hist/wal/main/00000002.history" 40
 t_rc 0 "pg info with 00000002.history damaged" \
 	pg_as_server "$BUNKER" -q --repo "$T/repo-hist" --key-file "$KEY" pg info
-t_is "$(grep -c "^  base  .*  timeline 1  .* restorable to: not known: .*00000002.history" "$OUT")" \
-	"$(grep -c "^  base  .*  timeline 1  " "$OUT")" "... each timeline 1 backup's window is not known, naming it" ||
+t_is "$(grep -c "^  base  .* restorable to: not known: .*00000002.history" "$OUT")" \
+	"$(grep -c "^  base  " "$OUT")" "... each backup's window is not known, naming it (timeline 2's too)" ||
 	diag "$(cat "$OUT")"
+# Recovery from the timeline 2 backup fetches 00000002.history (its timeline's),
+# and wal-fetch's exit 128 aborts it: refused before anything is written (found by
+# review: only backups on timeline 1 read it, and the restored server failed)
+t_rc 5 "pg restore of the timeline 2 backup with 00000002.history damaged: exit 5" \
+	pg_as_server "$BUNKER" -q --repo "$T/repo-hist" --key-file "$KEY" pg restore \
+	"${id_tl2:-none}" --target "$SRV/r-hist"
+t_true "... naming it" grep -q "00000002.history" "$ERR" || diag "$(cat "$ERR")"
+t_true "... and writes nothing" test ! -e "$SRV/r-hist"
 rm -rf "$T/repo-hist"
 
 done_testing

@@ -87,7 +87,7 @@ rm -rf "$LOC" "$SRV/r-int"
 # next restore names the location a killed restore wrote, not only "not empty"
 # (the marker was in the data directory alone), and both markers go once a restore
 # ends (the location kept its own: found by checking).
-pitr_restore_killed_at "$LOC/PG_" "$SRV/r-kill"
+pitr_restore_faulted kill "$LOC/PG_" "$SRV/r-kill" 2>/dev/null
 t_is "$?" 137 "pg restore killed as it writes the tablespace"
 rm -rf "$SRV/r-kill"
 t_rc 1 "the next restore, the target emptied, fails" bkp pg restore latest --target "$SRV/r-kill"
