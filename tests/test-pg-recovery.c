@@ -1092,38 +1092,62 @@ static void test_xid_across_segments(void)
 	test_repo_close(&t);
 }
 
-/* A prepared transaction's end whose xid the walk cannot read (a COMMIT PREPARED
- * cut by segment 5's end 160 bytes in: its body is not carried) may be xid
- * 1000's: where recovery stops is not known, and latest takes the oldest backup
- * on the history, A (segment 3), which reaches any later point, not B (segment
- * 4); told apart by their tablespaces (found by a mutation audit: taking the
- * newest, taking the record as the target's or as not one, passed every test). */
-static void test_xid_unsure_takes_oldest(void)
+/* A record that may be the target but cannot be read (rec, len bytes, cut by
+ * segment 5's end in5 bytes in) after backups A (segment 3) and B (segment 4):
+ * where recovery stops is not known, and latest takes the oldest backup on the
+ * history, A, which reaches any later point, not B; told apart by their
+ * tablespaces. o is the target (xid or name). */
+static void unsure_takes_oldest(uint8_t *rec, uint32_t len, uint32_t in5, BkPgRestoreOpts o,
+				const char *what)
 {
 	TestRepo t;
 	const uint64_t sysid = UINT64_C(7310000000000000086);
 	int e = test_repo_open(&t, "pg-recovery");
 	for (uint64_t s = 3; e == 0 && s <= 4; s++)
 		e = push_xid_segment(t.r, t.root, 1, s, sysid, 0);
-	uint8_t prepared[200] = { 0 };
-	bk_put_le32(prepared, sizeof(prepared));
-	prepared[16] = 0x30; /* XLOG_XACT_COMMIT_PREPARED */
-	prepared[17] = 1;
 	char ts_a[] = "16384 /old/a\n", ts_b[] = "16384 /old/b\n", map[160];
 	if (e == 0)
-		e = push_across(&t, sysid, prepared, sizeof(prepared), 160, false);
+		e = push_across(&t, sysid, rec, len, in5, false);
 	if (e == 0)
 		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_a);
 	if (e == 0)
 		e = put_base_ts(t.r, 2000, 1, 4 * MIB + 40, 4 * MIB + 88, ts_b);
-	is_int(e, 0, "segments 3-6, a COMMIT PREPARED across 5 and 6, backups A and B (%s)",
+	is_int(e, 0, "segments 3-6, %s across 5 and 6, backups A and B (%s)", what,
 	       e ? bk_error_detail() : "ok");
 	snprintf(map, sizeof(map), "/old/a=%s/ts", t.root);
-	uint64_t at;
-	e = restore_xid_1000(&t, NULL, map, &at);
-	ok(passed_checks(e) && at == 0, "latest takes A, the target not placed (%d: %s)", e,
-	   bk_error_detail());
+	const char *maps[] = { map };
+	uint64_t at = 0;
+	o.ret_target_at = &at;
+	o.ts_mapping = maps;
+	o.nts_mapping = 1;
+	e = restore_to(&t, o);
+	ok(passed_checks(e) && at == 0, "%s: latest takes A, the target not placed (%d: %s)", what,
+	   e, bk_error_detail());
 	test_repo_close(&t);
+}
+
+/* A prepared transaction's end whose xid the walk cannot read (a COMMIT PREPARED
+ * cut 160 bytes in: its body is not carried) may be xid 1000's (found by a
+ * mutation audit: taking the newest, taking the record as the target's or as not
+ * one, passed every test). A restore point whose name cannot be read (its main
+ * data 70 bytes, not xl_restore_point's 72) may be the one named (mutation audit:
+ * taking it for another's passed every test). */
+static void test_unsure_takes_oldest(void)
+{
+	uint8_t prepared[200] = { 0 };
+	bk_put_le32(prepared, sizeof(prepared));
+	prepared[16] = 0x30; /* XLOG_XACT_COMMIT_PREPARED */
+	prepared[17] = 1;
+	unsure_takes_oldest(prepared, sizeof(prepared), 160, (BkPgRestoreOpts){ .target_xid = "1000" },
+			    "a COMMIT PREPARED");
+	uint8_t rp[24 + 2 + 70] = { 0 };
+	bk_put_le32(rp, sizeof(rp));
+	rp[16] = 0x70; /* XLOG_RESTORE_POINT, of RM_XLOG_ID (0) */
+	rp[24] = 255;  /* XLR_BLOCK_ID_DATA_SHORT */
+	rp[25] = 70;
+	memcpy(rp + 24 + 2 + 8, "x", 2);
+	unsure_takes_oldest(rp, sizeof(rp), 24, (BkPgRestoreOpts){ .target_name = "x" },
+			    "a restore point named in 70 bytes");
 }
 
 static int first_id(void *ud, const uint8_t id[32], BkSnapshot *s)
@@ -1655,7 +1679,7 @@ int main(void)
 	test_xid_after_tail_like_switch();
 	test_target_boundaries();
 	test_xid_across_segments();
-	test_xid_unsure_takes_oldest();
+	test_unsure_takes_oldest();
 	test_xid_before_damage();
 	test_snapshot_target_at_stop();
 	test_lsn_target_at_fork();
