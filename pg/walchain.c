@@ -121,37 +121,43 @@ static int read_path(const BkWalArchive *a, BkWalChain *c)
 	return e;
 }
 
-/* Reads the archived history file of timeline t, if t has one (t > 1) archived. */
-static int read_history(const BkWalArchive *a, uint32_t t)
+/* Reads the archived history file of timeline t, if t has one (t > 1) archived;
+ * *ret_had whether it had. */
+static int read_history(const BkWalArchive *a, uint32_t t, bool *ret_had)
 {
 	char hname[BK_WAL_NAME_MAX];
 	bk_wal_history_name(hname, sizeof(hname), t);
 	BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
 	size_t n;
-	return t > 1 && has_name(a, hname)
-		       ? bk_wal_history_get(a->r, a->cluster, t, sw, BK_ARRAY_SIZE(sw), &n)
-		       : 0;
+	*ret_had = t > 1 && has_name(a, hname);
+	return *ret_had ? bk_wal_history_get(a->r, a->cluster, t, sw, BK_ARRAY_SIZE(sw), &n) : 0;
+}
+
+/* Reads the history files PostgreSQL probes for from timeline `from` up: the next
+ * while archived. */
+static int read_probed_histories(const BkWalArchive *a, uint32_t from)
+{
+	bool had = true;
+	int e = 0;
+	for (uint32_t t = from + 1; e == 0 && had && t > from; t++)
+		e = read_history(a, t, &had);
+	return e;
 }
 
 /* Reads every history file recovery from a backup on timeline tli along target_tli
  * fetches through restore_command: the target's, and those it probes for, from
- * the backup's timeline up (for `latest`) and from the target's up (at promotion),
- * the next while archived. One that wal-fetch cannot give (exit 128) aborts
- * recovery, after the restore was written (found by review: a damaged
- * 00000002.history was read only for backups on timeline 1). */
+ * the backup's timeline up (for `latest`) and from the target's up (at promotion).
+ * One that wal-fetch cannot give (exit 128) aborts recovery, after the restore was
+ * written (found by review: a damaged 00000002.history was read only for backups
+ * on timeline 1). */
 static int read_fetched_histories(const BkWalArchive *a, uint32_t tli, uint32_t target_tli)
 {
-	int e = read_history(a, target_tli);
-	const uint32_t from[2] = { tli, target_tli };
-	for (size_t i = 0; e == 0 && i < 2; i++) {
-		char hname[BK_WAL_NAME_MAX];
-		for (uint32_t t = from[i] + 1; e == 0 && t > from[i]; t++) {
-			bk_wal_history_name(hname, sizeof(hname), t);
-			if (!has_name(a, hname))
-				break;
-			e = read_history(a, t);
-		}
-	}
+	bool had;
+	int e = read_history(a, target_tli, &had);
+	if (e == 0)
+		e = read_probed_histories(a, tli);
+	if (e == 0 && target_tli != tli)
+		e = read_probed_histories(a, target_tli);
 	return e;
 }
 
