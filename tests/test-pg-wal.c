@@ -131,6 +131,9 @@ static void test_segno(void)
 	is_int(bk_wal_segment_name(out, sizeof(out), 0, 1, 16 * MB), BK_E_USAGE, "timeline 0");
 	is_int(bk_wal_segment_name(out, sizeof(out), 1, UINT64_MAX, 16 * MB), BK_E_USAGE,
 	       "segno beyond the lsn space");
+	is_int(bk_wal_segment_name(out, sizeof(out), 1, UINT64_MAX / (16 * MB), 16 * MB), 0,
+	       "the last segno of the lsn space");
+	ok(strcmp(out, "00000001FFFFFFFF000000FF") == 0, "is named %s", out);
 	is_int(bk_wal_lsn_segment_name(out, sizeof(out), 1, UINT64_C(0x16B374D848), 16 * MB), 0,
 	       "lsn -> segment");
 	ok(strcmp(out, "0000000100000016000000B3") == 0, "16/B374D848 is in %s", out);
@@ -248,6 +251,7 @@ static void test_header_synthetic(void)
 		{0xD110, 2, 1, 0, 0, 8192, "zero segment size"},
 		{0xD110, 2, 1, seg3, 16 * MB, 1000, "block size 1000"},
 		{0xD110, 2, 1, seg3, 16 * MB, 0, "block size 0"},
+		{0xD110, 2, 1, seg3, 16 * MB, 512, "block size 512"},
 		{0xD110, 2, 1, seg3, 16 * MB, 128 * 1024, "block size 128 KiB"},
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(bad); i++) {
@@ -260,6 +264,8 @@ static void test_header_synthetic(void)
 	make_header(b, 0xD116, 0x0007, 1, seg3, sysid, 16 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "PG17 magic with all old flags");
 	is_int(h.pg_major, 17, "pg 17");
+	make_header(b, 0xD110, 0x0002, 1, seg3, sysid, 16 * MB, 65536);
+	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "64 KiB wal blocks, the largest");
 	make_header(b, 0xD110, 0x000A, 1, seg3, sysid, 16 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "overwrite-contrecord flag accepted");
 	is_int(bk_wal_magic_version(0xD10D), 14, "0xD10D is 14");
@@ -285,6 +291,9 @@ static void test_history(void)
 	is_int(n, 0, "no entries");
 	const char crlf[] = "1\t0/3000000\tx\r\n";
 	is_int(bk_wal_history_parse(crlf, strlen(crlf), 0, sw, 8, &n), 0, "crlf line");
+	const char same[] = "1\t0/3000000\tx\n2\t0/3000000\ty\n";
+	is_int(bk_wal_history_parse(same, strlen(same), 0, sw, 8, &n), 0,
+	       "two switches at one point");
 
 	struct {
 		const char *text;
@@ -692,6 +701,51 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment with a wrong xlp_rem_len");
 	ok(got == prev && g.stopped, "ends the walk before that record, stopped");
 
+	/* a page the record goes on into, its header right but for the magic (another
+	 * major's) or xlp_pageaddr (another position's): not this segment's, though its
+	 * bytes, which xl_crc covers, are the record's */
+	for (int k = 0; k < 2; k++) {
+		gen_start(&g, 0);
+		prev = gen_record(&g, 40, 10, 0);
+		gen_record(&g, 20000, 10, 0);
+		gen_record(&g, 40, 10, 0);
+		if (k == 0)
+			bk_put_le16(g.seg + 8192, 0xD113);
+		else
+			bk_put_le64(g.seg + 8192 + 8, g.base + MB + 8192);
+		is_int(last_of(&g, &got), 0, "a record's second page with %s",
+		       k == 0 ? "another magic" : "another page address");
+		ok(got == prev && g.stopped, "ends the walk before that record, stopped");
+	}
+
+	/* a page that says it goes on with a record where one starts (the one before
+	 * ended at its start) is not WAL written after it: PostgreSQL's reader stops */
+	gen_start(&g, 0);
+	gen_record(&g, 40, 10, 0);
+	gen_fill_to(&g, 8192);
+	prev = g.prev;
+	gen_record(&g, 40, 10, 0);
+	gen_record(&g, 40, 10, 0);
+	g.seg[8192 + 2] |= 0x01;
+	is_int(last_of(&g, &got), 0, "a page with the contrecord flag where a record starts");
+	ok(got == prev && g.stopped, "ends the walk at that page, stopped");
+
+	/* a length below a record header's is not a record, also on the segment's last
+	 * page, where it could seem to go on into the next segment (its xl_prev right) */
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 200);
+	prev = g.prev;
+	bk_put_le32(g.seg + MB - 200, 16);
+	bk_put_le64(g.seg + MB - 200 + 8, prev);
+	{
+		BkWalEnd e3;
+		is_int(walk_gen(&g, false, NULL, &e3), 0, "a length of 16 on the last page");
+		ok(e3.lsn == prev && e3.stopped && !e3.carry.head && !e3.cut_xact,
+		   "ends the walk there, stopped, nothing carried");
+	}
+
 	/* a page that is not this segment's (stale bytes of a recycled file) ends it */
 	gen_start(&g, 0);
 	gen_record(&g, 40, 10, 0);
@@ -753,6 +807,13 @@ static void test_last_record(void)
 	gen_record(&g, 40, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment without a transaction");
 	ok(g.xact_us == 0 && !g.cut_xact, "has no transaction time");
+	/* after a top-level xid (XLR_BLOCK_ID_TOPLEVEL_XID and 4 bytes) */
+	gen_start(&g, 0);
+	uint8_t toplevel[1 + 4 + 2 + 8] = { 252, 0x04, 0x03, 0x02, 0x01, 255, 8 };
+	bk_put_le64(toplevel + 7, (uint64_t)t_pg);
+	gen_record_body(&g, 24 + 7 + 8, 1, 0x00, toplevel, sizeof(toplevel));
+	is_int(last_of(&g, &got), 0, "a segment with a commit after a top-level xid");
+	ok(g.xact_us == t_pg + INT64_C(946684800000000), "counts it");
 
 	/* a commit that the segment's end cuts is the segment's last transaction (a
 	 * walk back must not take the one before it for the last): its time is read
@@ -782,6 +843,16 @@ static void test_last_record(void)
 	g.seg[MB - 32 + 16] = 0x10;
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a prepare");
 	ok(!g.cut_xact && !g.cut_xact_us, "is not cut in a transaction's end");
+	/* cut right after its time: an origin, the main data's long header, the time */
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 40);
+	uint8_t to_end[3 + 5 + 8] = { 253, 0x01, 0x00, 254, 16 };
+	bk_put_le64(to_end + 8, (uint64_t)t_pg);
+	gen_record_body(&g, 24 + 8 + 16, 1, 0x00, to_end, sizeof(to_end));
+	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit right after its time");
+	ok(!g.cut_xact && g.cut_xact_us == t_pg + INT64_C(946684800000000), "gives its time");
 	/* a record whose header the end cuts may be one */
 	gen_start(&g, 0);
 	while (g.pos < MB - 8192)
@@ -906,6 +977,24 @@ static void test_last_record(void)
 		is_int(walk_gen(&g, true, &bogus, &e4), 0, "... with a carry of 25 header bytes");
 		ok(!e4.stopped && e4.carry.head == 0, "which is taken for none");
 	}
+	/* the same, segment 3's end cutting its header after 16 bytes: segment 4
+	 * completes the header, and carries all of it on */
+	gen_start(&g, 0);
+	while (g.pos < MB - 8192)
+		gen_record(&g, 2000, 10, 0);
+	gen_fill_to(&g, MB - 16);
+	huge = g.base + g.pos;
+	bk_put_le64(big_hdr + 8, g.prev);
+	gen_put(&g, big_hdr, 24, 3 * MB);
+	gen_put(&g, NULL, 2 * MB, 3 * MB - 24);
+	{
+		BkWalEnd e3, e4;
+		is_int(walk_gen(&g, false, NULL, &e3), 0, "segment 3, whose end cuts a 3 MiB record's header");
+		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "segment 4, inside it");
+		ok(!e4.stopped && e4.lsn == 0 && e4.carry.lsn == huge && e4.carry.head == 24 &&
+		   !memcmp(e4.carry.hdr, big_hdr, 24), "carries it on, its header whole (%u)",
+		   e4.carry.head);
+	}
 
 	/* the first page must be this segment's */
 	gen_start(&g, 0);
@@ -922,6 +1011,8 @@ typedef struct {
 	char names[8][64];
 	uint64_t lsns[8];
 	uint64_t last_lsn;
+	uint32_t last_xid; /* the last visited's xl_xid, xl_info, xl_rmid */
+	uint8_t last_info, last_rmid;
 	int stop_after; /* fail the walk at this record (0: never) */
 	int nprep;
 	uint32_t prepared_xids[8]; /* each prepared end's prepared_xid, in order */
@@ -932,6 +1023,9 @@ static int on_rec(void *ud, const BkWalRec *r)
 	Visits *v = ud;
 	v->n++;
 	v->last_lsn = r->lsn;
+	v->last_xid = r->xid;
+	v->last_info = r->info;
+	v->last_rmid = r->rmid;
 	v->xact_ends += r->xact_end;
 	v->prepared_ends += r->prepared_end;
 	if (r->xact_end || r->prepared_end)
@@ -1074,6 +1168,25 @@ static void test_walk_visits(void)
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with a damaged one");
 	ok(v.n == 0 && e3.stopped, "not visited, and the walk stops there");
+	/* one whose name fills its 64 bytes, with no NUL: not named */
+	gen_start(&g, 0);
+	uint8_t unterminated[74] = { 255, 72 };
+	memset(unterminated + 10, 'x', 64);
+	gen_record_body(&g, 24 + sizeof(unterminated), 0, 0x70, unterminated, sizeof(unterminated));
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a restore point without a NUL");
+	ok(v.rps == 0 && v.unknown == 1, "its name is not known, said so");
+
+	/* an abort ends a transaction too; a record's xl_xid, xl_info and xl_rmid are
+	 * given as written (a target xid is matched against xl_xid) */
+	gen_start(&g, 0);
+	uint64_t ab = gen_record(&g, 60, 1, 0x20);
+	bk_put_le32(g.seg + (ab - g.base) + 4, 0xA1B2C3D4);
+	gen_seal(&g, ab);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with an abort");
+	ok(v.xact_ends == 1 && v.last_xid == 0xA1B2C3D4 && v.last_info == 0x20 && v.last_rmid == 1,
+	   "an end of transaction %X, info 0x%02X, rmid %u", v.last_xid, v.last_info, v.last_rmid);
 
 	/* a segment whose first 8 or 16 bytes end another record, and hold what a
 	 * switch's tail would (its length 64 to 79, say), then records: not a switch,
@@ -1198,6 +1311,7 @@ static void test_walk_prepared_xid(void)
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, true, &bare, on_rec, &v, &e4), 0, "... with a carry of no body");
 	ok(v.nprep == 1 && v.prepared_xids[0] == 0, "its xid is not known, said so (0)");
+
 }
 
 static void test_seg_size_parse(void)
@@ -1210,7 +1324,7 @@ static void test_seg_size_parse(void)
 		{ "16777216", 16 * MB }, { "16777216B", 16 * MB }, { "2GB", 0 },   { "512kB", 0 },
 		{ "3MB", 0 },	 { "16mb", 0 },	      { "", 0 },	    { "MB", 0 },
 		{ "-16MB", 0 },	 { " 16MB", 0 },      { "16 MB", 0 },	    { "4294967312", 0 },
-		{ "18446744073709551616MB", 0 },
+		{ "18446744073709551616MB", 0 }, { "1073741824", 1024 * MB },
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
 		uint32_t got = 7;
