@@ -653,20 +653,30 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 	uint64_t took = w->copied;
 	/* a restore point's or transaction end's bytes after the header, for the
 	 * visitor: those the segment before held (in the carry, when that walk had a
-	 * visitor), then these */
+	 * visitor), then these; a prepared transaction's end's all of them, as its xid
+	 * lies after parts of any length */
 	uint32_t here = rem - hrest, at = UINT32_MAX, copy = 0;
+	uint8_t *body = c.body;
+	_cleanup_free_ uint8_t *whole = NULL;
 	if (w->fn && c.head && st == STEP_OK && body_wanted(c.hdr)) {
 		uint32_t tot_len = bk_get_le32(c.hdr);
 		if (tot_len >= RECORD_HEADER + here)
 			at = tot_len - RECORD_HEADER - here; /* its bytes after the header before */
-		/* known only when the segment before's carry holds all of those */
-		if (at != (hrest ? 0 : c.nbody) || at >= BK_WAL_RP_BODY)
+		/* known only when the segment before's carry holds all of those (a carry
+		 * holds BK_WAL_RP_BODY at most) */
+		if (at != (hrest ? 0 : c.nbody) || at > BK_WAL_RP_BODY) {
 			at = UINT32_MAX;
-		else
+		} else if (is_prepared_end(c.hdr[17], c.hdr[16]) && here <= PREPARED_BODY_MAX - at &&
+			   (whole = malloc(at + here))) { /* (without memory: its xid stays unknown) */
+			memcpy(whole, c.body, at);
+			body = whole;
+			copy = here;
+		} else {
 			copy = BK_MIN(here, BK_WAL_RP_BODY - at);
+		}
 	}
 	if (st == STEP_OK && copy) {
-		st = consume(w, pos, copy, here, c.body + at, &c.crc);
+		st = consume(w, pos, copy, here, body + at, &c.crc);
 		here -= copy;
 	}
 	if (st == STEP_OK)
@@ -686,7 +696,7 @@ static Step continuation(RecWalk *w, uint64_t *pos, const BkWalCarry *prev, BkWa
 		if (!*ret_bad) { /* read whole: recovery gets this far */
 			ret->lsn = c.lsn;
 			bool known = at != UINT32_MAX;
-			visit(w, c.lsn, c.hdr, known ? c.body : NULL, known ? at + copy : 0);
+			visit(w, c.lsn, c.hdr, known ? body : NULL, known ? at + copy : 0);
 		}
 	} else if (short_tail) {
 		/* a switch's tail, unless those two bytes are another record's body: a

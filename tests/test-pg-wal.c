@@ -1312,6 +1312,31 @@ static void test_walk_prepared_xid(void)
 	is_int(walk_gen_fn(&g, true, &bare, on_rec, &v, &e4), 0, "... with a carry of no body");
 	ok(v.nprep == 1 && v.prepared_xids[0] == 0, "its xid is not known, said so (0)");
 
+	/* cut there too, with parts of 320 bytes before its xid: the segment before
+	 * held 8 bytes of them, all carried, so the rest here gives the xid */
+	Prep big = { 0x30, .ninvals = 20, .gid = "big", .xid = 515151 };
+	gen_start(&g, 0);
+	gen_fill_to_end(&g, 32);
+	gen_prepared(&g, &big);
+	gen_record(&g, 60, 10, 0);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts a big one");
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &e3.carry, on_rec, &v, &e4), 0, "segment 4 with that carry");
+	ok(v.nprep == 1 && v.prepared_xids[0] == 515151 && v.xact_us != 0,
+	   "its xid and time are read (%u)", v.prepared_xids[0]);
+	/* cut after 96 bytes of them, as many as a carry holds */
+	gen_start(&g, 0);
+	gen_fill_to_end(&g, 24 + BK_WAL_RP_BODY);
+	gen_prepared(&g, &big);
+	gen_record(&g, 60, 10, 0);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts one later");
+	ok(e3.carry.nbody == BK_WAL_RP_BODY, "(%u bytes carried)", e3.carry.nbody);
+	v = (Visits){ 0 };
+	is_int(walk_gen_fn(&g, true, &e3.carry, on_rec, &v, &e4), 0, "segment 4 with that carry");
+	ok(v.nprep == 1 && v.prepared_xids[0] == 515151 && v.xact_us != 0,
+	   "its xid and time are read (%u)", v.prepared_xids[0]);
 }
 
 static void test_seg_size_parse(void)
