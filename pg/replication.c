@@ -818,11 +818,10 @@ int bk_pgrepl_stream_recv(BkPgRepl *c, int timeout_ms, BkPgReplMsg *ret)
 		}
 		/* n == 0: nothing complete buffered; wait for the socket. */
 		int wait_ms = -1;
-		if (timeout_ms >= 0) {
+		if (timeout_ms >= 0) { /* past the deadline, still one look (found by review:
+					* timeout 0 never read the socket) */
 			uint64_t now = bk_mono_us();
-			if (now >= deadline)
-				return 0;
-			wait_ms = (int)((deadline - now + 999) / 1000);
+			wait_ms = now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
 		}
 		struct pollfd pfd = {.fd = PQsocket(c->conn), .events = POLLIN};
 		if (pfd.fd < 0)

@@ -152,7 +152,8 @@ void bk_pgrepl_status_encode(uint8_t out[BK_PGREPL_STATUS_LEN], uint64_t write, 
  * the stream has begun: they come back from the first bk_pgrepl_stream_recv. */
 int bk_pgrepl_stream_start(BkPgRepl *c, const char *slot, uint32_t tli, uint64_t start_lsn);
 
-/* Waits up to timeout_ms (-1: forever) for one message. Returns 1 with *ret
+/* Waits up to timeout_ms (-1: forever; 0: takes what has arrived, without
+ * waiting) for one message. Returns 1 with *ret
  * filled, 0 on timeout, < 0 on failure. BK_PGREPL_MSG_END means the server ended
  * the stream (the timeline ended, with next_tli/next_lsn when the server reported
  * them); the connection is then ready for another command. */

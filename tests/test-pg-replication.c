@@ -606,13 +606,17 @@ static void test_backup_and_stream(const char *conninfo, const char *datadir, ui
 	uint64_t deadline = bk_mono_us() + 30 * 1000000ull;
 	while (next < res.end_lsn && bk_mono_us() < deadline) {
 		BkPgReplMsg m;
-		r = bk_pgrepl_stream_recv(c, 1000, &m);
+		/* timeout 0, as an event loop polls: each call reads what has arrived
+		 * (found by review: it returned only what libpq held already) */
+		r = bk_pgrepl_stream_recv(c, 0, &m);
 		if (r < 0) {
 			diag("recv: %s", bk_error_detail());
 			break;
 		}
-		if (r == 0)
+		if (r == 0) {
+			usleep(1000);
 			continue;
+		}
 		if (m.kind == BK_PGREPL_MSG_XLOG) {
 			xlog_msgs++;
 			if (m.data_start != next)
