@@ -111,18 +111,49 @@ static bool label_field(const char *label, const char *key, char *out, size_t ca
 	return false;
 }
 
-bool bk_basebackup_label_follows(const BkParentBackup *p, const char *label, int64_t mtime)
+/* A backup_label's start: its START WAL LOCATION and START TIMELINE; false if
+ * either is absent or does not parse. */
+static bool label_start(const char *label, uint64_t *ret_lsn, uint32_t *ret_tli)
 {
-	char from[32], pfrom[32], tli[32], lsn[64];
-	uint64_t start;
-	if (!label_field(label, "BACKUP FROM", from, sizeof(from)) ||
-	    !label_field(p->label, "BACKUP FROM", pfrom, sizeof(pfrom)) || strcmp(from, pfrom) ||
-	    !label_field(label, "START TIMELINE", tli, sizeof(tli)) ||
-	    strtoul(tli, NULL, 10) != p->stop_tli ||
+	char tli[32], lsn[64], *end;
+	if (!label_field(label, "START TIMELINE", tli, sizeof(tli)) ||
 	    !label_field(label, "START WAL LOCATION", lsn, sizeof(lsn)))
 		return false;
+	unsigned long t = strtoul(tli, &end, 10);
 	lsn[strcspn(lsn, " ")] = '\0'; /* "0/2000028 (file 000000010000000000000002)" */
-	return bk_wal_lsn_parse(lsn, &start) == 0 && start >= p->stop_lsn && mtime > p->start;
+	*ret_tli = (uint32_t)t;
+	return tli[0] >= '1' && tli[0] <= '9' && !*end && t <= UINT32_MAX &&
+	       bk_wal_lsn_parse(lsn, ret_lsn) == 0;
+}
+
+bool bk_basebackup_label_follows(const BkParentBackup *p, const char *label, int64_t mtime)
+{
+	char from[32], pfrom[32];
+	uint64_t start;
+	uint32_t tli;
+	return label_field(label, "BACKUP FROM", from, sizeof(from)) &&
+	       label_field(p->label, "BACKUP FROM", pfrom, sizeof(pfrom)) && !strcmp(from, pfrom) &&
+	       label_start(label, &start, &tli) && tli == p->stop_tli && start >= p->stop_lsn &&
+	       mtime > p->start;
+}
+
+/* The backup_label base.tar brought must be there, with the start the server
+ * reported: restore writes it, and without it recovery would start from the
+ * checkpoint in pg_control, copied last, and never reach a consistent state that
+ * it knows of (found by review: a base.tar without it was saved as complete). */
+static int check_label(const char *label, const BkPgReplBackupResult *res)
+{
+	uint64_t lsn;
+	uint32_t tli;
+	char want[BK_WAL_LSN_MAX];
+	bk_wal_lsn_format(want, sizeof(want), res->start_lsn);
+	if (!label)
+		return bk_errorf(BK_E_CORRUPT, "base backup: base.tar holds no backup_label");
+	if (!label_start(label, &lsn, &tli) || lsn != res->start_lsn || tli != res->start_tli)
+		return bk_errorf(BK_E_CORRUPT, "base backup: backup_label does not start at %s on "
+				 "timeline %u, where the server said the backup starts", want,
+				 res->start_tli);
+	return 0;
 }
 
 /* Chunk ids looked up in the index a batch at a time (one read transaction). */
@@ -588,6 +619,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 							    progress };
 		e = bk_pgrepl_base_backup(conn, &bo, &cb, &c, &res);
 	}
+	if (e == 0)
+		e = check_label(c.backup_label, &res);
 	if (e == 0) /* every file's chunks stored, every entry in the tree */
 		e = bk_chunk_stream_drain(c.stream);
 	uint8_t root[32];

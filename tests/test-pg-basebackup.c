@@ -5,7 +5,8 @@
  * them base.tar and <oid>.tar and sends no hard links, so the checks for those are
  * reached only here: an archive cut between two entries (the data directory's or
  * a tablespace's) fails the backup and writes no snapshot; so does an archive name
- * that is not <digits>.tar (it becomes a path in the snapshot) and a hard link.
+ * that is not <digits>.tar (it becomes a path in the snapshot), a hard link, and
+ * a base.tar without backup_label or whose label starts elsewhere.
  * First the same stream unbroken, which must be a snapshot: its metadata as the
  * stream says (start and stop LSN and timeline, backup_label, tablespace_map,
  * file count and bytes) and each file's bytes as sent, the tablespace's under
@@ -39,6 +40,12 @@
 	"START TIME: 2026-11-22 06:12:41 UTC\n"                                                \
 	"LABEL: bunker\n"                                                                      \
 	"START TIMELINE: 1\n"
+#define LABEL_ELSE                                                                             \
+	"START WAL LOCATION: 0/3000028 (file 000000010000000000000003)\n"                      \
+	"START TIMELINE: 1\n"
+#define LABEL_TLI                                                                              \
+	"START WAL LOCATION: 0/2000028 (file 000000020000000000000002)\n"                      \
+	"START TIMELINE: 2\n"
 #define TSMAP "16384 /srv/ts\n"
 #define MTIME 1700000000
 
@@ -50,6 +57,9 @@ typedef enum {
 	S_HARD_LINK,     /* a hard link in base.tar */
 	S_DOT_FIRST,     /* a regular file named "." before backup_label */
 	S_DOT_FILE,      /* a regular file named "." after backup_label */
+	S_NO_LABEL,      /* base.tar without backup_label */
+	S_LABEL_ELSE,    /* a backup_label that starts elsewhere than the server said */
+	S_LABEL_TLI,     /* ... on another timeline */
 } Stream;
 
 /* A file's bytes: a pattern that differs by seed and along the file. */
@@ -87,7 +97,9 @@ static void base_tar(TapBuf *t, Stream s)
 	uint8_t *dot = pattern(100000, 4);
 	if (s == S_DOT_FIRST)
 		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
-	fw_tar_entry(t, '0', "backup_label", LABEL, strlen(LABEL), MTIME + 100);
+	const char *label = s == S_LABEL_ELSE ? LABEL_ELSE : s == S_LABEL_TLI ? LABEL_TLI : LABEL;
+	if (s != S_NO_LABEL)
+		fw_tar_entry(t, '0', "backup_label", label, strlen(label), MTIME + 100);
 	if (s == S_DOT_FILE)
 		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
 	free(dot);
@@ -291,6 +303,16 @@ int main(void)
 	        "a file named '.' first in base.tar");
 	refused(f, S_DOT_FILE, "16384.tar", BK_E_CORRUPT, "'.' in the archive is not a directory",
 	        "a file named '.' after backup_label");
+	/* Restore writes backup_label: without it, or with another start, the copy
+	 * would not recover to a consistent state (found by review: saved as complete). */
+	refused(f, S_NO_LABEL, "16384.tar", BK_E_CORRUPT, "base.tar holds no backup_label",
+		"base.tar without backup_label");
+	refused(f, S_LABEL_ELSE, "16384.tar", BK_E_CORRUPT,
+		"backup_label does not start at 0/2000028 on timeline 1",
+		"a backup_label starting at 0/3000028");
+	refused(f, S_LABEL_TLI, "16384.tar", BK_E_CORRUPT,
+		"backup_label does not start at 0/2000028 on timeline 1",
+		"a backup_label starting on timeline 2");
 	fw_stop(f);
 	return tap_done();
 }

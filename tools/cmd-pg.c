@@ -177,6 +177,13 @@ static int basebackup(void)
 					   "(kB/s, or with a suffix k or M)", cli.max_rate);
 		rate_kb *= scale;
 	}
+	/* the server sends 32 kB messages, paced at that rate: a read waits 32 kB's
+	 * time for each, and half the stall timeout is the margin (found by review:
+	 * --max-rate 32k --stall-timeout 1 failed every backup as stalled) */
+	if (rate_kb && stall && (uint64_t)stall * rate_kb < 64)
+		return usage_error("--stall-timeout %u s is too short for --max-rate %s: the server "
+				   "sends 32 kB at a time, so at least %lu s", stall, cli.max_rate,
+				   (64 + rate_kb - 1) / rate_kb);
 	x = pull_begin("basebackup", &r, host);
 	if (x)
 		return x;

@@ -239,6 +239,10 @@ for rate in 31 1025M 2G 1.5M x; do
 	t_rc 2 "--max-rate $rate is refused: 32 kB/s to 1 GB/s, in kB/s or with a suffix k or M" \
 		bkp pg basebackup --dbname "$(pitr_conninfo)" --max-rate "$rate"
 done
+t_rc 2 "--max-rate 32k with --stall-timeout 1 is refused: one 32 kB message takes 1 s" \
+	bkp pg basebackup --dbname "$(pitr_conninfo)" --max-rate 32k --stall-timeout 1
+t_true "... saying what it must be at least" grep -q \
+	"^bunker: --stall-timeout 1 s is too short for --max-rate 32k: the server sends 32 kB at a time, so at least 2 s" "$ERR"
 
 # A server configured from outside its data directory (Debian's layout): its base
 # backup holds no postgresql.conf (restored at the end).
