@@ -614,7 +614,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	if (e == 0) {
 		BkPgReplBackupOptions bo = { .label = "bunker", .fast_checkpoint = o->fast_checkpoint,
 					     .no_wait = own_wait, .max_rate_kb = o->max_rate_kb,
-					     .stall_timeout_s = o->stall_timeout_s };
+					     .stall_timeout_s = o->stall_timeout_s,
+					     .no_verify_checksums = o->no_verify_checksums };
 		static const BkPgReplBackupCallbacks cb = { archive_start, archive_data, archive_end,
 							    progress };
 		e = bk_pgrepl_base_backup(conn, &bo, &cb, &c, &res);

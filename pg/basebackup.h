@@ -60,6 +60,7 @@ typedef struct {
 	const char *host;
 	bool fast_checkpoint;
 	bool no_reuse; /* read every file, take none from the previous base backup */
+	bool no_verify_checksums; /* BkPgReplBackupOptions.no_verify_checksums */
 	/* With WAL of the cluster in the repository: how long to wait, once the
 	 * snapshot is written, for the WAL it needs to arrive (0: the server waits). */
 	unsigned archive_timeout_s;

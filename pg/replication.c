@@ -570,9 +570,9 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 	char cmd[sizeof(quoted) + 256];
 	snprintf(cmd, sizeof(cmd),
 	         "BASE_BACKUP ( LABEL '%s', PROGRESS, CHECKPOINT '%s', WAIT %s, MANIFEST 'no', "
-	         "TABLESPACE_MAP%s )",
+	         "TABLESPACE_MAP%s%s )",
 	         quoted, opt->fast_checkpoint ? "fast" : "spread", opt->no_wait ? "false" : "true",
-	         rate);
+	         rate, opt->no_verify_checksums ? ", VERIFY_CHECKSUMS false" : "");
 
 	if (!PQsendQuery(c->conn, cmd))
 		return remote_error(c, NULL, what);

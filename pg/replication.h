@@ -66,6 +66,10 @@ typedef struct {
 	bool fast_checkpoint; /* CHECKPOINT 'fast' (else 'spread') */
 	bool no_wait;         /* WAIT false: do not wait for the backup's WAL to be archived */
 	uint32_t max_rate_kb; /* MAX_RATE in kB/s (32..1048576), 0 for unlimited */
+	/* VERIFY_CHECKSUMS false. Else, with data checksums on, a page that fails its
+	 * checksum fails the backup (the server WARNs of each, then ends in an ERROR
+	 * after the last archive). */
+	bool no_verify_checksums;
 	/* Once the archives stream: fail (BK_E_REMOTE, "stall timeout") when the server
 	 * sends nothing, neither data nor a notice, for this many seconds; 0: wait for
 	 * ever. Counts the server's wait for WAL archiving at the end (WAIT true, which
@@ -104,7 +108,7 @@ typedef struct {
 } BkPgReplBackupResult;
 
 /* Runs BASE_BACKUP ( LABEL, PROGRESS, CHECKPOINT, WAIT, MANIFEST 'no',
- * TABLESPACE_MAP ) and streams every archive through cb. Returns 0 and fills *ret
+ * TABLESPACE_MAP, [MAX_RATE, VERIFY_CHECKSUMS] ) and streams every archive through cb. Returns 0 and fills *ret
  * only once the server has sent the end location, i.e. the backup is complete and
  * (unless no_wait) its WAL archived. BK_E_VERSION before PostgreSQL 15. */
 int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,

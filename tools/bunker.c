@@ -51,14 +51,16 @@ static const char usage_text[] =
 	"  pg wal-push PATH                   archive_command: store one WAL file\n"
 	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
 	"  pg basebackup --dbname CONNINFO [--fast-checkpoint] [--no-reuse] [--archive-timeout SECS]\n"
-	"             [--max-rate RATE] [--stall-timeout SECS]\n"
+	"             [--max-rate RATE] [--stall-timeout SECS] [--no-verify-checksums]\n"
 	"                                     (--archive-timeout: how long to wait, default\n"
 	"                                     60 s, for the backup's WAL when the cluster\n"
 	"                                     archives into the repository, 0: the server\n"
 	"                                     waits; RATE caps what the server sends, in kB/s\n"
 	"                                     or with a suffix k or M; --stall-timeout: fail\n"
 	"                                     when the server sends nothing that long,\n"
-	"                                     default 300 s, 0: never)\n"
+	"                                     default 300 s, 0: never; --no-verify-checksums:\n"
+	"                                     a page failing its checksum does not fail\n"
+	"                                     the backup)\n"
 	"  pg dump --dbname CONNINFO [--stall-timeout SECS]\n"
 	"                                     pg_dump of every database, and the globals\n"
 	"                                     (pg_dump from BUNKER_PG_BIN if not empty, else PATH;\n"
@@ -160,7 +162,7 @@ int usage_error(const char *fmt, ...)
 enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
-	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
+	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_NOVERIFY, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
 	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_TSMAP, OPT_HELP,
 };
 
@@ -185,6 +187,7 @@ static const struct option long_opts[] = {
 	{ "dbname", required_argument, NULL, OPT_DBNAME },
 	{ "fast-checkpoint", no_argument, NULL, OPT_FAST },
 	{ "no-reuse", no_argument, NULL, OPT_NOREUSE },
+	{ "no-verify-checksums", no_argument, NULL, OPT_NOVERIFY },
 	{ "archive-timeout", required_argument, NULL, OPT_ARCHIVE_TIMEOUT },
 	{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
 	{ "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
@@ -240,7 +243,7 @@ static const struct {
 	{ "pg", "wal-push", PG_OPTS },
 	{ "pg", "wal-fetch", PG_OPTS },
 	{ "pg", "basebackup", PG_OPTS | OPT_BIT(OPT_DBNAME) | OPT_BIT(OPT_FAST) |
-				      OPT_BIT(OPT_NOREUSE) | OPT_BIT(OPT_ARCHIVE_TIMEOUT) |
+				      OPT_BIT(OPT_NOREUSE) | OPT_BIT(OPT_NOVERIFY) | OPT_BIT(OPT_ARCHIVE_TIMEOUT) |
 				      OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_STALL_TIMEOUT) | OPT_BIT(OPT_JSON) },
 	{ "pg", "dump", PG_OPTS | OPT_BIT(OPT_DBNAME) | OPT_BIT(OPT_STALL_TIMEOUT) | OPT_BIT(OPT_JSON) },
 	{ "pg", "restore", PG_OPTS | OPT_BIT(OPT_TARGET) | OPT_BIT(OPT_TTIME) | OPT_BIT(OPT_TLSN) |
@@ -768,6 +771,7 @@ static int run(int argc, char **argv)
 		case OPT_DBNAME: cli.dbname = cli.dbname_argv = optarg; break;
 		case OPT_FAST: cli.fast_checkpoint = true; break;
 		case OPT_NOREUSE: cli.no_reuse = true; break;
+		case OPT_NOVERIFY: cli.no_verify_checksums = true; break;
 		case OPT_ARCHIVE_TIMEOUT: cli.archive_timeout = optarg; break;
 		case OPT_MAX_RATE: cli.max_rate = optarg; break;
 		case OPT_STALL_TIMEOUT: cli.stall_timeout = optarg; break;

@@ -193,6 +193,7 @@ static int basebackup(void)
 		.host = host,
 		.fast_checkpoint = cli.fast_checkpoint,
 		.no_reuse = cli.no_reuse,
+		.no_verify_checksums = cli.no_verify_checksums,
 		.archive_timeout_s = timeout,
 		.stall_timeout_s = stall,
 		.max_rate_kb = (uint32_t)rate_kb,

@@ -22,7 +22,7 @@ pitr_init pg-basebackup
 scale=5 secs=20 blob_mb=20
 [ "$QUICK" = 1 ] && scale=2 secs=8
 
-pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+PG_INITDB_OPTS=--data-checksums pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
 
 t_true "pgbench -i -s $scale" "$PG_BIN/pgbench" -i -s "$scale" -q postgres
@@ -275,6 +275,28 @@ if [ -f "${CLOCK_SKEW_LIB:-}" ]; then
 else
 	skip "clock-skew library not built (CLOCK_SKEW_LIB)"
 fi
+
+# ---- a page that fails its checksum (the cluster has data checksums) ----
+# The server warns of it and ends the backup in an error: no snapshot is saved.
+# With --no-verify-checksums it does not check, and the backup is taken.
+pg_sql "create table ck (x text)" >/dev/null
+pg_sql "insert into ck select repeat('c', 100) from generate_series(1, 50)" >/dev/null
+pg_sql "checkpoint" >/dev/null
+ck=$(pg_sql "select pg_relation_filepath('ck')")
+flip_byte "$PG_DATA/$ck" 8000 # in a row, at the block's end (its header is sound)
+nbase() { bkp snapshots --name pg/main/base | grep -c ' pg/main/base'; }
+n0=$(nbase)
+t_rc 1 "pg basebackup of a cluster with a page that fails its checksum: exit 1" \
+	bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
+t_true "... passing on the server's warning, naming the file" \
+	grep -q "^bunker: warning: server: checksum verification failed in file \"./$ck\", block 0" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_true "... and its error" grep -q "checksum verification failure during base backup" "$ERR"
+t_is "$(nbase)" "$n0" "... and saves no snapshot ($n0 base backups)"
+t_rc 0 "with --no-verify-checksums, the backup is taken" \
+	bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint --no-verify-checksums
+t_is "$(nbase)" "$((n0 + 1))" "... one more base backup"
+t_is "$(grep -c checksum "$ERR")" 0 "... with no word of checksums"
 
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
