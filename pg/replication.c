@@ -383,15 +383,23 @@ typedef struct Watchdog {
 	bool stop; /* under mu */
 	int fd; /* the duplicate */
 	uint64_t stall_us;
-	_Atomic uint64_t since; /* bk_mono_us() when the wait began; 0: not reading */
+	/* bk_mono_us() when the wait began; 0: not reading; WATCH_FIRED once the
+	 * watchdog took that wait for a stall. The watchdog fires only by swapping the
+	 * value it read for WATCH_FIRED: a read that ended (or a notice) meanwhile
+	 * changed it, and the swap fails (found by review: loaded, then compared with
+	 * the clock read after, it could fire for a read that had ended in time). */
+	_Atomic uint64_t since;
 	atomic_bool fired;
 	pthread_t thread;
 } Watchdog;
 
+#define WATCH_FIRED UINT64_MAX
+
 static void watch_heard(Watchdog *w)
 {
-	if (atomic_load_explicit(&w->since, memory_order_relaxed))
-		atomic_store_explicit(&w->since, bk_mono_us(), memory_order_relaxed);
+	uint64_t since = atomic_load(&w->since);
+	if (since && since != WATCH_FIRED)
+		atomic_compare_exchange_strong(&w->since, &since, bk_mono_us());
 }
 
 static void *watch_run(void *arg)
@@ -402,7 +410,8 @@ static void *watch_run(void *arg)
 	pthread_mutex_lock(&w->mu);
 	while (!w->stop) {
 		uint64_t since = atomic_load(&w->since);
-		if (since && bk_mono_us() - since >= w->stall_us) {
+		if (since && since != WATCH_FIRED && bk_mono_us() - since >= w->stall_us &&
+		    atomic_compare_exchange_strong(&w->since, &since, WATCH_FIRED)) {
 			atomic_store(&w->fired, true);
 			shutdown(w->fd, SHUT_RDWR);
 			break;
@@ -470,13 +479,13 @@ static bool watch_stop(Watchdog *w, BkPgRepl *c)
 static void watch_arm(BkPgRepl *c)
 {
 	if (c->watch)
-		atomic_store_explicit(&c->watch->since, bk_mono_us(), memory_order_relaxed);
+		atomic_store(&c->watch->since, bk_mono_us());
 }
 
 static void watch_disarm(BkPgRepl *c)
 {
 	if (c->watch)
-		atomic_store_explicit(&c->watch->since, 0, memory_order_relaxed);
+		atomic_store(&c->watch->since, 0);
 }
 
 /* The COPY of a base backup and what follows it: every archive through the
