@@ -466,7 +466,7 @@ static int mark(const char *dir)
 {
 	char marker[PATH_MAX];
 	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
-	int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return bk_errorf_code(-errno, "create %s", marker);
 	close(fd);
@@ -495,9 +495,40 @@ static int check_location(void *ud, const char *oid, const char *loc)
 	return check_unused(what, loc);
 }
 
+/* A directory the restore writes as it was before, if it was there (empty). */
 typedef struct {
-	size_t left; /* locations still to empty (those the restore began) */
-	int err;     /* the first removal that failed */
+	bool existed;
+	struct stat st;
+} Prior;
+
+static Prior prior_of(const char *dir)
+{
+	Prior p = { 0 };
+	p.existed = stat(dir, &p.st) == 0;
+	return p;
+}
+
+/* Gives a directory that was there before the restore back its owner and mode,
+ * if they changed (as root the restore takes it, then gives it to the server's
+ * user, 0700: found by review); only what changed, as another user's chown back
+ * to the owner would fail. */
+static int put_back(const char *dir, const Prior *p)
+{
+	struct stat now;
+	if (!p->existed || stat(dir, &now) < 0)
+		return 0;
+	if (((now.st_uid != p->st.st_uid || now.st_gid != p->st.st_gid) &&
+	     chown(dir, p->st.st_uid, p->st.st_gid) < 0) ||
+	    ((now.st_mode & 07777) != (p->st.st_mode & 07777) &&
+	     chmod(dir, p->st.st_mode & 07777) < 0))
+		return bk_errorf_code(-errno, "put back %s's owner and mode", dir);
+	return 0;
+}
+
+typedef struct {
+	size_t left;        /* locations still to empty (those the restore began) */
+	const Prior *prior; /* of each, in map order */
+	int err;            /* the first removal that failed */
 } Emptying;
 
 static int empty_location(void *ud, const char *oid, const char *loc)
@@ -508,35 +539,30 @@ static int empty_location(void *ud, const char *oid, const char *loc)
 		return 0;
 	em->left--;
 	int e = bk_remove_contents(loc);
+	if (e == 0)
+		e = put_back(loc, em->prior++);
 	if (e < 0 && !em->err)
 		em->err = e;
 	return 0;
 }
 
 /* After a failed or interrupted restore: empties the data directory and the
- * tablespace locations the restore began to write (`begun`, in map order), each
- * missing or empty when it began (check_unused), so that nothing half-restored is
- * taken for a data directory and the same command can run again. The directories
- * themselves stay; a data directory that was there before (`before`, else NULL)
- * gets back the owner and mode it had, as the restore changed them (as root, to
- * the server's user and 0700: found by review). Returns e, its detail kept and
- * saying whether all went. */
+ * tablespace locations the restore began to write (`begun`, in map order, each as
+ * it was in prior[]), each missing or empty when it began (check_unused), so that
+ * nothing half-restored is taken for a data directory and the same command can
+ * run again. The directories themselves stay, with the owner and mode they had
+ * (before: the data directory's). Returns e, its detail kept and saying whether
+ * all went. */
 static int take_back(const BkSnapshot *s, const BkPgRestoreOpts *o, size_t begun,
-		     const struct stat *before, int e)
+		     const Prior *prior, const Prior *before, int e)
 {
 	char why[1024];
 	snprintf(why, sizeof(why), "%s", bk_error_detail());
-	Emptying em = { .left = begun };
+	Emptying em = { .left = begun, .prior = prior };
 	(void)each_tablespace(s, o, empty_location, &em);
 	int d = bk_remove_contents(o->target_dir);
-	struct stat now;
-	/* (only what changed: as another user, a chown back to the owner would fail) */
-	if (d == 0 && before && stat(o->target_dir, &now) == 0 &&
-	    (((now.st_uid != before->st_uid || now.st_gid != before->st_gid) &&
-	      chown(o->target_dir, before->st_uid, before->st_gid) < 0) ||
-	     ((now.st_mode & 07777) != (before->st_mode & 07777) &&
-	      chmod(o->target_dir, before->st_mode & 07777) < 0)))
-		d = bk_errorf_code(-errno, "put back %s's owner and mode", o->target_dir);
+	if (d == 0)
+		d = put_back(o->target_dir, before);
 	if (!em.err)
 		em.err = d;
 	if (em.err < 0)
@@ -662,6 +688,28 @@ static int make_parents(const char *path)
 	return up_one(parent) == 0 ? 0 : bk_mkdir_p(parent, 0755); /* (0: "/" or ".") */
 }
 
+/* As root, a directory the restore writes (the data directory, a location) is
+ * root's alone (0700) until the restore's last step gives it to the server's
+ * user: until then root writes, chowns and on failure empties by path in it, and
+ * that user must not be able to put a link there meanwhile (found by review:
+ * recovery.signal's chown, postgresql.auto.conf's rewrite and the take-back
+ * followed links it could plant into a target it owned). */
+static int hold(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "open %s", dir);
+	int e = fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, 0700) < 0 ? -errno : 0;
+	close(fd);
+	return e < 0 ? bk_errorf_code(e, "take %s for the restore", dir) : 0;
+}
+
+static int give(const char *path, const struct stat *owner)
+{
+	return chown(path, owner->st_uid, owner->st_gid) < 0 ? bk_errorf_code(-errno, "chown %s", path)
+							     : 0;
+}
+
 typedef struct {
 	BkRepo *r;
 	const BkPgRestoreOpts *o;
@@ -669,6 +717,8 @@ typedef struct {
 	struct stat owner; /* of the restored files, with restore_owner */
 	uint64_t *done;    /* bytes restored so far, for progress */
 	size_t begun;      /* locations this restore began to write, in map order */
+	Prior *prior;      /* each as it was */
+	size_t cap;
 } Tablespaces;
 
 /* Restores a tablespace's files straight into its location, which is often on
@@ -683,25 +733,30 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 			     .progress_ud = t->o->progress_ud, .stop = t->o->stop };
 	/* checked again: the data directory was written since the first check */
 	int e = check_location(NULL, oid, loc);
+	if (e == 0 && bk_grow(&t->prior, &t->cap, t->begun, sizeof(*t->prior), 8) < 0)
+		e = -ENOMEM;
 	if (e < 0)
 		return e;
-	t->begun++; /* from here on take_back empties it */
+	t->prior[t->begun++] = prior_of(loc); /* from here on take_back empties it */
 	e = make_parents(loc);
 	if (e == 0 && (e = bk_mkdir_p(loc, 0700)) < 0)
 		bk_error_wrap(e, "%s", loc);
+	if (e == 0 && t->o->restore_owner)
+		e = hold(loc);
 	if (e == 0)
 		e = mark(loc);
 	if (e == 0)
 		e = bk_restore(t->r, t->s, loc, &ro);
 	if (e < 0)
 		return bk_error_wrap(e, "tablespace %s", oid);
-	if (chmod(loc, 0700) < 0)
-		return bk_errorf_code(-errno, "chmod %s", loc);
-	if (t->o->restore_owner && chown(loc, t->owner.st_uid, t->owner.st_gid) < 0)
-		return bk_errorf_code(-errno, "chown %s", loc);
-	return 0;
+	return chmod(loc, 0700) < 0 ? bk_errorf_code(-errno, "chmod %s", loc) : 0;
 }
 
+static int give_location(void *ud, const char *oid, const char *loc)
+{
+	(void)oid;
+	return give(loc, &((Tablespaces *)ud)->owner);
+}
 
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
 			int64_t target_us, uint32_t want_tli)
@@ -719,10 +774,11 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	if (e == 0 && (e = make_parents(o->target_dir)) < 0)
 		bk_error_wrap(e, "--target %s", o->target_dir);
 	bool writing = e == 0; /* from here on a failure takes back what was written */
-	struct stat before; /* the target as it was, if it was there (empty) */
-	bool existed = writing && stat(o->target_dir, &before) == 0;
+	Prior before = writing ? prior_of(o->target_dir) : (Prior){ 0 };
 	if (e == 0 && (e = bk_mkdir_p(o->target_dir, 0700)) < 0)
 		bk_error_wrap(e, "--target %s", o->target_dir);
+	if (e == 0 && o->restore_owner)
+		e = hold(o->target_dir);
 	if (e == 0)
 		e = mark(o->target_dir);
 	if (e == 0) {
@@ -735,35 +791,40 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);
-	/* as root: the data directory, its tablespaces and recovery.signal go to the
-	 * owner of the restored files (PG_VERSION's) */
+	/* as root: the data directory, its tablespaces and the files written here go to
+	 * the owner of the restored files (PG_VERSION's), the locations and the data
+	 * directory last (hold) */
 	Tablespaces ts = { .r = r, .o = o, .s = s, .done = &done };
-	if (e == 0 && o->restore_owner) {
-		char pv[PATH_MAX];
-		snprintf(pv, sizeof(pv), "%s/PG_VERSION", o->target_dir);
-		if (stat(pv, &ts.owner) < 0)
-			e = bk_errorf_code(-errno, "stat %s", pv);
-		else if (chown(o->target_dir, ts.owner.st_uid, ts.owner.st_gid) < 0)
-			e = bk_errorf_code(-errno, "chown %s", o->target_dir);
-	}
+	char pv[PATH_MAX];
+	snprintf(pv, sizeof(pv), "%s/PG_VERSION", o->target_dir);
+	if (e == 0 && o->restore_owner && stat(pv, &ts.owner) < 0)
+		e = bk_errorf_code(-errno, "stat %s", pv);
 	if (e == 0)
 		e = each_tablespace(s, o, restore_tablespace, &ts);
 	if (e == 0)
 		e = write_tablespace_map(s, o);
 	if (e == 0)
 		e = write_recovery_config(o, target_us, want_tli);
-	if (e == 0 && o->restore_owner) {
+	/* (postgresql.auto.conf is root's when the backup had none: found by review) */
+	static const char *const written[] = { "recovery.signal", "postgresql.auto.conf",
+					       "tablespace_map" };
+	for (size_t i = 0; e == 0 && o->restore_owner && i < BK_ARRAY_SIZE(written); i++) {
 		char f[PATH_MAX];
-		snprintf(f, sizeof(f), "%s/recovery.signal", o->target_dir);
-		if (chown(f, ts.owner.st_uid, ts.owner.st_gid) < 0)
-			e = bk_errorf_code(-errno, "chown %s", f);
+		snprintf(f, sizeof(f), "%s/%s", o->target_dir, written[i]);
+		if (i < 2 || o->nts_mapping)
+			e = give(f, &ts.owner);
 	}
+	if (e == 0 && o->restore_owner)
+		e = each_tablespace(s, o, give_location, &ts);
+	if (e == 0 && o->restore_owner)
+		e = give(o->target_dir, &ts.owner);
 	/* the data directory's last: the restore is whole once it is gone */
 	if (e == 0)
 		e = each_tablespace(s, o, unmark_location, NULL);
 	if (e == 0)
 		e = unmark(o->target_dir);
 	if (e < 0 && writing)
-		e = take_back(s, o, ts.begun, existed ? &before : NULL, e);
+		e = take_back(s, o, ts.begun, ts.prior, &before, e);
+	free(ts.prior);
 	return e;
 }

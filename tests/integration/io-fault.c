@@ -12,8 +12,8 @@
  *                 system would answer a misaligned direct write with EINVAL, which
  *                 the restorer takes for "no O_DIRECT here" and falls back)
  *   kill          the process kills itself (SIGKILL) as it creates a matching path
- *                 (openat with O_CREAT, the path resolved) or links one into place
- *                 (link's new path): a crash at that step
+ *                 (openat with O_CREAT, the path resolved) or links or renames one
+ *                 into place (link's or rename's new path): a crash at that step
  *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
  *                 pages: the operation must fail, never be trusted; any program)
  *   truncate      ftruncate fails with EIO
@@ -151,6 +151,15 @@ int link(const char *from, const char *to)
 {
 	int (*real)(const char *, const char *) =
 		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "link");
+	if (mode_is("kill") && at_matches(AT_FDCWD, to))
+		raise(SIGKILL);
+	return real(from, to);
+}
+
+int rename(const char *from, const char *to)
+{
+	int (*real)(const char *, const char *) =
+		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
 	if (mode_is("kill") && at_matches(AT_FDCWD, to))
 		raise(SIGKILL);
 	return real(from, to);

@@ -439,6 +439,22 @@ if [ "$(id -u)" = 0 ]; then
 		--target "$SRV/deep/er/r-root"
 	t_true "the server's user reaches the restored data directory" \
 		runuser -u postgres -- test -r "$SRV/deep/er/r-root/PG_VERSION"
+	t_is "$(stat -c '%U %a' "$SRV/deep/er/r-root" "$SRV/deep/er/r-root/postgresql.auto.conf" \
+		"$SRV/deep/er/r-root/recovery.signal" | cut -d' ' -f1 | sort -u)" postgres \
+		"... which is that user's, with postgresql.auto.conf and recovery.signal"
+	# Killed as it writes recovery.signal (io-fault.c): the data directory is still
+	# root's alone, 0700, its files already the server's user's. It goes to that user
+	# in the restore's last step: until then root writes, chowns and on failure
+	# empties by path in it, and that user must not be able to plant a link there
+	# (found by review: it was that user's from the files' end on)
+	env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$SRV/r-hold/recovery.signal" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-hold" \
+		2>/dev/null
+	t_is "$?" 137 "as root, pg restore killed as it writes recovery.signal"
+	t_is "$(stat -c '%U %a' "$SRV/r-hold")" "root 700" "... the data directory is root's alone still"
+	t_is "$(stat -c '%U' "$SRV/r-hold/PG_VERSION")" postgres "... its files the server's user's"
+	rm -rf "$SRV/r-hold"
 	mkdir -m 0700 "$T/rootonly" && cp "$KEY" "$T/rootonly/key"
 	t_rc 2 "as root, with a key file the server's user cannot read: refused" \
 		"$BUNKER" -q --repo "$REPO" --key-file "$T/rootonly/key" pg restore latest \
