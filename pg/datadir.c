@@ -54,6 +54,8 @@ static bool managed_line(const char *line, size_t len, bool archive_off)
 		return false;
 	return (n == 15 && !strncasecmp(key, "restore_command", n)) ||
 	       (n >= 15 && !strncasecmp(key, "recovery_target", 15)) ||
+	       (n == 23 && !strncasecmp(key, "archive_cleanup_command", n)) ||
+	       (n == 20 && !strncasecmp(key, "recovery_end_command", n)) ||
 	       (archive_off && n == 12 && !strncasecmp(key, "archive_mode", n));
 }
 
@@ -82,14 +84,51 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
 	return out;
 }
 
+/* Comments out, in the restored postgresql.conf (if the backup has one), the
+ * settings bunker pg restore writes: PostgreSQL takes the last of two settings of
+ * one name only when they are spelled alike, case included, so a stale
+ * RECOVERY_TARGET_NAME there outlived bunker's recovery_target_name = '' and the
+ * server refused two targets (found by review). Rewritten in place, only when it
+ * holds one. Files it includes are not read. */
+static int clear_postgresql_conf(const BkPgRestoreOpts *o, bool archive_off)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/postgresql.conf", o->target_dir);
+	uint8_t *old = NULL;
+	size_t old_len;
+	int r = bk_read_file(path, 16 << 20, &old, &old_len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return bk_errorf_code(r, "read %s", path);
+	char *kept = bk_pg_auto_conf_clear((const char *)old, archive_off);
+	bool same = kept && !strcmp(kept, (const char *)old);
+	free(old);
+	if (!kept || same) {
+		free(kept);
+		return kept ? 0 : -ENOMEM;
+	}
+	FILE *f = fopen(path, "w");
+	int e = f ? 0 : -errno;
+	if (f && (fputs(kept, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0))
+		e = -errno;
+	if (f && fclose(f) != 0 && e == 0)
+		e = -errno;
+	free(kept);
+	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
+}
+
 static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, uint32_t want_tli)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
 	bool archive_off = o->archive_mode && strcmp(o->archive_mode, "off") == 0;
+	int r = clear_postgresql_conf(o, archive_off);
+	if (r < 0)
+		return r;
 	uint8_t *old = NULL;
 	size_t old_len;
-	int r = bk_read_file(path, 1 << 20, &old, &old_len);
+	r = bk_read_file(path, 1 << 20, &old, &old_len);
 	if (r < 0 && r != -ENOENT)
 		return bk_errorf_code(r, "read %s", path);
 	char *kept = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
@@ -140,6 +179,12 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 		e = conf_line(f, "recovery_target_inclusive", "on");
 	if (e == 0)
 		e = conf_line(f, "recovery_min_apply_delay", "0");
+	/* the original's commands for its own archive (a standby's pg_archivecleanup
+	 * of a shared one) must not run in a restored copy (found by review) */
+	if (e == 0)
+		e = conf_line(f, "archive_cleanup_command", "");
+	if (e == 0)
+		e = conf_line(f, "recovery_end_command", "");
 	if (e == 0 && (o->target_time || o->target_lsn || o->target_xid || o->target_name))
 		e = conf_line(f, "recovery_target_action", o->target_action ? o->target_action : "promote");
 	/* a trial restore beside the original must not archive into its repository */

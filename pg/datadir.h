@@ -27,8 +27,9 @@
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
 			int64_t target_us, uint32_t want_tli);
 
-/* The postgresql.auto.conf a restore starts from: conf with every line that sets
- * restore_command, a recovery_target* setting or (when archive_off) archive_mode
+/* The postgresql.auto.conf a restore starts from (and its postgresql.conf): conf
+ * with every line that sets restore_command, a recovery_target* setting,
+ * archive_cleanup_command, recovery_end_command or (when archive_off) archive_mode
  * commented out ("#bunker# " in front), so that the block an earlier restore left
  * (in a backup of a server that was itself restored) neither adds a second target
  * nor keeps an old one. Names compare as PostgreSQL's do (any case). Returns a

@@ -1663,6 +1663,10 @@ int main(void)
 	      "archive_mode stays unless --archive-mode off");
 	check("archive_mode = 'on'\n", true, "#bunker# archive_mode = 'on'\n",
 	      "... and goes with it");
+	check("Archive_Cleanup_Command = 'pg_archivecleanup /wal %r'\nrecovery_end_command='x'\n", false,
+	      "#bunker# Archive_Cleanup_Command = 'pg_archivecleanup /wal %r'\n"
+	      "#bunker# recovery_end_command='x'\n",
+	      "the original's archive_cleanup_command and recovery_end_command go");
 	check("", false, "", "an empty file stays empty");
 	test_seg_size_of_zero_record();
 	test_wal_blocks();

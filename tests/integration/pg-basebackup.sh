@@ -24,6 +24,15 @@ scale=5 secs=20 blob_mb=20
 
 PG_INITDB_OPTS=--data-checksums pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 pitr_archiving_on || { echo "Bail out! restart with archiving failed"; exit 1; }
+# Settings an earlier recovery of this server may have left in its postgresql.conf
+# (a primary ignores them), carried by its base backups: a recovery target spelled in
+# capitals, which PostgreSQL does not take for the same setting as the lower-case
+# lines bunker writes (with two targets the restored server would not start), and
+# commands for the original's own archive (a standby's pg_archivecleanup of a shared
+# one), which must not run in a restored copy (found by review)
+pg_conf_set RECOVERY_TARGET_NAME never
+pg_conf_set archive_cleanup_command "touch $SRV/cleanup-ran"
+pg_conf_set recovery_end_command "touch $SRV/end-ran"
 
 t_true "pgbench -i -s $scale" "$PG_BIN/pgbench" -i -s "$scale" -q postgres
 # Incompressible data (TOAST without compression), so stored bytes mean something.
@@ -337,6 +346,8 @@ if pitr_start "$SRV/r" && pitr_wait_recovered 180; then
 	t_true "some transactions happened ($(rsql "select count(*) from pgbench_history") in history)" \
 		test "$(rsql "select count(*) from pgbench_history")" -gt 100
 	t_is "$(rsql "$state_sql")" "$want" "the restored tables equal the original's final state"
+	t_is "$(rsql "show archive_cleanup_command")" "" "... the original's archive_cleanup_command unset"
+	t_true "... and its recovery_end_command not run" test ! -e "$SRV/end-ran"
 	errs=$(grep -E 'PANIC|FATAL|invalid (record|page|checkpoint)' "$R_LOG" | grep -v 'the database system is' | head -n 5)
 	t_is "$errs" "" "no errors in the restored server's log"
 	pitr_stop
