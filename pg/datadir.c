@@ -689,8 +689,13 @@ static int add_parent(void *ud, const char *oid, const char *loc)
 	Needs *nd = ud;
 	if (nd->n == MAX_NEEDS)
 		return 0;
-	char *p = nd->paths[nd->n];
-	snprintf(p, PATH_MAX, "%.*s", (int)trimmed(loc, strlen(loc)), loc);
+	char *p = nd->paths[nd->n], cwd[PATH_MAX] = "";
+	/* a relative path from the working directory, whose parents the kernel does not
+	 * check again for a child that starts there (found by review: "." passed) */
+	if (loc[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return bk_errorf_code(-errno, "getcwd");
+	snprintf(p, PATH_MAX, "%s%s%.*s", cwd, cwd[0] && strcmp(cwd, "/") ? "/" : "",
+		 (int)trimmed(loc, strlen(loc)), loc);
 	struct stat st;
 	do
 		(void)up_one(p);
@@ -710,10 +715,11 @@ static int check_server_needs(BkRepo *r, const BkSnapshot *s, const BkPgRestoreO
 	nd->n = 0;
 	for (size_t i = 0; i < o->nserver_needs && nd->n < MAX_NEEDS; i++)
 		nd->needs[nd->n++] = o->server_needs[i];
-	(void)add_parent(nd, NULL, o->target_dir);
 	BkTree *t = NULL;
 	const BkTreeEntry *ent = NULL;
-	int e = each_tablespace(s, o, add_parent, nd);
+	int e = add_parent(nd, NULL, o->target_dir);
+	if (e == 0)
+		e = each_tablespace(s, o, add_parent, nd);
 	if (e == 0)
 		e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
 	if (e == 0 && ent)

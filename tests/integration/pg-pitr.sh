@@ -472,6 +472,14 @@ if [ "$(id -u)" = 0 ]; then
 	t_is "$(cat "$ERR")" "bunker: pg restore: the server would run as the data directory's owner, user postgres (uid $(id -u postgres)), who cannot get through $T/rootonly/sub to $T/rootonly/sub/new/r-dir: make it reachable for that user (or restore elsewhere)" \
 		"in one line naming the user and the deepest directory that exists"
 	t_true "and nothing is written" test ! -e "$T/rootonly/sub/new"
+	# the same, given relative to a working directory there: checked from "." it
+	# passed, as a child starting there is not checked again above it (found by
+	# review)
+	t_rc 2 "as root, a relative --target under that directory: refused" env -C "$T/rootonly/sub" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target r-rel
+	t_true "... naming the directory" grep -q "who cannot get through $T/rootonly/sub to r-rel" \
+		"$ERR" || diag "$(cat "$ERR")"
+	t_true "... and nothing is written" test ! -e "$T/rootonly/sub/r-rel"
 	rm -rf "$SRV/deep" "$T/rootonly"
 else
 	ok "# SKIP restores as root: the tests do not run as root"
