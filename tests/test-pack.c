@@ -1,19 +1,23 @@
 /* Unit tests for store/pack: a pack of blobs of every storable type and many
  * sizes (empty to 20 KB, compressible and not) written with BkPackWriter; its
  * layout (header, blobs back to back, trailer, footer), its id (unkeyed
- * BLAKE2b-256 of the file), its move into data/xx/<id> through the local backend;
+ * BLAKE2b-256 of the file), its move into data/xx/<id> through the local backend
+ * (create-only: another file under its name is refused);
  * the trailer read back equal to what was written and every blob opened from its
  * offset; the wrong keys refused; every truncation of the file refused
  * (BK_E_CORRUPT, also with a stale size); every bit of the header, trailer and
  * footer flipped (BK_E_CORRUPT or BK_E_VERSION, never success); a damaged blob
  * refused when opened and changing the pack's hash; writer misuse (empty finish,
- * add after finish, freed unfinished writer removes its temp file); packs
+ * add after finish, freed unfinished writer removes its temp file); the pack
+ * 0660 whatever the umask; writes cut short (a buffer's, a large blob's, the
+ * finish's) failing the writer for good, with no temp file handed out; packs
  * finished in batches of 1 to BK_PACK_FINISH_MAX (the lanes, or libsodium for one),
  * some hashed as written and the others at the end, each id the hash of its own
  * file, and a batch with one bad pack handing out
  * no temp file;
  * bk_pack_trailer_decode over hand-made trailers (bounds, overlap, order, types,
- * counts, versions, trailing bytes, every truncation); pack names both ways.
+ * counts, versions, trailing bytes, every truncation); an entry over the trailer
+ * in a pack made by hand; pack names both ways.
  *
  * Bugs once found in store/ are pinned by regression() checks. */
 #include <errno.h>
@@ -23,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +149,7 @@ static void test_pack_round_trip(void)
 
 	uint64_t expect_off = BK_PACK_HEADER_LEN;
 	bool layout_ok = true;
+	mode_t umask_was = umask(077); /* archive_command's: the pack must still be 0660 */
 	for (size_t i = 0; i < nb; i++) {
 		size_t slen;
 		uint8_t *sealed = malloc(bk_seal_bound(blobs[i].len));
@@ -174,6 +181,10 @@ static void test_pack_round_trip(void)
 	       "finish twice: -EINVAL");
 	bk_pack_writer_free(w);
 	ok(tmp && access(tmp, F_OK) == 0, "a finished writer's temp file survives its free");
+	umask(umask_was);
+	struct stat st;
+	ok(tmp && stat(tmp, &st) == 0 && (st.st_mode & 07777) == 0660,
+	   "it is group read/write (0660) under umask 077");
 
 	/* layout and id */
 	uint8_t hash[32];
@@ -201,6 +212,17 @@ static void test_pack_round_trip(void)
 	   "pack name is data/xx/<hex id>: %s", name);
 	is_int(bk_backend_put_file(be, name, tmp, true), 0, "pack committed through the backend");
 	ok(access(tmp, F_OK) < 0, "temp file is gone");
+	/* create-only: a second file under the name neither replaces the first nor
+	 * passes for it (the caller removes its own) */
+	int fd2 = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ok(fd2 >= 0 && write(fd2, "other bytes", 11) == 11 && close(fd2) == 0 &&
+		   bk_backend_put_file(be, name, tmp, true) == -EEXIST,
+	   "committing another file under the pack's name: -EEXIST");
+	char *placed = path_in(repo_dir, name);
+	ok(file_hash(placed, hash, &fsize) && memcmp(hash, pack_id, 32) == 0 && fsize == wsize,
+	   "... and the pack is unchanged");
+	free(placed);
+	unlink(tmp);
 	free(tmp);
 	uint64_t bsize = 0;
 	ok(bk_backend_size(be, name, &bsize) == 0 && bsize == fsize, "backend sees its size");
@@ -446,6 +468,116 @@ static void test_finish_batch(void)
 	       "a batch over BK_PACK_FINISH_MAX: -EINVAL");
 }
 
+/* Adds a blob of len random bytes (incompressible: sealed, a little longer). */
+static int add_random(BkPackWriter *w, size_t len)
+{
+	Blob b = make_blob(BK_BLOB_DATA, len, true);
+	size_t slen;
+	uint8_t *sealed = malloc(bk_seal_bound(b.len));
+	bk_seal(sealer, keys, b.type, b.id, b.plain, b.len, sealed, &slen);
+	int r = bk_pack_writer_add(w, b.type, b.id, sealed, slen, b.len);
+	free(sealed);
+	free(b.plain);
+	return r;
+}
+
+/* The pack's file cannot grow past limit (RLIMIT_FSIZE: write() writes what fits,
+ * then fails with EFBIG, as on a disk that fills up mid-write). */
+static void limit_file_size(rlim_t limit)
+{
+	struct rlimit lim;
+	getrlimit(RLIMIT_FSIZE, &lim);
+	lim.rlim_cur = limit;
+	setrlimit(RLIMIT_FSIZE, &lim);
+}
+
+/* Writes that fail partway: a buffer's flush (blobs of 100 KB), a blob larger
+ * than the buffer (written directly) and the trailer's flush at finish. After
+ * a failed write the file no longer matches the entries, so the writer refuses
+ * more blobs and the finish, even once the disk has room again, and hands out
+ * no temp file; a finish whose last write is cut short fails too. */
+static void test_write_failure(void)
+{
+	struct rlimit old;
+	getrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_IGN);
+	const struct {
+		const char *what;
+		size_t len;
+		rlim_t limit;
+	} cases[] = {
+		{ "a buffer's flush", 100000, 150000 },
+		{ "a blob larger than the buffer", 300000, 100000 },
+	};
+	for (size_t c = 0; c < BK_ARRAY_SIZE(cases); c++) {
+		for (int hashing = 0; hashing < 2; hashing++) {
+			size_t before = count_files(tmp_dir);
+			BkPackWriter *w = NULL;
+			bk_pack_writer_new(tmp_dir, hashing, &w);
+			limit_file_size(cases[c].limit);
+			int r = 0;
+			size_t added = 0;
+			while (added < 8 && (r = add_random(w, cases[c].len)) == 0)
+				added++;
+			setrlimit(RLIMIT_FSIZE, &old); /* room again */
+			ok(r == -EFBIG && bk_pack_writer_count(w) == added,
+			   "%s fails partway: the add fails (%d, after %zu)%s", cases[c].what, r, added,
+			   hashing ? ", hashed as written" : "");
+			is_int(add_random(w, 100), -EIO, "... the next add fails, though there is room");
+			uint8_t id[32];
+			char *tmp = NULL;
+			is_int(bk_pack_writers_finish(&w, 1, sealer, keys, &id, &tmp), -EIO,
+			       "... and so does the finish");
+			ok(tmp == NULL, "... which hands out no temp file");
+			free(tmp);
+			bk_pack_writer_free(w);
+			is_int(count_files(tmp_dir), before, "... and the freed writer's file is gone");
+		}
+	}
+
+	/* the finish's one write (blobs, trailer, footer: all in the buffer) cut short */
+	for (int hashing = 0; hashing < 2; hashing++) {
+		size_t before = count_files(tmp_dir);
+		BkPackWriter *w = NULL;
+		bk_pack_writer_new(tmp_dir, hashing, &w);
+		add_random(w, 50000);
+		add_random(w, 50000);
+		limit_file_size(bk_pack_writer_size(w) + 10);
+		uint8_t id[32];
+		char *tmp = NULL;
+		int r = bk_pack_writers_finish(&w, 1, sealer, keys, &id, &tmp);
+		setrlimit(RLIMIT_FSIZE, &old);
+		is_int(r, -EFBIG, "a finish whose trailer is cut short fails%s",
+		       hashing ? " (hashed as written)" : "");
+		ok(tmp == NULL, "... and hands out no temp file");
+		free(tmp);
+		bk_pack_writer_free(w);
+		is_int(count_files(tmp_dir), before, "... and the freed writer's file is gone");
+	}
+
+	/* a batch whose second pack's trailer is cut short: the first pack, whose
+	 * trailer was written, may not be finished again on its own */
+	BkPackWriter *b[2] = { NULL, NULL };
+	bk_pack_writer_new(tmp_dir, false, &b[0]);
+	bk_pack_writer_new(tmp_dir, false, &b[1]);
+	add_random(b[0], 1000);
+	add_random(b[1], 50000);
+	limit_file_size(bk_pack_writer_size(b[1]) + 10);
+	uint8_t ids[2][32];
+	char *tmps[2] = { NULL, NULL };
+	int r = bk_pack_writers_finish(b, 2, sealer, keys, ids, tmps);
+	setrlimit(RLIMIT_FSIZE, &old);
+	is_int(r, -EFBIG, "a batch whose second trailer is cut short fails");
+	ok(!tmps[0] && !tmps[1], "... and hands out no temp file");
+	is_int(bk_pack_writers_finish(b, 1, sealer, keys, ids, tmps), -EIO,
+	       "... and its first pack cannot be finished again alone");
+	ok(!tmps[0], "... nor hand out its temp file");
+	free(tmps[0]);
+	bk_pack_writer_free(b[0]);
+	bk_pack_writer_free(b[1]);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
 /* The writer accepts entries that bk_pack_trailer_decode refuses, so it can
  * finish a pack whose every blob is then unreadable (and that repair skips). */
 static void test_writer_limits(void)
@@ -498,6 +630,56 @@ static void test_writer_limits(void)
 	}
 	free(sealed);
 	free(good.plain);
+}
+
+/* A pack made by hand whose one entry, in a trailer that authenticates, runs
+ * from the blob over the trailer itself (a buggy or malicious writer): the
+ * reader bounds entries by where the trailer starts, not by the footer. */
+static void test_entry_over_trailer(void)
+{
+	Blob b = make_blob(BK_BLOB_DATA, 150, true);
+	uint8_t sealed[512], strailer[512], tid[32];
+	size_t slen, tlen = 0, want_tlen = 0;
+	bk_seal(sealer, keys, b.type, b.id, b.plain, b.len, sealed, &slen);
+	BkEnc e;
+	for (int pass = 0; pass < 2; pass++) { /* the entry's length holds the trailer's */
+		bk_enc_init(&e, 1 << 10);
+		bk_enc_u8(&e, 1);
+		bk_enc_varint(&e, 1);
+		bk_enc_u8(&e, b.type);
+		bk_enc_bytes(&e, b.id, 32);
+		bk_enc_varint(&e, BK_PACK_HEADER_LEN);
+		bk_enc_varint(&e, slen + want_tlen);
+		bk_enc_varint(&e, b.len);
+		if (bk_enc_finish(&e) < 0)
+			abort();
+		bk_blob_id(keys, e.buf, e.len, tid);
+		bk_seal(sealer, keys, BK_BLOB_TRAILER, tid, e.buf, e.len, strailer, &tlen);
+		bk_enc_release(&e);
+		want_tlen = tlen;
+	}
+	uint8_t file[BK_PACK_HEADER_LEN + 1024];
+	size_t n = 0;
+	memcpy(file, "BKPACK\0\1", 8);
+	n = 8;
+	memcpy(file + n, sealed, slen);
+	n += slen;
+	memcpy(file + n, strailer, tlen);
+	n += tlen;
+	bk_put_le32(file + n, (uint32_t)tlen);
+	memcpy(file + n + 4, tid, 32);
+	memcpy(file + n + 36, "BKPKEND1", 8);
+	n += BK_PACK_FOOTER_LEN;
+	const char *name = "data/ee/over-trailer";
+	bk_backend_put(be, name, file, n, false);
+	BkPackEntry *ents = NULL;
+	size_t count = 0;
+	is_int(bk_pack_read_trailer(be, name, n, sealer, keys, &ents, &count), BK_E_CORRUPT,
+	       "an entry running over the trailer is refused");
+	ok(ents == NULL, "... and nothing is returned");
+	free(ents);
+	bk_backend_remove(be, name);
+	free(b.plain);
 }
 
 typedef struct {
@@ -757,8 +939,10 @@ int main(void)
 
 	test_pack_round_trip();
 	test_writer_limits();
+	test_write_failure();
 	test_finish_batch();
 	test_trailer_decode();
+	test_entry_over_trailer();
 	test_names();
 
 	bk_backend_free(be);

@@ -3,7 +3,8 @@
  * PENDING_MAX flush do during a large backup). A flush must never commit a pack
  * that a putting thread is still appending to: every put must succeed, and every
  * blob must read back from the repository afterwards, authenticated and with its
- * own bytes. Also: the same blob put twice is stored once; and when writing a pack
+ * own bytes. Also: the same blob put twice is stored once; a blob over the limit
+ * is refused as too large, storing nothing; and when writing a pack
  * fails midway (a file size limit makes write() fail after a partial write), the
  * failure sticks, the pack is abandoned, and no id is indexed at a wrong place:
  * every blob the index knows reads back with its own bytes. Batch reads
@@ -18,8 +19,8 @@
  * wherever the file before it ended. Full packs are finished and committed in
  * batches as many as the BLAKE2b lanes, by the putting threads, without a flush;
  * every blob reads back and check --read-data finds every pack's contents match
- * its name, and no page of a committed pack is left in the page cache (mincore;
- * not told on tmpfs). When a batch's commit fails (its packs cannot be placed), the failure
+ * its name, the statistics count every blob and pack, and no page of a committed
+ * pack is left in the page cache (mincore; not told on tmpfs). When a batch's commit fails (its packs cannot be placed), the failure
  * sticks and no temp file of the batch is left behind. check --read-data reports
  * every blob under a wrong id wherever it falls in its pack's groups; plain check
  * reports a blob the index lost and a pack the index miscounts, and a file whose
@@ -167,6 +168,21 @@ static void test_same_blob_twice(BkRepo *r)
 	const BkWriterStats *st = bk_writer_stats(w);
 	ok(st->blobs == 2 && st->new_blobs == 1, "stored once (%llu puts, %llu new)",
 	   (unsigned long long)st->blobs, (unsigned long long)st->new_blobs);
+	bk_writer_free(w);
+}
+
+/* A blob over the limit is refused before it is hashed or sealed, as too large
+ * (not as an invalid entry of the pack), and stores nothing. */
+static void test_blob_too_large(BkRepo *r)
+{
+	BkWriter *w = NULL;
+	bk_writer_new(r, &w);
+	uint8_t *big = calloc(1, BK_PACK_MAX_BLOB + 1u), id[32];
+	is_int(big ? bk_writer_put(w, BK_BLOB_DATA, big, BK_PACK_MAX_BLOB + 1u, id) : -ENOMEM, -EFBIG,
+	       "a blob of BK_PACK_MAX_BLOB + 1 bytes: -EFBIG");
+	is_int(bk_writer_flush(w), 0, "... and the writer goes on");
+	is_int(bk_writer_stats(w)->new_blobs, 0, "... with nothing stored");
+	free(big);
 	bk_writer_free(w);
 }
 
@@ -339,8 +355,17 @@ static void *put_batch_blobs(void *arg)
 	return NULL;
 }
 
+static int sum_pack(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count)
+{
+	(void)pack;
+	(void)count;
+	*(uint64_t *)ud += size;
+	return 0;
+}
+
 /* Two threads fill more full packs than a batch holds: the putting threads
- * commit a batch themselves, before any flush. */
+ * commit a batch themselves, before any flush. The statistics (a snapshot's
+ * "new" bytes) count every blob and every pack committed, by either. */
 static void test_full_batches(const char *path, const BkSecret *secret)
 {
 	BkRepoParams params;
@@ -384,6 +409,15 @@ static void test_full_batches(const char *path, const BkSecret *secret)
 	free(data);
 	ok(packs > before && files == packs, "%llu packs committed, %zu in the repository",
 	   (unsigned long long)packs, files);
+	const BkWriterStats *st = bk_writer_stats(w);
+	uint64_t indexed = 0;
+	bk_index_foreach_pack(r->index, sum_pack, &indexed);
+	ok(st->blobs == n && st->new_blobs == n && st->bytes == (uint64_t)n * BATCH_BLOB &&
+		   st->new_bytes == st->bytes,
+	   "stats: %llu blobs put, %llu new, %llu bytes, %llu new", (unsigned long long)st->blobs,
+	   (unsigned long long)st->new_blobs, (unsigned long long)st->bytes,
+	   (unsigned long long)st->new_bytes);
+	is_int(st->stored_bytes, indexed, "stats: the bytes stored are the packs' sizes");
 	/* tmpfs keeps its pages whatever the advice: nothing to tell there */
 	struct statfs fs;
 	if (statfs(path, &fs) == 0 && fs.f_type == TMPFS_MAGIC)
@@ -906,6 +940,7 @@ int main(void)
 	if (e == 0) {
 		test_flush_while_putting(r);
 		test_same_blob_twice(r);
+		test_blob_too_large(r);
 		test_batch_read(r);
 		test_block_stream(r);
 		test_block_read_fd(r);
