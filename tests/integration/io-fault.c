@@ -1,7 +1,8 @@
 /* tests/integration/io-fault.c: an LD_PRELOAD library that makes file writes fail
  * in the ways a real file system can, or the process die at a chosen step, so that
  * fallbacks, error paths and crash windows run against the real binary. Only files
- * whose path contains $IO_FAULT_PATH are touched; $IO_FAULT chooses what happens:
+ * whose path contains $IO_FAULT_PATH (ends with it, without the '$', if it ends in
+ * '$') are touched; $IO_FAULT chooses what happens:
  *   open-direct   openat with O_DIRECT fails with EINVAL (no O_DIRECT here)
  *   write-direct  pwrite to an O_DIRECT descriptor past offset 0 fails with EINVAL
  *   short         pwrite writes at most 4096 bytes at a time
@@ -44,10 +45,17 @@ static bool mode_is(const char *m)
 	return v && strcmp(v, m) == 0;
 }
 
+/* A path matches when it holds $IO_FAULT_PATH, or, when that ends in '$', when it
+ * ends with the rest (a directory alone, not what is below it). */
 static bool path_matches(const char *path)
 {
 	const char *want = getenv("IO_FAULT_PATH");
-	return want && *want && path && strstr(path, want);
+	if (!want || !*want || !path)
+		return false;
+	size_t n = strlen(want), len = strlen(path);
+	if (want[n - 1] != '$')
+		return strstr(path, want) != NULL;
+	return len >= n - 1 && memcmp(path + len - (n - 1), want, n - 1) == 0;
 }
 
 static bool fd_matches(int fd)
