@@ -3,7 +3,8 @@
 # rebuilds it from the packs: every snapshot restores byte-exact, check is clean,
 # stats are what they were and the next backup deduplicates against the old data. A
 # stale index is reported by check and repaired; a garbage index file is rebuilt; a
-# damaged pack is reported by repair without losing the others.
+# damaged pack is reported by repair without losing the others; packs removed by
+# hand leave the index at its rebuild.
 . "$SRCDIR/tests/integration/lib.sh"
 it_init repair
 
@@ -135,5 +136,20 @@ else
 	t_true "whatever cat wrote is correct ($n bytes, exit $rc)" cmp -s -n "$n" "$T/cat.out" "$T/stream.bin"
 fi
 export BUNKER_REPO=$R
+
+# ---- an index naming packs that are gone ----
+# (a backup's packs and its record removed by hand: the rebuild starts afresh, so
+# the index no longer names them; a file in data/ that is no pack is passed over)
+bk stats --json | jget packs blobs stored_bytes >"$T/st2"
+find "$R/data" -type f | sort >"$T/packs.before"
+gen_bytes 5 2000000 | bk backup --json --stdin --name gone >"$T/gone.json"
+find "$R/data" -type f | sort | comm -13 "$T/packs.before" - | xargs rm -f
+rm -f "$R/snapshots/$(snap_id_of "$T/gone.json")"
+printf 'not a pack\n' >"$R/data/README"
+t_rc 5 "an index naming packs that are gone: check exits 5" bk check
+t_rc 0 "repair index drops them" bk repair index
+t_is "$(bk stats --json | jget packs blobs stored_bytes)" "$(cat "$T/st2")" "... stats are what they were"
+rm -f "$R/data/README" # (which check reports)
+t_rc 0 "... check is clean" bk check
 
 done_testing
