@@ -39,6 +39,9 @@ typedef struct {
 	bool chown_new;
 	uid_t uid;
 	gid_t gid;
+	/* the directories whose parent ensure_parent synced (under lock) */
+	char synced[4][PATH_MAX];
+	size_t nsynced;
 } Local;
 
 static int give(Local *l, const char *path)
@@ -63,9 +66,27 @@ static int ensure_parent(Local *l, const char *path)
 	size_t n = (size_t)(slash - path), rootlen = strlen(l->root);
 	memcpy(dir, path, n);
 	dir[n] = '\0';
+	/* A directory that is there may be one whose maker died before it synced its
+	 * parent (data/ for a bucket data/xx): its parent is synced once a process
+	 * (for a few directories), as the objects put in it must outlive a crash
+	 * (found by a mutation audit) */
 	struct stat st;
-	if (stat(dir, &st) == 0)
-		return 0;
+	if (stat(dir, &st) == 0) {
+		if (n <= rootlen) /* the repository's own: made by init, which synced it */
+			return 0;
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%s", dir);
+		*strrchr(parent, '/') = '\0';
+		pthread_mutex_lock(&l->lock);
+		bool known = false;
+		for (size_t i = 0; i < l->nsynced && !known; i++)
+			known = !strcmp(l->synced[i], parent);
+		int r = known ? 0 : bk_fsync_parent(dir);
+		if (r == 0 && !known && l->nsynced < BK_ARRAY_SIZE(l->synced))
+			memcpy(l->synced[l->nsynced++], parent, sizeof(parent));
+		pthread_mutex_unlock(&l->lock);
+		return r;
+	}
 	for (size_t i = rootlen + 1; i <= n; i++) {
 		if (dir[i] != '/' && dir[i] != '\0')
 			continue;
@@ -74,9 +95,9 @@ static int ensure_parent(Local *l, const char *path)
 		int r = bk_mkdir(dir, 0770);
 		if (r == 0)
 			r = give(l, dir);
-		if (r == 0)
+		if (r == 0 || r == -EEXIST) /* (made by another process, which may die) */
 			r = bk_fsync_parent(dir);
-		if (r < 0 && r != -EEXIST)
+		if (r < 0)
 			return r;
 		dir[i] = c;
 	}

@@ -60,6 +60,11 @@ t_is "$(packs)" "$before" "... and no pack was placed in data/"
 # (the buckets exist, so the directory synced is the pack's own, not data/ for a
 # new bucket)
 for i in $(seq 0 255); do mkdir -p "$R/data/$(printf %02x "$i")"; done
+# data/ is synced once by each process even so: a bucket there may be one whose
+# maker died before it synced data/ (found by a mutation audit: nothing synced it)
+mkdir -p "$T/in/again"
+gen_file "$T/in/again/e.bin" 5 3000000
+failing_backup "$R/data\$" "$T/in/again" "the fsync of data/ fails, its buckets all there"
 mkdir -p "$T/in/dir"
 gen_file "$T/in/dir/c.bin" 3 3000000
 failing_backup "$R/data/" "$T/in/dir" "the fsync of the pack's directory fails"
