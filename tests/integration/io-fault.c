@@ -155,23 +155,19 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
 	return fault_pwrite("pwrite64", fd, buf, n, off);
 }
 
-int link(const char *from, const char *to)
+/* link or rename (sym): kill mode dies as `to` is put in place. */
+static int fault_place(const char *sym, const char *from, const char *to)
 {
 	int (*real)(const char *, const char *) =
-		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "link");
+		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, sym);
 	if (mode_is("kill") && at_matches(AT_FDCWD, to))
 		raise(SIGKILL);
 	return real(from, to);
 }
 
-int rename(const char *from, const char *to)
-{
-	int (*real)(const char *, const char *) =
-		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
-	if (mode_is("kill") && at_matches(AT_FDCWD, to))
-		raise(SIGKILL);
-	return real(from, to);
-}
+int link(const char *from, const char *to) { return fault_place("link", from, to); }
+
+int rename(const char *from, const char *to) { return fault_place("rename", from, to); }
 
 /* True, errno set to EIO, when IO_FAULT is mode and fd's file matches. */
 static bool fd_fails(const char *mode, int fd)
