@@ -704,10 +704,42 @@ static int add_parent(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-/* The owner of the backup's PG_VERSION: the server's user, who runs restore_command. */
-static int check_server_needs(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o)
+/* As root, whose the restored files are: --owner's, else the owner of the backup's
+ * PG_VERSION (the server's user), which must have an account here: on another host
+ * that uid may be no one's, or another user's (found by review). */
+static int resolve_owner(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o, uid_t *ret_uid,
+			 gid_t *ret_gid)
 {
-	if (!o->restore_owner || o->nserver_needs == 0)
+	if (o->owner) {
+		struct passwd *pw = getpwnam(o->owner);
+		if (!pw)
+			return bk_errorf(BK_E_USAGE, "--owner: no user '%s' here", o->owner);
+		*ret_uid = pw->pw_uid;
+		*ret_gid = pw->pw_gid;
+		return 0;
+	}
+	BkTree *t = NULL;
+	const BkTreeEntry *ent = NULL;
+	int e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
+	if (e == 0 && !ent)
+		e = bk_errorf(BK_E_CORRUPT, "the backup holds no PG_VERSION");
+	if (e == 0) {
+		*ret_uid = ent->uid;
+		*ret_gid = ent->gid;
+		if (!getpwuid(ent->uid))
+			e = bk_errorf(BK_E_USAGE, "the backup's files are uid %u's, and no user here has "
+				      "that uid (a restore on another host?): pass --owner USER, the "
+				      "user the server will run as, or restore as that user",
+				      (unsigned)ent->uid);
+	}
+	bk_tree_free(t);
+	return e;
+}
+
+/* What the server's user (uid, gid), who runs restore_command, must reach. */
+static int check_server_needs(const BkSnapshot *s, const BkPgRestoreOpts *o, uid_t uid, gid_t gid)
+{
+	if (o->nserver_needs == 0)
 		return 0;
 	Needs *nd = malloc(sizeof(*nd));
 	if (!nd)
@@ -715,16 +747,11 @@ static int check_server_needs(BkRepo *r, const BkSnapshot *s, const BkPgRestoreO
 	nd->n = 0;
 	for (size_t i = 0; i < o->nserver_needs && nd->n < MAX_NEEDS; i++)
 		nd->needs[nd->n++] = o->server_needs[i];
-	BkTree *t = NULL;
-	const BkTreeEntry *ent = NULL;
 	int e = add_parent(nd, NULL, o->target_dir);
 	if (e == 0)
 		e = each_tablespace(s, o, add_parent, nd);
 	if (e == 0)
-		e = bk_tree_lookup(r, s->root, "PG_VERSION", &t, &ent);
-	if (e == 0 && ent)
-		e = server_can_reach(ent->uid, ent->gid, nd->needs, nd->n);
-	bk_tree_free(t);
+		e = server_can_reach(uid, gid, nd->needs, nd->n);
 	free(nd);
 	return e;
 }
@@ -779,9 +806,11 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	Tablespaces *t = ud;
 	char from[64];
 	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
-	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .from = from,
-			     .total = t->s->logical_bytes, .done = t->done, .progress = t->o->progress,
-			     .progress_ud = t->o->progress_ud, .stop = t->o->stop };
+	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .one_owner = !!t->o->owner,
+			     .owner_uid = t->owner.st_uid, .owner_gid = t->owner.st_gid,
+			     .from = from, .total = t->s->logical_bytes, .done = t->done,
+			     .progress = t->o->progress, .progress_ud = t->o->progress_ud,
+			     .stop = t->o->stop };
 	/* checked again: the data directory was written since the first check */
 	int e = check_location(NULL, oid, loc);
 	if (e == 0 && bk_grow(&t->prior, &t->cap, t->begun, sizeof(*t->prior), 8) < 0)
@@ -812,9 +841,12 @@ static int give_location(void *ud, const char *oid, const char *loc)
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
 			int64_t target_us, uint32_t want_tli)
 {
+	Tablespaces ts = { .r = r, .o = o, .s = s };
 	int e = check_unused("", o->target_dir);
-	if (e == 0)
-		e = check_server_needs(r, s, o);
+	if (e == 0 && o->restore_owner)
+		e = resolve_owner(r, s, o, &ts.owner.st_uid, &ts.owner.st_gid);
+	if (e == 0 && o->restore_owner)
+		e = check_server_needs(s, o, ts.owner.st_uid, ts.owner.st_gid);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
 		e = check_mapping(s, o);
@@ -834,22 +866,18 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 		e = mark(o->target_dir);
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
-		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .total = s->logical_bytes,
-				     .done = &done, .progress = o->progress,
-				     .progress_ud = o->progress_ud, .excludes = skip, .nexcludes = 1,
-				     .stop = o->stop };
+		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .one_owner = !!o->owner,
+				     .owner_uid = ts.owner.st_uid, .owner_gid = ts.owner.st_gid,
+				     .total = s->logical_bytes, .done = &done,
+				     .progress = o->progress, .progress_ud = o->progress_ud,
+				     .excludes = skip, .nexcludes = 1, .stop = o->stop };
 		e = bk_restore(r, s, o->target_dir, &ro);
 	}
 	if (e == 0 && chmod(o->target_dir, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);
 	/* as root: the data directory, its tablespaces and the files written here go to
-	 * the owner of the restored files (PG_VERSION's), the locations and the data
-	 * directory last (hold) */
-	Tablespaces ts = { .r = r, .o = o, .s = s, .done = &done };
-	char pv[PATH_MAX];
-	snprintf(pv, sizeof(pv), "%s/PG_VERSION", o->target_dir);
-	if (e == 0 && o->restore_owner && stat(pv, &ts.owner) < 0)
-		e = bk_errorf_code(-errno, "stat %s", pv);
+	 * the owner (resolve_owner), the locations and the data directory last (hold) */
+	ts.done = &done;
 	if (e == 0)
 		e = each_tablespace(s, o, restore_tablespace, &ts);
 	if (e == 0)

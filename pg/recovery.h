@@ -50,9 +50,13 @@ typedef struct {
 	size_t nts_mapping;
 	const char *restore_command; /* the command PostgreSQL runs, without "%f %p" */
 	bool restore_owner;
-	/* With restore_owner: what restore_command needs, that the owner of the
-	 * backup's PG_VERSION (the server's user, who runs it) must be able to reach
-	 * (access() modes: the binary X_OK, the key file and the repository R_OK). */
+	/* With restore_owner: the user every restored file goes to (the server's, who
+	 * runs restore_command); NULL: the owner of the backup's PG_VERSION, refused
+	 * (BK_E_USAGE) when no account here has its uid (a restore on another host). */
+	const char *owner;
+	/* With restore_owner: what restore_command needs, that the owner (the server's
+	 * user, who runs it) must be able to reach (access() modes: the binary X_OK,
+	 * the key file and the repository R_OK). */
 	const BkPathAccess *server_needs;
 	size_t nserver_needs;
 	const volatile sig_atomic_t *stop; /* once set, the restore stops (BkRestoreOpts) */

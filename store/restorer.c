@@ -478,8 +478,9 @@ typedef struct {
 
 static int set_meta(Restore *rs, int dirfd, const char *name, const BkTreeEntry *e)
 {
-	if (rs->o->restore_owner &&
-	    fchownat(dirfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+	const BkRestoreOpts *o = rs->o;
+	if (o->restore_owner && fchownat(dirfd, name, o->one_owner ? o->owner_uid : e->uid,
+					 o->one_owner ? o->owner_gid : e->gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return bk_errorf_code(-errno, "chown %s", rs->path);
 	if (e->type != BK_NODE_SYMLINK && fchmodat(dirfd, name, e->mode & 07777, 0) < 0)
 		return bk_errorf_code(-errno, "chmod %s", rs->path);

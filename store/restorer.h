@@ -63,6 +63,9 @@ typedef struct {
 	const char *const *excludes; /* names at the top left out (not with includes) */
 	size_t nexcludes;
 	bool restore_owner;          /* chown (needs root) */
+	bool one_owner;              /* with restore_owner: every entry to owner_uid:owner_gid */
+	uid_t owner_uid;
+	gid_t owner_gid;
 	uint64_t total;              /* bytes expected, for progress (0 = unknown) */
 	uint64_t *done;              /* bytes written, counted on from its value, so that
 				      * several restores report as one (NULL: from 0) */

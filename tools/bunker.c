@@ -71,6 +71,7 @@ static const char usage_text[] =
 	"             [--target-timeline latest|current|ID]\n"
 	"             [--archive-mode preserve|off]  (off: for a trial restore beside the original)\n"
 	"             [--tablespace-mapping OLD=NEW]...  (a tablespace restored elsewhere)\n"
+	"             [--owner USER]  (as root: whose the files are; default: the backup's)\n"
 	"                                     point-in-time restore of a base backup\n"
 	"  pg info [--json]                   backups, WAL per timeline, gaps, RPO\n"
 	"\n"
@@ -163,7 +164,7 @@ enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
 	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_NOVERIFY, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
-	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_TSMAP, OPT_HELP,
+	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_TSMAP, OPT_OWNER, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -198,6 +199,7 @@ static const struct option long_opts[] = {
 	{ "target-action", required_argument, NULL, OPT_TACTION },
 	{ "target-timeline", required_argument, NULL, OPT_TTIMELINE },
 	{ "archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE },
+	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "tablespace-mapping", required_argument, NULL, OPT_TSMAP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -248,7 +250,8 @@ static const struct {
 	{ "pg", "dump", PG_OPTS | OPT_BIT(OPT_DBNAME) | OPT_BIT(OPT_STALL_TIMEOUT) | OPT_BIT(OPT_JSON) },
 	{ "pg", "restore", PG_OPTS | OPT_BIT(OPT_TARGET) | OPT_BIT(OPT_TTIME) | OPT_BIT(OPT_TLSN) |
 				   OPT_BIT(OPT_TXID) | OPT_BIT(OPT_TNAME) | OPT_BIT(OPT_TACTION) |
-				   OPT_BIT(OPT_TTIMELINE) | OPT_BIT(OPT_ARCHIVE_MODE) | OPT_BIT(OPT_TSMAP) },
+				   OPT_BIT(OPT_TTIMELINE) | OPT_BIT(OPT_ARCHIVE_MODE) | OPT_BIT(OPT_TSMAP) |
+				   OPT_BIT(OPT_OWNER) },
 	{ "pg", "info", PG_OPTS | OPT_BIT(OPT_JSON) },
 };
 #define EVERY_CMD_OPTS \
@@ -782,6 +785,7 @@ static int run(int argc, char **argv)
 		case OPT_TACTION: cli.target_action = optarg; break;
 		case OPT_TTIMELINE: cli.target_timeline = optarg; break;
 		case OPT_ARCHIVE_MODE: cli.archive_mode = optarg; break;
+		case OPT_OWNER: cli.owner = optarg; break;
 		case OPT_TSMAP:
 			e = add_list(ts_mapping, &cli.nts_mapping, optarg, "--tablespace-mapping");
 			break;

@@ -16,7 +16,7 @@ typedef struct {
 	const char *name, *stdin_name, *target, *chunk_size, *cluster, *dbname, *archive_timeout,
 		   *max_rate, *stall_timeout;
 	const char *target_time, *target_lsn, *target_xid, *target_name, *target_action, *archive_mode,
-		   *target_timeline;
+		   *target_timeline, *owner;
 	char *dbname_argv; /* --dbname's argument itself, in argv: cmd-pg.c hides a password */
 	const char **tags, **includes, **ts_mapping;
 	size_t ntags, nincludes, nts_mapping;

@@ -361,6 +361,8 @@ static int restore(void)
 		return usage_error("pg restore takes at most one SNAPSHOT");
 	if (!cli.target || !*cli.target)
 		return usage_error("pg restore needs --target DIR");
+	if (cli.owner && geteuid() != 0)
+		return usage_error("--owner needs root (as another user, the files are that user's)");
 	char cmd[8192];
 	static RestoreFiles files;
 	int e = restore_command(cmd, sizeof(cmd), &files);
@@ -384,6 +386,7 @@ static int restore(void)
 		.archive_mode = cli.archive_mode,
 		.restore_command = cmd,
 		.restore_owner = geteuid() == 0,
+		.owner = cli.owner,
 		.server_needs = files.needs,
 		.nserver_needs = files.n,
 		.progress = cli_progress,

@@ -307,6 +307,39 @@ t_rc 0 "with --no-verify-checksums, the backup is taken" \
 t_is "$(nbase)" "$((n0 + 1))" "... one more base backup"
 t_is "$(grep -c checksum "$ERR")" 0 "... with no word of checksums"
 
+# ---- a backup whose files are a uid's that no user here has (another host's) ----
+# As root, the restore gives the files to PG_VERSION's owner: that uid is no one's
+# here (found by review: the files went to it, and the server, run as postgres,
+# refused them), so it is refused, naming --owner, which gives them all to a user.
+if [ "$(id -u)" = 0 ]; then
+	nouid=54321
+	while getent passwd "$nouid" >/dev/null; do nouid=$((nouid + 1)); done
+	chown "$nouid" "$PG_DATA/PG_VERSION" && chmod 0644 "$PG_DATA/PG_VERSION"
+	b6=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint \
+		--no-verify-checksums 2>"$T/b6.err") # (ck's damaged page, above)
+	t_is "$?" 0 "a base backup whose PG_VERSION is uid $nouid's, whom no user here has" ||
+		diag "$(cat "$T/b6.err")"
+	chown postgres: "$PG_DATA/PG_VERSION" && chmod 0600 "$PG_DATA/PG_VERSION"
+	id6=$(json_field "$b6" snapshot)
+	t_rc 2 "as root, its restore is refused" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore "$id6" --target "$SRV/r6"
+	t_true "... naming the uid and --owner" grep -q \
+		"the backup's files are uid $nouid's, and no user here has that uid .*pass --owner USER" \
+		"$ERR" || diag "$(cat "$ERR")"
+	t_true "... before writing anything" test ! -e "$SRV/r6"
+	t_rc 2 "--owner with no such user is refused" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+		pg restore "$id6" --target "$SRV/r6" --owner bunker-no-such-user
+	t_rc 0 "with --owner postgres, it restores" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+		pg restore "$id6" --target "$SRV/r6" --owner postgres
+	t_is "$(stat -c %U "$SRV/r6/PG_VERSION") $(find "$SRV/r6" ! -user postgres | wc -l)" \
+		"postgres 0" "... every file postgres's, PG_VERSION too"
+	rm -rf "$SRV/r6"
+	t_rc 2 "--owner as another user than root is refused" \
+		bkp pg restore "$id6" --target "$SRV/r6" --owner postgres
+else
+	ok "# SKIP restores as root: the tests do not run as root"
+fi
+
 last=$(pitr_switch_wal)
 t_true "the final segment ($last) is archived" pitr_wait_archived "$last" 120
 
