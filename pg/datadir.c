@@ -583,9 +583,10 @@ static int empty_location(void *ud, const char *oid, const char *loc)
 	if (em->left == 0)
 		return 0;
 	em->left--;
+	const Prior *p = em->prior++;
 	int e = bk_remove_contents(loc);
 	if (e == 0)
-		e = put_back(loc, em->prior++);
+		e = put_back(loc, p);
 	if (e < 0 && !em->err)
 		em->err = e;
 	return 0;
@@ -890,7 +891,7 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	for (size_t i = 0; e == 0 && o->restore_owner && i < BK_ARRAY_SIZE(written); i++) {
 		char f[PATH_MAX];
 		snprintf(f, sizeof(f), "%s/%s", o->target_dir, written[i]);
-		if (i < 2 || o->nts_mapping)
+		if (i < 2 || o->nts_mapping) /* (tablespace_map: rewritten only with a mapping) */
 			e = give(f, &ts.owner);
 	}
 	if (e == 0 && o->restore_owner)
