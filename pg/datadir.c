@@ -355,13 +355,18 @@ static int find_old(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-#define PLACES_MAX 8 /* locations compared (beyond, each against the first) */
+/* The data directory (absolute), then each location placed so far, all compared
+ * with each other (found by review: past the 8th they shared one slot, and two of
+ * them were never compared). */
 typedef struct {
-	/* the data directory (absolute), then locations; [n]: the one being placed */
-	char path[PLACES_MAX + 1][PATH_MAX];
-	char canon[PLACES_MAX + 1][PATH_MAX]; /* each as canonical() resolves it, compared */
-	char what[PLACES_MAX][48];            /* each named, for the error */
-	size_t n;
+	char path[PATH_MAX];
+	char canon[PATH_MAX]; /* as canonical() resolves it, compared */
+	char what[48];        /* named, for the error */
+} Place;
+
+typedef struct {
+	Place *v;
+	size_t n, cap;
 } Places;
 
 /* " (resolved: CANON)" in buf when path, as written, differs from canon; else "". */
@@ -378,21 +383,23 @@ static const char *resolved(char buf[PATH_MAX + 16], const char *path, const cha
 static int add_place(void *ud, const char *oid, const char *loc)
 {
 	Places *p = ud;
-	size_t k = p->n;
-	snprintf(p->path[k], sizeof(p->path[0]), "%s", loc);
-	int e = canonical(loc, p->canon[k]);
+	if (bk_grow(&p->v, &p->cap, p->n, sizeof(*p->v), 8) < 0)
+		return -ENOMEM;
+	Place *k = &p->v[p->n];
+	snprintf(k->path, sizeof(k->path), "%s", loc);
+	int e = canonical(loc, k->canon);
 	if (e < 0)
 		return bk_error_wrap(e, "tablespace %s", oid);
-	for (size_t i = 0; i < k; i++)
-		if (nested(p->canon[i], p->canon[k])) {
+	for (const Place *i = p->v; i < k; i++)
+		if (nested(i->canon, k->canon)) {
 			char a[PATH_MAX + 16], b[PATH_MAX + 16];
 			return bk_errorf(BK_E_USAGE, "tablespace %s would be restored to %s%s, which "
 					 "is, holds or lies in %s, %s%s (--tablespace-mapping)", oid,
-					 loc, resolved(a, loc, p->canon[k]), p->what[i], p->path[i],
-					 resolved(b, p->path[i], p->canon[i]));
+					 loc, resolved(a, loc, k->canon), i->what, i->path,
+					 resolved(b, i->path, i->canon));
 		}
-	if (p->n < PLACES_MAX)
-		snprintf(p->what[p->n++], sizeof(p->what[0]), "tablespace %s's location", oid);
+	snprintf(k->what, sizeof(k->what), "tablespace %s's location", oid);
+	p->n++;
 	return 0;
 }
 
@@ -425,23 +432,23 @@ static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 					 c.list);
 	}
 	/* the locations, mapped, apart from each other and the data directory */
-	Places *p = malloc(sizeof(*p));
-	if (!p)
+	Places p = { 0 };
+	if (bk_grow(&p.v, &p.cap, 0, sizeof(*p.v), 8) < 0)
 		return -ENOMEM;
-	p->n = 1;
+	Place *d = &p.v[p.n++];
 	char cwd[PATH_MAX] = "";
 	int e = 0;
 	if (o->target_dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
 		e = bk_errorf_code(-errno, "getcwd");
-	else if (snprintf(p->path[0], sizeof(p->path[0]), "%s%s%s", cwd, cwd[0] ? "/" : "",
-			  o->target_dir) >= (int)sizeof(p->path[0]))
+	else if (snprintf(d->path, sizeof(d->path), "%s%s%s", cwd, cwd[0] ? "/" : "",
+			  o->target_dir) >= (int)sizeof(d->path))
 		e = bk_errorf(BK_E_USAGE, "--target: path too long");
-	else if ((e = canonical(p->path[0], p->canon[0])) < 0)
+	else if ((e = canonical(d->path, d->canon)) < 0)
 		bk_error_wrap(e, "--target");
-	snprintf(p->what[0], sizeof(p->what[0]), "the data directory");
+	snprintf(d->what, sizeof(d->what), "the data directory");
 	if (e == 0)
-		e = each_tablespace(s, o, add_place, p);
-	free(p);
+		e = each_tablespace(s, o, add_place, &p);
+	free(p.v);
 	return e;
 }
 

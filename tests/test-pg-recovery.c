@@ -1513,6 +1513,34 @@ static void test_mapping_resolved(void)
  * directory was written, and taken back); and an OLD that begins another
  * location's name maps that one alone (found by a mutation audit: none of these
  * was tested). */
+/* Ten tablespaces, the ninth mapped to a NEW and the tenth into it: refused, as
+ * for any two (found by review: past the eighth, locations shared one slot and
+ * were compared only with the first ones, so this restored, nested). */
+static void test_mapping_many(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000089);
+	int e = test_repo_open(&t, "pg-recovery");
+	char ts_map[512] = "";
+	for (int i = 1; i <= 10; i++)
+		snprintf(ts_map + strlen(ts_map), sizeof(ts_map) - strlen(ts_map), "%d /old/t%d\n",
+			 16383 + i, i);
+	for (uint64_t s = 3; e == 0 && s <= 4; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, 0);
+	if (e == 0)
+		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_map);
+	is_int(e, 0, "archive, a backup with ten tablespaces");
+	char ninth[128], tenth[128];
+	snprintf(ninth, sizeof(ninth), "/old/t9=%s/same", t.root);
+	snprintf(tenth, sizeof(tenth), "/old/t10=%s/same/in", t.root);
+	const char *const maps[] = { ninth, tenth };
+	int r = restore_to(&t, (BkPgRestoreOpts){ .ts_mapping = maps, .nts_mapping = 2 });
+	ok(r == BK_E_USAGE && strstr(bk_error_detail(), "tablespace 16393 would be restored to") &&
+		   strstr(bk_error_detail(), "tablespace 16392's location"),
+	   "the tenth inside the ninth: refused (%s)", bk_error_detail());
+	test_repo_close(&t);
+}
+
 static void test_mapping_refusals(void)
 {
 	TestRepo t;
@@ -1689,5 +1717,6 @@ int main(void)
 	test_lsn_target_at_fork();
 	test_mapping_resolved();
 	test_mapping_refusals();
+	test_mapping_many();
 	return tap_done();
 }
