@@ -1513,22 +1513,29 @@ static void test_mapping_resolved(void)
  * directory was written, and taken back); and an OLD that begins another
  * location's name maps that one alone (found by a mutation audit: none of these
  * was tested). */
+/* Opens t with segments 3 and 4 of system sysid archived and a base backup in
+ * segment 3 whose tablespace_map is ts_map: 0, or the first failure. */
+static int open_with_backup(TestRepo *t, uint64_t sysid, char *ts_map)
+{
+	int e = test_repo_open(t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 4; s++)
+		e = push_xid_segment(t->r, t->root, 1, s, sysid, 0);
+	if (e == 0)
+		e = put_base_ts(t->r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_map);
+	return e;
+}
+
 /* Ten tablespaces, the ninth mapped to a NEW and the tenth into it: refused, as
  * for any two (found by review: past the eighth, locations shared one slot and
  * were compared only with the first ones, so this restored, nested). */
 static void test_mapping_many(void)
 {
 	TestRepo t;
-	const uint64_t sysid = UINT64_C(7310000000000000089);
-	int e = test_repo_open(&t, "pg-recovery");
 	char ts_map[512] = "";
 	for (int i = 1; i <= 10; i++)
 		snprintf(ts_map + strlen(ts_map), sizeof(ts_map) - strlen(ts_map), "%d /old/t%d\n",
 			 16383 + i, i);
-	for (uint64_t s = 3; e == 0 && s <= 4; s++)
-		e = push_xid_segment(t.r, t.root, 1, s, sysid, 0);
-	if (e == 0)
-		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_map);
+	int e = open_with_backup(&t, UINT64_C(7310000000000000089), ts_map);
 	is_int(e, 0, "archive, a backup with ten tablespaces");
 	char ninth[128], tenth[128];
 	snprintf(ninth, sizeof(ninth), "/old/t9=%s/same", t.root);
@@ -1544,13 +1551,8 @@ static void test_mapping_many(void)
 static void test_mapping_refusals(void)
 {
 	TestRepo t;
-	const uint64_t sysid = UINT64_C(7310000000000000083);
-	int e = test_repo_open(&t, "pg-recovery");
 	char ts_map[] = "16384 /old/ts\n16385 /old/ts2\n";
-	for (uint64_t s = 3; e == 0 && s <= 4; s++)
-		e = push_xid_segment(t.r, t.root, 1, s, sysid, 0);
-	if (e == 0)
-		e = put_base_ts(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 88, ts_map);
+	int e = open_with_backup(&t, UINT64_C(7310000000000000083), ts_map);
 	is_int(e, 0, "archive, a backup with tablespaces at /old/ts and /old/ts2");
 	char moved[128], twice[128];
 	snprintf(moved, sizeof(moved), "/old/ts=%s/moved", t.root);
