@@ -84,6 +84,33 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
 	return out;
 }
 
+/* Ends writing f, path: flushed, fsync'd and closed. e, or the first failure. */
+static int close_synced(FILE *f, const char *path, int e)
+{
+	if ((fflush(f) != 0 || fsync(fileno(f)) < 0) && e == 0)
+		e = -errno;
+	if (fclose(f) != 0 && e == 0)
+		e = -errno;
+	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
+}
+
+/* path's text (of at most max bytes; "" when it is missing) with the settings
+ * bunker pg restore writes commented out (bk_pg_auto_conf_clear), into *ret
+ * (malloc'd), and whether that changed it. */
+static int read_cleared(const char *path, size_t max, bool archive_off, char **ret,
+			bool *ret_changed)
+{
+	uint8_t *old = NULL;
+	size_t len;
+	int r = bk_read_file(path, max, &old, &len);
+	if (r < 0 && r != -ENOENT)
+		return bk_errorf_code(r, "read %s", path);
+	*ret = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
+	*ret_changed = *ret && old && strcmp(*ret, (const char *)old);
+	free(old);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* Comments out, in the restored postgresql.conf (if the backup has one), the
  * settings bunker pg restore writes: PostgreSQL takes the last of two settings of
  * one name only when they are spelled alike, case included, so a stale
@@ -94,28 +121,16 @@ static int clear_postgresql_conf(const BkPgRestoreOpts *o, bool archive_off)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/postgresql.conf", o->target_dir);
-	uint8_t *old = NULL;
-	size_t old_len;
-	int r = bk_read_file(path, 16 << 20, &old, &old_len);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return bk_errorf_code(r, "read %s", path);
-	char *kept = bk_pg_auto_conf_clear((const char *)old, archive_off);
-	bool same = kept && !strcmp(kept, (const char *)old);
-	free(old);
-	if (!kept || same) {
-		free(kept);
-		return kept ? 0 : -ENOMEM;
+	char *kept = NULL;
+	bool changed;
+	int e = read_cleared(path, 16 << 20, archive_off, &kept, &changed);
+	if (e == 0 && changed) {
+		FILE *f = fopen(path, "w");
+		e = f ? close_synced(f, path, fputs(kept, f) < 0 ? -EIO : 0)
+		      : bk_errorf_code(-errno, "open %s", path);
 	}
-	FILE *f = fopen(path, "w");
-	int e = f ? 0 : -errno;
-	if (f && (fputs(kept, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0))
-		e = -errno;
-	if (f && fclose(f) != 0 && e == 0)
-		e = -errno;
 	free(kept);
-	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
+	return e;
 }
 
 static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, uint32_t want_tli)
@@ -123,18 +138,13 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
 	bool archive_off = o->archive_mode && strcmp(o->archive_mode, "off") == 0;
+	char *kept = NULL;
+	bool changed;
 	int r = clear_postgresql_conf(o, archive_off);
+	if (r == 0)
+		r = read_cleared(path, 1 << 20, archive_off, &kept, &changed);
 	if (r < 0)
 		return r;
-	uint8_t *old = NULL;
-	size_t old_len;
-	r = bk_read_file(path, 1 << 20, &old, &old_len);
-	if (r < 0 && r != -ENOENT)
-		return bk_errorf_code(r, "read %s", path);
-	char *kept = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
-	free(old);
-	if (!kept)
-		return -ENOMEM;
 	/* rewritten in place: the file keeps the owner and mode the restore gave it */
 	FILE *f = fopen(path, "w");
 	if (!f) {
@@ -190,12 +200,8 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	/* a trial restore beside the original must not archive into its repository */
 	if (e == 0 && archive_off)
 		e = conf_line(f, "archive_mode", "off");
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-		e = -errno;
-	if (fclose(f) != 0 && e == 0)
-		e = -errno;
-	if (e < 0)
-		return bk_errorf_code(e, "write %s", path);
+	if ((e = close_synced(f, path, e)) < 0)
+		return e;
 	/* A standby's backup carries its standby.signal: left there, it would outrank
 	 * recovery.signal: without a target the server would never promote, and its
 	 * walreceiver would follow the live old primary (docs/design.md). */
@@ -481,12 +487,7 @@ static int write_tablespace_map(const BkSnapshot *s, const BkPgRestoreOpts *o)
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return bk_errorf_code(-errno, "open %s", path);
-	int e = each_tablespace(s, o, write_map_line, f);
-	if ((fflush(f) != 0 || fsync(fileno(f)) < 0) && e == 0)
-		e = -errno;
-	if (fclose(f) != 0 && e == 0)
-		e = -errno;
-	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
+	return close_synced(f, path, each_tablespace(s, o, write_map_line, f));
 }
 
 /* Where a restore writes (the data directory, a tablespace's location) must be
@@ -846,6 +847,25 @@ static int give_location(void *ud, const char *oid, const char *loc)
 	return give(loc, &((Tablespaces *)ud)->owner);
 }
 
+/* As root, the restore's last writing step: the files written here (postgresql.auto.conf
+ * is root's when the backup had none: found by review), each location and the data
+ * directory to the owner (hold). */
+static int give_all(const BkSnapshot *s, const BkPgRestoreOpts *o, Tablespaces *ts)
+{
+	static const char *const written[] = { "recovery.signal", "postgresql.auto.conf",
+					       "tablespace_map" };
+	size_t n = o->nts_mapping ? 3 : 2; /* (tablespace_map: rewritten only with a mapping) */
+	int e = 0;
+	for (size_t i = 0; e == 0 && i < n; i++) {
+		char f[PATH_MAX];
+		snprintf(f, sizeof(f), "%s/%s", o->target_dir, written[i]);
+		e = give(f, &ts->owner);
+	}
+	if (e == 0)
+		e = each_tablespace(s, o, give_location, ts);
+	return e < 0 ? e : give(o->target_dir, &ts->owner);
+}
+
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
 			int64_t target_us, uint32_t want_tli)
 {
@@ -892,19 +912,8 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 		e = write_tablespace_map(s, o);
 	if (e == 0)
 		e = write_recovery_config(o, target_us, want_tli);
-	/* (postgresql.auto.conf is root's when the backup had none: found by review) */
-	static const char *const written[] = { "recovery.signal", "postgresql.auto.conf",
-					       "tablespace_map" };
-	for (size_t i = 0; e == 0 && o->restore_owner && i < BK_ARRAY_SIZE(written); i++) {
-		char f[PATH_MAX];
-		snprintf(f, sizeof(f), "%s/%s", o->target_dir, written[i]);
-		if (i < 2 || o->nts_mapping) /* (tablespace_map: rewritten only with a mapping) */
-			e = give(f, &ts.owner);
-	}
 	if (e == 0 && o->restore_owner)
-		e = each_tablespace(s, o, give_location, &ts);
-	if (e == 0 && o->restore_owner)
-		e = give(o->target_dir, &ts.owner);
+		e = give_all(s, o, &ts);
 	/* the data directory's last: the restore is whole once it is gone */
 	if (e == 0)
 		e = each_tablespace(s, o, unmark_location, NULL);

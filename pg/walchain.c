@@ -145,20 +145,18 @@ static int read_probed_histories(const BkWalArchive *a, uint32_t from)
 }
 
 /* Reads every history file recovery from a backup on timeline tli along target_tli
- * fetches through restore_command: the target's, and those it probes for, from
- * the backup's timeline up (for `latest`) and from the target's up (at promotion).
- * One that wal-fetch cannot give (exit 128) aborts recovery, after the restore was
- * written (found by review: a damaged 00000002.history was read only for backups
- * on timeline 1). */
+ * fetches through restore_command, each once: the target's (read_path reads it
+ * when it is past the backup's), those between, and those PostgreSQL probes for
+ * from the target's up (for `latest`, and at promotion). One that wal-fetch cannot
+ * give (exit 128) aborts recovery, after the restore was written (found by review:
+ * a damaged 00000002.history was read only for backups on timeline 1). */
 static int read_fetched_histories(const BkWalArchive *a, uint32_t tli, uint32_t target_tli)
 {
 	bool had;
-	int e = read_history(a, target_tli, &had);
-	if (e == 0)
-		e = read_probed_histories(a, tli);
-	if (e == 0 && target_tli != tli)
-		e = read_probed_histories(a, target_tli);
-	return e;
+	int e = target_tli == tli ? read_history(a, tli, &had) : 0;
+	for (uint32_t t = tli + 1; e == 0 && t < target_tli; t++)
+		e = read_history(a, t, &had);
+	return e < 0 ? e : read_probed_histories(a, target_tli);
 }
 
 int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,

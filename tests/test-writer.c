@@ -944,21 +944,22 @@ int main(void)
 		test_batch_read(r);
 		test_block_stream(r);
 		test_block_read_fd(r);
-		char *path2 = bk_path_join(tmp_root, "repo-write-failure");
-		test_write_failure(path2, secret);
-		free(path2);
-		path2 = bk_path_join(tmp_root, "repo-full-batches");
-		test_full_batches(path2, secret);
-		free(path2);
-		path2 = bk_path_join(tmp_root, "repo-commit-failure");
-		test_commit_failure(path2, secret);
-		free(path2);
-		path2 = bk_path_join(tmp_root, "repo-check-groups");
-		test_check_groups(path2, secret);
-		free(path2);
-		path2 = bk_path_join(tmp_root, "repo-check-content-list");
-		test_check_content_list(path2, secret);
-		free(path2);
+		/* the tests that make a repository of their own */
+		static const struct {
+			const char *dir;
+			void (*fn)(const char *path, const BkSecret *secret);
+		} own[] = {
+			{ "repo-write-failure", test_write_failure },
+			{ "repo-full-batches", test_full_batches },
+			{ "repo-commit-failure", test_commit_failure },
+			{ "repo-check-groups", test_check_groups },
+			{ "repo-check-content-list", test_check_content_list },
+		};
+		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+			char *path2 = bk_path_join(tmp_root, own[i].dir);
+			own[i].fn(path2, secret);
+			free(path2);
+		}
 	}
 	bk_repo_close(r);
 	bk_secret_free(secret);

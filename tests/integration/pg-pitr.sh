@@ -439,8 +439,8 @@ if [ "$(id -u)" = 0 ]; then
 		--target "$SRV/deep/er/r-root"
 	t_true "the server's user reaches the restored data directory" \
 		runuser -u postgres -- test -r "$SRV/deep/er/r-root/PG_VERSION"
-	t_is "$(stat -c '%U %a' "$SRV/deep/er/r-root" "$SRV/deep/er/r-root/postgresql.auto.conf" \
-		"$SRV/deep/er/r-root/recovery.signal" | cut -d' ' -f1 | sort -u)" postgres \
+	t_is "$(stat -c %U "$SRV/deep/er/r-root" "$SRV/deep/er/r-root/postgresql.auto.conf" \
+		"$SRV/deep/er/r-root/recovery.signal" | tr '\n' ' ')" "postgres postgres postgres " \
 		"... which is that user's, with postgresql.auto.conf and recovery.signal"
 	# Killed as it writes recovery.signal (io-fault.c): the data directory is still
 	# root's alone, 0700, its files already the server's user's. It goes to that user
