@@ -300,6 +300,14 @@ static int entry_start(void *ud, const BkTarEntry *t)
 		c->cur.type = BK_NODE_DIR;
 		break;
 	case BK_TAR_SYMLINK:
+		/* PostgreSQL sends a tablespace's link in pg_tblspc and no other (it skips
+		 * them as special files): another would be restored as a link, and what the
+		 * restore then writes by name could follow it out of the data directory
+		 * (found by review) */
+		if (c->prefix[0] || strncmp(t->path, "pg_tblspc/", 10) || !t->path[10] ||
+		    strspn(t->path + 10, "0123456789") != strlen(t->path + 10))
+			return bk_errorf(BK_E_CORRUPT, "%s%s: a symbolic link outside pg_tblspc, "
+					 "which PostgreSQL does not send", c->prefix, t->path);
 		c->cur.type = BK_NODE_SYMLINK;
 		if (!(c->cur.link = strdup(t->link)))
 			return -ENOMEM;

@@ -84,27 +84,67 @@ char *bk_pg_auto_conf_clear(const char *conf, bool archive_off)
 	return out;
 }
 
-/* Ends writing f, path: flushed, fsync'd and closed. e, or the first failure. */
-static int close_synced(FILE *f, const char *path, int e)
+/* Where a restore writes: the data directory or a tablespace location, open once
+ * (bk_open_dir) and written through from then on, so that a path changed
+ * meanwhile (the target swapped for a link by a user who can write the directory
+ * above: found by review) sends nothing elsewhere; as it was before, if it was
+ * there (empty). */
+typedef struct {
+	char path[PATH_MAX]; /* as given, for messages */
+	int fd;              /* -1: not open */
+	bool existed;
+	struct stat st;   /* as it was, when it existed */
+} Dir;
+
+/* Writes text as file name of d, replacing what is there (a link, too, is
+ * replaced, never followed: the backup's files are the server's, and a
+ * postgresql.auto.conf that is a link to /etc/shadow must not send root's
+ * writes there), durably: a temporary file, fsync'd, renamed into place, the
+ * directory fsync'd. It takes like's mode, and its owner with chown; else 0600. */
+static int put_file(const Dir *d, const char *name, const char *text, const struct stat *like,
+		    bool chown)
 {
-	if ((fflush(f) != 0 || fsync(fileno(f)) < 0) && e == 0)
+	char tmp[NAME_MAX + 1];
+	snprintf(tmp, sizeof(tmp), ".%s.bunker-tmp", name);
+	(void)unlinkat(d->fd, tmp, 0); /* one a killed restore left */
+	int fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "create %s/%s", d->path, tmp);
+	int e = bk_write_all(fd, text, strlen(text));
+	if (e == 0 && like && chown && fchown(fd, like->st_uid, like->st_gid) < 0)
 		e = -errno;
-	if (fclose(f) != 0 && e == 0)
+	if (e == 0 && like && fchmod(fd, like->st_mode & 07777) < 0)
 		e = -errno;
-	return e < 0 ? bk_errorf_code(e, "write %s", path) : 0;
+	if (e == 0 && fsync(fd) < 0)
+		e = -errno;
+	if (close(fd) < 0 && e == 0)
+		e = -errno;
+	if (e == 0 && renameat(d->fd, tmp, d->fd, name) < 0)
+		e = -errno;
+	if (e == 0 && fsync(d->fd) < 0)
+		e = -errno;
+	if (e < 0) {
+		(void)unlinkat(d->fd, tmp, 0);
+		return bk_errorf_code(e, "write %s/%s", d->path, name);
+	}
+	return 0;
 }
 
-/* path's text (of at most max bytes; "" when it is missing) with the settings
- * bunker pg restore writes commented out (bk_pg_auto_conf_clear), into *ret
- * (malloc'd), and whether that changed it. */
-static int read_cleared(const char *path, size_t max, bool archive_off, char **ret,
-			bool *ret_changed)
+/* File name of d's text (of at most max bytes; "" when it is missing or a
+ * symbolic link, which is not followed: put_file) with the settings bunker pg
+ * restore writes commented out (bk_pg_auto_conf_clear), into *ret (malloc'd),
+ * whether that changed it, and its status in *ret_st (st_mode 0: missing). */
+static int read_cleared(const Dir *d, const char *name, size_t max, bool archive_off,
+			char **ret, bool *ret_changed, struct stat *ret_st)
 {
 	uint8_t *old = NULL;
 	size_t len;
-	int r = bk_read_file(path, max, &old, &len);
-	if (r < 0 && r != -ENOENT)
-		return bk_errorf_code(r, "read %s", path);
+	memset(ret_st, 0, sizeof(*ret_st));
+	int r = bk_read_file_at(d->fd, name, O_NOFOLLOW, max, &old, &len);
+	if (r == 0 && fstatat(d->fd, name, ret_st, AT_SYMLINK_NOFOLLOW) < 0)
+		r = -errno;
+	if (r < 0 && r != -ENOENT && r != -ELOOP)
+		return bk_error_wrap(r, "read %s/%s", d->path, name);
 	*ret = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
 	*ret_changed = *ret && old && strcmp(*ret, (const char *)old);
 	free(old);
@@ -115,41 +155,37 @@ static int read_cleared(const char *path, size_t max, bool archive_off, char **r
  * settings bunker pg restore writes: PostgreSQL takes the last of two settings of
  * one name only when they are spelled alike, case included, so a stale
  * RECOVERY_TARGET_NAME there outlived bunker's recovery_target_name = '' and the
- * server refused two targets (found by review). Rewritten in place, only when it
- * holds one. Files it includes are not read. */
-static int clear_postgresql_conf(const BkPgRestoreOpts *o, bool archive_off)
+ * server refused two targets (found by review). Replaced, with its owner and
+ * mode, only when it holds one. Files it includes are not read. */
+static int clear_postgresql_conf(const Dir *d, const BkPgRestoreOpts *o, bool archive_off)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/postgresql.conf", o->target_dir);
 	char *kept = NULL;
 	bool changed;
-	int e = read_cleared(path, 16 << 20, archive_off, &kept, &changed);
-	if (e == 0 && changed) {
-		FILE *f = fopen(path, "w");
-		e = f ? close_synced(f, path, fputs(kept, f) < 0 ? -EIO : 0)
-		      : bk_errorf_code(-errno, "open %s", path);
-	}
+	struct stat st;
+	int e = read_cleared(d, "postgresql.conf", 16 << 20, archive_off, &kept, &changed, &st);
+	if (e == 0 && changed)
+		e = put_file(d, "postgresql.conf", kept, &st, o->restore_owner);
 	free(kept);
 	return e;
 }
 
-static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, uint32_t want_tli)
+static int write_recovery_config(const Dir *d, const BkPgRestoreOpts *o, int64_t target_us,
+				 uint32_t want_tli)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/postgresql.auto.conf", o->target_dir);
 	bool archive_off = o->archive_mode && strcmp(o->archive_mode, "off") == 0;
-	char *kept = NULL;
+	char *kept = NULL, *text = NULL;
+	size_t text_len;
 	bool changed;
-	int r = clear_postgresql_conf(o, archive_off);
+	struct stat st;
+	int r = clear_postgresql_conf(d, o, archive_off);
 	if (r == 0)
-		r = read_cleared(path, 1 << 20, archive_off, &kept, &changed);
+		r = read_cleared(d, "postgresql.auto.conf", 1 << 20, archive_off, &kept, &changed, &st);
 	if (r < 0)
 		return r;
-	/* rewritten in place: the file keeps the owner and mode the restore gave it */
-	FILE *f = fopen(path, "w");
+	FILE *f = open_memstream(&text, &text_len);
 	if (!f) {
 		free(kept);
-		return bk_errorf_code(-errno, "open %s", path);
+		return -ENOMEM;
 	}
 	fputs(kept, f);
 	free(kept);
@@ -200,16 +236,22 @@ static int write_recovery_config(const BkPgRestoreOpts *o, int64_t target_us, ui
 	/* a trial restore beside the original must not archive into its repository */
 	if (e == 0 && archive_off)
 		e = conf_line(f, "archive_mode", "off");
-	if ((e = close_synced(f, path, e)) < 0)
+	if (fclose(f) != 0 && e == 0)
+		e = -ENOMEM;
+	/* it keeps the owner and mode the restore gave it (when the backup had none,
+	 * give_all gives it to the owner) */
+	if (e == 0)
+		e = put_file(d, "postgresql.auto.conf", text, st.st_mode ? &st : NULL,
+			     o->restore_owner);
+	free(text);
+	if (e < 0)
 		return e;
 	/* A standby's backup carries its standby.signal: left there, it would outrank
 	 * recovery.signal: without a target the server would never promote, and its
 	 * walreceiver would follow the live old primary (docs/design.md). */
-	snprintf(path, sizeof(path), "%s/standby.signal", o->target_dir);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return bk_errorf_code(-errno, "remove %s", path);
-	snprintf(path, sizeof(path), "%s/recovery.signal", o->target_dir);
-	return bk_write_atomic(path, NULL, "", 0, 0600, false);
+	if (unlinkat(d->fd, "standby.signal", 0) < 0 && errno != ENOENT)
+		return bk_errorf_code(-errno, "remove %s/standby.signal", d->path);
+	return put_file(d, "recovery.signal", "", NULL, false);
 }
 
 /* The length of path's first n bytes without trailing slashes ("/" stays). */
@@ -477,34 +519,44 @@ static int write_map_line(void *ud, const char *oid, const char *loc)
  * leads where the restore wrote (check_mapping compared the resolved forms, so a
  * ".." in it is harmless), and a symbolic link on the way stays the user's (one
  * chosen to move the storage later, say); pg_tablespace_location gives NEW as
- * written. Rewritten in place: it keeps the owner and mode the restore gave it. */
-static int write_tablespace_map(const BkSnapshot *s, const BkPgRestoreOpts *o)
+ * written. Replaced, with the owner and mode the restore gave it. */
+static int write_tablespace_map(const Dir *d, const BkSnapshot *s, const BkPgRestoreOpts *o)
 {
 	if (!o->nts_mapping)
 		return 0;
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/tablespace_map", o->target_dir);
-	FILE *f = fopen(path, "w");
+	struct stat st;
+	bool had = fstatat(d->fd, "tablespace_map", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		   S_ISREG(st.st_mode);
+	char *text = NULL;
+	size_t len;
+	FILE *f = open_memstream(&text, &len);
 	if (!f)
-		return bk_errorf_code(-errno, "open %s", path);
-	return close_synced(f, path, each_tablespace(s, o, write_map_line, f));
+		return -ENOMEM;
+	int e = each_tablespace(s, o, write_map_line, f);
+	if (fclose(f) != 0 && e == 0)
+		e = -ENOMEM;
+	if (e == 0)
+		e = put_file(d, "tablespace_map", text, had ? &st : NULL, o->restore_owner);
+	free(text);
+	return e;
 }
 
-/* Where a restore writes (the data directory, a tablespace's location) must be
- * missing or an empty directory, as for pg_basebackup: checked before anything is
- * written. what names it in the error. */
-static int check_unused(const char *what, const char *path)
+/* Whether the directory open as fd (path, named what in the error) is empty:
+ * -EEXIST otherwise, naming the marker a killed restore left if it is there. */
+static int check_empty(const char *what, const char *path, int fd)
 {
-	struct stat st;
-	DIR *d = opendir(path);
-	if (!d && errno == ENOENT && lstat(path, &st) == 0)
-		return bk_errorf(-EEXIST, "%s%s is a dangling symbolic link", what, path);
-	if (!d)
-		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "%s%s", what, path);
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		int e = bk_errorf_code(-errno, "%s%s", what, path);
+		if (dfd >= 0)
+			close(dfd);
+		return e;
+	}
 	bool empty = true;
 	for (struct dirent *de; empty && (de = readdir(d));)
 		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
-	bool marked = !empty && faccessat(dirfd(d), BK_RESTORE_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	bool marked = !empty && faccessat(fd, BK_RESTORE_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	closedir(d);
 	if (marked) /* (found by review: "not empty" alone) */
 		return bk_errorf(-EEXIST, "%s%s holds what a restore that was killed wrote (%s is "
@@ -512,32 +564,20 @@ static int check_unused(const char *what, const char *path)
 	return empty ? 0 : bk_errorf(-EEXIST, "%s%s is not empty", what, path);
 }
 
-/* Marks dir while the restore writes it (unmark at the end): a restore killed
- * (SIGKILL, a crash) cannot take back what it wrote, and the next one says so
- * rather than "not empty". */
-static int mark(const char *dir)
+/* Where a restore writes (the data directory, a tablespace's location) must be
+ * missing or an empty directory, as for pg_basebackup: checked before anything is
+ * made (and again once it is open: take). what names it in the error. */
+static int check_unused(const char *what, const char *path)
 {
-	char marker[PATH_MAX];
-	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
-	int fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && lstat(path, &st) == 0)
+		return bk_errorf(-EEXIST, "%s%s is a dangling symbolic link", what, path);
 	if (fd < 0)
-		return bk_errorf_code(-errno, "create %s", marker);
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "%s%s", what, path);
+	int e = check_empty(what, path, fd);
 	close(fd);
-	return 0;
-}
-
-static int unmark(const char *dir)
-{
-	char marker[PATH_MAX];
-	snprintf(marker, sizeof(marker), "%s/" BK_RESTORE_MARKER, dir);
-	return unlink(marker) < 0 ? bk_errorf_code(-errno, "remove %s", marker) : 0;
-}
-
-static int unmark_location(void *ud, const char *oid, const char *loc)
-{
-	(void)ud;
-	(void)oid;
-	return unmark(loc);
+	return e;
 }
 
 static int check_location(void *ud, const char *oid, const char *loc)
@@ -548,78 +588,107 @@ static int check_location(void *ud, const char *oid, const char *loc)
 	return check_unused(what, loc);
 }
 
-/* A directory the restore writes as it was before, if it was there (empty). */
-typedef struct {
-	bool existed;
-	struct stat st;
-} Prior;
-
-static Prior prior_of(const char *dir)
-{
-	Prior p = { 0 };
-	p.existed = stat(dir, &p.st) == 0;
-	return p;
-}
-
 /* Gives a directory that was there before the restore back its owner and mode,
  * if they changed (as root the restore takes it, then gives it to the server's
  * user, 0700: found by review); only what changed, as another user's chown back
  * to the owner would fail. */
-static int put_back(const char *dir, const Prior *p)
+static int put_back(const Dir *d)
 {
 	struct stat now;
-	if (!p->existed || stat(dir, &now) < 0)
+	if (!d->existed || fstat(d->fd, &now) < 0)
 		return 0;
-	if (((now.st_uid != p->st.st_uid || now.st_gid != p->st.st_gid) &&
-	     chown(dir, p->st.st_uid, p->st.st_gid) < 0) ||
-	    ((now.st_mode & 07777) != (p->st.st_mode & 07777) &&
-	     chmod(dir, p->st.st_mode & 07777) < 0))
-		return bk_errorf_code(-errno, "put back %s's owner and mode", dir);
+	if (((now.st_uid != d->st.st_uid || now.st_gid != d->st.st_gid) &&
+	     fchown(d->fd, d->st.st_uid, d->st.st_gid) < 0) ||
+	    ((now.st_mode & 07777) != (d->st.st_mode & 07777) &&
+	     fchmod(d->fd, d->st.st_mode & 07777) < 0))
+		return bk_errorf_code(-errno, "put back %s's owner and mode", d->path);
 	return 0;
+}
+
+/* Opens d->path for the restore to write through (bk_open_dir: made 0700 if
+ * missing, with the directories above it 0755, as the server must get through
+ * them), noting how it was. As root it is root's alone (0700) until give_all: the
+ * server's user must not put anything in it while root writes there (found by
+ * review: recovery.signal's chown, postgresql.auto.conf's rewrite and the
+ * take-back followed links that user could plant in a target it owned), nor
+ * send root elsewhere on the way (bk_open_dir's safe walk). Then it must be empty
+ * again (it was checked before anything was made, open to others meanwhile). A
+ * failure leaves it as it was. */
+static int take(Dir *d, const char *what, bool root)
+{
+	struct stat st;
+	d->existed = stat(d->path, &st) == 0;
+	int e = bk_open_dir(AT_FDCWD, d->path, 0700, 0755, root, &d->fd);
+	if (e < 0) {
+		d->fd = -1;
+		return bk_error_wrap(e == -EPERM ? BK_E_USAGE : e, "%s%s", what, d->path);
+	}
+	if (d->existed && fstat(d->fd, &d->st) < 0)
+		e = bk_errorf_code(-errno, "stat %s", d->path);
+	if (e == 0 && root && (fchown(d->fd, geteuid(), getegid()) < 0 || fchmod(d->fd, 0700) < 0))
+		e = bk_errorf_code(-errno, "take %s for the restore", d->path);
+	if (e == 0)
+		e = check_empty(what, d->path, d->fd);
+	if (e < 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", bk_error_detail());
+		(void)put_back(d);
+		close(d->fd);
+		d->fd = -1;
+		return bk_errorf(e, "%s", why);
+	}
+	return 0;
+}
+
+/* Marks d while the restore writes it (unmark at the end): a restore killed
+ * (SIGKILL, a crash) cannot take back what it wrote, and the next one says so
+ * rather than "not empty". */
+static int mark(const Dir *d)
+{
+	int fd = openat(d->fd, BK_RESTORE_MARKER, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "create %s/%s", d->path, BK_RESTORE_MARKER);
+	close(fd);
+	return 0;
+}
+
+static int unmark(const Dir *d)
+{
+	return unlinkat(d->fd, BK_RESTORE_MARKER, 0) < 0
+		       ? bk_errorf_code(-errno, "remove %s/%s", d->path, BK_RESTORE_MARKER)
+		       : 0;
 }
 
 typedef struct {
-	size_t left;        /* locations still to empty (those the restore began) */
-	const Prior *prior; /* of each, in map order */
-	int err;            /* the first removal that failed */
-} Emptying;
+	BkRepo *r;
+	const BkPgRestoreOpts *o;
+	const BkSnapshot *s;
+	struct stat owner; /* of the restored files, with restore_owner */
+	uint64_t *done;    /* bytes restored so far, for progress */
+	Dir *locs;         /* the locations this restore took, in map order */
+	size_t n, cap;
+} Tablespaces;
 
-static int empty_location(void *ud, const char *oid, const char *loc)
-{
-	(void)oid;
-	Emptying *em = ud;
-	if (em->left == 0)
-		return 0;
-	em->left--;
-	const Prior *p = em->prior++;
-	int e = bk_remove_contents(loc);
-	if (e == 0)
-		e = put_back(loc, p);
-	if (e < 0 && !em->err)
-		em->err = e;
-	return 0;
-}
-
-/* After a failed or interrupted restore: empties the data directory and the
- * tablespace locations the restore began to write (`begun`, in map order, each as
- * it was in prior[]), each missing or empty when it began (check_unused), so that
+/* After a failed or interrupted restore: empties the tablespace locations it took
+ * and the data directory, each missing or empty when it began (take), so that
  * nothing half-restored is taken for a data directory and the same command can
- * run again. The directories themselves stay, with the owner and mode they had
- * (before: the data directory's). Returns e, its detail kept and saying whether
- * all went. */
-static int take_back(const BkSnapshot *s, const BkPgRestoreOpts *o, size_t begun,
-		     const Prior *prior, const Prior *before, int e)
+ * run again; each marker goes last, once all else went. The directories
+ * themselves stay, with the owner and mode they had. Returns e, its detail kept
+ * and saying whether all went. */
+static int take_back(const Tablespaces *ts, const Dir *target, int e)
 {
 	char why[1024];
 	snprintf(why, sizeof(why), "%s", bk_error_detail());
-	Emptying em = { .left = begun, .prior = prior };
-	(void)each_tablespace(s, o, empty_location, &em);
-	int d = bk_remove_contents(o->target_dir);
-	if (d == 0)
-		d = put_back(o->target_dir, before);
-	if (!em.err)
-		em.err = d;
-	if (em.err < 0)
+	int err = 0;
+	for (size_t i = 0; i <= ts->n; i++) {
+		const Dir *d = i < ts->n ? &ts->locs[i] : target;
+		int r = bk_remove_contents(d->fd, d->path, BK_RESTORE_MARKER);
+		if (r == 0)
+			r = put_back(d);
+		if (r < 0 && !err)
+			err = r;
+	}
+	if (err < 0)
 		return bk_errorf(e, "%s (what it wrote could not all be removed: %s)", why,
 				 bk_error_detail());
 	return bk_errorf(e, "%s (what it wrote is removed)", why);
@@ -765,112 +834,71 @@ static int check_server_needs(const BkSnapshot *s, const BkPgRestoreOpts *o, uid
 	return e;
 }
 
-/* Makes the missing directories above a data directory or tablespace location
- * traversable (0755), as the server must get through them (the restore makes the
- * directory itself 0700); existing ones are left as they are. */
-static int make_parents(const char *path)
-{
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s", path);
-	return up_one(parent) == 0 ? 0 : bk_mkdir_p(parent, 0755); /* (0: "/" or ".") */
-}
-
-/* As root, a directory the restore writes (the data directory, a location) is
- * root's alone (0700) until the restore's last step gives it to the server's
- * user: until then root writes, chowns and on failure empties by path in it, and
- * that user must not be able to put a link there meanwhile (found by review:
- * recovery.signal's chown, postgresql.auto.conf's rewrite and the take-back
- * followed links it could plant into a target it owned). */
-static int hold(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return bk_errorf_code(-errno, "open %s", dir);
-	int e = fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, 0700) < 0 ? -errno : 0;
-	close(fd);
-	return e < 0 ? bk_errorf_code(e, "take %s for the restore", dir) : 0;
-}
-
-static int give(const char *path, const struct stat *owner)
-{
-	return chown(path, owner->st_uid, owner->st_gid) < 0 ? bk_errorf_code(-errno, "chown %s", path)
-							     : 0;
-}
-
-typedef struct {
-	BkRepo *r;
-	const BkPgRestoreOpts *o;
-	const BkSnapshot *s;
-	struct stat owner; /* of the restored files, with restore_owner */
-	uint64_t *done;    /* bytes restored so far, for progress */
-	size_t begun;      /* locations this restore began to write, in map order */
-	Prior *prior;      /* each as it was */
-	size_t cap;
-} Tablespaces;
-
 /* Restores a tablespace's files straight into its location, which is often on
  * another file system than the data directory. */
 static int restore_tablespace(void *ud, const char *oid, const char *loc)
 {
 	Tablespaces *t = ud;
-	char from[64];
+	char from[64], what[64];
 	snprintf(from, sizeof(from), "%s/%s", BK_TABLESPACE_DIR, oid);
+	snprintf(what, sizeof(what), "tablespace %s: ", oid);
 	BkRestoreOpts ro = { .restore_owner = t->o->restore_owner, .one_owner = !!t->o->owner,
 			     .owner_uid = t->owner.st_uid, .owner_gid = t->owner.st_gid,
 			     .from = from, .total = t->s->logical_bytes, .done = t->done,
 			     .progress = t->o->progress, .progress_ud = t->o->progress_ud,
 			     .stop = t->o->stop };
 	/* checked again: the data directory was written since the first check */
-	int e = check_location(NULL, oid, loc);
-	if (e == 0 && bk_grow(&t->prior, &t->cap, t->begun, sizeof(*t->prior), 8) < 0)
+	int e = check_unused(what, loc);
+	if (e == 0 && bk_grow(&t->locs, &t->cap, t->n, sizeof(*t->locs), 8) < 0)
 		e = -ENOMEM;
 	if (e < 0)
 		return e;
-	t->prior[t->begun++] = prior_of(loc); /* from here on take_back empties it */
-	e = make_parents(loc);
-	if (e == 0 && (e = bk_mkdir_p(loc, 0700)) < 0)
-		bk_error_wrap(e, "%s", loc);
-	if (e == 0 && t->o->restore_owner)
-		e = hold(loc);
+	Dir *d = &t->locs[t->n];
+	*d = (Dir){ .fd = -1 };
+	if (snprintf(d->path, sizeof(d->path), "%s", loc) >= (int)sizeof(d->path))
+		return bk_errorf(BK_E_USAGE, "%s%s: path too long", what, loc);
+	if ((e = take(d, what, t->o->restore_owner)) < 0)
+		return e;
+	t->n++; /* from here on take_back empties it */
+	e = mark(d);
 	if (e == 0)
-		e = mark(loc);
-	if (e == 0)
-		e = bk_restore(t->r, t->s, loc, &ro);
-	if (e < 0)
-		return bk_error_wrap(e, "tablespace %s", oid);
-	return chmod(loc, 0700) < 0 ? bk_errorf_code(-errno, "chmod %s", loc) : 0;
-}
-
-static int give_location(void *ud, const char *oid, const char *loc)
-{
-	(void)oid;
-	return give(loc, &((Tablespaces *)ud)->owner);
+		e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
+	if (e == 0 && fchmod(d->fd, 0700) < 0)
+		e = bk_errorf_code(-errno, "chmod %s", d->path);
+	return e < 0 ? bk_error_wrap(e, "tablespace %s", oid) : 0;
 }
 
 /* As root, the restore's last writing step: the files written here (postgresql.auto.conf
  * is root's when the backup had none: found by review), each location and the data
- * directory to the owner (hold). */
-static int give_all(const BkSnapshot *s, const BkPgRestoreOpts *o, Tablespaces *ts)
+ * directory to the owner (take). */
+static int give_all(const Dir *target, const BkPgRestoreOpts *o, const Tablespaces *ts)
 {
 	static const char *const written[] = { "recovery.signal", "postgresql.auto.conf",
 					       "tablespace_map" };
 	size_t n = o->nts_mapping ? 3 : 2; /* (tablespace_map: rewritten only with a mapping) */
-	int e = 0;
-	for (size_t i = 0; e == 0 && i < n; i++) {
-		char f[PATH_MAX];
-		snprintf(f, sizeof(f), "%s/%s", o->target_dir, written[i]);
-		e = give(f, &ts->owner);
+	uid_t uid = ts->owner.st_uid;
+	gid_t gid = ts->owner.st_gid;
+	for (size_t i = 0; i < n; i++)
+		if (fchownat(target->fd, written[i], uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return bk_errorf_code(-errno, "chown %s/%s", target->path, written[i]);
+	for (size_t i = 0; i <= ts->n; i++) {
+		const Dir *d = i < ts->n ? &ts->locs[i] : target;
+		if (fchown(d->fd, uid, gid) < 0)
+			return bk_errorf_code(-errno, "chown %s", d->path);
 	}
-	if (e == 0)
-		e = each_tablespace(s, o, give_location, ts);
-	return e < 0 ? e : give(o->target_dir, &ts->owner);
+	return 0;
 }
 
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
 			int64_t target_us, uint32_t want_tli)
 {
 	Tablespaces ts = { .r = r, .o = o, .s = s };
-	int e = check_unused("", o->target_dir);
+	Dir target = { .fd = -1 };
+	int e = 0;
+	if (snprintf(target.path, sizeof(target.path), "%s", o->target_dir) >= (int)sizeof(target.path))
+		e = bk_errorf(BK_E_USAGE, "--target: path too long");
+	if (e == 0)
+		e = check_unused("", o->target_dir);
 	if (e == 0 && o->restore_owner)
 		e = resolve_owner(r, s, o, &ts.owner.st_uid, &ts.owner.st_gid);
 	if (e == 0 && o->restore_owner)
@@ -880,18 +908,13 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 		e = check_mapping(s, o);
 	if (e == 0)
 		e = each_tablespace(s, o, check_location, NULL);
-	/* (before writing: a parent that cannot be made is no restore to take back,
-	 * found by review) */
-	if (e == 0 && (e = make_parents(o->target_dir)) < 0)
-		bk_error_wrap(e, "--target %s", o->target_dir);
-	bool writing = e == 0; /* from here on a failure takes back what was written */
-	Prior before = writing ? prior_of(o->target_dir) : (Prior){ 0 };
-	if (e == 0 && (e = bk_mkdir_p(o->target_dir, 0700)) < 0)
-		bk_error_wrap(e, "--target %s", o->target_dir);
-	if (e == 0 && o->restore_owner)
-		e = hold(o->target_dir);
+	/* (a target that cannot be made or taken is no restore to take back: found by
+	 * review) */
 	if (e == 0)
-		e = mark(o->target_dir);
+		e = take(&target, "--target ", o->restore_owner);
+	bool writing = e == 0; /* from here on a failure takes back what was written */
+	if (e == 0)
+		e = mark(&target);
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .one_owner = !!o->owner,
@@ -899,28 +922,32 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 				     .total = s->logical_bytes, .done = &done,
 				     .progress = o->progress, .progress_ud = o->progress_ud,
 				     .excludes = skip, .nexcludes = 1, .stop = o->stop };
-		e = bk_restore(r, s, o->target_dir, &ro);
+		e = bk_restore_at(r, s, target.fd, target.path, &ro);
 	}
-	if (e == 0 && chmod(o->target_dir, 0700) < 0)
-		e = bk_errorf_code(-errno, "chmod %s", o->target_dir);
-	/* as root: the data directory, its tablespaces and the files written here go to
-	 * the owner (resolve_owner), the locations and the data directory last (hold) */
+	if (e == 0 && fchmod(target.fd, 0700) < 0)
+		e = bk_errorf_code(-errno, "chmod %s", target.path);
 	ts.done = &done;
 	if (e == 0)
 		e = each_tablespace(s, o, restore_tablespace, &ts);
 	if (e == 0)
-		e = write_tablespace_map(s, o);
+		e = write_tablespace_map(&target, s, o);
 	if (e == 0)
-		e = write_recovery_config(o, target_us, want_tli);
+		e = write_recovery_config(&target, o, target_us, want_tli);
+	/* as root: the files written here, the locations and the data directory go to
+	 * the owner (resolve_owner) last */
 	if (e == 0 && o->restore_owner)
-		e = give_all(s, o, &ts);
+		e = give_all(&target, o, &ts);
 	/* the data directory's last: the restore is whole once it is gone */
+	for (size_t i = 0; e == 0 && i < ts.n; i++)
+		e = unmark(&ts.locs[i]);
 	if (e == 0)
-		e = each_tablespace(s, o, unmark_location, NULL);
-	if (e == 0)
-		e = unmark(o->target_dir);
+		e = unmark(&target);
 	if (e < 0 && writing)
-		e = take_back(s, o, ts.begun, ts.prior, &before, e);
-	free(ts.prior);
+		e = take_back(&ts, &target, e);
+	for (size_t i = 0; i < ts.n; i++)
+		close(ts.locs[i].fd);
+	if (target.fd >= 0)
+		close(target.fd);
+	free(ts.locs);
 	return e;
 }

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,40 +203,190 @@ void bk_tmp_sweep(const char *tmp_dir)
 	closedir(d);
 }
 
-static _Thread_local int remove_err;
-
-static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f)
+/* Removes entry name of directory dirfd (a directory with its contents). */
+static int remove_entry(int dirfd, const char *name, const char *label)
 {
-	(void)st;
-	if (f->level == 0)
-		return 0; /* the directory itself stays */
-	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0) {
-		remove_err = bk_errorf_code(-errno, "remove %s", path);
-		return 1; /* stops the walk */
-	}
-	return 0;
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR)
+		return bk_errorf_code(-errno, "remove %s/%s", label, name);
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "open %s/%s", label, name);
+	char sub[PATH_MAX];
+	snprintf(sub, sizeof(sub), "%s/%s", label, name);
+	int e = bk_remove_contents(fd, sub, NULL);
+	close(fd);
+	if (e == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+		e = bk_errorf_code(-errno, "remove %s", sub);
+	return e;
 }
 
-int bk_remove_contents(const char *path)
+int bk_remove_contents(int dirfd, const char *label, const char *last)
 {
-	char top[PATH_MAX];
-	/* "/." : a link at the top is followed (what wrote there wrote through it) */
-	if (snprintf(top, sizeof(top), "%s/.", path) >= (int)sizeof(top))
-		return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
-	remove_err = 0;
-	int r = nftw(top, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-	if (r == 1)
-		return remove_err;
-	if (r < 0)
-		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "remove %s", path);
-	return 0;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		int e = bk_errorf_code(-errno, "open %s", label);
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	int e = 0;
+	bool last_seen = false;
+	for (struct dirent *de; e == 0 && (errno = 0, de = readdir(d));) {
+		const char *n = de->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (last && !strcmp(n, last))
+			last_seen = true;
+		else
+			e = remove_entry(dirfd, n, label);
+	}
+	if (e == 0 && errno)
+		e = bk_errorf_code(-errno, "read %s", label);
+	closedir(d);
+	return e == 0 && last_seen ? remove_entry(dirfd, last, label) : e;
+}
+
+/* Whether bk_open_dir's step from directory `from` to `to` (a directory, or the
+ * link that leads on) is one another user could have set up for it. A link, with
+ * safe or in a sticky directory anyone can write (/tmp): one neither ours nor the
+ * directory's owner's (the kernel's protected_symlinks, which a walk by hand
+ * would pass by). A directory on the way (not the last, which its caller takes
+ * as it finds it), with safe: from one not root's into another owner's. */
+static bool unsafe_step(const struct stat *from, const struct stat *to, bool safe, bool last)
+{
+	if (S_ISLNK(to->st_mode))
+		return (safe || (from->st_mode & (S_ISVTX | S_IWOTH)) == (S_ISVTX | S_IWOTH)) &&
+		       to->st_uid != geteuid() && to->st_uid != from->st_uid;
+	return safe && !last && from->st_uid != 0 && from->st_uid != to->st_uid;
+}
+
+/* The refusal of an unsafe step to `to` at where (to: NULL for an absolute link
+ * there, which leads on from /). */
+static int refuse_step(const char *where, const struct stat *from, const struct stat *to)
+{
+	char what[64] = "an absolute symbolic link (on from /, root's)";
+	if (to)
+		snprintf(what, sizeof(what), "%s of uid %u's",
+			 S_ISLNK(to->st_mode) ? "a symbolic link" : "a directory", (unsigned)to->st_uid);
+	return bk_errorf(-EPERM, "%s is %s in a directory of uid %u's: not gone through, as "
+			 "another user could have put it there to send this elsewhere (run as the "
+			 "user who owns the path, or give a path through directories of root's)",
+			 where[0] ? where : "/", what, (unsigned)from->st_uid);
+}
+
+int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool safe,
+		int *ret_fd)
+{
+	char todo[PATH_MAX], where[PATH_MAX] = "", link[PATH_MAX];
+	if (!*path || snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo))
+		return bk_errorf(-ENAMETOOLONG, "bad directory path '%s'", path);
+	bool abs = path[0] == '/';
+	int cur = openat(abs ? AT_FDCWD : at, abs ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat prev, st;
+	if (cur < 0 || fstat(cur, &prev) < 0) {
+		int e = bk_errorf_code(-errno, "open %s", abs ? "/" : ".");
+		if (cur >= 0)
+			close(cur);
+		return e;
+	}
+	int e = 0, links = 0;
+	for (char *p = todo; e == 0;) {
+		p += strspn(p, "/");
+		size_t n = strcspn(p, "/"), w = strlen(where);
+		if (n == 0)
+			break;
+		char name[NAME_MAX + 1];
+		if (n > NAME_MAX || w + 1 + n >= sizeof(where)) {
+			e = bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
+			break;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		if (!strcmp(name, "."))
+			continue;
+		snprintf(where + w, sizeof(where) - w, "%s%s", w || abs ? "/" : "", name);
+		bool made = false, last = !p[strspn(p, "/")];
+		int fd = openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && mode) {
+			made = mkdirat(cur, name, last ? mode : parent_mode) == 0;
+			if (!made && errno != EEXIST) {
+				e = bk_errorf_code(-errno, "mkdir %s", where);
+				break;
+			}
+			fd = openat(cur, name, (made ? O_RDONLY | O_DIRECTORY : O_PATH) | O_NOFOLLOW |
+						       O_CLOEXEC);
+		}
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			e = bk_errorf_code(-errno, "open %s", where);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (!made && unsafe_step(&prev, &st, safe, last)) { /* (what it made is its own) */
+			e = refuse_step(where, &prev, &st);
+			close(fd);
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t k = ++links > 40 ? -1 : readlinkat(fd, "", link, sizeof(link));
+			close(fd);
+			char rest[PATH_MAX];
+			snprintf(rest, sizeof(rest), "%s", p);
+			if (k < 0 || (size_t)k >= sizeof(link) ||
+			    snprintf(todo, sizeof(todo), "%.*s/%s", (int)k, link, rest) >=
+				    (int)sizeof(todo)) {
+				e = bk_errorf(links > 40 ? -ELOOP : -ENAMETOOLONG, "%s: cannot follow %s",
+					      path, where);
+				break;
+			}
+			p = todo;
+			if (todo[0] == '/') { /* from the root again */
+				int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+				if (root < 0 || fstat(root, &st) < 0 || unsafe_step(&prev, &st, safe, false)) {
+					e = root < 0 ? bk_errorf_code(-errno, "open /")
+						     : refuse_step(where, &prev, NULL);
+					if (root >= 0)
+						close(root);
+					break;
+				}
+				close(cur);
+				cur = root;
+				prev = st;
+				w = 0;
+			}
+			where[w] = '\0';
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			e = bk_errorf(-ENOTDIR, "%s is not a directory", where);
+		else if (made && (st.st_mode & 07777) != ((last ? mode : parent_mode) | (st.st_mode & S_ISGID)) &&
+			 fchmod(fd, (last ? mode : parent_mode) | (st.st_mode & S_ISGID)) < 0)
+			e = bk_errorf_code(-errno, "chmod %s", where);
+		close(cur);
+		cur = fd;
+		prev = st;
+	}
+	if (e == 0 && (*ret_fd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		e = bk_errorf_code(-errno, "open %s", path);
+	close(cur);
+	return e;
 }
 
 int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 {
+	return bk_read_file_at(AT_FDCWD, path, 0, max, ret, ret_len);
+}
+
+int bk_read_file_at(int at, const char *path, int flags, size_t max, uint8_t **ret,
+		    size_t *ret_len)
+{
 	/* (O_NONBLOCK: the open of a FIFO must not wait for a writer, found by review:
 	 * a password file that was one hung for ever; a regular file ignores it) */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int fd = openat(at, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
 	struct stat st;

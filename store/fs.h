@@ -52,15 +52,33 @@ void bk_tmp_sweep(const char *tmp_dir);
  * and pushes the index and the database's own pages out of the cache). */
 int bk_commit_file(const char *tmp, const char *path, bool create_only);
 
-/* Removes everything inside directory path (not path itself; path may be a
- * symbolic link to the directory, links below it are removed as links). A
- * missing path is fine. */
-int bk_remove_contents(const char *path);
+/* Opens directory path (absolute, or relative to directory at) as a descriptor
+ * to write through (openat and the like): a component of path swapped for a
+ * link meanwhile then changes nothing. With mode (not 0), missing components are
+ * made (the last with mode, the others with parent_mode, exactly as bk_mkdir).
+ * Symbolic links on the way are followed, by hand. With safe (root, writing
+ * where another user can), a step that a user other than root could have set up
+ * is refused with -EPERM: a link owned by neither root nor its directory's owner
+ * (the kernel's protected_symlinks), or out of a directory not root's into a
+ * directory on the way (not the last) of another owner, or by an absolute link
+ * (on from /, root's) (systemd's CHASE_SAFE): a link of postgres's in its own
+ * /var/lib/postgresql that leads to /etc, say. Without safe, a link in a sticky
+ * directory anyone can write is followed only as protected_symlinks would. */
+int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool safe,
+		int *ret_fd);
+
+/* Removes everything inside the directory open as dirfd (not the directory
+ * itself; links are removed as links; named label in errors), last (a name, or
+ * NULL) only once all else went. */
+int bk_remove_contents(int dirfd, const char *label, const char *last);
 
 /* Reads a whole regular file (-EINVAL for anything else, without waiting on a
  * FIFO) of at most max bytes into a malloc'd buffer (owned by the
- * caller; NUL-terminated one past *ret_len for convenience). -EFBIG past max. */
+ * caller; NUL-terminated one past *ret_len for convenience). -EFBIG past max.
+ * bk_read_file_at: path relative to directory at, flags added to open's (O_NOFOLLOW). */
 int bk_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
+int bk_read_file_at(int at, const char *path, int flags, size_t max, uint8_t **ret,
+		    size_t *ret_len);
 
 /* write()/pwrite() every byte, retrying on EINTR and short writes. */
 int bk_write_all(int fd, const void *buf, size_t len);

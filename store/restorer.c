@@ -592,25 +592,23 @@ static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 	return r;
 }
 
-/* Restores one included entry at its own path below target, creating the
- * directories above it. */
-static int restore_included(Restore *rs, const char *target, const char *path,
+/* Restores one included entry at its own path below the directory dirfd (named
+ * target), creating the directories above it. */
+static int restore_included(Restore *rs, int dirfd, const char *target, const char *path,
 			    const BkTreeEntry *ent)
 {
 	char parent[PATH_MAX];
-	int n = snprintf(parent, sizeof(parent), "%s/%s", target, path);
+	int n = snprintf(parent, sizeof(parent), "./%s", path);
 	if (n >= (int)sizeof(parent))
 		return bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
 	while (n > 0 && parent[n - 1] == '/')
 		parent[--n] = '\0';
 	*strrchr(parent, '/') = '\0';
-	int e = bk_mkdir_p(parent, 0700);
+	int pfd;
+	int e = bk_open_dir(dirfd, parent, 0700, 0700, false, &pfd);
 	if (e < 0)
-		return e;
-	int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (pfd < 0)
-		return bk_errorf_code(-errno, "open %s", parent);
-	if (snprintf(rs->path, sizeof(rs->path), "%s/%s", parent, ent->name) >= (int)sizeof(rs->path))
+		return bk_error_wrap(e, "%s", target);
+	if (snprintf(rs->path, sizeof(rs->path), "%s/%s", target, path) >= (int)sizeof(rs->path))
 		e = bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
 	else
 		e = restore_entry(rs, pfd, ent);
@@ -620,20 +618,25 @@ static int restore_included(Restore *rs, const char *target, const char *path,
 
 int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkRestoreOpts *o)
 {
-	uint64_t done = 0;
-	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done };
 	if (o->stop && *o->stop) /* before anything is made */
 		return bk_errorf(-EINTR, "interrupted");
-	int e = bk_mkdir_p(target, 0700);
+	int dirfd;
+	int e = bk_open_dir(AT_FDCWD, target, 0700, 0700, false, &dirfd);
 	if (e < 0)
 		return e;
-	int dirfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return bk_errorf_code(-errno, "open %s", target);
-	if ((e = sink_open(&rs.sink, r)) < 0) {
-		close(dirfd);
+	e = bk_restore_at(r, s, dirfd, target, o);
+	close(dirfd);
+	return e;
+}
+
+int bk_restore_at(BkRepo *r, const BkSnapshot *s, int dirfd, const char *target,
+		  const BkRestoreOpts *o)
+{
+	uint64_t done = 0;
+	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done };
+	int e = sink_open(&rs.sink, r);
+	if (e < 0)
 		return e;
-	}
 	snprintf(rs.path, sizeof(rs.path), "%s", target);
 	if (o->from) {
 		BkTree *t;
@@ -658,7 +661,7 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 			if (!ent) {
 				e = restore_tree(&rs, dirfd, s->root, true);
 			} else {
-				e = restore_included(&rs, target, o->includes[i], ent);
+				e = restore_included(&rs, dirfd, target, o->includes[i], ent);
 			}
 			bk_tree_free(t);
 		}
@@ -666,7 +669,6 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 	/* one syncfs for the whole restore instead of an fsync per file */
 	if (e == 0 && syncfs(dirfd) < 0)
 		e = bk_errorf_code(-errno, "sync %s", target);
-	close(dirfd);
 	sink_close(&rs.sink);
 	return e;
 }

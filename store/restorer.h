@@ -76,7 +76,12 @@ typedef struct {
 	const volatile sig_atomic_t *stop;
 } BkRestoreOpts;
 
-/* Restores snapshot s into target (created if missing). */
+/* Restores snapshot s into target (created if missing). bk_restore_at: into the
+ * directory open as dirfd (named target in errors), which the caller opened once
+ * (bk_open_dir), so that what it writes cannot be sent elsewhere by a path
+ * changed meanwhile. */
 int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkRestoreOpts *o);
+int bk_restore_at(BkRepo *r, const BkSnapshot *s, int dirfd, const char *target,
+		  const BkRestoreOpts *o);
 
 #endif

@@ -60,6 +60,9 @@ typedef enum {
 	S_NO_LABEL,      /* base.tar without backup_label */
 	S_LABEL_ELSE,    /* a backup_label that starts elsewhere than the server said */
 	S_LABEL_TLI,     /* ... on another timeline */
+	S_LINK_CONF,     /* a symbolic link postgresql.auto.conf in base.tar */
+	S_LINK_DEEP,     /* a symbolic link below a tablespace's in pg_tblspc */
+	S_LINK_TS,       /* a symbolic link in the tablespace's archive */
 } Stream;
 
 /* A file's bytes: a pattern that differs by seed and along the file. */
@@ -86,6 +89,8 @@ static void tablespace_tar(TapBuf *t, Stream s)
 	fw_tar_entry(t, '5', "PG_15_202209061", NULL, 0, MTIME);
 	fw_tar_entry(t, '5', "PG_15_202209061/1", NULL, 0, MTIME);
 	fw_tar_entry(t, '0', TS_FILE, d, TS_FILE_SIZE, MTIME);
+	if (s == S_LINK_TS)
+		fw_tar_entry(t, '2', "PG_15_202209061/1/16386", "/etc/shadow", 0, MTIME);
 	if (s != S_TS_CUT)
 		fw_tar_end(t);
 	free(d);
@@ -115,7 +120,11 @@ static void base_tar(TapBuf *t, Stream s)
 		t->len = before_big + 512 + BIG_FILE_SIZE / 2;
 	if (s == S_HARD_LINK)
 		fw_tar_entry(t, '1', "base/1/1259_copy", BIG_FILE, 0, MTIME);
+	if (s == S_LINK_CONF)
+		fw_tar_entry(t, '2', "postgresql.auto.conf", "/etc/shadow", 0, MTIME);
 	fw_tar_entry(t, '5', "pg_tblspc", NULL, 0, MTIME);
+	fw_tar_entry(t, '2', s == S_LINK_DEEP ? "pg_tblspc/16384/x" : "pg_tblspc/16384", "/srv/ts", 0,
+		     MTIME);
 	if (s != S_BASE_CUT && s != S_BASE_CUT_DATA)
 		fw_tar_end(t);
 	free(big);
@@ -296,6 +305,16 @@ int main(void)
 		"1.tar.gz");
 	refused(f, S_HARD_LINK, "16384.tar", BK_E_CORRUPT, "hard links are not expected",
 	        "a hard link in base.tar");
+	/* PostgreSQL sends a tablespace's link in pg_tblspc and no other: a link
+	 * postgresql.auto.conf -> /etc/shadow would have been restored, and restore
+	 * wrote that file by name (found by review) */
+	refused(f, S_LINK_CONF, "16384.tar", BK_E_CORRUPT,
+		"postgresql.auto.conf: a symbolic link outside pg_tblspc", "a link in base.tar");
+	refused(f, S_LINK_DEEP, "16384.tar", BK_E_CORRUPT,
+		"pg_tblspc/16384/x: a symbolic link outside pg_tblspc", "a link below pg_tblspc/OID");
+	refused(f, S_LINK_TS, "16384.tar", BK_E_CORRUPT,
+		"16384/PG_15_202209061/1/16386: a symbolic link outside pg_tblspc",
+		"a link in the tablespace's archive");
 	/* A file named "." (the top directory's name) had its bytes chunked into the
 	 * next file's content, or, after backup_label, copied past the end of the
 	 * buffer that captured it. */

@@ -14,7 +14,12 @@
  *                 the restorer takes for "no O_DIRECT here" and falls back)
  *   kill          the process kills itself (SIGKILL) as it creates a matching path
  *                 (openat with O_CREAT, the path resolved) or links or renames one
- *                 into place (link's or rename's new path): a crash at that step
+ *                 into place (link's, rename's or renameat's new path): a crash
+ *                 at that step
+ *   swap          as a matching path is created (openat with O_CREAT), once, the
+ *                 directory $IO_FAULT_SWAP is moved aside (to $IO_FAULT_SWAP.moved)
+ *                 and a symbolic link to $IO_FAULT_SWAP_TO put in its place: what a
+ *                 user who can write the directory above can do meanwhile
  *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
  *                 pages: the operation must fail, never be trusted; any program)
  *   truncate      ftruncate fails with EIO
@@ -83,12 +88,30 @@ static bool at_matches(int dirfd, const char *path)
 	return path_matches(full);
 }
 
+/* swap mode's move, once. */
+static void swap_once(void)
+{
+	static bool done;
+	const char *dir = getenv("IO_FAULT_SWAP"), *to = getenv("IO_FAULT_SWAP_TO");
+	char moved[PATH_MAX];
+	if (done || !dir || !to)
+		return;
+	done = true;
+	snprintf(moved, sizeof(moved), "%s.moved", dir);
+	int (*real_rename)(const char *, const char *) =
+		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	if (real_rename(dir, moved) < 0 || symlink(to, dir) < 0)
+		abort();
+}
+
 static int fault_openat(const char *sym, int dirfd, const char *path, int flags, mode_t mode)
 {
 	int (*real)(int, const char *, int, ...) =
 		(int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, sym);
 	if ((flags & O_CREAT) && mode_is("kill") && at_matches(dirfd, path))
 		raise(SIGKILL);
+	if ((flags & O_CREAT) && mode_is("swap") && at_matches(dirfd, path))
+		swap_once();
 	if ((flags & O_DIRECT) && mode_is("open-direct") && at_matches(dirfd, path)) {
 		errno = EINVAL;
 		return -1;
@@ -168,6 +191,15 @@ static int fault_place(const char *sym, const char *from, const char *to)
 int link(const char *from, const char *to) { return fault_place("link", from, to); }
 
 int rename(const char *from, const char *to) { return fault_place("rename", from, to); }
+
+int renameat(int fromfd, const char *from, int tofd, const char *to)
+{
+	int (*real)(int, const char *, int, const char *) =
+		(int (*)(int, const char *, int, const char *))dlsym(RTLD_NEXT, "renameat");
+	if (mode_is("kill") && at_matches(tofd, to))
+		raise(SIGKILL);
+	return real(fromfd, from, tofd, to);
+}
 
 /* True, errno set to EIO, when IO_FAULT is mode and fd's file matches. */
 static bool fd_fails(const char *mode, int fd)

@@ -372,9 +372,9 @@ t_true "... without the marker" test ! -e "$SRV/r-kill/.bunker-restore-incomplet
 rm -rf "$SRV/r-kill"
 
 # The recovery settings that postgresql.auto.conf gains cannot be made durable
-# (its fsync fails, by io-fault.c): the restore fails and takes back what it
+# (the fsync of the file that replaces it fails, by io-fault.c): the restore fails and takes back what it
 # wrote, or a crash could leave a copy that starts without recovering to the target
-pitr_restore_faulted fsync "$SRV/r-fsync/postgresql.auto.conf" "$SRV/r-fsync" 2>"$T/fsync.err"
+pitr_restore_faulted fsync "$SRV/r-fsync/.postgresql.auto.conf" "$SRV/r-fsync" 2>"$T/fsync.err"
 t_is "$?" 1 "pg restore whose postgresql.auto.conf fsync fails: exit 1"
 t_true "... naming it" grep -q "write $SRV/r-fsync/postgresql.auto.conf: " "$T/fsync.err" ||
 	diag "$(cat "$T/fsync.err")"
@@ -445,8 +445,8 @@ if [ "$(id -u)" = 0 ]; then
 	# Killed as it writes recovery.signal (io-fault.c): the data directory is still
 	# root's alone, 0700, its files already the server's user's. It goes to that user
 	# in the restore's last step: until then root writes, chowns and on failure
-	# empties by path in it, and that user must not be able to plant a link there
-	# (found by review: it was that user's from the files' end on)
+	# empties in it, and that user must not be able to plant a link there (found
+	# by review: it was that user's from the files' end on)
 	env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=kill IO_FAULT_PATH="$SRV/r-hold/recovery.signal" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-hold" \
@@ -455,6 +455,42 @@ if [ "$(id -u)" = 0 ]; then
 	t_is "$(stat -c '%U %a' "$SRV/r-hold")" "root 700" "... the data directory is root's alone still"
 	t_is "$(stat -c '%U' "$SRV/r-hold/PG_VERSION")" postgres "... its files the server's user's"
 	rm -rf "$SRV/r-hold"
+	# The server's user swaps the target for a link to a directory of root's while
+	# the restore writes (io-fault.c's swap mode, as the restore makes its first
+	# file): the restore goes on in the directory it opened, and root writes and
+	# chowns nothing through the link (found by review: recovery.signal,
+	# postgresql.auto.conf and the chowns went by path)
+	mkdir -m 0755 "$T/victim"
+	env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=swap IO_FAULT_PATH="$SRV/r-swap/" \
+		IO_FAULT_SWAP="$SRV/r-swap" IO_FAULT_SWAP_TO="$T/victim" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-swap" \
+		2>"$ERR"
+	t_is "$?" 0 "as root, the target swapped for a link to root's directory as the restore writes" ||
+		diag "$(cat "$ERR")"
+	t_is "$(stat -c '%U %a' "$T/victim")/$(ls -A "$T/victim")" "root 755/" \
+		"... nothing is written or given away through the link"
+	t_is "$(stat -c %U "$SRV/r-swap.moved" "$SRV/r-swap.moved/recovery.signal" | tr '\n' ' ')" \
+		"postgres postgres " "... the restore is whole in the directory it opened"
+	rm -rf "$SRV/r-swap" "$SRV/r-swap.moved" "$T/victim"
+	# A link on the way that the server's user could have put there, to a directory
+	# of root's: as root, pg restore does not go through it (exit 2); a relative one
+	# to a directory of that user's is followed (an absolute one is refused too:
+	# store/fs.h, bk_open_dir)
+	install -d -o postgres "$T/pgown" "$T/pgown/real" && mkdir -m 0755 "$T/rootdir" &&
+		runuser -u postgres -- ln -s "$T/rootdir" "$T/pgown/toroot" &&
+		runuser -u postgres -- ln -s real "$T/pgown/toown"
+	t_rc 2 "as root, through a link of the server's user's to a directory of root's: refused" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest \
+		--target "$T/pgown/toroot/r-link"
+	t_true "... naming the link" grep -q "$T/pgown/toroot is an absolute symbolic link (on from /, root's) in a directory of uid $(id -u postgres)'s" \
+		"$ERR" || diag "$(cat "$ERR")"
+	t_is "$(ls -A "$T/rootdir")" "" "... and nothing is written"
+	t_rc 0 "as root, through a link of that user's to a directory of its own: restored" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest \
+		--target "$T/pgown/toown/r-link"
+	t_true "... there" test -f "$T/pgown/real/r-link/recovery.signal"
+	rm -rf "$T/pgown" "$T/rootdir"
 	mkdir -m 0700 "$T/rootonly" && cp "$KEY" "$T/rootonly/key"
 	t_rc 2 "as root, with a key file the server's user cannot read: refused" \
 		"$BUNKER" -q --repo "$REPO" --key-file "$T/rootonly/key" pg restore latest \

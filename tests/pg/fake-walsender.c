@@ -157,7 +157,7 @@ void fw_tar_entry(TapBuf *t, char type, const char *path, const void *data, size
 	snprintf((char *)h + 124, 12, "%011zo", type == '0' ? n : 0);
 	snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)mtime);
 	h[156] = (uint8_t)type;
-	if (type == '1')
+	if (type == '1' || type == '2')
 		snprintf((char *)h + 157, 100, "%s", (const char *)data);
 	memcpy(h + 257, "ustar", 6);
 	memcpy(h + 263, "00", 2);

@@ -60,8 +60,9 @@ void fw_stop(FakeWalsender *f);
 
 /* ---- tar ---- */
 
-/* Appends a ustar header (regular file '0', directory '5', hard link '1' to the
- * path in data) and, for a file, its n bytes of data padded to the block size. */
+/* Appends a ustar header (regular file '0', directory '5', hard link '1' or
+ * symbolic link '2' to the path in data) and, for a file, its n bytes of data
+ * padded to the block size. */
 void fw_tar_entry(TapBuf *t, char type, const char *path, const void *data, size_t n,
                   int64_t mtime);
 void fw_tar_end(TapBuf *t); /* the two zero blocks */
