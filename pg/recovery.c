@@ -724,8 +724,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet (timeline "
 			      "%u began at %s in it: without it, recovery would read timeline %u's "
 			      "segment and go on along timeline %u; --target-timeline %u restores "
-			      "along that)", c.next_needed, c.tli[t], began, c.tli[t - 1],
-			      c.tli[t - 1], c.tli[t - 1]);
+			      "along that)", c.next_needed, c.tli[t], began, c.tli[c.fork_read],
+			      c.tli[c.fork_read], c.tli[c.fork_read]);
 	} else if (k == BK_WAL_CHAIN_NOT_YET && before_lsn > stop && c.last[0]) {
 		char at[BK_WAL_LSN_MAX], end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(at, sizeof(at), before_lsn);

@@ -238,17 +238,28 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	}
 	/* a missing segment past the newest archived one is not a gap, just the future */
 	c.gap = c.next_needed[0] && any && c.contiguous_end < (newest + 1) * c.seg_size;
-	/* PostgreSQL's XLogFileReadAnyTLI takes the parent's file of a timeline's first
-	 * segment when the timeline's own is missing */
+	/* PostgreSQL's XLogFileReadAnyTLI takes an older timeline's file of a
+	 * timeline's first segment when the timeline's own is missing: the newest
+	 * archived of those that had begun by it, down to the one it read the segment
+	 * before from (it stops below that file's timeline). Only the parent's was
+	 * looked at: with two timelines begun in one segment, the grandparent's file
+	 * was read and no restore refused (found by review). */
 	size_t t = c.ntl - 1;
 	uint64_t first = c.contiguous_end / c.seg_size; /* next_needed's number */
 	while (t > 0 && c.begin[t] / c.seg_size > first)
 		t--;
-	char parent[BK_WAL_NAME_MAX];
-	if (e == 0 && c.next_needed[0] && t > 0 && c.begin[t] / c.seg_size == first &&
-	    bk_wal_segment_name(parent, sizeof(parent), c.tli[t - 1], first, c.seg_size) == 0 &&
-	    has_name(a, parent))
-		c.fork_unread = t;
+	bool fork = e == 0 && c.next_needed[0] && t > 0 && c.begin[t] / c.seg_size == first;
+	for (size_t p = t; fork && p-- > 0;) {
+		char older[BK_WAL_NAME_MAX];
+		if (bk_wal_segment_name(older, sizeof(older), c.tli[p], first, c.seg_size) == 0 &&
+		    has_name(a, older)) {
+			c.fork_unread = t;
+			c.fork_read = p;
+			break;
+		}
+		if (c.begin[p] / c.seg_size < first) /* the segment before's timeline */
+			break;
+	}
 	if (e == 0)
 		*ret = c;
 	return e;

@@ -61,10 +61,14 @@ typedef struct {
 	bool gap;
 	/* next_needed is the first segment of a timeline after the first (the one
 	 * holding its switch point: a promoted server had not archived it yet), and
-	 * the parent timeline's file of that number is archived: recovery, not
-	 * finding the one, reads the other and replays the parent's records past the
-	 * switch point, going on along the parent's history. Its index in tli[], or 0. */
-	size_t fork_unread;
+	 * an older timeline's file of that number is archived: recovery, not finding
+	 * the one, tries each timeline on the path that had begun by that segment,
+	 * newest first, down to the one whose file it read last (XLogFileReadAnyTLI),
+	 * reads the first archived and replays its records past the switch point,
+	 * going on along that timeline's history. Its index in tli[], or 0; fork_read:
+	 * the index of the timeline whose file recovery reads (the parent's, or an
+	 * older one's when several began in that segment). */
+	size_t fork_unread, fork_read;
 } BkWalChain;
 
 /* Examines the archive for the base backup (tli, start_lsn, stop_lsn) along

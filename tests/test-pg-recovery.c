@@ -1026,6 +1026,68 @@ static int restore_xid_1000(TestRepo *t, const char *timeline, const char *map,
 }
 
 
+/* Two timelines that began in one segment, neither's file of it archived, the
+ * first timeline's archived: recovery, having read the first timeline's segment
+ * before, tries each timeline of the path that began by then, newest first, down
+ * to the one it read last (XLogFileReadAnyTLI stops below curFileTLI), so it reads
+ * the grandparent's file and goes on along the grandparent: fork_unread, naming
+ * it. With the middle timeline begun a segment earlier (and its file read there),
+ * the first timeline's file is not taken: no fork unread. */
+static void test_chain_fork_unread_grandparent(void)
+{
+	static const struct {
+		const char *hist2, *hist3;
+		uint64_t tl2_from;   /* timeline 2's segments archived: from this to 4 */
+		size_t fork_unread, fork_read;
+		const char *what;
+	} cases[] = {
+		{ "1\t0/500100\tx\n", "1\t0/500100\tx\n2\t0/500200\tx\n", 5, 2, 0,
+		  "timelines 2 and 3 began in segment 5: timeline 1's file is read" },
+		{ "1\t0/400100\tx\n", "1\t0/400100\tx\n2\t0/500200\tx\n", 4, 0, 0,
+		  "timeline 2 began in segment 4, 3 in 5: timeline 1's 5 is not read" },
+	};
+	const uint64_t sysid = UINT64_C(7310000000000000011);
+	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
+		TestRepo t;
+		int e = test_repo_open(&t, "pg-recovery");
+		for (uint64_t s = 3; e == 0 && s <= 6; s++)
+			e = push_tli_segment(t.r, t.root, 1, s, sysid, 0);
+		for (uint64_t s = cases[i].tl2_from; e == 0 && s <= 4; s++)
+			e = push_tli_segment(t.r, t.root, 2, s, sysid, 0);
+		if (e == 0)
+			e = push_file(t.r, t.root, "00000002.history", cases[i].hist2,
+				      strlen(cases[i].hist2));
+		if (e == 0)
+			e = push_file(t.r, t.root, "00000003.history", cases[i].hist3,
+				      strlen(cases[i].hist3));
+		BkWalArchive a;
+		BkWalChain c;
+		if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+			e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, BK_TLI_LATEST, &c);
+			bk_wal_archive_release(&a);
+		}
+		is_int(e, 0, "%s: the chain (%s)", cases[i].what, e ? bk_error_detail() : "ok");
+		/* a backup on timeline 1 before it, restored without a target (these
+		 * segments end in zeros, damage, which the fork is refused before) */
+		if (e == 0 && cases[i].fork_unread) {
+			e = put_base(t.r, 1, 1, 3 * MIB + 40, 3 * MIB + 100);
+			int r = e == 0 ? restore_to(&t, (BkPgRestoreOpts){ 0 }) : e;
+			ok(r == -ENOENT && strstr(bk_error_detail(), "read timeline 1's segment"),
+			   "... a restore without a target is refused, naming timeline 1 (%s)",
+			   bk_error_detail());
+		}
+		ok(e == 0 && c.target_tli == 3 && c.ntl == 3 &&
+			   strcmp(c.next_needed, "000000030000000000000005") == 0 && !c.gap,
+		   "... follows timeline 3, whose segment 5 is not archived yet (%s)",
+		   e == 0 ? c.next_needed : "");
+		ok(e == 0 && c.fork_unread == cases[i].fork_unread &&
+			   (!c.fork_unread || c.fork_read == cases[i].fork_read),
+		   "... fork unread %zu (%zu), reading timeline %u's file", e == 0 ? c.fork_unread : 0,
+		   cases[i].fork_unread, e == 0 && c.fork_unread ? c.tli[c.fork_read] : 0);
+		test_repo_close(&t);
+	}
+}
+
 /* Pushes segments 5 and 6 (1 MiB layout, timeline 1) with the record rec (len
  * bytes, its xl_prev and CRC filled in here) cut by segment 5's end, `in5` bytes
  * in (8-aligned, at least its 24-byte header, less than a page): one XLOG_NOOP
@@ -1789,6 +1851,7 @@ int main(void)
 	test_segment_ends();
 	test_chain_after_promote();
 	test_chain_on_path();
+	test_chain_fork_unread_grandparent();
 	test_carry_before_unreadable();
 	test_parse_time();
 	test_target_refusals();
