@@ -325,7 +325,6 @@ int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTl
 	const char *s = buf;
 	size_t pos = 0, n = 0, lineno = 0;
 	uint32_t last_tli = 0;
-	uint64_t last_lsn = 0;
 
 	while (pos < len) {
 		const char *nl = memchr(s + pos, '\n', len - pos);
@@ -370,9 +369,6 @@ int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTl
 			return bk_errorf(BK_E_CORRUPT,
 			                 "history file line %zu: timeline ids must be in increasing order",
 			                 lineno);
-		if (lsn < last_lsn)
-			return bk_errorf(BK_E_CORRUPT, "history file line %zu: switch point goes backwards",
-			                 lineno);
 		if (file_tli != 0 && tli >= file_tli)
 			return bk_errorf(BK_E_CORRUPT,
 			                 "history file line %zu: timeline %u not below the file's %u", lineno,
@@ -383,7 +379,6 @@ int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTl
 		ret[n].end_lsn = lsn;
 		n++;
 		last_tli = (uint32_t)tli;
-		last_lsn = lsn;
 	}
 	*ret_n = n;
 	return 0;

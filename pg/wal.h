@@ -255,8 +255,10 @@ size_t bk_wal_path_index(const uint64_t *begin, size_t n, uint64_t segno, uint32
 /* Parses a timeline history file ("tli<TAB>X/Y<TAB>reason" lines; blank lines and
  * '#' comments skipped) held in buf (not NUL-terminated). Entries are stored into
  * ret[0..max) in file order and their count into *ret_n. Timelines must increase
- * strictly and switch points must not decrease; if file_tli is not 0 (the timeline
- * the file is named after), every entry must be below it. BK_E_CORRUPT on syntax or
+ * strictly; switch points may decrease, as PostgreSQL writes them after a
+ * recovery along a timeline to a point before it began (the last line names the
+ * recovery target timeline, with the end of recovery). If file_tli is not 0 (the
+ * timeline the file is named after), every entry must be below it. BK_E_CORRUPT on syntax or
  * order errors, -E2BIG if there are more than max entries; on failure *ret_n is
  * untouched and ret[] holds unspecified entries. */
 int bk_wal_history_parse(const void *buf, size_t len, uint32_t file_tli, BkWalTliSwitch *ret,

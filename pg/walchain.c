@@ -118,6 +118,12 @@ static int read_path(const BkWalArchive *a, BkWalChain *c)
 		c->ntl = n + 1;
 		c->tli[n] = c->target_tli;
 	}
+	/* a timeline's span ends where any later one begins: after a recovery along
+	 * a timeline to a point before it began, its child's line has the earlier
+	 * switch point (PostgreSQL's tliOfPointInHistory never picks the timeline
+	 * between), and the old timeline's segments past it are not on the path */
+	for (size_t i = c->ntl - 1; e == 0 && i-- > 1;)
+		c->begin[i] = BK_MIN(c->begin[i], c->begin[i + 1]);
 	return e;
 }
 

@@ -527,6 +527,39 @@ static void test_chain_after_promote(void)
 	}
 }
 
+/* A point-in-time recovery along timeline 2 to before 2 began (bunker's default
+ * 'latest', a target before a failover) promotes to timeline 3, whose history
+ * PostgreSQL writes as 2's, then "2 <its end of recovery>": a switch point before
+ * the one above. Its push (the restored server's first archive_command) is
+ * stored, and the chain along it reads timeline 1, then 3. */
+static void test_history_switch_back(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000012);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 5; s++)
+		e = push_tli_segment(t.r, t.root, 1, s, sysid, 0);
+	const char h2[] = "1\t0/500100\tno recovery target specified\n";
+	const char h3[] = "1\t0/500100\tno recovery target specified\n"
+			  "\n2\t0/400100\tbefore 2026-11-20 10:00:00+00\n";
+	if (e == 0)
+		e = push_file(t.r, t.root, "00000002.history", h2, strlen(h2));
+	is_int(e, 0, "timeline 1's segments 3-5, 00000002.history (%s)", e ? bk_error_detail() : "ok");
+	is_int(push_file(t.r, t.root, "00000003.history", h3, strlen(h3)), 0,
+	       "00000003.history, its switch point before 2's, is stored (%s)", bk_error_detail());
+	BkWalArchive a;
+	BkWalChain c;
+	if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+		e = bk_pg_wal_chain(&a, 1, 3 * MIB + 40, 3 * MIB + 100, BK_TLI_LATEST, &c);
+		bk_wal_archive_release(&a);
+	}
+	ok(e == 0 && c.target_tli == 3 && c.on_path &&
+		   strcmp(c.next_needed, "000000030000000000000004") == 0 && !c.gap,
+	   "the chain follows timeline 3, from segment 4 on, not yet archived: no gap (%s, "
+	   "gap %d)", e ? bk_error_detail() : c.next_needed, e ? 0 : c.gap);
+	test_repo_close(&t);
+}
+
 /* A backup is on a timeline's history when it started and stopped by the switch
  * point of the timeline it ran on: one that stops exactly there is, one a byte
  * past is not. What its chain lacks for a stop or a target LSN at a segment's
@@ -1852,6 +1885,7 @@ int main(void)
 	test_chain_after_promote();
 	test_chain_on_path();
 	test_chain_fork_unread_grandparent();
+	test_history_switch_back();
 	test_carry_before_unreadable();
 	test_parse_time();
 	test_target_refusals();
