@@ -237,7 +237,11 @@ typedef int (*BkWalRecFn)(void *ud, const BkWalRec *rec);
 int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn, void *ud,
 		BkWalEnd *ret);
 
-#define BK_MAX_TIMELINES 256 /* on one history, the newest included */
+/* Timelines on one history, the newest included: a history file of a timeline
+ * past it is refused at wal-push (-E2BIG), so it is far past what a cluster
+ * reaches (256 was: a switchover a day for most of a year, found by review).
+ * Chains (walchain.h) and pg info's per-timeline counts hold arrays of it. */
+#define BK_MAX_TIMELINES 4096
 
 /* One line of a timeline history file: timeline tli ended at end_lsn, where its
  * child timeline forked off. */

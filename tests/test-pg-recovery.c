@@ -527,6 +527,45 @@ static void test_chain_after_promote(void)
 	}
 }
 
+/* A cluster on timeline 300 (a switchover a day for most of a year): its history
+ * file of 299 lines is archived and followed (found by review: past 255 lines
+ * wal-push refused the history file, and archive_command failed for good). */
+static void test_many_timelines(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000092);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 4; s++)
+		e = push_tli_segment(t.r, t.root, 1, s, sysid, 0);
+	TapBuf h = { 0 };
+	for (unsigned k = 1; e == 0 && k < 300; k++) { /* each timeline's history file */
+		char line[64], name[32];
+		int n = snprintf(line, sizeof(line), "%u\t0/%X\tno recovery target specified\n", k,
+				 (unsigned)(4 * MIB + k * 0x100));
+		tap_buf_add(&h, line, (size_t)n);
+		snprintf(name, sizeof(name), "%08X.history", k + 1);
+		e = push_file(t.r, t.root, name, h.p, h.len);
+	}
+	tap_buf_free(&h);
+	is_int(e, 0, "the history files up to 0000012C.history, 299 switches, archived (%s)",
+	       e ? bk_error_detail() : "ok");
+	if (e == 0)
+		e = push_tli_segment(t.r, t.root, 300, 4, sysid, 0);
+	BkWalArchive a;
+	BkWalChain c;
+	if (e == 0 && (e = bk_wal_archive_load(t.r, "a", &a)) == 0) {
+		e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, BK_TLI_LATEST, &c);
+		bk_wal_archive_release(&a);
+	}
+	ok(e == 0 && c.target_tli == 300 && c.on_path && !c.gap && !c.fork_unread &&
+		   strcmp(c.next_needed, "0000012C0000000000000005") == 0,
+	   "a backup on timeline 1 follows to timeline 300, whose segment 5 is next (%s; "
+	   "timeline %u, on path %d, gap %d, fork unread %d)",
+	   e == 0 ? c.next_needed : bk_error_detail(), c.target_tli, c.on_path, c.gap,
+	   (int)c.fork_unread);
+	test_repo_close(&t);
+}
+
 /* A point-in-time recovery along timeline 2 to before 2 began (bunker's default
  * 'latest', a target before a failover) promotes to timeline 3, whose history
  * PostgreSQL writes as 2's, then "2 <its end of recovery>": a switch point before
@@ -1883,6 +1922,7 @@ int main(void)
 	test_wal_blocks();
 	test_segment_ends();
 	test_chain_after_promote();
+	test_many_timelines();
 	test_chain_on_path();
 	test_chain_fork_unread_grandparent();
 	test_history_switch_back();
