@@ -442,6 +442,15 @@ static int restore(void)
 
 /* ---- info ---- */
 
+/* A segment whose walk stopped short at push (BkWalEnd.stopped): damage, unless
+ * it is its timeline's newest (a standby's copy of its old timeline's last
+ * segment may end short whole) and recovery reads no further WAL after it. */
+typedef struct {
+	char name[BK_WAL_NAME_MAX];
+	uint64_t lsn; /* the last record recovery reads in it or before (0: not known) */
+	bool newest;  /* its timeline's newest archived */
+} Stopped;
+
 typedef struct {
 	char base[128], dump[128], globals[128];
 	BkWalArchive wa; /* listed once for every backup's window */
@@ -460,11 +469,9 @@ typedef struct {
 	BkWalLastXact xact;
 	char xact_last[BK_WAL_NAME_MAX];
 	uint64_t walked_to, clear_from;
-	/* segments whose walk stopped short (damaged WAL), in name order, and the
-	 * last record recovery reads in each */
-	char (*damaged)[BK_WAL_NAME_MAX];
-	uint64_t *damaged_lsn;
-	size_t ndamaged;
+	/* segments whose walk stopped short, in name order (scan_segments) */
+	Stopped *stopped;
+	size_t nstopped;
 	/* the segment archived last (by its push time, whatever its timeline) */
 	char newest[BK_WAL_NAME_MAX];
 	int64_t newest_pushed_us;
@@ -506,20 +513,15 @@ static int64_t age_of(int64_t us)
 }
 
 /* Reads every segment's record: for the segment archived last (the RPO), and for
- * the ones whose walk stopped short at push (BkWalEnd.stopped) while a later
- * segment of their timeline is archived: damage, where recovery ends (the newest
- * of a timeline may end short whole: a standby's copy of its old timeline's last
- * segment). Each with the last record recovery reads, in it or in the segments
- * before, past any that one record covers whole (0: not known). A warning if a
- * record cannot be read. */
+ * the ones whose walk stopped short at push (Stopped), each with the last record
+ * recovery reads, in it or in the segments before, past any that one record
+ * covers whole (0: not known). A warning if a record cannot be read. */
 static int scan_segments(BkRepo *r, Info *in, WalStats *ws)
 {
 	size_t cap = 0;
+	bool prev_stopped = false; /* the segment before is in->stopped's last */
 	BkWalName prev = { 0 };
 	uint64_t prev_segno = 0, prev_lsn = 0;
-	/* a stopped segment, kept once a later one of its timeline shows up */
-	char pending[BK_WAL_NAME_MAX] = "";
-	uint64_t pending_reach = 0;
 	for (size_t i = 0; i < in->wa.n; i++) { /* names in order: by timeline, then segment */
 		BkWalName wn;
 		BkWalRecord w;
@@ -527,23 +529,9 @@ static int scan_segments(BkRepo *r, Info *in, WalStats *ws)
 		if (bk_wal_name_parse(in->wa.names[i], &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
 		    bk_wal_name_segno(&wn, in->wa.seg_size, &segno) < 0)
 			continue;
-		if (pending[0] && prev.tli == wn.tli) { /* not its timeline's newest: damage */
-			if (in->ndamaged == cap) {
-				cap = cap ? 2 * cap : 8;
-				void *a = realloc(in->damaged, cap * sizeof(*in->damaged)),
-				     *b = a ? realloc(in->damaged_lsn, cap * sizeof(*in->damaged_lsn))
-					    : NULL;
-				if (a)
-					in->damaged = a;
-				if (b)
-					in->damaged_lsn = b;
-				if (!a || !b)
-					return -ENOMEM;
-			}
-			memcpy(in->damaged[in->ndamaged], pending, BK_WAL_NAME_MAX);
-			in->damaged_lsn[in->ndamaged++] = pending_reach;
-		}
-		pending[0] = '\0';
+		if (prev_stopped && prev.tli == wn.tli) /* the one before: not its timeline's newest */
+			in->stopped[in->nstopped - 1].newest = false;
+		prev_stopped = false;
 		bool follows = prev.tli == wn.tli && prev_segno + 1 == segno;
 		prev = wn;
 		prev_segno = segno;
@@ -555,9 +543,16 @@ static int scan_segments(BkRepo *r, Info *in, WalStats *ws)
 			continue;
 		}
 		uint64_t lsn = w.has_end ? w.end.lsn : 0;
-		if (w.has_end && w.end.stopped) {
-			memcpy(pending, in->wa.names[i], BK_WAL_NAME_MAX);
-			pending_reach = lsn ? lsn : follows ? prev_lsn : 0;
+		if (w.has_end && w.end.stopped &&
+		    bk_grow(&in->stopped, &cap, in->nstopped, sizeof(*in->stopped), 8) == 0) {
+			Stopped *st = &in->stopped[in->nstopped++];
+			memcpy(st->name, in->wa.names[i], BK_WAL_NAME_MAX);
+			st->lsn = lsn ? lsn : follows ? prev_lsn : 0;
+			st->newest = true;
+			prev_stopped = true;
+		} else if (w.has_end && w.end.stopped) {
+			bk_wal_record_release(&w);
+			return -ENOMEM;
 		}
 		for (size_t t = 0; t < ws->n; t++)
 			if (ws->tli[t] == wn.tli)
@@ -702,17 +697,22 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		const char *lack;
 		BkWalChainLack k = bk_pg_wal_chain_lacks(&c, stop_lsn, 0, &lack);
 		uint64_t end_lsn = c.contiguous_end;
-		/* the first damaged segment recovery would read: the window ends there */
+		/* the first damaged segment recovery would read: the window ends there. A
+		 * timeline's newest is damage too when the path goes on after it, on a
+		 * later timeline, as when that timeline began at the segment's end (found
+		 * by review: the window ran past it; pg restore refused) */
 		const char *dmg = NULL;
 		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX; /* (dmg_lsn: as scan_segments) */
-		for (size_t i = 0; i < in->ndamaged; i++) {
+		for (size_t i = 0; i < in->nstopped; i++) {
+			const Stopped *st = &in->stopped[i];
 			BkWalName dn;
 			uint64_t segno;
-			if (bk_pg_wal_chain_reads(&c, start_lsn, in->damaged[i]) &&
-			    bk_wal_name_parse(in->damaged[i], &dn) == 0 &&
+			if (bk_wal_name_parse(st->name, &dn) == 0 &&
+			    (!st->newest || dn.tli != c.target_tli) &&
+			    bk_pg_wal_chain_reads(&c, start_lsn, st->name) &&
 			    bk_wal_name_segno(&dn, c.seg_size, &segno) == 0 && segno < dmg_segno) {
-				dmg = in->damaged[i];
-				dmg_lsn = in->damaged_lsn[i];
+				dmg = st->name;
+				dmg_lsn = st->lsn;
 				dmg_segno = segno;
 			}
 		}
@@ -910,11 +910,11 @@ static int info(void)
 			uint64_t gaps = w.last[i] - w.first[i] + 1 - w.count[i];
 			size_t ndmg = 0;
 			const char *first_dmg = "";
-			for (size_t j = 0; j < in.ndamaged; j++) {
+			for (size_t j = 0; j < in.nstopped; j++) {
 				BkWalName dn;
-				if (bk_wal_name_parse(in.damaged[j], &dn) == 0 && dn.tli == w.tli[i] &&
-				    !ndmg++)
-					first_dmg = in.damaged[j];
+				if (!in.stopped[j].newest && bk_wal_name_parse(in.stopped[j].name, &dn) == 0 &&
+				    dn.tli == w.tli[i] && !ndmg++)
+					first_dmg = in.stopped[j].name;
 			}
 			int64_t tl_age = w.pushed_us[i] ? age_of(w.pushed_us[i]) : -1;
 			if (cli.json)
@@ -958,8 +958,7 @@ static int info(void)
 			       listed ? "'s line above gives its own age" : " has no segment archived yet");
 	}
 	bk_wal_archive_release(&in.wa);
-	free(in.damaged);
-	free(in.damaged_lsn);
+	free(in.stopped);
 	bk_repo_close(r);
 	return e < 0 ? cli_fail(e, "pg info") : 0;
 }

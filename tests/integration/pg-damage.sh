@@ -499,4 +499,56 @@ else
 	not_ok "the server restored along timeline 2 recovers" "$(pitr_log_tail 20)"
 fi
 
+# ---- timeline 1's newest segment damaged, timeline 2 begun at its end ----
+# Cluster fb: the server's segments up to X whole, then segment S damaged, pushed by
+# hand; a server restored from cluster fb-clean (the same WAL, S whole) ends recovery
+# at S's end, after a switch, and promotes: timeline 2 begins at S's end, archived
+# into fb. S is timeline 1's newest there, yet recovery along timeline 2 reads it
+# whole: damage (found by review: pg info counted none and ran the window past
+# it, which pg restore refused).
+pg_conf_set archive_command "$(pitr_archive_command fb-clean) && $(pitr_archive_command fb)"
+pg_reload
+t_rc 0 "cluster fb: pg basebackup" bkp --cluster fb --json pg basebackup --dbname "$(pitr_conninfo)" \
+	--fast-checkpoint
+fb_id=$(snap_id_of "$OUT")
+t_rc 0 "cluster fb-clean: pg basebackup" bkp --cluster fb-clean --json pg basebackup \
+	--dbname "$(pitr_conninfo)" --fast-checkpoint
+fbc_id=$(snap_id_of "$OUT")
+pg_sql "insert into f values ('X')" >/dev/null
+seg_x=$(pitr_switch_wal)
+t_true "the segments up to $seg_x are archived into both" pitr_wait_archived "$seg_x"
+pg_conf_set archive_command "$(pitr_archive_command fb-clean)"
+pg_reload
+pg_sql "select pg_logical_emit_message(false, 'bunker-test', 'next')" >/dev/null
+pg_sql "insert into f select 'S' from generate_series(1, 20000)" >/dev/null
+seg_s=$(pitr_switch_wal)
+t_true "$seg_s is archived into fb-clean" pitr_wait_archived "$seg_s"
+pg_conf_set archive_command "false"
+pg_reload
+install -d -o postgres "$T/bk/fb" && cp "$PG_DATA/pg_wal/$seg_s" "$T/bk/fb/$seg_s" &&
+	chmod 644 "$T/bk/fb/$seg_s"
+head -c 16 /dev/zero | tr '\000' '\377' | dd of="$T/bk/fb/$seg_s" bs=1 seek=41060 conv=notrunc 2>/dev/null
+t_rc 0 "... and into fb damaged, by hand" bkp --cluster fb pg wal-push "$T/bk/fb/$seg_s"
+if t_rc 0 "a server restored from fb-clean" \
+	bkp --cluster fb-clean pg restore "$fbc_id" --target "$SRV/fb2" &&
+	pitr_start "$SRV/fb2" -c archive_mode=on -c "archive_command=$(pitr_archive_command fb)" &&
+	pitr_wait_recovered 120; then
+	rsql "insert into f values ('Z')" >/dev/null
+	seg_2=$(rswitch_wal)
+	t_true "... promotes, timeline 2's $seg_2 archived into fb" rwait_archived "$seg_2" ||
+		diag "$(pitr_log_tail 20)"
+	pitr_stop
+else
+	not_ok "the server restored from fb-clean promotes" "$(pitr_log_tail 20)"
+fi
+bkp --cluster fb pg wal-fetch 00000002.history "$T/bk/fb/history" || diag "$(cat "$ERR")"
+t_true "timeline 2 began at $seg_s's end" grep -qP "^1\t[0-9A-F]+/[0-9A-F]*000000\t" \
+	"$T/bk/fb/history" || diag "$(cat "$T/bk/fb/history")"
+t_rc 0 "cluster fb: pg info" bkp --cluster fb pg info
+t_true "... ends the backup's window at the damage in $seg_s, timeline 1's newest" grep -q \
+	"^  base  ${fb_id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]*, then WAL damaged in $seg_s$" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_rc 5 "cluster fb: pg restore without a target: refused (exit 5)" \
+	bkp --cluster fb pg restore "$fb_id" --target "$SRV/fb3"
+
 done_testing
