@@ -215,7 +215,12 @@ void bk_chunk_stream_free(BkChunkStream *s)
 	if (!s)
 		return;
 	if (s->pipe) {
+		/* on an error path the batches still in flight may fail too: the
+		 * caller's error stays the one its detail names */
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", bk_error_detail());
 		drain(s);
+		bk_errorf(0, "%s", why);
 		for (size_t i = 0; i < RING; i++)
 			free(((Job *)bk_pipeline_job(s->pipe, i))->data);
 		bk_pipeline_free(s->pipe);

@@ -24,7 +24,8 @@
  * sticks and no temp file of the batch is left behind. check --read-data reports
  * every blob under a wrong id wherever it falls in its pack's groups; plain check
  * reports a blob the index lost and a pack the index miscounts, and a file whose
- * content list is damaged. */
+ * content list is damaged. A chunk stream whose stores fail returns the failure
+ * from a push, and freeing it keeps that error's detail. */
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
@@ -703,6 +704,53 @@ static void test_write_failure(const char *path, const BkSecret *secret)
 	bk_repo_close(r);
 }
 
+/* A chunk stream whose stores fail (every pack write past a 4 KiB size limit):
+ * the push that meets the first failure returns it, and freeing the stream, which
+ * waits for the batches still in flight (failing too, each naming its own pack),
+ * leaves that error's detail for the caller to print. */
+static void test_stream_failure_detail(const char *path, const BkSecret *secret)
+{
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	BkRepo *r = NULL;
+	BkWriter *w = NULL;
+	BkChunkStream *st = NULL;
+	if (bk_repo_create(path, secret, &params, &r) < 0 || bk_writer_new(r, &w) < 0 ||
+	    bk_chunk_stream_new_blocks(r, w, 32768, &st) < 0) {
+		ok(false, "repository and stream for the failing stream");
+		bk_writer_free(w);
+		bk_repo_close(r);
+		return;
+	}
+	enum { PIECE = 32768, MAX_PIECES = 2048 };
+	uint8_t *buf = malloc(PIECE);
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 4096;
+	signal(SIGXFSZ, SIG_IGN);
+	setrlimit(RLIMIT_FSIZE, &lim);
+	int e = 0;
+	uint32_t x = 12345;
+	for (size_t i = 0; e == 0 && i < MAX_PIECES; i++) {
+		for (size_t k = 0; k < PIECE; k++) {
+			x = x * 1103515245u + 12345u;
+			buf[k] = (uint8_t)(x >> 16);
+		}
+		e = bk_chunk_stream_push(st, buf, PIECE);
+	}
+	char first[1024];
+	snprintf(first, sizeof(first), "%s", bk_error_detail());
+	bk_chunk_stream_free(st);
+	setrlimit(RLIMIT_FSIZE, &old);
+	ok(e < 0, "a push fails once the stores fail (%d: %s)", e, first);
+	ok(strcmp(bk_error_detail(), first) == 0,
+	   "freeing the stream leaves that error's detail (now: %s)", bk_error_detail());
+	free(buf);
+	bk_writer_free(w);
+	bk_repo_close(r);
+}
+
 /* Pushes n bytes of data in pieces of 1, 2, 4 ... 65536 bytes, over and over. */
 static int push_pieces(BkChunkStream *st, const uint8_t *data, size_t n)
 {
@@ -954,6 +1002,7 @@ int main(void)
 			{ "repo-commit-failure", test_commit_failure },
 			{ "repo-check-groups", test_check_groups },
 			{ "repo-check-content-list", test_check_content_list },
+			{ "repo-stream-failure", test_stream_failure_detail },
 		};
 		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
 			char *path2 = bk_path_join(tmp_root, own[i].dir);
