@@ -641,6 +641,9 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	}
 	if (e == 0)
 		e = store_fd(r, fd, &w);
+	if (e == 0 && w.size != (uint64_t)st.st_size) /* (cut while read: never stored short) */
+		e = bk_errorf(BK_E_CORRUPT, "%s: %llu bytes read of its %llu: it changed while read",
+			      path, (unsigned long long)w.size, (unsigned long long)st.st_size);
 	if (walking)
 		pthread_join(walker, NULL);
 	if (e == 0 && wn.kind == BK_WAL_SEGMENT && walk.e < 0)

@@ -117,13 +117,16 @@ static void submit_batch(BkChunkStream *s)
 static int drain(BkChunkStream *s)
 {
 	int first = 0;
+	char why[1024] = ""; /* the first failure's: the batches after it may fail too */
 	submit_batch(s);
 	while (bk_pipeline_in_flight(s->pipe)) {
 		int e = consume_one(s);
-		if (e < 0 && !first)
+		if (e < 0 && !first) {
 			first = e;
+			snprintf(why, sizeof(why), "%s", bk_error_detail());
+		}
 	}
-	return first;
+	return first < 0 ? bk_errorf(first, "%s", why) : 0;
 }
 
 /* The next free job slot, consuming the oldest result if all are in flight. */
@@ -572,11 +575,19 @@ static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_na
 	int r = 0;
 	if (S_ISREG(st.st_mode)) {
 		e.type = BK_NODE_FILE;
-		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		/* (O_NONBLOCK: a file swapped for a FIFO since the stat must not hang the
+		 * open; regular files ignore it) */
+		int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+		int fd = openat(dirfd, name, flags | O_NOATIME);
 		if (fd < 0 && errno == EPERM)
-			fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			fd = openat(dirfd, name, flags);
 		if (fd < 0)
 			return bk_errorf_code(-errno, "open %s", w->path);
+		struct stat now;
+		if (fstat(fd, &now) < 0 || !S_ISREG(now.st_mode)) {
+			close(fd);
+			return bk_errorf(-EAGAIN, "%s: no longer a regular file", w->path);
+		}
 		r = bk_chunk_stream_read_fd(w->stream, fd, w->o->progress, w->o->progress_ud, w->bytes, 0);
 		close(fd);
 		if (r < 0)
