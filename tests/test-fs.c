@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +148,42 @@ static void test_remove(void)
 	ok(access(at("outside/keep"), F_OK) == 0, "... and what the link led to");
 }
 
+/* An entry that cannot be removed (immutable, as root on a file system that has
+ * the flag): the removal fails naming it, and the marker, removed last, stays. On
+ * tmpfs (/dev/shm), which lists a directory newest first, the marker is made last,
+ * so it comes first: removed in the order listed, it would go. */
+static void test_remove_fails(void)
+{
+	int flag = FS_IMMUTABLE_FL, none = 0;
+	int f = -1;
+	char m[64], path[96];
+	snprintf(m, sizeof(m), "/dev/shm/bunker-test-fs.XXXXXX");
+	bool set = geteuid() == 0 && mkdtemp(m);
+	snprintf(path, sizeof(path), "%s/stuck", m);
+	set = set && (f = open(path, O_RDONLY | O_CREAT, 0600)) >= 0 &&
+	      ioctl(f, FS_IOC_SETFLAGS, &flag) == 0;
+	snprintf(path, sizeof(path), "%s/a", m);
+	set = set && close(open(path, O_WRONLY | O_CREAT, 0600)) == 0;
+	snprintf(path, sizeof(path), "%s/marker", m);
+	set = set && close(open(path, O_WRONLY | O_CREAT, 0600)) == 0;
+	if (!set) {
+		ok(true, "# SKIP an entry that cannot be removed: not root, or no immutable flag here");
+	} else {
+		int fd = open(m, O_RDONLY | O_DIRECTORY);
+		int e = bk_remove_contents(fd, m, "marker");
+		close(fd);
+		ok(e == -EPERM && strstr(bk_error_detail(), "/stuck"),
+		   "a removal that fails is its error, naming the entry (%d: %s)", e, bk_error_detail());
+		ok(access(path, F_OK) == 0, "... and the marker stays");
+	}
+	if (f >= 0) {
+		ioctl(f, FS_IOC_SETFLAGS, &none);
+		close(f);
+	}
+	if (m[strlen(m) - 1] != 'X')
+		tap_remove_tree(m);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/bunker-test-fs.XXXXXX");
@@ -154,6 +192,7 @@ int main(void)
 	test_walk();
 	test_safe();
 	test_remove();
+	test_remove_fails();
 	tap_remove_tree(dir);
 	return tap_done();
 }
