@@ -476,19 +476,36 @@ typedef struct {
 	char path[PATH_MAX];
 } Restore;
 
-static int set_meta(Restore *rs, int dirfd, const char *name, const BkTreeEntry *e)
+/* Gives e's owner, mode and times to what fd is open on (a file, a directory),
+ * or, with fd < 0, to entry name of dirfd (a link, a FIFO, a device), never
+ * through a link: as root in a directory another user can write, that user must
+ * not turn root's chmod or chown to a file elsewhere by swapping the entry for a
+ * link (found by review: a file's were set by name, and chmod followed links). */
+static int set_meta(Restore *rs, int fd, int dirfd, const char *name, const BkTreeEntry *e)
 {
 	const BkRestoreOpts *o = rs->o;
-	if (o->restore_owner && fchownat(dirfd, name, o->one_owner ? o->owner_uid : e->uid,
-					 o->one_owner ? o->owner_gid : e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+	uid_t uid = o->one_owner ? o->owner_uid : e->uid;
+	gid_t gid = o->one_owner ? o->owner_gid : e->gid;
+	mode_t mode = e->mode & 07777;
+	if (o->restore_owner && (fd >= 0 ? fchown(fd, uid, gid)
+					 : fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)) < 0)
 		return bk_errorf_code(-errno, "chown %s", rs->path);
-	if (e->type != BK_NODE_SYMLINK && fchmodat(dirfd, name, e->mode & 07777, 0) < 0)
+	if (e->type != BK_NODE_SYMLINK &&
+	    (fd >= 0 ? fchmod(fd, mode) : fchmodat(dirfd, name, mode, AT_SYMLINK_NOFOLLOW)) < 0)
 		return bk_errorf_code(-errno, "chmod %s", rs->path);
 	struct timespec ts[2] = { { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec },
 				  { .tv_sec = e->mtime_sec, .tv_nsec = e->mtime_nsec } };
-	if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+	if ((fd >= 0 ? futimens(fd, ts) : utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW)) < 0)
 		return bk_errorf_code(-errno, "set times of %s", rs->path);
 	return 0;
+}
+
+/* Whether entry name of dirfd is the file open as fd (not one swapped in). */
+static bool is_same_file(int dirfd, const char *name, int fd)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
 static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
@@ -509,13 +526,16 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 		bk_error_wrap(r, "%s", rs->path);
 	if (r == 0 && ftruncate(fd, (off_t)e->size) < 0)
 		r = bk_errorf_code(-errno, "truncate %s", rs->path);
-	close(fd);
 	if (r == 0)
-		r = set_meta(rs, dirfd, tmp, e);
+		r = set_meta(rs, fd, dirfd, tmp, e);
+	if (r == 0 && !is_same_file(dirfd, tmp, fd))
+		r = bk_errorf(-EAGAIN, "%s: its temporary file was replaced while it was written",
+			      rs->path);
 	if (r == 0 && renameat(dirfd, tmp, dirfd, e->name) < 0)
 		r = bk_errorf_code(-errno, "rename into %s", rs->path);
-	if (r < 0)
+	if (r < 0 && is_same_file(dirfd, tmp, fd))
 		unlinkat(dirfd, tmp, 0);
+	close(fd);
 	return r;
 }
 
@@ -554,7 +574,6 @@ static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32], bool 
 
 static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 {
-	int r = 0;
 	switch (e->type) {
 	case BK_NODE_FILE:
 		return restore_file(rs, dirfd, e);
@@ -564,9 +583,11 @@ static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 		int fd = openat(dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return bk_errorf_code(-errno, "open directory %s", rs->path);
-		r = restore_tree(rs, fd, e->subtree, false);
+		int r = restore_tree(rs, fd, e->subtree, false);
+		if (r == 0) /* (its times once its entries are in) */
+			r = set_meta(rs, fd, -1, NULL, e);
 		close(fd);
-		break;
+		return r;
 	}
 	case BK_NODE_SYMLINK:
 		unlinkat(dirfd, e->name, 0);
@@ -587,9 +608,7 @@ static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 			return bk_errorf_code(-errno, "mknod %s", rs->path);
 		break;
 	}
-	if (r == 0)
-		r = set_meta(rs, dirfd, e->name, e);
-	return r;
+	return set_meta(rs, -1, dirfd, e->name, e);
 }
 
 /* Restores one included entry at its own path below the directory dirfd (named

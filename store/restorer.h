@@ -6,7 +6,9 @@
  * chunks through bk_repo_read_blobs_into(), which checks a batch's ids at once.
  * A restored file is written under a temporary name and renamed into place only
  * when all of its bytes were verified, so a corrupt repository never leaves a
- * wrong file under the real name. Restored files are written with O_DIRECT in
+ * wrong file under the real name; its owner, mode and times are set through its
+ * descriptor (a directory's too), never by a name another user could have made
+ * a link. Restored files are written with O_DIRECT in
  * whole 4 KiB blocks where the file system takes it (through the page cache where
  * it does not), whole zero blocks become holes (sparse files stay sparse), and one
  * syncfs at the end makes the restore durable. bk_content_write() writes a plain

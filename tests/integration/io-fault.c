@@ -23,7 +23,11 @@
  *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
  *                 pages: the operation must fail, never be trusted; any program)
  *   truncate      ftruncate fails with EIO
- *   times         utimensat fails with EPERM (a file system that keeps no times)
+ *   times         utimensat and futimens fail with EPERM (a file system that keeps
+ *                 no times)
+ *   swap-file     as a matching file is truncated (ftruncate), its name is given
+ *                 to a symbolic link to $IO_FAULT_SWAP_TO: what a user who can
+ *                 write the directory can do to a file being restored there
  *   syncfs        syncfs fails with EIO (the restore's one sync at the end) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -225,6 +229,16 @@ int syncfs(int fd) { return fault_sync("syncfs", "syncfs", fd); }
 static int fault_ftruncate(const char *sym, int fd, off_t len)
 {
 	int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, sym);
+	char link[64], path[PATH_MAX];
+	const char *to = getenv("IO_FAULT_SWAP_TO");
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = mode_is("swap-file") && to && fd_matches(fd) ? readlink(link, path, sizeof(path) - 1)
+								: -1;
+	if (n > 0) {
+		path[n] = '\0';
+		if (unlink(path) < 0 || symlink(to, path) < 0)
+			abort();
+	}
 	return fd_fails("truncate", fd) ? -1 : real(fd, len);
 }
 
@@ -242,4 +256,15 @@ int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flag
 		return -1;
 	}
 	return real(dirfd, path, ts, flags);
+}
+
+int futimens(int fd, const struct timespec ts[2])
+{
+	int (*real)(int, const struct timespec[2]) =
+		(int (*)(int, const struct timespec[2]))dlsym(RTLD_NEXT, "futimens");
+	if (mode_is("times") && fd_matches(fd)) {
+		errno = EPERM;
+		return -1;
+	}
+	return real(fd, ts);
 }

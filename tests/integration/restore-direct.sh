@@ -97,6 +97,25 @@ else
 		t_one_line_error "$mode: the failure is one line"
 		t_is "$(find "$out" -type f | wc -l)" 0 "$mode: no file, temporary or under its name, is left"
 	done
+	# As root into a directory another user can write: that user gives a file's
+	# temporary name, as it is written, to a link to a file of root's; root's chmod,
+	# chown and times go to the file it wrote, never through the link, and the
+	# restore fails, leaving nothing under the file's name (found by review: they
+	# were set by name, and chmod followed the link)
+	if [ "$(id -u)" = 0 ]; then
+		out=$T/out-swap
+		printf 'secret\n' >"$T/victim" && chmod 600 "$T/victim"
+		t_rc 1 "as root, a file's temporary name given to a link as it is written: fails" \
+			env LD_PRELOAD="$SHIM" IO_FAULT=swap-file IO_FAULT_PATH="$out/src/.f3-" \
+			IO_FAULT_SWAP_TO="$T/victim" "$BUNKER" -q restore latest --target "$out"
+		t_true "... naming it" grep -q "src/f3-4095: its temporary file was replaced" "$ERR" ||
+			diag "$(cat "$ERR")"
+		t_is "$(stat -c '%a %U' "$T/victim")/$(cat "$T/victim")" "600 root/secret" \
+			"... the file the link leads to is untouched"
+		t_true "... and nothing is under the file's name" test ! -e "$out/src/f3-4095"
+	else
+		skip "as root, a file's temporary name swapped for a link: not root"
+	fi
 	out=$T/out-syncfs
 	t_rc 1 "a restore whose final syncfs fails exits 1" env LD_PRELOAD="$SHIM" IO_FAULT=syncfs \
 		IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out"
