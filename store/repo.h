@@ -76,7 +76,9 @@ int bk_repo_key_remove(BkRepo *r, const char *slot);
 
 /* Reads blob id through the index: authenticated, id-checked plaintext, owned by
  * the caller (free()). -ENOENT if not indexed; BK_E_CORRUPT naming pack and
- * offset if the stored bytes are wrong. Matches BkGetBlobFn with ud = repo. */
+ * offset if the stored bytes are wrong. Matches BkGetBlobFn with ud = repo.
+ * type is the caller's: ids cover the plaintext only, so a blob stored as
+ * another type holds the same bytes and is returned (opened under its own). */
 int bk_repo_read_blob(void *repo, BkBlobType type, const uint8_t id[32], uint8_t **ret,
 		      size_t *ret_len);
 /* Reads n blobs of sizes[i] bytes each back to back into out (at least the sum

@@ -3,7 +3,8 @@
  * PENDING_MAX flush do during a large backup). A flush must never commit a pack
  * that a putting thread is still appending to: every put must succeed, and every
  * blob must read back from the repository afterwards, authenticated and with its
- * own bytes. Also: the same blob put twice is stored once; a blob over the limit
+ * own bytes. Also: the same blob put twice is stored once, and the same bytes
+ * put as a tree and as data are stored once and read back as either; a blob over the limit
  * is refused as too large, storing nothing; and when writing a pack
  * fails midway (a file size limit makes write() fail after a partial write), the
  * failure sticks, the pack is abandoned, and no id is indexed at a wrong place:
@@ -169,6 +170,32 @@ static void test_same_blob_twice(BkRepo *r)
 	const BkWriterStats *st = bk_writer_stats(w);
 	ok(st->blobs == 2 && st->new_blobs == 1, "stored once (%llu puts, %llu new)",
 	   (unsigned long long)st->blobs, (unsigned long long)st->new_blobs);
+	bk_writer_free(w);
+}
+
+/* A blob id covers the plaintext only: bytes stored as one type and put again as
+ * another are stored once, and read back as either (an empty directory's tree,
+ * "\x01\x00", and a file holding those two bytes: the file did not restore). */
+static void test_same_bytes_other_type(BkRepo *r)
+{
+	BkWriter *w = NULL;
+	bk_writer_new(r, &w);
+	static const uint8_t bytes[] = { 1, 0 };
+	uint8_t a[32], b[32];
+	ok(bk_writer_put(w, BK_BLOB_TREE, bytes, sizeof(bytes), a) == 0 &&
+		   bk_writer_put(w, BK_BLOB_DATA, bytes, sizeof(bytes), b) == 0 && !memcmp(a, b, 32),
+	   "the same bytes as a tree and as data: one id");
+	is_int(bk_writer_flush(w), 0, "flush");
+	uint8_t out[sizeof(bytes)] = { 0 }, *plain = NULL;
+	uint64_t size = sizeof(bytes);
+	size_t len = 0;
+	int e = bk_repo_read_blobs_into(r, BK_BLOB_DATA, 1, (const uint8_t(*)[32])b, &size, out);
+	ok(e == 0 && !memcmp(out, bytes, sizeof(bytes)), "read back as data (%s)",
+	   e ? bk_error_detail() : "ok");
+	e = bk_repo_read_blob(r, BK_BLOB_TREE, a, &plain, &len);
+	ok(e == 0 && len == sizeof(bytes) && !memcmp(plain, bytes, len), "read back as a tree (%s)",
+	   e ? bk_error_detail() : "ok");
+	free(plain);
 	bk_writer_free(w);
 }
 
@@ -988,6 +1015,7 @@ int main(void)
 	if (e == 0) {
 		test_flush_while_putting(r);
 		test_same_blob_twice(r);
+		test_same_bytes_other_type(r);
 		test_blob_too_large(r);
 		test_batch_read(r);
 		test_block_stream(r);
