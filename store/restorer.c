@@ -76,6 +76,13 @@ static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
 	Resolve *rs = ud;
 	if (!s) {
 		rs->damaged++;
+		/* a damaged record an id prefix names is a match (its name unknown):
+		 * reading it then says it is damaged, not that there is no such
+		 * snapshot, and it makes another match ambiguous */
+		if (!rs->latest && strncmp(bk_id_hex(id).s, rs->spec, strlen(rs->spec)) == 0) {
+			rs->matches++;
+			memcpy(rs->id, id, 32);
+		}
 		return 0;
 	}
 	bool named = !rs->name || strcmp(s->name, rs->name) == 0;
@@ -125,6 +132,10 @@ int bk_snapshot_resolve_ex(BkRepo *r, const char *spec, const char *name, uint8_
 		*ret_damaged = rs.damaged;
 	if (e < 0)
 		return e;
+	if (rs.matches == 0 && rs.latest && rs.damaged)
+		return bk_errorf(BK_E_CORRUPT, "no intact snapshot matches 'latest'%s%s: %u damaged "
+				 "record%s skipped", name ? " named " : "", name ? name : "", rs.damaged,
+				 rs.damaged == 1 ? "" : "s");
 	if (rs.matches == 0)
 		return bk_errorf(-ENOENT, "no snapshot matches '%s'%s%s", spec, name ? " named " : "",
 				 name ? name : "");

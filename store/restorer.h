@@ -38,8 +38,11 @@ int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud);
 
 /* Resolves "latest", a full id or a unique id prefix (at least 4 hex digits),
  * optionally narrowed to snapshots named name. -ENOENT if none matches,
- * BK_E_USAGE if a prefix is ambiguous. A full id is checked directly; damaged
- * records are skipped while searching (*ret_damaged, if not NULL, counts them). */
+ * BK_E_USAGE if a prefix is ambiguous. A full id is checked directly. A damaged
+ * record whose id starts with the prefix is a match (loading it then fails with
+ * BK_E_CORRUPT); "latest" skips damaged records, one of which may have been the
+ * newest (*ret_damaged, if not NULL, counts the damaged records met), and is
+ * BK_E_CORRUPT, not -ENOENT, when only damaged records could have matched. */
 int bk_snapshot_resolve(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32]);
 int bk_snapshot_resolve_ex(BkRepo *r, const char *spec, const char *name, uint8_t ret_id[32],
 			   unsigned *ret_damaged);

@@ -259,7 +259,12 @@ static int open_snapshot(BkRepo **ret_repo, BkSnapshot **ret_snap)
 	if (e < 0)
 		return cli_fail(e, NULL);
 	uint8_t id[32];
-	e = bk_snapshot_resolve(r, cli.args[0], cli.name, id);
+	unsigned damaged;
+	e = bk_snapshot_resolve_ex(r, cli.args[0], cli.name, id, &damaged);
+	if (e == 0 && damaged && strcmp(cli.args[0], "latest") == 0)
+		cli_warn("%u damaged snapshot record%s skipped: 'latest' is the newest of the others, "
+			 "the damaged one may have been newer (see 'bunker snapshots')",
+			 damaged, damaged == 1 ? "" : "s");
 	if (e == 0)
 		e = bk_snapshot_load(r, id, ret_snap);
 	if (e < 0) {

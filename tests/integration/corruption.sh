@@ -209,6 +209,19 @@ t_true "(b) ... and names the damaged one" grep -q "snapshot ${S1:0:16} is damag
 printf 'after the damage\n' | bk backup --json --stdin --name later >"$T/b3.json" 2>"$T/b3.err"
 t_is "$?" 0 "(b) a new backup after the damage succeeds" || diag "$(cat "$T/b3.err")"
 t_is "$(bk cat "$(snap_id_of "$T/b3.json")" 2>&1)" "after the damage" "(b) ... and reads back by its full id"
+t_rc 5 "(b) an id prefix of the damaged record: exit 5 (damaged), not 3 (no such snapshot)" \
+	bk ls "${S1:0:12}"
+t_rc 5 "(b) latest of a name only the damaged record has: exit 5, not 3" bk ls latest --name files/tree
+# a newer snapshot of a name damaged: latest is the older one, and says it skipped one
+fresh b4
+gen_file "$T/stream2.bin" 4 1000
+bk backup --json --stdin --name stream <"$T/stream2.bin" >"$T/b4.json"
+R=$T/b4/snapshots/$(snap_id_of "$T/b4.json")
+flip_byte "$R" $(($(file_size "$R") / 2))
+t_rc 0 "(b) the newest 'stream' damaged: cat latest --name stream reads the one before" \
+	bk cat latest --name stream
+t_cmp "$T/stream.bin" "$OUT" "(b) ... byte-exact"
+t_true "(b) ... and warns that it skipped a damaged record" grep -q "1 damaged snapshot record skipped" "$ERR"
 
 # the record flipped at its first and last byte too
 for where in first last; do
