@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "store/error.h"
@@ -74,6 +75,36 @@ static int env_open(BkIndex *x)
 	return rc == 0 ? 0 : lmdb_error(rc, x, "open");
 }
 
+/* LMDB maps data.mdb and reads the pages its meta page names through the map:
+ * a file cut short (a copy interrupted, a full disk under a copy) was a SIGBUS
+ * at the first lookup, in every command, `repair index` too (found by review).
+ * Every page up to the meta's last one has been written before that meta
+ * (LMDB leaves only loose pages unwritten, which deletes in user databases
+ * make, and the index never deletes: it is cleared whole), so a shorter file
+ * is damage. */
+static int check_size(BkIndex *x)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_filehandle_t fd;
+	struct stat fst;
+	int rc = mdb_env_info(x->env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(x->env, &st);
+	if (rc == 0)
+		rc = mdb_env_get_fd(x->env, &fd);
+	if (rc != 0)
+		return lmdb_error(rc, x, "open");
+	if (fstat(fd, &fst) < 0)
+		return bk_errorf_code(-errno, "index %s: stat", x->dir);
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fst.st_size < need)
+		return bk_errorf(BK_E_CORRUPT, "index %s: data.mdb is %llu bytes, its pages need %llu: "
+				 "cut short (run 'bunker repair index')", x->dir,
+				 (unsigned long long)fst.st_size, (unsigned long long)need);
+	return 0;
+}
+
 /* Opens the two databases in one transaction: a write one that creates them when
  * create, else a read one (they exist: MDB_NOTFOUND when not). */
 static int open_dbs(BkIndex *x, bool create)
@@ -102,6 +133,8 @@ int bk_index_open(const char *dir, BkIndex **ret)
 	int r = bk_mkdir_p(dir, 0770); /* (an existing directory, read-only or not, is fine) */
 	if (r == 0)
 		r = env_open(x);
+	if (r == 0)
+		r = check_size(x);
 	if (r < 0)
 		goto fail;
 	int dead, rc;
