@@ -176,9 +176,20 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 	for (size_t i = 0; i < n; i++) {
 		c->blobs++;
 		BkBlobLoc loc;
-		if (indexed && bk_index_get(c->r->index, ents[i].id, &loc) == -ENOENT)
-			report(c, "pack %s offset %u: blob %s is not in the index", name, ents[i].offset,
-			       bk_id_hex(ents[i].id).s);
+		const BkPackEntry *en = &ents[i];
+		e = indexed ? bk_index_get(c->r->index, en->id, &loc) : 1;
+		if (e == -ENOENT)
+			report(c, "pack %s offset %u: blob %s is not in the index", name, en->offset,
+			       bk_id_hex(en->id).s);
+		/* a copy in another pack is a duplicate, checked with that pack; one
+		 * placed elsewhere in this pack cannot be read (LMDB has no checksums) */
+		else if (e == 0 && memcmp(loc.pack, id, 32) == 0 &&
+			 (loc.offset != en->offset || loc.sealed_len != en->sealed_len ||
+			  loc.plain_len != en->plain_len || loc.type != en->type))
+			report(c, "pack %s offset %u: blob %s (%u bytes sealed, %u plain, type %u): index "
+				  "says offset %u, %u, %u, type %u ('repair index' rebuilds it)",
+			       name, en->offset, bk_id_hex(en->id).s, en->sealed_len, en->plain_len,
+			       en->type, loc.offset, loc.sealed_len, loc.plain_len, loc.type);
 	}
 	if (c->read_data && (e = verify_blobs(c, id, ents, n)) < 0) {
 		free(ents);

@@ -494,8 +494,9 @@ static int one_pack(void *ud, const uint8_t pack[32], uint64_t size, uint32_t co
 /* check --read-data recomputes ids in groups of up to BK_REPO_BATCH_MAX blobs: a
  * blob under a wrong id is reported wherever it falls in its pack (first or last
  * of a group, first or second of the next). Plain check compares the index, a
- * cache, with each pack's own trailer: a blob of the pack the index lost, and a
- * pack the index miscounts, are each reported. */
+ * cache, with each pack's own trailer: a blob of the pack the index lost, a
+ * pack the index miscounts, and blobs it places at each other's offsets are each
+ * reported. */
 static void test_check_groups(const char *path, const BkSecret *secret)
 {
 	enum { N = 70, LEN = 100 };
@@ -560,6 +561,21 @@ static void test_check_groups(const char *path, const BkSecret *secret)
 		f = (Findings){ 0 };
 		ok(e == 0 && bk_check(r, false, collect, &f) == 1 && strstr(f.first, "index says"),
 		   "check reports a pack the index miscounts (%s)", f.first);
+		/* the index places blobs 1 and 2 at each other's offsets: reading them
+		 * fails, and check said nothing */
+		BkPackEntry *moved = malloc(n * sizeof(*moved));
+		e = moved ? bk_index_clear(r->index) : -ENOMEM;
+		if (e == 0) {
+			memcpy(moved, ents, n * sizeof(*moved));
+			moved[1].offset = ents[2].offset;
+			moved[2].offset = ents[1].offset;
+			e = bk_index_add_pack(r->index, op.id, op.size, moved, n);
+		}
+		f = (Findings){ 0 };
+		int found = e == 0 ? bk_check(r, false, collect, &f) : e;
+		ok(found == 2 && strstr(f.first, "index says offset"),
+		   "check reports the two blobs the index misplaces (%d: %s)", found, f.first);
+		free(moved);
 	}
 	free(ents);
 	bk_writer_free(w);
