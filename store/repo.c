@@ -385,7 +385,9 @@ static int locate(BkRepo *r, BkBlobType type, const uint8_t id[32], BkBlobLoc *l
 {
 	int e = bk_index_get(r->index, id, loc);
 	if (e == -ENOENT)
-		return bk_errorf(-ENOENT, "blob %s is not in the index", bk_id_hex(id).s);
+		return bk_errorf(-ENOENT, "blob %s is not in the index (if the index was lost or "
+				 "damaged, `bunker repair index` rebuilds it from the packs)",
+				 bk_id_hex(id).s);
 	if (e < 0)
 		return e;
 	/* A blob id covers the plaintext only, so the same bytes stored as another

@@ -184,8 +184,11 @@ int bk_tree_lookup(BkRepo *r, const uint8_t root[32], const char *path, BkTree *
 		p += n;
 		if (ent) { /* descend into the previous component */
 			if (ent->type != BK_NODE_DIR) {
+				/* (not found: exit 3, as for any path the snapshot lacks) */
+				e = bk_errorf(-ENOENT, "%s: no such path in snapshot (%s is not a "
+					      "directory)", path, ent->name);
 				bk_tree_free(t);
-				return bk_errorf(-ENOTDIR, "%s: not a directory in snapshot", path);
+				return e;
 			}
 			BkTree *sub;
 			e = bk_tree_load(r, ent->subtree, &sub);

@@ -385,5 +385,11 @@ t_is "$(RK snapshots --json --name two-tags | python3 -c 'import json,sys; print
 t_rc 0 "restore --include twice" RK restore latest --name files/esc --target "$T/inc2" \
 	--include esc/back\\slash --include esc/link
 t_is "$(ls "$T/inc2/esc" | tr '\n' ' ')" "back\\slash link " "... restores both paths"
+# a path through a file is a path the snapshot lacks: exit 3, as any other (found by
+# review: exit 1)
+t_rc 3 "restore --include of a path through a file: exit 3" RK restore latest --name files/esc \
+	--target "$T/inc3" --include esc/back\\slash/x
+t_true "... naming it" grep -q "esc/back.slash/x: no such path in snapshot (back.slash is not a directory)" \
+	"$ERR" || diag "$(cat "$ERR")"
 
 done_testing
