@@ -147,17 +147,22 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 		return 0;
 	}
 	c->packs++;
+	/* a pack that cannot be read (a bad sector: EIO, or cut short meanwhile) is a
+	 * problem of its own, and the check goes on with the others (found by review:
+	 * one unreadable pack ended the check, exit 1) */
 	if (c->read_data) {
 		int e = hash_pack(c, name, id, size);
-		if (e < 0 && e != BK_E_CORRUPT)
+		if (e == -ENOMEM)
 			return e;
+		if (e < 0)
+			report(c, "pack %s: %s", name, bk_error_detail());
 	}
 	BkPackEntry *ents;
 	size_t n;
 	BkSealer *s = bk_repo_sealer(c->r);
 	int e = s ? bk_pack_read_trailer(c->r->be, name, size, s, c->r->keys, &ents, &n) : -ENOMEM;
 	if (e < 0) {
-		if (e == -ENOMEM || e == -EIO)
+		if (e == -ENOMEM)
 			return e;
 		report(c, "%s", bk_error_detail());
 		return 0;

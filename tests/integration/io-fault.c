@@ -22,6 +22,7 @@
  *                 user who can write the directory above can do meanwhile
  *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
  *                 pages: the operation must fail, never be trusted; any program)
+ *   read-eio      pread fails with EIO (a bad sector)
  *   truncate      ftruncate fails with EIO
  *   times         utimensat and futimens fail with EPERM (a file system that keeps
  *                 no times)
@@ -212,6 +213,20 @@ static bool fd_fails(const char *mode, int fd)
 		return false;
 	errno = EIO;
 	return true;
+}
+
+static ssize_t fault_pread(const char *sym, int fd, void *buf, size_t n, off_t off)
+{
+	ssize_t (*real)(int, void *, size_t, off_t) =
+		(ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
+	return fd_fails("read-eio", fd) ? -1 : real(fd, buf, n, off);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off) { return fault_pread("pread", fd, buf, n, off); }
+
+ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
+{
+	return fault_pread("pread64", fd, buf, n, off);
 }
 
 static int fault_sync(const char *sym, const char *mode, int fd)
