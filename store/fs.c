@@ -43,6 +43,19 @@ int bk_fsync_parent(const char *path)
 	return bk_fsync_dir(dir);
 }
 
+/* Gives the directory just made, open as fd (at path), mode exactly, keeping a
+ * setgid bit it inherited (bk_mkdir). */
+static int exact_mode(int fd, const char *path, mode_t mode)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return bk_errorf_code(-errno, "stat %s", path);
+	mode_t want = mode | (st.st_mode & S_ISGID);
+	if ((st.st_mode & 07777) != want && fchmod(fd, want) < 0)
+		return bk_errorf_code(-errno, "chmod %s", path);
+	return 0;
+}
+
 int bk_mkdir(const char *path, mode_t mode)
 {
 	if (mkdir(path, mode) < 0)
@@ -50,13 +63,10 @@ int bk_mkdir(const char *path, mode_t mode)
 	/* by descriptor, not following a link: in a group-writable repository another
 	 * member could swap the new directory for a symlink to a file of ours */
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-	int e = fd < 0 || fstat(fd, &st) < 0 ? bk_errorf_code(-errno, "open %s", path) : 0;
-	mode_t want = e == 0 ? mode | (st.st_mode & S_ISGID) : 0;
-	if (e == 0 && (st.st_mode & 07777) != want && fchmod(fd, want) < 0)
-		e = bk_errorf_code(-errno, "chmod %s", path);
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "open %s", path);
+	int e = exact_mode(fd, path, mode);
+	close(fd);
 	return e;
 }
 
@@ -283,7 +293,7 @@ int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool 
 	char todo[PATH_MAX], where[PATH_MAX] = "", link[PATH_MAX];
 	if (!*path || snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo))
 		return bk_errorf(-ENAMETOOLONG, "bad directory path '%s'", path);
-	bool abs = path[0] == '/';
+	bool abs = path[0] == '/'; /* (where: from / once an absolute link was followed) */
 	int cur = openat(abs ? AT_FDCWD : at, abs ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	struct stat prev, st;
 	if (cur < 0 || fstat(cur, &prev) < 0) {
@@ -357,15 +367,15 @@ int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool 
 				cur = root;
 				prev = st;
 				w = 0;
+				abs = true;
 			}
 			where[w] = '\0';
 			continue;
 		}
 		if (!S_ISDIR(st.st_mode))
 			e = bk_errorf(-ENOTDIR, "%s is not a directory", where);
-		else if (made && (st.st_mode & 07777) != ((last ? mode : parent_mode) | (st.st_mode & S_ISGID)) &&
-			 fchmod(fd, (last ? mode : parent_mode) | (st.st_mode & S_ISGID)) < 0)
-			e = bk_errorf_code(-errno, "chmod %s", where);
+		else if (made)
+			e = exact_mode(fd, where, last ? mode : parent_mode);
 		close(cur);
 		cur = fd;
 		prev = st;
