@@ -93,16 +93,16 @@ typedef struct {
 	char path[PATH_MAX]; /* as given, for messages */
 	int fd;              /* -1: not open */
 	bool existed;
-	struct stat st;   /* as it was, when it existed */
+	struct stat st;      /* as it was, when it existed */
 } Dir;
 
 /* Writes text as file name of d, replacing what is there (a link, too, is
  * replaced, never followed: the backup's files are the server's, and a
  * postgresql.auto.conf that is a link to /etc/shadow must not send root's
  * writes there), durably: a temporary file, fsync'd, renamed into place, the
- * directory fsync'd. It takes like's mode, and its owner with chown; else 0600. */
+ * directory fsync'd. It takes like's mode, and with owned its owner; else 0600. */
 static int put_file(const Dir *d, const char *name, const char *text, const struct stat *like,
-		    bool chown)
+		    bool owned)
 {
 	char tmp[NAME_MAX + 1];
 	snprintf(tmp, sizeof(tmp), ".%s.bunker-tmp", name);
@@ -111,7 +111,7 @@ static int put_file(const Dir *d, const char *name, const char *text, const stru
 	if (fd < 0)
 		return bk_errorf_code(-errno, "create %s/%s", d->path, tmp);
 	int e = bk_write_all(fd, text, strlen(text));
-	if (e == 0 && like && chown && fchown(fd, like->st_uid, like->st_gid) < 0)
+	if (e == 0 && like && owned && fchown(fd, like->st_uid, like->st_gid) < 0)
 		e = -errno;
 	if (e == 0 && like && fchmod(fd, like->st_mode & 07777) < 0)
 		e = -errno;
