@@ -217,6 +217,12 @@ static int open_core(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_
 	if (flags & ~FLAG_ZSTD)
 		return bk_errorf(BK_E_VERSION, "blob %s: unknown flags 0x%02x", bk_id_hex(id).s, flags);
 	if (flags & FLAG_ZSTD) {
+		/* exactly one zstd frame: not a skippable one, nothing after it (a frame
+		 * that adds no bytes would still fit the first one's size) */
+		if (payload_len < 4 || bk_get_le32(payload) != ZSTD_MAGICNUMBER ||
+		    ZSTD_findFrameCompressedSize(payload, payload_len) != payload_len)
+			return bk_errorf(BK_E_CORRUPT, "blob %s: payload is not one zstd frame",
+					 bk_id_hex(id).s);
 		unsigned long long fsz = ZSTD_getFrameContentSize(payload, payload_len);
 		if (fsz == ZSTD_CONTENTSIZE_ERROR || fsz == ZSTD_CONTENTSIZE_UNKNOWN || fsz > out_cap)
 			return bk_errorf(BK_E_CORRUPT, "blob %s: bad compressed size", bk_id_hex(id).s);

@@ -528,12 +528,27 @@ static void test_hand_made(BkSealer *s)
 	n = seal_by_hand(k, BK_BLOB_DATA, id, 0x01, text, 100, out);
 	is_int(open_check(s, k, BK_BLOB_DATA, id, out, n, sizeof(text), text, sizeof(text)),
 	       BK_E_CORRUPT, "garbage zstd payload refused");
-	uint8_t two[8192];
+	uint8_t two[8192], empty_id[32];
+	bk_blob_id(k, "", 0, empty_id);
 	memcpy(two, frame, zlen);
 	memcpy(two + zlen, frame, zlen);
 	n = seal_by_hand(k, BK_BLOB_DATA, id, 0x01, two, 2 * zlen, out);
 	is_int(open_check(s, k, BK_BLOB_DATA, id, out, n, 2 * sizeof(text), text, sizeof(text)),
 	       BK_E_CORRUPT, "two concatenated zstd frames refused");
+	/* a second frame that adds no bytes fits the first frame's size: refused too
+	 * (found by review: the size check alone let it through) */
+	size_t elen = ZSTD_compress(two + zlen, sizeof(two) - zlen, "", 0, 3);
+	n = seal_by_hand(k, BK_BLOB_DATA, id, 0x01, two, zlen + elen, out);
+	is_int(open_check(s, k, BK_BLOB_DATA, id, out, n, sizeof(text), text, sizeof(text)),
+	       BK_E_CORRUPT, "a zstd frame followed by an empty frame refused");
+	static const uint8_t skippable[8] = { 0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0 };
+	memcpy(two + zlen, skippable, sizeof(skippable));
+	n = seal_by_hand(k, BK_BLOB_DATA, id, 0x01, two, zlen + sizeof(skippable), out);
+	is_int(open_check(s, k, BK_BLOB_DATA, id, out, n, sizeof(text), text, sizeof(text)),
+	       BK_E_CORRUPT, "a zstd frame followed by a skippable frame refused");
+	n = seal_by_hand(k, BK_BLOB_DATA, empty_id, 0x01, skippable, sizeof(skippable), out);
+	is_int(open_check(s, k, BK_BLOB_DATA, empty_id, out, n, sizeof(text), "", 0), BK_E_CORRUPT,
+	       "a lone skippable frame refused (not read as the empty blob)");
 
 	/* a frame without its content size: the reader cannot bound it up front */
 	ZSTD_CCtx *c = ZSTD_createCCtx();
