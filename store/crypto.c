@@ -172,6 +172,12 @@ int bk_seal(BkSealer *s, const BkKeys *k, BkBlobType type, const uint8_t id[32],
 		if (!ZSTD_isError(z) && z < len) {
 			payload = z;
 			flags = FLAG_ZSTD;
+		} else {
+			/* stored raw: the attempt's frame (raw blocks hold plaintext) may
+			 * reach past the sealed bytes; none of it stays in out */
+			size_t written = ZSTD_isError(z) ? ZSTD_compressBound(len) : z;
+			if (written > len)
+				sodium_memzero(msg + 1 + len, written - len);
 		}
 	}
 	if (!flags) {

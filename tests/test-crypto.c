@@ -274,6 +274,22 @@ static void test_round_trips(BkSealer *s, BkSealer *s_raw)
 	is_int(slen, big + BK_SEAL_OVERHEAD, "64 KiB of random bytes is stored raw");
 	free(sealed);
 
+	/* stored raw after a compression attempt that did not help: the attempt's
+	 * frame (raw blocks: plaintext) is longer than the sealed blob, and its tail
+	 * must not stay in out after the sealed bytes (found by review: the last
+	 * bytes of a 1 MiB blob did) */
+	const size_t mib = 1 << 20;
+	uint8_t *rnd_mib = malloc(mib);
+	randombytes_buf(rnd_mib, mib);
+	bk_blob_id(k, rnd_mib, mib, id);
+	sealed = calloc(1, bk_seal_bound(mib));
+	bk_seal(s, k, BK_BLOB_DATA, id, rnd_mib, mib, sealed, &slen);
+	is_int(slen, mib + BK_SEAL_OVERHEAD, "1 MiB of random bytes is stored raw");
+	ok(memmem(sealed, bk_seal_bound(mib), rnd_mib + mib - 8, 8) == NULL,
+	   "... and no plaintext is left in out after the sealed bytes");
+	free(sealed);
+	free(rnd_mib);
+
 	/* a fresh nonce per seal: same plaintext, different bytes */
 	size_t l1, l2;
 	uint8_t *s1 = seal_alloc(s, k, BK_BLOB_DATA, "same", 4, id, &l1);
