@@ -73,6 +73,10 @@ int bk_secret_from_keyfile(const char *path, BkSecret **ret)
 	if (r < 0)
 		return bk_errorf_code(r, "read key file %s", path);
 	buf[len] = '\0';
+	/* a key file is 64 hex digits and a line break: one that fills buf is not
+	 * one, whatever its first bytes (the rest of it is never read) */
+	if (len == sizeof(buf) - 1)
+		len = 0;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	uint8_t key[BK_KEYFILE_LEN];

@@ -391,6 +391,16 @@ static void test_keyfiles(void)
 	write_file(g, big, sizeof(big), 0600);
 	x = NULL;
 	ok(bk_secret_from_keyfile(g, &x) < 0 && x == NULL, "4 KiB key file refused");
+	/* the key and enough line breaks to fill what is read, then anything: the
+	 * rest was never looked at (found by review: accepted) */
+	memset(big, '\n', sizeof(big));
+	memcpy(big, hex, 64);
+	memcpy(big + 300, "not a key file", 14);
+	write_file(g, big, 314, 0600);
+	x = NULL;
+	is_int(bk_secret_from_keyfile(g, &x), BK_E_BADKEY,
+	       "key file with text after 236 line breaks: BK_E_BADKEY");
+	bk_secret_free(x);
 
 	unlink(g);
 	unlink(path);
