@@ -166,6 +166,7 @@ if [ -n "${IO_FAULT_LIB:-}" ]; then
 	flip_byte "$P" $(($(file_size "$P") / 2))
 	for mode in "" --read-data; do
 		t_rc 5 "(r) a pack whose reads fail: check${mode:+ $mode} exits 5" env LD_PRELOAD="$IO_FAULT_LIB" \
+			ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 			IO_FAULT=read-eio IO_FAULT_PATH="$BIGPACK_ID" "$BUNKER" -q check $mode
 		t_true "(r) ... naming it" grep -q "^error: .*$BIGPACK_ID.*Input/output error" "$OUT" ||
 			diag "$(cat "$OUT" "$ERR")"
