@@ -343,14 +343,14 @@ int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool 
 		}
 		if (S_ISLNK(st.st_mode)) {
 			ssize_t k = ++links > 40 ? -1 : readlinkat(fd, "", link, sizeof(link));
+			int why = links > 40 ? -ELOOP : k < 0 ? -errno : -ENAMETOOLONG;
 			close(fd);
 			char rest[PATH_MAX];
 			snprintf(rest, sizeof(rest), "%s", p);
 			if (k < 0 || (size_t)k >= sizeof(link) ||
 			    snprintf(todo, sizeof(todo), "%.*s/%s", (int)k, link, rest) >=
 				    (int)sizeof(todo)) {
-				e = bk_errorf(links > 40 ? -ELOOP : -ENAMETOOLONG, "%s: cannot follow %s",
-					      path, where);
+				e = bk_errorf_code(why, "%s: cannot follow %s", path, where);
 				break;
 			}
 			p = todo;

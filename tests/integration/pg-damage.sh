@@ -146,6 +146,15 @@ in_cluster() {
 	printf '%s\n' "$1" >"$T/bk/damage-cluster"
 	rm -f "$T/bk/damage-name"
 	printf '%s\n' "${2:-41060}" >"$T/bk/damage-offset"
+	base_into "$1"
+}
+# archive_with CMD: the server's archive_command from now on
+archive_with() {
+	pg_conf_set archive_command "$1"
+	pg_reload
+}
+# base_into CL: a base backup into cluster CL, its id in cl_id
+base_into() {
 	t_rc 0 "$1: pg basebackup into cluster $1" bkp --cluster "$1" --json pg basebackup \
 		--dbname "$(pitr_conninfo)" --fast-checkpoint
 	cl_id=$(snap_id_of "$OUT")
@@ -429,17 +438,14 @@ t_true "... and nothing is written" test ! -e "$SRV/gap-c"
 rm -f "$T/bk/damage-cluster"
 
 # ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
-pg_conf_set archive_command "$(pitr_archive_command fo)"
-pg_reload
+archive_with "$(pitr_archive_command fo)"
 pg_sql "create table f (tag text)" >/dev/null
-t_rc 0 "cluster fo: pg basebackup" bkp --cluster fo --json pg basebackup --dbname "$(pitr_conninfo)" \
-	--fast-checkpoint
-fo_id=$(snap_id_of "$OUT")
+base_into fo
+fo_id=$cl_id
 pg_sql "insert into f values ('X')" >/dev/null
 seg_x=$(pitr_switch_wal)
 t_true "the segments up to $seg_x are archived" pitr_wait_archived "$seg_x"
-pg_conf_set archive_command "false"
-pg_reload
+archive_with "false"
 pg_sql "insert into f values ('Y')" >/dev/null
 lsn_y=$(pg_sql "select pg_current_wal_insert_lsn()")
 # a record after Y's commit, flushed (a commit), that the target LSN is before
@@ -506,25 +512,20 @@ fi
 # into fb. S is timeline 1's newest there, yet recovery along timeline 2 reads it
 # whole: damage (found by review: pg info counted none and ran the window past
 # it, which pg restore refused).
-pg_conf_set archive_command "$(pitr_archive_command fb-clean) && $(pitr_archive_command fb)"
-pg_reload
-t_rc 0 "cluster fb: pg basebackup" bkp --cluster fb --json pg basebackup --dbname "$(pitr_conninfo)" \
-	--fast-checkpoint
-fb_id=$(snap_id_of "$OUT")
-t_rc 0 "cluster fb-clean: pg basebackup" bkp --cluster fb-clean --json pg basebackup \
-	--dbname "$(pitr_conninfo)" --fast-checkpoint
-fbc_id=$(snap_id_of "$OUT")
+archive_with "$(pitr_archive_command fb-clean) && $(pitr_archive_command fb)"
+base_into fb
+fb_id=$cl_id
+base_into fb-clean
+fbc_id=$cl_id
 pg_sql "insert into f values ('X')" >/dev/null
 seg_x=$(pitr_switch_wal)
 t_true "the segments up to $seg_x are archived into both" pitr_wait_archived "$seg_x"
-pg_conf_set archive_command "$(pitr_archive_command fb-clean)"
-pg_reload
+archive_with "$(pitr_archive_command fb-clean)"
 pg_sql "select pg_logical_emit_message(false, 'bunker-test', 'next')" >/dev/null
 pg_sql "insert into f select 'S' from generate_series(1, 20000)" >/dev/null
 seg_s=$(pitr_switch_wal)
 t_true "$seg_s is archived into fb-clean" pitr_wait_archived "$seg_s"
-pg_conf_set archive_command "false"
-pg_reload
+archive_with "false"
 install -d -o postgres "$T/bk/fb" && cp "$PG_DATA/pg_wal/$seg_s" "$T/bk/fb/$seg_s" &&
 	chmod 644 "$T/bk/fb/$seg_s"
 head -c 16 /dev/zero | tr '\000' '\377' | dd of="$T/bk/fb/$seg_s" bs=1 seek=41060 conv=notrunc 2>/dev/null
