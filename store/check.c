@@ -14,6 +14,19 @@
 #include "store/restorer.h"
 #include "store/util.h"
 
+/* What check knows of one pack (on disk, or listed by the index): the index
+ * entries that place a blob in it, and how many of them its trailer accounts for.
+ * More placed than accounted for: entries that name the pack for a blob it does
+ * not hold (reading that blob fails; a backup deduplicating against it stores
+ * nothing). */
+typedef struct {
+	uint8_t id[32];
+	uint32_t placed, accounted;
+	/* unreadable or missing (said already), or not indexed when its trailer was
+	 * read (a writer may index it since: its entries come with its row) */
+	bool skip;
+} PackTally;
+
 typedef struct {
 	BkRepo *r;
 	bool read_data;
@@ -21,6 +34,11 @@ typedef struct {
 	void *ud;
 	int problems;
 	uint64_t packs, blobs;
+	PackTally *tally;
+	size_t ntally, tally_cap;
+	uint64_t stray;      /* index entries naming a pack that is nowhere */
+	uint8_t new_pack[32]; /* the last pack written since check listed them */
+	bool has_new;
 } Check;
 
 __attribute__((format(printf, 3, 0))) static void vsay(Check *c, bool problem, const char *fmt,
@@ -51,6 +69,24 @@ static void note(Check *c, const char *fmt, ...)
 	vsay(c, false, fmt, ap);
 	va_end(ap);
 }
+
+static int tally_add(Check *c, const uint8_t pack[32], uint32_t accounted, bool skip)
+{
+	if (c->ntally == c->tally_cap) {
+		size_t cap = c->tally_cap ? c->tally_cap * 2 : 256;
+		PackTally *t = realloc(c->tally, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		c->tally = t;
+		c->tally_cap = cap;
+	}
+	PackTally *t = &c->tally[c->ntally++];
+	*t = (PackTally){ .accounted = accounted, .skip = skip };
+	memcpy(t->id, pack, 32);
+	return 0;
+}
+
+static int tally_cmp(const void *a, const void *b) { return memcmp(a, b, 32); }
 
 static int check_slot(void *ud, const char *slot, BkSecretKind kind, int64_t created, int status)
 {
@@ -165,7 +201,7 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 		if (e == -ENOMEM)
 			return e;
 		report(c, "%s", bk_error_detail());
-		return 0;
+		return tally_add(c, id, 0, true);
 	}
 	uint64_t isize;
 	uint32_t icount;
@@ -178,19 +214,22 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 	else if (e == 0 && (isize != size || icount != n))
 		report(c, "pack %s: index says %llu bytes and %u blobs, pack has %llu and %zu", name,
 		       (unsigned long long)isize, icount, (unsigned long long)size, n);
+	uint32_t accounted = 0;
 	for (size_t i = 0; i < n; i++) {
 		c->blobs++;
 		BkBlobLoc loc;
 		const BkPackEntry *en = &ents[i];
-		e = indexed ? bk_index_get(c->r->index, en->id, &loc) : 1;
-		if (e == -ENOENT)
+		e = bk_index_get(c->r->index, en->id, &loc);
+		if (e == -ENOENT && indexed)
 			report(c, "pack %s offset %u: blob %s is not in the index", name, en->offset,
 			       bk_id_hex(en->id).s);
+		if (e != 0 || memcmp(loc.pack, id, 32) != 0)
+			continue;
+		accounted++;
 		/* a copy in another pack is a duplicate, checked with that pack; one
 		 * placed elsewhere in this pack cannot be read (LMDB has no checksums) */
-		else if (e == 0 && memcmp(loc.pack, id, 32) == 0 &&
-			 (loc.offset != en->offset || loc.sealed_len != en->sealed_len ||
-			  loc.plain_len != en->plain_len || loc.type != en->type))
+		if (loc.offset != en->offset || loc.sealed_len != en->sealed_len ||
+		    loc.plain_len != en->plain_len || loc.type != en->type)
 			report(c, "pack %s offset %u: blob %s (%u bytes sealed, %u plain, type %u): index "
 				  "says offset %u, %u, %u, type %u ('repair index' rebuilds it)",
 			       name, en->offset, bk_id_hex(en->id).s, en->sealed_len, en->plain_len,
@@ -201,7 +240,7 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 		return e;
 	}
 	free(ents);
-	return 0;
+	return tally_add(c, id, accounted, !indexed);
 }
 
 static int check_index_pack(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count)
@@ -212,13 +251,63 @@ static int check_index_pack(void *ud, const uint8_t pack[32], uint64_t size, uin
 	bk_pack_name(pack, name);
 	uint64_t real;
 	int e = bk_backend_size(c->r->be, name, &real);
-	if (e == -ENOENT)
+	if (e == -ENOENT) {
 		report(c, "index lists pack %s, which is missing", name);
-	else if (e < 0)
+		return tally_add(c, pack, 0, true);
+	} else if (e < 0)
 		return e;
 	else if (real != size)
 		report(c, "pack %s: %llu bytes, index says %llu", name, (unsigned long long)real,
 		       (unsigned long long)size);
+	return 0;
+}
+
+static int tally_blob(void *ud, const uint8_t id[32], const BkBlobLoc *loc)
+{
+	(void)id;
+	Check *c = ud;
+	PackTally *t = bsearch(loc->pack, c->tally, c->ntally, sizeof(*t), tally_cmp);
+	if (t) {
+		t->placed++;
+		return 0;
+	}
+	if (c->has_new && memcmp(loc->pack, c->new_pack, 32) == 0)
+		return 0;
+	char name[80];
+	uint64_t size;
+	bk_pack_name(loc->pack, name);
+	if (bk_backend_size(c->r->be, name, &size) == 0) { /* written since check listed them */
+		memcpy(c->new_pack, loc->pack, 32);
+		c->has_new = true;
+	} else {
+		c->stray++;
+	}
+	return 0;
+}
+
+/* Every index entry against the pack it names (found by review: an entry naming a
+ * pack that does not hold its blob went unreported, with or without --read-data). */
+static int check_index_blobs(Check *c)
+{
+	if (c->ntally)
+		qsort(c->tally, c->ntally, sizeof(*c->tally), tally_cmp);
+	int e = bk_index_foreach_blob(c->r->index, tally_blob, c);
+	if (e < 0)
+		return e;
+	for (size_t i = 0; i < c->ntally; i++) {
+		const PackTally *t = &c->tally[i];
+		char name[80];
+		if (t->skip || t->placed <= t->accounted)
+			continue;
+		bk_pack_name(t->id, name);
+		uint32_t n = t->placed - t->accounted;
+		report(c, "pack %s: the index places %u blob%s in it that it does not hold there "
+			  "('repair index' rebuilds the index)", name, n, n == 1 ? "" : "s");
+	}
+	if (c->stray)
+		report(c, "the index places %llu blob%s in packs it does not list and that are not "
+			  "on disk ('repair index' rebuilds the index)",
+		       (unsigned long long)c->stray, c->stray == 1 ? "" : "s");
 	return 0;
 }
 
@@ -300,6 +389,9 @@ int bk_check(BkRepo *r, bool read_data, BkReportFn cb, void *ud)
 		e = bk_backend_list(r->be, "data", check_pack, &c);
 	if (e == 0)
 		e = bk_index_foreach_pack(r->index, check_index_pack, &c);
+	if (e == 0)
+		e = check_index_blobs(&c);
+	free(c.tally);
 	Walk w = { .c = &c };
 	if (e == 0)
 		e = bk_backend_list(r->be, "snapshots", check_snapshot, &w);

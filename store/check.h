@@ -4,7 +4,8 @@
  * the object: pack and offset, snapshot, key slot) and returns how many it found
  * (>= 0), or < 0 if it could not run at all. It checks: key slots' checksums;
  * every pack's footer and authenticated trailer against the index, and the index
- * against the packs on disk; every snapshot record; every tree, content list and
+ * against the packs on disk: each pack it lists is there, and each blob entry names
+ * a pack whose trailer holds that blob at that place; every snapshot record; every tree, content list and
  * data blob a snapshot references is indexed. With read_data it also hashes every
  * pack (its name is its BLAKE2b-256) and opens every blob (authentication and id).
  *

@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <linux/magic.h>
+#include <lmdb.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -224,7 +225,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 typedef struct {
 	int problems;
-	char first[1400];
+	char first[1400], last[1400];
 } Findings;
 
 static void collect(void *ud, bool problem, const char *line)
@@ -232,6 +233,8 @@ static void collect(void *ud, bool problem, const char *line)
 	Findings *f = ud;
 	if (problem && f->problems++ == 0)
 		snprintf(f->first, sizeof(f->first), "%s", line);
+	if (problem)
+		snprintf(f->last, sizeof(f->last), "%s", line);
 }
 
 static void test_batch_read(BkRepo *r)
@@ -550,9 +553,10 @@ static void test_check_groups(const char *path, const BkSecret *secret)
 			e = bk_index_add_pack(r->index, op.id, op.size, ents, n);
 		ents[1].id[0] ^= 1;
 		f = (Findings){ 0 };
-		ok(e == 0 && bk_check(r, false, collect, &f) == 1 && strstr(f.first, "not in the index") &&
-			   strstr(f.first, bk_id_hex(ents[1].id).s),
-		   "check reports the blob the index lost (%s)", f.first);
+		ok(e == 0 && bk_check(r, false, collect, &f) == 2 && strstr(f.first, "not in the index") &&
+			   strstr(f.first, bk_id_hex(ents[1].id).s) && strstr(f.last, "does not hold"),
+		   "check reports the blob the index lost, and the one it places in a pack that "
+		   "does not hold it (%s; %s)", f.first, f.last);
 		e = bk_index_clear(r->index);
 		if (e == 0)
 			e = bk_index_add_pack(r->index, op.id, op.size, ents, n);
@@ -575,10 +579,59 @@ static void test_check_groups(const char *path, const BkSecret *secret)
 		int found = e == 0 ? bk_check(r, false, collect, &f) : e;
 		ok(found == 2 && strstr(f.first, "index says offset"),
 		   "check reports the two blobs the index misplaces (%d: %s)", found, f.first);
+		/* the index places a blob nobody wrote in the pack (at blob 0's place):
+		 * a backup deduplicating against it stores nothing, and check said
+		 * nothing, with or without --read-data */
+		e = moved ? bk_index_clear(r->index) : -ENOMEM;
+		if (e == 0)
+			e = bk_index_add_pack(r->index, op.id, op.size, ents, n);
+		if (e == 0) {
+			memcpy(moved, ents, n * sizeof(*moved));
+			bk_blob_id(r->keys, "placed", 6, moved[0].id);
+			e = bk_index_add_pack(r->index, op.id, op.size, moved, n);
+		}
+		f = (Findings){ 0 };
+		found = e == 0 ? bk_check(r, false, collect, &f) : e;
+		ok(found == 1 && strstr(f.first, "places 1 blob in it that it does not hold"),
+		   "check reports a blob the index places in a pack that does not hold it (%d: %s)",
+		   found, f.first);
+		if (e == 0 && (e = bk_index_clear(r->index)) == 0)
+			e = bk_index_add_pack(r->index, op.id, op.size, ents, n);
+		ok(e == 0 && bk_check(r, false, NULL, NULL) == 0, "a rebuilt index checks clean");
 		free(moved);
 	}
 	free(ents);
 	bk_writer_free(w);
+	bk_repo_close(r);
+	if (op.packs != 1)
+		return;
+	/* an index entry naming a pack that is nowhere (its pack id damaged in the
+	 * LMDB file, which has no checksums) */
+	char *dir = bk_path_join(path, "index");
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	uint8_t key[32] = { 1, 2, 3 }, val[45] = { 9, 9, 9 };
+	MDB_val k = { sizeof(key), key }, v = { sizeof(val), val };
+	int rc = dir ? mdb_env_create(&env) : ENOMEM;
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 4);
+	if (rc == 0)
+		rc = mdb_env_open(env, dir, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "blobs", 0, &dbi);
+	if (rc == 0)
+		rc = mdb_put(txn, dbi, &k, &v, 0);
+	rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+	mdb_env_close(env);
+	free(dir);
+	f = (Findings){ 0 };
+	e = rc == 0 ? bk_repo_open(path, secret, &r) : -rc;
+	e = e == 0 ? bk_check(r, false, collect, &f) : e;
+	ok(e == 1 && strstr(f.first, "places 1 blob in packs it does not list"),
+	   "check reports an index entry naming a pack that is nowhere (%d: %s)", e, f.first);
 	bk_repo_close(r);
 }
 
