@@ -111,14 +111,21 @@ static int hide_password(void)
 }
 
 /* What basebackup and dump share: no arguments, --dbname (its password hidden),
- * the repository, and this host's name for the snapshot records. Returns an exit
- * code if not 0. */
-static int pull_begin(const char *what, BkRepo **r, char host[256])
+ * the stall timeout bounding the connection's start too, the repository, and this
+ * host's name for the snapshot records. Returns an exit code if not 0. */
+static int pull_begin(const char *what, unsigned stall, BkRepo **r, char host[256])
 {
 	if (cli.nargs != 1)
 		return usage_error("pg %s takes no arguments", what);
 	if (!cli.dbname)
 		return usage_error("pg %s needs --dbname CONNINFO", what);
+	/* libpq's connect_timeout, unless the connection string or the environment
+	 * sets one: without it a host that takes the connection and never answers
+	 * held the command for ever (found by review; pg_dump inherits it) */
+	char secs[16];
+	snprintf(secs, sizeof(secs), "%u", stall);
+	if (stall && setenv("PGCONNECT_TIMEOUT", secs, 0) < 0)
+		return cli_fail(-errno, "PGCONNECT_TIMEOUT");
 	int e = hide_password();
 	if (e < 0)
 		return cli_fail(e, "--dbname");
@@ -184,7 +191,7 @@ static int basebackup(void)
 		return usage_error("--stall-timeout %u s is too short for --max-rate %s: the server "
 				   "sends 32 kB at a time, so at least %lu s", stall, cli.max_rate,
 				   (64 + rate_kb - 1) / rate_kb);
-	x = pull_begin("basebackup", &r, host);
+	x = pull_begin("basebackup", stall, &r, host);
 	if (x)
 		return x;
 	BkBaseBackupOpts o = {
@@ -232,7 +239,7 @@ static int dump(void)
 	 * (found by review: 300 s, as a base backup's, might stop a dump that worked) */
 	int x = parse_seconds("--stall-timeout", cli.stall_timeout, 3600, &stall);
 	if (!x)
-		x = pull_begin("dump", &r, host);
+		x = pull_begin("dump", stall, &r, host);
 	if (x)
 		return x;
 	DumpPrint print = { r, bk_mono_us() };

@@ -234,6 +234,32 @@ t_true "... after about 2 s ($(( $(date +%s) - t0 )) s, the checkpoint and files
 	test "$(( $(date +%s) - t0 ))" -lt 20
 t_is "$(bkf snapshots --name pg/main/base | grep -c .)" 0 "... and saves no snapshot"
 rm -rf "$T/bk/fresh"
+# A host that takes the connection and never answers: --stall-timeout bounds the
+# connection's start too (libpq's connect_timeout; before, the command waited for
+# ever), unless the connection string sets its own.
+python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])' >"$T/mute.port" &
+mute=$!
+at_exit "kill $mute"
+for _ in $(seq 50); do [ -s "$T/mute.port" ] && break; sleep 0.1; done
+mute_ci="host=127.0.0.1 port=$(cat "$T/mute.port") user=postgres"
+t0=$(date +%s)
+pg_as_server timeout 30 "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup \
+	--dbname "$mute_ci" --stall-timeout 2 >"$T/mute.out" 2>"$T/mute.err"
+t_is "$?" 1 "a host that never answers: basebackup --stall-timeout 2 exits 1"
+t_true "... after about 2 s ($(( $(date +%s) - t0 )) s)" test "$(( $(date +%s) - t0 ))" -lt 20
+t_true "... saying the connection timed out" grep -q "^bunker: basebackup: connect: .*timeout expired" \
+	"$T/mute.err" || diag "$(cat "$T/mute.err")"
+pg_as_server timeout 3 "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup \
+	--dbname "$mute_ci connect_timeout=0" --stall-timeout 2 >/dev/null 2>&1
+t_is "$?" 124 "... but connect_timeout=0 in --dbname waits, as the user asked"
+kill "$mute"
 pg_conf_set archive_command "$(pitr_archive_command)"
 pg_reload
 t_true "archiving works again and archives $seg7" pitr_wait_archived "$seg7" 120
