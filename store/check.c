@@ -174,6 +174,18 @@ static int verify_blobs(Check *c, const uint8_t pack[32], const BkPackEntry *ent
 	return 0;
 }
 
+/* A pack's trailer; a failure but -ENOMEM is reported, followed by suffix. */
+static int read_trailer(Check *c, const char *name, uint64_t size, const char *suffix,
+			BkPackEntry **ret_ents, size_t *ret_n)
+{
+	BkSealer *s = bk_repo_sealer(c->r);
+	int e = s ? bk_pack_read_trailer(c->r->be, name, size, s, c->r->keys, ret_ents, ret_n)
+		  : -ENOMEM;
+	if (e < 0 && e != -ENOMEM)
+		report(c, "%s%s", bk_error_detail(), suffix);
+	return e;
+}
+
 static int check_pack(void *ud, const char *name, uint64_t size)
 {
 	Check *c = ud;
@@ -195,14 +207,9 @@ static int check_pack(void *ud, const char *name, uint64_t size)
 	}
 	BkPackEntry *ents;
 	size_t n;
-	BkSealer *s = bk_repo_sealer(c->r);
-	int e = s ? bk_pack_read_trailer(c->r->be, name, size, s, c->r->keys, &ents, &n) : -ENOMEM;
-	if (e < 0) {
-		if (e == -ENOMEM)
-			return e;
-		report(c, "%s", bk_error_detail());
-		return tally_add(c, id, 0, true);
-	}
+	int e = read_trailer(c, name, size, "", &ents, &n);
+	if (e < 0)
+		return e == -ENOMEM ? e : tally_add(c, id, 0, true);
 	uint64_t isize;
 	uint32_t icount;
 	e = bk_index_get_pack(c->r->index, id, &isize, &icount);
@@ -407,14 +414,9 @@ static int repair_pack(void *ud, const char *name, uint64_t size)
 		return 0;
 	BkPackEntry *ents;
 	size_t n;
-	BkSealer *s = bk_repo_sealer(c->r);
-	int e = s ? bk_pack_read_trailer(c->r->be, name, size, s, c->r->keys, &ents, &n) : -ENOMEM;
-	if (e < 0) {
-		if (e == -ENOMEM)
-			return e;
-		report(c, "%s (skipped)", bk_error_detail());
-		return 0;
-	}
+	int e = read_trailer(c, name, size, " (skipped)", &ents, &n);
+	if (e < 0)
+		return e == -ENOMEM ? e : 0;
 	e = bk_index_add_pack(c->r->index, id, size, ents, n);
 	free(ents);
 	c->packs++;
