@@ -252,7 +252,7 @@ int cmd_snapshots(void)
 }
 
 /* Opens the repository and resolves args[0] as a snapshot. */
-static int open_snapshot(BkRepo **ret_repo, BkSnapshot **ret_snap)
+static int open_snapshot(BkRepo **ret_repo, BkSnapshot **ret_snap, uint8_t *ret_id)
 {
 	BkRepo *r;
 	int e = cli_open_repo(&r);
@@ -272,6 +272,8 @@ static int open_snapshot(BkRepo **ret_repo, BkSnapshot **ret_snap)
 		return cli_fail(e, "snapshot %s", cli.args[0]);
 	}
 	*ret_repo = r;
+	if (ret_id)
+		memcpy(ret_id, id, sizeof(id));
 	return 0;
 }
 
@@ -310,7 +312,7 @@ int cmd_ls(void)
 		return usage_error("ls needs SNAPSHOT [PATH]");
 	BkRepo *r;
 	BkSnapshot *s;
-	int x = open_snapshot(&r, &s);
+	int x = open_snapshot(&r, &s, NULL);
 	if (x)
 		return x;
 	const char *sub = cli.nargs == 2 ? cli.args[1] : "";
@@ -346,9 +348,15 @@ int cmd_cat(void)
 		return usage_error("cat needs SNAPSHOT [PATH]");
 	BkRepo *r;
 	BkSnapshot *s;
-	int x = open_snapshot(&r, &s);
+	uint8_t id[32];
+	int x = open_snapshot(&r, &s, id);
 	if (x)
 		return x;
+	/* without a PATH, name the snapshot that was resolved ('latest' may be
+	 * one that is not a stream: a base backup, a directory) */
+	char snap[CLI_TEXT_MAX + 32], text[CLI_TEXT_MAX];
+	snprintf(snap, sizeof(snap), "snapshot %.16s (%s)", bk_id_hex(id).s,
+		 cli_text(s->name, text, sizeof(text)));
 	BkTree *t = NULL;
 	const BkTreeEntry *ent = NULL;
 	int e;
@@ -359,10 +367,14 @@ int cmd_cat(void)
 		if (e == 0 && t->count == 1)
 			ent = &t->entries[0];
 		else if (e == 0)
-			e = bk_errorf(BK_E_USAGE, "snapshot holds %zu entries: name the file to cat", t->count);
+			e = bk_errorf(BK_E_USAGE, "%s holds %zu entries: name the file to cat "
+				      "('bunker ls' lists them)", snap, t->count);
 	}
-	if (e == 0 && (!ent || ent->type != BK_NODE_FILE))
-		e = bk_errorf(BK_E_USAGE, "%s is not a file", cli.nargs == 2 ? cli.args[1] : "the snapshot");
+	if (e == 0 && (!ent || ent->type != BK_NODE_FILE) && cli.nargs == 2)
+		e = bk_errorf(BK_E_USAGE, "%s is not a file", cli.args[1]);
+	else if (e == 0 && (!ent || ent->type != BK_NODE_FILE))
+		e = bk_errorf(BK_E_USAGE, "%s is not a file: name the file to cat "
+			      "('bunker ls' lists them)", snap);
 	if (e == 0)
 		e = bk_content_write(r, &ent->content, STDOUT_FILENO);
 	bk_tree_free(t);
@@ -385,7 +397,7 @@ int cmd_restore(void)
 		return usage_error("restore needs --target DIR");
 	BkRepo *r;
 	BkSnapshot *s;
-	int x = open_snapshot(&r, &s);
+	int x = open_snapshot(&r, &s, NULL);
 	if (x)
 		return x;
 	BkRestoreOpts o = {

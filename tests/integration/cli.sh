@@ -216,6 +216,22 @@ t_one_line_error "... one error line"
 t_rc 3 "ls of a snapshot that does not exist: exit 3" B ls "$absent"
 t_rc 2 "something that is not an id: exit 2" B cat not-an-id
 t_one_line_error "... one error line"
+# cat without a PATH of a snapshot that is not one stream: the error names the
+# snapshot 'latest' resolved to (found by review: 'bunker cat latest | pg_restore'
+# where latest was a base backup said only 'snapshot holds 24 entries')
+mkdir -p "$T/two"
+printf a >"$T/two/a"
+printf b >"$T/two/b"
+B backup --json "$T/two" >"$T/j"
+tid=$(snap_id_of "$T/j")
+t_rc 2 "cat latest of a directory's snapshot without a PATH: exit 2" B cat latest
+t_is "$(cat "$ERR")" "bunker: cat: snapshot ${tid:0:16} (files/two) is not a file: name the file to cat ('bunker ls' lists them)" \
+	"... in one line naming the snapshot"
+B backup --json "$T/two/a" "$T/two/b" >"$T/j"
+tid=$(snap_id_of "$T/j")
+t_rc 2 "cat latest of two files' snapshot without a PATH: exit 2" B cat latest
+t_is "$(cat "$ERR")" "bunker: cat: snapshot ${tid:0:16} (files/a) holds 2 entries: name the file to cat ('bunker ls' lists them)" \
+	"... in one line naming the snapshot"
 
 # ---- key slots ----
 S0=$(ls "$R/keys")
