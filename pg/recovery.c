@@ -15,6 +15,15 @@
 
 /* ---- time ---- */
 
+/* Two decimal digits at p, no sign or space (sscanf's %2d took "-1" and " 1"). */
+static bool two_digits(const char *p, int *ret)
+{
+	if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+		return false;
+	*ret = (p[0] - '0') * 10 + (p[1] - '0');
+	return true;
+}
+
 int bk_pg_parse_time(const char *s, int64_t *ret_us)
 {
 	struct tm tm = { 0 };
@@ -43,17 +52,17 @@ int bk_pg_parse_time(const char *s, int64_t *ret_us)
 		p += *p == 'Z' ? 1 : 3;
 	} else if (*p == '+' || *p == '-') {
 		/* +HH, +HHMM or +HH:MM, as PostgreSQL writes them; at most 15:59 */
-		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0, n = 0;
-		if (sscanf(p + 1, "%2d%n", &hh, &n) != 1 || n != 2)
+		int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
+		if (!two_digits(p + 1, &hh))
 			return bk_errorf(BK_E_USAGE, "'%s': bad time zone (want +HH[:MM])", s);
-		p += 1 + n;
+		p += 3;
 		bool colon = *p == ':';
 		if (colon)
 			p++;
 		if (colon || *p) {
-			if (sscanf(p, "%2d%n", &mm, &n) != 1 || n != 2)
+			if (!two_digits(p, &mm))
 				return bk_errorf(BK_E_USAGE, "'%s': bad time zone (want +HH[:MM])", s);
-			p += n;
+			p += 2;
 		}
 		if (hh > 15 || mm > 59)
 			return bk_errorf(BK_E_USAGE, "'%s': time zone offset out of range", s);
