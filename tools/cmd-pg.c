@@ -431,6 +431,16 @@ static int restore(void)
 			       cli_text(cli.target_name, text, sizeof(text)), at);
 		else if (target_at)
 			printf("recovery stops at the end of transaction %s at %s\n", cli.target_xid, at);
+		int64_t us;
+		if (cli.target_time && bk_pg_parse_time(cli.target_time, &us) == 0) {
+			/* how the time was read: one typed in local time without a zone
+			 * (found by a user's walk through the README) */
+			char utc[BK_PG_TIME_MAX];
+			bk_pg_format_time(utc, us);
+			bool zone = strlen(cli.target_time) > 10 && strpbrk(cli.target_time + 10, "+-Z");
+			printf("recovery replays the transactions that ended up to %s%s\n", utc,
+			       zone ? "" : " (read as UTC: the time names no zone)");
+		}
 	}
 	/* A server configured from outside its data directory (Debian's clusters read
 	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */

@@ -182,6 +182,9 @@ if t_rc 0 "to that time without a zone: pg restore (not -q)" pg_as_server "$BUNK
 		'import json, sys; print([s["time"] for s in json.load(sys.stdin) if s["id"] == sys.argv[1]][0])' "$id1")
 	t_true "it says which backup it restored, the first, and when it ended ($t1)" \
 		grep -q "^restored base backup pg/main/base of $t1 (" "$OUT"
+	t_true "... and that it read the time as UTC, since it names no zone" grep -qx \
+		"recovery replays the transactions that ended up to ${ts%+00}[0-9.]*+00 (read as UTC: the time names no zone)" \
+		"$OUT" || diag "$(cat "$OUT")"
 	t_true "postgresql.auto.conf has it in UTC, with the zone" \
 		grep -q "^recovery_target_time = '$ts'" "$SRV/r-tz/postgresql.auto.conf"
 	if pitr_start "$SRV/r-tz" -c TimeZone=Asia/Kolkata && pitr_wait_recovered 120; then
