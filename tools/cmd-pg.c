@@ -207,6 +207,11 @@ static int basebackup(void)
 		.progress = cli_progress,
 		.warn = warn,
 	};
+	/* a spread checkpoint may take minutes, with nothing to show (found by a
+	 * user's walk through the README) */
+	if (!cli.fast_checkpoint && !cli.quiet && isatty(STDERR_FILENO))
+		fprintf(stderr, "waiting for the server's next checkpoint (--fast-checkpoint asks "
+				"for one at once)\n");
 	uint8_t id[32];
 	uint64_t t0 = bk_mono_us();
 	int e = bk_pg_basebackup(r, &o, id);

@@ -279,6 +279,21 @@ t_rc 2 "--max-rate 32k with --stall-timeout 1 is refused: one 32 kB message take
 t_true "... saying what it must be at least" grep -q \
 	"^bunker: --stall-timeout 1 s is too short for --max-rate 32k: the server sends 32 kB at a time, so at least 2 s" "$ERR"
 
+# On a terminal (script(1) gives it one): a line while the server's spread
+# checkpoint is awaited, then the progress, bytes and MB/s of the estimated total.
+pg_as_server script -qec "'$BUNKER' --repo '$REPO' --key-file '$KEY' pg basebackup \
+	--dbname '$(pitr_conninfo)'" /dev/null >"$T/tty.out" 2>&1
+t_is "$?" 0 "pg basebackup on a terminal, without --fast-checkpoint" || diag "$(cat -v "$T/tty.out")"
+t_true "... says it waits for the server's next checkpoint" grep -q \
+	"^waiting for the server's next checkpoint (--fast-checkpoint asks for one at once)" \
+	"$T/tty.out"
+t_true "... shows progress: MB of the estimated total, and MB/s" grep -aq \
+	"[0-9]\.[0-9] / [0-9]*\.[0-9] MB  [0-9]*\.[0-9] MB/s" "$T/tty.out" ||
+	diag "$(cat -v "$T/tty.out")"
+pg_as_server script -qec "'$BUNKER' --repo '$REPO' --key-file '$KEY' pg basebackup \
+	--dbname '$(pitr_conninfo)' --fast-checkpoint" /dev/null >"$T/tty2.out" 2>&1
+t_true "... but not with --fast-checkpoint" sh -c "! grep -q waiting '$T/tty2.out'"
+
 # A server configured from outside its data directory (Debian's layout): its base
 # backup holds no postgresql.conf (restored at the end).
 mv "$PG_DATA/postgresql.conf" "$T/postgresql.conf.aside"
