@@ -437,6 +437,8 @@ int cli_open_repo_ex(unsigned flags, BkRepo **ret)
 		return e;
 	e = bk_repo_open_ex(cli.repo, s, flags, ret);
 	bk_secret_free(s);
+	if (e == BK_E_BADKEY && cli.key_file) /* which one (BUNKER_KEY_FILE may have named it) */
+		e = bk_errorf(e, "%s: wrong key file %s", cli.repo, cli.key_file);
 	if (e == -EACCES) { /* say who, and what fixes it */
 		char why[1024];
 		snprintf(why, sizeof(why), "%s", bk_error_detail());

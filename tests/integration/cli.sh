@@ -264,6 +264,11 @@ t_true "... the key-file slot shown as such" grep -q "^$S3 .*key-file" "$OUT"
 ( umask 077; openssl rand -hex 32 >"$T/key-other" )
 t_rc 4 "a key file that opens no slot: exit 4" "$BUNKER" -q --repo "$R" --key-file "$T/key-other" check
 t_one_line_error "... one error line"
+t_true "... naming the repository and the key file" grep -qx \
+	"bunker: $R: wrong key file $T/key-other" "$ERR"
+t_rc 4 "... given by BUNKER_KEY_FILE: exit 4" env -u BUNKER_PASSWORD_FILE -u BUNKER_PASSWORD_COMMAND \
+	BUNKER_KEY_FILE="$T/key-other" "$BUNKER" -q --repo "$R" check
+t_true "... naming the key file too" grep -qx "bunker: $R: wrong key file $T/key-other" "$ERR"
 ( umask 077; printf 'this is not a key\n' >"$T/key-junk" )
 t_rc 4 "a file that is not a key file: exit 4" "$BUNKER" -q --repo "$R" --key-file "$T/key-junk" check
 t_one_line_error "... one error line"
