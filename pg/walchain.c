@@ -61,12 +61,38 @@ static int archived_seg_size(const BkWalArchive *a, uint32_t *ret)
 	return 0;
 }
 
+/* The clusters a repository archives, for the error naming one it does not: "a, b". */
+typedef struct {
+	char list[256];
+	size_t n;
+} Clusters;
+
+static int add_cluster(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	Clusters *c = ud;
+	const char *cl = strrchr(name, '/');
+	cl = cl ? cl + 1 : name;
+	size_t len = strlen(c->list);
+	if (bk_cluster_name_valid(cl) && len + strlen(cl) + 8 < sizeof(c->list))
+		snprintf(c->list + len, sizeof(c->list) - len, "%s%s", c->n++ ? ", " : "", cl);
+	else if (bk_cluster_name_valid(cl) && !strstr(c->list, "..."))
+		snprintf(c->list + len, sizeof(c->list) - len, ", ...");
+	return 0;
+}
+
 int bk_wal_archive_load(BkRepo *r, const char *cluster, BkWalArchive *ret)
 {
 	BkWalArchive a = { .r = r, .cluster = cluster };
 	int e = bk_cluster_get(r, cluster, &a.sysid, &a.seg_size);
-	if (e == -ENOENT)
-		e = bk_errorf(-ENOENT, "no cluster '%s' in this repository", cluster);
+	if (e == -ENOENT) { /* a typo, most likely: say what there is */
+		Clusters c = { .n = 0 };
+		bk_backend_list(r->be, "clusters", add_cluster, &c);
+		e = c.n ? bk_errorf(-ENOENT, "no cluster '%s' in this repository (it archives %s)",
+				    cluster, c.list)
+			: bk_errorf(-ENOENT, "no cluster '%s' in this repository (it archives the WAL "
+					  "of none yet)", cluster);
+	}
 	if (e == 0)
 		e = bk_wal_foreach(r, cluster, add_name, &a);
 	if (e == 0 && a.n) /* qsort wants an array, even of none */
