@@ -793,7 +793,8 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		} else if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path)
 			; /* written above */
 		else if (!c.on_path)
-			snprintf(window, sizeof(window), "off timeline %u's history", c.target_tli);
+			snprintf(window, sizeof(window), "off timeline %u's history (--target-timeline "
+				 "%u restores it)", c.target_tli, own);
 		else if (k == BK_WAL_CHAIN_NO_HISTORY)
 			snprintf(window, sizeof(window), "missing %s", lack);
 		else if (k == BK_WAL_CHAIN_COMPLETE && c.fork_unread) {
