@@ -6,7 +6,8 @@
  * reached only here: an archive cut between two entries (the data directory's or
  * a tablespace's) fails the backup and writes no snapshot; so does an archive name
  * that is not <digits>.tar (it becomes a path in the snapshot), a hard link, and
- * a base.tar without backup_label or whose label starts elsewhere.
+ * a base.tar without backup_label or whose label starts elsewhere; a damaged
+ * header fails it naming the archive.
  * First the same stream unbroken, which must be a snapshot: its metadata as the
  * stream says (start and stop LSN and timeline, backup_label, tablespace_map,
  * file count and bytes) and each file's bytes as sent, the tablespace's under
@@ -63,7 +64,12 @@ typedef enum {
 	S_LINK_CONF,     /* a symbolic link postgresql.auto.conf in base.tar */
 	S_LINK_DEEP,     /* a symbolic link below a tablespace's in pg_tblspc */
 	S_LINK_TS,       /* a symbolic link in the tablespace's archive */
+	S_BAD_HEADER,    /* a header in base.tar whose checksum does not match */
+	S_TS_BAD_HEADER, /* ... in the tablespace's archive */
 } Stream;
+
+/* Breaks the checksum of the header that starts at h (one bit of its name). */
+static void break_header(uint8_t *h) { h[10] ^= 1; }
 
 /* A file's bytes: a pattern that differs by seed and along the file. */
 static uint8_t *pattern(size_t n, unsigned seed)
@@ -88,7 +94,10 @@ static void tablespace_tar(TapBuf *t, Stream s)
 	uint8_t *d = pattern(TS_FILE_SIZE, 1);
 	fw_tar_entry(t, '5', "PG_15_202209061", NULL, 0, MTIME);
 	fw_tar_entry(t, '5', "PG_15_202209061/1", NULL, 0, MTIME);
+	size_t before = t->len;
 	fw_tar_entry(t, '0', TS_FILE, d, TS_FILE_SIZE, MTIME);
+	if (s == S_TS_BAD_HEADER)
+		break_header(t->p + before);
 	if (s == S_LINK_TS)
 		fw_tar_entry(t, '2', "PG_15_202209061/1/16386", "/etc/shadow", 0, MTIME);
 	if (s != S_TS_CUT)
@@ -109,7 +118,10 @@ static void base_tar(TapBuf *t, Stream s)
 		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
 	free(dot);
 	fw_tar_entry(t, '0', "tablespace_map", TSMAP, strlen(TSMAP), MTIME + 100);
+	size_t before_version = t->len;
 	fw_tar_entry(t, '0', "PG_VERSION", "15\n", 3, MTIME);
+	if (s == S_BAD_HEADER)
+		break_header(t->p + before_version);
 	fw_tar_entry(t, '5', "global", NULL, 0, MTIME);
 	fw_tar_entry(t, '0', "global/pg_control", control, 8192, MTIME);
 	fw_tar_entry(t, '5', "base", NULL, 0, MTIME);
@@ -332,6 +344,14 @@ int main(void)
 	refused(f, S_LABEL_TLI, "16384.tar", BK_E_CORRUPT,
 		"backup_label does not start at 0/2000028 on timeline 1",
 		"a backup_label starting on timeline 2");
+	/* A header the parser refuses names its archive, as the end of one cut short
+	 * does: the offset alone does not say which (found by review) */
+	refused(f, S_BAD_HEADER, "16384.tar", BK_E_CORRUPT,
+		"base.tar: tar at offset 2048: header checksum mismatch",
+		"a damaged header in base.tar, named");
+	refused(f, S_TS_BAD_HEADER, "16384.tar", BK_E_CORRUPT,
+		"16384.tar: tar at offset 1024: header checksum mismatch",
+		"a damaged header in the tablespace's archive, named");
 	fw_stop(f);
 	return tap_done();
 }
