@@ -240,6 +240,15 @@ typedef struct {
 	char path[];
 } PendingFile;
 
+/* Adds an entry the server sent. A path sent twice (or a file where a directory
+ * is) is the stream's fault, not a caller's: BK_E_CORRUPT, where the builder
+ * says BK_E_USAGE, which bunker exits 2 for, "usage" (found by review). */
+static int tree_add(Ctx *c, const char *path, BkTreeEntry *e)
+{
+	int r = bk_tree_builder_add(c->tree, path, e);
+	return r == BK_E_USAGE ? BK_E_CORRUPT : r;
+}
+
 static int file_done(void *ud, BkContentNode *root, uint64_t size)
 {
 	PendingFile *pf = ud;
@@ -248,7 +257,7 @@ static int file_done(void *ud, BkContentNode *root, uint64_t size)
 		pf->entry.content = *root;
 		*root = (BkContentNode){ 0 };
 		pf->entry.size = size;
-		e = bk_tree_builder_add(pf->c->tree, pf->path, &pf->entry);
+		e = tree_add(pf->c, pf->path, &pf->entry);
 	}
 	free(pf);
 	return e;
@@ -373,7 +382,7 @@ static int entry_end(void *ud, const BkTarEntry *t)
 			return bk_chunk_stream_end_file(c->stream, file_done, pf);
 		}
 	}
-	e = bk_tree_builder_add(c->tree, c->path, &c->cur);
+	e = tree_add(c, c->path, &c->cur);
 	c->cur = (BkTreeEntry){ 0 };
 	return e;
 }

@@ -7,7 +7,7 @@
  * a tablespace's) fails the backup and writes no snapshot; so does an archive name
  * that is not <digits>.tar (it becomes a path in the snapshot), a hard link, and
  * a base.tar without backup_label or whose label starts elsewhere; a damaged
- * header fails it naming the archive.
+ * header fails it naming the archive, and a path sent twice is BK_E_CORRUPT.
  * First the same stream unbroken, which must be a snapshot: its metadata as the
  * stream says (start and stop LSN and timeline, backup_label, tablespace_map,
  * file count and bytes) and each file's bytes as sent, the tablespace's under
@@ -66,6 +66,8 @@ typedef enum {
 	S_LINK_TS,       /* a symbolic link in the tablespace's archive */
 	S_BAD_HEADER,    /* a header in base.tar whose checksum does not match */
 	S_TS_BAD_HEADER, /* ... in the tablespace's archive */
+	S_DUP_FILE,      /* PG_VERSION twice in base.tar */
+	S_DUP_DIR,       /* base/1 a file after it was a directory */
 } Stream;
 
 /* Breaks the checksum of the header that starts at h (one bit of its name). */
@@ -122,12 +124,16 @@ static void base_tar(TapBuf *t, Stream s)
 	fw_tar_entry(t, '0', "PG_VERSION", "15\n", 3, MTIME);
 	if (s == S_BAD_HEADER)
 		break_header(t->p + before_version);
+	if (s == S_DUP_FILE)
+		fw_tar_entry(t, '0', "PG_VERSION", "15\n", 3, MTIME);
 	fw_tar_entry(t, '5', "global", NULL, 0, MTIME);
 	fw_tar_entry(t, '0', "global/pg_control", control, 8192, MTIME);
 	fw_tar_entry(t, '5', "base", NULL, 0, MTIME);
 	fw_tar_entry(t, '5', "base/1", NULL, 0, MTIME);
 	size_t before_big = t->len;
 	fw_tar_entry(t, '0', BIG_FILE, big, BIG_FILE_SIZE, MTIME);
+	if (s == S_DUP_DIR)
+		fw_tar_entry(t, '0', "base/1", "x", 1, MTIME);
 	if (s == S_BASE_CUT_DATA)
 		t->len = before_big + 512 + BIG_FILE_SIZE / 2;
 	if (s == S_HARD_LINK)
@@ -352,6 +358,11 @@ int main(void)
 	refused(f, S_TS_BAD_HEADER, "16384.tar", BK_E_CORRUPT,
 		"16384.tar: tar at offset 1024: header checksum mismatch",
 		"a damaged header in the tablespace's archive, named");
+	/* The server's bytes, not bunker's usage: exit 5, not 2 (found by review) */
+	refused(f, S_DUP_FILE, "16384.tar", BK_E_CORRUPT, "PG_VERSION: appears twice",
+		"a file sent twice in base.tar: BK_E_CORRUPT");
+	refused(f, S_DUP_DIR, "16384.tar", BK_E_CORRUPT, "base/1",
+		"a file where base.tar sent a directory: BK_E_CORRUPT");
 	fw_stop(f);
 	return tap_done();
 }
