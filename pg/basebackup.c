@@ -18,6 +18,9 @@
 #include "store/util.h"
 
 #define SMALL_FILE_MAX (1u << 20) /* backup_label and tablespace_map are captured */
+/* backup_label's tar mtime, in seconds either side of 1970 (73,000 years): the
+ * server's clock, in microseconds, stays far from overflowing int64 */
+#define LABEL_MTIME_MAX (INT64_MAX / 4000000)
 
 typedef struct {
 	BkRepo *repo;
@@ -285,6 +288,9 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	c->capturing = !c->prefix[0] && t->type == BK_TAR_FILE && t->size <= SMALL_FILE_MAX &&
 		       (!strcmp(t->path, "backup_label") || !strcmp(t->path, "tablespace_map"));
 	if (c->capturing && !strcmp(t->path, "backup_label")) {
+		if (t->mtime < -LABEL_MTIME_MAX || t->mtime > LABEL_MTIME_MAX)
+			return bk_errorf(BK_E_CORRUPT, "backup_label: modification time %" PRId64
+					 " s is out of range", t->mtime);
 		c->label_mtime = t->mtime;
 		c->label_seen_us = bk_now_us();
 	}

@@ -68,6 +68,7 @@ typedef enum {
 	S_TS_BAD_HEADER, /* ... in the tablespace's archive */
 	S_DUP_FILE,      /* PG_VERSION twice in base.tar */
 	S_DUP_DIR,       /* base/1 a file after it was a directory */
+	S_LABEL_MTIME,   /* backup_label stamped 2^62 s after 1970 (GNU base-256) */
 } Stream;
 
 /* Breaks the checksum of the header that starts at h (one bit of its name). */
@@ -114,8 +115,21 @@ static void base_tar(TapBuf *t, Stream s)
 	if (s == S_DOT_FIRST)
 		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
 	const char *label = s == S_LABEL_ELSE ? LABEL_ELSE : s == S_LABEL_TLI ? LABEL_TLI : LABEL;
+	size_t before_label = t->len;
 	if (s != S_NO_LABEL)
 		fw_tar_entry(t, '0', "backup_label", label, strlen(label), MTIME + 100);
+	if (s == S_LABEL_MTIME) {
+		uint8_t *h = t->p + before_label;
+		memset(h + 136, 0, 12);
+		h[136] = 0x80; /* base-256, then the value big-endian in the other 11 bytes */
+		h[140] = 0x40;
+		memset(h + 148, ' ', 8);
+		unsigned sum = 0;
+		for (int i = 0; i < 512; i++)
+			sum += h[i];
+		snprintf((char *)h + 148, 8, "%06o", sum);
+		h[155] = ' ';
+	}
 	if (s == S_DOT_FILE)
 		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);
 	free(dot);
@@ -363,6 +377,12 @@ int main(void)
 		"a file sent twice in base.tar: BK_E_CORRUPT");
 	refused(f, S_DUP_DIR, "16384.tar", BK_E_CORRUPT, "base/1",
 		"a file where base.tar sent a directory: BK_E_CORRUPT");
+	/* Its stamp dates the snapshot in the server's clock, in microseconds: one
+	 * past 2^63 us overflowed (UBSan: signed integer overflow) and the backup was
+	 * saved with whatever time came out (found by review) */
+	refused(f, S_LABEL_MTIME, "16384.tar", BK_E_CORRUPT,
+		"backup_label: modification time 4611686018427387904 s is out of range",
+		"a backup_label stamped 2^62 s after 1970");
 	fw_stop(f);
 	return tap_done();
 }
