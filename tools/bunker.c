@@ -475,6 +475,11 @@ void cli_progress(void *ud, uint64_t done, uint64_t total)
 		progress_started = now;
 	double secs = (double)(now - progress_started) / 1e6;
 	double rate = secs > 0 ? (double)done / 1e6 / secs : 0;
+	/* an estimate the input outgrew (a base backup's files written after the
+	 * server sized them): the total is what has come, as pg_basebackup shows it
+	 * (found by review: total - done wrapped, "ETA 1836890783043s") */
+	if (total && done > total)
+		total = done;
 	if (total)
 		fprintf(stderr, "\r%.1f / %.1f MB  %.1f MB/s  ETA %.0fs   ", (double)done / 1e6,
 			(double)total / 1e6, rate, rate > 0 ? ((double)(total - done) / 1e6) / rate : 0);

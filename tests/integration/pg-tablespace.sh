@@ -35,6 +35,48 @@ pg_sql "create table t (id int primary key, v text) tablespace ts" >/dev/null
 pg_sql "insert into t select g, md5(g::text) from generate_series(1, 10000) g" >/dev/null
 want=$(pg_sql "select count(*) || ':' || sum(id) from t")
 
+# Progress on a terminal (script(1) gives it one) when the files outgrow the server's
+# estimate: 40 MB written to the data directory while the tablespace's archive
+# streams (--max-rate 8M: 24 MB there take 3 s) come after the server sized
+# base.tar. Each line's total is then what has come, and no ETA is beyond reason
+# (total - done wrapped: "51.4 / 49.7 MB  10.0 MB/s  ETA 1840804295586s", found
+# by review). Into a repository of its own; the tables are dropped after.
+if command -v script >/dev/null; then
+	pg_psql >/dev/null <<EOF
+create table pts (b text) tablespace ts;
+alter table pts alter column b set storage external;
+insert into pts select repeat('t', 1000000) from generate_series(1, 24);
+create table pgrow (b text);
+alter table pgrow alter column b set storage external;
+checkpoint;
+EOF
+	pg_as_server "$BUNKER" -q --repo "$T/bk/progress" --key-file "$KEY" init >/dev/null
+	pg_as_server script -qfec "'$BUNKER' --repo '$T/bk/progress' --key-file '$KEY' pg basebackup \
+		--dbname '$(pitr_conninfo)' --fast-checkpoint --max-rate 8M --archive-timeout 0" \
+		/dev/null >"$T/tty.out" 2>&1 &
+	tty_pid=$!
+	sleep 0.5
+	pg_psql >/dev/null <<EOF
+insert into pgrow select repeat('g', 1000000) from generate_series(1, 40);
+EOF
+	wait "$tty_pid"
+	t_is "$?" 0 "pg basebackup on a terminal, the files growing past the estimate" ||
+		diag "$(tr '\r' '\n' <"$T/tty.out" | tail -n 5)"
+	# "DONE / TOTAL MB  RATE MB/s  ETA Ns" lines, after carriage returns
+	tr '\r' '\n' <"$T/tty.out" | grep -E '^[0-9.]+ / [0-9.]+ MB ' >"$T/tty.lines"
+	t_true "the backup outgrew the estimate its first line shows" awk '
+		NR == 1 { first = $3 } $1 + 0 > first + 10 { grew = 1 } END { exit !grew }' "$T/tty.lines" ||
+		diag "$(cat "$T/tty.lines")"
+	t_true "... and no line shows more done than its total, or an ETA past a day" awk '
+		$1 + 0 > $3 + 0 || substr($NF, 1, length($NF) - 1) + 0 > 86400 { bad = 1; print }
+		END { exit bad }' "$T/tty.lines" || diag "$(cat "$T/tty.lines")"
+	pg_sql "drop table pts, pgrow" >/dev/null
+	pg_sql "checkpoint" >/dev/null
+	rm -rf "$T/bk/progress"
+else
+	skip "no script(1) to give the backup a terminal"
+fi
+
 t_rc 0 "pg basebackup of a cluster with a tablespace" \
 	bkp pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 seg=$(pitr_switch_wal)
