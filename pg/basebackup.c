@@ -608,6 +608,14 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 	BkPgReplSystem sys;
 	int e = bk_pgrepl_open(o->conninfo, &conn);
 	ServerWarnings warned = { .o = o };
+	/* Before anything is asked or written: before 15 there is no in_hot_standby
+	 * (13's SHOW failed, and its error was the message) and BASE_BACKUP speaks an
+	 * older protocol. Not BK_E_VERSION, which bunker exits 5 for, "corruption
+	 * found" (found by review). */
+	int server_version = e == 0 ? bk_pgrepl_server_version(conn) : 0;
+	if (e == 0 && server_version < 150000)
+		e = bk_errorf(-EPROTONOSUPPORT, "PostgreSQL %d.%d: base backups need PostgreSQL 15 "
+			      "or later", server_version / 10000, server_version % 10000);
 	if (e == 0 && o->warn)
 		bk_pgrepl_on_warning(conn, server_warning, &warned);
 	char seg_s[32];

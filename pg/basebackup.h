@@ -10,6 +10,9 @@
  * the backup's end; its metadata holds: system_identifier, timeline, start_lsn,
  * stop_lsn, stop_timeline, server_version, backup_label, tablespace_map.
  *
+ * A server older than PostgreSQL 15 is refused (-EPROTONOSUPPORT) before anything
+ * is asked of it or written.
+ *
  * The server's system identifier is checked against (or recorded as) the
  * cluster's (pg/walarchive.h), so a base backup and the WAL archive always belong
  * to the same system; o->warn is told when that records a cluster name new here

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "pg/basebackup.h"
+#include "pg/walarchive.h"
 #include "store/error.h"
 #include "store/fs.h"
 #include "store/keyslot.h"
@@ -197,6 +198,7 @@ static void stream(TapBuf *b, Stream s, const char *ts_name)
 }
 
 static char detail[1024], warned[1024];
+static unsigned archive_timeout; /* BkBaseBackupOpts.archive_timeout_s of backup() */
 
 static void on_warn(void *ud, const char *msg)
 {
@@ -212,7 +214,7 @@ static int backup(FakeWalsender *f, BkRepo *r, Stream s, const char *ts_name, ui
 	tap_buf_free(&b);
 	warned[0] = '\0';
 	BkBaseBackupOpts o = { .conninfo = fw_conninfo(f), .cluster = "main", .host = "test",
-			       .warn = on_warn };
+			       .warn = on_warn, .archive_timeout_s = archive_timeout };
 	int e = bk_pg_basebackup(r, &o, snap);
 	snprintf(detail, sizeof(detail), "%s", e < 0 ? bk_error_detail() : "");
 	return e;
@@ -317,6 +319,37 @@ static void refused(FakeWalsender *f, Stream s, const char *ts_name, int code, c
 	test_repo_close(&t);
 }
 
+/* A server older than PostgreSQL 15 is refused before anything is asked of it or
+ * written: exit 1, saying so. A 14 came to BASE_BACKUP's own check, after the
+ * cluster was recorded, as BK_E_VERSION (exit 5, "corruption found"); a 13 had
+ * no in_hot_standby, and the SHOW's error was all the user saw (found by
+ * review). */
+static void test_old_server(FakeWalsender *f, const char *version)
+{
+	TestRepo t;
+	if (test_repo_open(&t, "pg-basebackup") < 0) {
+		ok(false, "PostgreSQL %s: a repository (%s)", version, bk_error_detail());
+		return;
+	}
+	fw_set_version(f, version);
+	archive_timeout = 60; /* bunker pg basebackup's default: it asks in_hot_standby */
+	uint8_t snap[32], id[32];
+	uint64_t sysid;
+	uint32_t seg_size;
+	int e = backup(f, t.r, S_OK, "16384.tar", snap);
+	char want[64];
+	snprintf(want, sizeof(want), "PostgreSQL %s: base backups need PostgreSQL 15", version);
+	ok(e == -EPROTONOSUPPORT && strstr(detail, want) &&
+		   bk_snapshot_resolve(t.r, "latest", NULL, id) == -ENOENT &&
+		   bk_cluster_get(t.r, "main", &sysid, &seg_size) == -ENOENT,
+	   "PostgreSQL %s: refused (exit 1), saying so, before the cluster is recorded (%d %s)",
+	   version, e, detail);
+	fw_set_version(f, "15.4");
+	archive_timeout = 0;
+	bk_error_clear();
+	test_repo_close(&t);
+}
+
 int main(void)
 {
 	FakeWalsender *f = fw_start();
@@ -383,6 +416,8 @@ int main(void)
 	refused(f, S_LABEL_MTIME, "16384.tar", BK_E_CORRUPT,
 		"backup_label: modification time 4611686018427387904 s is out of range",
 		"a backup_label stamped 2^62 s after 1970");
+	test_old_server(f, "14.10");
+	test_old_server(f, "13.2");
 	fw_stop(f);
 	return tap_done();
 }

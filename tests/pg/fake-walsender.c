@@ -191,6 +191,7 @@ struct FakeWalsender {
 	TapBuf reply;
 	bool hangup;
 	char last_command[2048];
+	char version[16];
 };
 
 static bool write_all(int fd, const void *p, size_t n)
@@ -245,8 +246,8 @@ static void add_parameter(TapBuf *b, const char *key, const char *value)
 	tap_buf_free(&m);
 }
 
-/* Startup: refuses SSL and GSS encryption, trusts, says it is 15.4. */
-static bool startup(int fd)
+/* Startup: refuses SSL and GSS encryption, trusts, says it is `version`. */
+static bool startup(int fd, const char *version)
 {
 	for (;;) {
 		uint8_t hdr[8];
@@ -271,7 +272,7 @@ static bool startup(int fd)
 	TapBuf m = { 0 };
 	add_be32(&m, 0);
 	add_msg(&b, 'R', &m); /* AuthenticationOk */
-	add_parameter(&b, "server_version", "15.4");
+	add_parameter(&b, "server_version", version);
 	add_parameter(&b, "server_encoding", "UTF8");
 	add_parameter(&b, "client_encoding", "UTF8");
 	add_parameter(&b, "DateStyle", "ISO, MDY");
@@ -290,7 +291,11 @@ static bool startup(int fd)
 
 static void serve(FakeWalsender *f, int fd)
 {
-	if (!startup(fd))
+	char version[sizeof(f->version)];
+	pthread_mutex_lock(&f->lock);
+	memcpy(version, f->version, sizeof(version));
+	pthread_mutex_unlock(&f->lock);
+	if (!startup(fd, version))
 		return;
 	for (;;) {
 		uint8_t hdr[5];
@@ -313,6 +318,8 @@ static void serve(FakeWalsender *f, int fd)
 		} else if (!strcmp(q, "SHOW wal_segment_size")) {
 			const char *cells[] = { "16MB" };
 			fw_result(&b, 1, 1, cells, "SHOW");
+		} else if (!strcmp(q, "SHOW in_hot_standby") && atoi(version) < 14) {
+			fw_error(&b, "unrecognized configuration parameter \"in_hot_standby\"");
 		} else if (!strcmp(q, "SHOW in_hot_standby")) {
 			const char *cells[] = { "off" };
 			fw_result(&b, 1, 1, cells, "SHOW");
@@ -366,6 +373,7 @@ FakeWalsender *fw_start(void)
 	         "connect_timeout=10",
 	         ntohs(a.sin_port));
 	pthread_mutex_init(&f->lock, NULL);
+	snprintf(f->version, sizeof(f->version), "15.4");
 	if (pthread_create(&f->thread, NULL, run, f) != 0)
 		abort();
 	return f;
@@ -379,6 +387,13 @@ void fw_set_reply(FakeWalsender *f, const TapBuf *reply, bool hangup)
 	f->reply.len = 0;
 	tap_buf_add(&f->reply, reply->p, reply->len);
 	f->hangup = hangup;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void fw_set_version(FakeWalsender *f, const char *version)
+{
+	pthread_mutex_lock(&f->lock);
+	snprintf(f->version, sizeof(f->version), "%s", version);
 	pthread_mutex_unlock(&f->lock);
 }
 

@@ -7,9 +7,10 @@
  * refusal is known to come from the bytes the test broke.
  *
  * Protocol 3.0 without SSL (conninfo has sslmode=disable gssencmode=disable),
- * trust authentication, server_version 15.4. Connections are served one at a time
+ * trust authentication, server_version 15.4 (or fw_set_version's). Connections are served one at a time
  * in a thread. Queries answered: IDENTIFY_SYSTEM (FW_SYSID, timeline 1,
- * 0/3000000), SHOW wal_segment_size (16MB) and in_hot_standby (off), and
+ * 0/3000000), SHOW wal_segment_size (16MB) and in_hot_standby (off; before 14 an
+ * unknown setting, as there), and
  * BASE_BACKUP, which gets the bytes of fw_set_reply() verbatim followed by
  * ReadyForQuery (none, and the connection closed, with hangup). Anything else
  * gets an ErrorResponse. Replies are built with the fw_* message writers below.
@@ -54,6 +55,8 @@ const char *fw_conninfo(const FakeWalsender *f);
 /* What the next BASE_BACKUP gets (copied); with hangup the connection is closed
  * right after it. */
 void fw_set_reply(FakeWalsender *f, const TapBuf *reply, bool hangup);
+/* The server_version the next connections are told ("15.4" until set). */
+void fw_set_version(FakeWalsender *f, const char *version);
 /* The text of the last BASE_BACKUP command received ("" before any). */
 const char *fw_last_backup_command(FakeWalsender *f);
 void fw_stop(FakeWalsender *f);
