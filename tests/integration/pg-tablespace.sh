@@ -13,7 +13,8 @@
 # fails after writing gives a target that was there its owner and mode back.
 # A --target whose parents cannot be made fails before writing; a repository path
 # with a line break and a quote gives a postgresql.auto.conf PostgreSQL reads, whose
-# restore_command fetches WAL.
+# restore_command fetches WAL. On a terminal, a backup whose files outgrow the
+# server's estimate shows sane progress.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-tablespace
 
