@@ -116,6 +116,28 @@ static int protocol_error(BkPgRepl *c, const char *what, const char *msg)
 	return bk_errorf(BK_E_CORRUPT, "%s: %s", what, msg);
 }
 
+/* A result other than the one the protocol puts here (want): the server's error
+ * when it is one (or the connection's), else BK_E_CORRUPT saying in words what
+ * came (found by review: libpq's status name, "base backup: PGRES_COPY_OUT", was
+ * the whole message). */
+static int unexpected_result(BkPgRepl *c, const PGresult *res, const char *what,
+			     const char *want)
+{
+	const char *got = NULL;
+	switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
+	case PGRES_TUPLES_OK: got = "rows"; break;
+	case PGRES_COMMAND_OK: got = "a command completion"; break;
+	case PGRES_EMPTY_QUERY: got = "an empty query response"; break;
+	case PGRES_COPY_OUT:
+	case PGRES_COPY_IN:
+	case PGRES_COPY_BOTH: got = "a copy stream"; break;
+	default: return remote_error(c, res, what);
+	}
+	char msg[128];
+	snprintf(msg, sizeof(msg), "expected %s, got %s", want, got);
+	return protocol_error(c, what, msg);
+}
+
 static int check_ready(BkPgRepl *c, const char *what)
 {
 	if (c->broken)
@@ -191,7 +213,7 @@ static int check_tuples(BkPgRepl *c, const PGresult *res, const char *what, int 
                         int max_rows, int min_fields)
 {
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
-		return remote_error(c, res, what);
+		return unexpected_result(c, res, what, "rows");
 	int rows = PQntuples(res);
 	if (rows < min_rows || (max_rows >= 0 && rows > max_rows) || PQnfields(res) < min_fields) {
 		c->broken = true;
@@ -532,7 +554,7 @@ static int backup_stream(Backup *b, BkPgReplBackupResult *out)
 		if (!res)
 			break;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return remote_error(c, res, what);
+			return unexpected_result(c, res, what, "a command completion");
 	}
 	return 0;
 }
@@ -621,7 +643,7 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 	{
 		_cleanup_pqclear_ PGresult *res = PQgetResult(c->conn);
 		if (!res || PQresultStatus(res) != PGRES_COPY_OUT)
-			return remote_error(c, res, what);
+			return unexpected_result(c, res, what, "a copy stream");
 	}
 	if (opt->stall_timeout_s) {
 		Watchdog w;

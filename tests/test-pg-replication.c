@@ -729,6 +729,9 @@ typedef enum {
 	S_ARCHIVE_UNLISTED,  /* 99999.tar in place of 16384.tar */
 	S_ARCHIVE_TWICE,     /* base.tar in place of 16384.tar, then base.tar */
 	S_LOCATION_OTHER,    /* 16384.tar at another location than listed */
+	S_NO_TABLESPACES_ROWS, /* the COPY where the tablespace list belongs */
+	S_ROWS_AT_COPY,      /* a second tablespace list where the COPY belongs */
+	S_ROWS_AFTER_END,    /* a result set after the end location */
 } Stream;
 
 #define FAKE_TS_KB 100
@@ -767,10 +770,14 @@ static void fake_stream(TapBuf *b, Stream s, const TapBuf *ts_tar, const TapBuf 
 	fw_lsn_result(b, "0/2000028", "1");
 	if (s == S_NO_TABLESPACES) {
 		fw_result(b, 3, 0, NULL, "SELECT");
+	} else if (s == S_NO_TABLESPACES_ROWS) {
+		/* (nothing: the COPY comes next) */
 	} else {
 		const char *ts_size = s == S_SIZE_OVERFLOW ? "18446744073709551615" : ts_kb;
 		const char *rows[] = { "16384", "/srv/ts", ts_size, NULL, NULL, base_kb };
 		fw_result(b, 3, 2, rows, "SELECT");
+		if (s == S_ROWS_AT_COPY)
+			fw_result(b, 3, 2, rows, "SELECT");
 	}
 	if (s == S_FAILED_AT_COPY) {
 		fw_error(b, "could not start the backup: fake failure");
@@ -824,6 +831,8 @@ static void fake_stream(TapBuf *b, Stream s, const TapBuf *ts_tar, const TapBuf 
 		fw_lsn_result(b, s == S_END_BEFORE_START ? "0/1000000" : "0/2000100",
 		              s == S_END_TLI_ZERO ? "0" : s == S_END_TLI_BAD ? "2x" : "2");
 	}
+	if (s == S_ROWS_AFTER_END)
+		fw_lsn_result(b, "0/2000200", "2");
 	if (s == S_FAILED_AFTER_END)
 		fw_error(b, "fake failure after the end location");
 	else
@@ -994,6 +1003,16 @@ static void test_fake_streams(void)
 		{ S_LOCATION_OTHER, BK_E_CORRUPT,
 		  "archive '16384.tar' at '/srv/other' is not a tablespace the server listed",
 		  "a tablespace's archive at another location than listed" },
+		/* what came, in words, where libpq's status name was the whole message
+		 * ("base backup: PGRES_COPY_OUT", found by review) */
+		{ S_NO_TABLESPACES_ROWS, BK_E_CORRUPT,
+		  "base backup: expected rows, got a copy stream",
+		  "the archives where the tablespace list belongs" },
+		{ S_ROWS_AT_COPY, BK_E_CORRUPT, "base backup: expected a copy stream, got rows",
+		  "a second tablespace list" },
+		{ S_ROWS_AFTER_END, BK_E_CORRUPT,
+		  "base backup: expected a command completion, got rows",
+		  "rows after the end location" },
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(broken); i++) {
 		r = fake_backup(f, broken[i].s, &k, &res, &after);
