@@ -452,7 +452,8 @@ int cli_open_repo_ex(unsigned flags, BkRepo **ret)
 
 /* ---- progress ---- */
 
-static uint64_t progress_started, progress_last;
+/* when the first report was shown, and what it said was done */
+static uint64_t progress_started, progress_last, progress_first_done;
 
 bool cli_progress_due(uint64_t *last)
 {
@@ -471,18 +472,29 @@ void cli_progress(void *ud, uint64_t done, uint64_t total)
 	if (!cli_progress_due(&progress_last))
 		return;
 	uint64_t now = progress_last;
-	if (!progress_started) /* (the first call is due: progress_last was 0) */
+	if (!progress_started) { /* (the first call is due: progress_last was 0) */
 		progress_started = now;
+		progress_first_done = done;
+	}
+	/* the rate since the first report: what came before it took time not counted
+	 * here (found by review: a base backup's first report comes after 1 s of data,
+	 * and --max-rate 8M showed 16.8, 12.6, 11.1 ... MB/s; and "ETA 0s" while none
+	 * was known) */
 	double secs = (double)(now - progress_started) / 1e6;
-	double rate = secs > 0 ? (double)done / 1e6 / secs : 0;
+	double rate = secs > 0 && done > progress_first_done
+			      ? (double)(done - progress_first_done) / 1e6 / secs
+			      : 0;
 	/* an estimate the input outgrew (a base backup's files written after the
 	 * server sized them): the total is what has come, as pg_basebackup shows it
 	 * (found by review: total - done wrapped, "ETA 1836890783043s") */
 	if (total && done > total)
 		total = done;
-	if (total)
+	if (total && rate > 0)
 		fprintf(stderr, "\r%.1f / %.1f MB  %.1f MB/s  ETA %.0fs   ", (double)done / 1e6,
-			(double)total / 1e6, rate, rate > 0 ? ((double)(total - done) / 1e6) / rate : 0);
+			(double)total / 1e6, rate, ((double)(total - done) / 1e6) / rate);
+	else if (total)
+		fprintf(stderr, "\r%.1f / %.1f MB  %.1f MB/s  ETA -   ", (double)done / 1e6,
+			(double)total / 1e6, rate);
 	else
 		fprintf(stderr, "\r%.1f MB  %.1f MB/s   ", (double)done / 1e6, rate);
 }

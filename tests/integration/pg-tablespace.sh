@@ -71,6 +71,12 @@ EOF
 	t_true "... and no line shows more done than its total, or an ETA past a day" awk '
 		$1 + 0 > $3 + 0 || substr($NF, 1, length($NF) - 1) + 0 > 86400 { bad = 1; print }
 		END { exit bad }' "$T/tty.lines" || diag "$(cat "$T/tty.lines")"
+	# 8M is 8192 kB/s, 8.4 MB/s: the rate since the first line, whose data came
+	# before it (found by review: the second line said 16.8 MB/s, counting the
+	# first line's 8.4 MB in 1 s); half again to spare for a report read late
+	t_true "... or a rate half again above --max-rate 8M's 8.4 MB/s" awk '
+		$6 == "MB/s" && $5 + 0 > 12.6 { bad = 1; print } END { exit bad }' "$T/tty.lines" ||
+		diag "$(cat "$T/tty.lines")"
 	pg_sql "drop table pts, pgrow" >/dev/null
 	pg_sql "checkpoint" >/dev/null
 	rm -rf "$T/bk/progress"
