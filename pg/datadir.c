@@ -652,11 +652,21 @@ static int mark(const Dir *d)
 	return 0;
 }
 
+/* Removes d's marker durably (the directory fsync'd). */
 static int unmark(const Dir *d)
 {
-	return unlinkat(d->fd, BK_RESTORE_MARKER, 0) < 0
-		       ? bk_errorf_code(-errno, "remove %s/%s", d->path, BK_RESTORE_MARKER)
-		       : 0;
+	if (unlinkat(d->fd, BK_RESTORE_MARKER, 0) < 0)
+		return bk_errorf_code(-errno, "remove %s/%s", d->path, BK_RESTORE_MARKER);
+	return fsync(d->fd) < 0 ? bk_errorf_code(-errno, "fsync %s", d->path) : 0;
+}
+
+/* Makes what the restore changed in d since its files' sync durable: the chmod of
+ * a location, give_all's chowns (found by review: the last steps were never
+ * synced, and a power cut after success could give back a data directory of
+ * root's, or a marker). */
+static int sync_dir(const Dir *d)
+{
+	return syncfs(d->fd) < 0 ? bk_errorf_code(-errno, "sync %s", d->path) : 0;
 }
 
 typedef struct {
@@ -937,6 +947,8 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	 * the owner (resolve_owner) last */
 	if (e == 0 && o->restore_owner)
 		e = give_all(&target, o, &ts);
+	for (size_t i = 0; e == 0 && i <= ts.n; i++)
+		e = sync_dir(i < ts.n ? &ts.locs[i] : &target);
 	/* the data directory's last: the restore is whole once it is gone */
 	for (size_t i = 0; e == 0 && i < ts.n; i++)
 		e = unmark(&ts.locs[i]);

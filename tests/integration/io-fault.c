@@ -29,7 +29,13 @@
  *   swap-file     as a matching file is truncated (ftruncate), its name is given
  *                 to a symbolic link to $IO_FAULT_SWAP_TO: what a user who can
  *                 write the directory can do to a file being restored there
- *   syncfs        syncfs fails with EIO (the restore's one sync at the end) */
+ *   syncfs        syncfs fails with EIO (the restore's one sync at the end)
+ *   unsynced      nothing fails; a change of a matching path's metadata (fchown,
+ *                 fchownat, fchmod, unlinkat) is noted, and forgotten once an
+ *                 fsync, fdatasync or syncfs of any descriptor on its file system
+ *                 follows; at exit each one left is named on stderr ("io-fault:
+ *                 not made durable: ..."): what a power cut just after the
+ *                 program's success could undo */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -229,10 +235,96 @@ ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 	return fault_pread("pread64", fd, buf, n, off);
 }
 
+/* unsynced mode: per file system, the last change no sync there followed yet. */
+static struct {
+	dev_t dev;
+	char what[PATH_MAX + 16];
+} pending[16];
+static size_t npending;
+
+/* Notes change what (a call's name) of path (relative to dirfd unless absolute)
+ * on the file system of dirfd, once it is done, when path matches. */
+static void note_change(const char *what, int dirfd, const char *path, int done)
+{
+	char dir[PATH_MAX] = "", link[64];
+	struct stat st;
+	if (done < 0 || !mode_is("unsynced") || !at_matches(dirfd, path) || fstat(dirfd, &st) < 0)
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+	ssize_t n = path[0] == '/' ? 0 : readlink(link, dir, sizeof(dir) - 1);
+	dir[n > 0 ? n : 0] = '\0';
+	size_t i = 0;
+	while (i < npending && pending[i].dev != st.st_dev)
+		i++;
+	if (i == sizeof(pending) / sizeof(pending[0]))
+		return;
+	npending += i == npending;
+	pending[i].dev = st.st_dev;
+	snprintf(pending[i].what, sizeof(pending[i].what), "%s %s%s%s", what, dir, n > 0 && path[0] ? "/" : "",
+		 path);
+}
+
+/* A sync of fd makes every change on its file system durable. */
+static void note_sync(int fd)
+{
+	struct stat st;
+	if (!mode_is("unsynced") || fstat(fd, &st) < 0)
+		return;
+	for (size_t i = 0; i < npending; i++)
+		if (pending[i].dev == st.st_dev)
+			pending[i].what[0] = '\0';
+}
+
+__attribute__((destructor)) static void report_unsynced(void)
+{
+	for (size_t i = 0; i < npending; i++)
+		if (pending[i].what[0])
+			fprintf(stderr, "io-fault: not made durable: %s\n", pending[i].what);
+}
+
+int fchown(int fd, uid_t uid, gid_t gid)
+{
+	int (*real)(int, uid_t, gid_t) = (int (*)(int, uid_t, gid_t))dlsym(RTLD_NEXT, "fchown");
+	int r = real(fd, uid, gid);
+	note_change("fchown", fd, "", r);
+	return r;
+}
+
+int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
+{
+	int (*real)(int, const char *, uid_t, gid_t, int) =
+		(int (*)(int, const char *, uid_t, gid_t, int))dlsym(RTLD_NEXT, "fchownat");
+	int r = real(dirfd, path, uid, gid, flags);
+	note_change("fchownat", dirfd, path, r);
+	return r;
+}
+
+int fchmod(int fd, mode_t mode)
+{
+	int (*real)(int, mode_t) = (int (*)(int, mode_t))dlsym(RTLD_NEXT, "fchmod");
+	int r = real(fd, mode);
+	note_change("fchmod", fd, "", r);
+	return r;
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+	int (*real)(int, const char *, int) = (int (*)(int, const char *, int))dlsym(RTLD_NEXT,
+										     "unlinkat");
+	int r = real(dirfd, path, flags);
+	note_change("unlinkat", dirfd, path, r);
+	return r;
+}
+
 static int fault_sync(const char *sym, const char *mode, int fd)
 {
 	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, sym);
-	return fd_fails(mode, fd) ? -1 : real(fd);
+	if (fd_fails(mode, fd))
+		return -1;
+	int r = real(fd);
+	if (r == 0)
+		note_sync(fd);
+	return r;
 }
 
 int fsync(int fd) { return fault_sync("fsync", "fsync", fd); }
