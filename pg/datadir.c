@@ -28,7 +28,8 @@ static int conf_line(FILE *f, const char *key, const char *value)
 	fprintf(f, "%s = '", key);
 	/* PostgreSQL's configuration strings take no raw line break: \n and \r are
 	 * escaped as its parser reads them back (found by review: a repository path with
-	 * a newline made postgresql.auto.conf unreadable) */
+	 * a newline made postgresql.auto.conf unreadable; bk_pg_restore refuses one in
+	 * restore_command, which ALTER SYSTEM would write back raw) */
 	for (const char *c = value; *c; c++) {
 		switch (*c) {
 		case '\'': fputs("''", f); break;

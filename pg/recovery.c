@@ -570,6 +570,14 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		return bk_errorf(BK_E_USAGE, "--archive-mode must be preserve or off");
 	if (!bk_cluster_name_valid(o->cluster))
 		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
+	/* escaped, a line break reads back from postgresql.auto.conf, but PostgreSQL's
+	 * ALTER SYSTEM writes the file again with it raw, and the server then cannot
+	 * read it at its next start (found by review) */
+	if (o->restore_command && strchr(o->restore_command, '\n'))
+		return bk_errorf(BK_E_USAGE, "restore_command would hold a line break (one in the "
+			      "path of the repository, the key or password file or this binary, or "
+			      "in --password-command): PostgreSQL cannot keep it in "
+			      "postgresql.auto.conf; use a path without one");
 	char name[128];
 	snprintf(name, sizeof(name), "pg/%s/base", o->cluster);
 	int64_t before_us = 0;

@@ -811,6 +811,19 @@ static void test_target_refusals(void)
 		is_int(restore_to(&t, (BkPgRestoreOpts){ .target_xid = fine[i].xid,
 							 .target_name = fine[i].name }),
 		       -ENOENT, "%s is taken (%s)", fine[i].what, bk_error_detail());
+	/* a line break in a path of restore_command: escaped, PostgreSQL reads it, but
+	 * its ALTER SYSTEM writes it back raw into postgresql.auto.conf, which the
+	 * server then cannot read (found by review: it was taken, -ENOENT here) */
+	if (e == 0) {
+		char dir[128];
+		snprintf(dir, sizeof(dir), "%s/restore", t.root);
+		BkPgRestoreOpts nl = { .cluster = "a", .target_dir = dir,
+				       .restore_command = "'/usr/bin/bunker' --repo '/srv/a\nb' pg wal-fetch" };
+		BkSnapshot *snap = NULL;
+		is_int(bk_pg_restore(t.r, &nl, &snap), BK_E_USAGE,
+		       "a restore_command with a line break is refused (%s)", bk_error_detail());
+		bk_snapshot_free(snap);
+	}
 	test_repo_close(&t);
 }
 

@@ -12,9 +12,10 @@
 # spelled with "..", "." or through a symbolic link too; as root, a restore that
 # fails after writing gives a target that was there its owner and mode back.
 # A --target whose parents cannot be made fails before writing; a repository path
-# with a line break and a quote gives a postgresql.auto.conf PostgreSQL reads, whose
-# restore_command fetches WAL. On a terminal, a backup whose files outgrow the
-# server's estimate shows sane progress.
+# with a quote, a space, a backslash and a '%' gives a postgresql.auto.conf PostgreSQL
+# reads, whose restore_command fetches WAL, also after ALTER SYSTEM; one with a line
+# break is refused. On a terminal, a backup whose files outgrow the server's estimate
+# shows sane progress.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-tablespace
 
@@ -288,24 +289,47 @@ t_true "naming --target, with nothing to take back" \
 	grep -q "^bunker: pg restore: --target /proc/1/no/data: mkdir /proc/1/no: No such file or directory$" "$ERR" ||
 	diag "$(cat "$ERR")"
 
-# A repository path with a line break, a quote and a space (the repository moved
-# there): postgresql.auto.conf escapes the line break, and the restore_command
-# PostgreSQL reads back from it fetches WAL (a raw line break made the file
-# unreadable, and the server would not start: found by review).
-odd="$SRV/odd
-it's repo"
+# A repository path with a quote, a space, a backslash and a '%' (the repository
+# moved there): the restore_command PostgreSQL reads back from postgresql.auto.conf
+# fetches WAL, and still does once the restored server's ALTER SYSTEM has written
+# that file again. One with a line break is refused before anything is written:
+# escaped, PostgreSQL read it, but ALTER SYSTEM wrote it back raw and the server
+# could not start again (found by review; a raw one had made the file unreadable).
+odd="$SRV/odd it's \\ 100% repo"
 mv "$REPO" "$odd"
+# restore_command_of DIR: restore_command as PostgreSQL reads it from DIR
+restore_command_of() { pg_as_server "$PG_BIN/postgres" -D "$1" -C restore_command 2>"$T/odd.err"; }
 if t_rc 0 "pg restore with such a --repo" pg_as_server "$BUNKER" -q --repo "$odd" \
 	--key-file "$KEY" pg restore latest --target "$SRV/r-odd"; then
-	cmd=$(pg_as_server "$PG_BIN/postgres" -D "$SRV/r-odd" -C restore_command 2>"$T/odd.err")
-	has_break() { [[ "$cmd" == *"/odd"$'\n'"it"* ]]; }
-	t_true "PostgreSQL reads its restore_command back, with the line break" has_break ||
-		diag "$cmd $(cat "$T/odd.err")"
+	cmd=$(restore_command_of "$SRV/r-odd")
+	t_true "PostgreSQL reads its restore_command back, with that path" \
+		grep -qF -- "--repo '$SRV/odd it'\\''s \\ 100%% repo'" <<<"$cmd" || diag "$cmd $(cat "$T/odd.err")"
 	run=${cmd//%f/$seg}
 	run=${run//%p/$SRV/odd-fetched}
+	run=${run//%%/%}
 	t_rc 0 "which fetches $seg" pg_as_server sh -c "$run"
+	if pitr_start "$SRV/r-odd" && pitr_wait_recovered 120; then
+		rsql "alter system set work_mem = '5MB'" >/dev/null
+		pitr_stop
+		t_is "$(restore_command_of "$SRV/r-odd")" "$cmd" \
+			"... and the same once the server's ALTER SYSTEM wrote postgresql.auto.conf again"
+	else
+		not_ok "the server restored with that restore_command recovers" "$(pitr_log_tail 20)"
+	fi
 	mv "$odd" "$REPO"
 	bkp pg wal-fetch "$seg" "$SRV/odd-want"
 	t_cmp "$SRV/odd-fetched" "$SRV/odd-want" "... byte-exact"
+else
+	mv "$odd" "$REPO"
 fi
+rm -rf "$SRV/r-odd" "$LOC"
+odd="$SRV/odd
+repo"
+mv "$REPO" "$odd"
+t_rc 2 "pg restore with a --repo whose path has a line break is refused" pg_as_server \
+	"$BUNKER" -q --repo "$odd" --key-file "$KEY" pg restore latest --target "$SRV/r-nl"
+t_true "... saying why" grep -q "restore_command would hold a line break" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_true "... before writing anything" test ! -e "$SRV/r-nl"
+mv "$odd" "$REPO"
 done_testing
