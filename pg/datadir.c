@@ -456,9 +456,11 @@ static int add_place(void *ud, const char *oid, const char *loc)
  * is written: each OLD=NEW two absolute paths, OLD one of the backup's locations
  * (a typo would restore to the original's), mapped once; and the locations, mapped,
  * apart from each other and from the data directory (found by review: a NEW in
- * the target's pg_tblspc was deleted by the server at its start). BK_E_USAGE
- * otherwise. */
-static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
+ * the target's pg_tblspc was deleted by the server at its start), and all of them
+ * apart from repository r (found by review: a data directory restored in it was
+ * taken by check for hundreds of damaged objects, and the server would write
+ * there). BK_E_USAGE otherwise. */
+static int check_mapping(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o)
 {
 	for (size_t i = 0; i < o->nts_mapping; i++) {
 		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
@@ -495,6 +497,23 @@ static int check_mapping(const BkSnapshot *s, const BkPgRestoreOpts *o)
 	else if ((e = canonical(d->path, d->canon)) < 0)
 		bk_error_wrap(e, "--target");
 	snprintf(d->what, sizeof(d->what), "the data directory");
+	if (e == 0 && r && r->path) {
+		if (bk_grow(&p.v, &p.cap, p.n, sizeof(*p.v), 8) < 0) {
+			free(p.v);
+			return -ENOMEM;
+		}
+		d = &p.v[0];
+		Place *q = &p.v[p.n++];
+		snprintf(q->path, sizeof(q->path), "%s", r->path);
+		snprintf(q->what, sizeof(q->what), "the repository");
+		char a[PATH_MAX + 16], b[PATH_MAX + 16];
+		if (!realpath(r->path, q->canon))
+			e = bk_errorf_code(-errno, "repository %s", r->path);
+		else if (nested(d->canon, q->canon))
+			e = bk_errorf(BK_E_USAGE, "--target %s%s is, holds or lies in the repository, "
+				      "%s%s", o->target_dir, resolved(a, d->path, d->canon), r->path,
+				      resolved(b, r->path, q->canon));
+	}
 	if (e == 0)
 		e = each_tablespace(s, o, add_place, &p);
 	free(p.v);
@@ -916,7 +935,7 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 		e = check_server_needs(s, o, ts.owner.st_uid, ts.owner.st_gid);
 	uint64_t done = 0; /* bytes restored, data directory and tablespaces */
 	if (e == 0)
-		e = check_mapping(s, o);
+		e = check_mapping(r, s, o);
 	if (e == 0)
 		e = each_tablespace(s, o, check_location, NULL);
 	/* (a target that cannot be made or taken is no restore to take back: found by

@@ -20,7 +20,7 @@
  * along timeline want_tli (BK_TLI_*, or an id). Before writing anything it refuses:
  * with -EEXIST a data directory or location that is not empty (naming the marker a
  * killed restore left, BK_RESTORE_MARKER), with BK_E_USAGE a bad or overlapping
- * --tablespace-mapping and, with o->restore_owner, o->server_needs that the owner
+ * --tablespace-mapping, a data directory or location in r's repository and, with o->restore_owner, o->server_needs that the owner
  * of the backup's PG_VERSION cannot reach. Missing directories above the target
  * and the locations are made 0755. A failure after writing began (o->stop set
  * included) empties what it wrote, saying so in the error's detail. */

@@ -1677,7 +1677,7 @@ static void test_mapping_resolved(void)
 
 /* --tablespace-mapping refused before anything is written (exit 2): an OLD mapped
  * twice (trailing slashes aside), a NEW not absolute, a NEW of "/" (it holds the
- * data directory); a NEW not empty (exit 1: it was refused only after the data
+ * data directory), a NEW or a --target in the repository; a NEW not empty (exit 1: it was refused only after the data
  * directory was written, and taken back); and an OLD that begins another
  * location's name maps that one alone (found by a mutation audit: none of these
  * was tested). */
@@ -1734,12 +1734,22 @@ static void test_mapping_refusals(void)
 		{ "a NEW not absolute", "is not OLD=NEW" },
 		{ "a NEW of /", "the data directory" },
 		{ "a NEW not empty", "is not empty" },
+		{ "a NEW in the repository", "lies in the repository" },
 		{ "/old/ts moved, /old/ts2 not", NULL },
 	};
-	char full[128];
-	snprintf(full, sizeof(full), "/old/ts=%s/repo", t.root); /* (the repository) */
-	const char *const busy[] = { full };
-	const char *const *maps[] = { two, rel, root, busy, one };
+	char full[160], in_repo[128], busy_dir[128];
+	snprintf(busy_dir, sizeof(busy_dir), "%s/busy", t.root);
+	snprintf(full, sizeof(full), "/old/ts=%s", busy_dir);
+	char busy_file[160];
+	snprintf(busy_file, sizeof(busy_file), "%s/file", busy_dir);
+	if (e == 0)
+		e = bk_mkdir(busy_dir, 0700);
+	if (e == 0)
+		e = bk_write_atomic(busy_file, NULL, "x", 1, 0600, false);
+	/* (found by review: the repository itself was taken as a NEW, not empty only) */
+	snprintf(in_repo, sizeof(in_repo), "/old/ts=%s/repo/data/ts", t.root);
+	const char *const busy[] = { full }, *const repo[] = { in_repo };
+	const char *const *maps[] = { two, rel, root, busy, repo, one };
 	for (size_t i = 0; e == 0 && i < BK_ARRAY_SIZE(cases); i++) {
 		int r = restore_to(&t, (BkPgRestoreOpts){ .ts_mapping = maps[i],
 							  .nts_mapping = i ? 1 : 2 });
@@ -1751,6 +1761,19 @@ static void test_mapping_refusals(void)
 			ok(passed_checks(r), "%s: restores (%d: %s)", cases[i].what, r,
 			   bk_error_detail());
 	}
+	/* a --target in the repository (found by review: restored, and check then
+	 * counted each of its files as a damaged object) */
+	char in[128];
+	snprintf(in, sizeof(in), "%s/repo/snapshots/restore", t.root);
+	BkPgRestoreOpts o = { .cluster = "a", .target_dir = in, .restore_command = "true" };
+	BkSnapshot *snap = NULL;
+	if (e == 0) {
+		int r = bk_pg_restore(t.r, &o, &snap);
+		ok(r == BK_E_USAGE && strstr(bk_error_detail(), "lies in the repository") &&
+			   access(in, F_OK) < 0,
+		   "a --target in the repository: refused before writing (%s)", bk_error_detail());
+	}
+	bk_snapshot_free(snap);
 	test_repo_close(&t);
 }
 
