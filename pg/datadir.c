@@ -662,10 +662,17 @@ static int take(Dir *d, const char *what, bool root)
 
 /* Marks d while the restore writes it (unmark at the end): a restore killed
  * (SIGKILL, a crash) cannot take back what it wrote, and the next one says so
- * rather than "not empty". */
+ * rather than "not empty". -EEXIST when another restore marked it since take
+ * checked it empty: that one's, it is neither written nor taken back (found by
+ * review: two restores begun together wrote into one directory, and the take-back
+ * of one that failed emptied the other's, which had reported success). */
 static int mark(const Dir *d)
 {
-	int fd = openat(d->fd, BK_RESTORE_MARKER, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = openat(d->fd, BK_RESTORE_MARKER,
+			O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return bk_errorf(-EEXIST, "%s: another restore began writing there meanwhile (%s "
+				 "appeared)", d->path, BK_RESTORE_MARKER);
 	if (fd < 0)
 		return bk_errorf_code(-errno, "create %s/%s", d->path, BK_RESTORE_MARKER);
 	close(fd);
@@ -889,10 +896,13 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 		return bk_errorf(BK_E_USAGE, "%s%s: path too long", what, loc);
 	if ((e = take(d, what, t->o->restore_owner)) < 0)
 		return e;
+	if ((e = mark(d)) < 0) { /* (nothing written here: not taken back) */
+		(void)put_back(d);
+		close(d->fd);
+		return bk_error_wrap(e, "tablespace %s", oid);
+	}
 	t->n++; /* from here on take_back empties it */
-	e = mark(d);
-	if (e == 0)
-		e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
+	e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
 	if (e == 0 && fchmod(d->fd, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", d->path);
 	return e < 0 ? bk_error_wrap(e, "tablespace %s", oid) : 0;
@@ -942,9 +952,9 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	 * review) */
 	if (e == 0)
 		e = take(&target, "--target ", o->restore_owner);
+	if (e == 0 && (e = mark(&target)) < 0) /* (nothing written: not taken back) */
+		(void)put_back(&target);
 	bool writing = e == 0; /* from here on a failure takes back what was written */
-	if (e == 0)
-		e = mark(&target);
 	if (e == 0) {
 		static const char *const skip[] = { BK_TABLESPACE_DIR };
 		BkRestoreOpts ro = { .restore_owner = o->restore_owner, .one_owner = !!o->owner,

@@ -30,6 +30,9 @@
  *                 to a symbolic link to $IO_FAULT_SWAP_TO: what a user who can
  *                 write the directory can do to a file being restored there
  *   syncfs        syncfs fails with EIO (the restore's one sync at the end)
+ *   precreate     as a matching path is created (openat with O_CREAT), once, an
+ *                 empty file is made there first: another process that made it
+ *                 just before
  *   unsynced      nothing fails; a change of a matching path's metadata (fchown,
  *                 fchownat, fchmod, unlinkat) is noted, and forgotten once an
  *                 fsync, fdatasync or syncfs of any descriptor on its file system
@@ -123,6 +126,14 @@ static int fault_openat(const char *sym, int dirfd, const char *path, int flags,
 		raise(SIGKILL);
 	if ((flags & O_CREAT) && mode_is("swap") && at_matches(dirfd, path))
 		swap_once();
+	static bool precreated;
+	if ((flags & O_CREAT) && mode_is("precreate") && !precreated && at_matches(dirfd, path)) {
+		precreated = true;
+		int fd = real(dirfd, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			abort();
+		close(fd);
+	}
 	if ((flags & O_DIRECT) && mode_is("open-direct") && at_matches(dirfd, path)) {
 		errno = EINVAL;
 		return -1;

@@ -260,6 +260,28 @@ fi
 rm -rf "$SRV/r-map" "$MOVED"
 rm -rf "$SRV/r" "$LOC"
 
+# Another restore that marks the target, or a location, after this one checked it
+# empty (io-fault.c's precreate mode makes the marker just before this restore
+# does): this one writes nothing there and takes nothing back from there, and says
+# so (found by review: the marker was made whether or not it was there, so two
+# restores begun together wrote into one directory, and the take-back of one that
+# failed would empty the other's).
+raced_restore() { # DESC PATH: the restore into $SRV/r-race, the marker made first at PATH
+	rm -rf "$SRV/r-race" "$SHM/r-race-ts"
+	t_rc 1 "$1" pg_as_server env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=precreate \
+		IO_FAULT_PATH="$2/.bunker-restore-incomplete" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-race" \
+		--tablespace-mapping "$LOC=$SHM/r-race-ts"
+	t_true "... saying another restore began there" \
+		grep -qF "$2: another restore began writing there meanwhile" "$ERR" || diag "$(cat "$ERR")"
+	t_is "$(ls -A "$2")" .bunker-restore-incomplete "... and leaving that one's marker alone there"
+}
+raced_restore "a target another restore marks meanwhile: refused" "$SRV/r-race"
+raced_restore "a location another restore marks meanwhile: refused" "$SHM/r-race-ts"
+t_is "$(ls -A "$SRV/r-race")" "" "... and the data directory, written, is emptied"
+rm -rf "$SRV/r-race" "$SHM/r-race-ts"
+
 # Everything a restore changes is durable before it reports success, in the data
 # directory and in a location on another file system: io-fault.c's unsynced mode
 # names a chown, chmod or removal that no sync followed (found by review: give_all's
