@@ -144,8 +144,10 @@ static int read_cleared(const Dir *d, const char *name, size_t max, bool archive
 	int r = bk_read_file_at(d->fd, name, O_NOFOLLOW, max, &old, &len);
 	if (r == 0 && fstatat(d->fd, name, ret_st, AT_SYMLINK_NOFOLLOW) < 0)
 		r = -errno;
-	if (r < 0 && r != -ENOENT && r != -ELOOP)
+	if (r < 0 && r != -ENOENT && r != -ELOOP) {
+		free(old); /* (read, then its fstatat failed: found by review) */
 		return bk_error_wrap(r, "read %s/%s", d->path, name);
+	}
 	*ret = bk_pg_auto_conf_clear(old ? (const char *)old : "", archive_off);
 	*ret_changed = *ret && old && strcmp(*ret, (const char *)old);
 	free(old);

@@ -685,6 +685,41 @@ int bk_wal_record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd)
 	return e;
 }
 
+typedef struct {
+	BkRepo *r;
+	BkIdSet *packs;
+} Stored;
+
+static int blob_stored(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	(void)size;
+	Stored *st = ud;
+	BkBlobLoc loc;
+	int e = bk_index_get(st->r->index, id, &loc);
+	if (e == -ENOENT)
+		return bk_errorf(BK_E_CORRUPT, "its data at offset %llu (blob %s) is not in the index",
+				 (unsigned long long)offset, bk_id_hex(id).s);
+	if (e < 0 || bk_idset_has(st->packs, loc.pack))
+		return e;
+	char name[80];
+	uint64_t bytes;
+	bk_pack_name(loc.pack, name);
+	e = bk_backend_size(st->r->be, name, &bytes);
+	if (e == -ENOENT)
+		return bk_errorf(BK_E_CORRUPT, "its data at offset %llu is in pack %s, which is missing",
+				 (unsigned long long)offset, name);
+	return e < 0 ? e : bk_idset_add(st->packs, loc.pack) < 0 ? -ENOMEM : 0;
+}
+
+int bk_wal_record_stored(BkRepo *r, const BkWalRecord *w, BkIdSet *packs)
+{
+	Stored st = { r, packs };
+	int e = bk_content_walk(&w->content, bk_repo_read_blob, r, blob_stored, &st);
+	if (e < 0 && e != -ENOMEM) /* (a content list whose pack is missing: not "not found") */
+		e = bk_error_wrap(e == -ENOENT ? BK_E_CORRUPT : e, "%s", w->name);
+	return e;
+}
+
 int bk_wal_history_get(BkRepo *r, const char *cluster, uint32_t tli, BkWalTliSwitch *ret,
 		       size_t max, size_t *ret_n)
 {

@@ -58,6 +58,7 @@
 #include "pg/wal.h"
 #include "store/codec.h"
 #include "store/content.h"
+#include "store/idset.h"
 #include "store/repo.h"
 
 #define BK_CLUSTER_NAME_MAX 64
@@ -115,6 +116,12 @@ int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRec
 /* An archived file's bytes in an unnamed file: in the repository's tmp/, or in
  * memory when the repository is read-only here. *ret_fd to close. */
 int bk_wal_record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd);
+
+/* Whether what wal-fetch would read of an archived file is there, without reading
+ * it: each of its blobs indexed, in a pack that exists. 0, or BK_E_CORRUPT naming
+ * the file, the blob and the pack. packs: the packs found so far (the caller's,
+ * kept across calls, so that each is looked at once). */
+int bk_wal_record_stored(BkRepo *r, const BkWalRecord *w, BkIdSet *packs);
 /* The history of timeline tli as archived (bk_wal_history_parse's entries, oldest
  * first): -ENOENT when its history file is not archived, BK_E_CORRUPT naming it
  * when it does not parse or is over 1 MiB. */

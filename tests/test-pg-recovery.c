@@ -41,7 +41,9 @@
 #include "store/codec.h"
 #include "store/error.h"
 #include "store/fs.h"
+#include "store/index.h"
 #include "store/keyslot.h"
+#include "store/pack.h"
 #include "store/restorer.h"
 #include "store/tree.h"
 #include "store/writer.h"
@@ -1351,6 +1353,54 @@ static void test_snapshot_target_at_stop(void)
 	test_repo_close(&t);
 }
 
+static int first_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t offset)
+{
+	(void)size;
+	(void)offset;
+	memcpy(ud, id, 32);
+	return -ECANCELED;
+}
+
+/* The pack holding segment 6's first block lost, the backup in segment 3: a
+ * restore to the end of the archive is refused (exit 5), naming the segment and
+ * the pack (found by review: pg restore went ahead, and recovery's wal-fetch
+ * failed after it); one to xid 1000, in segment 4, reads no further than segment
+ * 5 and passes. */
+static void test_wal_pack_lost(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000099);
+	int e = test_repo_open(&t, "pg-recovery");
+	for (uint64_t s = 3; e == 0 && s <= 6; s++)
+		e = push_xid_segment(t.r, t.root, 1, s, sysid, s == 4 ? 1000 : 0);
+	if (e == 0)
+		e = put_base(t.r, 1000, 1, 3 * MIB + 40, 3 * MIB + 100);
+	BkWalRecord w;
+	uint8_t id[32] = { 0 };
+	BkBlobLoc loc;
+	char pack[80];
+	if (e == 0 && (e = bk_wal_record_get(t.r, "a", "000000010000000000000006", &w)) == 0) {
+		e = bk_content_walk(&w.content, bk_repo_read_blob, t.r, first_chunk, id);
+		bk_wal_record_release(&w);
+	}
+	if (e == -ECANCELED)
+		e = bk_index_get(t.r->index, id, &loc);
+	if (e == 0) {
+		bk_pack_name(loc.pack, pack);
+		e = bk_backend_remove(t.r->be, pack);
+	}
+	is_int(e, 0, "segments 3-6, a backup in 3, the pack of segment 6's first block removed");
+	e = restore_to(&t, (BkPgRestoreOpts){ .cluster = NULL });
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000006: its data at "
+							  "offset 0 is in pack ") &&
+		   strstr(bk_error_detail(), "which is missing"),
+	   "a restore to the end of the archive is refused, naming the segment (%d: %s)", e,
+	   bk_error_detail());
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_xid = "1000" });
+	ok(passed_checks(e), "one to xid 1000, in segment 4, passes (%d: %s)", e, bk_error_detail());
+	test_repo_close(&t);
+}
+
 /* Segment 5 damaged (its commit's CRC fails: recovery ends after segment 4's
  * switch, 0/400058), segment 6 archived after it: xid 1000, whose commit the walk
  * finds in segment 4 before the damage, restores (recovery stops after it; found
@@ -1981,6 +2031,7 @@ int main(void)
 	test_xid_across_segments();
 	test_unsure_takes_oldest();
 	test_xid_before_damage();
+	test_wal_pack_lost();
 	test_snapshot_target_at_stop();
 	test_lsn_target_at_fork();
 	test_mapping_resolved();
