@@ -279,6 +279,13 @@ static int entry_start(void *ud, const BkTarEntry *t)
 	}
 	if (snprintf(c->path, sizeof(c->path), "%s%s", c->prefix, t->path) >= (int)sizeof(c->path))
 		return bk_errorf(-ENAMETOOLONG, "%s: path too long", t->path);
+	/* the snapshot keeps the tablespaces there: a data directory's own would mix
+	 * with them, and a restore leaves it out (found by review) */
+	size_t kept = strlen(BK_TABLESPACE_DIR);
+	if (!c->prefix[0] && !strncmp(t->path, BK_TABLESPACE_DIR, kept) &&
+	    (t->path[kept] == '\0' || t->path[kept] == '/'))
+		return bk_errorf(-EEXIST, "the data directory holds %s, a name bunker keeps for "
+				 "tablespaces in its snapshots: rename it", BK_TABLESPACE_DIR);
 	c->cur = (BkTreeEntry){
 		.mode = t->mode,
 		.uid = (uint32_t)t->uid,

@@ -70,6 +70,7 @@ typedef enum {
 	S_DUP_FILE,      /* PG_VERSION twice in base.tar */
 	S_DUP_DIR,       /* base/1 a file after it was a directory */
 	S_LABEL_MTIME,   /* backup_label stamped 2^62 s after 1970 (GNU base-256) */
+	S_OWN_TS_DIR,    /* a directory .bunker-tablespaces in base.tar */
 } Stream;
 
 /* Breaks the checksum of the header that starts at h (one bit of its name). */
@@ -155,6 +156,10 @@ static void base_tar(TapBuf *t, Stream s)
 		fw_tar_entry(t, '1', "base/1/1259_copy", BIG_FILE, 0, MTIME);
 	if (s == S_LINK_CONF)
 		fw_tar_entry(t, '2', "postgresql.auto.conf", "/etc/shadow", 0, MTIME);
+	if (s == S_OWN_TS_DIR) {
+		fw_tar_entry(t, '5', ".bunker-tablespaces", NULL, 0, MTIME);
+		fw_tar_entry(t, '0', ".bunker-tablespaces/notes", "x", 1, MTIME);
+	}
 	fw_tar_entry(t, '5', "pg_tblspc", NULL, 0, MTIME);
 	fw_tar_entry(t, '2', s == S_LINK_DEEP ? "pg_tblspc/16384/x" : "pg_tblspc/16384", "/srv/ts", 0,
 		     MTIME);
@@ -416,6 +421,11 @@ int main(void)
 	refused(f, S_LABEL_MTIME, "16384.tar", BK_E_CORRUPT,
 		"backup_label: modification time 4611686018427387904 s is out of range",
 		"a backup_label stamped 2^62 s after 1970");
+	/* The snapshot keeps the tablespaces under that name: the data directory's own
+	 * would mix with them, and a restore leaves it out (found by review) */
+	refused(f, S_OWN_TS_DIR, "16384.tar", -EEXIST,
+		"the data directory holds .bunker-tablespaces, a name bunker keeps",
+		"a data directory holding .bunker-tablespaces");
 	test_old_server(f, "14.10");
 	test_old_server(f, "13.2");
 	fw_stop(f);
