@@ -1,8 +1,10 @@
 /* Fuzz target: the tar stream parser (see tests/fuzz/fuzz.h).
  *
- * Input: byte 0 picks the push size (1 + 7 * b), byte 1 bit 0 sets
- * BK_TAR_REQUIRE_END, the rest is the archive. The archive is parsed twice, in
- * one push and in pieces; both runs must agree on the outcome and on every
+ * Input: byte 0 picks the push sizes (0: one byte at a time; else it seeds a
+ * sequence of sizes that vary from push to push: a few bytes, around a block,
+ * up to a few blocks, up to 64 KiB, as a network stream arrives), byte 1 bit 0
+ * sets BK_TAR_REQUIRE_END, the rest is the archive. The archive is parsed twice,
+ * in one push and in pieces; both runs must agree on the outcome and on every
  * callback, and the callbacks must always see a well-formed sequence. */
 #include <string.h>
 
@@ -64,15 +66,39 @@ static int on_end(void *ctx, const BkTarEntry *e)
 
 static const BkTarCallbacks cb = {on_start, on_data, on_end};
 
-static int run(const uint8_t *p, size_t n, size_t piece, unsigned flags, Run *out)
+/* The next push size: 1 for seed 0, else from a xorshift sequence seeded by it. */
+static size_t next_piece(uint32_t *s)
+{
+	if (*s == 0)
+		return 1;
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	uint32_t v = *s >> 4;
+	switch (*s & 3) {
+	case 0: return 1 + v % 8;
+	case 1: return BK_TAR_BLOCK - 2 + v % 5; /* 510..514 */
+	case 2: return 1 + v % (4 * BK_TAR_BLOCK);
+	default: return 1 + v % 65536;
+	}
+}
+
+/* whole: everything in one push; else pieces of next_piece(&seed) bytes */
+static int run(const uint8_t *p, size_t n, bool whole, uint32_t seed, unsigned flags, Run *out)
 {
 	BkTarParser *tp;
 	memset(out, 0, sizeof(*out));
 	if (bk_tar_parser_new(&cb, out, flags, &tp) < 0)
 		return -1;
 	int r = 0;
-	for (size_t off = 0; off < n && r == 0; off += piece)
-		r = bk_tar_parser_push(tp, p + off, n - off < piece ? n - off : piece);
+	for (size_t off = 0, piece; off < n && r == 0; off += piece) {
+		piece = whole ? n : next_piece(&seed);
+		piece = n - off < piece ? n - off : piece;
+		r = bk_tar_parser_push(tp, p + off, piece);
+	}
+	if (whole && n == 0) /* an empty push changes nothing */
+		r = bk_tar_parser_push(tp, p, 0);
+	FUZZ_CHECK(r != 0 || bk_tar_parser_offset(tp) == n);
 	if (r == 0)
 		r = bk_tar_parser_finish(tp);
 	FUZZ_CHECK(r != 0 || !out->in_entry);
@@ -85,13 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
-	size_t piece = 1 + 7 * (size_t)data[0];
+	uint32_t seed = data[0] ? 0x9e3779b9u * data[0] : 0;
 	unsigned flags = (data[1] & 1) ? BK_TAR_REQUIRE_END : 0;
 	const uint8_t *p = data + 2;
 	size_t n = size - 2;
 	Run whole, pieces;
-	int r1 = run(p, n, n ? n : 1, flags, &whole);
-	int r2 = run(p, n, piece, flags, &pieces);
+	int r1 = run(p, n, true, 0, flags, &whole);
+	int r2 = run(p, n, false, seed, flags, &pieces);
 	FUZZ_CHECK(r1 == r2);
 	FUZZ_CHECK(whole.entries == pieces.entries);
 	if (r1 == 0)
