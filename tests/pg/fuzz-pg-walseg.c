@@ -4,7 +4,9 @@
  * Input (all little-endian; a short input is zero-padded):
  *   off   0 u8  opts: bits 0-1 the carry's head (none, 8, 16, 24); bit 2 walk with a
  *               visitor; bit 3 fill the gap (below); bit 4 the visitor ends the walk
- *               at the third record; bits 5-6 the segment's name (names[])
+ *               at the third record; bits 5-6 the segment's name (names[]); bit 7
+ *               set the CRCs of the records that lie whole in the first page
+ *               (so that mutated records get past their CRC check)
  *   off   1 u64 carry lsn | 24 bytes carry hdr | u32 carry crc (0 unless head is 24,
  *               as for any carry bk_wal_record_decode gives) | u8 nbody (up to
  *               BK_WAL_RP_BODY) | BK_WAL_RP_BODY bytes body
@@ -35,6 +37,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "pg/crc32c.h"
 #include "pg/wal.h"
 #include "store/error.h"
 #include "store/util.h"
@@ -45,6 +48,7 @@
 #define OPT_VISIT 0x04
 #define OPT_FILL 0x08
 #define OPT_CANCEL 0x10
+#define OPT_CRC 0x80
 
 static const char *const names[4] = { "000000010000000000000003", "000000010000000000000004",
 				       "000000010000000000000004.partial", NULL };
@@ -56,6 +60,27 @@ typedef struct {
 	const char *name;
 	uint8_t *seg; /* SEG bytes */
 } Input;
+
+/* Sets xl_crc of the records from the start of the first page (after the rest of
+ * a record that began before) as far as they lie whole in it: a walk of their
+ * lengths, not the walker's. */
+static void set_crcs(uint8_t *seg)
+{
+	uint32_t blcksz = bk_get_le32(seg + 36);
+	if (blcksz < 1024 || blcksz > 65536 || (blcksz & (blcksz - 1)))
+		return;
+	uint64_t pos = BK_WAL_LONG_HEADER_SIZE;
+	if (bk_get_le16(seg + 2) & 0x0001)
+		pos += bk_get_le32(seg + 16);
+	for (pos = (pos + 7) & ~(uint64_t)7; pos + 24 <= blcksz; pos = (pos + 7) & ~(uint64_t)7) {
+		uint32_t tot = bk_get_le32(seg + pos);
+		if (tot < 24 || tot > blcksz - pos)
+			return;
+		uint32_t crc = bk_crc32c(bk_crc32c(0, seg + pos + 24, tot - 24), seg + pos, 20);
+		bk_put_le32(seg + pos + 20, crc);
+		pos += tot;
+	}
+}
 
 /* Builds the segment and the carry from the input (seg: SEG bytes). */
 static void build(const uint8_t *data, size_t size, uint8_t *seg, Input *in)
@@ -85,7 +110,11 @@ static void build(const uint8_t *data, size_t size, uint8_t *seg, Input *in)
 		memcpy(seg, p, head);
 	if (tail)
 		memcpy(seg + SEG - tail, p + n - tail, tail);
-	if (!(in->opts & OPT_FILL) || head < BK_WAL_LONG_HEADER_SIZE)
+	if (head < BK_WAL_LONG_HEADER_SIZE)
+		return;
+	if (in->opts & OPT_CRC)
+		set_crcs(seg);
+	if (!(in->opts & OPT_FILL))
 		return;
 	uint32_t blcksz = bk_get_le32(seg + 36);
 	if (blcksz < 1024 || blcksz > 65536 || (blcksz & (blcksz - 1)))
@@ -453,6 +482,7 @@ int main(int argc, char **argv)
 	put_seg("switch-visit", &g, 0, NULL, OPT_VISIT, 32768, 0, 0);
 	put_seg("switch-last", &g, 0, NULL, 0, 32768, 0, 0);
 	put_seg("switch-cancel", &g, 0, NULL, OPT_VISIT | OPT_CANCEL, 32768, 0, 0);
+	put_seg("switch-visit-crc", &g, 0, NULL, OPT_VISIT | OPT_CRC, 32768, 0, 0);
 
 	/* zeros after a record: the walk stops short */
 	gen_start(&g, 0);
