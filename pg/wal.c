@@ -520,12 +520,17 @@ static size_t main_data_at(const uint8_t *body, size_t n, uint32_t *len)
 }
 
 /* The end time of a transaction's end record: its main data starts with the
- * TimestampTz. 0 when not found in body's n bytes. */
+ * TimestampTz. 0 when not found in body's n bytes. A time past what unix
+ * microseconds hold (PostgreSQL's own END_TIMESTAMP is) is INT64_MAX: later
+ * than any target, as PostgreSQL takes it. */
 static int64_t xact_end_us(const uint8_t *body, size_t n)
 {
 	uint32_t len;
 	size_t at = main_data_at(body, n, &len);
-	return at && at + 8 <= n ? (int64_t)bk_get_le64(body + at) + PG_EPOCH_UNIX_US : 0;
+	if (!at || at + 8 > n)
+		return 0;
+	int64_t pg_us = (int64_t)bk_get_le64(body + at);
+	return pg_us > INT64_MAX - PG_EPOCH_UNIX_US ? INT64_MAX : pg_us + PG_EPOCH_UNIX_US;
 }
 
 /* The xl_xact_xinfo flags of PostgreSQL 15 a prepared transaction's end may carry,
