@@ -2,13 +2,15 @@
 # tests/pg/make-corpus.sh: regenerates the seed corpora of the pg fuzz targets in
 # tests/pg/corpus/ (not run by the build; commit what it writes). Needs GNU tar and
 # PostgreSQL 15 (for a real WAL page header, through tests/integration/lib-pg.sh).
+# Reproducers found by fuzzing (crash-*) are added by hand and kept. The corpora of
+# pg-walseg and pg-walrecord are written by their targets (see their headers).
 set -eu
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=$here/corpus
 tmp=$(mktemp -d)
 trap 'pg_stop 2>/dev/null; rm -rf "$tmp"' EXIT
-rm -rf "$out/pg-tar" "$out/pg-wal" "$out/pg-replmsg"
 mkdir -p "$out/pg-tar" "$out/pg-wal" "$out/pg-replmsg"
+find "$out/pg-tar" "$out/pg-wal" "$out/pg-replmsg" -type f ! -name 'crash-*' -delete
 
 # seed FILE PREFIX-BYTES-AS-PRINTF SOURCE: prefix + source bytes
 seed() {
@@ -36,6 +38,9 @@ seed "$out/pg-tar/ustar-whole" '\377\001' "$tmp/ustar.tar"
 seed "$out/pg-tar/ustar-bytewise" '\000\001' "$tmp/ustar.tar"
 seed "$out/pg-tar/gnu-longnames" '\111\001' "$tmp/gnu.tar"
 seed "$out/pg-tar/pax-longnames" '\003\001' "$tmp/pax.tar"
+# byte 1 bit 1: the target sets the headers' checksums
+seed "$out/pg-tar/gnu-longnames-sums" '\133\003' "$tmp/gnu.tar"
+seed "$out/pg-tar/pax-longnames-sums" '\133\003' "$tmp/pax.tar"
 seed "$out/pg-tar/pg-style-no-trailer" '\022\000' "$tmp/pgstyle.tar"
 seed "$out/pg-tar/empty-archive" '\001\001' "$tmp/empty.tar"
 head -c 700 "$tmp/gnu.tar" >"$tmp/trunc.tar"
@@ -54,6 +59,7 @@ seed "$out/pg-wal/header-real-named" '\004' "$tmp/page"
 seed "$out/pg-wal/header-real-unnamed" '\000' "$tmp/page"
 seed "$out/pg-wal/records-real-unnamed" '\000' "$tmp/pages"
 printf '\001%s' "$(printf '1\t0/3000000\tno recovery target specified\n\n2\t0/5000000\tbefore 2000-01-01 00:00:00+00\n')" >"$out/pg-wal/history-two"
+printf '\001%s' "$(printf '1\t0/5000000\tx\n2\t0/3000000\ty\n')" >"$out/pg-wal/history-switch-point-decreasing"
 printf '\015# comment\n1\t16/B374D848\tat restore point "x"\n' >"$out/pg-wal/history-file-tli-3"
 printf '\002000000010000000200000003' >"$out/pg-wal/name-segment"
 printf '\00200000001000000020000000A.partial' >"$out/pg-wal/name-partial"
