@@ -540,6 +540,32 @@ int main(int argc, char **argv)
 		put_seg("switch-tail-cont", &g, 1, &c, OPT_VISIT, 8192, 0, 0);
 	put_seg("switch-tail-no-carry", &g, 1, NULL, OPT_VISIT, 8192, 0, 0);
 
+	/* a record that spans segment 4 whole: its carry goes on past it too */
+	gen_start(&g, 0);
+	gen_record(&g, 100, 10, 0);
+	gen_record(&g, 3 * MB, 10, 0);
+	if (carry_of(&g, false, &c) == 0)
+		put_seg("span-whole-segment", &g, 1, &c, OPT_VISIT, 8192, 8192, 8192);
+
+	/* a commit whose header ends the segment (its time is in the next one), and
+	 * a COMMIT PREPARED cut in its body, then its rest with a visitor's carry */
+	gen_start(&g, 0);
+	gen_end_at(&g, 24);
+	gen_commit(&g, 0x00, 800000000000000);
+	put_seg("commit-cut-after-header", &g, 0, NULL, 0, 8192, 8192, 8192);
+	gen_start(&g, 0);
+	gen_end_at(&g, 48);
+	gen_prepared(&g, 4321);
+	gen_record(&g, 100, 10, 0);
+	put_seg("prepared-cut-visit", &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
+	if (carry_of(&g, true, &c) == 0)
+		put_seg("prepared-cont-visit", &g, 1, &c, OPT_VISIT, 8192, 0, 0);
+
+	/* a record that ends exactly at the segment's end */
+	gen_start(&g, 0);
+	gen_end_at(&g, 0);
+	put_seg("ends-at-segment-end", &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
+
 	/* a page that is not this segment's (a recycled file's stale page) */
 	gen_start(&g, 0);
 	gen_record(&g, 9000, 10, 0);
