@@ -34,6 +34,12 @@ tar --format=gnu -b1 --sort=name -cf "$tmp/gnu.tar" -C "$t" .
 tar --format=posix -b1 --sort=name -cf "$tmp/pax.tar" -C "$t" .
 head -c -1024 "$tmp/ustar.tar" >"$tmp/pgstyle.tar"
 head -c 1024 /dev/zero >"$tmp/empty.tar"
+# ids past the octal fields (pax uid/gid keys; GNU base-256), a fractional and a
+# negative mtime, a pax global header
+tar --format=posix --owner=big:99999999 --group=big:88888888 --mtime=@1600000000.5 \
+	--pax-option=globexthdr.name=g -b1 --sort=name -cf "$tmp/big-pax.tar" -C "$t" base 2>/dev/null
+tar --format=gnu --owner=big:99999999 --group=big:88888888 --mtime=@-5 -b1 --sort=name \
+	-cf "$tmp/big-gnu.tar" -C "$t" base 2>/dev/null
 seed "$out/pg-tar/ustar-whole" '\377\001' "$tmp/ustar.tar"
 seed "$out/pg-tar/ustar-bytewise" '\000\001' "$tmp/ustar.tar"
 seed "$out/pg-tar/gnu-longnames" '\111\001' "$tmp/gnu.tar"
@@ -41,6 +47,8 @@ seed "$out/pg-tar/pax-longnames" '\003\001' "$tmp/pax.tar"
 # byte 1 bit 1: the target sets the headers' checksums
 seed "$out/pg-tar/gnu-longnames-sums" '\133\003' "$tmp/gnu.tar"
 seed "$out/pg-tar/pax-longnames-sums" '\133\003' "$tmp/pax.tar"
+seed "$out/pg-tar/pax-big-ids-fraction-mtime" '\005\001' "$tmp/big-pax.tar"
+seed "$out/pg-tar/gnu-base256-negative-mtime" '\007\001' "$tmp/big-gnu.tar"
 seed "$out/pg-tar/pg-style-no-trailer" '\022\000' "$tmp/pgstyle.tar"
 seed "$out/pg-tar/empty-archive" '\001\001' "$tmp/empty.tar"
 head -c 700 "$tmp/gnu.tar" >"$tmp/trunc.tar"
