@@ -519,6 +519,12 @@ static size_t main_data_at(const uint8_t *body, size_t n, uint32_t *len)
 	return 0;
 }
 
+/* A transaction end's time is looked for in the first XACT_TIME_IN bytes of its
+ * body only, however many were read (a walk with a visitor reads a prepared
+ * transaction's end whole, one without does not), so that both answer the same.
+ * PostgreSQL writes it within 21 (origin, top-level xid, long data header). */
+#define XACT_TIME_IN 32
+
 /* The end time of a transaction's end record: its main data starts with the
  * TimestampTz. 0 when not found in body's n bytes. A time past what unix
  * microseconds hold (PostgreSQL's own END_TIMESTAMP is) is INT64_MAX: later
@@ -526,6 +532,7 @@ static size_t main_data_at(const uint8_t *body, size_t n, uint32_t *len)
 static int64_t xact_end_us(const uint8_t *body, size_t n)
 {
 	uint32_t len;
+	n = BK_MIN(n, XACT_TIME_IN);
 	size_t at = main_data_at(body, n, &len);
 	if (!at || at + 8 > n)
 		return 0;
@@ -793,7 +800,8 @@ int bk_wal_walk(int fd, const char *name, const BkWalCarry *prev, BkWalRecFn fn,
 		_cleanup_free_ uint8_t *whole = NULL;
 		bool rp = fn && st == STEP_OK && is_restore_point(rec),
 		     carried = fn && st == STEP_OK && body_wanted(rec);
-		uint32_t left = tot_len - RECORD_HEADER, nb = BK_MIN(left, rp ? BK_WAL_RP_BODY : 32u);
+		uint32_t left = tot_len - RECORD_HEADER,
+			 nb = BK_MIN(left, rp ? BK_WAL_RP_BODY : XACT_TIME_IN);
 		if (carried && is_prepared_end(rec[17], rec[16]) && left <= PREPARED_BODY_MAX &&
 		    (whole = malloc(left))) { /* (without memory: its xid stays unknown) */
 			body = whole;
