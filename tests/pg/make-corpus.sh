@@ -51,6 +51,19 @@ seed "$out/pg-tar/pax-big-ids-fraction-mtime" '\005\001' "$tmp/big-pax.tar"
 seed "$out/pg-tar/gnu-base256-negative-mtime" '\007\001' "$tmp/big-gnu.tar"
 seed "$out/pg-tar/pg-style-no-trailer" '\022\000' "$tmp/pgstyle.tar"
 seed "$out/pg-tar/empty-archive" '\001\001' "$tmp/empty.tar"
+# a pax size key (GNU tar writes one only past 8 GiB), a pax path over the cap
+python3 - "$tmp" <<'PY'
+import io, sys, tarfile
+def mk(name, ti, data):
+    with tarfile.open(f"{sys.argv[1]}/{name}", "w", format=tarfile.PAX_FORMAT) as t:
+        t.addfile(ti, io.BytesIO(data))
+ti = tarfile.TarInfo("base/1/16384"); ti.size = 5
+ti.pax_headers = {"size": "5", "uid": "26", "gid": "26"}
+mk("pax-size.tar", ti, b"hello")
+mk("pax-long.tar", tarfile.TarInfo("a/" * 2600 + "f"), b"")
+PY
+seed "$out/pg-tar/pax-size-key" '\011\001' "$tmp/pax-size.tar"
+seed "$out/pg-tar/pax-path-too-long" '\013\001' "$tmp/pax-long.tar"
 head -c 700 "$tmp/gnu.tar" >"$tmp/trunc.tar"
 seed "$out/pg-tar/truncated-header" '\002\000' "$tmp/trunc.tar"
 
