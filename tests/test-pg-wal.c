@@ -16,6 +16,7 @@
 #include "pg/wal.h"
 #include "store/error.h"
 #include "store/util.h"
+#include "tests/pg/walgen.h"
 #include "tests/tap.h"
 
 #define MB (1024u * 1024u)
@@ -178,20 +179,6 @@ static void test_lsn(void)
 	}
 }
 
-static void make_header(uint8_t *b, uint16_t magic, uint16_t info, uint32_t tli, uint64_t pageaddr,
-                        uint64_t sysid, uint32_t seg_size, uint32_t blcksz)
-{
-	memset(b, 0, 64);
-	bk_put_le16(b, magic);
-	bk_put_le16(b + 2, info);
-	bk_put_le32(b + 4, tli);
-	bk_put_le64(b + 8, pageaddr);
-	bk_put_le32(b + 16, 0);
-	bk_put_le64(b + 24, sysid);
-	bk_put_le32(b + 32, seg_size);
-	bk_put_le32(b + 36, blcksz);
-}
-
 static void test_header_synthetic(void)
 {
 	uint8_t b[64];
@@ -199,7 +186,7 @@ static void test_header_synthetic(void)
 	const uint64_t sysid = UINT64_C(7310000000000000001);
 	const uint64_t seg3 = UINT64_C(3) * 16 * MB;
 
-	make_header(b, 0xD110, 0x0002, 1, seg3, sysid, 16 * MB, 8192);
+	walgen_header(b, 0xD110, 0x0002, 1, seg3, sysid, 16 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "valid header without a name");
 	ok(h.magic == 0xD110 && h.pg_major == 15 && h.tli == 1 && h.pageaddr == seg3 &&
 	       h.sysid == sysid && h.seg_size == 16 * MB && h.blcksz == 8192,
@@ -221,13 +208,13 @@ static void test_header_synthetic(void)
 	is_int(bk_wal_header_parse(b, 40, "00000001.history", &h), BK_E_USAGE, "history name");
 	is_int(bk_wal_header_parse(b, 40, "garbage", &h), BK_E_USAGE, "garbage name");
 
-	make_header(b, 0xD110, 0x0002, 2, seg3, sysid, 16 * MB, 8192);
+	walgen_header(b, 0xD110, 0x0002, 2, seg3, sysid, 16 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, "000000010000000000000003", &h), BK_E_CORRUPT,
 	       "page timeline above the name's");
 
 	/* 1 GiB segments: segment 3 of the 1 GiB layout is named ...00000003 too, but
 	 * the address differs; the check must use the header's segment size. */
-	make_header(b, 0xD110, 0x0002, 1, UINT64_C(5) * 1024 * MB, sysid, 1024 * MB, 8192);
+	walgen_header(b, 0xD110, 0x0002, 1, UINT64_C(5) * 1024 * MB, sysid, 1024 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, "000000010000000100000001", &h), 0,
 	       "1 GiB segment 5 is 00000001/00000001");
 	is_int(bk_wal_header_parse(b, 40, "000000010000000000000005", &h), BK_E_CORRUPT,
@@ -255,18 +242,18 @@ static void test_header_synthetic(void)
 		{0xD110, 2, 1, seg3, 16 * MB, 128 * 1024, "block size 128 KiB"},
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(bad); i++) {
-		make_header(b, bad[i].magic, bad[i].info, bad[i].tli, bad[i].addr, sysid, bad[i].seg,
+		walgen_header(b, bad[i].magic, bad[i].info, bad[i].tli, bad[i].addr, sysid, bad[i].seg,
 		            bad[i].blck);
 		is_int(bk_wal_header_parse(b, 40, NULL, &h), BK_E_CORRUPT, "rejects %s", bad[i].what);
 	}
 
 	/* other majors and flags that are legal */
-	make_header(b, 0xD116, 0x0007, 1, seg3, sysid, 16 * MB, 8192);
+	walgen_header(b, 0xD116, 0x0007, 1, seg3, sysid, 16 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "PG17 magic with all old flags");
 	is_int(h.pg_major, 17, "pg 17");
-	make_header(b, 0xD110, 0x0002, 1, seg3, sysid, 16 * MB, 65536);
+	walgen_header(b, 0xD110, 0x0002, 1, seg3, sysid, 16 * MB, 65536);
 	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "64 KiB wal blocks, the largest");
-	make_header(b, 0xD110, 0x000A, 1, seg3, sysid, 16 * MB, 8192);
+	walgen_header(b, 0xD110, 0x000A, 1, seg3, sysid, 16 * MB, 8192);
 	is_int(bk_wal_header_parse(b, 40, NULL, &h), 0, "overwrite-contrecord flag accepted");
 	is_int(bk_wal_magic_version(0xD10D), 14, "0xD10D is 14");
 	is_int(bk_wal_magic_version(0xD113), 16, "0xD113 is 16");
@@ -431,113 +418,14 @@ out:
 
 /* ---- the last record of a segment: synthetic 1 MiB segments, 8 KiB pages ---- */
 
-/* Segment 3 (seg[0..MB)), then segment 4 after it (seg[MB..2 MB)), which the
- * records written past segment 3's end go on into. */
-typedef struct {
-	uint8_t seg[2 * MB];
-	uint64_t pos, base; /* write offset in the segment; LSN of its start */
-	uint64_t prev;      /* the LSN of the last record written (its xl_prev) */
-	int64_t xact_us, cut_xact_us; /* what last_of found */
-	bool cut_xact, stopped;
-} Gen;
-
-/* Writes n bytes of a record (left: its bytes not written yet, these included),
- * with a short page header at each page start on the way (contrecord while left). */
-static void gen_put(Gen *g, const uint8_t *data, size_t n, size_t left)
-{
-	for (size_t i = 0; i < n && g->pos < sizeof(g->seg); i++, left--) {
-		if (g->pos % 8192 == 0) {
-			uint8_t *h = g->seg + g->pos;
-			bool seg_start = g->pos % MB == 0;
-			if (seg_start)
-				make_header(h, 0xD110, 0x0002, 1, g->base + g->pos, 42, MB, 8192);
-			bk_put_le16(h, 0xD110);
-			bk_put_le16(h + 2, seg_start ? 0x0003 : 0x0001);
-			bk_put_le32(h + 4, 1);
-			bk_put_le64(h + 8, g->base + g->pos);
-			bk_put_le32(h + 16, (uint32_t)left);
-			g->pos += seg_start ? 40 : 24;
-		}
-		g->seg[g->pos++] = data ? data[i] : 0x5A;
-	}
-}
-
-/* Sets xl_crc of the record at lsn as PostgreSQL does: CRC-32C of its bytes after
- * the header, then of the header up to xl_crc, its bytes read across page headers.
- * A record that runs past the segment's end is left as it is. */
-static void gen_seal(Gen *g, uint64_t lsn)
-{
-	static uint8_t rec[MB];
-	size_t at[24]; /* where the header's bytes are */
-	uint64_t p = lsn - g->base, tot = 24;
-	for (uint64_t i = 0; i < tot; i++, p++) {
-		if (p % 8192 == 0)
-			p += p % MB == 0 ? 40 : 24;
-		if (p >= sizeof(g->seg))
-			return;
-		rec[i] = g->seg[p];
-		if (i < 24)
-			at[i] = p;
-		if (i == 3)
-			tot = bk_get_le32(rec);
-	}
-	uint32_t crc = bk_crc32c(bk_crc32c(0, rec + 24, tot - 24), rec, 20);
-	for (int i = 0; i < 4; i++)
-		g->seg[at[20 + i]] = (uint8_t)(crc >> (8 * i));
-}
-
-/* Appends a record of tot_len bytes at the next 8-byte boundary (after a page
- * header if that is a page start), its body starting with body[0..nb) (filler
- * after), with its CRC; returns its LSN. */
-static uint64_t gen_record_body(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info,
-				const uint8_t *body, size_t nb)
-{
-	g->pos = (g->pos + 7) & ~(uint64_t)7;
-	if (g->pos % MB == 0) { /* the next segment's, with no continuation */
-		make_header(g->seg + g->pos, 0xD110, 0x0002, 1, g->base + g->pos, 42, MB, 8192);
-		g->pos += 40;
-	} else if (g->pos % 8192 == 0) { /* a page header with no continuation */
-		uint8_t *h = g->seg + g->pos;
-		bk_put_le16(h, 0xD110);
-		bk_put_le32(h + 4, 1);
-		bk_put_le64(h + 8, g->base + g->pos);
-		g->pos += 24;
-	}
-	uint64_t lsn = g->base + g->pos;
-	uint8_t hdr[24] = { 0 };
-	bk_put_le32(hdr, tot_len);
-	bk_put_le64(hdr + 8, g->prev);
-	hdr[16] = info;
-	hdr[17] = rmid;
-	gen_put(g, hdr, sizeof(hdr), tot_len);
-	gen_put(g, body, nb, tot_len - 24);
-	gen_put(g, NULL, tot_len - 24 - nb, tot_len - 24 - nb);
-	gen_seal(g, lsn);
-	g->prev = lsn;
-	return lsn;
-}
-
-static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
-{
-	return gen_record_body(g, tot_len, rmid, info, NULL, 0);
-}
+/* Segments 3 and 4 of a 1 MiB-segment WAL (tests/pg/walgen.h). */
+typedef WalGen Gen;
 
 /* Appends one record that ends at offset `to` of the same page. */
 static void gen_fill_to(Gen *g, uint64_t to)
 {
 	uint64_t at = (g->pos + 7) & ~(uint64_t)7;
-	gen_record(g, (uint32_t)(to - at), 10, 0);
-}
-
-static void gen_start(Gen *g, uint32_t cont)
-{
-	memset(g->seg, 0, sizeof(g->seg));
-	g->base = 3 * MB;
-	make_header(g->seg, 0xD110, 0x0002 | (cont ? 0x0001 : 0), 1, g->base, 42, MB, 8192);
-	bk_put_le32(g->seg + 16, cont);
-	g->pos = 40;
-	g->prev = g->base - 4096; /* a record of the segment before */
-	gen_put(g, NULL, cont, cont);
+	walgen_record(g, (uint32_t)(to - at), 10, 0);
 }
 
 /* Walks segment 3 (next: segment 4, with prev the carry from segment 3), with the
@@ -579,68 +467,68 @@ static void test_last_record(void)
 
 	/* a continuation, a record whose header is split by a page header, one over
 	 * several pages, then a switch: the rest of the segment is zeros */
-	gen_start(&g, 100);
-	gen_record(&g, 50, 10, 0);
+	walgen_start(&g, 42, 100);
+	walgen_record(&g, 50, 10, 0);
 	gen_fill_to(&g, 8192 - 8); /* 8 bytes left on page 0 */
-	gen_record(&g, 200, 10, 0);
-	gen_record(&g, 20000, 10, 0);
-	uint64_t sw = gen_record(&g, 32, 0, 0x40);
+	walgen_record(&g, 200, 10, 0);
+	walgen_record(&g, 20000, 10, 0);
+	uint64_t sw = walgen_record(&g, 32, 0, 0x40);
 	is_int(last_of(&g, &got), 0, "a segment that ends with a switch");
 	ok(got == sw, "the last record is the switch (%" PRIx64 ", want %" PRIx64 ")", got, sw);
 	ok(!g.stopped, "the walk ends there as a whole segment's does");
 
 	/* a switch-like info on another resource manager does not end the walk */
-	gen_start(&g, 0);
-	gen_record(&g, 32, 1, 0x40);
-	uint64_t after = gen_record(&g, 60, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 32, 1, 0x40);
+	uint64_t after = walgen_record(&g, 60, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment with no continuation, ending in zeros");
 	ok(got == after, "the last record is the one before the zeros");
 	ok(g.stopped, "the walk stopped short of the segment's end (no switch before the zeros)");
 
 	/* a record that goes on into the next segment cannot be read without it: the
 	 * last one is the one before */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	uint64_t lsn = 0, prev = 0;
 	while (g.pos < MB - 300) {
 		prev = lsn;
-		lsn = gen_record(&g, 1000, 10, 0);
+		lsn = walgen_record(&g, 1000, 10, 0);
 	}
 	is_int(last_of(&g, &got), 0, "a segment full to its end");
 	ok(got == prev && prev && g.pos > MB - 300, "the last record is the one before the one that "
 	   "runs past the end (%" PRIx64 ", want %" PRIx64 ")", got, prev);
 	ok(!g.stopped, "the walk did not stop short");
 	/* likewise when even the header of the last one is cut by the end */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	ok(g.pos <= MB - 16 - 24, "(room for a record before the last 16 bytes)");
 	uint64_t at = (g.pos + 7) & ~(uint64_t)7;
 	gen_fill_to(&g, MB - 16);
 	prev = g.base + at;
-	gen_record(&g, 100, 10, 0);
+	walgen_record(&g, 100, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment whose last record header is cut");
 	ok(got == prev && !g.stopped, "the last record is the one before it, not stopped short");
 
 	/* a record cut by a crash: the next page does not continue it (PostgreSQL 14+
 	 * marks it XLP_FIRST_IS_OVERWRITE_CONTRECORD) and starts afresh */
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
 	gen_fill_to(&g, 8192 - 104);
 	uint64_t prev_of_torn = g.prev;
 	uint8_t hdr[24] = { 0 };
 	bk_put_le32(hdr, 3000);
 	bk_put_le64(hdr + 8, g.prev);
 	hdr[17] = 10;
-	gen_put(&g, hdr, sizeof(hdr), 3000);
-	gen_put(&g, NULL, 80, 2976); /* to the page's end, no further */
+	walgen_put(&g, hdr, sizeof(hdr), 3000);
+	walgen_put(&g, NULL, 80, 2976); /* to the page's end, no further */
 	uint8_t *h = g.seg + 8192;
 	bk_put_le16(h, 0xD110);
 	bk_put_le16(h + 2, 0x0008);
 	bk_put_le32(h + 4, 1);
 	bk_put_le64(h + 8, g.base + 8192);
 	g.pos = 8192 + 24;
-	gen_record(&g, 100, 0, 0x00);
-	lsn = gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 100, 0, 0x00);
+	lsn = walgen_record(&g, 60, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment with a record cut by a crash");
 	ok(got == lsn, "the walk goes on after it, as recovery does (%" PRIx64 ", want %" PRIx64 ")",
 	   got, lsn);
@@ -652,13 +540,13 @@ static void test_last_record(void)
 	ok(got == prev_of_torn, "ends the walk before it");
 
 	/* a record that does not name the one before it (xl_prev) is not WAL after it */
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
-	prev = gen_record(&g, 40, 10, 0);
-	uint64_t bad = gen_record(&g, 40, 10, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
+	prev = walgen_record(&g, 40, 10, 0);
+	uint64_t bad = walgen_record(&g, 40, 10, 0);
+	walgen_record(&g, 40, 10, 0);
 	bk_put_le64(g.seg + (bad - g.base) + 8, prev - 8);
-	gen_seal(&g, bad);
+	walgen_seal(&g, bad);
 	is_int(last_of(&g, &got), 0, "a segment with a record whose xl_prev is wrong");
 	ok(got == prev && g.stopped, "ends the walk before that record, stopped");
 
@@ -671,14 +559,14 @@ static void test_last_record(void)
 	} damage[] = { { 24 + 3, "its body" }, { 2 * 8192 + 100, "its part on a later page" },
 		       { 16, "its header" }, { 21, "its xl_crc" } };
 	for (size_t i = 0; i < BK_ARRAY_SIZE(damage); i++) {
-		gen_start(&g, 0);
-		gen_record(&g, 40, 10, 0);
-		prev = gen_record(&g, 40, 10, 0);
-		bad = gen_record(&g, 20000, 10, 0);
-		lsn = gen_record(&g, 40, 10, 0);
+		walgen_start(&g, 42, 0);
+		walgen_record(&g, 40, 10, 0);
+		prev = walgen_record(&g, 40, 10, 0);
+		bad = walgen_record(&g, 20000, 10, 0);
+		lsn = walgen_record(&g, 40, 10, 0);
 		gen_fill_to(&g, 8192 * (g.pos / 8192 + 1)); /* to a page's end, then ... */
 		while (g.pos < MB - 8192)
-			gen_record(&g, 8000, 10, 0);
+			walgen_record(&g, 8000, 10, 0);
 		gen_fill_to(&g, MB); /* ... records to the segment's very end */
 		is_int(last_of(&g, &got), 0, "(the segment, undamaged)");
 		ok(got > lsn && !g.stopped, "(is walked to its end)");
@@ -691,11 +579,11 @@ static void test_last_record(void)
 		   PRIx64 ")", got, prev);
 	}
 	/* a damaged commit's time does not count */
-	gen_start(&g, 0);
-	prev = gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	prev = walgen_record(&g, 40, 10, 0);
 	uint8_t stamped[2 + 1 + 2 + 8] = { 253, 0x01, 0x00, 255, 16 };
 	bk_put_le64(stamped + 5, (uint64_t)INT64_C(848620800000000));
-	bad = gen_record_body(&g, 24 + 5 + 16, 1, 0x00, stamped, sizeof(stamped));
+	bad = walgen_record_body(&g, 24 + 5 + 16, 1, 0x00, stamped, sizeof(stamped));
 	is_int(last_of(&g, &got), 0, "(a segment with a commit)");
 	ok(got == bad && g.xact_us != 0, "(has the commit's time)");
 	g.seg[bad - g.base + 24 + 5 + 7] ^= 0x01; /* the time's high byte */
@@ -703,9 +591,9 @@ static void test_last_record(void)
 	ok(got == prev && g.xact_us == 0, "has no transaction time");
 
 	/* a continuation page whose xlp_rem_len is not what the record has left */
-	gen_start(&g, 0);
-	prev = gen_record(&g, 40, 10, 0);
-	gen_record(&g, 20000, 10, 0);
+	walgen_start(&g, 42, 0);
+	prev = walgen_record(&g, 40, 10, 0);
+	walgen_record(&g, 20000, 10, 0);
 	bk_put_le32(g.seg + 8192 + 16, 7);
 	is_int(last_of(&g, &got), 0, "a segment with a wrong xlp_rem_len");
 	ok(got == prev && g.stopped, "ends the walk before that record, stopped");
@@ -714,10 +602,10 @@ static void test_last_record(void)
 	 * major's) or xlp_pageaddr (another position's): not this segment's, though its
 	 * bytes, which xl_crc covers, are the record's */
 	for (int k = 0; k < 2; k++) {
-		gen_start(&g, 0);
-		prev = gen_record(&g, 40, 10, 0);
-		gen_record(&g, 20000, 10, 0);
-		gen_record(&g, 40, 10, 0);
+		walgen_start(&g, 42, 0);
+		prev = walgen_record(&g, 40, 10, 0);
+		walgen_record(&g, 20000, 10, 0);
+		walgen_record(&g, 40, 10, 0);
 		if (k == 0)
 			bk_put_le16(g.seg + 8192, 0xD113);
 		else
@@ -729,21 +617,21 @@ static void test_last_record(void)
 
 	/* a page that says it goes on with a record where one starts (the one before
 	 * ended at its start) is not WAL written after it: PostgreSQL's reader stops */
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
 	gen_fill_to(&g, 8192);
 	prev = g.prev;
-	gen_record(&g, 40, 10, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_record(&g, 40, 10, 0);
+	walgen_record(&g, 40, 10, 0);
 	g.seg[8192 + 2] |= 0x01;
 	is_int(last_of(&g, &got), 0, "a page with the contrecord flag where a record starts");
 	ok(got == prev && g.stopped, "ends the walk at that page, stopped");
 
 	/* a length below a record header's is not a record, also on the segment's last
 	 * page, where it could seem to go on into the next segment (its xl_prev right) */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 200);
 	prev = g.prev;
 	bk_put_le32(g.seg + MB - 200, 16);
@@ -756,11 +644,11 @@ static void test_last_record(void)
 	}
 
 	/* a page that is not this segment's (stale bytes of a recycled file) ends it */
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
 	gen_fill_to(&g, 8192 - 64);
-	gen_record(&g, 8192, 10, 0);
-	lsn = gen_record(&g, 40, 10, 0);
+	walgen_record(&g, 8192, 10, 0);
+	lsn = walgen_record(&g, 40, 10, 0);
 	ok(g.pos == 2 * 8192, "(the record before the stale page ends at its start)");
 	bk_put_le64(g.seg + 2 * 8192 + 8, UINT64_C(99) * MB);
 	memset(g.seg + 2 * 8192 + 24, 0x33, 100);
@@ -772,7 +660,7 @@ static void test_last_record(void)
 	 * up as a whole switch would; zeros follow, and that is no damage (found by
 	 * review: a real server switched at a segment's end minus 8 or 16) */
 	for (uint32_t rem = 8; rem <= 16; rem += 8) {
-		gen_start(&g, rem);
+		walgen_start(&g, 42, rem);
 		g.seg[40 + rem - 8] = 0x40; /* XLOG_SWITCH */
 		g.seg[40 + rem - 7] = 0;    /* RM_XLOG_ID */
 		is_int(last_of(&g, &got), 0, "a segment that a switch's last %u bytes begin", rem);
@@ -783,65 +671,65 @@ static void test_last_record(void)
 	}
 
 	/* nothing begins in a segment that one record covers */
-	gen_start(&g, MB);
+	walgen_start(&g, 42, MB);
 	is_int(last_of(&g, &got), 0, "a segment inside one record");
 	ok(got == 0 && !g.stopped, "has no last record, and is whole");
 
 	/* transactions: the end time of the last commit or abort that lies whole in the
 	 * segment (TimestampTz, microseconds since 2000-01-01), after the record's
 	 * block headers: here a replication origin, then the main data's short header */
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
 	uint8_t commit[2 + 1 + 2 + 8] = { 253, 0x01, 0x00, 255, 16 };
 	int64_t t_pg = INT64_C(848620800000000); /* 2026-11-22 00:00:00 UTC */
 	bk_put_le64(commit + 5, (uint64_t)t_pg);
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit)); /* a commit */
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x10, commit, sizeof(commit)); /* a prepare: not an end */
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit)); /* a commit */
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x10, commit, sizeof(commit)); /* a prepare: not an end */
 	uint8_t earlier[sizeof(commit)];
 	memcpy(earlier, commit, sizeof(commit));
 	bk_put_le64(earlier + 5, (uint64_t)(t_pg - 500)); /* stamped before, written after */
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
-	gen_record(&g, 60, 10, 0);
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
+	walgen_record(&g, 60, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment with a commit");
 	ok(g.xact_us == t_pg + INT64_C(946684800000000), "the latest end is the commit's, though "
 	   "one written after it was stamped earlier (%" PRId64 ")", g.xact_us);
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
 	uint8_t abort_long[1 + 4 + 8] = { 254, 16, 0, 0, 0 }; /* the long header: u32 length */
 	bk_put_le64(abort_long + 5, (uint64_t)(t_pg + 1000000));
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x20, abort_long, sizeof(abort_long));
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x20, abort_long, sizeof(abort_long));
 	is_int(last_of(&g, &got), 0, "a segment with an abort");
 	ok(g.xact_us == t_pg + 1000000 + INT64_C(946684800000000), "counts it too");
-	gen_start(&g, 0);
-	gen_record(&g, 40, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 40, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment without a transaction");
 	ok(g.xact_us == 0 && !g.cut_xact, "has no transaction time");
 	/* after a top-level xid (XLR_BLOCK_ID_TOPLEVEL_XID and 4 bytes) */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	uint8_t toplevel[1 + 4 + 2 + 8] = { 252, 0x04, 0x03, 0x02, 0x01, 255, 8 };
 	bk_put_le64(toplevel + 7, (uint64_t)t_pg);
-	gen_record_body(&g, 24 + 7 + 8, 1, 0x00, toplevel, sizeof(toplevel));
+	walgen_record_body(&g, 24 + 7 + 8, 1, 0x00, toplevel, sizeof(toplevel));
 	is_int(last_of(&g, &got), 0, "a segment with a commit after a top-level xid");
 	ok(g.xact_us == t_pg + INT64_C(946684800000000), "counts it");
 
 	/* a commit that the segment's end cuts is the segment's last transaction (a
 	 * walk back must not take the one before it for the last): its time is read
 	 * when the part here holds it, else it is said to be unknown */
-	gen_start(&g, 0);
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit));
+	walgen_start(&g, 42, 0);
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x00, commit, sizeof(commit));
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 40);
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit after its time");
 	ok(!g.cut_xact && g.cut_xact_us == t_pg - 500 + INT64_C(946684800000000) &&
 	   g.xact_us == t_pg + INT64_C(946684800000000),
 	   "gives its time apart from the whole one's before it");
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 32);
-	gen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
+	walgen_record_body(&g, 24 + 5 + 16, 1, 0x00, earlier, sizeof(earlier));
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit before its time");
 	ok(g.cut_xact && !g.cut_xact_us, "says that its time is not known");
 	/* another record cut there says nothing of the kind, nor does a prepare */
@@ -853,21 +741,21 @@ static void test_last_record(void)
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a prepare");
 	ok(!g.cut_xact && !g.cut_xact_us, "is not cut in a transaction's end");
 	/* cut right after its time: an origin, the main data's long header, the time */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 40);
 	uint8_t to_end[3 + 5 + 8] = { 253, 0x01, 0x00, 254, 16 };
 	bk_put_le64(to_end + 8, (uint64_t)t_pg);
-	gen_record_body(&g, 24 + 8 + 16, 1, 0x00, to_end, sizeof(to_end));
+	walgen_record_body(&g, 24 + 8 + 16, 1, 0x00, to_end, sizeof(to_end));
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a commit right after its time");
 	ok(!g.cut_xact && g.cut_xact_us == t_pg + INT64_C(946684800000000), "gives its time");
 	/* a record whose header the end cuts may be one */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 16);
-	gen_record(&g, 100, 10, 0);
+	walgen_record(&g, 100, 10, 0);
 	is_int(last_of(&g, &got), 0, "a segment whose end cuts a record's header");
 	ok(g.cut_xact, "may be cut in a transaction");
 
@@ -880,14 +768,14 @@ static void test_last_record(void)
 		const char *where = cut == 0 ? "body" : cut == 8 ? "header after 16 bytes" :
 					       "header after 8 bytes";
 		uint64_t head_at = cut == 0 ? MB - 2000 : MB - 24 + cut; /* the cut record's */
-		gen_start(&g, 0);
+		walgen_start(&g, 42, 0);
 		while (g.pos < MB - 8192)
-			gen_record(&g, 2000, 10, 0);
+			walgen_record(&g, 2000, 10, 0);
 		gen_fill_to(&g, head_at);
 		prev = g.prev;
-		uint64_t cut_lsn = gen_record(&g, 6000, 10, 0);
-		uint64_t next = gen_record(&g, 40, 10, 0);
-		uint64_t last4 = gen_record(&g, 32, 0, 0x40); /* a switch: segment 4 is whole */
+		uint64_t cut_lsn = walgen_record(&g, 6000, 10, 0);
+		uint64_t next = walgen_record(&g, 40, 10, 0);
+		uint64_t last4 = walgen_record(&g, 32, 0, 0x40); /* a switch: segment 4 is whole */
 		BkWalEnd e3, e4;
 		is_int(walk_gen(&g, false, NULL, &e3), 0, "segment 3, whose end cuts a record's %s",
 		       where);
@@ -940,20 +828,20 @@ static void test_last_record(void)
 		/* the next record must name the record carried over (xl_prev) */
 		uint64_t nx = next - g.base;
 		bk_put_le64(g.seg + nx + 8, cut_lsn - 8);
-		gen_seal(&g, next);
+		walgen_seal(&g, next);
 		is_int(walk_gen(&g, true, NULL, &e4), 0, "the next record's xl_prev wrong, no carry");
 		ok(e4.lsn == last4, "(is not found)");
 		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "... with the carry");
 		ok(e4.lsn == cut_lsn && e4.stopped, "stops before it, after the record carried over");
 		bk_put_le64(g.seg + nx + 8, cut_lsn);
-		gen_seal(&g, next);
+		walgen_seal(&g, next);
 		/* a segment 4 that starts afresh, not going on with the record: recovery
 		 * stops, unless its first page says the record was cut by a crash
 		 * (XLP_FIRST_IS_OVERWRITE_CONTRECORD) */
 		memset(g.seg + MB, 0, MB);
 		g.pos = MB;
-		gen_record(&g, 40, 10, 0);
-		last4 = gen_record(&g, 32, 0, 0x40);
+		walgen_record(&g, 40, 10, 0);
+		last4 = walgen_record(&g, 32, 0, 0x40);
 		is_int(walk_gen(&g, true, NULL, &e4), 0, "a segment 4 that starts afresh, no carry");
 		ok(!e4.stopped && e4.lsn == last4, "(is whole)");
 		is_int(walk_gen(&g, true, &e3.carry, &e4), 0, "... with segment 3's carry");
@@ -963,9 +851,9 @@ static void test_last_record(void)
 		ok(!e4.stopped && e4.lsn == last4, "is whole, as recovery goes on there");
 	}
 	/* a record that goes on past segment 4 too is carried on */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 4000);
 	uint64_t huge = g.base + ((g.pos + 7) & ~(uint64_t)7);
 	uint8_t big_hdr[24] = { 0 };
@@ -973,8 +861,8 @@ static void test_last_record(void)
 	bk_put_le64(big_hdr + 8, g.prev);
 	big_hdr[17] = 10;
 	g.pos = (g.pos + 7) & ~(uint64_t)7;
-	gen_put(&g, big_hdr, 24, 3 * MB);
-	gen_put(&g, NULL, 2 * MB, 3 * MB - 24);
+	walgen_put(&g, big_hdr, 24, 3 * MB);
+	walgen_put(&g, NULL, 2 * MB, 3 * MB - 24);
 	{
 		BkWalEnd e3, e4;
 		is_int(walk_gen(&g, false, NULL, &e3), 0, "segment 3, whose end starts a 3 MiB record");
@@ -988,14 +876,14 @@ static void test_last_record(void)
 	}
 	/* the same, segment 3's end cutting its header after 16 bytes: segment 4
 	 * completes the header, and carries all of it on */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	while (g.pos < MB - 8192)
-		gen_record(&g, 2000, 10, 0);
+		walgen_record(&g, 2000, 10, 0);
 	gen_fill_to(&g, MB - 16);
 	huge = g.base + g.pos;
 	bk_put_le64(big_hdr + 8, g.prev);
-	gen_put(&g, big_hdr, 24, 3 * MB);
-	gen_put(&g, NULL, 2 * MB, 3 * MB - 24);
+	walgen_put(&g, big_hdr, 24, 3 * MB);
+	walgen_put(&g, NULL, 2 * MB, 3 * MB - 24);
 	{
 		BkWalEnd e3, e4;
 		is_int(walk_gen(&g, false, NULL, &e3), 0, "segment 3, whose end cuts a 3 MiB record's header");
@@ -1006,7 +894,7 @@ static void test_last_record(void)
 	}
 
 	/* the first page must be this segment's */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	bk_put_le64(g.seg + 8, 4 * MB);
 	is_int(last_of(&g, &got), BK_E_CORRUPT, "a first page of another segment is refused");
 }
@@ -1056,7 +944,7 @@ static uint64_t gen_restore_point(Gen *g, const char *name)
 	uint8_t body[74] = { 255, 72 };
 	bk_put_le64(body + 2, 12345);
 	snprintf((char *)body + 10, 64, "%s", name);
-	return gen_record_body(g, 24 + sizeof(body), 0, 0x70, body, sizeof(body));
+	return walgen_record_body(g, 24 + sizeof(body), 0, 0x70, body, sizeof(body));
 }
 
 /* A commit record whose main data starts with its time (PostgreSQL's epoch, µs). */
@@ -1065,14 +953,14 @@ static uint64_t gen_commit(Gen *g, int64_t pg_us)
 {
 	uint8_t body[34] = { 255, 32 };
 	bk_put_le64(body + 2, (uint64_t)pg_us);
-	return gen_record_body(g, 24 + sizeof(body), 1, 0x00, body, sizeof(body));
+	return walgen_record_body(g, 24 + sizeof(body), 1, 0x00, body, sizeof(body));
 }
 
 /* Fills segment 3 up to a record that starts `before_end` bytes before its end. */
 static void gen_fill_to_end(Gen *g, uint64_t before_end)
 {
 	while (g->pos < MB - 8192)
-		gen_record(g, 2000, 10, 0);
+		walgen_record(g, 2000, 10, 0);
 	gen_fill_to(g, MB - before_end);
 }
 
@@ -1083,14 +971,14 @@ static void test_walk_visits(void)
 
 	/* whole restore points are named; other records too are visited in order;
 	 * a walk without a visitor ends where the visited one does */
-	gen_start(&g, 0);
-	gen_record(&g, 50, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 50, 10, 0);
 	uint64_t first = gen_restore_point(&g, "before_migration");
-	gen_record(&g, 60, 1, 0x00);  /* a commit */
-	gen_record(&g, 60, 1, 0x10);  /* a prepare: no end */
-	gen_record(&g, 60, 1, 0x40);  /* an abort prepared */
+	walgen_record(&g, 60, 1, 0x00);  /* a commit */
+	walgen_record(&g, 60, 1, 0x10);  /* a prepare: no end */
+	walgen_record(&g, 60, 1, 0x40);  /* an abort prepared */
 	uint64_t second = gen_restore_point(&g, "daily");
-	uint64_t last = gen_record(&g, 60, 10, 0);
+	uint64_t last = walgen_record(&g, 60, 10, 0);
 	Visits v = { 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a walk with a visitor");
 	is_int(v.n, 7, "visits each of the 7 records");
@@ -1099,7 +987,7 @@ static void test_walk_visits(void)
 	   !strcmp(v.names[1], "daily") && v.lsns[1] == second,
 	   "names both restore points at their LSNs (%d: %s, %s)", v.rps, v.names[0], v.names[1]);
 	ok(v.last_lsn == last && e3.lsn == last, "the last visited is the walk's last record");
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_commit(&g, 777000000);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with a commit");
@@ -1107,10 +995,10 @@ static void test_walk_visits(void)
 	   "its end time is given (%" PRId64 ")", v.xact_us);
 	/* one that the segment's end cuts after its header and 8 bytes: given in the
 	 * next segment's walk, from the carry and the rest */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_fill_to_end(&g, 32);
 	gen_commit(&g, 888000000);
-	gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 60, 10, 0);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts a commit");
 	ok(v.xact_ends == 0 && e3.carry.nbody == 8, "not visited there; 8 bytes carried (%u)",
@@ -1120,14 +1008,14 @@ static void test_walk_visits(void)
 	ok(v.xact_ends == 1 && v.xact_us == 888000000 + PG_EPOCH_UNIX_US,
 	   "its end time is given (%" PRId64 ")", v.xact_us);
 	/* that walk of segment 3 again, now for the visitors that follow */
-	gen_start(&g, 0);
-	gen_record(&g, 50, 10, 0);
+	walgen_start(&g, 42, 0);
+	walgen_record(&g, 50, 10, 0);
 	first = gen_restore_point(&g, "before_migration");
-	gen_record(&g, 60, 1, 0x00);
-	gen_record(&g, 60, 1, 0x10);
-	gen_record(&g, 60, 1, 0x40);
+	walgen_record(&g, 60, 1, 0x00);
+	walgen_record(&g, 60, 1, 0x10);
+	walgen_record(&g, 60, 1, 0x40);
 	gen_restore_point(&g, "daily");
-	gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 60, 10, 0);
 	v = (Visits){ .stop_after = 2 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), -ECANCELED,
 	       "a visitor's failure ends the walk with its code");
@@ -1135,10 +1023,10 @@ static void test_walk_visits(void)
 
 	/* a restore point that the segment's end cuts after its header: named in the
 	 * next segment's walk, from the carry's bytes and the rest there */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_fill_to_end(&g, 40);
 	uint64_t cut = gen_restore_point(&g, "cut_after_header");
-	uint64_t after = gen_record(&g, 60, 10, 0);
+	uint64_t after = walgen_record(&g, 60, 10, 0);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts one");
 	ok(v.rps == 0 && !v.unknown && e3.carry.head == 24 && e3.carry.nbody == 16,
@@ -1158,10 +1046,10 @@ static void test_walk_visits(void)
 	ok(v.rps == 0 && !v.unknown && v.last_lsn == after, "not visited: not checked");
 
 	/* a restore point whose header the segment's end cuts */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_fill_to_end(&g, 16);
 	cut = gen_restore_point(&g, "cut_in_header");
-	gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 60, 10, 0);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts a header");
 	is_int(e3.carry.head, 16, "16 header bytes carried");
@@ -1171,27 +1059,27 @@ static void test_walk_visits(void)
 	   "names it at its LSN (%d, %s)", v.rps, v.names[0]);
 
 	/* a damaged restore point (its CRC) is not visited */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	first = gen_restore_point(&g, "damaged");
 	g.seg[40 + 24 + 12] ^= 1;
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with a damaged one");
 	ok(v.n == 0 && e3.stopped, "not visited, and the walk stops there");
 	/* one whose name fills its 64 bytes, with no NUL: not named */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	uint8_t unterminated[74] = { 255, 72 };
 	memset(unterminated + 10, 'x', 64);
-	gen_record_body(&g, 24 + sizeof(unterminated), 0, 0x70, unterminated, sizeof(unterminated));
+	walgen_record_body(&g, 24 + sizeof(unterminated), 0, 0x70, unterminated, sizeof(unterminated));
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a restore point without a NUL");
 	ok(v.rps == 0 && v.unknown == 1, "its name is not known, said so");
 
 	/* an abort ends a transaction too; a record's xl_xid, xl_info and xl_rmid are
 	 * given as written (a target xid is matched against xl_xid) */
-	gen_start(&g, 0);
-	uint64_t ab = gen_record(&g, 60, 1, 0x20);
+	walgen_start(&g, 42, 0);
+	uint64_t ab = walgen_record(&g, 60, 1, 0x20);
 	bk_put_le32(g.seg + (ab - g.base) + 4, 0xA1B2C3D4);
-	gen_seal(&g, ab);
+	walgen_seal(&g, ab);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "a segment with an abort");
 	ok(v.xact_ends == 1 && v.last_xid == 0xA1B2C3D4 && v.last_info == 0x20 && v.last_rmid == 1,
@@ -1202,10 +1090,10 @@ static void test_walk_visits(void)
 	 * the segment is walked on (found by review: it was taken for used up, and
 	 * targets in it were never seen) */
 	for (uint32_t rem = 8; rem <= 16; rem += 8) {
-		gen_start(&g, rem);
+		walgen_start(&g, 42, rem);
 		g.seg[40 + rem - 8] = 0x40;
 		g.seg[40 + rem - 7] = 0;
-		gen_record(&g, 60, 10, 0);
+		walgen_record(&g, 60, 10, 0);
 		uint64_t c = gen_commit(&g, 777000000);
 		v = (Visits){ 0 };
 		is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0,
@@ -1268,7 +1156,7 @@ static uint64_t gen_prepared(Gen *g, const Prep *p)
 	body[0] = 254;
 	bk_put_le32(body + 1, (uint32_t)n);
 	uint8_t info = (uint8_t)(p->op | (p->no_info ? 0 : 0x80));
-	return gen_record_body(g, (uint32_t)(24 + 5 + n), 1, info, body, 5 + n);
+	return walgen_record_body(g, (uint32_t)(24 + 5 + n), 1, info, body, 5 + n);
 }
 
 static void test_walk_prepared_xid(void)
@@ -1291,7 +1179,7 @@ static void test_walk_prepared_xid(void)
 		  "a count past the main data: not read" },
 		{ { 0x30, .no_info = true, .xid = 7 }, 0, "without xinfo: no xid" },
 	};
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++)
 		gen_prepared(&g, &cases[i].p);
 	Visits v = { 0 };
@@ -1304,10 +1192,10 @@ static void test_walk_prepared_xid(void)
 	/* one that the segment's end cuts after its header and 8 bytes: read in the
 	 * next segment's walk, from the carry and the rest */
 	Prep cut = { 0x30, .dbinfo = true, .gid = "cut", .xid = 424242 };
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_fill_to_end(&g, 32);
 	gen_prepared(&g, &cut);
-	gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 60, 10, 0);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts one");
 	ok(v.nprep == 0 && e3.carry.nbody == 8, "not visited there; 8 bytes carried (%u)",
@@ -1324,10 +1212,10 @@ static void test_walk_prepared_xid(void)
 	/* cut there too, with parts of 320 bytes before its xid: the segment before
 	 * held 8 bytes of them, all carried, so the rest here gives the xid */
 	Prep big = { 0x30, .ninvals = 20, .gid = "big", .xid = 515151 };
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_fill_to_end(&g, 32);
 	gen_prepared(&g, &big);
-	gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 60, 10, 0);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts a big one");
 	v = (Visits){ 0 };
@@ -1335,10 +1223,10 @@ static void test_walk_prepared_xid(void)
 	ok(v.nprep == 1 && v.prepared_xids[0] == 515151 && v.xact_us != 0,
 	   "its xid and time are read (%u)", v.prepared_xids[0]);
 	/* cut after 96 bytes of them, as many as a carry holds */
-	gen_start(&g, 0);
+	walgen_start(&g, 42, 0);
 	gen_fill_to_end(&g, 24 + BK_WAL_RP_BODY);
 	gen_prepared(&g, &big);
-	gen_record(&g, 60, 10, 0);
+	walgen_record(&g, 60, 10, 0);
 	v = (Visits){ 0 };
 	is_int(walk_gen_fn(&g, false, NULL, on_rec, &v, &e3), 0, "segment 3, whose end cuts one later");
 	ok(e3.carry.nbody == BK_WAL_RP_BODY, "(%u bytes carried)", e3.carry.nbody);

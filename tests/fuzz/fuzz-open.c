@@ -104,20 +104,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #include <sys/stat.h>
 #include <zstd.h>
 
-static const char *out_dir;
-static int failures;
-
-static void put(const char *name, const uint8_t *p, size_t n)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", out_dir, name);
-	FILE *f = fopen(path, "wb");
-	if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		failures++;
-	}
-}
-
 /* An authentic seal of flags | payload under id (format in store/crypto.h). */
 static size_t seal_by_hand(const uint8_t id[32], uint8_t flags, const void *payload, size_t len,
 			   uint8_t *out)
@@ -145,24 +131,24 @@ static void put_family(const char *name, const uint8_t *p, size_t n)
 	char nm[256];
 	uint8_t *q = malloc(n + 1);
 	snprintf(nm, sizeof(nm), "valid-%s", name);
-	put(nm, p, n);
+	fuzz_put(nm, p, n);
 	snprintf(nm, sizeof(nm), "bad-truncated-%s", name);
-	put(nm, p, n - 1);
+	fuzz_put(nm, p, n - 1);
 	memcpy(q, p, n);
 	q[n] = 0;
 	snprintf(nm, sizeof(nm), "bad-trailing-%s", name);
-	put(nm, q, n + 1);
+	fuzz_put(nm, q, n + 1);
 	q[0] = 2;
 	snprintf(nm, sizeof(nm), "bad-version-%s", name);
-	put(nm, q, n);
+	fuzz_put(nm, q, n);
 	q[0] = p[0];
 	q[5] ^= 0x20;
 	snprintf(nm, sizeof(nm), "bad-nonce-%s", name);
-	put(nm, q, n);
+	fuzz_put(nm, q, n);
 	q[5] = p[5];
 	q[n - 3] ^= 0x01;
 	snprintf(nm, sizeof(nm), "bad-tag-%s", name);
-	put(nm, q, n);
+	fuzz_put(nm, q, n);
 	free(q);
 }
 
@@ -172,8 +158,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s corpus/open\n", argv[0]);
 		return 2;
 	}
-	out_dir = argv[1];
-	mkdir(out_dir, 0777);
+	fuzz_out_dir = argv[1];
+	mkdir(fuzz_out_dir, 0777);
 	setup();
 	static const char *names[N_KNOWN] = { "empty", "raw", "zstd" };
 	uint8_t *out = malloc(bk_seal_bound(BIG_LEN) + 64);
@@ -184,16 +170,16 @@ int main(int argc, char **argv)
 		FUZZ_CHECK(i != 2 || n < BIG_LEN / 4); /* really compressed */
 		put_family(names[i], out, n);
 	}
-	put("bad-short", out, BK_SEAL_OVERHEAD - 1);
-	put("bad-empty", out, 0);
+	fuzz_put("bad-short", out, BK_SEAL_OVERHEAD - 1);
+	fuzz_put("bad-empty", out, 0);
 
 	/* authentic seals whose insides are wrong: only the corpus reaches these */
 	size_t n = seal_by_hand(known[1].id, 0x02, known[1].plain, known[1].len, out);
-	put("authentic-bad-flags", out, n);
+	fuzz_put("authentic-bad-flags", out, n);
 	n = seal_by_hand(known[1].id, 0x00, known[1].plain, known[1].len - 1, out);
-	put("authentic-bad-id", out, n);
+	fuzz_put("authentic-bad-id", out, n);
 	n = seal_by_hand(known[2].id, 0x01, big, 100, out);
-	put("authentic-bad-zstd", out, n);
+	fuzz_put("authentic-bad-zstd", out, n);
 	ZSTD_CCtx *c = ZSTD_createCCtx();
 	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
 	uint8_t frame[BIG_LEN];
@@ -201,8 +187,8 @@ int main(int argc, char **argv)
 	ZSTD_freeCCtx(c);
 	FUZZ_CHECK(!ZSTD_isError(z));
 	n = seal_by_hand(known[2].id, 0x01, frame, z, out);
-	put("authentic-zstd-no-size", out, n);
+	fuzz_put("authentic-zstd-no-size", out, n);
 	free(out);
-	return failures ? 1 : 0;
+	return fuzz_failures ? 1 : 0;
 }
 #endif

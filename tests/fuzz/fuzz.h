@@ -28,4 +28,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                             \
 	} while (0)
 
+#ifdef FUZZ_GEN_CORPUS
+/* For a target built with -DFUZZ_GEN_CORPUS, whose main() writes the seeds: each
+ * goes to fuzz_out_dir/name; one that cannot be written is said on stderr and
+ * counted in fuzz_failures. */
+#include <errno.h>
+#include <string.h>
+
+static const char *fuzz_out_dir;
+static int fuzz_failures;
+
+static void fuzz_put(const char *name, const uint8_t *p, size_t n)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", fuzz_out_dir, name);
+	FILE *f = fopen(path, "wb");
+	if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		fuzz_failures++;
+	}
+}
+#endif
+
 #endif

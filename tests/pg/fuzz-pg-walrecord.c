@@ -94,30 +94,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #include "tests/golden/walrecord.h"
 
-static const char *out_dir;
-static int failures;
-
-static void put(const char *name, const uint8_t *p, size_t n)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", out_dir, name);
-	FILE *f = fopen(path, "wb");
-	if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		failures++;
-	}
-}
-
 static void put_hex(const char *name, const char *hex)
 {
 	uint8_t b[1024];
 	size_t n = strlen(hex) / 2;
 	if (n > sizeof(b) || bk_unhex(b, n, hex) < 0) {
 		fprintf(stderr, "bad hex for %s\n", name);
-		failures++;
+		fuzz_failures++;
 		return;
 	}
-	put(name, b, n);
+	fuzz_put(name, b, n);
 }
 
 /* A valid record and its variants: cut in half, version 5, one trailing byte. */
@@ -127,15 +113,15 @@ static void put_family(const char *name, const BkWalRecord *w)
 	encode(w, &e);
 	char nm[256];
 	snprintf(nm, sizeof(nm), "valid-%s", name);
-	put(nm, e.buf, e.len);
+	fuzz_put(nm, e.buf, e.len);
 	snprintf(nm, sizeof(nm), "bad-truncated-%s", name);
-	put(nm, e.buf, e.len / 2);
+	fuzz_put(nm, e.buf, e.len / 2);
 	bk_enc_u8(&e, 0);
 	snprintf(nm, sizeof(nm), "bad-trailing-%s", name);
-	put(nm, e.buf, e.len);
+	fuzz_put(nm, e.buf, e.len);
 	e.buf[0] = 5;
 	snprintf(nm, sizeof(nm), "bad-version-%s", name);
-	put(nm, e.buf, e.len - 1);
+	fuzz_put(nm, e.buf, e.len - 1);
 	bk_enc_release(&e);
 }
 
@@ -145,8 +131,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s corpus/pg-walrecord\n", argv[0]);
 		return 2;
 	}
-	out_dir = argv[1];
-	mkdir(out_dir, 0777);
+	fuzz_out_dir = argv[1];
+	mkdir(fuzz_out_dir, 0777);
 
 	put_hex("golden-v1", GOLDEN_WAL_V1);
 	put_hex("golden-v2", GOLDEN_WAL_V2_REV("04"));
@@ -194,7 +180,7 @@ int main(int argc, char **argv)
 	BkWalRecord backup = hist;
 	snprintf(backup.name, sizeof(backup.name), "000000010000000000000002.00000028.backup");
 	put_family("backup-history", &backup);
-	put("bad-empty", NULL, 0);
-	return failures ? 1 : 0;
+	fuzz_put("bad-empty", NULL, 0);
+	return fuzz_failures ? 1 : 0;
 }
 #endif

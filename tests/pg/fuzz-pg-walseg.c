@@ -30,7 +30,7 @@
  * The seed corpus (corpus/pg-walseg/) is written by this file built with
  * -DFUZZ_GEN_CORPUS (it then has a main() instead of being a fuzz target):
  *   cc -std=gnu11 -D_GNU_SOURCE -DFUZZ_GEN_CORPUS -I. tests/pg/fuzz-pg-walseg.c \
- *     build/pg/libbkpg.a build/store/libbkbase.a -o /tmp/gen-walseg \
+ *     tests/pg/walgen.c build/pg/libbkpg.a build/store/libbkbase.a -o /tmp/gen-walseg \
  *     && /tmp/gen-walseg tests/pg/corpus/pg-walseg */
 #include <errno.h>
 #include <string.h>
@@ -231,129 +231,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #include <sys/stat.h>
 
 #include "pg/crc32c.h"
+#include "tests/pg/walgen.h"
 
 #define MB SEG
 
-static const char *out_dir;
-static int failures;
-
-/* Segments 3 and 4 of a 1 MiB-segment WAL with 8 KiB pages, written as
- * tests/test-pg-wal.c does. */
-typedef struct {
-	uint8_t seg[2 * MB];
-	uint64_t pos, base, prev;
-} Gen;
-
-static void make_header(uint8_t *b, uint16_t info, uint64_t pageaddr)
-{
-	memset(b, 0, 40);
-	bk_put_le16(b, 0xD110);
-	bk_put_le16(b + 2, info);
-	bk_put_le32(b + 4, 1);
-	bk_put_le64(b + 8, pageaddr);
-	bk_put_le64(b + 24, 7301234567890123456ull);
-	bk_put_le32(b + 32, MB);
-	bk_put_le32(b + 36, 8192);
-}
-
-static void gen_put(Gen *g, const uint8_t *data, size_t n, size_t left)
-{
-	for (size_t i = 0; i < n && g->pos < sizeof(g->seg); i++, left--) {
-		if (g->pos % 8192 == 0) {
-			uint8_t *h = g->seg + g->pos;
-			bool seg_start = g->pos % MB == 0;
-			if (seg_start)
-				make_header(h, 0x0003, g->base + g->pos);
-			bk_put_le16(h, 0xD110);
-			bk_put_le16(h + 2, seg_start ? 0x0003 : 0x0001);
-			bk_put_le32(h + 4, 1);
-			bk_put_le64(h + 8, g->base + g->pos);
-			bk_put_le32(h + 16, (uint32_t)left);
-			g->pos += seg_start ? 40 : 24;
-		}
-		g->seg[g->pos++] = data ? data[i] : 0x5A;
-	}
-}
-
-static void gen_seal(Gen *g, uint64_t lsn)
-{
-	static uint8_t rec[2 * MB];
-	size_t at[24];
-	uint64_t p = lsn - g->base, tot = 24;
-	for (uint64_t i = 0; i < tot; i++, p++) {
-		if (p % 8192 == 0)
-			p += p % MB == 0 ? 40 : 24;
-		if (p >= sizeof(g->seg))
-			return;
-		rec[i] = g->seg[p];
-		if (i < 24)
-			at[i] = p;
-		if (i == 3)
-			tot = bk_get_le32(rec);
-	}
-	uint32_t crc = bk_crc32c(bk_crc32c(0, rec + 24, tot - 24), rec, 20);
-	for (int i = 0; i < 4; i++)
-		g->seg[at[20 + i]] = (uint8_t)(crc >> (8 * i));
-}
-
-static uint64_t gen_record_body(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info,
-				const uint8_t *body, size_t nb)
-{
-	g->pos = (g->pos + 7) & ~(uint64_t)7;
-	if (g->pos % MB == 0) {
-		make_header(g->seg + g->pos, 0x0002, g->base + g->pos);
-		g->pos += 40;
-	} else if (g->pos % 8192 == 0) {
-		uint8_t *h = g->seg + g->pos;
-		bk_put_le16(h, 0xD110);
-		bk_put_le32(h + 4, 1);
-		bk_put_le64(h + 8, g->base + g->pos);
-		g->pos += 24;
-	}
-	uint64_t lsn = g->base + g->pos;
-	uint8_t hdr[24] = { 0 };
-	bk_put_le32(hdr, tot_len);
-	bk_put_le32(hdr + 4, 700 + (uint32_t)(g->pos % 1000)); /* xl_xid */
-	bk_put_le64(hdr + 8, g->prev);
-	hdr[16] = info;
-	hdr[17] = rmid;
-	gen_put(g, hdr, sizeof(hdr), tot_len);
-	gen_put(g, body, nb, tot_len - 24);
-	gen_put(g, NULL, tot_len - 24 - nb, tot_len - 24 - nb);
-	gen_seal(g, lsn);
-	g->prev = lsn;
-	return lsn;
-}
-
-static uint64_t gen_record(Gen *g, uint32_t tot_len, uint8_t rmid, uint8_t info)
-{
-	return gen_record_body(g, tot_len, rmid, info, NULL, 0);
-}
-
-static void gen_start(Gen *g, uint32_t cont)
-{
-	memset(g->seg, 0, sizeof(g->seg));
-	g->base = 3 * MB;
-	make_header(g->seg, 0x0002 | (cont ? 0x0001 : 0), g->base);
-	bk_put_le32(g->seg + 16, cont);
-	g->pos = 40;
-	g->prev = g->base - 4096;
-	gen_put(g, NULL, cont, cont);
-}
+/* Segments 3 and 4 of a 1 MiB-segment WAL (tests/pg/walgen.h), each record with
+ * an xl_xid of its own. */
+typedef WalGen Gen;
 
 static void gen_restore_point(Gen *g, const char *name)
 {
 	uint8_t body[74] = { 255, 72 };
 	bk_put_le64(body + 2, 12345);
 	snprintf((char *)body + 10, 64, "%s", name);
-	gen_record_body(g, 24 + sizeof(body), 0, 0x70, body, sizeof(body));
+	walgen_record_body(g, 24 + sizeof(body), 0, 0x70, body, sizeof(body));
 }
 
 static void gen_commit(Gen *g, uint8_t info, int64_t pg_us)
 {
 	uint8_t body[34] = { 255, 32 };
 	bk_put_le64(body + 2, (uint64_t)pg_us);
-	gen_record_body(g, 24 + sizeof(body), 1, info, body, sizeof(body));
+	walgen_record_body(g, 24 + sizeof(body), 1, info, body, sizeof(body));
 }
 
 /* A COMMIT PREPARED of PostgreSQL 15: long main data, xinfo with dbinfo, two
@@ -373,18 +271,7 @@ static void gen_prepared(Gen *g, uint32_t xid)
 	memcpy(d + n, "gx", 3);
 	n += 3;
 	bk_put_le32(body + 1, (uint32_t)n);
-	gen_record_body(g, (uint32_t)(24 + 5 + n), 1, 0x30 | 0x80, body, 5 + n);
-}
-
-static void put(const char *name, const uint8_t *p, size_t n)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/%s", out_dir, name);
-	FILE *f = fopen(path, "wb");
-	if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		failures++;
-	}
+	walgen_record_body(g, (uint32_t)(24 + 5 + n), 1, 0x30 | 0x80, body, 5 + n);
 }
 
 /* Writes the input that builds segment `which` (0: 3, 1: 4) of g from its first
@@ -414,9 +301,9 @@ static void put_seg(const char *name, Gen *g, int which, const BkWalCarry *prev,
 	build(in, PRE + head + tail, back, &x);
 	if (memcmp(back, s, MB) != 0) {
 		fprintf(stderr, "%s: the input does not build the segment\n", name);
-		failures++;
+		fuzz_failures++;
 	}
-	put(name, in, PRE + head + tail);
+	fuzz_put(name, in, PRE + head + tail);
 }
 
 static int no_op(void *ud, const BkWalRec *r)
@@ -440,7 +327,7 @@ static int carry_of(Gen *g, bool visit, BkWalCarry *ret)
 		*ret = end.carry;
 	if (e < 0 || !end.carry.head) {
 		fprintf(stderr, "segment 3 carries nothing\n");
-		failures++;
+		fuzz_failures++;
 		return -1;
 	}
 	return 0;
@@ -451,11 +338,11 @@ static int carry_of(Gen *g, bool visit, BkWalCarry *ret)
  * gap), then one that ends there. */
 static void gen_end_at(Gen *g, uint64_t before_end)
 {
-	gen_record(g, 100, 10, 0);
+	walgen_record(g, 100, 10, 0);
 	uint64_t at = (g->pos + 7) & ~(uint64_t)7;
-	gen_record(g, (uint32_t)((8192 - at) + 126 * (8192 - 24) + 176), 10, 0);
+	walgen_record(g, (uint32_t)((8192 - at) + 126 * (8192 - 24) + 176), 10, 0);
 	at = (g->pos + 7) & ~(uint64_t)7;
-	gen_record(g, (uint32_t)(MB - before_end - at), 10, 0);
+	walgen_record(g, (uint32_t)(MB - before_end - at), 10, 0);
 }
 
 int main(int argc, char **argv)
@@ -464,39 +351,39 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s corpus/pg-walseg\n", argv[0]);
 		return 2;
 	}
-	out_dir = argv[1];
-	mkdir(out_dir, 0777);
-	static Gen g;
+	fuzz_out_dir = argv[1];
+	mkdir(fuzz_out_dir, 0777);
+	static Gen g = { .vary_xid = true };
 	BkWalCarry c;
 
 	/* records of every kind the walk reads, then a switch */
-	gen_start(&g, 100);
-	gen_record(&g, 50, 10, 0);
+	walgen_start(&g, 7301234567890123456ull, 100);
+	walgen_record(&g, 50, 10, 0);
 	gen_restore_point(&g, "before-upgrade");
 	gen_commit(&g, 0x00, 800000000000000);
 	gen_commit(&g, 0x20, 800000000500000);
 	gen_prepared(&g, 1234);
-	gen_record(&g, 200, 10, 0);
-	gen_record(&g, 20000, 10, 0);
-	gen_record(&g, 32, 0, 0x40);
+	walgen_record(&g, 200, 10, 0);
+	walgen_record(&g, 20000, 10, 0);
+	walgen_record(&g, 32, 0, 0x40);
 	put_seg("switch-visit", &g, 0, NULL, OPT_VISIT, 32768, 0, 0);
 	put_seg("switch-last", &g, 0, NULL, 0, 32768, 0, 0);
 	put_seg("switch-cancel", &g, 0, NULL, OPT_VISIT | OPT_CANCEL, 32768, 0, 0);
 	put_seg("switch-visit-crc", &g, 0, NULL, OPT_VISIT | OPT_CRC, 32768, 0, 0);
 
 	/* zeros after a record: the walk stops short */
-	gen_start(&g, 0);
-	gen_record(&g, 60, 10, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
+	walgen_record(&g, 60, 10, 0);
 	gen_commit(&g, 0x00, 800000000000000);
 	put_seg("zeros-stopped", &g, 0, NULL, OPT_VISIT, 8192, 0, 0);
 
 	/* one record from the first page across the whole segment into the next:
 	 * cut at the end after its header (carry head 24), then its rest in
 	 * segment 4 with the carry */
-	gen_start(&g, 0);
-	gen_record(&g, 100, 10, 0);
-	gen_record(&g, MB + 4000, 10, 0);
-	gen_record(&g, 64, 0, 0x70);
+	walgen_start(&g, 7301234567890123456ull, 0);
+	walgen_record(&g, 100, 10, 0);
+	walgen_record(&g, MB + 4000, 10, 0);
+	walgen_record(&g, 64, 0, 0x70);
 	gen_restore_point(&g, "after");
 	put_seg("cut-across-24", &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
 	if (carry_of(&g, false, &c) == 0)
@@ -504,10 +391,10 @@ int main(int argc, char **argv)
 
 	/* a restore point cut in its body at the segment's end (its header and 16
 	 * bytes of its body there), then its rest in segment 4 with the carry */
-	gen_start(&g, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
 	gen_end_at(&g, 40);
 	gen_restore_point(&g, "cut");
-	gen_record(&g, 40, 10, 0);
+	walgen_record(&g, 40, 10, 0);
 	put_seg("rp-cut-visit", &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
 	if (carry_of(&g, true, &c) == 0)
 		put_seg("rp-cont-named", &g, 1, &c, OPT_VISIT, 8192, 0, 0);
@@ -519,10 +406,10 @@ int main(int argc, char **argv)
 
 	/* a record whose header the segment's end cuts after 8 and after 16 bytes */
 	for (int k = 8; k <= 16; k += 8) {
-		gen_start(&g, 0);
+		walgen_start(&g, 7301234567890123456ull, 0);
 		gen_end_at(&g, (uint64_t)k);
 		gen_commit(&g, 0x00, 800000000000000);
-		gen_record(&g, 100, 10, 0);
+		walgen_record(&g, 100, 10, 0);
 		char nm[64];
 		snprintf(nm, sizeof(nm), "header-cut-%d", k);
 		put_seg(nm, &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
@@ -533,45 +420,45 @@ int main(int argc, char **argv)
 	}
 
 	/* a switch whose 24 bytes the end cuts after 16: segment 4 is used up */
-	gen_start(&g, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
 	gen_end_at(&g, 16);
-	gen_record(&g, 24, 0, 0x40);
+	walgen_record(&g, 24, 0, 0x40);
 	if (carry_of(&g, false, &c) == 0)
 		put_seg("switch-tail-cont", &g, 1, &c, OPT_VISIT, 8192, 0, 0);
 	put_seg("switch-tail-no-carry", &g, 1, NULL, OPT_VISIT, 8192, 0, 0);
 
 	/* a record that spans segment 4 whole: its carry goes on past it too */
-	gen_start(&g, 0);
-	gen_record(&g, 100, 10, 0);
-	gen_record(&g, 3 * MB, 10, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
+	walgen_record(&g, 100, 10, 0);
+	walgen_record(&g, 3 * MB, 10, 0);
 	if (carry_of(&g, false, &c) == 0)
 		put_seg("span-whole-segment", &g, 1, &c, OPT_VISIT, 8192, 8192, 8192);
 
 	/* a commit whose header ends the segment (its time is in the next one), and
 	 * a COMMIT PREPARED cut in its body, then its rest with a visitor's carry */
-	gen_start(&g, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
 	gen_end_at(&g, 24);
 	gen_commit(&g, 0x00, 800000000000000);
 	put_seg("commit-cut-after-header", &g, 0, NULL, 0, 8192, 8192, 8192);
-	gen_start(&g, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
 	gen_end_at(&g, 48);
 	gen_prepared(&g, 4321);
-	gen_record(&g, 100, 10, 0);
+	walgen_record(&g, 100, 10, 0);
 	put_seg("prepared-cut-visit", &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
 	if (carry_of(&g, true, &c) == 0)
 		put_seg("prepared-cont-visit", &g, 1, &c, OPT_VISIT, 8192, 0, 0);
 
 	/* a record that ends exactly at the segment's end */
-	gen_start(&g, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
 	gen_end_at(&g, 0);
 	put_seg("ends-at-segment-end", &g, 0, NULL, OPT_VISIT, 8192, 8192, 8192);
 
 	/* a page that is not this segment's (a recycled file's stale page) */
-	gen_start(&g, 0);
-	gen_record(&g, 9000, 10, 0);
-	gen_record(&g, 100, 10, 0);
+	walgen_start(&g, 7301234567890123456ull, 0);
+	walgen_record(&g, 9000, 10, 0);
+	walgen_record(&g, 100, 10, 0);
 	bk_put_le64(g.seg + 8192 + 8, 99 * MB);
 	put_seg("stale-page", &g, 0, NULL, OPT_VISIT, 16384, 0, 0);
-	return failures ? 1 : 0;
+	return fuzz_failures ? 1 : 0;
 }
 #endif
