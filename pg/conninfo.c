@@ -25,16 +25,23 @@ static int append_kv(char *out, size_t cap, size_t *n, const char *key, const ch
 	return 0;
 }
 
-int bk_pg_conninfo_split(const char *conninfo, const char *db, char *out, size_t cap,
-			 char **ret_password)
+static const char *const keepalive_keys[BK_PG_KEEPALIVES_N] = { "keepalives_idle",
+								  "keepalives_interval",
+								  "keepalives_count" };
+static const char *const keepalive_vals[BK_PG_KEEPALIVES_N] = { "60", "10", "6" };
+
+void bk_pg_keepalives(const char **keys, const char **vals)
 {
-	if (ret_password)
-		*ret_password = NULL;
-	size_t n = 0;
-	/* a bare database name, as libpq takes one (expand_dbname): no '=', no URI */
-	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
-	    strncmp(conninfo, "postgres://", 11) != 0)
-		return append_kv(out, cap, &n, "dbname", db ? db : conninfo);
+	for (size_t i = 0; i < BK_PG_KEEPALIVES_N; i++) {
+		keys[i] = keepalive_keys[i];
+		vals[i] = keepalive_vals[i];
+	}
+}
+
+/* The pairs of a connection string libpq parses (set: which keepalive keys it sets). */
+static int split_parsed(const char *conninfo, const char *db, char *out, size_t cap, size_t *n,
+			char **ret_password, bool set[BK_PG_KEEPALIVES_N])
+{
 	int e = bk_libpq_load();
 	if (e < 0)
 		return e;
@@ -45,7 +52,6 @@ int bk_pg_conninfo_split(const char *conninfo, const char *db, char *out, size_t
 		PQfreemem(err);
 		return e;
 	}
-	out[0] = '\0';
 	for (PQconninfoOption *o = opts; o->keyword && e == 0; o++) {
 		const char *v = db && !strcmp(o->keyword, "dbname") ? db : o->val;
 		if (!v)
@@ -55,9 +61,32 @@ int bk_pg_conninfo_split(const char *conninfo, const char *db, char *out, size_t
 				e = -ENOMEM;
 			continue;
 		}
-		e = append_kv(out, cap, &n, o->keyword, v);
+		for (size_t i = 0; i < BK_PG_KEEPALIVES_N; i++)
+			set[i] |= !strcmp(o->keyword, keepalive_keys[i]);
+		e = append_kv(out, cap, n, o->keyword, v);
 	}
 	PQconninfoFree(opts);
+	return e;
+}
+
+int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned flags, char *out,
+			 size_t cap, char **ret_password)
+{
+	if (ret_password)
+		*ret_password = NULL;
+	size_t n = 0;
+	bool set[BK_PG_KEEPALIVES_N] = { false };
+	int e;
+	out[0] = '\0';
+	/* a bare database name, as libpq takes one (expand_dbname): no '=', no URI */
+	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
+	    strncmp(conninfo, "postgres://", 11) != 0)
+		e = append_kv(out, cap, &n, "dbname", db ? db : conninfo);
+	else
+		e = split_parsed(conninfo, db, out, cap, &n, ret_password, set);
+	for (size_t i = 0; e == 0 && (flags & BK_CONNINFO_KEEPALIVES) && i < BK_PG_KEEPALIVES_N; i++)
+		if (!set[i])
+			e = append_kv(out, cap, &n, keepalive_keys[i], keepalive_vals[i]);
 	if (e < 0 && ret_password) {
 		free(*ret_password);
 		*ret_password = NULL;

@@ -69,10 +69,13 @@ static bool names_database(const char *conninfo)
  * as the user, rarely exists). Returns NULL with the error set. */
 static PGconn *connect_to_list(const char *conninfo)
 {
-	const char *keys[] = { "dbname", "dbname", NULL }, *vals[] = { conninfo, NULL, NULL };
+	/* keepalives first: the string in dbname overrides them (pg/conninfo.h) */
+	enum { K = BK_PG_KEEPALIVES_N };
+	const char *keys[K + 3] = { [K] = "dbname", "dbname" }, *vals[K + 3] = { [K] = conninfo };
+	bk_pg_keepalives(keys, vals);
 	bool named = names_database(conninfo);
 	if (!named)
-		vals[1] = "postgres"; /* a later dbname replaces the string's (libpq) */
+		vals[K + 1] = "postgres"; /* a later dbname replaces the string's (libpq) */
 	PGconn *c = PQconnectdbParams(keys, vals, 1); /* a bare name too, as basebackup */
 	if (PQstatus(c) == CONNECTION_OK)
 		return c;
@@ -80,7 +83,7 @@ static PGconn *connect_to_list(const char *conninfo)
 	PQfinish(c);
 	if (named)
 		return NULL;
-	vals[1] = "template1";
+	vals[K + 1] = "template1";
 	c = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(c) == CONNECTION_OK) {
 		bk_error_clear();
@@ -429,7 +432,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	 * environment is built once for all of them */
 	char *password = NULL, *pw_var = NULL, **env = NULL;
 	if (e == 0)
-		e = bk_pg_conninfo_split(o->conninfo, NULL, ci, CONNINFO_MAX, &password);
+		e = bk_pg_conninfo_split(o->conninfo, NULL, 0, ci, CONNINFO_MAX, &password);
 	if (e == 0 && !(env = child_env(password, &pw_var)))
 		e = -ENOMEM;
 	if (password)
@@ -452,7 +455,8 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	char failed[512] = "", first[512] = "";
 	for (char *db = dbs; e == 0 && db && *db; db += strlen(db) + 1) {
 		ndumps++;
-		if ((e = bk_pg_conninfo_split(o->conninfo, db, ci, CONNINFO_MAX, NULL)) < 0)
+		if ((e = bk_pg_conninfo_split(o->conninfo, db, BK_CONNINFO_KEEPALIVES, ci, CONNINFO_MAX,
+						 NULL)) < 0)
 			break;
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
 		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
@@ -470,7 +474,8 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			o->done(o->done_ud, name, id);
 		}
 	}
-	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", ci, CONNINFO_MAX, NULL)) == 0) {
+	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", BK_CONNINFO_KEEPALIVES, ci,
+						 CONNINFO_MAX, NULL)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
 		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pg/conninfo.h"
 #include "pg/libpq.h"
 #include "pg/wal.h"
 #include "store/error.h"
@@ -149,8 +150,12 @@ static int check_ready(BkPgRepl *c, const char *what)
 
 int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
 {
-	const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
-	const char *vals[] = {conninfo, "true", "bunker", NULL};
+	/* keepalives first: the string in dbname overrides them (pg/conninfo.h) */
+	const char *keys[BK_PG_KEEPALIVES_N + 4] = { [BK_PG_KEEPALIVES_N] = "dbname", "replication",
+						     "fallback_application_name" };
+	const char *vals[BK_PG_KEEPALIVES_N + 4] = { [BK_PG_KEEPALIVES_N] = conninfo, "true",
+						     "bunker" };
+	bk_pg_keepalives(keys, vals);
 	int e = bk_libpq_load();
 	if (e < 0)
 		return e;

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config clang
       liblmdb-dev libzstd-dev libsodium-dev
       libpq-dev libcurl4-openssl-dev libfuse3-dev fuse3
-      postgresql-15 zstd openssl lmdb-utils xxd python3 util-linux coreutils bc)
+      postgresql-15 zstd openssl lmdb-utils xxd python3 util-linux coreutils bc iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

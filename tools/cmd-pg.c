@@ -92,7 +92,7 @@ static int hide_password(void)
 	char *shown = malloc(cap), *password = NULL;
 	if (!shown)
 		return -ENOMEM;
-	int e = bk_pg_conninfo_split(cli.dbname, NULL, shown, cap, &password);
+	int e = bk_pg_conninfo_split(cli.dbname, NULL, 0, shown, cap, &password);
 	if (e == 0 && password) {
 		sodium_memzero(password, strlen(password));
 		char *copy = strdup(cli.dbname);

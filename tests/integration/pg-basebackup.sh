@@ -279,6 +279,33 @@ t_rc 2 "--max-rate 32k with --stall-timeout 1 is refused: one 32 kB message take
 t_true "... saying what it must be at least" grep -q \
 	"^bunker: --stall-timeout 1 s is too short for --max-rate 32k: the server sends 32 kB at a time, so at least 2 s" "$ERR"
 
+# TCP keepalives (pg/conninfo.h): over TCP the replication connection's socket
+# probes after 60 s idle (the system's default is two hours), unless --dbname says
+# otherwise. ss(8) shows the socket's keepalive timer.
+keepalive_timer() { # DBNAME: the timer of basebackup's connection to the server
+	local pid bk= t=
+	pg_as_server "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --dbname "$1" \
+		--max-rate 32k --stall-timeout 0 >/dev/null 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		bk=${bk:-$(pgrep -n -f "^$BUNKER .*pg basebackup --dbname $1 --max-rate 32k")}
+		t=$(ss -tnoHp state established "( dport = :$PGPORT )" 2>/dev/null |
+			grep "\"bunker\",pid=${bk:-none}," | grep -o 'timer:(keepalive,[^,]*' | head -n 1)
+		[ -n "$t" ] && break
+		sleep 0.1
+	done
+	[ -z "$bk" ] || kill -TERM "$bk" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	for _ in $(seq 100); do [ -n "$bk" ] && kill -0 "$bk" 2>/dev/null || break; sleep 0.1; done
+	printf '%s\n' "${t#timer:(keepalive,}"
+}
+t=$(keepalive_timer "host=127.0.0.1 port=$PGPORT user=postgres")
+t_true "over TCP, basebackup's connection probes after 60 s idle (timer $t)" \
+	sh -c "printf '%s' '$t' | grep -Eqx '([0-9]|[1-5][0-9]|60)sec|1min'"
+t=$(keepalive_timer "host=127.0.0.1 port=$PGPORT user=postgres keepalives_idle=300")
+t_true "... after 300 s with keepalives_idle=300 in --dbname (timer $t)" \
+	sh -c "printf '%s' '$t' | grep -Eqx '4min[0-9]*sec|5min'"
+
 # On a terminal (script(1) gives it one): a line while the server's spread
 # checkpoint is awaited, then the progress, bytes and MB/s of the estimated total.
 pg_as_server script -qec "'$BUNKER' --repo '$REPO' --key-file '$KEY' pg basebackup \

@@ -496,6 +496,18 @@ t_true "bunker's command line still names the server while the dumps run" \
 	sh -c "test -s '$SRV/parent' && ! grep -v 'pg dump --dbname .*host=' '$SRV/parent'"
 t_true "but no longer holds the password" sh -c "! grep -q s3cr3t '$SRV/parent'" ||
 	diag "$(cat "$SRV/parent")"
+# TCP keepalives (pg/conninfo.h): each pg_dump and pg_dumpall is asked for them,
+# unless --dbname sets its own
+# (counted: a database name with a line break spreads its arguments over two lines)
+ka="keepalives_interval='10' keepalives_count='6'"
+t_is "$(grep -c "keepalives_idle='60' $ka" "$SRV/args")" "$(grep -c -- --dbname "$SRV/args")" \
+	"each pg_dump and pg_dumpall is given bunker's TCP keepalives" || diag "$(cat "$SRV/args")"
+: >"$SRV/args"
+BUNKER_PG_BIN=$fake t_rc 0 "pg dump with keepalives_idle=300 in --dbname" \
+	bkp pg dump --dbname "$(pitr_conninfo) keepalives_idle=300"
+t_is "$(grep -c "keepalives_idle='300' .*$ka" "$SRV/args")" "$(grep -c -- --dbname "$SRV/args")" \
+	"... which every one is given, with bunker's other two" || diag "$(cat "$SRV/args")"
+t_true "... and not bunker's 60 s" sh -c "! grep -q \"keepalives_idle='60'\" '$SRV/args'"
 
 # --dbname may be a bare database name, as libpq takes it (the server from PGHOST
 # and PGPORT): the password check must not refuse it, and the dumps take their
