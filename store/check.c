@@ -283,11 +283,14 @@ static int tally_blob(void *ud, const uint8_t id[32], const BkBlobLoc *loc)
 	char name[80];
 	uint64_t size;
 	bk_pack_name(loc->pack, name);
-	if (bk_backend_size(c->r->be, name, &size) == 0) { /* written since check listed them */
+	int e = bk_backend_size(c->r->be, name, &size);
+	if (e == 0) { /* written since check listed them */
 		memcpy(c->new_pack, loc->pack, 32);
 		c->has_new = true;
-	} else {
+	} else if (e == -ENOENT) {
 		c->stray++;
+	} else { /* the backend could not tell (as check_index_pack's size) */
+		return e;
 	}
 	return 0;
 }
