@@ -511,12 +511,14 @@ static int stop_to_fork(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c
 }
 
 /* Whether the data of every segment recovery fetches, from the backup's start to
- * the end of the chain (to the segment after an LSN target's), is there: indexed,
- * in packs that exist. Not read (check --read-data does that): a pack lost is
- * found before the restore rather than by recovery's wal-fetch after it, which
- * ends recovery there (found by review: pg restore and pg info said nothing). */
+ * the end of the chain (to the segment after an LSN target's, or after the first
+ * segment past the backup's end where a transaction ended after a time target:
+ * recovery stops at the first such end), is there: indexed, in packs that exist.
+ * Not read (check --read-data does that): a pack lost is found before the
+ * restore rather than by recovery's wal-fetch after it, which ends recovery there
+ * (found by review: pg restore and pg info said nothing). */
 static int wal_stored(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c, uint64_t start,
-		      uint64_t before_lsn)
+		      uint64_t stop, uint64_t before_lsn, int64_t before_us)
 {
 	uint64_t last = c->contiguous_end / c->seg_size - 1;
 	if (before_lsn)
@@ -532,6 +534,11 @@ static int wal_stored(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c, 
 			e = bk_pg_wal_path_segment(c, segno, seg);
 		if (e == 0 && (e = bk_wal_record_get(r, o->cluster, seg, &w)) == 0) {
 			e = bk_wal_record_stored(r, &w, &packs);
+			/* (found by review: a pack lost in WAL after a time target's stop
+			 * refused a restore that recovery completes) */
+			if (e == 0 && before_us && !before_lsn && segno >= stop / c->seg_size &&
+			    w.has_end && w.end.xact_us > before_us)
+				last = BK_MIN(last, segno + 1);
 			bk_wal_record_release(&w);
 		}
 	}
@@ -872,7 +879,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      "transaction before it ended after the target time: recovery would "
 			      "end there, before the target", c.next_needed);
 	if (e == 0 && c.last[0])
-		e = wal_stored(r, o, &c, start, before_lsn);
+		e = wal_stored(r, o, &c, start, stop, before_lsn, before_us);
 	if (read_newest)
 		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);

@@ -1398,6 +1398,15 @@ static void test_wal_pack_lost(void)
 	   bk_error_detail());
 	e = restore_to(&t, (BkPgRestoreOpts){ .target_xid = "1000" });
 	ok(passed_checks(e), "one to xid 1000, in segment 4, passes (%d: %s)", e, bk_error_detail());
+	/* recovery stops at xid 1000's commit (2026-11-22 00:00:00.000004), the first
+	 * transaction to end after this time, and fetches no further than segment 5
+	 * (found by review: refused, segment 6 was checked) */
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_time = "2026-11-21 23:00:00+00" });
+	ok(passed_checks(e), "one to a time before xid 1000's commit passes (%d: %s)", e,
+	   bk_error_detail());
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_time = "2026-11-22 00:00:00.000005+00" });
+	ok(e != 0 && !passed_checks(e),
+	   "one to a time after the last transaction is not taken (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
 }
 
