@@ -442,7 +442,10 @@ static int restore(void)
 			 * (found by a user's walk through the README) */
 			char utc[BK_PG_TIME_MAX];
 			bk_pg_format_time(utc, us);
-			bool zone = strlen(cli.target_time) > 10 && strpbrk(cli.target_time + 10, "+-Z");
+			/* (a zone as bk_pg_parse_time reads one: +HH, -HH, Z or UTC; found by
+			 * review: "... UTC" was said to name none) */
+			const char *z = strlen(cli.target_time) > 10 ? cli.target_time + 10 : "";
+			bool zone = strpbrk(z, "+-Z") || strstr(z, "UTC");
 			printf("recovery replays the transactions that ended up to %s%s\n", utc,
 			       zone ? "" : " (read as UTC: the time names no zone)");
 		}

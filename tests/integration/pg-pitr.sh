@@ -196,6 +196,16 @@ if t_rc 0 "to that time without a zone: pg restore (not -q)" pg_as_server "$BUNK
 	pitr_stop
 fi
 rm -rf "$SRV/r-tz" "$SRV/r-tz.sock"
+# A time that names its zone as UTC, in words (found by review: the line said it
+# named no zone)
+if t_rc 0 "to that time with UTC spelt out: pg restore (not -q)" pg_as_server "$BUNKER" \
+	--repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-utc" \
+	--target-time "${ts%+00} UTC"; then
+	t_true "... which says it read that time, and no hint of a zone missing" grep -qx \
+		"recovery replays the transactions that ended up to ${ts%+00}[0-9.]*+00" "$OUT" ||
+		diag "$(cat "$OUT")"
+fi
+rm -rf "$SRV/r-utc"
 # with another target left in postgresql.conf (PostgreSQL: "multiple recovery targets")
 STALE="recovery_target_time = '2000-01-01 00:00:00+00'
 recovery_min_apply_delay = '1h'" \
