@@ -74,9 +74,11 @@ static int add_cluster(void *ud, const char *name, uint64_t size)
 	const char *cl = strrchr(name, '/');
 	cl = cl ? cl + 1 : name;
 	size_t len = strlen(c->list);
-	if (bk_cluster_name_valid(cl) && len + strlen(cl) + 8 < sizeof(c->list))
+	if (!bk_cluster_name_valid(cl) || (len >= 3 && !strcmp(c->list + len - 3, "...")))
+		return 0; /* (the list is full: found by review, a shorter name came after) */
+	if (len + strlen(cl) + 8 < sizeof(c->list))
 		snprintf(c->list + len, sizeof(c->list) - len, "%s%s", c->n++ ? ", " : "", cl);
-	else if (bk_cluster_name_valid(cl) && !strstr(c->list, "..."))
+	else
 		snprintf(c->list + len, sizeof(c->list) - len, ", ...");
 	return 0;
 }
