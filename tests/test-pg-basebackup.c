@@ -125,12 +125,7 @@ static void base_tar(TapBuf *t, Stream s)
 		memset(h + 136, 0, 12);
 		h[136] = 0x80; /* base-256, then the value big-endian in the other 11 bytes */
 		h[140] = 0x40;
-		memset(h + 148, ' ', 8);
-		unsigned sum = 0;
-		for (int i = 0; i < 512; i++)
-			sum += h[i];
-		snprintf((char *)h + 148, 8, "%06o", sum);
-		h[155] = ' ';
+		fw_tar_checksum(h);
 	}
 	if (s == S_DOT_FILE)
 		fw_tar_entry(t, '0', ".", dot, 100000, MTIME);

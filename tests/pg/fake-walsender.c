@@ -146,6 +146,16 @@ void fw_progress(TapBuf *b, uint64_t done)
 
 /* ---- tar ---- */
 
+void fw_tar_checksum(uint8_t *h)
+{
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+}
+
 void fw_tar_entry(TapBuf *t, char type, const char *path, const void *data, size_t n,
                   int64_t mtime)
 {
@@ -161,12 +171,7 @@ void fw_tar_entry(TapBuf *t, char type, const char *path, const void *data, size
 		snprintf((char *)h + 157, 100, "%s", (const char *)data);
 	memcpy(h + 257, "ustar", 6);
 	memcpy(h + 263, "00", 2);
-	memset(h + 148, ' ', 8);
-	unsigned sum = 0;
-	for (int i = 0; i < 512; i++)
-		sum += h[i];
-	snprintf((char *)h + 148, 8, "%06o", sum);
-	h[155] = ' ';
+	fw_tar_checksum(h);
 	tap_buf_add(t, h, sizeof(h));
 	if (type != '0')
 		return;

@@ -63,6 +63,8 @@ void fw_stop(FakeWalsender *f);
 
 /* ---- tar ---- */
 
+/* Sets the checksum of the 512-byte tar header h (after a test changed a field). */
+void fw_tar_checksum(uint8_t *h);
 /* Appends a ustar header (regular file '0', directory '5', hard link '1' or
  * symbolic link '2' to the path in data) and, for a file, its n bytes of data
  * padded to the block size. */
