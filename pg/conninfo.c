@@ -1,9 +1,13 @@
 #include "pg/conninfo.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "pg/libpq.h"
 #include "store/error.h"
@@ -29,18 +33,42 @@ static const char *const keepalive_keys[BK_PG_KEEPALIVES_N] = { "keepalives_idle
 								  "keepalives_interval",
 								  "keepalives_count" };
 static const char *const keepalive_vals[BK_PG_KEEPALIVES_N] = { "60", "10", "6" };
+static const int keepalive_opts[BK_PG_KEEPALIVES_N] = { TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT };
 
-void bk_pg_keepalives(const char **keys, const char **vals)
+unsigned bk_pg_keepalives_set(PGconn *conn)
 {
-	for (size_t i = 0; i < BK_PG_KEEPALIVES_N; i++) {
-		keys[i] = keepalive_keys[i];
-		vals[i] = keepalive_vals[i];
+	bool set[BK_PG_KEEPALIVES_N] = { false }, off = false;
+	PQconninfoOption *opts = PQconninfo(conn);
+	for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		char *end;
+		if (!strcmp(o->keyword, "keepalives"))
+			off = strtol(o->val, &end, 10) == 0 && end != o->val;
+		for (size_t i = 0; i < BK_PG_KEEPALIVES_N; i++)
+			set[i] |= !strcmp(o->keyword, keepalive_keys[i]);
 	}
+	PQconninfoFree(opts);
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	int fd = PQsocket(conn);
+	bool tcp = fd >= 0 && getsockname(fd, (struct sockaddr *)&sa, &len) == 0 &&
+		   (sa.ss_family == AF_INET || sa.ss_family == AF_INET6);
+	unsigned missing = 0;
+	for (size_t i = 0; i < BK_PG_KEEPALIVES_N; i++) {
+		if (set[i])
+			continue;
+		missing |= 1u << i;
+		int v = atoi(keepalive_vals[i]);
+		if (tcp && !off) /* (libpq turned SO_KEEPALIVE on: "keepalives" is 1 by default) */
+			(void)setsockopt(fd, IPPROTO_TCP, keepalive_opts[i], &v, sizeof(v));
+	}
+	return missing;
 }
 
-/* The pairs of a connection string libpq parses (set: which keepalive keys it sets). */
+/* The pairs of a connection string libpq parses. */
 static int split_parsed(const char *conninfo, const char *db, char *out, size_t cap, size_t *n,
-			char **ret_password, bool set[BK_PG_KEEPALIVES_N])
+			char **ret_password)
 {
 	int e = bk_libpq_load();
 	if (e < 0)
@@ -61,21 +89,18 @@ static int split_parsed(const char *conninfo, const char *db, char *out, size_t 
 				e = -ENOMEM;
 			continue;
 		}
-		for (size_t i = 0; i < BK_PG_KEEPALIVES_N; i++)
-			set[i] |= !strcmp(o->keyword, keepalive_keys[i]);
 		e = append_kv(out, cap, n, o->keyword, v);
 	}
 	PQconninfoFree(opts);
 	return e;
 }
 
-int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned flags, char *out,
+int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned keepalives, char *out,
 			 size_t cap, char **ret_password)
 {
 	if (ret_password)
 		*ret_password = NULL;
 	size_t n = 0;
-	bool set[BK_PG_KEEPALIVES_N] = { false };
 	int e;
 	out[0] = '\0';
 	/* a bare database name, as libpq takes one (expand_dbname): no '=', no URI */
@@ -83,9 +108,9 @@ int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned flags, c
 	    strncmp(conninfo, "postgres://", 11) != 0)
 		e = append_kv(out, cap, &n, "dbname", db ? db : conninfo);
 	else
-		e = split_parsed(conninfo, db, out, cap, &n, ret_password, set);
-	for (size_t i = 0; e == 0 && (flags & BK_CONNINFO_KEEPALIVES) && i < BK_PG_KEEPALIVES_N; i++)
-		if (!set[i])
+		e = split_parsed(conninfo, db, out, cap, &n, ret_password);
+	for (size_t i = 0; e == 0 && i < BK_PG_KEEPALIVES_N; i++)
+		if (keepalives & (1u << i))
 			e = append_kv(out, cap, &n, keepalive_keys[i], keepalive_vals[i]);
 	if (e < 0 && ret_password) {
 		free(*ret_password);

@@ -9,28 +9,31 @@
  * /proc/PID/cmdline): a child program gets it in PGPASSWORD, and bunker hides it
  * from its own arguments. Loads libpq (pg/libpq.h). Returns 0, BK_E_USAGE for a
  * connection string libpq rejects (its reason in the message), -E2BIG when out
- * (cap bytes) is too small, or the loader's error. With BK_CONNINFO_KEEPALIVES the
- * keepalive settings below are added for those conninfo does not set (a string for
- * pg_dump).
+ * (cap bytes) is too small, or the loader's error. keepalives: which of the
+ * keepalive settings below to add (a mask as bk_pg_keepalives_set returns; 0 for
+ * none), for a string given to pg_dump.
  *
- * TCP keepalives: bunker asks libpq for them unless the connection string sets its
- * own, so that a server gone without a word (a network cut, a host powered off) is
- * seen after about two minutes (60 s idle, then 6 probes 10 s apart) rather than the
- * system's two hours and more. Unix sockets ignore them. bk_pg_keepalives() puts
- * them in PQconnectdbParams' arrays, before "dbname", whose expanded string
- * overrides them.
+ * TCP keepalives: bunker gives a connection its own unless the connection's options
+ * (the string's, or a pg_service.conf service's) set them, so that a server gone
+ * without a word (a network cut, a host powered off) is seen after about two
+ * minutes (60 s idle, then 6 probes 10 s apart) rather than the system's two hours
+ * and more. bk_pg_keepalives_set() sets them on a connection made (libpq applies
+ * its options, a service's included, only at connect, and an option passed to it
+ * would override the service's), unless "keepalives" is 0 or the socket is not TCP
+ * (a Unix socket), and returns the mask of those the options leave unset. The
+ * connection's start-up, before that, is bounded by its connect_timeout instead.
  */
 #ifndef BK_PG_CONNINFO_H
 #define BK_PG_CONNINFO_H
 
 #include <stddef.h>
 
-#define BK_CONNINFO_KEEPALIVES 0x1
+#include "pg/libpq.h"
+
 #define BK_PG_KEEPALIVES_N 3
 
-int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned flags, char *out,
+int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned keepalives, char *out,
 			 size_t cap, char **ret_password);
-/* Writes the keepalive settings to keys[0..BK_PG_KEEPALIVES_N) and vals. */
-void bk_pg_keepalives(const char **keys, const char **vals);
+unsigned bk_pg_keepalives_set(PGconn *conn);
 
 #endif

@@ -69,13 +69,10 @@ static bool names_database(const char *conninfo)
  * as the user, rarely exists). Returns NULL with the error set. */
 static PGconn *connect_to_list(const char *conninfo)
 {
-	/* keepalives first: the string in dbname overrides them (pg/conninfo.h) */
-	enum { K = BK_PG_KEEPALIVES_N };
-	const char *keys[K + 3] = { [K] = "dbname", "dbname" }, *vals[K + 3] = { [K] = conninfo };
-	bk_pg_keepalives(keys, vals);
+	const char *keys[3] = { "dbname", "dbname" }, *vals[3] = { conninfo };
 	bool named = names_database(conninfo);
 	if (!named)
-		vals[K + 1] = "postgres"; /* a later dbname replaces the string's (libpq) */
+		vals[1] = "postgres"; /* a later dbname replaces the string's (libpq) */
 	PGconn *c = PQconnectdbParams(keys, vals, 1); /* a bare name too, as basebackup */
 	if (PQstatus(c) == CONNECTION_OK)
 		return c;
@@ -83,7 +80,7 @@ static PGconn *connect_to_list(const char *conninfo)
 	PQfinish(c);
 	if (named)
 		return NULL;
-	vals[K + 1] = "template1";
+	vals[1] = "template1";
 	c = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(c) == CONNECTION_OK) {
 		bk_error_clear();
@@ -117,11 +114,13 @@ static char *names_where(const PGresult *res, const char *allowconn)
  * not accept connections (but template0), which a backup should not skip without
  * a word, into *ret_closed: malloc'd lists as names_where makes them. */
 static int list_databases(const char *conninfo, char **ret, char **ret_closed, char *version,
-			  size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size)
+			  size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size,
+			  unsigned *ret_keepalives)
 {
 	PGconn *c = connect_to_list(conninfo);
 	if (!c)
 		return BK_E_REMOTE;
+	*ret_keepalives = bk_pg_keepalives_set(c); /* and the programs' (pg/conninfo.h) */
 	snprintf(version, vcap, "%d", PQserverVersion(c));
 	*ret_sysid = 0;
 	PGresult *res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
@@ -412,10 +411,11 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	char *dbs = NULL, *closed = NULL;
 	uint64_t sysid = 0;
 	uint32_t seg_size = 0;
+	unsigned keepalives = 0;
 	int e = bk_libpq_load();
 	if (e == 0)
 		e = list_databases(o->conninfo, &dbs, &closed, version, sizeof(version), &sysid,
-				   &seg_size);
+				   &seg_size, &keepalives);
 	if (e < 0)
 		return e;
 	for (char *db = closed; o->warn && *db; db += strlen(db) + 1) {
@@ -455,8 +455,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	char failed[512] = "", first[512] = "";
 	for (char *db = dbs; e == 0 && db && *db; db += strlen(db) + 1) {
 		ndumps++;
-		if ((e = bk_pg_conninfo_split(o->conninfo, db, BK_CONNINFO_KEEPALIVES, ci, CONNINFO_MAX,
-						 NULL)) < 0)
+		if ((e = bk_pg_conninfo_split(o->conninfo, db, keepalives, ci, CONNINFO_MAX, NULL)) < 0)
 			break;
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
 		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
@@ -474,7 +473,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			o->done(o->done_ud, name, id);
 		}
 	}
-	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", BK_CONNINFO_KEEPALIVES, ci,
+	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", keepalives, ci,
 						 CONNINFO_MAX, NULL)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
 		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };

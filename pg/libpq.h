@@ -21,7 +21,7 @@ int bk_libpq_load(void);
 
 /* Every libpq function bunker uses. */
 #define BK_LIBPQ_FUNCS(X)                                                                      \
-	X(PQclear) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse)                    \
+	X(PQclear) X(PQconnectdbParams) X(PQconninfo) X(PQconninfoFree) X(PQconninfoParse)                    \
 	X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQflush) X(PQfreemem)                 \
 	X(PQgetCopyData) X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQexec) X(PQnfields)     \
 	X(PQntuples) X(PQputCopyData) X(PQputCopyEnd) X(PQresStatus) X(PQresultErrorField)      \
@@ -38,6 +38,7 @@ extern struct BkLibpq bk_libpq;
 #ifndef BK_LIBPQ_LOADER
 #define PQclear bk_libpq.PQclear
 #define PQconnectdbParams bk_libpq.PQconnectdbParams
+#define PQconninfo bk_libpq.PQconninfo
 #define PQconninfoFree bk_libpq.PQconninfoFree
 #define PQconninfoParse bk_libpq.PQconninfoParse
 #define PQconsumeInput bk_libpq.PQconsumeInput

@@ -150,12 +150,8 @@ static int check_ready(BkPgRepl *c, const char *what)
 
 int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
 {
-	/* keepalives first: the string in dbname overrides them (pg/conninfo.h) */
-	const char *keys[BK_PG_KEEPALIVES_N + 4] = { [BK_PG_KEEPALIVES_N] = "dbname", "replication",
-						     "fallback_application_name" };
-	const char *vals[BK_PG_KEEPALIVES_N + 4] = { [BK_PG_KEEPALIVES_N] = conninfo, "true",
-						     "bunker" };
-	bk_pg_keepalives(keys, vals);
+	const char *keys[] = { "dbname", "replication", "fallback_application_name", NULL };
+	const char *vals[] = { conninfo, "true", "bunker", NULL };
 	int e = bk_libpq_load();
 	if (e < 0)
 		return e;
@@ -173,6 +169,7 @@ int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
 		bk_pgrepl_close(c);
 		return r;
 	}
+	(void)bk_pg_keepalives_set(c->conn);
 	PQsetNoticeReceiver(c->conn, on_notice, c);
 	*ret = c;
 	return 0;

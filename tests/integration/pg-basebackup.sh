@@ -305,6 +305,17 @@ t_true "over TCP, basebackup's connection probes after 60 s idle (timer $t)" \
 t=$(keepalive_timer "host=127.0.0.1 port=$PGPORT user=postgres keepalives_idle=300")
 t_true "... after 300 s with keepalives_idle=300 in --dbname (timer $t)" \
 	sh -c "printf '%s' '$t' | grep -Eqx '4min[0-9]*sec|5min'"
+# A pg_service.conf service's settings count as the string's (libpq reads them at
+# connect, after the options it is given).
+printf '[ka]\nhost=127.0.0.1\nport=%s\nuser=postgres\nkeepalives_idle=200\n[plain]\nhost=127.0.0.1\nport=%s\nuser=postgres\n' \
+	"$PGPORT" "$PGPORT" >"$T/services"
+chmod 644 "$T/services"
+t=$(PGSERVICEFILE=$T/services keepalive_timer "service=ka")
+t_true "... after 200 s with keepalives_idle=200 in the service it names (timer $t)" \
+	sh -c "printf '%s' '$t' | grep -Eqx '3min[0-9]*sec|3min20sec'"
+t=$(PGSERVICEFILE=$T/services keepalive_timer "service=plain")
+t_true "... after 60 s with a service that sets none (timer $t)" \
+	sh -c "printf '%s' '$t' | grep -Eqx '([0-9]|[1-5][0-9]|60)sec|1min'"
 
 # On a terminal (script(1) gives it one): a line while the server's spread
 # checkpoint is awaited, then the progress, bytes and MB/s of the estimated total.

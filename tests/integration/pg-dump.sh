@@ -508,6 +508,19 @@ BUNKER_PG_BIN=$fake t_rc 0 "pg dump with keepalives_idle=300 in --dbname" \
 t_is "$(grep -c "keepalives_idle='300' .*$ka" "$SRV/args")" "$(grep -c -- --dbname "$SRV/args")" \
 	"... which every one is given, with bunker's other two" || diag "$(cat "$SRV/args")"
 t_true "... and not bunker's 60 s" sh -c "! grep -q \"keepalives_idle='60'\" '$SRV/args'"
+# A service's settings (pg_service.conf) count as the string's: pg_dump reads them too.
+printf '[ka]\nhost=%s\nport=%s\nuser=postgres\nkeepalives_idle=200\n' "$PG_SOCKDIR" "$PGPORT" \
+	>"$T/services"
+chmod 644 "$T/services"
+: >"$SRV/args"
+PGSERVICEFILE=$T/services BUNKER_PG_BIN=$fake t_rc 0 \
+	"pg dump --dbname service=ka, a service that sets keepalives_idle=200" \
+	bkp pg dump --dbname "service=ka"
+t_is "$(grep -c "service='ka'" "$SRV/args") $(grep -c "$ka" "$SRV/args")" \
+	"$(grep -c -- --dbname "$SRV/args") $(grep -c -- --dbname "$SRV/args")" \
+	"... every program is given the service, with bunker's other two" || diag "$(cat "$SRV/args")"
+t_true "... and not bunker's 60 s, which would override the service's 200" \
+	sh -c "! grep -q \"keepalives_idle='60'\" '$SRV/args'"
 
 # --dbname may be a bare database name, as libpq takes it (the server from PGHOST
 # and PGPORT): the password check must not refuse it, and the dumps take their
