@@ -522,16 +522,30 @@ static bool is_same_file(int dirfd, const char *name, int fd)
 	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
+/* Opens a new file in dirfd to write: unnamed (O_TMPFILE) where the file system
+ * makes one, so that a restore killed meanwhile leaves nothing behind, else named
+ * tmp (*named true); with O_DIRECT where the file system takes it. */
+static int open_new(int dirfd, const char *tmp, bool *named)
+{
+	for (int direct = O_DIRECT;; direct = 0) {
+		int fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC | direct, 0600);
+		*named = fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR);
+		if (*named)
+			fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | direct,
+				    0600);
+		if (fd >= 0 || errno != EINVAL || !direct) /* EINVAL: no O_DIRECT here */
+			return fd < 0 ? -errno : fd;
+	}
+}
+
 static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 {
 	char tmp[BK_TREE_NAME_MAX + 32];
 	snprintf(tmp, sizeof(tmp), ".%.200s.bunker-restore.%d", e->name, (int)getpid());
-	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-	int fd = openat(dirfd, tmp, flags | O_DIRECT, 0600);
-	if (fd < 0 && errno == EINVAL) /* no O_DIRECT on this file system */
-		fd = openat(dirfd, tmp, flags, 0600);
+	bool named;
+	int fd = open_new(dirfd, tmp, &named);
 	if (fd < 0)
-		return bk_errorf_code(-errno, "create %s", rs->path);
+		return bk_errorf_code(fd, "create %s", rs->path);
 	sink_start(&rs->sink, fd, true);
 	rs->sink.o = rs->o;
 	rs->sink.progress_done = rs->done;
@@ -542,12 +556,25 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 		r = bk_errorf_code(-errno, "truncate %s", rs->path);
 	if (r == 0)
 		r = set_meta(rs, fd, dirfd, tmp, e);
+	/* An unnamed file is linked under tmp only now, whole (link cannot replace a
+	 * file under e's name; rename can), through its /proc link, which needs no
+	 * capability as AT_EMPTY_PATH would. */
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (r == 0 && !named) {
+		int k = linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW);
+		if (k < 0 && errno == EEXIST && unlinkat(dirfd, tmp, 0) == 0) /* one killed before */
+			k = linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW);
+		if (k < 0)
+			r = bk_errorf_code(-errno, "link %s", rs->path);
+		named = k == 0;
+	}
 	if (r == 0 && !is_same_file(dirfd, tmp, fd))
 		r = bk_errorf(-EAGAIN, "%s: its temporary file was replaced while it was written",
 			      rs->path);
 	if (r == 0 && renameat(dirfd, tmp, dirfd, e->name) < 0)
 		r = bk_errorf_code(-errno, "rename into %s", rs->path);
-	if (r < 0 && is_same_file(dirfd, tmp, fd))
+	if (r < 0 && named && is_same_file(dirfd, tmp, fd))
 		unlinkat(dirfd, tmp, 0);
 	close(fd);
 	return r;

@@ -4,9 +4,11 @@
  * Every byte is authenticated and id-checked before it is written (invariant 4):
  * trees and content lists through bk_repo_read_blob(), file data in batches of
  * chunks through bk_repo_read_blobs_into(), which checks a batch's ids at once.
- * A restored file is written under a temporary name and renamed into place only
- * when all of its bytes were verified, so a corrupt repository never leaves a
- * wrong file under the real name; its owner, mode and times are set through its
+ * A restored file is written unnamed (O_TMPFILE; under a temporary name where the
+ * file system makes no unnamed file), and linked under a temporary name and renamed
+ * into place only when all of its bytes were verified, so a corrupt repository
+ * never leaves a wrong file under the real name, and a restore killed meanwhile
+ * leaves no part of a file behind; its owner, mode and times are set through its
  * descriptor (a directory's too), never by a name another user could have made
  * a link. Restored files are written with O_DIRECT in
  * whole 4 KiB blocks where the file system takes it (through the page cache where

@@ -4,6 +4,7 @@
  * whose path contains $IO_FAULT_PATH (ends with it, without the '$', if it ends in
  * '$') are touched; $IO_FAULT chooses what happens:
  *   open-direct   openat with O_DIRECT fails with EINVAL (no O_DIRECT here)
+ *   no-tmpfile    openat with O_TMPFILE fails with EOPNOTSUPP (no unnamed files)
  *   write-direct  pwrite to an O_DIRECT descriptor past offset 0 fails with EINVAL
  *   short         pwrite writes at most 4096 bytes at a time
  *   eio           pwrite at offset 8192 or later fails with EIO
@@ -26,9 +27,12 @@
  *   truncate      ftruncate fails with EIO
  *   times         utimensat and futimens fail with EPERM (a file system that keeps
  *                 no times)
- *   swap-file     as a matching file is truncated (ftruncate), its name is given
+ *   swap-file     as a matching file is truncated (ftruncate) or just after a
+ *                 matching path is linked (linkat's new path), its name is given
  *                 to a symbolic link to $IO_FAULT_SWAP_TO: what a user who can
  *                 write the directory can do to a file being restored there
+ *   kill-write    the process kills itself (SIGKILL) at a pwrite past offset 0 to
+ *                 a matching file: a crash in the middle of writing a file
  *   syncfs        syncfs fails with EIO (the restore's one sync at the end)
  *   precreate     as a matching path is created (openat with O_CREAT), once, an
  *                 empty file is made there first: another process that made it
@@ -138,6 +142,10 @@ static int fault_openat(const char *sym, int dirfd, const char *path, int flags,
 		errno = EINVAL;
 		return -1;
 	}
+	if ((flags & O_TMPFILE) == O_TMPFILE && mode_is("no-tmpfile") && at_matches(dirfd, path)) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
 	return real(dirfd, path, flags, mode);
 }
 
@@ -170,6 +178,8 @@ static ssize_t fault_pwrite(const char *sym, int fd, const void *buf, size_t n, 
 	ssize_t (*real)(int, const void *, size_t, off_t) =
 		(ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
 	if (getenv("IO_FAULT") && fd_matches(fd)) {
+		if (mode_is("kill-write") && off > 0)
+			raise(SIGKILL);
 		int fl = fcntl(fd, F_GETFL);
 		if (mode_is("write-direct") && fl >= 0 && (fl & O_DIRECT) && off > 0) {
 			errno = EINVAL;
@@ -344,20 +354,36 @@ int fdatasync(int fd) { return fault_sync("fdatasync", "fsync", fd); }
 
 int syncfs(int fd) { return fault_sync("syncfs", "syncfs", fd); }
 
+/* swap-file's swap of the file named path, relative to dirfd. */
+static void swap_file(int dirfd, const char *path)
+{
+	const char *to = getenv("IO_FAULT_SWAP_TO");
+	if (to && (unlinkat(dirfd, path, 0) < 0 || symlinkat(to, dirfd, path) < 0))
+		abort();
+}
+
 static int fault_ftruncate(const char *sym, int fd, off_t len)
 {
 	int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, sym);
 	char link[64], path[PATH_MAX];
-	const char *to = getenv("IO_FAULT_SWAP_TO");
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = mode_is("swap-file") && to && fd_matches(fd) ? readlink(link, path, sizeof(path) - 1)
-								: -1;
-	if (n > 0) {
+	ssize_t n = mode_is("swap-file") && fd_matches(fd) ? readlink(link, path, sizeof(path) - 1)
+							    : -1;
+	if (n > 0)
 		path[n] = '\0';
-		if (unlink(path) < 0 || symlink(to, path) < 0)
-			abort();
-	}
+	if (n > 0 && !strstr(path, " (deleted)")) /* (an unnamed file has no name to swap) */
+		swap_file(AT_FDCWD, path);
 	return fd_fails("truncate", fd) ? -1 : real(fd, len);
+}
+
+int linkat(int fromfd, const char *from, int tofd, const char *to, int flags)
+{
+	int (*real)(int, const char *, int, const char *, int) =
+		(int (*)(int, const char *, int, const char *, int))dlsym(RTLD_NEXT, "linkat");
+	int k = real(fromfd, from, tofd, to, flags);
+	if (k == 0 && mode_is("swap-file") && at_matches(tofd, to))
+		swap_file(tofd, to);
+	return k;
 }
 
 int ftruncate(int fd, off_t len) { return fault_ftruncate("ftruncate", fd, len); }

@@ -7,12 +7,14 @@
 # fallbacks, forced by an LD_PRELOAD library (io-fault.c): where the file system
 # takes O_DIRECT, every write of a restore is direct and in whole aligned blocks
 # (a misaligned one would quietly fall back to the page cache); a file system that
-# refuses O_DIRECT at open, one that refuses a direct write midway, short writes.
+# refuses O_DIRECT at open, one that refuses a direct write midway, short writes,
+# one that makes no unnamed file (O_TMPFILE).
 # A write that fails (EIO) fails the restore with one line, exit 1, and leaves
 # no temporary file, and every file under its own name whole; also when the
 # failed write is not followed by the write of a partial last block. A failed
 # ftruncate or utimensat fails the restore the same way, with nothing under the
-# file's name; a failed syncfs at the end fails it too. A block whose only
+# file's name; a failed syncfs at the end fails it too. A restore killed while it
+# writes a file leaves no part of it behind. A block whose only
 # non-zero byte is its last, and a file of one repeated non-zero byte, are data,
 # not holes.
 . "$SRCDIR/tests/integration/lib.sh"
@@ -63,7 +65,7 @@ else
 	else
 		skip "the file system under $T takes no O_DIRECT"
 	fi
-	for mode in open-direct write-direct short; do
+	for mode in open-direct write-direct short no-tmpfile; do
 		out=$T/out-$mode
 		t_true "restore where $mode" env LD_PRELOAD="$SHIM" IO_FAULT=$mode IO_FAULT_PATH="$out" \
 			"$BUNKER" -q restore latest --target "$out"
@@ -97,15 +99,23 @@ else
 		t_one_line_error "$mode: the failure is one line"
 		t_is "$(find "$out" -type f | wc -l)" 0 "$mode: no file, temporary or under its name, is left"
 	done
+	# Killed while it writes a file: no part of it is left, under any name (a file
+	# is written unnamed, O_TMPFILE, and named only once whole; it was written under
+	# a temporary name, which a kill left behind)
+	out=$T/out-kill
+	t_rc 137 "a restore killed (SIGKILL) in the middle of a file" env LD_PRELOAD="$SHIM" \
+		IO_FAULT=kill-write IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out"
+	t_is "$(find "$out" -type f | wc -l)" 0 "... leaves no file behind" ||
+		diag "$(find "$out" -type f)"
 	# As root into a directory another user can write: that user gives a file's
-	# temporary name, as it is written, to a link to a file of root's; root's chmod,
-	# chown and times go to the file it wrote, never through the link, and the
-	# restore fails, leaving nothing under the file's name (found by review: they
-	# were set by name, and chmod followed the link)
+	# temporary name, once it is linked there, to a link to a file of root's; root's
+	# chmod, chown and times went to the file it wrote, never through the link, and
+	# the restore fails, leaving nothing under the file's name (found by review:
+	# they were set by name, and chmod followed the link)
 	if [ "$(id -u)" = 0 ]; then
 		out=$T/out-swap
 		printf 'secret\n' >"$T/victim" && chmod 600 "$T/victim"
-		t_rc 1 "as root, a file's temporary name given to a link as it is written: fails" \
+		t_rc 1 "as root, a file's temporary name given to a link before its rename: fails" \
 			env LD_PRELOAD="$SHIM" IO_FAULT=swap-file IO_FAULT_PATH="$out/src/.f3-" \
 			IO_FAULT_SWAP_TO="$T/victim" "$BUNKER" -q restore latest --target "$out"
 		t_true "... naming it" grep -q "src/f3-4095: its temporary file was replaced" "$ERR" ||
