@@ -163,6 +163,13 @@ int bk_commit_file(const char *tmp, const char *path, bool create_only)
 int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
 		    mode_t mode, bool create_only)
 {
+	return bk_write_atomic_owned(path, tmp_dir, data, len, mode, create_only, (uid_t)-1,
+				     (gid_t)-1);
+}
+
+int bk_write_atomic_owned(const char *path, const char *tmp_dir, const void *data, size_t len,
+			  mode_t mode, bool create_only, uid_t uid, gid_t gid)
+{
 	char tmp[PATH_MAX];
 	const char *base = strrchr(path, '/');
 	int fd = -1;
@@ -177,12 +184,18 @@ int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, siz
 			return bk_errorf_code(-errno, "create %s", tmp);
 	}
 	(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
-	int r = fchmod(fd, mode) < 0 ? -errno : 0;
+	const char *what = "write";
+	int r = 0;
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0) {
+		r = -errno;
+		what = "chown";
+	}
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
 	if (r == 0)
 		r = bk_write_all(fd, data, len);
-	if (r < 0) {
-		bk_errorf_code(r, "write %s", tmp);
-	}
+	if (r < 0)
+		bk_errorf_code(r, "%s %s", what, tmp);
 	if (close(fd) < 0 && r == 0)
 		r = bk_errorf_code(-errno, "close %s", tmp);
 	if (r == 0)

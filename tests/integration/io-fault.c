@@ -38,7 +38,7 @@
  *                 empty file is made there first: another process that made it
  *                 just before
  *   unsynced      nothing fails; a change of a matching path's metadata (fchown,
- *                 fchownat, fchmod, unlinkat) is noted, and forgotten once an
+ *                 fchownat, lchown, fchmod, unlinkat) is noted, and forgotten once an
  *                 fsync, fdatasync or syncfs of any descriptor on its file system
  *                 follows; at exit each one left is named on stderr ("io-fault:
  *                 not made durable: ..."): what a power cut just after the
@@ -269,7 +269,8 @@ static void note_change(const char *what, int dirfd, const char *path, int done)
 {
 	char dir[PATH_MAX] = "", link[64];
 	struct stat st;
-	if (done < 0 || !mode_is("unsynced") || !at_matches(dirfd, path) || fstat(dirfd, &st) < 0)
+	if (done < 0 || !mode_is("unsynced") || !at_matches(dirfd, path) ||
+	    (dirfd == AT_FDCWD ? lstat(path, &st) : fstat(dirfd, &st)) < 0)
 		return;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
 	ssize_t n = path[0] == '/' ? 0 : readlink(link, dir, sizeof(dir) - 1);
@@ -317,6 +318,15 @@ int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
 		(int (*)(int, const char *, uid_t, gid_t, int))dlsym(RTLD_NEXT, "fchownat");
 	int r = real(dirfd, path, uid, gid, flags);
 	note_change("fchownat", dirfd, path, r);
+	return r;
+}
+
+int lchown(const char *path, uid_t uid, gid_t gid)
+{
+	int (*real)(const char *, uid_t, gid_t) =
+		(int (*)(const char *, uid_t, gid_t))dlsym(RTLD_NEXT, "lchown");
+	int r = real(path, uid, gid);
+	note_change("lchown", AT_FDCWD, path, r);
 	return r;
 }
 
