@@ -813,6 +813,80 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 }
 
 typedef struct {
+	BkRepo *r;
+	BkReportFn cb;
+	void *ud;
+	int problems;
+	BkIdSet packs; /* found there already */
+} WalCheck;
+
+/* The failure just found (its detail names the object), after prefix. */
+static void check_report(WalCheck *c, const char *prefix)
+{
+	char line[1024];
+	snprintf(line, sizeof(line), "%s%s", prefix, bk_error_detail());
+	c->problems++;
+	if (c->cb)
+		c->cb(c->ud, true, line);
+}
+
+static int check_cluster_record(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	WalCheck *c = ud;
+	uint64_t sysid;
+	uint32_t seg_size;
+	int e = bk_cluster_get(c->r, name + strlen("clusters/"), &sysid, &seg_size);
+	if (e == -ENOMEM)
+		return e;
+	if (e == -ENOENT) /* removed meanwhile, or a name no cluster has */
+		bk_errorf(BK_E_CORRUPT, "%s: not a cluster record", name);
+	if (e < 0)
+		check_report(c, "");
+	return 0;
+}
+
+/* wal/<cluster>/<file> */
+static int check_wal_record(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	WalCheck *c = ud;
+	char cluster[BK_CLUSTER_NAME_MAX + 1];
+	const char *rest = name + strlen("wal/"), *slash = strchr(rest, '/');
+	char prefix[BK_CLUSTER_NAME_MAX + 32] = "";
+	BkWalRecord w;
+	int e;
+	if (!slash || (size_t)(slash - rest) > BK_CLUSTER_NAME_MAX) {
+		e = bk_errorf(BK_E_CORRUPT, "%s: not a WAL record name", name);
+	} else {
+		snprintf(cluster, sizeof(cluster), "%.*s", (int)(slash - rest), rest);
+		e = bk_wal_record_get(c->r, cluster, slash + 1, &w);
+		if (e == -ENOENT)
+			e = bk_errorf(BK_E_CORRUPT, "%s: not a WAL record name", name);
+		if (e == 0) { /* (its detail names the file) */
+			snprintf(prefix, sizeof(prefix), "WAL of cluster '%s': ", cluster);
+			e = bk_wal_record_stored(c->r, &w, &c->packs);
+			bk_wal_record_release(&w);
+		}
+	}
+	if (e == -ENOMEM)
+		return e;
+	if (e < 0)
+		check_report(c, prefix);
+	return 0;
+}
+
+int bk_wal_check(BkRepo *r, BkReportFn cb, void *ud)
+{
+	WalCheck c = { .r = r, .cb = cb, .ud = ud };
+	int e = bk_backend_list(r->be, "clusters", check_cluster_record, &c);
+	if (e == 0)
+		e = bk_backend_list(r->be, "wal", check_wal_record, &c);
+	bk_idset_release(&c.packs);
+	return e < 0 ? e : c.problems;
+}
+
+typedef struct {
 	BkWalNameFn cb;
 	void *ud;
 } Each;

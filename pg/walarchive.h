@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "pg/wal.h"
+#include "store/check.h"
 #include "store/codec.h"
 #include "store/content.h"
 #include "store/idset.h"
@@ -127,6 +128,13 @@ int bk_wal_record_stored(BkRepo *r, const BkWalRecord *w, BkIdSet *packs);
  * when it does not parse or is over 1 MiB. */
 int bk_wal_history_get(BkRepo *r, const char *cluster, uint32_t tli, BkWalTliSwitch *ret,
 		       size_t max, size_t *ret_n);
+
+/* For `bunker check` (store/check.h's bk_check knows no WAL record): every
+ * cluster record and every archived file of every cluster, each record read
+ * (authenticated, its name checked) and, for a file, each of its blobs indexed in a
+ * pack that exists (bk_wal_record_stored). Each problem is reported through cb,
+ * one line naming the object; returns how many (>= 0), or < 0 if it could not run. */
+int bk_wal_check(BkRepo *r, BkReportFn cb, void *ud);
 
 /* Calls cb with every archived file name of the cluster (unordered). */
 typedef int (*BkWalNameFn)(void *ud, const char *name);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "pg/walarchive.h"
 #include "store/check.h"
 #include "store/error.h"
 #include "store/restorer.h"
@@ -437,6 +438,10 @@ int cmd_check(void)
 	if (e < 0)
 		return cli_fail(e, NULL);
 	e = bk_check(r, cli.read_data, print_problem, NULL);
+	if (e >= 0) { /* the WAL archive's records too (their blobs: with the packs above) */
+		int w = bk_wal_check(r, print_problem, NULL);
+		e = w < 0 ? w : e + w;
+	}
 	bk_repo_close(r);
 	if (e < 0)
 		return cli_fail(e, "check");
