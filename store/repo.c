@@ -1,6 +1,7 @@
 #include "store/repo.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -108,31 +109,60 @@ static int repo_alloc(const char *path, BkRepo **ret)
 	return 0;
 }
 
+/* fsyncs path (a file or a directory), whose owner or mode was just changed. */
+static int sync_inode(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return bk_errorf_code(-errno, "open %s", path);
+	int r = fsync(fd) < 0 ? bk_errorf_code(-errno, "fsync %s", path) : 0;
+	close(fd);
+	return r;
+}
+
 /* The index and tmp/ that LMDB and mkdir may just have created: when root opens
  * another user's repository they must belong to that user too (see backend.h),
  * and LMDB's files must be group-writable as every repository file is (LMDB
  * creates them 0660 masked by the umask, and PostgreSQL runs archive_command with
- * umask 077). */
+ * umask 077). Each change is made durable before the command goes on (found by
+ * review: a command that writes nothing else, `snapshots` after the index was
+ * removed, left them to a power cut, and archive_command then found an index of
+ * root's). */
 static int give_index(BkRepo *r, const char *idx, const char *tmp)
 {
 	struct stat root, st;
 	bool give = geteuid() == 0 && stat(r->path, &root) == 0 &&
 		    !(root.st_uid == 0 && root.st_gid == 0);
 	const char *paths[] = { idx, tmp };
-	for (size_t i = 0; give && i < 2; i++)
+	for (size_t i = 0; give && i < 2; i++) {
+		if (lstat(paths[i], &st) < 0 || (st.st_uid == root.st_uid && st.st_gid == root.st_gid))
+			continue;
 		if (lchown(paths[i], root.st_uid, root.st_gid) < 0)
 			return bk_errorf_code(-errno, "chown %s", paths[i]);
+		int e = sync_inode(paths[i]);
+		if (e < 0)
+			return e;
+	}
 	const char *files[] = { "data.mdb", "lock.mdb" };
 	for (size_t i = 0; i < 2; i++) {
 		char p[4096];
 		snprintf(p, sizeof(p), "%s/%s", idx, files[i]);
 		if (lstat(p, &st) < 0)
 			continue;
-		if (give && lchown(p, root.st_uid, root.st_gid) < 0)
-			return bk_errorf_code(-errno, "chown %s", p);
-		if ((give || st.st_uid == geteuid()) && (st.st_mode & 0660) != 0660 &&
-		    chmod(p, (st.st_mode & 07777) | 0660) < 0)
-			return bk_errorf_code(-errno, "chmod %s", p);
+		bool changed = false;
+		if (give && (st.st_uid != root.st_uid || st.st_gid != root.st_gid)) {
+			if (lchown(p, root.st_uid, root.st_gid) < 0)
+				return bk_errorf_code(-errno, "chown %s", p);
+			changed = true;
+		}
+		if ((give || st.st_uid == geteuid()) && (st.st_mode & 0660) != 0660) {
+			if (chmod(p, (st.st_mode & 07777) | 0660) < 0)
+				return bk_errorf_code(-errno, "chmod %s", p);
+			changed = true;
+		}
+		int e = changed ? sync_inode(p) : 0;
+		if (e < 0)
+			return e;
 	}
 	return 0;
 }
