@@ -3,11 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -156,37 +157,72 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
  * env, its standard output the write end of a pipe whose read end is *ret_fd, and
  * SIGPIPE at its default (ignored here: a program that writes on ends by it); with
  * own_group, in a process group of its own (kill(-pid) then stops what it started
- * too). Returns 0, or the error (a positive errno: ENOENT when the program is not
- * found, EACCES when it is not executable). */
+ * too). The program gets SIGTERM when this thread ends (PR_SET_PDEATHSIG), bunker
+ * stopped or killed included: a pg_dump left behind went on waiting for a lock,
+ * holding the locks it had, with no stall timeout left to stop it (found by
+ * review). Returns 0, or the error (a positive errno: ENOENT when the program is
+ * not found, EACCES when it is not executable). */
 static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *ret_pid,
 			 int *ret_fd)
 {
-	int pipefd[2];
+	int pipefd[2], errfd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return errno;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t dfl;
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	int r = posix_spawn_file_actions_init(&fa);
-	if (r == 0 && (r = posix_spawnattr_init(&attr)) != 0)
-		posix_spawn_file_actions_destroy(&fa);
-	if (r == 0) {
-		posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-		posix_spawnattr_setsigdefault(&attr, &dfl);
-		posix_spawnattr_setpgroup(&attr, 0);
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF |
-							(own_group ? POSIX_SPAWN_SETPGROUP : 0));
-		r = posix_spawnp(ret_pid, argv[0], &fa, &attr, argv, env);
-		posix_spawn_file_actions_destroy(&fa);
-		posix_spawnattr_destroy(&attr);
-	}
-	close(pipefd[1]);
-	if (r != 0)
+	if (pipe2(errfd, O_CLOEXEC) < 0) {
+		int r = errno;
 		close(pipefd[0]);
-	else
+		close(pipefd[1]);
+		return r;
+	}
+	/* no handler of ours may run in the child before exec */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pid_t parent = getpid(), pid = fork();
+	if (pid == 0) { /* async-signal-safe calls only, up to exec */
+		int r = 0;
+		if (own_group && setpgid(0, 0) < 0)
+			r = errno;
+		if (!r && prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+			r = errno;
+		if (!r && getppid() != parent) /* gone already: nothing to read it */
+			_exit(127);
+		if (!r && dup2(pipefd[1], STDOUT_FILENO) < 0)
+			r = errno;
+		if (!r && pipefd[1] == STDOUT_FILENO) /* (dup2 onto itself keeps CLOEXEC) */
+			fcntl(STDOUT_FILENO, F_SETFD, 0);
+		signal(SIGPIPE, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (!r) {
+			execvpe(argv[0], argv, env);
+			r = errno;
+		}
+		while (write(errfd[1], &r, sizeof(r)) < 0 && errno == EINTR)
+			;
+		_exit(127);
+	}
+	int r = pid < 0 ? errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(pipefd[1]);
+	close(errfd[1]);
+	if (pid > 0) { /* the exec's error, or EOF once it succeeded */
+		int err;
+		ssize_t n;
+		while ((n = read(errfd[0], &err, sizeof(err))) < 0 && errno == EINTR)
+			;
+		if (n == sizeof(err)) {
+			r = err;
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+	}
+	close(errfd[0]);
+	if (r != 0) {
+		close(pipefd[0]);
+	} else {
+		*ret_pid = pid;
 		*ret_fd = pipefd[0];
+	}
 	return r;
 }
 

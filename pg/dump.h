@@ -12,7 +12,9 @@
  *
  * The pg_dump and pg_dumpall programs are looked up in bin_dir (or PATH when
  * NULL); each runs with --version first, and one that cannot run, or is older
- * than the server, stops the command (BK_E_REMOTE) before any dump. The
+ * than the server, stops the command (BK_E_REMOTE) before any dump. Each gets
+ * SIGTERM if the thread that called bk_pg_dump ends first (the program stopped or
+ * killed, say: PR_SET_PDEATHSIG), so call it from one that outlives it. The
  * connection string is any libpq conninfo; the database name in it is replaced
  * for each database. The databases are listed from the one it names,
  * else (as pg_dumpall) from postgres, or template1 when postgres fails.

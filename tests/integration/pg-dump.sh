@@ -386,6 +386,31 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 t_is "$waiting" 0 "nor its session on the server"
+# bunker itself stopped (SIGTERM: a service stopped, a kill) while a pg_dump waits
+# for that lock: the pg_dump is stopped too, and its session on the server ends (it
+# was left running, waiting and holding its locks, with no stall timeout left to
+# stop it: found by review)
+before_app=$(count_named pg/main/dump/app)
+bkp pg dump --dbname "$(pitr_conninfo)" --stall-timeout 77 >/dev/null 2>&1 &
+bunker_job=$!
+for _ in $(seq 100); do
+	[ "$(pg_sql "select count(*) from pg_stat_activity where application_name = 'pg_dump'
+		and datname = 'app' and wait_event_type = 'Lock'")" = 1 ] && break
+	sleep 0.1
+done
+pkill -TERM -u postgres -f "^$BUNKER .* --stall-timeout 77\$"
+wait "$bunker_job"
+t_is "$?" 143 "bunker pg dump stopped by SIGTERM while pg_dump waits for a lock"
+for _ in $(seq 50); do
+	left=$(pgrep -c -f "pg_dump .*dbname='app'")
+	waiting=$(pg_sql "select count(*) from pg_stat_activity where application_name = 'pg_dump'")
+	[ "$left$waiting" = 00 ] && break
+	sleep 0.1
+done
+t_is "$left" 0 "... leaves no pg_dump running"
+t_is "$waiting" 0 "... nor its session on the server"
+t_is "$(count_named pg/main/dump/app)" "$before_app" "... and adds no dump of app"
+pkill -KILL -f "pg_dump .*dbname='app'"
 pg_sql "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%'
 	and pid <> pg_backend_pid()" >/dev/null
 wait "$locker"
