@@ -578,6 +578,16 @@ t_rc 2 "pg restore of cluster main's base backup as cluster copy is refused" \
 t_true "naming both" grep -q "is pg/main/base, not a base backup of cluster 'copy'" "$ERR" ||
 	diag "$(cat "$ERR")"
 
+# Started with SIGCHLD ignored (a disposition exec keeps: a supervisor, a script's
+# parent that set it), bunker still learns how each pg_dump ended (every dump
+# failed, "wait for pg_dump: No child processes": found by review)
+before_app=$(count_named pg/main/dump/app)
+t_rc 0 "pg dump started with SIGCHLD ignored" \
+	pg_as_server perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' \
+	"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$(pitr_conninfo)" ||
+	diag "$(cat "$ERR")"
+t_is "$(count_named pg/main/dump/app)" $((before_app + 1)) "... and dumps app"
+
 # A connection string libpq rejects is a usage error before anything runs.
 t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x = y"
 t_true "naming the option, in one line" sh -c \
