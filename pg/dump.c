@@ -132,8 +132,14 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
 			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_wal_archive_load) */
 	}
 	PQclear(res);
-	res = PQexec(c, "SELECT datname, datallowconn FROM pg_database WHERE datconnlimit <> -2 "
-			"AND datname <> 'template0' ORDER BY datname");
+	/* the names as the server holds them, which is what pg_dump's connection asks
+	 * for: not converted to a client_encoding set by PGCLIENTENCODING or --dbname
+	 * (found by review: with GB18030, "café db" came back in other bytes, and
+	 * pg_dump found no such database; with LATIN1, a name it cannot hold failed
+	 * the listing, and no database was dumped). PQexec returns the last result. */
+	res = PQexec(c, "SELECT set_config('client_encoding', current_setting('server_encoding'), "
+			"false); SELECT datname, datallowconn FROM pg_database WHERE datconnlimit "
+			"<> -2 AND datname <> 'template0' ORDER BY datname");
 	int e = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		e = bk_errorf(BK_E_REMOTE, "list databases: %s", PQerrorMessage(c));

@@ -588,6 +588,15 @@ t_rc 0 "pg dump started with SIGCHLD ignored" \
 	diag "$(cat "$ERR")"
 t_is "$(count_named pg/main/dump/app)" $((before_app + 1)) "... and dumps app"
 
+# A client encoding set in the environment (GB18030 holds every character, so each
+# pg_dump works in it) does not change the names of the databases listed: "café db"
+# came back in GB18030's bytes, and its pg_dump found no such database
+before_cafe=$(count_named "pg/main/dump/café db")
+t_rc 0 "pg dump with PGCLIENTENCODING=GB18030" \
+	pg_as_server env PGCLIENTENCODING=GB18030 "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+	pg dump --dbname "$(pitr_conninfo)" || diag "$(cat "$ERR")"
+t_is "$(count_named "pg/main/dump/café db")" $((before_cafe + 1)) "... dumps \"café db\" under its name"
+
 # A connection string libpq rejects is a usage error before anything runs.
 t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x = y"
 t_true "naming the option, in one line" sh -c \
