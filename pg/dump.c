@@ -124,7 +124,20 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
 	*ret_keepalives = bk_pg_keepalives_set(c); /* and the programs' (pg/conninfo.h) */
 	snprintf(version, vcap, "%d", PQserverVersion(c));
 	*ret_sysid = 0;
-	PGresult *res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
+	/* no search_path, as pg_dump and pg_dumpall set it (CVE-2018-1058): the
+	 * owner of the database listed from could set one that puts its own schema
+	 * first, and with it a pg_database that hides databases from the dump, or a
+	 * function run in this session (found by review: such a view left every
+	 * other database undumped, and the command said nothing) */
+	PGresult *res = PQexec(c, "SELECT pg_catalog.set_config('search_path', '', false)");
+	bool secured = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	if (!secured) {
+		int e = bk_errorf(BK_E_REMOTE, "clear search_path: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return e;
+	}
+	res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
 				  "WHERE name = 'wal_segment_size') FROM pg_control_system()");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);

@@ -597,6 +597,22 @@ t_rc 0 "pg dump with PGCLIENTENCODING=GB18030" \
 	pg dump --dbname "$(pitr_conninfo)" || diag "$(cat "$ERR")"
 t_is "$(count_named "pg/main/dump/café db")" $((before_cafe + 1)) "... dumps \"café db\" under its name"
 
+# The databases are listed with no search_path, as pg_dump and pg_dumpall list
+# (CVE-2018-1058): the owner of the database --dbname names, putting a schema of
+# its own first, made a pg_database there that shows only its database, and the
+# others were left out without a word
+pg_sql "create role tenant login" >/dev/null
+pg_sql "create database tenant_db owner tenant" >/dev/null
+pg_psql -U tenant -d tenant_db -c "create schema sly" \
+	-c "create view sly.pg_database as select * from pg_catalog.pg_database where datname = 'tenant_db'" \
+	-c "alter database tenant_db set search_path = sly, pg_catalog" >/dev/null
+before_app=$(count_named pg/main/dump/app)
+t_rc 0 "pg dump --dbname naming a database whose owner set a search_path" \
+	bkp pg dump --dbname "host=$PG_SOCKDIR port=$PGPORT user=postgres dbname=tenant_db" ||
+	diag "$(cat "$ERR")"
+t_is "$(count_named pg/main/dump/app)" $((before_app + 1)) "... still dumps app"
+pg_sql "drop database tenant_db" >/dev/null
+
 # A connection string libpq rejects is a usage error before anything runs.
 t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x = y"
 t_true "naming the option, in one line" sh -c \
