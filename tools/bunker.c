@@ -754,6 +754,12 @@ static int set_secret_source(const char **slot, const char *value)
 static int run(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGCHLD ignored, as exec passes it on from a parent that ignored it (a
+	 * supervisor, a script), reaps children unseen: their exit status is how a
+	 * failed pg_dump is told from a saved one, and how pg restore learns what the
+	 * server's user can reach (found by review: "wait for pg_dump: No child
+	 * processes") */
+	signal(SIGCHLD, SIG_DFL);
 	cli.repo = getenv("BUNKER_REPO");
 	cli.cluster = "main";
 	cli.key_file = getenv("BUNKER_KEY_FILE");

@@ -248,11 +248,6 @@ static int dump(void)
 	if (x)
 		return x;
 	DumpPrint print = { r, bk_mono_us() };
-	/* SIGCHLD ignored, as exec passes it on from a parent that ignored it, reaps
-	 * the dump programs unseen: their exit status is how a failed dump is told
-	 * from a saved one (found by review: every dump failed, "wait for pg_dump: No
-	 * child processes") */
-	signal(SIGCHLD, SIG_DFL);
 	/* set but empty is unset (found by review: "" named the root, "/pg_dump") */
 	const char *bin_dir = getenv("BUNKER_PG_BIN");
 	BkDumpOpts o = {

@@ -300,6 +300,14 @@ durable_restore() { # DESC CMD...: the restore into $SRV/r-dur, its tablespace a
 durable_restore "pg restore as the server's user" pg_as_server
 if [ "$(id -u)" = 0 ]; then
 	durable_restore "pg restore as root"
+	# Started with SIGCHLD ignored (exec keeps it), as root: the child that checks
+	# what the server's user can reach is still waited for (it failed, "waitpid: No
+	# child processes")
+	t_rc 0 "pg restore as root, started with SIGCHLD ignored" \
+		perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg restore latest --target "$SRV/r-chld" \
+		--tablespace-mapping "$LOC=$SHM/r-chld-ts" || diag "$(cat "$ERR")"
+	rm -rf "$SRV/r-chld" "$SHM/r-chld-ts"
 else
 	ok "# SKIP restores as root: the tests do not run as root"
 fi
