@@ -210,7 +210,11 @@ static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *
 			r = errno;
 		if (!r && pipefd[1] == STDOUT_FILENO) /* (dup2 onto itself keeps CLOEXEC) */
 			fcntl(STDOUT_FILENO, F_SETFD, 0);
+		/* SIGTERM too, which bunker may have been started with blocked or ignored
+		 * (exec keeps both): it is how the program is stopped */
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		sigdelset(&old, SIGTERM);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (!r) {
 			execvpe(argv[0], argv, env);

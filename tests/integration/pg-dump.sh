@@ -410,6 +410,27 @@ done
 t_is "$left" 0 "... leaves no pg_dump running"
 t_is "$waiting" 0 "... nor its session on the server"
 t_is "$(count_named pg/main/dump/app)" "$before_app" "... and adds no dump of app"
+# Started with SIGTERM blocked (exec keeps the mask) and killed (SIGKILL): its
+# pg_dump, which kept SIGTERM blocked, went on waiting for the lock (pg_dump sets
+# its own handler, so an ignored SIGTERM does not stay ignored there; a blocked
+# one stays blocked)
+pg_as_server perl -e 'use POSIX; sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGTERM)) or die;
+	exec @ARGV or die' "$BUNKER" -q --repo "$REPO" \
+	--key-file "$KEY" pg dump --dbname "$(pitr_conninfo)" --stall-timeout 78 >/dev/null 2>&1 &
+bunker_job=$!
+for _ in $(seq 100); do
+	[ "$(pg_sql "select count(*) from pg_stat_activity where application_name = 'pg_dump'
+		and datname = 'app' and wait_event_type = 'Lock'")" = 1 ] && break
+	sleep 0.1
+done
+pkill -KILL -u postgres -f "^$BUNKER .* --stall-timeout 78\$"
+wait "$bunker_job"
+for _ in $(seq 50); do
+	left=$(pgrep -c -f "pg_dump .*dbname='app'")
+	[ "$left" = 0 ] && break
+	sleep 0.1
+done
+t_is "$left" 0 "bunker started with SIGTERM blocked, killed while pg_dump waits: no pg_dump left"
 pkill -KILL -f "pg_dump .*dbname='app'"
 pg_sql "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%'
 	and pid <> pg_backend_pid()" >/dev/null
