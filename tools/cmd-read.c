@@ -177,15 +177,21 @@ void cli_print_padded(const char *s, int width)
 
 void cli_json_str(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
+	while (*p) {
+		size_t k = printable_at(p);
+		if (!k && p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0)
+			k = 2; /* a C1 control: UTF-8, which JSON takes as it is */
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (k)
+			fwrite(p, 1, k, stdout);
+		else if (*p < 0x80)
+			printf("\\u%04x", *p);
+		else /* not UTF-8 (a SQL_ASCII database's name, say): JSON holds Unicode only */
+			fputs("\\ufffd", stdout);
+		p += k ? k : 1;
 	}
 	putchar('"');
 }

@@ -186,6 +186,12 @@ weird='we"ird\name	tab'
 printf 'x' | B backup --stdin --name "$weird" >/dev/null
 t_is "$(B snapshots --json | python3 -c 'import json,sys; print([s["name"] for s in json.load(sys.stdin)][-1] == sys.argv[1])' "$weird" 2>&1)" \
 	True "snapshots --json escapes quotes, backslashes and tabs in names"
+# JSON is Unicode: a name's byte that is not UTF-8 (a database name from a
+# SQL_ASCII server) is U+FFFD there, and the output stays UTF-8 (it was written raw)
+printf 'x' | B backup --stdin --name "$(printf 'caf\351 \302\205 ok')" >/dev/null
+t_is "$(B snapshots --json | python3 -c 'import json,sys
+print(ascii([s["name"] for s in json.loads(sys.stdin.buffer.read().decode("utf-8"))][-1]))' 2>&1)" \
+	"'caf\ufffd \x85 ok'" "snapshots --json is UTF-8: a byte of a name that is not is U+FFFD"
 
 t_is "$(B cat latest --name alpha)" "version 3" "latest --name alpha is alpha's newest"
 t_is "$(B cat latest --name beta)" "beta 3" "latest --name beta is beta's newest"
