@@ -66,6 +66,28 @@ unsigned bk_pg_keepalives_set(PGconn *conn)
 	return missing;
 }
 
+/* Whether conninfo is a bare database name, as libpq's expand_dbname takes one:
+ * no '=', no URI. */
+static bool bare_name(const char *conninfo)
+{
+	return !strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
+	       strncmp(conninfo, "postgres://", 11) != 0;
+}
+
+bool bk_pg_conninfo_sets(const char *conninfo, const char *key)
+{
+	if (bare_name(conninfo))
+		return *conninfo && !strcmp(key, "dbname");
+	if (bk_libpq_load() < 0)
+		return false;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	bool set = false;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		set |= !strcmp(o->keyword, key) && o->val && *o->val;
+	PQconninfoFree(opts);
+	return set;
+}
+
 /* The pairs of a connection string libpq parses. */
 static int split_parsed(const char *conninfo, const char *db, char *out, size_t cap, size_t *n,
 			char **ret_password)
@@ -89,6 +111,8 @@ static int split_parsed(const char *conninfo, const char *db, char *out, size_t 
 				e = -ENOMEM;
 			continue;
 		}
+		if (!strcmp(o->keyword, "sslpassword"))
+			continue;
 		e = append_kv(out, cap, n, o->keyword, v);
 	}
 	PQconninfoFree(opts);
@@ -103,9 +127,7 @@ int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned keepaliv
 	size_t n = 0;
 	int e;
 	out[0] = '\0';
-	/* a bare database name, as libpq takes one (expand_dbname): no '=', no URI */
-	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
-	    strncmp(conninfo, "postgres://", 11) != 0)
+	if (bare_name(conninfo))
 		e = append_kv(out, cap, &n, "dbname", db ? db : conninfo);
 	else
 		e = split_parsed(conninfo, db, out, cap, &n, ret_password);

@@ -2,12 +2,12 @@
  *
  * bk_pg_conninfo_split() writes conninfo (key=value pairs, a postgresql:// URI,
  * or a bare database name, as libpq's expand_dbname takes them) to out as quoted
- * key='value' pairs without the password, with dbname replaced by db unless db is
- * NULL; the password goes to *ret_password (malloc'd; NULL if none; ret_password
- * NULL drops it), since a
- * command line is visible to every local user (ps,
- * /proc/PID/cmdline): a child program gets it in PGPASSWORD, and bunker hides it
- * from its own arguments. Loads libpq (pg/libpq.h). Returns 0, BK_E_USAGE for a
+ * key='value' pairs without the password or sslpassword, with dbname replaced by
+ * db unless db is NULL; the password goes to *ret_password (malloc'd; NULL if none;
+ * ret_password NULL drops it), since a command line is visible to every local user
+ * (ps, /proc/PID/cmdline): a child program gets it in PGPASSWORD, and bunker hides
+ * it from its own arguments. sslpassword has no environment variable to pass it
+ * in: a string for a child program must not need it (pg dump refuses it). Loads libpq (pg/libpq.h). Returns 0, BK_E_USAGE for a
  * connection string libpq rejects (its reason in the message), -E2BIG when out
  * (cap bytes) is too small, or the loader's error. keepalives: which of the
  * keepalive settings below to add (a mask as bk_pg_keepalives_set returns; 0 for
@@ -26,6 +26,7 @@
 #ifndef BK_PG_CONNINFO_H
 #define BK_PG_CONNINFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "pg/libpq.h"
@@ -35,5 +36,8 @@
 int bk_pg_conninfo_split(const char *conninfo, const char *db, unsigned keepalives, char *out,
 			 size_t cap, char **ret_password);
 unsigned bk_pg_keepalives_set(PGconn *conn);
+/* Whether conninfo sets key to a value that is not empty (a bare name sets dbname;
+ * a string libpq cannot parse sets nothing). Loads libpq. */
+bool bk_pg_conninfo_sets(const char *conninfo, const char *key);
 
 #endif

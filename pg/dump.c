@@ -47,31 +47,13 @@ static char **child_env(const char *password, char **ret_pw)
 	return env;
 }
 
-/* Whether conninfo names a database (a bare name is one; "", libpq's defaults,
- * names none). */
-static bool names_database(const char *conninfo)
-{
-	if (!*conninfo)
-		return false;
-	if (!strchr(conninfo, '=') && strncmp(conninfo, "postgresql://", 13) != 0 &&
-	    strncmp(conninfo, "postgres://", 11) != 0)
-		return true;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	bool named = false;
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (!strcmp(o->keyword, "dbname") && o->val && *o->val)
-			named = true;
-	PQconninfoFree(opts);
-	return named;
-}
-
 /* Connects to list the databases: to the one conninfo names, else, as pg_dumpall
  * does, to postgres or, failing that, template1 (libpq's default, a database named
  * as the user, rarely exists). Returns NULL with the error set. */
 static PGconn *connect_to_list(const char *conninfo)
 {
 	const char *keys[3] = { "dbname", "dbname" }, *vals[3] = { conninfo };
-	bool named = names_database(conninfo);
+	bool named = bk_pg_conninfo_sets(conninfo, "dbname");
 	if (!named)
 		vals[1] = "postgres"; /* a later dbname replaces the string's (libpq) */
 	PGconn *c = PQconnectdbParams(keys, vals, 1); /* a bare name too, as basebackup */
@@ -466,6 +448,12 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 {
 	if (!bk_cluster_name_valid(o->cluster))
 		return bk_errorf(BK_E_USAGE, "invalid cluster name '%s'", o->cluster);
+	/* libpq reads it from no file and no environment variable: pg_dump could get it
+	 * only on its command line, which every local user sees */
+	if (bk_pg_conninfo_sets(o->conninfo, "sslpassword"))
+		return bk_errorf(BK_E_USAGE, "sslpassword in the connection string would be on "
+				 "each pg_dump's command line, which every local user can read: give "
+				 "a client key without a passphrase, readable by this user only");
 	char version[16];
 	char *dbs = NULL, *closed = NULL;
 	uint64_t sysid = 0;

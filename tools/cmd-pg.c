@@ -82,19 +82,20 @@ static int wal_fetch(void)
 	return 0;
 }
 
-/* A password in --dbname would stay visible to every local user (ps,
- * /proc/PID/cmdline) for as long as the command runs: bunker works on a copy and
- * overwrites its argument in place with the connection string without the
- * password (cut to the argument's length, padded with spaces). */
-static int hide_password(void)
+/* A password or sslpassword in --dbname would stay visible to every local user
+ * (ps, /proc/PID/cmdline) for as long as the command runs: bunker works on a copy
+ * and overwrites its argument in place with the connection string without them
+ * (cut to the argument's length, padded with spaces). */
+static int hide_secrets(void)
 {
 	size_t len = strlen(cli.dbname_argv), cap = 2 * len + 1024;
 	char *shown = malloc(cap), *password = NULL;
 	if (!shown)
 		return -ENOMEM;
 	int e = bk_pg_conninfo_split(cli.dbname, NULL, 0, shown, cap, &password);
-	if (e == 0 && password) {
+	if (password)
 		sodium_memzero(password, strlen(password));
+	if (e == 0 && (password || bk_pg_conninfo_sets(cli.dbname, "sslpassword"))) {
 		char *copy = strdup(cli.dbname);
 		if (copy) {
 			cli.dbname = copy; /* kept for the process's life */
@@ -110,7 +111,7 @@ static int hide_password(void)
 	return e;
 }
 
-/* What basebackup and dump share: no arguments, --dbname (its password hidden),
+/* What basebackup and dump share: no arguments, --dbname (its password and sslpassword hidden),
  * the stall timeout bounding the connection's start too, the repository, and this
  * host's name for the snapshot records. Returns an exit code if not 0. */
 static int pull_begin(const char *what, unsigned stall, BkRepo **r, char host[256])
@@ -126,7 +127,7 @@ static int pull_begin(const char *what, unsigned stall, BkRepo **r, char host[25
 	snprintf(secs, sizeof(secs), "%u", stall);
 	if (stall && setenv("PGCONNECT_TIMEOUT", secs, 0) < 0)
 		return cli_fail(-errno, "PGCONNECT_TIMEOUT");
-	int e = hide_password();
+	int e = hide_secrets();
 	if (e < 0)
 		return cli_fail(e, "--dbname");
 	e = cli_open_repo(r);

@@ -316,6 +316,29 @@ t_true "... after 200 s with keepalives_idle=200 in the service it names (timer 
 t=$(PGSERVICEFILE=$T/services keepalive_timer "service=plain")
 t_true "... after 60 s with a service that sets none (timer $t)" \
 	sh -c "printf '%s' '$t' | grep -Eqx '([0-9]|[1-5][0-9]|60)sec|1min'"
+# sslpassword, as password, is overwritten in bunker's own arguments once it runs
+# (ps shows every user a command line)
+pg_as_server "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --max-rate 32k \
+	--stall-timeout 0 --dbname "host=127.0.0.1 port=$PGPORT user=postgres sslpassword=k3y-s3cr3t" \
+	>/dev/null 2>&1 &
+pid=$!
+bk= args=
+for _ in $(seq 100); do
+	bk=${bk:-$(pgrep -n -f "^$BUNKER .*pg basebackup --max-rate 32k --stall-timeout 0 --dbname")}
+	[ "$(pg_sql "select count(*) from pg_stat_activity where backend_type = 'walsender'
+		and application_name = 'bunker'")" = 1 ] && break
+	sleep 0.1
+done
+[ -n "$bk" ] && args=$(tr '\0' ' ' <"/proc/$bk/cmdline")
+[ -z "$bk" ] || kill -TERM "$bk" 2>/dev/null
+wait "$pid" 2>/dev/null
+case $args in
+*k3y*) shown="the sslpassword" ;;
+*"user='postgres'"*) shown="the rest" ;;
+*) shown="not the connection string" ;;
+esac
+t_is "$shown" "the rest" "basebackup's command line, once it runs, holds no sslpassword" ||
+	diag "$args"
 
 # On a terminal (script(1) gives it one): a line while the server's spread
 # checkpoint is awaited, then the progress, bytes and MB/s of the estimated total.

@@ -639,6 +639,14 @@ t_rc 2 "pg dump with a malformed --dbname exits 2" bkp pg dump --dbname "host=x 
 t_true "naming the option, in one line" sh -c \
 	"test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: --dbname: bad connection string' '$ERR'"
 
+# sslpassword has no environment variable: pg_dump would get it on its command line
+before=$(bkp snapshots | wc -l)
+t_rc 2 "pg dump with sslpassword in --dbname exits 2" \
+	bkp pg dump --dbname "$(pitr_conninfo) sslpassword=k3y-s3cr3t"
+t_is "$(cat "$ERR")" "bunker: dump: sslpassword in the connection string would be on each pg_dump's command line, which every local user can read: give a client key without a passphrase, readable by this user only" \
+	"... saying why, in one line"
+t_is "$(bkp snapshots | wc -l)" "$before" "... and saves nothing"
+
 # A database whose name holds control characters (the server allows any but NUL):
 # dumped under its exact name, printed escaped
 evil_db=$(printf 'evil\033]0;pwned\007db')
