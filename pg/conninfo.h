@@ -7,7 +7,8 @@
  * ret_password NULL drops it), since a command line is visible to every local user
  * (ps, /proc/PID/cmdline): a child program gets it in PGPASSWORD, and bunker hides
  * it from its own arguments. sslpassword has no environment variable to pass it
- * in: a string for a child program must not need it (pg dump refuses it). Loads libpq (pg/libpq.h). Returns 0, BK_E_USAGE for a
+ * in: a string for a child program must not need it (pg dump refuses it). Loads
+ * libpq (pg/libpq.h). Returns 0, BK_E_USAGE for a
  * connection string libpq rejects (its reason in the message), -E2BIG when out
  * (cap bytes) is too small, or the loader's error. keepalives: which of the
  * keepalive settings below to add (a mask as bk_pg_keepalives_set returns; 0 for

@@ -21,7 +21,7 @@ int bk_libpq_load(void);
 
 /* Every libpq function bunker uses. */
 #define BK_LIBPQ_FUNCS(X)                                                                      \
-	X(PQclear) X(PQconnectdbParams) X(PQconninfo) X(PQconninfoFree) X(PQconninfoParse)                    \
+	X(PQclear) X(PQconnectdbParams) X(PQconninfo) X(PQconninfoFree) X(PQconninfoParse)      \
 	X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQflush) X(PQfreemem)                 \
 	X(PQgetCopyData) X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQexec) X(PQnfields)     \
 	X(PQntuples) X(PQputCopyData) X(PQputCopyEnd) X(PQresStatus) X(PQresultErrorField)      \
