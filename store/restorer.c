@@ -523,13 +523,15 @@ static bool is_same_file(int dirfd, const char *name, int fd)
 }
 
 /* Opens a new file in dirfd to write: unnamed (O_TMPFILE) where the file system
- * makes one, so that a restore killed meanwhile leaves nothing behind, else named
- * tmp (*named true); with O_DIRECT where the file system takes it. */
+ * makes one and /proc can name it later, so that a restore killed meanwhile leaves
+ * nothing behind, else named tmp (*named true); with O_DIRECT where the file
+ * system takes it. */
 static int open_new(int dirfd, const char *tmp, bool *named)
 {
+	bool proc = access("/proc/self/fd", F_OK) == 0; /* (not in every chroot) */
 	for (int direct = O_DIRECT;; direct = 0) {
-		int fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC | direct, 0600);
-		*named = fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR);
+		int fd = proc ? openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC | direct, 0600) : -1;
+		*named = !proc || (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR));
 		if (*named)
 			fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | direct,
 				    0600);

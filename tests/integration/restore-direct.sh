@@ -107,6 +107,16 @@ else
 		IO_FAULT=kill-write IO_FAULT_PATH="$out" "$BUNKER" -q restore latest --target "$out"
 	t_is "$(find "$out" -type f | wc -l)" 0 "... leaves no file behind" ||
 		diag "$(find "$out" -type f)"
+	# Without /proc (a chroot, say), where an unnamed file cannot be linked by its
+	# descriptor: written under its temporary name, as without O_TMPFILE
+	if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+		out=$T/out-noproc
+		t_true "restore without /proc mounted" unshare -m sh -c \
+			'mount -t tmpfs none /proc && exec "$@"' sh "$BUNKER" -q restore latest --target "$out"
+		t_same_tree "$S" "$out/src" "without /proc: every file byte-exact"
+	else
+		skip "restore without /proc: not root, or no mount namespace here"
+	fi
 	# As root into a directory another user can write: that user gives a file's
 	# temporary name, once it is linked there, to a link to a file of root's; root's
 	# chmod, chown and times went to the file it wrote, never through the link, and
