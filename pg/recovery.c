@@ -718,7 +718,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		before_lsn = placed_at;
 	BkWalWentOn went = { 0 };
 	if (e == 0 && !o->target_timeline)
-		e = bk_pg_wal_went_on(&wa, &c, chosen ? 0 : tli, &went);
+		e = bk_pg_wal_went_on(&wa, &c, chosen ? 0 : tli, start, &went);
 	/* (an LSN target before the fork is on both histories, and so is a time target
 	 * whose stop, the first transaction that ended after it, lies before the fork:
 	 * found by walking the WAL from the backup's start to the fork) */
@@ -740,7 +740,15 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 				 &cut);
 		before_fork = e == 0 && h.lsn && !h.unsure && h.lsn < went.fork;
 	}
-	if (e == 0 && went.parent && !before_fork) {
+	if (e == 0 && went.off_path && !before_fork) {
+		char fork[BK_WAL_LSN_MAX];
+		bk_wal_lsn_format(fork, sizeof(fork), went.fork);
+		e = bk_errorf(BK_E_USAGE, "timeline %u went on after timeline %u began (%s was "
+			      "archived after %08X.history; the two histories part at %s, on timeline "
+			      "%u): --target-timeline %u restores along timeline %u, --target-timeline "
+			      "latest along timeline %u", went.parent, went.child, went.seg, went.child,
+			      fork, went.common, went.parent, went.parent, c.target_tli);
+	} else if (e == 0 && went.parent && !before_fork) {
 		char fork[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(fork, sizeof(fork), went.fork);
 		e = bk_errorf(BK_E_USAGE, "timeline %u went on after timeline %u forked from it at %s "

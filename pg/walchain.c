@@ -462,8 +462,90 @@ int bk_pg_wal_first_stopped(BkRepo *r, const char *cluster, const BkWalChain *c,
 	return 0;
 }
 
+/* Whether archived file `name` was pushed after history file hname. */
+static int pushed_after(const BkWalArchive *a, const char *name, const char *hname, bool *ret)
+{
+	BkWalRecord h, w;
+	int e = bk_wal_record_get(a->r, a->cluster, hname, &h);
+	if (e < 0)
+		return e;
+	e = bk_wal_record_get(a->r, a->cluster, name, &w);
+	*ret = e == 0 && w.pushed_us > h.pushed_us;
+	if (e == 0)
+		bk_wal_record_release(&w);
+	bk_wal_record_release(&h);
+	return e;
+}
+
+/* The newest archived segment of timeline tli from segment number from on, or NULL. */
+static const char *newest_segment(const BkWalArchive *a, uint32_t tli, uint64_t from)
+{
+	const char *name = NULL;
+	uint64_t newest = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		BkWalName wn;
+		uint64_t segno;
+		if (bk_wal_name_parse(a->names[i], &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
+		    wn.tli == tli && bk_wal_name_segno(&wn, a->seg_size, &segno) == 0 &&
+		    segno >= from && (!name || segno > newest)) {
+			name = a->names[i];
+			newest = segno;
+		}
+	}
+	return name;
+}
+
+/* Timeline u, off p's path, when it went on after p's last timeline began: *ret
+ * filled (off_path), else untouched. A history of u that cannot be read is passed
+ * over: recovery along p never fetches it. */
+static int sibling_went_on(const BkWalArchive *a, const BkWalChain *p, uint32_t u,
+			   uint32_t from_tli, uint64_t from_lsn, BkWalWentOn *ret)
+{
+	BkWalTliSwitch sw[BK_MAX_TIMELINES - 1];
+	size_t n;
+	int e = bk_wal_history_get(a->r, a->cluster, u, sw, BK_ARRAY_SIZE(sw), &n);
+	if (e == BK_E_CORRUPT || e == -ENOENT)
+		return 0;
+	if (e < 0)
+		return e;
+	/* u's history as read_path reads one: its i-th timeline begins at ub[i] */
+	uint64_t ub[BK_MAX_TIMELINES] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		ub[i + 1] = sw[i].end_lsn;
+	for (size_t i = n; i-- > 1;)
+		ub[i] = BK_MIN(ub[i], ub[i + 1]);
+#define U_TLI(i) ((i) < n ? sw[i].tli : u)
+	/* the timelines both histories share, from the first */
+	size_t k = 0;
+	while (k <= n && k < p->ntl && U_TLI(k) == p->tli[k] && (k == 0 || ub[k] == p->begin[k]))
+		k++;
+	if (k == 0 || k > n || k == p->ntl) /* unrelated, on the path, or after its last */
+		return 0;
+	uint64_t part = BK_MIN(ub[k], p->begin[k]);
+#undef U_TLI
+	if (from_tli) {
+		size_t f = 0;
+		while (f < k && p->tli[f] != from_tli)
+			f++;
+		if (f == k || from_lsn >= part) /* the backup cannot follow u */
+			return 0;
+	}
+	const char *name = newest_segment(a, u, 0);
+	char hname[BK_WAL_NAME_MAX];
+	bk_wal_history_name(hname, sizeof(hname), p->target_tli);
+	bool later = false;
+	if (name && has_name(a, hname) && (e = pushed_after(a, name, hname, &later)) < 0)
+		return e;
+	if (later) {
+		*ret = (BkWalWentOn){ .parent = u, .child = p->target_tli, .fork = part,
+				      .off_path = true, .common = p->tli[k - 1] };
+		snprintf(ret->seg, sizeof(ret->seg), "%s", name);
+	}
+	return 0;
+}
+
 int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_tli,
-		      BkWalWentOn *ret)
+		      uint64_t from_lsn, BkWalWentOn *ret)
 {
 	*ret = (BkWalWentOn){ 0 };
 	BkWalChain p = *c; /* (a chain from a backup on its own timeline has no history read) */
@@ -476,31 +558,13 @@ int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_
 	while (from_tli && from < p.ntl && p.tli[from] != from_tli)
 		from++;
 	for (size_t t = p.ntl - 1; t-- > from;) {
-		uint64_t fork = p.begin[t + 1] / p.seg_size, newest = 0;
-		const char *name = NULL;
-		for (size_t i = 0; i < a->n; i++) {
-			BkWalName wn;
-			uint64_t segno;
-			if (bk_wal_name_parse(a->names[i], &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
-			    wn.tli == p.tli[t] && bk_wal_name_segno(&wn, p.seg_size, &segno) == 0 &&
-			    segno >= fork && (!name || segno > newest)) {
-				name = a->names[i];
-				newest = segno;
-			}
-		}
+		const char *name = newest_segment(a, p.tli[t], p.begin[t + 1] / p.seg_size);
 		char hname[BK_WAL_NAME_MAX];
 		bk_wal_history_name(hname, sizeof(hname), p.tli[t + 1]);
 		if (!name || !has_name(a, hname))
 			continue;
-		BkWalRecord h, w;
-		int e = bk_wal_record_get(a->r, a->cluster, hname, &h);
-		if (e < 0)
-			return e;
-		e = bk_wal_record_get(a->r, a->cluster, name, &w);
-		bool later = e == 0 && w.pushed_us > h.pushed_us;
-		if (e == 0)
-			bk_wal_record_release(&w);
-		bk_wal_record_release(&h);
+		bool later;
+		int e = pushed_after(a, name, hname, &later);
 		if (e < 0)
 			return e;
 		if (later) {
@@ -510,6 +574,20 @@ int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_
 			return 0;
 		}
 	}
+	/* timelines off the path, newest first: one that went on after the path's
+	 * last began (found by review: a second restore of timeline 1 promoted while
+	 * the first's timeline 2 still archived; pg restore followed the newer,
+	 * dropping timeline 2's WAL since, as PostgreSQL's latest does) */
+	for (size_t i = a->n; i-- > 0 && p.ntl > 1;) {
+		BkWalName wn;
+		bool on = false;
+		if (bk_wal_name_parse(a->names[i], &wn) < 0 || wn.kind != BK_WAL_HISTORY)
+			continue;
+		for (size_t t = 0; t < p.ntl; t++)
+			on |= p.tli[t] == wn.tli;
+		int e = on ? 0 : sibling_went_on(a, &p, wn.tli, from_tli, from_lsn, ret);
+		if (e < 0 || ret->parent)
+			return e;
+	}
 	return 0;
 }
-

@@ -94,9 +94,18 @@ typedef struct {
 	uint32_t parent, child;    /* 0: none went on */
 	uint64_t fork;             /* the child's begin */
 	char seg[BK_WAL_NAME_MAX]; /* the parent's segment archived after the child's history */
+	/* parent is off the path: a timeline that forked, as the path did, from an
+	 * older one (common, the last both histories share; fork: where they part) and
+	 * archived after child's history, child the path's last (a second restore of
+	 * the same backup promoted beside the first, both archiving here: PostgreSQL
+	 * follows the newer, and would drop what the other archived as silently) */
+	bool off_path;
+	uint32_t common;
 } BkWalWentOn;
+/* from_lsn: with from_tli, the backup's start; a timeline off the path counts only
+ * when the backup lies before the two histories part. */
 int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_tli,
-		      BkWalWentOn *ret);
+		      uint64_t from_lsn, BkWalWentOn *ret);
 
 /* Segment segno on c's path: of the timeline the path follows there. */
 int bk_pg_wal_path_segment(const BkWalChain *c, uint64_t segno, char name[BK_WAL_NAME_MAX]);

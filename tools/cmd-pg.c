@@ -501,9 +501,11 @@ typedef struct {
 	/* the segment archived last (by its push time, whatever its timeline) */
 	char newest[BK_WAL_NAME_MAX];
 	int64_t newest_pushed_us;
-	/* bk_pg_wal_went_on for backups of timeline went_tli along went_target (0:
-	 * none asked yet), shared by the backups it answers: it reads records */
+	/* bk_pg_wal_went_on for backups of timeline went_tli starting at went_start
+	 * along went_target (0: none asked yet), shared by the backups it answers: it
+	 * reads records */
 	uint32_t went_tli, went_target;
+	uint64_t went_start;
 	BkWalWentOn went;
 } Info;
 
@@ -779,10 +781,12 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		bk_wal_lsn_format(end, sizeof(end), end_lsn);
 		/* pg restore of it refuses without --target-timeline (walchain.h) */
 		uint32_t own = (uint32_t)strtoul(tli, NULL, 10);
-		if (c.on_path && (in->went_tli != own || in->went_target != c.target_tli)) {
+		if (c.on_path && (in->went_tli != own || in->went_target != c.target_tli ||
+				  in->went_start != start_lsn)) {
 			in->went_tli = own;
 			in->went_target = c.target_tli;
-			if (bk_pg_wal_went_on(&in->wa, &c, own, &in->went) < 0)
+			in->went_start = start_lsn;
+			if (bk_pg_wal_went_on(&in->wa, &c, own, start_lsn, &in->went) < 0)
 				cli_warn("cannot tell whether timeline %u went on after a fork (pg restore "
 					 "checks it again): %s", own, bk_error_detail());
 		}
@@ -790,8 +794,15 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		if (went.parent) {
 			char fork[BK_WAL_LSN_MAX];
 			bk_wal_lsn_format(fork, sizeof(fork), went.fork);
-			snprintf(window, sizeof(window), "needs --target-timeline: timeline %u went on "
-				 "after timeline %u forked from it at %s", went.parent, went.child, fork);
+			if (went.off_path)
+				snprintf(window, sizeof(window), "needs --target-timeline: timeline %u "
+					 "went on after timeline %u began (the two histories part at "
+					 "%s, on timeline %u)", went.parent, went.child, fork,
+					 went.common);
+			else
+				snprintf(window, sizeof(window), "needs --target-timeline: timeline %u "
+					 "went on after timeline %u forked from it at %s", went.parent,
+					 went.child, fork);
 			xact[0] = until[0] = '\0';
 			no_xact = false;
 		} else if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path)
