@@ -287,11 +287,21 @@ keepalive_timer() { # DBNAME: the timer of basebackup's connection to the server
 	pg_as_server "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg basebackup --dbname "$1" \
 		--max-rate 32k --stall-timeout 0 >/dev/null 2>&1 &
 	pid=$!
+	local line lport
 	for _ in $(seq 100); do
 		bk=${bk:-$(pgrep -n -f "^$BUNKER .*pg basebackup --dbname $1 --max-rate 32k")}
-		t=$(ss -tnoHp state established "( dport = :$PGPORT )" 2>/dev/null |
-			grep "\"bunker\",pid=${bk:-none}," | grep -o 'timer:(keepalive,[^,]*' | head -n 1)
-		[ -n "$t" ] && break
+		line=$(ss -tnoHp state established "( dport = :$PGPORT )" 2>/dev/null |
+			grep "\"bunker\",pid=${bk:-none}," | head -n 1)
+		lport=$(printf '%s' "$line" | awk '{print $3}')
+		lport=${lport##*:}
+		# bunker sets the socket's keepalives once connected, before BASE_BACKUP:
+		# read the timer once the server has that command from this socket
+		if [ -n "$lport" ] && [ "$(pg_sql "select count(*) from pg_stat_activity
+			where client_port = $lport and query like 'BASE_BACKUP%'")" = 1 ]; then
+			t=$(ss -tnoHp state established "( sport = :$lport )" 2>/dev/null |
+				grep -o 'timer:(keepalive,[^,]*' | head -n 1)
+			[ -n "$t" ] && break
+		fi
 		sleep 0.1
 	done
 	[ -z "$bk" ] || kill -TERM "$bk" 2>/dev/null
