@@ -1,12 +1,20 @@
 #include "store/index.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "store/error.h"
 #include "store/fs.h"
@@ -47,6 +55,165 @@ static int lmdb_error(int rc, const BkIndex *x, const char *what)
 
 static bool cannot_write(int err) { return err == EACCES || err == EROFS || err == EPERM; }
 
+/* LMDB opens data.mdb and lock.mdb by name, following links, and the first
+ * process to open writes its lock header into lock.mdb. Another user who may
+ * write the index directory (a group sharing the repository; the server's user,
+ * in its repository that root's commands also use) could put a link there to any
+ * file, which root's next command, `snapshots` too, then overwrote (found by
+ * review: a link index/lock.mdb -> a file of root's). So LMDB is never given the
+ * index's own names: it opens a directory of this process's alone (PRIV_PREFIX,
+ * made in the index, mode 0700, reached through /proc/self/fd, removed once LMDB
+ * has its descriptors) holding hard links to the two files as found here, each
+ * opened without following a link and checked to be a regular file. A link at
+ * index/ itself is refused, and so is any other kind of file in its place. */
+#define PRIV_PREFIX ".bunker-open."
+
+typedef struct {
+	int dir;  /* the index directory, opened without following a link */
+	int priv; /* the private directory, -1 when none could be made (read-only) */
+	char priv_name[64];
+	bool data, lock; /* linked into priv */
+} Pinned;
+
+static int refuse_link(const BkIndex *x, const char *name)
+{
+	return bk_errorf(-ELOOP, "index %s%s%s is a symbolic link or not a regular file: not "
+			 "followed (another user may have put it there; remove it)",
+			 x->dir, name[0] ? "/" : "", name);
+}
+
+/* Opens the index directory x->dir without following a link at its last name. */
+static int pin_dir(const BkIndex *x, int *ret_fd)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", x->dir);
+	char *slash = strrchr(parent, '/');
+	const char *base = x->dir;
+	if (slash) {
+		base = x->dir + (slash - parent) + 1;
+		*slash = '\0';
+		if (slash == parent)
+			snprintf(parent, sizeof(parent), "/");
+	} else {
+		snprintf(parent, sizeof(parent), ".");
+	}
+	int p = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (p < 0)
+		return bk_errorf_code(-errno, "index %s: open %s", x->dir, parent);
+	int fd = openat(p, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int err = errno;
+	close(p);
+	if (fd < 0)
+		return err == ELOOP || err == ENOTDIR ? refuse_link(x, "")
+						      : bk_errorf_code(-err, "index %s: open", x->dir);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Removes the private directories that processes killed while opening left. */
+static void sweep_priv(int dir)
+{
+	int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	time_t old = time(NULL) - 60;
+	for (struct dirent *de; (de = readdir(d));) {
+		struct stat st;
+		if (strncmp(de->d_name, PRIV_PREFIX, strlen(PRIV_PREFIX)) != 0 ||
+		    fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+		    st.st_mtime >= old)
+			continue;
+		int sub = openat(dir, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0 && bk_remove_contents(sub, de->d_name, NULL) == 0)
+			(void)unlinkat(dir, de->d_name, AT_REMOVEDIR);
+		if (sub >= 0)
+			close(sub);
+		bk_error_clear();
+	}
+	closedir(d);
+}
+
+/* Opens name in the index without following a link (creating it when it may),
+ * checks it is a regular file and links that very file into p->priv. */
+static int pin_file(const BkIndex *x, Pinned *p, const char *name, bool *ret_linked)
+{
+	*ret_linked = false;
+	int fd = openat(p->dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0660);
+	if (fd < 0 && cannot_write(errno))
+		fd = openat(p->dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : errno == ELOOP ? refuse_link(x, name)
+			: bk_errorf_code(-errno, "index %s: open %s", x->dir, name);
+	struct stat st;
+	int e = fstat(fd, &st) < 0 ? bk_errorf_code(-errno, "index %s: stat %s", x->dir, name) : 0;
+	if (e == 0 && !S_ISREG(st.st_mode))
+		e = refuse_link(x, name);
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (e == 0 && p->priv >= 0) {
+		if (linkat(AT_FDCWD, proc, p->priv, name, AT_SYMLINK_FOLLOW) < 0)
+			e = bk_errorf_code(-errno, "index %s: link %s", x->dir, name);
+		else
+			*ret_linked = true;
+	}
+	close(fd);
+	return e;
+}
+
+static void unpin(Pinned *p)
+{
+	if (p->priv >= 0) {
+		unlinkat(p->priv, "data.mdb", 0);
+		unlinkat(p->priv, "lock.mdb", 0);
+		close(p->priv);
+		unlinkat(p->dir, p->priv_name, AT_REMOVEDIR);
+	}
+	if (p->dir >= 0)
+		close(p->dir);
+}
+
+/* Fills p: the index directory and, where this process may write it, the private
+ * directory with the two files linked in. */
+static int pin(const BkIndex *x, Pinned *p)
+{
+	*p = (Pinned){ .dir = -1, .priv = -1 };
+	int e = pin_dir(x, &p->dir);
+	if (e < 0)
+		return e;
+	sweep_priv(p->dir);
+	uint8_t rnd[8];
+	char hex[2 * sizeof(rnd) + 1];
+	randombytes_buf(rnd, sizeof(rnd));
+	bk_hex(hex, rnd, sizeof(rnd));
+	snprintf(p->priv_name, sizeof(p->priv_name), PRIV_PREFIX "%s", hex);
+	if (mkdirat(p->dir, p->priv_name, 0700) == 0) {
+		/* ours: not one another user put at that name meanwhile */
+		struct stat st;
+		p->priv = openat(p->dir, p->priv_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (p->priv < 0 || fstat(p->priv, &st) < 0 || st.st_uid != geteuid() ||
+		    (st.st_mode & 0077)) {
+			e = bk_errorf(-EPERM, "index %s: %s changed while opening the index", x->dir,
+				      p->priv_name);
+			if (p->priv >= 0)
+				close(p->priv);
+			p->priv = -1;
+		}
+	} else if (!cannot_write(errno)) {
+		e = bk_errorf_code(-errno, "index %s: mkdir %s", x->dir, p->priv_name);
+	}
+	if (e == 0)
+		e = pin_file(x, p, "data.mdb", &p->data);
+	if (e == 0)
+		e = pin_file(x, p, "lock.mdb", &p->lock);
+	if (e < 0)
+		unpin(p);
+	return e;
+}
+
 /* Opens the environment: read-write; where that is not allowed (a read-only mount,
  * a repository of another user), read-only, with LMDB's reader locks if lock.mdb
  * can be written, else without (nothing can write through this mount, and every
@@ -54,8 +221,16 @@ static bool cannot_write(int err) { return err == EACCES || err == EROFS || err 
 static int env_open(BkIndex *x)
 {
 	static const unsigned modes[] = { 0, MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
-	int rc = 0;
-	for (size_t i = 0; i < BK_ARRAY_SIZE(modes); i++) {
+	Pinned p;
+	int rc = pin(x, &p);
+	if (rc < 0)
+		return rc;
+	/* without the private directory (the index cannot be written here) LMDB
+	 * opens data.mdb in the index itself, read-only and without locks */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p.priv >= 0 ? p.priv : p.dir);
+	size_t first = p.priv >= 0 && p.data && p.lock ? 0 : BK_ARRAY_SIZE(modes) - 1;
+	for (size_t i = first; i < BK_ARRAY_SIZE(modes); i++) {
 		if (x->env)
 			mdb_env_close(x->env); /* LMDB: an env whose open failed is discarded */
 		x->env = NULL;
@@ -67,11 +242,12 @@ static int env_open(BkIndex *x)
 		if (rc == 0)
 			rc = mdb_env_set_maxreaders(x->env, 1024);
 		if (rc == 0)
-			rc = mdb_env_open(x->env, x->dir, MDB_NOTLS | modes[i], 0660);
+			rc = mdb_env_open(x->env, path, MDB_NOTLS | modes[i], 0660);
 		x->readonly = modes[i] != 0;
 		if (!cannot_write(rc))
 			break;
 	}
+	unpin(&p);
 	return rc == 0 ? 0 : lmdb_error(rc, x, "open");
 }
 

@@ -109,17 +109,6 @@ static int repo_alloc(const char *path, BkRepo **ret)
 	return 0;
 }
 
-/* fsyncs path (a file or a directory), whose owner or mode was just changed. */
-static int sync_inode(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return bk_errorf_code(-errno, "open %s", path);
-	int r = fsync(fd) < 0 ? bk_errorf_code(-errno, "fsync %s", path) : 0;
-	close(fd);
-	return r;
-}
-
 /* The index and tmp/ that LMDB and mkdir may just have created: when root opens
  * another user's repository they must belong to that user too (see backend.h),
  * and LMDB's files must be group-writable as every repository file is (LMDB
@@ -127,44 +116,66 @@ static int sync_inode(const char *path)
  * umask 077). Each change is made durable before the command goes on (found by
  * review: a command that writes nothing else, `snapshots` after the index was
  * removed, left them to a power cut, and archive_command then found an index of
- * root's). */
+ * root's). All by descriptor, opened without following a link: by path, a link
+ * another user swapped in after the check had root chown or chmod the file it
+ * leads to (found by review). */
+static int give_at(int at, const char *name, const char *label, const struct stat *root,
+		   bool give, bool file)
+{
+	int fd = openat(at, name, (file ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) |
+					  O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ELOOP || errno == ENOTDIR
+			       ? 0 /* (a link is not followed: bk_index_open refuses one) */
+			       : bk_errorf_code(-errno, "open %s", label);
+	struct stat st;
+	bool changed = false;
+	int e = fstat(fd, &st) < 0 ? bk_errorf_code(-errno, "stat %s", label) : 0;
+	if (e == 0 && file && !S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	if (e == 0 && give && (st.st_uid != root->st_uid || st.st_gid != root->st_gid)) {
+		if (fchown(fd, root->st_uid, root->st_gid) < 0)
+			e = bk_errorf_code(-errno, "chown %s", label);
+		changed = true;
+	}
+	if (e == 0 && file && (give || st.st_uid == geteuid()) && (st.st_mode & 0660) != 0660) {
+		if (fchmod(fd, (st.st_mode & 07777) | 0660) < 0)
+			e = bk_errorf_code(-errno, "chmod %s", label);
+		changed = true;
+	}
+	if (e == 0 && changed && fsync(fd) < 0)
+		e = bk_errorf_code(-errno, "fsync %s", label);
+	close(fd);
+	return e;
+}
+
 static int give_index(BkRepo *r, const char *idx, const char *tmp)
 {
-	struct stat root, st;
-	bool give = geteuid() == 0 && stat(r->path, &root) == 0 &&
-		    !(root.st_uid == 0 && root.st_gid == 0);
-	const char *paths[] = { idx, tmp };
-	for (size_t i = 0; give && i < 2; i++) {
-		if (lstat(paths[i], &st) < 0 || (st.st_uid == root.st_uid && st.st_gid == root.st_gid))
-			continue;
-		if (lchown(paths[i], root.st_uid, root.st_gid) < 0)
-			return bk_errorf_code(-errno, "chown %s", paths[i]);
-		int e = sync_inode(paths[i]);
-		if (e < 0)
-			return e;
+	struct stat root;
+	int rootfd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0 || fstat(rootfd, &root) < 0) {
+		int e = bk_errorf_code(-errno, "open %s", r->path);
+		if (rootfd >= 0)
+			close(rootfd);
+		return e;
 	}
+	bool give = geteuid() == 0 && !(root.st_uid == 0 && root.st_gid == 0);
+	int e = give_at(rootfd, "index", idx, &root, give, false);
+	if (e == 0)
+		e = give_at(rootfd, "tmp", tmp, &root, give, false);
+	int idxfd = e < 0 ? -1 : openat(rootfd, "index", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	const char *files[] = { "data.mdb", "lock.mdb" };
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; idxfd >= 0 && e == 0 && i < 2; i++) {
 		char p[4096];
 		snprintf(p, sizeof(p), "%s/%s", idx, files[i]);
-		if (lstat(p, &st) < 0)
-			continue;
-		bool changed = false;
-		if (give && (st.st_uid != root.st_uid || st.st_gid != root.st_gid)) {
-			if (lchown(p, root.st_uid, root.st_gid) < 0)
-				return bk_errorf_code(-errno, "chown %s", p);
-			changed = true;
-		}
-		if ((give || st.st_uid == geteuid()) && (st.st_mode & 0660) != 0660) {
-			if (chmod(p, (st.st_mode & 07777) | 0660) < 0)
-				return bk_errorf_code(-errno, "chmod %s", p);
-			changed = true;
-		}
-		int e = changed ? sync_inode(p) : 0;
-		if (e < 0)
-			return e;
+		e = give_at(idxfd, files[i], p, &root, give, true);
 	}
-	return 0;
+	if (idxfd >= 0)
+		close(idxfd);
+	close(rootfd);
+	return e;
 }
 
 static int repo_finish_open(BkRepo *r, const uint8_t master[BK_KEY_LEN], const uint8_t id[16],

@@ -381,6 +381,44 @@ t_true "... naming the user and the remedy" \
 t_one_line_error "... on one line"
 chmod 755 "$T/rk"
 
+# A repository that another user may write (the server's user's, which root's
+# commands use too, README): a link that user puts in the index must not make a
+# command of root's write, create or chown the file it leads to (LMDB opens
+# index/lock.mdb and data.mdb by name and writes its lock header into lock.mdb:
+# found by review, `snapshots` overwrote a file only root could read)
+if [ "$(id -u)" = 0 ]; then
+	L=$T/linked
+	mkdir -p "$L" "$T/root-dir"
+	chown nobody: "$L"
+	chmod 700 "$T/root-dir"
+	as_nobody "$BUNKER" -q --repo "$L/repo" --new-key-file "$L/key" init >/dev/null
+	printf 'root only\n' >"$T/victim"
+	chmod 600 "$T/victim"
+	LK() { "$BUNKER" -q --repo "$L/repo" --key-file "$L/key" "$@"; }
+	as_nobody ln -sf "$T/victim" "$L/repo/index/lock.mdb"
+	t_rc 1 "as root, index/lock.mdb a link to a file of root's: snapshots is refused" LK snapshots
+	t_is "$(cat "$T/victim")" "root only" "... and that file is untouched"
+	t_true "... naming the link" grep -q "index $L/repo/index/lock.mdb is a symbolic link" "$ERR"
+	t_one_line_error "... on one line"
+	as_nobody rm -f "$L/repo/index/lock.mdb" "$L/repo/index/data.mdb"
+	as_nobody ln -s "$T/root-dir/made" "$L/repo/index/data.mdb"
+	t_rc 1 "index/data.mdb a link to a new file in a directory of root's: refused" LK snapshots
+	t_is "$(ls -A "$T/root-dir")" "" "... and nothing is made there"
+	as_nobody rm -f "$L/repo/index/data.mdb"
+	as_nobody mv "$L/repo/index" "$L/index.real"
+	as_nobody ln -s "$T/root-dir" "$L/repo/index"
+	t_rc 1 "index a link to a directory of root's: refused" LK snapshots
+	t_is "$(ls -A "$T/root-dir")" "" "... and nothing is made there"
+	as_nobody rm "$L/repo/index"
+	t_rc 0 "the links gone, root's snapshots works (a new index)" LK snapshots
+	t_is "$(find "$L/repo" ! -user nobody; ls -A "$L/repo/index")" "$(printf 'data.mdb\nlock.mdb')" \
+		"... all of it nobody's, and no private directory left in the index"
+else
+	for i in 1 2 3 4 5 6 7 8 9; do
+		ok "# SKIP links in another user's repository: the tests do not run as root"
+	done
+fi
+
 # an init that fails takes its new key file with it, so that a retry works
 : >"$T/not-a-dir"
 t_rc 1 "init under a file fails" "$BUNKER" -q --repo "$T/not-a-dir/r" --new-key-file "$T/key-failed" init
