@@ -3,6 +3,8 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sodium.h>
+#include <sys/file.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -45,13 +47,6 @@ typedef struct {
 	size_t nsynced;
 } Local;
 
-static int give(Local *l, const char *path)
-{
-	if (l->chown_new && lchown(path, l->uid, l->gid) < 0)
-		return bk_errorf_code(-errno, "chown %s", path);
-	return 0;
-}
-
 static int full_path(Local *l, const char *name, char out[PATH_MAX])
 {
 	if (snprintf(out, PATH_MAX, "%s/%s", l->root, name) >= PATH_MAX)
@@ -59,56 +54,136 @@ static int full_path(Local *l, const char *name, char out[PATH_MAX])
 	return 0;
 }
 
-/* Creates the missing directories between the root and path's parent. */
-static int ensure_parent(Local *l, const char *path)
+/* The directories of the repository are reached by descriptor, one name at a
+ * time, never through a link: another user who may write the repository (the
+ * server's user in its repository, where root's commands write too; a group's
+ * member) could put a link at snapshots/, data/xx/, wal/CLUSTER/ or tmp/, and
+ * root's command then made its files, given to that user, in the directory it
+ * led to (found by review: a link snapshots -> a directory of root's got a
+ * snapshot record of nobody's there; one in /etc/cron.daily is a file root runs).
+ * rel: a directory's path below the root ("" for the root). With create, makes
+ * what is missing (mode 0770 exactly, given to the owner, its parent synced).
+ * Returns the directory open (O_RDONLY) in *ret_fd. */
+static int pin_dir(Local *l, const char *rel, bool create, int *ret_fd)
 {
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = (size_t)(slash - path), rootlen = strlen(l->root);
-	memcpy(dir, path, n);
-	dir[n] = '\0';
-	/* A directory that is there may be one whose maker died before it synced its
-	 * parent (data/ for a bucket data/xx): its parent is synced once a process
-	 * (for a few directories), as the objects put in it must outlive a crash
-	 * (found by a mutation audit). Not for one made over a minute ago, which the
-	 * file system has long written (ext4 commits every 5 s): a directory's fsync
-	 * flushes the disk's cache, a few ms that every wal-push would pay. */
-	struct statx sx;
-	if (statx(AT_FDCWD, dir, 0, STATX_BTIME, &sx) == 0) {
-		if (n <= rootlen) /* the repository's own: made by init, which synced it */
-			return 0;
-		if ((sx.stx_mask & STATX_BTIME) && sx.stx_btime.tv_sec + 60 < time(NULL))
-			return 0;
-		char parent[PATH_MAX];
-		snprintf(parent, sizeof(parent), "%s", dir);
-		*strrchr(parent, '/') = '\0';
-		pthread_mutex_lock(&l->lock);
-		bool known = false;
-		for (size_t i = 0; i < l->nsynced && !known; i++)
-			known = !strcmp(l->synced[i], parent);
-		int r = known ? 0 : bk_fsync_parent(dir);
-		if (r == 0 && !known && l->nsynced < BK_ARRAY_SIZE(l->synced))
-			memcpy(l->synced[l->nsynced++], parent, sizeof(parent));
-		pthread_mutex_unlock(&l->lock);
-		return r;
+	int cur = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", l->root);
+	char shown[PATH_MAX];
+	size_t w = (size_t)snprintf(shown, sizeof(shown), "%s", l->root);
+	bool made = false;
+	for (const char *p = rel; *p;) {
+		size_t n = strcspn(p, "/");
+		char name[NAME_MAX + 1];
+		if (n == 0 || n > NAME_MAX || w + 1 + n >= sizeof(shown)) {
+			close(cur);
+			return bk_errorf(-ENAMETOOLONG, "bad object directory %s", rel);
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n + (p[n] == '/');
+		size_t pw = w; /* (shown[..pw]: the directory it is in) */
+		w += (size_t)snprintf(shown + w, sizeof(shown) - w, "/%s", name);
+		made = create && mkdirat(cur, name, 0770) == 0;
+		int made_err = errno;
+		int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = 0;
+		if (fd < 0)
+			e = errno == ELOOP || errno == ENOTDIR
+				    ? bk_errorf(-ELOOP, "%s is a symbolic link or not a directory: not "
+					        "followed (another user may have put it there)", shown)
+				: errno == ENOENT && !create ? -ENOENT
+				: create && !made && made_err != EEXIST
+					? bk_errorf_code(-made_err, "mkdir %s", shown)
+					: bk_errorf_code(-errno, "open %s", shown);
+		struct stat st;
+		if (e == 0 && made && fstat(fd, &st) == 0 &&
+		    (st.st_mode & 07777) != (0770 | (st.st_mode & S_ISGID)) &&
+		    fchmod(fd, 0770 | (st.st_mode & S_ISGID)) < 0)
+			e = bk_errorf_code(-errno, "chmod %s", shown);
+		if (e == 0 && made && l->chown_new && fchown(fd, l->uid, l->gid) < 0)
+			e = bk_errorf_code(-errno, "chown %s", shown);
+		/* (one made by another process, which may die before it syncs) */
+		if (e == 0 && create && (made || made_err == EEXIST) && fsync(cur) < 0)
+			e = bk_errorf_code(-errno, "fsync directory %.*s", (int)pw, shown);
+		close(cur);
+		if (e < 0) {
+			if (fd >= 0)
+				close(fd);
+			return e;
+		}
+		cur = fd;
 	}
-	for (size_t i = rootlen + 1; i <= n; i++) {
-		if (dir[i] != '/' && dir[i] != '\0')
-			continue;
-		char c = dir[i];
-		dir[i] = '\0';
-		int r = bk_mkdir(dir, 0770);
-		if (r == 0)
-			r = give(l, dir);
-		if (r == 0 || r == -EEXIST) /* (made by another process, which may die) */
-			r = bk_fsync_parent(dir);
-		if (r < 0)
-			return r;
-		dir[i] = c;
-	}
+	*ret_fd = cur;
 	return 0;
 }
 
+/* Splits name into its directory (rel, "" for the root's own) and its last name. */
+static const char *split_name(const char *name, char rel[PATH_MAX])
+{
+	const char *slash = strrchr(name, '/');
+	size_t n = slash ? (size_t)(slash - name) : 0;
+	snprintf(rel, PATH_MAX, "%.*s", (int)n, name);
+	return slash ? slash + 1 : name;
+}
+
+/* The object's directory, made when missing. A directory that is there may be
+ * one whose maker died before it synced its parent (data/ for a bucket data/xx):
+ * its parent is synced once a process (for a few directories), as the objects put
+ * in it must outlive a crash (found by a mutation audit). Not for one made over a
+ * minute ago, which the file system has long written (ext4 commits every 5 s): a
+ * directory's fsync flushes the disk's cache, a few ms that every wal-push would
+ * pay. */
+static int ensure_parent(Local *l, const char *rel, int *ret_fd)
+{
+	int fd;
+	int r = pin_dir(l, rel, false, &fd);
+	if (r == -ENOENT)
+		return pin_dir(l, rel, true, ret_fd);
+	if (r < 0)
+		return r;
+	struct statx sx;
+	const char *slash = strrchr(rel, '/');
+	if (!rel[0] || !slash || statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) < 0 ||
+	    ((sx.stx_mask & STATX_BTIME) && sx.stx_btime.tv_sec + 60 < time(NULL))) {
+		*ret_fd = fd; /* (the repository's own: made by init, which synced it) */
+		return 0;
+	}
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
+	pthread_mutex_lock(&l->lock);
+	bool known = false;
+	for (size_t i = 0; i < l->nsynced && !known; i++)
+		known = !strcmp(l->synced[i], parent);
+	int pfd = -1;
+	if (!known && (r = pin_dir(l, parent, false, &pfd)) == 0 && fsync(pfd) < 0)
+		r = bk_errorf_code(-errno, "fsync directory %s/%s", l->root, parent);
+	if (pfd >= 0)
+		close(pfd);
+	if (r == 0 && !known && l->nsynced < BK_ARRAY_SIZE(l->synced))
+		memcpy(l->synced[l->nsynced++], parent, sizeof(parent));
+	pthread_mutex_unlock(&l->lock);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Links temp file tname of directory tdir in as base of directory dir (never
+ * replacing: -EEXIST), removes the temp name and syncs dir. */
+static int place(Local *l, int tdir, const char *tname, int dir, const char *base,
+		 const char *shown)
+{
+	(void)l;
+	if (linkat(tdir, tname, dir, base, 0) < 0)
+		return errno == EEXIST ? -EEXIST : bk_errorf_code(-errno, "link %s", shown);
+	unlinkat(tdir, tname, 0);
+	if (fsync(dir) < 0)
+		return bk_errorf_code(-errno, "fsync directory of %s", shown);
+	return 0;
+}
 /* Syncs the object and every directory from its own up to the repository's, as
  * its writer may have died before syncing any of them (ensure_parent made them). */
 static int local_sync(BkBackend *b, const char *name)
@@ -142,30 +217,90 @@ static int found_existing(BkBackend *b, const char *name)
 static int local_put(BkBackend *b, const char *name, const void *data, size_t len, bool create_only)
 {
 	Local *l = (Local *)b;
-	char path[PATH_MAX];
+	(void)create_only; /* (every put is create-only: objects are immutable) */
+	char path[PATH_MAX], rel[PATH_MAX], tname[NAME_MAX + 1], tshown[PATH_MAX];
 	int r = full_path(l, name, path);
+	const char *base = split_name(name, rel);
+	int dir = -1, tdir = -1, fd = -1;
 	if (r == 0)
-		r = ensure_parent(l, path);
-	/* given to the repository's owner before it is synced (found by review: a chown
-	 * once in place was undone by a power cut just after success) */
-	if (r == 0)
-		r = bk_write_atomic_owned(path, l->tmp, data, len, 0660, create_only,
-					  l->chown_new ? l->uid : (uid_t)-1,
-					  l->chown_new ? l->gid : (gid_t)-1);
+		r = ensure_parent(l, rel, &dir);
+	/* the temp file in tmp/, or in the object's directory before tmp/ exists */
+	if (r == 0 && (r = pin_dir(l, "tmp", false, &tdir)) == -ENOENT)
+		r = (tdir = dup(dir)) < 0 ? -errno : 0;
+	for (int i = 0; r == 0 && fd < 0 && i < 100; i++) {
+		uint8_t rnd[6];
+		char hex[13];
+		randombytes_buf(rnd, sizeof(rnd));
+		bk_hex(hex, rnd, sizeof(rnd));
+		snprintf(tname, sizeof(tname), "%.40s.tmp.%s", base, hex);
+		snprintf(tshown, sizeof(tshown), "%.3800s/%s", l->tmp, tname);
+		if ((fd = openat(tdir, tname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 &&
+		    errno != EEXIST)
+			r = bk_errorf_code(-errno, "create %s", tshown);
+	}
+	if (r == 0 && fd < 0)
+		r = bk_errorf(-EEXIST, "create a temp file for %s", path);
+	if (fd >= 0) {
+		(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
+		/* given to the repository's owner before it is synced (found by review: a
+		 * chown once in place was undone by a power cut just after success) */
+		if (l->chown_new && fchown(fd, l->uid, l->gid) < 0)
+			r = bk_errorf_code(-errno, "chown %s", tshown);
+		if (r == 0 && fchmod(fd, 0660) < 0)
+			r = bk_errorf_code(-errno, "chmod %s", tshown);
+		if (r == 0 && (r = bk_write_all(fd, data, len)) < 0)
+			bk_errorf_code(r, "write %s", tshown);
+		if (r == 0 && fsync(fd) < 0)
+			r = bk_errorf_code(-errno, "fsync %s", tshown);
+		if (close(fd) < 0 && r == 0)
+			r = bk_errorf_code(-errno, "close %s", tshown);
+		if (r == 0)
+			r = place(l, tdir, tname, dir, base, path);
+		if (r < 0)
+			unlinkat(tdir, tname, 0);
+	}
+	if (dir >= 0)
+		close(dir);
+	if (tdir >= 0)
+		close(tdir);
 	return r == -EEXIST ? found_existing(b, name) : r;
 }
 
 static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool create_only)
 {
 	Local *l = (Local *)b;
-	char path[PATH_MAX];
+	(void)create_only;
+	char path[PATH_MAX], rel[PATH_MAX], trel[PATH_MAX];
+	size_t rootlen = strlen(l->root);
+	/* a temp file in the repository (tmp/) is reached as its objects are; one
+	 * elsewhere (a test's) by its path */
+	bool inside = strncmp(tmp, l->root, rootlen) == 0 && tmp[rootlen] == '/';
 	int r = full_path(l, name, path);
+	const char *base = split_name(name, rel);
+	const char *tname = split_name(inside ? tmp + rootlen + 1 : tmp, trel);
+	int dir = -1, tdir = -1, fd = -1;
+	if (r == 0 && inside)
+		r = pin_dir(l, trel, false, &tdir);
+	else if (r == 0 && (tdir = open(trel[0] ? trel : "/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = bk_errorf_code(-errno, "open %s", tmp);
+	if (r == 0 && (fd = openat(tdir, tname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		r = bk_errorf_code(-errno, "open %s", tmp);
+	if (r == 0 && l->chown_new && fchown(fd, l->uid, l->gid) < 0)
+		r = bk_errorf_code(-errno, "chown %s", tmp);
+	if (r == 0 && fsync(fd) < 0)
+		r = bk_errorf_code(-errno, "fsync %s", tmp);
 	if (r == 0)
-		r = ensure_parent(l, path);
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* advice: may do nothing */
+	if (fd >= 0)
+		close(fd);
 	if (r == 0)
-		r = give(l, tmp);
+		r = ensure_parent(l, rel, &dir);
 	if (r == 0)
-		r = bk_commit_file(tmp, path, create_only);
+		r = place(l, tdir, tname, dir, base, path);
+	if (dir >= 0)
+		close(dir);
+	if (tdir >= 0)
+		close(tdir);
 	return r == -EEXIST ? found_existing(b, name) : r;
 }
 
@@ -300,13 +435,19 @@ static int local_list(BkBackend *b, const char *prefix, BkListFn cb, void *ud)
 static int local_remove(BkBackend *b, const char *name)
 {
 	Local *l = (Local *)b;
-	char path[PATH_MAX];
+	char path[PATH_MAX], rel[PATH_MAX];
 	int r = full_path(l, name, path);
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0)
-		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "remove %s", path);
-	return bk_fsync_parent(path);
+	const char *base = split_name(name, rel);
+	int dir = -1;
+	if (r == 0)
+		r = pin_dir(l, rel, false, &dir);
+	if (r == 0 && unlinkat(dir, base, 0) < 0)
+		r = errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "remove %s", path);
+	if (r == 0 && fsync(dir) < 0)
+		r = bk_errorf_code(-errno, "fsync directory of %s", path);
+	if (dir >= 0)
+		close(dir);
+	return r;
 }
 
 static void local_free(BkBackend *b)

@@ -207,9 +207,15 @@ int bk_write_atomic_owned(const char *path, const char *tmp_dir, const void *dat
 
 void bk_tmp_sweep(const char *tmp_dir)
 {
-	DIR *d = opendir(tmp_dir);
-	if (!d)
+	/* (not through a link at tmp/: another user who may write the repository could
+	 * have sent root's sweep to remove files elsewhere) */
+	int dfd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
 		return;
+	}
 	time_t old = time(NULL) - BK_TMP_STALE_S;
 	for (struct dirent *de; (de = readdir(d));) {
 		if (!strstr(de->d_name, ".tmp."))

@@ -109,13 +109,35 @@ static int emit(BkPackWriter *w, const void *p, size_t n)
 
 static int start(BkPackWriter *w)
 {
-	if (asprintf(&w->tmp_path, "%s/pack.tmp.XXXXXX", w->tmp_dir) < 0) {
-		w->tmp_path = NULL;
-		return -ENOMEM;
+	/* in tmp/ itself, not where a link put there by another user who may write
+	 * the repository leads (found by review: root's packs were made there) */
+	int dir = open(w->tmp_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0)
+		return errno == ELOOP || errno == ENOTDIR
+			       ? bk_errorf(-ELOOP, "%s is a symbolic link or not a directory: not "
+					   "followed (another user may have put it there)", w->tmp_dir)
+			       : bk_errorf_code(-errno, "create %s/pack.tmp.XXXXXX", w->tmp_dir);
+	w->fd = -1;
+	for (int i = 0; w->fd < 0 && i < 100; i++) {
+		uint8_t rnd[6];
+		char hex[13];
+		randombytes_buf(rnd, sizeof(rnd));
+		bk_hex(hex, rnd, sizeof(rnd));
+		free(w->tmp_path);
+		if (asprintf(&w->tmp_path, "%s/pack.tmp.%s", w->tmp_dir, hex) < 0) {
+			w->tmp_path = NULL;
+			close(dir);
+			return -ENOMEM;
+		}
+		w->fd = openat(dir, strrchr(w->tmp_path, '/') + 1,
+			       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (w->fd < 0 && errno != EEXIST)
+			break;
 	}
-	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+	int err = errno;
+	close(dir);
 	if (w->fd < 0) {
-		int r = bk_errorf_code(-errno, "create %s", w->tmp_path);
+		int r = bk_errorf_code(-err, "create %s", w->tmp_path);
 		free(w->tmp_path);
 		w->tmp_path = NULL;
 		return r;

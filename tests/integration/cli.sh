@@ -413,8 +413,24 @@ if [ "$(id -u)" = 0 ]; then
 	t_rc 0 "the links gone, root's snapshots works (a new index)" LK snapshots
 	t_is "$(find "$L/repo" ! -user nobody; ls -A "$L/repo/index")" "$(printf 'data.mdb\nlock.mdb')" \
 		"... all of it nobody's, and no private directory left in the index"
+	# the same for the directories objects are put in, and tmp/: root's files were
+	# made, given to nobody, where the link led (in /etc/cron.daily, a script root
+	# runs); and data/, where packs go
+	for d in snapshots tmp data; do
+		as_nobody mv "$L/repo/$d" "$L/moved"
+		as_nobody ln -s "$T/root-dir" "$L/repo/$d"
+		printf 'new data for %s\n' "$d" >"$T/via"
+		t_rc 1 "as root, $d a link to a directory of root's: a backup fails" \
+			LK backup --stdin --name "via-$d" <"$T/via"
+		t_is "$(ls -A "$T/root-dir")" "" "... and puts nothing there"
+		t_true "... naming the link" grep -q "$L/repo/$d is a symbolic link" "$ERR"
+		as_nobody rm "$L/repo/$d"
+		as_nobody mv "$L/moved" "$L/repo/$d"
+	done
+	t_rc 0 "the links gone, root's backup works" LK backup --stdin --name after <"$T/victim"
+	t_is "$(find "$L/repo" ! -user nobody)" "" "... all it wrote nobody's"
 else
-	for i in 1 2 3 4 5 6 7 8 9; do
+	for i in $(seq 1 20); do
 		ok "# SKIP links in another user's repository: the tests do not run as root"
 	done
 fi

@@ -390,6 +390,8 @@ int linkat(int fromfd, const char *from, int tofd, const char *to, int flags)
 {
 	int (*real)(int, const char *, int, const char *, int) =
 		(int (*)(int, const char *, int, const char *, int))dlsym(RTLD_NEXT, "linkat");
+	if (mode_is("kill") && at_matches(tofd, to)) /* as link() */
+		raise(SIGKILL);
 	int k = real(fromfd, from, tofd, to, flags);
 	if (k == 0 && mode_is("swap-file") && at_matches(tofd, to))
 		swap_file(tofd, to);
