@@ -3,8 +3,6 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sodium.h>
-#include <sys/file.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -227,21 +225,10 @@ static int local_put(BkBackend *b, const char *name, const void *data, size_t le
 	/* the temp file in tmp/, or in the object's directory before tmp/ exists */
 	if (r == 0 && (r = pin_dir(l, "tmp", false, &tdir)) == -ENOENT)
 		r = (tdir = dup(dir)) < 0 ? -errno : 0;
-	for (int i = 0; r == 0 && fd < 0 && i < 100; i++) {
-		uint8_t rnd[6];
-		char hex[13];
-		randombytes_buf(rnd, sizeof(rnd));
-		bk_hex(hex, rnd, sizeof(rnd));
-		snprintf(tname, sizeof(tname), "%.40s.tmp.%s", base, hex);
-		snprintf(tshown, sizeof(tshown), "%.3800s/%s", l->tmp, tname);
-		if ((fd = openat(tdir, tname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 &&
-		    errno != EEXIST)
-			r = bk_errorf_code(-errno, "create %s", tshown);
-	}
-	if (r == 0 && fd < 0)
-		r = bk_errorf(-EEXIST, "create a temp file for %s", path);
+	if (r == 0 && (fd = bk_create_temp(tdir, base, tname, sizeof(tname))) < 0)
+		r = bk_errorf_code(fd, "create a temp file for %s in %s", path, l->tmp);
 	if (fd >= 0) {
-		(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
+		snprintf(tshown, sizeof(tshown), "%.3800s/%s", l->tmp, tname);
 		/* given to the repository's owner before it is synced (found by review: a
 		 * chown once in place was undone by a power cut just after success) */
 		if (l->chown_new && fchown(fd, l->uid, l->gid) < 0)

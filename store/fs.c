@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "store/error.h"
 #include "store/util.h"
 
@@ -163,13 +165,6 @@ int bk_commit_file(const char *tmp, const char *path, bool create_only)
 int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
 		    mode_t mode, bool create_only)
 {
-	return bk_write_atomic_owned(path, tmp_dir, data, len, mode, create_only, (uid_t)-1,
-				     (gid_t)-1);
-}
-
-int bk_write_atomic_owned(const char *path, const char *tmp_dir, const void *data, size_t len,
-			  mode_t mode, bool create_only, uid_t uid, gid_t gid)
-{
 	char tmp[PATH_MAX];
 	const char *base = strrchr(path, '/');
 	int fd = -1;
@@ -184,18 +179,11 @@ int bk_write_atomic_owned(const char *path, const char *tmp_dir, const void *dat
 			return bk_errorf_code(-errno, "create %s", tmp);
 	}
 	(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
-	const char *what = "write";
-	int r = 0;
-	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0) {
-		r = -errno;
-		what = "chown";
-	}
-	if (r == 0 && fchmod(fd, mode) < 0)
-		r = -errno;
+	int r = fchmod(fd, mode) < 0 ? -errno : 0;
 	if (r == 0)
 		r = bk_write_all(fd, data, len);
 	if (r < 0)
-		bk_errorf_code(r, "%s %s", what, tmp);
+		bk_errorf_code(r, "write %s", tmp);
 	if (close(fd) < 0 && r == 0)
 		r = bk_errorf_code(-errno, "close %s", tmp);
 	if (r == 0)
@@ -203,6 +191,25 @@ int bk_write_atomic_owned(const char *path, const char *tmp_dir, const void *dat
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+int bk_create_temp(int dirfd, const char *base, char *name, size_t cap)
+{
+	for (int i = 0; i < 100; i++) {
+		uint8_t rnd[6];
+		char hex[2 * sizeof(rnd) + 1];
+		randombytes_buf(rnd, sizeof(rnd));
+		bk_hex(hex, rnd, sizeof(rnd));
+		snprintf(name, cap, "%.40s.tmp.%s", base, hex);
+		int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
 }
 
 void bk_tmp_sweep(const char *tmp_dir)

@@ -36,11 +36,11 @@ int bk_mkdir_p(const char *path, mode_t mode);
  * written; in path's own directory when tmp_dir is NULL or missing. */
 int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
 		    mode_t mode, bool create_only);
-/* The same, the file given to uid:gid (-1: left as it is) before it is synced, so
- * that its owner is as durable as its bytes (a chown once it is in place would
- * need a sync of its own). */
-int bk_write_atomic_owned(const char *path, const char *tmp_dir, const void *data, size_t len,
-			  mode_t mode, bool create_only, uid_t uid, gid_t gid);
+/* Creates a temp file in directory dirfd named "BASE.tmp.HEX" (base cut to 40
+ * bytes, 12 random hex digits; name: cap >= 64 bytes), exclusively and without
+ * following a link, mode 0600, flocked while open (bk_tmp_sweep leaves it).
+ * Returns its descriptor, or -errno. */
+int bk_create_temp(int dirfd, const char *base, char *name, size_t cap);
 
 /* Removes the temp files that writers killed before their end left in tmp_dir:
  * regular files named "*.tmp.*" no one holds (each writer flocks its own while

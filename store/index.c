@@ -221,15 +221,21 @@ static int pin(const BkIndex *x, Pinned *p)
 static int env_open(BkIndex *x)
 {
 	static const unsigned modes[] = { 0, MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
+	/* without /proc (a chroot) nothing can be reached by descriptor: LMDB opens
+	 * the index's own names, as it would */
+	bool proc = access("/proc/self/fd", F_OK) == 0;
 	Pinned p;
-	int rc = pin(x, &p);
+	int rc = proc ? pin(x, &p) : 0;
 	if (rc < 0)
 		return rc;
 	/* without the private directory (the index cannot be written here) LMDB
 	 * opens data.mdb in the index itself, read-only and without locks */
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", p.priv >= 0 ? p.priv : p.dir);
-	size_t first = p.priv >= 0 && p.data && p.lock ? 0 : BK_ARRAY_SIZE(modes) - 1;
+	char path[PATH_MAX];
+	if (proc)
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", p.priv >= 0 ? p.priv : p.dir);
+	else
+		snprintf(path, sizeof(path), "%s", x->dir);
+	size_t first = !proc || (p.priv >= 0 && p.data && p.lock) ? 0 : BK_ARRAY_SIZE(modes) - 1;
 	for (size_t i = first; i < BK_ARRAY_SIZE(modes); i++) {
 		if (x->env)
 			mdb_env_close(x->env); /* LMDB: an env whose open failed is discarded */
@@ -247,7 +253,8 @@ static int env_open(BkIndex *x)
 		if (!cannot_write(rc))
 			break;
 	}
-	unpin(&p);
+	if (proc)
+		unpin(&p);
 	return rc == 0 ? 0 : lmdb_error(rc, x, "open");
 }
 

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,32 +116,16 @@ static int start(BkPackWriter *w)
 			       ? bk_errorf(-ELOOP, "%s is a symbolic link or not a directory: not "
 					   "followed (another user may have put it there)", w->tmp_dir)
 			       : bk_errorf_code(-errno, "create %s/pack.tmp.XXXXXX", w->tmp_dir);
-	w->fd = -1;
-	for (int i = 0; w->fd < 0 && i < 100; i++) {
-		uint8_t rnd[6];
-		char hex[13];
-		randombytes_buf(rnd, sizeof(rnd));
-		bk_hex(hex, rnd, sizeof(rnd));
-		free(w->tmp_path);
-		if (asprintf(&w->tmp_path, "%s/pack.tmp.%s", w->tmp_dir, hex) < 0) {
-			w->tmp_path = NULL;
-			close(dir);
-			return -ENOMEM;
-		}
-		w->fd = openat(dir, strrchr(w->tmp_path, '/') + 1,
-			       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (w->fd < 0 && errno != EEXIST)
-			break;
-	}
-	int err = errno;
+	char name[64];
+	w->fd = bk_create_temp(dir, "pack", name, sizeof(name));
 	close(dir);
-	if (w->fd < 0) {
-		int r = bk_errorf_code(-err, "create %s", w->tmp_path);
-		free(w->tmp_path);
+	if (w->fd < 0)
+		return bk_errorf_code(w->fd, "create %s/pack.tmp.*", w->tmp_dir);
+	if (asprintf(&w->tmp_path, "%s/%s", w->tmp_dir, name) < 0) {
 		w->tmp_path = NULL;
-		return r;
+		w->failed = 1;
+		return -ENOMEM;
 	}
-	(void)flock(w->fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
 	if (fchmod(w->fd, 0660) < 0) {
 		w->failed = 1;
 		return bk_errorf_code(-errno, "chmod %s", w->tmp_path);
