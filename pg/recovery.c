@@ -328,13 +328,14 @@ static int target_inside(const WalTarget *t, const char *cluster, const uint8_t 
 }
 
 /* The error for a target the WAL walked along timeline tli does not hold. */
-static int target_missing(const WalTarget *t, uint32_t tli)
+static int target_missing(const WalTarget *t, const BkWalChain *c)
 {
-	char what[128];
+	char what[128], note[BK_WAL_PARTIAL_NOTE_MAX];
 	target_what(t, what);
+	bk_pg_wal_partial_note(&c->partial, note); /* (it may be there, in a failover's) */
 	return bk_errorf(-ENOENT, "no %s in the WAL archived after the base backup along timeline "
-			 "%u (%s to %s, walked): recovery would replay it all and fail", what, tli,
-			 t->first_seg, t->last_seg);
+			 "%u (%s to %s, walked): recovery would replay it all and fail%s%s", what,
+			 c->target_tli, t->first_seg, t->last_seg, note[0] ? "; " : "", note);
 }
 
 /* Forgets what walks on another path found (the hits, the range walked). */
@@ -758,7 +759,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			      c.target_tli);
 	}
 	if (e == 0 && missing)
-		e = target_missing(&wt, c.target_tli);
+		e = target_missing(&wt, &c);
 	const char *lack = NULL;
 	BkWalChainLack k = e == 0 ? bk_pg_wal_chain_lacks(&c, stop, before_lsn, &lack)
 				  : BK_WAL_CHAIN_COMPLETE;
@@ -793,9 +794,11 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		char at[BK_WAL_LSN_MAX], end[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(at, sizeof(at), before_lsn);
 		bk_wal_lsn_format(end, sizeof(end), c.contiguous_end);
+		char note[BK_WAL_PARTIAL_NOTE_MAX];
+		bk_pg_wal_partial_note(&c.partial, note);
 		e = bk_errorf(-ENOENT, "the target LSN %s is past the WAL archived, which goes on "
-			      "unbroken to %s (%s): segment %s is not archived yet", at, end, c.last,
-			      lack);
+			      "unbroken to %s (%s): segment %s is not archived yet%s%s", at, end,
+			      c.last, lack, note[0] ? "; " : "", note);
 	} else if (k == BK_WAL_CHAIN_NOT_YET)
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
 	/* A segment on the way whose walk stopped short (damaged WAL, or bytes that are
@@ -830,6 +833,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 			c.contiguous_end = (end_seg + 1) * c.seg_size;
 		}
 	}
+	/* (a failover's last transactions may be archived only in a .partial after
+	 * the chain's end: found by review, a restore without a target silently ended
+	 * before them; damage ends the chain before it) */
+	char note[BK_WAL_PARTIAL_NOTE_MAX] = "";
+	if (e == 0 && !damaged[0])
+		bk_pg_wal_partial_note(&c.partial, note);
+	const char *sep = note[0] ? "; " : "";
 	/* an LSN target needs a record at or after it that recovery reads: past the
 	 * last one (after a pg_switch_wal(), say) PostgreSQL replays to the end of the
 	 * archive and fails. When the newest segment holds none (it stopped at once, or
@@ -852,15 +862,15 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (bk_pg_wal_path_segment(&c, last_read / c.seg_size, seg) < 0)
 			memcpy(seg, c.last, sizeof(seg));
 		e = bk_errorf(-ENOENT, "the target LSN is after the last record archived, at %s in "
-			      "%s: recovery would end before reaching it", at, seg);
+			      "%s: recovery would end before reaching it%s%s", at, seg, sep, note);
 	}
 	/* WAL past a time target must be archived too: a segment's records are older
 	 * than its push, and PostgreSQL fails a recovery that ends before its target */
 	if (e == 0 && before_us && read_newest && before_us > newest.pushed_us) {
 		bk_pg_format_time(when, newest.pushed_us);
 		e = bk_errorf(-ENOENT, "the target time is after the newest WAL archived on the "
-			      "way, %s (archived at %s): recovery would end before reaching it",
-			      c.last, when);
+			      "way, %s (archived at %s): recovery would end before reaching it%s%s",
+			      c.last, when, sep, note);
 	}
 	/* PostgreSQL stops a time target at the first transaction that ended after it:
 	 * with none archived, it replays to the end and fails */
@@ -871,11 +881,12 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		bk_pg_format_time(when, lx.xact_us);
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
 			      "ended at %s (in %s): recovery would end before reaching it; without a "
-			      "target it restores that state", when, lx.segment);
+			      "target it restores that state%s%s", when, lx.segment, sep, note);
 	} else if (e == 0 && lx.known && !lx.xact_us) {
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived: the WAL "
 			      "from %s to %s holds none, so recovery would end before reaching it; "
-			      "without a target it restores that state", lx.segment, c.last);
+			      "without a target it restores that state%s%s", lx.segment, c.last, sep,
+			      note);
 	}
 	if (e == -ENOENT && damaged[0]) /* a time target after what the damaged WAL reaches */
 		e = bk_errorf(BK_E_CORRUPT, "WAL damaged: recovery can read no WAL of %s past the "
@@ -894,6 +905,11 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	free(wt.hits);
 	if (e == 0 && o->ret_target_at)
 		*o->ret_target_at = placed_at;
+	/* without a target recovery runs to the chain's end: short of WAL archived
+	 * only in a .partial there (a target past it was refused above) */
+	if (o->ret_partial)
+		*o->ret_partial = e == 0 && !before_us && !before_lsn && !place ? c.partial
+										 : (BkWalPartial){ 0 };
 
 	if (e == 0)
 		e = bk_pg_datadir_write(r, s, o, before_us, want_tli);

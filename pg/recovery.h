@@ -63,6 +63,11 @@ typedef struct {
 	/* Optional: set to the LSN of the record where recovery stops for an xid or
 	 * name target (0: the target could not be placed, or is of another kind). */
 	uint64_t *ret_target_at;
+	/* Optional: set, without a target, to the WAL archived only in a .partial
+	 * where the chain ends (BkWalChain.partial: recovery stops short of it, and
+	 * the restore succeeds, as PostgreSQL restores what it can read); zeroed
+	 * otherwise. A target past that point is refused, saying so. */
+	BkWalPartial *ret_partial;
 	void (*progress)(void *ud, uint64_t done, uint64_t total);
 	/* Optional: the bytes of archived WAL read so far to place a target, after each
 	 * segment (reading may take long: up to the whole archive after the oldest

@@ -294,9 +294,44 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 		if (c.begin[p] / c.seg_size < first) /* the segment before's timeline */
 			break;
 	}
+	/* the WAL from contiguous_end on is the timeline's that had begun by then
+	 * (tliOfPointInHistory): a .partial of it for that segment holds it, up to
+	 * where the next timeline began (or, off any newer history, to its end) */
+	size_t q = c.ntl - 1;
+	while (q > 0 && c.begin[q] > c.contiguous_end)
+		q--;
+	char seg[BK_WAL_NAME_MAX], part[BK_WAL_NAME_MAX + 8];
+	if (e == 0 && c.next_needed[0] && !c.gap && !c.fork_unread && !c.missing_history[0] &&
+	    bk_wal_segment_name(seg, sizeof(seg), c.tli[q], first, c.seg_size) == 0 &&
+	    snprintf(part, sizeof(part), "%s.partial", seg) < BK_WAL_NAME_MAX &&
+	    has_name(a, part) && !has_name(a, seg)) {
+		memcpy(c.partial.partial, part, BK_WAL_NAME_MAX);
+		if (strcmp(c.next_needed, seg) != 0)
+			memcpy(c.partial.awaited, c.next_needed, BK_WAL_NAME_MAX);
+		c.partial.tli = c.tli[q];
+		c.partial.end = c.contiguous_end;
+	}
 	if (e == 0)
 		*ret = c;
 	return e;
+}
+
+void bk_pg_wal_partial_note(const BkWalPartial *p, char out[BK_WAL_PARTIAL_NOTE_MAX])
+{
+	out[0] = '\0';
+	if (!p->partial[0])
+		return;
+	char end[BK_WAL_LSN_MAX];
+	bk_wal_lsn_format(end, sizeof(end), p->end);
+	if (p->awaited[0])
+		snprintf(out, BK_WAL_PARTIAL_NOTE_MAX, "WAL past %s on timeline %u is archived only "
+			 "in %s, which recovery does not read: until %s is archived, the restore "
+			 "ends at %s", end, p->tli, p->partial, p->awaited, end);
+	else
+		snprintf(out, BK_WAL_PARTIAL_NOTE_MAX, "WAL past %s on timeline %u is archived only "
+			 "in %s, which recovery does not read: the restore ends at %s (that WAL is "
+			 "read along the timeline promoted there, once its segment of that number "
+			 "is archived)", end, p->tli, p->partial, end);
 }
 
 bool bk_pg_wal_chain_reads(const BkWalChain *c, uint64_t start_lsn, const char *name)

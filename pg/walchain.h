@@ -43,6 +43,31 @@ void bk_wal_archive_release(BkWalArchive *a);
 /* Whether the archive holds any file of timeline tli (a segment, its history...). */
 bool bk_wal_archive_has_timeline(const BkWalArchive *a, uint32_t tli);
 
+/* WAL archived only in a .partial where a chain ends: a promoted server archives
+ * its old timeline's last segment, cut at the switch point, as NAME.partial, and the
+ * new timeline's segment of that number (which holds that WAL too) only once that
+ * segment is finished. PostgreSQL's recovery never fetches a .partial: until then,
+ * recovery run to the end of the archive stops at the chain's end, short of the last
+ * WAL written before the failover, without a word (found by review against a
+ * promoted standby). */
+typedef struct {
+	char partial[BK_WAL_NAME_MAX]; /* the .partial's name; "" when none */
+	char awaited[BK_WAL_NAME_MAX]; /* the path's segment that will hold that WAL
+					* (next_needed, a newer timeline's); "" when
+					* the path has none (it follows partial's
+					* timeline: --target-timeline, or no newer
+					* history archived) */
+	uint32_t tli;                  /* partial's timeline */
+	uint64_t end;                  /* where recovery stops: contiguous_end */
+} BkWalPartial;
+
+/* p as one line, for pg restore's warning and its refusals of a target past it:
+ * "WAL past 0/7000000 on timeline 1 is archived only in ....partial, which
+ * recovery does not read: until ... is archived, the restore ends at 0/7000000";
+ * "" when p->partial is. */
+#define BK_WAL_PARTIAL_NOTE_MAX 320
+void bk_pg_wal_partial_note(const BkWalPartial *p, char out[BK_WAL_PARTIAL_NOTE_MAX]);
+
 typedef struct {
 	uint32_t seg_size;
 	uint32_t target_tli;           /* the timeline recovery follows */
@@ -69,6 +94,12 @@ typedef struct {
 	 * the index of the timeline whose file recovery reads (the parent's, or an
 	 * older one's when several began in that segment). */
 	size_t fork_unread, fork_read;
+	/* next_needed is not archived yet (no gap, no fork), while the WAL after
+	 * contiguous_end of the timeline the path follows there is, in that
+	 * timeline's .partial of next_needed's number: what recovery without a target
+	 * leaves unread. A .partial anywhere else is not (its WAL is in whole segments
+	 * archived since, or off the path). */
+	BkWalPartial partial;
 } BkWalChain;
 
 /* Examines the archive for the base backup (tli, start_lsn, stop_lsn) along

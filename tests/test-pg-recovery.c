@@ -529,6 +529,91 @@ static void test_chain_after_promote(void)
 	}
 }
 
+/* chain of cluster a from a backup on timeline 1 (3 MiB .. 3 MiB + 100) along want */
+static int chain_of(TestRepo *t, uint32_t want, BkWalChain *c)
+{
+	BkWalArchive a;
+	int e = bk_wal_archive_load(t->r, "a", &a);
+	if (e == 0) {
+		e = bk_pg_wal_chain(&a, 1, 3 * MIB, 3 * MIB + 100, want, c);
+		bk_wal_archive_release(&a);
+	}
+	return e;
+}
+
+/* A standby promoted inside segment 4 archives timeline 1's segment 4 as
+ * 000000010000000000000004.partial and timeline 2's segment 4 only once it is
+ * finished: until then recovery along timeline 2 (or along 1) ends at 4 MiB, short
+ * of WAL that is archived, and the chain says so (found by review against a real
+ * PostgreSQL: pg restore and pg info were silent). Not once timeline 2's segment 4
+ * is archived (the .partial then lies on an older stretch), nor for a .partial off
+ * the path (a timeline 3 forked from 1 at 4 MiB, whose path leaves 1 there). */
+static void test_chain_partial(void)
+{
+	TestRepo t;
+	const uint64_t sysid = UINT64_C(7310000000000000093);
+	int e = test_repo_open(&t, "pg-recovery");
+	if (e == 0)
+		e = push_tli_segment(t.r, t.root, 1, 3, sysid, 0);
+	uint8_t *b = e == 0 ? make_segment(4, sysid, 0) : NULL;
+	if (e == 0)
+		e = b ? push_file(t.r, t.root, "000000010000000000000004.partial", b, MIB) : -ENOMEM;
+	free(b);
+	static const char hist2[] = "1\t0/480000\tno recovery target specified\n";
+	if (e == 0)
+		e = push_file(t.r, t.root, "00000002.history", hist2, strlen(hist2));
+	is_int(e, 0, "timeline 1's segment 3 and 4.partial, 00000002.history (switch at "
+	       "0/480000) archived (%s)", e ? bk_error_detail() : "ok");
+	BkWalChain c;
+	char note[BK_WAL_PARTIAL_NOTE_MAX] = "";
+	const char *lack;
+	if (e == 0 && (e = chain_of(&t, BK_TLI_LATEST, &c)) == 0)
+		bk_pg_wal_partial_note(&c.partial, note);
+	ok(e == 0 && c.target_tli == 2 && c.contiguous_end == 4 * MIB &&
+		   bk_pg_wal_chain_lacks(&c, 3 * MIB + 100, 0, &lack) == BK_WAL_CHAIN_COMPLETE &&
+		   !strcmp(c.partial.partial, "000000010000000000000004.partial") &&
+		   !strcmp(c.partial.awaited, "000000020000000000000004") && c.partial.tli == 1 &&
+		   c.partial.end == 4 * MIB,
+	   "along timeline 2: complete for the backup, ending at 0/400000 before %s, awaiting "
+	   "%s", e == 0 ? c.partial.partial : bk_error_detail(), e == 0 ? c.partial.awaited : "");
+	static const char want[] = "WAL past 0/400000 on timeline 1 is archived only in "
+				   "000000010000000000000004.partial, which recovery does not "
+				   "read: until 000000020000000000000004 is archived, the "
+				   "restore ends at 0/400000";
+	ok(!strcmp(note, want), "... said in one line (%s)", note);
+	if (e == 0)
+		e = chain_of(&t, 1, &c);
+	ok(e == 0 && c.target_tli == 1 &&
+		   !strcmp(c.partial.partial, "000000010000000000000004.partial") &&
+		   !c.partial.awaited[0],
+	   "along timeline 1 (--target-timeline 1): the same .partial, no segment to await");
+	/* a sibling timeline 3, forked from 1 at 4 MiB: followed as the newest, its
+	 * path leaves timeline 1 at the .partial's start */
+	static const char hist3[] = "1\t0/400000\tno recovery target specified\n";
+	e = push_file(t.r, t.root, "00000003.history", hist3, strlen(hist3));
+	if (e == 0)
+		e = chain_of(&t, BK_TLI_LATEST, &c);
+	ok(e == 0 && c.target_tli == 3 && c.contiguous_end == 4 * MIB &&
+		   !strcmp(c.next_needed, "000000030000000000000004") && !c.partial.partial[0],
+	   "along timeline 3, forked from 1 at 0/400000: timeline 1's .partial is off the path "
+	   "(%s)", e == 0 ? c.partial.partial : bk_error_detail());
+	if (e == 0)
+		e = chain_of(&t, 2, &c);
+	ok(e == 0 && !strcmp(c.partial.partial, "000000010000000000000004.partial"),
+	   "along timeline 2 (--target-timeline 2): the .partial again");
+	/* timeline 2's segment 4 archived: the WAL is read from it */
+	if (e == 0)
+		e = push_tli_segment(t.r, t.root, 2, 4, sysid, 0);
+	if (e == 0)
+		e = chain_of(&t, 2, &c);
+	if (e == 0)
+		bk_pg_wal_partial_note(&c.partial, note);
+	ok(e == 0 && c.contiguous_end == 5 * MIB && !c.partial.partial[0] && !note[0],
+	   "with 000000020000000000000004 archived: none (the chain ends at %s)",
+	   e == 0 ? c.next_needed : bk_error_detail());
+	test_repo_close(&t);
+}
+
 /* A cluster on timeline 300 (a switchover a day for most of a year): its history
  * file of 299 lines is archived and followed (found by review: past 255 lines
  * wal-push refused the history file, and archive_command failed for good). */
@@ -2024,6 +2109,7 @@ int main(void)
 	test_wal_blocks();
 	test_segment_ends();
 	test_chain_after_promote();
+	test_chain_partial();
 	test_many_timelines();
 	test_chain_on_path();
 	test_chain_fork_unread_grandparent();

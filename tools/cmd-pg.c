@@ -416,6 +416,8 @@ static int restore(void)
 	o.stop = &restore_stop;
 	uint64_t target_at = 0;
 	o.ret_target_at = &target_at;
+	BkWalPartial partial;
+	o.ret_partial = &partial;
 	BkSnapshot *s;
 	e = bk_pg_restore(r, &o, &s);
 	if (wal_read_shown)
@@ -451,6 +453,12 @@ static int restore(void)
 			       zone ? "" : " (read as UTC: the time names no zone)");
 		}
 	}
+	/* recovery ends before WAL that is archived, in a .partial only: not a failure
+	 * (PostgreSQL restores what it reads), but not silent (found by review) */
+	char note[BK_WAL_PARTIAL_NOTE_MAX];
+	bk_pg_wal_partial_note(&partial, note);
+	if (note[0])
+		cli_warn("%s", note);
 	/* A server configured from outside its data directory (Debian's clusters read
 	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */
 	char conf[PATH_MAX];
@@ -704,7 +712,7 @@ static int last_xact(Info *in, const BkWalChain *c, uint64_t start_lsn, int64_t 
 static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 {
 	bool base = is_base(in, s);
-	char when[32], until[32] = "", xact[32] = "", window[320] = "";
+	char when[32], until[32] = "", xact[32] = "", window[400] = "";
 	bool no_xact = false;
 	cli_format_time(s->time_us, when);
 	const char *start = bk_snapshot_meta(s, "start_lsn"), *stop = bk_snapshot_meta(s, "stop_lsn"),
@@ -819,6 +827,12 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 				 c.tli[c.fork_unread]);
 			xact[0] = until[0] = '\0';
 			no_xact = false;
+		} else if (k == BK_WAL_CHAIN_COMPLETE && c.partial.partial[0]) {
+			/* recovery stops at the chain's end, short of WAL archived (walchain.h) */
+			snprintf(window, sizeof(window), "%s .. %s, then WAL only in %s, which "
+				 "recovery does not read%s%s%s", stop, end, c.partial.partial,
+				 c.partial.awaited[0] ? ", until " : "", c.partial.awaited,
+				 c.partial.awaited[0] ? " is archived" : "");
 		} else if (k == BK_WAL_CHAIN_COMPLETE)
 			snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
 				 c.gap ? ", then missing " : "", c.gap ? c.next_needed : "");

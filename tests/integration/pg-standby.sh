@@ -9,6 +9,12 @@
 # backup restores with `bunker pg restore` and the restored server has the rows the
 # standby had replayed before the backup.
 # The restored configuration keeps archive_mode unless pg restore --archive-mode off.
+# Then a failover: rows written on the primary, which fails; the standby, promoted,
+# archives timeline 1's last segment as a .partial, and its timeline 2's segment of
+# that number only once it is finished. Until then recovery (which never reads a
+# .partial) ends before those rows: pg restore warns and pg info says so, naming
+# both files, and neither does once the segment is archived (found by review: both
+# were silent, and the restored server lacked the rows).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-standby
 
@@ -85,6 +91,80 @@ if pitr_start "$SRV/r" && pitr_wait_recovered 120; then
 	pitr_stop
 else
 	not_ok "the restored server recovers and promotes" "$(pitr_log_tail 25)"
+fi
+
+# ---- a failover: WAL archived only in a .partial ----
+pg_as_server "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null 2>&1 ||
+	{ echo "Bail out! the primary did not start again"; exit 1; }
+if ! pitr_start "$SRV/standby" -c hot_standby=on -c archive_mode=on \
+	-c "archive_command=$(pitr_archive_command main)"; then
+	not_ok "the standby starts again, archiving once promoted" "$(pitr_log_tail 20)"
+	done_testing
+	exit
+fi
+pg_sql "insert into t select g, 'failover' from generate_series(6001, 6100) g" >/dev/null
+lsn=$(pg_sql "select pg_current_wal_lsn()")
+for i in $(seq 1 300); do
+	[ "$(rsql "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
+	sleep 0.1
+done
+t_is "$(rsql "select count(*) from t where v = 'failover'")" 100 \
+	"the standby replayed the rows written just before the primary fails"
+# (a primary stopped cleanly while archiving switches its segment and archives it,
+# leaving only the shutdown checkpoint to the .partial)
+pg_as_server "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 60 stop >/dev/null 2>&1
+t_is "$(rsql "select pg_promote()")" t "the standby is promoted"
+partial=$(cd "$R_DATA/pg_wal" && ls -- *.partial 2>/dev/null)
+seg2=00000002${partial:8:16}
+t_true "it archives timeline 1's last segment as $partial" rwait_archived "$partial"
+t_true "... and 00000002.history" rwait_archived 00000002.history
+t_true "... but not $seg2, which it is writing" test ! -e "$R_DATA/pg_wal/archive_status/$seg2.done"
+# the LSN at the start of that segment (16 MiB segments)
+at=$(printf '%X/%X' $((16#${partial:8:8})) $((16#${partial:16:8} * 16777216)))
+want="bunker: warning: WAL past $at on timeline 1 is archived only in $partial, which recovery does not read: until $seg2 is archived, the restore ends at $at"
+t_rc 0 "pg restore with timeline 2 begun in $seg2 not archived yet: exit 0" \
+	bkp pg restore --target "$SRV/p1"
+t_true "... warning that WAL past $at is only in $partial" grep -qxF "$want" "$ERR" ||
+	diag "$(cat "$ERR")"
+t_rc 0 "pg info" bkp pg info
+t_true "... says so in the window" grep -q \
+	"^  base  ${id:0:16}  .* restorable to: [0-9A-F/]* \.\. [0-9A-F/]*, then WAL only in $partial, which recovery does not read, until $seg2 is archived" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_rc 0 "pg info --json" bkp --json pg info
+t_true "... in restore_window" grep -q \
+	"\"restore_window\":\"[0-9A-F/]* \.\. [0-9A-F/]*, then WAL only in $partial, which recovery does not read, until $seg2 is archived\"" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_rc 3 "pg restore --target-lsn of the last row: refused" \
+	bkp pg restore --target-lsn "$lsn" --target "$SRV/p-lsn"
+t_true "... saying the same" grep -qF "; ${want#bunker: warning: }" "$ERR" || diag "$(cat "$ERR")"
+# what the warning says: the restored server ends before the failover's rows (the
+# new primary runs on: stopped, it would switch and archive that segment)
+primary=("$R_DATA" "$R_PORT" "$R_SOCK" "$R_LOG")
+if pitr_start "$SRV/p1" && pitr_wait_recovered 120; then
+	t_is "$(rsql "select count(*) || ' ' || count(*) filter (where v = 'failover') from t")" "6000 0" \
+		"the server restored then lacks the rows written before the failover"
+else
+	not_ok "the server restored then recovers" "$(pitr_log_tail 25)"
+fi
+pitr_stop
+R_DATA=${primary[0]} R_PORT=${primary[1]} R_SOCK=${primary[2]} R_LOG=${primary[3]}
+
+t_is "$(rswitch_wal)" "$seg2" "timeline 2 finishes $seg2"
+t_true "... and archives it" rwait_archived "$seg2"
+pitr_stop
+t_rc 0 "pg restore with $seg2 archived" bkp pg restore --target "$SRV/p2"
+t_true "... warns of no .partial" test ! -s "$ERR" || diag "$(cat "$ERR")"
+no_partial() { ! grep -q partial "$1"; }
+t_rc 0 "pg info" bkp pg info
+t_true "... nor does pg info" no_partial "$OUT" || diag "$(cat "$OUT")"
+t_rc 0 "pg info --json" bkp --json pg info
+t_true "... nor its restore_window" no_partial "$OUT" || diag "$(cat "$OUT")"
+if pitr_start "$SRV/p2" && pitr_wait_recovered 120; then
+	t_is "$(rsql "select count(*) filter (where v = 'failover') from t")" 100 \
+		"the server restored then has the failover's rows"
+	pitr_stop
+else
+	not_ok "the server restored then recovers" "$(pitr_log_tail 25)"
 fi
 
 done_testing
