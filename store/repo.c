@@ -122,10 +122,14 @@ static int repo_alloc(const char *path, BkRepo **ret)
 static int give_at(int at, const char *name, const char *label, const struct stat *root,
 		   bool give, bool file)
 {
-	int fd = openat(at, name, (file ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) |
-					  O_NOFOLLOW | O_CLOEXEC);
+	/* O_PATH: closing any other descriptor of lock.mdb would drop this process's
+	 * fcntl locks on it, LMDB's shared one among them, and the next process to open
+	 * the index would then take itself for the only one and reset the lock table
+	 * under the others' transactions (found by a stress test: concurrent backups
+	 * lost index entries) */
+	int fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (file ? 0 : O_DIRECTORY));
 	if (fd < 0)
-		return errno == ENOENT || errno == ELOOP || errno == ENOTDIR
+		return errno == ENOENT || errno == ENOTDIR
 			       ? 0 /* (a link is not followed: bk_index_open refuses one) */
 			       : bk_errorf_code(-errno, "open %s", label);
 	struct stat st;
@@ -136,17 +140,21 @@ static int give_at(int at, const char *name, const char *label, const struct sta
 		return 0;
 	}
 	if (e == 0 && give && (st.st_uid != root->st_uid || st.st_gid != root->st_gid)) {
-		if (fchown(fd, root->st_uid, root->st_gid) < 0)
+		if (fchownat(fd, "", root->st_uid, root->st_gid, AT_EMPTY_PATH) < 0)
 			e = bk_errorf_code(-errno, "chown %s", label);
 		changed = true;
 	}
 	if (e == 0 && file && (give || st.st_uid == geteuid()) && (st.st_mode & 0660) != 0660) {
-		if (fchmod(fd, (st.st_mode & 07777) | 0660) < 0)
+		char proc[64]; /* (the file itself, never a link put in its place) */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		mode_t mode = (st.st_mode & 07777) | 0660;
+		if (chmod(proc, mode) < 0 && (errno != ENOENT || fchmodat(at, name, mode, 0) < 0))
 			e = bk_errorf_code(-errno, "chmod %s", label);
 		changed = true;
 	}
-	if (e == 0 && changed && fsync(fd) < 0)
-		e = bk_errorf_code(-errno, "fsync %s", label);
+	/* (an O_PATH descriptor cannot be synced: its file system is) */
+	if (e == 0 && changed && syncfs(at) < 0)
+		e = bk_errorf_code(-errno, "sync %s", label);
 	close(fd);
 	return e;
 }
