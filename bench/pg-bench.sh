@@ -583,8 +583,9 @@ restore_again() {
 # the repository after all this (not timed for the report)
 if [ "$BK_OK" = 1 ]; then
   log "bunker check"
-  measure check bunker check 0 0 "$BUNKER" -q --repo "$BK_REPO" --key-file "$BK_KEY" check \
+  measure check bunker check 0 0 "$BUNKER" --repo "$BK_REPO" --key-file "$BK_KEY" check \
     || note "bunker check failed on the repository after the run: see bench/out/pg-run.log"
+  cat "$WORK/stdout" >> "$LOG" # (the problems it found, one a line)
 fi
 
 # ---------------------------------------------------------------- report
