@@ -386,6 +386,14 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 t_is "$waiting" 0 "nor its session on the server"
+# Waits until app's pg_dump waits for the table's lock.
+wait_dump_locked() {
+	for _ in $(seq 100); do
+		[ "$(pg_sql "select count(*) from pg_stat_activity where application_name = 'pg_dump'
+			and datname = 'app' and wait_event_type = 'Lock'")" = 1 ] && return
+		sleep 0.1
+	done
+}
 # bunker itself stopped (SIGTERM: a service stopped, a kill) while a pg_dump waits
 # for that lock: the pg_dump is stopped too, and its session on the server ends (it
 # was left running, waiting and holding its locks, with no stall timeout left to
@@ -393,11 +401,7 @@ t_is "$waiting" 0 "nor its session on the server"
 before_app=$(count_named pg/main/dump/app)
 bkp pg dump --dbname "$(pitr_conninfo)" --stall-timeout 77 >/dev/null 2>&1 &
 bunker_job=$!
-for _ in $(seq 100); do
-	[ "$(pg_sql "select count(*) from pg_stat_activity where application_name = 'pg_dump'
-		and datname = 'app' and wait_event_type = 'Lock'")" = 1 ] && break
-	sleep 0.1
-done
+wait_dump_locked
 pkill -TERM -u postgres -f "^$BUNKER .* --stall-timeout 77\$"
 wait "$bunker_job"
 t_is "$?" 143 "bunker pg dump stopped by SIGTERM while pg_dump waits for a lock"
@@ -418,11 +422,7 @@ pg_as_server perl -e 'use POSIX; sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGTE
 	exec @ARGV or die' "$BUNKER" -q --repo "$REPO" \
 	--key-file "$KEY" pg dump --dbname "$(pitr_conninfo)" --stall-timeout 78 >/dev/null 2>&1 &
 bunker_job=$!
-for _ in $(seq 100); do
-	[ "$(pg_sql "select count(*) from pg_stat_activity where application_name = 'pg_dump'
-		and datname = 'app' and wait_event_type = 'Lock'")" = 1 ] && break
-	sleep 0.1
-done
+wait_dump_locked
 pkill -KILL -u postgres -f "^$BUNKER .* --stall-timeout 78\$"
 wait "$bunker_job"
 for _ in $(seq 50); do
