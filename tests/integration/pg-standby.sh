@@ -37,12 +37,17 @@ fi
 ok "the standby starts"
 t_is "$(rsql "select pg_is_in_recovery()")" t "... and is in recovery"
 
+# Waits until the standby replayed what the primary wrote so far.
+wait_replayed() {
+	local lsn
+	lsn=$(pg_sql "select pg_current_wal_lsn()")
+	for _ in $(seq 1 300); do
+		[ "$(rsql "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && return
+		sleep 0.1
+	done
+}
 pg_sql "insert into t select g, 'after' from generate_series(5001, 6000) g" >/dev/null
-lsn=$(pg_sql "select pg_current_wal_lsn()")
-for i in $(seq 1 300); do
-	[ "$(rsql "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
-	sleep 0.1
-done
+wait_replayed
 t_is "$(rsql "select count(*) from t")" 6000 "the standby replayed the primary's rows"
 
 standby_conninfo="host=$R_SOCK port=$R_PORT user=postgres dbname=postgres"
@@ -103,11 +108,7 @@ if ! pitr_start "$SRV/standby" -c hot_standby=on -c archive_mode=on \
 	exit
 fi
 pg_sql "insert into t select g, 'failover' from generate_series(6001, 6100) g" >/dev/null
-lsn=$(pg_sql "select pg_current_wal_lsn()")
-for i in $(seq 1 300); do
-	[ "$(rsql "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
-	sleep 0.1
-done
+wait_replayed
 t_is "$(rsql "select count(*) from t where v = 'failover'")" 100 \
 	"the standby replayed the rows written just before the primary fails"
 # (a primary stopped cleanly while archiving switches its segment and archives it,
