@@ -37,9 +37,9 @@ fi
 ok "the standby starts"
 t_is "$(rsql "select pg_is_in_recovery()")" t "... and is in recovery"
 
-# Waits until the standby replayed what the primary wrote so far.
+# Waits until the standby replayed what the primary wrote so far: up to lsn, which
+# it sets.
 wait_replayed() {
-	local lsn
 	lsn=$(pg_sql "select pg_current_wal_lsn()")
 	for _ in $(seq 1 300); do
 		[ "$(rsql "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && return
