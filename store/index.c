@@ -154,11 +154,16 @@ static int pin_file(const BkIndex *x, Pinned *p, const char *name, bool *ret_lin
 		e = refuse_link(x, name);
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	/* A file that cannot be linked (under fs.protected_hardlinks one neither ours
+	 * nor writable; any file where there are no hard links) is left unlinked: the
+	 * index then opens read-only, as it did before these links (found by review:
+	 * a user who could write index/ but only read LMDB's files, a group's member,
+	 * had every command fail) */
 	if (e == 0 && p->priv >= 0) {
-		if (linkat(AT_FDCWD, proc, p->priv, name, AT_SYMLINK_FOLLOW) < 0)
-			e = bk_errorf_code(-errno, "index %s: link %s", x->dir, name);
-		else
+		if (linkat(AT_FDCWD, proc, p->priv, name, AT_SYMLINK_FOLLOW) == 0)
 			*ret_linked = true;
+		else if (errno != EPERM && errno != EOPNOTSUPP)
+			e = bk_errorf_code(-errno, "index %s: link %s", x->dir, name);
 	}
 	close(fd);
 	return e;
@@ -228,14 +233,16 @@ static int env_open(BkIndex *x)
 	int rc = proc ? pin(x, &p) : 0;
 	if (rc < 0)
 		return rc;
-	/* without the private directory (the index cannot be written here) LMDB
-	 * opens data.mdb in the index itself, read-only and without locks */
+	/* without the private directory, or a file not linked into it (the index
+	 * cannot be written here), LMDB opens data.mdb in the index itself, read-only
+	 * and without locks */
+	bool linked = proc && p.priv >= 0 && p.data && p.lock;
 	char path[PATH_MAX];
 	if (proc)
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", p.priv >= 0 ? p.priv : p.dir);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", linked ? p.priv : p.dir);
 	else
 		snprintf(path, sizeof(path), "%s", x->dir);
-	size_t first = !proc || (p.priv >= 0 && p.data && p.lock) ? 0 : BK_ARRAY_SIZE(modes) - 1;
+	size_t first = !proc || linked ? 0 : BK_ARRAY_SIZE(modes) - 1;
 	for (size_t i = first; i < BK_ARRAY_SIZE(modes); i++) {
 		if (x->env)
 			mdb_env_close(x->env); /* LMDB: an env whose open failed is discarded */

@@ -371,6 +371,18 @@ t_is "$(as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" cat lat
 	"... cat"
 t_rc 1 "... a backup fails" as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" backup "$T/key-nobody"
 t_true "... saying why" grep -q "create .*/tmp/pack\.tmp.*Permission denied" "$ERR" || diag "$(cat "$ERR")"
+# ... where this user may write the index directory but only read LMDB's files:
+# the index's private directory of links cannot hold them (a hard link to a file
+# neither ours nor writable is refused under fs.protected_hardlinks, and on a file
+# system without hard links), and reads still work, read-only
+chmod o+w "$T/rk/index"
+t_rc 0 "... its index directory writable to us, not the index: snapshots" \
+	as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" snapshots
+t_is "$(cat "$ERR")" "" "... and says nothing on stderr"
+t_is "$(as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" cat latest --name k 2>&1)" k \
+	"... cat"
+t_is "$(ls -A "$T/rk/index")" "$(printf 'data.mdb\nlock.mdb')" "... and no private directory left in the index"
+chmod o-w "$T/rk/index"
 # one it cannot read at all: the error says who cannot, and what fixes it
 chmod 700 "$T/rk"
 t_rc 1 "a repository this user cannot read fails" \
