@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -128,7 +129,9 @@ static void sweep_priv(int dir)
 		    st.st_mtime >= old)
 			continue;
 		int sub = openat(dir, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0 && bk_remove_contents(sub, de->d_name, NULL) == 0)
+		/* (one a live process holds: it may wait in its open that long) */
+		if (sub >= 0 && flock(sub, LOCK_EX | LOCK_NB) == 0 &&
+		    bk_remove_contents(sub, de->d_name, NULL) == 0)
 			(void)unlinkat(dir, de->d_name, AT_REMOVEDIR);
 		if (sub >= 0)
 			close(sub);
@@ -196,9 +199,14 @@ static int pin(const BkIndex *x, Pinned *p)
 	bk_hex(hex, rnd, sizeof(rnd));
 	snprintf(p->priv_name, sizeof(p->priv_name), PRIV_PREFIX "%s", hex);
 	if (mkdirat(p->dir, p->priv_name, 0700) == 0) {
-		/* ours: not one another user put at that name meanwhile */
+		/* ours: not one another user put at that name meanwhile; flocked until
+		 * unpin closes it, so that sweep_priv leaves it however long LMDB's open
+		 * waits for the lock (found by review: a command waiting behind one
+		 * stopped in its open had its directory swept after a minute, and failed) */
 		struct stat st;
-		p->priv = openat(p->dir, p->priv_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		p->priv = openat(p->dir, p->priv_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (p->priv >= 0)
+			(void)flock(p->priv, LOCK_EX | LOCK_NB);
 		if (p->priv < 0 || fstat(p->priv, &st) < 0 || st.st_uid != geteuid() ||
 		    (st.st_mode & 0077)) {
 			e = bk_errorf(-EPERM, "index %s: %s changed while opening the index", x->dir,

@@ -161,4 +161,39 @@ wait "$slow"
 t_is "$?" 0 "... and completes"
 t_true "... and check is clean" "$BUNKER" -q check
 
+# A command waiting in its open for LMDB's lock (the first process to open holds
+# it alone until its open ends: one stopped there, SIGSTOP or a stalled disk, holds
+# every other) keeps its private directory of links: another command's sweep of
+# those a minute old, which killed processes left, takes a live one's only when
+# no process holds it (found by review: the waiting backup's directory was swept,
+# and it failed 'index ...: open: No such file or directory' once the lock was free).
+python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+' "$T/repo/index/lock.mdb" 5 >"$T/excl.out" &
+excl=$!
+for i in $(seq 1 100); do grep -q held "$T/excl.out" && break; sleep 0.05; done
+printf 'waiting data\n' >"$T/waiting.in"
+"$BUNKER" -q backup --stdin --name waiting <"$T/waiting.in" >"$T/waiting.out" 2>"$T/waiting.err" &
+waiting=$!
+priv=
+for i in $(seq 1 100); do
+	priv=$(ls -d "$T/repo/index/.bunker-open."* 2>/dev/null | head -n 1)
+	[ -n "$priv" ] && break
+	sleep 0.05
+done
+touch -h -d '2 minutes ago' "$priv" # (as it is after a minute's wait)
+t_rc 0 "another command runs while a backup waits in its open for LMDB's lock" \
+	"$BUNKER" -q snapshots
+wait "$waiting"
+rc=$?
+t_is "$rc" 0 "... and the waiting backup completes once the lock is free" ||
+	diag "$(cat "$T/waiting.err")"
+wait "$excl"
+t_true "... and check is clean" "$BUNKER" -q check
+t_is "$(ls -A "$T/repo/index")" "$(printf 'data.mdb\nlock.mdb')" "... no private directory left"
+
 done_testing
