@@ -486,6 +486,7 @@ typedef struct {
 	BkRepo *r;
 	const BkRestoreOpts *o;
 	uint64_t *done;
+	bool proc; /* /proc/self/fd is there (not in every chroot): see open_new */
 	Sink sink;
 	char path[PATH_MAX];
 } Restore;
@@ -523,12 +524,11 @@ static bool is_same_file(int dirfd, const char *name, int fd)
 }
 
 /* Opens a new file in dirfd to write: unnamed (O_TMPFILE) where the file system
- * makes one and /proc can name it later, so that a restore killed meanwhile leaves
+ * makes one and /proc (proc) can name it later, so that a restore killed meanwhile leaves
  * nothing behind, else named tmp (*named true); with O_DIRECT where the file
  * system takes it. */
-static int open_new(int dirfd, const char *tmp, bool *named)
+static int open_new(int dirfd, const char *tmp, bool proc, bool *named)
 {
-	bool proc = access("/proc/self/fd", F_OK) == 0; /* (not in every chroot) */
 	for (int direct = O_DIRECT;; direct = 0) {
 		int fd = proc ? openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC | direct, 0600) : -1;
 		*named = !proc || (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR));
@@ -545,7 +545,7 @@ static int restore_file(Restore *rs, int dirfd, const BkTreeEntry *e)
 	char tmp[BK_TREE_NAME_MAX + 32];
 	snprintf(tmp, sizeof(tmp), ".%.200s.bunker-restore.%d", e->name, (int)getpid());
 	bool named;
-	int fd = open_new(dirfd, tmp, &named);
+	int fd = open_new(dirfd, tmp, rs->proc, &named);
 	if (fd < 0)
 		return bk_errorf_code(fd, "create %s", rs->path);
 	sink_start(&rs->sink, fd, true);
@@ -695,7 +695,8 @@ int bk_restore_at(BkRepo *r, const BkSnapshot *s, int dirfd, const char *target,
 		  const BkRestoreOpts *o)
 {
 	uint64_t done = 0;
-	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done };
+	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done,
+		       .proc = access("/proc/self/fd", F_OK) == 0 };
 	int e = sink_open(&rs.sink, r);
 	if (e < 0)
 		return e;
