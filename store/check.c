@@ -39,6 +39,7 @@ typedef struct {
 	uint64_t stray;      /* index entries naming a pack that is nowhere */
 	uint8_t new_pack[32]; /* the last pack written since check listed them */
 	bool has_new;
+	BkIndexFill *fill; /* repair's transaction */
 } Check;
 
 __attribute__((format(printf, 3, 0))) static void vsay(Check *c, bool problem, const char *fmt,
@@ -420,19 +421,24 @@ static int repair_pack(void *ud, const char *name, uint64_t size)
 	int e = read_trailer(c, name, size, " (skipped)", &ents, &n);
 	if (e < 0)
 		return e == -ENOMEM ? e : 0;
-	e = bk_index_add_pack(c->r->index, id, size, ents, n);
+	e = bk_index_fill_pack(c->fill, id, size, ents, n);
 	free(ents);
 	c->packs++;
 	c->blobs += n;
 	return e;
 }
 
+static int repair_fill(void *ud, BkIndexFill *f)
+{
+	Check *c = ud;
+	c->fill = f;
+	return bk_backend_list(c->r->be, "data", repair_pack, c);
+}
+
 int bk_repair_index(BkRepo *r, BkReportFn cb, void *ud, uint64_t *ret_packs, uint64_t *ret_blobs)
 {
 	Check c = { .r = r, .cb = cb, .ud = ud };
-	int e = bk_index_clear(r->index);
-	if (e == 0)
-		e = bk_backend_list(r->be, "data", repair_pack, &c);
+	int e = bk_index_replace(r->index, repair_fill, &c);
 	*ret_packs = c.packs;
 	*ret_blobs = c.blobs;
 	return e < 0 ? e : c.problems;

@@ -9,8 +9,10 @@
  * data blob a snapshot references is indexed. With read_data it also hashes every
  * pack (its name is its BLAKE2b-256) and opens every blob (authentication and id).
  *
- * bk_repair_index() drops the index and rebuilds it from the packs' trailers
- * (invariant 3); unreadable packs are reported through cb and skipped.
+ * bk_repair_index() rebuilds the index from the packs' trailers (invariant 3) in
+ * one write transaction (bk_index_replace): until it commits, readers see the old
+ * index, and a repair that fails or is killed leaves it as it was. Unreadable
+ * packs are reported through cb and skipped.
  */
 #ifndef BK_STORE_CHECK_H
 #define BK_STORE_CHECK_H

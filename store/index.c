@@ -417,18 +417,15 @@ int bk_index_has_many(BkIndex *x, const uint8_t (*ids)[32], size_t n, bool *foun
 	return r;
 }
 
-int bk_index_add_pack(BkIndex *x, const uint8_t pack[32], uint64_t size, const BkPackEntry *e,
-		      size_t n)
+/* Puts a pack's row and its blobs' in txn. */
+static int put_pack(MDB_txn *txn, BkIndex *x, const uint8_t pack[32], uint64_t size,
+		    const BkPackEntry *e, size_t n)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
-	if (rc != 0)
-		return lmdb_error(rc, x, "begin write");
 	uint8_t row[PACKROW_LEN];
 	bk_put_le64(row, size);
 	bk_put_le32(row + 8, (uint32_t)n);
 	MDB_val pk = { 32, (void *)pack }, pv = { sizeof(row), row };
-	rc = mdb_put(txn, x->packs, &pk, &pv, 0);
+	int rc = mdb_put(txn, x->packs, &pk, &pv, 0);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		uint8_t loc[LOC_LEN];
 		memcpy(loc, pack, 32);
@@ -441,9 +438,20 @@ int bk_index_add_pack(BkIndex *x, const uint8_t pack[32], uint64_t size, const B
 		if (rc == MDB_KEYEXIST)
 			rc = 0;
 	}
-	if (rc != 0) {
+	return rc == 0 ? 0 : lmdb_error(rc, x, "add pack");
+}
+
+int bk_index_add_pack(BkIndex *x, const uint8_t pack[32], uint64_t size, const BkPackEntry *e,
+		      size_t n)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
+	if (rc != 0)
+		return lmdb_error(rc, x, "begin write");
+	int r = put_pack(txn, x, pack, size, e, n);
+	if (r < 0) {
 		mdb_txn_abort(txn);
-		return lmdb_error(rc, x, "add pack");
+		return r;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		return lmdb_error(rc, x, "commit");
@@ -473,22 +481,41 @@ int bk_index_get_pack(BkIndex *x, const uint8_t pack[32], uint64_t *ret_size, ui
 	return r;
 }
 
-int bk_index_clear(BkIndex *x)
-{
+struct BkIndexFill {
+	BkIndex *x;
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
+};
+
+int bk_index_fill_pack(BkIndexFill *f, const uint8_t pack[32], uint64_t size, const BkPackEntry *e,
+		       size_t n)
+{
+	return put_pack(f->txn, f->x, pack, size, e, n);
+}
+
+int bk_index_replace(BkIndex *x, BkIndexFillFn fill, void *ud)
+{
+	BkIndexFill f = { .x = x };
+	int rc = mdb_txn_begin(x->env, NULL, 0, &f.txn);
 	if (rc != 0)
 		return lmdb_error(rc, x, "begin write");
-	rc = mdb_drop(txn, x->blobs, 0);
+	rc = mdb_drop(f.txn, x->blobs, 0);
 	if (rc == 0)
-		rc = mdb_drop(txn, x->packs, 0);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return lmdb_error(rc, x, "clear");
+		rc = mdb_drop(f.txn, x->packs, 0);
+	int r = rc == 0 ? 0 : lmdb_error(rc, x, "clear");
+	if (r == 0 && fill)
+		r = fill(ud, &f);
+	if (r < 0) {
+		mdb_txn_abort(f.txn);
+		return r;
 	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
+	if ((rc = mdb_txn_commit(f.txn)) != 0)
 		return lmdb_error(rc, x, "commit");
 	return 0;
+}
+
+int bk_index_clear(BkIndex *x)
+{
+	return bk_index_replace(x, NULL, NULL);
 }
 
 static int foreach(BkIndex *x, MDB_dbi dbi, size_t vlen,

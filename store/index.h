@@ -51,7 +51,18 @@ int bk_index_add_pack(BkIndex *x, const uint8_t pack[32], uint64_t size, const B
 /* -ENOENT if the pack is not indexed. */
 int bk_index_get_pack(BkIndex *x, const uint8_t pack[32], uint64_t *ret_size, uint32_t *ret_count);
 
-/* Removes everything (used by repair before rebuilding). */
+/* Replaces the whole index in one write transaction: it is emptied, then fill
+ * (NULL: none) adds packs through bk_index_fill_pack. Readers see the old index
+ * until the commit, and go on seeing it if fill fails (its error is returned) or
+ * the process dies: `repair index` never leaves a half index behind. Writers wait
+ * meanwhile (LMDB has one writer at a time). */
+typedef struct BkIndexFill BkIndexFill;
+typedef int (*BkIndexFillFn)(void *ud, BkIndexFill *f);
+int bk_index_replace(BkIndex *x, BkIndexFillFn fill, void *ud);
+int bk_index_fill_pack(BkIndexFill *f, const uint8_t pack[32], uint64_t size, const BkPackEntry *e,
+		       size_t n);
+
+/* Removes everything: bk_index_replace with nothing to fill. */
 int bk_index_clear(BkIndex *x);
 
 typedef int (*BkIndexPackFn)(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count);

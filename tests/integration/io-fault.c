@@ -24,6 +24,8 @@
  *   fsync         fsync and fdatasync fail with EIO (a disk that lost the dirty
  *                 pages: the operation must fail, never be trusted; any program)
  *   read-eio      pread fails with EIO (a bad sector)
+ *   kill-read     the process kills itself (SIGKILL) at a pread of a matching
+ *                 file: a crash in the middle of reading
  *   truncate      ftruncate fails with EIO
  *   times         utimensat and futimens fail with EPERM (a file system that keeps
  *                 no times)
@@ -246,6 +248,8 @@ static ssize_t fault_pread(const char *sym, int fd, void *buf, size_t n, off_t o
 {
 	ssize_t (*real)(int, void *, size_t, off_t) =
 		(ssize_t (*)(int, void *, size_t, off_t))dlsym(RTLD_NEXT, sym);
+	if (mode_is("kill-read") && fd_matches(fd))
+		raise(SIGKILL);
 	return fd_fails("read-eio", fd) ? -1 : real(fd, buf, n, off);
 }
 
