@@ -125,6 +125,41 @@ static const char *split_name(const char *name, char rel[PATH_MAX])
 	return slash ? slash + 1 : name;
 }
 
+/* Opens object name for reading, reached as pin_dir reaches its directory and
+ * never through a link: a link or a FIFO another user put in the repository
+ * would have root's command open what it leads to (a device whose open does
+ * something, a file of root's) or wait for ever (found by review). O_NONBLOCK:
+ * a FIFO's open returns at once, and is refused as not a regular file. */
+static int open_object(Local *l, const char *name, const char *path, int *ret_fd)
+{
+	char rel[PATH_MAX];
+	const char *base = split_name(name, rel);
+	int dir;
+	int r = pin_dir(l, rel, false, &dir);
+	if (r < 0)
+		return r;
+	int fd = openat(dir, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int err = errno;
+	close(dir);
+	if (fd < 0)
+		return err == ENOENT ? -ENOENT
+		       : err == ELOOP ? bk_errorf(-ELOOP, "%s is a symbolic link: not followed "
+						   "(another user may have put it there)", path)
+				      : bk_errorf_code(-err, "open %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		r = bk_errorf_code(-errno, "stat %s", path);
+	else if (!S_ISREG(st.st_mode))
+		r = bk_errorf(-EINVAL, "%s is not a regular file: not read (another user may "
+				       "have put it there)", path);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 /* The object's directory, made when missing. A directory that is there may be
  * one whose maker died before it synced its parent (data/ for a bucket data/xx):
  * its parent is synced once a process (for a few directories), as the objects put
@@ -187,19 +222,31 @@ static int place(Local *l, int tdir, const char *tname, int dir, const char *bas
 static int local_sync(BkBackend *b, const char *name)
 {
 	Local *l = (Local *)b;
-	char path[PATH_MAX];
+	char path[PATH_MAX], rel[PATH_MAX];
+	int fd;
 	int r = full_path(l, name, path);
-	int fd = r < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-	if (r == 0 && fd < 0)
-		r = errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
-	if (fd >= 0 && fsync(fd) < 0)
+	if (r == 0)
+		r = open_object(l, name, path, &fd);
+	if (r < 0)
+		return r;
+	if (fsync(fd) < 0)
 		r = bk_errorf_code(-errno, "fsync %s", path);
-	if (fd >= 0)
-		close(fd);
-	size_t root = strlen(l->root);
-	for (char *slash; r == 0 && (slash = strrchr(path, '/')) && (size_t)(slash - path) >= root;) {
-		r = bk_fsync_parent(path);
-		*slash = '\0';
+	close(fd);
+	/* each directory from the object's up to the root: rel, cut at its last '/' */
+	snprintf(rel, sizeof(rel), "%s", name);
+	for (bool more = true; r == 0 && more;) {
+		char *slash = strrchr(rel, '/');
+		more = slash != NULL;
+		if (slash)
+			*slash = '\0';
+		else
+			rel[0] = '\0';
+		int dir;
+		r = pin_dir(l, rel, false, &dir);
+		if (r == 0 && fsync(dir) < 0)
+			r = bk_errorf_code(-errno, "fsync directory %s/%s", l->root, rel);
+		if (r == 0)
+			close(dir);
 	}
 	return r;
 }
@@ -329,9 +376,9 @@ static int local_get(BkBackend *b, const char *name, uint64_t off, size_t len, v
 		return r < 0 ? bk_errorf_code(r, "read %s", path) : 0;
 	}
 	pthread_mutex_unlock(&l->lock);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "open %s", path);
+	int fd;
+	if ((r = open_object(l, name, path, &fd)) < 0)
+		return r;
 	r = bk_pread_all(fd, buf, len, off, ret_n);
 	if (r < 0) {
 		close(fd);
@@ -363,23 +410,30 @@ static int local_size(BkBackend *b, const char *name, uint64_t *ret_size)
 	int r = full_path(l, name, path);
 	if (r < 0)
 		return r;
+	int fd;
+	if ((r = open_object(l, name, path, &fd)) < 0)
+		return r;
 	struct stat st;
-	if (stat(path, &st) < 0)
-		return errno == ENOENT ? -ENOENT : bk_errorf_code(-errno, "stat %s", path);
-	*ret_size = (uint64_t)st.st_size;
-	return 0;
+	if (fstat(fd, &st) < 0)
+		r = bk_errorf_code(-errno, "stat %s", path);
+	else
+		*ret_size = (uint64_t)st.st_size;
+	close(fd);
+	return r;
 }
 
-/* Recursive listing; skips in-progress temp files (names containing ".tmp"). */
-static int list_dir(Local *l, const char *rel, BkListFn cb, void *ud)
+/* Recursive listing of directory dfd (rel below the root; closed here); skips
+ * in-progress temp files (names containing ".tmp"). Entries are looked at
+ * without following links: a link is neither listed nor entered. */
+static int list_dir(Local *l, int dfd, const char *rel, BkListFn cb, void *ud)
 {
 	char path[PATH_MAX];
 	int r = full_path(l, rel, path);
-	if (r < 0)
-		return r;
-	DIR *d = opendir(path);
-	if (!d)
-		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "list %s", path);
+	DIR *d = r < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return r < 0 ? r : bk_errorf_code(-errno, "list %s", path);
+	}
 	struct dirent *de;
 	errno = 0;
 	while ((de = readdir(d))) {
@@ -390,20 +444,22 @@ static int list_dir(Local *l, const char *rel, BkListFn cb, void *ud)
 			r = bk_errorf(-ENAMETOOLONG, "name too long under %s", rel);
 			break;
 		}
-		char cpath[PATH_MAX];
-		if ((r = full_path(l, child, cpath)) < 0)
-			break;
 		struct stat st;
-		if (lstat(cpath, &st) < 0) {
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
 				continue; /* removed meanwhile */
-			r = bk_errorf_code(-errno, "stat %s", cpath);
+			r = bk_errorf_code(-errno, "stat %s/%s", path, de->d_name);
 			break;
 		}
-		if (S_ISDIR(st.st_mode))
-			r = list_dir(l, child, cb, ud);
-		else if (S_ISREG(st.st_mode))
+		if (S_ISDIR(st.st_mode)) {
+			int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (cfd < 0 && errno != ENOENT) /* (ENOENT: removed meanwhile) */
+				r = bk_errorf_code(-errno, "open %s/%s", path, de->d_name);
+			else if (cfd >= 0)
+				r = list_dir(l, cfd, child, cb, ud);
+		} else if (S_ISREG(st.st_mode)) {
 			r = cb(ud, child, (uint64_t)st.st_size);
+		}
 		if (r < 0)
 			break;
 		errno = 0;
@@ -416,7 +472,10 @@ static int list_dir(Local *l, const char *rel, BkListFn cb, void *ud)
 
 static int local_list(BkBackend *b, const char *prefix, BkListFn cb, void *ud)
 {
-	return list_dir((Local *)b, prefix, cb, ud);
+	Local *l = (Local *)b;
+	int fd;
+	int r = pin_dir(l, prefix, false, &fd);
+	return r == -ENOENT ? 0 : r < 0 ? r : list_dir(l, fd, prefix, cb, ud);
 }
 
 static int local_remove(BkBackend *b, const char *name)

@@ -61,10 +61,11 @@ void bk_backend_free(BkBackend *b); /* accepts NULL */
  * repository whose root directory belongs to another user (postgres), new files
  * and directories are given to that user, so archive_command and restore_command
  * keep working on everything root wrote. A put makes its temp file in the
- * repository's tmp/, in the object's directory before tmp/ exists. Writes reach
- * the repository's directories by descriptor, never through a symbolic link below
- * the root (refused, naming it): another user who may write the repository must
- * not be able to send them elsewhere. */
+ * repository's tmp/, in the object's directory before tmp/ exists. Writes and
+ * reads reach the repository's objects by descriptor, never through a symbolic
+ * link below the root (refused, naming it), and read regular files only: another
+ * user who may write the repository must not be able to send them elsewhere (a
+ * device, a FIFO that hangs the read). list neither lists nor enters a link. */
 int bk_backend_local_new(const char *root, BkBackend **ret);
 
 #endif

@@ -441,8 +441,29 @@ if [ "$(id -u)" = 0 ]; then
 	done
 	t_rc 0 "the links gone, root's backup works" LK backup --stdin --name after <"$T/victim"
 	t_is "$(find "$L/repo" ! -user nobody)" "" "... all it wrote nobody's"
+	# reads too: every pack swapped for a FIFO hung root's cat (its open waits for a
+	# writer), for a link made root open what it leads to (a device whose open does
+	# something; here a file of root's)
+	find "$L/repo/data" -type f >"$T/packs"
+	swap_packs() { # KIND: each pack moved aside and a fifo or a link put in its place
+		while read -r f; do
+			as_nobody mv "$f" "$f.real"
+			if [ "$1" = fifo ]; then as_nobody mkfifo "$f"; else as_nobody ln -s "$T/victim" "$f"; fi
+		done <"$T/packs"
+	}
+	unswap_packs() { while read -r f; do as_nobody rm -f "$f"; as_nobody mv "$f.real" "$f"; done <"$T/packs"; }
+	swap_packs fifo
+	t_rc 1 "as root, the packs FIFOs: cat fails at once" timeout 20 "$BUNKER" -q --repo "$L/repo" \
+		--key-file "$L/key" cat latest --name after
+	t_true "... naming the pack as no regular file" grep -q "$L/repo/data/.* is not a regular file: not read" "$ERR"
+	unswap_packs
+	swap_packs link
+	t_rc 1 "as root, the packs links to a file of root's: cat fails" LK cat latest --name after
+	t_true "... naming the link" grep -q "$L/repo/data/.* is a symbolic link: not followed" "$ERR"
+	unswap_packs
+	t_is "$(LK cat latest --name after)" "root only" "the packs back, root's cat reads the snapshot"
 else
-	for i in $(seq 1 20); do
+	for i in $(seq 1 25); do
 		ok "# SKIP links in another user's repository: the tests do not run as root"
 	done
 fi
