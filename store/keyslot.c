@@ -48,27 +48,39 @@ void bk_secret_free(BkSecret *s)
 	sodium_free(s);
 }
 
-int bk_secret_from_keyfile(const char *path, BkSecret **ret)
+int bk_secret_file_open(const char *path, const char *what, int *ret_fd)
 {
 	/* one open: the mode checked is the mode of the file read (O_NONBLOCK: the
 	 * open of a FIFO must not wait for a writer, found by review: it hung) */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return bk_errorf(-ELOOP, "%s %s is a symbolic link (not followed)", what, path);
 	if (fd < 0)
-		return errno == ENOENT ? bk_errorf(-ENOENT, "key file %s does not exist", path)
-				       : bk_errorf_code(-errno, "key file %s", path);
+		return errno == ENOENT ? bk_errorf(-ENOENT, "%s %s does not exist", what, path)
+				       : bk_errorf_code(-errno, "%s %s", what, path);
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return bk_errorf(-EINVAL, "key file %s is not a regular file", path);
+		return bk_errorf(-EINVAL, "%s %s is not a regular file", what, path);
 	}
 	if (st.st_mode & 077) {
 		close(fd);
-		return bk_errorf(-EPERM, "key file %s is readable by other users (mode %04o): chmod 600 it",
-				 path, (unsigned)(st.st_mode & 07777));
+		return bk_errorf(-EPERM, "%s %s is readable by other users (mode %04o): chmod 600 it",
+				 what, path, (unsigned)(st.st_mode & 07777));
 	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int bk_secret_from_keyfile(const char *path, BkSecret **ret)
+{
+	int fd;
+	int r = bk_secret_file_open(path, "key file", &fd);
+	if (r < 0)
+		return r;
 	uint8_t buf[257];
 	size_t len;
-	int r = bk_read_full(fd, buf, sizeof(buf) - 1, &len);
+	r = bk_read_full(fd, buf, sizeof(buf) - 1, &len);
 	close(fd);
 	if (r < 0)
 		return bk_errorf_code(r, "read key file %s", path);

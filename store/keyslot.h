@@ -42,8 +42,17 @@ typedef struct {
 int bk_secret_new(BkSecretKind kind, const void *bytes, size_t len, BkSecret **ret);
 void bk_secret_free(BkSecret *s); /* wipes; accepts NULL */
 
-/* Reads a key file (64 hex digits and an optional newline). Refuses a file that
- * other users can read (mode & 077): -EPERM naming the path and its mode. */
+/* Opens a file holding a secret (what: "key file", "password file", for the
+ * messages) for reading, refusing what could let another user read the secret:
+ * a symbolic link (-ELOOP: never followed, the file checked is the one named),
+ * anything but a regular file (-EINVAL: a FIFO's mode says nothing of who
+ * writes into it), a mode with any group or other bit (-EPERM naming the mode);
+ * -ENOENT if absent. Never waits (a FIFO's open neither). *ret_fd (O_CLOEXEC)
+ * is the caller's to close, untouched on failure. */
+int bk_secret_file_open(const char *path, const char *what, int *ret_fd);
+
+/* Reads a key file (64 hex digits and an optional newline), opened by
+ * bk_secret_file_open. */
 int bk_secret_from_keyfile(const char *path, BkSecret **ret);
 
 /* Writes a fresh random key file (mode 0600, created exclusively: -EEXIST if it

@@ -341,19 +341,33 @@ static int read_tty_passphrase(const char *prompt, char *buf, size_t cap)
 	return (int)n;
 }
 
+/* The passphrase: the file's first line, read into sodium_malloc'd memory. The
+ * file obeys a key file's rules (bk_secret_file_open): a regular file, not a link,
+ * mode 0600 or stricter. */
 static int passphrase_from_file(const char *path, BkSecret **ret)
 {
-	uint8_t *buf;
-	size_t len;
-	int e = bk_read_file(path, 4096, &buf, &len);
+	enum { CAP = 4096 };
+	int fd;
+	int e = bk_secret_file_open(path, "password file", &fd);
 	if (e < 0)
-		return e == -ENOENT ? bk_errorf(-ENOENT, "password file %s does not exist", path)
-				    : bk_error_wrap(e, "password file %s", path);
-	size_t n = strcspn((char *)buf, "\r\n");
-	e = n == 0 ? bk_errorf(BK_E_USAGE, "password file %s is empty", path)
-		   : bk_secret_new(BK_SECRET_PASSPHRASE, buf, n, ret);
-	sodium_memzero(buf, len);
-	free(buf);
+		return e;
+	char *buf = sodium_malloc(CAP + 1);
+	size_t len = 0;
+	if (!buf)
+		e = -ENOMEM;
+	else if ((e = bk_read_full(fd, buf, CAP + 1, &len)) < 0)
+		e = bk_errorf_code(e, "read password file %s", path);
+	close(fd);
+	if (e == 0 && len > CAP)
+		e = bk_errorf(-EFBIG, "password file %s: larger than %d bytes", path, CAP);
+	if (e == 0) {
+		buf[len] = '\0';
+		size_t n = strcspn(buf, "\r\n");
+		e = n == 0 ? bk_errorf(BK_E_USAGE, "password file %s is empty", path)
+			   : bk_secret_new(BK_SECRET_PASSPHRASE, buf, n, ret);
+	}
+	if (buf)
+		sodium_free(buf);
 	return e;
 }
 

@@ -37,12 +37,15 @@ t_rc 2 "--key-file and --password-file together: exit 2, not one silently" B --k
 t_one_line_error "... one error line"
 t_rc 2 "two secret sources in the environment: exit 2" env BUNKER_PASSWORD_FILE="$PW" BUNKER_PASSWORD_COMMAND='echo nope' "$BUNKER" -q --repo "$R" check
 printf 'correct horse battery staple' >"$T/pw-nonl"
+chmod 600 "$T/pw-nonl"
 t_rc 0 "a passphrase file without a trailing newline is the same passphrase" B --password-file "$T/pw-nonl" check
 printf 'correct horse battery staple \n' >"$T/pw-space"
+chmod 600 "$T/pw-space"
 t_rc 4 "a trailing space is part of the passphrase (exit 4)" B --password-file "$T/pw-space" check
 t_rc 3 "a password file that does not exist: exit 3" B --password-file "$T/missing-pw" check
 t_one_line_error "... one error line"
 : >"$T/empty-pw"
+chmod 600 "$T/empty-pw"
 rc_empty=$(B --password-file "$T/empty-pw" check >/dev/null 2>"$T/e.err"; echo $?)
 if [ "$rc_empty" != 0 ] && [ "$rc_empty" != 4 ] && [ "$(wc -l <"$T/e.err")" = 1 ]; then
 	ok "an empty password file is refused as such (exit $rc_empty, one line)"
@@ -59,9 +62,31 @@ t_one_line_error "... one error line"
 # found by review: an archive_command with one would hang the archiver)
 mkfifo "$T/fifo-secret"
 t_rc 1 "a FIFO as --password-file is refused, without waiting" timeout 20 "$BUNKER" -q --repo "$R" --password-file "$T/fifo-secret" check
-t_is "$(cat "$ERR")" "bunker: password file $T/fifo-secret: $T/fifo-secret is not a regular file" "... in one line saying so"
+t_is "$(cat "$ERR")" "bunker: password file $T/fifo-secret is not a regular file" "... in one line saying so"
 t_rc 1 "a FIFO as --key-file is refused, without waiting" timeout 20 "$BUNKER" -q --repo "$R" --key-file "$T/fifo-secret" check
 t_is "$(cat "$ERR")" "bunker: key file $T/fifo-secret is not a regular file" "... in one line saying so"
+# a password file obeys a key file's rules (found by review: one others could read
+# was read): mode 0600 or stricter, exit 1 as for a key file, and nothing written
+cp -p "$PW" "$T/pw-loose"
+chmod 0644 "$T/pw-loose"
+t_rc 1 "a password file with mode 0644 is refused (exit 1)" B --password-file "$T/pw-loose" check
+t_is "$(cat "$ERR")" "bunker: password file $T/pw-loose is readable by other users (mode 0644): chmod 600 it" \
+	"... in one line saying why"
+t_rc 1 "... by init, which creates nothing" "$BUNKER" -q --repo "$T/r-loose" --password-file "$T/pw-loose" init
+t_true "... (no repository there)" test ! -e "$T/r-loose"
+slots_before=$(ls "$R/keys")
+t_rc 1 "... and as key add's --new-password-file" B --password-file "$PW" key add --new-password-file "$T/pw-loose"
+t_is "$(cat "$ERR")" "bunker: password file $T/pw-loose is readable by other users (mode 0644): chmod 600 it" \
+	"... saying so"
+t_is "$(ls "$R/keys")" "$slots_before" "... which adds no key slot"
+chmod 0640 "$T/pw-loose"
+t_rc 1 "a password file with mode 0640 (group-readable) is refused too" B --password-file "$T/pw-loose" check
+chmod 0600 "$T/pw-loose"
+t_rc 0 "... and opens the repository once chmod 600" B --password-file "$T/pw-loose" check
+ln -s "$PW" "$T/pw-link"
+t_rc 1 "a symbolic link as --password-file is refused (exit 1), as for a key file" \
+	B --password-file "$T/pw-link" check
+t_is "$(cat "$ERR")" "bunker: password file $T/pw-link is a symbolic link (not followed)" "... in one line saying so"
 
 # no secret ever appears in any output so far
 if grep -l -F -e 'correct horse' -e 'nope' "$T"/.err.* "$T"/.out.* >"$T/leaks"; then
@@ -290,6 +315,9 @@ t_one_line_error "... one error line"
 t_true "... that says why (mode or permissions)" grep -q -i -E 'mode|permission|readable' "$ERR"
 chmod 0640 "$T/key-loose"
 t_rc 1 "a key file with mode 0640 (group-readable) is refused too" "$BUNKER" -q --repo "$R" --key-file "$T/key-loose" check
+ln -s "$T/key1" "$T/key-link"
+t_rc 1 "a symbolic link as --key-file is refused (exit 1)" "$BUNKER" -q --repo "$R" --key-file "$T/key-link" check
+t_is "$(cat "$ERR")" "bunker: key file $T/key-link is a symbolic link (not followed)" "... in one line saying so"
 
 # remove slots
 t_rc 0 "key remove of the first passphrase's slot" B --password-file "$T/pw2" key remove "$S0"
