@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -765,8 +767,25 @@ static int set_secret_source(const char **slot, const char *value)
 	return 0;
 }
 
+/* Makes this process leave no core file and its memory unreadable to other
+ * processes of its user (/proc/PID/mem, ptrace), as ssh-agent and gpg-agent do:
+ * it holds secrets in ordinary memory too (the --dbname kept, PGPASSWORD, the
+ * password command's output in stdio's buffer). Children get dumpable back at
+ * exec. The process itself still uses /proc/self/fd (same thread group). */
+static int no_core_dumps(void)
+{
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) < 0)
+		return bk_errorf_code(-errno, "disable core dumps");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return bk_errorf_code(-errno, "make the process not dumpable");
+	return 0;
+}
+
 static int run(int argc, char **argv)
 {
+	int e0 = no_core_dumps();
+	if (e0 < 0)
+		return cli_fail(e0, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* SIGCHLD ignored, as exec passes it on from a parent that ignored it (a
 	 * supervisor, a script), reaps children unseen: their exit status is how a

@@ -421,6 +421,29 @@ t_true "... naming the user and the remedy" \
 t_one_line_error "... on one line"
 chmod 755 "$T/rk"
 
+# A command leaves no core file, and other processes of its user cannot read its
+# memory (it holds secrets in ordinary memory: the --dbname kept, PGPASSWORD, the
+# password command's output): core size limit 0, and not dumpable, which makes
+# the kernel give its /proc/PID files to root. Seen while it waits for its
+# password command, as nobody when the tests run as root.
+run_as=()
+[ "$(id -u)" = 0 ] && run_as=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+mkfifo "$T/hold"
+${run_as[@]+"${run_as[@]}"} "$BUNKER" -q --repo "$T/no-repo" --password-command 'head -n 1' snapshots \
+	<"$T/hold" >/dev/null 2>&1 &
+held=$!
+exec 7>"$T/hold"
+for i in $(seq 1 100); do
+	pgrep -P "$held" >/dev/null && break
+	sleep 0.1
+done
+t_is "$(awk '/^Max core file size/ { print $5, $6 }' "/proc/$held/limits")" "0 0" \
+	"a running command's core file size limit is 0"
+t_is "$(stat -c %U "/proc/$held/environ")" root "... and it is not dumpable (its /proc files are root's)"
+printf 'x\n' >&7
+exec 7>&-
+wait "$held"
+
 # A repository that another user may write (the server's user's, which root's
 # commands use too, README): a link that user puts in the index must not make a
 # command of root's write, create or chown the file it leads to (LMDB opens
