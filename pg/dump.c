@@ -505,7 +505,8 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		if ((e = bk_pg_conninfo_split(o->conninfo, db, keepalives, ci, CONNINFO_MAX, NULL)) < 0)
 			break;
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
-		char *argv[] = { prog, "--format=custom", "--compress=0", "--dbname", ci, NULL };
+		char *argv[] = { prog, "--format=custom", "--compress=0", "--no-password",
+				 "--dbname", ci, NULL };
 		snprintf(name, sizeof(name), "pg/%s/dump/%s", o->cluster, db);
 		BkKv meta[] = { { "database", db }, { "format", "custom" },
 				{ "server_version", version }, { "system_identifier", sysid_s } };
@@ -523,7 +524,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", keepalives, ci,
 						 CONNINFO_MAX, NULL)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
-		char *argv[] = { prog, "--globals-only", "--dbname", ci, NULL };
+		char *argv[] = { prog, "--globals-only", "--no-password", "--dbname", ci, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);
 		BkKv meta[] = { { "format", "plain" }, { "server_version", version },
 				{ "system_identifier", sysid_s } };

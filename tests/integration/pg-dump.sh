@@ -16,7 +16,8 @@
 # command lines. A base backup passes on the server's
 # WARNINGs, not its NOTICEs. A pg_dump that writes nothing for --stall-timeout
 # seconds (waiting for a lock) is stopped and counts as failed. A dump under a second cluster name of the system warns,
-# naming the first.
+# naming the first. A server that asks for a password none gives fails the dump of
+# that database at once, even in a terminal (pg_dump --no-password).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
 
@@ -663,6 +664,56 @@ pg_sql "create database evil_restored" >/dev/null
 bkp cat latest --name "pg/main/dump/$evil_db" | "$PG_BIN/pg_restore" --exit-on-error -d evil_restored 2>"$T/pgr3.log"
 t_is "$?" 0 "its dump, by its exact name, restores" || diag "$(head -n 5 "$T/pgr3.log")"
 t_is "$(pg_psql -d evil_restored -c "select x from t")" "evil row" "with its row"
+
+# ---- a server that asks for a password ----
+# hba_first LINE...: pg_hba.conf with these lines before lib-pg.sh's (trust for
+# everything), reloaded; hba_first alone puts lib-pg.sh's back
+hba_orig=$T/pg_hba.orig
+cp "$PG_DATA/pg_hba.conf" "$hba_orig"
+hba_first() {
+	{ printf '%s\n' "$@"; cat "$hba_orig"; } | pg_as_server tee "$PG_DATA/pg_hba.conf" >/dev/null
+	PGHOST=$PG_SOCKDIR pg_reload # (as lib-pg.sh's lines were: the socket's stay trust)
+}
+# in_tty CMD...: CMD as the server's user in a terminal of its own (script: a pty,
+# where pg_dump would prompt on /dev/tty and wait), stopped after 20 s (exit 124)
+in_tty() { pg_as_server timeout 20 script -qec "$(printf '%q ' "$@")" /dev/null; }
+pg_sql "create role pwuser superuser login password 'pw-s3cr3t'" >/dev/null
+pg_sql "create database pwdb" >/dev/null
+pw_ci="host=127.0.0.1 port=$PGPORT user=pwuser dbname=postgres"
+# A password asked for one database only: the others are listed and dumped without,
+# and pg_dump of that one fails at once (--no-password) instead of prompting on the
+# terminal until the stall timeout (the test's timeout: exit 124)
+hba_first "host pwdb all 127.0.0.1/32 scram-sha-256"
+before=$(count_named pg/main/dump/pwdb)
+before_app=$(count_named pg/main/dump/app)
+t_rc 1 "pg dump in a terminal, pwdb's password asked and none given: exit 1 at once" \
+	in_tty "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$pw_ci"
+t_true "... pg_dump saying that no password was given" grep -q 'fe_sendauth: no password supplied' \
+	"$OUT" || diag "$(cat "$OUT")"
+t_true "... and bunker naming the database" grep -q "^bunker: dump: 1 of [0-9]* dumps failed ('pwdb')" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_is "$(count_named pg/main/dump/pwdb)" "$before" "... saving no dump of pwdb"
+t_is "$(count_named pg/main/dump/app)" $((before_app + 1)) "... but the others"
+t_rc 0 "pg dump with the password in --dbname" \
+	in_tty "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$pw_ci password=pw-s3cr3t"
+t_is "$(count_named pg/main/dump/pwdb)" $((before + 1)) "... dumps pwdb"
+t_rc 0 "pg dump with the password in PGPASSWORD" \
+	in_tty env PGPASSWORD=pw-s3cr3t "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$pw_ci"
+t_is "$(count_named pg/main/dump/pwdb)" $((before + 2)) "... dumps pwdb"
+# Every connection asking: bunker's own, listing the databases, fails first (libpq
+# never prompts), naming why
+hba_first "host all all 127.0.0.1/32 scram-sha-256"
+before=$(bkp snapshots | wc -l)
+t_rc 1 "pg dump in a terminal, every password asked and none given: exit 1" \
+	in_tty "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$pw_ci"
+t_true "... saying that no password was given" grep -q \
+	'^bunker: dump: connect: .*fe_sendauth: no password supplied' "$OUT" || diag "$(cat "$OUT")"
+t_is "$(bkp snapshots | wc -l)" "$before" "... and saves nothing"
+t_rc 0 "with the password in --dbname" \
+	in_tty "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$pw_ci password=pw-s3cr3t"
+
+hba_first
+pg_sql "drop database pwdb" >/dev/null
 
 t_rc 0 "bunker check" bkp check
 
