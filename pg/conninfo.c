@@ -74,18 +74,31 @@ static bool bare_name(const char *conninfo)
 	       strncmp(conninfo, "postgres://", 11) != 0;
 }
 
+int bk_pg_conninfo_get(const char *conninfo, const char *key, char **ret_value)
+{
+	const char *v = NULL;
+	PQconninfoOption *opts = NULL;
+	if (bare_name(conninfo)) {
+		v = *conninfo && !strcmp(key, "dbname") ? conninfo : NULL;
+	} else if (bk_libpq_load() == 0) {
+		opts = PQconninfoParse(conninfo, NULL);
+		for (PQconninfoOption *o = opts; o && o->keyword && !v; o++)
+			if (!strcmp(o->keyword, key) && o->val && *o->val)
+				v = o->val;
+	}
+	int e = v ? 1 : 0;
+	if (ret_value)
+		*ret_value = NULL;
+	if (v && ret_value && !(*ret_value = strdup(v)))
+		e = -ENOMEM;
+	if (opts) /* (libpq may not be loaded for a bare name) */
+		PQconninfoFree(opts);
+	return e;
+}
+
 bool bk_pg_conninfo_sets(const char *conninfo, const char *key)
 {
-	if (bare_name(conninfo))
-		return *conninfo && !strcmp(key, "dbname");
-	if (bk_libpq_load() < 0)
-		return false;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
-	bool set = false;
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		set |= !strcmp(o->keyword, key) && o->val && *o->val;
-	PQconninfoFree(opts);
-	return set;
+	return bk_pg_conninfo_get(conninfo, key, NULL) != 0;
 }
 
 /* The pairs of a connection string libpq parses. */

@@ -40,5 +40,10 @@ unsigned bk_pg_keepalives_set(PGconn *conn);
 /* Whether conninfo sets key to a value that is not empty (a bare name sets dbname;
  * a string libpq cannot parse sets nothing). Loads libpq. */
 bool bk_pg_conninfo_sets(const char *conninfo, const char *key);
+/* The value conninfo sets key to, as bk_pg_conninfo_sets tells it (dbname: a
+ * key/value string's, a URI's path, or a bare name), into *ret_value (malloc'd, or
+ * NULL when ret_value is NULL). Returns 1 when set, 0 when not (*ret_value NULL),
+ * -ENOMEM. */
+int bk_pg_conninfo_get(const char *conninfo, const char *key, char **ret_value);
 
 #endif

@@ -521,10 +521,17 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			o->done(o->done_ud, name, id);
 		}
 	}
-	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, "postgres", keepalives, ci,
-						 CONNINFO_MAX, NULL)) == 0) {
+	/* pg_dumpall ignores the string's dbname, and reads the globals through
+	 * postgres (or template1) unless -l names another: the one the user named, which
+	 * may be the only one its role can connect to */
+	char *named_db = NULL;
+	if (e == 0 && bk_pg_conninfo_get(o->conninfo, "dbname", &named_db) < 0)
+		e = -ENOMEM;
+	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, NULL, keepalives, ci, CONNINFO_MAX,
+						 NULL)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
-		char *argv[] = { prog, "--globals-only", "--no-password", "--dbname", ci, NULL };
+		char *argv[] = { prog, "--globals-only", "--no-password", "--dbname", ci,
+				 named_db ? "-l" : NULL, named_db, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);
 		BkKv meta[] = { { "format", "plain" }, { "server_version", version },
 				{ "system_identifier", sysid_s } };
@@ -549,6 +556,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 		snprintf(why, sizeof(why), "%s", bk_error_detail());
 		e = bk_errorf(e, "%s (and before it %zu dumps failed: %s)", why, nfailed, failed);
 	}
+	free(named_db);
 	if (pw_var)
 		explicit_bzero(pw_var, strlen(pw_var));
 	free(pw_var);

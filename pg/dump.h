@@ -17,9 +17,10 @@
  * killed, say: PR_SET_PDEATHSIG), so call it from one that outlives it. The
  * connection string is any libpq conninfo; the database name in it is replaced
  * for each database. The databases are listed from the one it names,
- * else (as pg_dumpall) from postgres, or template1 when postgres fails. The
- * programs run with --no-password: a server asking for a password that the string,
- * the environment and ~/.pgpass do not give fails that dump at once instead of a
+ * else (as pg_dumpall) from postgres, or template1 when postgres fails; the
+ * globals are read through the one it names too (pg_dumpall -l). The programs
+ * run with --no-password: a server asking for a password that the string, the
+ * environment and ~/.pgpass do not give fails that dump at once instead of a
  * prompt on the terminal.
  */
 #ifndef BK_PG_DUMP_H

@@ -17,7 +17,8 @@
 # WARNINGs, not its NOTICEs. A pg_dump that writes nothing for --stall-timeout
 # seconds (waiting for a lock) is stopped and counts as failed. A dump under a second cluster name of the system warns,
 # naming the first. A server that asks for a password none gives fails the dump of
-# that database at once, even in a terminal (pg_dump --no-password).
+# that database at once, even in a terminal (pg_dump --no-password), and the globals
+# are read through the database --dbname names (pg_dumpall -l).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-dump
 
@@ -679,6 +680,7 @@ hba_first() {
 in_tty() { pg_as_server timeout 20 script -qec "$(printf '%q ' "$@")" /dev/null; }
 pg_sql "create role pwuser superuser login password 'pw-s3cr3t'" >/dev/null
 pg_sql "create database pwdb" >/dev/null
+pg_sql "create database solodb" >/dev/null
 pw_ci="host=127.0.0.1 port=$PGPORT user=pwuser dbname=postgres"
 # A password asked for one database only: the others are listed and dumped without,
 # and pg_dump of that one fails at once (--no-password) instead of prompting on the
@@ -712,8 +714,22 @@ t_is "$(bkp snapshots | wc -l)" "$before" "... and saves nothing"
 t_rc 0 "with the password in --dbname" \
 	in_tty "$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg dump --dbname "$pw_ci password=pw-s3cr3t"
 
+# The globals are read through the database --dbname names (pg_dumpall's -l), not
+# postgres, which the role here may not connect to (pg_dumpall's own choice, postgres
+# then template1, failed both: "the globals" were among the dumps that failed)
+hba_first "host postgres pwuser 127.0.0.1/32 reject" "host template1 pwuser 127.0.0.1/32 reject"
+for solo_ci in "host=127.0.0.1 port=$PGPORT user=pwuser dbname=solodb" \
+	"postgresql://pwuser@127.0.0.1:$PGPORT/solodb"; do
+	before=$(count_named pg/main/globals)
+	t_rc 1 "pg dump --dbname '$solo_ci', the role refused postgres and template1" \
+		bkp pg dump --dbname "$solo_ci"
+	t_true "... fails their dumps only" grep -q "^bunker: dump: 2 of [0-9]* dumps failed ('postgres', 'template1'); the others were saved" \
+		"$ERR" || diag "$(cat "$ERR")"
+	t_is "$(count_named pg/main/globals)" $((before + 1)) "... and saves the globals, read through solodb"
+done
 hba_first
 pg_sql "drop database pwdb" >/dev/null
+pg_sql "drop database solodb" >/dev/null
 
 t_rc 0 "bunker check" bkp check
 
