@@ -532,10 +532,13 @@ static const char *format_age(int64_t s, char out[48])
 	return out;
 }
 
-/* The segments archived per timeline, and when the newest of each was pushed. */
+/* The segments archived per timeline, and when the newest of each was pushed; and
+ * the segment number of a .partial past its last (a promotion ended it there). */
 typedef struct {
 	uint32_t tli[BK_MAX_TIMELINES];
 	uint64_t first[BK_MAX_TIMELINES], last[BK_MAX_TIMELINES], count[BK_MAX_TIMELINES];
+	uint64_t partial[BK_MAX_TIMELINES];
+	bool has_partial[BK_MAX_TIMELINES];
 	int64_t pushed_us[BK_MAX_TIMELINES];
 	size_t n;
 	uint32_t seg_size;
@@ -877,16 +880,25 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 }
 
 
-static void wal_stat(WalStats *w, const char *name)
+/* Counts name into w if it is of kind: a segment, or (once every segment is
+ * counted) a .partial past its timeline's last segment, the newest such. */
+static void wal_stat(WalStats *w, const char *name, BkWalKind kind)
 {
 	BkWalName wn;
 	uint64_t segno;
-	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != BK_WAL_SEGMENT ||
+	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != kind ||
 	    bk_wal_name_segno(&wn, w->seg_size, &segno) < 0)
 		return;
 	size_t i = 0;
 	while (i < w->n && w->tli[i] != wn.tli)
 		i++;
+	if (kind == BK_WAL_PARTIAL) {
+		if (i < w->n && segno > w->last[i] && (!w->has_partial[i] || segno > w->partial[i])) {
+			w->partial[i] = segno;
+			w->has_partial[i] = true;
+		}
+		return;
+	}
 	if (i == w->n) {
 		if (w->n == BK_MAX_TIMELINES)
 			return;
@@ -937,7 +949,9 @@ static int info(void)
 	e = bk_wal_archive_load(r, cli.cluster, &in.wa);
 	WalStats w = { .seg_size = in.wa.seg_size };
 	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
-		wal_stat(&w, in.wa.names[i]);
+		wal_stat(&w, in.wa.names[i], BK_WAL_SEGMENT);
+	for (size_t i = 0; e == 0 && i < in.wa.n; i++)
+		wal_stat(&w, in.wa.names[i], BK_WAL_PARTIAL);
 	if (e == 0)
 		e = scan_segments(r, &in, &w);
 	if (e == 0) {
@@ -956,9 +970,13 @@ static int info(void)
 	if (e == 0) {
 		printf(cli.json ? "],\"timelines\":[" : "WAL:\n");
 		for (size_t i = 0; i < w.n; i++) {
-			char a[BK_WAL_NAME_MAX], b[BK_WAL_NAME_MAX];
+			char a[BK_WAL_NAME_MAX], b[BK_WAL_NAME_MAX], p[BK_WAL_NAME_MAX] = "";
 			bk_wal_segment_name(a, sizeof(a), w.tli[i], w.first[i], w.seg_size);
 			bk_wal_segment_name(b, sizeof(b), w.tli[i], w.last[i], w.seg_size);
+			if (w.has_partial[i]) {
+				bk_wal_segment_name(p, sizeof(p), w.tli[i], w.partial[i], w.seg_size);
+				strcat(p, ".partial"); /* (a segment's name is 24 characters) */
+			}
 			uint64_t gaps = w.last[i] - w.first[i] + 1 - w.count[i];
 			size_t ndmg = 0;
 			const char *first_dmg = "";
@@ -969,20 +987,25 @@ static int info(void)
 					first_dmg = in.stopped[j].name;
 			}
 			int64_t tl_age = w.pushed_us[i] ? age_of(w.pushed_us[i]) : -1;
-			if (cli.json)
-				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"last_archived_age_seconds\":%lld,\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu}",
+			if (cli.json) {
+				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"last_archived_age_seconds\":%lld,\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu,\"partial\":",
 				       i ? "," : "", w.tli[i], a, b, (long long)tl_age,
 				       (unsigned long long)w.count[i], (unsigned long long)gaps, ndmg);
-			else {
-				char dmg[96] = "", age[48], last[80] = "";
+				if (p[0])
+					cli_json_str(p);
+				printf("%s}", p[0] ? "" : "null");
+			} else {
+				char dmg[96] = "", age[48], last[80] = "", then[BK_WAL_NAME_MAX + 8] = "";
 				if (ndmg)
 					snprintf(dmg, sizeof(dmg), ", %zu damaged, the first %s", ndmg,
 						 first_dmg);
 				if (tl_age >= 0)
 					snprintf(last, sizeof(last), " (the last archived %s ago)",
 						 format_age(tl_age, age));
-				printf("  timeline %u: %s .. %s%s, %llu segment%s, %llu missing%s\n",
-				       w.tli[i], a, b, last, (unsigned long long)w.count[i],
+				if (p[0])
+					snprintf(then, sizeof(then), ", then %s", p);
+				printf("  timeline %u: %s .. %s%s%s, %llu segment%s, %llu missing%s\n",
+				       w.tli[i], a, b, then, last, (unsigned long long)w.count[i],
 				       w.count[i] == 1 ? "" : "s", (unsigned long long)gaps, dmg);
 			}
 		}

@@ -90,7 +90,7 @@ t_true "... ends the backup's window at its last readable record, LSN targets on
 	"base  ${id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]*, then WAL damaged in $seg_d$" \
 	"$OUT" || diag "$(cat "$OUT")"
 t_rc 0 "pg info --json" bkp pg info --json
-t_true "... says damaged: 1 for timeline 1" grep -q '"timeline":1,[^}]*"damaged":1}' "$OUT" ||
+t_true "... says damaged: 1 for timeline 1" grep -q '"timeline":1,[^}]*"damaged":1[,}]' "$OUT" ||
 	diag "$(cat "$OUT")"
 
 t_rc 5 "pg restore without a target: refused (exit 5)" bkp pg restore "$id" --target "$SRV/r-none"

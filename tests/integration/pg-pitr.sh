@@ -115,7 +115,8 @@ base = {"id": text, "name": text, "kind": text, "time": text, "logical_bytes": n
         "wal_archived_until": text,
         "last_transaction_end": lambda v: v is None or type(v) is str}
 tls = {"timeline": num, "first": text, "last": text, "segments": num, "missing": num,
-       "damaged": num, "last_archived_age_seconds": num}
+       "damaged": num, "last_archived_age_seconds": num,
+       "partial": lambda v: v is None or text(v)}
 bad = []
 def check(where, obj, types):
     if sorted(obj) != sorted(types):

@@ -12,8 +12,9 @@
 # Then a failover: rows written on the primary, which fails; the standby, promoted,
 # archives timeline 1's last segment as a .partial, and its timeline 2's segment of
 # that number only once it is finished. Until then recovery (which never reads a
-# .partial) ends before those rows: pg restore warns and pg info says so, naming
-# both files, and neither does once the segment is archived (found by review: both
+# .partial) ends before those rows: pg restore warns and pg info says so (and that
+# timeline 1's WAL ends in the .partial, in its line and --json's "partial"), naming
+# both files, and neither warns once the segment is archived (found by review: both
 # were silent, and the restored server lacked the rows).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-standby
@@ -131,10 +132,21 @@ t_rc 0 "pg info" bkp pg info
 t_true "... says so in the window" grep -q \
 	"^  base  ${id:0:16}  .* restorable to: [0-9A-F/]* \.\. [0-9A-F/]*, then WAL only in $partial, which recovery does not read, until $seg2 is archived" \
 	"$OUT" || diag "$(cat "$OUT")"
+t_true "... in timeline 1's line" grep -q \
+	"^  timeline 1: 00000001[0-9A-F]* \.\. 00000001[0-9A-F]*, then $partial (the last archived .*), [0-9]* segments, 0 missing$" \
+	"$OUT" || diag "$(cat "$OUT")"
 t_rc 0 "pg info --json" bkp --json pg info
 t_true "... in restore_window" grep -q \
 	"\"restore_window\":\"[0-9A-F/]* \.\. [0-9A-F/]*, then WAL only in $partial, which recovery does not read, until $seg2 is archived\"" \
 	"$OUT" || diag "$(cat "$OUT")"
+# tl_partial: each timeline of pg info --json's $OUT and its "partial", in valid JSON
+tl_partial() {
+	python3 -m json.tool "$OUT" >/dev/null &&
+		python3 -c 'import json, sys
+for t in json.load(open(sys.argv[1]))["timelines"]: print(t["timeline"], t["partial"])' "$OUT"
+}
+t_is "$(tl_partial)" "1 $partial" "... and timeline 1's WAL ends in it (\"partial\")" ||
+	diag "$(cat "$OUT")"
 t_rc 3 "pg restore --target-lsn of the last row: refused" \
 	bkp pg restore --target-lsn "$lsn" --target "$SRV/p-lsn"
 t_true "... saying the same" grep -qF "; ${want#bunker: warning: }" "$ERR" || diag "$(cat "$ERR")"
@@ -155,11 +167,16 @@ t_true "... and archives it" rwait_archived "$seg2"
 pitr_stop
 t_rc 0 "pg restore with $seg2 archived" bkp pg restore --target "$SRV/p2"
 t_true "... warns of no .partial" test ! -s "$ERR" || diag "$(cat "$ERR")"
-no_partial() { ! grep -q partial "$1"; }
+# (but for timeline 1's WAL, which still ends in it)
+no_partial() { ! grep -v "^  timeline 1: .*, then $partial " "$1" | grep -q partial; }
 t_rc 0 "pg info" bkp pg info
 t_true "... nor does pg info" no_partial "$OUT" || diag "$(cat "$OUT")"
+t_true "... but for timeline 1's line" grep -q "^  timeline 1: .*, then $partial " "$OUT"
 t_rc 0 "pg info --json" bkp --json pg info
-t_true "... nor its restore_window" no_partial "$OUT" || diag "$(cat "$OUT")"
+t_true "... nor its restore_window" sh -c "! grep -q '\"restore_window\":\"[^\"]*partial' '$OUT'" ||
+	diag "$(cat "$OUT")"
+t_is "$(tl_partial)" "1 $partial
+2 None" "... timeline 1's WAL ends in $partial, timeline 2's in no .partial" || diag "$(cat "$OUT")"
 if pitr_start "$SRV/p2" && pitr_wait_recovered 120; then
 	t_is "$(rsql "select count(*) filter (where v = 'failover') from t")" 100 \
 		"the server restored then has the failover's rows"
