@@ -96,6 +96,13 @@ int bk_pg_conninfo_get(const char *conninfo, const char *key, char **ret_value)
 	return e;
 }
 
+int bk_pg_conninfo_pair(const char *key, const char *value, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	return append_kv(out, cap, &n, key, value);
+}
+
 bool bk_pg_conninfo_sets(const char *conninfo, const char *key)
 {
 	return bk_pg_conninfo_get(conninfo, key, NULL) != 0;

@@ -45,5 +45,9 @@ bool bk_pg_conninfo_sets(const char *conninfo, const char *key);
  * NULL when ret_value is NULL). Returns 1 when set, 0 when not (*ret_value NULL),
  * -ENOMEM. */
 int bk_pg_conninfo_get(const char *conninfo, const char *key, char **ret_value);
+/* The one pair key='value' (value quoted as libpq reads it) into out: for a
+ * program that reads a value with '=' or a URI's prefix as a connection string
+ * (pg_dumpall's -l). -E2BIG when out (cap bytes) is too small. */
+int bk_pg_conninfo_pair(const char *key, const char *value, char *out, size_t cap);
 
 #endif

@@ -523,15 +523,19 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	}
 	/* pg_dumpall ignores the string's dbname, and reads the globals through
 	 * postgres (or template1) unless -l names another: the one the user named, which
-	 * may be the only one its role can connect to */
-	char *named_db = NULL;
+	 * may be the only one its role can connect to. -l is given as dbname='NAME':
+	 * pg_dumpall reads a bare one with '=' (or a URI's prefix) as a connection
+	 * string (found by review: a database named a=b failed the globals) */
+	char *named_db = NULL, named[CONNINFO_MAX] = ""; /* (a dbname ci holds, this holds) */
 	if (e == 0 && bk_pg_conninfo_get(o->conninfo, "dbname", &named_db) < 0)
 		e = -ENOMEM;
+	if (e == 0 && named_db)
+		e = bk_pg_conninfo_pair("dbname", named_db, named, sizeof(named));
 	if (e == 0 && (e = bk_pg_conninfo_split(o->conninfo, NULL, keepalives, ci, CONNINFO_MAX,
 						 NULL)) == 0) {
 		program(prog, sizeof(prog), o->bin_dir, "pg_dumpall");
 		char *argv[] = { prog, "--globals-only", "--no-password", "--dbname", ci,
-				 named_db ? "-l" : NULL, named_db, NULL };
+				 named_db ? "-l" : NULL, named, NULL };
 		snprintf(name, sizeof(name), "pg/%s/globals", o->cluster);
 		BkKv meta[] = { { "format", "plain" }, { "server_version", version },
 				{ "system_identifier", sysid_s } };

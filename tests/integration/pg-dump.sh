@@ -718,18 +718,24 @@ t_rc 0 "with the password in --dbname" \
 # postgres, which the role here may not connect to (pg_dumpall's own choice, postgres
 # then template1, failed both: "the globals" were among the dumps that failed)
 hba_first "host postgres pwuser 127.0.0.1/32 reject" "host template1 pwuser 127.0.0.1/32 reject"
+# (a database named with '=' too, which pg_dumpall's -l would read as a connection
+# string: found by review, its globals failed with 'invalid connection option')
+pg_sql 'create database "solo=db"' >/dev/null
 for solo_ci in "host=127.0.0.1 port=$PGPORT user=pwuser dbname=solodb" \
-	"postgresql://pwuser@127.0.0.1:$PGPORT/solodb"; do
+	"postgresql://pwuser@127.0.0.1:$PGPORT/solodb" \
+	"host=127.0.0.1 port=$PGPORT user=pwuser dbname='solo=db'" \
+	"postgresql://pwuser@127.0.0.1:$PGPORT/solo%3Ddb"; do
 	before=$(count_named pg/main/globals)
 	t_rc 1 "pg dump --dbname '$solo_ci', the role refused postgres and template1" \
 		bkp pg dump --dbname "$solo_ci"
 	t_true "... fails their dumps only" grep -q "^bunker: dump: 2 of [0-9]* dumps failed ('postgres', 'template1'); the others were saved" \
 		"$ERR" || diag "$(cat "$ERR")"
-	t_is "$(count_named pg/main/globals)" $((before + 1)) "... and saves the globals, read through solodb"
+	t_is "$(count_named pg/main/globals)" $((before + 1)) "... and saves the globals, read through the database it names"
 done
 hba_first
 pg_sql "drop database pwdb" >/dev/null
 pg_sql "drop database solodb" >/dev/null
+pg_sql 'drop database "solo=db"' >/dev/null
 
 t_rc 0 "bunker check" bkp check
 
