@@ -242,11 +242,11 @@ static int local_sync(BkBackend *b, const char *name)
 		else
 			rel[0] = '\0';
 		int dir;
-		r = pin_dir(l, rel, false, &dir);
-		if (r == 0 && fsync(dir) < 0)
+		if ((r = pin_dir(l, rel, false, &dir)) < 0)
+			break;
+		if (fsync(dir) < 0)
 			r = bk_errorf_code(-errno, "fsync directory %s/%s", l->root, rel);
-		if (r == 0)
-			close(dir);
+		close(dir);
 	}
 	return r;
 }
@@ -431,8 +431,10 @@ static int list_dir(Local *l, int dfd, const char *rel, BkListFn cb, void *ud)
 	int r = full_path(l, rel, path);
 	DIR *d = r < 0 ? NULL : fdopendir(dfd);
 	if (!d) {
+		if (r == 0) /* (errno read before close) */
+			r = bk_errorf_code(-errno, "list %s", path);
 		close(dfd);
-		return r < 0 ? r : bk_errorf_code(-errno, "list %s", path);
+		return r;
 	}
 	struct dirent *de;
 	errno = 0;
