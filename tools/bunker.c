@@ -378,6 +378,7 @@ static int passphrase_from_command(const char *cmd, BkSecret **ret)
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return bk_errorf_code(-errno, "password command");
+	setvbuf(p, NULL, _IONBF, 0); /* read straight into buf: no copy in stdio's buffer */
 	char *buf = sodium_malloc(4096);
 	if (!buf) {
 		pclose(p);
@@ -769,12 +770,15 @@ static int set_secret_source(const char **slot, const char *value)
 
 /* Makes this process leave no core file and its memory unreadable to other
  * processes of its user (/proc/PID/mem, ptrace), as ssh-agent and gpg-agent do:
- * it holds secrets in ordinary memory too (the --dbname kept, PGPASSWORD, the
- * password command's output in stdio's buffer). Children get dumpable back at
- * exec. The process itself still uses /proc/self/fd (same thread group). */
+ * it holds secrets in ordinary memory too (the --dbname kept, PGPASSWORD). Only
+ * the soft core limit is lowered, so that the programs it runs (pg_dump) keep
+ * theirs to raise; they get dumpable back at exec. The process itself still uses
+ * /proc/self/fd (same thread group). */
 static int no_core_dumps(void)
 {
-	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) < 0)
+	struct rlimit lim;
+	if (getrlimit(RLIMIT_CORE, &lim) < 0 ||
+	    setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, lim.rlim_max }) < 0)
 		return bk_errorf_code(-errno, "disable core dumps");
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return bk_errorf_code(-errno, "make the process not dumpable");
