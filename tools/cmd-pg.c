@@ -880,8 +880,35 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 }
 
 
+/* The index of timeline tli in w, which is kept in timeline order: a new entry,
+ * zeroed, where it is missing; w->n when w is full. */
+static size_t wal_slot(WalStats *w, uint32_t tli)
+{
+	size_t i = 0;
+	while (i < w->n && w->tli[i] < tli)
+		i++;
+	if (i < w->n && w->tli[i] == tli)
+		return i;
+	if (w->n == BK_MAX_TIMELINES)
+		return w->n;
+	size_t k = w->n - i; /* (entries after i, moved up one) */
+#define SHIFT(a) memmove(&w->a[i + 1], &w->a[i], k * sizeof(w->a[0])), w->a[i] = 0
+	SHIFT(tli);
+	SHIFT(first);
+	SHIFT(last);
+	SHIFT(count);
+	SHIFT(partial);
+	SHIFT(has_partial);
+	SHIFT(pushed_us);
+#undef SHIFT
+	w->tli[i] = tli;
+	w->n++;
+	return i;
+}
+
 /* Counts name into w if it is of kind: a segment, or (once every segment is
- * counted) a .partial past its timeline's last segment, the newest such. */
+ * counted) a .partial past its timeline's last segment, the newest such; a
+ * timeline with no segment archived may have a .partial alone (count 0). */
 static void wal_stat(WalStats *w, const char *name, BkWalKind kind)
 {
 	BkWalName wn;
@@ -889,23 +916,18 @@ static void wal_stat(WalStats *w, const char *name, BkWalKind kind)
 	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != kind ||
 	    bk_wal_name_segno(&wn, w->seg_size, &segno) < 0)
 		return;
-	size_t i = 0;
-	while (i < w->n && w->tli[i] != wn.tli)
-		i++;
+	size_t i = wal_slot(w, wn.tli);
+	if (i == w->n)
+		return;
 	if (kind == BK_WAL_PARTIAL) {
-		if (i < w->n && segno > w->last[i] && (!w->has_partial[i] || segno > w->partial[i])) {
+		if ((!w->count[i] || segno > w->last[i]) && (!w->has_partial[i] || segno > w->partial[i])) {
 			w->partial[i] = segno;
 			w->has_partial[i] = true;
 		}
 		return;
 	}
-	if (i == w->n) {
-		if (w->n == BK_MAX_TIMELINES)
-			return;
-		w->n++;
-		w->tli[i] = wn.tli;
+	if (!w->count[i])
 		w->first[i] = w->last[i] = segno;
-	}
 	w->count[i]++;
 	w->first[i] = BK_MIN(w->first[i], segno);
 	w->last[i] = BK_MAX(w->last[i], segno);
@@ -977,7 +999,8 @@ static int info(void)
 				bk_wal_segment_name(p, sizeof(p), w.tli[i], w.partial[i], w.seg_size);
 				strcat(p, ".partial"); /* (a segment's name is 24 characters) */
 			}
-			uint64_t gaps = w.last[i] - w.first[i] + 1 - w.count[i];
+			bool none = !w.count[i]; /* (a .partial alone) */
+			uint64_t gaps = none ? 0 : w.last[i] - w.first[i] + 1 - w.count[i];
 			size_t ndmg = 0;
 			const char *first_dmg = "";
 			for (size_t j = 0; j < in.nstopped; j++) {
@@ -988,8 +1011,13 @@ static int info(void)
 			}
 			int64_t tl_age = w.pushed_us[i] ? age_of(w.pushed_us[i]) : -1;
 			if (cli.json) {
-				printf("%s{\"timeline\":%u,\"first\":\"%s\",\"last\":\"%s\",\"last_archived_age_seconds\":%lld,\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu,\"partial\":",
-				       i ? "," : "", w.tli[i], a, b, (long long)tl_age,
+				char ja[BK_WAL_NAME_MAX + 2] = "null", jb[BK_WAL_NAME_MAX + 2] = "null";
+				if (!none) {
+					snprintf(ja, sizeof(ja), "\"%s\"", a);
+					snprintf(jb, sizeof(jb), "\"%s\"", b);
+				}
+				printf("%s{\"timeline\":%u,\"first\":%s,\"last\":%s,\"last_archived_age_seconds\":%lld,\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu,\"partial\":",
+				       i ? "," : "", w.tli[i], ja, jb, (long long)tl_age,
 				       (unsigned long long)w.count[i], (unsigned long long)gaps, ndmg);
 				if (p[0])
 					cli_json_str(p);
@@ -1004,9 +1032,12 @@ static int info(void)
 						 format_age(tl_age, age));
 				if (p[0])
 					snprintf(then, sizeof(then), ", then %s", p);
-				printf("  timeline %u: %s .. %s%s%s, %llu segment%s, %llu missing%s\n",
-				       w.tli[i], a, b, then, last, (unsigned long long)w.count[i],
-				       w.count[i] == 1 ? "" : "s", (unsigned long long)gaps, dmg);
+				if (none)
+					printf("  timeline %u: only %s, 0 segments, 0 missing\n", w.tli[i], p);
+				else
+					printf("  timeline %u: %s .. %s%s%s, %llu segment%s, %llu missing%s\n",
+					       w.tli[i], a, b, then, last, (unsigned long long)w.count[i],
+					       w.count[i] == 1 ? "" : "s", (unsigned long long)gaps, dmg);
 			}
 		}
 		int64_t age_s = in.newest[0] ? age_of(in.newest_pushed_us) : -1;
@@ -1024,7 +1055,7 @@ static int info(void)
 		BkWalName nw;
 		bool listed = false; /* timeline newer has a line above */
 		for (size_t i = 0; i < w.n; i++)
-			listed |= w.tli[i] == newer;
+			listed |= w.tli[i] == newer && w.count[i];
 		if (newer && !cli.json && bk_wal_name_parse(in.newest, &nw) == 0)
 			printf("note: the newest WAL is timeline %u's, archived after timeline %u "
 			       "began (%s): does a second server archive into cluster %s (an old "

@@ -147,6 +147,18 @@ for t in json.load(open(sys.argv[1]))["timelines"]: print(t["timeline"], t["part
 }
 t_is "$(tl_partial)" "1 $partial" "... and timeline 1's WAL ends in it (\"partial\")" ||
 	diag "$(cat "$OUT")"
+# a timeline whose only archived file is a .partial has its line too (a cluster
+# name of its own, given a copy of that .partial alone)
+mkdir -p "$T/solo"
+cp "$R_DATA/pg_wal/$partial" "$T/solo/" && chmod -R a+rX "$T/solo"
+t_rc 0 "a cluster archiving only $partial" bkp pg wal-push --cluster solo "$T/solo/$partial"
+t_rc 0 "... pg info" bkp pg info --cluster solo
+t_true "... gives timeline 1 a line naming it" grep -qx "  timeline 1: only $partial, 0 segments, 0 missing" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_rc 0 "... pg info --json" bkp --json pg info --cluster solo
+t_is "$(python3 -c 'import json, sys
+for t in json.load(open(sys.argv[1]))["timelines"]: print(t["timeline"], t["first"], t["last"], t["segments"], t["partial"])' "$OUT")" \
+	"1 None None 0 $partial" "... with first and last null, 0 segments, and the .partial" || diag "$(cat "$OUT")"
 t_rc 3 "pg restore --target-lsn of the last row: refused" \
 	bkp pg restore --target-lsn "$lsn" --target "$SRV/p-lsn"
 t_true "... saying the same" grep -qF "; ${want#bunker: warning: }" "$ERR" || diag "$(cat "$ERR")"
