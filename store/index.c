@@ -74,6 +74,7 @@ typedef struct {
 	int priv; /* the private directory, -1 when none could be made (read-only) */
 	char priv_name[64];
 	bool data, lock; /* linked into priv */
+	int data_fd; /* data.mdb, checked, kept open for a read-only open (-1: none) */
 } Pinned;
 
 static int refuse_link(const BkIndex *x, const char *name)
@@ -141,8 +142,9 @@ static void sweep_priv(int dir)
 }
 
 /* Opens name in the index without following a link (creating it when it may),
- * checks it is a regular file and links that very file into p->priv. */
-static int pin_file(const BkIndex *x, Pinned *p, const char *name, bool *ret_linked)
+ * checks it is a regular file and links that very file into p->priv. With
+ * ret_fd, the descriptor is kept there (-1 when the file is not there). */
+static int pin_file(const BkIndex *x, Pinned *p, const char *name, bool *ret_linked, int *ret_fd)
 {
 	*ret_linked = false;
 	int fd = openat(p->dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0660);
@@ -168,7 +170,10 @@ static int pin_file(const BkIndex *x, Pinned *p, const char *name, bool *ret_lin
 		else if (errno != EPERM && errno != EOPNOTSUPP)
 			e = bk_errorf_code(-errno, "index %s: link %s", x->dir, name);
 	}
-	close(fd);
+	if (e == 0 && ret_fd)
+		*ret_fd = fd;
+	else
+		close(fd);
 	return e;
 }
 
@@ -180,6 +185,8 @@ static void unpin(Pinned *p)
 		close(p->priv);
 		unlinkat(p->dir, p->priv_name, AT_REMOVEDIR);
 	}
+	if (p->data_fd >= 0)
+		close(p->data_fd);
 	if (p->dir >= 0)
 		close(p->dir);
 }
@@ -188,7 +195,7 @@ static void unpin(Pinned *p)
  * directory with the two files linked in. */
 static int pin(const BkIndex *x, Pinned *p)
 {
-	*p = (Pinned){ .dir = -1, .priv = -1 };
+	*p = (Pinned){ .dir = -1, .priv = -1, .data_fd = -1 };
 	int e = pin_dir(x, &p->dir);
 	if (e < 0)
 		return e;
@@ -219,9 +226,9 @@ static int pin(const BkIndex *x, Pinned *p)
 		e = bk_errorf_code(-errno, "index %s: mkdir %s", x->dir, p->priv_name);
 	}
 	if (e == 0)
-		e = pin_file(x, p, "data.mdb", &p->data);
+		e = pin_file(x, p, "data.mdb", &p->data, &p->data_fd);
 	if (e == 0)
-		e = pin_file(x, p, "lock.mdb", &p->lock);
+		e = pin_file(x, p, "lock.mdb", &p->lock, NULL);
 	if (e < 0)
 		unpin(p);
 	return e;
@@ -242,14 +249,21 @@ static int env_open(BkIndex *x)
 	if (rc < 0)
 		return rc;
 	/* without the private directory, or a file not linked into it (the index
-	 * cannot be written here), LMDB opens data.mdb in the index itself, read-only
-	 * and without locks */
+	 * cannot be written here), LMDB opens data.mdb read-only and without locks:
+	 * the very file checked, through its descriptor (MDB_NOSUBDIR: the path is the
+	 * data file's), never by its name, which another user who may write the index
+	 * could have made a link or a FIFO meanwhile */
 	bool linked = proc && p.priv >= 0 && p.data && p.lock;
+	unsigned sub = 0;
 	char path[PATH_MAX];
-	if (proc)
+	if (proc && !linked && p.data_fd >= 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", p.data_fd);
+		sub = MDB_NOSUBDIR;
+	} else if (proc) {
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", linked ? p.priv : p.dir);
-	else
+	} else {
 		snprintf(path, sizeof(path), "%s", x->dir);
+	}
 	size_t first = !proc || linked ? 0 : BK_ARRAY_SIZE(modes) - 1;
 	for (size_t i = first; i < BK_ARRAY_SIZE(modes); i++) {
 		if (x->env)
@@ -263,7 +277,7 @@ static int env_open(BkIndex *x)
 		if (rc == 0)
 			rc = mdb_env_set_maxreaders(x->env, 1024);
 		if (rc == 0)
-			rc = mdb_env_open(x->env, path, MDB_NOTLS | modes[i], 0660);
+			rc = mdb_env_open(x->env, path, MDB_NOTLS | sub | modes[i], 0660);
 		x->readonly = modes[i] != 0;
 		if (!cannot_write(rc))
 			break;

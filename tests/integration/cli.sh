@@ -410,6 +410,23 @@ t_is "$(cat "$ERR")" "" "... and says nothing on stderr"
 t_is "$(as_nobody "$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" cat latest --name k 2>&1)" k \
 	"... cat"
 t_is "$(ls -A "$T/rk/index")" "$(printf 'data.mdb\nlock.mdb')" "... and no private directory left in the index"
+# ... where LMDB opens the data.mdb checked, by its descriptor, never its name again:
+# one this user swapped for a link to a FIFO between the check and LMDB's open of
+# the name hung the command (its open of a FIFO waits for a writer)
+if [ -n "${IO_FAULT_LIB:-}" ]; then
+	mkfifo "$T/rk-fifo"
+	t_rc 0 "... data.mdb swapped for a link to a FIFO once checked: snapshots still works" \
+		as_nobody timeout 20 env LD_PRELOAD="$IO_FAULT_LIB" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" IO_FAULT=swap-close \
+		IO_FAULT_PATH="$T/rk/index/data.mdb\$" IO_FAULT_SWAP_TO="$T/rk-fifo" \
+		"$BUNKER" -q --repo "$T/rk" --key-file "$T/key-nobody" snapshots
+	t_true "... (it was swapped)" test -L "$T/rk/index/data.mdb"
+	rm -f "$T/rk/index/data.mdb" "$T/rk-fifo"
+	mv "$T/rk/index/data.mdb.moved" "$T/rk/index/data.mdb"
+else
+	skip "data.mdb swapped once checked: io-fault library not built"
+	skip "... (it was swapped)"
+fi
 chmod o-w "$T/rk/index"
 # one it cannot read at all: the error says who cannot, and what fixes it
 chmod 700 "$T/rk"

@@ -33,6 +33,11 @@
  *                 matching path is linked (linkat's new path), its name is given
  *                 to a symbolic link to $IO_FAULT_SWAP_TO: what a user who can
  *                 write the directory can do to a file being restored there
+ *   swap-close    as a matching file's descriptor is closed, once, the file is
+ *                 moved aside (to NAME.moved) and a symbolic link to
+ *                 $IO_FAULT_SWAP_TO put at its name: what a user who can write the
+ *                 directory can do between a check of the file and a later open
+ *                 of its name
  *   kill-write    the process kills itself (SIGKILL) at a pwrite past offset 0 to
  *                 a matching file: a crash in the middle of writing a file
  *   syncfs        syncfs fails with EIO (the restore's one sync at the end)
@@ -400,6 +405,29 @@ int linkat(int fromfd, const char *from, int tofd, const char *to, int flags)
 	if (k == 0 && mode_is("swap-file") && at_matches(tofd, to))
 		swap_file(tofd, to);
 	return k;
+}
+
+int close(int fd)
+{
+	static bool done;
+	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");
+	const char *to = getenv("IO_FAULT_SWAP_TO");
+	char link[64], path[PATH_MAX], moved[PATH_MAX + 8];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = !done && to && mode_is("swap-close") && fd_matches(fd)
+			    ? readlink(link, path, sizeof(path) - 1)
+			    : -1;
+	int r = real(fd);
+	if (n > 0) {
+		path[n] = '\0';
+		done = true;
+		snprintf(moved, sizeof(moved), "%s.moved", path);
+		int (*real_rename)(const char *, const char *) =
+			(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+		if (real_rename(path, moved) < 0 || symlink(to, path) < 0)
+			abort();
+	}
+	return r;
 }
 
 int ftruncate(int fd, off_t len) { return fault_ftruncate("ftruncate", fd, len); }
