@@ -113,20 +113,26 @@ static bool at_matches(int dirfd, const char *path)
 	return path_matches(full);
 }
 
+/* Moves path aside (to path.moved) and puts a symbolic link to `to` there. */
+static void move_aside(const char *path, const char *to)
+{
+	char moved[PATH_MAX + 8];
+	snprintf(moved, sizeof(moved), "%s.moved", path);
+	int (*real_rename)(const char *, const char *) =
+		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	if (real_rename(path, moved) < 0 || symlink(to, path) < 0)
+		abort();
+}
+
 /* swap mode's move, once. */
 static void swap_once(void)
 {
 	static bool done;
 	const char *dir = getenv("IO_FAULT_SWAP"), *to = getenv("IO_FAULT_SWAP_TO");
-	char moved[PATH_MAX];
 	if (done || !dir || !to)
 		return;
 	done = true;
-	snprintf(moved, sizeof(moved), "%s.moved", dir);
-	int (*real_rename)(const char *, const char *) =
-		(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
-	if (real_rename(dir, moved) < 0 || symlink(to, dir) < 0)
-		abort();
+	move_aside(dir, to);
 }
 
 static int fault_openat(const char *sym, int dirfd, const char *path, int flags, mode_t mode)
@@ -412,7 +418,7 @@ int close(int fd)
 	static bool done;
 	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");
 	const char *to = getenv("IO_FAULT_SWAP_TO");
-	char link[64], path[PATH_MAX], moved[PATH_MAX + 8];
+	char link[64], path[PATH_MAX];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	ssize_t n = !done && to && mode_is("swap-close") && fd_matches(fd)
 			    ? readlink(link, path, sizeof(path) - 1)
@@ -421,11 +427,7 @@ int close(int fd)
 	if (n > 0) {
 		path[n] = '\0';
 		done = true;
-		snprintf(moved, sizeof(moved), "%s.moved", path);
-		int (*real_rename)(const char *, const char *) =
-			(int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
-		if (real_rename(path, moved) < 0 || symlink(to, path) < 0)
-			abort();
+		move_aside(path, to);
 	}
 	return r;
 }
