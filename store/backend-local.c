@@ -323,8 +323,11 @@ static int local_put_file(BkBackend *b, const char *name, const char *tmp, bool 
 		r = bk_errorf_code(-errno, "chown %s", tmp);
 	if (r == 0 && fsync(fd) < 0)
 		r = bk_errorf_code(-errno, "fsync %s", tmp);
+	/* durable, its pages leave the page cache (advice: may do nothing): what a
+	 * repository stores is rarely read back soon, and the pages freed are the ones
+	 * the next packs are written into (docs/design.md) */
 	if (r == 0)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* advice: may do nothing */
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	if (fd >= 0)
 		close(fd);
 	if (r == 0)

@@ -140,57 +140,9 @@ int bk_read_full(int fd, void *buf, size_t len, size_t *ret_n)
 	return read_loop(fd, buf, len, -1, ret_n);
 }
 
-int bk_commit_file(const char *tmp, const char *path, bool create_only)
+bool bk_proc_fd_available(void)
 {
-	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return bk_errorf_code(-errno, "open %s", tmp);
-	int r = fsync(fd) < 0 ? -errno : 0;
-	if (r == 0)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* advice: may do nothing */
-	close(fd);
-	if (r < 0)
-		return bk_errorf_code(r, "fsync %s", tmp);
-	if (create_only) {
-		/* link() fails with EEXIST instead of replacing: no-replace rename */
-		if (link(tmp, path) < 0)
-			return errno == EEXIST ? -EEXIST : bk_errorf_code(-errno, "link %s", path);
-		unlink(tmp);
-	} else if (rename(tmp, path) < 0) {
-		return bk_errorf_code(-errno, "rename %s to %s", tmp, path);
-	}
-	return bk_fsync_parent(path);
-}
-
-int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
-		    mode_t mode, bool create_only)
-{
-	char tmp[PATH_MAX];
-	const char *base = strrchr(path, '/');
-	int fd = -1;
-	if (tmp_dir && base &&
-	    snprintf(tmp, sizeof(tmp), "%s%s.tmp.XXXXXX", tmp_dir, base) < (int)sizeof(tmp) &&
-	    (fd = mkostemp(tmp, O_CLOEXEC)) < 0 && errno != ENOENT)
-		return bk_errorf_code(-errno, "create %s", tmp);
-	if (fd < 0) {
-		if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
-			return bk_errorf(-ENAMETOOLONG, "path too long: %s", path);
-		if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
-			return bk_errorf_code(-errno, "create %s", tmp);
-	}
-	(void)flock(fd, LOCK_EX | LOCK_NB); /* ours while open: bk_tmp_sweep */
-	int r = fchmod(fd, mode) < 0 ? -errno : 0;
-	if (r == 0)
-		r = bk_write_all(fd, data, len);
-	if (r < 0)
-		bk_errorf_code(r, "write %s", tmp);
-	if (close(fd) < 0 && r == 0)
-		r = bk_errorf_code(-errno, "close %s", tmp);
-	if (r == 0)
-		r = bk_commit_file(tmp, path, create_only);
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	return access("/proc/self/fd", F_OK) == 0;
 }
 
 int bk_create_temp(int dirfd, const char *base, char *name, size_t cap)

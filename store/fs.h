@@ -29,13 +29,10 @@ int bk_mkdir(const char *path, mode_t mode);
 /* Creates dir and missing parents with bk_mkdir; existing directories are fine. */
 int bk_mkdir_p(const char *path, mode_t mode);
 
-/* Writes data to path atomically and durably (temp file, fsync, rename or
- * no-replace link, fsync directory). With create_only, an existing path is left
- * untouched and -EEXIST returned. The temp file is made in tmp_dir (on path's
- * file system), where bk_tmp_sweep finds one a crash left, flocked while it is
- * written; in path's own directory when tmp_dir is NULL or missing. */
-int bk_write_atomic(const char *path, const char *tmp_dir, const void *data, size_t len,
-		    mode_t mode, bool create_only);
+/* Whether /proc/self/fd is there to name an open file by (not in every chroot):
+ * where it is not, what is reached through it falls back to names. */
+bool bk_proc_fd_available(void);
+
 /* Creates a temp file in directory dirfd named "BASE.tmp.HEX" (base cut to 40
  * bytes, 12 random hex digits; name: cap >= 64 bytes), exclusively and without
  * following a link, mode 0600, flocked while open (bk_tmp_sweep leaves it).
@@ -49,13 +46,6 @@ int bk_create_temp(int dirfd, const char *base, char *name, size_t cap);
 #define BK_TMP_STALE_S 3600
 void bk_tmp_sweep(const char *tmp_dir);
 
-/* Moves a complete, closed temp file into place durably (fsync file, rename,
- * fsync directory). With create_only, -EEXIST if path exists (tmp is kept).
- * Once durable, the file's pages leave the page cache: what a repository stores
- * is rarely read back soon, and the pages freed are the ones its next writes
- * reuse (a backup writing GBs of packs otherwise takes fresh memory for each,
- * and pushes the index and the database's own pages out of the cache). */
-int bk_commit_file(const char *tmp, const char *path, bool create_only);
 
 /* Opens directory path (absolute, or relative to directory at) as a descriptor
  * to write through (openat and the like): a component of path swapped for a

@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int n_run, n_failed;
 
@@ -53,6 +57,17 @@ int tap_done(void)
 {
 	printf("1..%d\n", n_run);
 	return n_failed ? 1 : 0;
+}
+
+void tap_write_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+	unlink(path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || fchmod(fd, (mode_t)mode) < 0 ||
+	    close(fd) != 0) {
+		printf("Bail out! write %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
 }
 
 void tap_remove_tree(const char *path)

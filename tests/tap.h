@@ -14,6 +14,9 @@ bool ok_int(long long got, long long want, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tap_done(void);
+/* Writes a file of len bytes anew (replacing any), mode set exactly; a test that
+ * cannot is bailed out. */
+void tap_write_file(const char *path, const void *data, size_t len, unsigned mode);
 /* Removes a test's temporary directory tree (a diag line if it cannot). */
 void tap_remove_tree(const char *path);
 

@@ -269,15 +269,6 @@ static char *path_in_tmp(const char *name)
 	return p;
 }
 
-static void write_file(const char *path, const char *contents, size_t len, mode_t mode)
-{
-	unlink(path);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-	if (fd < 0 || write(fd, contents, len) != (ssize_t)len || fchmod(fd, mode) < 0)
-		abort();
-	close(fd);
-}
-
 static void test_keyfiles(void)
 {
 	char *path = path_in_tmp("key");
@@ -376,7 +367,7 @@ static void test_keyfiles(void)
 	cases[8].text = lead;
 	cases[8].len = 65;
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
-		write_file(g, cases[i].text, cases[i].len, 0600);
+		tap_write_file(g, cases[i].text, cases[i].len, 0600);
 		x = NULL;
 		int r = bk_secret_from_keyfile(g, &x);
 		is_int(r, cases[i].want, "key file with %s: %s", cases[i].name,
@@ -388,7 +379,7 @@ static void test_keyfiles(void)
 	/* a big file is refused without reading it all */
 	char big[4096];
 	memset(big, 'a', sizeof(big));
-	write_file(g, big, sizeof(big), 0600);
+	tap_write_file(g, big, sizeof(big), 0600);
 	x = NULL;
 	ok(bk_secret_from_keyfile(g, &x) < 0 && x == NULL, "4 KiB key file refused");
 	/* the key and enough line breaks to fill what is read, then anything: the
@@ -396,7 +387,7 @@ static void test_keyfiles(void)
 	memset(big, '\n', sizeof(big));
 	memcpy(big, hex, 64);
 	memcpy(big + 300, "not a key file", 14);
-	write_file(g, big, 314, 0600);
+	tap_write_file(g, big, 314, 0600);
 	x = NULL;
 	is_int(bk_secret_from_keyfile(g, &x), BK_E_BADKEY,
 	       "key file with text after 236 line breaks: BK_E_BADKEY");

@@ -1889,7 +1889,7 @@ static void test_mapping_refusals(void)
 	if (e == 0)
 		e = bk_mkdir(busy_dir, 0700);
 	if (e == 0)
-		e = bk_write_atomic(busy_file, NULL, "x", 1, 0600, false);
+		tap_write_file(busy_file, "x", 1, 0600);
 	/* (found by review: the repository itself was taken as a NEW, not empty only) */
 	snprintf(in_repo, sizeof(in_repo), "/old/ts=%s/repo/data/ts", t.root);
 	const char *const busy[] = { full }, *const repo[] = { in_repo };
@@ -2009,10 +2009,8 @@ static void test_links_not_followed(void)
 	snprintf(auto_to, sizeof(auto_to), "%s/victim-auto", t.root);
 	snprintf(conf_to, sizeof(conf_to), "%s/victim-conf", t.root);
 	static const char secret[] = "secret = 'x'\n", stale[] = "RECOVERY_TARGET_NAME = 'x'\n";
-	if (e == 0)
-		e = bk_write_atomic(auto_to, NULL, secret, strlen(secret), 0600, false);
-	if (e == 0)
-		e = bk_write_atomic(conf_to, NULL, stale, strlen(stale), 0600, false);
+	tap_write_file(auto_to, secret, strlen(secret), 0600);
+	tap_write_file(conf_to, stale, strlen(stale), 0600);
 	BkTree *tree = bk_tree_new();
 	BkTreeEntry ents[] = {
 		{ .name = strdup("PG_VERSION"), .type = BK_NODE_FILE, .mode = 0600 },

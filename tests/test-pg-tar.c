@@ -181,16 +181,6 @@ static int parse_simple(const uint8_t *a, size_t n, unsigned flags, Sink *s)
 
 static char tmpdir[256];
 
-static void write_file(const char *path, const void *data, size_t n, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, data, n) != (ssize_t)n || close(fd) != 0) {
-		printf("Bail out! write %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	chmod(path, mode);
-}
-
 static void mkdir_or_die(const char *path)
 {
 	if (mkdir(path, 0755) != 0) {
@@ -232,17 +222,17 @@ static void make_tree1(const char *root)
 	static const char *names[] = {"a.txt", "b", "c", "d", "e", "f"};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(sizes); i++) {
 		char *p = join(root, names[i]);
-		write_file(p, data, sizes[i], 0644);
+		tap_write_file(p, data, sizes[i], 0644);
 		free(p);
 	}
 	char *p = join(root, "big.bin");
-	write_file(p, data, 300000, 0600);
+	tap_write_file(p, data, 300000, 0600);
 	free(p);
 	p = join(root, "setuid-tool");
-	write_file(p, "#!/bin/sh\n", 10, 04755);
+	tap_write_file(p, "#!/bin/sh\n", 10, 04755);
 	free(p);
 	p = join(root, "h\xc3\xa9llo w\xc3\xb6rld.txt");
-	write_file(p, "unicode\n", 8, 0640);
+	tap_write_file(p, "unicode\n", 8, 0640);
 	free(p);
 	p = join(root, "emptydir");
 	mkdir_or_die(p);
@@ -250,7 +240,7 @@ static void make_tree1(const char *root)
 	p = join(root, "sub");
 	mkdir_or_die(p);
 	char *q = join(p, "inner.txt");
-	write_file(q, "inner\n", 6, 0644);
+	tap_write_file(q, "inner\n", 6, 0644);
 	free(q);
 	free(p);
 
@@ -259,7 +249,7 @@ static void make_tree1(const char *root)
 	p = join(root, d150);
 	mkdir_or_die(p);
 	q = join(p, n180);
-	write_file(q, data, 777, 0644);
+	tap_write_file(q, data, 777, 0644);
 	free(q);
 	/* six more levels of 200 chars: a 1365-byte path */
 	char *lvl = repeat('z', 200);
@@ -270,7 +260,7 @@ static void make_tree1(const char *root)
 		p = q;
 	}
 	q = join(p, "deep.txt");
-	write_file(q, "deep\n", 5, 0644);
+	tap_write_file(q, "deep\n", 5, 0644);
 	free(q);
 	free(p);
 	free(lvl);
@@ -302,7 +292,7 @@ static void make_tree2(const char *root)
 {
 	mkdir_or_die(root);
 	char *p = join(root, "PG_VERSION");
-	write_file(p, "15\n", 3, 0600);
+	tap_write_file(p, "15\n", 3, 0600);
 	free(p);
 	p = join(root, "global");
 	mkdir_or_die(p);
@@ -310,7 +300,7 @@ static void make_tree2(const char *root)
 	uint8_t ctl[8192];
 	for (size_t i = 0; i < sizeof(ctl); i++)
 		ctl[i] = (uint8_t)(i * 7);
-	write_file(q, ctl, sizeof(ctl), 0600);
+	tap_write_file(q, ctl, sizeof(ctl), 0600);
 	free(q);
 	free(p);
 	char *u = repeat('u', 80), *v = repeat('v', 80);
@@ -320,7 +310,7 @@ static void make_tree2(const char *root)
 	mkdir_or_die(q);
 	free(p);
 	p = join(q, "w.txt");
-	write_file(p, "prefix split\n", 13, 0644);
+	tap_write_file(p, "prefix split\n", 13, 0644);
 	free(p);
 	free(q);
 	free(u);
@@ -330,7 +320,7 @@ static void make_tree2(const char *root)
 		abort();
 	free(p);
 	p = join(root, "odd");
-	write_file(p, ctl, 1000, 0644);
+	tap_write_file(p, ctl, 1000, 0644);
 	free(p);
 }
 
