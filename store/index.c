@@ -243,7 +243,7 @@ static int env_open(BkIndex *x)
 	static const unsigned modes[] = { 0, MDB_RDONLY, MDB_RDONLY | MDB_NOLOCK };
 	/* without /proc (a chroot) nothing can be reached by descriptor: LMDB opens
 	 * the index's own names, as it would */
-	bool proc = access("/proc/self/fd", F_OK) == 0;
+	bool proc = bk_proc_fd_available();
 	Pinned p;
 	int rc = proc ? pin(x, &p) : 0;
 	if (rc < 0)

@@ -696,7 +696,7 @@ int bk_restore_at(BkRepo *r, const BkSnapshot *s, int dirfd, const char *target,
 {
 	uint64_t done = 0;
 	Restore rs = { .r = r, .o = o, .done = o->done ? o->done : &done,
-		       .proc = access("/proc/self/fd", F_OK) == 0 };
+		       .proc = bk_proc_fd_available() };
 	int e = sink_open(&rs.sink, r);
 	if (e < 0)
 		return e;
