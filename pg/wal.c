@@ -158,6 +158,16 @@ int bk_wal_segment_name(char *out, size_t size, uint32_t tli, uint64_t segno, ui
 	return put_name(out, size, "wal segment name", tmp, n);
 }
 
+int bk_wal_partial_name(char *out, size_t size, uint32_t tli, uint64_t segno, uint32_t seg_size)
+{
+	char seg[BK_WAL_NAME_MAX], tmp[BK_WAL_NAME_MAX];
+	int e = bk_wal_segment_name(seg, sizeof(seg), tli, segno, seg_size);
+	if (e < 0)
+		return e;
+	int n = snprintf(tmp, sizeof(tmp), "%s.partial", seg);
+	return put_name(out, size, "wal partial name", tmp, n);
+}
+
 int bk_wal_segment_next(char *out, size_t size, const char *name, uint32_t seg_size)
 {
 	BkWalName n;

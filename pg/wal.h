@@ -86,6 +86,10 @@ int bk_wal_name_segno(const BkWalName *name, uint32_t seg_size, uint64_t *ret_se
  * BK_E_USAGE for tli 0, an invalid seg_size or a segno beyond the 64-bit LSN space. */
 int bk_wal_segment_name(char *out, size_t size, uint32_t tli, uint64_t segno, uint32_t seg_size);
 
+/* The same segment's .partial name (a promoted server's last segment of its old
+ * timeline): "<segment name>.partial" (size >= 33). */
+int bk_wal_partial_name(char *out, size_t size, uint32_t tli, uint64_t segno, uint32_t seg_size);
+
 /* The segment name that follows name (a segment or partial name) on the same
  * timeline. BK_E_USAGE past the last segment. */
 int bk_wal_segment_next(char *out, size_t size, const char *name, uint32_t seg_size);

@@ -300,10 +300,10 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
 	size_t q = c.ntl - 1;
 	while (q > 0 && c.begin[q] > c.contiguous_end)
 		q--;
-	char seg[BK_WAL_NAME_MAX], part[BK_WAL_NAME_MAX + 8];
+	char seg[BK_WAL_NAME_MAX], part[BK_WAL_NAME_MAX];
 	if (e == 0 && c.next_needed[0] && !c.gap && !c.fork_unread && !c.missing_history[0] &&
 	    bk_wal_segment_name(seg, sizeof(seg), c.tli[q], first, c.seg_size) == 0 &&
-	    snprintf(part, sizeof(part), "%s.partial", seg) < BK_WAL_NAME_MAX &&
+	    bk_wal_partial_name(part, sizeof(part), c.tli[q], first, c.seg_size) == 0 &&
 	    has_name(a, part) && !has_name(a, seg)) {
 		memcpy(c.partial.partial, part, BK_WAL_NAME_MAX);
 		if (strcmp(c.next_needed, seg) != 0)

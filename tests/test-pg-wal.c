@@ -89,6 +89,10 @@ static void test_segno(void)
 	ok(strcmp(out, "000000010000007F00000003") == 0, "1 GiB: segno 0x1ff -> %s", out);
 	is_int(bk_wal_segment_name(out, sizeof(out), 1, 0x1FF, MB), 0, "1 MiB name");
 	ok(strcmp(out, "0000000100000000000001FF") == 0, "1 MiB: segno 0x1ff -> %s", out);
+	is_int(bk_wal_partial_name(out, sizeof(out), 2, 0x1FF, 16 * MB), 0, "partial name");
+	ok(strcmp(out, "0000000200000001000000FF.partial") == 0, "partial: segno 0x1ff -> %s", out);
+	is_int(bk_wal_partial_name(out, 33, 2, 0x1FF, 16 * MB), 0, "a partial name fits 33 bytes");
+	is_int(bk_wal_partial_name(out, 32, 2, 0x1FF, 16 * MB), -ENOSPC, "... not 32");
 
 	/* round trips at every size */
 	static const uint64_t segnos[] = {0, 1, 255, 256, 4095, 4096, 123456789, 0xFFFFFFFFull};

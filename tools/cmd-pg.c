@@ -532,14 +532,19 @@ static const char *format_age(int64_t s, char out[48])
 	return out;
 }
 
-/* The segments archived per timeline, and when the newest of each was pushed; and
- * the segment number of a .partial past its last (a promotion ended it there). */
+/* A timeline's archived segments, when the newest was pushed, and the segment
+ * number of a .partial past its last (a promotion ended it there). */
 typedef struct {
-	uint32_t tli[BK_MAX_TIMELINES];
-	uint64_t first[BK_MAX_TIMELINES], last[BK_MAX_TIMELINES], count[BK_MAX_TIMELINES];
-	uint64_t partial[BK_MAX_TIMELINES];
-	bool has_partial[BK_MAX_TIMELINES];
-	int64_t pushed_us[BK_MAX_TIMELINES];
+	uint32_t tli;
+	uint64_t first, last, count;
+	uint64_t partial;
+	bool has_partial;
+	int64_t pushed_us;
+} TlStats;
+
+/* The timelines archived, in timeline order. */
+typedef struct {
+	TlStats tl[BK_MAX_TIMELINES];
 	size_t n;
 	uint32_t seg_size;
 } WalStats;
@@ -594,8 +599,8 @@ static int scan_segments(BkRepo *r, Info *in, WalStats *ws)
 			return -ENOMEM;
 		}
 		for (size_t t = 0; t < ws->n; t++)
-			if (ws->tli[t] == wn.tli)
-				ws->pushed_us[t] = BK_MAX(ws->pushed_us[t], w.pushed_us);
+			if (ws->tl[t].tli == wn.tli)
+				ws->tl[t].pushed_us = BK_MAX(ws->tl[t].pushed_us, w.pushed_us);
 		if (!in->newest[0] || w.pushed_us >= in->newest_pushed_us) {
 			memcpy(in->newest, in->wa.names[i], BK_WAL_NAME_MAX);
 			in->newest_pushed_us = w.pushed_us;
@@ -880,30 +885,21 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 }
 
 
-/* The index of timeline tli in w, which is kept in timeline order: a new entry,
- * zeroed, where it is missing; w->n when w is full. */
-static size_t wal_slot(WalStats *w, uint32_t tli)
+/* Timeline tli's entry in w, which is kept in timeline order: a new one, zeroed,
+ * where it is missing; NULL when w is full. */
+static TlStats *wal_slot(WalStats *w, uint32_t tli)
 {
 	size_t i = 0;
-	while (i < w->n && w->tli[i] < tli)
+	while (i < w->n && w->tl[i].tli < tli)
 		i++;
-	if (i < w->n && w->tli[i] == tli)
-		return i;
+	if (i < w->n && w->tl[i].tli == tli)
+		return &w->tl[i];
 	if (w->n == BK_MAX_TIMELINES)
-		return w->n;
-	size_t k = w->n - i; /* (entries after i, moved up one) */
-#define SHIFT(a) memmove(&w->a[i + 1], &w->a[i], k * sizeof(w->a[0])), w->a[i] = 0
-	SHIFT(tli);
-	SHIFT(first);
-	SHIFT(last);
-	SHIFT(count);
-	SHIFT(partial);
-	SHIFT(has_partial);
-	SHIFT(pushed_us);
-#undef SHIFT
-	w->tli[i] = tli;
+		return NULL;
+	memmove(&w->tl[i + 1], &w->tl[i], (w->n - i) * sizeof(w->tl[0]));
+	w->tl[i] = (TlStats){ .tli = tli };
 	w->n++;
-	return i;
+	return &w->tl[i];
 }
 
 /* Counts name into w if it is of kind: a segment, or (once every segment is
@@ -916,21 +912,21 @@ static void wal_stat(WalStats *w, const char *name, BkWalKind kind)
 	if (bk_wal_name_parse(name, &wn) < 0 || wn.kind != kind ||
 	    bk_wal_name_segno(&wn, w->seg_size, &segno) < 0)
 		return;
-	size_t i = wal_slot(w, wn.tli);
-	if (i == w->n)
+	TlStats *t = wal_slot(w, wn.tli);
+	if (!t)
 		return;
 	if (kind == BK_WAL_PARTIAL) {
-		if ((!w->count[i] || segno > w->last[i]) && (!w->has_partial[i] || segno > w->partial[i])) {
-			w->partial[i] = segno;
-			w->has_partial[i] = true;
+		if ((!t->count || segno > t->last) && (!t->has_partial || segno > t->partial)) {
+			t->partial = segno;
+			t->has_partial = true;
 		}
 		return;
 	}
-	if (!w->count[i])
-		w->first[i] = w->last[i] = segno;
-	w->count[i]++;
-	w->first[i] = BK_MIN(w->first[i], segno);
-	w->last[i] = BK_MAX(w->last[i], segno);
+	if (!t->count)
+		t->first = t->last = segno;
+	t->count++;
+	t->first = BK_MIN(t->first, segno);
+	t->last = BK_MAX(t->last, segno);
 }
 
 /* The newest timeline with a history file archived, when the newest WAL is an
@@ -992,24 +988,23 @@ static int info(void)
 	if (e == 0) {
 		printf(cli.json ? "],\"timelines\":[" : "WAL:\n");
 		for (size_t i = 0; i < w.n; i++) {
+			const TlStats *t = &w.tl[i];
 			char a[BK_WAL_NAME_MAX], b[BK_WAL_NAME_MAX], p[BK_WAL_NAME_MAX] = "";
-			bk_wal_segment_name(a, sizeof(a), w.tli[i], w.first[i], w.seg_size);
-			bk_wal_segment_name(b, sizeof(b), w.tli[i], w.last[i], w.seg_size);
-			if (w.has_partial[i]) {
-				bk_wal_segment_name(p, sizeof(p), w.tli[i], w.partial[i], w.seg_size);
-				strcat(p, ".partial"); /* (a segment's name is 24 characters) */
-			}
-			bool none = !w.count[i]; /* (a .partial alone) */
-			uint64_t gaps = none ? 0 : w.last[i] - w.first[i] + 1 - w.count[i];
+			bk_wal_segment_name(a, sizeof(a), t->tli, t->first, w.seg_size);
+			bk_wal_segment_name(b, sizeof(b), t->tli, t->last, w.seg_size);
+			if (t->has_partial)
+				bk_wal_partial_name(p, sizeof(p), t->tli, t->partial, w.seg_size);
+			bool none = !t->count; /* (a .partial alone) */
+			uint64_t gaps = none ? 0 : t->last - t->first + 1 - t->count;
 			size_t ndmg = 0;
 			const char *first_dmg = "";
 			for (size_t j = 0; j < in.nstopped; j++) {
 				BkWalName dn;
 				if (!in.stopped[j].newest && bk_wal_name_parse(in.stopped[j].name, &dn) == 0 &&
-				    dn.tli == w.tli[i] && !ndmg++)
+				    dn.tli == t->tli && !ndmg++)
 					first_dmg = in.stopped[j].name;
 			}
-			int64_t tl_age = w.pushed_us[i] ? age_of(w.pushed_us[i]) : -1;
+			int64_t tl_age = t->pushed_us ? age_of(t->pushed_us) : -1;
 			if (cli.json) {
 				char ja[BK_WAL_NAME_MAX + 2] = "null", jb[BK_WAL_NAME_MAX + 2] = "null";
 				if (!none) {
@@ -1017,8 +1012,8 @@ static int info(void)
 					snprintf(jb, sizeof(jb), "\"%s\"", b);
 				}
 				printf("%s{\"timeline\":%u,\"first\":%s,\"last\":%s,\"last_archived_age_seconds\":%lld,\"segments\":%llu,\"missing\":%llu,\"damaged\":%zu,\"partial\":",
-				       i ? "," : "", w.tli[i], ja, jb, (long long)tl_age,
-				       (unsigned long long)w.count[i], (unsigned long long)gaps, ndmg);
+				       i ? "," : "", t->tli, ja, jb, (long long)tl_age,
+				       (unsigned long long)t->count, (unsigned long long)gaps, ndmg);
 				if (p[0])
 					cli_json_str(p);
 				printf("%s}", p[0] ? "" : "null");
@@ -1033,11 +1028,11 @@ static int info(void)
 				if (p[0])
 					snprintf(then, sizeof(then), ", then %s", p);
 				if (none)
-					printf("  timeline %u: only %s, 0 segments, 0 missing\n", w.tli[i], p);
+					printf("  timeline %u: only %s, 0 segments, 0 missing\n", t->tli, p);
 				else
 					printf("  timeline %u: %s .. %s%s%s, %llu segment%s, %llu missing%s\n",
-					       w.tli[i], a, b, then, last, (unsigned long long)w.count[i],
-					       w.count[i] == 1 ? "" : "s", (unsigned long long)gaps, dmg);
+					       t->tli, a, b, then, last, (unsigned long long)t->count,
+					       t->count == 1 ? "" : "s", (unsigned long long)gaps, dmg);
 			}
 		}
 		int64_t age_s = in.newest[0] ? age_of(in.newest_pushed_us) : -1;
@@ -1055,7 +1050,7 @@ static int info(void)
 		BkWalName nw;
 		bool listed = false; /* timeline newer has a line above */
 		for (size_t i = 0; i < w.n; i++)
-			listed |= w.tli[i] == newer && w.count[i];
+			listed |= w.tl[i].tli == newer && w.tl[i].count;
 		if (newer && !cli.json && bk_wal_name_parse(in.newest, &nw) == 0)
 			printf("note: the newest WAL is timeline %u's, archived after timeline %u "
 			       "began (%s): does a second server archive into cluster %s (an old "
