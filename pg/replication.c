@@ -139,13 +139,28 @@ static int unexpected_result(BkPgRepl *c, const PGresult *res, const char *what,
 	return protocol_error(c, what, msg);
 }
 
-static int check_ready(BkPgRepl *c, const char *what)
+/* Whether the connection can take a command (streaming false) or a streaming call
+ * (streaming true). */
+static int check_state(BkPgRepl *c, const char *what, bool streaming)
 {
 	if (c->broken)
 		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
-	if (c->streaming)
+	if (c->streaming && !streaming)
 		return bk_errorf(BK_E_USAGE, "%s: connection is streaming wal", what);
+	if (!c->streaming && streaming)
+		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
 	return 0;
+}
+
+static int check_ready(BkPgRepl *c, const char *what) { return check_state(c, what, false); }
+
+/* Frees the message the last bk_pgrepl_stream_recv handed out. */
+static void drop_copybuf(BkPgRepl *c)
+{
+	if (c->copybuf) {
+		PQfreemem(c->copybuf);
+		c->copybuf = NULL;
+	}
 }
 
 int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret)
@@ -179,8 +194,7 @@ void bk_pgrepl_close(BkPgRepl *c)
 {
 	if (!c)
 		return;
-	if (c->copybuf)
-		PQfreemem(c->copybuf);
+	drop_copybuf(c);
 	PQfinish(c->conn);
 	free(c);
 }
@@ -818,14 +832,10 @@ static int stream_ended(BkPgRepl *c, const char *what, uint32_t *next_tli, uint6
 int bk_pgrepl_stream_recv(BkPgRepl *c, int timeout_ms, BkPgReplMsg *ret)
 {
 	const char *what = "receive wal";
-	if (c->broken)
-		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
-	if (!c->streaming)
-		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
-	if (c->copybuf) {
-		PQfreemem(c->copybuf);
-		c->copybuf = NULL;
-	}
+	int e = check_state(c, what, true);
+	if (e < 0)
+		return e;
+	drop_copybuf(c);
 	uint64_t deadline = timeout_ms >= 0 ? bk_mono_us() + (uint64_t)timeout_ms * 1000 : 0;
 	for (;;) {
 		char *buf = NULL;
@@ -877,10 +887,9 @@ int bk_pgrepl_stream_status(BkPgRepl *c, uint64_t write, uint64_t flush, uint64_
                             bool reply_requested)
 {
 	const char *what = "send wal status";
-	if (c->broken)
-		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
-	if (!c->streaming)
-		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
+	int e = check_state(c, what, true);
+	if (e < 0)
+		return e;
 	uint8_t msg[BK_PGREPL_STATUS_LEN];
 	bk_pgrepl_status_encode(msg, write, flush, apply, bk_now_us() - BK_PGREPL_EPOCH_OFFSET_US,
 	                        reply_requested);
@@ -892,14 +901,10 @@ int bk_pgrepl_stream_status(BkPgRepl *c, uint64_t write, uint64_t flush, uint64_
 int bk_pgrepl_stream_stop(BkPgRepl *c)
 {
 	const char *what = "stop replication";
-	if (c->broken)
-		return bk_errorf(-EPIPE, "%s: connection unusable after an earlier failure", what);
-	if (!c->streaming)
-		return bk_errorf(BK_E_USAGE, "%s: not streaming", what);
-	if (c->copybuf) {
-		PQfreemem(c->copybuf);
-		c->copybuf = NULL;
-	}
+	int e = check_state(c, what, true);
+	if (e < 0)
+		return e;
+	drop_copybuf(c);
 	if (PQputCopyEnd(c->conn, NULL) <= 0 || PQflush(c->conn) != 0)
 		return remote_error(c, NULL, what);
 	/* WAL already in flight is discarded until the server's CopyDone. */
