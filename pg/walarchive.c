@@ -87,8 +87,7 @@ static int same_system(void *ud, const char *name, uint64_t size)
 {
 	(void)size;
 	SameSystem *s = ud;
-	const char *cl = strrchr(name, '/');
-	cl = cl ? cl + 1 : name;
+	const char *cl = bk_path_base(name);
 	uint64_t sysid;
 	uint32_t seg;
 	bool has;
@@ -570,8 +569,7 @@ int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stor
 	int e = check_cluster(cluster);
 	if (e < 0)
 		return e;
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
+	const char *base = bk_path_base(path);
 	BkWalName wn;
 	if (bk_wal_name_parse(base, &wn) < 0)
 		return bk_errorf(BK_E_USAGE, "%s: not a WAL file name", path);
@@ -895,8 +893,7 @@ static int each_name(void *ud, const char *name, uint64_t size)
 {
 	(void)size;
 	Each *x = ud;
-	const char *base = strrchr(name, '/');
-	return x->cb(x->ud, base ? base + 1 : name);
+	return x->cb(x->ud, bk_path_base(name));
 }
 
 int bk_wal_foreach(BkRepo *r, const char *cluster, BkWalNameFn cb, void *ud)

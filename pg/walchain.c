@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "store/error.h"
+#include "store/fs.h"
 #include "store/util.h"
 
 /* ---- the archive, listed once ---- */
@@ -71,8 +72,7 @@ static int add_cluster(void *ud, const char *name, uint64_t size)
 {
 	(void)size;
 	Clusters *c = ud;
-	const char *cl = strrchr(name, '/');
-	cl = cl ? cl + 1 : name;
+	const char *cl = bk_path_base(name);
 	size_t len = strlen(c->list);
 	if (!bk_cluster_name_valid(cl) || (len >= 3 && !strcmp(c->list + len - 3, "...")))
 		return 0; /* (the list is full: found by review, a shorter name came after) */

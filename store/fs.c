@@ -417,3 +417,9 @@ char *bk_path_join(const char *a, const char *b)
 		return NULL;
 	return r;
 }
+
+const char *bk_path_base(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}

@@ -84,4 +84,7 @@ int bk_read_full(int fd, void *buf, size_t len, size_t *ret_n);
 /* A path joined from parts with '/', malloc'd (owned by the caller), or NULL. */
 char *bk_path_join(const char *a, const char *b);
 
+/* The last component of a path or a listed name ("wal/main/NAME" gives NAME). */
+const char *bk_path_base(const char *path);
+
 #endif
