@@ -799,8 +799,19 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(-ENOENT, "the target LSN %s is past the WAL archived, which goes on "
 			      "unbroken to %s (%s): segment %s is not archived yet%s%s", at, end,
 			      c.last, lack, note[0] ? "; " : "", note);
-	} else if (k == BK_WAL_CHAIN_NOT_YET)
-		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet", lack);
+	} else if (k == BK_WAL_CHAIN_NOT_YET) {
+		/* archive_command may push it under another name: a wrong --cluster, which
+		 * basebackup only warns of (found by a user's walk through the README) */
+		char other[BK_CLUSTER_NAME_MAX + 1] = "", hint[2 * BK_CLUSTER_NAME_MAX + 96] = "";
+		uint64_t sysid;
+		uint32_t seg;
+		if (bk_cluster_get(r, o->cluster, &sysid, &seg) == 0 &&
+		    bk_cluster_same_system(r, o->cluster, sysid, lack, other) == 0 && other[0])
+			snprintf(hint, sizeof(hint), ", but this repository archives it under cluster "
+				 "'%s', not '%s' (--cluster %s?)", other, o->cluster, other);
+		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet%s", lack,
+			      hint);
+	}
 	/* A segment on the way whose walk stopped short (damaged WAL, or bytes that are
 	 * not WAL after some record) ends recovery there, whatever is archived after
 	 * it: without a target PostgreSQL would promote there, silently older. The

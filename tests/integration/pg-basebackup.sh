@@ -205,6 +205,15 @@ t_true "... and that its WAL, from $sego on, is archived here under cluster 'mai
 	"bunker: warning: snapshot [0-9a-f]\{16\} (pg/other/base) needs WAL file $sego, which this repository archives under cluster 'main', not 'other' (--cluster main?)" \
 	"$T/bo.err" || diag "$(cat "$T/bo.err")"
 t_is "$(grep -c warning "$T/bo.err")" 2 "... two warnings, no more" || diag "$(cat "$T/bo.err")"
+# Restoring it under that wrong --cluster: its WAL is not archived as 'other', and
+# the refusal says where it is (it said "not archived yet" alone; found by a user's
+# walk through the README)
+t_rc 3 "pg restore --cluster other of that backup exits 3 (its WAL is archived as 'main')" \
+	bkp --cluster other pg restore "$(json_field "$bo" snapshot)" --target "$SRV/other-restored"
+t_true "... in one line naming cluster 'main'" grep -qx \
+	"bunker: pg restore: WAL chain incomplete: segment $sego is not archived yet, but this repository archives it under cluster 'main', not 'other' (--cluster main?)" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_one_line_error "... one line"
 n_before=$(bkp snapshots --name pg/main/base | grep -c .)
 pg_conf_set archive_command "false"
 pg_reload
