@@ -62,7 +62,8 @@ static int archived_seg_size(const BkWalArchive *a, uint32_t *ret)
 	return 0;
 }
 
-/* The clusters a repository archives, for the error naming one it does not: "a, b". */
+/* The clusters a repository has records of (a base backup or a dump makes one too, not
+ * only WAL), for the error naming one it has not: "a, b". */
 typedef struct {
 	char list[256];
 	size_t n;
@@ -90,10 +91,10 @@ int bk_wal_archive_load(BkRepo *r, const char *cluster, BkWalArchive *ret)
 	if (e == -ENOENT) { /* a typo, most likely: say what there is */
 		Clusters c = { .n = 0 };
 		bk_backend_list(r->be, "clusters", add_cluster, &c);
-		e = c.n ? bk_errorf(-ENOENT, "no cluster '%s' in this repository (it archives %s)",
+		e = c.n ? bk_errorf(-ENOENT, "no cluster '%s' in this repository (its clusters: %s)",
 				    cluster, c.list)
-			: bk_errorf(-ENOENT, "no cluster '%s' in this repository (it archives the WAL "
-					  "of none yet)", cluster);
+			: bk_errorf(-ENOENT, "no cluster '%s' in this repository (it has no cluster "
+					  "yet)", cluster);
 	}
 	if (e == 0)
 		e = bk_wal_foreach(r, cluster, add_name, &a);

@@ -325,7 +325,7 @@ t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an unknown --cluster is refused" \
 	bkp --cluster mian pg restore latest --target "$SRV/r-none"
 t_true "naming it, and the one there is" grep -q \
-	"no cluster 'mian' in this repository (it archives main)$" "$ERR" || diag "$(cat "$ERR")"
+	"no cluster 'mian' in this repository (its clusters: main)$" "$ERR" || diag "$(cat "$ERR")"
 t_rc 2 "a --cluster that is no cluster name is a usage error for pg info too" \
 	bkp --cluster ../x pg info
 t_true "naming it" grep -q "invalid cluster name '../x'" "$ERR" || diag "$(cat "$ERR")"
