@@ -890,9 +890,10 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_pg_wal_last_xact(r, o->cluster, &c, start, &end, before_us, &lx);
 	if (e == 0 && lx.known && lx.xact_us && lx.xact_us <= before_us) { /* (known: read) */
 		bk_pg_format_time(when, lx.xact_us);
-		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived, which "
-			      "ended at %s (in %s): recovery would end before reaching it; without a "
-			      "target it restores that state%s%s", when, lx.segment, sep, note);
+		e = bk_errorf(-ENOENT, "the target time is at or after the end of the last transaction "
+			      "archived, which ended at %s (in %s): recovery would end before "
+			      "reaching it; without a target it restores that state%s%s", when,
+			      lx.segment, sep, note);
 	} else if (e == 0 && lx.known && !lx.xact_us) {
 		e = bk_errorf(-ENOENT, "the target time is after the last transaction archived: the WAL "
 			      "from %s to %s holds none, so recovery would end before reaching it; "

@@ -126,7 +126,8 @@ idle_segments() {
 }
 # refused_time DESC TIME WHAT PATTERN: pg restore latest to TIME exits 3, its
 # message matches PATTERN (WHAT says what it names), and nothing is written
-AFTER_LAST="the target time is after the last transaction archived"
+AFTER_LAST="the target time is at or after the end of the last transaction archived"
+NONE_AFTER="the target time is after the last transaction archived"
 refused_time() {
 	t_rc 3 "$1" bkp pg restore latest --target "$SRV/r-refused" --target-time "$2"
 	t_true "$3" grep -q "$4" "$ERR" || diag "$(cat "$ERR")"
@@ -218,7 +219,7 @@ sleep 0.2
 idle1=$(pitr_switch_wal)
 t_true "an idle segment after it ($idle1) is archived" pitr_wait_archived "$idle1"
 refused_time "a time after it is refused" "$idle" "naming the WAL that holds none" \
-	"$AFTER_LAST: the WAL from [0-9A-F]* to $idle1 holds none"
+	"$NONE_AFTER: the WAL from [0-9A-F]* to $idle1 holds none"
 bkp pg info --json >"$T/info5.json"
 t_true "pg info: no transaction after that backup (last_transaction_end \"\")" \
 	sh -c "sed 's/,{\"id\"/\n/g' '$T/info5.json' | tail -n 1 | grep -q '\"last_transaction_end\":\"\"'" ||
