@@ -454,15 +454,7 @@ static int add_place(void *ud, const char *oid, const char *loc)
 	return 0;
 }
 
-/* Checks o's --tablespace-mapping against the backup's tablespaces before anything
- * is written: each OLD=NEW two absolute paths, OLD one of the backup's locations
- * (a typo would restore to the original's), mapped once; and the locations, mapped,
- * apart from each other and from the data directory (found by review: a NEW in
- * the target's pg_tblspc was deleted by the server at its start), and all of them
- * apart from repository r (found by review: a data directory restored in it was
- * taken by check for hundreds of damaged objects, and the server would write
- * there). BK_E_USAGE otherwise. */
-static int check_mapping(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o)
+int bk_pg_ts_mapping_check(const BkPgRestoreOpts *o)
 {
 	for (size_t i = 0; i < o->nts_mapping; i++) {
 		const char *m = o->ts_mapping[i], *eq = strchr(m, '=');
@@ -475,9 +467,28 @@ static int check_mapping(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *
 								 o->ts_mapping[j]), m, len))
 				return bk_errorf(BK_E_USAGE, "--tablespace-mapping: %.*s is mapped twice",
 						 (int)len, m);
+	}
+	return 0;
+}
+
+/* Checks o's --tablespace-mapping against the backup's tablespaces before anything
+ * is written: its form (bk_pg_ts_mapping_check), OLD one of the backup's locations
+ * (a typo would restore to the original's); and the locations, mapped, apart from
+ * each other and from the data directory (found by review: a NEW in the target's
+ * pg_tblspc was deleted by the server at its start), and all of them apart from
+ * repository r (found by review: a data directory restored in it was taken by
+ * check for hundreds of damaged objects, and the server would write there).
+ * BK_E_USAGE otherwise. */
+static int check_mapping(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o)
+{
+	int e = bk_pg_ts_mapping_check(o);
+	if (e < 0)
+		return e;
+	for (size_t i = 0; i < o->nts_mapping; i++) {
+		const char *m = o->ts_mapping[i];
+		size_t len = (size_t)(strchr(m, '=') - m);
 		MapCheck c = { .old = m, .len = len };
-		int e = each_tablespace(s, NULL, find_old, &c);
-		if (e < 0)
+		if ((e = each_tablespace(s, NULL, find_old, &c)) < 0)
 			return e;
 		if (!c.found)
 			return bk_errorf(BK_E_USAGE, "--tablespace-mapping: the backup has no tablespace "
@@ -490,7 +501,6 @@ static int check_mapping(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *
 		return -ENOMEM;
 	Place *d = &p.v[p.n++];
 	char cwd[PATH_MAX] = "";
-	int e = 0;
 	if (o->target_dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
 		e = bk_errorf_code(-errno, "getcwd");
 	else if (snprintf(d->path, sizeof(d->path), "%s%s%s", cwd, cwd[0] ? "/" : "",

@@ -27,6 +27,11 @@
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
 			int64_t target_us, uint32_t want_tli);
 
+/* Checks the form of o's --tablespace-mapping: each OLD=NEW two absolute paths, and
+ * no OLD mapped twice. BK_E_USAGE otherwise. bk_pg_restore checks it before it
+ * reads the archive, bk_pg_datadir_write again. */
+int bk_pg_ts_mapping_check(const BkPgRestoreOpts *o);
+
 /* The postgresql.auto.conf a restore starts from (and its postgresql.conf): conf
  * with every line that sets restore_command, a recovery_target* setting,
  * archive_cleanup_command, recovery_end_command or (when archive_off) archive_mode

@@ -640,6 +640,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	uint32_t want_tli = BK_TLI_LATEST;
 	if ((e = parse_timeline(o->target_timeline, &want_tli)) < 0)
 		return e;
+	if ((e = bk_pg_ts_mapping_check(o)) < 0)
+		return e;
 
 	BkWalArchive wa;
 	if ((e = bk_wal_archive_load(r, o->cluster, &wa)) < 0)

@@ -197,6 +197,13 @@ refused_map 2 "a mapping of a location the backup has no tablespace at is refuse
 	"/nowhere=$SHM/moved" "the backup has no tablespace at /nowhere (it has $LOC)"
 t_rc 2 "a mapping that is not OLD=NEW is refused" \
 	bkp pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC"
+# before the archive is read: as a usage error, whatever else the restore would
+# meet (it was reported only once the chain was checked: exit 3 here, a cluster
+# with no WAL; found by a walk through the README)
+t_rc 2 "... before the archive is read (a cluster of none: exit 2, not 3)" \
+	bkp --cluster nowal pg restore latest --target "$SRV/r-map" --tablespace-mapping "$LOC"
+t_true "... naming it" grep -qFx "bunker: pg restore: --tablespace-mapping '$LOC' is not OLD=NEW, two absolute paths" "$ERR" ||
+	diag "$(cat "$ERR")"
 refused_map 2 "a NEW inside the data directory is refused (the server would remove it)" \
 	"$LOC=$SRV/r-map/pg_tblspc/x" "lies in the data directory, $SRV/r-map (--tablespace-mapping)"
 # Compared as the kernel resolves them, not as written (found by review: the ".."
