@@ -1492,6 +1492,17 @@ static void test_wal_pack_lost(void)
 	e = restore_to(&t, (BkPgRestoreOpts){ .target_time = "2026-11-22 00:00:00.000005+00" });
 	ok(e != 0 && !passed_checks(e),
 	   "one to a time after the last transaction is not taken (%d: %s)", e, bk_error_detail());
+	/* an LSN target: recovery fetches the segment after the target's too (the
+	 * record there may end in it), so one in segment 5 is refused for segment 6's
+	 * pack, and one in segment 4 passes (found by a mutation audit: with only the
+	 * target's own segment checked, every test still passed) */
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/500028" });
+	ok(e == BK_E_CORRUPT && strstr(bk_error_detail(), "000000010000000000000006: its data at "
+							  "offset 0 is in pack "),
+	   "one to an LSN in segment 5 is refused, naming segment 6 (%d: %s)", e,
+	   bk_error_detail());
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/400028" });
+	ok(passed_checks(e), "one to an LSN in segment 4 passes (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
 }
 
