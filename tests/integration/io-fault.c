@@ -26,6 +26,9 @@
  *   read-eio      pread fails with EIO (a bad sector)
  *   kill-read     the process kills itself (SIGKILL) at a pread of a matching
  *                 file: a crash in the middle of reading
+ *   cut-read      as a matching file is first read (read), once, it is cut to half
+ *                 its size (truncate by its name): another process that shortened
+ *                 it between the reader's fstat and its reads
  *   truncate      ftruncate fails with EIO
  *   times         utimensat and futimens fail with EPERM (a file system that keeps
  *                 no times)
@@ -265,6 +268,25 @@ static ssize_t fault_pread(const char *sym, int fd, void *buf, size_t n, off_t o
 }
 
 ssize_t pread(int fd, void *buf, size_t n, off_t off) { return fault_pread("pread", fd, buf, n, off); }
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+	static bool done;
+	ssize_t (*real)(int, void *, size_t) = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t k = !done && mode_is("cut-read") && fd_matches(fd)
+			    ? readlink(link, path, sizeof(path) - 1)
+			    : -1;
+	if (k > 0 && fstat(fd, &st) == 0) {
+		path[k] = '\0';
+		done = true;
+		if (truncate(path, st.st_size / 2) < 0)
+			abort();
+	}
+	return real(fd, buf, n);
+}
 
 ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
 {

@@ -6,7 +6,8 @@
 #   name with other bytes fails with one line and the archive keeps the first copy; a
 #   segment of another system is refused for the cluster and accepted under another
 #   --cluster; a missing file, a short file, a segment under another segment's name
-#   and a file with a non-WAL name fail; a failed fsync fails a push (io-fault.c);
+#   and a file with a non-WAL name fail; a failed fsync fails a push, and a file cut
+#   while it is read is refused (io-fault.c);
 #   two pushes of one name with different bytes at once: one exits 0, the other 1.
 #   fetch: a missing segment or .history exits 3, silently, leaving nothing at DEST (no
 #   temporary file either); every other failure (a cluster with no WAL here, no such
@@ -56,6 +57,20 @@ if [ -f "${IO_FAULT_LIB:-}" ]; then
 	t_true "... naming the fsync" grep -q "fsync .*Input/output error" "$ERR" || diag "$(cat "$ERR")"
 	t_rc 3 "... and $s1 is not archived" bkp pg wal-fetch "$s1" "$F/$s1"
 	t_rc 1 "wal-push of $s2 again, whose record's fsync fails: exit 1" bkf "/wal/main/$s2" "$S/$s2"
+	# a file cut while it is read (io-fault.c halves it at its first read, after the
+	# push has checked its size) is never stored short (found by a mutation audit:
+	# without the check of the bytes read against the size, every test passed)
+	mkdir -p "$S/cut"
+	cp "$S/$s1" "$S/cut/$s1.partial"
+	chown -R postgres: "$S/cut"
+	t_rc 5 "wal-push of $s1.partial, cut to half while read: exit 5" pg_as_server env \
+		LD_PRELOAD="$IO_FAULT_LIB" ASAN_OPTIONS=verify_asan_link_order=0 IO_FAULT=cut-read \
+		IO_FAULT_PATH="$S/cut/" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" \
+		pg wal-push "$S/cut/$s1.partial"
+	t_true "... saying it changed while read" grep -q \
+		"^bunker: wal-push: $S/cut/$s1.partial: $(($(file_size "$S/$s1") / 2)) bytes read of its $(file_size "$S/$s1"): it changed while read$" \
+		"$ERR" || diag "$(cat "$ERR")"
+	t_rc 3 "... and $s1.partial is not archived" bkp pg wal-fetch "$s1.partial" "$F/x"
 else
 	skip "io-fault library not built (IO_FAULT_LIB)"
 fi
