@@ -865,6 +865,13 @@ t_fails "pg restore to an LSN after the gap is refused too" \
 	bkp pg restore latest --target "$SRV/r-broken" --target-lsn "$lsn"
 t_true "the error names $seg_mid" grep -q "$seg_mid" "$ERR" || diag "$(cat "$ERR")"
 t_true "nothing is written at --target" test ! -e "$SRV/r-broken"
+# pg info counts the gap (found by a mutation audit: with its count always 0, the
+# "no gap" test above still passed, and nothing tested a gap counted)
+t_rc 0 "pg info with $seg_mid deleted" bkp pg info
+t_true "... counts it missing on timeline 1" grep -Eq "^  timeline 1: .*, 1 missing(,|\$)" "$OUT" ||
+	diag "$(cat "$OUT")"
+t_rc 0 "pg info --json with $seg_mid deleted" bkp pg info --json
+t_true "... the same" grep -q '"timeline":1,[^}]*"missing":1,' "$OUT" || diag "$(cat "$OUT")"
 
 # ---- the RPO: the segment archived last, whatever its timeline ----
 # Timeline 2's segments have the higher names. Timeline 1's primary stopped with
