@@ -1503,6 +1503,13 @@ static void test_wal_pack_lost(void)
 	   bk_error_detail());
 	e = restore_to(&t, (BkPgRestoreOpts){ .target_lsn = "0/400028" });
 	ok(passed_checks(e), "one to an LSN in segment 4 passes (%d: %s)", e, bk_error_detail());
+	/* the backup ended at 1970-01-01 00:00:00.001 (its record's time): a target at
+	 * that very time is not after it (found by a mutation audit: ">" for ">=" in
+	 * the rule passed every test) */
+	e = restore_to(&t, (BkPgRestoreOpts){ .target_time = "1970-01-01 00:00:00.001+00" });
+	ok(e == -ENOENT && strstr(bk_error_detail(), "no base backup of cluster 'a' ends before "
+						     "the target time"),
+	   "one to the time the backup ended is refused (%d: %s)", e, bk_error_detail());
 	test_repo_close(&t);
 }
 
