@@ -51,6 +51,18 @@ mixed=$(($(stat -c %b "$T/out/src/mixed") * 512))
 t_true "a MiB of zeros inside a file is a hole ($mixed bytes allocated of $(file_size "$S/mixed"))" \
 	test "$mixed" -lt 2200000
 
+# A directory's name in the target held by a symbolic link (put there by another
+# user who can write the target): the restore does not follow it and writes nothing
+# where it leads (found by a mutation audit: without O_NOFOLLOW on the directory's
+# open, all of src/ was restored into the link's target and nothing noticed)
+mkdir -p "$T/out-link" "$T/elsewhere"
+ln -s "$T/elsewhere" "$T/out-link/src"
+t_rc 1 "a restore over a symbolic link at a directory's name fails (exit 1)" \
+	bk restore latest --target "$T/out-link"
+t_one_line_error "... with one error line"
+t_is "$(find "$T/elsewhere" -mindepth 1 | wc -l)" 0 "... and writes nothing where the link leads"
+t_true "... which is still the link" test -L "$T/out-link/src"
+
 SHIM=${IO_FAULT_LIB:-}
 if [ -z "$SHIM" ] || [ ! -f "$SHIM" ]; then
 	skip "io-fault library not built (IO_FAULT_LIB)"
