@@ -132,6 +132,19 @@ else
 	done
 fi
 
+# ---- a new key file (key add --new-key-file) ----
+# The key file is the only copy of its secret: one a power cut could take back must
+# not be reported as made, nor its slot added (found by a mutation audit: its fsync
+# was skipped and nothing noticed)
+slots_before=$(bk key list | wc -l)
+t_rc 1 "the fsync of a new key file fails: key add fails (exit 1)" \
+	env LD_PRELOAD="$IO_FAULT_LIB" IO_FAULT=fsync IO_FAULT_PATH="$T/key-new" \
+	"$BUNKER" -q key add --new-key-file "$T/key-new"
+t_one_line_error "... with one error line"
+t_true "... naming the I/O error" grep -q "Input/output error" "$ERR"
+t_true "... and leaves no key file" test ! -e "$T/key-new"
+t_is "$(bk key list | wc -l)" "$slots_before" "... and adds no key slot"
+
 # ---- and without a fault ----
 bk backup --json "$T/in/index" >"$T/after.json"
 t_is "$?" 0 "a backup without the fault succeeds"
