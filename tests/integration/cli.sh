@@ -235,6 +235,20 @@ t_rc 0 "restore of beta" B restore "${bids[0]:0:10}" --target "$T/rb"
 t_is "$(cat "$T/rb/b.txt" 2>&1)" "beta 1" "... under its --stdin-filename"
 t_rc 2 "a 3-digit prefix is refused: exit 2" B cat "${ids[0]:0:3}"
 t_one_line_error "... one error line"
+# Two records under one prefix (a copy of ids[0]'s record under a name that differs
+# only in its last digit: damaged, so it opens as nothing, but a record an id prefix
+# names is a match): the prefix is ambiguous, exit 2, and neither is chosen silently
+# (found by a mutation audit: with the ambiguity check gone, the prefix named
+# whichever record was listed last, and no test failed)
+twin=${ids[0]:0:63}$([ "${ids[0]:63:1}" = 0 ] && echo 1 || echo 0)
+cp "$R/snapshots/${ids[0]}" "$R/snapshots/$twin"
+t_rc 2 "a prefix that two records share is ambiguous: exit 2" \
+	B restore "${ids[0]:0:12}" --target "$T/ambiguous"
+t_one_line_error "... one error line"
+t_true "... saying so" grep -q "prefix '${ids[0]:0:12}' is ambiguous" "$ERR"
+t_is "$(test -e "$T/ambiguous" && find "$T/ambiguous" -type f | wc -l || echo 0)" 0 \
+	"... and restores nothing"
+rm "$R/snapshots/$twin"
 absent=$(printf '%064d' 0)
 for id in "${ids[@]}" "${bids[@]}"; do [ "${id:0:4}" = 0000 ] && absent=$(printf 'f%063d' 0); done
 t_rc 3 "a snapshot id that does not exist: exit 3" B cat "$absent"
