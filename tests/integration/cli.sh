@@ -231,6 +231,10 @@ done
 t_is "$(B cat "$p")" "version 1" "a unique $n-digit prefix resolves"
 t_rc 0 "restore by an 8-digit prefix" B restore "${ids[2]:0:8}" --target "$T/rp"
 t_is "$(cat "$T/rp/stdin" 2>&1)" "version 3" "restore by prefix restores that snapshot (stdin name 'stdin')"
+# a stream is stored as a file of its writer's that no one else may read (a database
+# dump, often): so it comes back (found by a mutation audit: 0644 for 0600 in
+# bk_archive_fd passed every test)
+t_is "$(stat -c '%a %u' "$T/rp/stdin" 2>&1)" "600 $(id -u)" "... as a file of mode 0600, this user's"
 t_rc 0 "restore of beta" B restore "${bids[0]:0:10}" --target "$T/rb"
 t_is "$(cat "$T/rb/b.txt" 2>&1)" "beta 1" "... under its --stdin-filename"
 t_rc 2 "a 3-digit prefix is refused: exit 2" B cat "${ids[0]:0:3}"
