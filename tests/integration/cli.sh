@@ -303,7 +303,7 @@ t_is "$(stat -c %a "$T/key1")" 600 "... creates the key file with mode 0600"
 # repository files are 0660 and directories 0770, exactly, whatever the umask
 # (docs/design.md: a group shares them), here with records, packs and key slots in
 # it (found by a mutation audit: 0666 for an object put passed every test)
-t_is "$(find "$R" \( -type f ! -perm 0660 \) -o \( -type d ! -perm 0770 \) -printf '%m %P\n')" "" \
+t_is "$(find "$R" \( \( -type f ! -perm 0660 \) -o \( -type d ! -perm 0770 \) \) -printf '%m %P\n')" "" \
 	"every repository file is mode 0660 and every directory 0770"
 t_rc 0 "the key file opens the repository" "$BUNKER" -q --repo "$R" --key-file "$T/key1" cat latest --name beta
 t_is "$(cat "$OUT")" "beta 3" "... and reads it"
