@@ -804,7 +804,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	} else if (k == BK_WAL_CHAIN_NOT_YET) {
 		/* archive_command may push it under another name: a wrong --cluster, which
 		 * basebackup only warns of (found by a user's walk through the README) */
-		char other[BK_CLUSTER_NAME_MAX + 1] = "", hint[2 * BK_CLUSTER_NAME_MAX + 96] = "";
+		char other[BK_CLUSTER_NAME_MAX + 1] = "", hint[3 * BK_CLUSTER_NAME_MAX + 96] = "";
 		uint64_t sysid;
 		uint32_t seg;
 		if (bk_cluster_get(r, o->cluster, &sysid, &seg) == 0 &&
