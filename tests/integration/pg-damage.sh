@@ -419,6 +419,17 @@ pg_sql "insert into gp values ('D')" >/dev/null
 seg_l=$(pitr_switch_wal)
 t_true "gap: the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
 rm -f "$REPO/wal/gap/$seg_g"
+# pg info counts the lost segment, and ends the backup's window before it (a count
+# of 0 hid a gap no restore past it can cross)
+t_rc 0 "gap: pg info" bkp --cluster gap pg info
+t_true "... counts $seg_g missing on timeline 1" grep -q "^  timeline 1: .*, 1 missing$" "$OUT" ||
+	diag "$(cat "$OUT")"
+t_true "... and the window stops before it" grep -q \
+	"^  base  ${gap_id:0:16}  .* restorable to: [0-9A-F/]* .. [0-9A-F/]*, then missing $seg_g .*" \
+	"$OUT" || diag "$(cat "$OUT")"
+t_rc 0 "gap: pg info --json" bkp --cluster gap pg info --json
+t_true "... says missing: 1 for timeline 1" grep -q '"timeline":1,[^}]*"missing":1[,}]' "$OUT" ||
+	diag "$(cat "$OUT")"
 if t_rc 0 "gap: pg restore to a time before the lost $seg_g (B's commit comes first)" \
 	bkp --cluster gap pg restore "$gap_id" --target "$SRV/gap-a" --target-time "$ts_a" &&
 	pitr_start "$SRV/gap-a" && pitr_wait_recovered 120; then
