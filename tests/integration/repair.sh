@@ -141,14 +141,20 @@ truncate -s $(($(file_size "$P") - 100)) "$P"
 rm -rf "$T/damaged/index"
 t_rc 5 "repair index with a truncated pack exits 5" bk repair index
 t_true "... and names the pack" grep -q -F "$PID" "$OUT" "$ERR"
+# the other packs are indexed all the same (a repair that gave up at the damaged
+# pack left an empty index, and every snapshot unreadable)
+npacks=$(find "$T/damaged/data" -type f | wc -l)
+t_is "$(bk stats --json | jget packs)" $((npacks - 1)) "... and indexes the $((npacks - 1)) other packs"
 t_rc 5 "check afterwards exits 5 (the damage is still reported)" bk check
-bk cat "$S2" >"$T/cat.out" 2>/dev/null
+bk cat "$S2" >"$T/cat.out" 2>"$T/cat.err"
 rc=$?
 n=$(file_size "$T/cat.out")
 if [ $rc = 0 ]; then
 	t_cmp "$T/stream.bin" "$T/cat.out" "the stream, in another pack, still reads back byte-exact"
 else
 	t_true "whatever cat wrote is correct ($n bytes, exit $rc)" cmp -s -n "$n" "$T/cat.out" "$T/stream.bin"
+	t_true "... and it fails at the damaged pack only" grep -q -F "$PID" "$T/cat.err" ||
+		diag "$(cat "$T/cat.err")"
 fi
 export BUNKER_REPO=$R
 
