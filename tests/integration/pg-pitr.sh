@@ -88,6 +88,29 @@ t_true "timeline 1's WAL has no gap" grep -q "^  timeline 1: .*, 0 missing$" "$O
 t_true "and the newest WAL is $last, its age in units" \
 	grep -qE "^newest WAL: $last, archived [0-9]+ (s|min [0-9]+ s|h [0-9]+ min|d [0-9]+ h) ago" "$OUT"
 info_text=$OUT
+# The RPO is the newest segment's age, by this host's clock: 2 h ahead, pg info says
+# it and timeline 1's newest were archived 2 h ago (any age in the units passed the
+# check above, one read in the wrong unit or not at all too, hiding a stalled archive)
+if [ -f "${CLOCK_SKEW_LIB:-}" ]; then
+	t_rc 0 "pg info with this host's clock 2 h ahead" \
+		pg_as_server env LD_PRELOAD="$CLOCK_SKEW_LIB" CLOCK_SKEW_S=7200 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg info
+	t_true "... the newest WAL, $last, was archived 2 h ago (the current RPO)" \
+		grep -qE "^newest WAL: $last, archived 2 h [0-9]+ min ago \(the current RPO\)$" "$OUT" ||
+		diag "$(cat "$OUT")"
+	t_true "... and so was timeline 1's last segment" \
+		grep -qE "^  timeline 1: .* \(the last archived 2 h [0-9]+ min ago\)" "$OUT"
+	t_rc 0 "pg info --json with this host's clock 2 h ahead" \
+		pg_as_server env LD_PRELOAD="$CLOCK_SKEW_LIB" CLOCK_SKEW_S=7200 \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$BUNKER" -q --repo "$REPO" --key-file "$KEY" pg info --json
+	ages=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["newest_wal_age_seconds"], [t["last_archived_age_seconds"] for t in d["timelines"] if t["timeline"] == 1][0])' "$OUT")
+	t_true "... newest_wal_age_seconds and timeline 1's last_archived_age_seconds are 2 h and a little ($ages)" \
+		python3 -c 'import sys; sys.exit(not all(7200 <= int(a) < 10800 for a in sys.argv[1:3]))' $ages
+else
+	skip "the RPO's age: clock-skew library not built"
+fi
 t_rc 0 "pg info --json" bkp pg info --json
 # the text's size of each base backup is the JSON's logical_bytes in MB (it had none)
 b1=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.1f" % [b["logical_bytes"] / 1e6 for b in d["backups"] if b["id"] == sys.argv[2]][0])' "$OUT" "$id1")
