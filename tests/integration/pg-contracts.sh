@@ -14,7 +14,8 @@
 #   repository, a wrong key, a bad call or option, packs gone, blobs not in the index,
 #   a damaged cluster record) exits 128, so that PostgreSQL aborts recovery
 #   rather than end it early; a fetch replaces an existing DEST with the exact bytes;
-#   a DEST in a missing directory fails, an empty DEST is refused.
+#   a DEST in a missing directory fails, an empty DEST is refused. pg info on that
+#   damaged cluster record exits 5, naming it, not 0.
 #   kill -9 of a push at several moments: the name is then either absent or complete,
 #   a retry exits 0, the file fetches byte-exact and `bunker check` is clean.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
@@ -234,6 +235,9 @@ t_rc 128 "wal-fetch of a missing segment, the cluster's record damaged, exits 12
 t_true "... naming the record" grep -q "^bunker: wal-fetch 000000010000000000000077: .*clusters/main" "$ERR" ||
 	diag "$(cat "$ERR")"
 t_is "$(ls -A "$F")" "$(cat "$T/f.before")" "nothing is left in the destination directory"
+# nor does pg info, which monitoring reads, exit 0 when it cannot read the archive
+t_rc 5 "pg info with the cluster's record damaged exits 5" bkl pg info
+t_true "... naming the record" grep -q "^bunker: pg info: .*clusters/main" "$ERR" || diag "$(cat "$ERR")"
 
 for s in "$s1" "$s2" "$s3"; do
 	t_rc 0 "wal-fetch $s" bkp pg wal-fetch "$s" "$F/$s" && t_cmp "$F/$s" "$S/$s" "$s is byte-exact"
