@@ -61,9 +61,21 @@ pg_sql "insert into t values (2, 'B')" >/dev/null
 last=$(pitr_switch_wal)
 t_true "the segment after B ($last) is archived" pitr_wait_archived "$last"
 diag "A in xid $xid_a; time $ts; lsn $lsn"
-# A second base backup, after B: no target before B may use it.
+# A second base backup, after B: no target before B may use it. Its postgresql.conf
+# holds a target an earlier recovery left, spelled in capitals (ignored outside
+# recovery): PostgreSQL takes the last of two settings of one name only when they
+# are spelled alike, so bunker's recovery_target_name = '' would not replace it.
+pg_conf_set RECOVERY_TARGET_NAME never_made
 t_rc 0 "a second pg basebackup, after B" bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint
 id2=$(snap_id_of "$OUT")
+pg_as_server sed -i '/^RECOVERY_TARGET_NAME = /d' "$PG_DATA/postgresql.conf"
+# pg restore comments it out in the restored postgresql.conf (a server started on it
+# waited for a restore point never made, or refused two targets)
+t_rc 0 "pg restore of the second backup" bkp pg restore "$id2" --target "$SRV/r-conf"
+t_true "... comments out the stale target in its postgresql.conf" \
+	grep -qx "#bunker# RECOVERY_TARGET_NAME = 'never_made'" "$SRV/r-conf/postgresql.conf"
+t_is "$(grep -ci '^[[:space:]]*recovery_target_name' "$SRV/r-conf/postgresql.conf")" 0 "... and sets no target there"
+rm -rf "$SRV/r-conf"
 t_true "the two backups have ids" test "${#id1}" = 64 -a "${#id2}" = 64 -a "$id1" != "$id2"
 pg_sql "select pg_create_restore_point('after_second')" >/dev/null
 last=$(pitr_switch_wal)
