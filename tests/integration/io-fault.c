@@ -91,15 +91,22 @@ static bool path_matches(const char *path)
 	return len >= n - 1 && memcmp(path + len - (n - 1), want, n - 1) == 0;
 }
 
-static bool fd_matches(int fd)
+/* Whether fd is open on a matching path, which is left in path (PATH_MAX bytes). */
+static bool fd_matching_path(int fd, char path[PATH_MAX])
 {
-	char link[64], path[PATH_MAX];
+	char link[64];
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, path, sizeof(path) - 1);
+	ssize_t n = readlink(link, path, PATH_MAX - 1);
 	if (n < 0)
 		return false;
 	path[n] = '\0';
 	return path_matches(path);
+}
+
+static bool fd_matches(int fd)
+{
+	char path[PATH_MAX];
+	return fd_matching_path(fd, path);
 }
 
 /* Whether path, relative to dirfd unless absolute, matches. */
@@ -273,14 +280,9 @@ ssize_t read(int fd, void *buf, size_t n)
 {
 	static bool done;
 	ssize_t (*real)(int, void *, size_t) = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
-	char link[64], path[PATH_MAX];
+	char path[PATH_MAX];
 	struct stat st;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t k = !done && mode_is("cut-read") && fd_matches(fd)
-			    ? readlink(link, path, sizeof(path) - 1)
-			    : -1;
-	if (k > 0 && fstat(fd, &st) == 0) {
-		path[k] = '\0';
+	if (!done && mode_is("cut-read") && fd_matching_path(fd, path) && fstat(fd, &st) == 0) {
 		done = true;
 		if (truncate(path, st.st_size / 2) < 0)
 			abort();
@@ -412,13 +414,9 @@ static void swap_file(int dirfd, const char *path)
 static int fault_ftruncate(const char *sym, int fd, off_t len)
 {
 	int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, sym);
-	char link[64], path[PATH_MAX];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = mode_is("swap-file") && fd_matches(fd) ? readlink(link, path, sizeof(path) - 1)
-							    : -1;
-	if (n > 0)
-		path[n] = '\0';
-	if (n > 0 && !strstr(path, " (deleted)")) /* (an unnamed file has no name to swap) */
+	char path[PATH_MAX];
+	/* (an unnamed file has no name to swap) */
+	if (mode_is("swap-file") && fd_matching_path(fd, path) && !strstr(path, " (deleted)"))
 		swap_file(AT_FDCWD, path);
 	return fd_fails("truncate", fd) ? -1 : real(fd, len);
 }
@@ -440,14 +438,10 @@ int close(int fd)
 	static bool done;
 	int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");
 	const char *to = getenv("IO_FAULT_SWAP_TO");
-	char link[64], path[PATH_MAX];
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = !done && to && mode_is("swap-close") && fd_matches(fd)
-			    ? readlink(link, path, sizeof(path) - 1)
-			    : -1;
+	char path[PATH_MAX];
+	bool hit = !done && to && mode_is("swap-close") && fd_matching_path(fd, path);
 	int r = real(fd);
-	if (n > 0) {
-		path[n] = '\0';
+	if (hit) {
 		done = true;
 		move_aside(path, to);
 	}
