@@ -805,10 +805,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		/* archive_command may push it under another name: a wrong --cluster, which
 		 * basebackup only warns of (found by a user's walk through the README) */
 		char other[BK_CLUSTER_NAME_MAX + 1] = "", hint[3 * BK_CLUSTER_NAME_MAX + 96] = "";
-		uint64_t sysid;
-		uint32_t seg;
-		if (bk_cluster_get(r, o->cluster, &sysid, &seg) == 0 &&
-		    bk_cluster_same_system(r, o->cluster, sysid, lack, other) == 0 && other[0])
+		if (bk_cluster_same_system(r, o->cluster, wa.sysid, lack, other) == 0 && other[0])
 			snprintf(hint, sizeof(hint), ", but this repository archives it under cluster "
 				 "'%s', not '%s' (--cluster %s?)", other, o->cluster, other);
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet%s", lack,
