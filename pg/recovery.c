@@ -24,7 +24,7 @@ static bool two_digits(const char *p, int *ret)
 	return true;
 }
 
-int bk_pg_parse_time(const char *s, int64_t *ret_us)
+int bk_pg_parse_time(const char *s, int64_t *ret_us, bool *ret_zone)
 {
 	struct tm tm = { 0 };
 	const char *p = strptime(s, "%Y-%m-%d", &tm);
@@ -48,6 +48,7 @@ int bk_pg_parse_time(const char *s, int64_t *ret_us)
 	while (*p == ' ')
 		p++;
 	int64_t offset = 0;
+	bool zone = *p == 'Z' || *p == '+' || *p == '-' || !strcmp(p, "UTC");
 	if (*p == 'Z' || !strcmp(p, "UTC")) {
 		p += *p == 'Z' ? 1 : 3;
 	} else if (*p == '+' || *p == '-') {
@@ -77,6 +78,8 @@ int bk_pg_parse_time(const char *s, int64_t *ret_us)
 	    tm.tm_min != given.tm_min || tm.tm_sec != given.tm_sec)
 		return bk_errorf(BK_E_USAGE, "'%s': no such date or time", s);
 	*ret_us = ((int64_t)t - offset) * 1000000 + us;
+	if (ret_zone)
+		*ret_zone = zone;
 	return 0;
 }
 
@@ -422,8 +425,9 @@ static int place_in_wal(const BkWalArchive *a, const Candidate *cands, size_t n,
  * --target-timeline that restores each. */
 static int choose_backup(const BkWalArchive *a, const char *name, int64_t before_us,
 			 uint64_t before_lsn, WalTarget *wt, uint64_t *ret_at, bool *ret_missing,
-			 uint32_t want_tli, bool tli_given, uint8_t ret_id[32])
+			 uint32_t want_tli, const BkPgRestoreOpts *o, uint8_t ret_id[32])
 {
+	bool tli_given = o->target_timeline != NULL;
 	Candidates l = { .name = name };
 	int e = bk_snapshot_foreach(a->r, collect, &l);
 	if (e == 0 && l.n)
@@ -474,7 +478,9 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 		/* the target as read, against the oldest backup (l.c is whole: n == 0) */
 		const Candidate *old = &l.c[l.n - 1];
 		char t[BK_PG_TIME_MAX], b[BK_PG_TIME_MAX];
+		bool zone = true;
 		if (before_us) {
+			bk_pg_parse_time(o->target_time, &(int64_t){ 0 }, &zone);
 			bk_pg_format_time(t, before_us);
 			bk_pg_format_time(b, old->time_us);
 		} else {
@@ -483,7 +489,7 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 		}
 		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' ends before the target %s %s%s: "
 			      "the oldest, %.16s, ended at %s", a->cluster, before_us ? "time" : "LSN",
-			      t, before_us ? " (read as UTC when no zone is given)" : "",
+			      t, zone ? "" : BK_PG_TIME_NO_ZONE,
 			      bk_id_hex(old->id).s, b);
 	} else if (e == 0) {
 		e = bk_errorf(-ENOENT, "no base backup of cluster '%s' %s", a->cluster,
@@ -622,7 +628,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	int64_t before_us = 0;
 	uint64_t before_lsn = 0;
 	int e = 0;
-	if (o->target_time && (e = bk_pg_parse_time(o->target_time, &before_us)) < 0)
+	if (o->target_time && (e = bk_pg_parse_time(o->target_time, &before_us, NULL)) < 0)
 		return e;
 	/* (0 stands for no target below) */
 	if (o->target_time && before_us <= 0)
@@ -659,7 +665,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_snapshot_resolve(r, o->snapshot, NULL, id);
 	else
 		e = choose_backup(&wa, name, before_us, before_lsn, place, &placed_at,
-				  &missing, want_tli, o->target_timeline, id);
+				  &missing, want_tli, o, id);
 	BkSnapshot *s = NULL;
 	if (e == 0)
 		e = bk_snapshot_load(r, id, &s);

@@ -91,8 +91,11 @@ typedef struct {
 int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap);
 
 /* Parses PostgreSQL-style timestamps ("2026-11-22 03:04:05[.ffffff][+00|Z]",
- * UTC if no zone) into microseconds since the epoch. */
-int bk_pg_parse_time(const char *s, int64_t *ret_us);
+ * UTC if no zone) into microseconds since the epoch; *ret_zone (if not NULL) says
+ * whether s named a zone. A message that shows a time read without one adds
+ * BK_PG_TIME_NO_ZONE. */
+int bk_pg_parse_time(const char *s, int64_t *ret_us, bool *ret_zone);
+#define BK_PG_TIME_NO_ZONE " (read as UTC: the time names no zone)"
 
 /* us as PostgreSQL reads it whatever the server's TimeZone: in UTC, with the
  * zone written out ("2026-11-22 03:04:05.000000+00"), as bk_pg_parse_time reads it. */

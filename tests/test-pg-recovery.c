@@ -821,12 +821,26 @@ static void test_parse_time(void)
 	};
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
 		int64_t us = 7;
-		int e = bk_pg_parse_time(cases[i].s, &us);
+		int e = bk_pg_parse_time(cases[i].s, &us, NULL);
 		if (cases[i].want)
 			ok(e == 0 && us == cases[i].want * 1000000, "'%s' is %" PRId64 " s (%" PRId64 ")",
 			   cases[i].s, cases[i].want, us / 1000000);
 		else
 			ok(e == BK_E_USAGE && us == 7, "'%s' is refused", cases[i].s);
+	}
+	/* whether a zone was named: messages add "read as UTC" for a time without one */
+	static const struct { const char *s; bool zone; } zones[] = {
+		{ "2026-11-22 03:17:00", false }, { "2026-11-22", false },
+		{ "2026-11-22 03:17:00.5", false }, { "2026-11-22T03:17:00Z", true },
+		{ "2026-11-22 03:17:00+00", true }, { "2026-11-21 22:17:00-05", true },
+		{ "2026-11-22 03:17:00 UTC", true },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(zones); i++) {
+		int64_t us;
+		bool zone = !zones[i].zone;
+		int e = bk_pg_parse_time(zones[i].s, &us, &zone);
+		ok(e == 0 && zone == zones[i].zone, "'%s' %s a zone", zones[i].s,
+		   zones[i].zone ? "names" : "does not name");
 	}
 }
 

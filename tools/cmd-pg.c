@@ -440,17 +440,14 @@ static int restore(void)
 		else if (target_at)
 			printf("recovery stops at the end of transaction %s at %s\n", cli.target_xid, at);
 		int64_t us;
-		if (cli.target_time && bk_pg_parse_time(cli.target_time, &us) == 0) {
+		bool zone;
+		if (cli.target_time && bk_pg_parse_time(cli.target_time, &us, &zone) == 0) {
 			/* how the time was read: one typed in local time without a zone
 			 * (found by a user's walk through the README) */
 			char utc[BK_PG_TIME_MAX];
 			bk_pg_format_time(utc, us);
-			/* (a zone as bk_pg_parse_time reads one: +HH, -HH, Z or UTC; found by
-			 * review: "... UTC" was said to name none) */
-			const char *z = strlen(cli.target_time) > 10 ? cli.target_time + 10 : "";
-			bool zone = strpbrk(z, "+-Z") || strstr(z, "UTC");
 			printf("recovery replays the transactions that ended up to %s%s\n", utc,
-			       zone ? "" : " (read as UTC: the time names no zone)");
+			       zone ? "" : BK_PG_TIME_NO_ZONE);
 		}
 	}
 	/* recovery ends before WAL that is archived, in a .partial only: not a failure

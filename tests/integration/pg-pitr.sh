@@ -327,8 +327,13 @@ t_true "... and nothing written" test ! -e "$SRV/r-none"
 t_rc 3 "a time before the first backup is refused" \
 	bkp pg restore latest --target "$SRV/r-none" --target-time "$ts0"
 t_true "naming the target as read and the oldest backup's end" \
-	grep -q "ends before the target time .*+00 (read as UTC when no zone is given): the oldest, ${id1:0:16}, ended at .*+00$" "$ERR" ||
+	grep -q "ends before the target time ${ts0%+00}[0-9]*+00: the oldest, ${id1:0:16}, ended at .*+00$" "$ERR" ||
 	diag "$(cat "$ERR")"
+t_rc 3 "... also given without a zone" \
+	bkp pg restore latest --target "$SRV/r-none" --target-time "${ts0%+00}"
+t_true "... which it says it read as UTC" grep -q \
+	"ends before the target time ${ts0%+00}[0-9]*+00 (read as UTC: the time names no zone): the oldest" \
+	"$ERR" || diag "$(cat "$ERR")"
 t_true "and nothing is written" test ! -e "$SRV/r-none"
 t_rc 3 "an LSN past the archive is refused as not archived yet" \
 	bkp pg restore latest --target "$SRV/r-none" --target-lsn 0/7F000000
