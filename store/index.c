@@ -356,12 +356,19 @@ int bk_index_open(const char *dir, BkIndex **ret)
 	 * held every other command at its open, readers and restore_command too
 	 * (found by review). Only the first open of a new index creates them. */
 	rc = open_dbs(x, false);
-	if (rc == MDB_NOTFOUND && !x->readonly)
+	bool created = rc == MDB_NOTFOUND && !x->readonly;
+	if (created)
 		rc = open_dbs(x, true);
 	if (rc != 0) {
 		r = lmdb_error(rc, x, "open databases");
 		goto fail;
 	}
+	/* a new index: LMDB syncs data.mdb, never the directory that names it, nor
+	 * that directory's name in its parent (which bk_mkdir_p may just have made) */
+	if (created && (r = bk_fsync_dir(dir)) == 0)
+		r = bk_fsync_parent(dir);
+	if (r < 0)
+		goto fail;
 	*ret = x;
 	return 0;
 fail:

@@ -32,7 +32,8 @@ typedef struct {
 
 /* Opens (creating if missing) the environment in directory dir; read-only when
  * it cannot be written (a read-only mount, another user's repository): then
- * writes fail with an error that says so. */
+ * writes fail with an error that says so. An index it creates is durable before
+ * it returns: its files, dir and dir's name in its parent synced. */
 int bk_index_open(const char *dir, BkIndex **ret);
 bool bk_index_readonly(const BkIndex *x);
 void bk_index_close(BkIndex *x); /* accepts NULL */

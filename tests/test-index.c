@@ -4,7 +4,8 @@
  * row once and stop on a negative callback return; first writer wins for a blob
  * in two packs; re-adding a pack changes nothing; stat; a 10000-blob pack in one
  * transaction; clear; data kept across close and reopen; a file where the
- * directory should be is an error; a data.mdb cut short is BK_E_CORRUPT at open
+ * directory should be is an error; a new index's directory and its parent
+ * synced at its open; a data.mdb cut short is BK_E_CORRUPT at open
  * (not a SIGBUS at the first lookup); and two forked processes adding 150 packs
  * each in separate transactions while this one reads: every entry present
  * afterwards, and no pack ever visible without all of its blobs. */
@@ -21,6 +22,7 @@
 #include "store/fs.h"
 #include "store/index.h"
 #include "store/util.h"
+#include "tests/fsync-log.h"
 #include "tests/tap.h"
 
 static char tmp_root[] = "/tmp/bk-test-index.XXXXXX";
@@ -247,6 +249,22 @@ static void test_bad_dir(void)
 	free(file);
 }
 
+/* A new index is durable once open: LMDB syncs data.mdb but not the directory
+ * naming it, nor that directory's name in its parent (made here by the open). */
+static void test_created_synced(void)
+{
+	char *parent = bk_path_join(tmp_root, "new"), *dir = bk_path_join(parent, "index");
+	BkIndex *x = NULL;
+	fsync_log_start();
+	int r = bk_index_open(dir, &x);
+	fsync_log_stop();
+	ok(r == 0 && fsync_logged(dir) && fsync_logged(parent),
+	   "a new index's directory and its parent are synced at its open");
+	bk_index_close(x);
+	free(dir);
+	free(parent);
+}
+
 /* data.mdb cut short (after test_basics filled it): opening is BK_E_CORRUPT, in a
  * child, as it was a SIGBUS at the first lookup. */
 static void test_cut_short(const char *dir)
@@ -446,6 +464,7 @@ int main(void)
 	char *dir = bk_path_join(tmp_root, "index"), *cdir = bk_path_join(tmp_root, "concurrent");
 	test_basics(dir);
 	test_bad_dir();
+	test_created_synced();
 	test_cut_short(dir);
 	test_concurrent(cdir);
 	free(dir);

@@ -30,7 +30,6 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "store/backend.h"
@@ -40,6 +39,7 @@
 #include "store/fs.h"
 #include "store/pack.h"
 #include "store/util.h"
+#include "tests/fsync-log.h"
 #include "tests/tap.h"
 
 
@@ -48,31 +48,6 @@ static void regression(bool cond, const char *why, const char *what)
 {
 	(void)why;
 	ok(cond, "%s", what);
-}
-
-/* fsync, as the store calls it (it is linked in statically): what each call
- * synced is noted (the descriptor's path, by /proc) while fsync_log is on, and the
- * call goes on to the kernel. */
-static bool fsync_log;
-static char fsynced[16][4096];
-static size_t nfsynced;
-int fsync(int fd)
-{
-	if (fsync_log && nfsynced < sizeof(fsynced) / sizeof(fsynced[0])) {
-		char link[64];
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		ssize_t n = readlink(link, fsynced[nfsynced], sizeof(fsynced[0]) - 1);
-		fsynced[nfsynced++][n > 0 ? n : 0] = '\0';
-	}
-	return (int)syscall(SYS_fsync, fd);
-}
-
-static bool was_fsynced(const char *path)
-{
-	for (size_t i = 0; i < nfsynced; i++)
-		if (strcmp(fsynced[i], path) == 0)
-			return true;
-	return false;
 }
 
 static char tmp_root[] = "/tmp/bk-test-pack.XXXXXX";
@@ -241,19 +216,18 @@ static void test_pack_round_trip(void)
 	/* create-only: a second file under the name neither replaces the first nor
 	 * passes for it (the caller removes its own) */
 	int fd2 = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	nfsynced = 0;
-	fsync_log = true;
+	fsync_log_start();
 	ok(fd2 >= 0 && write(fd2, "other bytes", 11) == 11 && close(fd2) == 0 &&
 		   bk_backend_put_file(be, name, tmp, true) == -EEXIST,
 	   "committing another file under the pack's name: -EEXIST");
-	fsync_log = false;
+	fsync_log_stop();
 	char *placed = path_in(repo_dir, name);
 	/* -EEXIST says the object is stored: its writer may have died before it synced
 	 * it, so the put that found it syncs it, and its directory (found by a mutation
 	 * audit: nothing failed when that sync was skipped) */
 	char *bucket = strdup(placed);
 	*strrchr(bucket, '/') = '\0';
-	ok(was_fsynced(placed) && was_fsynced(bucket),
+	ok(fsync_logged(placed) && fsync_logged(bucket),
 	   "... once the pack found under the name and its directory are synced");
 	free(bucket);
 	ok(file_hash(placed, hash, &fsize) && memcmp(hash, pack_id, 32) == 0 && fsize == wsize,
