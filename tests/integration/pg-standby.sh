@@ -83,6 +83,12 @@ conf_archive_mode() { pg_as_server "$PG_BIN/postgres" -C archive_mode -D "$1" 2>
 t_is "$(conf_archive_mode "$SRV/r")" on "the restored configuration keeps archive_mode on"
 t_rc 0 "pg restore --archive-mode off" bkp pg restore "$id" --target "$SRV/r-off" --archive-mode off
 t_is "$(conf_archive_mode "$SRV/r-off")" off "... writes archive_mode = off"
+# ... which holds over a file the configuration includes, where the restore
+# comments out nothing: postgresql.auto.conf is read last (an include added
+# here stands for one the backup's postgresql.conf had)
+echo "archive_mode = on" >"$SRV/r-off/archive.conf"
+echo "include 'archive.conf'" >>"$SRV/r-off/postgresql.conf"
+t_is "$(conf_archive_mode "$SRV/r-off")" off "... also over archive_mode = on in an included file"
 rm -rf "$SRV/r-off"
 t_rc 0 "pg restore --archive-mode preserve" bkp pg restore "$id" --target "$SRV/r-keep" --archive-mode preserve
 t_is "$(conf_archive_mode "$SRV/r-keep")" on "... keeps archive_mode on"
