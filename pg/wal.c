@@ -168,15 +168,22 @@ int bk_wal_partial_name(char *out, size_t size, uint32_t tli, uint64_t segno, ui
 	return put_name(out, size, "wal partial name", tmp, n);
 }
 
+/* name parsed into *n: a segment's or a .partial's, anything else BK_E_USAGE. */
+static int parse_segment_name(const char *name, BkWalName *n)
+{
+	int r = bk_wal_name_parse(name, n);
+	if (r == 0 && n->kind != BK_WAL_SEGMENT && n->kind != BK_WAL_PARTIAL)
+		r = bk_errorf(BK_E_USAGE, "%s: not a wal segment name", name);
+	return r;
+}
+
 int bk_wal_segment_next(char *out, size_t size, const char *name, uint32_t seg_size)
 {
 	BkWalName n;
 	uint64_t segno;
-	int r = bk_wal_name_parse(name, &n);
+	int r = parse_segment_name(name, &n);
 	if (r < 0)
 		return r;
-	if (n.kind != BK_WAL_SEGMENT && n.kind != BK_WAL_PARTIAL)
-		return bk_errorf(BK_E_USAGE, "%s: not a wal segment name", name);
 	r = bk_wal_name_segno(&n, seg_size, &segno);
 	if (r < 0)
 		return r;
@@ -306,11 +313,9 @@ int bk_wal_header_parse(const void *buf, size_t len, const char *name, BkWalHead
 	if (name) {
 		BkWalName n;
 		uint64_t segno;
-		int r = bk_wal_name_parse(name, &n);
+		int r = parse_segment_name(name, &n);
 		if (r < 0)
 			return r;
-		if (n.kind != BK_WAL_SEGMENT && n.kind != BK_WAL_PARTIAL)
-			return bk_errorf(BK_E_USAGE, "%s: not a wal segment name", name);
 		r = bk_wal_name_segno(&n, h.seg_size, &segno);
 		if (r < 0)
 			return bk_errorf(BK_E_CORRUPT, "%s: name does not fit the header's %u-byte segments",
