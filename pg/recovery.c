@@ -611,6 +611,13 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 	if (o->target_action && strcmp(o->target_action, "promote") &&
 	    strcmp(o->target_action, "pause") && strcmp(o->target_action, "shutdown"))
 		return bk_errorf(BK_E_USAGE, "--target-action must be promote, pause or shutdown");
+	/* PostgreSQL reads recovery_target_action only at a target: without one, a
+	 * pause asked for would be a promote, without a word (found by a randomized
+	 * exploration) */
+	if (o->target_action && ntargets == 0)
+		return bk_errorf(BK_E_USAGE, "--target-action needs a recovery target (--target-time, "
+			      "-lsn, -xid or -name): without one, recovery replays all archived WAL "
+			      "and promotes");
 	if (o->archive_mode && strcmp(o->archive_mode, "preserve") && strcmp(o->archive_mode, "off"))
 		return bk_errorf(BK_E_USAGE, "--archive-mode must be preserve or off");
 	if (!bk_cluster_name_valid(o->cluster))

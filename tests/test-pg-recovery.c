@@ -870,7 +870,8 @@ static bool passed_checks(int e)
 
 /* Targets PostgreSQL would misread are refused before anything is read (exit 2):
  * zero (it stood for no target: the newest backup was taken, unchecked), an xid
- * that is not a plain decimal id, an empty or multi-line restore point name. */
+ * that is not a plain decimal id, an empty or multi-line restore point name; an
+ * action without a target. */
 static void test_target_refusals(void)
 {
 	static const struct {
@@ -897,6 +898,10 @@ static void test_target_refusals(void)
 				.target_timeline = "0" };
 	BkSnapshot *s = NULL;
 	is_int(bk_pg_restore(NULL, &tl0, &s), BK_E_USAGE, "--target-timeline 0 is refused");
+	/* PostgreSQL would promote whatever the action said */
+	BkPgRestoreOpts act = { .cluster = "a", .target_dir = "/nonexistent/bunker-test",
+				.target_action = "pause" };
+	is_int(bk_pg_restore(NULL, &act, &s), BK_E_USAGE, "--target-action without a target is refused");
 	/* ... and the edges PostgreSQL takes: read on into a repository without the
 	 * cluster */
 	static const struct {
