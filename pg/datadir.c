@@ -883,6 +883,30 @@ static int check_server_needs(const BkSnapshot *s, const BkPgRestoreOpts *o, uid
 	return e;
 }
 
+/* Whether the snapshot holds tablespace oid's files (*ret). A tablespace dropped
+ * while the backup ran, after the server listed it and before it sent it, comes
+ * as an archive without a single entry: tablespace_map names it, the snapshot
+ * holds nothing of it, and its location is left empty, as pg_basebackup leaves
+ * it (recovery replays the drop). Absent is read from the trees themselves, not
+ * from bk_tree_lookup's -ENOENT, which a tree blob lost from the repository
+ * gives too. */
+static int tablespace_sent(BkRepo *r, const BkSnapshot *s, const char *oid, bool *ret)
+{
+	BkTree *top, *all = NULL;
+	*ret = false;
+	int e = bk_tree_load(r, s->root, &top);
+	if (e < 0)
+		return e;
+	const BkTreeEntry *ent = bk_tree_find(top, BK_TABLESPACE_DIR);
+	if (ent && ent->type == BK_NODE_DIR)
+		e = bk_tree_load(r, ent->subtree, &all);
+	if (e == 0 && ent) /* (not a directory: the restore names it) */
+		*ret = !all || bk_tree_find(all, oid);
+	bk_tree_free(all);
+	bk_tree_free(top);
+	return e;
+}
+
 /* Restores a tablespace's files straight into its location, which is often on
  * another file system than the data directory. */
 static int restore_tablespace(void *ud, const char *oid, const char *loc)
@@ -897,7 +921,10 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 			     .progress = t->o->progress, .progress_ud = t->o->progress_ud,
 			     .stop = t->o->stop };
 	/* checked again: the data directory was written since the first check */
+	bool sent = false;
 	int e = check_unused(what, loc);
+	if (e == 0)
+		e = tablespace_sent(t->r, t->s, oid, &sent);
 	if (e == 0 && bk_grow(&t->locs, &t->cap, t->n, sizeof(*t->locs), 8) < 0)
 		e = -ENOMEM;
 	if (e < 0)
@@ -914,7 +941,8 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 		return bk_error_wrap(e, "tablespace %s", oid);
 	}
 	t->n++; /* from here on take_back empties it */
-	e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
+	if (sent)
+		e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
 	if (e == 0 && fchmod(d->fd, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", d->path);
 	return e < 0 ? bk_error_wrap(e, "tablespace %s", oid) : 0;
