@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -589,7 +590,14 @@ static int check_empty(const char *what, const char *path, int fd)
 	for (struct dirent *de; empty && (de = readdir(d));)
 		empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
 	bool marked = !empty && faccessat(fd, BK_RESTORE_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	/* a restore writing there now holds the directory's lock (mark), one killed
+	 * held it no longer (found by an adversarial test: a second restore into the
+	 * target of one still running said the first was killed, and to empty it) */
+	bool live = marked && flock(dfd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 	closedir(d);
+	if (live)
+		return bk_errorf(-EEXIST, "%s%s: another restore is writing there now (its %s is "
+				 "there)", what, path, BK_RESTORE_MARKER);
 	if (marked) /* (found by review: "not empty" alone) */
 		return bk_errorf(-EEXIST, "%s%s holds what a restore that was killed wrote (%s is "
 				 "there): empty it, then run again", what, path, BK_RESTORE_MARKER);
@@ -688,6 +696,14 @@ static int mark(const Dir *d)
 	if (fd < 0)
 		return bk_errorf_code(-errno, "create %s/%s", d->path, BK_RESTORE_MARKER);
 	close(fd);
+	/* held until d->fd is closed, by the restore's end or its death: check_empty
+	 * tells a restore running there from one killed (a check's shared lock is
+	 * held only for a moment, so waiting for it is short). Taken after the marker
+	 * is made, never before: a directory another restore marked would hold this
+	 * one here until that one ended. Not a condition of the restore: NFS takes
+	 * flock as a byte-range lock, which a directory open for reading cannot
+	 * hold exclusively; without it a restore running is named as killed. */
+	(void)flock(d->fd, LOCK_EX);
 	return 0;
 }
 

@@ -426,6 +426,30 @@ t_rc 0 "... and once emptied, restores" bkp pg restore latest --target "$SRV/r-k
 t_true "... without the marker" test ! -e "$SRV/r-kill/.bunker-restore-incomplete"
 rm -rf "$SRV/r-kill"
 
+# A restore still writing the target (stopped there by SIGSTOP): a second one into
+# it is refused saying that one is running, not that it was killed (found by an
+# adversarial test: "killed ... empty it", which would undo a restore that goes on
+# to report success); the first, let go on, restores.
+paused=0
+for _ in 1 2 3 4 5 6 7 8; do
+	rm -rf "$SRV/r-live"
+	pitr_restore_writing "$SRV/r-live"
+	pitr_restore_pause && paused=1 && break
+	wait "$RESTORE_PID"
+done
+if [ "$paused" = 1 ]; then
+	t_rc 1 "pg restore into the target of a restore still writing it fails" \
+		bkp pg restore latest --target "$SRV/r-live"
+	t_is "$(cat "$ERR")" "bunker: pg restore: $SRV/r-live: another restore is writing there now (its .bunker-restore-incomplete is there)" \
+		"... in one line saying that restore is running"
+	pitr_restore_resume
+	wait "$RESTORE_PID"
+	t_is "$?" 0 "... and that restore, let go on, succeeds" || diag "$(cat "$T/int.err")"
+else
+	not_ok "a restore stopped as it writes (8 tries ended first)"
+fi
+rm -rf "$SRV/r-live"
+
 # The recovery settings that postgresql.auto.conf gains cannot be made durable
 # (the fsync of the file that replaces it fails, by io-fault.c): the restore fails and takes back what it
 # wrote, or a crash could leave a copy that starts without recovering to the target
