@@ -841,6 +841,12 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		} else if (k == BK_WAL_CHAIN_COMPLETE)
 			snprintf(window, sizeof(window), "%s .. %s%s%s", stop, end,
 				 c.gap ? ", then missing " : "", c.gap ? c.next_needed : "");
+		else if (k == BK_WAL_CHAIN_GAP)
+			/* a segment lost before WAL archived after it: waiting brings it no
+			 * more than pg restore's refusal says (exit 5; found by a helper's
+			 * exploration: this said "not restorable yet") */
+			snprintf(window, sizeof(window), "not restorable: WAL up to %s needed, "
+				 "and %s is missing", stop, lack);
 		else
 			snprintf(window, sizeof(window), "not restorable yet: WAL up to %s needed", stop);
 	}

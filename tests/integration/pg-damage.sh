@@ -446,6 +446,21 @@ t_true "... naming it" grep -q "WAL chain broken: segment $seg_g is missing" "$E
 t_rc 5 "gap: pg restore without a target: refused" \
 	bkp --cluster gap pg restore "$gap_id" --target "$SRV/gap-c"
 t_true "... and nothing is written" test ! -e "$SRV/gap-c"
+# a backup whose own WAL is lost, with WAL archived after it: pg info says it is
+# missing, as pg restore's refusal (exit 5) does (found by a helper's exploration:
+# "not restorable yet", as if waiting would bring it)
+base_into gap
+seg_b=$(pg_sql "select pg_walfile_name('$(json_field "$(bkp snapshots --json --name pg/gap/base |
+	snap_line "$cl_id")" stop_lsn)')")
+seg_l=$(pitr_switch_wal)
+t_true "gap: the segments up to $seg_l are archived" pitr_wait_archived "$seg_l"
+rm -f "$REPO/wal/gap/$seg_b"
+t_rc 5 "gap: pg restore of a backup whose $seg_b is lost: refused" \
+	bkp --cluster gap pg restore "$cl_id" --target "$SRV/gap-b"
+t_rc 0 "gap: pg info" bkp --cluster gap pg info
+t_true "... says that backup's $seg_b is missing, not that it is yet to come" grep -q \
+	"^  base  ${cl_id:0:16}  .* restorable to: not restorable: WAL up to [0-9A-F/]* needed, and $seg_b is missing$" \
+	"$OUT" || diag "$(cat "$OUT")"
 rm -f "$T/bk/damage-cluster"
 
 # ---- failover: timeline 1's newest segment ends short, timeline 2 goes on ----
