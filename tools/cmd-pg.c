@@ -475,11 +475,13 @@ static int restore(void)
 
 /* A segment whose walk stopped short at push (BkWalEnd.stopped): damage, unless
  * it is its timeline's newest (a standby's copy of its old timeline's last
- * segment may end short whole) and recovery reads no further WAL after it. */
+ * segment may end short whole) and recovery reads no further WAL after it. Or
+ * one whose data is not all in the repository (lost): damage wherever it is. */
 typedef struct {
 	char name[BK_WAL_NAME_MAX];
 	uint64_t lsn; /* the last record recovery reads in it or before (0: not known) */
 	bool newest;  /* its timeline's newest archived */
+	bool lost;    /* a block not indexed, or in a pack that is missing */
 } Stopped;
 
 typedef struct {
@@ -503,6 +505,7 @@ typedef struct {
 	/* segments whose walk stopped short, in name order (scan_segments) */
 	Stopped *stopped;
 	size_t nstopped;
+	BkIdSet packs; /* the packs seen there (bk_wal_record_stored) */
 	/* the segment archived last (by its push time, whatever its timeline) */
 	char newest[BK_WAL_NAME_MAX];
 	int64_t newest_pushed_us;
@@ -584,14 +587,27 @@ static int scan_segments(BkRepo *r, Info *in, WalStats *ws)
 			continue;
 		}
 		uint64_t lsn = w.has_end ? w.end.lsn : 0;
-		if (w.has_end && w.end.stopped &&
+		/* its data is there as pg restore checks it (found by a helper's
+		 * exploration: with a pack lost, every window ran past it, and pg restore
+		 * refused each) */
+		e = bk_wal_record_stored(r, &w, &in->packs);
+		if (e == -ENOMEM) {
+			bk_wal_record_release(&w);
+			return e;
+		}
+		if (e < 0)
+			cli_warn("WAL recovery needs is damaged: %s", bk_error_detail());
+		bool lost = e < 0;
+		if (((w.has_end && w.end.stopped) || lost) &&
 		    bk_grow(&in->stopped, &cap, in->nstopped, sizeof(*in->stopped), 8) == 0) {
 			Stopped *st = &in->stopped[in->nstopped++];
 			memcpy(st->name, in->wa.names[i], BK_WAL_NAME_MAX);
-			st->lsn = lsn ? lsn : follows ? prev_lsn : 0;
+			/* (lost: found from the segments before, as pg restore reads them) */
+			st->lsn = lost ? 0 : lsn ? lsn : follows ? prev_lsn : 0;
 			st->newest = true;
+			st->lost = lost;
 			prev_stopped = true;
-		} else if (w.has_end && w.end.stopped) {
+		} else if ((w.has_end && w.end.stopped) || lost) {
 			bk_wal_record_release(&w);
 			return -ENOMEM;
 		}
@@ -744,31 +760,39 @@ static void info_snapshot(Info *in, const uint8_t id[32], const BkSnapshot *s)
 		 * by review: the window ran past it; pg restore refused) */
 		const char *dmg = NULL;
 		uint64_t dmg_lsn = 0, dmg_segno = UINT64_MAX; /* (dmg_lsn: as scan_segments) */
+		bool dmg_lost = false;
 		for (size_t i = 0; i < in->nstopped; i++) {
 			const Stopped *st = &in->stopped[i];
 			BkWalName dn;
 			uint64_t segno;
 			if (bk_wal_name_parse(st->name, &dn) == 0 &&
-			    (!st->newest || dn.tli != c.target_tli) &&
+			    (st->lost || !st->newest || dn.tli != c.target_tli) &&
 			    bk_pg_wal_chain_reads(&c, start_lsn, st->name) &&
 			    bk_wal_name_segno(&dn, c.seg_size, &segno) == 0 && segno < dmg_segno) {
 				dmg = st->name;
 				dmg_lsn = st->lsn;
 				dmg_segno = segno;
+				dmg_lost = st->lost;
 			}
 		}
 		/* (scan_segments reads each timeline alone: a timeline's first segment
 		 * takes the last record before it from the segments before on the path) */
 		if (dmg && !dmg_lsn && c.on_path) {
+			/* a lost segment: pg restore checks the segment after an LSN target's
+			 * too (recovery may read on to find where to stop), so a target
+			 * restores only up to the last record before the segment before it */
 			BkWalEnd none = { 0 };
-			(void)bk_pg_wal_reach(in->wa.r, cli.cluster, &c, dmg_segno, &none, &dmg_lsn);
+			uint64_t before = dmg_lost ? (dmg_segno ? dmg_segno - 1 : 0) : dmg_segno;
+			(void)bk_pg_wal_reach(in->wa.r, cli.cluster, &c, before, &none, &dmg_lsn);
 		}
 		if (dmg && k == BK_WAL_CHAIN_COMPLETE && c.on_path) {
 			/* recovery reads to the record at dmg_lsn (0: not known) */
 			char at[BK_WAL_LSN_MAX] = "(not known)";
 			if (dmg_lsn)
 				bk_wal_lsn_format(at, sizeof(at), dmg_lsn);
-			if (dmg_lsn && dmg_lsn < stop_lsn)
+			/* (a lost segment right after the stop's: no target reaches past it) */
+			if (dmg_lsn ? dmg_lsn < stop_lsn
+				    : dmg_lost && stop_lsn / c.seg_size + 1 >= dmg_segno)
 				snprintf(window, sizeof(window), "not restorable: WAL damaged in %s, "
 					 "readable to %s, before its end", dmg, at);
 			else
@@ -1003,9 +1027,10 @@ static int info(void)
 			const char *first_dmg = "";
 			for (size_t j = 0; j < in.nstopped; j++) {
 				BkWalName dn;
-				if (!in.stopped[j].newest && bk_wal_name_parse(in.stopped[j].name, &dn) == 0 &&
+				const Stopped *st = &in.stopped[j];
+				if ((st->lost || !st->newest) && bk_wal_name_parse(st->name, &dn) == 0 &&
 				    dn.tli == t->tli && !ndmg++)
-					first_dmg = in.stopped[j].name;
+					first_dmg = st->name;
 			}
 			int64_t tl_age = t->pushed_us ? age_of(t->pushed_us) : -1;
 			if (cli.json) {
@@ -1063,6 +1088,7 @@ static int info(void)
 	}
 	bk_wal_archive_release(&in.wa);
 	free(in.stopped);
+	bk_idset_release(&in.packs);
 	bk_repo_close(r);
 	return e < 0 ? cli_fail(e, "pg info") : 0;
 }

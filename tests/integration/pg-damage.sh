@@ -578,4 +578,42 @@ t_true "... ends the backup's window at the damage in $seg_s, timeline 1's newes
 t_rc 5 "cluster fb: pg restore without a target: refused (exit 5)" \
 	bkp --cluster fb pg restore "$fb_id" --target "$SRV/fb3"
 
+# ---- a segment's data lost from the repository ----
+# cluster pk: a base backup, then segments K and M; the packs written for K's push
+# are moved away (its record stays). pg restore refuses every target whose WAL
+# reads K, also one in the segment before it (it checks the segment after an LSN
+# target's); pg info counts K damaged and ends the window before that segment
+# (found by a helper's exploration: pg info gave the window to the end, every
+# restore in it refused).
+# (the cluster first: what the server kept while archiving failed goes there too)
+printf 'pk\n' >"$T/bk/damage-cluster"
+rm -f "$T/bk/damage-name"
+archive_with "sh '$T/bk/damage.sh' %p %f"
+base_into pk
+pk_id=$cl_id
+pitr_wait_archived "$(pitr_switch_wal)"
+pitr_wait_archived "$(pitr_switch_wal)"
+sleep 1.1
+touch "$T/bk/pk-from"
+seg_k=$(pitr_switch_wal)
+t_true "pk: $seg_k is archived" pitr_wait_archived "$seg_k"
+sleep 1.1
+touch "$T/bk/pk-to"
+seg_m=$(pitr_switch_wal)
+t_true "pk: $seg_m is archived" pitr_wait_archived "$seg_m"
+mkdir "$T/bk/pk-packs"
+find "$REPO/data" -type f -newer "$T/bk/pk-from" ! -newer "$T/bk/pk-to" >"$T/bk/pk-list"
+t_true "pk: $seg_k's push wrote a pack" test -s "$T/bk/pk-list"
+while read -r f; do mv "$f" "$T/bk/pk-packs/"; done <"$T/bk/pk-list"
+t_rc 0 "pk: pg info" bkp --cluster pk pg info
+t_true "... counts $seg_k damaged" grep -q "^  timeline 1: .*, 0 missing, 1 damaged, the first $seg_k$" \
+	"$OUT" || diag "$(cat "$OUT")"
+pk_end=$(sed -n "s/^  base  ${pk_id:0:16}  .* restorable to: [0-9A-F/]* .. \([0-9A-F/]*\), then WAL damaged in $seg_k$/\1/p" "$OUT")
+k_start=$(printf '%X/%X' "0x${seg_k:8:8}" $((0x${seg_k:16:8} * 16777216)))
+t_true "... and ends the window before it ($pk_end, before $k_start)" test -n "$pk_end" -a \
+	"$(pg_sql "select '${pk_end:-0/0}'::pg_lsn < '$k_start'")" = t || diag "$(cat "$OUT")"
+t_rc 5 "pk: pg restore without a target: refused (exit 5)" \
+	bkp --cluster pk pg restore "$pk_id" --target "$SRV/pk2"
+while read -r f; do mv "$T/bk/pk-packs/${f##*/}" "$f"; done <"$T/bk/pk-list"
+
 done_testing
