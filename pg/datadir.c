@@ -174,7 +174,7 @@ static int clear_postgresql_conf(const Dir *d, const BkPgRestoreOpts *o, bool ar
 }
 
 static int write_recovery_config(const Dir *d, const BkPgRestoreOpts *o, int64_t target_us,
-				 uint32_t want_tli)
+				 uint32_t want_tli, bool no_prefetch)
 {
 	bool archive_off = o->archive_mode && strcmp(o->archive_mode, "off") == 0;
 	char *kept = NULL, *text = NULL;
@@ -229,6 +229,10 @@ static int write_recovery_config(const Dir *d, const BkPgRestoreOpts *o, int64_t
 		e = conf_line(f, "recovery_target_inclusive", "on");
 	if (e == 0)
 		e = conf_line(f, "recovery_min_apply_delay", "0");
+	/* the prefetcher reads WAL ahead of replay, past the target, and a fetch that
+	 * fails there fails the recovery (recovery.c, wal_stored) */
+	if (e == 0 && no_prefetch)
+		e = conf_line(f, "recovery_prefetch", "off");
 	/* the original's commands for its own archive (a standby's pg_archivecleanup
 	 * of a shared one) must not run in a restored copy (found by review) */
 	if (e == 0)
@@ -986,7 +990,7 @@ static int give_all(const Dir *target, const BkPgRestoreOpts *o, const Tablespac
 }
 
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,
-			int64_t target_us, uint32_t want_tli)
+			int64_t target_us, uint32_t want_tli, bool no_prefetch)
 {
 	Tablespaces ts = { .r = r, .o = o, .s = s };
 	Dir target = { .fd = -1 };
@@ -1028,7 +1032,7 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	if (e == 0)
 		e = write_tablespace_map(&target, s, o);
 	if (e == 0)
-		e = write_recovery_config(&target, o, target_us, want_tli);
+		e = write_recovery_config(&target, o, target_us, want_tli, no_prefetch);
 	/* as root: the files written here, the locations and the data directory go to
 	 * the owner (resolve_owner) last */
 	if (e == 0 && o->restore_owner)

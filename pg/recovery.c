@@ -523,11 +523,13 @@ static int stop_to_fork(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c
  * recovery stops at the first such end), is there: indexed, in packs that exist.
  * Not read (check --read-data does that): a pack lost is found before the
  * restore rather than by recovery's wal-fetch after it, which ends recovery there
- * (found by review: pg restore and pg info said nothing). */
+ * (found by review: pg restore and pg info said nothing). *ret_lost_ahead: whether
+ * a segment of the chain past those lacks its data. */
 static int wal_stored(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c, uint64_t start,
-		      uint64_t stop, uint64_t before_lsn, int64_t before_us)
+		      uint64_t stop, uint64_t before_lsn, int64_t before_us, bool *ret_lost_ahead)
 {
-	uint64_t last = c->contiguous_end / c->seg_size - 1;
+	*ret_lost_ahead = false;
+	uint64_t last = c->contiguous_end / c->seg_size - 1, end = last;
 	if (before_lsn)
 		last = BK_MIN(last, before_lsn / c->seg_size + 1);
 	BkIdSet packs = { 0 };
@@ -548,6 +550,23 @@ static int wal_stored(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c, 
 				last = BK_MIN(last, segno + 1);
 			bk_wal_record_release(&w);
 		}
+	}
+	/* PostgreSQL's WAL prefetching reads ahead of replay, past the target, through
+	 * as many segments as hold few records (switched early), and a fetch that fails
+	 * there (wal-fetch exit 128) fails the recovery (found by a helper's
+	 * exploration: a target before a lost pack, two segments ahead, was accepted,
+	 * and recovery failed). Whether any is lost tells the restore to turn it off. */
+	for (uint64_t segno = last + 1; e == 0 && !*ret_lost_ahead && segno <= end; segno++) {
+		char seg[BK_WAL_NAME_MAX];
+		BkWalRecord w;
+		int le = bk_pg_wal_path_segment(c, segno, seg);
+		if (le == 0 && (le = bk_wal_record_get(r, o->cluster, seg, &w)) == 0) {
+			le = bk_wal_record_stored(r, &w, &packs);
+			bk_wal_record_release(&w);
+		}
+		if (le == -ENOMEM)
+			e = le;
+		*ret_lost_ahead = le < 0 && le != -ENOMEM;
 	}
 	bk_idset_release(&packs);
 	if (e < 0 && e != -ENOMEM && e != -EINTR)
@@ -921,8 +940,9 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		e = bk_errorf(BK_E_CORRUPT, "WAL chain broken: segment %s is missing, and no "
 			      "transaction before it ended after the target time: recovery would "
 			      "end there, before the target", c.next_needed);
+	bool lost_ahead = false;
 	if (e == 0 && c.last[0])
-		e = wal_stored(r, o, &c, start, stop, before_lsn, before_us);
+		e = wal_stored(r, o, &c, start, stop, before_lsn, before_us, &lost_ahead);
 	if (read_newest)
 		bk_wal_record_release(&newest);
 	bk_wal_archive_release(&wa);
@@ -936,7 +956,7 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 										 : (BkWalPartial){ 0 };
 
 	if (e == 0)
-		e = bk_pg_datadir_write(r, s, o, before_us, want_tli);
+		e = bk_pg_datadir_write(r, s, o, before_us, want_tli, lost_ahead);
 	if (e < 0) {
 		bk_snapshot_free(s);
 		return e;
