@@ -625,6 +625,8 @@ int bk_pg_basebackup(BkRepo *r, const BkBaseBackupOpts *o, uint8_t ret_snap[32])
 			      "or later", server_version / 10000, server_version % 10000);
 	if (e == 0 && o->warn)
 		bk_pgrepl_on_warning(conn, server_warning, &warned);
+	if (e == 0)
+		bk_pgrepl_set_stall(conn, o->stall_timeout_s);
 	char seg_s[32];
 	uint32_t seg_size = 0;
 	if (e == 0)

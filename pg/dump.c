@@ -91,13 +91,22 @@ static char *names_where(const PGresult *res, const char *allowconn)
 	return s;
 }
 
+/* The listing's server sent nothing for stall_s: the query may hold a lock, or
+ * the server be stopped (found by an adversarial test: it waited for ever). */
+static int stall_error(unsigned stall_s)
+{
+	return bk_errorf(BK_E_REMOTE, "list databases: the server sent nothing for %u s (stall "
+			 "timeout; --stall-timeout sets the limit)", stall_s);
+}
+
 /* The databases to dump, as pg_dumpall picks them (every one that accepts
  * connections and is not invalid, a DROP DATABASE interrupted, but template0; user
  * templates and template1 too), into *ret, and those it leaves out because they do
  * not accept connections (but template0), which a backup should not skip without
- * a word, into *ret_closed: malloc'd lists as names_where makes them. */
-static int list_databases(const char *conninfo, char **ret, char **ret_closed, char *version,
-			  size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size,
+ * a word, into *ret_closed: malloc'd lists as names_where makes them. Each query
+ * gives up once the server has sent nothing for stall_s (0: never). */
+static int list_databases(const char *conninfo, unsigned stall_s, char **ret, char **ret_closed,
+			  char *version, size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size,
 			  unsigned *ret_keepalives)
 {
 	PGconn *c = connect_to_list(conninfo);
@@ -111,16 +120,24 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
 	 * first, and with it a pg_database that hides databases from the dump, or a
 	 * function run in this session (found by review: such a view left every
 	 * other database undumped, and the command said nothing) */
-	PGresult *res = PQexec(c, "SELECT pg_catalog.set_config('search_path', '', false)");
+	bool stalled;
+	PGresult *res = bk_pq_exec(c, "SELECT pg_catalog.set_config('search_path', '', false)",
+				   stall_s, &stalled);
 	bool secured = PQresultStatus(res) == PGRES_TUPLES_OK;
 	PQclear(res);
 	if (!secured) {
-		int e = bk_errorf(BK_E_REMOTE, "clear search_path: %s", PQerrorMessage(c));
+		int e = stalled ? stall_error(stall_s)
+				: bk_errorf(BK_E_REMOTE, "clear search_path: %s", PQerrorMessage(c));
 		PQfinish(c);
 		return e;
 	}
-	res = PQexec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
-				  "WHERE name = 'wal_segment_size') FROM pg_control_system()");
+	res = bk_pq_exec(c, "SELECT system_identifier, (SELECT setting FROM pg_settings "
+			    "WHERE name = 'wal_segment_size') FROM pg_control_system()", stall_s,
+			 &stalled);
+	if (stalled) {
+		PQfinish(c);
+		return stall_error(stall_s);
+	}
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		if (bk_wal_seg_size_parse(PQgetvalue(res, 0, 1), ret_seg_size) < 0)
@@ -132,11 +149,13 @@ static int list_databases(const char *conninfo, char **ret, char **ret_closed, c
 	 * (found by review: with GB18030, "café db" came back in other bytes, and
 	 * pg_dump found no such database; with LATIN1, a name it cannot hold failed
 	 * the listing, and no database was dumped). PQexec returns the last result. */
-	res = PQexec(c, "SELECT set_config('client_encoding', current_setting('server_encoding'), "
-			"false); SELECT datname, datallowconn FROM pg_database WHERE datconnlimit "
-			"<> -2 AND datname <> 'template0' ORDER BY datname");
+	res = bk_pq_exec(c, "SELECT set_config('client_encoding', current_setting('server_encoding'), "
+			    "false); SELECT datname, datallowconn FROM pg_database WHERE datconnlimit "
+			    "<> -2 AND datname <> 'template0' ORDER BY datname", stall_s, &stalled);
 	int e = 0;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (stalled) {
+		e = stall_error(stall_s);
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		e = bk_errorf(BK_E_REMOTE, "list databases: %s", PQerrorMessage(c));
 	} else {
 		char *dbs = names_where(res, "t"), *closed = names_where(res, "f");
@@ -461,8 +480,8 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	unsigned keepalives = 0;
 	int e = bk_libpq_load();
 	if (e == 0)
-		e = list_databases(o->conninfo, &dbs, &closed, version, sizeof(version), &sysid,
-				   &seg_size, &keepalives);
+		e = list_databases(o->conninfo, o->stall_timeout_s, &dbs, &closed, version,
+				   sizeof(version), &sysid, &seg_size, &keepalives);
 	if (e < 0)
 		return e;
 	for (char *db = closed; o->warn && *db; db += strlen(db) + 1) {

@@ -16,14 +16,23 @@
 #define BK_PG_LIBPQ_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 int bk_libpq_load(void);
+
+/* PQexec, bounded: with stall_s (0: none), once the server has sent nothing for
+ * stall_s seconds the wait ends, NULL is returned and *ret_stalled set (the
+ * connection is then of no further use: the query may still run). Otherwise as
+ * PQexec (*ret_stalled false): the last result, or NULL when the query could not
+ * be sent (PQerrorMessage says why). */
+PGresult *bk_pq_exec(PGconn *c, const char *sql, unsigned stall_s, bool *ret_stalled);
 
 /* Every libpq function bunker uses. */
 #define BK_LIBPQ_FUNCS(X)                                                                      \
 	X(PQclear) X(PQconnectdbParams) X(PQconninfo) X(PQconninfoFree) X(PQconninfoParse)      \
 	X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQflush) X(PQfreemem)                 \
-	X(PQgetCopyData) X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQexec) X(PQnfields)     \
+	X(PQgetCopyData) X(PQgetResult) X(PQgetisnull) X(PQgetvalue) X(PQexec) X(PQisBusy)      \
+	X(PQnfields)                                                                            \
 	X(PQntuples) X(PQputCopyData) X(PQputCopyEnd) X(PQresStatus) X(PQresultErrorField)      \
 	X(PQresultErrorMessage) X(PQresultStatus) X(PQsendQuery) X(PQserverVersion)             \
 	X(PQsetNoticeReceiver) X(PQsocket) X(PQstatus)
@@ -51,6 +60,7 @@ extern struct BkLibpq bk_libpq;
 #define PQgetisnull bk_libpq.PQgetisnull
 #define PQgetvalue bk_libpq.PQgetvalue
 #define PQexec bk_libpq.PQexec
+#define PQisBusy bk_libpq.PQisBusy
 #define PQnfields bk_libpq.PQnfields
 #define PQntuples bk_libpq.PQntuples
 #define PQputCopyData bk_libpq.PQputCopyData

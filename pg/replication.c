@@ -30,6 +30,7 @@ struct BkPgRepl {
 	void (*warn)(void *ud, const char *msg);
 	void *warn_ud;
 	struct Watchdog *watch; /* set while a base backup streams with a stall timeout */
+	unsigned stall_s;       /* bk_pgrepl_set_stall: bounds identify and show */
 };
 
 static void pqclearp(PGresult **res)
@@ -239,14 +240,34 @@ static int check_tuples(BkPgRepl *c, const PGresult *res, const char *what, int 
 	return 0;
 }
 
+void bk_pgrepl_set_stall(BkPgRepl *c, unsigned stall_s) { c->stall_s = stall_s; }
+
+static int stall_error(BkPgRepl *c, const char *what, unsigned stall_s)
+{
+	c->broken = true;
+	return bk_errorf(BK_E_REMOTE, "%s: the server sent nothing for %u s (stall timeout)", what,
+	                 stall_s);
+}
+
+/* A query of the connection's own (not a base backup's), bounded by its stall
+ * timeout: *ret its result, or an error. */
+static int exec(BkPgRepl *c, const char *what, const char *sql, PGresult **ret)
+{
+	bool stalled;
+	*ret = bk_pq_exec(c->conn, sql, c->stall_s, &stalled);
+	return stalled ? stall_error(c, what, c->stall_s) : 0;
+}
+
 int bk_pgrepl_identify_system(BkPgRepl *c, BkPgReplSystem *ret)
 {
 	const char *what = "identify system";
 	int r = check_ready(c, what);
 	if (r < 0)
 		return r;
-	_cleanup_pqclear_ PGresult *res = PQexec(c->conn, "IDENTIFY_SYSTEM");
-	r = check_tuples(c, res, what, 1, 1, 3);
+	_cleanup_pqclear_ PGresult *res = NULL;
+	r = exec(c, what, "IDENTIFY_SYSTEM", &res);
+	if (r == 0)
+		r = check_tuples(c, res, what, 1, 1, 3);
 	if (r < 0)
 		return r;
 	BkPgReplSystem s;
@@ -268,8 +289,10 @@ int bk_pgrepl_show(BkPgRepl *c, const char *name, char *buf, size_t cap)
 		return r;
 	char cmd[80];
 	snprintf(cmd, sizeof(cmd), "SHOW %s", name);
-	_cleanup_pqclear_ PGresult *res = PQexec(c->conn, cmd);
-	r = check_tuples(c, res, what, 1, 1, 1);
+	_cleanup_pqclear_ PGresult *res = NULL;
+	r = exec(c, what, cmd, &res);
+	if (r == 0)
+		r = check_tuples(c, res, what, 1, 1, 1);
 	if (r < 0)
 		return r;
 	const char *v = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
@@ -673,8 +696,7 @@ int bk_pgrepl_base_backup(BkPgRepl *c, const BkPgReplBackupOptions *opt,
 		if (fired)
 			c->broken = true;
 		if (r < 0 && fired)
-			return bk_errorf(BK_E_REMOTE, "%s: the server sent nothing for %u s (stall timeout)",
-			                 what, opt->stall_timeout_s);
+			return stall_error(c, what, opt->stall_timeout_s);
 	} else {
 		r = backup_stream(&b, &out);
 	}

@@ -40,6 +40,12 @@ int bk_pgrepl_open(const char *conninfo, BkPgRepl **ret);
  * other notice is dropped. Without a callback all are. */
 void bk_pgrepl_on_warning(BkPgRepl *c, void (*fn)(void *ud, const char *msg), void *ud);
 
+/* From here on bk_pgrepl_identify_system and bk_pgrepl_show fail (BK_E_REMOTE,
+ * "stall timeout", the connection then of no further use) once the server has
+ * sent nothing for stall_s seconds (0, the default: they wait for ever). A base
+ * backup has its own (BkPgReplBackupOptions.stall_timeout_s). */
+void bk_pgrepl_set_stall(BkPgRepl *c, unsigned stall_s);
+
 /* Closes the connection (the server aborts any command in progress). NULL accepted. */
 void bk_pgrepl_close(BkPgRepl *c);
 

@@ -11,7 +11,8 @@
  * First the same stream unbroken, which must be a snapshot: its metadata as the
  * stream says (start and stop LSN and timeline, backup_label, tablespace_map,
  * file count and bytes) and each file's bytes as sent, the tablespace's under
- * .bunker-tablespaces/<oid>/. The backups of a real server are in
+ * .bunker-tablespaces/<oid>/. And pg dump's listing, never answered, bounded by
+ * its stall timeout. The backups of a real server are in
  * tests/integration/pg-basebackup.sh, pg-tablespace.sh and pg-standby.sh. */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "pg/basebackup.h"
+#include "pg/dump.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
 #include "store/fs.h"
@@ -350,9 +352,39 @@ static void test_old_server(FakeWalsender *f, const char *version)
 	test_repo_close(&t);
 }
 
+/* A server that takes the listing's query and never answers (a stopped backend,
+ * a lock): pg dump gives up after its stall timeout, saying so, with nothing
+ * dumped (found by an adversarial test: it waited for ever); base backup's
+ * queries before the stream are bounded the same way (test-pg-replication.c). */
+static void test_silent_listing(FakeWalsender *f)
+{
+	TestRepo t;
+	if (test_repo_open(&t, "pg-dump-silent") < 0) {
+		ok(false, "a repository (%s)", bk_error_detail());
+		return;
+	}
+	fw_set_mute(f, "SELECT");
+	BkDumpOpts o = { .conninfo = fw_conninfo(f), .cluster = "main", .host = "test",
+			 .stall_timeout_s = 1 };
+	uint64_t t0 = bk_mono_us();
+	int e = bk_pg_dump(t.r, &o);
+	uint64_t took = bk_mono_us() - t0;
+	snprintf(detail, sizeof(detail), "%s", e < 0 ? bk_error_detail() : "");
+	uint8_t id[32];
+	ok(e == BK_E_REMOTE && strstr(detail, "list databases: the server sent nothing for 1 s") &&
+		   took >= 900000 && took < 10000000 &&
+		   bk_snapshot_resolve(t.r, "latest", NULL, id) == -ENOENT,
+	   "pg dump: a listing never answered fails after the 1 s stall timeout, nothing "
+	   "saved (%d, %.2f s, %s)", e, (double)took / 1e6, detail);
+	fw_set_mute(f, NULL);
+	bk_error_clear();
+	test_repo_close(&t);
+}
+
 int main(void)
 {
 	FakeWalsender *f = fw_start();
+	test_silent_listing(f);
 	test_complete(f);
 	/* BK_TAR_REQUIRE_END and bk_tar_parser_finish at each archive's end. */
 	refused(f, S_BASE_CUT, "16384.tar", BK_E_CORRUPT, "base.tar",

@@ -1060,6 +1060,31 @@ static void test_fake_streams(void)
 	bk_pgrepl_close(c);
 	tap_buf_free(&ts);
 	tap_buf_free(&base);
+
+	/* A server that takes a query and never answers (a stopped backend, a proxy
+	 * in the way): with a stall timeout set, identify and show give up after it,
+	 * saying so; without one they would wait for ever (found by an adversarial
+	 * test: bunker pg basebackup --stall-timeout 3 waited at IDENTIFY_SYSTEM) */
+	static const char *const silent[] = { "IDENTIFY_SYSTEM", "SHOW" };
+	for (size_t i = 0; i < BK_ARRAY_SIZE(silent); i++) {
+		fw_set_mute(f, silent[i]);
+		if (!ok(bk_pgrepl_open(fw_conninfo(f), &c) == 0, "fake: connect for a silent %s",
+			silent[i]))
+			break;
+		bk_pgrepl_set_stall(c, 1);
+		uint64_t t0 = bk_mono_us();
+		BkPgReplSystem sys;
+		char v[32];
+		r = i == 0 ? bk_pgrepl_identify_system(c, &sys)
+			   : bk_pgrepl_show(c, "wal_segment_size", v, sizeof(v));
+		uint64_t took = bk_mono_us() - t0;
+		ok(r == BK_E_REMOTE && strstr(bk_error_detail(), "sent nothing for 1 s (stall timeout)") &&
+			   took >= 900000 && took < 10000000,
+		   "fake: %s never answered fails after the 1 s stall timeout (%d, %.2f s, %s)",
+		   silent[i], r, (double)took / 1e6, bk_error_detail());
+		bk_pgrepl_close(c);
+	}
+	fw_set_mute(f, NULL);
 	fw_stop(f);
 }
 

@@ -197,6 +197,7 @@ struct FakeWalsender {
 	bool hangup;
 	char last_command[2048];
 	char version[16];
+	char mute[64]; /* fw_set_mute */
 };
 
 static bool write_all(int fd, const void *p, size_t n)
@@ -315,6 +316,16 @@ static void serve(FakeWalsender *f, int fd)
 			return;
 		}
 		q[len - 4] = '\0';
+		pthread_mutex_lock(&f->lock);
+		bool mute = f->mute[0] && !strncmp(q, f->mute, strlen(f->mute));
+		pthread_mutex_unlock(&f->lock);
+		if (mute) { /* no answer: the client gives up and closes */
+			free(q);
+			char c;
+			for (ssize_t n = 1; n > 0 || (n < 0 && errno == EINTR);)
+				n = read(fd, &c, 1);
+			return;
+		}
 		TapBuf b = { 0 };
 		bool hangup = false;
 		if (!strcmp(q, "IDENTIFY_SYSTEM")) {
@@ -392,6 +403,13 @@ void fw_set_reply(FakeWalsender *f, const TapBuf *reply, bool hangup)
 	f->reply.len = 0;
 	tap_buf_add(&f->reply, reply->p, reply->len);
 	f->hangup = hangup;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void fw_set_mute(FakeWalsender *f, const char *prefix)
+{
+	pthread_mutex_lock(&f->lock);
+	snprintf(f->mute, sizeof(f->mute), "%s", prefix ? prefix : "");
 	pthread_mutex_unlock(&f->lock);
 }
 

@@ -13,7 +13,8 @@
  * unknown setting, as there), and
  * BASE_BACKUP, which gets the bytes of fw_set_reply() verbatim followed by
  * ReadyForQuery (none, and the connection closed, with hangup). Anything else
- * gets an ErrorResponse. Replies are built with the fw_* message writers below.
+ * gets an ErrorResponse, but a query fw_set_mute() silences. Replies are built
+ * with the fw_* message writers below.
  *
  * Not thread-safe beyond this: set the reply, then run the command that reads
  * it. Test code only: failures to listen abort the program. */
@@ -55,6 +56,9 @@ const char *fw_conninfo(const FakeWalsender *f);
 /* What the next BASE_BACKUP gets (copied); with hangup the connection is closed
  * right after it. */
 void fw_set_reply(FakeWalsender *f, const TapBuf *reply, bool hangup);
+/* Queries that start with prefix get no answer from here on (NULL or "": all are
+ * answered again): the connection stays open, silent, until the client closes it. */
+void fw_set_mute(FakeWalsender *f, const char *prefix);
 /* The server_version the next connections are told ("15.4" until set). */
 void fw_set_version(FakeWalsender *f, const char *version);
 /* The text of the last BASE_BACKUP command received ("" before any). */
