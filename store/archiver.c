@@ -560,6 +560,15 @@ static int walk_dir(Walk *w, int fd, uint8_t ret_id[32])
 	return e;
 }
 
+/* Whether a file's stat after its read differs from the one its entry was made of
+ * (size, modification or change time; a change time moves on any write). */
+static bool changed_since(const struct stat *a, const struct stat *b)
+{
+	return a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+	       a->st_mtim.tv_nsec != b->st_mtim.tv_nsec || a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+	       a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
+}
+
 static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_name, BkTree *parent)
 {
 	struct stat st;
@@ -589,6 +598,16 @@ static int walk_entry(Walk *w, int dirfd, const char *name, const char *entry_na
 			return bk_errorf(-EAGAIN, "%s: no longer a regular file", w->path);
 		}
 		r = bk_chunk_stream_read_fd(w->stream, fd, w->o->progress, w->o->progress_ud, w->bytes, 0);
+		struct stat after;
+		if (r == 0 && w->o->warn && fstat(fd, &after) == 0 && changed_since(&st, &after)) {
+			/* (found by an adversarial test: a file cut while read was saved,
+			 * exit 0, as neither its old nor its new bytes, without a word) */
+			char msg[PATH_MAX + 128];
+			snprintf(msg, sizeof(msg), "%s changed while it was read (%lld bytes before, "
+				 "%lld after): the snapshot holds what was read", w->path,
+				 (long long)st.st_size, (long long)after.st_size);
+			w->o->warn(w->o->warn_ud, msg);
+		}
 		close(fd);
 		if (r < 0)
 			return bk_error_wrap(r, "%s", w->path);

@@ -53,6 +53,11 @@ typedef struct {
 	uint32_t idle_s;
 	int (*idle)(void *ud);
 	void *idle_ud;
+	/* bk_archive_paths: told (optional) of each file that changed while it was
+	 * read (its size or times differ after the read from the stat before it):
+	 * the snapshot keeps what was read, which may be no state the file ever had. */
+	void (*warn)(void *ud, const char *msg);
+	void *warn_ud;
 } BkArchiveOpts;
 
 typedef struct BkChunkStream BkChunkStream;

@@ -695,6 +695,12 @@ static int cmd_key(void)
 	return usage_error("unknown key command '%s'", sub);
 }
 
+static void backup_warn(void *ud, const char *msg)
+{
+	(void)ud;
+	cli_warn("%s", msg);
+}
+
 static int cmd_backup(void)
 {
 	if (cli.use_stdin ? cli.nargs != 0 : cli.nargs == 0)
@@ -737,6 +743,7 @@ static int cmd_backup(void)
 		.ntags = cli.ntags,
 		.parent = has_parent ? parent : NULL,
 		.progress = cli_progress,
+		.warn = backup_warn,
 	};
 	uint8_t id[32];
 	uint64_t t0 = bk_mono_us();
