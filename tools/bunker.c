@@ -936,5 +936,15 @@ int main(int argc, char **argv)
 	 * read as "not in the archive" (found by review: it exited 2) */
 	bool fetch = runs_wal_fetch(argc, argv);
 	int rc = run(argc, argv);
+	/* Output that could not be written (`ls > FILE` on a full disk) fails the
+	 * command: stdio kept the error to itself and the exit was 0 (found by a
+	 * helper's exploration: snapshots, ls, stats, key list and check into
+	 * /dev/full all exited 0). A reader that stopped early (EPIPE: `| head`) is
+	 * not an error here, as before. */
+	errno = 0;
+	if ((fflush(stdout) == EOF || ferror(stdout)) && errno != EPIPE && rc == EXIT_OK) {
+		print_line("", "write standard output", bk_strerror(errno ? -errno : -EIO));
+		rc = EXIT_ERR;
+	}
 	return fetch && rc != EXIT_OK && rc != EXIT_NOTFOUND ? CLI_EXIT_FETCH_FAILED : rc;
 }

@@ -202,6 +202,14 @@ print(len(d), sorted(set(s["name"] for s in d)), [s["tags"] for s in d if s["nam
       all(len(s["id"]) == 64 for s in d))
 ' "$T/.out.$_t_out_n" 2>&1)
 t_is "$summary" "6 ['alpha', 'beta'] [['v1'], ['v2'], ['v3']] True" "... lists 6 snapshots with names, tags and ids, oldest first"
+# output that cannot be written fails the command (found by a helper's exploration:
+# each exited 0 into a full disk, its listing lost)
+to_full() { "$@" >/dev/full; }
+for cmd in "snapshots" "ls ${ids[0]}" "stats" "key list" "check"; do
+	# shellcheck disable=SC2086 # (the command's words)
+	t_rc 1 "$cmd into a full disk (/dev/full): exit 1" to_full B $cmd
+	t_is "$(cat "$ERR")" "bunker: write standard output: No space left on device" "... one error line"
+done
 t_rc 0 "snapshots --name alpha --json" B snapshots --name alpha --json
 t_is "$(python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(open(sys.argv[1]))))' "$OUT")" \
 	"${ids[*]}" "... lists exactly alpha's snapshots in order"
