@@ -288,6 +288,18 @@ static int open_snapshot(BkRepo **ret_repo, BkSnapshot **ret_snap, uint8_t *ret_
 
 static const char type_char[] = "?-dlpcbs";
 
+/* One line of ls: the entry ent at path. */
+static void print_entry(const BkTreeEntry *ent, const char *path)
+{
+	char when[32];
+	static char text[CLI_TEXT_MAX], link[CLI_TEXT_MAX]; /* not on ls_tree's stack */
+	cli_format_time(ent->mtime_sec * 1000000, when);
+	bool is_link = ent->type == BK_NODE_SYMLINK;
+	printf("%c%04o %6u %6u %12" PRIu64 " %s %s%s%s\n", type_char[ent->type <= 7 ? ent->type : 0],
+	       ent->mode, ent->uid, ent->gid, ent->size, when, cli_text(path, text, sizeof(text)),
+	       is_link ? " -> " : "", is_link ? cli_text(ent->link, link, sizeof(link)) : "");
+}
+
 static int ls_tree(BkRepo *r, const uint8_t id[32], char *path, size_t cap)
 {
 	BkTree *t;
@@ -298,13 +310,7 @@ static int ls_tree(BkRepo *r, const uint8_t id[32], char *path, size_t cap)
 	for (size_t i = 0; e == 0 && i < t->count; i++) {
 		const BkTreeEntry *ent = &t->entries[i];
 		snprintf(path + plen, cap - plen, "%s%s", plen ? "/" : "", ent->name);
-		char when[32];
-		static char text[CLI_TEXT_MAX], link[CLI_TEXT_MAX]; /* not on the recursion's stack */
-		cli_format_time(ent->mtime_sec * 1000000, when);
-		bool is_link = ent->type == BK_NODE_SYMLINK;
-		printf("%c%04o %6u %6u %12" PRIu64 " %s %s%s%s\n", type_char[ent->type <= 7 ? ent->type : 0],
-		       ent->mode, ent->uid, ent->gid, ent->size, when, cli_text(path, text, sizeof(text)),
-		       is_link ? " -> " : "", is_link ? cli_text(ent->link, link, sizeof(link)) : "");
+		print_entry(ent, path);
 		if (ent->type == BK_NODE_DIR)
 			e = ls_tree(r, ent->subtree, path, cap);
 		path[plen] = '\0';
@@ -335,11 +341,8 @@ int cmd_ls(void)
 			e = ls_tree(r, s->root, path, sizeof(path));
 		else if (ent->type == BK_NODE_DIR)
 			e = ls_tree(r, ent->subtree, path, sizeof(path));
-		else {
-			char text[CLI_TEXT_MAX];
-			printf("%c%04o %6u %6u %12" PRIu64 " %s\n", type_char[ent->type <= 7 ? ent->type : 0],
-			       ent->mode, ent->uid, ent->gid, ent->size, cli_text(path, text, sizeof(text)));
-		}
+		else /* the same line as in a listing (it lacked the time and a link's target) */
+			print_entry(ent, path);
 		bk_tree_free(t);
 	}
 	bk_snapshot_free(s);
