@@ -615,18 +615,37 @@ static int restore_tree(Restore *rs, int dirfd, const uint8_t tree_id[32], bool 
 	return r;
 }
 
+/* Directory name in dirfd (label in errors), made (0700) if missing, opened
+ * without following a link: one put at a directory's name by another user who can
+ * write the target would lead the restore where it points (restore-direct.sh). */
+static int open_subdir(int dirfd, const char *name, const char *label, int *ret_fd)
+{
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return bk_errorf_code(-errno, "mkdir %s", label);
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = -errno;
+		struct stat st;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			return bk_errorf(-ELOOP, "%s is a symbolic link where the snapshot has a "
+					 "directory: not followed (remove it to restore there)", label);
+		return bk_errorf_code(e, "open directory %s", label);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 {
 	switch (e->type) {
 	case BK_NODE_FILE:
 		return restore_file(rs, dirfd, e);
 	case BK_NODE_DIR: {
-		if (mkdirat(dirfd, e->name, 0700) < 0 && errno != EEXIST)
-			return bk_errorf_code(-errno, "mkdir %s", rs->path);
-		int fd = openat(dirfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return bk_errorf_code(-errno, "open directory %s", rs->path);
-		int r = restore_tree(rs, fd, e->subtree, false);
+		int fd;
+		int r = open_subdir(dirfd, e->name, rs->path, &fd);
+		if (r < 0)
+			return r;
+		r = restore_tree(rs, fd, e->subtree, false);
 		if (r == 0) /* (its times once its entries are in) */
 			r = set_meta(rs, fd, -1, NULL, e);
 		close(fd);
@@ -655,26 +674,43 @@ static int restore_entry(Restore *rs, int dirfd, const BkTreeEntry *e)
 }
 
 /* Restores one included entry at its own path below the directory dirfd (named
- * target), creating the directories above it. */
+ * target), creating the directories above it as a whole restore would, following
+ * no link there (found by a helper's exploration: with --include, a link at
+ * src/ in the target was followed, where a whole restore refuses it). */
 static int restore_included(Restore *rs, int dirfd, const char *target, const char *path,
 			    const BkTreeEntry *ent)
 {
 	char parent[PATH_MAX];
-	int n = snprintf(parent, sizeof(parent), "./%s", path);
-	if (n >= (int)sizeof(parent))
+	int n = snprintf(parent, sizeof(parent), "%s", path);
+	if (n >= (int)sizeof(parent) ||
+	    snprintf(rs->path, sizeof(rs->path), "%s", target) >= (int)sizeof(rs->path))
 		return bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
 	while (n > 0 && parent[n - 1] == '/')
 		parent[--n] = '\0';
-	*strrchr(parent, '/') = '\0';
-	int pfd;
-	int e = bk_open_dir(dirfd, parent, 0700, 0700, false, &pfd);
-	if (e < 0)
-		return bk_error_wrap(e, "%s", target);
-	if (snprintf(rs->path, sizeof(rs->path), "%s/%s", target, path) >= (int)sizeof(rs->path))
+	char *last = strrchr(parent, '/');
+	if (last)
+		*last = '\0';
+	int pfd = dup(dirfd), e = pfd < 0 ? bk_errorf_code(-errno, "dup %s", target) : 0;
+	size_t plen = strlen(rs->path);
+	/* the snapshot's names on the way (bk_tree_lookup found them: no "..") */
+	for (char *save, *name = last ? strtok_r(parent, "/", &save) : NULL; e == 0 && name;
+	     name = strtok_r(NULL, "/", &save)) {
+		plen += (size_t)snprintf(rs->path + plen, sizeof(rs->path) - plen, "/%s", name);
+		int fd;
+		if (plen >= sizeof(rs->path))
+			e = bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
+		else if ((e = open_subdir(pfd, name, rs->path, &fd)) == 0) {
+			close(pfd);
+			pfd = fd;
+		}
+	}
+	if (e == 0 && snprintf(rs->path, sizeof(rs->path), "%s/%s", target, path) >=
+			      (int)sizeof(rs->path))
 		e = bk_errorf(-ENAMETOOLONG, "%s: path too long", path);
-	else
+	if (e == 0)
 		e = restore_entry(rs, pfd, ent);
-	close(pfd);
+	if (pfd >= 0)
+		close(pfd);
 	return e;
 }
 

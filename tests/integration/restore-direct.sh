@@ -16,7 +16,8 @@
 # file's name; a failed syncfs at the end fails it too. A restore killed while it
 # writes a file leaves no part of it behind. A block whose only
 # non-zero byte is its last, and a file of one repeated non-zero byte, are data,
-# not holes.
+# not holes. A symbolic link at a directory's name in the target is not followed,
+# by a whole restore or one of an --include.
 . "$SRCDIR/tests/integration/lib.sh"
 it_init restore-direct
 
@@ -60,8 +61,19 @@ ln -s "$T/elsewhere" "$T/out-link/src"
 t_rc 1 "a restore over a symbolic link at a directory's name fails (exit 1)" \
 	bk restore latest --target "$T/out-link"
 t_one_line_error "... with one error line"
+t_true "... naming the link" grep -q "out-link/src is a symbolic link where the snapshot has a directory: not followed" "$ERR"
 t_is "$(find "$T/elsewhere" -mindepth 1 | wc -l)" 0 "... and writes nothing where the link leads"
 t_true "... which is still the link" test -L "$T/out-link/src"
+# ... and so with --include, which made the directories above the included entry
+# following links (found by a helper's exploration: src/small went where it led)
+t_rc 1 "--include src/small over that link fails too (exit 1)" \
+	bk restore latest --target "$T/out-link" --include src/small
+t_one_line_error "... with one error line"
+t_true "... naming the link" grep -q "out-link/src is a symbolic link where the snapshot has a directory: not followed" "$ERR"
+t_is "$(find "$T/elsewhere" -mindepth 1 | wc -l)" 0 "... and writes nothing where the link leads"
+t_true "--include src/small restores into a target without the link" \
+	bk restore latest --target "$T/out-inc" --include src/small
+t_same_tree "$S/small" "$T/out-inc/src/small" "... byte-exact"
 
 SHIM=${IO_FAULT_LIB:-}
 if [ -z "$SHIM" ] || [ ! -f "$SHIM" ]; then
