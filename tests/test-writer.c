@@ -25,7 +25,8 @@
  * sticks and no temp file of the batch is left behind. check --read-data reports
  * every blob under a wrong id wherever it falls in its pack's groups; plain check
  * reports a blob the index lost and a pack the index miscounts, and a file whose
- * content list is damaged. A chunk stream whose stores fail returns the failure
+ * content list is damaged. A `repair index` committing while check runs, which
+ * moves a blob stored in two packs to the other one, is no finding. A chunk stream whose stores fail returns the failure
  * from a push, and freeing it keeps that error's detail. */
 #include <errno.h>
 #include <fcntl.h>
@@ -650,6 +651,115 @@ static void test_check_groups(const char *path, const BkSecret *secret)
 	bk_repo_close(r);
 }
 
+/* A blob stored in two packs (two writers storing it at once; the index keeps the
+ * one committed first) and a `repair index` committing while check runs: the repair
+ * moves the blob's entry to the pack it lists first, a pack check had already
+ * counted against the index as it was. That is no damage (found by a concurrency
+ * stress: check --read-data beside a repair reported a clean repository damaged,
+ * exit 5). The repair runs from check's report of a pack the index lists and that
+ * is missing: after every trailer is read, before the index is read whole. */
+typedef struct {
+	BkRepo *r;
+	Findings f;
+	int repaired; /* 1 failed, 2 done */
+} Beside;
+
+static void repair_on_report(void *ud, bool problem, const char *line)
+{
+	Beside *b = ud;
+	collect(&b->f, problem, line);
+	if (problem && strstr(line, "which is missing") && !b->repaired) {
+		uint64_t packs, blobs;
+		b->repaired = bk_repair_index(b->r, NULL, NULL, &packs, &blobs) == 0 ? 2 : 1;
+	}
+}
+
+typedef struct {
+	uint8_t id[2][32];
+	uint64_t size[2];
+	size_t n;
+} TwoPacks;
+
+static int two_packs(void *ud, const uint8_t pack[32], uint64_t size, uint32_t count)
+{
+	(void)count;
+	TwoPacks *p = ud;
+	if (p->n < 2) {
+		memcpy(p->id[p->n], pack, 32);
+		p->size[p->n] = size;
+	}
+	p->n++;
+	return 0;
+}
+
+static void test_check_beside_repair(const char *path, const BkSecret *secret)
+{
+	BkRepoParams params;
+	bk_repo_params_default(&params);
+	BkRepo *r = NULL;
+	if (bk_repo_create(path, secret, &params, &r) < 0) {
+		ok(false, "repository for check beside a repair");
+		return;
+	}
+	/* the shared blob in two packs, each with a blob of its own */
+	uint8_t shared[32], id[32];
+	int e = 0;
+	for (int i = 0; e == 0 && i < 2; i++) {
+		BkWriter *w = NULL;
+		if ((e = bk_writer_new(r, &w)) == 0)
+			e = bk_writer_put(w, BK_BLOB_DATA, "stored by both", 14, shared);
+		if (e == 0)
+			e = bk_writer_put(w, BK_BLOB_DATA, i ? "second" : "first", i ? 6 : 5, id);
+		if (e == 0)
+			e = bk_writer_flush(w);
+		bk_writer_free(w);
+		if (e == 0 && i == 0)
+			e = bk_index_clear(r->index); /* the second writer does not see it */
+	}
+	uint64_t np, nb;
+	if (e == 0) /* the repair's choice: the pack it lists first */
+		e = bk_repair_index(r, NULL, NULL, &np, &nb);
+	TwoPacks p = { 0 };
+	BkBlobLoc loc;
+	if (e == 0)
+		e = bk_index_foreach_pack(r->index, two_packs, &p);
+	if (e == 0)
+		e = p.n == 2 ? bk_index_get(r->index, shared, &loc) : -EINVAL;
+	/* the index as the writers left it: the shared blob in the other pack */
+	BkPackEntry *ents[2] = { NULL, NULL };
+	size_t n[2] = { 0, 0 };
+	BkSealer *s = bk_repo_sealer(r);
+	int first = e == 0 && memcmp(loc.pack, p.id[0], 32) == 0 ? 0 : 1, other = 1 - first;
+	for (int i = 0; e == 0 && i < 2; i++) {
+		char name[80];
+		bk_pack_name(p.id[i], name);
+		e = s ? bk_pack_read_trailer(r->be, name, p.size[i], s, r->keys, &ents[i], &n[i]) : -ENOMEM;
+	}
+	if (e == 0)
+		e = bk_index_clear(r->index);
+	if (e == 0)
+		e = bk_index_add_pack(r->index, p.id[other], p.size[other], ents[other], n[other]);
+	if (e == 0)
+		e = bk_index_add_pack(r->index, p.id[first], p.size[first], ents[first], n[first]);
+	static const uint8_t gone[32] = { 0xee, 0xee };
+	if (e == 0)
+		e = bk_index_add_pack(r->index, gone, 100, NULL, 0);
+	ok(e == 0 && bk_index_get(r->index, shared, &loc) == 0 &&
+		   memcmp(loc.pack, p.id[other], 32) == 0,
+	   "a blob in two packs, indexed in the one a repair would not choose (%d)", e);
+	Beside b = { .r = r };
+	int found = e == 0 ? bk_check(r, false, repair_on_report, &b) : e;
+	ok(b.repaired == 2 && bk_index_get(r->index, shared, &loc) == 0 &&
+		   memcmp(loc.pack, p.id[first], 32) == 0,
+	   "a repair while check runs moves the blob's entry to the other pack");
+	ok(found == 1 && b.f.problems == 1 && strstr(b.f.first, "which is missing"),
+	   "check beside that repair reports only the missing pack (%d: %s; %s)", found, b.f.first,
+	   b.f.last);
+	free(ents[0]);
+	free(ents[1]);
+	bk_repo_close(r);
+}
+
 /* Plain check reads every content list (it does not read data): a file whose
  * content list is damaged in its pack, its tree readable, is reported, naming the
  * file (found by a mutation audit: dropping that report passed every test). */
@@ -1114,6 +1224,7 @@ int main(void)
 			{ "repo-commit-failure", test_commit_failure },
 			{ "repo-check-groups", test_check_groups },
 			{ "repo-check-content-list", test_check_content_list },
+			{ "repo-check-beside-repair", test_check_beside_repair },
 			{ "repo-stream-failure", test_stream_failure_detail },
 		};
 		for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
