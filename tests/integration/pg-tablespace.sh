@@ -91,8 +91,10 @@ fi
 # entry. The backup is saved, and its restore leaves that location empty, as
 # pg_basebackup does; the restored server replays the drops (found by an
 # adversarial test: the restore failed, exit 3, "no such path in snapshot", so a
-# backup saved with exit 0 could never be restored). bunker is stopped while they
-# are dropped, so that the server cannot send on meanwhile.
+# backup saved with exit 0 could never be restored). The server sends at 4 MB/s, so
+# the drops end long before the first 16 MB do. (Not by stopping bunker: DROP
+# TABLESPACE waits for every process to close its files, and a walsender blocked on
+# a full socket never did, so the drop and the test waited for ever.)
 pg_as_server mkdir "$SHM/tsa" "$SHM/tsb"
 pg_psql >/dev/null <<EOF
 create tablespace tsa location '$SHM/tsa';
@@ -107,20 +109,18 @@ EOF
 as_pg=()
 [ "$(id -u)" = 0 ] && as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
 "${as_pg[@]}" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" --json pg basebackup \
-	--dbname "$(pitr_conninfo)" --fast-checkpoint --max-rate 16M >"$T/drop.out" 2>"$T/drop.err" &
+	--dbname "$(pitr_conninfo)" --fast-checkpoint --max-rate 4M >"$T/drop.out" 2>"$T/drop.err" &
 drop_pid=$!
-at_exit "kill -CONT $drop_pid 2>/dev/null"
+at_exit "kill $drop_pid 2>/dev/null"
 for _ in $(seq 300); do
 	[ "$(pg_sql "select backup_streamed > 0 from pg_stat_progress_basebackup")" = t ] && break
 	sleep 0.02
 done
-kill -STOP "$drop_pid"
 pg_psql >/dev/null <<EOF
 drop table ta, tb;
 drop tablespace tsa;
 drop tablespace tsb;
 EOF
-kill -CONT "$drop_pid"
 wait "$drop_pid"
 t_is "$?" 0 "pg basebackup during which two tablespaces are dropped" || diag "$(cat "$T/drop.err")"
 drop_id=$(snap_id_of "$T/drop.out")
