@@ -91,14 +91,6 @@ static char *names_where(const PGresult *res, const char *allowconn)
 	return s;
 }
 
-/* The listing's server sent nothing for stall_s: the query may hold a lock, or
- * the server be stopped (found by an adversarial test: it waited for ever). */
-static int stall_error(unsigned stall_s)
-{
-	return bk_errorf(BK_E_REMOTE, "list databases: the server sent nothing for %u s (stall "
-			 "timeout; --stall-timeout sets the limit)", stall_s);
-}
-
 /* The databases to dump, as pg_dumpall picks them (every one that accepts
  * connections and is not invalid, a DROP DATABASE interrupted, but template0; user
  * templates and template1 too), into *ret, and those it leaves out because they do
@@ -126,7 +118,7 @@ static int list_databases(const char *conninfo, unsigned stall_s, char **ret, ch
 	bool secured = PQresultStatus(res) == PGRES_TUPLES_OK;
 	PQclear(res);
 	if (!secured) {
-		int e = stalled ? stall_error(stall_s)
+		int e = stalled ? bk_pq_stall_error("list databases", stall_s)
 				: bk_errorf(BK_E_REMOTE, "clear search_path: %s", PQerrorMessage(c));
 		PQfinish(c);
 		return e;
@@ -136,7 +128,7 @@ static int list_databases(const char *conninfo, unsigned stall_s, char **ret, ch
 			 &stalled);
 	if (stalled) {
 		PQfinish(c);
-		return stall_error(stall_s);
+		return bk_pq_stall_error("list databases", stall_s);
 	}
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
@@ -154,7 +146,7 @@ static int list_databases(const char *conninfo, unsigned stall_s, char **ret, ch
 			    "<> -2 AND datname <> 'template0' ORDER BY datname", stall_s, &stalled);
 	int e = 0;
 	if (stalled) {
-		e = stall_error(stall_s);
+		e = bk_pq_stall_error("list databases", stall_s);
 	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		e = bk_errorf(BK_E_REMOTE, "list databases: %s", PQerrorMessage(c));
 	} else {

@@ -39,6 +39,12 @@ int bk_libpq_load(void)
 	return 0;
 }
 
+int bk_pq_stall_error(const char *what, unsigned stall_s)
+{
+	return bk_errorf(BK_E_REMOTE, "%s: the server sent nothing for %u s (stall timeout)", what,
+			 stall_s);
+}
+
 /* (defined here, where the PQ* names are the loaded functions' fields) */
 PGresult *bk_pq_exec(PGconn *c, const char *sql, unsigned stall_s, bool *ret_stalled)
 {

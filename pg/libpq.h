@@ -27,6 +27,10 @@ int bk_libpq_load(void);
  * be sent (PQerrorMessage says why). */
 PGresult *bk_pq_exec(PGconn *c, const char *sql, unsigned stall_s, bool *ret_stalled);
 
+/* The error of a server that sent nothing for stall_s seconds while bunker waited
+ * for what: BK_E_REMOTE, "WHAT: the server sent nothing for N s (stall timeout)". */
+int bk_pq_stall_error(const char *what, unsigned stall_s);
+
 /* Every libpq function bunker uses. */
 #define BK_LIBPQ_FUNCS(X)                                                                      \
 	X(PQclear) X(PQconnectdbParams) X(PQconninfo) X(PQconninfoFree) X(PQconninfoParse)      \

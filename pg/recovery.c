@@ -529,44 +529,39 @@ static int wal_stored(BkRepo *r, const BkPgRestoreOpts *o, const BkWalChain *c, 
 		      uint64_t stop, uint64_t before_lsn, int64_t before_us, bool *ret_lost_ahead)
 {
 	*ret_lost_ahead = false;
-	uint64_t last = c->contiguous_end / c->seg_size - 1, end = last;
+	uint64_t end = c->contiguous_end / c->seg_size - 1, last = end;
 	if (before_lsn)
 		last = BK_MIN(last, before_lsn / c->seg_size + 1);
 	BkIdSet packs = { 0 };
 	int e = 0;
-	for (uint64_t segno = start / c->seg_size; e == 0 && segno <= last; segno++) {
+	/* Past last, on to the chain's end: PostgreSQL's WAL prefetching reads ahead of
+	 * replay, past the target, through as many segments as hold few records
+	 * (switched early), and a fetch that fails there (wal-fetch exit 128) fails the
+	 * recovery (found by a helper's exploration: a target before a lost pack, two
+	 * segments ahead, was accepted, and recovery failed). A segment lost there is
+	 * not an error: it tells the restore to turn prefetching off. */
+	for (uint64_t segno = start / c->seg_size; e == 0 && !*ret_lost_ahead && segno <= end;
+	     segno++) {
 		char seg[BK_WAL_NAME_MAX];
 		BkWalRecord w;
-		if (o->stop && *o->stop)
+		if (o->stop && *o->stop) {
 			e = bk_errorf(-EINTR, "interrupted");
-		if (e == 0)
-			e = bk_pg_wal_path_segment(c, segno, seg);
-		if (e == 0 && (e = bk_wal_record_get(r, o->cluster, seg, &w)) == 0) {
-			e = bk_wal_record_stored(r, &w, &packs);
-			/* (found by review: a pack lost in WAL after a time target's stop
-			 * refused a restore that recovery completes) */
-			if (e == 0 && before_us && !before_lsn && segno >= stop / c->seg_size &&
-			    w.has_end && w.end.xact_us > before_us)
-				last = BK_MIN(last, segno + 1);
-			bk_wal_record_release(&w);
+			break;
 		}
-	}
-	/* PostgreSQL's WAL prefetching reads ahead of replay, past the target, through
-	 * as many segments as hold few records (switched early), and a fetch that fails
-	 * there (wal-fetch exit 128) fails the recovery (found by a helper's
-	 * exploration: a target before a lost pack, two segments ahead, was accepted,
-	 * and recovery failed). Whether any is lost tells the restore to turn it off. */
-	for (uint64_t segno = last + 1; e == 0 && !*ret_lost_ahead && segno <= end; segno++) {
-		char seg[BK_WAL_NAME_MAX];
-		BkWalRecord w;
 		int le = bk_pg_wal_path_segment(c, segno, seg);
 		if (le == 0 && (le = bk_wal_record_get(r, o->cluster, seg, &w)) == 0) {
 			le = bk_wal_record_stored(r, &w, &packs);
+			/* (found by review: a pack lost in WAL after a time target's stop
+			 * refused a restore that recovery completes) */
+			if (le == 0 && segno <= last && before_us && !before_lsn &&
+			    segno >= stop / c->seg_size && w.has_end && w.end.xact_us > before_us)
+				last = BK_MIN(last, segno + 1);
 			bk_wal_record_release(&w);
 		}
-		if (le == -ENOMEM)
+		if (segno <= last || le == -ENOMEM)
 			e = le;
-		*ret_lost_ahead = le < 0 && le != -ENOMEM;
+		else
+			*ret_lost_ahead = le < 0;
 	}
 	bk_idset_release(&packs);
 	if (e < 0 && e != -ENOMEM && e != -EINTR)

@@ -245,8 +245,7 @@ void bk_pgrepl_set_stall(BkPgRepl *c, unsigned stall_s) { c->stall_s = stall_s; 
 static int stall_error(BkPgRepl *c, const char *what, unsigned stall_s)
 {
 	c->broken = true;
-	return bk_errorf(BK_E_REMOTE, "%s: the server sent nothing for %u s (stall timeout)", what,
-	                 stall_s);
+	return bk_pq_stall_error(what, stall_s);
 }
 
 /* A query of the connection's own (not a base backup's), bounded by its stall
