@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "pg/libpq.h"
 #include "pg/walarchive.h"
 #include "store/error.h"
+#include "store/fs.h"
 #include "store/restorer.h"
 #include "store/util.h"
 
@@ -96,12 +99,14 @@ static char *names_where(const PGresult *res, const char *allowconn)
  * templates and template1 too), into *ret, and those it leaves out because they do
  * not accept connections (but template0), which a backup should not skip without
  * a word, into *ret_closed: malloc'd lists as names_where makes them. Each query
- * gives up once the server has sent nothing for stall_s (0: never). */
-static int list_databases(const char *conninfo, unsigned stall_s, char **ret, char **ret_closed,
-			  char *version, size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size,
+ * gives up once the server has sent nothing for o->stall_timeout_s (0: never). A
+ * system identifier that cannot be read is 0 in *ret_sysid, and warned of. */
+static int list_databases(const BkDumpOpts *o, char **ret, char **ret_closed, char *version,
+			  size_t vcap, uint64_t *ret_sysid, uint32_t *ret_seg_size,
 			  unsigned *ret_keepalives)
 {
-	PGconn *c = connect_to_list(conninfo);
+	unsigned stall_s = o->stall_timeout_s;
+	PGconn *c = connect_to_list(o->conninfo);
 	if (!c)
 		return BK_E_REMOTE;
 	*ret_keepalives = bk_pg_keepalives_set(c); /* and the programs' (pg/conninfo.h) */
@@ -134,6 +139,15 @@ static int list_databases(const char *conninfo, unsigned stall_s, char **ret, ch
 		*ret_sysid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		if (bk_wal_seg_size_parse(PQgetvalue(res, 0, 1), ret_seg_size) < 0)
 			*ret_seg_size = 0; /* unknown: WAL pushed later tells (bk_wal_archive_load) */
+	} else if (o->warn) {
+		/* the dumps go on without the check that the cluster name is this
+		 * server's: said (found by a helper's exploration: with EXECUTE revoked,
+		 * another server's dumps went in under main, without a word) */
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "the dumps are saved under cluster '%s' without "
+			 "checking that it is this server: its system identifier cannot be read: "
+			 "%s", o->cluster, PQerrorMessage(c));
+		o->warn(o->warn_ud, msg);
 	}
 	PQclear(res);
 	/* the names as the server holds them, which is what pg_dump's connection asks
@@ -165,17 +179,68 @@ static int list_databases(const char *conninfo, unsigned stall_s, char **ret, ch
 	return e;
 }
 
+/* A file in memory for a program's standard error: what it writes is passed on
+ * once it has exited (pass_messages), never straight to the terminal, where a
+ * database or table name in a message (the server allows any byte but NUL) could
+ * move the cursor or forge a line (found by a helper's exploration: a database
+ * named with escapes, its CONNECT revoked, made pg_dump print a forged "all dumps
+ * saved" and hide bunker's own line). Returns the descriptor, or -errno. */
+static int messages_file(void)
+{
+	int fd = memfd_create("bunker-pg-messages", MFD_CLOEXEC);
+	return fd < 0 ? bk_errorf_code(-errno, "memfd_create") : fd;
+}
+
+#define MESSAGES_MAX (64 * 1024) /* bytes of them passed on; the rest is counted */
+
+/* Reads up to cap - 1 bytes of what fd (messages_file) holds into buf, ended by a
+ * NUL; returns how many, and the whole size in *ret_size. */
+static size_t read_messages(int fd, char *buf, size_t cap, uint64_t *ret_size)
+{
+	struct stat st;
+	size_t n = 0;
+	*ret_size = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > 0) {
+		*ret_size = (uint64_t)st.st_size;
+		if (bk_pread_all(fd, buf, BK_MIN(*ret_size, cap - 1), 0, &n) < 0)
+			n = 0;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* Passes what a program wrote into fd (messages_file) to o->program_line, a line
+ * at a time. */
+static void pass_messages(const BkDumpOpts *o, const char *what, int fd)
+{
+	char *buf = o->program_line ? malloc(MESSAGES_MAX + 1) : NULL;
+	if (!buf)
+		return;
+	uint64_t size;
+	size_t n = read_messages(fd, buf, MESSAGES_MAX + 1, &size);
+	char *save;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		o->program_line(o->program_line_ud, line);
+	if (size > n) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s wrote %llu more bytes of messages, not shown", what,
+			 (unsigned long long)(size - n));
+		o->program_line(o->program_line_ud, msg);
+	}
+	free(buf);
+}
+
 /* Starts argv (looked up in PATH unless it names a directory) with environment
- * env, its standard output the write end of a pipe whose read end is *ret_fd, and
- * SIGPIPE at its default (ignored here: a program that writes on ends by it); with
- * own_group, in a process group of its own (kill(-pid) then stops what it started
- * too). The program gets SIGTERM when this thread ends (PR_SET_PDEATHSIG), bunker
+ * env, its standard output the write end of a pipe whose read end is *ret_fd, its
+ * standard error err_to (a messages_file), and SIGPIPE at its default (ignored
+ * here: a program that writes on ends by it); with own_group, in a process group
+ * of its own (kill(-pid) then stops what it started too). The program gets SIGTERM when this thread ends (PR_SET_PDEATHSIG), bunker
  * stopped or killed included: a pg_dump left behind went on waiting for a lock,
  * holding the locks it had, with no stall timeout left to stop it (found by
  * review). Returns 0, or the error (a positive errno: ENOENT when the program is
  * not found, EACCES when it is not executable). */
-static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *ret_pid,
-			 int *ret_fd)
+static int spawn_reading(char *const argv[], char **env, bool own_group, int err_to,
+			 pid_t *ret_pid, int *ret_fd)
 {
 	int pipefd[2], errfd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -203,6 +268,10 @@ static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *
 			r = errno;
 		if (!r && pipefd[1] == STDOUT_FILENO) /* (dup2 onto itself keeps CLOEXEC) */
 			fcntl(STDOUT_FILENO, F_SETFD, 0);
+		if (!r && dup2(err_to, STDERR_FILENO) < 0)
+			r = errno;
+		if (!r && err_to == STDERR_FILENO)
+			fcntl(STDERR_FILENO, F_SETFD, 0);
 		/* SIGTERM too, which bunker may have been started with blocked or ignored
 		 * (exec keeps both): it is how the program is stopped */
 		signal(SIGPIPE, SIG_DFL);
@@ -250,11 +319,14 @@ typedef struct {
 
 #define STOP_GRACE_MS 5000 /* what a program stopped with SIGTERM has to exit */
 
-/* Reaps pid if it exits by deadline (bk_mono_us); false if it has not. */
-static bool reap_by(pid_t pid, uint64_t deadline)
+/* Reaps pid if it exits by deadline (bk_mono_us), its wait status into *status
+ * (NULL: not wanted; -1 when the wait failed); false if it has not. */
+static bool reap_by(pid_t pid, uint64_t deadline, int *status)
 {
+	if (status)
+		*status = -1;
 	for (;;) {
-		pid_t w = waitpid(pid, NULL, WNOHANG);
+		pid_t w = waitpid(pid, status, WNOHANG);
 		if (w == pid || (w < 0 && errno != EINTR))
 			return true;
 		if (bk_mono_us() >= deadline)
@@ -273,7 +345,7 @@ static int stalled(void *ud)
 {
 	Child *c = ud;
 	kill(c->pid, SIGTERM);
-	if (!reap_by(c->pid, bk_mono_us() + STOP_GRACE_MS * UINT64_C(1000))) {
+	if (!reap_by(c->pid, bk_mono_us() + STOP_GRACE_MS * UINT64_C(1000), NULL)) {
 		kill(c->pid, SIGKILL);
 		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -309,9 +381,14 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 			     uint8_t ret_id[32])
 {
 	pid_t pid;
-	int fd, se = spawn_reading(argv, env, false, &pid, &fd);
-	if (se != 0)
+	int fd, msgs = messages_file();
+	if (msgs < 0)
+		return msgs;
+	int se = spawn_reading(argv, env, false, msgs, &pid, &fd);
+	if (se != 0) {
+		close(msgs);
 		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s", argv[0], strerror(se));
+	}
 	Child child = { pid, what, o->stall_timeout_s };
 	uint8_t parent[32];
 	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
@@ -338,6 +415,8 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 		kill(child.pid, SIGKILL);
 		waitpid(child.pid, NULL, 0);
 	}
+	pass_messages(o, what, msgs);
+	close(msgs);
 	return e;
 }
 
@@ -376,8 +455,12 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	program(prog, sizeof(prog), bin_dir, name);
 	char *argv[] = { prog, "--version", NULL };
 	pid_t pid;
-	int fd, r = spawn_reading(argv, env, true, &pid, &fd);
+	int fd, msgs = messages_file();
+	if (msgs < 0)
+		return msgs;
+	int r = spawn_reading(argv, env, true, msgs, &pid, &fd);
 	if (r != 0) {
+		close(msgs);
 		if (bin_dir || r != ENOENT) /* (EACCES: on the PATH, not executable) */
 			return bk_errorf(BK_E_REMOTE, "cannot run %s%s: %s", prog,
 					 bin_dir ? " (in the directory BUNKER_PG_BIN names)" : "",
@@ -407,16 +490,30 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	}
 	close(fd);
 	out[n] = '\0';
-	if (late || !reap_by(pid, deadline)) { /* its exit, by the same deadline */
+	int status;
+	if (late || !reap_by(pid, deadline, &status)) { /* its exit, by the same deadline */
 		late = true;
 		kill(-pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	/* (found by a helper's exploration: a pg_dump that cannot start, a library
+	 * missing, exits 127 and passed; every database's dump then failed alike) */
+	char said[512];
+	uint64_t size;
+	read_messages(msgs, said, sizeof(said), &size);
+	close(msgs);
+	said[strcspn(said, "\n")] = '\0'; /* its first line */
 	if (late)
 		return bk_errorf(BK_E_REMOTE, "%s --version did not finish within %d s: it was "
 				 "stopped (check the program, or BUNKER_PG_BIN)", prog,
 				 VERSION_TIMEOUT_MS / 1000);
+	if (status != -1 && WIFSIGNALED(status))
+		return bk_errorf(BK_E_REMOTE, "%s --version was killed by signal %d%s%s", prog,
+				 WTERMSIG(status), said[0] ? ": " : "", said);
+	if (status != -1 && WEXITSTATUS(status) != 0)
+		return bk_errorf(BK_E_REMOTE, "%s --version failed with exit code %d%s%s", prog,
+				 WEXITSTATUS(status), said[0] ? ": " : "", said);
 	const char *v = strstr(out, "(PostgreSQL) ");
 	if (!v || server_version <= 0)
 		return 0;
@@ -451,8 +548,12 @@ static void note_failed(const char *db, char *list, size_t cap, char *first, siz
 	size_t n = strlen(list);
 	int w = db ? snprintf(list + n, cap - n, "%s'%s'", n ? ", " : "", db)
 		   : snprintf(list + n, cap - n, "%sthe globals", n ? ", " : "");
-	if (w < 0 || (size_t)w >= cap - n) /* cut: say so */
-		memcpy(list + cap - 5, " ...", 5);
+	if (w < 0 || (size_t)w >= cap - n) { /* cut, on a character's start: say so */
+		size_t at = cap - 5;
+		while (at > 0 && ((unsigned char)list[at] & 0xC0) == 0x80)
+			at--;
+		memcpy(list + at, " ...", 5);
+	}
 }
 
 int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
@@ -472,8 +573,8 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	unsigned keepalives = 0;
 	int e = bk_libpq_load();
 	if (e == 0)
-		e = list_databases(o->conninfo, o->stall_timeout_s, &dbs, &closed, version,
-				   sizeof(version), &sysid, &seg_size, &keepalives);
+		e = list_databases(o, &dbs, &closed, version, sizeof(version), &sysid, &seg_size,
+				   &keepalives);
 	if (e < 0)
 		return e;
 	for (char *db = closed; o->warn && *db; db += strlen(db) + 1) {
@@ -527,7 +628,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			note_failed(db, failed, sizeof(failed), first, sizeof(first), &nfailed);
 			e = 0;
 		} else if (e < 0) {
-			bk_error_wrap(e, "database %s", db);
+			bk_error_wrap(e, "database '%s'", db);
 		} else if (o->done) {
 			o->done(o->done_ud, name, id);
 		}

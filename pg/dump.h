@@ -11,8 +11,9 @@
  * (BK_E_REMOTE) naming the databases not dumped. Any other error stops at once.
  *
  * The pg_dump and pg_dumpall programs are looked up in bin_dir (or PATH when
- * NULL); each runs with --version first, and one that cannot run, or is older
- * than the server, stops the command (BK_E_REMOTE) before any dump. Each gets
+ * NULL); each runs with --version first, and one that cannot run (its --version
+ * fails), or is older than the server, stops the command (BK_E_REMOTE) before
+ * any dump. Each gets
  * SIGTERM if the thread that called bk_pg_dump ends first (the program stopped or
  * killed, say: PR_SET_PDEATHSIG), so call it from one that outlives it. The
  * connection string is any libpq conninfo; the database name in it is replaced
@@ -39,10 +40,18 @@ typedef struct {
 	uint32_t stall_timeout_s;
 	/* Called (optional) with a warning: for each database left out because it
 	 * does not accept connections (datallowconn false; pg_dumpall leaves it out
-	 * without a word), and with bk_cluster_claim's (pg/walarchive.h): this dump
-	 * recorded a cluster name new here whose system another cluster has. */
+	 * without a word), with bk_cluster_claim's (pg/walarchive.h): this dump
+	 * recorded a cluster name new here whose system another cluster has, and when
+	 * the server's system identifier cannot be read (pg_control_system() not
+	 * allowed): the dumps are then saved without checking that the cluster name
+	 * is this server's. */
 	void (*warn)(void *ud, const char *msg);
 	void *warn_ud;
+	/* Called (optional) with each line pg_dump or pg_dumpall wrote on its
+	 * standard error, once it has exited, as it wrote it: whoever prints it
+	 * escapes it (a database or table name in it may hold any byte but NUL). */
+	void (*program_line)(void *ud, const char *line);
+	void *program_line_ud;
 	/* Called after each snapshot is written (for printing). */
 	void (*done)(void *ud, const char *name, const uint8_t id[32]);
 	void *done_ud;

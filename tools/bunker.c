@@ -531,7 +531,7 @@ int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us)
 	int e = bk_snapshot_load(r, id, &s);
 	if (e < 0)
 		return cli_fail(e, "snapshot %s", bk_id_hex(id).s);
-	double secs = (double)(bk_mono_us() - started_us) / 1e6;
+	double secs = (double)(started_us ? bk_mono_us() - started_us : s->duration_us) / 1e6;
 	double saved = s->logical_bytes ? 100.0 * (1.0 - (double)s->new_bytes / (double)s->logical_bytes) : 0;
 	char name[CLI_TEXT_MAX];
 	if (cli.json) {

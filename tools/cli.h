@@ -42,7 +42,9 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open_repo(BkRepo **ret);
 int cli_open_repo_ex(unsigned flags, BkRepo **ret); /* flags: bk_repo_open_ex's */
-/* Prints the one-line (or --json) summary of a snapshot just written. */
+/* Prints the one-line (or --json) summary of a snapshot just written, its speed
+ * over the time since started_us (bk_mono_us; 0: over the time its record says
+ * writing it took). */
 int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us);
 /* Whether a progress line is due (on a terminal, without --quiet, 200 ms after
  * *last, which it then sets): the one throttle of every "\r" line. */

@@ -222,17 +222,22 @@ static int basebackup(void)
 	return e;
 }
 
-typedef struct {
-	BkRepo *r;
-	uint64_t since; /* when the previous dump ended */
-} DumpPrint;
-
+/* A dump's summary, its speed over its own pg_dump's time (a failed dump's
+ * before it, or the listing, not counted: found by a helper's exploration) */
 static void dump_done(void *ud, const char *name, const uint8_t id[32])
 {
-	DumpPrint *p = ud;
 	(void)name;
-	print_snapshot_summary(p->r, id, p->since);
-	p->since = bk_mono_us();
+	print_snapshot_summary(ud, id, 0);
+}
+
+/* A line pg_dump or pg_dumpall wrote on its standard error, escaped as bunker's
+ * own lines are (cli_text) */
+static void program_line(void *ud, const char *line)
+{
+	(void)ud;
+	char text[CLI_TEXT_MAX];
+	cli_progress_end();
+	fprintf(stderr, "%s\n", cli_text(line, text, sizeof(text)));
 }
 
 static int dump(void)
@@ -248,7 +253,6 @@ static int dump(void)
 		x = pull_begin("dump", stall, &r, host);
 	if (x)
 		return x;
-	DumpPrint print = { r, bk_mono_us() };
 	/* set but empty is unset (found by review: "" named the root, "/pg_dump") */
 	const char *bin_dir = getenv("BUNKER_PG_BIN");
 	BkDumpOpts o = {
@@ -258,8 +262,9 @@ static int dump(void)
 		.bin_dir = bin_dir && *bin_dir ? bin_dir : NULL,
 		.stall_timeout_s = stall,
 		.warn = warn,
+		.program_line = program_line,
 		.done = dump_done,
-		.done_ud = &print,
+		.done_ud = r,
 		.progress = cli_progress,
 	};
 	int e = bk_pg_dump(r, &o);

@@ -261,6 +261,19 @@ t_is "$(cat "$ERR")" "bunker: dump: $fake/pg_dump --version did not finish withi
 t_true "... after about 5 s ($(( $(date +%s) - t0 )) s)" test "$(( $(date +%s) - t0 ))" -lt 20
 t_true "... and the sleep it started was stopped too" sh -c "! pgrep -f '^sleep 60[1]$' >/dev/null"
 t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
+# A pg_dump that cannot start (a library missing: the loader exits 127) is said
+# before any dump, with what it wrote (it passed, and every database failed alike)
+lib_error="$fake/pg_dump: error while loading shared libraries: libpq.so.5: cannot open shared object file: No such file or directory"
+cat >"$fake/pg_dump" <<EOF
+#!/bin/sh
+[ "\$1" = --version ] && { echo '$lib_error' >&2; exit 127; }
+exec '$PG_BIN/pg_dump' "\$@"
+EOF
+BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump whose --version exits 127 exits 1" \
+	bkp pg dump --dbname "$(pitr_conninfo)"
+t_is "$(cat "$ERR")" "bunker: dump: $fake/pg_dump --version failed with exit code 127: $lib_error" \
+	"in one line naming it, with what it said"
+t_is "$(count_dumps)" "$before" "... and adds no dump snapshot"
 
 # A version past any real one (99999999999999999999 overflowed, under UBSan too, and
 # read as older than the server) is newer: the dump runs.
@@ -322,7 +335,7 @@ t_true "whose dump holds its table" sh -c "'$PG_BIN/pg_restore' -l '$T/two.dump'
 cat >"$fake/pg_dump" <<EOF
 #!/bin/sh
 case "\$*" in
-*"dbname='app'"*) printf 'PGDMP'; head -c 300000 /dev/zero; exit 1 ;;
+*"dbname='app'"*) printf 'PGDMP'; head -c 300000 /dev/zero; sleep 3; exit 1 ;;
 esac
 exec '$PG_BIN/pg_dump' "\$@"
 EOF
@@ -330,7 +343,10 @@ before_app=$(count_named pg/main/dump/app)
 before_pg=$(count_named pg/main/dump/postgres)
 before_glob=$(count_named pg/main/globals)
 BUNKER_PG_BIN=$fake t_rc 1 "pg dump with a pg_dump failing for database app exits 1" \
-	bkp pg dump --dbname "$(pitr_conninfo)"
+	bkp --json pg dump --dbname "$(pitr_conninfo)"
+# (each summary's seconds are its own pg_dump's: the one after app's counted app's 3 s)
+t_is "$(grep -o '"seconds":[0-9.]*' "$OUT" | awk -F: '$2 >= 3' | wc -l)" 0 \
+	"the summaries after it do not count its 3 s" || diag "$(cat "$OUT")"
 t_is "$(wc -l <"$ERR")" 1 "with one line" || diag "$(cat "$ERR")"
 t_true "naming it" grep -q "^bunker: dump: 1 of [0-9]* dumps failed ('app'); the others were saved: " "$ERR" ||
 	diag "$(cat "$ERR")"
@@ -665,6 +681,23 @@ pg_sql "create database evil_restored" >/dev/null
 bkp cat latest --name "pg/main/dump/$evil_db" | "$PG_BIN/pg_restore" --exit-on-error -d evil_restored 2>"$T/pgr3.log"
 t_is "$?" 0 "its dump, by its exact name, restores" || diag "$(head -n 5 "$T/pgr3.log")"
 t_is "$(pg_psql -d evil_restored -c "select x from t")" "evil row" "with its row"
+# pg_dump's own messages are escaped as bunker's are: it names a database it may not
+# connect to in its error (they reached the terminal as they were: a name with
+# escapes forged a line and hid bunker's). The same role may not read the system
+# identifier: the dumps go on, without the check that the cluster is this server,
+# and a warning says so (it was skipped without a word)
+pg_sql "revoke connect on database \"$evil_db\" from public" >/dev/null
+pg_sql "revoke execute on function pg_control_system() from public" >/dev/null
+t_rc 1 "pg dump as a role that may not connect to it fails" \
+	bkp pg dump --dbname "$(pitr_conninfo) user=noperm"
+t_true "... prints no control character" bash -c "! LC_ALL=C grep -q -P '[\\x00-\\x08\\x0b-\\x1f\\x7f]' '$ERR'"
+t_true "... and pg_dump's line names it escaped" \
+	grep -q -F 'permission denied for database "evil\x1b]0;pwned\x07db"' "$ERR" || diag "$(cat "$ERR")"
+t_true "... and warns that the server's system identifier is not known" grep -q -F \
+	"bunker: warning: the dumps are saved under cluster 'main' without checking that it is this server: its system identifier cannot be read: ERROR:  permission denied for function pg_control_system" \
+	"$ERR" || diag "$(cat "$ERR")"
+pg_sql "grant execute on function pg_control_system() to public" >/dev/null
+pg_sql "grant connect on database \"$evil_db\" to public" >/dev/null
 
 # ---- a server that asks for a password ----
 # hba_first LINE...: pg_hba.conf with these lines before lib-pg.sh's (trust for
