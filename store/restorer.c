@@ -62,14 +62,50 @@ int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud)
 	return bk_backend_list(r->be, "snapshots", each_record, &f);
 }
 
+/* A snapshot "latest" may name: its id, time and parent. */
+typedef struct {
+	uint8_t id[32], parent[32];
+	bool has_parent;
+	int64_t time_us;
+} Named;
+
 typedef struct {
 	const char *spec, *name;
 	bool latest;
 	unsigned damaged;
 	int matches;
-	int64_t best_time;
 	uint8_t id[32];
+	Named *named; /* latest: the snapshots it may name */
+	size_t nnamed, cap;
 } Resolve;
+
+static int by_id(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+/* "latest": the newest of those no other names as its parent. A snapshot is made
+ * after its parent (the latest of its name when it was made), so a newer one
+ * stamped earlier by a clock behind is still the latest (found by a helper's
+ * exploration: a dump taken on a host 10 min behind was passed over for the one
+ * before it). Sorts rs->named by id. */
+static void pick_latest(Resolve *rs)
+{
+	qsort(rs->named, rs->nnamed, sizeof(*rs->named), by_id);
+	bool *parent = calloc(rs->nnamed ? rs->nnamed : 1, sizeof(*parent));
+	for (size_t i = 0; parent && i < rs->nnamed; i++) {
+		Named *p = rs->named[i].has_parent ? bsearch(rs->named[i].parent, rs->named, rs->nnamed,
+							     sizeof(*rs->named), by_id) : NULL;
+		if (p && p != &rs->named[i])
+			parent[p - rs->named] = true;
+	}
+	const Named *best = NULL;
+	for (size_t i = 0; i < rs->nnamed; i++) /* (no memory: by time alone) */
+		if (!(parent && parent[i]) && (!best || rs->named[i].time_us > best->time_us))
+			best = &rs->named[i];
+	free(parent);
+	memcpy(rs->id, best->id, 32);
+}
 
 static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
 {
@@ -87,10 +123,15 @@ static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
 	}
 	bool named = !rs->name || strcmp(s->name, rs->name) == 0;
 	if (named && rs->latest) {
-		if (!rs->matches || s->time_us > rs->best_time) {
-			rs->best_time = s->time_us;
-			memcpy(rs->id, id, 32);
+		if (bk_grow(&rs->named, &rs->cap, rs->nnamed, sizeof(*rs->named), 64) < 0) {
+			bk_snapshot_free(s);
+			return -ENOMEM;
 		}
+		Named *n = &rs->named[rs->nnamed++];
+		memcpy(n->id, id, 32);
+		memcpy(n->parent, s->parent, 32);
+		n->has_parent = s->has_parent;
+		n->time_us = s->time_us;
 		rs->matches = 1;
 	} else if (named && strncmp(bk_id_hex(id).s, rs->spec, strlen(rs->spec)) == 0) {
 		rs->matches++;
@@ -130,6 +171,9 @@ int bk_snapshot_resolve_ex(BkRepo *r, const char *spec, const char *name, uint8_
 	int e = bk_snapshot_foreach(r, resolve_one, &rs);
 	if (ret_damaged)
 		*ret_damaged = rs.damaged;
+	if (e == 0 && rs.nnamed)
+		pick_latest(&rs);
+	free(rs.named);
 	if (e < 0)
 		return e;
 	if (rs.matches == 0 && rs.latest && rs.damaged)

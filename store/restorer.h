@@ -39,7 +39,9 @@ typedef int (*BkSnapshotFn)(void *ud, const uint8_t id[32], BkSnapshot *s);
 int bk_snapshot_foreach(BkRepo *r, BkSnapshotFn cb, void *ud);
 
 /* Resolves "latest", a full id or a unique id prefix (at least 4 hex digits),
- * optionally narrowed to snapshots named name. -ENOENT if none matches,
+ * optionally narrowed to snapshots named name. "latest" is the newest by time of
+ * those that are no other's parent (a newer snapshot stamped by a clock behind
+ * still counts as the newer). -ENOENT if none matches,
  * BK_E_USAGE if a prefix is ambiguous. A full id is checked directly. A damaged
  * record whose id starts with the prefix is a match (loading it then fails with
  * BK_E_CORRUPT); "latest" skips damaged records, one of which may have been the
