@@ -15,7 +15,17 @@ struct Node {
 	bool explicit_;  /* its own entry arrived (directories) */
 	Node **kids;
 	size_t nkids, cap;
+	/* a directory of INDEX_FROM kids or more: its kids by name, open addressing,
+	 * each slot a position in kids plus 1 (0: empty), at most half full */
+	uint32_t *index;
+	size_t index_cap; /* a power of 2 */
 };
+
+/* Below this many kids a directory is searched newest first: its entries usually
+ * arrive together. From it on, through its index (found by a helper's
+ * exploration: every name was compared with every one before it, and a base
+ * backup of 50,000 files in one directory took 16 s, 200,000 21 min). */
+#define INDEX_FROM 32
 
 struct BkTreeBuilder {
 	Node root;
@@ -28,6 +38,7 @@ static void node_release(Node *n)
 		free(n->kids[i]);
 	}
 	free(n->kids);
+	free(n->index);
 	free(n->e.name);
 	free(n->e.link);
 	bk_content_node_release(&n->e.content);
@@ -51,20 +62,65 @@ void bk_tree_builder_free(BkTreeBuilder *b)
 	free(b);
 }
 
-/* Entries of one directory usually arrive together: look at the newest first. */
+static size_t name_hash(const char *name, size_t len)
+{
+	uint64_t h = 14695981039346656037u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)name[i]) * 1099511628211u;
+	return (size_t)(h ^ (h >> 32));
+}
+
+static bool kid_is(const Node *k, const char *name, size_t len)
+{
+	return strncmp(k->e.name, name, len) == 0 && k->e.name[len] == '\0';
+}
+
+/* The slot of dir's index that holds name, or the empty one where it would go. */
+static uint32_t *index_slot(Node *dir, const char *name, size_t len)
+{
+	size_t mask = dir->index_cap - 1;
+	for (size_t i = name_hash(name, len) & mask;; i = (i + 1) & mask) {
+		uint32_t *slot = &dir->index[i];
+		if (!*slot || kid_is(dir->kids[*slot - 1], name, len))
+			return slot;
+	}
+}
+
+/* Puts kids[0..nkids) in an index of room for twice as many. */
+static int index_build(Node *dir)
+{
+	size_t cap = 64;
+	while (cap < 4 * dir->nkids)
+		cap *= 2;
+	uint32_t *index = calloc(cap, sizeof(*index));
+	if (!index)
+		return -ENOMEM;
+	free(dir->index);
+	dir->index = index;
+	dir->index_cap = cap;
+	for (size_t i = 0; i < dir->nkids; i++) {
+		const char *name = dir->kids[i]->e.name;
+		*index_slot(dir, name, strlen(name)) = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
 static Node *find_kid(Node *dir, const char *name, size_t len)
 {
-	for (size_t i = dir->nkids; i-- > 0;) {
-		Node *k = dir->kids[i];
-		if (strlen(k->e.name) == len && memcmp(k->e.name, name, len) == 0)
-			return k;
+	if (dir->index) {
+		uint32_t *slot = index_slot(dir, name, len);
+		return *slot ? dir->kids[*slot - 1] : NULL;
 	}
+	for (size_t i = dir->nkids; i-- > 0;) /* newest first */
+		if (kid_is(dir->kids[i], name, len))
+			return dir->kids[i];
 	return NULL;
 }
 
 static Node *add_kid(Node *dir, const char *name, size_t len)
 {
-	if (bk_grow(&dir->kids, &dir->cap, dir->nkids, sizeof(*dir->kids), 8) < 0)
+	if (dir->nkids >= UINT32_MAX - 1 ||
+	    bk_grow(&dir->kids, &dir->cap, dir->nkids, sizeof(*dir->kids), 8) < 0)
 		return NULL;
 	Node *n = calloc(1, sizeof(*n));
 	if (!n || !(n->e.name = strndup(name, len))) {
@@ -74,6 +130,16 @@ static Node *add_kid(Node *dir, const char *name, size_t len)
 	n->e.type = BK_NODE_DIR;
 	n->e.mode = 0700;
 	dir->kids[dir->nkids++] = n;
+	if (dir->nkids >= INDEX_FROM && 2 * dir->nkids > dir->index_cap) {
+		if (index_build(dir) < 0) {
+			dir->nkids--;
+			free(n->e.name);
+			free(n);
+			return NULL;
+		}
+	} else if (dir->index) {
+		*index_slot(dir, name, len) = (uint32_t)dir->nkids;
+	}
 	return n;
 }
 

@@ -6,6 +6,7 @@
  * root breaking the node invariants refused by walk. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +258,11 @@ static void check_stream(size_t n, unsigned max_root_level)
 	   "%zu chunks: root level %u <= %u, %" PRIu32 " refs", n, root.level, max_root_level,
 	   root.count);
 	ok(bk_content_node_size(&root) == st.total, "%zu chunks: root size is the stream size", n);
+	/* (a caller keeps roots, one per file: each held an array for
+	 * BK_CONTENT_MAX_REFS, 41 kB, found by a helper's exploration) */
+	ok(!root.refs || malloc_usable_size(root.refs) < BK_CONTENT_ROOT_MAX * sizeof(*root.refs) + 64,
+	   "%zu chunks: the root's refs take the room of at most %u (%zu bytes)", n,
+	   BK_CONTENT_ROOT_MAX, root.refs ? malloc_usable_size(root.refs) : 0);
 	if (n <= 1)
 		ok(root.level == 0 && root.count == n && s.n == 0,
 		   "%zu chunks: root is the level-0 node, nothing stored", n);

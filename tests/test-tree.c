@@ -9,6 +9,7 @@
 
 #include "store/error.h"
 #include "store/tree.h"
+#include "store/treebuild.h"
 #include "store/util.h"
 #include "tests/golden/tree-v1.h"
 #include "tests/tap.h"
@@ -427,11 +428,79 @@ static void test_decode_rejects(void)
 #undef FIFO
 }
 
+/* put for the builder: keeps the first 4 trees stored, in order */
+typedef struct {
+	uint8_t *blob[4];
+	size_t len[4];
+	size_t trees;
+} Stored;
+
+static int keep_tree(void *ud, BkBlobType type, const void *data, size_t len, uint8_t id[32])
+{
+	Stored *st = ud;
+	if (type != BK_BLOB_TREE || st->trees == 4 || !(st->blob[st->trees] = malloc(len)))
+		return -ENOMEM;
+	memcpy(st->blob[st->trees], data, len);
+	st->len[st->trees++] = len;
+	memset(id, (int)st->trees, 32);
+	return 0;
+}
+
+/* The tree builder over a directory of many entries, where it looks names up
+ * through an index (from 32 on): each is found again (a second entry refused, a
+ * path through a file refused, an implicit directory taking its own entry), and
+ * the directory's tree holds each once, sorted. */
+static void test_builder_many(void)
+{
+	enum { N = 5000 };
+	BkTreeBuilder *b = NULL;
+	int e = bk_tree_builder_new(&b);
+	char path[64];
+	for (int i = 0; e == 0 && i < N; i++) { /* in an order that is not the sorted one */
+		snprintf(path, sizeof(path), "d/f%d", (i * 7919) % N);
+		BkTreeEntry en = entry("x", BK_NODE_FILE);
+		e = bk_tree_builder_add(b, path, &en);
+	}
+	is_int(e, 0, "%d files in one directory added", N);
+	BkTreeEntry en = entry("x", BK_NODE_FILE);
+	is_int(bk_tree_builder_add(b, "d/f1234", &en), BK_E_USAGE, "a second d/f1234 is refused");
+	en = entry("x", BK_NODE_FILE);
+	is_int(bk_tree_builder_add(b, "d/f4321/x", &en), BK_E_USAGE,
+	       "a path through the file d/f4321 is refused");
+	en = entry("x", BK_NODE_FILE);
+	e = bk_tree_builder_add(b, "d/sub/x", &en);
+	en = entry("x", BK_NODE_DIR);
+	if (e == 0)
+		e = bk_tree_builder_add(b, "d/sub", &en);
+	is_int(e, 0, "an implicit directory among them takes its own entry");
+	en = entry("x", BK_NODE_DIR);
+	is_int(bk_tree_builder_add(b, "d/sub", &en), BK_E_USAGE, "and a second one is refused");
+	Stored st = { 0 };
+	uint8_t root[32];
+	if (e == 0)
+		e = bk_tree_builder_finish(b, keep_tree, &st, root);
+	bk_tree_builder_free(b);
+	is_int(st.trees, 3, "finish stores three directories: sub, d, the root (%s)",
+	       e ? bk_error_detail() : "ok");
+	BkTree *d = NULL; /* the second stored */
+	bool sorted = st.trees == 3 && bk_tree_decode(st.blob[1], st.len[1], &d) == 0 &&
+		      d->count == N + 1;
+	for (size_t i = 1; sorted && i < d->count; i++)
+		sorted = strcmp(d->entries[i - 1].name, d->entries[i].name) < 0;
+	ok(sorted && bk_tree_find(d, "f1234") && bk_tree_find(d, "sub") &&
+	   bk_tree_find(d, "sub")->type == BK_NODE_DIR && bk_tree_find(d, "sub")->mode == 0644,
+	   "d holds its %d files and sub, each once, sorted, sub with its own entry", N);
+	bk_tree_free(d);
+	for (size_t i = 0; i < st.trees; i++)
+		free(st.blob[i]);
+}
+
 int main(void)
 {
 	test_golden();
 	test_round_trip();
 	test_encode_refuses();
 	test_decode_rejects();
+	test_builder_many();
 	return tap_done();
 }
