@@ -108,7 +108,11 @@ uint64_t bk_tar_parser_offset(const BkTarParser *p) { return p->offset; }
 uint64_t bk_tar_parser_entries(const BkTarParser *p) { return p->entries; }
 
 /* Numeric header fields: octal digits with optional leading spaces and trailing
- * spaces/NULs, or GNU base-256 (first byte 0x80 positive, 0xff negative). */
+ * spaces/NULs, or GNU base-256 (first byte 0x80 positive, 0xff negative). A
+ * signed field (mtime) marked 0x80 may also hold a negative number in its last 8
+ * bytes, as PostgreSQL writes a time before 1970: its print_tar_number takes the
+ * time_t as a uint64 (found by a helper's exploration: a file dated 1969 failed
+ * the whole base backup, "bad numeric field", exit 5). */
 static bool parse_number(const uint8_t *f, size_t n, bool is_signed, int64_t *ret)
 {
 	if (f[0] == 0x80 || f[0] == 0xff) {
@@ -131,12 +135,10 @@ static bool parse_number(const uint8_t *f, size_t n, bool is_signed, int64_t *re
 			}
 			if (!(v & (UINT64_C(1) << 63)))
 				return false;
-			*ret = (int64_t)v;
-		} else {
-			if (v & (UINT64_C(1) << 63))
-				return false;
-			*ret = (int64_t)v;
+		} else if ((v & (UINT64_C(1) << 63)) && !(is_signed && n - 1 >= 8)) {
+			return false;
 		}
+		*ret = (int64_t)v;
 		return true;
 	}
 	size_t i = 0;

@@ -882,6 +882,21 @@ static void test_crafted(void)
 	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), 0, "negative base-256 mtime");
 	ok(s.n_recs == 1 && s.recs[0].mtime == -1, "mtime -1");
 	sink_release(&s);
+	/* PostgreSQL's spelling of a time before 1970: 0x80, then the time_t as a
+	 * uint64 in the last 8 bytes (print_tar_number); it failed the backup */
+	a.len = 0;
+	add_header(&a, &(Hdr){.name = "moon", .type = '5'});
+	uint8_t *m = a.p + 136;
+	uint64_t moon = (uint64_t)INT64_C(-14182940); /* 1969-07-20 */
+	memset(m, 0, 12);
+	m[0] = 0x80;
+	for (size_t i = 0; i < 8; i++)
+		m[11 - i] = (uint8_t)(moon >> (8 * i));
+	set_checksum(a.p);
+	add_end(&a);
+	is_int(parse_buf(&a, BK_TAR_REQUIRE_END, &s), 0, "PostgreSQL's base-256 mtime of 1969");
+	ok(s.n_recs == 1 && s.recs[0].mtime == INT64_C(-14182940), "read as 1969-07-20");
+	sink_release(&s);
 
 	/* refusals */
 	struct {
