@@ -736,7 +736,26 @@ typedef struct {
 	uint64_t *done;    /* bytes restored so far, for progress */
 	Dir *locs;         /* the locations this restore took, in map order */
 	size_t n, cap;
+	mode_t dir_mode;   /* of the data directory and the locations (dir_mode) */
 } Tablespaces;
+
+/* The mode PostgreSQL gave the data directory and the tablespace locations: 0750
+ * in a cluster with group access (initdb -g), whose directories the server makes
+ * 0750, else 0700. The backup does not hold the data directory's own entry: its
+ * global/ tells (found by a helper's exploration: a group-access cluster came
+ * back 0700 at its top, and the server ran without group access). */
+static mode_t dir_mode(BkRepo *r, const BkSnapshot *s)
+{
+	BkTree *t = NULL;
+	const BkTreeEntry *global = NULL;
+	mode_t mode = 0700;
+	if (bk_tree_lookup(r, s->root, "global", &t, &global) == 0 && global &&
+	    global->type == BK_NODE_DIR && (global->mode & 0777) == 0750)
+		mode = 0750;
+	bk_error_clear(); /* (no global/: 0700, as the server wants then) */
+	bk_tree_free(t);
+	return mode;
+}
 
 /* After a failed or interrupted restore: empties the tablespace locations it took
  * and the data directory, each missing or empty when it began (take), so that
@@ -963,7 +982,7 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	t->n++; /* from here on take_back empties it */
 	if (sent)
 		e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
-	if (e == 0 && fchmod(d->fd, 0700) < 0)
+	if (e == 0 && fchmod(d->fd, t->dir_mode) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", d->path);
 	return e < 0 ? bk_error_wrap(e, "tablespace %s", oid) : 0;
 }
@@ -1024,7 +1043,8 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 				     .excludes = skip, .nexcludes = 1, .stop = o->stop };
 		e = bk_restore_at(r, s, target.fd, target.path, &ro);
 	}
-	if (e == 0 && fchmod(target.fd, 0700) < 0)
+	ts.dir_mode = dir_mode(r, s);
+	if (e == 0 && fchmod(target.fd, ts.dir_mode) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", target.path);
 	ts.done = &done;
 	if (e == 0)

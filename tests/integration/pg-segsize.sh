@@ -14,11 +14,13 @@
 # segment holds, is refused, also behind 258 idle segments, past the 256 the walk
 # once gave up at; not with BUNKER_TEST_QUICK=1); pg restore latest brings back a
 # server with that row (its key file's name has a '%' that restore_command must
-# escape).
+# escape). The cluster has group access (initdb -g): the restored data directory
+# is 0750 as the original's, and the restored server runs with group access (the
+# top came back 0700, and the server dropped it).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-segsize
 
-PG_INITDB_OPTS=--wal-segsize=1 pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
+PG_INITDB_OPTS="--wal-segsize=1 --allow-group-access" pg_start "$T/pg" || { echo "Bail out! PostgreSQL did not start"; exit 1; }
 t_is "$(pg_sql "show wal_segment_size")" 1MB "the server has 1 MB segments"
 pg_conf_set archive_mode on
 pg_conf_set archive_command "true" # discarded until the repository knows the cluster
@@ -92,9 +94,12 @@ t_is "$(pg_sql "select pg_walfile_name('${fend:-0/0}')")" "$filled" \
 	"pg info: the window ends in $filled ($fend)" || diag "$(cat "$T/info3.json")"
 # (with the server still up: its shutdown would archive the rest)
 if t_rc 0 "pg restore to that end" bkp pg restore latest --target "$SRV/r-filled" --target-lsn "$fend"; then
+	t_is "$(stat -c %a "$SRV/r-filled")" "$(stat -c %a "$PG_DATA")" \
+		"... the data directory restored with the original's mode (group access)"
 	if pitr_start "$SRV/r-filled" && pitr_wait_recovered 120; then
 		t_is "$(rsql "select count(*) from t")" 20001 \
 			"the restored server reaches it and promotes, without the insert not yet committed"
+		t_is "$(rsql "show data_directory_mode")" 0750 "... with group access, as the original"
 	else
 		not_ok "the restored server reaches the window's end" "$(pitr_log_tail 20)"
 	fi
