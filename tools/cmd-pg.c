@@ -472,6 +472,13 @@ static int restore(void)
 			 "pg_ident.conf and any directory it includes (Debian's conf.d) into %s, "
 			 "and in the copy remove data_directory, hba_file, ident_file and "
 			 "external_pid_file, which point at the original cluster", cli.target);
+	/* nor one the server skipped, a symbolic link (found by a helper's
+	 * exploration: the restore said nothing, and the server did not start) */
+	else if (snprintf(conf, sizeof(conf), "%s/pg_hba.conf", cli.target) < (int)sizeof(conf) &&
+		 lstat(conf, &st) < 0 && errno == ENOENT)
+		cli_warn("the backup holds no pg_hba.conf (the server does not send one that is a "
+			 "symbolic link): copy it into %s, which does not start without one unless "
+			 "its postgresql.conf names another in hba_file", cli.target);
 	bk_snapshot_free(s);
 	return 0;
 }

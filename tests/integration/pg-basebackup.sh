@@ -385,6 +385,15 @@ t_is "$?" 0 "pg basebackup without postgresql.conf in the data directory" ||
 	diag "$(cat "$T/b4.err")"
 mv "$T/postgresql.conf.aside" "$PG_DATA/postgresql.conf"
 id4=$(json_field "$b4" snapshot)
+# One whose pg_hba.conf is a symbolic link, which the server does not send (it
+# warns, "skipping special file"): restored silently, it did not start
+mv "$PG_DATA/pg_hba.conf" "$T/pg_hba.conf.aside"
+pg_as_server ln -s "$T/pg_hba.conf.aside" "$PG_DATA/pg_hba.conf"
+b7=$(bkp --json pg basebackup --dbname "$(pitr_conninfo)" --fast-checkpoint 2>"$T/b7.err")
+t_is "$?" 0 "pg basebackup with pg_hba.conf a symbolic link" || diag "$(cat "$T/b7.err")"
+rm "$PG_DATA/pg_hba.conf"
+mv "$T/pg_hba.conf.aside" "$PG_DATA/pg_hba.conf"
+id7=$(json_field "$b7" snapshot)
 
 # A host whose clock is 600 s behind the server's: the backup's end time is taken
 # in the server's clock (restores compare it with the server's commit times).
@@ -532,7 +541,12 @@ t_true "... warns that it holds no postgresql.conf, naming the files to copy" gr
 	"$ERR" || diag "$(cat "$ERR")"
 t_rc 0 "a restore of a backup holding one" bkp pg restore "$id3" --target "$SRV/r5"
 t_true "... does not" test ! -s "$ERR"
-rm -rf "$SRV/r4" "$SRV/r5"
+t_rc 0 "pg restore of the backup without pg_hba.conf (a link the server skipped)" \
+	bkp pg restore "$id7" --target "$SRV/r7"
+t_true "... warns that it holds none" grep -q \
+	"^bunker: warning: the backup holds no pg_hba.conf (the server does not send one that is a symbolic link): copy it into $SRV/r7, " \
+	"$ERR" || diag "$(cat "$ERR")"
+rm -rf "$SRV/r4" "$SRV/r5" "$SRV/r7"
 
 t_rc 0 "bunker check" bkp check
 
