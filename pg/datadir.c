@@ -736,7 +736,6 @@ typedef struct {
 	uint64_t *done;    /* bytes restored so far, for progress */
 	Dir *locs;         /* the locations this restore took, in map order */
 	size_t n, cap;
-	mode_t dir_mode;   /* of the data directory and the locations (dir_mode) */
 } Tablespaces;
 
 /* The mode PostgreSQL gave the data directory and the tablespace locations: 0750
@@ -982,7 +981,7 @@ static int restore_tablespace(void *ud, const char *oid, const char *loc)
 	t->n++; /* from here on take_back empties it */
 	if (sent)
 		e = bk_restore_at(t->r, t->s, d->fd, d->path, &ro);
-	if (e == 0 && fchmod(d->fd, t->dir_mode) < 0)
+	if (e == 0 && fchmod(d->fd, 0700) < 0) /* (group access, if any, at the end) */
 		e = bk_errorf_code(-errno, "chmod %s", d->path);
 	return e < 0 ? bk_error_wrap(e, "tablespace %s", oid) : 0;
 }
@@ -1043,8 +1042,7 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 				     .excludes = skip, .nexcludes = 1, .stop = o->stop };
 		e = bk_restore_at(r, s, target.fd, target.path, &ro);
 	}
-	ts.dir_mode = dir_mode(r, s);
-	if (e == 0 && fchmod(target.fd, ts.dir_mode) < 0)
+	if (e == 0 && fchmod(target.fd, 0700) < 0)
 		e = bk_errorf_code(-errno, "chmod %s", target.path);
 	ts.done = &done;
 	if (e == 0)
@@ -1057,6 +1055,13 @@ int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o
 	 * the owner (resolve_owner) last */
 	if (e == 0 && o->restore_owner)
 		e = give_all(&target, o, &ts);
+	/* a cluster with group access: 0750, once they are the owner's */
+	mode_t mode = e == 0 ? dir_mode(r, s) : 0700;
+	for (size_t i = 0; e == 0 && mode != 0700 && i <= ts.n; i++) {
+		const Dir *d = i < ts.n ? &ts.locs[i] : &target;
+		if (fchmod(d->fd, mode) < 0)
+			e = bk_errorf_code(-errno, "chmod %s", d->path);
+	}
 	for (size_t i = 0; e == 0 && i <= ts.n; i++)
 		e = sync_dir(i < ts.n ? &ts.locs[i] : &target);
 	/* the data directory's last: the restore is whole once it is gone */

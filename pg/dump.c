@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,7 +147,8 @@ static int list_databases(const BkDumpOpts *o, char **ret, char **ret_closed, ch
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "the dumps are saved under cluster '%s' without "
 			 "checking that it is this server: its system identifier cannot be read: "
-			 "%s", o->cluster, PQerrorMessage(c));
+			 "%s", o->cluster, PQresultStatus(res) == PGRES_TUPLES_OK ?
+			 "pg_control_system() returned no row" : PQerrorMessage(c));
 		o->warn(o->warn_ud, msg);
 	}
 	PQclear(res);
@@ -188,10 +190,17 @@ static int list_databases(const BkDumpOpts *o, char **ret, char **ret_closed, ch
 static int messages_file(void)
 {
 	int fd = memfd_create("bunker-pg-messages", MFD_CLOEXEC);
+	if (fd >= 0 && fd <= STDERR_FILENO) { /* (bunker started with one closed: above
+					       * them, or the child's dup2s would mix them) */
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+		close(fd);
+		fd = high;
+	}
 	return fd < 0 ? bk_errorf_code(-errno, "memfd_create") : fd;
 }
 
 #define MESSAGES_MAX (64 * 1024) /* bytes of them passed on; the rest is counted */
+#define MESSAGES_KEPT (1024 * 1024) /* bytes a program may write there (RLIMIT_FSIZE) */
 
 /* Reads up to cap - 1 bytes of what fd (messages_file) holds into buf, ended by a
  * NUL; returns how many, and the whole size in *ret_size. */
@@ -270,8 +279,12 @@ static int spawn_reading(char *const argv[], char **env, bool own_group, int err
 			fcntl(STDOUT_FILENO, F_SETFD, 0);
 		if (!r && dup2(err_to, STDERR_FILENO) < 0)
 			r = errno;
-		if (!r && err_to == STDERR_FILENO)
-			fcntl(STDERR_FILENO, F_SETFD, 0);
+		/* what it may keep of them: past the limit its writes fail (EFBIG, with
+		 * SIGXFSZ ignored) and the rest is lost, as a full disk would lose it */
+		struct rlimit cap = { MESSAGES_KEPT, MESSAGES_KEPT };
+		if (!r && setrlimit(RLIMIT_FSIZE, &cap) < 0)
+			r = errno;
+		signal(SIGXFSZ, SIG_IGN);
 		/* SIGTERM too, which bunker may have been started with blocked or ignored
 		 * (exec keeps both): it is how the program is stopped */
 		signal(SIGPIPE, SIG_DFL);
@@ -358,6 +371,20 @@ static int stalled(void *ud)
 				"session's lock, or a catalog that slow; " : "");
 }
 
+/* 0 for a program that exited 0, else BK_E_REMOTE saying how what ended, and
+ * with what it said (said: "" for nothing). */
+static int status_error(int status, const char *what, const char *said)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	const char *sep = said[0] ? ": " : "";
+	if (WIFSIGNALED(status))
+		return bk_errorf(BK_E_REMOTE, "%s was killed by signal %d%s%s", what,
+				 WTERMSIG(status), sep, said);
+	return bk_errorf(BK_E_REMOTE, "%s failed with exit code %d%s%s", what,
+			 WEXITSTATUS(status), sep, said);
+}
+
 /* Reaps the dump program: its failure aborts the snapshot before it is written. */
 static int reap(void *ud)
 {
@@ -367,11 +394,7 @@ static int reap(void *ud)
 		if (errno != EINTR)
 			return bk_errorf_code(-errno, "wait for %s", c->what);
 	c->pid = 0;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (WIFSIGNALED(status))
-		return bk_errorf(BK_E_REMOTE, "%s was killed by signal %d", c->what, WTERMSIG(status));
-	return bk_errorf(BK_E_REMOTE, "%s failed with exit code %d", c->what, WEXITSTATUS(status));
+	return status_error(status, c->what, "");
 }
 
 /* Runs argv with environment env (spawn_reading) and stores its output as
@@ -473,7 +496,8 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	size_t n = 0;
 	uint64_t deadline = bk_mono_us() + VERSION_TIMEOUT_MS * UINT64_C(1000);
 	bool late = false;
-	while (n < sizeof(out) - 1) {
+	for (;;) { /* to its end: past out's room it is dropped (not a closed pipe,
+		    * which would kill a wrapper that writes more: SIGPIPE) */
 		uint64_t now = bk_mono_us();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int pr = now < deadline ? poll(&p, 1, (int)((deadline - now + 999) / 1000)) : 0;
@@ -482,15 +506,17 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 		late = pr == 0;
 		if (pr <= 0)
 			break;
-		ssize_t k = read(fd, out + n, sizeof(out) - 1 - n);
-		if (k > 0)
+		char rest[512];
+		bool room = n < sizeof(out) - 1;
+		ssize_t k = room ? read(fd, out + n, sizeof(out) - 1 - n) : read(fd, rest, sizeof(rest));
+		if (k > 0 && room)
 			n += (size_t)k;
-		else if (k == 0 || errno != EINTR)
+		else if (k == 0 || (k < 0 && errno != EINTR))
 			break;
 	}
 	close(fd);
 	out[n] = '\0';
-	int status;
+	int status = -1;
 	if (late || !reap_by(pid, deadline, &status)) { /* its exit, by the same deadline */
 		late = true;
 		kill(-pid, SIGKILL);
@@ -508,12 +534,10 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 		return bk_errorf(BK_E_REMOTE, "%s --version did not finish within %d s: it was "
 				 "stopped (check the program, or BUNKER_PG_BIN)", prog,
 				 VERSION_TIMEOUT_MS / 1000);
-	if (status != -1 && WIFSIGNALED(status))
-		return bk_errorf(BK_E_REMOTE, "%s --version was killed by signal %d%s%s", prog,
-				 WTERMSIG(status), said[0] ? ": " : "", said);
-	if (status != -1 && WEXITSTATUS(status) != 0)
-		return bk_errorf(BK_E_REMOTE, "%s --version failed with exit code %d%s%s", prog,
-				 WEXITSTATUS(status), said[0] ? ": " : "", said);
+	char what[sizeof(prog) + 16];
+	snprintf(what, sizeof(what), "%s --version", prog);
+	if (status != -1 && (r = status_error(status, what, said)) < 0)
+		return r;
 	const char *v = strstr(out, "(PostgreSQL) ");
 	if (!v || server_version <= 0)
 		return 0;
@@ -546,6 +570,8 @@ static void note_failed(const char *db, char *list, size_t cap, char *first, siz
 	if (!(*nfailed)++)
 		snprintf(first, fcap, "%s", bk_error_detail());
 	size_t n = strlen(list);
+	if (n >= 4 && !strcmp(list + n - 4, " ...")) /* cut already */
+		return;
 	int w = db ? snprintf(list + n, cap - n, "%s'%s'", n ? ", " : "", db)
 		   : snprintf(list + n, cap - n, "%sthe globals", n ? ", " : "");
 	if (w < 0 || (size_t)w >= cap - n) { /* cut, on a character's start: say so */

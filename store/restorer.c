@@ -99,12 +99,17 @@ static void pick_latest(Resolve *rs)
 		if (p && p != &rs->named[i])
 			parent[p - rs->named] = true;
 	}
-	const Named *best = NULL;
-	for (size_t i = 0; i < rs->nnamed; i++) /* (no memory: by time alone) */
-		if (!(parent && parent[i]) && (!best || rs->named[i].time_us > best->time_us))
-			best = &rs->named[i];
+	/* (by time alone without memory for the marks, or without a leaf: forged) */
+	const Named *best = NULL, *newest = &rs->named[0];
+	for (size_t i = 0; i < rs->nnamed; i++) {
+		const Named *n = &rs->named[i];
+		if (!(parent && parent[i]) && (!best || n->time_us > best->time_us))
+			best = n;
+		if (n->time_us > newest->time_us)
+			newest = n;
+	}
 	free(parent);
-	memcpy(rs->id, best->id, 32);
+	memcpy(rs->id, best ? best->id : newest->id, 32);
 }
 
 static int resolve_one(void *ud, const uint8_t id[32], BkSnapshot *s)
