@@ -284,6 +284,14 @@ static int env_open(BkIndex *x)
 	}
 	if (proc)
 		unpin(&p);
+	/* the map reserves MAP_SIZE of address space (found by a helper's exploration:
+	 * under ulimit -v, any limit up to 16 GB tried, every command failed here with
+	 * "Cannot allocate memory" alone) */
+	if (rc == ENOMEM)
+		return bk_errorf(-ENOMEM, "index %s: open: cannot map %llu GiB of address space "
+				 "(the index reserves that much, and uses what it needs): raise the "
+				 "process's address-space limit (ulimit -v, systemd's LimitAS=)",
+				 x->dir, MAP_SIZE >> 30);
 	return rc == 0 ? 0 : lmdb_error(rc, x, "open");
 }
 

@@ -605,4 +605,17 @@ t_rc 3 "restore --include of a path through a file: exit 3" RK restore latest --
 t_true "... naming it" grep -q "esc/back.slash/x: no such path in snapshot (back.slash is not a directory)" \
 	"$ERR" || diag "$(cat "$ERR")"
 
+# Under an address-space limit the index's map cannot be made: said, with what to
+# raise (it was "Cannot allocate memory" alone). (ASan's shadow memory needs more
+# than any such limit: not in that build.)
+if ldd "$BUNKER" | grep -q libasan; then
+	skip "an address-space limit: not under ASan"
+else
+	limited() { (ulimit -v 8000000 && RK "$@"); }
+	t_rc 1 "snapshots under ulimit -v 8 GB exits 1" limited snapshots
+	t_true "... naming the map and the limit" grep -q \
+		"^bunker: index .*: open: cannot map 256 GiB of address space (the index reserves that much, and uses what it needs): raise the process's address-space limit (ulimit -v, systemd's LimitAS=)$" \
+		"$ERR" || diag "$(cat "$ERR")"
+fi
+
 done_testing
