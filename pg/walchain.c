@@ -513,6 +513,46 @@ static int pushed_after(const BkWalArchive *a, const char *name, const char *hna
 	return e;
 }
 
+/* Visits the parent's records: one of a transaction's (RM_XACT: a commit, an
+ * abort, a prepare) at or past the fork is what a restore along the child drops. */
+typedef struct {
+	uint64_t fork;
+	bool found;
+} Past;
+
+static int xact_past(void *ud, const BkWalRec *rec)
+{
+	Past *p = ud;
+	p->found |= rec->lsn >= p->fork && rec->rmid == 1;
+	return 0;
+}
+
+/* Whether the parent's segment `name`, the one holding the fork, holds nothing a
+ * restore along the child would drop: no record of a transaction's at or past the
+ * fork, and its WAL ends there (it stopped nowhere, and no record goes on into the
+ * next segment). A primary stopped cleanly after its standby was promoted archives
+ * such a segment, its XLOG_SWITCH at the fork, after the child's history (found by
+ * a helper's exploration: every restore without --target-timeline was then
+ * refused, as if the old primary had gone on). Reads the segment. */
+static bool nothing_past(const BkWalArchive *a, const char *name, uint64_t fork)
+{
+	BkWalRecord w;
+	int fd = -1, e = bk_wal_record_get(a->r, a->cluster, name, &w);
+	if (e == 0) {
+		e = bk_wal_record_to_fd(a->r, &w, &fd);
+		bk_wal_record_release(&w);
+	}
+	BkWalEnd end;
+	Past past = { fork, false };
+	if (e == 0) {
+		e = bk_wal_walk(fd, name, NULL, xact_past, &past, &end);
+		close(fd);
+	}
+	if (e < 0)
+		bk_error_clear(); /* (not known: it went on, as before) */
+	return e == 0 && !past.found && !end.stopped && !end.carry.head;
+}
+
 /* The newest archived segment of timeline tli from segment number from on, or NULL. */
 static const char *newest_segment(const BkWalArchive *a, uint32_t tli, uint64_t from)
 {
@@ -603,6 +643,12 @@ int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_
 		int e = pushed_after(a, name, hname, &later);
 		if (e < 0)
 			return e;
+		uint64_t segno = 0;
+		BkWalName wn;
+		if (later && bk_wal_name_parse(name, &wn) == 0 &&
+		    bk_wal_name_segno(&wn, a->seg_size, &segno) == 0 &&
+		    segno == p.begin[t + 1] / p.seg_size && nothing_past(a, name, p.begin[t + 1]))
+			later = false;
 		if (later) {
 			*ret = (BkWalWentOn){ .parent = p.tli[t], .child = p.tli[t + 1],
 					      .fork = p.begin[t + 1] };

@@ -203,4 +203,50 @@ else
 	not_ok "the server restored then recovers" "$(pitr_log_tail 25)"
 fi
 
+# ---- a failover with the old primary stopped cleanly ----
+# Timeline 2's primary gets a standby, which is promoted (timeline 3) while the old
+# primary runs; the old primary is then stopped cleanly, which switches its segment at
+# the fork and archives it after 00000003.history. That segment holds nothing past
+# the fork but the switch: it is no timeline that went on, and a restore without
+# --target-timeline follows timeline 3 (found by a helper's exploration: every
+# restore was refused, exit 2, "timeline 2 went on after timeline 3 forked").
+if ! pitr_start "$SRV/standby" -c archive_mode=on -c "archive_command=$(pitr_archive_command main)"; then
+	not_ok "timeline 2's primary starts again" "$(pitr_log_tail 20)"
+	done_testing
+	exit
+fi
+old=("$R_DATA" "$R_PORT" "$R_SOCK" "$R_LOG")
+pg_as_server "$PG_BIN/pg_basebackup" -h "$R_SOCK" -p "$R_PORT" -U postgres \
+	-D "$SRV/standby3" -R -X stream -c fast >"$T/pg_basebackup3.log" 2>&1
+t_is "$?" 0 "pg_basebackup -R makes it a standby" || diag "$(tail -n 5 "$T/pg_basebackup3.log")"
+rsql "insert into t select g, 'fork' from generate_series(6101, 6200) g" >/dev/null
+fork_lsn=$(rsql "select pg_current_wal_lsn()")
+if ! pitr_start "$SRV/standby3" -c hot_standby=on -c archive_mode=on \
+	-c "archive_command=$(pitr_archive_command main)"; then
+	not_ok "the standby starts" "$(pitr_log_tail 20)"
+	done_testing
+	exit
+fi
+for _ in $(seq 1 300); do
+	[ "$(rsql "select pg_last_wal_replay_lsn() >= '$fork_lsn'")" = t ] && break
+	sleep 0.1
+done
+t_is "$(rsql "select count(*) from t where v = 'fork'")" 100 "the standby replayed the rows before the fork"
+t_is "$(rsql "select pg_promote()")" t "the standby is promoted (timeline 3)"
+pitr_stop "${old[0]}" # at once: the old primary's XLOG_SWITCH lands at the fork
+t_true "... and archives 00000003.history" rwait_archived 00000003.history
+rsql "insert into t select g, 'timeline 3' from generate_series(6201, 6300) g" >/dev/null
+seg3=$(rswitch_wal)
+t_true "timeline 3 archives $seg3" rwait_archived "$seg3"
+pitr_stop
+t_rc 0 "pg restore without --target-timeline, the old primary stopped cleanly" \
+	bkp pg restore --target "$SRV/p3"
+if [ -e "$SRV/p3/PG_VERSION" ] && pitr_start "$SRV/p3" && pitr_wait_recovered 120; then
+	t_is "$(rsql "select count(*) filter (where v = 'fork') || ' ' || count(*) filter (where v = 'timeline 3') from t")" \
+		"100 100" "the server restored then has the rows of both sides of the fork"
+	pitr_stop
+else
+	not_ok "the server restored then recovers" "$(cat "$ERR") $(pitr_log_tail 25)"
+fi
+
 done_testing
