@@ -433,8 +433,10 @@ static int path_tli(BkRepo *r, const char *cluster, uint32_t tli, uint64_t segno
 /* The carry of the segment before `name` into *ret (head 0: none): that of its
  * timeline, or, when that is not archived and the timeline began after it (a new
  * timeline's first segment, which every promote left unchecked before), the one
- * recovery reads before it on the timeline's history. Not archived (yet), or by a
- * later bunker, is none; a record that cannot be read fails the push, which
+ * recovery reads before it on the timeline's history. When one record covers
+ * that segment and its walk had no carry (pushed before its own segment before),
+ * it is walked again with the carry before it, and so on back. Not archived
+ * (yet), or by a later bunker, is none; a record that cannot be read fails the push, which
  * PostgreSQL retries, rather than leave the segment unchecked for good (its end
  * is recorded as walked). */
 static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
@@ -466,8 +468,31 @@ static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32
 	if (e < 0)
 		return bk_error_wrap(e, "the record of the segment before, %s", before);
 	*ret = w.end.carry;
+	/* One record covers the segment before, and its walk had no carry: it was
+	 * archived before the one before it, and what it holds of the record is not
+	 * known. It is walked again with the carry of its own segment before, and so
+	 * on back (found by a helper's exploration: a 60 MB record over segments 3 to
+	 * 6, 5 pushed first, then in order: 6 was walked without a carry, and the
+	 * damage in 5 passed every check, while recovery stopped before it, silently) */
+	if (!w.end.carry.head && bk_wal_end_inside(&w.end)) {
+		BkWalCarry prev;
+		int fd = -1;
+		BkWalEnd again;
+		e = carry_before(r, cluster, before, seg_size, &prev);
+		if (e == 0 && prev.head && (e = bk_wal_record_to_fd(r, &w, &fd)) == 0)
+			e = bk_wal_last_record(fd, before, &prev, &again);
+		if (fd >= 0)
+			close(fd);
+		if (e == 0 && prev.head && !again.stopped)
+			*ret = again.carry;
+		if (e == -ENOENT || e == BK_E_CORRUPT) { /* its bytes lost: unchecked, as in
+							   * check_after */
+			bk_error_clear();
+			e = 0;
+		}
+	}
 	bk_wal_record_release(&w);
-	return 0;
+	return e < 0 ? bk_error_wrap(e, "the segment before, %s", before) : 0;
 }
 
 /* The segments after `name` on its timeline archived before it (pushed out of

@@ -28,6 +28,8 @@
 # (cluster fo below: that copy is pushed by hand, and a restored server promoted
 # inside it makes timeline 2). pg info counts no damage, pg restore along timeline
 # 2 restores every row.
+# Damage in a segment that one record covers whole, pushed before the segments
+# before it, is counted too, and refused (cluster oo3 below).
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-damage
 
@@ -628,5 +630,48 @@ t_true "... with recovery_prefetch off" grep -q "^recovery_prefetch = 'off'$" \
 t_rc 5 "pk: pg restore without a target: refused (exit 5)" \
 	bkp --cluster pk pg restore "$pk_id" --target "$SRV/pk2"
 while read -r f; do mv "$T/bk/pk-packs/${f##*/}" "$f"; done <"$T/bk/pk-list"
+
+# ---- oo3: damage in a segment one record covers, pushed before the ones before it ----
+# A 60 MB message covers two segments whole; the second of them is damaged and
+# pushed first, then every segment in order. Its walk had no carry (the segment
+# before was not archived), and the next segment's walk took its unknown carry for
+# none: the damage passed every check and pg restore exited 0, while recovery
+# stopped before the message, silently (found by a helper's exploration). The
+# segment before is walked again with the carry before it.
+in_cluster oo3
+oo3_id=$cl_id
+pg_sql "insert into t values (30, 1)" >/dev/null
+oo3_from=$(pitr_switch_wal)
+t_true "oo3: $oo3_from is archived" pitr_wait_archived "$oo3_from"
+archive_with true # (pushed by hand below, in another order)
+if to_segment_end 100000; then
+	seg_d=$(pg_sql "select pg_walfile_name(pg_current_wal_insert_lsn() + 32 * 1024 * 1024)")
+	pg_sql "select pg_logical_emit_message(false, 'bunker-test', repeat('m', 60000000))" >/dev/null
+	pg_sql "insert into t values (31, 1)" >/dev/null
+	pitr_switch_wal >/dev/null # (the segment where it ends is not the newest: that one
+	pg_sql "insert into t values (32, 1)" >/dev/null # may end short, no damage counted)
+	oo3_to=$(pitr_switch_wal)
+	t_true "oo3: the server is through $oo3_to" pitr_wait_archived "$oo3_to"
+	mkdir "$T/bk/oo3"
+	for f in $(ls "$PG_DATA/pg_wal" | grep -E '^[0-9A-F]{24}$' | sort); do
+		[[ "$f" > "$oo3_from" && ! "$f" > "$oo3_to" ]] && cp "$PG_DATA/pg_wal/$f" "$T/bk/oo3/"
+	done
+	chmod -R a+rX "$T/bk/oo3"
+	head -c 16 /dev/zero | tr '\000' '\377' | dd of="$T/bk/oo3/$seg_d" bs=1 seek=41060 conv=notrunc 2>/dev/null
+	oo3_ok=0
+	bkp_rc --cluster oo3 pg wal-push "$T/bk/oo3/$seg_d" || oo3_ok=1
+	for f in $(ls "$T/bk/oo3" | sort); do
+		[ "$f" = "$seg_d" ] || bkp_rc --cluster oo3 pg wal-push "$T/bk/oo3/$f" || oo3_ok=1
+	done
+	t_is "$oo3_ok" 0 "oo3: $seg_d (damaged) pushed first, then $oo3_from's successors to $oo3_to in order"
+	t_rc 0 "oo3: pg info" bkp --cluster oo3 pg info
+	t_true "... counts one damaged segment" grep -q "^  timeline 1: .*, 0 missing, 1 damaged, the first " \
+		"$OUT" || diag "$(cat "$OUT")"
+	t_rc 5 "oo3: pg restore without a target: refused (exit 5)" \
+		bkp --cluster oo3 pg restore "$oo3_id" --target "$SRV/oo3"
+else
+	not_ok "oo3: WAL written to a segment's end"
+fi
+archive_with "sh '$T/bk/damage.sh' %p %f"
 
 done_testing
