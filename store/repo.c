@@ -236,6 +236,12 @@ int bk_repo_create(const char *path, const BkSecret *secret, const BkRepoParams 
 	int e = bk_mkdir_p(path, 0770);
 	if (e < 0)
 		return e;
+	/* setgid: what any user writes here takes the repository's group, not that
+	 * user's own (found by a helper's exploration: a group member's backup made
+	 * data/xx of its own group, and archive_command, postgres's, failed on it from
+	 * then on); the directories made below inherit it */
+	if (chmod(path, 02770) < 0)
+		return bk_errorf_code(-errno, "chmod %s", path);
 
 	BkRepo *r;
 	if ((e = repo_alloc(path, &r)) < 0)
