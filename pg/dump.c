@@ -196,7 +196,7 @@ static int messages_file(void)
 		close(fd);
 		fd = high;
 	}
-	return fd < 0 ? bk_errorf_code(-errno, "memfd_create") : fd;
+	return fd < 0 ? -errno : fd;
 }
 
 #define MESSAGES_MAX (64 * 1024) /* bytes of them passed on; the rest is counted */
@@ -241,23 +241,30 @@ static void pass_messages(const BkDumpOpts *o, const char *what, int fd)
 
 /* Starts argv (looked up in PATH unless it names a directory) with environment
  * env, its standard output the write end of a pipe whose read end is *ret_fd, its
- * standard error err_to (a messages_file), and SIGPIPE at its default (ignored
- * here: a program that writes on ends by it); with own_group, in a process group
- * of its own (kill(-pid) then stops what it started too). The program gets SIGTERM when this thread ends (PR_SET_PDEATHSIG), bunker
+ * standard error a messages_file, returned in *ret_msgs, and SIGPIPE at its
+ * default (ignored here: a program that writes on ends by it); with own_group, in
+ * a process group of its own (kill(-pid) then stops what it started too). The
+ * program gets SIGTERM when this thread ends (PR_SET_PDEATHSIG), bunker
  * stopped or killed included: a pg_dump left behind went on waiting for a lock,
  * holding the locks it had, with no stall timeout left to stop it (found by
  * review). Returns 0, or the error (a positive errno: ENOENT when the program is
  * not found, EACCES when it is not executable). */
-static int spawn_reading(char *const argv[], char **env, bool own_group, int err_to,
-			 pid_t *ret_pid, int *ret_fd)
+static int spawn_reading(char *const argv[], char **env, bool own_group, pid_t *ret_pid,
+			 int *ret_fd, int *ret_msgs)
 {
-	int pipefd[2], errfd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return errno;
+	int pipefd[2], errfd[2], err_to = messages_file();
+	if (err_to < 0)
+		return -err_to;
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		int r = errno;
+		close(err_to);
+		return r;
+	}
 	if (pipe2(errfd, O_CLOEXEC) < 0) {
 		int r = errno;
 		close(pipefd[0]);
 		close(pipefd[1]);
+		close(err_to);
 		return r;
 	}
 	/* no handler of ours may run in the child before exec */
@@ -317,9 +324,11 @@ static int spawn_reading(char *const argv[], char **env, bool own_group, int err
 	close(errfd[0]);
 	if (r != 0) {
 		close(pipefd[0]);
+		close(err_to);
 	} else {
 		*ret_pid = pid;
 		*ret_fd = pipefd[0];
+		*ret_msgs = err_to;
 	}
 	return r;
 }
@@ -404,14 +413,9 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 			     uint8_t ret_id[32])
 {
 	pid_t pid;
-	int fd, msgs = messages_file();
-	if (msgs < 0)
-		return msgs;
-	int se = spawn_reading(argv, env, false, msgs, &pid, &fd);
-	if (se != 0) {
-		close(msgs);
+	int fd, msgs, se = spawn_reading(argv, env, false, &pid, &fd, &msgs);
+	if (se != 0)
 		return bk_errorf(BK_E_REMOTE, "cannot run %s: %s", argv[0], strerror(se));
-	}
 	Child child = { pid, what, o->stall_timeout_s };
 	uint8_t parent[32];
 	bool has_parent = bk_snapshot_resolve(r, "latest", name, parent) == 0;
@@ -478,12 +482,8 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 	program(prog, sizeof(prog), bin_dir, name);
 	char *argv[] = { prog, "--version", NULL };
 	pid_t pid;
-	int fd, msgs = messages_file();
-	if (msgs < 0)
-		return msgs;
-	int r = spawn_reading(argv, env, true, msgs, &pid, &fd);
+	int fd, msgs, r = spawn_reading(argv, env, true, &pid, &fd, &msgs);
 	if (r != 0) {
-		close(msgs);
 		if (bin_dir || r != ENOENT) /* (EACCES: on the PATH, not executable) */
 			return bk_errorf(BK_E_REMOTE, "cannot run %s%s: %s", prog,
 					 bin_dir ? " (in the directory BUNKER_PG_BIN names)" : "",
