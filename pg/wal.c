@@ -25,7 +25,6 @@
 #define XLOG_SWITCH 0x40
 #define XLOG_RESTORE_POINT 0x70
 #define RP_NAME_LEN 64 /* MAXFNAMELEN: xl_restore_point's rp_name, after its TimestampTz */
-#define RM_XACT_ID 1
 #define XLOG_XACT_OPMASK 0x70 /* commit 0x00, abort 0x20, commit/abort prepared 0x30/0x40 */
 #define PG_EPOCH_UNIX_US INT64_C(946684800000000) /* 2000-01-01, TimestampTz's zero */
 #define MAXALIGN8(x) (((x) + 7) & ~(uint64_t)7)
@@ -482,13 +481,13 @@ static Step consume(RecWalk *w, uint64_t *pos, uint64_t n, uint64_t left, uint8_
 static bool is_xact_end(uint8_t rmid, uint8_t info)
 {
 	uint8_t op = info & XLOG_XACT_OPMASK;
-	return rmid == RM_XACT_ID && (op == 0x00 || op == 0x20 || op == 0x30 || op == 0x40);
+	return rmid == BK_WAL_RM_XACT && (op == 0x00 || op == 0x20 || op == 0x30 || op == 0x40);
 }
 
 static bool is_prepared_end(uint8_t rmid, uint8_t info)
 {
 	uint8_t op = info & XLOG_XACT_OPMASK;
-	return rmid == RM_XACT_ID && (op == 0x30 || op == 0x40);
+	return rmid == BK_WAL_RM_XACT && (op == 0x30 || op == 0x40);
 }
 
 static bool is_restore_point(const uint8_t *hdr)
@@ -639,7 +638,7 @@ static bool visit(RecWalk *w, uint64_t lsn, const uint8_t *hdr, const uint8_t *b
 	char name[RP_NAME_LEN];
 	uint8_t op = hdr[16] & XLOG_XACT_OPMASK;
 	BkWalRec rec = { .lsn = lsn, .xid = bk_get_le32(hdr + 4), .info = hdr[16], .rmid = hdr[17],
-			 .xact_end = hdr[17] == RM_XACT_ID && (op == 0x00 || op == 0x20),
+			 .xact_end = hdr[17] == BK_WAL_RM_XACT && (op == 0x00 || op == 0x20),
 			 .prepared_end = is_prepared_end(hdr[17], hdr[16]) };
 	if (is_restore_point(hdr) && body && restore_point_name(body, n, name))
 		rec.restore_point = name;

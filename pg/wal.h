@@ -222,6 +222,7 @@ int bk_wal_last_record(int fd, const char *name, const BkWalCarry *prev, BkWalEn
  * after more than BK_WAL_RP_BODY bytes, or over 1 MiB) or parsed; for either,
  * xact_us, when it ended (unix microseconds; 0 when its bytes before this segment
  * were not carried). Borrowed for the call. */
+#define BK_WAL_RM_XACT 1 /* rmid of a transaction's records (PostgreSQL's RM_XACT_ID) */
 typedef struct {
 	uint64_t lsn;
 	uint32_t xid;

@@ -436,9 +436,9 @@ static int path_tli(BkRepo *r, const char *cluster, uint32_t tli, uint64_t segno
  * recovery reads before it on the timeline's history. When one record covers
  * that segment and its walk had no carry (pushed before its own segment before),
  * it is walked again with the carry before it, and so on back. Not archived
- * (yet), or by a later bunker, is none; a record that cannot be read fails the push, which
- * PostgreSQL retries, rather than leave the segment unchecked for good (its end
- * is recorded as walked). */
+ * (yet), or by a later bunker, is none; a record that cannot be read fails the
+ * push, which PostgreSQL retries, rather than leave the segment unchecked for good
+ * (its end is recorded as walked). */
 static int carry_before(BkRepo *r, const char *cluster, const char *name, uint32_t seg_size,
 			BkWalCarry *ret)
 {

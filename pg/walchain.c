@@ -523,7 +523,7 @@ typedef struct {
 static int xact_past(void *ud, const BkWalRec *rec)
 {
 	Past *p = ud;
-	p->found |= rec->lsn >= p->fork && rec->rmid == 1;
+	p->found |= rec->lsn >= p->fork && rec->rmid == BK_WAL_RM_XACT;
 	return 0;
 }
 
@@ -643,11 +643,11 @@ int bk_pg_wal_went_on(const BkWalArchive *a, const BkWalChain *c, uint32_t from_
 		int e = pushed_after(a, name, hname, &later);
 		if (e < 0)
 			return e;
-		uint64_t segno = 0;
-		BkWalName wn;
-		if (later && bk_wal_name_parse(name, &wn) == 0 &&
-		    bk_wal_name_segno(&wn, a->seg_size, &segno) == 0 &&
-		    segno == p.begin[t + 1] / p.seg_size && nothing_past(a, name, p.begin[t + 1]))
+		char fork_seg[BK_WAL_NAME_MAX];
+		if (later &&
+		    bk_wal_lsn_segment_name(fork_seg, sizeof(fork_seg), p.tli[t], p.begin[t + 1],
+					    p.seg_size) == 0 &&
+		    !strcmp(name, fork_seg) && nothing_past(a, name, p.begin[t + 1]))
 			later = false;
 		if (later) {
 			*ret = (BkWalWentOn){ .parent = p.tli[t], .child = p.tli[t + 1],

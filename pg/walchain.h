@@ -118,9 +118,9 @@ int bk_pg_wal_chain(const BkWalArchive *a, uint32_t tli, uint64_t start_lsn, uin
  * (found by review: with no base backup taken since, a trial copy's timeline was
  * restored in place of production's). The segment a failing-over standby archives
  * as its old timeline's last, before it promotes, does not count, nor the parent's
- * segment holding the fork when no transaction ended in it and its WAL ends at
- * the fork (a primary stopped cleanly after its standby was promoted archives its
- * XLOG_SWITCH there). Only parents
+ * segment holding the fork, its newest, when it holds no transaction's record at
+ * or past the fork and no record goes on out of it (a primary stopped cleanly
+ * after its standby was promoted archives its XLOG_SWITCH there). Only parents
  * from from_tli on count (0: all): a SNAPSHOT given on a timeline after a fork can
  * only follow it, while which backup is latest depends on the history followed.
  * The path is c's, or when c is a backup's own timeline alone, its history's. */

@@ -92,7 +92,7 @@ static int by_id(const void *a, const void *b)
 static void pick_latest(Resolve *rs)
 {
 	qsort(rs->named, rs->nnamed, sizeof(*rs->named), by_id);
-	bool *parent = calloc(rs->nnamed ? rs->nnamed : 1, sizeof(*parent));
+	bool *parent = calloc(rs->nnamed, sizeof(*parent)); /* (nnamed >= 1) */
 	for (size_t i = 0; parent && i < rs->nnamed; i++) {
 		Named *p = rs->named[i].has_parent ? bsearch(rs->named[i].parent, rs->named, rs->nnamed,
 							     sizeof(*rs->named), by_id) : NULL;

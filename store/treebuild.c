@@ -24,7 +24,8 @@ struct Node {
 /* Below this many kids a directory is searched newest first: its entries usually
  * arrive together. From it on, through its index (found by a helper's
  * exploration: every name was compared with every one before it, and a base
- * backup of 50,000 files in one directory took 16 s, 200,000 21 min). */
+ * backup of 50,000 files in one directory took 16 s, 200,000 21 min, measured
+ * beside a CI run; 1.1 s and 5.4 s with the index, on an idle machine). */
 #define INDEX_FROM 32
 
 struct BkTreeBuilder {

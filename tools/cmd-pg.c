@@ -359,6 +359,16 @@ static void on_restore_signal(int sig)
 	restore_stop = 1;
 }
 
+/* Whether the restored data directory has no file `name` (ENOENT: not one that
+ * cannot be looked at). */
+static bool target_lacks(const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	return snprintf(path, sizeof(path), "%s/%s", cli.target, name) < (int)sizeof(path) &&
+	       lstat(path, &st) < 0 && errno == ENOENT;
+}
+
 /* On a terminal, how much archived WAL pg restore has read to place a target, in a
  * line shorter than the restore's progress, which then writes over it. */
 static bool wal_read_shown;
@@ -463,10 +473,7 @@ static int restore(void)
 		cli_warn("%s", note);
 	/* A server configured from outside its data directory (Debian's clusters read
 	 * /etc/postgresql/VERSION/NAME/) sent none: it would not start without one. */
-	char conf[PATH_MAX];
-	struct stat st;
-	if (snprintf(conf, sizeof(conf), "%s/postgresql.conf", cli.target) < (int)sizeof(conf) &&
-	    lstat(conf, &st) < 0 && errno == ENOENT)
+	if (target_lacks("postgresql.conf"))
 		cli_warn("the backup holds no postgresql.conf (the server read its configuration "
 			 "from elsewhere, as Debian's from /etc/postgresql/): copy it, pg_hba.conf, "
 			 "pg_ident.conf and any directory it includes (Debian's conf.d) into %s, "
@@ -474,8 +481,7 @@ static int restore(void)
 			 "external_pid_file, which point at the original cluster", cli.target);
 	/* nor one the server skipped, a symbolic link (found by a helper's
 	 * exploration: the restore said nothing, and the server did not start) */
-	else if (snprintf(conf, sizeof(conf), "%s/pg_hba.conf", cli.target) < (int)sizeof(conf) &&
-		 lstat(conf, &st) < 0 && errno == ENOENT)
+	else if (target_lacks("pg_hba.conf"))
 		cli_warn("the backup holds no pg_hba.conf (the server does not send one that is a "
 			 "symbolic link): copy it into %s, which does not start without one unless "
 			 "its postgresql.conf names another in hba_file", cli.target);
