@@ -564,11 +564,9 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 
 /* Notes a dump that failed (db, or the globals when NULL): its name goes to the
  * list, the first failure's message to first. */
-static void note_failed(const char *db, char *list, size_t cap, char *first, size_t fcap,
-		       size_t *nfailed)
+/* Appends 'db' (NULL: the globals) to a list of dumps, cut with " ..." once full. */
+static void list_add(char *list, size_t cap, const char *db)
 {
-	if (!(*nfailed)++)
-		snprintf(first, fcap, "%s", bk_error_detail());
 	size_t n = strlen(list);
 	if (n >= 4 && !strcmp(list + n - 4, " ...")) /* cut already */
 		return;
@@ -580,6 +578,14 @@ static void note_failed(const char *db, char *list, size_t cap, char *first, siz
 			at--;
 		memcpy(list + at, " ...", 5);
 	}
+}
+
+static void note_failed(const char *db, char *list, size_t cap, char *first, size_t fcap,
+			size_t *nfailed)
+{
+	if (!(*nfailed)++)
+		snprintf(first, fcap, "%s", bk_error_detail());
+	list_add(list, cap, db);
 }
 
 int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
@@ -638,10 +644,13 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	 * Any other error (the repository's) stops at once. */
 	size_t ndumps = 0, nfailed = 0;
 	char failed[512] = "", first[512] = "";
+	const char *stopped = NULL; /* the database the error stopped at */
 	for (char *db = dbs; e == 0 && db && *db; db += strlen(db) + 1) {
 		ndumps++;
-		if ((e = bk_pg_conninfo_split(o->conninfo, db, keepalives, ci, CONNINFO_MAX, NULL)) < 0)
+		if ((e = bk_pg_conninfo_split(o->conninfo, db, keepalives, ci, CONNINFO_MAX, NULL)) < 0) {
+			stopped = db;
 			break;
+		}
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
 		char *argv[] = { prog, "--format=custom", "--compress=0", "--no-password",
 				 "--dbname", ci, NULL };
@@ -655,10 +664,18 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			e = 0;
 		} else if (e < 0) {
 			bk_error_wrap(e, "database '%s'", db);
+			stopped = db;
 		} else if (o->done) {
 			o->done(o->done_ud, name, id);
 		}
 	}
+	/* what that error leaves undumped, named (found by a helper's exploration: a
+	 * full disk stopped it without saying which were not attempted) */
+	char left[512] = "";
+	for (const char *d = stopped ? stopped + strlen(stopped) + 1 : ""; *d; d += strlen(d) + 1)
+		list_add(left, sizeof(left), d);
+	if (stopped)
+		list_add(left, sizeof(left), NULL);
 	/* pg_dumpall ignores the string's dbname, and reads the globals through
 	 * postgres (or template1) unless -l names another: the one the user named, which
 	 * may be the only one its role can connect to. -l is given as dbname='NAME':
@@ -693,10 +710,14 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	if (e == 0 && nfailed) {
 		e = bk_errorf(BK_E_REMOTE, "%zu of %zu dumps failed (%s)%s: %s", nfailed, ndumps, failed,
 			      nfailed < ndumps ? "; the others were saved" : "", first);
-	} else if (e < 0 && nfailed) { /* the error that stopped it, and those before */
-		char why[512];
+	} else if (e < 0 && (nfailed || left[0])) { /* the error that stopped it, those before,
+						     * and those it left */
+		char why[512], before[600] = "";
 		snprintf(why, sizeof(why), "%s", bk_error_detail());
-		e = bk_errorf(e, "%s (and before it %zu dumps failed: %s)", why, nfailed, failed);
+		if (nfailed)
+			snprintf(before, sizeof(before), " (and before it %zu dumps failed: %s)", nfailed,
+				 failed);
+		e = bk_errorf(e, "%s%s%s%s", why, before, left[0] ? "; not attempted: " : "", left);
 	}
 	free(named_db);
 	if (pw_var)

@@ -500,6 +500,38 @@ static int choose_backup(const BkWalArchive *a, const char *name, int64_t before
 	return e;
 }
 
+/* For a restore without a target refused because the WAL up to the end of the
+ * newest backup, `newest`, is not archived yet: the newest older backup on the
+ * path whose WAL to its end is archived without a gap, which restores to the end
+ * of the archive (found by review: the refusal named none, and in an emergency
+ * that older backup is the most recent state there is). ret: "; the older base
+ * backup ... restores ...", or "" when there is none. */
+static void older_restorable(const BkWalArchive *a, const char *name, const BkSnapshot *newest,
+			     uint32_t want_tli, char *ret, size_t cap)
+{
+	ret[0] = '\0';
+	Candidates l = { .name = name };
+	if (bk_snapshot_foreach(a->r, collect, &l) == 0 && l.n)
+		qsort(l.c, l.n, sizeof(*l.c), newest_first);
+	for (size_t k = 0; k < l.n; k++) {
+		const Candidate *o = &l.c[k];
+		BkWalChain c;
+		const char *lack;
+		if (o->time_us >= newest->time_us ||
+		    bk_pg_wal_chain(a, o->tli, o->start, o->stop, want_tli, &c) < 0 || !c.on_path ||
+		    c.gap || bk_pg_wal_chain_lacks(&c, o->stop, 0, &lack) != BK_WAL_CHAIN_COMPLETE)
+			continue;
+		char when[BK_PG_TIME_MAX];
+		bk_pg_format_time(when, o->time_us);
+		snprintf(ret, cap, "; the older base backup %.16s, which ended at %s, restores the "
+			 "WAL archived so far (bunker pg restore %.16s)", bk_id_hex(o->id).s, when,
+			 bk_id_hex(o->id).s);
+		break;
+	}
+	bk_error_clear();
+	free(l.c);
+}
+
 /* Where a time or LSN target t (nothing walked yet) stops recovery, looked for from
  * from_lsn up to the fork's segment: *ret the first hit (lsn 0: none found),
  * *ret_cut whether the walk was cut short. */
@@ -835,6 +867,8 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 		if (bk_cluster_same_system(r, o->cluster, wa.sysid, lack, other) == 0 && other[0])
 			snprintf(hint, sizeof(hint), ", but this repository archives it under cluster "
 				 "'%s', not '%s' (--cluster %s?)", other, o->cluster, other);
+		if (!hint[0] && chosen && !before_us && !before_lsn && !place)
+			older_restorable(&wa, name, s, want_tli, hint, sizeof(hint));
 		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet%s", lack,
 			      hint);
 	}

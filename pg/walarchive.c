@@ -23,6 +23,7 @@
 #define END_STOPPED 0x02
 #define END_CARRY 0x04 /* version 4 */
 #define CLUSTER_RECORD_VERSION 1
+#define REFUSAL_RECORD_VERSION 1
 #define WAL_FILE_MAX (1ull << 32) /* segments are at most 1 GiB; history files small */
 #define HISTORY_MAX (1u << 20)    /* a .history or .backup file (a few lines each) */
 
@@ -342,6 +343,107 @@ static int compare_chunk(void *ud, const uint8_t id[32], uint64_t size, uint64_t
 	return e < 0 ? bk_errorf_code(e, "read") : c->differs ? -ECANCELED : 0;
 }
 
+/* ---- refused pushes ---- */
+
+static void refusal_name(char out[160], const char *cluster, const char *file)
+{
+	snprintf(out, 160, "refused/%s/%s", cluster, file);
+}
+
+/* Leaves the refusal record of file (its name's first; best effort, before the
+ * caller records the refusal's own detail: a failure here changes nothing of it). */
+static void note_refusal(BkRepo *r, const char *cluster, const char *file, bool cut)
+{
+	BkEnc enc;
+	bk_enc_init(&enc, 256);
+	bk_enc_u8(&enc, REFUSAL_RECORD_VERSION);
+	bk_enc_cstr(&enc, file);
+	bk_enc_svarint(&enc, bk_now_us());
+	bk_enc_u8(&enc, cut);
+	char obj[160];
+	refusal_name(obj, cluster, file);
+	if (bk_enc_finish(&enc) == 0)
+		bk_repo_put_named(r, obj, BK_BLOB_WAL_REFUSAL, enc.buf, enc.len);
+	bk_enc_release(&enc);
+	bk_error_clear();
+}
+
+static int refusal_get(BkRepo *r, const char *cluster, const char *file, BkWalRefusal *ret)
+{
+	char obj[160];
+	refusal_name(obj, cluster, file);
+	uint8_t *p;
+	size_t len;
+	int e = bk_repo_get_named(r, obj, BK_BLOB_WAL_REFUSAL, &p, &len);
+	if (e < 0)
+		return e;
+	BkDec d;
+	bk_dec_init(&d, p, len);
+	uint8_t v = bk_dec_u8(&d);
+	size_t n;
+	const uint8_t *name = bk_dec_str(&d, BK_WAL_NAME_MAX - 1, &n);
+	int64_t at = bk_dec_svarint(&d);
+	uint8_t cut = bk_dec_u8(&d);
+	if (!bk_dec_error(&d) && v != REFUSAL_RECORD_VERSION)
+		e = bk_errorf(BK_E_VERSION, "%s: version %u unknown", obj, v);
+	else if (!bk_dec_done(&d) || cut > 1 || n != strlen(file) || memcmp(name, file, n) != 0)
+		e = bk_errorf(BK_E_CORRUPT, "%s: malformed", obj);
+	free(p);
+	if (e == 0)
+		*ret = (BkWalRefusal){ .refused_us = at, .cut = cut };
+	if (e == 0)
+		memcpy(ret->name, file, n + 1);
+	return e;
+}
+
+typedef struct {
+	BkRepo *r;
+	const char *cluster;
+	BkWalRefusal *f;
+	size_t n, cap;
+} Refusals;
+
+static int add_refusal(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	Refusals *l = ud;
+	const char *file = bk_path_base(name);
+	if (strlen(file) >= BK_WAL_NAME_MAX)
+		return bk_errorf(BK_E_CORRUPT, "%s: not a refusal record name", name);
+	if (bk_grow(&l->f, &l->cap, l->n, sizeof(*l->f), 4) < 0)
+		return -ENOMEM;
+	int e = refusal_get(l->r, l->cluster, file, &l->f[l->n]);
+	if (e == 0)
+		l->n++;
+	return e;
+}
+
+static int refusal_cmp(const void *a, const void *b)
+{
+	return strcmp(((const BkWalRefusal *)a)->name, ((const BkWalRefusal *)b)->name);
+}
+
+int bk_wal_refusals(BkRepo *r, const char *cluster, BkWalRefusal **ret, size_t *ret_n)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	int e = check_cluster(cluster);
+	char dir[128];
+	snprintf(dir, sizeof(dir), "refused/%s", cluster);
+	Refusals l = { .r = r, .cluster = cluster };
+	if (e == 0)
+		e = bk_backend_list(r->be, dir, add_refusal, &l);
+	if (e < 0) {
+		free(l.f);
+		return e;
+	}
+	if (l.n)
+		qsort(l.f, l.n, sizeof(*l.f), refusal_cmp);
+	*ret = l.f;
+	*ret_n = l.n;
+	return 0;
+}
+
 static int compare_with_archive(BkRepo *r, const char *cluster, const char *name,
 				const BkWalName *wn, int fd)
 {
@@ -365,7 +467,10 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 	bool in_it = have.has_end && have.end.stopped && have.end.lsn && wn->kind == BK_WAL_SEGMENT &&
 		     bk_wal_name_segno(wn, (uint32_t)have.size, &segno) == 0 &&
 		     have.end.lsn / have.size == segno; /* (not one the segment before began) */
-	if (c.differs && in_it && c.first_diff > have.end.lsn % have.size) {
+	bool cut = c.differs && in_it && c.first_diff > have.end.lsn % have.size;
+	if (c.differs)
+		note_refusal(r, cluster, name, cut);
+	if (cut) {
 		char at[BK_WAL_LSN_MAX];
 		bk_wal_lsn_format(at, sizeof(at), have.end.lsn);
 		e = bk_errorf(BK_E_MISMATCH,
@@ -899,12 +1004,37 @@ static int check_wal_record(void *ud, const char *name, uint64_t size)
 	return 0;
 }
 
+/* refused/<cluster>/<file> */
+static int check_refusal_record(void *ud, const char *name, uint64_t size)
+{
+	(void)size;
+	WalCheck *c = ud;
+	const char *rest = name + strlen("refused/"), *slash = strchr(rest, '/');
+	char cluster[BK_CLUSTER_NAME_MAX + 1];
+	BkWalRefusal f;
+	int e;
+	if (!slash || (size_t)(slash - rest) > BK_CLUSTER_NAME_MAX ||
+	    strlen(slash + 1) >= BK_WAL_NAME_MAX) {
+		e = bk_errorf(BK_E_CORRUPT, "%s: not a refusal record name", name);
+	} else {
+		snprintf(cluster, sizeof(cluster), "%.*s", (int)(slash - rest), rest);
+		e = refusal_get(c->r, cluster, slash + 1, &f);
+	}
+	if (e == -ENOMEM)
+		return e;
+	if (e < 0)
+		check_report(c, "");
+	return 0;
+}
+
 int bk_wal_check(BkRepo *r, BkReportFn cb, void *ud)
 {
 	WalCheck c = { .r = r, .cb = cb, .ud = ud };
 	int e = bk_backend_list(r->be, "clusters", check_cluster_record, &c);
 	if (e == 0)
 		e = bk_backend_list(r->be, "wal", check_wal_record, &c);
+	if (e == 0)
+		e = bk_backend_list(r->be, "refused", check_refusal_record, &c);
 	bk_idset_release(&c.packs);
 	return e < 0 ? e : c.problems;
 }

@@ -118,6 +118,25 @@ int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRec
  * memory when the repository is read-only here. *ret_fd to close. */
 int bk_wal_record_to_fd(BkRepo *r, const BkWalRecord *w, int *ret_fd);
 
+/* Refused pushes. A push refused for other bytes under an archived name
+ * (BK_E_MISMATCH) leaves a refusal record at "refused/<cluster>/<file name>",
+ * create-only: the first refusal of each name (best effort: the push fails the
+ * same whatever becomes of it). The server whose push it was retries that file
+ * for ever and archives nothing after it, while the archive may go on with
+ * another server's WAL under the same names (a copy of the primary started with
+ * its archive_command): pg info and pg restore say so from these records.
+ * Refusal record format (version 1): u8 version=1 | str file name
+ *   | svarint refused_us | u8 cut (1: the archived copy stops short where the
+ *   refused file goes on) */
+typedef struct {
+	char name[BK_WAL_NAME_MAX];
+	int64_t refused_us;
+	bool cut;
+} BkWalRefusal;
+/* The cluster's refusal records, in name order (*ret owned, free()); a record that
+ * does not read fails the call, naming it. */
+int bk_wal_refusals(BkRepo *r, const char *cluster, BkWalRefusal **ret, size_t *ret_n);
+
 /* Whether what wal-fetch would read of an archived file is there, without reading
  * it: each of its blobs indexed, in a pack that exists. 0, or BK_E_CORRUPT naming
  * the file, the blob and the pack. packs: the packs found so far (the caller's,
@@ -130,8 +149,9 @@ int bk_wal_history_get(BkRepo *r, const char *cluster, uint32_t tli, BkWalTliSwi
 		       size_t max, size_t *ret_n);
 
 /* For `bunker check` (store/check.h's bk_check knows no WAL record): every
- * cluster record and every archived file of every cluster, each record read
- * (authenticated, its name checked) and, for a file, each of its blobs indexed in a
+ * cluster record, every archived file and every refusal record of every cluster,
+ * each record read (authenticated, its name checked) and, for a file, each of its
+ * blobs indexed in a
  * pack that exists (bk_wal_record_stored). Each problem is reported through cb,
  * one line naming the object; returns how many (>= 0), or < 0 if it could not run. */
 int bk_wal_check(BkRepo *r, BkReportFn cb, void *ud);

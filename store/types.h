@@ -8,14 +8,15 @@
 #include <stdint.h>
 
 typedef enum {
-	BK_BLOB_DATA = 1,     /* a chunk of file or stream content */
-	BK_BLOB_TREE = 2,     /* a directory: store/tree.h */
-	BK_BLOB_CLIST = 3,    /* a content list node: store/content.h */
-	BK_BLOB_SNAPSHOT = 4, /* a snapshot record: store/snapshot.h */
-	BK_BLOB_TRAILER = 5,  /* a pack trailer: store/pack.h */
-	BK_BLOB_WAL = 6,      /* a WAL record (PostgreSQL) */
-	BK_BLOB_KEY = 7,      /* a wrapped master key in a key slot */
-	BK_BLOB_CLUSTER = 8,  /* a PostgreSQL cluster record (system identifier) */
+	BK_BLOB_DATA = 1,        /* a chunk of file or stream content */
+	BK_BLOB_TREE = 2,        /* a directory: store/tree.h */
+	BK_BLOB_CLIST = 3,       /* a content list node: store/content.h */
+	BK_BLOB_SNAPSHOT = 4,    /* a snapshot record: store/snapshot.h */
+	BK_BLOB_TRAILER = 5,     /* a pack trailer: store/pack.h */
+	BK_BLOB_WAL = 6,         /* a WAL record (PostgreSQL) */
+	BK_BLOB_KEY = 7,         /* a wrapped master key in a key slot */
+	BK_BLOB_CLUSTER = 8,     /* a PostgreSQL cluster record (system identifier) */
+	BK_BLOB_WAL_REFUSAL = 9, /* a refused WAL push (PostgreSQL, pg/walarchive.h) */
 } BkBlobType;
 
 /* Callbacks through which the pure codecs store and fetch blobs without knowing

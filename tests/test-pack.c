@@ -779,8 +779,9 @@ static void test_trailer_decode(void)
 
 	const uint64_t ok_types[] = { BK_BLOB_DATA, BK_BLOB_TREE, BK_BLOB_CLIST, BK_BLOB_SNAPSHOT,
 				      BK_BLOB_WAL };
-	/* trailers, key slots and cluster records are never blobs inside a pack */
-	const uint64_t bad_types[] = { 0, BK_BLOB_TRAILER, BK_BLOB_KEY, BK_BLOB_CLUSTER, 9, 255 };
+	/* trailers, key slots, cluster and refusal records are never blobs inside a pack */
+	const uint64_t bad_types[] = { 0, BK_BLOB_TRAILER, BK_BLOB_KEY, BK_BLOB_CLUSTER,
+				       BK_BLOB_WAL_REFUSAL, 10, 255 };
 	size_t bad = 0;
 	for (size_t i = 0; i < BK_ARRAY_SIZE(ok_types); i++) {
 		Ent e[] = { { ok_types[i], 8, ov, 0 } };
@@ -792,7 +793,7 @@ static void test_trailer_decode(void)
 		Ent e[] = { { bad_types[i], 8, ov, 0 } };
 		bad += decode(e, 1, ps) != BK_E_CORRUPT;
 	}
-	is_int(bad, 0, "blob types 0, trailer, key, cluster, 9, 255 refused");
+	is_int(bad, 0, "blob types 0, trailer, key, cluster, refusal, 10, 255 refused");
 
 	/* counts, versions, trailing bytes */
 	BkPackEntry *out = NULL;

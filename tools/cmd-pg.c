@@ -383,6 +383,42 @@ static void wal_read(void *ud, uint64_t bytes)
 	fprintf(stderr, "\rWAL read: %.0f MB ", (double)bytes / 1e6);
 }
 
+/* A refused push's line (pg/walarchive.h: the server whose push it was archives
+ * nothing after that file, and the archived copy may be another server's). */
+static void refusal_line(const BkWalRefusal *f, char out[400])
+{
+	char when[32];
+	cli_format_time(f->refused_us, when);
+	snprintf(out, 400, "a push of %s was refused at %s: %s; the server that pushed it "
+		 "archives nothing after it, and the archive's copy may be another server's (a "
+		 "copy of it started with its archive_command?)", f->name, when,
+		 f->cut ? "the archived copy stops short where it goes on"
+			: "other bytes than the archived copy");
+}
+
+/* The refusals of files at or after segment from_segno (any timeline), each a
+ * warning: recovery may read another server's WAL there. */
+static void warn_refusals(BkRepo *r, uint64_t from_segno, uint32_t seg_size)
+{
+	BkWalRefusal *f;
+	size_t n;
+	if (bk_wal_refusals(r, cli.cluster, &f, &n) < 0) {
+		cli_warn("cannot read the refused pushes: %s", bk_error_detail());
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		BkWalName wn;
+		uint64_t segno;
+		char line[400];
+		if (bk_wal_name_parse(f[i].name, &wn) == 0 &&
+		    (bk_wal_name_segno(&wn, seg_size, &segno) < 0 || segno >= from_segno)) {
+			refusal_line(&f[i], line);
+			cli_warn("%s", line);
+		}
+	}
+	free(f);
+}
+
 static int restore(void)
 {
 	if (cli.nargs > 2)
@@ -438,6 +474,11 @@ static int restore(void)
 	if (wal_read_shown)
 		fprintf(stderr, "\r\033[K");
 	cli_progress_end();
+	uint64_t start, sysid;
+	uint32_t seg_size;
+	if (e == 0 && bk_wal_lsn_parse(bk_snapshot_meta(s, "start_lsn"), &start) == 0 &&
+	    bk_cluster_get(r, cli.cluster, &sysid, &seg_size) == 0 && bk_wal_seg_size_valid(seg_size))
+		warn_refusals(r, start / seg_size, seg_size);
 	bk_repo_close(r);
 	if (e < 0)
 		return cli_fail(e, "pg restore");
@@ -997,6 +1038,37 @@ static uint32_t older_went_on(const Info *in, char hist[BK_WAL_NAME_MAX])
 	return after ? top : 0;
 }
 
+/* pg info's refused pushes (pg/walarchive.h): a line each, or the JSON array
+ * "refused" that ends the object (null, and a warning, when they cannot be read:
+ * what they say is advice, the rest of pg info stands). */
+static void info_refusals(BkRepo *r)
+{
+	BkWalRefusal *f;
+	size_t n;
+	if (bk_wal_refusals(r, cli.cluster, &f, &n) < 0) {
+		cli_warn("cannot read the refused pushes: %s", bk_error_detail());
+		if (cli.json)
+			printf(",\"refused\":null}\n");
+		return;
+	}
+	if (cli.json)
+		printf(",\"refused\":[");
+	for (size_t i = 0; i < n; i++) {
+		char line[400], when[32];
+		if (cli.json) {
+			cli_format_time(f[i].refused_us, when);
+			printf("%s{\"file\":\"%s\",\"refused_at\":\"%s\",\"cut_short\":%s}",
+			       i ? "," : "", f[i].name, when, f[i].cut ? "true" : "false");
+		} else {
+			refusal_line(&f[i], line);
+			printf("refused: %s\n", line);
+		}
+	}
+	if (cli.json)
+		printf("]}\n");
+	free(f);
+}
+
 static int info(void)
 {
 	if (cli.nargs != 1)
@@ -1086,7 +1158,7 @@ static int info(void)
 		uint32_t newer = older_went_on(&in, older);
 		if (cli.json)
 			printf("],\"newest_wal\":\"%s\",\"newest_wal_age_seconds\":%lld,"
-			       "\"newest_wal_after_newer_timeline\":%s}\n", in.newest, (long long)age_s,
+			       "\"newest_wal_after_newer_timeline\":%s", in.newest, (long long)age_s,
 			       newer ? "true" : "false");
 		else if (in.newest[0])
 			printf("newest WAL: %s, archived %s ago (the current RPO)\n", in.newest,
@@ -1103,6 +1175,7 @@ static int info(void)
 			       "primary after a failover, a promoted copy)? Timeline %u%s\n", nw.tli,
 			       newer, older, cli.cluster, newer,
 			       listed ? "'s line above gives its own age" : " has no segment archived yet");
+		info_refusals(r);
 	}
 	bk_wal_archive_release(&in.wa);
 	free(in.stopped);

@@ -230,6 +230,18 @@ seg7=$(pitr_segment_of "$id7" start_lsn)
 t_true "... and naming the first missing segment ($seg7)" \
 	grep -q "WAL file $seg7 did not reach the repository within 2 s" "$T/b7.err"
 t_is "$(bkp snapshots --name pg/main/base | grep -c .)" "$((n_before + 1))" "... and the snapshot is kept"
+# pg restore latest is then refused, its WAL not archived, naming the older backup
+# that restores the WAL archived so far (found by review: it named none, and in an
+# emergency that one holds the most recent state there is)
+t_rc 3 "pg restore latest with the newest backup's WAL not archived: exit 3" \
+	bkp pg restore latest --target "$SRV/r7"
+t_true "... naming the older backup that restores" grep -qx \
+	"bunker: pg restore: WAL chain incomplete: segment $seg7 is not archived yet; the older base backup [0-9a-f]\{16\}, which ended at [0-9: .-]*+00, restores the WAL archived so far (bunker pg restore [0-9a-f]\{16\})" \
+	"$ERR" || diag "$(cat "$ERR")"
+older=$(sed -n 's/.*(bunker pg restore \([0-9a-f]*\))$/\1/p' "$ERR")
+t_true "... not the newest (${older:-none})" test -n "$older" -a "$older" != "$id7"
+t_rc 0 "... which restores" bkp pg restore "$older" --target "$SRV/r7"
+rm -rf "${SRV:?}/r7"
 # A server gone silent: into a fresh repository (the server waits for the archiving
 # itself) with archiving failing, the server sends nothing after the files, and
 # --stall-timeout 2 gives up after 2 s, with one line, saving no snapshot. (Without

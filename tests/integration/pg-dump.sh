@@ -522,6 +522,13 @@ t_true "naming the database and what it could not write, in one line" \
 	sh -c "test \$(wc -l <'$ERR') = 1 && grep -q '^bunker: dump: database ' '$ERR'" ||
 	diag "$(cat "$ERR")"
 t_is "$(wc -l <"$SRV/ro-runs" 2>/dev/null)" 1 "after one pg_dump: the others are not run"
+# ... and it names them, and the globals (found by a helper's exploration: a full
+# disk stopped it without saying which were not attempted)
+n_left=$(($(pg_sql "select count(*) from pg_database where datallowconn and datconnlimit <> -2
+	and datname <> 'template0'") - 1))
+named=$(sed -n "s/.*; not attempted: \('.*'\), the globals$/\1/p" "$ERR" | grep -o "', '" | wc -l)
+t_is "$((named + 1))" "$n_left" "... naming the $n_left databases it did not attempt, and the globals" ||
+	diag "$(cat "$ERR")"
 rm -rf "$T/ro-repo"
 # ... and the pg_dump still running then is stopped, not left behind: this one
 # ignores SIGPIPE, and after its output waits (--stall-timeout: a guard)

@@ -144,7 +144,8 @@ num = lambda v: type(v) is int
 text = lambda v: type(v) is str
 top = {"cluster": text, "system_identifier": text, "newest_wal": text,
        "newest_wal_age_seconds": num,
-       "newest_wal_after_newer_timeline": lambda v: v is False}
+       "newest_wal_after_newer_timeline": lambda v: v is False,
+       "refused": lambda v: v == []}
 base = {"id": text, "name": text, "kind": text, "time": text, "logical_bytes": num,
         "timeline": num, "start_lsn": text, "stop_lsn": text, "restore_window": text,
         "wal_archived_until": text,
