@@ -412,6 +412,8 @@ static int run_into_snapshot(BkRepo *r, const BkDumpOpts *o, char *const argv[],
 			     const char *name, const char *what, BkKv *meta, size_t nmeta,
 			     uint8_t ret_id[32])
 {
+	if (o->begin)
+		o->begin(o->progress_ud, name);
 	pid_t pid;
 	int fd, msgs, se = spawn_reading(argv, env, false, &pid, &fd, &msgs);
 	if (se != 0)

@@ -55,6 +55,9 @@ typedef struct {
 	/* Called after each snapshot is written (for printing). */
 	void (*done)(void *ud, const char *name, const uint8_t id[32]);
 	void *done_ud;
+	/* Called (optional) with progress_ud and the snapshot's name before each
+	 * program starts (a progress line that names the dump). */
+	void (*begin)(void *ud, const char *name);
 	BkProgressFn progress;
 	void *progress_ud;
 } BkDumpOpts;

@@ -485,9 +485,17 @@ bool cli_progress_due(uint64_t *last)
 
 void cli_progress(void *ud, uint64_t done, uint64_t total)
 {
-	(void)ud;
 	if (!cli_progress_due(&progress_last))
 		return;
+	char text[CLI_TEXT_MAX], label[72] = ""; /* "NAME: ", NAME cut to 64 bytes */
+	if (ud && *(const char *)ud) {
+		const char *t = cli_text(ud, text, sizeof(text));
+		int n = (int)strlen(t);
+		if (n > 64) /* (on a character's start) */
+			for (n = 64; n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80; n--)
+				;
+		snprintf(label, sizeof(label), "%.*s: ", n, t);
+	}
 	uint64_t now = progress_last;
 	if (!progress_started) { /* (the first call is due: progress_last was 0) */
 		progress_started = now;
@@ -507,13 +515,13 @@ void cli_progress(void *ud, uint64_t done, uint64_t total)
 	if (total && done > total)
 		total = done;
 	if (total && rate > 0)
-		fprintf(stderr, "\r%.1f / %.1f MB  %.1f MB/s  ETA %.0fs   ", (double)done / 1e6,
+		fprintf(stderr, "\r%s%.1f / %.1f MB  %.1f MB/s  ETA %.0fs   ", label, (double)done / 1e6,
 			(double)total / 1e6, rate, ((double)(total - done) / 1e6) / rate);
 	else if (total)
-		fprintf(stderr, "\r%.1f / %.1f MB  %.1f MB/s  ETA -   ", (double)done / 1e6,
+		fprintf(stderr, "\r%s%.1f / %.1f MB  %.1f MB/s  ETA -   ", label, (double)done / 1e6,
 			(double)total / 1e6, rate);
 	else
-		fprintf(stderr, "\r%.1f MB  %.1f MB/s   ", (double)done / 1e6, rate);
+		fprintf(stderr, "\r%s%.1f MB  %.1f MB/s   ", label, (double)done / 1e6, rate);
 }
 
 void cli_progress_end(void)

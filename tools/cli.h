@@ -49,6 +49,8 @@ int print_snapshot_summary(BkRepo *r, const uint8_t id[32], uint64_t started_us)
 /* Whether a progress line is due (on a terminal, without --quiet, 200 ms after
  * *last, which it then sets): the one throttle of every "\r" line. */
 bool cli_progress_due(uint64_t *last);
+/* A BkProgressFn: ud NULL, or a name (a string, printed escaped, cut to 64 bytes)
+ * that begins the line. */
 void cli_progress(void *ud, uint64_t done, uint64_t total);
 void cli_progress_end(void);
 

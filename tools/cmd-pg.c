@@ -240,6 +240,14 @@ static void program_line(void *ud, const char *line)
 	fprintf(stderr, "%s\n", cli_text(line, text, sizeof(text)));
 }
 
+/* The progress line's name: the dump running (BkDumpOpts.begin). */
+static char dump_label[512];
+static void dump_begin(void *ud, const char *name)
+{
+	cli_progress_end(); /* (its rate is the new dump's) */
+	snprintf(ud, sizeof(dump_label), "%s", name);
+}
+
 static int dump(void)
 {
 	BkRepo *r;
@@ -265,7 +273,9 @@ static int dump(void)
 		.program_line = program_line,
 		.done = dump_done,
 		.done_ud = r,
+		.begin = dump_begin,
 		.progress = cli_progress,
+		.progress_ud = dump_label,
 	};
 	int e = bk_pg_dump(r, &o);
 	cli_progress_end();

@@ -748,6 +748,16 @@ hba_first() {
 # in_tty CMD...: CMD as the server's user in a terminal of its own (script: a pty,
 # where pg_dump would prompt on /dev/tty and wait), stopped after 20 s (exit 124)
 in_tty() { pg_as_server timeout 20 script -qec "$(printf '%q ' "$@")" /dev/null; }
+# on a terminal, the progress line (every 4 MiB) names the dump it counts (it gave
+# MB alone)
+pg_sql "create database sizable" >/dev/null
+pg_psql -d sizable -c "create table t as select g, md5(g::text) m from generate_series(1, 200000) g" \
+	>/dev/null
+in_tty "$BUNKER" --repo "$REPO" --key-file "$KEY" pg dump --dbname "$(pitr_conninfo)" >"$T/tty.out" 2>&1
+t_true "on a terminal, pg dump's progress line names the dump" \
+	grep -aq $'\rpg/main/dump/sizable: [0-9.]* MB' "$T/tty.out" ||
+	diag "$(tr '\r' '\n' <"$T/tty.out" | grep -a MB/s | tail -n 5)"
+pg_sql "drop database sizable" >/dev/null
 pg_sql "create role pwuser superuser login password 'pw-s3cr3t'" >/dev/null
 pg_sql "create database pwdb" >/dev/null
 pg_sql "create database solodb" >/dev/null
