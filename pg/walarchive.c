@@ -482,7 +482,10 @@ static int compare_with_archive(BkRepo *r, const char *cluster, const char *name
 			      name, cluster, at);
 	} else if (c.differs) {
 		e = bk_errorf(BK_E_MISMATCH,
-			      "%s is already archived for cluster '%s' with different contents",
+			      "%s is already archived for cluster '%s' with different contents (a "
+			      "second server archiving into it, as a copy of this one started as a "
+			      "primary? an archived file is never replaced; pg info lists the "
+			      "refusals)",
 			      name, cluster);
 	}
 	free(c.buf);

@@ -27,6 +27,7 @@
 /* The archive of one cluster: every file name (sorted) and the segment size
  * (the cluster record's; where that says 0, written so by basebackup or dump
  * before they asked the server, an archived segment's; else 16 MiB). */
+struct BkWalHistories;
 typedef struct {
 	BkRepo *r;
 	const char *cluster;
@@ -34,6 +35,9 @@ typedef struct {
 	uint32_t seg_size;
 	char (*names)[BK_WAL_NAME_MAX];
 	size_t n, cap;
+	/* the history files read so far, kept while the archive is (owned): pg info
+	 * reads a path's histories for each backup */
+	struct BkWalHistories *hist;
 } BkWalArchive;
 
 /* -ENOENT naming the cluster if the repository has no record of it. On failure
