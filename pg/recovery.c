@@ -869,8 +869,14 @@ int bk_pg_restore(BkRepo *r, const BkPgRestoreOpts *o, BkSnapshot **ret_snap)
 				 "'%s', not '%s' (--cluster %s?)", other, o->cluster, other);
 		if (!hint[0] && chosen && !before_us && !before_lsn && !place)
 			older_restorable(&wa, name, s, want_tli, hint, sizeof(hint));
-		e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet%s", lack,
-			      hint);
+		if (!wa.n && !hint[0]) /* (found by a helper's exploration: "not archived yet"
+					* of a repository whose wal/<cluster> had gone) */
+			e = bk_errorf(-ENOENT, "WAL chain incomplete: cluster '%s' has no WAL in this "
+				      "repository (wal/%s is missing or empty; the backup needs %s on)",
+				      o->cluster, o->cluster, lack);
+		else
+			e = bk_errorf(-ENOENT, "WAL chain incomplete: segment %s is not archived yet%s",
+				      lack, hint);
 	}
 	/* A segment on the way whose walk stopped short (damaged WAL, or bytes that are
 	 * not WAL after some record) ends recovery there, whatever is archived after

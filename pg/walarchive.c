@@ -896,19 +896,26 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 {
 	BkWalRecord w;
 	int e = bk_wal_record_get(r, cluster, name, &w);
-	BkWalName wn;
-	if (e == -ENOENT && bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_HISTORY)
-		return e; /* PostgreSQL probes for these: one lookup (a segment finds a wrong cluster) */
 	if (e == -ENOENT) {
-		/* not archived, unless the cluster itself is unknown here: then the
-		 * restore_command names the wrong repository or cluster */
+		/* not archived, unless the cluster has no WAL here at all: a wrong
+		 * restore_command (repository or cluster), or its wal/<cluster> gone (a
+		 * partial copy, a bind mount not mounted: found by a helper's exploration,
+		 * recovery took it for the end of the archive and promoted early); or
+		 * unless its record does not read (for a segment: the history files
+		 * PostgreSQL probes for cost no more than a listing's first entry) */
+		BkWalName wn;
 		uint64_t sysid;
 		uint32_t seg_size;
-		int c = bk_cluster_get(r, cluster, &sysid, &seg_size);
-		if (c == -ENOENT)
-			return bk_errorf(BK_E_USAGE, "cluster '%s' has no WAL in this repository",
-					 cluster);
-		return c < 0 ? c : -ENOENT;
+		bool history = bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_HISTORY,
+		     any = false;
+		int c = history ? 0 : bk_cluster_get(r, cluster, &sysid, &seg_size);
+		if (c == 0)
+			c = bk_wal_any(r, cluster, &any);
+		if (c < 0 && c != -ENOENT)
+			return c;
+		return any ? -ENOENT
+			   : bk_errorf(BK_E_USAGE, "cluster '%s' has no WAL in this repository "
+				       "(wal/%s is missing or empty)", cluster, cluster);
 	}
 	if (e < 0)
 		return e;

@@ -44,7 +44,9 @@
  * - fetch writes the exact bytes to a temporary file beside dest and renames it
  *   into place; on any failure nothing is left at dest. -ENOENT only for a file
  *   the archive does not have, including .history files PostgreSQL probes; a
- *   cluster with no WAL here at all is BK_E_USAGE (a wrong restore_command), a
+ *   cluster with no WAL here at all (no cluster record, or its wal/<cluster>
+ *   missing or empty) is BK_E_USAGE (a wrong restore_command, or a repository
+ *   not all there: recovery must stop, not take it for the archive's end), a
  *   blob the record names but the store lacks BK_E_CORRUPT.
  *
  * Thread-safety: as the repository (any number of processes may push at once).

@@ -7,6 +7,7 @@
 # the last archived segment, the archiver never failed, and `bunker check` is clean.
 # A base backup's .backup history file is among them.
 # A segment pushed under a second cluster name is warned of; the server's pushes are not.
+# pg restore with the cluster's wal/ directory gone says so.
 # BUNKER_TEST_QUICK=1 shortens the load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-archive
@@ -129,5 +130,16 @@ t_is "$(cat "$ERR")" "" "... says nothing: the name is recorded"
 t_is "$(grep -c 'also archived here' "$PG_LOG")" 0 "the server's pushes as 'main' warned of nothing"
 t_rc 0 "a repeated push as 'main'" bkp pg wal-push "$PG_DATA/pg_wal/$first"
 t_is "$(cat "$ERR")" "" "... says nothing"
+
+# The repository with wal/main gone (a partial copy, a bind mount not mounted): pg
+# restore names it (it said "segment ... is not archived yet", found by a helper's
+# exploration); wal-fetch exits 128 then (pg-contracts.sh)
+mv "$REPO/wal/main" "$REPO/wal/main.aside"
+t_rc 3 "pg restore with wal/main missing exits 3" bkp pg restore latest --target "$SRV/r-nowal"
+t_true "... naming wal/main" grep -qx \
+	"bunker: pg restore: WAL chain incomplete: cluster 'main' has no WAL in this repository (wal/main is missing or empty; the backup needs [0-9A-F]\{24\} on)" \
+	"$ERR" || diag "$(cat "$ERR")"
+t_true "... writing nothing" test ! -e "$SRV/r-nowal"
+mv "$REPO/wal/main.aside" "$REPO/wal/main"
 
 done_testing

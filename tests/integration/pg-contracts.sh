@@ -10,7 +10,8 @@
 #   while it is read is refused (io-fault.c);
 #   two pushes of one name with different bytes at once: one exits 0, the other 1.
 #   fetch: a missing segment or .history exits 3, silently, leaving nothing at DEST (no
-#   temporary file either); every other failure (a cluster with no WAL here, no such
+#   temporary file either); every other failure (a cluster with no WAL here, or its
+#   wal/<cluster> directory missing or empty, no such
 #   repository, a wrong key, a bad call or option, packs gone, blobs not in the index,
 #   a damaged cluster record) exits 128, so that PostgreSQL aborts recovery
 #   rather than end it early; a fetch replaces an existing DEST with the exact bytes;
@@ -202,6 +203,24 @@ t_rc 128 "wal-fetch for a cluster with no WAL in the repository exits 128" \
 	bkp --cluster nobody pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 t_true "naming the cluster" grep -q "^bunker: wal-fetch $s1: cluster 'nobody' has no WAL in this repository" "$ERR" ||
 	diag "$(cat "$ERR")"
+# a cluster whose wal/<cluster> is missing or empty (a partial copy of the
+# repository, a bind mount not mounted) has no WAL here either: not "not archived"
+# (exit 3 made recovery take it for the archive's end and promote early, silently;
+# found by a helper's exploration)
+mv "$REPO/wal/main" "$REPO/wal/main.aside"
+for f in "$s2" 000000010000000000000077 00000002.history; do
+	t_rc 128 "wal-fetch of $f with wal/main missing exits 128" bkp pg wal-fetch "$f" "$F/RECOVERYXLOG"
+	t_true "... naming it" grep -qx \
+		"bunker: wal-fetch $f: cluster 'main' has no WAL in this repository (wal/main is missing or empty)" \
+		"$ERR" || diag "$(cat "$ERR")"
+done
+pg_as_server mkdir "$REPO/wal/main"
+t_rc 128 "... empty: exit 128 too" bkp pg wal-fetch 00000002.history "$F/RECOVERYXLOG"
+rmdir "$REPO/wal/main"
+mv "$REPO/wal/main.aside" "$REPO/wal/main"
+t_rc 0 "... back: wal-fetch of $s2 exits 0" bkp pg wal-fetch "$s2" "$F/RECOVERYXLOG"
+t_cmp "$S/$s2" "$F/RECOVERYXLOG" "... byte-exact"
+rm -f "$F/RECOVERYXLOG"
 t_rc 128 "wal-fetch from a repository that does not exist exits 128" \
 	pg_as_server "$BUNKER" -q --repo "$T/bk/none" --key-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 pg_as_server "$BUNKER" -q --repo "$T/bk/other" --new-key-file "$T/bk/other.key" init >/dev/null
