@@ -505,16 +505,20 @@ static int restore(void)
 			       cli_text(cli.target_name, text, sizeof(text)), at);
 		else if (target_at)
 			printf("recovery stops at the end of transaction %s at %s\n", cli.target_xid, at);
-		int64_t us;
-		bool zone;
-		if (cli.target_time && bk_pg_parse_time(cli.target_time, &us, &zone) == 0) {
-			/* how the time was read: one typed in local time without a zone
-			 * (found by a user's walk through the README) */
-			char utc[BK_PG_TIME_MAX];
-			bk_pg_format_time(utc, us);
-			printf("recovery replays the transactions that ended up to %s%s\n", utc,
-			       zone ? "" : BK_PG_TIME_NO_ZONE);
-		}
+	}
+	int64_t us;
+	bool zone;
+	if (cli.target_time && bk_pg_parse_time(cli.target_time, &us, &zone) == 0) {
+		/* how the time was read: one typed in local time without a zone (found
+		 * by a user's walk through the README), a warning even with -q, which
+		 * scripts use (found by a helper's exploration) */
+		char utc[BK_PG_TIME_MAX];
+		bk_pg_format_time(utc, us);
+		if (!cli.quiet)
+			printf("recovery replays the transactions that ended up to %s\n", utc);
+		if (!zone)
+			cli_warn("--target-time '%s' names no zone: read as UTC, %s", cli.target_time,
+				 utc);
 	}
 	/* recovery ends before WAL that is archived, in a .partial only: not a failure
 	 * (PostgreSQL restores what it reads), but not silent (found by review) */

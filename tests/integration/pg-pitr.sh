@@ -219,9 +219,12 @@ if t_rc 0 "to that time without a zone: pg restore (not -q)" pg_as_server "$BUNK
 		'import json, sys; print([s["time"] for s in json.load(sys.stdin) if s["id"] == sys.argv[1]][0])' "$id1")
 	t_true "it says which backup it restored, the first, and when it ended ($t1)" \
 		grep -q "^restored base backup pg/main/base of $t1 (" "$OUT"
-	t_true "... and that it read the time as UTC, since it names no zone" grep -qx \
-		"recovery replays the transactions that ended up to ${ts%+00}[0-9.]*+00 (read as UTC: the time names no zone)" \
+	t_true "... when recovery stops" grep -qx \
+		"recovery replays the transactions that ended up to ${ts%+00}[0-9.]*+00" \
 		"$OUT" || diag "$(cat "$OUT")"
+	t_true "... and warns that it read the time as UTC, since it names no zone" grep -qx \
+		"bunker: warning: --target-time '${ts%+00}' names no zone: read as UTC, ${ts%+00}[0-9.]*+00" \
+		"$ERR" || diag "$(cat "$ERR")"
 	t_true "postgresql.auto.conf has it in UTC, with the zone" \
 		grep -q "^recovery_target_time = '$ts'" "$SRV/r-tz/postgresql.auto.conf"
 	if pitr_start "$SRV/r-tz" -c TimeZone=Asia/Kolkata && pitr_wait_recovered 120; then
@@ -233,6 +236,15 @@ if t_rc 0 "to that time without a zone: pg restore (not -q)" pg_as_server "$BUNK
 	pitr_stop
 fi
 rm -rf "$SRV/r-tz" "$SRV/r-tz.sock"
+# the warning is the one line with -q too, which scripts use (found by a helper's
+# exploration: -q hid the hint)
+t_rc 0 "to that time without a zone, -q: pg restore" \
+	bkp pg restore latest --target "$SRV/r-tz" --target-time "${ts%+00}"
+t_true "... warns that it read the time as UTC, and prints nothing else" \
+	test -z "$(cat "$OUT")" -a "$(cat "$ERR")" = \
+	"bunker: warning: --target-time '${ts%+00}' names no zone: read as UTC, $ts" ||
+	diag "$(cat "$OUT" "$ERR")"
+rm -rf "$SRV/r-tz"
 # A time that names its zone as UTC, in words (found by review: the line said it
 # named no zone)
 if t_rc 0 "to that time with UTC spelt out: pg restore (not -q)" pg_as_server "$BUNKER" \
@@ -241,6 +253,7 @@ if t_rc 0 "to that time with UTC spelt out: pg restore (not -q)" pg_as_server "$
 	t_true "... which says it read that time, and no hint of a zone missing" grep -qx \
 		"recovery replays the transactions that ended up to ${ts%+00}[0-9.]*+00" "$OUT" ||
 		diag "$(cat "$OUT")"
+	t_is "$(cat "$ERR")" "" "... no warning"
 fi
 rm -rf "$SRV/r-utc"
 # with another target left in postgresql.conf (PostgreSQL: "multiple recovery targets")
