@@ -635,9 +635,14 @@ static int check_location(void *ud, const char *oid, const char *loc)
 /* Gives a directory that was there before the restore back its owner and mode,
  * if they changed (as root the restore takes it, then gives it to the server's
  * user, 0700: found by review); only what changed, as another user's chown back
- * to the owner would fail. */
+ * to the owner would fail. One the restore made is removed, once empty (found by
+ * a helper's exploration: as root it stayed root's, 0700, and the same restore run
+ * as the server's user then failed on it); what it made above it stays. */
 static int put_back(const Dir *d)
 {
+	if (!d->existed && rmdir(d->path) < 0 && errno != ENOENT && errno != ENOTEMPTY &&
+	    errno != EEXIST)
+		return bk_errorf_code(-errno, "remove %s", d->path);
 	struct stat now;
 	if (!d->existed || fstat(d->fd, &now) < 0)
 		return 0;

@@ -37,13 +37,17 @@ int bk_pg_parse_time(const char *s, int64_t *ret_us, bool *ret_zone)
 	if (!p)
 		return bk_errorf(BK_E_USAGE, "'%s' is not a time (want YYYY-MM-DD HH:MM:SS[+ZZ])", s);
 	int64_t us = 0;
-	if (*p == '.') {
-		int digits = 0;
+	if (*p == '.') { /* to the microsecond, rounded as PostgreSQL reads it (found by a
+			  * helper's exploration: .1234567 was cut to .123456) */
+		int digits = 0, seventh = 0;
 		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
 			if (digits < 6)
 				us = us * 10 + (*p - '0');
-		for (; digits < 6; digits++)
+			else if (digits == 6)
+				seventh = *p - '0';
+		for (int d = digits; d < 6; d++)
 			us *= 10;
+		us += seventh >= 5;
 	}
 	while (*p == ' ')
 		p++;

@@ -819,6 +819,19 @@ static void test_parse_time(void)
 		{ "2026-11-22 10:00:00+01:-5", 0 }, { "2026-11-22 10:00:00+01: 5", 0 },
 		{ "2026-11-22 10:00:00+01-5", 0 },
 	};
+	/* fractions: to the microsecond, rounded as PostgreSQL reads them (found by a
+	 * helper's exploration: cut) */
+	static const struct { const char *s; int64_t us; } fracs[] = {
+		{ "2026-11-22 03:17:00.5", 500000 }, { "2026-11-22 03:17:00.123456", 123456 },
+		{ "2026-11-22 03:17:00.1234564", 123456 }, { "2026-11-22 03:17:00.1234567", 123457 },
+		{ "2026-11-22 03:17:00.9999996Z", 1000000 },
+	};
+	for (size_t i = 0; i < BK_ARRAY_SIZE(fracs); i++) {
+		int64_t us = 0;
+		int e = bk_pg_parse_time(fracs[i].s, &us, NULL);
+		ok(e == 0 && us == 1795317420 * INT64_C(1000000) + fracs[i].us, "'%s' is %" PRId64 " us past "
+		   "the second (%" PRId64 ")", fracs[i].s, fracs[i].us, us - 1795317420 * INT64_C(1000000));
+	}
 	for (size_t i = 0; i < BK_ARRAY_SIZE(cases); i++) {
 		int64_t us = 7;
 		int e = bk_pg_parse_time(cases[i].s, &us, NULL);

@@ -420,7 +420,7 @@ interrupt_restore "$SRV/r-int"
 if [ "$INTERRUPTED" != 0 ]; then
 	t_true "an interrupted pg restore says so" \
 		grep -q "interrupted (what it wrote is removed)" "$T/int.err" || diag "$(cat "$T/int.err")"
-	t_is "$(ls -A "$SRV/r-int" 2>&1)" "" "and leaves the directory empty"
+	t_true "and removes the directory it made" test ! -e "$SRV/r-int"
 	t_rc 0 "and the same command then restores" bkp pg restore latest --target "$SRV/r-int"
 else
 	not_ok "pg restore interrupted (8 tries ended before the signal)"
@@ -471,7 +471,7 @@ pitr_restore_faulted fsync "$SRV/r-fsync/.postgresql.auto.conf" "$SRV/r-fsync" 2
 t_is "$?" 1 "pg restore whose postgresql.auto.conf fsync fails: exit 1"
 t_true "... naming it" grep -q "write $SRV/r-fsync/postgresql.auto.conf: " "$T/fsync.err" ||
 	diag "$(cat "$T/fsync.err")"
-t_is "$(ls -A "$SRV/r-fsync" 2>&1)" "" "... and takes back what it wrote"
+t_true "... and takes back what it wrote, and the directory it made" test ! -e "$SRV/r-fsync"
 rm -rf "$SRV/r-fsync"
 
 # A --target that is a symbolic link to an empty directory: what was written through

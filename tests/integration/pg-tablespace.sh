@@ -179,7 +179,7 @@ diag "interrupted at try $interrupted"
 if [ "$interrupted" != 0 ]; then
 	t_true "an interrupted restore says what it removed" \
 		grep -q "(what it wrote is removed)" "$T/int.err" || diag "$(cat "$T/int.err")"
-	t_is "$(ls -A "$SRV/r-int")" "" "it empties the data directory"
+	t_true "it removes the data directory it made" test ! -e "$SRV/r-int"
 	t_is "$(ls -A "$LOC")" precious "and leaves the location it had not begun as it was"
 else
 	not_ok "an interrupted restore (8 tries ended before the signal)"
