@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -926,25 +927,50 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 		bk_wal_record_release(&w);
 		return bk_errorf(BK_E_USAGE, "%s exists and is not a regular file", dest);
 	}
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	const char *slash = strrchr(dest, '/');
 	if (snprintf(tmp, sizeof(tmp), "%s.bunker-tmp.XXXXXX", dest) >= (int)sizeof(tmp)) {
 		bk_wal_record_release(&w);
 		return bk_errorf(-ENAMETOOLONG, "%s: path too long", dest);
 	}
-	int fd = mkostemp(tmp, O_CLOEXEC);
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - dest) + 1 : 1, slash ? dest : ".");
+	/* the bytes go to an unnamed file, named beside dest only to be renamed onto
+	 * it: a fetch killed while it writes (SIGKILL, the OOM killer) leaves nothing
+	 * (found by a helper's exploration: up to a segment in pg_wal, for ever). A file
+	 * system without O_TMPFILE gets a named one from the start. */
+	int fd = openat(AT_FDCWD, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	bool named = fd < 0;
+	if (named)
+		fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		bk_wal_record_release(&w);
 		return dest_error("create", tmp);
 	}
-	fchmod(fd, 0600);
+	if (named)
+		fchmod(fd, 0600);
 	e = bk_content_write(r, &w.content, fd);
 	if (e == -ENOENT) /* a blob the record names is gone: not "not archived" */
 		e = BK_E_CORRUPT;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (e == 0 && !named) { /* a name of its own, mkostemp's way, for the rename */
+		for (int tries = 0; tries < 100; tries++) {
+			snprintf(tmp + strlen(tmp) - 6, 7, "%06x", randombytes_uniform(1u << 24));
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) {
+				named = true;
+				break;
+			}
+			if (errno != EEXIST)
+				break;
+		}
+		if (!named)
+			e = dest_error("create", tmp);
+	}
 	if (close(fd) < 0 && e == 0)
 		e = bk_errorf_code(-errno, "close %s", tmp);
 	if (e == 0 && rename(tmp, dest) < 0)
 		e = dest_error("rename to", dest);
-	if (e < 0)
+	if (e < 0 && named)
 		unlink(tmp);
 	bk_wal_record_release(&w);
 	return e;

@@ -449,7 +449,7 @@ t_rc 0 "wal-fetch $name" bkp --cluster big pg wal-fetch "$name" "$F/$name" &&
 	t_cmp "$F/$name" "$won" "... holds the bytes of the push that exited 0"
 rm -f "$F/$name" "$S/$name" "$S/race/$name"
 
-# ---- SIGTERM during a fetch ----
+# ---- SIGTERM and SIGKILL during a fetch ----
 # PostgreSQL stops restore_command with SIGTERM when it shuts down during recovery:
 # the fetch may end, but must leave no temporary file beside DEST (nothing removes
 # it from pg_wal) and never a partial DEST.
@@ -482,6 +482,40 @@ diag "$termed of 16 fetches ($fetch_ms ms each) ended by SIGTERM"
 t_is "$bad_tmp" "" "SIGTERM during wal-fetch leaves no temporary file"
 t_is "$bad_term" "" "and never a partial DEST"
 t_true "at least 4 fetches got the signal" test "$termed" -ge 4
+# SIGKILL (the OOM killer) while it writes: no temporary file either, and no
+# partial DEST (found by a helper's exploration: the named temporary file stayed in
+# pg_wal for ever)
+killed=0 bad_kill=
+for pct in 10 25 40 55 70 85 10 25 40 55 70 85; do
+	rm -f "$F/RECOVERYXLOG"
+	"${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG" 2>/dev/null &
+	pid=$!
+	delay_ms=$((fetch_ms * pct / 100))
+	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid"
+	[ "$?" = 137 ] && killed=$((killed + 1))
+	if [ -e "$F/RECOVERYXLOG" ] && ! cmp -s "$F/RECOVERYXLOG" "$S/$name"; then
+		bad_kill+="$pct%(partial DEST) "
+	fi
+	if ls -A "$F" | grep -q bunker-tmp; then
+		bad_kill+="$pct%(temporary file) "
+		rm -f "$F"/*bunker-tmp*
+	fi
+done
+pid=
+diag "$killed of 12 fetches killed"
+t_is "$bad_kill" "" "SIGKILL during wal-fetch leaves no temporary file and no partial DEST"
+t_true "at least 4 fetches were killed" test "$killed" -ge 4
+# (a file system without unnamed files: a named temporary file from the start)
+if [ -n "${IO_FAULT_LIB:-}" ]; then
+	rm -f "$F/RECOVERYXLOG"
+	t_rc 0 "wal-fetch where the file system has no O_TMPFILE" pg_as_server env \
+		LD_PRELOAD="$IO_FAULT_LIB" ASAN_OPTIONS=verify_asan_link_order=0 IO_FAULT=no-tmpfile \
+		IO_FAULT_PATH="$F" "$BUNKER" -q --repo "$REPO" --key-file "$KEY" --cluster big \
+		pg wal-fetch "$name" "$F/RECOVERYXLOG"
+	t_cmp "$S/$name" "$F/RECOVERYXLOG" "... byte-exact"
+fi
 rm -f "$F/RECOVERYXLOG" "$S/$name"
 
 t_rc 0 "bunker check is clean after the kills" bkp check
