@@ -640,11 +640,14 @@ static int check_location(void *ud, const char *oid, const char *loc)
  * as the server's user then failed on it); what it made above it stays. */
 static int put_back(const Dir *d)
 {
-	if (!d->existed && rmdir(d->path) < 0 && errno != ENOENT && errno != ENOTEMPTY &&
-	    errno != EEXIST)
-		return bk_errorf_code(-errno, "remove %s", d->path);
-	struct stat now;
-	if (!d->existed || fstat(d->fd, &now) < 0)
+	struct stat now, there;
+	if (!d->existed) { /* (best effort: the one at its path, still empty) */
+		if (fstat(d->fd, &now) == 0 && lstat(d->path, &there) == 0 &&
+		    now.st_dev == there.st_dev && now.st_ino == there.st_ino)
+			(void)rmdir(d->path);
+		return 0;
+	}
+	if (fstat(d->fd, &now) < 0)
 		return 0;
 	if (((now.st_uid != d->st.st_uid || now.st_gid != d->st.st_gid) &&
 	     fchown(d->fd, d->st.st_uid, d->st.st_gid) < 0) ||
@@ -665,9 +668,10 @@ static int put_back(const Dir *d)
  * failure leaves it as it was. */
 static int take(Dir *d, const char *what, bool root)
 {
-	struct stat st;
-	d->existed = stat(d->path, &st) == 0;
-	int e = bk_open_dir(AT_FDCWD, d->path, 0700, 0755, root, &d->fd);
+	bool made = false;
+	int e = bk_open_dir(AT_FDCWD, d->path, 0700, 0755, root, &d->fd, &made);
+	d->existed = !made; /* (a path through a component made on the way to one there
+			     * is one there: found by review, it was removed) */
 	if (e < 0) {
 		d->fd = -1;
 		return bk_error_wrap(e == -EPERM ? BK_E_USAGE : e, "%s%s", what, d->path);
@@ -764,9 +768,9 @@ static mode_t dir_mode(BkRepo *r, const BkSnapshot *s)
 /* After a failed or interrupted restore: empties the tablespace locations it took
  * and the data directory, each missing or empty when it began (take), so that
  * nothing half-restored is taken for a data directory and the same command can
- * run again; each marker goes last, once all else went. The directories
- * themselves stay, with the owner and mode they had. Returns e, its detail kept
- * and saying whether all went. */
+ * run again; each marker goes last, once all else went. A directory that was
+ * there stays, with the owner and mode it had; one the restore made goes
+ * (put_back). Returns e, its detail kept and saying whether all went. */
 static int take_back(const Tablespaces *ts, const Dir *target, int e)
 {
 	char why[1024];
@@ -780,9 +784,11 @@ static int take_back(const Tablespaces *ts, const Dir *target, int e)
 		if (r < 0 && !err)
 			err = r;
 	}
-	if (err < 0)
-		return bk_errorf(e, "%s (what it wrote could not all be removed: %s)", why,
-				 bk_error_detail());
+	if (err < 0) { /* (the detail copied first: found by review, it was printed into) */
+		char how[512];
+		snprintf(how, sizeof(how), "%s", bk_error_detail());
+		return bk_errorf(e, "%s (what it wrote could not all be removed: %s)", why, how);
+	}
 	return bk_errorf(e, "%s (what it wrote is removed)", why);
 }
 

@@ -23,7 +23,8 @@
  * --tablespace-mapping, a data directory or location in r's repository and, with o->restore_owner, o->server_needs that the owner
  * of the backup's PG_VERSION cannot reach. Missing directories above the target
  * and the locations are made 0755. A failure after writing began (o->stop set
- * included) empties what it wrote, saying so in the error's detail. With
+ * included) empties what it wrote, and removes the data directory and locations
+ * it made (not those above them), saying so in the error's detail. With
  * no_prefetch, recovery_prefetch is set off (WAL past what the target needs lacks
  * its data: recovery must not read ahead into it). */
 int bk_pg_datadir_write(BkRepo *r, const BkSnapshot *s, const BkPgRestoreOpts *o,

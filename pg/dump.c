@@ -564,8 +564,6 @@ static int check_program(const char *bin_dir, const char *name, char **env, int 
 			 prog, vlen < 32 ? vlen : 32, v, srv, want);
 }
 
-/* Notes a dump that failed (db, or the globals when NULL): its name goes to the
- * list, the first failure's message to first. */
 /* Appends 'db' (NULL: the globals) to a list of dumps, cut with " ..." once full. */
 static void list_add(char *list, size_t cap, const char *db)
 {
@@ -582,6 +580,8 @@ static void list_add(char *list, size_t cap, const char *db)
 	}
 }
 
+/* Notes a dump that failed (db, or the globals when NULL): its name goes to the
+ * list, the first failure's message to first. */
 static void note_failed(const char *db, char *list, size_t cap, char *first, size_t fcap,
 			size_t *nfailed)
 {
@@ -646,11 +646,12 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	 * Any other error (the repository's) stops at once. */
 	size_t ndumps = 0, nfailed = 0;
 	char failed[512] = "", first[512] = "";
-	const char *stopped = NULL; /* the database the error stopped at */
+	const char *left_from = NULL; /* the first database an error left undumped */
 	for (char *db = dbs; e == 0 && db && *db; db += strlen(db) + 1) {
 		ndumps++;
 		if ((e = bk_pg_conninfo_split(o->conninfo, db, keepalives, ci, CONNINFO_MAX, NULL)) < 0) {
-			stopped = db;
+			bk_error_wrap(e, "database '%s'", db);
+			left_from = db;
 			break;
 		}
 		program(prog, sizeof(prog), o->bin_dir, "pg_dump");
@@ -666,7 +667,7 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 			e = 0;
 		} else if (e < 0) {
 			bk_error_wrap(e, "database '%s'", db);
-			stopped = db;
+			left_from = db + strlen(db) + 1;
 		} else if (o->done) {
 			o->done(o->done_ud, name, id);
 		}
@@ -674,9 +675,9 @@ int bk_pg_dump(BkRepo *r, const BkDumpOpts *o)
 	/* what that error leaves undumped, named (found by a helper's exploration: a
 	 * full disk stopped it without saying which were not attempted) */
 	char left[512] = "";
-	for (const char *d = stopped ? stopped + strlen(stopped) + 1 : ""; *d; d += strlen(d) + 1)
+	for (const char *d = left_from ? left_from : ""; *d; d += strlen(d) + 1)
 		list_add(left, sizeof(left), d);
-	if (stopped)
+	if (left_from)
 		list_add(left, sizeof(left), NULL);
 	/* pg_dumpall ignores the string's dbname, and reads the globals through
 	 * postgres (or template1) unless -l names another: the one the user named, which

@@ -355,14 +355,17 @@ static void refusal_name(char out[160], const char *cluster, const char *file)
  * caller records the refusal's own detail: a failure here changes nothing of it). */
 static void note_refusal(BkRepo *r, const char *cluster, const char *file, bool cut)
 {
+	char obj[160];
+	uint64_t size;
+	refusal_name(obj, cluster, file);
+	if (bk_backend_size(r->be, obj, &size) == 0) /* (the server's retries: one stat) */
+		return;
 	BkEnc enc;
 	bk_enc_init(&enc, 256);
 	bk_enc_u8(&enc, REFUSAL_RECORD_VERSION);
 	bk_enc_cstr(&enc, file);
 	bk_enc_svarint(&enc, bk_now_us());
 	bk_enc_u8(&enc, cut);
-	char obj[160];
-	refusal_name(obj, cluster, file);
 	if (bk_enc_finish(&enc) == 0)
 		bk_repo_put_named(r, obj, BK_BLOB_WAL_REFUSAL, enc.buf, enc.len);
 	bk_enc_release(&enc);
@@ -893,17 +896,21 @@ static int dest_error(const char *op, const char *path)
 	return bk_errorf_code(-errno, "%s %s", op, path);
 }
 
-int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest)
+int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest,
+		 bool durable)
 {
 	BkWalRecord w;
 	int e = bk_wal_record_get(r, cluster, name, &w);
 	if (e == -ENOENT) {
-		/* not archived, unless the cluster has no WAL here at all: a wrong
-		 * restore_command (repository or cluster), or its wal/<cluster> gone (a
-		 * partial copy, a bind mount not mounted: found by a helper's exploration,
-		 * recovery took it for the end of the archive and promoted early); or
-		 * unless its record does not read (for a segment: the history files
-		 * PostgreSQL probes for cost no more than a listing's first entry) */
+		/* not archived, unless the cluster has no WAL here at all where it should
+		 * have some: no record of the cluster (a wrong restore_command), or none
+		 * of its WAL while a base backup of it is here (its wal/<cluster> gone: a
+		 * partial copy, a bind mount not mounted; found by a helper's exploration,
+		 * recovery took it for the end of the archive and promoted early). A
+		 * cluster not archived yet (a standby set up before the first push) has
+		 * none to fetch (found by review). Unless too its record does not read
+		 * (for a segment: PostgreSQL's probes for history files cost a listing's
+		 * first entry, and a snapshot listing only when none is there) */
 		BkWalName wn;
 		uint64_t sysid;
 		uint32_t seg_size;
@@ -914,9 +921,20 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 			c = bk_wal_any(r, cluster, &any);
 		if (c < 0 && c != -ENOENT)
 			return c;
-		return any ? -ENOENT
-			   : bk_errorf(BK_E_USAGE, "cluster '%s' has no WAL in this repository "
-				       "(wal/%s is missing or empty)", cluster, cluster);
+		if (c == -ENOENT) /* (no cluster record) */
+			return bk_errorf(BK_E_USAGE, "cluster '%s' has no WAL in this repository",
+					 cluster);
+		char base[128];
+		uint8_t id[32];
+		snprintf(base, sizeof(base), "pg/%s/base", cluster);
+		if (any || (c = bk_snapshot_resolve(r, "latest", base, id)) == -ENOENT) {
+			bk_error_clear();
+			return -ENOENT;
+		}
+		return c < 0 ? c
+			     : bk_errorf(BK_E_USAGE, "cluster '%s' has no WAL in this repository, "
+					 "though it has base backups (wal/%s is missing or empty)",
+					 cluster, cluster);
 	}
 	if (e < 0)
 		return e;
@@ -966,12 +984,16 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 		if (!named)
 			e = dest_error("create", tmp);
 	}
+	if (e == 0 && durable && fsync(fd) < 0)
+		e = bk_errorf_code(-errno, "fsync %s", tmp);
 	if (close(fd) < 0 && e == 0)
 		e = bk_errorf_code(-errno, "close %s", tmp);
 	if (e == 0 && rename(tmp, dest) < 0)
 		e = dest_error("rename to", dest);
 	if (e < 0 && named)
 		unlink(tmp);
+	if (e == 0 && durable)
+		e = bk_fsync_parent(dest);
 	bk_wal_record_release(&w);
 	return e;
 }

@@ -44,10 +44,11 @@
  * - fetch writes the exact bytes to a temporary file beside dest and renames it
  *   into place; on any failure nothing is left at dest. -ENOENT only for a file
  *   the archive does not have, including .history files PostgreSQL probes; a
- *   cluster with no WAL here at all (no cluster record, or its wal/<cluster>
- *   missing or empty) is BK_E_USAGE (a wrong restore_command, or a repository
- *   not all there: recovery must stop, not take it for the archive's end), a
- *   blob the record names but the store lacks BK_E_CORRUPT.
+ *   cluster with no WAL here at all where it should have some (no cluster record,
+ *   or its wal/<cluster> missing or empty while base backups of it are here) is
+ *   BK_E_USAGE (a wrong restore_command, or a repository not all there: recovery
+ *   must stop, not take it for the archive's end), a blob the record names but
+ *   the store lacks BK_E_CORRUPT.
  *
  * Thread-safety: as the repository (any number of processes may push at once).
  */
@@ -113,7 +114,10 @@ int bk_cluster_same_system(BkRepo *r, const char *cluster, uint64_t sysid, const
  * cluster's record. */
 int bk_wal_push(BkRepo *r, const char *cluster, const char *path, bool *ret_stored,
 		char ret_warning[BK_CLUSTER_WARNING_MAX]);
-int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest);
+/* durable: dest's bytes, and its name in its directory, are synced before 0 (a
+ * read-ahead spool's file, pg/walspool.h); PostgreSQL copies what it reads. */
+int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *dest,
+		 bool durable);
 int bk_wal_record_get(BkRepo *r, const char *cluster, const char *name, BkWalRecord *ret);
 
 /* An archived file's bytes in an unnamed file: in the repository's tmp/, or in

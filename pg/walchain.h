@@ -36,7 +36,8 @@ typedef struct {
 	char (*names)[BK_WAL_NAME_MAX];
 	size_t n, cap;
 	/* the history files read so far, kept while the archive is (owned): pg info
-	 * reads a path's histories for each backup */
+	 * reads a path's histories for each backup. The chain functions fill it
+	 * through a const archive: one archive, one thread. */
 	struct BkWalHistories *hist;
 } BkWalArchive;
 

@@ -266,8 +266,9 @@ static int refuse_step(const char *where, const struct stat *from, const struct 
 }
 
 int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool safe,
-		int *ret_fd)
+		int *ret_fd, bool *ret_made)
 {
+	bool made_last = false;
 	char todo[PATH_MAX], where[PATH_MAX] = "", link[PATH_MAX];
 	if (!*path || snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo))
 		return bk_errorf(-ENAMETOOLONG, "bad directory path '%s'", path);
@@ -354,12 +355,15 @@ int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool 
 			e = bk_errorf(-ENOTDIR, "%s is not a directory", where);
 		else if (made)
 			e = exact_mode(fd, where, last ? mode : parent_mode);
+		made_last = made && last;
 		close(cur);
 		cur = fd;
 		prev = st;
 	}
 	if (e == 0 && (*ret_fd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		e = bk_errorf_code(-errno, "open %s", path);
+	if (e == 0 && ret_made)
+		*ret_made = made_last;
 	close(cur);
 	return e;
 }

@@ -58,9 +58,10 @@ void bk_tmp_sweep(const char *tmp_dir);
  * directory on the way (not the last) of another owner, or by an absolute link
  * (on from /, root's) (systemd's CHASE_SAFE): a link of postgres's in its own
  * /var/lib/postgresql that leads to /etc, say. Without safe, a link in a sticky
- * directory anyone can write is followed only as protected_symlinks would. */
+ * directory anyone can write is followed only as protected_symlinks would.
+ * *ret_made (if not NULL): whether the directory opened is one this call made. */
 int bk_open_dir(int at, const char *path, mode_t mode, mode_t parent_mode, bool safe,
-		int *ret_fd);
+		int *ret_fd, bool *ret_made);
 
 /* Removes everything inside the directory open as dirfd (not the directory
  * itself; links are removed as links; named label in errors), last (a name, or

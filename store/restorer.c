@@ -768,7 +768,7 @@ int bk_restore(BkRepo *r, const BkSnapshot *s, const char *target, const BkResto
 	if (o->stop && *o->stop) /* before anything is made */
 		return bk_errorf(-EINTR, "interrupted");
 	int dirfd;
-	int e = bk_open_dir(AT_FDCWD, target, 0700, 0700, false, &dirfd);
+	int e = bk_open_dir(AT_FDCWD, target, 0700, 0700, false, &dirfd, NULL);
 	if (e < 0)
 		return e;
 	e = bk_restore_at(r, s, dirfd, target, o);

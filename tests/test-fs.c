@@ -45,7 +45,7 @@ static bool same(int fd, const char *path)
 static int walk(int base, const char *path, mode_t mode, bool safe, int *ret)
 {
 	int fd = -1;
-	int e = bk_open_dir(base, path, mode, 0755, safe, &fd);
+	int e = bk_open_dir(base, path, mode, 0755, safe, &fd, NULL);
 	if (e == 0 && ret)
 		*ret = fd;
 	else if (e == 0)

@@ -51,7 +51,11 @@ static const char usage_text[] =
 	"\n"
 	"PostgreSQL (--cluster NAME, default main):\n"
 	"  pg wal-push PATH                   archive_command: store one WAL file\n"
-	"  pg wal-fetch NAME DEST             restore_command: fetch one WAL file\n"
+	"  pg wal-fetch [--read-ahead] NAME DEST\n"
+	"                                     restore_command: fetch one WAL file\n"
+	"                                     (--read-ahead: the next segments are fetched\n"
+	"                                     into a spool beside DEST while the server\n"
+	"                                     replays, by a pg wal-read-ahead SPOOL of its own)\n"
 	"  pg basebackup --dbname CONNINFO [--fast-checkpoint] [--no-reuse] [--archive-timeout SECS]\n"
 	"             [--max-rate RATE] [--stall-timeout SECS] [--no-verify-checksums]\n"
 	"                                     (--archive-timeout: how long to wait, default\n"
@@ -168,7 +172,7 @@ enum {
 	OPT_REPO = 1000, OPT_KEYFILE, OPT_PWFILE, OPT_PWCMD, OPT_NEWKEY, OPT_NEWPW, OPT_JSON,
 	OPT_NAME, OPT_TAG, OPT_STDIN, OPT_STDIN_NAME, OPT_TARGET, OPT_INCLUDE, OPT_READ_DATA,
 	OPT_CHUNK, OPT_CLUSTER, OPT_DBNAME, OPT_FAST, OPT_NOREUSE, OPT_NOVERIFY, OPT_ARCHIVE_TIMEOUT, OPT_MAX_RATE,
-	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_TSMAP, OPT_OWNER, OPT_HELP,
+	OPT_STALL_TIMEOUT, OPT_TTIME, OPT_TLSN, OPT_TXID, OPT_TNAME, OPT_TACTION, OPT_TTIMELINE, OPT_ARCHIVE_MODE, OPT_TSMAP, OPT_OWNER, OPT_READ_AHEAD, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -205,6 +209,7 @@ static const struct option long_opts[] = {
 	{ "archive-mode", required_argument, NULL, OPT_ARCHIVE_MODE },
 	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "tablespace-mapping", required_argument, NULL, OPT_TSMAP },
+	{ "read-ahead", no_argument, NULL, OPT_READ_AHEAD },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -247,7 +252,8 @@ static const struct {
 	{ "repair", NULL, 0 },
 	{ "stats", NULL, OPT_BIT(OPT_JSON) },
 	{ "pg", "wal-push", PG_OPTS },
-	{ "pg", "wal-fetch", PG_OPTS },
+	{ "pg", "wal-fetch", PG_OPTS | OPT_BIT(OPT_READ_AHEAD) },
+	{ "pg", "wal-read-ahead", PG_OPTS },
 	{ "pg", "basebackup", PG_OPTS | OPT_BIT(OPT_DBNAME) | OPT_BIT(OPT_FAST) |
 				      OPT_BIT(OPT_NOREUSE) | OPT_BIT(OPT_NOVERIFY) | OPT_BIT(OPT_ARCHIVE_TIMEOUT) |
 				      OPT_BIT(OPT_MAX_RATE) | OPT_BIT(OPT_STALL_TIMEOUT) | OPT_BIT(OPT_JSON) },
@@ -853,6 +859,7 @@ static int run(int argc, char **argv)
 		case OPT_DBNAME: cli.dbname = cli.dbname_argv = optarg; break;
 		case OPT_FAST: cli.fast_checkpoint = true; break;
 		case OPT_NOREUSE: cli.no_reuse = true; break;
+		case OPT_READ_AHEAD: cli.read_ahead = true; break;
 		case OPT_NOVERIFY: cli.no_verify_checksums = true; break;
 		case OPT_ARCHIVE_TIMEOUT: cli.archive_timeout = optarg; break;
 		case OPT_MAX_RATE: cli.max_rate = optarg; break;

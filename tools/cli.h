@@ -20,7 +20,7 @@ typedef struct {
 	char *dbname_argv; /* --dbname's argument itself, in argv: cmd-pg.c hides a password */
 	const char **tags, **includes, **ts_mapping;
 	size_t ntags, nincludes, nts_mapping;
-	bool json, quiet, use_stdin, read_data, fast_checkpoint, no_reuse,
+	bool json, quiet, use_stdin, read_data, fast_checkpoint, no_reuse, read_ahead,
 	     no_verify_checksums;
 	const char *const *args; /* positional arguments after the command */
 	size_t nargs;

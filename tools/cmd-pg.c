@@ -1,6 +1,7 @@
 /* bunker pg ...: the PostgreSQL commands. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -18,6 +20,7 @@
 #include "pg/recovery.h"
 #include "pg/wal.h"
 #include "pg/walarchive.h"
+#include "pg/walspool.h"
 #include "store/error.h"
 #include "store/restorer.h"
 #include "store/util.h"
@@ -40,6 +43,87 @@ static int wal_push(void)
 	if (e < 0)
 		return cli_fail(e, "wal-push");
 	return 0;
+}
+
+/* Starts `bunker pg wal-read-ahead SPOOL` with this command's repository, secret
+ * and cluster, detached (its own session, no terminal, standard streams on
+ * /dev/null), so that the server's wait for restore_command is not its. */
+static void start_read_ahead(const char *spool)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		return;
+	exe[n] = '\0';
+	const char *argv[16];
+	size_t k = 0;
+	argv[k++] = exe;
+	argv[k++] = "-q";
+	argv[k++] = "--repo";
+	argv[k++] = cli.repo;
+	if (cli.key_file) {
+		argv[k++] = "--key-file";
+		argv[k++] = cli.key_file;
+	} else if (cli.password_file) {
+		argv[k++] = "--password-file";
+		argv[k++] = cli.password_file;
+	} else if (cli.password_command) {
+		argv[k++] = "--password-command";
+		argv[k++] = cli.password_command;
+	}
+	argv[k++] = "--cluster";
+	argv[k++] = cli.cluster;
+	argv[k++] = "pg";
+	argv[k++] = "wal-read-ahead";
+	argv[k++] = spool;
+	argv[k] = NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setsid() < 0 || fork() != 0)
+			_exit(0);
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(exe, (char *const *)argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
+/* Set by SIGTERM, SIGINT or SIGHUP: the read-ahead removes its spool and ends. */
+static volatile sig_atomic_t read_ahead_stop;
+
+static void on_read_ahead_signal(int sig)
+{
+	(void)sig;
+	read_ahead_stop = 1;
+}
+
+/* pg wal-read-ahead SPOOL: the filler of pg/walspool.h, started by wal-fetch
+ * --read-ahead (quiet: nobody reads its output). */
+static int wal_read_ahead(void)
+{
+	if (cli.nargs != 2)
+		return usage_error("pg wal-read-ahead needs SPOOL");
+	static const int stops[] = { SIGINT, SIGTERM, SIGHUP };
+	for (size_t i = 0; i < BK_ARRAY_SIZE(stops); i++) {
+		struct sigaction sa = { .sa_handler = on_read_ahead_signal };
+		sigemptyset(&sa.sa_mask);
+		sigaction(stops[i], &sa, NULL);
+	}
+	BkRepo *r;
+	int e = cli_open_repo(&r);
+	if (e == 0)
+		e = bk_wal_spool_fill(r, cli.cluster, cli.args[1], &read_ahead_stop);
+	bk_repo_close(r);
+	return e < 0 ? cli_fail(e, "wal-read-ahead") : 0;
 }
 
 static int wal_fetch(void)
@@ -70,8 +154,23 @@ static int wal_fetch(void)
 	sigaddset(&stop, SIGQUIT);
 	sigaddset(&stop, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stop, &old);
-	e = bk_wal_fetch(r, cli.cluster, cli.args[1], cli.args[2]);
+	BkWalName wn;
+	char spool[PATH_MAX];
+	bool ahead = cli.read_ahead && bk_wal_name_parse(cli.args[1], &wn) == 0 &&
+		     wn.kind == BK_WAL_SEGMENT &&
+		     bk_wal_spool_path(r, cli.cluster, cli.args[2], spool) == 0;
+	e = ahead ? bk_wal_spool_take(spool, cli.args[1], cli.args[2]) : -ENOENT;
+	if (e < 0) { /* (not spooled: from the archive, whose answer "not archived" is) */
+		bk_error_clear();
+		e = bk_wal_fetch(r, cli.cluster, cli.args[1], cli.args[2], false);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	bool start = false;
+	if (e == 0 && ahead) { /* (read-ahead is a help, never a failure) */
+		if (bk_wal_spool_want(spool, cli.args[1], &start) == 0 && start)
+			start_read_ahead(spool);
+		bk_error_clear();
+	}
 	bk_repo_close(r);
 	if (e == -ENOENT) /* PostgreSQL probes for files that do not exist: stay quiet */
 		return 3;
@@ -355,7 +454,7 @@ static int restore_command(char *out, size_t cap, RestoreFiles *f)
 	}
 	append(out, cap, " --cluster ");
 	sh_quote(out, cap, cli.cluster);
-	append(out, cap, " pg wal-fetch");
+	append(out, cap, " pg wal-fetch --read-ahead");
 	return strlen(out) + 16 < cap ? 0 : bk_errorf(-E2BIG, "restore_command too long");
 }
 
@@ -1207,6 +1306,8 @@ int cmd_pg(void)
 		return wal_push();
 	if (!strcmp(sub, "wal-fetch"))
 		return wal_fetch();
+	if (!strcmp(sub, "wal-read-ahead"))
+		return wal_read_ahead();
 	if (!strcmp(sub, "basebackup"))
 		return basebackup();
 	if (!strcmp(sub, "dump"))

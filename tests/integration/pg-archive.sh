@@ -7,7 +7,8 @@
 # the last archived segment, the archiver never failed, and `bunker check` is clean.
 # A base backup's .backup history file is among them.
 # A segment pushed under a second cluster name is warned of; the server's pushes are not.
-# pg restore with the cluster's wal/ directory gone says so.
+# With the cluster's wal/ directory gone while a base backup is here, wal-fetch
+# exits 128 (not 3, which would end recovery early) and pg restore says so.
 # BUNKER_TEST_QUICK=1 shortens the load.
 . "$SRCDIR/tests/integration/lib-pitr.sh"
 pitr_init pg-archive
@@ -135,11 +136,23 @@ t_is "$(cat "$ERR")" "" "... says nothing"
 # restore names it (it said "segment ... is not archived yet", found by a helper's
 # exploration); wal-fetch exits 128 then (pg-contracts.sh)
 mv "$REPO/wal/main" "$REPO/wal/main.aside"
+for f in "$first" 00000002.history; do
+	t_rc 128 "wal-fetch of $f with wal/main missing, a base backup here: exit 128" \
+		bkp pg wal-fetch "$f" "$SRV/fetch/RECOVERYXLOG"
+	t_true "... naming it" grep -qx \
+		"bunker: wal-fetch $f: cluster 'main' has no WAL in this repository, though it has base backups (wal/main is missing or empty)" \
+		"$ERR" || diag "$(cat "$ERR")"
+done
+pg_as_server mkdir "$REPO/wal/main"
+t_rc 128 "... empty: exit 128 too" bkp pg wal-fetch "$first" "$SRV/fetch/RECOVERYXLOG"
+rmdir "$REPO/wal/main"
 t_rc 3 "pg restore with wal/main missing exits 3" bkp pg restore latest --target "$SRV/r-nowal"
 t_true "... naming wal/main" grep -qx \
 	"bunker: pg restore: WAL chain incomplete: cluster 'main' has no WAL in this repository (wal/main is missing or empty; the backup needs [0-9A-F]\{24\} on)" \
 	"$ERR" || diag "$(cat "$ERR")"
 t_true "... writing nothing" test ! -e "$SRV/r-nowal"
 mv "$REPO/wal/main.aside" "$REPO/wal/main"
+t_rc 0 "... back: wal-fetch of $first exits 0" bkp pg wal-fetch "$first" "$SRV/fetch/RECOVERYXLOG"
+t_cmp "$PG_DATA/pg_wal/$first" "$SRV/fetch/RECOVERYXLOG" "... byte-exact"
 
 done_testing

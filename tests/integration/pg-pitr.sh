@@ -203,6 +203,15 @@ restore_to() {
 	got=$(rsql "select string_agg(tag, ',' order by id) from t")
 	t_is "$got" "$want" "$desc: the restored server holds exactly $want" ||
 		diag "$(pitr_log_tail 20)"
+	# the WAL read ahead of recovery (restore_command's --read-ahead) goes once
+	# recovery has ended, its spool in pg_wal with it
+	local spool=
+	for _ in $(seq 50); do
+		spool=$(ls -d "$SRV/$name"/pg_wal/bunker-read-ahead.* 2>/dev/null)
+		[ -z "$spool" ] && break
+		sleep 0.1
+	done
+	t_is "$spool" "" "$desc: the read-ahead's spool is gone after recovery"
 	pitr_stop
 }
 
@@ -473,6 +482,15 @@ t_true "... naming it" grep -q "write $SRV/r-fsync/postgresql.auto.conf: " "$T/f
 	diag "$(cat "$T/fsync.err")"
 t_true "... and takes back what it wrote, and the directory it made" test ! -e "$SRV/r-fsync"
 rm -rf "$SRV/r-fsync"
+# a target that was there, reached through a directory made on the way, stays
+# (found by review: taken for one the restore made, it was removed)
+pg_as_server mkdir -m 0750 "$SRV/r-kept"
+pitr_restore_faulted fsync "$SRV/r-kept/.postgresql.auto.conf" "$SRV/r-new/../r-kept" 2>"$T/fsync.err"
+t_is "$?" 1 "pg restore into r-new/../r-kept whose postgresql.auto.conf fsync fails: exit 1" ||
+	diag "$(cat "$T/fsync.err")"
+t_is "$(stat -c %a "$SRV/r-kept" 2>&1)/$(ls -A "$SRV/r-kept" 2>&1)" "750/" \
+	"... empties r-kept, which was there, and leaves it as it was"
+rm -rf "$SRV/r-kept" "$SRV/r-new"
 
 # A --target that is a symbolic link to an empty directory: what was written through
 # the link is removed through it (removing below the link itself removed nothing),
