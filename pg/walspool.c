@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,15 +22,25 @@
 #define LOCK_FILE ".lock"
 #define WINDOW_MIN 2
 #define WINDOW_MAX 64
-#define POLL_MS 20
+#define POLL_MS 20    /* the filler looks for a new want this often */
+#define MISS_MS 250   /* and for a segment not archived yet this often */
+
+/* The spool's own name in its directory. */
+static void spool_base(const BkRepo *r, const char *cluster, char out[128])
+{
+	char id[2 * 8 + 1];
+	bk_hex(id, r->keys->repo_id, 8);
+	snprintf(out, 128, "bunker-read-ahead.%s.%s", id, cluster);
+}
 
 int bk_wal_spool_path(const BkRepo *r, const char *cluster, const char *dest, char out[PATH_MAX])
 {
-	const char *slash = strrchr(dest, '/');
-	char id[2 * 8 + 1];
-	bk_hex(id, r->keys->repo_id, 8);
-	int n = snprintf(out, PATH_MAX, "%.*sbunker-read-ahead.%s.%s", slash ? (int)(slash - dest) + 1 : 0,
-			 dest, id, cluster);
+	const char *slash = strrchr(dest, '/'), *base = slash ? slash + 1 : dest;
+	if (strcmp(base, BK_WAL_SPOOL_DEST) != 0)
+		return -ENOENT;
+	char own[128];
+	spool_base(r, cluster, own);
+	int n = snprintf(out, PATH_MAX, "%.*s%s", (int)(base - dest), dest, own);
 	return n < 0 || n >= PATH_MAX ? bk_errorf(BK_E_USAGE, "%s: path too long", dest) : 0;
 }
 
@@ -39,13 +50,66 @@ int bk_wal_spool_take(const char *spool, const char *name, const char *dest)
 	struct stat st;
 	if (snprintf(path, sizeof(path), "%s/%s", spool, name) >= (int)sizeof(path))
 		return -ENOENT;
+	/* dest is replaced only when it is a file, as bk_wal_fetch replaces it (found
+	 * by review: a FIFO there was replaced) */
+	if (lstat(dest, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+		return -ENOENT;
 	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return -ENOENT;
 	return rename(path, dest) < 0 ? bk_errorf_code(-errno, "rename %s", path) : 0;
 }
 
-/* Whether another process holds the spool's lock (fd: the lock file, held on
- * success when hold). */
+/* Removes the spool's segments but those in (first, first + n] on timeline tli
+ * (seg_size: theirs; 0 keeps none); with all, the filler's own files too (want,
+ * the lock, their temporary files), never anything else the directory holds. */
+static void prune(int dirfd, uint32_t tli, uint64_t first, uint64_t n, uint32_t seg_size, bool all)
+{
+	/* (a descriptor of its own: a dup would share the offset the last listing
+	 * left at the end) */
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		BkWalName wn;
+		uint64_t segno;
+		bool seg = bk_wal_name_parse(name, &wn) == 0 && wn.kind == BK_WAL_SEGMENT;
+		bool keep = seg && seg_size && bk_wal_name_segno(&wn, seg_size, &segno) == 0 &&
+			    wn.tli == tli && segno > first && segno <= first + n;
+		bool own = !strcmp(name, WANT_FILE) || !strcmp(name, LOCK_FILE) ||
+			   !strncmp(name, ".want.", 6) || strstr(name, ".bunker-tmp.");
+		if ((seg && !keep) || (all && own))
+			unlinkat(dirfd, name, 0);
+	}
+	closedir(d);
+}
+
+int bk_wal_spool_clear(const char *spool)
+{
+	int dirfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dirfd < 0)
+		return errno == ENOENT ? 0 : bk_errorf_code(-errno, "open %s", spool);
+	prune(dirfd, 0, 0, 0, 0, false);
+	close(dirfd);
+	return 0;
+}
+
+/* Whether the working directory is a data directory in recovery: PostgreSQL's
+ * startup process runs restore_command there (pg_rewind --restore-target-wal,
+ * whose fetches read WAL backwards, runs it from anywhere: found by review). */
+static bool in_recovery(void)
+{
+	return access("PG_VERSION", F_OK) == 0 && access("postmaster.pid", F_OK) == 0 &&
+	       (access("recovery.signal", F_OK) == 0 || access("standby.signal", F_OK) == 0);
+}
+
+/* Takes the spool's lock: -EBUSY when another process holds it; on success held
+ * in *ret_fd with hold, else let go at once (a look whether a filler runs). */
 static int lock_spool(const char *spool, bool hold, int *ret_fd)
 {
 	char path[PATH_MAX];
@@ -69,6 +133,8 @@ static int lock_spool(const char *spool, bool hold, int *ret_fd)
 int bk_wal_spool_want(const char *spool, const char *name, bool *ret_start)
 {
 	*ret_start = false;
+	if (!in_recovery())
+		return 0;
 	if (mkdir(spool, 0700) < 0 && errno != EEXIST)
 		return bk_errorf_code(-errno, "mkdir %s", spool);
 	char tmp[PATH_MAX], path[PATH_MAX];
@@ -114,40 +180,24 @@ static int read_want(int dirfd, uint32_t seg_size, char name[BK_WAL_NAME_MAX], B
  * file. Run from elsewhere, only the idle timeout ends the filler. */
 static bool recovery_ended(void)
 {
-	return access("PG_VERSION", F_OK) == 0 && access("recovery.signal", F_OK) < 0 &&
-	       access("standby.signal", F_OK) < 0;
+	return access("PG_VERSION", F_OK) == 0 &&
+	       ((access("recovery.signal", F_OK) < 0 && access("standby.signal", F_OK) < 0) ||
+		access("postmaster.pid", F_OK) < 0); /* (the server stopped: found by review,
+						      * the filler outlived it by a minute) */
 }
 
-/* Removes the spool's segments outside (first, first + n) on timeline tli; all of
- * them and its other files with all set. */
-static void prune(int dirfd, uint32_t tli, uint64_t first, uint64_t n, uint32_t seg_size, bool all)
+static void nap(long ms)
 {
-	/* (a descriptor of its own: a dup would share the offset the last listing
-	 * left at the end) */
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		BkWalName wn;
-		uint64_t segno;
-		bool seg = bk_wal_name_parse(de->d_name, &wn) == 0 && wn.kind == BK_WAL_SEGMENT &&
-			   bk_wal_name_segno(&wn, seg_size, &segno) == 0;
-		bool keep = seg && !all && wn.tli == tli && segno > first && segno <= first + n;
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && !keep && (seg || all))
-			unlinkat(dirfd, de->d_name, 0);
-	}
-	closedir(d);
-}
-
-static void nap(void)
-{
-	struct timespec ts = { 0, POLL_MS * 1000000L };
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
 	nanosleep(&ts, NULL);
+}
+
+/* Whether the spool's file system has room for a segment more, and as much again
+ * for the server (found by review: a full pg_wal stops recovery). */
+static bool room(int dirfd, uint32_t seg_size)
+{
+	struct statvfs v;
+	return fstatvfs(dirfd, &v) < 0 || (uint64_t)v.f_bavail * v.f_frsize >= 4ull * seg_size;
 }
 
 int bk_wal_spool_fill(BkRepo *r, const char *cluster, const char *spool,
@@ -160,6 +210,14 @@ int bk_wal_spool_fill(BkRepo *r, const char *cluster, const char *spool,
 		return e;
 	if (!bk_wal_seg_size_valid(seg_size))
 		return bk_errorf(BK_E_CORRUPT, "cluster '%s': segment size %u", cluster, seg_size);
+	/* only a spool, never another directory whose files it would remove (found
+	 * by review) */
+	char own[128];
+	const char *slash = strrchr(spool, '/');
+	spool_base(r, cluster, own);
+	if (strcmp(slash ? slash + 1 : spool, own) != 0)
+		return bk_errorf(BK_E_USAGE, "%s is not a read-ahead spool of this repository and "
+				 "cluster (%s)", spool, own);
 	int dirfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (dirfd < 0)
 		return bk_errorf_code(-errno, "open %s", spool);
@@ -187,11 +245,13 @@ int bk_wal_spool_fill(BkRepo *r, const char *cluster, const char *spool,
 		    fstat(dirfd, &sp) < 0 || sp.st_nlink == 0) /* (the spool removed) */
 			break;
 		if (!known) {
-			nap();
+			nap(POLL_MS);
 			continue;
 		}
-		bool fetched = false;
-		for (uint64_t k = 1; e == 0 && !*stop && k <= window; k++) {
+		bool fetched = false, missed = false;
+		for (uint64_t k = 1; e == 0 && !*stop && k <= window && !recovery_ended() &&
+				     room(dirfd, seg_size);
+		     k++) {
 			char name[BK_WAL_NAME_MAX], path[PATH_MAX];
 			struct stat st;
 			bk_wal_segment_name(name, sizeof(name), wn.tli, segno + k, seg_size);
@@ -201,6 +261,7 @@ int bk_wal_spool_fill(BkRepo *r, const char *cluster, const char *spool,
 			e = bk_wal_fetch(r, cluster, name, path, true);
 			if (e == -ENOENT) { /* not archived (yet): asked again after a nap */
 				e = 0;
+				missed = true;
 				break;
 			}
 			fetched = true;
@@ -211,10 +272,10 @@ int bk_wal_spool_fill(BkRepo *r, const char *cluster, const char *spool,
 				break; /* recovery moved on: the window with it */
 		}
 		if (!fetched)
-			nap();
+			nap(missed ? MISS_MS : POLL_MS);
 	}
 	/* recovery over, idle, or a failure: what is spooled goes, and the spool */
-	prune(dirfd, 0, 0, 0, seg_size, true);
+	prune(dirfd, 0, 0, 0, 0, true);
 	rmdir(spool);
 	close(lock);
 	close(dirfd);

@@ -18,12 +18,16 @@
  *   so a spooled copy is the archive's bytes for as long as it lies there.
  * - A file the spool lacks is fetched from the archive as before: "not archived"
  *   (exit 3) is always the archive's own answer.
+ * - Only the DEST recovery uses (BK_WAL_SPOOL_DEST) has a spool, and only a
+ *   fetch run in a data directory in recovery starts a filler.
  * - The filler keeps the BK_WAL_SPOOL_BYTES after the segment asked for last (at
- *   least 2 segments, at most 64), removes what lies outside them, and removes the
- *   spool and exits once recovery has ended (its working directory is a data
- *   directory, PostgreSQL's, without recovery.signal or standby.signal), no fetch
- *   has asked for BK_WAL_SPOOL_IDLE_S seconds, or the spool was removed. One filler
- *   per spool (a lock).
+ *   least 2 segments, at most 64), while its file system has room for 4 segments
+ *   more, removes what lies outside them, and removes the spool and exits once
+ *   recovery has ended or the server stopped (its working directory, the data
+ *   directory, without recovery.signal and standby.signal, or without
+ *   postmaster.pid), no fetch has asked for BK_WAL_SPOOL_IDLE_S seconds, or the
+ *   spool was removed. One filler per spool (a lock). It removes only segments and
+ *   its own files, and works only in a directory named as a spool.
  *
  * Ownership: paths are the caller's buffers. Thread-safety: none needed (one
  * thread per process).
@@ -39,16 +43,25 @@
 
 #define BK_WAL_SPOOL_BYTES (128u << 20)
 #define BK_WAL_SPOOL_IDLE_S 60
+#define BK_WAL_SPOOL_DEST "RECOVERYXLOG" /* the DEST of PostgreSQL's recovery */
 
-/* The spool's path for dest (BK_E_USAGE when it would not fit in PATH_MAX). */
+/* The spool's path for dest: -ENOENT (no read-ahead) unless dest is named
+ * BK_WAL_SPOOL_DEST, BK_E_USAGE when it would not fit in PATH_MAX. */
 int bk_wal_spool_path(const BkRepo *r, const char *cluster, const char *dest, char out[PATH_MAX]);
 
 /* Moves the spool's copy of segment name onto dest: 0, or -ENOENT when the spool
- * (or the spool itself) has none, or another error (the caller fetches then). */
+ * (or the spool itself) has none or dest is there and not a file, or another
+ * error (the caller fetches then). */
 int bk_wal_spool_take(const char *spool, const char *name, const char *dest);
 
-/* Records name as the segment asked for last (the spool made, 0700, if missing);
- * *ret_start is true when no filler holds the spool: the caller starts one. */
+/* Removes the spool's segments (a fetch that found no room, ENOSPC: the server's
+ * file comes first). */
+int bk_wal_spool_clear(const char *spool);
+
+/* Records name as the segment asked for last (the spool made, 0700, if missing),
+ * when the working directory is a data directory in recovery (PG_VERSION,
+ * postmaster.pid and recovery.signal or standby.signal); *ret_start is true when
+ * no filler holds the spool: the caller starts one. */
 int bk_wal_spool_want(const char *spool, const char *name, bool *ret_start);
 
 /* The filler (above), until recovery ends, it idles or *stop is set (a signal:

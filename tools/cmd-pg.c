@@ -87,6 +87,11 @@ static void start_read_ahead(const char *spool)
 			dup2(null, 1);
 			dup2(null, 2);
 		}
+		/* nothing else of the server's (found by review: its postmaster-death
+		 * pipe, and any file it left open across exec) */
+		if (close_range(3, ~0u, 0) < 0)
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -118,7 +123,7 @@ static int wal_read_ahead(void)
 		sigemptyset(&sa.sa_mask);
 		sigaction(stops[i], &sa, NULL);
 	}
-	BkRepo *r;
+	BkRepo *r = NULL;
 	int e = cli_open_repo(&r);
 	if (e == 0)
 		e = bk_wal_spool_fill(r, cli.cluster, cli.args[1], &read_ahead_stop);
@@ -161,6 +166,12 @@ static int wal_fetch(void)
 		     bk_wal_spool_path(r, cli.cluster, cli.args[2], spool) == 0;
 	e = ahead ? bk_wal_spool_take(spool, cli.args[1], cli.args[2]) : -ENOENT;
 	if (e < 0) { /* (not spooled: from the archive, whose answer "not archived" is) */
+		bk_error_clear();
+		e = bk_wal_fetch(r, cli.cluster, cli.args[1], cli.args[2], false);
+	}
+	/* no room: what is read ahead goes first (found by review: a spool that filled
+	 * pg_wal stopped recovery) */
+	if ((e == -ENOSPC || e == -EDQUOT) && ahead && bk_wal_spool_clear(spool) == 0) {
 		bk_error_clear();
 		e = bk_wal_fetch(r, cli.cluster, cli.args[1], cli.args[2], false);
 	}

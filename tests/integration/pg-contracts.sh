@@ -214,30 +214,53 @@ for f in "$s2" 00000002.history; do
 done
 mv "$REPO/wal/main.aside" "$REPO/wal/main"
 # ---- read-ahead (pg restore's restore_command: wal-fetch --read-ahead) ----
-# The segments after the one fetched are read into a spool beside DEST by a process
-# of its own; the next fetch takes its segment from there, byte-exact; a segment
-# not archived is the archive's answer still (exit 3); stopped, the read-ahead
-# removes its spool.
-t_rc 0 "wal-fetch --read-ahead $s2" bkp pg wal-fetch --read-ahead "$s2" "$F/RECOVERYXLOG"
-t_cmp "$S/$s2" "$F/RECOVERYXLOG" "... byte-exact"
+# Run as recovery runs it, in a data directory in recovery (here one with the
+# files the read-ahead looks at: PG_VERSION, postmaster.pid, recovery.signal;
+# pg-pitr.sh has a real one) onto pg_wal/RECOVERYXLOG: the segments after the one
+# fetched are read into a spool beside DEST by a process of its own; the next fetch
+# takes its segment from there by a rename (the same inode), byte-exact; a segment
+# not archived is the archive's answer still (exit 3); a DEST that is not a file is
+# refused as ever; once the server is gone (no postmaster.pid), the read-ahead
+# removes its spool; it refuses to work in a directory not named as a spool.
+D=$T/fakedata
+mkdir -p "$D/pg_wal"
+touch "$D/PG_VERSION" "$D/postmaster.pid" "$D/recovery.signal"
+chown -R postgres: "$D"
+dfetch() { (cd "$D" && bkp pg wal-fetch --read-ahead "$@"); }
+t_rc 0 "wal-fetch --read-ahead $s2 in a data directory in recovery" dfetch "$s2" pg_wal/RECOVERYXLOG
+t_cmp "$S/$s2" "$D/pg_wal/RECOVERYXLOG" "... byte-exact"
 spool=
 for _ in $(seq 100); do
-	spool=$(ls -d "$F"/bunker-read-ahead.*.main 2>/dev/null)
+	spool=$(ls -d "$D"/pg_wal/bunker-read-ahead.*.main 2>/dev/null)
 	[ -n "$spool" ] && [ -f "$spool/$s3" ] && break
 	sleep 0.1
 done
 t_true "... and $s3 is read ahead into a spool beside DEST (${spool##*/})" test -f "$spool/$s3"
 t_cmp "$S/$s3" "$spool/$s3" "... byte-exact"
-t_rc 0 "wal-fetch --read-ahead $s3" bkp pg wal-fetch --read-ahead "$s3" "$F/RECOVERYXLOG"
-t_cmp "$S/$s3" "$F/RECOVERYXLOG" "... byte-exact"
-t_true "... taken from the spool" test ! -e "$spool/$s3"
+ino=$(stat -c %i "$spool/$s3")
+t_rc 0 "wal-fetch --read-ahead $s3" dfetch "$s3" pg_wal/RECOVERYXLOG
+t_cmp "$S/$s3" "$D/pg_wal/RECOVERYXLOG" "... byte-exact"
+t_is "$(stat -c %i "$D/pg_wal/RECOVERYXLOG")" "$ino" "... the spool's file itself (renamed)"
 t_rc 3 "wal-fetch --read-ahead of a segment not archived: exit 3" \
-	bkp pg wal-fetch --read-ahead 000000010000000000000077 "$F/RECOVERYXLOG"
+	dfetch 000000010000000000000077 pg_wal/RECOVERYXLOG
 t_is "$(cat "$ERR")" "" "... quietly"
-pkill -TERM -f "wal-read-ahead $spool"
+rm -f "$D/pg_wal/RECOVERYXLOG"
+pg_as_server mkfifo "$D/pg_wal/RECOVERYXLOG"
+t_rc 128 "wal-fetch --read-ahead onto a FIFO exits 128" dfetch "$s3" pg_wal/RECOVERYXLOG
+t_true "... and leaves it" test -p "$D/pg_wal/RECOVERYXLOG"
+rm -f "$D/pg_wal/RECOVERYXLOG"
+mkdir -p "$T/other"
+cp "$S/$s2" "$T/other/keep"
+chown -R postgres: "$T/other"
+t_rc 2 "wal-read-ahead in a directory not named as a spool: exit 2" \
+	bkp pg wal-read-ahead "$T/other"
+t_true "... which it leaves as it was" cmp -s "$S/$s2" "$T/other/keep"
+rm -f "$D/postmaster.pid"
 for _ in $(seq 50); do [ -e "$spool" ] || break; sleep 0.1; done
-t_true "the read-ahead, stopped (SIGTERM), removes its spool" test ! -e "$spool"
-rm -f "$F/RECOVERYXLOG"
+t_true "the server gone, the read-ahead removes its spool" test ! -e "$spool"
+t_rc 0 "wal-fetch --read-ahead to another DEST than RECOVERYXLOG" dfetch "$s2" pg_wal/"$s2"
+t_true "... reads nothing ahead" test -z "$(ls -d "$D"/pg_wal/bunker-read-ahead.* 2>/dev/null)"
+rm -rf "$D" "$T/other"
 t_rc 128 "wal-fetch from a repository that does not exist exits 128" \
 	pg_as_server "$BUNKER" -q --repo "$T/bk/none" --key-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
 pg_as_server "$BUNKER" -q --repo "$T/bk/other" --new-key-file "$T/bk/other.key" init >/dev/null

@@ -651,7 +651,24 @@ if t_rc 0 "to an LSN with --target-action pause: pg restore" \
 		diag "$(pitr_log_tail 20)"
 	t_is "$(rsql "select pg_is_in_recovery()")/$(rsql "select string_agg(tag, ',' order by id) from t")" \
 		"t/A" "paused in recovery, it holds A and not B"
+	# its recovery read WAL ahead: the read-ahead runs beside the paused server,
+	# with its spool in pg_wal; stopped, the server takes it with it (found by
+	# review: it lingered a minute, writing into pg_wal)
+	ra_state() { # running: a read-ahead works in that data directory
+		local pid running=
+		for pid in $(pgrep -f "[w]al-read-ahead"); do
+			[ "$(readlink "/proc/$pid/cwd")" = "$SRV/r-pause" ] && running=running
+		done
+		printf '%s/%s' "$running" \
+			"$(ls -d "$SRV/r-pause"/pg_wal/bunker-read-ahead.* >/dev/null 2>&1 && echo spool)"
+	}
+	t_is "$(ra_state)" running/spool "paused, its recovery's read-ahead runs, its spool in pg_wal"
 	pitr_stop
+	for _ in $(seq 50); do
+		[ "$(ra_state)" = / ] && break
+		sleep 0.1
+	done
+	t_is "$(ra_state)" / "... and once the server stopped, the read-ahead and its spool are gone"
 else
 	not_ok "the paused server starts" "$(pitr_log_tail 20)"
 fi
