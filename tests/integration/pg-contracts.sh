@@ -498,55 +498,44 @@ make_big $((k - 1)) "$S/$name"
 t0=$(date +%s%N)
 "${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG"
 fetch_ms=$((($(date +%s%N) - t0) / 1000000))
-termed=0 bad_term= bad_tmp=
-for pct in 3 10 20 35 50 65 80 95 3 10 20 35 50 65 80 95; do
-	rm -f "$F/RECOVERYXLOG"
-	"${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG" 2>/dev/null &
-	pid=$!
-	delay_ms=$((fetch_ms * pct / 100))
-	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid"
-	rc=$?
-	[ "$rc" = 143 ] && termed=$((termed + 1))
-	if [ -e "$F/RECOVERYXLOG" ] && ! cmp -s "$F/RECOVERYXLOG" "$S/$name"; then
-		bad_term+="$pct%(partial DEST) "
-	fi
-	if ls -A "$F" | grep -q bunker-tmp; then
-		bad_tmp+="$pct% "
-		rm -f "$F"/*bunker-tmp*
-	fi
-done
-pid=
-diag "$termed of 16 fetches ($fetch_ms ms each) ended by SIGTERM"
-t_is "$bad_tmp" "" "SIGTERM during wal-fetch leaves no temporary file"
-t_is "$bad_term" "" "and never a partial DEST"
-t_true "at least 4 fetches got the signal" test "$termed" -ge 4
+# fetch_under SIG STATUS PCT...: a fetch of $name onto $F/RECOVERYXLOG sent SIG at
+# each PCT of a fetch's time; sets hit (how many ended with STATUS) and bad (each
+# PCT that left a partial DEST or a temporary file)
+fetch_under() {
+	local sig=$1 status=$2 pct delay_ms rc
+	shift 2
+	hit=0 bad=
+	for pct in "$@"; do
+		rm -f "$F/RECOVERYXLOG"
+		"${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG" 2>/dev/null &
+		pid=$!
+		delay_ms=$((fetch_ms * pct / 100))
+		sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+		kill -"$sig" "$pid" 2>/dev/null
+		wait "$pid"
+		rc=$?
+		[ "$rc" = "$status" ] && hit=$((hit + 1))
+		if [ -e "$F/RECOVERYXLOG" ] && ! cmp -s "$F/RECOVERYXLOG" "$S/$name"; then
+			bad+="$pct%(partial DEST) "
+		fi
+		if ls -A "$F" | grep -q bunker-tmp; then
+			bad+="$pct%(temporary file) "
+			rm -f "$F"/*bunker-tmp*
+		fi
+	done
+	pid=
+}
+fetch_under TERM 143 3 10 20 35 50 65 80 95 3 10 20 35 50 65 80 95
+diag "$hit of 16 fetches ($fetch_ms ms each) ended by SIGTERM"
+t_is "$bad" "" "SIGTERM during wal-fetch leaves no temporary file and never a partial DEST"
+t_true "at least 4 fetches got the signal" test "$hit" -ge 4
 # SIGKILL (the OOM killer) while it writes: no temporary file either, and no
 # partial DEST (found by a helper's exploration: the named temporary file stayed in
 # pg_wal for ever)
-killed=0 bad_kill=
-for pct in 10 25 40 55 70 85 10 25 40 55 70 85; do
-	rm -f "$F/RECOVERYXLOG"
-	"${as_pg[@]}" --cluster big pg wal-fetch "$name" "$F/RECOVERYXLOG" 2>/dev/null &
-	pid=$!
-	delay_ms=$((fetch_ms * pct / 100))
-	sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid"
-	[ "$?" = 137 ] && killed=$((killed + 1))
-	if [ -e "$F/RECOVERYXLOG" ] && ! cmp -s "$F/RECOVERYXLOG" "$S/$name"; then
-		bad_kill+="$pct%(partial DEST) "
-	fi
-	if ls -A "$F" | grep -q bunker-tmp; then
-		bad_kill+="$pct%(temporary file) "
-		rm -f "$F"/*bunker-tmp*
-	fi
-done
-pid=
-diag "$killed of 12 fetches killed"
-t_is "$bad_kill" "" "SIGKILL during wal-fetch leaves no temporary file and no partial DEST"
-t_true "at least 4 fetches were killed" test "$killed" -ge 4
+fetch_under KILL 137 10 25 40 55 70 85 10 25 40 55 70 85
+diag "$hit of 12 fetches killed"
+t_is "$bad" "" "SIGKILL during wal-fetch leaves no temporary file and no partial DEST"
+t_true "at least 4 fetches were killed" test "$hit" -ge 4
 # (a file system without unnamed files: a named temporary file from the start)
 if [ -n "${IO_FAULT_LIB:-}" ]; then
 	rm -f "$F/RECOVERYXLOG"
