@@ -130,6 +130,21 @@ static int lock_spool(const char *spool, bool hold, int *ret_fd)
 	return 0;
 }
 
+void bk_wal_spool_sweep(const char *spool)
+{
+	int dirfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dirfd < 0)
+		return;
+	int lock = -1;
+	if (lock_spool(spool, true, &lock) == 0) {
+		prune(dirfd, 0, 0, 0, 0, true);
+		rmdir(spool);
+		close(lock);
+	}
+	bk_error_clear();
+	close(dirfd);
+}
+
 int bk_wal_spool_want(const char *spool, const char *name, bool *ret_start)
 {
 	*ret_start = false;
@@ -177,13 +192,14 @@ static int read_want(int dirfd, uint32_t seg_size, char name[BK_WAL_NAME_MAX], B
 
 /* Whether recovery has ended: the working directory is PostgreSQL's data
  * directory (the server runs restore_command there) and holds neither signal
- * file. Run from elsewhere, only the idle timeout ends the filler. */
+ * file, or no postmaster.pid (the server stopped). Run from elsewhere, only the
+ * idle timeout ends the filler. */
 static bool recovery_ended(void)
 {
 	return access("PG_VERSION", F_OK) == 0 &&
 	       ((access("recovery.signal", F_OK) < 0 && access("standby.signal", F_OK) < 0) ||
-		access("postmaster.pid", F_OK) < 0); /* (the server stopped: found by review,
-						      * the filler outlived it by a minute) */
+		access("postmaster.pid", F_OK) < 0); /* (found by review: the filler
+						      * outlived the server by a minute) */
 }
 
 static void nap(long ms)
@@ -192,8 +208,9 @@ static void nap(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Whether the spool's file system has room for a segment more, and as much again
- * for the server (found by review: a full pg_wal stops recovery). */
+/* Whether the spool's file system has room for four segments more: the one to
+ * fetch, and the rest for the server (found by review: a full pg_wal stops
+ * recovery). */
 static bool room(int dirfd, uint32_t seg_size)
 {
 	struct statvfs v;

@@ -4,7 +4,7 @@
  * PostgreSQL's recovery runs restore_command once per segment, one after another,
  * and replays each before it asks for the next: with every fetch on the way, about
  * two thirds of a recovery's time was bunker's (a helper's measurement, 2026-11-25:
- * 15 ms of 22 per 1 MB segment, 145 of 222 per 16 MB one). A spool directory beside
+ * 10 ms of 15 per 1 MB segment, 145 of 222 per 16 MB one). A spool directory beside
  * DEST holds the segments after the one asked for last, fetched by one process of
  * its own (the filler) while the server replays; the next fetch takes its segment
  * from there, by a rename.
@@ -27,7 +27,8 @@
  *   directory, without recovery.signal and standby.signal, or without
  *   postmaster.pid), no fetch has asked for BK_WAL_SPOOL_IDLE_S seconds, or the
  *   spool was removed. One filler per spool (a lock). It removes only segments and
- *   its own files, and works only in a directory named as a spool.
+ *   its own files, and works only in a directory named as a spool. wal-push
+ *   sweeps away a spool of its repository and cluster that no filler holds.
  *
  * Ownership: paths are the caller's buffers. Thread-safety: none needed (one
  * thread per process).
@@ -57,6 +58,11 @@ int bk_wal_spool_take(const char *spool, const char *name, const char *dest);
 /* Removes the spool's segments (a fetch that found no room, ENOSPC: the server's
  * file comes first). */
 int bk_wal_spool_clear(const char *spool);
+
+/* Removes a spool no filler holds, as a filler that ended would have (wal-push,
+ * which runs in pg_wal: a spool a SIGKILL or a power cut left behind on a server
+ * that recovers no more). Best effort. */
+void bk_wal_spool_sweep(const char *spool);
 
 /* Records name as the segment asked for last (the spool made, 0700, if missing),
  * when the working directory is a data directory in recovery (PG_VERSION,

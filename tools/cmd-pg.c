@@ -37,6 +37,14 @@ static int wal_push(void)
 	bool stored;
 	char warning[BK_CLUSTER_WARNING_MAX];
 	e = bk_wal_push(r, cli.cluster, cli.args[1], &stored, warning);
+	/* a read-ahead spool beside it that no recovery fills any more goes (found by
+	 * review: one a SIGKILL left stayed in a primary's pg_wal) */
+	char dest[PATH_MAX], spool[PATH_MAX];
+	const char *slash = strrchr(cli.args[1], '/');
+	if (e == 0 && snprintf(dest, sizeof(dest), "%.*s%s", slash ? (int)(slash - cli.args[1]) + 1 : 0,
+			       cli.args[1], BK_WAL_SPOOL_DEST) < (int)sizeof(dest) &&
+	    bk_wal_spool_path(r, cli.cluster, dest, spool) == 0)
+		bk_wal_spool_sweep(spool);
 	bk_repo_close(r);
 	if (e == 0 && warning[0]) /* into the server's log */
 		cli_warn("%s", warning);

@@ -260,6 +260,19 @@ for _ in $(seq 50); do [ -e "$spool" ] || break; sleep 0.1; done
 t_true "the server gone, the read-ahead removes its spool" test ! -e "$spool"
 t_rc 0 "wal-fetch --read-ahead to another DEST than RECOVERYXLOG" dfetch "$s2" pg_wal/"$s2"
 t_true "... reads nothing ahead" test -z "$(ls -d "$D"/pg_wal/bunker-read-ahead.* 2>/dev/null)"
+# a spool that a SIGKILL left (no filler holds its lock) goes at the next wal-push
+# from that pg_wal; one a filler holds stays (found by review: it stayed for ever)
+pg_as_server mkdir "$spool"
+pg_as_server cp "$S/$s3" "$spool/$s3"
+pg_as_server touch "$spool/want" "$spool/.lock"
+pg_as_server flock "$spool/.lock" sleep 3 &
+held=$!
+sleep 0.3
+t_rc 0 "wal-push $s2 from that pg_wal, its spool's lock held" bkp pg wal-push "$D/pg_wal/$s2"
+t_true "... leaves the spool" test -f "$spool/$s3"
+wait "$held"
+t_rc 0 "wal-push $s2 again, the lock let go" bkp pg wal-push "$D/pg_wal/$s2"
+t_true "... removes the spool" test ! -e "$spool"
 rm -rf "$D" "$T/other"
 t_rc 128 "wal-fetch from a repository that does not exist exits 128" \
 	pg_as_server "$BUNKER" -q --repo "$T/bk/none" --key-file "$KEY" pg wal-fetch "$s1" "$F/RECOVERYXLOG"
