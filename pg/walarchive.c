@@ -955,8 +955,11 @@ int bk_wal_fetch(BkRepo *r, const char *cluster, const char *name, const char *d
 	/* the bytes go to an unnamed file, named beside dest only to be renamed onto
 	 * it: a fetch killed while it writes (SIGKILL, the OOM killer) leaves nothing
 	 * (found by a helper's exploration: up to a segment in pg_wal, for ever). A file
-	 * system without O_TMPFILE gets a named one from the start. */
-	int fd = openat(AT_FDCWD, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	 * system without O_TMPFILE, or no /proc to name the file by (a chroot: found by
+	 * re-reading, every fetch failed there), gets a named one from the start, as
+	 * the restorer's files do (store/restorer.c open_new). */
+	int fd = bk_proc_fd_available() ? openat(AT_FDCWD, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600)
+					 : -1;
 	bool named = fd < 0;
 	if (named)
 		fd = mkostemp(tmp, O_CLOEXEC);

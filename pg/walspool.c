@@ -130,6 +130,14 @@ static int lock_spool(const char *spool, bool hold, int *ret_fd)
 	return 0;
 }
 
+/* Removes the spool whose lock the caller holds: its segments, its own files and
+ * the directory (when nothing else is left in it). */
+static void remove_spool(int dirfd, const char *spool)
+{
+	prune(dirfd, 0, 0, 0, 0, true);
+	rmdir(spool);
+}
+
 void bk_wal_spool_sweep(const char *spool)
 {
 	int dirfd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -137,8 +145,7 @@ void bk_wal_spool_sweep(const char *spool)
 		return;
 	int lock = -1;
 	if (lock_spool(spool, true, &lock) == 0) {
-		prune(dirfd, 0, 0, 0, 0, true);
-		rmdir(spool);
+		remove_spool(dirfd, spool);
 		close(lock);
 	}
 	bk_error_clear();
@@ -292,8 +299,7 @@ int bk_wal_spool_fill(BkRepo *r, const char *cluster, const char *spool,
 			nap(missed ? MISS_MS : POLL_MS);
 	}
 	/* recovery over, idle, or a failure: what is spooled goes, and the spool */
-	prune(dirfd, 0, 0, 0, 0, true);
-	rmdir(spool);
+	remove_spool(dirfd, spool);
 	close(lock);
 	close(dirfd);
 	return e;
